@@ -1,0 +1,31 @@
+# The two set-up commands of the README: `make demo` (install and run) and `make check`
+# (install and run every check: lint, types, tests). Both create .venv on first use.
+VENV ?= .venv
+BIN := $(VENV)/bin
+TEST_PACKAGES ?=
+
+.PHONY: demo check lint types test install
+
+$(BIN)/mukaika: pyproject.toml
+	sh deploy/system-packages.sh $(TEST_PACKAGES)
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/mukaika
+
+demo: install
+	$(BIN)/mukaika serve --demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: install
+	$(BIN)/mypy
+
+test: install
+	$(BIN)/pytest
+
+check: lint types test

@@ -1,0 +1,1 @@
+"""mukaika's service side: SMTP in, durable spool, workers, delivery, quarantine, audit."""

@@ -1,0 +1,76 @@
+"""Configuration: TOML files validated as a whole at start-up.
+
+The shipped defaults are the model's defaults, written out in ``config/defaults.toml`` (a test
+keeps the two equal). An operator's file is merged over them; an unknown key or a bad value is
+an error that names the file and the key, because a typo must never weaken a rule.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sanitizers.policy import Policy
+
+
+class Config(BaseModel):
+    """The whole configuration. Sections are added here as the service grows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policy: Policy = Policy()
+
+
+class ConfigError(Exception):
+    """An invalid configuration; ``problems`` holds one line per error, naming file and key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Merge tables recursively; any other value in ``override`` replaces the base value."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read one TOML file, turning every failure into a ConfigError that names the file."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
+
+
+def _describe(error: Any) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    return f"{key}: {error['msg']}"
+
+
+def validate(data: dict[str, Any], source: str) -> Config:
+    """Validate merged data; every problem is reported, each prefixed with ``source``."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([f"{source}: {_describe(err)}" for err in exc.errors()]) from exc
+
+
+def load_config(path: Path | None = None) -> Config:
+    """The effective configuration: the shipped defaults with ``path`` merged over them."""
+    if path is None:
+        return Config()
+    return validate(_merge({}, read_toml(path)), str(path))

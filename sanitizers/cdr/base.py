@@ -1,0 +1,81 @@
+"""The one interface every CDR sanitizer implements, and the outcome it returns.
+
+Threat model: the input file is hostile (malformed, a bomb, a polyglot, built to crash or hang
+the library that reads it). A sanitizer rebuilds the file without its dangerous parts and then
+an independent check (``verify``) must confirm the output is clean; anything else means the
+part is removed. The base class owns errors and the size limit, so a subclass cannot forget
+them; time and memory are bounded by the isolation layer around it (:mod:`sanitizers.cdr.isolation`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from sanitizers.cdr.settings import CdrPolicy
+from sanitizers.errors import SanitizeError
+from sanitizers.vocabulary import Action, Reason
+
+
+@dataclass(frozen=True, slots=True)
+class CdrOutcome:
+    """What a sanitizer did with one file.
+
+    ``removed`` lists stable item codes of what was taken out (``vba``, ``javascript``…); the
+    notice turns them into words. ``children`` holds the outcome of each entry of an archive.
+    """
+
+    action: Action
+    reason: Reason
+    data: bytes | None = None
+    filename: str | None = None
+    content_type: str | None = None
+    removed: tuple[str, ...] = ()
+    detail: str = ""
+    children: tuple[tuple[str, CdrOutcome], ...] = field(default=())
+
+    @staticmethod
+    def drop(reason: Reason, detail: str = "") -> CdrOutcome:
+        return CdrOutcome(action=Action.REMOVED, reason=reason, detail=detail)
+
+
+@dataclass(frozen=True, slots=True)
+class CdrContext:
+    """What a sanitizer may consult: the limits, whether keeping an unchanged file is allowed
+    (``keep_if_clean``) and the archive nesting depth it is called at."""
+
+    policy: CdrPolicy
+    keep_if_clean: bool = False
+    depth: int = 0
+
+
+class CdrSanitizer(ABC):
+    """Base class: subclasses implement ``rebuild`` and ``verify``; ``run`` never raises."""
+
+    kind: ClassVar[str]
+
+    def run(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
+        if len(untrusted_data) > ctx.policy.max_file_bytes:
+            return CdrOutcome.drop(Reason.LIMIT_SIZE, f"{len(untrusted_data)} bytes")
+        try:
+            outcome = self.rebuild(untrusted_data, filename, ctx)
+            if outcome.data is not None:
+                if len(outcome.data) > ctx.policy.max_file_bytes:
+                    return CdrOutcome.drop(Reason.LIMIT_SIZE, "output too large")
+                self.verify(outcome.data, ctx)
+        except SanitizeError as exc:
+            return CdrOutcome.drop(exc.reason, exc.detail)
+        except (MemoryError, RecursionError) as exc:
+            return CdrOutcome.drop(Reason.ERROR, type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - fail closed: any fault removes the part
+            return CdrOutcome.drop(Reason.ERROR, f"{type(exc).__name__}: {exc}"[:200])
+        return outcome
+
+    @abstractmethod
+    def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
+        """Return the disarmed file (action ``sanitized`` or ``kept``) or a removal."""
+
+    @abstractmethod
+    def verify(self, data: bytes, ctx: CdrContext) -> None:
+        """Independently re-check an output; raise ``SanitizeError(VERIFY_FAILED)`` if unclean."""

@@ -1,0 +1,37 @@
+"""The seam between the pipeline and CDR: a disarmer decides one attachment's fate."""
+
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sanitizers.cdr.base import CdrOutcome
+from sanitizers.policy import AttachmentAction, Policy
+from sanitizers.vocabulary import Reason
+
+
+class Disarmer(Protocol):
+    """Decides and carries out what happens to one attachment of a given kind."""
+
+    def disarm(
+        self,
+        untrusted_data: bytes,
+        filename: str,
+        kind: str,
+        action: AttachmentAction,
+        policy: Policy,
+    ) -> CdrOutcome: ...
+
+
+class RemoveAll:
+    """The disarmer that keeps nothing: every attachment is removed by policy."""
+
+    def disarm(
+        self,
+        untrusted_data: bytes,
+        filename: str,
+        kind: str,
+        action: AttachmentAction,
+        policy: Policy,
+    ) -> CdrOutcome:
+        return CdrOutcome.drop(Reason.POLICY)

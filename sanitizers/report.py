@@ -1,0 +1,68 @@
+"""The report of one sanitization: per-part decisions and the message verdict, as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sanitizers.vocabulary import Action, Reason, Verdict
+
+
+@dataclass(slots=True)
+class PartReport:
+    """One MIME part: where it was, what it claimed and was, and what became of it."""
+
+    path: str
+    declared_type: str
+    action: Action
+    reason: Reason
+    size: int = 0
+    sha256: str = ""
+    filename: str | None = None
+    detected_type: str | None = None
+    kind: str | None = None
+    charset: str | None = None
+    findings: list[Reason] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class Report:
+    """The whole message: verdict, message-level reasons and every part."""
+
+    verdict: Verdict = Verdict.DELIVER
+    reasons: list[Reason] = field(default_factory=list)
+    parts: list[PartReport] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)
+    size: int = 0
+    sha256: str = ""
+    message_id: str | None = None
+    from_: str | None = None
+    subject: str | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["from"] = data.pop("from_")
+        return data
+
+    def reason_codes(self) -> set[Reason]:
+        """Every reason that appears anywhere: message level, part actions and findings."""
+        codes = set(self.reasons)
+        for part in self.parts:
+            codes.add(part.reason)
+            codes.update(part.findings)
+        return codes
+
+
+@dataclass(frozen=True, slots=True)
+class SanitizeResult:
+    """The rebuilt message (for ``hold``, a notice-only message) and its report."""
+
+    message: bytes
+    report: Report
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.report.verdict
