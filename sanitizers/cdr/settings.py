@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -18,3 +20,41 @@ class CdrPolicy(BaseModel):
     tasks_per_process: int = Field(default=200, ge=1)
     # Largest file a sanitizer accepts, and largest output it may produce.
     max_file_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+
+    # --- PDF (sanitizers.cdr.pdf) ---
+    # More pages than this: removed (``limit_entries``).
+    pdf_max_pages: int = Field(default=5000, gt=0)
+    # More indirect objects than this: removed (``limit_entries``).
+    pdf_max_objects: int = Field(default=500_000, gt=0)
+    # Deepest page tree (nested /Pages nodes) walked before giving up (``limit_depth``).
+    pdf_max_page_tree_depth: int = Field(default=64, gt=0)
+    # Largest decoded size of one stream (bytes) and of all streams together (``limit_size``):
+    # stops Flate "zip bombs" inside a PDF before qpdf decodes them while rewriting.
+    pdf_max_stream_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    pdf_max_decoded_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    # URI (web link) actions: ``keep`` leaves links clickable, ``remove`` drops them (``uri``).
+    pdf_uri: Literal["keep", "remove"] = "keep"
+
+    # --- Images (sanitizers.cdr.images) ---
+    # Largest width x height decoded; more is a decompression bomb (``limit_pixels``).
+    image_max_pixels: int = Field(default=50_000_000, gt=0)
+    # Largest number of frames kept from an animated GIF/WebP/TIFF (more: ``limit_entries``).
+    image_max_frames: int = Field(default=200, gt=0)
+
+    # --- ZIP (sanitizers.cdr.ziparchive) ---
+    # Most entries (files and directories) in one archive (``limit_entries``).
+    zip_max_entries: int = Field(default=1000, gt=0)
+    # Most uncompressed bytes of all entries together, declared and actually read (``limit_size``).
+    zip_max_total_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    # Highest uncompressed/compressed ratio of one entry (``limit_ratio``); entries smaller than
+    # ``zip_ratio_min_bytes`` uncompressed are not held to it (tiny text files compress well).
+    zip_max_ratio: int = Field(default=200, gt=0)
+    zip_ratio_min_bytes: int = Field(default=1024 * 1024, ge=0)
+    # Deepest nesting of archives inside archives (``limit_depth``); 1 = a zip may hold files
+    # but no zip inside it is opened.
+    zip_max_depth: int = Field(default=3, ge=0)
+
+    # --- Text-like files (sanitizers.cdr.text) ---
+    # Write a UTF-8 byte-order mark on rebuilt .csv files, so Excel on Windows opens Japanese
+    # text as UTF-8 instead of guessing CP932 (文字化け otherwise). Plain .txt gets no BOM.
+    text_csv_bom: bool = True
