@@ -4,18 +4,22 @@ Threat model: the input file is hostile (malformed, a bomb, a polyglot, built to
 the library that reads it). A sanitizer rebuilds the file without its dangerous parts and then
 an independent check (``verify``) must confirm the output is clean; anything else means the
 part is removed. The base class owns errors and the size limit, so a subclass cannot forget
-them; time and memory are bounded by the isolation layer around it (:mod:`sanitizers.cdr.isolation`).
+them; time and memory are bounded by the isolation layer around it
+(:mod:`sanitizers.cdr.isolation`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.errors import SanitizeError
 from sanitizers.vocabulary import Action, Reason
+
+if TYPE_CHECKING:
+    from sanitizers.policy import Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +47,15 @@ class CdrOutcome:
 @dataclass(frozen=True, slots=True)
 class CdrContext:
     """What a sanitizer may consult: the limits, whether keeping an unchanged file is allowed
-    (``keep_if_clean``) and the archive nesting depth it is called at."""
+    (``keep_if_clean``) and the archive nesting depth it is called at.
+
+    ``full_policy`` is the whole policy, for sanitizers that recurse through the registry
+    (the ZIP sanitizer calls ``registry.disarm_here(..., depth=ctx.depth + 1)`` per entry)."""
 
     policy: CdrPolicy
     keep_if_clean: bool = False
     depth: int = 0
+    full_policy: Policy | None = None
 
 
 class CdrSanitizer(ABC):
@@ -60,13 +68,19 @@ class CdrSanitizer(ABC):
             return CdrOutcome.drop(Reason.LIMIT_SIZE, f"{len(untrusted_data)} bytes")
         try:
             outcome = self.rebuild(untrusted_data, filename, ctx)
+            if outcome.action in (Action.KEPT, Action.SANITIZED) and outcome.data is None:
+                # A kept file carries its (checked) original bytes; nothing passes unverified.
+                return CdrOutcome.drop(Reason.ERROR, f"{outcome.action.value} without data")
             if outcome.data is not None:
                 if len(outcome.data) > ctx.policy.max_file_bytes:
                     return CdrOutcome.drop(Reason.LIMIT_SIZE, "output too large")
                 self.verify(outcome.data, ctx)
         except SanitizeError as exc:
             return CdrOutcome.drop(exc.reason, exc.detail)
-        except (MemoryError, RecursionError) as exc:
+        except MemoryError:
+            # The address-space limit of the isolation layer was hit: the process is suspect.
+            return CdrOutcome.drop(Reason.CRASH, "MemoryError")
+        except RecursionError as exc:
             return CdrOutcome.drop(Reason.ERROR, type(exc).__name__)
         except Exception as exc:  # noqa: BLE001 - fail closed: any fault removes the part
             return CdrOutcome.drop(Reason.ERROR, f"{type(exc).__name__}: {exc}"[:200])
