@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Modules that add a subcommand: each defines ``register(subparsers)`` which sets ``func``.
-SUBCOMMAND_MODULES = ("gateway.cli_sanitize",)
+SUBCOMMAND_MODULES = ("gateway.cli_sanitize", "gateway.cli_quarantine")
 
 
 def build_parser() -> argparse.ArgumentParser:

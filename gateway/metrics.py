@@ -1,0 +1,291 @@
+"""Prometheus metrics of the gateway: what came in, what went out, how long it took.
+
+Intent
+------
+:class:`Metrics` owns its own :class:`prometheus_client.CollectorRegistry` (never the global
+one: tests and embedded uses create many), exposes small typed methods that the receiver,
+worker and delivery call, renders the text exposition, and can serve it over HTTP.
+
+Every name starts with ``mukaika_``:
+
+=========================================  =========  =========================================
+``mukaika_received_total``                 counter    messages accepted (250 after DATA)
+``mukaika_rejected_total{reason}``         counter    messages or transactions refused
+``mukaika_delivered_total``                counter    messages handed to the LGWAN-side MTA
+``mukaika_deferred_total``                 counter    delivery attempts that will be retried
+``mukaika_dead_lettered_total``            counter    messages given up on
+``mukaika_verdicts_total{verdict}``        counter    sanitizer verdicts
+``mukaika_parts_total{action,reason}``     counter    MIME parts by action and reason
+``mukaika_quarantined_total``              counter    originals stored in the quarantine
+``mukaika_sanitize_seconds``               histogram  time to sanitize one message
+``mukaika_end_to_end_seconds``             histogram  from 250 to delivered
+``mukaika_queue_depth{state}``             gauge      spool entries per state
+``mukaika_oldest_queued_age_seconds``      gauge      age of the oldest queued message
+``mukaika_busy_workers``                   gauge      workers busy right now
+=========================================  =========  =========================================
+
+Threat model
+------------
+Label values come from outside in the end (a reason reached while parsing hostile mail), and
+every distinct label value is a time series kept in memory forever. So a label value is taken
+only from a fixed set: the shared vocabulary (:mod:`sanitizers.vocabulary`), plus the SMTP
+rejection reasons and spool states listed here; anything else is counted as ``other``. No
+address, id, host name or free text ever becomes a label. The HTTP endpoint binds to
+``127.0.0.1`` unless configured otherwise and serves only the exposition.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Final
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+from pydantic import BaseModel, ConfigDict, Field
+
+from sanitizers.vocabulary import Action, Reason, Verdict
+
+OTHER: Final = "other"
+
+# Why a message or transaction was refused at the SMTP layer, beside the sanitizer reasons.
+SMTP_REJECT_REASONS: Final[frozenset[str]] = frozenset(
+    {
+        "relay",  # recipient domain not accepted (554 5.7.1)
+        "size",  # message too large (552 5.3.4)
+        "recipients",  # too many recipients (452 4.5.3)
+        "smuggling",  # bare CR / LF in DATA (550 5.5.2)
+        "line_length",  # line or command too long
+        "syntax",  # bad command or argument
+        "timeout",  # command, session or data-rate deadline
+        "connections",  # connection caps (421 4.7.0)
+        "disk",  # free disk below threshold (452 4.3.1)
+        "tls",  # TLS required or failed
+        "shutdown",  # stopping (421)
+        "internal",  # internal error (451 4.3.0)
+        "verdict",  # the sanitizer's verdict was reject
+        "sender",  # sender refused
+    }
+)
+REJECT_REASONS: Final[frozenset[str]] = SMTP_REJECT_REASONS | {str(r) for r in Reason}
+ACTIONS: Final[frozenset[str]] = frozenset(str(a) for a in Action)
+REASONS: Final[frozenset[str]] = frozenset(str(r) for r in Reason)
+VERDICTS: Final[frozenset[str]] = frozenset(str(v) for v in Verdict)
+QUEUE_STATES: Final[frozenset[str]] = frozenset(
+    {"incoming", "queued", "active", "sanitized", "deferred", "held", "dead", "delivered"}
+)
+
+# Sanitizing takes milliseconds for text mail and up to the CDR limit (20 s) for files.
+SANITIZE_BUCKETS: Final = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+)
+# End to end includes retries: seconds to days (the lifetime default is 5 days).
+END_TO_END_BUCKETS: Final = (
+    0.01,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
+    900,
+    3600,
+    4 * 3600,
+    24 * 3600,
+    5 * 24 * 3600,
+)
+
+
+def bounded_label(value: object, allowed: frozenset[str]) -> str:
+    """``value`` as a label when it is in ``allowed``, else ``other``."""
+    text = str(value)
+    return text if text in allowed else OTHER
+
+
+class MetricsSettings(BaseModel):
+    """The ``[metrics]`` section. Off by default; ``--metrics HOST:PORT`` turns it on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)  # 9464: the usual exporter port; 0: any
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9464`` for IPv6) as a pair; ValueError names what is wrong."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError(f"port out of range in {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, port
+
+
+@dataclass
+class MetricsServer:
+    """A running HTTP endpoint; :meth:`close` stops it and waits for its thread."""
+
+    server: WSGIServer
+    thread: threading.Thread
+    _closed: bool = field(default=False, init=False)
+
+    @property
+    def host(self) -> str:
+        return str(self.server.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+    def __enter__(self) -> MetricsServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Metrics:
+    """Every metric of one gateway, in a registry of its own. Methods are thread-safe."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True) if registry is None else registry
+        reg = self.registry
+        self._received = Counter("mukaika_received", "Messages accepted.", registry=reg)
+        self._rejected = Counter(
+            "mukaika_rejected", "Messages or transactions refused.", ["reason"], registry=reg
+        )
+        self._delivered = Counter(
+            "mukaika_delivered", "Messages delivered to the LGWAN-side MTA.", registry=reg
+        )
+        self._deferred = Counter(
+            "mukaika_deferred", "Delivery attempts deferred for a retry.", registry=reg
+        )
+        self._dead = Counter("mukaika_dead_lettered", "Messages given up on.", registry=reg)
+        self._verdicts = Counter(
+            "mukaika_verdicts", "Sanitizer verdicts.", ["verdict"], registry=reg
+        )
+        self._parts = Counter(
+            "mukaika_parts", "MIME parts by action and reason.", ["action", "reason"], registry=reg
+        )
+        self._quarantined = Counter(
+            "mukaika_quarantined", "Originals stored in the quarantine.", registry=reg
+        )
+        self._sanitize = Histogram(
+            "mukaika_sanitize_seconds",
+            "Time to sanitize one message.",
+            buckets=SANITIZE_BUCKETS,
+            registry=reg,
+        )
+        self._end_to_end = Histogram(
+            "mukaika_end_to_end_seconds",
+            "Time from acceptance to delivery.",
+            buckets=END_TO_END_BUCKETS,
+            registry=reg,
+        )
+        self._queue_depth = Gauge(
+            "mukaika_queue_depth", "Spool entries per state.", ["state"], registry=reg
+        )
+        self._oldest = Gauge(
+            "mukaika_oldest_queued_age_seconds",
+            "Age of the oldest queued message.",
+            registry=reg,
+        )
+        self._busy = Gauge("mukaika_busy_workers", "Workers busy right now.", registry=reg)
+        # Series that exist from the start, so dashboards see zeros rather than gaps.
+        for verdict in sorted(VERDICTS):
+            self._verdicts.labels(verdict=verdict)
+
+    # -- counters --------------------------------------------------------------------------
+
+    def received(self) -> None:
+        self._received.inc()
+
+    def rejected(self, reason: str) -> None:
+        self._rejected.labels(reason=bounded_label(reason, REJECT_REASONS)).inc()
+
+    def delivered(self) -> None:
+        self._delivered.inc()
+
+    def deferred(self) -> None:
+        self._deferred.inc()
+
+    def dead_lettered(self) -> None:
+        self._dead.inc()
+
+    def verdict(self, verdict: str) -> None:
+        self._verdicts.labels(verdict=bounded_label(verdict, VERDICTS)).inc()
+
+    def part(self, action: str, reason: str) -> None:
+        self._parts.labels(
+            action=bounded_label(action, ACTIONS), reason=bounded_label(reason, REASONS)
+        ).inc()
+
+    def quarantined(self) -> None:
+        self._quarantined.inc()
+
+    # -- histograms ------------------------------------------------------------------------
+
+    def observe_sanitize(self, seconds: float) -> None:
+        self._sanitize.observe(max(0.0, seconds))
+
+    def observe_end_to_end(self, seconds: float) -> None:
+        self._end_to_end.observe(max(0.0, seconds))
+
+    # -- gauges ----------------------------------------------------------------------------
+
+    def set_queue_depth(self, state: str, n: int) -> None:
+        self._queue_depth.labels(state=bounded_label(state, QUEUE_STATES)).set(n)
+
+    def set_oldest_age(self, seconds: float) -> None:
+        self._oldest.set(max(0.0, seconds))
+
+    def set_busy_workers(self, n: int) -> None:
+        self._busy.set(n)
+
+    # -- exposition ------------------------------------------------------------------------
+
+    def render(self) -> bytes:
+        """The text exposition format (``text/plain; version=0.0.4``)."""
+        return generate_latest(self.registry)
+
+    def serve(self, host: str = "127.0.0.1", port: int = 9464) -> MetricsServer:
+        """Serve ``/metrics`` on ``host:port`` (port 0 picks a free one) in a daemon thread."""
+        server, thread = start_http_server(port, addr=host, registry=self.registry)
+        return MetricsServer(server, thread)
