@@ -390,8 +390,14 @@ class Quarantine:
         temp = self._tmp / f"{qid}.{secrets.token_hex(4)}.tmp"
         try:
             stored_size = self._write_compressed(temp, untrusted_raw)
-            final.parent.mkdir(mode=0o700, exist_ok=True)
-            os.rename(temp, final)
+            for attempt in range(3):
+                final.parent.mkdir(mode=0o700, exist_ok=True)
+                try:
+                    os.rename(temp, final)
+                    break
+                except FileNotFoundError:  # a purge removed the empty day directory
+                    if attempt == 2 or not temp.exists():
+                        raise
             _fsync_directory(final.parent)
             _fsync_directory(self._messages)
         except OSError as exc:
@@ -630,13 +636,19 @@ class Quarantine:
         return removed
 
     def _remove_orphans(self, oldest_kept: datetime) -> None:
-        """Delete files without a row in day directories that lie wholly before retention."""
-        last_day = (oldest_kept - timedelta(days=1)).strftime("%Y%m%d")
+        """Delete files without a row received before ``oldest_kept``; drop empty day dirs.
+
+        Such files come from a crash between the rename and the index insert. The time in
+        the id is the receive time, so an orphan is only removed once it is past retention.
+        """
+        cutoff_stamp = oldest_kept.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
         for day_dir in sorted(self._messages.iterdir()):
-            if not (day_dir.is_dir() and day_dir.name.isdigit() and day_dir.name < last_day):
+            if not (day_dir.is_dir() and day_dir.name <= cutoff_stamp[:8]):
                 continue
             for path in day_dir.iterdir():
                 qid = path.name.removesuffix(".eml.gz")
+                if not is_valid_id(qid) or qid[:16] >= cutoff_stamp:
+                    continue  # not ours, or not yet past retention
                 with self._lock:
                     known = self._db.execute(
                         "SELECT 1 FROM messages WHERE id = ?", (qid,)
