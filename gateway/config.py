@@ -9,11 +9,37 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sanitizers.policy import Policy
+
+
+class ScannerSettings(BaseModel):
+    """The malware scan at the gateway (ClamAV's clamd, INSTREAM). Off by default; when on and
+    clamd cannot answer, messages are deferred (tempfail), never passed unscanned."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    # ``unix:/path`` (or ``/path``) or ``host:port`` on a loopback address.
+    address: str = "unix:/run/clamav/clamd.ctl"
+    # Seconds for connecting and for each send/receive; a timeout defers the message.
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    # Largest attachment sent to clamd; keep it at or below clamd's StreamMaxLength. Larger
+    # attachments cannot be scanned and are removed (``limit_size``).
+    max_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    # What a hit does: remove the part, or hold the whole message (reason ``malware``).
+    on_hit: Literal["remove", "hold"] = "remove"
+
+    @field_validator("address")
+    @classmethod
+    def _address_is_valid(cls, value: str) -> str:
+        from gateway.scanner import parse_address
+
+        parse_address(value)
+        return value
 
 
 class Config(BaseModel):
@@ -22,6 +48,7 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     policy: Policy = Policy()
+    scanner: ScannerSettings = ScannerSettings()
 
 
 class ConfigError(Exception):

@@ -42,7 +42,8 @@ SANITIZERS: Mapping[str, str] = {
     "rtf": "sanitizers.cdr.rtf:RtfSanitizer",
     "pdf": "sanitizers.cdr.pdf:PdfSanitizer",
     "image": "sanitizers.cdr.images:ImageSanitizer",
-    "zip": "sanitizers.cdr.zip:ZipSanitizer",
+    "svg": "sanitizers.cdr.images:SvgSanitizer",
+    "zip": "sanitizers.cdr.ziparchive:ZipSanitizer",
     "text": "sanitizers.cdr.text:TextSanitizer",
     "html": "sanitizers.cdr.text:HtmlSanitizer",
 }

@@ -1,0 +1,409 @@
+"""PDF sanitizer: rebuild a PDF with pikepdf (qpdf) without its active and embedded content.
+
+Threat model: the PDF is hostile. It may run JavaScript when opened or when a page, annotation
+or form field is touched (``/OpenAction``, ``/AA``, the ``/Names/JavaScript`` tree, ``/JS``);
+start programs or open files (``/Launch``, remote ``/GoToR``/``/GoToE``); send form data or
+pull data in (``/SubmitForm``, ``/ImportData``); carry files (``/EmbeddedFiles``, ``/EF``,
+``/AF``, FileAttachment annotations, portfolios); carry Flash/3D/video (``/RichMedia``,
+Screen/Movie/Sound annotations, Rendition actions) or an XFA form (``/XFA``). It may also be
+built to exhaust the reader: millions of objects or pages, a page tree nested thousands deep,
+reference cycles, or a Flate stream that inflates to gigabytes.
+
+What is done:
+
+* every indirect object, and every direct object inside it, is visited exactly once
+  (iteratively, with an explicit stack; indirect references are never followed, so cycles
+  cannot loop) and every dangerous key is deleted and every dangerous dictionary emptied
+  in place, so no remaining reference to it can still act. Names are compared after qpdf
+  has decoded ``#xx`` escapes, so ``/J#61vaScript`` is ``/JavaScript``;
+* URI actions are kept or removed by ``CdrPolicy.pdf_uri``;
+* a fully new file is written (no incremental update, object streams regenerated, not
+  linearized, unencrypted, deterministic ``/ID``); only objects reachable from the new
+  trailer survive, so orphaned payloads (an old revision's JavaScript) are dropped;
+* ``verify`` re-opens the written bytes with a fresh parser and walks every object again;
+  any finding is ``verify_failed``.
+
+Decisions: a PDF that needs a user password is removed (``encrypted``). A PDF with only an
+owner password (empty user password, "permissions") opens without a password, so it is
+sanitized and written unencrypted: the restrictions are advisory and not a security boundary,
+and the recipient must be able to read what they receive. ``/OpenAction`` is removed even when
+it only names a page to open at. A chain of actions (``/Next``) that contains a dangerous
+action loses that action and what follows it.
+
+Deliberately left alone: page content streams, fonts and images (passed through, not
+re-encoded: a font or image exploit in a viewer is not addressed here), XMP and Info
+metadata, outlines, in-document GoTo/Named/Hide actions, annotations other than those above,
+AcroForm fields (minus their actions and XFA), digital signatures (which the rewrite
+invalidates), optional content.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import ClassVar
+
+import pikepdf
+from pikepdf import Array, Dictionary, Name, Stream
+
+from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
+from sanitizers.cdr.settings import CdrPolicy
+from sanitizers.errors import LimitExceeded, SanitizeError
+from sanitizers.vocabulary import Action, Reason
+
+# Removed-item codes (stable: the notice and tests use them).
+JAVASCRIPT = "javascript"
+OPEN_ACTION = "open_action"
+ADDITIONAL_ACTIONS = "additional_actions"
+LAUNCH = "launch"
+SUBMIT_FORM = "submit_form"
+IMPORT_DATA = "import_data"
+REMOTE_GOTO = "remote_goto"
+RICH_MEDIA = "rich_media"
+EMBEDDED_FILE = "embedded_file"
+FILE_ATTACHMENT = "file_attachment"
+XFA = "xfa"
+URI = "uri"
+
+# Action subtypes (/S) -> code.
+_ACTIONS: dict[str, str] = {
+    "/JavaScript": JAVASCRIPT,
+    "/ECMAScript": JAVASCRIPT,
+    "/Launch": LAUNCH,
+    "/SubmitForm": SUBMIT_FORM,
+    "/ImportData": IMPORT_DATA,
+    "/GoToR": REMOTE_GOTO,
+    "/GoToE": REMOTE_GOTO,
+    "/RichMediaExecute": RICH_MEDIA,
+    "/Rendition": RICH_MEDIA,
+    "/Movie": RICH_MEDIA,
+    "/Sound": RICH_MEDIA,
+}
+# Annotation subtypes (/Subtype) -> code.
+_ANNOTATIONS: dict[str, str] = {
+    "/FileAttachment": FILE_ATTACHMENT,
+    "/RichMedia": RICH_MEDIA,
+    "/Screen": RICH_MEDIA,
+    "/Movie": RICH_MEDIA,
+    "/Sound": RICH_MEDIA,
+    "/3D": RICH_MEDIA,
+}
+# Object types (/Type) -> code.
+_TYPES: dict[str, str] = {
+    "/EmbeddedFile": EMBEDDED_FILE,
+    "/RichMediaContent": RICH_MEDIA,
+    "/RichMediaSettings": RICH_MEDIA,
+}
+# Keys deleted wherever they appear -> code.
+_KEYS: dict[str, str] = {
+    "/JS": JAVASCRIPT,
+    "/JavaScript": JAVASCRIPT,  # the /Names/JavaScript tree
+    "/OpenAction": OPEN_ACTION,
+    "/AA": ADDITIONAL_ACTIONS,
+    "/EmbeddedFiles": EMBEDDED_FILE,  # the /Names/EmbeddedFiles tree
+    "/EF": EMBEDDED_FILE,  # a file specification's embedded stream
+    "/AF": EMBEDDED_FILE,  # PDF 2.0 associated files
+    "/Collection": EMBEDDED_FILE,  # portfolio view
+    "/RichMediaContent": RICH_MEDIA,
+    "/RichMediaSettings": RICH_MEDIA,
+    "/XFA": XFA,
+    "/NeedsRendering": XFA,
+}
+# Filters qpdf decodes when rewriting (the others, image codecs, pass through encoded).
+_FLATE = frozenset({"/FlateDecode", "/Fl"})
+_GENERALIZED = frozenset(
+    {"/FlateDecode", "/Fl", "/LZWDecode", "/LZW", "/RunLengthDecode", "/RL"}
+    | {"/ASCIIHexDecode", "/AHx", "/ASCII85Decode", "/A85"}
+)
+
+_REASON_ORDER: tuple[tuple[Reason, frozenset[str]], ...] = (
+    (
+        Reason.ACTIVE_CONTENT,
+        frozenset(
+            {JAVASCRIPT, OPEN_ACTION, ADDITIONAL_ACTIONS, LAUNCH, SUBMIT_FORM, IMPORT_DATA}
+            | {RICH_MEDIA, XFA}
+        ),
+    ),
+    (Reason.EMBEDDED_OBJECT, frozenset({EMBEDDED_FILE, FILE_ATTACHMENT})),
+    (Reason.EXTERNAL_REFERENCE, frozenset({REMOTE_GOTO, URI})),
+)
+
+
+def reason_for(removed: tuple[str, ...]) -> Reason:
+    """The outcome's reason: the gravest kind of thing that was removed, or ``clean``."""
+    for reason, codes in _REASON_ORDER:
+        if codes.intersection(removed):
+            return reason
+    return Reason.CLEAN
+
+
+def _name(value: object) -> str | None:
+    return str(value) if isinstance(value, Name) else None
+
+
+def _danger(obj: pikepdf.Object, uri: bool) -> str | None:
+    """The code of a dictionary (or stream) that must not survive, else ``None``."""
+    if not isinstance(obj, (Dictionary, Stream)):
+        return None
+    action = _name(obj.get(Name.S))
+    if action is not None:
+        if action in _ACTIONS:
+            return _ACTIONS[action]
+        if uri and action == "/URI":
+            return URI
+    subtype = _name(obj.get(Name.Subtype))
+    if subtype in _ANNOTATIONS and (
+        _name(obj.get(Name.Type)) in (None, "/Annot") or subtype == "/FileAttachment"
+    ):
+        return _ANNOTATIONS[subtype]
+    kind = _name(obj.get(Name.Type))
+    if kind in _TYPES:
+        return _TYPES[kind]
+    return None
+
+
+def _children(obj: pikepdf.Object) -> Iterator[tuple[str | int, pikepdf.Object]]:
+    if isinstance(obj, (Dictionary, Stream)):
+        for key in list(obj.keys()):
+            yield key, obj[key]
+    elif isinstance(obj, Array):
+        for index in range(len(obj)):
+            yield index, obj[index]
+
+
+def _containers(root: pikepdf.Object) -> Iterator[pikepdf.Object]:
+    """``root`` and every direct container inside it; indirect references are not followed
+    (each indirect object is visited on its own), so reference cycles cannot loop."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        yield node
+        for _key, child in _children(node):
+            if isinstance(child, (Dictionary, Stream, Array)) and not child.is_indirect:
+                stack.append(child)
+
+
+def _empty(obj: pikepdf.Object) -> None:
+    """Neutralize a dangerous dictionary in place: every key removed, stream data erased."""
+    for key in list(obj.keys()):
+        del obj[key]
+    if isinstance(obj, Stream):
+        obj.write(b"")
+
+
+def _inner_codes(value: pikepdf.Object, uri: bool) -> set[str]:
+    """Codes of what a direct value about to be deleted holds (``/AA`` → ``launch``…), so the
+    notice names it; indirect objects inside are visited, and emptied, on their own."""
+    if not isinstance(value, (Dictionary, Stream, Array)) or value.is_indirect:
+        return set()
+    codes: set[str] = set()
+    for node in _containers(value):
+        code = _danger(node, uri)
+        if code is not None:
+            codes.add(code)
+    return codes
+
+
+def _disarm_objects(pdf: pikepdf.Pdf, uri: bool) -> set[str]:
+    removed: set[str] = set()
+    for top in list(pdf.objects):
+        if not isinstance(top, (Dictionary, Stream, Array)):
+            continue
+        for node in _containers(top):
+            code = _danger(node, uri)
+            if code is not None:
+                removed.add(code)
+                _empty(node)
+                continue
+            if isinstance(node, Array):
+                for index in reversed(range(len(node))):
+                    code = _danger(node[index], uri)
+                    if code is not None:
+                        removed.add(code)
+                        del node[index]
+                continue
+            for key, child in list(_children(node)):
+                assert isinstance(key, str)
+                code = _KEYS.get(key) or _danger(child, uri)
+                if code is not None:
+                    removed.add(code)
+                    removed.update(_inner_codes(child, uri))
+                    del node[key]
+    return removed
+
+
+def findings(pdf: pikepdf.Pdf, uri: bool) -> list[str]:
+    """Everything dangerous still in ``pdf``, as ``code@objgen`` strings (read only)."""
+    found: list[str] = []
+    for top in pdf.objects:
+        if not isinstance(top, (Dictionary, Stream, Array)):
+            continue
+        where = "{}/{}".format(*top.objgen)
+        for node in _containers(top):
+            code = _danger(node, uri)
+            if code is not None:
+                found.append(f"{code}@{where}")
+            if isinstance(node, (Dictionary, Stream)):
+                keys = [str(k) for k in node.keys()]  # noqa: SIM118 - a Stream is not iterable
+                found.extend(f"{_KEYS[k]}@{where}" for k in keys if k in _KEYS)
+    return found
+
+
+def _filters(stream: Stream) -> list[str]:
+    value = stream.get(Name.Filter)
+    if isinstance(value, Name):
+        return [str(value)]
+    if isinstance(value, Array):
+        return [str(item) for item in value if isinstance(item, Name)]
+    return []
+
+
+def _decoded_size(stream: Stream, limit: int) -> int:
+    """The size qpdf will decode ``stream`` to when rewriting, never inflating past ``limit``."""
+    filters = _filters(stream)
+    raw = stream.read_raw_bytes()
+    if not filters or not _GENERALIZED.intersection(filters):
+        return len(raw)
+    if filters[0] in _FLATE:
+        inflater = zlib.decompressobj()
+        try:
+            first = inflater.decompress(raw, limit + 1)
+        except zlib.error:
+            return len(raw)  # undecodable: qpdf warns and copies it encoded
+        if len(first) > limit:
+            raise LimitExceeded(Reason.LIMIT_SIZE, f"stream {stream.objgen} inflates past {limit}")
+        if len(filters) == 1 or not _GENERALIZED.intersection(filters[1:]):
+            return len(first)
+    # Rare chains (LZW, RunLength, Flate after ASCII85…): let qpdf decode, bounded by its own
+    # per-filter memory limits (set in _qpdf_limits) and by the process's memory limit.
+    try:
+        return len(stream.read_bytes(pikepdf.StreamDecodeLevel.generalized))
+    except pikepdf.DataDecodingError:
+        return len(raw)
+
+
+@contextmanager
+def _qpdf_limits(policy: CdrPolicy) -> Iterator[None]:
+    """qpdf's decoder memory limits for the duration of one file (they are process-wide)."""
+    cap = policy.pdf_max_stream_bytes
+    previous = pikepdf.settings.set_qpdf_limits(
+        flate_max_memory=cap, run_length_max_memory=cap, png_max_memory=cap, tiff_max_memory=cap
+    )
+    try:
+        yield
+    finally:
+        pikepdf.settings.set_qpdf_limits(
+            flate_max_memory=int(previous["flate_max_memory"]),
+            run_length_max_memory=int(previous["run_length_max_memory"]),
+            png_max_memory=int(previous["png_max_memory"]),
+            tiff_max_memory=int(previous["tiff_max_memory"]),
+        )
+
+
+def _check_page_tree(pdf: pikepdf.Pdf, policy: CdrPolicy) -> None:
+    """Walk /Pages iteratively before qpdf flattens it: bounded depth and count, no loops."""
+    root = pdf.Root.get(Name.Pages)
+    if not isinstance(root, Dictionary):
+        raise SanitizeError(Reason.MALFORMED, "no page tree")
+    seen: set[tuple[int, int]] = set()
+    stack: list[tuple[pikepdf.Object, int]] = [(root, 0)]
+    leaves = 0
+    while stack:
+        node, depth = stack.pop()
+        if node.is_indirect:
+            if node.objgen in seen:
+                continue  # a cycle or a shared node: qpdf repairs or rejects it
+            seen.add(node.objgen)
+        if depth > policy.pdf_max_page_tree_depth:
+            raise LimitExceeded(Reason.LIMIT_DEPTH, f"page tree deeper than {depth - 1}")
+        kids = node.get(Name.Kids)
+        if isinstance(kids, Array):
+            stack.extend((kid, depth + 1) for kid in kids if isinstance(kid, Dictionary))
+        else:
+            leaves += 1
+            if leaves > policy.pdf_max_pages:
+                raise LimitExceeded(Reason.LIMIT_ENTRIES, f"more than {policy.pdf_max_pages} pages")
+
+
+def _open(data: bytes) -> pikepdf.Pdf:
+    try:
+        return pikepdf.open(io.BytesIO(data), conversion_mode="explicit")
+    except pikepdf.PasswordError as exc:
+        raise SanitizeError(Reason.ENCRYPTED, "needs a password") from exc
+    except pikepdf.PdfError as exc:
+        raise SanitizeError(Reason.MALFORMED, str(exc)[:200]) from exc
+
+
+class PdfSanitizer(CdrSanitizer):
+    """Rebuilds PDFs without scripts, actions that leave the document, embedded files,
+    rich media and XFA."""
+
+    kind: ClassVar[str] = "pdf"
+
+    def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
+        policy = ctx.policy
+        with _qpdf_limits(policy), _open(untrusted_data) as pdf:
+            objects = len(pdf.objects)
+            if objects > policy.pdf_max_objects:
+                raise LimitExceeded(
+                    Reason.LIMIT_ENTRIES, f"{objects} objects > {policy.pdf_max_objects}"
+                )
+            _check_page_tree(pdf, policy)
+            pages = len(pdf.pages)
+            if pages > policy.pdf_max_pages:
+                raise LimitExceeded(Reason.LIMIT_ENTRIES, f"{pages} pages > {policy.pdf_max_pages}")
+            removed = _disarm_objects(pdf, uri=policy.pdf_uri == "remove")
+            # Bound what qpdf will inflate while writing (only reachable streams are written,
+            # but an unreachable bomb is cheap to measure: its inflation stops at the limit).
+            total = 0
+            for obj in pdf.objects:
+                if isinstance(obj, Stream):
+                    total += _decoded_size(obj, policy.pdf_max_stream_bytes)
+                    if total > policy.pdf_max_decoded_bytes:
+                        raise LimitExceeded(
+                            Reason.LIMIT_SIZE, f"streams decode past {policy.pdf_max_decoded_bytes}"
+                        )
+            codes = tuple(sorted(removed))
+            if ctx.keep_if_clean and codes:
+                return CdrOutcome.drop(reason_for(codes), ", ".join(codes))
+            if ctx.keep_if_clean:
+                return CdrOutcome(
+                    action=Action.KEPT,
+                    reason=Reason.CLEAN,
+                    data=untrusted_data,
+                    filename=filename,
+                    content_type="application/pdf",
+                )
+            out = io.BytesIO()
+            pdf.save(
+                out,
+                linearize=False,
+                object_stream_mode=pikepdf.ObjectStreamMode.generate,
+                compress_streams=True,
+                stream_decode_level=pikepdf.StreamDecodeLevel.generalized,
+                encryption=False,
+                fix_metadata_version=False,
+                deterministic_id=True,
+            )
+        return CdrOutcome(
+            action=Action.SANITIZED,
+            reason=reason_for(codes),
+            data=out.getvalue(),
+            filename=filename,
+            content_type="application/pdf",
+            removed=codes,
+        )
+
+    def verify(self, data: bytes, ctx: CdrContext) -> None:
+        policy = ctx.policy
+        with _qpdf_limits(policy), _open(data) as pdf:
+            if pdf.is_encrypted:
+                raise SanitizeError(Reason.VERIFY_FAILED, "output is encrypted")
+            if len(pdf.objects) > policy.pdf_max_objects:
+                raise SanitizeError(Reason.VERIFY_FAILED, "too many objects")
+            _check_page_tree(pdf, policy)
+            found = findings(pdf, uri=policy.pdf_uri == "remove")
+            if found:
+                raise SanitizeError(Reason.VERIFY_FAILED, ", ".join(sorted(set(found))[:10]))

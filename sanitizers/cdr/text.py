@@ -1,0 +1,180 @@
+"""Text-like attachments: decode, then write new UTF-8 text; HTML attachments become text.
+
+Threat model: a "text" file may be mislabelled binary, carry control characters that
+confuse a terminal or an editor (escape sequences, NUL, bidi tricks are left to the reader),
+hide a second encoding (UTF-7, a BOM that disagrees with the bytes), or be an HTML file that
+runs script when opened in a browser. CSV opened in Excel can also carry formulas
+(``=cmd|...``, CSV injection).
+
+What is done:
+
+* ``TextSanitizer`` (kind ``text``: .txt, .csv and similar): the bytes are decoded with the
+  shared charset logic (:func:`sanitizers.charsets.decode_body`: BOM, strict UTF-8, the
+  Japanese charsets, detection); control characters other than tab, newline, carriage
+  return and form feed are removed (``control_characters``); the text is written anew as
+  UTF-8. A ``.csv`` file gets a UTF-8 byte-order mark (``CdrPolicy.text_csv_bom``, on by
+  default) because Excel on Japanese Windows otherwise reads a BOM-less CSV as CP932 and
+  shows 文字化け; plain text gets none. A lossy decode (bytes that fit no charset) is still
+  delivered, with reason ``lossy_decode`` so the notice can say so.
+* ``HtmlSanitizer`` (kind ``html``): decoded the same way (a ``<meta charset>`` in the first
+  2 KiB counts as the declared charset), converted to plain text by
+  :func:`sanitizers.html_text.html_to_text` with the body policy's link mode, and delivered
+  as ``<name>.txt`` (action ``converted``, reason ``text_converted``).
+
+``verify`` checks that the output is strict UTF-8 (after an optional BOM) without the removed
+control characters.
+
+Deliberately left alone: CSV formulas (``=``, ``+``, ``-``, ``@`` at a cell start) are not
+neutralised, because prefixing them changes the data staff work with; line endings are kept
+as written; the text is not normalised (no NFKC, no width changes: 文字化け is a defect,
+and so is "fixing" someone's full-width digits).
+"""
+
+from __future__ import annotations
+
+import codecs
+import importlib
+import re
+from pathlib import PurePosixPath
+from typing import Any, ClassVar
+
+from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
+from sanitizers.errors import LimitExceeded, SanitizeError
+from sanitizers.policy import LinkMode
+from sanitizers.vocabulary import Action, Reason
+
+CONTROL_CHARACTERS = "control_characters"
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.I)
+_CSV_SUFFIXES = frozenset({".csv", ".tsv"})
+
+
+def decode(untrusted_data: bytes, declared: str | None) -> tuple[str, str, bool]:
+    """(text, charset, lossy) using the shared charset logic when it is installed."""
+    try:
+        module: Any = importlib.import_module("sanitizers.charsets")
+    except ModuleNotFoundError:
+        return _decode_locally(untrusted_data)
+    decoded = module.decode_body(untrusted_data, declared)
+    return str(decoded.text), str(decoded.charset), bool(decoded.lossy)
+
+
+def _decode_locally(untrusted_data: bytes) -> tuple[str, str, bool]:
+    if untrusted_data.startswith(codecs.BOM_UTF8):
+        untrusted_data = untrusted_data[len(codecs.BOM_UTF8) :]
+    for charset in ("utf-8", "cp932", "euc-jp"):
+        try:
+            return untrusted_data.decode(charset), charset, False
+        except UnicodeDecodeError:
+            continue
+    return untrusted_data.decode("utf-8", errors="replace"), "utf-8", True
+
+
+def _check_textual(untrusted_data: bytes) -> None:
+    """Empty files and files with NUL bytes (binary, or UTF-16 which mail text never needs
+    here) are not text: removed rather than delivered as replacement characters."""
+    if not untrusted_data.strip():
+        raise SanitizeError(Reason.EMPTY, "no text")
+    if b"\0" in untrusted_data:
+        raise SanitizeError(Reason.TYPE_MISMATCH, "NUL bytes: not text")
+
+
+def _max_chars(ctx: CdrContext) -> int | None:
+    return ctx.full_policy.limits.max_text_chars if ctx.full_policy is not None else None
+
+
+def _strip_controls(text: str) -> tuple[str, bool]:
+    cleaned = _CONTROL.sub("", text.lstrip("\ufeff"))
+    return cleaned, cleaned != text.lstrip("\ufeff")
+
+
+def _check_utf8(data: bytes) -> None:
+    body = data[len(codecs.BOM_UTF8) :] if data.startswith(codecs.BOM_UTF8) else data
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SanitizeError(Reason.VERIFY_FAILED, "not UTF-8") from exc
+    if _CONTROL.search(text) or text.startswith("\ufeff"):
+        raise SanitizeError(Reason.VERIFY_FAILED, "control characters left")
+
+
+class TextSanitizer(CdrSanitizer):
+    """Re-encodes text files as UTF-8."""
+
+    kind: ClassVar[str] = "text"
+
+    def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
+        _check_textual(untrusted_data)
+        text, charset, lossy = decode(untrusted_data, None)
+        if lossy and text.count("\ufffd") * 100 > len(text):
+            raise SanitizeError(Reason.TYPE_MISMATCH, f"not text: undecodable as {charset}")
+        limit = _max_chars(ctx)
+        if limit is not None and len(text) > limit:
+            raise LimitExceeded(Reason.LIMIT_SIZE, f"{len(text)} characters")
+        text, had_controls = _strip_controls(text)
+        csv = PurePosixPath(filename).suffix.lower() in _CSV_SUFFIXES
+        bom = codecs.BOM_UTF8 if csv and ctx.policy.text_csv_bom else b""
+        removed = (CONTROL_CHARACTERS,) if had_controls else ()
+        reason = Reason.LOSSY_DECODE if lossy else Reason.CLEAN
+        content_type = "text/csv" if csv else "text/plain"
+        if ctx.keep_if_clean:
+            # Kept unchanged only when it already is clean UTF-8; otherwise not at all.
+            if (
+                removed
+                or lossy
+                or charset.lower().replace("_", "-") not in ("utf-8", "ascii", "us-ascii")
+            ):
+                return CdrOutcome.drop(Reason.ACTIVE_CONTENT if removed else reason, charset)
+            return CdrOutcome(
+                action=Action.KEPT,
+                reason=Reason.CLEAN,
+                data=untrusted_data,
+                filename=filename,
+                content_type=f"{content_type}; charset=utf-8",
+            )
+        return CdrOutcome(
+            action=Action.SANITIZED,
+            reason=reason,
+            data=bom + text.encode("utf-8"),
+            filename=filename,
+            content_type=f"{content_type}; charset=utf-8",
+            removed=removed,
+            detail=f"from {charset}",
+        )
+
+    def verify(self, data: bytes, ctx: CdrContext) -> None:
+        _check_utf8(data)
+
+
+class HtmlSanitizer(CdrSanitizer):
+    """Turns HTML attachments into plain text files."""
+
+    kind: ClassVar[str] = "html"
+
+    def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
+        from sanitizers.html_text import html_to_text
+
+        _check_textual(untrusted_data)
+        if ctx.keep_if_clean:
+            return CdrOutcome.drop(Reason.ACTIVE_CONTENT, "HTML is converted, never kept")
+        meta = _META_CHARSET.search(untrusted_data[:2048])
+        declared = meta.group(1).decode("ascii") if meta else None
+        html, charset, lossy = decode(untrusted_data, declared)
+        limit = _max_chars(ctx)
+        if limit is not None and len(html) > limit:
+            raise LimitExceeded(Reason.LIMIT_SIZE, f"{len(html)} characters")
+        links = ctx.full_policy.body.links if ctx.full_policy is not None else LinkMode.KEEP
+        text, _ = _strip_controls(html_to_text(html, links))
+        stem = PurePosixPath(filename).stem if filename else "attachment"
+        return CdrOutcome(
+            action=Action.CONVERTED,
+            reason=Reason.LOSSY_DECODE if lossy else Reason.TEXT_CONVERTED,
+            data=text.encode("utf-8"),
+            filename=f"{stem or 'attachment'}.txt",
+            content_type="text/plain; charset=utf-8",
+            detail=f"from {charset}",
+        )
+
+    def verify(self, data: bytes, ctx: CdrContext) -> None:
+        _check_utf8(data)
