@@ -1,0 +1,882 @@
+"""Turn untrusted bytes from a mail into exact text, and Japanese text back into ISO-2022-JP.
+
+Intent: Japanese text is preserved exactly (DESIGN rule 6). The charset a message declares is a
+hint, never a fact: it may be missing, unknown, wrong, or carry Windows extensions that the
+standard codecs reject. Every decode here either succeeds strictly, or says so: ``lossy`` is True
+exactly when some input was replaced by U+FFFD, and ``detected`` is True when the declared
+charset was missing, unknown or wrong and this module chose another one.
+
+Threat model: every byte and every charset label comes from the sender.
+
+* Labels are looked up only if they look like charset names, only text codecs are used, and
+  codecs that are transformations rather than charsets (``unicode_escape``, ``idna``,
+  ``punycode``, ``rot13``, ``base64``, …) are refused.
+* Header text (``decode_header``, ``decode_param``, ``decode_header_bytes``) never contains CR,
+  LF or NUL: line breaks and tabs (including U+0085, U+2028, U+2029) become a space, every other
+  C0/C1 control character and DEL is deleted. That is a safety transformation, not a decoding
+  failure, so it does not set ``lossy``. The result is display text, not a re-parseable header:
+  a decoded display name may contain ``"``, ``,`` or ``<``, and callers must quote or re-encode.
+* Bodies (``decode_body``) are decoded as they are; what to do with controls is the caller's job.
+* Nothing here raises on bad input; cost is linear in the input (charset-normalizer, used only
+  for mail that is neither UTF-8 nor Japanese, bounds its own work).
+
+Decisions:
+
+* ISO-2022-JP is decoded through CP932: JIS X 0208 pairs are read as Windows reads them, so the
+  NEC row 13 characters (①, ㈱, ㍑, Ⅰ), the NEC-selected IBM extensions (rows 89-92: ⅰ, 髙, 﨑) and
+  the six JIS/Windows mapping traps come out as the Windows sender typed them: 0x2141 is U+FF5E
+  (～, not U+301C 〜), 0x2142 U+2225, 0x215D U+FF0D, 0x2171 U+FFE0, 0x2172 U+FFE1, 0x224C U+FFE2.
+  ``ESC $ @`` is read as ``ESC $ B``, ``ESC ( J`` as ASCII (as CP932 reads 0x5C and 0x7E),
+  ``ESC ( I`` as half-width katakana, ``ESC $ ( D`` as JIS X 0212; ``ESC & @`` is ignored; a
+  missing final ``ESC ( B`` is accepted; line breaks do not reset the shift state.
+* EUC-JP is tried as ``euc_jp`` (JIS mappings, e.g. U+301C), then as CP51932 (EUC-JP with the
+  CP932 extensions and CP932 mappings: only a Windows sender produces those), then
+  ``euc_jis_2004``. Shift_JIS and its aliases are decoded as CP932.
+* Superset codecs are used for common labels: GB2312/GBK as GB18030, EUC-KR as CP949,
+  ISO-8859-1 as windows-1252 (ISO-8859-1 only when windows-1252 rejects a byte).
+* Detection order, when the declared charset is missing, unknown or does not decode strictly:
+  ISO-2022-JP (escape sequences present), US-ASCII, UTF-8, the most plausible Japanese decoding
+  (CP932 or EUC-JP, scored on kana and kanji against half-width-katakana and private-use garbage),
+  then, for a known declared charset, its lenient decoding if errors are rare (at most 1 in 100
+  characters), then charset-normalizer restricted to a few non-Japanese charsets, and last the
+  lenient decoding with the fewest replacements (``lossy``).
+* ``encode_iso2022jp`` writes half-width katakana with ``ESC ( I`` (as CP50221 does) so that
+  text round-trips exactly; the IBM extensions are written as their NEC equivalents.
+"""
+
+from __future__ import annotations
+
+import binascii
+import codecs
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Final
+
+from charset_normalizer import from_bytes
+
+__all__ = [
+    "Decoded",
+    "decode_body",
+    "decode_header",
+    "decode_header_bytes",
+    "decode_param",
+    "encode_iso2022jp",
+    "header_bytes",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """Text decoded from untrusted bytes, with how it was decoded."""
+
+    text: str
+    charset: str
+    lossy: bool
+    detected: bool
+
+
+# A decoding attempt that succeeded: the text and the (normalised) charset really used.
+_Result = tuple[str, str]
+# A lenient decoding: text, charset, lossy.
+_Lenient = tuple[str, str, bool]
+_Convert = Callable[[bytes], str]
+
+# ---------------------------------------------------------------------------------------------
+# JIS X 0208 read through CP932
+# ---------------------------------------------------------------------------------------------
+
+_JIS_ROW_NEC13: Final = 0x2D
+_JIS_ROWS_NEC_IBM: Final = range(0x79, 0x7D)
+_TO_HIGH: Final = bytes.maketrans(bytes(range(0x21, 0x7F)), bytes(range(0xA1, 0xFF)))
+_TO_LOW: Final = bytes.maketrans(bytes(range(0xA1, 0xE0)), bytes(range(0x21, 0x60)))
+
+# Where Python's JIS mappings (euc_jp, iso2022_jp) and CP932 disagree on a JIS X 0208 code.
+_JIS_CP932_PAIRS: Final = {
+    "\u301c": "\uff5e",  # 0x2141 WAVE DASH -> FULLWIDTH TILDE
+    "\u2016": "\u2225",  # 0x2142 DOUBLE VERTICAL LINE -> PARALLEL TO
+    "\u2212": "\uff0d",  # 0x215D MINUS SIGN -> FULLWIDTH HYPHEN-MINUS
+    "\u00a2": "\uffe0",  # 0x2171 CENT SIGN -> FULLWIDTH CENT SIGN
+    "\u00a3": "\uffe1",  # 0x2172 POUND SIGN -> FULLWIDTH POUND SIGN
+    "\u00ac": "\uffe2",  # 0x224C NOT SIGN -> FULLWIDTH NOT SIGN
+}
+_JIS_TO_CP932: Final = str.maketrans(_JIS_CP932_PAIRS)
+_JIS_ONLY_CHARS: Final = re.compile(f"[{''.join(_JIS_CP932_PAIRS)}]")
+_CP932_TO_JIS: Final = str.maketrans({cp932: jis for jis, cp932 in _JIS_CP932_PAIRS.items()})
+_CP932_ONLY_CHARS: Final = re.compile(f"[{''.join(_JIS_CP932_PAIRS.values())}]")
+
+
+def _jis_to_sjis(j1: int, j2: int) -> bytes:
+    """The Shift_JIS bytes of the JIS X 0208 code (j1, j2), both in 0x21..0x7E."""
+    s1 = ((j1 + 1) >> 1) + (0x70 if j1 <= 0x5E else 0xB0)
+    s2 = j2 + (0x1F if j2 <= 0x5F else 0x20) if j1 & 1 else j2 + 0x7E
+    return bytes((s1, s2))
+
+
+def _cp932_extension_table() -> dict[bytes, str]:
+    """EUC-form code (two bytes 0xA1..0xFE) -> character, for the CP932 rows that Python's
+    euc_jp and iso2022_jp do not know: NEC row 13 and the NEC-selected IBM rows 89-92."""
+    table: dict[bytes, str] = {}
+    for j1 in (_JIS_ROW_NEC13, *_JIS_ROWS_NEC_IBM):
+        for j2 in range(0x21, 0x7F):
+            try:
+                table[bytes((j1 | 0x80, j2 | 0x80))] = _jis_to_sjis(j1, j2).decode("cp932")
+            except UnicodeDecodeError:
+                continue
+    return table
+
+
+_CP932_EXTENSIONS: Final = _cp932_extension_table()
+_EXT_STRICT: Final = "mukaika.cp932ext-strict"
+_EXT_REPLACE: Final = "mukaika.cp932ext-replace"
+
+
+def _extension_only_chars() -> str:
+    """The characters of the CP932 extension rows that JIS X 0208 does not have."""
+    only = set()
+    for char in _CP932_EXTENSIONS.values():
+        try:
+            char.encode("iso2022_jp")
+        except UnicodeEncodeError:
+            only.add(char)
+    return "".join(sorted(only))
+
+
+_EXTENSION_ONLY: Final = re.compile(f"[{_extension_only_chars()}]")
+
+
+def _extension_char(exc: UnicodeError) -> tuple[str, int] | None:
+    """The CP932 extension character at the error position of a euc_jp (EUC form) or
+    iso2022_jp (JIS form, only ever in JIS X 0208 mode) decoder, if there is one."""
+    if not isinstance(exc, UnicodeDecodeError):
+        return None
+    pair = bytes(exc.object[exc.start : exc.start + 2])
+    char = _CP932_EXTENSIONS.get(pair.translate(_TO_HIGH) if pair.isascii() else pair)
+    return None if char is None else (char, exc.start + 2)
+
+
+def _ext_strict(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler for euc_jp and iso2022_jp: decode a CP932 extension pair, else
+    fail."""
+    found = _extension_char(exc)
+    if found is None:
+        raise exc
+    return found
+
+
+def _ext_replace(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler for euc_jp: decode a CP932 extension pair, else U+FFFD."""
+    found = _extension_char(exc)
+    if found is not None:
+        return found
+    if isinstance(exc, UnicodeDecodeError):
+        return "\ufffd", exc.end
+    raise exc
+
+
+codecs.register_error(_EXT_STRICT, _ext_strict)
+codecs.register_error(_EXT_REPLACE, _ext_replace)
+
+
+def _cp932_mapping(text: str) -> str:
+    """Re-map the six JIS X 0208 codes on which JIS and CP932 disagree to the CP932 side."""
+    return text.translate(_JIS_TO_CP932) if _JIS_ONLY_CHARS.search(text) else text
+
+
+def _decode_euc_pairs(euc: bytes, *, strict: bool) -> tuple[str, bool]:
+    """Decode EUC-form JIS X 0208 pairs through CP932; returns (text, used CP932 extensions).
+    Raises UnicodeDecodeError only when ``strict``."""
+    try:
+        return _cp932_mapping(euc.decode("euc_jp")), False
+    except UnicodeDecodeError:
+        handler = _EXT_STRICT if strict else _EXT_REPLACE
+        return _cp932_mapping(euc.decode("euc_jp", handler)), True
+
+
+# ---------------------------------------------------------------------------------------------
+# ISO-2022-JP
+# ---------------------------------------------------------------------------------------------
+
+_AS_ASCII, _AS_KANJI, _AS_KANA, _AS_JIS0212, _AS_UNKNOWN = range(5)
+_DESIGNATIONS: Final = {
+    b"\x1b(B": _AS_ASCII,
+    b"\x1b(J": _AS_ASCII,
+    b"\x1b(I": _AS_KANA,
+    b"\x1b$@": _AS_KANJI,
+    b"\x1b$B": _AS_KANJI,
+    b"\x1b$(B": _AS_KANJI,
+    b"\x1b$(@": _AS_KANJI,
+    b"\x1b$(D": _AS_JIS0212,
+}
+_ANNOUNCER: Final = b"\x1b&@"
+_ESCAPE_SEQUENCE: Final = re.compile(rb"(\x1b[\x20-\x2f]{1,3}[\x30-\x7e])")
+_ISO2022JP_SIGNATURE: Final = re.compile(rb"\x1b(?:\$[@B]|\(I|\$\(D)")
+# Inside a double-byte segment: runs of pairs, runs of whitespace/controls, or one bad byte.
+_PAIR_TOKENS: Final = re.compile(rb"((?:[\x21-\x7e]{2})+)|([\x00-\x20]+)|([\x00-\xff])")
+_KANA_TOKENS: Final = re.compile(rb"([\x21-\x5f]+)|([\x00-\x20]+)|([\x00-\xff])")
+_REPLACEMENT: Final = "\ufffd"
+
+
+class _Iso2022Decoder:
+    """One pass over ISO-2022-JP bytes. ``strict`` makes any invalid byte an error."""
+
+    def __init__(self, *, strict: bool) -> None:
+        self.strict = strict
+        self.extended = False
+        self.jis0212 = False
+        self.lossy = False
+
+    def bad(self) -> str:
+        if self.strict:
+            raise ValueError("invalid ISO-2022-JP")
+        self.lossy = True
+        return _REPLACEMENT
+
+    def decode(self, data: bytes) -> str:
+        parts = _ESCAPE_SEQUENCE.split(data)
+        out = [self.segment(_AS_ASCII, parts[0])]
+        mode = _AS_ASCII
+        for escape, segment in zip(parts[1::2], parts[2::2], strict=True):
+            if escape != _ANNOUNCER:
+                mode = _DESIGNATIONS.get(escape, _AS_UNKNOWN)
+                if mode == _AS_UNKNOWN:
+                    out.append(self.bad())
+            out.append(self.segment(mode, segment))
+        return "".join(out)
+
+    def segment(self, mode: int, segment: bytes) -> str:
+        if not segment:
+            return ""
+        if mode == _AS_ASCII:
+            return self.ascii(segment)
+        if mode == _AS_KANA:
+            return self.tokens(_KANA_TOKENS, segment, self.kana)
+        if mode == _AS_UNKNOWN:
+            return self.tokens(_PAIR_TOKENS, segment, lambda _run: self.bad())
+        convert = self.kanji if mode == _AS_KANJI else self.jis0212_pairs
+        return self.tokens(_PAIR_TOKENS, segment, convert)
+
+    def ascii(self, segment: bytes) -> str:
+        if segment.isascii() and b"\x1b" not in segment:
+            return segment.decode("ascii")
+        return "".join(
+            self.bad() if byte >= 0x80 or byte == 0x1B else chr(byte) for byte in segment
+        )
+
+    def tokens(self, pattern: re.Pattern[bytes], segment: bytes, convert: _Convert) -> str:
+        out: list[str] = []
+        for match in pattern.finditer(segment):
+            run, space, _bad = match.groups()
+            if run is not None:
+                out.append(convert(run))
+            elif space is not None:
+                out.append(space.decode("ascii"))
+            else:
+                out.append(self.bad())
+        return "".join(out)
+
+    def kanji(self, run: bytes) -> str:
+        text, extended = _decode_euc_pairs(run.translate(_TO_HIGH), strict=self.strict)
+        self.extended |= extended
+        if _REPLACEMENT in text and not self.strict:
+            self.lossy = True
+        return text
+
+    def kana(self, run: bytes) -> str:
+        self.extended = True
+        return run.translate(_TO_HIGH).decode("cp932")
+
+    def jis0212_pairs(self, run: bytes) -> str:
+        high = run.translate(_TO_HIGH)
+        euc = b"".join(b"\x8f" + high[i : i + 2] for i in range(0, len(high), 2))
+        self.jis0212 = True
+        text = euc.decode("euc_jp", "strict" if self.strict else "replace")
+        self.lossy |= _REPLACEMENT in text
+        return text
+
+    def charset(self) -> str:
+        if self.extended:
+            return "iso-2022-jp-ms"
+        return "iso-2022-jp-1" if self.jis0212 else "iso-2022-jp"
+
+
+def _iso2022jp_fast(data: bytes) -> _Result | None:
+    """The common case in one codec call: Python's iso2022_jp, read through CP932."""
+    if b"\x1b(J" in data:  # Python reads JIS-Roman 0x5C and 0x7E as U+00A5 and U+203E.
+        return None
+    try:
+        text = data.decode("iso2022_jp", _EXT_STRICT)
+    except UnicodeDecodeError:
+        return None
+    charset = "iso-2022-jp-ms" if _EXTENSION_ONLY.search(text) else "iso-2022-jp"
+    return _cp932_mapping(text), charset
+
+
+def _iso2022jp_strict(data: bytes) -> _Result | None:
+    fast = _iso2022jp_fast(data)
+    if fast is not None:
+        return fast
+    decoder = _Iso2022Decoder(strict=True)
+    try:
+        text = decoder.decode(data)
+    except ValueError:
+        return None
+    return text, decoder.charset()
+
+
+def _iso2022jp_lenient(data: bytes) -> _Lenient:
+    decoder = _Iso2022Decoder(strict=False)
+    text = decoder.decode(data)
+    return text, decoder.charset(), decoder.lossy
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding steps: one named way to decode bytes, strictly or leniently
+# ---------------------------------------------------------------------------------------------
+
+
+def _utf8(data: bytes) -> _Result:
+    return data.decode("utf-8-sig"), "utf-8"
+
+
+def _ascii(data: bytes) -> _Result:
+    return data.decode("ascii"), "us-ascii"
+
+
+def _euc_jp(data: bytes) -> _Result:
+    return data.decode("euc_jp"), "euc-jp"
+
+
+def _cp51932(data: bytes) -> _Result:
+    if b"\x8f" in data:  # CP51932 has no JIS X 0212: leave that to the other EUC steps.
+        raise UnicodeDecodeError("cp51932", data, 0, 1, "JIS X 0212 in CP51932")
+    return _cp932_mapping(data.decode("euc_jp", _EXT_STRICT)), "cp51932"
+
+
+def _iso2022jp(data: bytes) -> _Result:
+    result = _iso2022jp_strict(data)
+    if result is None:
+        raise UnicodeDecodeError("iso-2022-jp", data, 0, len(data), "invalid ISO-2022-JP")
+    return result
+
+
+# Steps whose strict decoding is more than one stdlib codec call. A step not listed here is a
+# Python codec name, decoded with ``bytes.decode`` and reported with "_" written as "-".
+_SPECIAL_STEPS: Final[dict[str, Callable[[bytes], _Result]]] = {
+    "utf-8": _utf8,
+    "us-ascii": _ascii,
+    "iso-2022-jp": _iso2022jp,
+    "euc-jp": _euc_jp,
+    "cp51932": _cp51932,
+}
+_LENIENT_CODEC: Final = {
+    "utf-8": "utf-8-sig",
+    "us-ascii": "ascii",
+    "euc-jp": "euc_jp",
+    "cp51932": "euc_jp",
+}
+
+
+def _strict(step: str, data: bytes) -> _Result | None:
+    special = _SPECIAL_STEPS.get(step)
+    try:
+        if special is not None:
+            return special(data)
+        return data.decode(step), step.replace("_", "-")
+    except UnicodeDecodeError:
+        return None
+
+
+def _lenient(step: str, data: bytes) -> _Lenient:
+    if step == "iso-2022-jp":
+        return _iso2022jp_lenient(data)
+    codec = _LENIENT_CODEC.get(step, step)
+    errors = _EXT_REPLACE if codec == "euc_jp" else "replace"
+    return data.decode(codec, errors), step.replace("_", "-"), True
+
+
+# ---------------------------------------------------------------------------------------------
+# Charset labels -> plans (the steps to try, in order)
+# ---------------------------------------------------------------------------------------------
+
+_Plan = tuple[str, ...]
+_EUC_JP_PLAN: Final = ("euc-jp", "cp51932", "euc_jis_2004")
+_PLAN_ALIASES: Final[dict[_Plan, tuple[str, ...]]] = {
+    ("utf-8",): ("utf-8", "utf8", "unicode-1-1-utf-8", "x-unicode20utf8"),
+    ("us-ascii",): (
+        "us-ascii",
+        "ascii",
+        "us",
+        "ansi_x3.4-1968",
+        "ansi_x3.4-1986",
+        "iso646-us",
+        "iso-ir-6",
+        "iso_646.irv:1991",
+        "cp367",
+        "ibm367",
+        "csascii",
+    ),
+    ("iso-2022-jp",): (
+        "iso-2022-jp",
+        "iso2022jp",
+        "iso2022_jp",
+        "csiso2022jp",
+        "iso-2022-jp-ms",
+        "iso-2022-jp-1",
+        "cp50220",
+        "cp50221",
+        "cp50222",
+        "x-cp50220",
+        "x-cp50221",
+        "x-cp50222",
+        "jis",
+    ),
+    ("iso-2022-jp", "iso2022_jp_2"): ("iso-2022-jp-2", "csiso2022jp2"),
+    ("iso-2022-jp", "iso2022_jp_2004"): ("iso-2022-jp-3", "iso-2022-jp-2004"),
+    ("cp932",): (
+        "cp932",
+        "ms932",
+        "x-ms-cp932",
+        "windows-31j",
+        "cswindows31j",
+        "shift_jis",
+        "shift-jis",
+        "shiftjis",
+        "sjis",
+        "s-jis",
+        "x-sjis",
+        "ms_kanji",
+        "ms-kanji",
+        "csshiftjis",
+        "sjis-open",
+        "sjis-win",
+        "ibm-943",
+        "x-mac-japanese",
+    ),
+    ("shift_jis_2004", "cp932"): ("shift_jis_2004", "shift-jis-2004", "shift_jisx0213"),
+    _EUC_JP_PLAN: (
+        "euc-jp",
+        "euc_jp",
+        "eucjp",
+        "x-euc-jp",
+        "x-euc",
+        "ujis",
+        "cseucpkdfmtjapanese",
+        "cp51932",
+        "ms51932",
+        "eucjp-win",
+        "eucjp-ms",
+        "euc-jp-ms",
+        "eucjp-open",
+    ),
+    ("euc_jis_2004", "euc-jp"): ("euc-jis-2004", "euc_jis_2004", "euc-jisx0213"),
+}
+_PLANS: Final = {label: plan for plan, labels in _PLAN_ALIASES.items() for label in labels}
+# Our own charset names, as reported in ``Decoded.charset``, resolve too.
+_PLANS.update({"iso-2022-jp-ms": ("iso-2022-jp",), "euc-jis-2004": ("euc_jis_2004", "euc-jp")})
+# Supersets that mail software means when it writes these labels (Python codec names).
+_SUPERSETS: Final[dict[str, _Plan]] = {
+    "gb2312": ("gb18030",),
+    "gbk": ("gb18030",),
+    "euc_kr": ("cp949",),
+    "iso8859-1": ("cp1252", "iso8859-1"),
+}
+# Text codecs that are transformations, not charsets of mail text.
+_REFUSED_CODECS: Final = frozenset(
+    {"idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape", "charmap"}
+)
+_LABEL_SYNTAX: Final = re.compile(r"[a-z0-9][a-z0-9._:+-]{0,39}")
+
+
+@lru_cache(maxsize=256)
+def _plan(untrusted_label: str | None) -> _Plan | None:
+    """The steps for a declared charset label, or None when it is missing or unusable."""
+    if untrusted_label is None:
+        return None
+    label = untrusted_label.strip().strip("\"'").strip().lower()
+    known = _PLANS.get(label)
+    if known is not None or not _LABEL_SYNTAX.fullmatch(label):
+        return known
+    try:
+        info = codecs.lookup(label)
+    except LookupError:
+        return None
+    name = info.name
+    if not getattr(info, "_is_text_encoding", True) or name.replace("_", "-") in _REFUSED_CODECS:
+        return None
+    return _SUPERSETS.get(name, (name,))
+
+
+def _strict_plan(plan: _Plan, data: bytes) -> _Result | None:
+    for step in plan:
+        result = _strict(step, data)
+        if result is not None:
+            return result
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Detection
+# ---------------------------------------------------------------------------------------------
+
+_KANA: Final = re.compile("[\u3041-\u3096\u30a1-\u30fa\u30fc]")
+_KANJI: Final = re.compile("[\u4e00-\u9fff\uf900-\ufaff]")
+_JAPANESE_SYMBOLS: Final = re.compile(
+    "[\u3000-\u303f\uff01-\uff5e\uffe0-\uffe5\u2460-\u24ff\u3200-\u33ff\u2150-\u218f"
+    "\u2010-\u2312\u2500-\u25ff\u0391-\u03c9\u0401-\u0451]"
+)
+_HALFWIDTH_KANA: Final = re.compile("[\uff66-\uff9f]")
+_HALFWIDTH_PUNCTUATION: Final = re.compile("[\uff61-\uff65]")
+_GARBAGE: Final = re.compile("[\ue000-\uf8ff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# A text this long with no kana at all is not taken for Japanese (it is likely Chinese).
+_KANJI_ONLY_LIMIT: Final = 16
+_JAPANESE_STEPS: Final = ("cp932", *_EUC_JP_PLAN)
+_OTHER_CANDIDATES: Final = [
+    "cp1252",
+    "iso8859_15",
+    "gb18030",
+    "big5",
+    "cp949",
+    "cp1251",
+    "koi8_r",
+    "cp1250",
+    "cp1253",
+]
+_FALLBACK_STEPS: Final = ("utf-8", "cp932", "euc-jp", "iso-2022-jp")
+# A declared charset is still believed when at most 1 in this many characters is replaced.
+_TOLERATED_ERROR_RATE: Final = 100
+
+
+def _japanese_score(text: str) -> float:
+    """How much ``text`` looks like Japanese: kana weigh most, then kanji and symbols;
+    half-width punctuation, private-use characters and controls (what EUC-JP read as CP932,
+    or CP932 read as EUC-JP, produces) weigh against."""
+    kana = len(_KANA.findall(text))
+    if kana == 0 and len(text) - len(text.encode("ascii", "ignore")) > _KANJI_ONLY_LIMIT:
+        return 0.0
+    return (
+        3.0 * kana
+        + len(_KANJI.findall(text))
+        + len(_JAPANESE_SYMBOLS.findall(text))
+        + 0.6 * len(_HALFWIDTH_KANA.findall(text))
+        - len(_HALFWIDTH_PUNCTUATION.findall(text))
+        - 3.0 * len(_GARBAGE.findall(text))
+    )
+
+
+def _japanese_guess(data: bytes) -> _Result | None:
+    """The most plausible strict Japanese decoding (CP932 or the EUC-JP family), if any."""
+    best: _Result | None = None
+    best_score = 0.0
+    euc_done = False
+    for step in _JAPANESE_STEPS:
+        if step != "cp932" and euc_done:
+            break
+        result = _strict(step, data)
+        if result is None:
+            continue
+        euc_done = step != "cp932"
+        score = _japanese_score(result[0])
+        if score > best_score:
+            best, best_score = result, score
+    return best
+
+
+def _has_jis_escapes(data: bytes) -> bool:
+    return b"\x1b" in data and _ISO2022JP_SIGNATURE.search(data) is not None
+
+
+@lru_cache(maxsize=64)
+def _is_single_byte(step: str) -> bool:
+    """True for codecs that decode nearly any byte string (ISO-8859-x, windows-125x, …): a
+    strict success in one of them proves nothing about the charset."""
+    if step in _SPECIAL_STEPS:
+        return False
+    return len(bytes(range(256)).decode(step, "replace")) == 256
+
+
+def _kana_japanese(data: bytes) -> _Result | None:
+    """A Japanese decoding that has kana in at least 1 of 5 non-ASCII characters: enough to
+    overrule a declared single-byte charset that decodes anything."""
+    found = _japanese_guess(data)
+    if found is None:
+        return None
+    non_ascii = len(found[0]) - len(found[0].encode("ascii", "ignore"))
+    return found if 5 * len(_KANA.findall(found[0])) >= non_ascii else None
+
+
+def _mislabelled(plan: _Plan, data: bytes) -> _Result | None:
+    """UTF-8 or Japanese text declared as a single-byte charset (a common mislabel)."""
+    if data.isascii() or not _is_single_byte(plan[0]):
+        return None
+    return _strict("utf-8", data) or _kana_japanese(data)
+
+
+def _declared_lenient(plan: _Plan, data: bytes) -> Decoded | None:
+    """The declared charset with replacements, if they are rare (a few broken bytes)."""
+    if plan == ("us-ascii",):  # 8-bit data declared as US-ASCII is mislabelled, not broken.
+        return None
+    text, charset, _lossy = _lenient(plan[0], data)
+    if text.count(_REPLACEMENT) > max(1, len(text) // _TOLERATED_ERROR_RATE):
+        return None
+    return Decoded(text, charset, lossy=True, detected=False)
+
+
+def _normalizer_guess(data: bytes) -> _Result | None:
+    """charset-normalizer, for mail that is neither UTF-8 nor Japanese."""
+    match = from_bytes(data, cp_isolation=_OTHER_CANDIDATES).best()
+    if match is None:
+        return None
+    return _strict(codecs.lookup(match.encoding).name, data)
+
+
+def _least_lossy(plan: _Plan | None, data: bytes) -> Decoded:
+    """Last resort: the lenient decoding with the fewest replacements (the declared one wins
+    ties)."""
+    steps = (*(plan or ())[:1], *_FALLBACK_STEPS)
+    attempts = [_lenient(step, data) for step in steps]
+    best = min(range(len(attempts)), key=lambda index: attempts[index][0].count(_REPLACEMENT))
+    text, charset, lossy = attempts[best]
+    return Decoded(text, charset, lossy=lossy, detected=plan is None or best > 0)
+
+
+def _guess(data: bytes, plan: _Plan | None) -> Decoded:
+    """Decode bytes whose declared charset (if any) failed strictly; see the module docstring
+    for the order."""
+    if _has_jis_escapes(data):
+        result = _iso2022jp_strict(data)
+        if result is not None:
+            return Decoded(*result, lossy=False, detected=plan != ("iso-2022-jp",))
+        if data.isascii():
+            text, charset, lossy = _iso2022jp_lenient(data)
+            return Decoded(text, charset, lossy=lossy, detected=plan != ("iso-2022-jp",))
+    if data.isascii():
+        return Decoded(*_ascii(data), lossy=False, detected=plan is not None)
+    found = _strict("utf-8", data) or _japanese_guess(data)
+    if found is not None:
+        return Decoded(*found, lossy=False, detected=True)
+    lenient = None if plan is None else _declared_lenient(plan, data)
+    if lenient is not None:
+        return lenient
+    other = _normalizer_guess(data)
+    if other is not None:
+        return Decoded(*other, lossy=False, detected=True)
+    return _least_lossy(plan, data)
+
+
+def _decode(data: bytes, plan: _Plan | None) -> Decoded:
+    if plan is not None:
+        mislabelled = _mislabelled(plan, data)
+        if mislabelled is not None:
+            return Decoded(*mislabelled, lossy=False, detected=True)
+        declared = _strict_plan(plan, data)
+        if declared is not None:
+            return Decoded(*declared, lossy=False, detected=False)
+    return _guess(data, plan)
+
+
+def decode_body(untrusted_data: bytes, declared: str | None) -> Decoded:
+    """Decode a body (after its transfer encoding is undone) that declares ``declared``."""
+    return _decode(untrusted_data, _plan(declared))
+
+
+def decode_param(charset: str | None, untrusted_value: bytes) -> Decoded:
+    """Decode an RFC 2231 parameter value (already percent-decoded) in the charset it names.
+    The result is header text: no controls (see the module docstring)."""
+    decoded = _decode(untrusted_value, _plan(charset) if charset else None)
+    return _without_controls(decoded)
+
+
+# ---------------------------------------------------------------------------------------------
+# Header text
+# ---------------------------------------------------------------------------------------------
+
+_LINE_BREAKS: Final = "\t\n\v\f\r\x1c\x1d\x1e\x1f\x85\u2028\u2029"
+_CONTROLS: Final = "".join(map(chr, (*range(0x20), *range(0x7F, 0xA0))))
+_CONTROL_TABLE: Final = str.maketrans(
+    {char: (" " if char in _LINE_BREAKS else None) for char in _CONTROLS + _LINE_BREAKS}
+)
+_CONTROL_CHARS: Final = re.compile(f"[{re.escape(_CONTROLS + _LINE_BREAKS)}]")
+_FOLD: Final = re.compile(rb"(?:\r\n|\r|\n)(?=[ \t])")
+_ENCODED_WORD: Final = re.compile(rb"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
+_BASE64_NOISE: Final = re.compile(rb"[^A-Za-z0-9+/]")
+_WHITESPACE: Final = re.compile(rb"[ \t\r\n]*")
+
+
+def _without_controls(decoded: Decoded) -> Decoded:
+    if not _CONTROL_CHARS.search(decoded.text):
+        return decoded
+    return Decoded(
+        decoded.text.translate(_CONTROL_TABLE), decoded.charset, decoded.lossy, decoded.detected
+    )
+
+
+def header_bytes(untrusted_value: str) -> tuple[bytes, bool]:
+    """The bytes of a raw header value as the compat32 parser keeps it (8-bit bytes as lone
+    surrogates), unfolded. Other non-ASCII characters are taken as UTF-8. The flag is True
+    when a surrogate that no byte can stand for had to be replaced."""
+    try:
+        raw, lossy = untrusted_value.encode("utf-8", "surrogateescape"), False
+    except UnicodeEncodeError:
+        raw, lossy = untrusted_value.encode("utf-8", "replace"), True
+    return _FOLD.sub(b"", raw), lossy
+
+
+def _word_bytes(encoding: bytes, payload: bytes) -> bytes | None:
+    """The bytes an encoded-word carries, or None when it is malformed."""
+    if encoding in b"qQ":
+        return binascii.a2b_qp(payload, header=True)
+    letters = _BASE64_NOISE.sub(b"", payload)
+    if len(letters) % 4 == 1:
+        return None
+    return binascii.a2b_base64(letters + b"=" * (-len(letters) % 4))
+
+
+def _pieces(raw: bytes) -> list[tuple[str | None, bytes]]:
+    """Split header bytes into (charset label, bytes) pieces: None for plain text. Whitespace
+    between encoded-words is dropped and adjacent words of one charset are joined as bytes."""
+    pieces: list[tuple[str | None, bytes]] = []
+    position = 0
+    after_word = False
+    for match in _ENCODED_WORD.finditer(raw):
+        label_bytes, encoding, payload = match.groups()
+        carried = _word_bytes(encoding, payload)
+        if carried is None:
+            continue
+        between = raw[position : match.start()]
+        if between and not (after_word and _WHITESPACE.fullmatch(between)):
+            pieces.append((None, between))
+        label = label_bytes.split(b"*", 1)[0].decode("ascii", "replace").lower()
+        if after_word and pieces[-1][0] == label:
+            pieces[-1] = (label, pieces[-1][1] + carried)
+        else:
+            pieces.append((label, carried))
+        position, after_word = match.end(), True
+    if position < len(raw):
+        pieces.append((None, raw[position:]))
+    return pieces
+
+
+def _join(parts: list[Decoded]) -> Decoded:
+    charsets = dict.fromkeys(part.charset for part in parts if part.charset != "us-ascii")
+    return Decoded(
+        "".join(part.text for part in parts),
+        ",".join(charsets) or "us-ascii",
+        lossy=any(part.lossy for part in parts),
+        detected=any(part.detected for part in parts),
+    )
+
+
+def decode_header_bytes(untrusted_raw: bytes, *, encoded_words: bool = True) -> Decoded:
+    """Decode unfolded header bytes: RFC 2047 encoded-words (when ``encoded_words``) and raw
+    8-bit text. ``charset`` lists the non-ASCII charsets used, comma-separated, in order."""
+    plain = not (encoded_words and b"=?" in untrusted_raw)
+    if plain and untrusted_raw.isascii() and b"\x1b" not in untrusted_raw:
+        return _without_controls(Decoded(untrusted_raw.decode("ascii"), "us-ascii", False, False))
+    pieces = _pieces(untrusted_raw) if encoded_words else [(None, untrusted_raw)]
+    return _without_controls(_join([_decode(data, _plan(label)) for label, data in pieces]))
+
+
+def decode_header(untrusted_value: str) -> Decoded:
+    """Decode a raw header value (a compat32 ``str``) into display text without controls."""
+    raw, lossy = header_bytes(untrusted_value)
+    decoded = decode_header_bytes(raw)
+    return Decoded(decoded.text, decoded.charset, decoded.lossy or lossy, decoded.detected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding to ISO-2022-JP
+# ---------------------------------------------------------------------------------------------
+
+_SJIS_RUNS: Final = re.compile(
+    rb"([\x00-\x7f]+)|([\xa1-\xdf]+)|((?:[\x81-\x9f\xe0-\xef][\x40-\xfc])+)"
+)
+
+
+def _sjis_to_jis_table() -> dict[int, int]:
+    """Shift_JIS code -> JIS code, for every pair of the CP932 repertoire that ISO-2022-JP can
+    carry (JIS X 0208, NEC row 13, NEC-selected IBM rows 89-92)."""
+    table: dict[int, int] = {}
+    for j1 in range(0x21, 0x7F):
+        for j2 in range(0x21, 0x7F):
+            sjis = _jis_to_sjis(j1, j2)
+            try:
+                sjis.decode("cp932")
+            except UnicodeDecodeError:
+                continue
+            table[int.from_bytes(sjis, "big")] = (j1 << 8) | j2
+    return table
+
+
+_SJIS_TO_JIS: Final = _sjis_to_jis_table()
+_NOT_JIS: Final = re.compile("[^\u2121-\u7e7e]")
+# ESC, SO and SI would change the shift state; the JIS-side mappings do not round-trip.
+_EXTENDED_RUNS: Final = re.compile(f"(?:{_EXTENSION_ONLY.pattern}|[\uff61-\uff9f])+")
+_NOT_ENCODABLE: Final = re.compile(f"[\x0e\x0f\x1b{''.join(_JIS_CP932_PAIRS)}]")
+
+
+def _kanji_run(sjis: bytes) -> bytes:
+    jis = sjis.decode("utf-16-be").translate(_SJIS_TO_JIS)
+    if _NOT_JIS.search(jis):
+        raise _NotEncodableError
+    return jis.encode("utf-16-be")
+
+
+def encode_iso2022jp(text: str) -> bytes | None:
+    """``text`` in ISO-2022-JP as Japanese Windows writes it (CP50221: the CP932 repertoire,
+    half-width katakana with ``ESC ( I``), ending in ASCII; None when a character cannot be
+    written so that ``decode_body(..., "iso-2022-jp")`` gives ``text`` back. Outside the
+    repertoire: ESC, SO and SI, user-defined (private-use) characters, and the six characters
+    that CP932 only writes one way (U+301C, U+2016, U+2212, U+00A2, U+00A3, U+00AC)."""
+    if _NOT_ENCODABLE.search(text):
+        return None
+    try:
+        text.encode("cp932")
+    except UnicodeEncodeError:
+        return None
+    if _CP932_ONLY_CHARS.search(text):
+        text = text.translate(_CP932_TO_JIS)
+    pieces: list[bytes] = []
+    position = 0
+    try:
+        for match in _EXTENDED_RUNS.finditer(text):
+            pieces.append(text[position : match.start()].encode("iso2022_jp"))
+            pieces.append(_encode_sjis(match.group().encode("cp932")))
+            position = match.end()
+        pieces.append(text[position:].encode("iso2022_jp"))
+    except (UnicodeEncodeError, _NotEncodableError):
+        return None
+    return b"".join(pieces)
+
+
+class _NotEncodableError(ValueError):
+    """A character has no ISO-2022-JP form."""
+
+
+def _encode_sjis(sjis: bytes) -> bytes:
+    """CP932 bytes of half-width katakana and CP932 extensions as ISO-2022-JP, ending in
+    ASCII. Python's iso2022_jp writes everything else, in one call per stretch."""
+    out: list[bytes] = []
+    mode = b"\x1b(B"
+    position = 0
+    for match in _SJIS_RUNS.finditer(sjis):
+        if match.start() != position:
+            raise _NotEncodableError
+        position = match.end()
+        ascii_run, kana_run, kanji_run = match.groups()
+        if ascii_run is not None:
+            run, designation = ascii_run, b"\x1b(B"
+        elif kana_run is not None:
+            run, designation = kana_run.translate(_TO_LOW), b"\x1b(I"
+        else:
+            run, designation = _kanji_run(kanji_run), b"\x1b$B"
+        if designation != mode:
+            out.append(designation)
+            mode = designation
+        out.append(run)
+    if position != len(sjis):
+        raise _NotEncodableError
+    if mode != b"\x1b(B":
+        out.append(b"\x1b(B")
+    return b"".join(out)
