@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import re
@@ -54,6 +55,8 @@ from typing import Any, Final, TextIO
 from pydantic import BaseModel, ConfigDict
 
 from sanitizers.report import PartReport, Report
+
+log = logging.getLogger("mukaika.audit")
 
 MAX_STRING_CHARS: Final = 1000
 MAX_LIST_ITEMS: Final = 1000
@@ -219,16 +222,22 @@ class AuditLog:
     """Append-only JSON-lines writer; safe from several threads. ``path=None`` is stdout."""
 
     def __init__(
-        self, path: Path | None = None, *, fsync: bool = False, stream: TextIO | None = None
+        self,
+        path: Path | None = None,
+        *,
+        fsync: bool = False,
+        stream: TextIO | None = None,
+        raise_errors: bool = False,
     ) -> None:
         self.path = None if path is None else Path(path)
         self.fsync = fsync
+        self.raise_errors = raise_errors
+        self.errors = 0
         self._stream = stream
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._inode: tuple[int, int] | None = None
         if self.path is not None:
-            self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
             self._open()
 
     @classmethod
@@ -237,6 +246,7 @@ class AuditLog:
 
     def _open(self) -> None:
         assert self.path is not None
+        self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         info = os.fstat(fd)
         self._fd = fd
@@ -262,8 +272,28 @@ class AuditLog:
             self._open()
 
     def write(self, record: Mapping[str, Any]) -> None:
-        """Write one record as one line (see the module docstring for what is kept)."""
+        """Write one record as one line (see the module docstring for what is kept).
+
+        An I/O error (disk full, file removed with its directory) does not propagate: the
+        message it describes has already been handled, and the worker must not fail because
+        of its log. The cleaned line goes to the ``mukaika.audit`` logger instead (stderr or
+        journald), and ``errors`` counts the failures. With ``raise_errors`` it propagates.
+        """
         line = json.dumps(clean_record(record), ensure_ascii=False, separators=(",", ":"))
+        try:
+            self._write_line(line)
+        except OSError as exc:
+            self.errors += 1
+            if self.raise_errors:
+                raise
+            log.error(
+                "audit log %s not writable (%s); record follows: %s",
+                self.path,
+                exc.strerror or type(exc).__name__,
+                line,
+            )
+
+    def _write_line(self, line: str) -> None:
         data = (line + "\n").encode("utf-8")
         with self._lock:
             if self.path is None:

@@ -61,11 +61,15 @@ SMTP_REJECT_REASONS: Final[frozenset[str]] = frozenset(
         "relay",  # recipient domain not accepted (554 5.7.1)
         "size",  # message too large (552 5.3.4)
         "recipients",  # too many recipients (452 4.5.3)
-        "smuggling",  # bare CR / LF in DATA (550 5.5.2)
+        "bare_newline",  # bare CR / LF in DATA: SMTP smuggling (550 5.5.2)
+        "smuggling",
+        "pipelining",  # commands pipelined after the final dot
         "line_length",  # line or command too long
         "syntax",  # bad command or argument
-        "timeout",  # command, session or data-rate deadline
-        "connections",  # connection caps (421 4.7.0)
+        "timeout",  # command or session deadline
+        "too_slow",  # below the minimum data rate
+        "connections",  # overall connection cap (421 4.7.0)
+        "connections_per_client",  # per-address connection cap (421 4.7.0)
         "disk",  # free disk below threshold (452 4.3.1)
         "tls",  # TLS required or failed
         "shutdown",  # stopping (421)
@@ -79,7 +83,17 @@ ACTIONS: Final[frozenset[str]] = frozenset(str(a) for a in Action)
 REASONS: Final[frozenset[str]] = frozenset(str(r) for r in Reason)
 VERDICTS: Final[frozenset[str]] = frozenset(str(v) for v in Verdict)
 QUEUE_STATES: Final[frozenset[str]] = frozenset(
-    {"incoming", "queued", "active", "sanitized", "deferred", "held", "dead", "delivered"}
+    {
+        "incoming",
+        "outgoing",
+        "queued",
+        "active",
+        "sanitized",
+        "deferred",
+        "held",
+        "dead",
+        "delivered",
+    }
 )
 
 # Sanitizing takes milliseconds for text mail and up to the CDR limit (20 s) for files.

@@ -18,13 +18,18 @@ without a row (removed by :meth:`Quarantine.purge` once past retention). Storing
 queue id with the same content twice returns the first id: a worker that restarts after a
 crash does not create a duplicate.
 
-Compression choice (measured on this host on 114 real ``.eml`` files, 13 MB, from the corpus)
---------------------------------------------------------------------------------------------
-``gzip -1``: ratio 0.288, 69 MB/s compress, 208 MB/s decompress; ``gzip -6``: 0.275, 44 MB/s;
-``gzip -9``: 0.274, 30 MB/s; ``lzma -0``: 0.280, 18 MB/s; ``lzma -6``: 0.265, 4 MB/s. Mail is
-mostly base64, which none of them shrinks much below 3/4, so the cheap level wins: the default
-is gzip level 1 (operators may raise ``compression_level``). Gzip also has a CRC-32 of its own
-and every operator can open the file with ``zcat``.
+Compression choice (measured on this host with stdlib codecs, one core)
+----------------------------------------------------------------------
+Set A, 114 ``.eml`` files from the corpus (13 MB, a few large attachments), ratio and
+compress / decompress speed: gzip -1 0.288, 69 / 208 MB/s; gzip -6 0.275, 44 / 257 MB/s;
+gzip -9 0.274, 30 MB/s; lzma -0 0.280, 18 / 50 MB/s; lzma -6 0.265, 4 / 36 MB/s.
+Set B, 245 mails of 3 KB-2 MB (17 MB): gzip -1 0.443, 56 / 192 MB/s; gzip -6 0.407,
+39 / 236 MB/s; gzip -9 0.406, 27 MB/s; lzma -0 0.411, 13 MB/s; lzma -6 0.387, 4 MB/s.
+Mail is mostly base64, which none of them shrinks far below 3/4. At the target rate
+(about 1,000 mails of 29 KB a second, ~29 MB/s on two cores) gzip -1 costs half a core,
+gzip -6 three quarters, lzma several cores; the extra 3-8 % of disk is cheaper. So the default
+is gzip level 1 (``compression_level`` raises it). Gzip also carries its own CRC-32, and every
+operator can read a file with ``zcat``.
 
 Retention and held mail
 -----------------------
@@ -52,12 +57,14 @@ serialise the writers.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import contextlib
 import errno
 import gzip
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -65,7 +72,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,6 +81,8 @@ from typing import Any, Final, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from sanitizers.report import Report
+
+log = logging.getLogger("mukaika.quarantine")
 
 DeliveryState = Literal["queued", "delivered", "deferred", "held", "dead"]
 DELIVERY_STATES: Final[frozenset[str]] = frozenset(get_args(DeliveryState))
@@ -391,7 +400,9 @@ class Quarantine:
         try:
             stored_size = self._write_compressed(temp, untrusted_raw)
             for attempt in range(3):
-                final.parent.mkdir(mode=0o700, exist_ok=True)
+                if not final.parent.is_dir():
+                    final.parent.mkdir(mode=0o700, exist_ok=True)
+                    _fsync_directory(self._messages)  # the new day directory itself
                 try:
                     os.rename(temp, final)
                     break
@@ -399,7 +410,6 @@ class Quarantine:
                     if attempt == 2 or not temp.exists():
                         raise
             _fsync_directory(final.parent)
-            _fsync_directory(self._messages)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 temp.unlink(missing_ok=True)
@@ -657,6 +667,28 @@ class Quarantine:
                     path.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 day_dir.rmdir()  # only succeeds when empty
+
+    async def purge_forever(
+        self,
+        interval_seconds: float,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """Run :meth:`purge` now and then every ``interval_seconds`` until cancelled.
+
+        For the service: ``asyncio.create_task(quarantine.purge_forever(settings.
+        purge_interval_seconds))``. A failed purge is logged and retried next time; it never
+        ends the loop.
+        """
+        while True:
+            try:
+                removed = await asyncio.to_thread(self.purge, now())
+            except (OSError, sqlite3.Error, QuarantineError) as exc:
+                log.error("quarantine purge failed: %s: %s", type(exc).__name__, exc)
+            else:
+                if removed:
+                    log.info("quarantine purge removed %d message(s) past retention", removed)
+            await asyncio.sleep(interval_seconds)
 
     def clean_temp_files(self, *, older_than: float = STALE_TEMP_SECONDS) -> int:
         """Delete abandoned temp files (older than ``older_than`` seconds); return how many."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 import re
+import shutil
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -269,3 +272,38 @@ def test_settings_resolve_paths(tmp_path: Path) -> None:
     log.write({"queue_id": "Q1"})
     log.close()
     assert _lines(tmp_path / "audit" / "audit.jsonl")[0]["queue_id"] == "Q1"
+
+
+def test_write_failure_is_logged_not_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+
+    def full(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with caplog.at_level("ERROR", logger="mukaika.audit"):
+        log.write({"queue_id": "Q1", "body": SECRET})
+    assert log.errors == 1
+    assert "No space left on device" in caplog.text
+    assert '"queue_id":"Q1"' in caplog.text  # the record survives in the service log
+    assert "SECRET-BODY-MARKER" not in caplog.text
+    strict = AuditLog(tmp_path / "strict.jsonl", raise_errors=True)
+    with pytest.raises(OSError, match="No space"):
+        strict.write({"queue_id": "Q2"})
+    monkeypatch.undo()
+    log.write({"queue_id": "Q3"})
+    assert [x["queue_id"] for x in _lines(path)] == ["Q3"]
+    log.close()
+    strict.close()
+
+
+def test_directory_removed_under_the_log_is_recreated(tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "audit.jsonl"
+    with AuditLog(path) as log:
+        log.write({"queue_id": "Q1"})
+        shutil.rmtree(tmp_path / "logs")
+        log.write({"queue_id": "Q2"})
+    assert [x["queue_id"] for x in _lines(path)] == ["Q2"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import gzip
 import hashlib
@@ -388,3 +389,54 @@ def test_settings_refuse_unknown_keys() -> None:
     with pytest.raises(ValueError, match="greater than 0"):
         QuarantineSettings(retention_days=0)
     assert QuarantineSettings(directory="/srv/q").resolve_directory(Path("var")) == Path("/srv/q")
+
+
+def test_store_fsyncs_file_and_directory(q: Quarantine, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    qid = _store(q)
+    final = q.path_of(qid)
+    assert any(p.endswith(".tmp") for p in synced)  # the file, before the rename
+    assert str(final.parent) in synced  # the directory, after it
+    assert str(q.directory / "messages") in synced  # the new day directory's entry
+
+
+async def test_purge_forever_runs_until_cancelled(q: Quarantine) -> None:
+    _store(q, "Q1", RAW, T0)
+    task = asyncio.create_task(q.purge_forever(0.01, now=lambda: T0 + timedelta(days=100)))
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if q.count() == 0:
+            break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert q.count() == 0
+
+
+async def test_purge_forever_survives_errors(
+    q: Quarantine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[datetime] = []
+
+    def failing(now: datetime, *, dry_run: bool = False) -> int:
+        calls.append(now)
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(q, "purge", failing)
+    task = asyncio.create_task(q.purge_forever(0.01))
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if len(calls) >= 2:
+            break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(calls) >= 2
+    assert "quarantine purge failed" in caplog.text
