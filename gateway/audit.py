@@ -13,10 +13,10 @@ Record fields (the only ones written; see ``RECORD_FIELDS``)
 ``time``, ``event`` (``message`` by default), ``queue_id``, ``quarantine_id``, ``client``,
 ``helo``, ``mail_from``, ``rcpt_to``, ``message_id``, ``size``, ``sha256`` (of the original),
 ``verdict``, ``reasons``, ``parts`` (each: ``path``, ``action``, ``reason``, ``sha256``,
-``kind``, ``filename``, ``declared_type``, ``detected_type``, ``size``, ``findings``,
-``removed``), ``defects``, ``timings`` (milliseconds by step), ``deliveries`` (each: ``time``,
-``host``, ``code``, ``reply``, ``recipients``, ``attempt``, ``error``), ``state``, ``error``
-(a reason code), ``attempts``, ``dropped_keys``.
+``kind``, ``filename``, ``declared_type``, ``detected_type``, ``size``, ``charset``,
+``findings``, ``removed``), ``defects``, ``timings`` (milliseconds by step), ``deliveries``
+(each: ``time``, ``host``, ``code``, ``reply``, ``recipients``, ``attempt``, ``error``),
+``state``, ``error`` (a reason code), ``attempts``, ``dropped_keys``.
 
 Threat model: never a body
 --------------------------
@@ -98,6 +98,7 @@ PART_FIELDS: Final[frozenset[str]] = frozenset(
         "declared_type",
         "detected_type",
         "size",
+        "charset",
         "findings",
         "removed",
     }

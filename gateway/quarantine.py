@@ -498,13 +498,18 @@ class Quarantine:
     def _update(self, qid: str, assignments: str, values: tuple[Any, ...]) -> None:
         if not is_valid_id(qid):
             raise QuarantineNotFoundError(qid)
-        with self._transaction() as db:
-            cursor = db.execute(
-                f"UPDATE messages SET {assignments}, updated_at = ? WHERE id = ?",  # noqa: S608
-                (*values, format_time(datetime.now(UTC)), qid),
-            )
-            if cursor.rowcount == 0:
-                raise QuarantineNotFoundError(qid)
+        try:
+            with self._transaction() as db:
+                cursor = db.execute(
+                    f"UPDATE messages SET {assignments}, updated_at = ? WHERE id = ?",  # noqa: S608
+                    (*values, format_time(datetime.now(UTC)), qid),
+                )
+                if cursor.rowcount == 0:
+                    raise QuarantineNotFoundError(qid)
+        except sqlite3.Error as exc:
+            raise QuarantineStoreError(
+                errno.EIO, f"cannot update quarantine entry {qid}: {exc}"
+            ) from exc
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -440,3 +440,17 @@ async def test_purge_forever_survives_errors(
         await task
     assert len(calls) >= 2
     assert "quarantine purge failed" in caplog.text
+
+
+def test_index_failure_on_update_is_an_os_error(
+    q: Quarantine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qid = _store(q)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(q, "_transaction", broken)
+    with pytest.raises(QuarantineStoreError, match="cannot update") as info:
+        q.record_delivery(qid, "delivered")
+    assert isinstance(info.value, OSError)
