@@ -210,3 +210,21 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
             _parser().parse_args(["quarantine", *argv])
         assert info.value.code == 2
     assert "not an ISO 8601 date" in capsys.readouterr().err
+
+
+def test_config_file_gives_data_dir_and_retention(run: Run, data_dir: Path, tmp_path: Path) -> None:
+    from gateway.config import Config
+
+    if "service" not in Config.model_fields or "quarantine" not in Config.model_fields:
+        pytest.skip("the configuration has no [service] / [quarantine] sections yet")
+    config = tmp_path / "mukaika.toml"
+    config.write_text(
+        f'[service]\ndata_dir = "{data_dir}"\n\n[quarantine]\nretention_days = 30\n',
+        encoding="utf-8",
+    )
+    code, out, _ = run("list", "--config", str(config), "--json")
+    assert code == EXIT_OK
+    assert len(out.splitlines()) == 2
+    code, out, _ = run("purge", "--config", str(config), "--now", "2026-12-15", "--dry-run")
+    assert code == EXIT_OK
+    assert "would purge 1 message(s) past retention (30 days" in out
