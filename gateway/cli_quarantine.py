@@ -1,4 +1,4 @@
-"""``mukaika quarantine list|show|export|purge``: the operator's view of kept originals.
+"""``mukaika quarantine list|show|export|verify|purge``: the operator's view of kept originals.
 
 The quarantine lives at ``DATA_DIR/quarantine`` (or the configured directory). The data
 directory comes from ``--data-dir``, else from ``service.data_dir`` in ``--config`` (or the
@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,8 +59,8 @@ def register(subparsers: Any) -> None:
     """Add ``quarantine`` and its subcommands to the ``mukaika`` parser."""
     parser = subparsers.add_parser(
         "quarantine",
-        help="list, show, export and purge quarantined originals",
-        description="Quarantined originals: list, show, export and purge.",
+        help="list, show, export, verify and purge quarantined originals",
+        description="Quarantined originals: list, show, export, verify and purge.",
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", type=Path, help="data directory (holds quarantine/)")
@@ -93,6 +93,12 @@ def register(subparsers: Any) -> None:
     export.add_argument("output", help="output file, or - for stdout (not a terminal)")
     export.add_argument("--force", action="store_true", help="overwrite an existing file")
     export.set_defaults(func=_guarded(_export))
+
+    verify = actions.add_parser(
+        "verify", parents=[common], help="check stored originals against their SHA-256"
+    )
+    verify.add_argument("ids", nargs="*", metavar="ID", help="only these ids (default: all)")
+    verify.set_defaults(func=_guarded(_verify))
 
     purge = actions.add_parser("purge", parents=[common], help="remove entries past retention")
     purge.add_argument(
@@ -282,6 +288,30 @@ def _export(args: argparse.Namespace) -> int:
             raise CliError(f"{args.output} exists (use --force to overwrite)") from exc
     print(f"exported {args.id} ({size} bytes, SHA-256 verified) to {args.output}", file=sys.stderr)
     return EXIT_OK
+
+
+def _verify_ids(quarantine: Quarantine, ids: list[str]) -> Iterator[tuple[str, str | None]]:
+    for qid in ids:
+        try:
+            quarantine.read_original(qid)
+        except QuarantineIntegrityError as exc:
+            yield qid, str(exc)
+        else:
+            yield qid, None
+
+
+def _verify(args: argparse.Namespace) -> int:
+    checked = 0
+    bad = 0
+    with _open(args) as quarantine:
+        results = _verify_ids(quarantine, args.ids) if args.ids else quarantine.verify()
+        for _qid, problem in results:
+            checked += 1
+            if problem is not None:
+                bad += 1
+                print(f"FAILED {clean_text(problem)}")
+    print(f"verified {checked} original(s): {checked - bad} intact, {bad} failed")
+    return EXIT_INTEGRITY if bad else EXIT_OK
 
 
 def _purge(args: argparse.Namespace) -> int:

@@ -301,5 +301,10 @@ class Metrics:
 
     def serve(self, host: str = "127.0.0.1", port: int = 9464) -> MetricsServer:
         """Serve ``/metrics`` on ``host:port`` (port 0 picks a free one) in a daemon thread."""
-        server, thread = start_http_server(port, addr=host, registry=self.registry)
+        try:
+            server, thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
+            ) from exc
         return MetricsServer(server, thread)

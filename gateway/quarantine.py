@@ -564,6 +564,31 @@ class Quarantine:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
 
+    def verify(self, *, limit: int = MAX_LIST_LIMIT) -> Iterator[tuple[str, str | None]]:
+        """Check stored originals, oldest first: yield ``(id, None)`` or ``(id, problem)``."""
+        offset = 0
+        checked = 0
+        while checked < limit:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT id FROM messages ORDER BY received_at, id LIMIT ? OFFSET ?",
+                    (min(PURGE_BATCH, limit - checked), offset),
+                ).fetchall()
+            if not rows:
+                return
+            offset += len(rows)
+            for row in rows:
+                checked += 1
+                qid = str(row["id"])
+                try:
+                    self.read_original(qid)
+                except QuarantineNotFoundError:
+                    continue  # purged meanwhile
+                except QuarantineIntegrityError as exc:
+                    yield qid, str(exc)
+                else:
+                    yield qid, None
+
     def read_original(self, qid: str) -> bytes:
         """The original bytes, verified against the recorded size and SHA-256.
 

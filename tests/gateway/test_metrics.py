@@ -133,3 +133,12 @@ def test_settings_and_listen_parsing() -> None:
     for bad in ("9464", "host:", "host:99999", ":80"):
         with pytest.raises(ValueError, match=r"HOST:PORT|out of range"):
             parse_listen(bad)
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    first = Metrics().serve("127.0.0.1", 0)
+    try:
+        with pytest.raises(OSError, match=f"cannot serve metrics on 127.0.0.1:{first.port}"):
+            Metrics().serve("127.0.0.1", first.port)
+    finally:
+        first.close()

@@ -18,6 +18,7 @@ import pytest
 
 from gateway.quarantine import (
     Quarantine,
+    QuarantineError,
     QuarantineIntegrityError,
     QuarantineNotFoundError,
     QuarantineSettings,
@@ -454,3 +455,43 @@ def test_index_failure_on_update_is_an_os_error(
     with pytest.raises(QuarantineStoreError, match="cannot update") as info:
         q.record_delivery(qid, "delivered")
     assert isinstance(info.value, OSError)
+
+
+def test_directory_fsync_failure_removes_the_renamed_file(
+    q: Quarantine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = _store(q, "Q0", RAW + b"0")  # the day directory exists from now on
+    real_fsync = os.fsync
+
+    def fail_on_directories(fd: int) -> None:
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fail_on_directories)
+    with pytest.raises(QuarantineStoreError, match="Input/output error"):
+        _store(q)
+    monkeypatch.undo()
+    assert list((q.directory / "messages").rglob("*.gz")) == [q.path_of(kept)]
+    assert list((q.directory / "tmp").iterdir()) == []
+    assert q.count() == 1
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "quarantine"
+    Quarantine(directory, 90).close()
+    with sqlite3.connect(directory / "index.sqlite3") as db:
+        db.execute("PRAGMA user_version=99")
+    db.close()
+    with pytest.raises(QuarantineError, match="newer than this program"):
+        Quarantine(directory, 90)
+
+
+def test_verify_reports_each_original(q: Quarantine) -> None:
+    good = _store(q, "Q1", RAW + b"1", T0)
+    bad = _store(q, "Q2", RAW + b"2", T0 + timedelta(hours=1))
+    q.path_of(bad).write_bytes(gzip.compress(b"x"))
+    results = dict(q.verify())
+    assert results[good] is None
+    assert "SHA-256" in str(results[bad])
+    assert len(list(q.verify(limit=1))) == 1

@@ -228,3 +228,20 @@ def test_config_file_gives_data_dir_and_retention(run: Run, data_dir: Path, tmp_
     code, out, _ = run("purge", "--config", str(config), "--now", "2026-12-15", "--dry-run")
     assert code == EXIT_OK
     assert "would purge 1 message(s) past retention (30 days" in out
+
+
+def test_verify(run: Run, data_dir: Path) -> None:
+    code, out, _ = run("verify", "--data-dir", str(data_dir))
+    assert code == EXIT_OK
+    assert "verified 2 original(s): 2 intact, 0 failed" in out
+    qid = _ids(data_dir)[0]
+    (data_dir / "quarantine" / "messages" / qid[:8] / f"{qid}.eml.gz").unlink()
+    code, out, _ = run("verify", "--data-dir", str(data_dir))
+    assert code == EXIT_INTEGRITY
+    assert f"FAILED {qid}: the stored original is missing" in out
+    assert "1 intact, 1 failed" in out
+    code, out, _ = run("verify", _ids(data_dir)[1], "--data-dir", str(data_dir))
+    assert (code, out.strip()) == (EXIT_OK, "verified 1 original(s): 1 intact, 0 failed")
+    code, _, err = run("verify", "nope", "--data-dir", str(data_dir))
+    assert code == EXIT_ERROR
+    assert "no quarantined message with id 'nope'" in err
