@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -341,6 +342,9 @@ def _guarded(func: Handler) -> Handler:
             return EXIT_INTEGRITY
         except (QuarantineError, OSError) as exc:
             print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        except sqlite3.Error as exc:
+            print(f"{PROG}: error: quarantine index: {exc}", file=sys.stderr)
             return EXIT_ERROR
 
     return wrapper

@@ -292,27 +292,39 @@ class Quarantine:
         for path in (self.directory, self._messages, self._tmp):
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            self.directory / "index.sqlite3",
-            timeout=30.0,
-            isolation_level=None,  # explicit BEGIN/COMMIT below
-            check_same_thread=False,  # guarded by self._lock
-        )
+        try:
+            self._db = sqlite3.connect(
+                self.directory / "index.sqlite3",
+                timeout=30.0,
+                isolation_level=None,  # explicit BEGIN/COMMIT below
+                check_same_thread=False,  # guarded by self._lock
+            )
+        except sqlite3.Error as exc:
+            raise QuarantineError(f"{self.directory}: cannot open the index: {exc}") from exc
         self._db.row_factory = sqlite3.Row
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, _SCHEMA_VERSION):
-                self._db.close()
-                raise QuarantineError(
-                    f"{self.directory}: index schema version {version} is newer than this "
-                    f"program ({_SCHEMA_VERSION})"
-                )
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        try:
+            self._prepare_index()
+        except BaseException:
+            self._db.close()
+            raise
         self.clean_temp_files()
+
+    def _prepare_index(self) -> None:
+        try:
+            with self._lock:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.execute("PRAGMA busy_timeout=30000")
+                version = self._db.execute("PRAGMA user_version").fetchone()[0]
+                if version not in (0, _SCHEMA_VERSION):
+                    raise QuarantineError(
+                        f"{self.directory}: index schema version {version} is newer than "
+                        f"this program ({_SCHEMA_VERSION})"
+                    )
+                self._db.executescript(_SCHEMA)
+                self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise QuarantineError(f"{self.directory}: cannot open the index: {exc}") from exc
 
     @classmethod
     def from_settings(cls, settings: QuarantineSettings, data_dir: Path) -> Quarantine:

@@ -245,3 +245,12 @@ def test_verify(run: Run, data_dir: Path) -> None:
     code, _, err = run("verify", "nope", "--data-dir", str(data_dir))
     assert code == EXIT_ERROR
     assert "no quarantined message with id 'nope'" in err
+
+
+def test_unreadable_index_is_a_clear_error(run: Run, tmp_path: Path) -> None:
+    directory = tmp_path / "data" / "quarantine"
+    directory.mkdir(parents=True)
+    (directory / "index.sqlite3").write_bytes(b"this is not a database" * 100)
+    code, out, err = run("list", "--data-dir", str(tmp_path / "data"))
+    assert (code, out) == (EXIT_ERROR, "")
+    assert "cannot open the index" in err
