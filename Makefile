@@ -2,7 +2,7 @@
 # (install and run every check: lint, types, tests). Both create .venv on first use.
 VENV ?= .venv
 BIN := $(VENV)/bin
-TEST_PACKAGES ?=
+TEST_PACKAGES ?= clamav-daemon
 
 .PHONY: demo check lint types test install
 

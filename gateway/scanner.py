@@ -114,11 +114,15 @@ class ClamdClient:
         try:
             sock.sendall(command)
             if payload is not None:
-                view = memoryview(payload)
-                for start in range(0, len(view), _CHUNK):
-                    piece = view[start : start + _CHUNK]
-                    sock.sendall(struct.pack(">I", len(piece)) + piece)
-                sock.sendall(struct.pack(">I", 0))
+                try:
+                    view = memoryview(payload)
+                    for start in range(0, len(view), _CHUNK):
+                        piece = view[start : start + _CHUNK]
+                        sock.sendall(struct.pack(">I", len(piece)) + piece)
+                    sock.sendall(struct.pack(">I", 0))
+                except (BrokenPipeError, ConnectionResetError):
+                    # clamd stops reading when a limit is hit; its reply says which.
+                    return self._reply(sock)
             return self._reply(sock)
         except OSError as exc:  # includes socket timeouts
             raise TemporaryFailure(f"clamd at {self.address}: {type(exc).__name__}") from exc

@@ -187,10 +187,11 @@ def _containers(root: pikepdf.Object) -> Iterator[pikepdf.Object]:
 
 def _empty(obj: pikepdf.Object) -> None:
     """Neutralize a dangerous dictionary in place: every key removed, stream data erased."""
-    for key in list(obj.keys()):
-        del obj[key]
     if isinstance(obj, Stream):
         obj.write(b"")
+    for key in list(obj.keys()):
+        if key != "/Length":  # qpdf owns a stream's /Length
+            del obj[key]
 
 
 def _inner_codes(value: pikepdf.Object, uri: bool) -> set[str]:
@@ -352,6 +353,8 @@ class PdfSanitizer(CdrSanitizer):
                 )
             _check_page_tree(pdf, policy)
             pages = len(pdf.pages)
+            if pages == 0:
+                raise SanitizeError(Reason.MALFORMED, "no pages")
             if pages > policy.pdf_max_pages:
                 raise LimitExceeded(Reason.LIMIT_ENTRIES, f"{pages} pages > {policy.pdf_max_pages}")
             removed = _disarm_objects(pdf, uri=policy.pdf_uri == "remove")
@@ -404,6 +407,8 @@ class PdfSanitizer(CdrSanitizer):
             if len(pdf.objects) > policy.pdf_max_objects:
                 raise SanitizeError(Reason.VERIFY_FAILED, "too many objects")
             _check_page_tree(pdf, policy)
+            if len(pdf.pages) == 0:
+                raise SanitizeError(Reason.VERIFY_FAILED, "no pages")
             found = findings(pdf, uri=policy.pdf_uri == "remove")
             if found:
                 raise SanitizeError(Reason.VERIFY_FAILED, ", ".join(sorted(set(found))[:10]))
