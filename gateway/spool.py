@@ -1,0 +1,260 @@
+"""The durable spool: where an accepted message lives until it is delivered or reported.
+
+Intent: never lose mail. A message is accepted (``250``) only after its file, envelope
+included, is written to ``tmp/``, fsynced, renamed into ``incoming/`` and the directory is
+fsynced. Every later state change is one atomic ``rename`` (or an atomic replace of a file by
+a fsynced new one), followed by an fsync of the directories involved.
+
+States are directories::
+
+    tmp/        partial writes; removed on start (nobody was told 250 for them)
+    incoming/   accepted originals, not yet sanitized               (state "queued")
+    outgoing/   sanitized messages waiting for (re)delivery        (state "sanitized")
+    delivered/  delivered; kept ``keep_delivered_seconds``          (state "delivered")
+    dead/       given up: 5xx, lifetime exceeded, rejected          (state "dead")
+
+A file is one JSON header line (the envelope and delivery bookkeeping) and then the message
+bytes. Threat model: the message bytes are untrusted and never interpreted here; file names
+are queue ids this module made, and ids from outside (the CLI) are checked before use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+STATES = ("incoming", "outgoing", "delivered", "dead")
+_SUFFIX = ".msg"
+_QUEUE_ID = re.compile(r"^[0-9]{14}-[0-9a-f]{10}$")
+
+
+class SpoolError(Exception):
+    """A spool file is missing or unreadable."""
+
+
+def new_queue_id(now: float | None = None) -> str:
+    """A unique, sortable, file-name-safe id: UTC time of acceptance and 40 random bits."""
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() if now is None else now))
+    return f"{stamp}-{secrets.token_hex(5)}"
+
+
+def is_queue_id(value: str) -> bool:
+    return bool(_QUEUE_ID.match(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Everything known about a message besides its bytes. ``mail_from`` "" is the null
+    sender. Delivery bookkeeping is updated by replacing the spool file atomically."""
+
+    queue_id: str
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    client: str = ""
+    helo: str = ""
+    received_at: float = 0.0
+    size: int = 0
+    # Filled in once sanitized.
+    quarantine_id: str = ""
+    verdict: str = ""
+    # Delivery bookkeeping.
+    attempts: int = 0
+    next_attempt: float = 0.0
+    crashes: int = 0
+    last_error: str = ""
+    # Recipients already delivered, and those that failed for good (with the reply).
+    delivered: tuple[str, ...] = ()
+    failed: tuple[tuple[str, str], ...] = ()
+    # One entry per delivery attempt (audit "deliveries": time, host, code, reply, ...).
+    deliveries: tuple[dict[str, Any], ...] = field(default=(), hash=False, compare=False)
+    # The sanitizer's report (``Report.to_dict()``), kept for the audit line.
+    report: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Envelope:
+        raw: dict[str, Any] = json.loads(data)
+        raw["rcpt_tos"] = tuple(raw["rcpt_tos"])
+        raw["delivered"] = tuple(raw.get("delivered", ()))
+        raw["failed"] = tuple((str(a), str(b)) for a, b in raw.get("failed", ()))
+        raw["deliveries"] = tuple(dict(item) for item in raw.get("deliveries", ()))
+        return cls(**raw)
+
+    def with_(self, **changes: Any) -> Envelope:
+        return replace(self, **changes)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Spool:
+    """One spool directory. Methods block on disk I/O: call them from a thread in async code.
+    Only one service may use a spool at a time."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+        for name in ("tmp", *STATES):
+            (root / name).mkdir(parents=True, exist_ok=True)
+
+    # --- paths -----------------------------------------------------------------------------
+
+    def path(self, state: str, queue_id: str) -> Path:
+        if state not in STATES or not is_queue_id(queue_id):
+            raise SpoolError(f"bad spool reference {state}/{queue_id!r}")
+        return self.root / state / f"{queue_id}{_SUFFIX}"
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def _write_tmp(self, envelope: Envelope, message: bytes) -> Path:
+        tmp = self.tmp / f"{envelope.queue_id}.{secrets.token_hex(4)}{_SUFFIX}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(envelope.to_json())
+                handle.write(b"\n")
+                handle.write(message)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def accept(self, envelope: Envelope, untrusted_raw: bytes) -> Path:
+        """Make a received message durable. Returns only once it survives a crash."""
+        tmp = self._write_tmp(envelope, untrusted_raw)
+        target = self.path("incoming", envelope.queue_id)
+        os.rename(tmp, target)
+        _fsync_dir(target.parent)
+        return target
+
+    def put(self, state: str, envelope: Envelope, message: bytes) -> Path:
+        """Write (or atomically replace) ``state/<id>`` with new content."""
+        tmp = self._write_tmp(envelope, message)
+        target = self.path(state, envelope.queue_id)
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+        return target
+
+    def advance(self, old_state: str, envelope: Envelope, message: bytes, new_state: str) -> None:
+        """Replace ``old_state/<id>`` by new content in ``new_state``: the new file is durable
+        before the old one goes, so a crash in between leaves a duplicate, never nothing."""
+        self.put(new_state, envelope, message)
+        old = self.path(old_state, envelope.queue_id)
+        old.unlink(missing_ok=True)
+        _fsync_dir(old.parent)
+
+    def move(self, queue_id: str, old_state: str, new_state: str) -> None:
+        """An atomic state change of an unchanged file."""
+        source = self.path(old_state, queue_id)
+        target = self.path(new_state, queue_id)
+        os.rename(source, target)
+        _fsync_dir(target.parent)
+        _fsync_dir(source.parent)
+
+    def remove(self, state: str, queue_id: str) -> None:
+        path = self.path(state, queue_id)
+        path.unlink(missing_ok=True)
+        _fsync_dir(path.parent)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def load(self, state: str, queue_id: str) -> tuple[Envelope, bytes]:
+        path = self.path(state, queue_id)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise SpoolError(f"{state}/{queue_id} not found") from exc
+        header, newline, body = data.partition(b"\n")
+        if not newline:
+            raise SpoolError(f"{state}/{queue_id} has no header line")
+        try:
+            return Envelope.from_json(header), body
+        except (ValueError, TypeError, KeyError) as exc:
+            raise SpoolError(f"{state}/{queue_id} has a bad header: {exc}") from exc
+
+    def envelope(self, state: str, queue_id: str) -> Envelope:
+        """The header only (reads at most the first line)."""
+        path = self.path(state, queue_id)
+        try:
+            with path.open("rb") as handle:
+                header = handle.readline(1024 * 1024)
+        except FileNotFoundError as exc:
+            raise SpoolError(f"{state}/{queue_id} not found") from exc
+        try:
+            return Envelope.from_json(header)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise SpoolError(f"{state}/{queue_id} has a bad header: {exc}") from exc
+
+    def ids(self, state: str) -> list[str]:
+        if state not in STATES:
+            raise SpoolError(f"unknown state {state!r}")
+        names = (entry.name for entry in os.scandir(self.root / state))
+        found = [n[: -len(_SUFFIX)] for n in names if n.endswith(_SUFFIX)]
+        return sorted(q for q in found if is_queue_id(q))
+
+    def find(self, queue_id: str) -> str | None:
+        """The state a queue id is in (the most advanced one if a crash left two)."""
+        for state in reversed(STATES):
+            if self.path(state, queue_id).exists():
+                return state
+        return None
+
+    def entries(self) -> Iterator[tuple[str, Envelope]]:
+        for state in STATES:
+            for queue_id in self.ids(state):
+                try:
+                    yield state, self.envelope(state, queue_id)
+                except SpoolError:
+                    continue
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.root).free
+
+    # --- start-up --------------------------------------------------------------------------
+
+    def recover(self) -> tuple[list[str], list[str]]:
+        """Clean up after a crash; return the ids still to sanitize and to deliver.
+
+        Partial writes in ``tmp/`` belong to sessions that never got 250: removed. A message
+        present in two states (a crash between write and unlink) keeps its later state.
+        """
+        for entry in os.scandir(self.tmp):
+            Path(entry.path).unlink(missing_ok=True)
+        _fsync_dir(self.tmp)
+        later: set[str] = set()
+        for state in reversed(STATES):
+            current = set(self.ids(state))
+            for queue_id in current & later:
+                self.remove(state, queue_id)
+            later |= current
+        return self.ids("incoming"), self.ids("outgoing")
+
+    def purge_delivered(self, older_than_seconds: float, now: float | None = None) -> int:
+        cutoff = (time.time() if now is None else now) - older_than_seconds
+        removed = 0
+        for queue_id in self.ids("delivered"):
+            path = self.path("delivered", queue_id)
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
