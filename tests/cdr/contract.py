@@ -177,10 +177,12 @@ class CdrContract:
                 metafunc.parametrize(argname, cases, ids=[c.name for c in cases])
 
     @pytest.fixture(scope="class")
-    def isolated(self) -> Iterator[Any]:
+    @classmethod
+    def isolated(cls) -> Iterator[Any]:
+        """One warm isolated disarmer per test class (real child process, real limits)."""
         from sanitizers.cdr.isolation import IsolatedDisarmer
 
-        with IsolatedDisarmer(self.cdr_policy()) as disarmer:
+        with IsolatedDisarmer(cls().cdr_policy()) as disarmer:
             yield disarmer
 
     # --- the contract -------------------------------------------------------------------

@@ -64,7 +64,6 @@ def test_remove_action_is_policy() -> None:
         ("archive", Reason.UNSUPPORTED_ARCHIVE),
         ("other", Reason.UNSUPPORTED_TYPE),
         ("message", Reason.UNSUPPORTED_TYPE),
-        ("svg", Reason.UNSUPPORTED_TYPE),
         ("no-such-kind", Reason.UNSUPPORTED_TYPE),
     ],
 )
