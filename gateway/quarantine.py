@@ -256,6 +256,13 @@ def is_valid_id(qid: str) -> bool:
     return _ID_PATTERN.fullmatch(qid) is not None
 
 
+def _sqlite_errno(exc: sqlite3.Error) -> int:
+    """ENOSPC for SQLITE_FULL (so callers see a full disk as such), else EIO."""
+    return (
+        errno.ENOSPC if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL else errno.EIO
+    )
+
+
 def _fsync_directory(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
@@ -459,7 +466,7 @@ class Quarantine:
             with contextlib.suppress(OSError):
                 final.unlink(missing_ok=True)
             raise QuarantineStoreError(
-                errno.EIO, f"cannot index queue id {queue_id} in the quarantine: {exc}"
+                _sqlite_errno(exc), f"cannot index queue id {queue_id} in the quarantine: {exc}"
             ) from exc
         return qid
 
@@ -520,7 +527,7 @@ class Quarantine:
                     raise QuarantineNotFoundError(qid)
         except sqlite3.Error as exc:
             raise QuarantineStoreError(
-                errno.EIO, f"cannot update quarantine entry {qid}: {exc}"
+                _sqlite_errno(exc), f"cannot update quarantine entry {qid}: {exc}"
             ) from exc
 
     # -- reading ---------------------------------------------------------------------------

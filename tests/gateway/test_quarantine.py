@@ -342,8 +342,22 @@ def test_failed_index_insert_removes_the_file(
         raise sqlite3.OperationalError("database or disk is full")
 
     monkeypatch.setattr(q, "_transaction", broken)
-    with pytest.raises(QuarantineStoreError, match="cannot index"):
+    with pytest.raises(QuarantineStoreError, match="cannot index") as info:
         _store(q)
+    assert info.value.errno == errno.EIO
+    assert list((q.directory / "messages").rglob("*.gz")) == []
+
+
+def test_full_index_is_reported_as_enospc(q: Quarantine, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(*args: object, **kwargs: object) -> None:
+        exc = sqlite3.OperationalError("database or disk is full")
+        exc.sqlite_errorcode = sqlite3.SQLITE_FULL
+        raise exc
+
+    monkeypatch.setattr(q, "_transaction", full)
+    with pytest.raises(QuarantineStoreError) as info:
+        _store(q)
+    assert info.value.errno == errno.ENOSPC
     assert list((q.directory / "messages").rglob("*.gz")) == []
 
 
