@@ -310,6 +310,10 @@ class Quarantine:
             raise QuarantineError(f"{self.directory}: cannot open the index: {exc}") from exc
         self._db.row_factory = sqlite3.Row
         try:
+            # The index holds addresses and subjects: private, like the originals. SQLite
+            # gives its -wal and -shm files the permissions of the database file.
+            with contextlib.suppress(PermissionError):  # another user's index: read only
+                os.chmod(self.directory / "index.sqlite3", 0o600)
             self._prepare_index()
         except BaseException:
             self._db.close()
