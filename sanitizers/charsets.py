@@ -35,11 +35,15 @@ Decisions:
 * Superset codecs are used for common labels: GB2312/GBK as GB18030, EUC-KR as CP949,
   ISO-8859-1 as windows-1252 (ISO-8859-1 only when windows-1252 rejects a byte).
 * Detection order, when the declared charset is missing, unknown or does not decode strictly:
-  ISO-2022-JP (escape sequences present), US-ASCII, UTF-8, the most plausible Japanese decoding
-  (CP932 or EUC-JP, scored on kana and kanji against half-width-katakana and private-use garbage),
-  then, for a known declared charset, its lenient decoding if errors are rare (at most 1 in 100
-  characters), then charset-normalizer restricted to a few non-Japanese charsets, and last the
-  lenient decoding with the fewest replacements (``lossy``).
+  ISO-2022-JP (escape sequences present; if broken, still ISO-2022-JP, lossy), US-ASCII, UTF-8,
+  damaged UTF-8 (a few broken sequences among many valid ones: lossy), the most plausible
+  Japanese decoding (CP932 or EUC-JP, scored on kana and kanji against half-width punctuation,
+  private-use characters and controls, which is what EUC-JP read as CP932 looks like; a long
+  text without any kana is not Japanese), then the declared charset with replacements if they
+  are rare (at most 1 in 100 characters), then charset-normalizer restricted to a few
+  non-Japanese charsets, and last the lenient decoding that looks least damaged (``lossy``).
+  A declared single-byte charset (ISO-8859-x, windows-125x) decodes anything, so UTF-8 and
+  Japanese with kana are checked first: they are common mislabels.
 * ``encode_iso2022jp`` writes half-width katakana with ``ESC ( I`` (as CP50221 does) so that
   text round-trips exactly; the IBM extensions are written as their NEC equivalents.
 """
@@ -171,7 +175,9 @@ def _ext_replace(exc: UnicodeError) -> tuple[str, int]:
     if found is not None:
         return found
     if isinstance(exc, UnicodeDecodeError):
-        return "\ufffd", exc.end
+        pair = exc.object[exc.start : exc.start + 2]
+        whole_pair = len(pair) == 2 and min(pair) >= 0xA1 and max(pair) <= 0xFE
+        return "\ufffd", exc.start + 2 if whole_pair else exc.end
     raise exc
 
 
@@ -308,6 +314,8 @@ def _iso2022jp_fast(data: bytes) -> _Result | None:
     try:
         text = data.decode("iso2022_jp", _EXT_STRICT)
     except UnicodeDecodeError:
+        return None
+    if "\x1b" in text:  # Python passes an escape it does not know through as text.
         return None
     charset = "iso-2022-jp-ms" if _EXTENSION_ONLY.search(text) else "iso-2022-jp"
     return _cp932_mapping(text), charset
@@ -543,9 +551,13 @@ _OTHER_CANDIDATES: Final = [
     "cp1250",
     "cp1253",
 ]
-_FALLBACK_STEPS: Final = ("utf-8", "cp932", "euc-jp", "iso-2022-jp")
+_FALLBACK_STEPS: Final = ("utf-8", "cp932", "euc-jp")
 # A declared charset is still believed when at most 1 in this many characters is replaced.
 _TOLERATED_ERROR_RATE: Final = 100
+# Damaged UTF-8: at most 2 or 1 in 50 characters replaced, and this many valid multi-byte
+# characters per replacement.
+_DAMAGED_UTF8_RATE: Final = 50
+_UTF8_EVIDENCE: Final = 4
 
 
 def _japanese_score(text: str) -> float:
@@ -631,12 +643,28 @@ def _normalizer_guess(data: bytes) -> _Result | None:
     return _strict(codecs.lookup(match.encoding).name, data)
 
 
+def _damage(text: str) -> int:
+    """Replacements, private-use characters and controls: what a wrong decoding produces."""
+    return text.count(_REPLACEMENT) + len(_GARBAGE.findall(text))
+
+
+def _damaged_utf8(data: bytes) -> _Result | None:
+    """UTF-8 with a few broken sequences (a truncated header, a cut line): many valid
+    multi-byte characters and few replacements. Other charsets rarely look like this."""
+    text = data.decode("utf-8-sig", "replace")
+    bad = text.count(_REPLACEMENT)
+    good = len(text) - len(text.encode("ascii", "ignore")) - bad
+    if bad > max(2, len(text) // _DAMAGED_UTF8_RATE) or good < _UTF8_EVIDENCE * bad:
+        return None
+    return text, "utf-8"
+
+
 def _least_lossy(plan: _Plan | None, data: bytes) -> Decoded:
     """Last resort: the lenient decoding with the fewest replacements (the declared one wins
     ties)."""
     steps = (*(plan or ())[:1], *_FALLBACK_STEPS)
     attempts = [_lenient(step, data) for step in steps]
-    best = min(range(len(attempts)), key=lambda index: attempts[index][0].count(_REPLACEMENT))
+    best = min(range(len(attempts)), key=lambda index: _damage(attempts[index][0]))
     text, charset, lossy = attempts[best]
     return Decoded(text, charset, lossy=lossy, detected=plan is None or best > 0)
 
@@ -644,16 +672,21 @@ def _least_lossy(plan: _Plan | None, data: bytes) -> Decoded:
 def _guess(data: bytes, plan: _Plan | None) -> Decoded:
     """Decode bytes whose declared charset (if any) failed strictly; see the module docstring
     for the order."""
-    if _has_jis_escapes(data):
+    if _has_jis_escapes(data):  # Broken ISO-2022-JP is still best read as ISO-2022-JP.
+        detected = plan != ("iso-2022-jp",)
         result = _iso2022jp_strict(data)
         if result is not None:
-            return Decoded(*result, lossy=False, detected=plan != ("iso-2022-jp",))
-        if data.isascii():
-            text, charset, lossy = _iso2022jp_lenient(data)
-            return Decoded(text, charset, lossy=lossy, detected=plan != ("iso-2022-jp",))
+            return Decoded(*result, lossy=False, detected=detected)
+        text, charset, lossy = _iso2022jp_lenient(data)
+        return Decoded(text, charset, lossy=lossy, detected=detected)
     if data.isascii():
         return Decoded(*_ascii(data), lossy=False, detected=plan is not None)
-    found = _strict("utf-8", data) or _japanese_guess(data)
+    found = _strict("utf-8", data)
+    if found is None:
+        damaged = _damaged_utf8(data)
+        if damaged is not None:
+            return Decoded(*damaged, lossy=True, detected=plan is None or plan[0] != "utf-8")
+        found = _japanese_guess(data)
     if found is not None:
         return Decoded(*found, lossy=False, detected=True)
     lenient = None if plan is None else _declared_lenient(plan, data)
@@ -700,7 +733,8 @@ _CONTROL_TABLE: Final = str.maketrans(
 _CONTROL_CHARS: Final = re.compile(f"[{re.escape(_CONTROLS + _LINE_BREAKS)}]")
 _FOLD: Final = re.compile(rb"(?:\r\n|\r|\n)(?=[ \t])")
 _ENCODED_WORD: Final = re.compile(rb"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
-_BASE64_NOISE: Final = re.compile(rb"[^A-Za-z0-9+/]")
+_BASE64: Final = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+_BASE64_SPACE: Final = re.compile(rb"[ \t\r\n]+")
 _WHITESPACE: Final = re.compile(rb"[ \t\r\n]*")
 
 
@@ -724,10 +758,14 @@ def header_bytes(untrusted_value: str) -> tuple[bytes, bool]:
 
 
 def _word_bytes(encoding: bytes, payload: bytes) -> bytes | None:
-    """The bytes an encoded-word carries, or None when it is malformed."""
+    """The bytes an encoded-word carries, or None when it is malformed (then it stays text).
+    Base64 may lack its padding or contain whitespace; anything else is malformed."""
     if encoding in b"qQ":
         return binascii.a2b_qp(payload, header=True)
-    letters = _BASE64_NOISE.sub(b"", payload)
+    letters = _BASE64_SPACE.sub(b"", payload)
+    if not _BASE64.fullmatch(letters):
+        return None
+    letters = letters.rstrip(b"=")
     if len(letters) % 4 == 1:
         return None
     return binascii.a2b_base64(letters + b"=" * (-len(letters) % 4))
