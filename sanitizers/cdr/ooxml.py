@@ -61,6 +61,7 @@ from lxml import etree
 
 from sanitizers.cdr import olescan
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
+from sanitizers.cdr.findings import gravest
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.errors import LimitExceeded, SanitizeError
 from sanitizers.vocabulary import Action, Reason
@@ -177,31 +178,6 @@ DANGEROUS_CT: dict[str, str] = {
     "application/vnd.openxmlformats-officedocument.oleobject": "ole_object",
     "application/vnd.ms-office.customui+xml": "custom_ui",
 }
-
-CODE_REASONS: dict[str, Reason] = {
-    "vba": Reason.MACRO,
-    "xlm_macro": Reason.MACRO,
-    "activex": Reason.ACTIVE_CONTENT,
-    "dde": Reason.ACTIVE_CONTENT,
-    "program_action": Reason.ACTIVE_CONTENT,
-    "custom_ui": Reason.ACTIVE_CONTENT,
-    "web_extension": Reason.ACTIVE_CONTENT,
-    "ole_object": Reason.EMBEDDED_OBJECT,
-    "embedded_package": Reason.EMBEDDED_OBJECT,
-    "alt_chunk": Reason.EMBEDDED_OBJECT,
-    "unknown_part": Reason.EMBEDDED_OBJECT,
-    "external_relationship": Reason.EXTERNAL_REFERENCE,
-    "external_link": Reason.EXTERNAL_REFERENCE,
-    "data_connection": Reason.EXTERNAL_REFERENCE,
-    "hyperlink": Reason.EXTERNAL_REFERENCE,
-    "linked_field": Reason.EXTERNAL_REFERENCE,
-}
-_GRAVITY = [
-    Reason.MACRO,
-    Reason.ACTIVE_CONTENT,
-    Reason.EMBEDDED_OBJECT,
-    Reason.EXTERNAL_REFERENCE,
-]
 
 # Binary parts copied as they are (by content type prefix or exact type).
 MEDIA_PREFIXES = ("image/", "audio/", "video/", "font/")
@@ -729,14 +705,6 @@ def write_content_types(kept: dict[str, str], main: str, main_type: str) -> byte
         value = main_type if part == main else ctype
         etree.SubElement(root, f"{{{CT_NS}}}Override", PartName="/" + part, ContentType=value)
     return serialize(root)
-
-
-def gravest(codes: list[str] | tuple[str, ...]) -> Reason:
-    reasons = {CODE_REASONS.get(code, Reason.ACTIVE_CONTENT) for code in codes}
-    for reason in _GRAVITY:
-        if reason in reasons:
-            return reason
-    return Reason.CLEAN
 
 
 def output_name(filename: str, extension: str) -> str:

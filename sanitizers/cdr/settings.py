@@ -54,6 +54,10 @@ class CdrPolicy(BaseModel):
     # but no zip inside it is opened.
     zip_max_depth: int = Field(default=3, ge=0)
 
+    # --- RTF (sanitizers.cdr.rtf) ---
+    # Deepest group nesting read before the file is removed (``limit_depth``).
+    rtf_max_depth: int = Field(default=512, gt=0, le=10_000)
+
     # --- Text-like files (sanitizers.cdr.text) ---
     # Write a UTF-8 byte-order mark on rebuilt .csv files, so Excel on Windows opens Japanese
     # text as UTF-8 instead of guessing CP932 (文字化け otherwise). Plain .txt gets no BOM.

@@ -551,10 +551,18 @@ def doc_with_object() -> bytes:
     )
 
 
+# BOF (BIFF8 workbook globals) then EOF: the smallest record stream readers accept.
+BIFF_MINIMAL = b"\x09\x08\x10\x00\x00\x06\x05\x00" + bytes(12) + b"\x0a\x00\x00\x00"
+
+
+def clean_xls() -> bytes:
+    return compound_file({"Workbook": BIFF_MINIMAL})
+
+
 def xls_with_mbd() -> bytes:
     return compound_file(
         {
-            "Workbook": b"\x09\x08\x10\x00\x00\x06\x05\x00" + bytes(100),
+            "Workbook": BIFF_MINIMAL,
             "MBD0001ABCD/\x01Ole10Native": b"\x10\x00\x00\x00" + bytes(16),
         }
     )

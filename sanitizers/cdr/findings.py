@@ -1,0 +1,48 @@
+"""Removed-item codes shared by the Office sanitizers, and the reason each one implies.
+
+A sanitizer reports every item it took out in ``CdrOutcome.removed``; the outcome's reason is
+the gravest of them (macro > active content > embedded object > external reference).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sanitizers.vocabulary import Reason
+
+CODE_REASONS: dict[str, Reason] = {
+    "vba": Reason.MACRO,
+    "xlm_macro": Reason.MACRO,
+    "activex": Reason.ACTIVE_CONTENT,
+    "dde": Reason.ACTIVE_CONTENT,
+    "program_action": Reason.ACTIVE_CONTENT,
+    "custom_ui": Reason.ACTIVE_CONTENT,
+    "web_extension": Reason.ACTIVE_CONTENT,
+    "ole_object": Reason.EMBEDDED_OBJECT,
+    "embedded_package": Reason.EMBEDDED_OBJECT,
+    "alt_chunk": Reason.EMBEDDED_OBJECT,
+    "attachment": Reason.EMBEDDED_OBJECT,
+    "unknown_part": Reason.EMBEDDED_OBJECT,
+    "external_relationship": Reason.EXTERNAL_REFERENCE,
+    "external_link": Reason.EXTERNAL_REFERENCE,
+    "data_connection": Reason.EXTERNAL_REFERENCE,
+    "hyperlink": Reason.EXTERNAL_REFERENCE,
+    "linked_field": Reason.EXTERNAL_REFERENCE,
+    "remote_template": Reason.EXTERNAL_REFERENCE,
+}
+_GRAVITY = (
+    Reason.MACRO,
+    Reason.ACTIVE_CONTENT,
+    Reason.EMBEDDED_OBJECT,
+    Reason.EXTERNAL_REFERENCE,
+)
+
+
+def gravest(codes: Iterable[str]) -> Reason:
+    """The reason for a set of removed items; ``clean`` when there are none. An unknown code
+    counts as active content (never as clean)."""
+    reasons = {CODE_REASONS.get(code, Reason.ACTIVE_CONTENT) for code in codes}
+    for reason in _GRAVITY:
+        if reason in reasons:
+            return reason
+    return Reason.CLEAN

@@ -1,0 +1,301 @@
+"""RTF documents.
+
+Threat model: embedded OLE objects (``\\object`` groups with ``\\objdata``, OLE1 ``Package``
+objects carrying executables, exploit payloads for the equation editor and other OLE
+servers), OLE data stores (``\\*\\datastore``), remote templates (``\\*\\template``),
+DDE/DDEAUTO and link-pulling fields (``\\fldinst`` with ``DDE``, ``DDEAUTO``, ``LINK``,
+``INCLUDETEXT``, ``INCLUDEPICTURE``, ``IMPORT``), mail-merge data connections, and a reader
+overwhelmed by deep nesting, unbalanced braces or ``\\binN`` lengths that run past the end.
+
+What it does: the file is **rebuilt** from tokens. A bounded, iterative tokenizer (no
+recursion; nesting deeper than ``rtf_max_depth`` removes the file) reads control words,
+control symbols, ``\\binN`` data and text; every group whose destination (or any control
+word inside it) is dangerous is left out; everything else is written anew, one token at a
+time, with braces balanced. An ``\\object``'s ``\\result`` (the picture Word shows in its
+place) is kept. oletools' rtfobj double-checks: every object it finds in the input must lie
+inside a group the tokenizer removed, otherwise the two parsers disagree and the file is
+removed (``malformed``); rtfobj must find nothing in the output.
+
+Removed-item codes: ``ole_object`` (objects, object data, data stores),
+``external_relationship`` (remote template), ``dde`` and ``linked_field`` (fields; their
+shown result is kept), ``data_connection`` (mail-merge data source and query).
+
+Deliberately left alone: text, fonts, colours, styles, tables, pictures (``\\pict``, which
+Word renders itself), ordinary fields (PAGE, HYPERLINK…), document info, and unknown
+``\\*`` destinations (Word skips them). Text after the document's closing brace must be
+whitespace or NUL padding, otherwise the file is removed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from sanitizers.cdr import olescan
+from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
+from sanitizers.cdr.findings import gravest
+from sanitizers.errors import LimitExceeded, SanitizeError
+from sanitizers.vocabulary import Action, Reason
+
+# Control words that make their whole group dangerous, wherever they appear in it.
+DROP_WORDS: dict[bytes, str] = {
+    b"object": "ole_object",
+    b"objdata": "ole_object",
+    b"objclass": "ole_object",
+    b"objname": "ole_object",
+    b"objalias": "ole_object",
+    b"objsect": "ole_object",
+    b"objemb": "ole_object",
+    b"objlink": "ole_object",
+    b"objautlink": "ole_object",
+    b"objsub": "ole_object",
+    b"objpub": "ole_object",
+    b"objicemb": "ole_object",
+    b"objhtml": "ole_object",
+    b"objocx": "ole_object",
+    b"datastore": "ole_object",
+    b"template": "external_relationship",
+    b"mmconnectstr": "data_connection",
+    b"mmquery": "data_connection",
+    b"mmdatasource": "data_connection",
+    b"mmodsoudldata": "data_connection",
+}
+FIELD_CODES = {
+    "DDE": "dde",
+    "DDEAUTO": "dde",
+    "LINK": "linked_field",
+    "INCLUDETEXT": "linked_field",
+    "INCLUDEPICTURE": "linked_field",
+    "IMPORT": "linked_field",
+    "INCLUDE": "linked_field",
+}
+_DDE = re.compile(r"\bDDE(AUTO)?\b", re.IGNORECASE)
+_LETTERS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_DIGITS = frozenset(b"0123456789")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_MAX_WORD = 32
+_MAX_PARAM_DIGITS = 10
+_TRAILER = re.compile(rb"[\x00\s]*")
+_RAW_DANGER = re.compile(rb"\\(objdata|object|objclass|datastore|template)(?![a-z])")
+
+
+@dataclass
+class _Group:
+    start: int
+    out: bytearray = field(default_factory=bytearray)
+    first_word: bytes | None = None
+    starred: bool = False
+    code: str | None = None  # why this group is dropped
+    text: bytearray = field(default_factory=bytearray)
+    result: bytes | None = None  # an \object's \result, kept in its place
+    tokens: int = 0
+    collect: bool = False  # inside a \fldinst: keep the text to read the instruction
+
+
+@dataclass
+class Rebuilt:
+    data: bytes
+    removed: list[str]
+    dropped: list[tuple[int, int]]  # byte ranges of the input that were left out
+
+
+def rebuild_rtf(untrusted_data: bytes, max_depth: int) -> Rebuilt:
+    """Tokenize and re-emit ``untrusted_data`` without dangerous groups. Iterative."""
+    data = untrusted_data
+    size = len(data)
+    if not data.startswith(b"{\\rt"):
+        raise SanitizeError(Reason.MALFORMED, "not RTF")
+    stack: list[_Group] = []
+    removed: list[str] = []
+    dropped: list[tuple[int, int]] = []
+    root_out: bytearray | None = None
+    pos = 0
+
+    def emit(chunk: bytes, is_text: bool = False) -> None:
+        group = stack[-1]
+        group.out += chunk
+        group.tokens += 1
+        if is_text and group.collect:
+            group.text += chunk
+
+    while pos < size:
+        byte = data[pos]
+        if byte == 0x7B:  # {
+            if len(stack) >= max_depth:
+                raise LimitExceeded(Reason.LIMIT_DEPTH, f"RTF nesting > {max_depth}")
+            stack.append(_Group(start=pos, collect=bool(stack) and stack[-1].collect))
+            pos += 1
+            continue
+        if byte == 0x7D:  # }
+            if not stack:
+                raise SanitizeError(Reason.MALFORMED, "unbalanced }")
+            group = stack.pop()
+            pos += 1
+            code = group.code
+            if code is None and group.first_word == b"fldinst":
+                instruction = group.text.decode("latin-1")
+                words = instruction.replace('"', " ").split()
+                if words and words[0].upper() in FIELD_CODES:
+                    code = FIELD_CODES[words[0].upper()]
+                elif _DDE.search(instruction):
+                    code = "dde"
+            if not stack:
+                root_out = bytearray(b"{" + group.out + b"}")
+                if code is not None:
+                    raise SanitizeError(Reason.MALFORMED, "the whole document is an object")
+                break
+            parent = stack[-1]
+            if code is not None:
+                if code not in removed:
+                    removed.append(code)
+                dropped.append((group.start, pos))
+                if group.result is not None:
+                    parent.out += group.result
+                continue
+            rendered = b"{" + bytes(group.out) + b"}"
+            if group.first_word == b"result" and parent.code is not None:
+                parent.result = rendered
+            parent.out += rendered
+            if parent.collect:
+                parent.text += group.text
+            continue
+        if not stack:
+            raise SanitizeError(Reason.MALFORMED, "text outside the document group")
+        group = stack[-1]
+        if byte == 0x5C:  # backslash
+            if pos + 1 >= size:
+                raise SanitizeError(Reason.MALFORMED, "truncated control word")
+            nxt = data[pos + 1]
+            if nxt in _LETTERS:
+                end = pos + 1
+                while end < size and data[end] in _LETTERS and end - pos <= _MAX_WORD + 1:
+                    end += 1
+                word = data[pos + 1 : end]
+                if len(word) > _MAX_WORD:
+                    raise SanitizeError(Reason.MALFORMED, "control word too long")
+                param_start = end
+                if end < size and data[end] == 0x2D:  # '-'
+                    end += 1
+                while end < size and data[end] in _DIGITS:
+                    end += 1
+                param = data[param_start:end]
+                if len(param.lstrip(b"-")) > _MAX_PARAM_DIGITS or param == b"-":
+                    raise SanitizeError(Reason.MALFORMED, "bad control word parameter")
+                if end < size and data[end] == 0x20:
+                    end += 1
+                pos = end
+                lowered = word.lower()
+                if group.tokens == 0 or (group.starred and group.first_word is None):
+                    group.first_word = lowered
+                    group.collect = group.collect or lowered == b"fldinst"
+                if lowered in DROP_WORDS and group.code is None:
+                    group.code = DROP_WORDS[lowered]
+                if lowered == b"bin":
+                    count = int(param) if param and param != b"-" else 0
+                    if count < 0 or pos + count > size:
+                        raise SanitizeError(Reason.MALFORMED, "\\bin past the end")
+                    emit(b"\\bin" + param + b" " + data[pos : pos + count])
+                    pos += count
+                    continue
+                emit(b"\\" + word + param + b" ")
+                continue
+            if nxt == 0x27:  # \'hh
+                hexpair = data[pos + 2 : pos + 4]
+                if len(hexpair) != 2 or not all(c in _HEX for c in hexpair):
+                    raise SanitizeError(Reason.MALFORMED, "bad \\' escape")
+                emit(b"\\'" + hexpair, is_text=True)
+                pos += 4
+                continue
+            if nxt == 0x2A and group.tokens == 0:  # \* at the start of a group
+                group.starred = True
+                emit(b"\\*")
+                group.tokens = 0  # the destination word still counts as first
+                pos += 2
+                continue
+            if nxt in (0x0D, 0x0A):
+                emit(b"\\par ")
+                pos += 2
+                continue
+            emit(bytes((0x5C, nxt)), is_text=nxt in (0x5C, 0x7B, 0x7D))
+            pos += 2
+            continue
+        end = pos
+        while end < size and data[end] not in (0x5C, 0x7B, 0x7D):
+            end += 1
+        emit(data[pos:end], is_text=True)
+        pos = end
+    if root_out is None:
+        # Unclosed groups at the end: Word closes them; so do we, innermost first, applying
+        # the same rules by re-reading with the braces added.
+        if not stack:
+            raise SanitizeError(Reason.MALFORMED, "empty document")
+        if len(stack) > max_depth:
+            raise LimitExceeded(Reason.LIMIT_DEPTH, "RTF nesting")
+        return rebuild_rtf(untrusted_data + b"}" * len(stack), max_depth)
+    if not _TRAILER.fullmatch(data, pos):
+        raise SanitizeError(Reason.MALFORMED, "content after the document group")
+    return Rebuilt(data=bytes(root_out), removed=removed, dropped=dropped)
+
+
+def find_dangerous(data: bytes, max_depth: int = 1000) -> set[str]:
+    """An independent look: rtfobj's objects, and dangerous words in the raw bytes."""
+    found: set[str] = set()
+    if olescan.rtf_objects(data):
+        found.add("ole_object")
+    match = _RAW_DANGER.search(data)
+    if match:
+        found.add(DROP_WORDS.get(match.group(1), "ole_object"))
+    for instruction in re.findall(rb"\\fldinst\s*([^}]*)", data):
+        text = instruction.decode("latin-1")
+        words = text.replace('"', " ").split()
+        if words and words[0].upper() in FIELD_CODES:
+            found.add(FIELD_CODES[words[0].upper()])
+        elif _DDE.search(text):
+            found.add("dde")
+    return found
+
+
+class RtfSanitizer(CdrSanitizer):
+    """Rebuilds RTF without embedded objects and link fields; see the module docstring."""
+
+    kind: ClassVar[str] = "rtf"
+
+    def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
+        rebuilt = rebuild_rtf(untrusted_data, ctx.policy.rtf_max_depth)
+        try:
+            objects = olescan.rtf_objects(untrusted_data)
+        except Exception as exc:
+            raise SanitizeError(Reason.MALFORMED, f"rtfobj: {type(exc).__name__}") from exc
+        for start, _end in objects:
+            if not any(lo <= start < hi for lo, hi in rebuilt.dropped):
+                # rtfobj sees an object the tokenizer did not: the parsers disagree.
+                raise SanitizeError(Reason.MALFORMED, "object outside any removed group")
+        removed = tuple(rebuilt.removed)
+        if ctx.keep_if_clean:
+            if removed:
+                return CdrOutcome(
+                    action=Action.REMOVED,
+                    reason=gravest(removed),
+                    removed=removed,
+                    detail=",".join(removed),
+                )
+            return CdrOutcome(
+                action=Action.KEPT, reason=Reason.CLEAN, data=untrusted_data, filename=filename
+            )
+        return CdrOutcome(
+            action=Action.SANITIZED,
+            reason=gravest(removed),
+            data=rebuilt.data,
+            filename=filename,
+            content_type="application/rtf",
+            removed=removed,
+        )
+
+    def verify(self, data: bytes, ctx: CdrContext) -> None:
+        found = find_dangerous(data)
+        if found:
+            raise SanitizeError(Reason.VERIFY_FAILED, ",".join(sorted(found)))
+        again = rebuild_rtf(data, ctx.policy.rtf_max_depth)
+        if again.removed:
+            raise SanitizeError(Reason.VERIFY_FAILED, ",".join(again.removed))
