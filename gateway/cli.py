@@ -8,7 +8,12 @@ import sys
 from collections.abc import Sequence
 
 # Modules that add a subcommand: each defines ``register(subparsers)`` which sets ``func``.
-SUBCOMMAND_MODULES = ("gateway.cli_sanitize", "gateway.cli_quarantine")
+SUBCOMMAND_MODULES = (
+    "gateway.cli_sanitize",
+    "gateway.cli_quarantine",
+    "gateway.cli_serve",
+    "gateway.cli_queue",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway.audit import AuditSettings
+from gateway.metrics import MetricsSettings
+from gateway.quarantine import QuarantineSettings
+from gateway.settings import (
+    DeliverySettings,
+    ServiceSettings,
+    SmtpSettings,
+    SpoolSettings,
+    WorkerSettings,
+)
 from sanitizers.policy import Policy
 
 
@@ -48,6 +58,14 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     policy: Policy = Policy()
+    service: ServiceSettings = ServiceSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    spool: SpoolSettings = SpoolSettings()
+    worker: WorkerSettings = WorkerSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    quarantine: QuarantineSettings = QuarantineSettings()
+    audit: AuditSettings = AuditSettings()
+    metrics: MetricsSettings = MetricsSettings()
     scanner: ScannerSettings = ScannerSettings()
 
 

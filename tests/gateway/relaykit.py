@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import Message
+from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,10 @@ class Delivered:
     rcpt_tos: list[str]
     data: bytes
 
-    def parsed(self) -> Message:
-        return email.message_from_bytes(self.data, policy=default_policy)
+    def parsed(self) -> EmailMessage:
+        parsed = email.message_from_bytes(self.data, policy=default_policy)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
 
 
 class SinkHandler:
@@ -64,7 +66,7 @@ class SinkHandler:
         if self.fault == "5xx":
             return "554 5.6.0 Message refused"
         if self.fault == "drop":
-            assert server.transport is not None
+            assert isinstance(server.transport, asyncio.Transport)
             server.transport.abort()
             return "250 never sent"
         if self.fault == "slow":
@@ -266,7 +268,7 @@ async def start_gateway(
         sanitizer=harness.sanitizer,
         quarantine=harness.quarantine,
         audit=harness.audit,
-        metrics=harness.metrics,  # type: ignore[arg-type]
+        metrics=harness.metrics,
         free_bytes=lambda: free_box[0],
     )
     harness.gateway = Gateway(config, parts)

@@ -1,0 +1,113 @@
+"""The ``--demo`` pieces: a stand-in LGWAN-side MTA writing to a Maildir, and a test sender.
+
+Intent: a newcomer runs one command on a fresh machine, sends a Japanese HTML mail with an
+attachment, and reads what the LGWAN side would get, without any outside server. The
+stand-in listens on 127.0.0.1 only and trusts nothing it receives beyond writing it to disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+import sys
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from gateway.config import Config
+
+
+class MaildirHandler:
+    """Delivers every message it is given into one Maildir."""
+
+    def __init__(self, directory: Path) -> None:
+        self.maildir = mailbox.Maildir(directory, create=True)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        key = await asyncio.to_thread(self.maildir.add, content)
+        print(f"demo LGWAN MTA: delivered to Maildir as {key}", file=sys.stderr, flush=True)
+        return "250 2.0.0 OK delivered"
+
+
+@dataclass
+class DemoRelay:
+    server: asyncio.Server
+    host: str
+    port: int
+    directory: Path
+
+    async def stop(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def start_demo_relay(directory: Path, host: str = "127.0.0.1") -> DemoRelay:
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    handler = MaildirHandler(directory)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(handler, hostname="lgwan-demo", enable_SMTPUTF8=True), host, 0
+    )
+    sockname: Any = server.sockets[0].getsockname()
+    return DemoRelay(server, str(sockname[0]), int(sockname[1]), directory)
+
+
+def sample_message(sender: str, recipient: str) -> bytes:
+    """A Japanese HTML mail with a text alternative and an attachment."""
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = f"テスト送信者 <{sender}>"
+    message["To"] = recipient
+    message["Subject"] = "【テスト】無害化ゲートウェイの確認"
+    message.set_content("こんにちは。無害化のテストです。\n① ㈱ ～\n")
+    message.add_alternative(
+        "<html><body><p>こんにちは。<b>無害化</b>のテストです。</p>"
+        '<script>alert("x")</script><a href="https://example.com/">リンク</a></body></html>',
+        subtype="html",
+    )
+    message.add_attachment(
+        "添付ファイルの中身\n".encode(),
+        maintype="application",
+        subtype="octet-stream",
+        filename="資料.txt",
+    )
+    return message.as_bytes()
+
+
+async def send_message(
+    server: tuple[str, int], sender: str, recipients: list[str], message: bytes
+) -> str:
+    _, reply = await aiosmtplib.send(
+        message,
+        sender=sender,
+        recipients=recipients,
+        hostname=server[0],
+        port=server[1],
+        start_tls=False,
+        timeout=30,
+    )
+    return reply
+
+
+def instructions(host: str, port: int, config: Config) -> str:
+    domain = (config.smtp.accept_domains or ("example.lg.jp",))[0]
+    maildir = Path(config.service.data_dir) / "demo-maildir" / "new"
+    return f"""
+mukaika demo: the gateway listens on {host}:{port}; accepted domain: {domain}
+  delivered (sanitized) mail is written to {maildir}/
+
+Send a Japanese HTML test mail with an attachment (in another terminal):
+  mukaika send --server {host}:{port} --to staff@{domain}
+or with swaks:
+  swaks --server {host}:{port} --to staff@{domain} --from you@example.com
+or any .eml file:
+  mukaika send --server {host}:{port} --to staff@{domain} some.eml
+
+Read the result:  cat {maildir}/*
+Stop with Ctrl-C.
+"""

@@ -1,0 +1,144 @@
+"""The running gateway: wires SMTP in, spool, worker, quarantine, audit and metrics together.
+
+Intent: one object that starts in the right order (spool recovered before the port opens, so
+nothing is accepted before older mail is back in the schedule) and stops in the right order
+(stop accepting with 421, let transactions and work in flight finish within the grace period,
+leave the rest spooled for the next start). Signals are the caller's business
+(:mod:`gateway.cli_serve`); this module only offers :meth:`Gateway.stop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.audit import AuditLog
+from gateway.config import Config
+from gateway.delivery import Deliverer
+from gateway.metrics import Metrics, MetricsServer
+from gateway.pool import ProcessSanitizer, Sanitizer
+from gateway.ports import AuditPort, MetricsPort, QuarantinePort
+from gateway.quarantine import Quarantine
+from gateway.smtp import Received, SmtpServer
+from gateway.spool import Envelope, Spool, new_queue_id
+from gateway.worker import Worker
+
+log = logging.getLogger("mukaika.service")
+
+
+@dataclass(slots=True)
+class Parts:
+    """Replaceable collaborators (tests inject fakes); None builds the real one."""
+
+    sanitizer: Sanitizer | None = None
+    quarantine: QuarantinePort | None = None
+    audit: AuditPort | None = None
+    metrics: MetricsPort | None = None
+    free_bytes: Callable[[], int] | None = None
+
+
+class Gateway:
+    """The whole service for one configuration and data directory."""
+
+    def __init__(self, config: Config, parts: Parts | None = None) -> None:
+        parts = parts or Parts()
+        self.config = config
+        self.data_dir = Path(config.service.data_dir)
+        self.spool = Spool(self.data_dir / "spool")
+        self.hostname = config.smtp.hostname or socket.getfqdn()
+        self._owned: list[Callable[[], None]] = []
+        self.metrics_server: MetricsServer | None = None
+        if parts.metrics is None:
+            metrics = Metrics()
+            self.metrics: MetricsPort = metrics
+            if config.metrics.enabled:
+                self.metrics_server = metrics.serve(config.metrics.host, config.metrics.port)
+                self._owned.append(self.metrics_server.close)
+        else:
+            self.metrics = parts.metrics
+        if parts.quarantine is None:
+            quarantine = Quarantine.from_settings(config.quarantine, self.data_dir)
+            self._owned.append(quarantine.close)
+            self.quarantine: QuarantinePort = quarantine
+        else:
+            self.quarantine = parts.quarantine
+        if parts.audit is None:
+            audit = AuditLog.from_settings(config.audit, self.data_dir)
+            self._owned.append(audit.close)
+            self.audit: AuditPort = audit
+        else:
+            self.audit = parts.audit
+        self.sanitizer = parts.sanitizer or ProcessSanitizer(
+            config.policy, config.worker.processes, config.worker.sanitize_timeout_seconds
+        )
+        self.deliverer = Deliverer(config.delivery)
+        self.worker = Worker(
+            self.spool,
+            self.sanitizer,
+            self.deliverer,
+            settings=config.worker,
+            delivery=config.delivery,
+            quarantine=self.quarantine,
+            audit=self.audit,
+            metrics=self.metrics,
+            hostname=self.hostname,
+            keep_delivered_seconds=config.spool.keep_delivered_seconds,
+        )
+        self.smtp = SmtpServer(
+            config.smtp,
+            self._accept,
+            parts.free_bytes or self.spool.free_bytes,
+            on_reject=self.metrics.rejected,
+        )
+        self.address: tuple[str, int] | None = None
+
+    async def _accept(self, received: Received) -> str:
+        """Spool a received message durably; only then may SMTP answer 250."""
+        envelope = Envelope(
+            queue_id=new_queue_id(),
+            mail_from=received.mail_from,
+            rcpt_tos=received.rcpt_tos,
+            client=received.client,
+            helo=received.helo,
+            received_at=time.time(),
+            size=len(received.untrusted_raw),
+        )
+        await asyncio.to_thread(self.spool.accept, envelope, received.untrusted_raw)
+        self.metrics.received()
+        self.worker.submit(envelope.queue_id)
+        log.info(
+            "%s accepted from %s, %d bytes, %d recipient(s)",
+            envelope.queue_id,
+            received.client,
+            envelope.size,
+            len(envelope.rcpt_tos),
+        )
+        return envelope.queue_id
+
+    async def start(self) -> tuple[str, int]:
+        await self.worker.start()
+        self.address = await self.smtp.start()
+        log.info(
+            "listening on %s:%d, relaying to %s:%d",
+            *self.address,
+            self.deliverer.host,
+            self.deliverer.port,
+        )
+        return self.address
+
+    async def stop(self) -> None:
+        grace = self.config.service.shutdown_grace_seconds
+        log.info("stopping: new sessions get 421; %.0fs grace for work in flight", grace)
+        await self.smtp.drain(grace)
+        await self.worker.stop(grace)
+        await self.deliverer.close()
+        await asyncio.to_thread(self.sanitizer.close)
+        for close in reversed(self._owned):
+            close()
+        self._owned.clear()
+        log.info("stopped")
