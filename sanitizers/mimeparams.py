@@ -45,9 +45,11 @@ _MAIN: Final = re.compile(r"\s*([^;]*)")
 _SEPARATORS: Final = re.compile(r"[\s;]*")
 _NAME: Final = re.compile(r'([^=;"\s]+)\s*')
 _EQUALS: Final = re.compile(r"=\s*")
-_QUOTED: Final = re.compile(r'"((?:\\.|[^"\\])*)("?)', re.DOTALL)
-_QUOTED_ESCAPE: Final = re.compile(r'\\([\\"])')
-_UNQUOTED: Final = re.compile(r"[^;]*")
+# Raw ISO-2022-JP (ESC $ B ... ESC ( B) is opaque: its pairs may contain '"', ';' and '\\'.
+_RAW_JIS: Final = r"\x1b\$[@B][^\x1b]*(?:\x1b\([BJ])?"
+_QUOTED: Final = re.compile(rf'"((?:{_RAW_JIS}|\\.|[^"\\])*)("?)', re.DOTALL)
+_QUOTED_ESCAPE: Final = re.compile(rf'({_RAW_JIS})|\\([\\"])')
+_UNQUOTED: Final = re.compile(rf"(?:{_RAW_JIS}|[^;])*")
 _TO_NEXT_PARAMETER: Final = re.compile(r"[^;]*")
 _SECTION: Final = re.compile(r"(?P<base>[^*]+)(?:\*(?P<index>[0-9]{1,4}))?(?P<extended>\*)?")
 _CHARSET_LANGUAGE: Final = re.compile(r"([^']*)'[^']*'(.*)", re.DOTALL)
@@ -97,6 +99,11 @@ def _shown(untrusted_name: str) -> str:
     return _NOT_PRINTABLE.sub("?", untrusted_name[:_DEFECT_NAME_LIMIT])
 
 
+def _unescape(match: re.Match[str]) -> str:
+    """Raw ISO-2022-JP stays as it is; ``\\x`` is ``x`` for x in ``\\`` and ``"``."""
+    return match.group(1) or match.group(2)
+
+
 def _unquote(untrusted_text: str, position: int, found: _Collected) -> tuple[str, int]:
     """The value starting at ``position`` (quoted or not) and the position after it."""
     if untrusted_text.startswith('"', position):
@@ -109,7 +116,7 @@ def _unquote(untrusted_text: str, position: int, found: _Collected) -> tuple[str
         assert trailing is not None  # the pattern matches the empty string
         if trailing.group().strip():
             found.defects.append("text after quoted string")
-        return _QUOTED_ESCAPE.sub(r"\1", quoted.group(1)), trailing.end()
+        return _QUOTED_ESCAPE.sub(_unescape, quoted.group(1)), trailing.end()
     unquoted = _UNQUOTED.match(untrusted_text, position)
     assert unquoted is not None  # the pattern matches the empty string
     return unquoted.group().strip(), unquoted.end()
