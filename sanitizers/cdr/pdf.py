@@ -40,6 +40,7 @@ invalidates), optional content.
 from __future__ import annotations
 
 import io
+import warnings
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -280,9 +281,9 @@ def _decoded_size(stream: Stream, limit: int) -> int:
     # Rare chains (LZW, RunLength, Flate after ASCII85…): let qpdf decode, bounded by its own
     # per-filter memory limits (set in _qpdf_limits) and by the process's memory limit.
     try:
-        return len(stream.read_bytes(pikepdf.StreamDecodeLevel.generalized))
-    except pikepdf.DataDecodingError:
-        return len(raw)
+        return len(stream.read_bytes(decode_level=pikepdf.StreamDecodeLevel.generalized))
+    except pikepdf.PdfError:  # includes DataDecodingError
+        return len(raw)  # not decodable at this level: qpdf copies it encoded
 
 
 @contextmanager
@@ -380,16 +381,19 @@ class PdfSanitizer(CdrSanitizer):
                     content_type="application/pdf",
                 )
             out = io.BytesIO()
-            pdf.save(
-                out,
-                linearize=False,
-                object_stream_mode=pikepdf.ObjectStreamMode.generate,
-                compress_streams=True,
-                stream_decode_level=pikepdf.StreamDecodeLevel.generalized,
-                encryption=False,
-                fix_metadata_version=False,
-                deterministic_id=True,
-            )
+            with warnings.catch_warnings():
+                # Widgets not reachable from /AcroForm: a display matter for Acrobat only.
+                warnings.simplefilter("ignore", pikepdf.PageCopyWarning)
+                pdf.save(
+                    out,
+                    linearize=False,
+                    object_stream_mode=pikepdf.ObjectStreamMode.generate,
+                    compress_streams=True,
+                    stream_decode_level=pikepdf.StreamDecodeLevel.generalized,
+                    encryption=False,
+                    fix_metadata_version=False,
+                    deterministic_id=True,
+                )
         return CdrOutcome(
             action=Action.SANITIZED,
             reason=reason_for(codes),

@@ -44,7 +44,9 @@ import itertools
 import re
 import struct
 import zipfile
+import zlib
 from collections.abc import Callable
+from lzma import LZMAError
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
@@ -217,8 +219,19 @@ class ZipSanitizer(CdrSanitizer):
                 if info.is_dir():
                     continue
                 name = clean_name(check_name(entry_name(info)))
-                with archive.open(info) as handle:
-                    untrusted_entry = handle.read(info.file_size + 1)
+                try:
+                    with archive.open(info) as handle:
+                        untrusted_entry = handle.read(info.file_size + 1)
+                except (
+                    zipfile.BadZipFile,
+                    EOFError,
+                    OSError,
+                    ValueError,
+                    zlib.error,
+                    LZMAError,
+                ) as exc:
+                    # Bad CRC, header mismatch, truncated or corrupt compressed data.
+                    raise SanitizeError(Reason.MALFORMED, f"{name!r}: {exc}"[:200]) from exc
                 total += len(untrusted_entry)
                 if len(untrusted_entry) > info.file_size or total > limits.zip_max_total_bytes:
                     raise LimitExceeded(Reason.LIMIT_SIZE, f"{name!r} larger than declared")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 import zlib
 from collections.abc import Sequence
 
@@ -21,7 +22,7 @@ BENIGN = "Benign page text 42"
 
 # Tokens an independent byte-level check looks for in a QDF (plain-text) rewrite.
 _DANGEROUS = re.compile(
-    rb"/(JS|JavaScript|OpenAction|AA|Launch|SubmitForm|ImportData|GoToR|GoToE|RichMedia"
+    rb"(?<![^\s\[<])/(JS|JavaScript|OpenAction|AA|Launch|SubmitForm|ImportData|GoToR|GoToE|RichMedia"
     rb"|RichMediaExecute|EmbeddedFiles?|EF|FileAttachment|XFA|Rendition)(?![A-Za-z0-9#])"
 )
 
@@ -209,7 +210,8 @@ def _incremental_js() -> bytes:
 
 
 def qdf_text(data: bytes) -> bytes:
-    with pikepdf.open(io.BytesIO(data)) as pdf:
+    with pikepdf.open(io.BytesIO(data)) as pdf, warnings.catch_warnings():
+        warnings.simplefilter("ignore", pikepdf.PageCopyWarning)
         out = io.BytesIO()
         pdf.save(
             out,
@@ -223,7 +225,8 @@ def qdf_text(data: bytes) -> bytes:
 
 def dangerous_tokens(data: bytes, uri: bool = False) -> set[str]:
     """Independent check: rewrite as QDF (plain text) and look for dangerous name tokens."""
-    text = qdf_text(data)
+    # Dictionaries only: stream bodies (page text, fonts) may mention these words.
+    text = re.sub(rb"\bstream\r?\n.*?\bendstream\b", b"", qdf_text(data), flags=re.DOTALL)
     found = {m.group(1).decode() for m in _DANGEROUS.finditer(text)}
     if uri and re.search(rb"/S\s*/URI\b", text):
         found.add("URI")
