@@ -18,9 +18,12 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from gateway.service import Parts
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -117,32 +120,43 @@ def run_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _serve(config: Config, *, demo: bool, relay_given: bool = False) -> None:
+async def _serve(
+    config: Config,
+    *,
+    demo: bool,
+    relay_given: bool = False,
+    parts: Parts | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop``), then stop cleanly."""
     from gateway.service import Gateway
 
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with contextlib.AsyncExitStack() as stack:
-        if demo and not relay_given:
-            from gateway.demo import start_demo_relay
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if demo and not relay_given:
+                from gateway.demo import start_demo_relay
 
-            relay = await start_demo_relay(Path(config.service.data_dir) / "demo-maildir")
-            stack.push_async_callback(relay.stop)
-            data = config.model_dump(mode="python")
-            data["delivery"].update(relay_host=relay.host, relay_port=relay.port)
-            config = Config.model_validate(data)
-        gateway = Gateway(config)
-        host, port = await gateway.start()
-        stack.push_async_callback(gateway.stop)
-        if demo:
-            from gateway.demo import instructions
+                relay = await start_demo_relay(Path(config.service.data_dir) / "demo-maildir")
+                stack.push_async_callback(relay.stop)
+                data = config.model_dump(mode="python")
+                data["delivery"].update(relay_host=relay.host, relay_port=relay.port)
+                config = Config.model_validate(data)
+            gateway = Gateway(config, parts)
+            stack.push_async_callback(gateway.stop)
+            host, port = await gateway.start()
+            if demo:
+                from gateway.demo import instructions
 
-            print(instructions(host, port, config), flush=True)
-        else:
+                print(instructions(host, port, config), flush=True)
             print(f"mukaika: listening on {host}:{port}", flush=True)
-        await stop.wait()
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
 
 
 def run_send(args: argparse.Namespace) -> int:

@@ -165,6 +165,8 @@ class Worker:
         self._changed.set()
         for _ in range(self.settings.concurrency):
             self._ready.put_nowait(("", ""))
+        if not self._tasks:
+            return
         _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds or None)
         for task in pending:
             task.cancel()

@@ -1,0 +1,26 @@
+"""Run ``mukaika serve``'s loop in a child process with the stub-like fake sanitizer.
+
+Usage: python -m tests.gateway.serve_child CONFIG.toml — prints "listening on HOST:PORT";
+SIGTERM stops it (the code path of ``mukaika serve``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from gateway.cli_serve import _serve
+from gateway.config import load_config
+from gateway.service import Parts
+from tests.gateway.relaykit import FakeSanitizer
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    config = load_config(Path(sys.argv[1]))
+    asyncio.run(_serve(config, demo=False, parts=Parts(sanitizer=FakeSanitizer())))
+
+
+if __name__ == "__main__":
+    main()
