@@ -190,14 +190,10 @@ def _cp932_mapping(text: str) -> str:
     return text.translate(_JIS_TO_CP932) if _JIS_ONLY_CHARS.search(text) else text
 
 
-def _decode_euc_pairs(euc: bytes, *, strict: bool) -> tuple[str, bool]:
-    """Decode EUC-form JIS X 0208 pairs through CP932; returns (text, used CP932 extensions).
-    Raises UnicodeDecodeError only when ``strict``."""
-    try:
-        return _cp932_mapping(euc.decode("euc_jp")), False
-    except UnicodeDecodeError:
-        handler = _EXT_STRICT if strict else _EXT_REPLACE
-        return _cp932_mapping(euc.decode("euc_jp", handler)), True
+def _decode_euc_pairs(euc: bytes, *, strict: bool) -> str:
+    """Decode EUC-form JIS X 0208 pairs through CP932. Raises UnicodeDecodeError only when
+    ``strict``."""
+    return _cp932_mapping(euc.decode("euc_jp", _EXT_STRICT if strict else _EXT_REPLACE))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,10 +279,9 @@ class _Iso2022Decoder:
         return "".join(out)
 
     def kanji(self, run: bytes) -> str:
-        text, extended = _decode_euc_pairs(run.translate(_TO_HIGH), strict=self.strict)
-        self.extended |= extended
-        if _REPLACEMENT in text and not self.strict:
-            self.lossy = True
+        text = _decode_euc_pairs(run.translate(_TO_HIGH), strict=self.strict)
+        self.extended |= _EXTENSION_ONLY.search(text) is not None
+        self.lossy |= _REPLACEMENT in text
         return text
 
     def kana(self, run: bytes) -> str:
@@ -382,7 +377,6 @@ _LENIENT_CODEC: Final = {
     "utf-8": "utf-8-sig",
     "us-ascii": "ascii",
     "euc-jp": "euc_jp",
-    "cp51932": "euc_jp",
 }
 
 
@@ -480,9 +474,8 @@ _PLAN_ALIASES: Final[dict[_Plan, tuple[str, ...]]] = {
     ),
     ("euc_jis_2004", "euc-jp"): ("euc-jis-2004", "euc_jis_2004", "euc-jisx0213"),
 }
+# Every name this module reports in ``Decoded.charset`` is a label here or a Python codec name.
 _PLANS: Final = {label: plan for plan, labels in _PLAN_ALIASES.items() for label in labels}
-# Our own charset names, as reported in ``Decoded.charset``, resolve too.
-_PLANS.update({"iso-2022-jp-ms": ("iso-2022-jp",), "euc-jis-2004": ("euc_jis_2004", "euc-jp")})
 # Supersets that mail software means when it writes these labels (Python codec names).
 _SUPERSETS: Final[dict[str, _Plan]] = {
     "gb2312": ("gb18030",),
@@ -539,7 +532,6 @@ _HALFWIDTH_PUNCTUATION: Final = re.compile("[\uff61-\uff65]")
 _GARBAGE: Final = re.compile("[\ue000-\uf8ff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # A text this long with no kana at all is not taken for Japanese (it is likely Chinese).
 _KANJI_ONLY_LIMIT: Final = 16
-_JAPANESE_STEPS: Final = ("cp932", *_EUC_JP_PLAN)
 _OTHER_CANDIDATES: Final = [
     "cp1252",
     "iso8859_15",
@@ -578,21 +570,12 @@ def _japanese_score(text: str) -> float:
 
 
 def _japanese_guess(data: bytes) -> _Result | None:
-    """The most plausible strict Japanese decoding (CP932 or the EUC-JP family), if any."""
-    best: _Result | None = None
-    best_score = 0.0
-    euc_done = False
-    for step in _JAPANESE_STEPS:
-        if step != "cp932" and euc_done:
-            break
-        result = _strict(step, data)
-        if result is None:
-            continue
-        euc_done = step != "cp932"
-        score = _japanese_score(result[0])
-        if score > best_score:
-            best, best_score = result, score
-    return best
+    """The more plausible strict Japanese decoding, CP932 or the EUC-JP family (CP932 wins a
+    tie), if it looks Japanese at all."""
+    candidates = [_strict("cp932", data), _strict_plan(_EUC_JP_PLAN, data)]
+    scored = [(_japanese_score(found[0]), found) for found in candidates if found is not None]
+    score, best = max(scored, key=lambda pair: pair[0], default=(0.0, None))
+    return best if score > 0 else None
 
 
 def _has_jis_escapes(data: bytes) -> bool:
@@ -717,7 +700,7 @@ def decode_body(untrusted_data: bytes, declared: str | None) -> Decoded:
 def decode_param(charset: str | None, untrusted_value: bytes) -> Decoded:
     """Decode an RFC 2231 parameter value (already percent-decoded) in the charset it names.
     The result is header text: no controls (see the module docstring)."""
-    decoded = _decode(untrusted_value, _plan(charset) if charset else None)
+    decoded = _decode(untrusted_value, _plan(charset))
     return _without_controls(decoded)
 
 

@@ -198,6 +198,29 @@ def test_supersets_for_common_labels() -> None:
     assert decode_body(b"\x80 \xe9", "iso-8859-1").text == "€ é"
 
 
+@pytest.mark.parametrize(
+    ("data", "label"),
+    [
+        (jis("①"), "iso-2022-jp"),
+        (b"\x1b$(D\x22\x2f\x1b(B", "iso-2022-jp"),
+        (euc("①です"), "euc-jp"),
+        ("𠀋".encode("euc_jis_2004"), "euc-jp"),
+        ("𠀋".encode("shift_jis_2004"), "shift_jis_2004"),
+        (b"\x80", "iso-8859-1"),
+        ("测试".encode("gb18030"), "gbk"),
+        ("テスト".encode("iso2022_jp_2"), "iso-2022-jp-2"),
+    ],
+)
+def test_reported_charset_names_are_labels_that_decode_the_same(data: bytes, label: str) -> None:
+    first = decode_body(data, label)
+    assert decode_body(data, first.charset) == first
+
+
+def test_cp932_user_defined_area_is_private_use_not_lossy() -> None:
+    decoded = decode_body(b"\xf8\x9f\x82\xa0", "shift_jis")  # a carrier emoji, then あ
+    assert decoded == Decoded("\ue63e\u3042", "cp932", False, False)
+
+
 # --- bodies: detection --------------------------------------------------------------------
 
 
