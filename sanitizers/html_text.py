@@ -1,0 +1,734 @@
+"""Readable plain text from hostile HTML (メールテキスト化方式 for HTML bodies).
+
+Threat model: the HTML comes from the Internet and may be built to deceive the reader of the
+text, to crash or stall the converter, or to smuggle something clickable across. So:
+
+* Only what a browser would show is kept. Scripts, styles, ``<head>``, templates, embedded
+  objects, frames, media, SVG and MathML, comments and processing instructions are dropped, and
+  so is every element hidden by the ``hidden`` attribute or by an inline style (``display:none``,
+  ``visibility:hidden``/``collapse``, zero ``font-size``, zero ``opacity``, ``mso-hide:all``,
+  transparent text, zero ``height``/``max-height``/``width``/``max-width`` with
+  ``overflow:hidden``). Hidden text is how phishing talks to filters behind the reader's back;
+  it must not become visible in the text either. ``aria-hidden`` is *not* hiding (the text is
+  on screen), and ``<noscript>`` is kept (mail readers run no scripts, so they show it).
+* Links are shown as ``text <URL>`` only for the schemes http, https, ftp and mailto;
+  ``javascript:``, ``data:``, ``vbscript:``, relative and every other URL are never shown, only
+  the link's text. The URL is not repeated when the text already says it. ``LinkMode.DEFANG``
+  writes ``hxxp://``, ``hxxps://``, ``fxp://`` and ``[.]`` for the dots of the host, in shown
+  URLs *and* in URLs written in the text, so no reader turns them into links;
+  ``LinkMode.DROP`` shows no URL. Characters that could disguise a shown URL (whitespace,
+  controls, bidi overrides, ``<`` and ``>``) are percent-encoded.
+* The output holds no control character except newline and tab, ends every line with ``\\n``,
+  has no trailing spaces, and no more than two blank lines in a row (outside ``<pre>``).
+  Japanese text is left exactly as written: no NFKC, no width changes. Only HTML source
+  whitespace is collapsed as a browser does (a source line break between two East Asian wide
+  characters disappears, as in CSS Text 3, instead of becoming a stray space).
+* Bounded: lxml (libxml2) parses in C, the walk iterates (no recursion), every stack is bounded
+  by libxml2's nesting limit (256 levels), indentation and table buffering are capped, and work is
+  linear in the input. When libxml2 stops early (nesting too deep, a giant text node), the text
+  parsed so far is returned with a final ``[...]`` line and :attr:`HtmlText.truncated` set, so
+  the caller can record a ``limit_depth`` reason. Nothing here raises on any ``str``.
+
+Layout: block elements start new lines, paragraphs and headings are separated by a blank line,
+``<br>`` breaks the line, list items start with ``・`` (``<ul>``) or ``1.`` (``<ol>``),
+``<blockquote>`` lines start with ``> ``, ``<hr>`` is a line of dashes, ``<pre>`` keeps its
+whitespace, ``<ruby>`` readings follow in （）, and images become ``[alt]`` (nothing without alt,
+nothing for zero-sized images). A table row whose cells are all one line becomes one line with
+cells joined by `` | `` (empty cells left out, so layout spacers vanish); a row with multi-line
+cells (a layout table) shows each cell as its own block.
+
+Not handled: CSS in ``<style>`` blocks (class-based hiding), off-screen positioning, text
+coloured like its background, and relative URLs resolved against ``<base>``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from lxml import etree
+
+from sanitizers.policy import LinkMode
+
+__all__ = ["HtmlText", "extract", "html_to_text"]
+
+# --- element classes ---------------------------------------------------------------------
+
+# Elements whose whole subtree is never shown. Void elements that libxml2 nevertheless parses
+# as containers (embed, source, track, wbr…) are not listed: what follows them is visible.
+_DROPPED: Final = frozenset(
+    {
+        "applet", "audio", "base", "canvas", "datalist", "frame", "frameset", "head", "iframe",
+        "link", "math", "meta", "noembed", "noframes", "object", "param", "rp", "script",
+        "style", "svg", "template", "title", "video", "xml",
+    }
+)  # fmt: skip
+
+# Block elements and how many newlines (1: own line, 2: blank line) separate them.
+_BLOCKS: Final = {
+    **dict.fromkeys(
+        (
+            "address", "article", "aside", "caption", "center", "details", "dialog", "div",
+            "dt", "fieldset", "figcaption", "figure", "footer", "form", "header", "legend",
+            "main", "nav", "option", "section", "summary",
+        ),
+        1,
+    ),
+    **dict.fromkeys(("p", "h1", "h2", "h3", "h4", "h5", "h6", "dl"), 2),
+}  # fmt: skip
+
+_PRE: Final = frozenset({"pre", "xmp", "listing", "plaintext"})
+
+_BULLET: Final = "・"  # East Asian wide: two columns, so continuation lines indent by two spaces
+_BULLET_INDENT: Final = "  "
+_DD_INDENT: Final = "  "
+_QUOTE: Final = "> "
+_HR: Final = "-" * 40
+_TRUNCATED_MARK: Final = "[...]"
+
+# --- limits --------------------------------------------------------------------------------
+
+_MAX_PREFIX_LEVELS: Final = 8  # deeper lists and quotes add no further indentation
+_MAX_CELL_NESTING: Final = 6  # deeper tables are laid out as plain blocks, not buffered rows
+_MAX_BREAK_RUN: Final = 3  # <br> never makes more than two blank lines in a row
+_MAX_LINK_TEXT: Final = 512  # longer link texts are never compared with their URL
+_MAX_LINK_PARTS: Final = 64
+_MAX_OL_START: Final = 10**6
+
+# --- text normalisation ------------------------------------------------------------------
+
+_SURROGATES: Final = re.compile("[\ud800-\udfff]")
+_OUTPUT_CONTROLS: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_LINE_SEPARATORS: Final = re.compile("[\u2028\u2029]")
+_HTML_WHITESPACE: Final = " \t\n\r\f"
+_HTML_SPACE: Final = re.compile(f"[{_HTML_WHITESPACE}]+")
+_WIDE: Final = "\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff01-\uff60\uffe0-\uffe6"  # noqa: E501
+_CJK_SEGMENT_BREAK: Final = re.compile(f"(?<=[{_WIDE}])[ \t\r\f]*\n[ \t\n\r\f]*(?=[{_WIDE}])")
+_TRAILING_SPACES: Final = re.compile(" +$", re.MULTILINE)
+
+# --- links -------------------------------------------------------------------------------
+
+_C0_AND_SPACE: Final = "".join(map(chr, range(0x21)))  # what browsers strip around a URL
+_SHOWN_SCHEMES: Final = frozenset({"http", "https", "ftp", "mailto"})
+_SCHEME: Final = re.compile("[A-Za-z][A-Za-z0-9+.-]*")
+_URL_DISGUISE: Final = re.compile(
+    '[\x00-\x20\x7f-\xa0<>"\u00ad\u061c\u115f\u1160\u1680\u180e\u2000-\u200f\u2028-\u202f'
+    "\u205f-\u206f\u3000\u3164\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]"
+)
+_TEXT_SCHEME: Final = re.compile(r"(?i)(?:https?|ftp)(?=://)")
+_DEFANGED_HOST: Final = re.compile(r"((?:hxxps?|fxp)://)([^\s/?#<>\\]*)")
+_DEFANGED_SCHEME: Final = {"http": "hxxp", "https": "hxxps", "ftp": "fxp"}
+
+# --- inline styles -----------------------------------------------------------------------
+
+_FONT_SIZE_ZERO: Final = re.compile(r"font-size\s*:\s*[+-]?[0.]")
+_CSS_COMMENT: Final = re.compile(r"/\*.*?(?:\*/|$)", re.DOTALL)
+_CSS_ESCAPE: Final = re.compile(r"\\(?:([0-9a-f]{1,6})[ \t\n\r\f]?|(.))", re.DOTALL)
+_CSS_ZERO: Final = re.compile(r"[+-]?(?:0+\.?0*|\.0+)(?:[a-z]{1,4}|%)?")
+_CSS_NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?%?")
+_OVERFLOWS: Final = ("overflow", "overflow-x", "overflow-y")
+_SIZES: Final = ("height", "max-height", "width", "max-width")
+_IMPORTANT: Final = re.compile(r"!\s*important\s*$")
+_ZERO_SIZE: Final = re.compile(r"\s*(?:0+\.?0*|\.0+)\s*(?:px)?\s*")
+
+
+@dataclass(frozen=True, slots=True)
+class HtmlText:
+    """The text of an HTML body, and whether the parser stopped before the end."""
+
+    text: str
+    truncated: bool
+
+
+def html_to_text(untrusted_html: str, links: LinkMode) -> str:
+    """Readable plain text of ``untrusted_html``; see the module docstring. Never raises."""
+    return extract(untrusted_html, links).text
+
+
+def extract(untrusted_html: str, links: LinkMode) -> HtmlText:
+    """Like :func:`html_to_text`, and also tells whether the input was cut short."""
+    root, truncated = _parse(_utf8(untrusted_html))
+    text = _Converter(links).run(root) if root is not None else ""
+    if truncated:
+        text += _TRUNCATED_MARK + "\n"
+    return HtmlText(text, truncated)
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+_parsers = threading.local()  # lxml parser objects are not shared between threads
+
+
+def _parser() -> etree.HTMLParser:
+    parser: etree.HTMLParser | None = getattr(_parsers, "parser", None)
+    if parser is None:
+        # The caller decoded the text: an encoding given here overrides any <meta charset>.
+        parser = etree.HTMLParser(
+            encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True
+        )
+        _parsers.parser = parser
+    return parser
+
+
+def _utf8(untrusted_html: str) -> bytes:
+    """The text as UTF-8 for libxml2 (which normalises newlines and replaces NUL itself)."""
+    try:
+        return untrusted_html.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, which no encoding can hold
+        return _SURROGATES.sub("\ufffd", untrusted_html).encode("utf-8")
+
+
+def _parse(data: bytes) -> tuple[etree._Element | None, bool]:
+    """The document's root (``None`` when there is no content) and whether libxml2 stopped
+    before the end (a fatal error such as its nesting limit)."""
+    parser = _parser()
+    try:
+        root: etree._Element | None = etree.fromstring(data, parser)
+    except etree.LxmlError:  # "Document is empty" and its kin
+        return None, False
+    stopped = any(entry.level >= etree.ErrorLevels.FATAL for entry in parser.error_log)
+    return root, stopped
+
+
+# --- inline styles -------------------------------------------------------------------------
+
+
+def _is_hidden(element: etree._Element, tag: str) -> bool:
+    if element.get("hidden") is not None or (tag == "dialog" and element.get("open") is None):
+        return True
+    style = element.get("style")
+    if style is None:
+        return False
+    style = style.lower()
+    return _may_hide(style) and _style_hides(style)
+
+
+def _may_hide(style: str) -> bool:
+    """A quick test that every hiding style passes (comments and escapes always do)."""
+    return (
+        "\\" in style
+        or "/" in style
+        or ("none" in style and "display" in style)
+        or "visibility" in style
+        or "mso-hide" in style
+        or "transparent" in style
+        or "opacity" in style
+        or "overflow" in style
+        or ("font-size" in style and _FONT_SIZE_ZERO.search(style) is not None)
+    )
+
+
+def _style_hides(style: str) -> bool:
+    """Whether a (lower-cased) inline style hides the element, as a browser would apply it."""
+    get = _css_declarations(style).get
+    if get("display") == "none" or get("visibility") in ("hidden", "collapse"):
+        return True
+    if get("mso-hide") == "all" or get("color") == "transparent":
+        return True
+    if _CSS_ZERO.fullmatch(get("font-size", "x")) or _is_nonpositive(get("opacity", "1")):
+        return True
+    clipped = any(get(name) in ("hidden", "clip") for name in _OVERFLOWS)
+    return clipped and any(_CSS_ZERO.fullmatch(get(name, "x")) for name in _SIZES)
+
+
+def _css_declarations(style: str) -> dict[str, str]:
+    """Property → value of one inline style, honouring ``!important`` and later-wins."""
+    if "/*" in style:
+        style = _CSS_COMMENT.sub("", style)
+    if "\\" in style:
+        style = _CSS_ESCAPE.sub(_css_unescape, style)
+    values: dict[str, str] = {}
+    important: set[str] = set()
+    for declaration in style.split(";"):
+        name, colon, value = declaration.partition(":")
+        if not colon:
+            continue
+        name = name.strip()
+        value, marks = _IMPORTANT.subn("", value.strip())
+        is_important = marks > 0
+        if name in important and not is_important:
+            continue
+        if is_important:
+            important.add(name)
+        values[name] = value.strip()
+    return values
+
+
+def _css_unescape(match: re.Match[str]) -> str:
+    if match.group(1) is None:
+        return match.group(2)
+    code = int(match.group(1), 16)
+    return chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
+
+
+def _is_nonpositive(value: str) -> bool:
+    return _CSS_NUMBER.fullmatch(value) is not None and float(value.rstrip("%")) <= 0
+
+
+def _is_zero_sized_image(element: etree._Element) -> bool:
+    return any(
+        (size := element.get(name)) is not None and _ZERO_SIZE.fullmatch(size) is not None
+        for name in ("width", "height")
+    )
+
+
+# --- links ---------------------------------------------------------------------------------
+
+
+def _shown_url(untrusted_href: str | None) -> str | None:
+    """The URL to show for a link, or ``None`` when its scheme must never be shown."""
+    if not untrusted_href:
+        return None
+    href = untrusted_href.strip(_C0_AND_SPACE)
+    href = href.replace("\t", "").replace("\n", "").replace("\r", "")
+    scheme, colon, rest = href.partition(":")
+    if not colon or not _SCHEME.fullmatch(scheme) or scheme.lower() not in _SHOWN_SCHEMES:
+        return None
+    return scheme.lower() + ":" + _URL_DISGUISE.sub(_percent_encode, rest)
+
+
+def _percent_encode(match: re.Match[str]) -> str:
+    return "".join(f"%{byte:02X}" for byte in match.group().encode("utf-8"))
+
+
+def _text_names_url(text: str, url: str) -> bool:
+    """Whether the link text already shows the URL (so it need not be repeated)."""
+    said = _HTML_SPACE.sub(" ", text).strip().lower()
+    if not said:
+        return False
+    target = url.lower()
+    scheme, _, rest = target.partition(":")
+    bare = rest.removeprefix("//") if scheme != "mailto" else rest
+    return said in (target, target.rstrip("/"), bare, bare.rstrip("/"))
+
+
+def _defang(text: str) -> str:
+    text = _TEXT_SCHEME.sub(_defang_scheme, text)
+    return _DEFANGED_HOST.sub(_defang_host, text)
+
+
+def _defang_scheme(match: re.Match[str]) -> str:
+    return _DEFANGED_SCHEME[match.group().lower()]
+
+
+def _defang_host(match: re.Match[str]) -> str:
+    return match.group(1) + match.group(2).replace(".", "[.]")
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+class _Sink:
+    """Accumulates text with browser-like spacing: owed spaces and line breaks are written
+    only when more text follows, and each line starts with the current prefix."""
+
+    __slots__ = ("_marker", "_marker_at", "_prefixes", "_space", "breaks", "newlines", "parts")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.breaks = 0  # newlines owed before the next text
+        self.newlines = 0  # newlines at the end of the text so far
+        self._space = False  # a space owed before the next text on the same line
+        self._prefixes = [""]  # prefix at each nesting level; the last is current
+        self._marker = ""  # a list marker owed to the next line
+        self._marker_at = 0
+
+    def block(self, breaks: int) -> None:
+        """Owe ``breaks`` newlines (1: a new line, 2: a blank line) before the next text."""
+        if breaks > self.breaks:
+            self.breaks = breaks
+
+    def push_prefix(self, prefix: str) -> None:
+        levels = len(self._prefixes)
+        self._prefixes.append(self._prefixes[-1] + (prefix if levels <= _MAX_PREFIX_LEVELS else ""))
+
+    def pop_prefix(self) -> None:
+        self._prefixes.pop()
+        if self._marker_at >= len(self._prefixes):
+            self._marker = ""
+
+    def set_marker(self, marker: str) -> None:
+        """Show ``marker`` in place of the innermost prefix on the next line."""
+        self._marker = marker
+        self._marker_at = len(self._prefixes) - 1
+
+    def line_break(self) -> None:
+        """``<br>``: end the line; repeated breaks make at most two blank lines."""
+        if self.breaks:
+            self._flush_breaks()
+        if self.newlines < _MAX_BREAK_RUN:
+            self._newline()
+
+    def text(self, collapsed: str) -> None:
+        """Inline text whose whitespace runs are already single spaces."""
+        if collapsed[0] == " ":
+            self._space = True
+            collapsed = collapsed[1:]
+            if not collapsed:
+                return
+        if collapsed[-1] == " ":
+            self._write(collapsed[:-1])
+            self._space = True
+        else:
+            self._write(collapsed)
+
+    def verbatim(self, text: str) -> None:
+        """Text whose whitespace and line breaks are kept (``<pre>``, finished table rows)."""
+        if not text:
+            return
+        if self._prefixes[-1] or self._marker:
+            self._prefixed_lines(text)
+            return
+        if self.breaks:
+            self._flush_breaks()
+        if not self.parts:
+            text = text.lstrip("\n")
+            if not text:
+                return
+        self.parts.append(text)
+        lines_end = text.rstrip("\n")
+        self.newlines = len(text) - len(lines_end) if lines_end else self.newlines + len(text)
+        self._space = False
+
+    def _prefixed_lines(self, text: str) -> None:
+        for index, line in enumerate(text.split("\n")):
+            if index:
+                if self.breaks:
+                    self._flush_breaks()
+                self._newline()
+            if line:
+                self._space = False
+                self._write(line)
+
+    def _newline(self) -> None:
+        parts = self.parts
+        if not parts:
+            return
+        if self.newlines:
+            blank = self._prefixes[-1].rstrip(" ")
+            if blank:
+                parts.append(blank)
+        parts.append("\n")
+        self.newlines += 1
+        self._space = False
+
+    def _flush_breaks(self) -> None:
+        if self.parts:
+            while self.newlines < self.breaks:
+                self._newline()
+        self.breaks = 0
+
+    def _write(self, text: str) -> None:
+        if self.breaks:
+            self._flush_breaks()
+        parts = self.parts
+        if self.newlines or not parts:
+            prefix = self._marked_prefix() if self._marker else self._prefixes[-1]
+            if prefix:
+                parts.append(prefix)
+            self.newlines = 0
+        elif self._space:
+            parts.append(" ")
+        parts.append(text)
+        self._space = False
+
+    def _marked_prefix(self) -> str:
+        at = self._marker_at
+        inner = self._prefixes[-1][len(self._prefixes[at]) :]
+        prefix = self._prefixes[at - 1] + self._marker + inner
+        self._marker = ""
+        return prefix
+
+    def value(self) -> str:
+        """The text so far, without control characters, trailing spaces, and leading or
+        trailing newlines."""
+        text = _OUTPUT_CONTROLS.sub("", "".join(self.parts))
+        text = _LINE_SEPARATORS.sub(" ", text)
+        if " \n" in text:
+            text = _TRAILING_SPACES.sub("", text)
+        return text.rstrip(" ").strip("\n")
+
+
+@dataclass(slots=True)
+class _Row:
+    sink_level: int  # the sink the row lives in; its cells open sinks one level deeper
+    cells: list[str]
+
+
+@dataclass(slots=True)
+class _List:
+    ordered: bool
+    number: int
+
+
+_Closer = Callable[[], None]
+
+
+class _Converter:
+    """Turns the start and end events of a parsed tree into text; all state is in stacks."""
+
+    def __init__(self, links: LinkMode) -> None:
+        self.links = links
+        self.sink = _Sink()
+        self.sinks = [self.sink]
+        self.lists: list[_List] = []
+        self.rows: list[_Row] = []
+        self.pre = 0
+        self.tables = 0
+
+    def run(self, root: etree._Element) -> str:
+        """Walk the tree (iteratively: no recursion, whatever the depth) and return the text.
+
+        Per element, what to do at its end is decided at its start and kept on ``ends``: nothing
+        (``None``), a number of newlines owed after a block, or a function to call."""
+        ends: list[int | _Closer | None] = []
+        walker = etree.iterwalk(root, events=("start", "end"))
+        for event, element in walker:
+            if event == "start":
+                tag = element.tag
+                if not isinstance(tag, str) or tag in _DROPPED or _is_hidden(element, tag):
+                    walker.skip_subtree()
+                    ends.append(None)
+                    continue
+                kind = _KINDS.get(tag)
+                if kind is None:
+                    ends.append(None)
+                elif isinstance(kind, int):
+                    self.sink.block(kind)
+                    ends.append(kind)
+                else:
+                    ends.append(kind(self, element))
+                text = element.text
+                if text:
+                    self._text(text, tag)
+            else:
+                end = ends.pop()
+                if isinstance(end, int):
+                    self.sink.block(end)
+                elif end is not None:
+                    end()
+                tail = element.tail
+                if tail:
+                    self._text(tail, "")
+        return self._finish()
+
+    def _finish(self) -> str:
+        text = self.sink.value()
+        if self.links is LinkMode.DEFANG:
+            text = _defang(text)
+        return text + "\n" if text else ""
+
+    def _text(self, text: str, tag: str) -> None:
+        if self.pre:
+            if tag in _PRE and text[0] == "\n":
+                text = text[1:]  # as in browsers, a newline right after <pre> is not shown
+            self.sink.verbatim(text.replace("\xa0", " "))
+        elif not text.strip(_HTML_WHITESPACE):
+            self.sink.text(" ")
+        else:
+            if "\n" in text:
+                text = _CJK_SEGMENT_BREAK.sub("", text)
+            text = _HTML_SPACE.sub(" ", text)
+            # No-break spaces stay (collapsing is over) but may still end a line.
+            self.sink.text(text.replace("\xa0", " ") if "\xa0" in text else text)
+
+    def _push_sink(self) -> None:
+        self.sink = _Sink()
+        self.sinks.append(self.sink)
+
+    def _pop_sink(self) -> _Sink:
+        done = self.sinks.pop()
+        self.sink = self.sinks[-1]
+        return done
+
+    # Blocks with a prefix or their own whitespace rules.
+
+    def _open_blockquote(self, _element: etree._Element) -> _Closer:
+        return self._open_prefixed(_QUOTE, 2)
+
+    def _open_dd(self, _element: etree._Element) -> _Closer:
+        return self._open_prefixed(_DD_INDENT, 1)
+
+    def _open_prefixed(self, prefix: str, breaks: int) -> _Closer:
+        sink = self.sink
+        sink.block(breaks)
+        sink.push_prefix(prefix)
+
+        def close() -> None:
+            sink.pop_prefix()
+            sink.block(breaks)
+
+        return close
+
+    def _open_pre(self, _element: etree._Element) -> _Closer:
+        self.sink.block(2)
+        self.pre += 1
+        return self._close_pre
+
+    def _close_pre(self) -> None:
+        self.pre -= 1
+        self.sink.block(2)
+
+    def _open_hr(self, _element: etree._Element) -> int:
+        self.sink.block(1)
+        self.sink.verbatim(_HR)
+        return 1
+
+    def _open_br(self, _element: etree._Element) -> None:
+        self.sink.line_break()
+
+    def _open_rt(self, _element: etree._Element) -> _Closer:
+        self.sink.text("（")
+        return self._close_rt
+
+    def _close_rt(self) -> None:
+        self.sink.text("）")
+
+    # Lists.
+
+    def _open_list(self, element: etree._Element) -> _Closer:
+        breaks = 1 if self.lists else 2
+        self.sink.block(breaks)
+        ordered = element.tag == "ol"
+        self.lists.append(_List(ordered, _list_start(element.get("start")) if ordered else 1))
+
+        def close() -> None:
+            self.lists.pop()
+            self.sink.block(breaks)
+
+        return close
+
+    def _open_item(self, _element: etree._Element) -> _Closer:
+        sink = self.sink
+        sink.block(1)
+        current = self.lists[-1] if self.lists else None
+        if current is not None and current.ordered:
+            marker = f"{current.number}. "
+            current.number += 1
+            indent = " " * len(marker)
+        else:
+            marker, indent = _BULLET, _BULLET_INDENT
+        sink.push_prefix(indent)
+        sink.set_marker(marker)
+        return self._close_item
+
+    def _close_item(self) -> None:
+        self.sink.pop_prefix()
+        self.sink.block(1)
+
+    # Links and images.
+
+    def _open_link(self, element: etree._Element) -> _Closer | None:
+        if self.links is LinkMode.DROP:
+            return None
+        url = _shown_url(element.get("href"))
+        if url is None:
+            return None
+        sink = self.sink
+        start = len(sink.parts)
+
+        def close() -> None:
+            if sink is self.sink:
+                self._show_url(url, sink.parts[start:])
+
+        return close
+
+    def _show_url(self, url: str, link_parts: list[str]) -> None:
+        if link_parts and len(link_parts) <= _MAX_LINK_PARTS:
+            link_text = "".join(link_parts)
+            if len(link_text) <= _MAX_LINK_TEXT and _text_names_url(link_text, url):
+                return
+        self.sink.text(f" <{url}>" if link_parts else f"<{url}>")
+
+    def _open_img(self, element: etree._Element) -> None:
+        alt = element.get("alt")
+        if not alt or _is_zero_sized_image(element):
+            return
+        alt = _HTML_SPACE.sub(" ", alt.replace("\xa0", " ")).strip()
+        if alt:
+            self.sink.text(f"[{alt}]")
+
+    # Tables: a row's cells are collected in sinks of their own and laid out when it ends.
+
+    def _open_table(self, _element: etree._Element) -> _Closer:
+        breaks = 1 if self.tables else 2
+        self.sink.block(breaks)
+        self.tables += 1
+
+        def close() -> None:
+            self.tables -= 1
+            self.sink.block(breaks)
+
+        return close
+
+    def _open_row(self, element: etree._Element) -> _Closer | int:
+        self.sink.block(1)
+        if len(element) < 2 or len(self.sinks) > _MAX_CELL_NESTING:
+            return 1  # one cell (a layout row) needs no buffering; deep nesting gets none
+        self.rows.append(_Row(sink_level=len(self.sinks), cells=[]))
+        return self._close_row
+
+    def _open_cell(self, _element: etree._Element) -> _Closer | int:
+        if not self.rows or self.rows[-1].sink_level != len(self.sinks):
+            self.sink.block(1)  # a cell outside its row, or tables nested too deep
+            return 1
+        self._push_sink()
+        return self._close_cell
+
+    def _close_cell(self) -> None:
+        cell = self._pop_sink().value()
+        if cell:
+            self.rows[-1].cells.append(cell)
+
+    def _close_row(self) -> None:
+        cells = self.rows.pop().cells
+        sink = self.sink
+        if not cells:
+            return
+        if not any("\n" in cell for cell in cells):
+            sink.block(1)
+            sink.verbatim(" | ".join(cells))
+            sink.block(1)
+            return
+        for cell in cells:
+            sink.block(2)
+            sink.verbatim(cell)
+        sink.block(2)
+
+
+_Opener = Callable[[_Converter, etree._Element], "_Closer | int | None"]
+
+# What an element does besides showing its text: a number of newlines around a plain block, or
+# the method that opens it. Elements not listed are inline.
+_KINDS: Final[dict[str, int | _Opener]] = {
+    **_BLOCKS,
+    "a": _Converter._open_link,
+    "blockquote": _Converter._open_blockquote,
+    "br": _Converter._open_br,
+    "dd": _Converter._open_dd,
+    "hr": _Converter._open_hr,
+    "img": _Converter._open_img,
+    "li": _Converter._open_item,
+    "menu": _Converter._open_list,
+    "ol": _Converter._open_list,
+    "rt": _Converter._open_rt,
+    "table": _Converter._open_table,
+    "td": _Converter._open_cell,
+    "th": _Converter._open_cell,
+    "tr": _Converter._open_row,
+    "ul": _Converter._open_list,
+    **dict.fromkeys(_PRE, _Converter._open_pre),
+}
+
+
+def _list_start(untrusted_start: str | None) -> int:
+    if untrusted_start is None:
+        return 1
+    try:
+        number = int(untrusted_start.strip(), 10)
+    except ValueError:
+        return 1
+    return number if abs(number) <= _MAX_OL_START else 1

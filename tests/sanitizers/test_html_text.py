@@ -1,0 +1,429 @@
+"""Tests for sanitizers.html_text: readable text from hostile HTML, never raising."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sanitizers.html_text import extract, html_to_text
+from sanitizers.policy import LinkMode
+
+KEEP = LinkMode.KEEP
+
+
+def text(html: str, links: LinkMode = KEEP) -> str:
+    return html_to_text(html, links)
+
+
+def assert_well_formed(out: str) -> None:
+    """The invariants every output keeps."""
+    assert isinstance(out, str)
+    assert out == "" or out.endswith("\n")
+    assert not out.startswith("\n")
+    assert "\r" not in out
+    assert not any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in out)
+    assert not re.search(" +\n", out)
+    assert "\n\n\n\n" not in out or "<pre" in out  # (pre keeps its own blank lines)
+
+
+# --- layout ------------------------------------------------------------------------------
+
+
+def test_paragraphs_are_separated_by_a_blank_line() -> None:
+    assert text("<p>one</p><p>two</p>") == "one\n\ntwo\n"
+
+
+def test_block_elements_start_a_new_line_and_inline_ones_do_not() -> None:
+    assert text("<div>a <b>bold</b> <i>it</i></div><div>b</div>") == "a bold it\nb\n"
+
+
+def test_whitespace_collapses_like_a_browser() -> None:
+    assert text("<p>  many \n\t spaces\n here  </p>") == "many spaces here\n"
+
+
+def test_a_source_line_break_between_japanese_characters_disappears() -> None:
+    assert text("<p>お知らせ\n    です。</p>") == "お知らせです。\n"
+    assert text("<p>Hello\nworld</p>") == "Hello world\n"
+
+
+def test_japanese_text_is_untouched() -> None:
+    sample = "①㈱～ｱｲｳｴｵ ＡＢＣ　全角空白 髙﨑"
+    assert text(f"<p>{sample}</p>") == sample + "\n"
+
+
+def test_br_breaks_lines_and_runs_are_capped() -> None:
+    assert text("a<br>b") == "a\nb\n"
+    assert text("a<br><br>b") == "a\n\nb\n"
+    assert text("a" + "<br>" * 20 + "b") == "a\n\n\nb\n"
+
+
+def test_headings_stand_apart() -> None:
+    assert text("<h1>Title</h1>body<h2>Sub</h2>more") == "Title\n\nbody\n\nSub\n\nmore\n"
+
+
+def test_unordered_list_uses_bullets_and_nests() -> None:
+    html = "<ul><li>one</li><li>two<ul><li>inner</li></ul></li></ul>after"
+    assert text(html) == "・one\n・two\n  ・inner\n\nafter\n"
+
+
+def test_ordered_list_is_numbered_from_start_with_continuation_indent() -> None:
+    html = '<ol start="3"><li>a</li><li>b<br>cont</li></ol>'
+    assert text(html) == "3. a\n4. b\n   cont\n"
+
+
+@pytest.mark.parametrize("start", ["x", "99999999999999999999", "", "1e3"])
+def test_bad_ordered_list_start_counts_from_one(start: str) -> None:
+    assert text(f'<ol start="{start}"><li>a</li></ol>') == "1. a\n"
+
+
+def test_definition_list_indents_definitions() -> None:
+    assert text("<dl><dt>term</dt><dd>meaning</dd></dl>") == "term\n  meaning\n"
+
+
+def test_table_rows_become_lines_with_separated_cells() -> None:
+    html = (
+        "<table><tr><th>名前</th><th>値</th></tr>"
+        "<tr><td>a</td><td>&nbsp;</td><td>1</td></tr></table>after"
+    )
+    assert text(html) == "名前 | 値\na | 1\n\nafter\n"
+
+
+def test_layout_table_cells_with_blocks_stay_blocks() -> None:
+    html = "<table><tr><td><p>para1</p><p>para2</p></td><td>side</td></tr></table>"
+    assert text(html) == "para1\n\npara2\n\nside\n"
+
+
+def test_nested_tables_stay_readable() -> None:
+    inner = "<table><tr><td>x</td><td>y</td></tr></table>"
+    html = f"<table><tr><td>{inner}</td><td>z</td></tr></table>"
+    assert text(html) == "x | y | z\n"
+
+
+def test_pre_keeps_its_whitespace() -> None:
+    assert text("<p>x</p><pre>\n  code\n\n    more</pre>y") == "x\n\n  code\n\n    more\n\ny\n"
+
+
+def test_blockquote_lines_are_prefixed() -> None:
+    html = "<blockquote><p>quoted</p><p>two</p></blockquote>after"
+    assert text(html) == "> quoted\n>\n> two\n\nafter\n"
+
+
+def test_list_item_with_a_quote_keeps_its_marker() -> None:
+    assert text("<ol><li><blockquote>q</blockquote></li></ol>") == "1. > q\n"
+
+
+def test_hr_is_a_line() -> None:
+    assert text("a<hr>b") == "a\n" + "-" * 40 + "\nb\n"
+
+
+def test_ruby_reading_follows_in_brackets() -> None:
+    html = "<ruby>漢字<rp>(</rp><rt>かんじ</rt><rp>)</rp></ruby>"
+    assert text(html) == "漢字（かんじ）\n"
+
+
+def test_images_become_their_alt_text() -> None:
+    html = '<img src="a.png" alt="ロゴ"> <img src="b.png"> <img alt="px" width="0" height="1">'
+    assert text(html) == "[ロゴ]\n"
+
+
+def test_entities_are_decoded() -> None:
+    assert text("&amp; &lt;b&gt; &#x3042; &copy; &#128;") == "& <b> あ © €\n"
+
+
+def test_control_characters_never_reach_the_output() -> None:
+    out = text("a&#1;b\x01c\x1bd&#x7f;e\x85f\x00g\u2028h")
+    assert_well_formed(out)
+    assert out.replace("\ufffd", "") == "abcdef g h\n".replace(" g", "g")
+
+
+def test_empty_and_blank_inputs_give_empty_text() -> None:
+    for html in (
+        "",
+        "   ",
+        "<!-- only a comment -->",
+        "<html><head><title>t</title></head></html>",
+    ):
+        assert text(html) == ""
+
+
+def test_meta_charset_is_ignored_because_the_caller_decoded() -> None:
+    assert text('<meta charset="shift_jis"><p>日本語</p>') == "日本語\n"
+
+
+def test_lone_surrogates_do_not_break_anything() -> None:
+    assert text("a\ud800b") == "a\ufffdb\n"
+
+
+# --- dropped and hidden content -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<script>SECRET()</script>",
+        "<style>.x{content:'SECRET'}</style>",
+        "<head><title>SECRET</title></head>",
+        "<template><p>SECRET</p></template>",
+        "<iframe>SECRET</iframe>",
+        "<object>SECRET</object>",
+        '<embed src="x.swf">',
+        "<svg><text>SECRET</text></svg>",
+        "<math><mi>SECRET</mi></math>",
+        "<!-- SECRET -->",
+        "<?pi SECRET ?>",
+        "<![CDATA[SECRET]]>",
+        "<video>SECRET</video>",
+        "<p hidden>SECRET</p>",
+        '<p hidden="until-found">SECRET</p>',
+        "<dialog>SECRET</dialog>",
+        '<div style="display:none">SECRET</div>',
+        '<div style="DISPLAY : NONE !important">SECRET</div>',
+        '<div style="color:red;display:none">SECRET</div>',
+        '<div style="display:/*x*/none">SECRET</div>',
+        '<div style="disp\\6c ay:none">SECRET</div>',
+        '<div style="display:none !important; display:block">SECRET</div>',
+        '<span style="visibility:hidden">SECRET</span>',
+        '<span style="visibility: collapse">SECRET</span>',
+        '<span style="font-size:0">SECRET</span>',
+        '<span style="font-size: 0.0px">SECRET</span>',
+        '<span style="font-size:0%">SECRET</span>',
+        '<span style="opacity:0">SECRET</span>',
+        '<span style="opacity:.0">SECRET</span>',
+        '<span style="opacity:-1">SECRET</span>',
+        '<span style="mso-hide:all">SECRET</span>',
+        '<span style="color:transparent">SECRET</span>',
+        '<div style="max-height:0;overflow:hidden">SECRET</div>',
+        '<div style="width:0px; overflow-x: clip">SECRET</div>',
+        '<div style="display:none"><p>deep <b>SECRET</b></p></div>',
+    ],
+)
+def test_hidden_and_inactive_content_is_dropped(html: str) -> None:
+    out = text(f"<p>before</p>{html}<p>after</p>")
+    assert "SECRET" not in out
+    assert out == "before\n\nafter\n"
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        '<div style="display:none;display:block">SHOWN</div>',
+        '<div style="display:block !important; display:none">SHOWN</div>',
+        '<span aria-hidden="true">SHOWN</span>',
+        "<noscript>SHOWN</noscript>",
+        '<div style="font-size:14px;border:none;text-decoration:none">SHOWN</div>',
+        '<div style="opacity:0.5">SHOWN</div>',
+        '<div style="overflow:hidden;height:20px">SHOWN</div>',
+        '<div style="max-height:0">SHOWN</div>',
+        "<dialog open>SHOWN</dialog>",
+    ],
+)
+def test_visible_content_is_kept(html: str) -> None:
+    assert "SHOWN" in text(html)
+
+
+@pytest.mark.parametrize("void", ["embed", "source", "track", "wbr", "keygen", "bgsound"])
+def test_content_after_a_void_element_is_kept(void: str) -> None:
+    # libxml2 parses these as containers; browsers show what follows them.
+    assert text(f"<p>a<{void}>b</p>") == "ab\n"
+
+
+def test_the_tail_of_a_hidden_element_is_kept() -> None:
+    assert text('a<span style="display:none">x</span>b<script>y</script>c') == "abc\n"
+
+
+# --- links -----------------------------------------------------------------------------------
+
+
+def test_link_shows_text_and_url() -> None:
+    assert text('<a href="https://ex.jp/a?b=1">詳細</a>') == "詳細 <https://ex.jp/a?b=1>\n"
+
+
+@pytest.mark.parametrize(
+    ("label", "href"),
+    [
+        ("https://ex.jp", "https://ex.jp/"),
+        ("https://ex.jp/", "https://ex.jp/"),
+        ("ex.jp/page", "http://ex.jp/page"),
+        ("a@b.jp", "mailto:a@b.jp"),
+        ("HTTPS://EX.JP", "https://ex.jp"),
+    ],
+)
+def test_url_is_not_repeated_when_the_text_says_it(label: str, href: str) -> None:
+    assert text(f'<a href="{href}">{label}</a>') == f"{label}\n"
+
+
+def test_mismatched_url_text_shows_the_real_target() -> None:
+    out = text('<a href="https://evil.example/">https://bank.example.jp/</a>')
+    assert out == "https://bank.example.jp/ <https://evil.example/>\n"
+
+
+def test_mailto_link_is_shown_as_mailto() -> None:
+    assert text('<a href="mailto:info@ex.jp">問い合わせ</a>') == "問い合わせ <mailto:info@ex.jp>\n"
+
+
+def test_link_without_text_shows_only_the_url() -> None:
+    assert text('<a href="https://ex.jp/x"><img src="x"></a>') == "<https://ex.jp/x>\n"
+
+
+def test_image_link_shows_alt_and_url() -> None:
+    assert text('<a href="https://ex.jp/"><img alt="ロゴ"></a>') == "[ロゴ] <https://ex.jp/>\n"
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        "javascript:alert(1)",
+        "JaVaScRiPt:alert(1)",
+        " \tjavascript:alert(1)",
+        "java\tscript:alert(1)",
+        "java\nscript:alert(1)",
+        "&#106;avascript:alert(1)",
+        "&#x6A;avascript&colon;alert(1)",
+        "\x01javascript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox(1)",
+        "file:///etc/passwd",
+        "/relative/path",
+        "//protocol-relative.example/",
+        "",
+    ],
+)
+def test_other_schemes_are_never_shown(href: str) -> None:
+    out = text(f'<a href="{href}">click</a>')
+    assert out == "click\n"
+
+
+@pytest.mark.parametrize("mode", list(LinkMode))
+def test_script_urls_are_not_shown_in_any_mode(mode: LinkMode) -> None:
+    assert "script" not in text('<a href="javascript:x()">go</a>', mode)
+
+
+def test_characters_that_disguise_a_url_are_percent_encoded() -> None:
+    out = text('<a href="https://ex.jp/a b\u202egpj.exe<x>">f</a>')
+    assert out == "f <https://ex.jp/a%20b%E2%80%AEgpj.exe%3Cx%3E>\n"
+
+
+def test_japanese_in_urls_stays_readable() -> None:
+    assert text('<a href="https://ex.jp/お知らせ">x</a>') == "x <https://ex.jp/お知らせ>\n"
+
+
+def test_defang_rewrites_shown_urls_and_urls_in_text() -> None:
+    html = (
+        "<p>see http://a.example.com/p and FTP://f.example/</p>"
+        '<a href="https://evil.example/x?q=a.b">click</a> <a href="mailto:a@b.jp">mail</a>'
+    )
+    assert text(html, LinkMode.DEFANG) == (
+        "see hxxp://a[.]example[.]com/p and fxp://f[.]example/\n\n"
+        "click <hxxps://evil[.]example/x?q=a.b> mail <mailto:a@b.jp>\n"
+    )
+
+
+def test_defang_leaves_no_clickable_web_url() -> None:
+    html = '<a href="HTTPS://a.b/">x</a> http://c.d <a href="ftp://e.f">ftp://e.f</a>xhttp://g.h'
+    out = text(html, LinkMode.DEFANG)
+    assert not re.search("(?i)(https?|ftp)://", out)
+
+
+def test_drop_keeps_only_the_text() -> None:
+    html = '<a href="https://ex.jp/">詳細</a> <a href="mailto:a@b.jp">連絡</a>'
+    assert text(html, LinkMode.DROP) == "詳細 連絡\n"
+
+
+# --- bounds ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<div>" * 100_000 + "deep" + "</div>" * 100_000,
+        "<div>" * 100_000 + "deep",
+        "<b>" * 100_000 + "deep",
+        "<table><tr><td>" * 20_000 + "deep",
+        "<ul><li>" * 50_000 + "deep",
+        "<blockquote>" * 50_000 + "deep",
+        "<a href='https://x.jp/'>" * 50_000 + "deep",
+        "<pre>" * 50_000 + "deep",
+    ],
+)
+def test_deep_nesting_never_crashes(html: str) -> None:
+    result = extract("<p>start</p>" + html, KEEP)
+    assert_well_formed(result.text)
+    assert result.text.startswith("start\n")
+    if result.truncated:
+        assert result.text.endswith("[...]\n")
+
+
+def test_too_deep_nesting_is_reported_as_truncated() -> None:
+    result = extract("<p>start</p>" + "<div>" * 1000 + "lost", KEEP)
+    assert result.truncated
+    assert result.text == "start\n[...]\n"
+
+
+def test_ordinary_html_is_not_truncated() -> None:
+    assert not extract("<div>" * 50 + "x" + "</div>" * 50, KEEP).truncated
+
+
+def test_large_input_converts_completely() -> None:
+    html = "<p>段落です。<a href='https://ex.jp/'>リンク</a></p>" * 20_000
+    out = text(html)
+    assert out.count("段落です。リンク <https://ex.jp/>") == 20_000
+
+
+def test_threads_can_convert_at_the_same_time() -> None:
+    pages = [f"<p>page {i}</p>" * 200 for i in range(16)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda p: text(p), pages))
+    assert results == [text(p) for p in pages]
+
+
+# --- properties ------------------------------------------------------------------------------
+
+TAGS = [
+    "p", "div", "span", "b", "a", "table", "tr", "td", "th", "ul", "ol", "li", "pre",
+    "blockquote", "br", "hr", "img", "script", "style", "h1", "dl", "dt", "dd", "ruby", "rt",
+    "svg", "iframe", "noscript", "head", "body", "html", "font", "center",
+]  # fmt: skip
+ATTRS = [
+    "", ' href="https://ex.jp/x"', ' href="javascript:evil()"', ' href="mailto:a@b.jp"',
+    ' style="display:none"', ' style="font-size:0"', " hidden", ' alt="画像"', ' start="x"',
+    ' style="color:red"', ' href="data:text/html,x"',
+]  # fmt: skip
+WORDS = ["お知らせ", "text", " ", "\n", "&amp;", "&nbsp;", "&#0;", "&#x202e;", "①", "<", "&", "\t"]
+
+
+OPEN_TAGS = st.builds("<{}{}>".format, st.sampled_from(TAGS), st.sampled_from(ATTRS))
+CLOSE_TAGS = st.builds("</{}>".format, st.sampled_from(TAGS))
+SOUP = st.lists(
+    st.one_of(OPEN_TAGS, CLOSE_TAGS, st.sampled_from(WORDS), st.text(max_size=8)), max_size=60
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_any_text_converts(untrusted: str) -> None:
+    for mode in LinkMode:
+        assert_well_formed(html_to_text(untrusted, mode))
+
+
+@settings(max_examples=400, deadline=None)
+@given(SOUP)
+def test_any_tag_soup_converts(soup: str) -> None:
+    for mode in LinkMode:
+        out = html_to_text(soup, mode)
+        assert_well_formed(out)
+        assert "evil()" not in out
+        assert "data:text" not in out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_characters="<&", blacklist_categories=["Cs"])))
+def test_plain_text_comes_back_collapsed(plain: str) -> None:
+    out = text(plain)
+    spaced = re.sub("[\r\f\u2028\u2029]", " ", plain.replace("\x00", "\ufffd"))
+    visible = re.sub("[\x00-\x08\x0b-\x1f\x7f-\x9f]", "", spaced)
+    assert out.split() == visible.replace("\xa0", " ").split()
