@@ -151,7 +151,7 @@ def _child_main(conn: Connection, memory_mb: int, test_sanitizers: dict[str, str
         registry.register_for_tests(kind, spec)
     registry.preload()
     _apply_limits(memory_mb)
-    conn.send_bytes(_READY)
+    conn.send_bytes(_READY + b" %.6f" % time.monotonic())
     while True:
         try:
             request = conn.recv()
@@ -197,11 +197,35 @@ def _reap(proc: BaseProcess, conn: Connection, graceful: bool) -> None:
     proc.close()
 
 
+_context_lock = threading.Lock()
+_context: Any = None
+
+
+def _start_context() -> Any:
+    """The ``forkserver`` context, its server preloaded with every sanitizer module.
+
+    The fork server is a single-threaded process started once (from a clean interpreter,
+    like ``spawn``), so forking it is safe even when the caller has threads; each sanitizer
+    child is then a fork of an interpreter that has already imported lxml, oletools, pikepdf
+    and Pillow, which makes replacing a child after a crash or timeout cheap.
+    """
+    global _context
+    with _context_lock:
+        if _context is None:
+            from sanitizers.cdr import registry
+
+            ctx = multiprocessing.get_context("forkserver")
+            modules = sorted({spec.partition(":")[0] for spec in registry.SANITIZERS.values()})
+            ctx.set_forkserver_preload(["sanitizers.cdr.registry", *modules])
+            _context = ctx
+        return _context
+
+
 class _Worker:
     """One child process and its end of the pipe."""
 
     def __init__(self, memory_mb: int, test_sanitizers: dict[str, str]) -> None:
-        ctx = multiprocessing.get_context("spawn")
+        ctx = _start_context()
         self.conn, child_conn = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(
             target=_child_main,
@@ -223,12 +247,18 @@ class _Worker:
         if not self.conn.poll(_START_TIMEOUT):
             raise _ChildGone("worker did not start")
         try:
-            if self.conn.recv_bytes(16) != _READY:
-                raise _ChildGone("worker sent garbage")
+            message = self.conn.recv_bytes(64)
         except (EOFError, OSError) as exc:
             raise _ChildGone("worker died while starting") from exc
+        word, _, stamp = message.partition(b" ")
+        if word != _READY:
+            raise _ChildGone("worker sent garbage")
         self.ready = True
-        self.spawn_seconds = time.monotonic() - self.started
+        try:
+            # CLOCK_MONOTONIC is system-wide on Linux: the child's ready time is comparable.
+            self.spawn_seconds = max(0.0, float(stamp) - self.started)
+        except ValueError:
+            self.spawn_seconds = time.monotonic() - self.started
 
     def exit_description(self) -> str:
         self.proc.join(1.0)
@@ -314,6 +344,10 @@ class IsolatedDisarmer:
         with self._lock:
             if self._closed:
                 raise RuntimeError("IsolatedDisarmer is closed")
+            if self._worker is not None and self._worker.proc.exitcode is not None:
+                # Died between files (killed from outside, or its parent pipe broke): the
+                # next file must not be blamed for it.
+                self._replace(self._worker, graceful=False)
             if self._worker is None:
                 self._worker = self._new_worker()
             worker = self._worker
