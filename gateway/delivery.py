@@ -97,13 +97,19 @@ class Deliverer:
             client: aiosmtplib.SMTP | None = None
             try:
                 client = await self._client()
-                errors, _ = await client.sendmail(sender, recipients, message)
+                addresses = [sender, *recipients]
+                options = [] if all(a.isascii() for a in addresses) else ["SMTPUTF8"]
+                errors, _ = await client.sendmail(sender, recipients, message, mail_options=options)
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 for refused in exc.recipients:
                     target = outcome.permanent if refused.code >= 500 else outcome.temporary
                     target[refused.recipient] = _reply(refused.code, refused.message)
                 self._release(client)
                 return outcome
+            except (aiosmtplib.SMTPConnectResponseError, aiosmtplib.SMTPHeloError) as exc:
+                # The relay refused the session, not this message: try again later.
+                self._drop(client)
+                return outcome.fail_all(recipients, _reply(exc.code, exc.message), permanent=False)
             except aiosmtplib.SMTPResponseException as exc:
                 self._release(client)
                 return outcome.fail_all(

@@ -118,10 +118,19 @@ class ProcessSanitizer:
             log.error("%s sanitizer raised %s", reference, type(exc).__name__)
             raise SanitizerCrashed(f"error: {type(exc).__name__}") from exc
 
-    def close(self) -> None:
+    def close(self, grace_seconds: float = 5.0) -> None:
+        """Stop the processes; one still busy after the grace period is killed (its message
+        stays in the spool and is sanitized again on the next start)."""
         for pool in (self._main, self._isolation):
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            if pool is None:
+                continue
+            processes: dict[Any, Any] = dict(getattr(pool, "_processes", None) or {})
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes.values():
+                process.join(grace_seconds)
+                if process.is_alive():
+                    process.kill()
+                    process.join(grace_seconds)
         self._main = self._isolation = None
 
 

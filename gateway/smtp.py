@@ -237,6 +237,10 @@ class GatewaySMTP(SMTP):
         self.in_transaction = True
         try:
             await self._receive_data()
+        except Exception:
+            # handle_exception answers 451; the transaction must not linger half-done.
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            raise
         finally:
             self.in_transaction = False
 
