@@ -243,6 +243,8 @@ class GatewaySMTP(SMTP):
             raise
         finally:
             self.in_transaction = False
+            if self.tracker.draining:
+                self.abort(REPLY_SHUTDOWN)  # the transaction is answered; no new one
 
     async def _receive_data(self) -> None:
         """Read up to the end of data in large chunks; check it; hand it to the handler."""

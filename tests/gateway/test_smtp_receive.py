@@ -352,7 +352,8 @@ async def test_drain_refuses_new_sessions(rx: Receiver) -> None:
     assert greeting.startswith(b"421")
     # The transaction in progress still completes with a 250.
     assert (await busy.cmd(SIMPLE + b".\r\n")).startswith(b"250")
-    await drain
+    assert (await busy.reply()).startswith(b"421")
+    await asyncio.wait_for(drain, 1)  # no need to wait out the grace period
     for c in (busy, idle, late):
         await c.close()
     assert len(rx.accepted) == 1
