@@ -81,6 +81,7 @@ class Worker:
         self._counter = itertools.count()
         self._known: set[str] = set()  # scheduled
         self._inflight: set[str] = set()  # being worked on
+        self._due: dict[str, float] = {}  # when each delayed message is due
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._busy = 0
@@ -97,25 +98,37 @@ class Worker:
 
     def _later(self, state: str, queue_id: str, due: float) -> None:
         self._known.add(queue_id)
+        self._due[queue_id] = due
         heapq.heappush(self._delayed, (due, next(self._counter), state, queue_id))
         self._changed.set()
 
-    def _rescan(self) -> None:
-        """Pick up what is on disk but not scheduled (start-up, ``queue retry``)."""
-        now = self.clock()
-        for queue_id in self.spool.ids("incoming"):
-            self.submit(queue_id, "incoming")
+    def _scan_disk(self) -> tuple[list[str], list[tuple[str, float]]]:
+        """What is on disk to work on (runs in a thread: file system access only)."""
+        outgoing: list[tuple[str, float]] = []
         for queue_id in self.spool.ids("outgoing"):
-            if queue_id in self._known or queue_id in self._inflight:
-                continue
             try:
-                envelope = self.spool.envelope("outgoing", queue_id)
+                outgoing.append((queue_id, self.spool.envelope("outgoing", queue_id).next_attempt))
             except SpoolError:
                 continue
-            if envelope.next_attempt <= now:
+        return self.spool.ids("incoming"), outgoing
+
+    async def _rescan(self) -> None:
+        """Pick up what is on disk but not scheduled (start-up, ``queue retry``)."""
+        incoming, outgoing = await asyncio.to_thread(self._scan_disk)
+        now = self.clock()
+        for queue_id in incoming:
+            self.submit(queue_id, "incoming")
+        for queue_id, next_attempt in outgoing:
+            if next_attempt <= now and self._due.get(queue_id, now) > now:
+                # Made due early on disk (``mukaika queue retry``): forget the old schedule.
+                del self._due[queue_id]
+                self._known.discard(queue_id)
+            if queue_id in self._known or queue_id in self._inflight:
+                continue
+            if next_attempt <= now:
                 self.submit(queue_id, "outgoing")
             else:
-                self._later("outgoing", queue_id, envelope.next_attempt)
+                self._later("outgoing", queue_id, next_attempt)
 
     def _report_depth(self) -> None:
         now = self.clock()
@@ -136,10 +149,13 @@ class Worker:
         while not self._stopping:
             now = self.clock()
             while self._delayed and self._delayed[0][0] <= now:
-                _, _, state, queue_id = heapq.heappop(self._delayed)
+                due, _, state, queue_id = heapq.heappop(self._delayed)
+                if self._due.get(queue_id) != due:
+                    continue  # rescheduled meanwhile
+                del self._due[queue_id]
                 self._ready.put_nowait((state, queue_id))
             if now >= next_scan:
-                await asyncio.to_thread(self._rescan)
+                await self._rescan()
                 await asyncio.to_thread(self._report_depth)
                 await asyncio.to_thread(self.spool.purge_delivered, self.keep_delivered_seconds)
                 next_scan = now + self.settings.rescan_seconds

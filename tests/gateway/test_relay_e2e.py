@@ -327,3 +327,23 @@ async def test_stop_under_load_loses_nothing(sink: Sink, tmp_path: Path) -> None
         assert len(sink.messages) >= accepted
     finally:
         await gw2.gateway.stop()
+
+
+async def test_queue_retry_on_a_running_gateway(running: Running, tmp_path: Path) -> None:
+    from gateway.cli_queue import _retry
+
+    port = free_port()
+    gw = await running.start(port, delivery={"retry_initial_seconds": 3600.0})
+    await send(gw.port)
+    await wait_until(lambda: gw.metrics.counts["deferred"] == 1)
+    sink = Sink()
+    sink.port = port
+    await sink.start()
+    try:
+        spool = Spool(tmp_path / "data" / "spool")
+        (queue_id,) = spool.ids("outgoing")
+        assert _retry(spool, queue_id) == 0  # what `mukaika queue retry` does
+        await sink.wait_for(1)
+        await wait_until(lambda: gw.metrics.counts["delivered"] == 1)
+    finally:
+        await sink.stop()
