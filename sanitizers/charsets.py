@@ -106,9 +106,8 @@ _JIS_CP932_PAIRS: Final = {
     "\u00ac": "\uffe2",  # 0x224C NOT SIGN -> FULLWIDTH NOT SIGN
 }
 _JIS_TO_CP932: Final = str.maketrans(_JIS_CP932_PAIRS)
-_JIS_ONLY_CHARS: Final = re.compile(f"[{''.join(_JIS_CP932_PAIRS)}]")
 _CP932_TO_JIS: Final = str.maketrans({cp932: jis for jis, cp932 in _JIS_CP932_PAIRS.items()})
-_CP932_ONLY_CHARS: Final = re.compile(f"[{''.join(_JIS_CP932_PAIRS.values())}]")
+_CP932_TO_JIS_CHARS: Final = tuple(_JIS_CP932_PAIRS.values())
 
 
 def _jis_to_sjis(j1: int, j2: int) -> bytes:
@@ -134,9 +133,10 @@ def _cp932_extension_table() -> dict[bytes, str]:
 _CP932_EXTENSIONS: Final = _cp932_extension_table()
 _EXT_STRICT: Final = "mukaika.cp932ext-strict"
 _EXT_REPLACE: Final = "mukaika.cp932ext-replace"
+_EXT_JIS_STRICT: Final = "mukaika.cp932ext-jis-strict"
 
 
-def _extension_only_chars() -> str:
+def _extension_only_chars() -> frozenset[str]:
     """The characters of the CP932 extension rows that JIS X 0208 does not have."""
     only = set()
     for char in _CP932_EXTENSIONS.values():
@@ -144,26 +144,37 @@ def _extension_only_chars() -> str:
             char.encode("iso2022_jp")
         except UnicodeEncodeError:
             only.add(char)
-    return "".join(sorted(only))
+    return frozenset(only)
 
 
-_EXTENSION_ONLY: Final = re.compile(f"[{_extension_only_chars()}]")
+_EXTENSION_ONLY: Final = _extension_only_chars()
 
 
-def _extension_char(exc: UnicodeError) -> tuple[str, int] | None:
-    """The CP932 extension character at the error position of a euc_jp (EUC form) or
-    iso2022_jp (JIS form, only ever in JIS X 0208 mode) decoder, if there is one."""
+def _extension_char(exc: UnicodeError, *, jis_form: bool) -> tuple[str, int] | None:
+    """The CP932 extension character where a euc_jp decoder (EUC form) or an iso2022_jp
+    decoder in JIS X 0208 mode (JIS form) failed, if there is one."""
     if not isinstance(exc, UnicodeDecodeError):
         return None
     pair = bytes(exc.object[exc.start : exc.start + 2])
-    char = _CP932_EXTENSIONS.get(pair.translate(_TO_HIGH) if pair.isascii() else pair)
+    if jis_form:
+        if not pair.isascii():
+            return None
+        pair = pair.translate(_TO_HIGH)
+    char = _CP932_EXTENSIONS.get(pair)
     return None if char is None else (char, exc.start + 2)
 
 
 def _ext_strict(exc: UnicodeError) -> tuple[str, int]:
-    """Codec error handler for euc_jp and iso2022_jp: decode a CP932 extension pair, else
-    fail."""
-    found = _extension_char(exc)
+    """Codec error handler for euc_jp: decode a CP932 extension pair, else fail."""
+    found = _extension_char(exc, jis_form=False)
+    if found is None:
+        raise exc
+    return found
+
+
+def _ext_jis_strict(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler for iso2022_jp: decode a CP932 extension pair, else fail."""
+    found = _extension_char(exc, jis_form=True)
     if found is None:
         raise exc
     return found
@@ -171,7 +182,7 @@ def _ext_strict(exc: UnicodeError) -> tuple[str, int]:
 
 def _ext_replace(exc: UnicodeError) -> tuple[str, int]:
     """Codec error handler for euc_jp: decode a CP932 extension pair, else U+FFFD."""
-    found = _extension_char(exc)
+    found = _extension_char(exc, jis_form=False)
     if found is not None:
         return found
     if isinstance(exc, UnicodeDecodeError):
@@ -182,18 +193,34 @@ def _ext_replace(exc: UnicodeError) -> tuple[str, int]:
 
 
 codecs.register_error(_EXT_STRICT, _ext_strict)
+codecs.register_error(_EXT_JIS_STRICT, _ext_jis_strict)
 codecs.register_error(_EXT_REPLACE, _ext_replace)
 
 
 def _cp932_mapping(text: str) -> str:
-    """Re-map the six JIS X 0208 codes on which JIS and CP932 disagree to the CP932 side."""
-    return text.translate(_JIS_TO_CP932) if _JIS_ONLY_CHARS.search(text) else text
+    """Re-map the six JIS X 0208 codes on which JIS and CP932 disagree to the CP932 side.
+    (Six substring searches run at memchr speed; a regex class would be 100 times slower.)"""
+    if any(char in text for char in _JIS_CP932_PAIRS):
+        return text.translate(_JIS_TO_CP932)
+    return text
 
 
-def _decode_euc_pairs(euc: bytes, *, strict: bool) -> str:
-    """Decode EUC-form JIS X 0208 pairs through CP932. Raises UnicodeDecodeError only when
-    ``strict``."""
-    return _cp932_mapping(euc.decode("euc_jp", _EXT_STRICT if strict else _EXT_REPLACE))
+def _euc_pairs(euc: bytes, handler: str) -> tuple[str, bool]:
+    """Decode EUC-form JIS X 0208 pairs; True when CP932 extension characters were needed."""
+    try:
+        return euc.decode("euc_jp"), False
+    except UnicodeDecodeError:
+        text = euc.decode("euc_jp", handler)
+        return text, not _EXTENSION_ONLY.isdisjoint(text)
+
+
+def _jis_piece(piece: bytes) -> tuple[str, bool]:
+    """Decode ISO-2022-JP with Python's codec; True when CP932 extension characters were
+    needed (the codec fails on them, and the handler decodes them or fails)."""
+    try:
+        return piece.decode("iso2022_jp"), False
+    except UnicodeDecodeError:
+        return piece.decode("iso2022_jp", _EXT_JIS_STRICT), True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,49 +242,58 @@ _ANNOUNCER: Final = b"\x1b&@"
 _ESCAPE_SEQUENCE: Final = re.compile(rb"(\x1b[\x20-\x2f]{1,3}[\x30-\x7e])")
 _ISO2022JP_SIGNATURE: Final = re.compile(rb"\x1b(?:\$[@B]|\(I|\$\(D)")
 # Inside a double-byte segment: runs of pairs, runs of whitespace/controls, or one bad byte.
+_ALL_PAIRS: Final = re.compile(rb"(?:[\x21-\x7e]{2})+")
 _PAIR_TOKENS: Final = re.compile(rb"((?:[\x21-\x7e]{2})+)|([\x00-\x20]+)|([\x00-\xff])")
 _KANA_TOKENS: Final = re.compile(rb"([\x21-\x5f]+)|([\x00-\x20]+)|([\x00-\xff])")
 _REPLACEMENT: Final = "\ufffd"
+_CHUNK: Final = 4096
 
 
 class _Iso2022Decoder:
-    """One pass over ISO-2022-JP bytes. ``strict`` makes any invalid byte an error."""
+    """One pass over ISO-2022-JP bytes, segment by segment (an escape sequence starts each).
+    ``strict`` makes any invalid byte an error (ValueError); otherwise it becomes U+FFFD."""
 
     def __init__(self, *, strict: bool) -> None:
         self.strict = strict
+        self.kana = False
         self.extended = False
         self.jis0212 = False
-        self.lossy = False
+        self.handler = _EXT_STRICT if strict else _EXT_REPLACE
 
     def bad(self) -> str:
         if self.strict:
             raise ValueError("invalid ISO-2022-JP")
-        self.lossy = True
         return _REPLACEMENT
 
     def decode(self, data: bytes) -> str:
         parts = _ESCAPE_SEQUENCE.split(data)
-        out = [self.segment(_AS_ASCII, parts[0])]
+        out = [self.ascii(parts[0])]
         mode = _AS_ASCII
-        for escape, segment in zip(parts[1::2], parts[2::2], strict=True):
+        for index in range(1, len(parts), 2):
+            escape, segment = parts[index], parts[index + 1]
             if escape != _ANNOUNCER:
                 mode = _DESIGNATIONS.get(escape, _AS_UNKNOWN)
                 if mode == _AS_UNKNOWN:
                     out.append(self.bad())
-            out.append(self.segment(mode, segment))
-        return "".join(out)
+            if mode == _AS_KANJI and _ALL_PAIRS.fullmatch(segment):  # the common case
+                out.append(self.kanji_run(segment))
+            elif segment:
+                out.append(self.segment(mode, segment))
+        # Only JIS X 0208 segments can hold the six JIS-only characters: map them once.
+        return _cp932_mapping("".join(out))
 
     def segment(self, mode: int, segment: bytes) -> str:
-        if not segment:
-            return ""
         if mode == _AS_ASCII:
             return self.ascii(segment)
         if mode == _AS_KANA:
-            return self.tokens(_KANA_TOKENS, segment, self.kana)
-        if mode == _AS_UNKNOWN:
-            return self.tokens(_PAIR_TOKENS, segment, lambda _run: self.bad())
-        convert = self.kanji if mode == _AS_KANJI else self.jis0212_pairs
-        return self.tokens(_PAIR_TOKENS, segment, convert)
+            self.kana = True
+            return self.tokens(_KANA_TOKENS, segment, self.kana_run)
+        if mode == _AS_KANJI:
+            return self.tokens(_PAIR_TOKENS, segment, self.kanji_run)
+        if mode == _AS_JIS0212:
+            self.jis0212 = True
+            return self.tokens(_PAIR_TOKENS, segment, self.jis0212_run)
+        return self.tokens(_PAIR_TOKENS, segment, lambda _run: self.bad())
 
     def ascii(self, segment: bytes) -> str:
         if segment.isascii() and b"\x1b" not in segment:
@@ -267,6 +303,7 @@ class _Iso2022Decoder:
         )
 
     def tokens(self, pattern: re.Pattern[bytes], segment: bytes, convert: _Convert) -> str:
+        """Runs of characters, whitespace/controls passed through, one U+FFFD per bad byte."""
         out: list[str] = []
         for match in pattern.finditer(segment):
             run, space, _bad = match.groups()
@@ -278,42 +315,54 @@ class _Iso2022Decoder:
                 out.append(self.bad())
         return "".join(out)
 
-    def kanji(self, run: bytes) -> str:
-        text = _decode_euc_pairs(run.translate(_TO_HIGH), strict=self.strict)
-        self.extended |= _EXTENSION_ONLY.search(text) is not None
-        self.lossy |= _REPLACEMENT in text
+    def kanji_run(self, run: bytes) -> str:
+        text, extended = _euc_pairs(run.translate(_TO_HIGH), self.handler)
+        self.extended |= extended
         return text
 
-    def kana(self, run: bytes) -> str:
-        self.extended = True
+    @staticmethod
+    def kana_run(run: bytes) -> str:
         return run.translate(_TO_HIGH).decode("cp932")
 
-    def jis0212_pairs(self, run: bytes) -> str:
+    def jis0212_run(self, run: bytes) -> str:
         high = run.translate(_TO_HIGH)
         euc = b"".join(b"\x8f" + high[i : i + 2] for i in range(0, len(high), 2))
-        self.jis0212 = True
-        text = euc.decode("euc_jp", "strict" if self.strict else "replace")
-        self.lossy |= _REPLACEMENT in text
-        return text
+        return euc.decode("euc_jp", "strict" if self.strict else "replace")
 
     def charset(self) -> str:
-        if self.extended:
+        if self.kana or self.extended:
             return "iso-2022-jp-ms"
         return "iso-2022-jp-1" if self.jis0212 else "iso-2022-jp"
 
 
+def _ascii_restarts(data: bytes) -> list[bytes]:
+    """``data`` cut before an ``ESC ( B`` about every ``_CHUNK`` bytes: each piece decodes
+    alone, and an error handler call copies only its piece, not all of ``data``."""
+    pieces = []
+    start = 0
+    while len(data) - start > _CHUNK:
+        cut = data.find(b"\x1b(B", start + _CHUNK)
+        if cut < 0:
+            break
+        pieces.append(data[start:cut])
+        start = cut
+    pieces.append(data[start:])
+    return pieces
+
+
 def _iso2022jp_fast(data: bytes) -> _Result | None:
-    """The common case in one codec call: Python's iso2022_jp, read through CP932."""
+    """The common case at codec speed: Python's iso2022_jp, read through CP932."""
     if b"\x1b(J" in data:  # Python reads JIS-Roman 0x5C and 0x7E as U+00A5 and U+203E.
         return None
     try:
-        text = data.decode("iso2022_jp", _EXT_STRICT)
+        pieces = [_jis_piece(piece) for piece in _ascii_restarts(data)]
     except UnicodeDecodeError:
         return None
+    text = "".join(piece for piece, _extended in pieces)
     if "\x1b" in text:  # Python passes an escape it does not know through as text.
         return None
-    charset = "iso-2022-jp-ms" if _EXTENSION_ONLY.search(text) else "iso-2022-jp"
-    return _cp932_mapping(text), charset
+    extended = any(extended for _piece, extended in pieces)
+    return _cp932_mapping(text), "iso-2022-jp-ms" if extended else "iso-2022-jp"
 
 
 def _iso2022jp_strict(data: bytes) -> _Result | None:
@@ -331,7 +380,7 @@ def _iso2022jp_strict(data: bytes) -> _Result | None:
 def _iso2022jp_lenient(data: bytes) -> _Lenient:
     decoder = _Iso2022Decoder(strict=False)
     text = decoder.decode(data)
-    return text, decoder.charset(), decoder.lossy
+    return text, decoder.charset(), _REPLACEMENT in text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -815,9 +864,10 @@ _SJIS_RUNS: Final = re.compile(
 )
 
 
+@lru_cache(maxsize=1)
 def _sjis_to_jis_table() -> dict[int, int]:
     """Shift_JIS code -> JIS code, for every pair of the CP932 repertoire that ISO-2022-JP can
-    carry (JIS X 0208, NEC row 13, NEC-selected IBM rows 89-92)."""
+    carry (JIS X 0208, NEC row 13, NEC-selected IBM rows 89-92). Built on first use."""
     table: dict[int, int] = {}
     for j1 in range(0x21, 0x7F):
         for j2 in range(0x21, 0x7F):
@@ -830,15 +880,21 @@ def _sjis_to_jis_table() -> dict[int, int]:
     return table
 
 
-_SJIS_TO_JIS: Final = _sjis_to_jis_table()
 _NOT_JIS: Final = re.compile("[^\u2121-\u7e7e]")
 # ESC, SO and SI would change the shift state; the JIS-side mappings do not round-trip.
-_EXTENDED_RUNS: Final = re.compile(f"(?:{_EXTENSION_ONLY.pattern}|[\uff61-\uff9f])+")
-_NOT_ENCODABLE: Final = re.compile(f"[\x0e\x0f\x1b{''.join(_JIS_CP932_PAIRS)}]")
+
+
+@lru_cache(maxsize=1)
+def _extended_runs() -> re.Pattern[str]:
+    """Runs of characters Python's iso2022_jp cannot write (compiled on first use)."""
+    return re.compile(f"[{''.join(sorted(_EXTENSION_ONLY))}\uff61-\uff9f]+")
+
+
+_NOT_ENCODABLE: Final = ("\x0e", "\x0f", "\x1b", *_JIS_CP932_PAIRS)
 
 
 def _kanji_run(sjis: bytes) -> bytes:
-    jis = sjis.decode("utf-16-be").translate(_SJIS_TO_JIS)
+    jis = sjis.decode("utf-16-be").translate(_sjis_to_jis_table())
     if _NOT_JIS.search(jis):
         raise _NotEncodableError
     return jis.encode("utf-16-be")
@@ -850,18 +906,22 @@ def encode_iso2022jp(text: str) -> bytes | None:
     written so that ``decode_body(..., "iso-2022-jp")`` gives ``text`` back. Outside the
     repertoire: ESC, SO and SI, user-defined (private-use) characters, and the six characters
     that CP932 only writes one way (U+301C, U+2016, U+2212, U+00A2, U+00A3, U+00AC)."""
-    if _NOT_ENCODABLE.search(text):
+    if any(char in text for char in _NOT_ENCODABLE):
         return None
     try:
         text.encode("cp932")
     except UnicodeEncodeError:
         return None
-    if _CP932_ONLY_CHARS.search(text):
+    if any(char in text for char in _CP932_TO_JIS_CHARS):
         text = text.translate(_CP932_TO_JIS)
+    try:  # The common case in one codec call: JIS X 0208 and ASCII only.
+        return text.encode("iso2022_jp")
+    except UnicodeEncodeError:
+        pass
     pieces: list[bytes] = []
     position = 0
     try:
-        for match in _EXTENDED_RUNS.finditer(text):
+        for match in _extended_runs().finditer(text):
             pieces.append(text[position : match.start()].encode("iso2022_jp"))
             pieces.append(_encode_sjis(match.group().encode("cp932")))
             position = match.end()
