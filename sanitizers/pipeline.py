@@ -1,10 +1,35 @@
-"""Temporary stand-in: the real pipeline replaces this module (same signature)."""
+"""The pipeline: untrusted mail bytes and a policy in; a new text-only message and a report out.
+
+Threat model and promises: the input is hostile. The output is composed anew from decoded and
+checked values (no byte of the original is copied across); every part gets an action and a
+reason; a limit, a fault or anything unexpected holds the message (fail closed) instead of
+passing it. The function never raises on bad input: the only exception that escapes is
+:class:`TemporaryFailure` (a dependency the policy requires is down), which must defer the mail.
+"""
 
 from __future__ import annotations
 
-from sanitizers.cdr.disarmer import Disarmer
+import hashlib
+import time
+from email.message import Message
+from dataclasses import dataclass, field
+
+from sanitizers import compose, notice
+from sanitizers.cdr.disarmer import Disarmer, RemoveAll
+from sanitizers.charsets import Decoded, decode_body
+from sanitizers.errors import LimitExceeded, TemporaryFailure
+from sanitizers.filetype import detect
+from sanitizers.headers import RebuiltHeaders, display_safe, rebuild_headers
+from sanitizers.html_text import html_to_text
+from sanitizers.mime import Leaf, parse, parse_headers_only
 from sanitizers.policy import Policy
-from sanitizers.report import Report, SanitizeResult
+from sanitizers.report import PartReport, Report, SanitizeResult
+from sanitizers.vocabulary import Action, Reason, Verdict
+
+_LIMIT_REASONS = frozenset(r for r in Reason if r.value.startswith("limit_"))
+_HELD_TAG = {"ja": "[保留]", "en": "[HELD]"}
+_ATTACHED_MAIL = {"ja": "添付されたメール", "en": "Attached message"}
+_UNPRINTABLE = dict.fromkeys([*range(0, 9), 11, 12, *range(14, 32), 127, *range(128, 160)])
 
 
 def sanitize_message(
@@ -16,5 +41,245 @@ def sanitize_message(
 ) -> SanitizeResult:
     """Turn untrusted mail bytes into a text-only message and a report. Never raises on bad
     input (only :class:`sanitizers.errors.TemporaryFailure` escapes)."""
-    body = b"Subject: sanitized\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n(stub)\r\n"
-    return SanitizeResult(message=body, report=Report(size=len(untrusted_raw)))
+    started = time.monotonic()
+    report = Report(size=len(untrusted_raw), sha256=hashlib.sha256(untrusted_raw).hexdigest())
+    run = _Run(policy, disarmer or RemoveAll(), report, started + policy.limits.seconds)
+    try:
+        run.sanitize(untrusted_raw)
+    except TemporaryFailure:
+        raise
+    except LimitExceeded as exc:
+        run.fail(exc.reason, exc.detail)
+    except Exception as exc:  # noqa: BLE001 - fail closed: an unexpected fault holds the mail
+        run.fail(Reason.ERROR, f"{type(exc).__name__}: {exc}"[:200])
+    report.verdict = _verdict(report, policy)
+    if run.headers is None:
+        run.headers = _headers_for_notice(untrusted_raw, policy)
+    message = run.compose(reference)
+    report.timings_ms["total"] = round((time.monotonic() - started) * 1000, 3)
+    return SanitizeResult(message=message, report=report)
+
+
+@dataclass
+class _Run:
+    """The state of one sanitization: report, text segments and surviving attachments."""
+
+    policy: Policy
+    disarmer: Disarmer
+    report: Report
+    deadline: float
+    headers: RebuiltHeaders | None = None
+    segments: list[str] = field(default_factory=list)
+    attachments: list[compose.OutAttachment] = field(default_factory=list)
+    removed_messages: list[str] = field(default_factory=list)
+    text_chars: int = 0
+
+    def sanitize(self, untrusted_raw: bytes) -> None:
+        clock = time.monotonic()
+        parsed = parse(
+            untrusted_raw,
+            self.policy.limits,
+            self.deadline,
+            prefer_plain=self.policy.body.prefer_plain,
+        )
+        self.report.defects.extend(parsed.defects)
+        self.headers = rebuild_headers(parsed.message, self.policy.output.headers)
+        self._note_headers(self.headers)
+        self._lap("parse", clock)
+        clock = time.monotonic()
+        for leaf in parsed.leaves:
+            if time.monotonic() > self.deadline:
+                raise LimitExceeded(Reason.LIMIT_TIME, "time budget spent")
+            self._leaf(leaf)
+        self._lap("parts", clock)
+
+    def fail(self, reason: Reason, detail: str) -> None:
+        self.report.reasons.append(reason)
+        if detail:
+            self.report.defects.append(f"{reason.value}: {detail}")
+
+    def compose(self, reference: str | None) -> bytes:
+        clock = time.monotonic()
+        assert self.headers is not None
+        fields = list(self.headers.fields)
+        language = self.policy.notice.language
+        if self.report.verdict is Verdict.DELIVER:
+            text = "\n\n".join(self.segments)
+            if notice.is_noteworthy(self.report) or self.policy.notice.always:
+                block = notice.render_notice(self.report, self.policy.notice, reference)
+                text = (text.rstrip("\n") + "\n" + block).lstrip("\n")
+            attachments = self.attachments
+            tag = self.policy.output.subject_tag
+        else:
+            date = next((str(v) for n, v in fields if n.lower() == "date"), "")
+            text = notice.render_held(self.report, self.policy.notice, reference, date=date)
+            attachments = []
+            tag = _HELD_TAG[language]
+        fields = _tag_subject(fields, tag)
+        extra = [("X-Mukaika-Verdict", self.report.verdict.value)]
+        extra.append(("X-Mukaika-Summary", _summary(self.report)))
+        if reference:
+            extra.append(("X-Mukaika-Reference", reference))
+        body = compose.Body(
+            text=text if text.endswith("\n") else text + "\n", charset=self.policy.output.charset
+        )
+        message = compose.compose(fields, extra, body, attachments)
+        self._lap("compose", clock)
+        return message
+
+    # -- parts ------------------------------------------------------------------------------
+
+    def _leaf(self, leaf: Leaf) -> None:
+        payload = b"" if leaf.role == "attached_message" else leaf.decoded_payload()
+        part = PartReport(
+            path=leaf.path,
+            declared_type=leaf.content_type,
+            action=Action.REMOVED,
+            reason=Reason.POLICY,
+            size=len(payload),
+            sha256=hashlib.sha256(payload).hexdigest() if payload else "",
+            filename=display_safe(leaf.filename, 100) if leaf.filename else None,
+            findings=list(leaf.findings),
+            detail="; ".join(leaf.notes),
+        )
+        self.report.parts.append(part)
+        if any(leaf.path.startswith(prefix) for prefix in self.removed_messages):
+            part.reason = Reason.POLICY
+        elif leaf.content_type == "message/partial":
+            part.reason = Reason.MESSAGE_PARTIAL
+        elif leaf.content_type == "message/external-body":
+            part.reason = Reason.EXTERNAL_BODY
+        elif leaf.role == "alternative":
+            part.reason = Reason.ALTERNATIVE
+        elif leaf.role == "attached_message":
+            self._attached_message(leaf, part)
+        elif leaf.role == "body":
+            self._body(leaf, payload, part)
+        else:
+            self._attachment(leaf, payload, part)
+
+    def _body(self, leaf: Leaf, payload: bytes, part: PartReport) -> None:
+        subtype = leaf.content_type.split("/", 1)[1]
+        if subtype not in ("plain", "html") and self.policy.body.other_text == "remove":
+            return
+        decoded = self._decode(leaf, payload, part)
+        if subtype == "html":
+            text = html_to_text(decoded.text, self.policy.body.links)
+            part.action, part.reason = Action.CONVERTED, Reason.HTML_BODY
+        elif subtype == "plain":
+            text = decoded.text
+            part.action, part.reason = Action.KEPT, Reason.TEXT_BODY
+        else:
+            text = decoded.text
+            part.action, part.reason = Action.CONVERTED, Reason.TEXT_CONVERTED
+        self._add_text(text)
+
+    def _attached_message(self, leaf: Leaf, part: PartReport) -> None:
+        if self.policy.body.attached_messages == "remove":
+            self.removed_messages.append(leaf.path + ".")
+            return
+        part.action, part.reason = Action.CONVERTED, Reason.ATTACHED_MESSAGE
+        inner = leaf.message.get_payload()
+        lines = [f"---------- {_ATTACHED_MAIL[self.policy.notice.language]} ----------"]
+        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+            shown = rebuild_headers(inner[0], ("From", "Date", "Subject", "To"))
+            for name, value in shown.fields:
+                if isinstance(value, list):
+                    value = ", ".join(f"{d} <{a}>" if d else a for d, a in value)
+                lines.append(f"{name}: {display_safe(value, 300)}")
+        self._add_text("\n".join(lines))
+
+    def _attachment(self, leaf: Leaf, payload: bytes, part: PartReport) -> None:
+        if not payload:
+            part.reason = Reason.EMPTY
+            return
+        info = detect(payload, leaf.content_type, leaf.filename)
+        part.detected_type, part.kind = info.detected_mime, info.kind
+        if info.mismatch:
+            part.findings.append(Reason.TYPE_MISMATCH)
+            part.detail = "; ".join(filter(None, [part.detail, info.detail]))
+        action = self.policy.attachments.action_for(info.kind)
+        outcome = self.disarmer.disarm(payload, leaf.filename or "", info.kind, action, self.policy)
+        part.action, part.reason = outcome.action, outcome.reason
+        part.removed = list(outcome.removed)
+        if outcome.detail:
+            part.detail = "; ".join(filter(None, [part.detail, outcome.detail]))
+        if outcome.action in (Action.SANITIZED, Action.KEPT) and outcome.data is not None:
+            name = outcome.filename or part.filename or "attachment"
+            content_type = outcome.content_type or info.detected_mime
+            self.attachments.append(compose.OutAttachment(name, content_type, outcome.data))
+
+    def _decode(self, leaf: Leaf, payload: bytes, part: PartReport) -> Decoded:
+        charset = leaf.params.get("charset")
+        decoded = decode_body(payload, charset.text if charset else None)
+        part.charset = decoded.charset
+        if decoded.lossy:
+            part.findings.append(Reason.LOSSY_DECODE)
+        return decoded
+
+    def _add_text(self, text: str) -> None:
+        cleaned = text.replace("\r\n", "\n").replace("\r", "\n").translate(_UNPRINTABLE).strip("\n")
+        if not cleaned:
+            return
+        self.text_chars += len(cleaned)
+        if self.text_chars > self.policy.limits.max_text_chars:
+            raise LimitExceeded(Reason.LIMIT_SIZE, "text body too long")
+        self.segments.append(cleaned)
+
+    def _note_headers(self, headers: RebuiltHeaders) -> None:
+        self.report.from_ = headers.from_
+        self.report.subject = headers.subject
+        self.report.message_id = headers.message_id
+        self.report.defects.extend(headers.notes)
+        if Reason.LOSSY_DECODE in headers.findings:
+            self.report.reasons.append(Reason.LOSSY_DECODE)
+
+    def _lap(self, name: str, since: float) -> None:
+        self.report.timings_ms[name] = round((time.monotonic() - since) * 1000, 3)
+
+
+def _verdict(report: Report, policy: Policy) -> Verdict:
+    codes = report.reason_codes()
+    if codes & policy.reject_reasons:
+        return Verdict.REJECT
+    if _LIMIT_REASONS & set(report.reasons) or Reason.ERROR in report.reasons:
+        return Verdict.HOLD
+    if codes & policy.hold_reasons or any(p.action is Action.HELD for p in report.parts):
+        return Verdict.HOLD
+    return Verdict.DELIVER
+
+
+def _headers_for_notice(untrusted_raw: bytes, policy: Policy) -> RebuiltHeaders:
+    """Headers for the notice about a mail that could not be parsed whole (bounded read)."""
+    try:
+        message = parse_headers_only(untrusted_raw, policy.limits)
+        return rebuild_headers(message, policy.output.headers)
+    except Exception:  # noqa: BLE001 - the notice still goes out, just without headers
+        return RebuiltHeaders()
+
+
+def _tag_subject(
+    fields: list[tuple[str, str | list[tuple[str, str]]]], tag: str
+) -> list[tuple[str, str | list[tuple[str, str]]]]:
+    if not tag:
+        return fields
+    tagged: list[tuple[str, str | list[tuple[str, str]]]] = []
+    found = False
+    for name, value in fields:
+        if name.lower() == "subject" and isinstance(value, str):
+            found = True
+            value = value if value.startswith(tag) else f"{tag} {value}".strip()
+        tagged.append((name, value))
+    if not found:
+        tagged.append(("Subject", tag))
+    return tagged
+
+
+def _summary(report: Report) -> str:
+    """A short ASCII summary: counts by action, then the distinct reasons."""
+    counts: dict[str, int] = {}
+    for part in report.parts:
+        counts[part.action.value] = counts.get(part.action.value, 0) + 1
+    actions = " ".join(f"{name}={count}" for name, count in sorted(counts.items()))
+    reasons = ",".join(sorted(r.value for r in report.reason_codes())) or "none"
+    return f"{actions or 'parts=0'}; reasons={reasons}"
