@@ -14,6 +14,7 @@ import mailbox
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -110,31 +111,32 @@ def _write_report(target: str, result: SanitizeResult) -> None:
 def run_batch(source: Path, out_dir: Path, config: Config) -> int:
     """Sanitize every message of ``source``; one ``.eml`` and one ``.json`` each, then a
     summary of verdicts and reasons. Exit 0 when every message was processed."""
-    try:
-        items = list(_batch_items(source))
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        print(f"mukaika: cannot read {source}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_INPUT
-    verdicts: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    failures = 0
-    for name, load in tqdm(items, unit="msg", file=sys.stderr, disable=None):
+    with ExitStack() as stack:
         try:
-            result = sanitize_message(load(), config.policy)
-        except (OSError, TemporaryFailure) as exc:
-            failures += 1
-            tqdm.write(f"{name}: not processed: {exc}", file=sys.stderr)
-            continue
-        (out_dir / f"{name}.eml").write_bytes(result.message)
-        (out_dir / f"{name}.json").write_text(_report_json(result), encoding="utf-8")
-        verdicts[result.verdict.value] += 1
-        reasons.update(code.value for code in result.report.reason_codes())
+            items = list(_batch_items(source, stack))
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"mukaika: cannot read {source}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_INPUT
+        verdicts: Counter[str] = Counter()
+        reasons: Counter[str] = Counter()
+        failures = 0
+        for name, load in tqdm(items, unit="msg", file=sys.stderr, disable=None):
+            try:
+                result = sanitize_message(load(), config.policy)
+            except (OSError, TemporaryFailure) as exc:
+                failures += 1
+                tqdm.write(f"{name}: not processed: {exc}", file=sys.stderr)
+                continue
+            (out_dir / f"{name}.eml").write_bytes(result.message)
+            (out_dir / f"{name}.json").write_text(_report_json(result), encoding="utf-8")
+            verdicts[result.verdict.value] += 1
+            reasons.update(code.value for code in result.report.reason_codes())
     print(_summary_table(verdicts, reasons, failures))
     return 0 if failures == 0 else 1
 
 
-def _batch_items(source: Path) -> Iterator[tuple[str, Any]]:
+def _batch_items(source: Path, stack: ExitStack) -> Iterator[tuple[str, Any]]:
     """(output name, loader) for each message of a Maildir, an mbox or a directory tree."""
     if source.is_dir() and (source / "cur").is_dir() and (source / "new").is_dir():
         maildir = mailbox.Maildir(source, create=False)
@@ -142,11 +144,15 @@ def _batch_items(source: Path) -> Iterator[tuple[str, Any]]:
             yield _safe_name(key), _loader(maildir, key)
     elif source.is_file() and _looks_like_mbox(source):
         mbox = mailbox.mbox(source, create=False)
+        stack.callback(mbox.close)
         for index, key in enumerate(mbox.keys(), 1):
             yield f"{index:06d}", _loader(mbox, key)
     elif source.is_dir():
         for path in sorted(p for p in source.rglob("*") if p.is_file()):
-            yield _safe_name(str(path.relative_to(source))), path.read_bytes
+            relative = path.relative_to(source)
+            if relative.suffix.lower() == ".eml":
+                relative = relative.with_suffix("")
+            yield _safe_name(str(relative)), path.read_bytes
     else:
         raise OSError(2, "no such directory, mbox or Maildir")
 

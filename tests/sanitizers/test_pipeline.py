@@ -479,3 +479,23 @@ def test_resanitizing_changes_nothing() -> None:
     strip = [k for k in ("subject", "from", "to", "date", "message-id")]
     for key in strip:
         assert parse(second.message)[key] == parse(first.message)[key]
+
+
+@pytest.mark.parametrize(
+    "name_param",
+    [
+        # RFC 2231 in ISO-2022-JP carrying CP932 characters (①㈱～).
+        "filename*=ISO-2022-JP''%1B%24B-%21-j%21A%1B%28B.txt",
+        # RFC 2047 inside the quoted value, as many Japanese mailers still write it.
+        'filename="=?ISO-2022-JP?B?GyRCLSEtaiFBGyhC?=.txt"',
+        # Raw 8-bit CP932 bytes, no encoding at all.
+        'filename="' + "①㈱～".encode("cp932").decode("latin-1") + '.txt"',
+    ],
+)
+def test_japanese_attachment_names_decode_exactly(name_param: str) -> None:
+    # The factory writes headers as UTF-8; put the raw bytes back as a mailer would send them.
+    raw = attachment_mail(b"hello", name_param, "text/plain")
+    raw = raw.replace(name_param.encode("utf-8"), name_param.encode("latin-1"))
+    result = run(raw)
+    assert result.report.parts[1].filename == "①㈱～.txt"
+    assert "①㈱～.txt" in body_text(result.message)
