@@ -161,7 +161,8 @@ REL_CODES: dict[str, str] = {
     "subDocument": "external_relationship",
 }
 # Dropped without a report: harmless but opaque binary settings.
-SILENT_REL_TYPES = frozenset({"printerSettings"})
+# (Digital signatures cannot survive a rebuild: they are dropped too.)
+SILENT_REL_TYPES = frozenset({"printerSettings", "origin", "signature", "digital-signature"})
 
 # Content types that are dangerous wherever they appear.
 DANGEROUS_CT: dict[str, str] = {
@@ -392,9 +393,12 @@ class ContentTypes:
         return found
 
 
+VML_TYPE = "application/vnd.openxmlformats-officedocument.vmldrawing"
+
+
 def is_xml_type(ctype: str) -> bool:
     low = ctype.lower()
-    return low.endswith("+xml") or low in ("application/xml", "text/xml")
+    return low.endswith("+xml") or low in ("application/xml", "text/xml", VML_TYPE)
 
 
 def is_media_type(ctype: str) -> bool:
@@ -462,12 +466,15 @@ def walk(state: Rebuild) -> str:
             if target is not None and target not in state.parts:
                 target = None
             ctype = state.types.of(target) if target else ""
-            code = classify(rel, target, ctype)
+            is_main = source == "" and rel.short_type == "officeDocument" and target is not None
+            code = None if is_main else classify(rel, target, ctype)
             binary = target is not None and not is_xml_type(ctype)
-            if code is None and binary and not is_media_type(ctype):
+            if code is None and binary and not is_main and not is_media_type(ctype):
                 code = "unknown_part"
             if code is None and target is None:
                 code = ""
+            if code is None and target is not None and ctype.lower() == VML_TYPE:
+                code = _vml_verdict(state.parts[target], target)
             if code is not None:
                 dropped.add(rel.rid)
                 if code:
@@ -484,8 +491,19 @@ def walk(state: Rebuild) -> str:
         state.kept_rels[source] = kept
         state.dropped_ids[source] = dropped
     if main is None:
-        raise SanitizeError(Reason.MALFORMED, "no main part")
+        raise SanitizeError(Reason.UNSUPPORTED_TYPE, "no officeDocument relationship")
     return main
+
+
+def _vml_verdict(untrusted_xml: bytes, name: str) -> str | None:
+    """VML (legacy drawings: comment boxes, form controls, OLE previews) is rebuilt like
+    any XML part when it parses; Office often writes VML that is not well-formed, and such
+    a part is dropped (with its references), not the whole file."""
+    try:
+        parse_xml(untrusted_xml, name)
+    except SanitizeError:
+        return ""
+    return None
 
 
 def _unwrap(elem: etree._Element) -> None:

@@ -12,9 +12,10 @@ recursion; nesting deeper than ``rtf_max_depth`` removes the file) reads control
 control symbols, ``\\binN`` data and text; every group whose destination (or any control
 word inside it) is dangerous is left out; everything else is written anew, one token at a
 time, with braces balanced. An ``\\object``'s ``\\result`` (the picture Word shows in its
-place) is kept. oletools' rtfobj double-checks: every object it finds in the input must lie
-inside a group the tokenizer removed, otherwise the two parsers disagree and the file is
-removed (``malformed``); rtfobj must find nothing in the output.
+place) is kept. oletools' rtfobj double-checks the output (``verify``): an object it finds
+there means the two parsers disagree, and the file is removed (``verify_failed``). (Running
+rtfobj on the input as well would only change that reason, at twice the cost: rtfobj is a
+pure-Python parser, about 1.5 s per MB.)
 
 Removed-item codes: ``ole_object`` (objects, object data, data stores),
 ``external_relationship`` (remote template), ``dde`` and ``linked_field`` (fields; their
@@ -77,7 +78,13 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 _MAX_WORD = 32
 _MAX_PARAM_DIGITS = 10
 _TRAILER = re.compile(rb"[\x00\s]*")
-_RAW_DANGER = re.compile(rb"\\(objdata|object|objclass|datastore|template)(?![a-z])")
+_WORD = re.compile(rb"\\([a-zA-Z]+)(-?[0-9]*) ?")
+_TEXT = re.compile(rb"[^\\{}]+")
+# A control word is a backslash preceded by an even number of backslashes ("\\object" is
+# the text "\object", not a control word).
+_RAW_DANGER = re.compile(
+    rb"(?<!\\)(?:\\\\)*\\(objdata|object|objclass|datastore|template)(?![a-z])"
+)
 
 
 @dataclass
@@ -168,23 +175,14 @@ def rebuild_rtf(untrusted_data: bytes, max_depth: int) -> Rebuilt:
                 raise SanitizeError(Reason.MALFORMED, "truncated control word")
             nxt = data[pos + 1]
             if nxt in _LETTERS:
-                end = pos + 1
-                while end < size and data[end] in _LETTERS and end - pos <= _MAX_WORD + 1:
-                    end += 1
-                word = data[pos + 1 : end]
+                match = _WORD.match(data, pos)
+                assert match is not None  # a letter follows the backslash
+                word, param = match.group(1), match.group(2)
                 if len(word) > _MAX_WORD:
                     raise SanitizeError(Reason.MALFORMED, "control word too long")
-                param_start = end
-                if end < size and data[end] == 0x2D:  # '-'
-                    end += 1
-                while end < size and data[end] in _DIGITS:
-                    end += 1
-                param = data[param_start:end]
                 if len(param.lstrip(b"-")) > _MAX_PARAM_DIGITS or param == b"-":
                     raise SanitizeError(Reason.MALFORMED, "bad control word parameter")
-                if end < size and data[end] == 0x20:
-                    end += 1
-                pos = end
+                pos = match.end()
                 lowered = word.lower()
                 if group.tokens == 0 or (group.starred and group.first_word is None):
                     group.first_word = lowered
@@ -220,11 +218,10 @@ def rebuild_rtf(untrusted_data: bytes, max_depth: int) -> Rebuilt:
             emit(bytes((0x5C, nxt)), is_text=nxt in (0x5C, 0x7B, 0x7D))
             pos += 2
             continue
-        end = pos
-        while end < size and data[end] not in (0x5C, 0x7B, 0x7D):
-            end += 1
-        emit(data[pos:end], is_text=True)
-        pos = end
+        text_match = _TEXT.match(data, pos)
+        assert text_match is not None  # data[pos] is not a brace or a backslash
+        emit(text_match.group(), is_text=True)
+        pos = text_match.end()
     if root_out is None:
         # Unclosed groups at the end: Word closes them; so do we, innermost first, applying
         # the same rules by re-reading with the braces added.
@@ -263,14 +260,6 @@ class RtfSanitizer(CdrSanitizer):
 
     def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
         rebuilt = rebuild_rtf(untrusted_data, ctx.policy.rtf_max_depth)
-        try:
-            objects = olescan.rtf_objects(untrusted_data)
-        except Exception as exc:
-            raise SanitizeError(Reason.MALFORMED, f"rtfobj: {type(exc).__name__}") from exc
-        for start, _end in objects:
-            if not any(lo <= start < hi for lo, hi in rebuilt.dropped):
-                # rtfobj sees an object the tokenizer did not: the parsers disagree.
-                raise SanitizeError(Reason.MALFORMED, "object outside any removed group")
         removed = tuple(rebuilt.removed)
         if ctx.keep_if_clean:
             if removed:
@@ -296,6 +285,3 @@ class RtfSanitizer(CdrSanitizer):
         found = find_dangerous(data)
         if found:
             raise SanitizeError(Reason.VERIFY_FAILED, ",".join(sorted(found)))
-        again = rebuild_rtf(data, ctx.policy.rtf_max_depth)
-        if again.removed:
-            raise SanitizeError(Reason.VERIFY_FAILED, ",".join(again.removed))
