@@ -36,10 +36,11 @@ address, id, host name or free text ever becomes a label. The HTTP endpoint bind
 
 from __future__ import annotations
 
+import socket
 import threading
 from dataclasses import dataclass, field
-from typing import Final
-from wsgiref.simple_server import WSGIServer
+from typing import Any, Final
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     CollectorRegistry,
@@ -47,7 +48,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
-    start_http_server,
+    make_wsgi_app,
 )
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -162,6 +163,15 @@ def parse_listen(text: str) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, port
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on stderr; an idle or slow client is dropped after a few seconds."""
+
+    timeout = 2.0
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
 
 
 @dataclass
@@ -300,11 +310,33 @@ class Metrics:
         return generate_latest(self.registry)
 
     def serve(self, host: str = "127.0.0.1", port: int = 9464) -> MetricsServer:
-        """Serve ``/metrics`` on ``host:port`` (port 0 picks a free one) in a daemon thread."""
+        """Serve the exposition on ``host:port`` (port 0 picks a free one) in a daemon thread.
+
+        Raises OSError naming the address when it cannot bind (in use, unknown host).
+        """
         try:
-            server, thread = start_http_server(port, addr=host, registry=self.registry)
+            family = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )[0][0]
+            server_class = type("_MetricsHTTPServer", (WSGIServer,), {"address_family": family})
+            server: WSGIServer = make_server(
+                host,
+                port,
+                make_wsgi_app(self.registry),
+                server_class=server_class,
+                handler_class=_QuietHandler,
+            )
         except OSError as exc:
             raise OSError(
                 exc.errno, f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
             ) from exc
+        # One request at a time, each bounded by the handler's timeout: a flood of scrapers
+        # cannot make threads; a short poll interval makes close() quick.
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="mukaika-metrics",
+            daemon=True,
+        )
+        thread.start()
         return MetricsServer(server, thread)

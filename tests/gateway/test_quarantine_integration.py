@@ -1,0 +1,122 @@
+"""Quarantine, audit and metrics as the running gateway uses them (real sockets, port 0).
+
+The gateway is built with its real quarantine, audit log and metrics (no fakes) and the real
+pipeline in a thread; a recording aiosmtpd server stands in for the LGWAN MTA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import json
+import urllib.request
+from collections.abc import AsyncIterator
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+
+from gateway.config import Config
+from gateway.pool import InlineSanitizer
+from gateway.quarantine import Quarantine
+from gateway.service import Gateway, Parts
+from sanitizers.policy import Policy
+from tests.gateway.relaykit import Sink, make_config, wait_until
+
+SECRET = "SECRET-BODY-MARKER-機密本文"
+RCPT = "staff@example.lg.jp"
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    server = await Sink().start()
+    yield server
+    await server.stop()
+
+
+def _mail() -> bytes:
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = "山田 太郎 <taro@example.jp>"
+    message["To"] = RCPT
+    message["Subject"] = "見積書の送付について①"
+    message["Message-ID"] = "<integration-1@example.jp>"
+    message.set_content(
+        f"<html><body><p>{SECRET}</p><p>よろしくお願いします。</p></body></html>",
+        subtype="html",
+        charset="utf-8",
+    )
+    return message.as_bytes()
+
+
+def _fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body: bytes = response.read()
+    return body.decode()
+
+
+async def test_one_message_through_real_quarantine_audit_and_metrics(
+    tmp_path: Path, sink: Sink
+) -> None:
+    data_dir = tmp_path / "data"
+    config: Config = make_config(data_dir, sink.port, metrics={"enabled": True, "port": 0})
+    raw = _mail()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
+        gateway = Gateway(config, Parts(sanitizer=InlineSanitizer(Policy(), executor)))
+        try:
+            _, port = await gateway.start()
+            client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=10)
+            async with client:
+                await client.sendmail("taro@example.jp", [RCPT], raw)
+            await sink.wait_for(1)
+            audit_path = data_dir / "audit" / "audit.jsonl"
+            await wait_until(lambda: audit_path.exists() and audit_path.stat().st_size > 0)
+            assert gateway.metrics_server is not None
+            url = f"http://127.0.0.1:{gateway.metrics_server.port}/metrics"
+            exposition = await asyncio.to_thread(_fetch, url)
+        finally:
+            await gateway.stop()
+
+    # The text itself does reach the LGWAN side (converted from HTML) ...
+    delivered = sink.messages[0].parsed().get_body(("plain",))
+    assert delivered is not None
+    assert SECRET in delivered.get_content()
+
+    # Metrics: in and out, and the HTML body converted to text.
+    assert "mukaika_received_total 1.0" in exposition
+    assert "mukaika_delivered_total 1.0" in exposition
+    assert 'mukaika_parts_total{action="converted",reason="html_body"} 1.0' in exposition
+    assert "mukaika_sanitize_seconds_count 1.0" in exposition
+
+    # ... but the audit line has one line, RFC 3339 time first, envelope, verdict, no body.
+    text = audit_path.read_text(encoding="utf-8")
+    assert "SECRET-BODY-MARKER" not in text
+    assert "機密本文" not in text
+    assert base64.b64encode(SECRET.encode())[:16].decode() not in text
+    [line] = [json.loads(x) for x in text.splitlines()]
+    assert next(iter(line)) == "time"
+    assert line["time"].endswith("Z")
+    assert line["verdict"] == "deliver"
+    assert line["state"] == "delivered"
+    assert line["rcpt_to"] == [RCPT]
+    assert line["message_id"] == "<integration-1@example.jp>"
+    assert "dropped_keys" not in line
+
+    # Quarantine: the original, verified, with the decoded header fields and final state.
+    with Quarantine(data_dir / "quarantine", 90) as quarantine:
+        [entry] = quarantine.list()
+        assert entry.id == line["quarantine_id"]
+        assert entry.queue_id == line["queue_id"]
+        assert entry.state == "delivered"
+        assert entry.verdict == "deliver"
+        assert entry.subject == "見積書の送付について①"
+        assert entry.from_ is not None
+        assert "山田 太郎" in entry.from_
+        assert entry.mail_from == "taro@example.jp"
+        assert entry.rcpt_to == (RCPT,)
+        original = quarantine.read_original(entry.id)  # verified against its SHA-256
+        assert original.endswith(raw)  # the receiver may add a trace header, nothing else
+        assert entry.size == len(original)
+        assert "html_body" in entry.reasons
