@@ -9,32 +9,75 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import email
 import json
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
+from email.policy import default as default_policy
 from pathlib import Path
 
 import aiosmtplib
 import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.config import Config
 from gateway.pool import InlineSanitizer
 from gateway.quarantine import Quarantine
 from gateway.service import Gateway, Parts
 from sanitizers.policy import Policy
-from tests.gateway.relaykit import Sink, make_config, wait_until
 
 SECRET = "SECRET-BODY-MARKER-機密本文"
 RCPT = "staff@example.lg.jp"
 
 
+class _Recorder:
+    """The LGWAN MTA stand-in: an aiosmtpd handler that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope.original_content, bytes)
+        self.messages.append(envelope.original_content)
+        return "250 2.0.0 OK"
+
+
 @pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    server = await Sink().start()
-    yield server
-    await server.stop()
+async def sink() -> AsyncIterator[tuple[_Recorder, int]]:
+    recorder = _Recorder()
+    server = await asyncio.get_running_loop().create_server(
+        lambda: SMTP(recorder, hostname="sink"), "127.0.0.1", 0
+    )
+    yield recorder, server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+
+
+def _config(data_dir: Path, relay_port: int) -> Config:
+    return Config.model_validate(
+        {
+            "service": {"data_dir": str(data_dir), "shutdown_grace_seconds": 5.0},
+            "smtp": {
+                "listen_host": "127.0.0.1",
+                "listen_port": 0,
+                "hostname": "gw.test",
+                "accept_domains": ["example.lg.jp"],
+                "min_free_disk_bytes": 0,
+            },
+            "worker": {"processes": 1, "concurrency": 2},
+            "delivery": {"relay_host": "127.0.0.1", "relay_port": relay_port},
+            "metrics": {"enabled": True, "host": "127.0.0.1", "port": 0},
+        }
+    )
+
+
+async def _until(predicate: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
 
 
 def _mail() -> bytes:
@@ -58,10 +101,11 @@ def _fetch(url: str) -> str:
 
 
 async def test_one_message_through_real_quarantine_audit_and_metrics(
-    tmp_path: Path, sink: Sink
+    tmp_path: Path, sink: tuple[_Recorder, int]
 ) -> None:
+    recorder, relay_port = sink
     data_dir = tmp_path / "data"
-    config: Config = make_config(data_dir, sink.port, metrics={"enabled": True, "port": 0})
+    config = _config(data_dir, relay_port)
     raw = _mail()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
         gateway = Gateway(config, Parts(sanitizer=InlineSanitizer(Policy(), executor)))
@@ -70,9 +114,9 @@ async def test_one_message_through_real_quarantine_audit_and_metrics(
             client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=10)
             async with client:
                 await client.sendmail("taro@example.jp", [RCPT], raw)
-            await sink.wait_for(1)
+            await _until(lambda: len(recorder.messages) == 1)
             audit_path = data_dir / "audit" / "audit.jsonl"
-            await wait_until(lambda: audit_path.exists() and audit_path.stat().st_size > 0)
+            await _until(lambda: audit_path.exists() and audit_path.stat().st_size > 0)
             assert gateway.metrics_server is not None
             url = f"http://127.0.0.1:{gateway.metrics_server.port}/metrics"
             exposition = await asyncio.to_thread(_fetch, url)
@@ -80,7 +124,9 @@ async def test_one_message_through_real_quarantine_audit_and_metrics(
             await gateway.stop()
 
     # The text itself does reach the LGWAN side (converted from HTML) ...
-    delivered = sink.messages[0].parsed().get_body(("plain",))
+    parsed = email.message_from_bytes(recorder.messages[0], policy=default_policy)
+    assert isinstance(parsed, EmailMessage)
+    delivered = parsed.get_body(("plain",))
     assert delivered is not None
     assert SECRET in delivered.get_content()
 
