@@ -197,13 +197,12 @@ def _parse(data: bytes) -> tuple[etree._Element | None, bool]:
 
 
 def _is_hidden(element: etree._Element, tag: str) -> bool:
-    if element.get("hidden") is not None or (tag == "dialog" and element.get("open") is None):
-        return True
     style = element.get("style")
-    if style is None:
-        return False
-    style = style.lower()
-    return _may_hide(style) and _style_hides(style)
+    if style is not None:
+        style = style.lower()
+        if _may_hide(style) and _style_hides(style):
+            return True
+    return element.get("hidden") is not None or (tag == "dialog" and element.get("open") is None)
 
 
 def _may_hide(style: str) -> bool:
@@ -355,6 +354,10 @@ class _Sink:
         self._marker = marker
         self._marker_at = len(self._prefixes) - 1
 
+    def space(self) -> None:
+        """Collapsible whitespace: one space, if text follows on the same line."""
+        self._space = True
+
     def line_break(self) -> None:
         """``<br>``: end the line; repeated breaks make at most two blank lines."""
         if self.breaks:
@@ -483,7 +486,8 @@ class _Converter:
         """Walk the tree (iteratively: no recursion, whatever the depth) and return the text.
 
         Per element, what to do at its end is decided at its start and kept on ``ends``: nothing
-        (``None``), a number of newlines owed after a block, or a function to call."""
+        (``None``), a number of newlines owed after a block, or a function to call. This loop
+        runs for every element and text node, so the common cases are written out in it."""
         ends: list[int | _Closer | None] = []
         walker = etree.iterwalk(root, events=("start", "end"))
         for event, element in walker:
@@ -496,23 +500,30 @@ class _Converter:
                 kind = _KINDS.get(tag)
                 if kind is None:
                     ends.append(None)
-                elif isinstance(kind, int):
-                    self.sink.block(kind)
+                elif isinstance(kind, int):  # a plain block: owe its newlines before and after
+                    sink = self.sink
+                    if kind > sink.breaks:
+                        sink.breaks = kind
                     ends.append(kind)
                 else:
                     ends.append(kind(self, element))
                 text = element.text
-                if text:
-                    self._text(text, tag)
             else:
                 end = ends.pop()
                 if isinstance(end, int):
-                    self.sink.block(end)
+                    sink = self.sink
+                    if end > sink.breaks:
+                        sink.breaks = end
                 elif end is not None:
                     end()
-                tail = element.tail
-                if tail:
-                    self._text(tail, "")
+                text = element.tail
+                tag = ""
+            if not text:
+                continue
+            if self.pre or text.strip(_HTML_WHITESPACE):
+                self._text(text, tag)
+            else:
+                self.sink.space()
         return self._finish()
 
     def _finish(self) -> str:
@@ -522,12 +533,11 @@ class _Converter:
         return text + "\n" if text else ""
 
     def _text(self, text: str, tag: str) -> None:
+        """Text that is not only collapsible whitespace, or any text in ``<pre>``."""
         if self.pre:
             if tag in _PRE and text[0] == "\n":
                 text = text[1:]  # as in browsers, a newline right after <pre> is not shown
             self.sink.verbatim(text.replace("\xa0", " "))
-        elif not text.strip(_HTML_WHITESPACE):
-            self.sink.text(" ")
         else:
             if "\n" in text:
                 text = _CJK_SEGMENT_BREAK.sub("", text)
