@@ -10,6 +10,9 @@ terminal or forge extra lines; Japanese is shown as is. ``export -`` refuses to 
 original onto a terminal (a raw message may carry escape sequences): redirect it or give a
 file name.
 
+Run it as the service's user: SQLite creates its ``-wal``/``-shm`` files as whoever opens the
+index, and files owned by root would lock the service out.
+
 Exit codes: 0 success; 1 not found or an I/O error; 2 usage or configuration error;
 3 the stored original failed its integrity check (missing, corrupt or altered).
 """
