@@ -91,11 +91,10 @@ _Convert = Callable[[bytes], str]
 # JIS X 0208 read through CP932
 # ---------------------------------------------------------------------------------------------
 
-_JIS_ROW_NEC13: Final = 0x2D
-_JIS_ROWS_NEC_IBM: Final = range(0x79, 0x7D)
+_JIS_ROWS_EXTENDED: Final = (0x2D, 0x79, 0x7A, 0x7B, 0x7C)  # NEC row 13, NEC-selected IBM
 _TO_HIGH: Final = bytes.maketrans(bytes(range(0x21, 0x7F)), bytes(range(0xA1, 0xFF)))
-_TO_LOW: Final = bytes.maketrans(bytes(range(0xA1, 0xE0)), bytes(range(0x21, 0x60)))
-
+_TO_LOW: Final = bytes.maketrans(bytes(range(0xA1, 0xFF)), bytes(range(0x21, 0x7F)))
+_REPLACEMENT: Final = "\ufffd"
 # Where Python's JIS mappings (euc_jp, iso2022_jp) and CP932 disagree on a JIS X 0208 code.
 _JIS_CP932_PAIRS: Final = {
     "\u301c": "\uff5e",  # 0x2141 WAVE DASH -> FULLWIDTH TILDE
@@ -117,84 +116,36 @@ def _jis_to_sjis(j1: int, j2: int) -> bytes:
     return bytes((s1, s2))
 
 
-def _cp932_extension_table() -> dict[bytes, str]:
-    """EUC-form code (two bytes 0xA1..0xFE) -> character, for the CP932 rows that Python's
-    euc_jp and iso2022_jp do not know: NEC row 13 and the NEC-selected IBM rows 89-92."""
-    table: dict[bytes, str] = {}
-    for j1 in (_JIS_ROW_NEC13, *_JIS_ROWS_NEC_IBM):
+@lru_cache(maxsize=1)
+def _jis_table() -> dict[int, str]:
+    """Every JIS X 0208 code (j1 << 8 | j2) -> the character CP932 reads, or U+FFFD where CP932
+    has none. Built on first use (only text with CP932 extensions needs it)."""
+    table: dict[int, str] = {}
+    for j1 in range(0x21, 0x7F):
         for j2 in range(0x21, 0x7F):
             try:
-                table[bytes((j1 | 0x80, j2 | 0x80))] = _jis_to_sjis(j1, j2).decode("cp932")
+                table[(j1 << 8) | j2] = _jis_to_sjis(j1, j2).decode("cp932")
             except UnicodeDecodeError:
-                continue
+                table[(j1 << 8) | j2] = _REPLACEMENT
     return table
-
-
-_CP932_EXTENSIONS: Final = _cp932_extension_table()
-_EXT_STRICT: Final = "mukaika.cp932ext-strict"
-_EXT_REPLACE: Final = "mukaika.cp932ext-replace"
-_EXT_JIS_STRICT: Final = "mukaika.cp932ext-jis-strict"
 
 
 def _extension_only_chars() -> frozenset[str]:
     """The characters of the CP932 extension rows that JIS X 0208 does not have."""
     only = set()
-    for char in _CP932_EXTENSIONS.values():
-        try:
-            char.encode("iso2022_jp")
-        except UnicodeEncodeError:
-            only.add(char)
+    for j1 in _JIS_ROWS_EXTENDED:
+        for j2 in range(0x21, 0x7F):
+            try:
+                char = _jis_to_sjis(j1, j2).decode("cp932")
+                char.encode("iso2022_jp")
+            except UnicodeDecodeError:
+                continue
+            except UnicodeEncodeError:
+                only.add(char)
     return frozenset(only)
 
 
 _EXTENSION_ONLY: Final = _extension_only_chars()
-
-
-def _extension_char(exc: UnicodeError, *, jis_form: bool) -> tuple[str, int] | None:
-    """The CP932 extension character where a euc_jp decoder (EUC form) or an iso2022_jp
-    decoder in JIS X 0208 mode (JIS form) failed, if there is one."""
-    if not isinstance(exc, UnicodeDecodeError):
-        return None
-    pair = bytes(exc.object[exc.start : exc.start + 2])
-    if jis_form:
-        if not pair.isascii():
-            return None
-        pair = pair.translate(_TO_HIGH)
-    char = _CP932_EXTENSIONS.get(pair)
-    return None if char is None else (char, exc.start + 2)
-
-
-def _ext_strict(exc: UnicodeError) -> tuple[str, int]:
-    """Codec error handler for euc_jp: decode a CP932 extension pair, else fail."""
-    found = _extension_char(exc, jis_form=False)
-    if found is None:
-        raise exc
-    return found
-
-
-def _ext_jis_strict(exc: UnicodeError) -> tuple[str, int]:
-    """Codec error handler for iso2022_jp: decode a CP932 extension pair, else fail."""
-    found = _extension_char(exc, jis_form=True)
-    if found is None:
-        raise exc
-    return found
-
-
-def _ext_replace(exc: UnicodeError) -> tuple[str, int]:
-    """Codec error handler for euc_jp: decode a CP932 extension pair, else U+FFFD."""
-    found = _extension_char(exc, jis_form=False)
-    if found is not None:
-        return found
-    if isinstance(exc, UnicodeDecodeError):
-        pair = exc.object[exc.start : exc.start + 2]
-        whole_pair = len(pair) == 2 and min(pair) >= 0xA1 and max(pair) <= 0xFE
-        return "\ufffd", exc.start + 2 if whole_pair else exc.end
-    raise exc
-
-
-codecs.register_error(_EXT_STRICT, _ext_strict)
-codecs.register_error(_EXT_JIS_STRICT, _ext_jis_strict)
-codecs.register_error(_EXT_REPLACE, _ext_replace)
 
 
 def _cp932_mapping(text: str) -> str:
@@ -205,22 +156,18 @@ def _cp932_mapping(text: str) -> str:
     return text
 
 
-def _euc_pairs(euc: bytes, handler: str) -> tuple[str, bool]:
-    """Decode EUC-form JIS X 0208 pairs; True when CP932 extension characters were needed."""
+def _jis_pairs(jis: bytes, *, strict: bool) -> tuple[str, bool]:
+    """Read a run of JIS X 0208 pairs (bytes 0x21..0x7E, even length) as CP932 does; True
+    when CP932 extension characters were needed. Python's euc_jp reads the common case; a run
+    it rejects goes through the full table, still at codec speed (one str.translate). Raises
+    ValueError, when ``strict``, for a code CP932 does not have."""
     try:
-        return euc.decode("euc_jp"), False
+        return _cp932_mapping(jis.translate(_TO_HIGH).decode("euc_jp")), False
     except UnicodeDecodeError:
-        text = euc.decode("euc_jp", handler)
-        return text, not _EXTENSION_ONLY.isdisjoint(text)
-
-
-def _jis_piece(piece: bytes) -> tuple[str, bool]:
-    """Decode ISO-2022-JP with Python's codec; True when CP932 extension characters were
-    needed (the codec fails on them, and the handler decodes them or fails)."""
-    try:
-        return piece.decode("iso2022_jp"), False
-    except UnicodeDecodeError:
-        return piece.decode("iso2022_jp", _EXT_JIS_STRICT), True
+        text = jis.decode("utf-16-be").translate(_jis_table())
+    if strict and _REPLACEMENT in text:
+        raise ValueError("JIS X 0208 code that CP932 does not have")
+    return text, not _EXTENSION_ONLY.isdisjoint(text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,12 +188,12 @@ _DESIGNATIONS: Final = {
 _ANNOUNCER: Final = b"\x1b&@"
 _ESCAPE_SEQUENCE: Final = re.compile(rb"(\x1b[\x20-\x2f]{1,3}[\x30-\x7e])")
 _ISO2022JP_SIGNATURE: Final = re.compile(rb"\x1b(?:\$[@B]|\(I|\$\(D)")
-# Inside a double-byte segment: runs of pairs, runs of whitespace/controls, or one bad byte.
+# Inside a segment: runs of characters, runs of whitespace/controls, or bad bytes.
 _ALL_PAIRS: Final = re.compile(rb"(?:[\x21-\x7e]{2})+")
-_PAIR_TOKENS: Final = re.compile(rb"((?:[\x21-\x7e]{2})+)|([\x00-\x20]+)|([\x00-\xff])")
-_KANA_TOKENS: Final = re.compile(rb"([\x21-\x5f]+)|([\x00-\x20]+)|([\x00-\xff])")
-_REPLACEMENT: Final = "\ufffd"
-_CHUNK: Final = 4096
+_PAIR_TOKENS: Final = re.compile(
+    rb"((?:[\x21-\x7e]{2})+)|([\x00-\x20]+)|([\x7f-\xff]+|[\x21-\x7e])"
+)
+_KANA_TOKENS: Final = re.compile(rb"([\x21-\x5f]+)|([\x00-\x20]+)|([\x60-\xff]+)")
 
 
 class _Iso2022Decoder:
@@ -258,7 +205,6 @@ class _Iso2022Decoder:
         self.kana = False
         self.extended = False
         self.jis0212 = False
-        self.handler = _EXT_STRICT if strict else _EXT_REPLACE
 
     def bad(self) -> str:
         if self.strict:
@@ -279,8 +225,7 @@ class _Iso2022Decoder:
                 out.append(self.kanji_run(segment))
             elif segment:
                 out.append(self.segment(mode, segment))
-        # Only JIS X 0208 segments can hold the six JIS-only characters: map them once.
-        return _cp932_mapping("".join(out))
+        return "".join(out)
 
     def segment(self, mode: int, segment: bytes) -> str:
         if mode == _AS_ASCII:
@@ -298,9 +243,8 @@ class _Iso2022Decoder:
     def ascii(self, segment: bytes) -> str:
         if segment.isascii() and b"\x1b" not in segment:
             return segment.decode("ascii")
-        return "".join(
-            self.bad() if byte >= 0x80 or byte == 0x1B else chr(byte) for byte in segment
-        )
+        self.bad()
+        return segment.decode("ascii", "replace").replace("\x1b", _REPLACEMENT)
 
     def tokens(self, pattern: re.Pattern[bytes], segment: bytes, convert: _Convert) -> str:
         """Runs of characters, whitespace/controls passed through, one U+FFFD per bad byte."""
@@ -312,11 +256,11 @@ class _Iso2022Decoder:
             elif space is not None:
                 out.append(space.decode("ascii"))
             else:
-                out.append(self.bad())
+                out.append(self.bad() * len(match.group()))
         return "".join(out)
 
     def kanji_run(self, run: bytes) -> str:
-        text, extended = _euc_pairs(run.translate(_TO_HIGH), self.handler)
+        text, extended = _jis_pairs(run, strict=self.strict)
         self.extended |= extended
         return text
 
@@ -335,19 +279,20 @@ class _Iso2022Decoder:
         return "iso-2022-jp-1" if self.jis0212 else "iso-2022-jp"
 
 
-def _ascii_restarts(data: bytes) -> list[bytes]:
-    """``data`` cut before an ``ESC ( B`` about every ``_CHUNK`` bytes: each piece decodes
-    alone, and an error handler call copies only its piece, not all of ``data``."""
-    pieces = []
-    start = 0
-    while len(data) - start > _CHUNK:
-        cut = data.find(b"\x1b(B", start + _CHUNK)
-        if cut < 0:
-            break
-        pieces.append(data[start:cut])
-        start = cut
-    pieces.append(data[start:])
-    return pieces
+def _jis_extension(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler for Python's iso2022_jp, which rejects the CP932 extension rows in
+    JIS X 0208 mode: the character CP932 reads for the rejected pair, else the error stands.
+    The codec reuses one exception object per call: a call costs a Python call, not a copy."""
+    if isinstance(exc, UnicodeDecodeError) and exc.end - exc.start == 2:
+        pair = exc.object[exc.start : exc.end]
+        char = _jis_table().get(int.from_bytes(pair, "big"), _REPLACEMENT)
+        if char != _REPLACEMENT:
+            return char, exc.end
+    raise exc
+
+
+_JIS_EXTENSION: Final = "mukaika.jis-cp932-extension"
+codecs.register_error(_JIS_EXTENSION, _jis_extension)
 
 
 def _iso2022jp_fast(data: bytes) -> _Result | None:
@@ -355,14 +300,15 @@ def _iso2022jp_fast(data: bytes) -> _Result | None:
     if b"\x1b(J" in data:  # Python reads JIS-Roman 0x5C and 0x7E as U+00A5 and U+203E.
         return None
     try:
-        pieces = [_jis_piece(piece) for piece in _ascii_restarts(data)]
+        text, charset = data.decode("iso2022_jp"), "iso-2022-jp"
     except UnicodeDecodeError:
-        return None
-    text = "".join(piece for piece, _extended in pieces)
+        try:
+            text, charset = data.decode("iso2022_jp", _JIS_EXTENSION), "iso-2022-jp-ms"
+        except UnicodeDecodeError:
+            return None
     if "\x1b" in text:  # Python passes an escape it does not know through as text.
         return None
-    extended = any(extended for _piece, extended in pieces)
-    return _cp932_mapping(text), "iso-2022-jp-ms" if extended else "iso-2022-jp"
+    return _cp932_mapping(text), charset
 
 
 def _iso2022jp_strict(data: bytes) -> _Result | None:
@@ -400,21 +346,58 @@ def _euc_jp(data: bytes) -> _Result:
     return data.decode("euc_jp"), "euc-jp"
 
 
+# EUC-JP tokens: runs of JIS X 0208 pairs, runs of SS2 half-width katakana, ASCII, a bad byte.
+_EUC_TOKENS: Final = re.compile(
+    rb"((?:[\xa1-\xfe]{2})+)|((?:\x8e[\xa1-\xdf])+)|([\x00-\x7f]+)|([\x80-\xff])"
+)
+
+
+# Bytes that can occur in EUC-JP (0x80-0x8D, 0x90-0xA0 and 0xFF never do).
+_EUC_BYTES: Final = bytes((*range(0x80), 0x8E, 0x8F, *range(0xA1, 0xFF)))
+
+
+def _euc_as_cp932(data: bytes, *, strict: bool) -> str:
+    """EUC-JP read with the CP932 repertoire and mappings, as CP51932 does (which has no
+    JIS X 0212). Raises ValueError, when ``strict``, for a byte it cannot read."""
+    out: list[str] = []
+    for match in _EUC_TOKENS.finditer(data):
+        pairs, kana, ascii_run, _bad = match.groups()
+        if pairs is not None:
+            out.append(_jis_pairs(pairs.translate(_TO_LOW), strict=strict)[0])
+        elif kana is not None:
+            out.append(kana.decode("euc_jp"))
+        elif ascii_run is not None:
+            out.append(ascii_run.decode("ascii"))
+        elif strict:
+            raise ValueError("invalid CP51932")
+        else:
+            out.append(_REPLACEMENT)
+    return "".join(out)
+
+
 def _cp51932(data: bytes) -> _Result:
-    if b"\x8f" in data:  # CP51932 has no JIS X 0212: leave that to the other EUC steps.
-        raise UnicodeDecodeError("cp51932", data, 0, 1, "JIS X 0212 in CP51932")
-    return _cp932_mapping(data.decode("euc_jp", _EXT_STRICT)), "cp51932"
+    return _euc_as_cp932(data, strict=True), "cp51932"
+
+
+def _cp51932_lenient(data: bytes) -> _Lenient:
+    """EUC-JP with replacements: with the CP932 extensions when it is mostly EUC-JP, else
+    (garbage, where the token loop would be slow) at codec speed without them."""
+    never_euc = len(data.translate(None, _EUC_BYTES))
+    if never_euc * _TOLERATED_ERROR_RATE > len(data):
+        return data.decode("euc_jp", "replace"), "euc-jp", True
+    text = _euc_as_cp932(data, strict=False)
+    return text, "cp51932", _REPLACEMENT in text
 
 
 def _iso2022jp(data: bytes) -> _Result:
     result = _iso2022jp_strict(data)
     if result is None:
-        raise UnicodeDecodeError("iso-2022-jp", data, 0, len(data), "invalid ISO-2022-JP")
+        raise ValueError("invalid ISO-2022-JP")
     return result
 
 
-# Steps whose strict decoding is more than one stdlib codec call. A step not listed here is a
-# Python codec name, decoded with ``bytes.decode`` and reported with "_" written as "-".
+# Steps whose decoding is more than one stdlib codec call. A step not listed here is a Python
+# codec name, decoded with ``bytes.decode`` and reported with "_" written as "-".
 _SPECIAL_STEPS: Final[dict[str, Callable[[bytes], _Result]]] = {
     "utf-8": _utf8,
     "us-ascii": _ascii,
@@ -422,11 +405,11 @@ _SPECIAL_STEPS: Final[dict[str, Callable[[bytes], _Result]]] = {
     "euc-jp": _euc_jp,
     "cp51932": _cp51932,
 }
-_LENIENT_CODEC: Final = {
-    "utf-8": "utf-8-sig",
-    "us-ascii": "ascii",
-    "euc-jp": "euc_jp",
+_LENIENT_STEPS: Final[dict[str, Callable[[bytes], _Lenient]]] = {
+    "iso-2022-jp": _iso2022jp_lenient,
+    "euc-jp": _cp51932_lenient,
 }
+_LENIENT_CODECS: Final = {"utf-8": "utf-8-sig", "us-ascii": "ascii"}
 
 
 def _strict(step: str, data: bytes) -> _Result | None:
@@ -435,16 +418,16 @@ def _strict(step: str, data: bytes) -> _Result | None:
         if special is not None:
             return special(data)
         return data.decode(step), step.replace("_", "-")
-    except UnicodeDecodeError:
+    except ValueError:  # UnicodeDecodeError included
         return None
 
 
 def _lenient(step: str, data: bytes) -> _Lenient:
-    if step == "iso-2022-jp":
-        return _iso2022jp_lenient(data)
-    codec = _LENIENT_CODEC.get(step, step)
-    errors = _EXT_REPLACE if codec == "euc_jp" else "replace"
-    return data.decode(codec, errors), step.replace("_", "-"), True
+    special = _LENIENT_STEPS.get(step)
+    if special is not None:
+        return special(data)
+    text = data.decode(_LENIENT_CODECS.get(step, step), "replace")
+    return text, step.replace("_", "-"), True
 
 
 # ---------------------------------------------------------------------------------------------

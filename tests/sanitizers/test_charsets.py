@@ -327,6 +327,13 @@ def test_declared_charset_wins_ties_when_all_are_lossy(monkeypatch: pytest.Monke
     assert (decoded.charset, decoded.lossy, decoded.detected) == ("euc-jp", True, False)
 
 
+def test_broken_byte_in_cp51932_keeps_the_extensions() -> None:
+    data = euc("①会議資料をお送りします") * 9 + b"\xff" + euc("以上")
+    decoded = decode_body(data, "euc-jp")
+    expected = "①会議資料をお送りします" * 9 + "\ufffd以上"
+    assert decoded == Decoded(expected, "cp51932", True, False)
+
+
 @pytest.mark.parametrize(
     ("data", "label"),
     [
