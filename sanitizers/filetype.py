@@ -19,7 +19,9 @@ corrupt containers, archives with huge directories). So:
 * ``mismatch`` is set when the declared type (``application/octet-stream`` and unknown types
   declare nothing) or the extension maps to another kind than the content, and when the name
   plays tricks: bidi controls or other invisible format characters, control characters (a NUL
-  that cuts the name in C code), trailing dots or spaces, or an NTFS stream (``a.pdf:x.exe``).
+  that cuts the name in C code), trailing dots or spaces, or an NTFS stream (``a.pdf:x.exe``);
+  and when the declared type is not a valid MIME type (it is then neither compared nor quoted:
+  ``detail`` never repeats text from the message other than a valid type token).
   Extensions are compared lower-cased after removing invisible characters and trailing dots
   and spaces, as Windows does; every candidate name (before a NUL, before a colon) is checked.
 * Never raises: a libmagic failure gives kind ``other`` (or more dangerous by name) with the
@@ -185,6 +187,7 @@ _DECLARES_NOTHING: Final = frozenset(
     _words("""application/octet-stream binary/octet-stream application/binary application/unknown
     application/x-unknown application/force-download application/download""")
 )
+_MIME_TYPE: Final = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 # Declarations that are also consistent with text: browsers declare CSV as Excel.
 _TEXT_ALSO: Final = frozenset({"application/vnd.ms-excel"})
 
@@ -225,7 +228,7 @@ class TypeInfo:
 def detect(untrusted_data: bytes, declared_type: str, filename: str | None) -> TypeInfo:
     """The kind of ``untrusted_data``; see the module docstring. Never raises."""
     name = _examine_name(filename)
-    declared = _declared_mime(declared_type)
+    declared, invalid = _declared_mime(declared_type)
     content_mime, problem = _libmagic_mime(untrusted_data)
     content_kind = _content_kind(untrusted_data, content_mime)
     declared_claim = _claimed_kind(declared, content_kind)
@@ -234,7 +237,7 @@ def detect(untrusted_data: bytes, declared_type: str, filename: str | None) -> T
         claims.append("executable")
     kind = _final_kind(content_kind, claims)
     disagree = bool(untrusted_data) and any(not _agrees(claim, content_kind) for claim in claims)
-    notes = [*name.notes, *([problem] if problem else [])]
+    notes = [note for note in (*name.notes, invalid, problem) if note]
     if not (disagree or notes):
         return TypeInfo(kind, content_mime, False, "")
     extension = f".{name.extension}" if name.extension else "none"
@@ -255,7 +258,7 @@ class _Name:
 def _examine_name(untrusted_filename: str | None) -> _Name:
     if not untrusted_filename:
         return _Name("", False, ())
-    base = re.split(r"[\\/]", untrusted_filename)[-1]
+    base = re.split(r"[\\/]", untrusted_filename.rstrip("\\/"))[-1]
     notes: list[str] = []
     if any(unicodedata.category(char) == "Cf" for char in base):
         notes.append("invisible or bidi control characters in the file name")
@@ -286,10 +289,15 @@ def _is_executable_extension(extension: str) -> bool:
 # --- declared types --------------------------------------------------------------------------
 
 
-def _declared_mime(untrusted_declared: str) -> str:
-    """The declared type, lower-case without parameters; "" when it declares nothing."""
-    mime = untrusted_declared.split(";", 1)[0].strip().lower()
-    return "" if mime in _DECLARES_NOTHING or "/" not in mime else mime
+def _declared_mime(untrusted_declared: str) -> tuple[str, str]:
+    """The declared type, lower-case without parameters ("" when it declares nothing), and a
+    note when it is not a valid type (which is then neither compared nor repeated)."""
+    mime = untrusted_declared.split(";", 1)[0].strip(" \t\r\n").lower()
+    if not mime or mime in _DECLARES_NOTHING:
+        return "", ""
+    if not _MIME_TYPE.fullmatch(mime):
+        return "", "the declared type is not a valid MIME type"
+    return mime, ""
 
 
 def _claimed_kind(declared: str, content_kind: str) -> str | None:

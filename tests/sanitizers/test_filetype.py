@@ -266,6 +266,19 @@ def test_octet_stream_declares_nothing(declared: str) -> None:
     assert not detect(PDF, declared, None).mismatch
 
 
+@pytest.mark.parametrize("declared", ["text/plain\nX-Evil: 1", "pdf", "text/<script>", "a/b/c"])
+def test_invalid_declared_type_is_noted_but_never_repeated(declared: str) -> None:
+    info = detect(PDF, declared, "a.pdf")
+    assert info.kind == "pdf"
+    assert info.mismatch
+    assert "declared nothing" in info.detail
+    assert "not a valid MIME type" in info.detail
+
+
+def test_name_with_a_trailing_slash_is_still_read() -> None:
+    assert detect(PDF, OCTET, "evil.exe/").kind == "executable"
+
+
 def test_unknown_declared_type_is_not_compared() -> None:
     assert not detect(PDF, "application/x-vendor-thing", None).mismatch
 
