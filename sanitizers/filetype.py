@@ -21,7 +21,7 @@ corrupt containers, archives with huge directories). So:
   plays tricks: bidi controls or other invisible format characters, control characters (a NUL
   that cuts the name in C code), trailing dots or spaces, or an NTFS stream (``a.pdf:x.exe``);
   and when the declared type is not a valid MIME type (it is then neither compared nor quoted:
-  ``detail`` never repeats text from the message other than a valid type token).
+  ``detail`` quotes nothing from the message but a valid type token and a plain extension).
   Extensions are compared lower-cased after removing invisible characters and trailing dots
   and spaces, as Windows does; every candidate name (before a NUL, before a colon) is checked.
 * Never raises: a libmagic failure gives kind ``other`` (or more dangerous by name) with the
@@ -91,6 +91,7 @@ EXECUTABLE_EXTENSIONS: Final = frozenset(
     wsb wsc wsf wsh xbap xll xnk zsh
     """)
 )
+_PLAIN_EXTENSION: Final = re.compile(r"[a-z0-9_{}+~-]{1,40}")
 # A CLSID as an "extension" (file.{3050f4d8-98b5-11cf-bb82-00aa00bdce0b}) runs its handler.
 _CLSID_EXTENSION: Final = re.compile(r"\{[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\}")
 
@@ -240,7 +241,7 @@ def detect(untrusted_data: bytes, declared_type: str, filename: str | None) -> T
     notes = [note for note in (*name.notes, invalid, problem) if note]
     if not (disagree or notes):
         return TypeInfo(kind, content_mime, False, "")
-    extension = f".{name.extension}" if name.extension else "none"
+    extension = _shown_extension(name.extension)
     facts = f"declared {declared or 'nothing'}, extension {extension}, content {content_mime}"
     return TypeInfo(kind, content_mime, True, "; ".join([facts, *notes]))
 
@@ -280,6 +281,13 @@ def _examine_name(untrusted_filename: str | None) -> _Name:
 def _extension(name: str) -> str:
     _stem, dot, extension = name.rstrip(". ").rpartition(".")
     return extension.strip().lower() if dot else ""
+
+
+def _shown_extension(extension: str) -> str:
+    """The extension as ``detail`` may quote it: only a plain ASCII token, never raw name text."""
+    if not extension:
+        return "none"
+    return f".{extension}" if _PLAIN_EXTENSION.fullmatch(extension) else "(unusual characters)"
 
 
 def _is_executable_extension(extension: str) -> bool:

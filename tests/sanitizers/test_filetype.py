@@ -275,6 +275,13 @@ def test_invalid_declared_type_is_noted_but_never_repeated(declared: str) -> Non
     assert "not a valid MIME type" in info.detail
 
 
+def test_detail_never_quotes_odd_name_text() -> None:
+    info = detect(PDF, "image/png", "a.pdf\r\nX-Injected: yes")
+    assert info.mismatch
+    assert "\n" not in info.detail
+    assert "injected" not in info.detail.lower()
+
+
 def test_name_with_a_trailing_slash_is_still_read() -> None:
     assert detect(PDF, OCTET, "evil.exe/").kind == "executable"
 
