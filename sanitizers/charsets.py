@@ -42,8 +42,9 @@ Decisions:
   text without any kana is not Japanese), then the declared charset with replacements if they
   are rare (at most 1 in 100 characters), then charset-normalizer restricted to a few
   non-Japanese charsets, and last the lenient decoding that looks least damaged (``lossy``).
-  A declared single-byte charset (ISO-8859-x, windows-125x) decodes anything, so UTF-8 and
-  Japanese with kana are checked first: they are common mislabels.
+  Before the declared charset is believed: 7-bit data with ISO-2022-JP escape sequences is
+  ISO-2022-JP whatever it declares, and a declared single-byte charset (ISO-8859-x,
+  windows-125x), which decodes anything, yields to UTF-8 and to Japanese with kana.
 * ``encode_iso2022jp`` writes half-width katakana with ``ESC ( I`` (as CP50221 does) so that
   text round-trips exactly; the IBM extensions are written as their NEC equivalents.
 """
@@ -634,8 +635,14 @@ def _kana_japanese(data: bytes) -> _Result | None:
 
 
 def _mislabelled(plan: _Plan, data: bytes) -> _Result | None:
-    """UTF-8 or Japanese text declared as a single-byte charset (a common mislabel)."""
-    if data.isascii() or not _is_single_byte(plan[0]):
+    """Common mislabels: ISO-2022-JP declared as anything else (US-ASCII, ISO-8859-1, UTF-8
+    all read its escape sequences as text), and UTF-8 or Japanese declared as a single-byte
+    charset, which decodes anything."""
+    if data.isascii():
+        if plan[0] != "iso-2022-jp" and _has_jis_escapes(data):
+            return _iso2022jp_strict(data)
+        return None
+    if not _is_single_byte(plan[0]):
         return None
     return _strict("utf-8", data) or _kana_japanese(data)
 

@@ -281,6 +281,13 @@ def test_japanese_declared_as_latin1_is_mislabelled(encoding: str) -> None:
     assert decoded.detected
 
 
+@pytest.mark.parametrize("label", ["us-ascii", "iso-8859-1", "utf-8", "shift_jis"])
+def test_iso2022jp_declared_as_something_else(label: str) -> None:
+    decoded = decode_body(jis("①会議") + b" ok", label)
+    exact(decoded, "①会議 ok")
+    assert (decoded.charset, decoded.detected) == ("iso-2022-jp-ms", True)
+
+
 def test_real_latin1_stays_latin1() -> None:
     decoded = decode_body("Société Générale, Zürich".encode("latin-1"), "iso-8859-1")
     exact(decoded, "Société Générale, Zürich")
@@ -516,6 +523,16 @@ def test_encode_round_trips_cp932_text() -> None:
     assert re.findall(rb"\x1b[$(][@BI]", data)[-1] == ESC_ASCII
     assert ESC_KANA in data  # half-width katakana stay half-width
     exact(decode_body(data, "iso-2022-jp"), CP932_TEXT)
+
+
+@pytest.mark.parametrize("extra", ["", "ｱ"])  # without / with half-width katakana (ESC ( I)
+def test_long_text_round_trips(extra: str) -> None:
+    text = (CP932_TEXT.replace("ｱｲｳｴｵ", "") + extra + JIS_TEXT) * 300
+    data = encode_iso2022jp(text)
+    assert data is not None
+    decoded = decode_body(data, "iso-2022-jp")
+    exact(decoded, text)
+    assert decoded.charset == "iso-2022-jp-ms"
 
 
 def test_encoded_lines_end_in_ascii() -> None:
