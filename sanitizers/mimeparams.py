@@ -41,10 +41,13 @@ __all__ = ["parse_header_params"]
 _ENCODED_WORD_PARAMS: Final = frozenset({"name", "filename"})
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")
 _MAIN_VALUE: Final = re.compile(rf"{_TOKEN.pattern}(?:/{_TOKEN.pattern})?")
-_MAIN: Final = re.compile(r"\s*([^;]*)")
-_SEPARATORS: Final = re.compile(r"[\s;]*")
-_NAME: Final = re.compile(r'([^=;"\s]+)\s*')
-_EQUALS: Final = re.compile(r"=\s*")
+# The text is latin-1 (one character per byte): whitespace is ASCII whitespace only, never
+# 0x85 or 0xA0, which are bytes of Shift_JIS and UTF-8 characters.
+_WSP: Final = " \t\r\n"
+_MAIN: Final = re.compile(r"[ \t\r\n]*([^;]*)")
+_SEPARATORS: Final = re.compile(r"[ \t\r\n;]*")
+_NAME: Final = re.compile(r'([^=; \t\r\n"]+)[ \t\r\n]*')
+_EQUALS: Final = re.compile(r"=[ \t\r\n]*")
 # Raw ISO-2022-JP (ESC $ B ... ESC ( B) is opaque: its pairs may contain '"', ';' and '\\'.
 _RAW_JIS: Final = r"\x1b\$[@B][^\x1b]*(?:\x1b\([BJ])?"
 _QUOTED: Final = re.compile(rf'"((?:{_RAW_JIS}|\\.|[^"\\])*)("?)', re.DOTALL)
@@ -55,6 +58,7 @@ _SECTION: Final = re.compile(r"(?P<base>[^*]+)(?:\*(?P<index>[0-9]{1,4}))?(?P<ex
 _CHARSET_LANGUAGE: Final = re.compile(r"([^']*)'[^']*'(.*)", re.DOTALL)
 _NOT_PRINTABLE: Final = re.compile(r"[^\x21-\x7e]")
 _DEFECT_NAME_LIMIT: Final = 64
+_NO_WSP: Final = str.maketrans("", "", _WSP)
 
 
 @dataclass(slots=True)
@@ -114,12 +118,12 @@ def _unquote(untrusted_text: str, position: int, found: _Collected) -> tuple[str
         end = quoted.end()
         trailing = _TO_NEXT_PARAMETER.match(untrusted_text, end)
         assert trailing is not None  # the pattern matches the empty string
-        if trailing.group().strip():
+        if trailing.group().strip(_WSP):
             found.defects.append("text after quoted string")
         return _QUOTED_ESCAPE.sub(_unescape, quoted.group(1)), trailing.end()
     unquoted = _UNQUOTED.match(untrusted_text, position)
     assert unquoted is not None  # the pattern matches the empty string
-    return unquoted.group().strip(), unquoted.end()
+    return unquoted.group().strip(_WSP), unquoted.end()
 
 
 def _scan(untrusted_text: str, position: int, found: _Collected) -> None:
@@ -151,11 +155,11 @@ def _scan(untrusted_text: str, position: int, found: _Collected) -> None:
 def _main_value(untrusted_text: str, found: _Collected) -> tuple[str, int]:
     main = _MAIN.match(untrusted_text)
     assert main is not None  # the pattern matches the empty string
-    value = "".join(main.group(1).split()).lower()
+    value = main.group(1).translate(_NO_WSP).lower()
     if _MAIN_VALUE.fullmatch(value):
         return value, main.end()
     # "text/plain charset=x" (a missing ';'): keep the first word, read the rest as parameters.
-    first, _space, rest = main.group(1).strip().partition(" ")
+    first, _space, rest = main.group(1).strip(_WSP).partition(" ")
     if rest and _MAIN_VALUE.fullmatch(first.lower()):
         found.defects.append("missing ';' after the value")
         return first.lower(), main.start(1) + len(first)

@@ -256,6 +256,15 @@ def test_raw_jis_pairs_with_quote_and_backslash_are_opaque() -> None:
     assert defects == []
 
 
+@pytest.mark.parametrize(
+    "name", ["資料あ", "ｱ…"]
+)  # 0x82 0xA0 / 0xB1 0x81 0x63: NBSP, NEL-like bytes
+def test_8bit_bytes_are_never_whitespace(name: str) -> None:
+    for value in (name.encode("cp932"), name.encode()):
+        parsed = parse_header_params(raw(b"attachment; filename=" + value))[1]["filename"]
+        assert parsed.text == name
+
+
 def test_shift_jis_byte_0x5c_keeps_its_backslash() -> None:
     name = "申請表.xls"  # 表 is 0x95 0x5C in Shift_JIS
     value = raw(b'attachment; filename="' + name.encode("cp932") + b'"')
