@@ -101,8 +101,10 @@ _MAX_OL_START: Final = 10**6
 # --- text normalisation ------------------------------------------------------------------
 
 _SURROGATES: Final = re.compile("[\ud800-\udfff]")
-_OUTPUT_CONTROLS: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_LINE_SEPARATORS: Final = re.compile("[\u2028\u2029]")
+# Never in the output: control characters but newline and tab (form feed and carriage return
+# are whitespace to HTML), and the Unicode line separators (which would make lines of their own).
+_UNPRINTABLE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_UNPRINTABLE_AS_SPACE: Final = "\x0c\r\u2028\u2029"
 _HTML_WHITESPACE: Final = " \t\n\r\f"
 _HTML_SPACE: Final = re.compile(f"[{_HTML_WHITESPACE}]+")
 _WIDE: Final = "\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff01-\uff60\uffe0-\uffe6"  # noqa: E501
@@ -446,10 +448,8 @@ class _Sink:
         return prefix
 
     def value(self) -> str:
-        """The text so far, without control characters, trailing spaces, and leading or
-        trailing newlines."""
-        text = _OUTPUT_CONTROLS.sub("", "".join(self.parts))
-        text = _LINE_SEPARATORS.sub(" ", text)
+        """The text so far, without trailing spaces and leading or trailing newlines."""
+        text = "".join(self.parts)
         if " \n" in text:
             text = _TRAILING_SPACES.sub("", text)
         return text.rstrip(" ").strip("\n")
@@ -537,13 +537,16 @@ class _Converter:
         if self.pre:
             if tag in _PRE and text[0] == "\n":
                 text = text[1:]  # as in browsers, a newline right after <pre> is not shown
-            self.sink.verbatim(text.replace("\xa0", " "))
-        else:
-            if "\n" in text:
-                text = _CJK_SEGMENT_BREAK.sub("", text)
-            text = _HTML_SPACE.sub(" ", text)
+            self.sink.verbatim(_printable(text).replace("\xa0", " "))
+            return
+        if "\n" in text:
+            text = _CJK_SEGMENT_BREAK.sub("", text)
+        text = _HTML_SPACE.sub(" ", text)
+        if not text.isprintable():  # rare: controls, no-break spaces, format characters
             # No-break spaces stay (collapsing is over) but may still end a line.
-            self.sink.text(text.replace("\xa0", " ") if "\xa0" in text else text)
+            text = _HTML_SPACE.sub(" ", _printable(text)).replace("\xa0", " ")
+        if text:
+            self.sink.text(text)
 
     def _push_sink(self) -> None:
         self.sink = _Sink()
@@ -657,7 +660,7 @@ class _Converter:
         alt = element.get("alt")
         if not alt or _is_zero_sized_image(element):
             return
-        alt = _HTML_SPACE.sub(" ", alt.replace("\xa0", " ")).strip()
+        alt = _HTML_SPACE.sub(" ", _printable(alt).replace("\xa0", " ")).strip()
         if alt:
             self.sink.text(f"[{alt}]")
 
@@ -732,6 +735,15 @@ _KINDS: Final[dict[str, int | _Opener]] = {
     "ul": _Converter._open_list,
     **dict.fromkeys(_PRE, _Converter._open_pre),
 }
+
+
+def _printable(text: str) -> str:
+    """``text`` without control characters (those that are whitespace to HTML become spaces)."""
+    return _UNPRINTABLE.sub(_printable_replacement, text) if _UNPRINTABLE.search(text) else text
+
+
+def _printable_replacement(match: re.Match[str]) -> str:
+    return " " if match.group() in _UNPRINTABLE_AS_SPACE else ""
 
 
 def _list_start(untrusted_start: str | None) -> int:

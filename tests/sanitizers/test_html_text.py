@@ -141,6 +141,10 @@ def test_control_characters_never_reach_the_output() -> None:
     assert out.replace("\ufffd", "") == "abcdef g h\n".replace(" g", "g")
 
 
+def test_a_block_of_control_characters_leaves_no_blank_lines() -> None:
+    assert text("お知らせ<p>\x1f&#x7f;</p>お知らせ") == "お知らせ\n\nお知らせ\n"
+
+
 def test_empty_and_blank_inputs_give_empty_text() -> None:
     for html in (
         "",
