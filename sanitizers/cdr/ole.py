@@ -51,18 +51,21 @@ def inspect(untrusted_data: bytes, filename: str) -> set[str]:
     try:
         with olefile.OleFileIO(io.BytesIO(untrusted_data)) as ole:
             mains = [name for name in MAIN_STREAMS if ole.exists(name)]
+            package = ole.exists("EncryptionInfo") or ole.exists("EncryptedPackage")
     except Exception as exc:
         raise SanitizeError(Reason.MALFORMED, f"olefile: {type(exc).__name__}") from exc
+    if package:
+        raise SanitizeError(Reason.ENCRYPTED, "encrypted OOXML package")
+    if not mains:
+        raise SanitizeError(Reason.UNSUPPORTED_TYPE, "compound file without an Office stream")
     try:
         encrypted = olescan.is_encrypted(untrusted_data)
     except Exception as exc:
         raise SanitizeError(Reason.MALFORMED, f"msoffcrypto: {type(exc).__name__}") from exc
     if encrypted:
         raise SanitizeError(Reason.ENCRYPTED, "password-protected Office file")
-    if not mains:
-        raise SanitizeError(Reason.UNSUPPORTED_TYPE, "compound file without an Office stream")
     try:
-        found = olescan.macros(untrusted_data, filename)
+        found = olescan.macros(untrusted_data, filename, first_only=True)
         found |= olescan.embedded(untrusted_data)
     except SanitizeError:
         raise

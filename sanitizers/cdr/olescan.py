@@ -62,9 +62,10 @@ def is_encrypted(data: bytes) -> bool:
         return False
 
 
-def macros(data: bytes, filename: str) -> set[str]:
+def macros(data: bytes, filename: str, *, first_only: bool = False) -> set[str]:
     """VBA projects anywhere in the file (OLE, OOXML, nested) and, in BIFF workbooks, Excel 4
-    macro sheets. Raises on files olevba cannot open."""
+    macro sheets. Raises on files olevba cannot open. ``first_only`` skips the (slow, BIFF
+    record by record) XLM search when VBA was already found: enough to decide a removal."""
     found: set[str] = set()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="oletools")
@@ -72,7 +73,7 @@ def macros(data: bytes, filename: str) -> set[str]:
         try:
             if parser.detect_vba_macros():
                 found.add(VBA)
-            if parser.detect_xlm_macros():
+            if not (found and first_only) and parser.detect_xlm_macros():
                 found.add(XLM)
         finally:
             parser.close()
