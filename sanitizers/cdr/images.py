@@ -35,6 +35,7 @@ than ``remove``.
 from __future__ import annotations
 
 import io
+import re
 import struct
 import threading
 import warnings
@@ -75,6 +76,9 @@ _PNG_MODES = frozenset({"1", "L", "LA", "RGB", "RGBA", "I", "I;16"})
 _JPEG_MODES = frozenset({"L", "RGB", "CMYK"})
 
 _pixel_lock = threading.Lock()
+# In entropy-coded JPEG data, 0xFF is followed by 0x00 (stuffing) or a restart marker; any
+# other byte after one or more 0xFF starts a real marker.
+_JPEG_MARKER = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
 
 
 @contextmanager
@@ -138,10 +142,10 @@ def _jpeg_end(data: bytes) -> int | None:
         length = int.from_bytes(data[pos + 2 : pos + 4], "big")
         pos += 2 + length
         if marker == 0xDA:  # start of scan: entropy-coded data until the next real marker
-            while pos + 1 < size:
-                if data[pos] == 0xFF and data[pos + 1] != 0 and not 0xD0 <= data[pos + 1] <= 0xD7:
-                    break
-                pos += 1
+            found = _JPEG_MARKER.search(data, pos)
+            if found is None:
+                return None
+            pos = found.start()
     return None
 
 

@@ -144,22 +144,27 @@ def _name(value: object) -> str | None:
     return str(value) if isinstance(value, Name) else None
 
 
+_S = Name("/S")
+_SUBTYPE = Name("/Subtype")
+_TYPE = Name("/Type")
+
+
 def _danger(obj: pikepdf.Object, uri: bool) -> str | None:
     """The code of a dictionary (or stream) that must not survive, else ``None``."""
     if not isinstance(obj, (Dictionary, Stream)):
         return None
-    action = _name(obj.get(Name.S))
-    if action is not None:
+    keys = obj.keys()
+    if "/S" in keys:
+        action = _name(obj.get(_S))
         if action in _ACTIONS:
             return _ACTIONS[action]
         if uri and action == "/URI":
             return URI
-    subtype = _name(obj.get(Name.Subtype))
-    if subtype in _ANNOTATIONS and (
-        _name(obj.get(Name.Type)) in (None, "/Annot") or subtype == "/FileAttachment"
-    ):
-        return _ANNOTATIONS[subtype]
-    kind = _name(obj.get(Name.Type))
+    kind = _name(obj.get(_TYPE)) if "/Type" in keys else None
+    if "/Subtype" in keys:
+        subtype = _name(obj.get(_SUBTYPE))
+        if subtype in _ANNOTATIONS and (kind in (None, "/Annot") or subtype == "/FileAttachment"):
+            return _ANNOTATIONS[subtype]
     if kind in _TYPES:
         return _TYPES[kind]
     return None
@@ -210,25 +215,39 @@ def _inner_codes(value: pikepdf.Object, uri: bool) -> set[str]:
 
 def _disarm_objects(pdf: pikepdf.Pdf, uri: bool) -> set[str]:
     removed: set[str] = set()
-    for top in list(pdf.objects):
-        if not isinstance(top, (Dictionary, Stream, Array)):
+    objects = [o for o in pdf.objects if isinstance(o, (Dictionary, Stream, Array))]
+    # Dangerous indirect objects, found first so a reference to one is recognised cheaply.
+    bad: dict[tuple[int, int], str] = {}
+    for top in objects:
+        code = _danger(top, uri)
+        if code is not None:
+            bad[top.objgen] = code
+
+    def code_of(child: pikepdf.Object) -> str | None:
+        if not isinstance(child, (Dictionary, Stream)):
+            return None
+        if child.is_indirect:
+            return bad.get(child.objgen)
+        return _danger(child, uri)
+
+    for top in objects:
+        if top.objgen in bad:
+            removed.add(bad[top.objgen])
+            _empty(top)
             continue
+        # Direct children are judged by their parent, which drops the reference to them.
         for node in _containers(top):
-            code = _danger(node, uri)
-            if code is not None:
-                removed.add(code)
-                _empty(node)
-                continue
             if isinstance(node, Array):
                 for index in reversed(range(len(node))):
-                    code = _danger(node[index], uri)
+                    code = code_of(node[index])
                     if code is not None:
                         removed.add(code)
+                        removed.update(_inner_codes(node[index], uri))
                         del node[index]
                 continue
-            for key, child in list(_children(node)):
-                assert isinstance(key, str)
-                code = _KEYS.get(key) or _danger(child, uri)
+            for key in list(node.keys()):
+                child = node[key]
+                code = _KEYS.get(key) or code_of(child)
                 if code is not None:
                     removed.add(code)
                     removed.update(_inner_codes(child, uri))

@@ -151,7 +151,7 @@ def _sniff(untrusted_data: bytes, name: str) -> str:
 
 
 def _detector() -> Callable[[bytes, str], str]:
-    """``sanitizers.filetype.detect`` adapted to (data, name) -> kind."""
+    """``sanitizers.filetype.detect(data, declared, filename).kind`` as (data, name) -> kind."""
     try:
         module: Any = importlib.import_module("sanitizers.filetype")
     except ModuleNotFoundError:
@@ -159,8 +159,9 @@ def _detector() -> Callable[[bytes, str], str]:
     detect = module.detect
 
     def kind_of(untrusted_data: bytes, name: str) -> str:
-        result = detect(untrusted_data, name)
-        return str(getattr(result, "kind", result))
+        # A ZIP declares no content types: the content and the name decide.
+        result = detect(untrusted_data, "application/octet-stream", name)
+        return str(result.kind)
 
     return kind_of
 

@@ -73,8 +73,7 @@ def kind_of(data: bytes, name: str) -> str:
         from sanitizers import filetype  # type: ignore[attr-defined]
     except ImportError:
         return _sniff(data, name)
-    result = filetype.detect(data, name)
-    return str(getattr(result, "kind", result))
+    return str(filetype.detect(data, "application/octet-stream", name).kind)
 
 
 def _sniff(data: bytes, name: str) -> str:
