@@ -33,7 +33,12 @@ Decisions:
   CP932 extensions and CP932 mappings: only a Windows sender produces those), then
   ``euc_jis_2004``. Shift_JIS and its aliases are decoded as CP932.
 * Superset codecs are used for common labels: GB2312/GBK as GB18030, EUC-KR as CP949,
-  ISO-8859-1 as windows-1252 (ISO-8859-1 only when windows-1252 rejects a byte).
+  ISO-8859-1 as windows-1252 (ISO-8859-1 only when windows-1252 rejects a byte). Any other
+  label Python knows as a text codec is used (UTF-7 and UTF-16 included: they are charsets,
+  and the result is only text); unknown labels are detected.
+* In headers, ``charset`` lists the non-ASCII charsets used, comma-separated, in order
+  (``"iso-2022-jp-ms,utf-8"``); ``lossy`` and ``detected`` hold if they hold for any part.
+  Raw 8-bit header text has no declared charset, so its ``detected`` is True.
 * Detection order, when the declared charset is missing, unknown or does not decode strictly:
   ISO-2022-JP (escape sequences present; if broken, still ISO-2022-JP, lossy), US-ASCII, UTF-8,
   damaged UTF-8 (a few broken sequences among many valid ones: lossy), the most plausible
