@@ -474,7 +474,7 @@ def test_folding_is_undone() -> None:
 def test_no_header_injection(value: str) -> None:
     decoded = decode_header(value)
     assert not CONTROLS.search(decoded.text), decoded
-    assert "Bcc" not in decoded.text or decoded.text.count("\n") == 0
+    assert len(decoded.text.splitlines()) <= 1  # every Unicode line boundary is gone
 
 
 def test_controls_are_spaces_or_removed_and_not_lossy() -> None:
@@ -556,7 +556,7 @@ def test_encode_refuses_what_cannot_round_trip(text: str) -> None:
 
 
 def test_ibm_extensions_are_written_as_nec_codes() -> None:
-    ibm = bytes.fromhex("fa40fa55fa58fb9cfc4b").decode("cp932")  # ⅰ ￤ ㈱ 髙-row kanji
+    ibm = bytes.fromhex("fa40fa55fa58fb9cfc4b").decode("cp932")  # ⅰ ￤ ㈱ and two IBM kanji
     data = encode_iso2022jp(ibm)
     assert data is not None
     exact(decode_body(data, "iso-2022-jp"), ibm)
