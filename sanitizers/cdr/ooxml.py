@@ -14,10 +14,13 @@ What it does: the package is **rebuilt**, never patched. Parts are reached only 
 relationships from the package root; each kept XML part is parsed with lxml (no DTD, no
 entities, no network, no huge trees; a DTD anywhere removes the file) and serialised anew
 from the tree; media (images, audio, video, fonts) are copied as bytes; anything else is
-dropped. ``[Content_Types].xml`` and every ``.rels`` are written from scratch, macro-enabled
-content types become macro-free and the file is renamed (``.docm`` → ``.docx``, ``.xlsm`` →
-``.xlsx``, ``.pptm`` → ``.pptx``, ``.dotm`` → ``.dotx``, ``.xltm`` → ``.xltx``, ``.potm`` →
-``.potx``, ``.ppsm`` → ``.ppsx``, add-ins ``.xlam``/``.ppam`` → ``.xlsx``/``.pptx``).
+dropped — except an embedded macro-free OOXML package (a chart's data workbook, an embedded
+document), which is rebuilt by the same rules up to two levels deep, with what was removed
+inside it reported for the outer file. ``[Content_Types].xml`` and every ``.rels`` are
+written from scratch, macro-enabled content types become macro-free and the file is renamed
+(``.docm`` → ``.docx``, ``.xlsm`` → ``.xlsx``, ``.pptm`` → ``.pptx``, ``.dotm`` → ``.dotx``,
+``.xltm`` → ``.xltx``, ``.potm`` → ``.potx``, ``.ppsm`` → ``.ppsx``, add-ins
+``.xlam``/``.ppam`` → ``.xlsx``/``.pptx``).
 Every element that referred to a dropped relationship is removed too (Office calls a
 dangling ``r:id`` "unreadable content"); an external hyperlink's text is kept, only the link
 goes. Output is verified independently: oletools finds no VBA and no OLE part, oleobj finds
@@ -34,9 +37,11 @@ embedded OOXML/other packages; ``alt_chunk`` imported alternative-format chunks;
 ``external_relationship`` remote templates, frames, sub-documents and other external
 targets; ``external_link`` links to other workbooks; ``data_connection`` external data
 connections and query tables; ``hyperlink`` external hyperlinks (text kept);
-``dde`` DDE/DDEAUTO fields and DDE formulas; ``linked_field`` LINK/INCLUDE*/IMPORT fields
-(their last shown result is kept); ``program_action`` PowerPoint run-program/macro/OLE
-actions; ``unknown_part`` a non-XML part that is not a known media type.
+``dde`` DDE/DDEAUTO fields and DDE formulas; ``data_connection`` also covers Word
+mail-merge settings (data source, connection string, query); ``linked_field``
+LINK/INCLUDE*/IMPORT fields (their last shown result is kept); ``program_action``
+PowerPoint run-program/macro/OLE actions; ``unknown_part`` a non-XML part that is not a
+known media type.
 
 Deliberately left alone: text, formatting, styles, themes, charts, SmartArt, comments,
 tracked changes, images and other media (copied, not re-encoded), document properties
@@ -180,6 +185,17 @@ DANGEROUS_CT: dict[str, str] = {
     "application/vnd.ms-office.customui+xml": "custom_ui",
 }
 
+# Embedded packages rebuilt recursively (content types of the package parts, as Office
+# declares them for embeddings/*.xlsx, *.docx, *.pptx); and how deep.
+NESTED_TYPES = frozenset(
+    {
+        f"{_SML}.sheet",
+        f"{_WML}.document",
+        f"{_PML}.presentation",
+    }
+)
+NESTED_MAX = 2
+
 # Binary parts copied as they are (by content type prefix or exact type).
 MEDIA_PREFIXES = ("image/", "audio/", "video/", "font/")
 MEDIA_TYPES = frozenset(
@@ -211,6 +227,10 @@ REMOVE_ELEMENT = frozenset(
         "webExtension",
         "taskpane",
         "customXmlPr",
+        "externalData",
+        "sourceFileName",
+        "dataSource",
+        "headerSource",
     }
 )
 EMPTY_CONTAINERS = frozenset(
@@ -417,6 +437,9 @@ class Rebuild:
     dropped_ids: dict[str, set[str]] = field(default_factory=dict)
     kept: dict[str, str] = field(default_factory=dict)  # part -> content type
     removed_sheets: set[str] = field(default_factory=set)
+    policy: CdrPolicy = field(default_factory=CdrPolicy)
+    level: int = 0
+    nested: dict[str, bytes] = field(default_factory=dict)  # rebuilt embedded packages
 
     def note(self, code: str) -> None:
         if code not in self.removed:
@@ -475,6 +498,8 @@ def walk(state: Rebuild) -> str:
                 code = ""
             if code is None and target is not None and ctype.lower() == VML_TYPE:
                 code = _vml_verdict(state.parts[target], target)
+            if code == "embedded_package" and target is not None:
+                code = _nested_verdict(state, target, ctype)
             if code is not None:
                 dropped.add(rel.rid)
                 if code:
@@ -493,6 +518,23 @@ def walk(state: Rebuild) -> str:
     if main is None:
         raise SanitizeError(Reason.UNSUPPORTED_TYPE, "no officeDocument relationship")
     return main
+
+
+def _nested_verdict(state: Rebuild, target: str, ctype: str) -> str | None:
+    """An embedded macro-free OOXML package (a chart's data workbook, an embedded document)
+    is rebuilt by the same rules, up to ``NESTED_MAX`` levels deep; what is removed inside
+    it is reported for the outer file. Anything else, or a nested package that cannot be
+    rebuilt, is dropped (``embedded_package``)."""
+    if ctype.lower() not in NESTED_TYPES or state.level >= NESTED_MAX:
+        return "embedded_package"
+    try:
+        package = rebuild_package(state.parts[target], state.policy, state.level + 1)
+    except SanitizeError:
+        return "embedded_package"
+    state.nested[target] = package.data
+    for code in package.removed:
+        state.note(code)
+    return None
 
 
 def _vml_verdict(untrusted_xml: bytes, name: str) -> str | None:
@@ -690,6 +732,9 @@ def rebuild_part(part: str, ctype: str, state: Rebuild) -> bytes:
     namespace = etree.QName(root).namespace
     if namespace == W_NS:
         disarm_fields(root, state)
+        for merge in list(root.iter(_w("mailMerge"))):
+            state.note("data_connection")
+            _remove(merge)
     elif namespace == S_NS:
         disarm_sheet(root, state)
         if etree.QName(root).localname == "workbook":
@@ -730,69 +775,90 @@ def output_name(filename: str, extension: str) -> str:
     return (stem or "document") + extension
 
 
+@dataclass(frozen=True)
+class Package:
+    """A rebuilt package."""
+
+    data: bytes
+    extension: str
+    removed: tuple[str, ...]
+
+
+def rebuild_package(untrusted_data: bytes, policy: CdrPolicy, level: int = 0) -> Package:
+    """Rebuild one package (``level`` > 0: a package embedded in another one)."""
+    parts = read_package(untrusted_data, policy)
+    if CONTENT_TYPES not in parts:
+        raise SanitizeError(Reason.MALFORMED, "no [Content_Types].xml")
+    state = Rebuild(
+        parts=parts, types=ContentTypes(parts[CONTENT_TYPES]), policy=policy, level=level
+    )
+    main = walk(state)
+    main_ctype = state.kept.get(main, "")
+    if main_ctype not in MAIN_TYPES:
+        raise SanitizeError(Reason.UNSUPPORTED_TYPE, f"main part {main_ctype or '?'}"[:100])
+    new_main_type, extension = MAIN_TYPES[main_ctype]
+    # Orphans (parts no kept relationship reaches) are not copied; dangerous ones count.
+    reached = set(state.kept) | {CONTENT_TYPES}
+    for name in parts:
+        if name in reached or name.endswith(".rels"):
+            continue
+        code = DANGEROUS_CT.get(state.types.of(name).lower())
+        if code is None and "vbaproject" in name.lower():
+            code = "vba"
+        if code:
+            state.note(code)
+    out_parts: dict[str, bytes] = {}
+    for part, ctype in state.kept.items():
+        if part in state.nested:
+            out_parts[part] = state.nested[part]
+        elif is_xml_type(ctype):
+            out_parts[part] = rebuild_part(part, ctype, state)
+        else:
+            out_parts[part] = parts[part]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
+
+        def put(name: str, content: bytes) -> None:
+            info = zipfile.ZipInfo(name, date_time=_FIXED_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            out.writestr(info, content)
+
+        put(CONTENT_TYPES, write_content_types(state.kept, main, new_main_type))
+        put("_rels/.rels", write_rels(state.kept_rels.get("", []), ""))
+        for part in parts:
+            if part in out_parts:
+                put(part, out_parts[part])
+                rels = state.kept_rels.get(part)
+                if rels:
+                    put(rels_name(part), write_rels(rels, part))
+    return Package(buffer.getvalue(), extension, tuple(state.removed))
+
+
 class OoxmlSanitizer(CdrSanitizer):
     """Rebuilds an OOXML package without active content; see the module docstring."""
 
     kind: ClassVar[str] = "ooxml"
 
     def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
-        parts = read_package(untrusted_data, ctx.policy)
-        if CONTENT_TYPES not in parts:
-            raise SanitizeError(Reason.MALFORMED, "no [Content_Types].xml")
-        state = Rebuild(parts=parts, types=ContentTypes(parts[CONTENT_TYPES]))
-        main = walk(state)
-        main_ctype = state.kept.get(main, "")
-        if main_ctype not in MAIN_TYPES:
-            raise SanitizeError(Reason.UNSUPPORTED_TYPE, f"main part {main_ctype or '?'}"[:100])
-        new_main_type, extension = MAIN_TYPES[main_ctype]
-        # Orphans (parts no kept relationship reaches) are not copied; dangerous ones count.
-        reached = set(state.kept) | {CONTENT_TYPES}
-        for name in parts:
-            if name in reached or name.endswith(".rels"):
-                continue
-            code = DANGEROUS_CT.get(state.types.of(name).lower())
-            if code is None and "vbaproject" in name.lower():
-                code = "vba"
-            if code:
-                state.note(code)
-        out_parts: dict[str, bytes] = {}
-        for part, ctype in state.kept.items():
-            if is_xml_type(ctype):
-                out_parts[part] = rebuild_part(part, ctype, state)
-            else:
-                out_parts[part] = parts[part]
-        removed = tuple(state.removed)
+        package = rebuild_package(untrusted_data, ctx.policy)
+        removed = package.removed
         if ctx.keep_if_clean:
             if removed:
-                return CdrOutcome.drop(gravest(removed), ",".join(removed))
+                return CdrOutcome(
+                    action=Action.REMOVED,
+                    reason=gravest(removed),
+                    removed=removed,
+                    detail=",".join(removed),
+                )
             return CdrOutcome(
-                action=Action.KEPT,
-                reason=Reason.CLEAN,
-                data=untrusted_data,
-                filename=filename,
+                action=Action.KEPT, reason=Reason.CLEAN, data=untrusted_data, filename=filename
             )
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
-
-            def put(name: str, content: bytes) -> None:
-                info = zipfile.ZipInfo(name, date_time=_FIXED_DATE)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                out.writestr(info, content)
-
-            put(CONTENT_TYPES, write_content_types(state.kept, main, new_main_type))
-            put("_rels/.rels", write_rels(state.kept_rels.get("", []), ""))
-            for part in parts:
-                if part in out_parts:
-                    put(part, out_parts[part])
-                    rels = state.kept_rels.get(part)
-                    if rels:
-                        put(rels_name(part), write_rels(rels, part))
         return CdrOutcome(
             action=Action.SANITIZED,
             reason=gravest(removed),
-            data=buffer.getvalue(),
-            filename=output_name(filename, extension),
-            content_type=OUTPUT_CONTENT_TYPES[extension],
+            data=package.data,
+            filename=output_name(filename, package.extension),
+            content_type=OUTPUT_CONTENT_TYPES[package.extension],
             removed=removed,
         )
 
@@ -802,8 +868,14 @@ class OoxmlSanitizer(CdrSanitizer):
             raise SanitizeError(Reason.VERIFY_FAILED, ",".join(sorted(found)))
 
 
-def find_dangerous(data: bytes, policy: CdrPolicy | None = None) -> set[str]:
-    """An independent look at a package: what oletools and a plain scan still find."""
+def _source_of(rels: str) -> str:
+    head, tail = posixpath.split(rels)
+    return posixpath.join(posixpath.dirname(head), tail[: -len(".rels")])
+
+
+def find_dangerous(data: bytes, policy: CdrPolicy | None = None, level: int = 0) -> set[str]:
+    """An independent look at a package: what oletools and a plain scan still find.
+    Embedded packages are looked into the same way (up to ``NESTED_MAX`` levels)."""
     parts = read_package(data, policy or CdrPolicy())
     found: set[str] = set()
     if CONTENT_TYPES not in parts or "_rels/.rels" not in parts:
@@ -817,7 +889,12 @@ def find_dangerous(data: bytes, policy: CdrPolicy | None = None) -> set[str]:
             found.add("vba")
     for name, content in parts.items():
         low = name.lower()
-        if "vbaproject" in low or "/activex/" in low or "/embeddings/" in low:
+        nested = content[:4] == b"PK\x03\x04"
+        if nested and level < NESTED_MAX:
+            found |= {f"{name}>{item}" for item in find_dangerous(content, policy, level + 1)}
+        elif nested:
+            found.add("nested too deep:" + name)
+        if "vbaproject" in low or "/activex/" in low or ("/embeddings/" in low and not nested):
             found.add("part:" + name)
         if "macrosheets/" in low or "customui/" in low:
             found.add("part:" + name)
@@ -827,7 +904,11 @@ def find_dangerous(data: bytes, policy: CdrPolicy | None = None) -> set[str]:
             for rel in parse_rels(content, name):
                 if rel.external:
                     found.add("external_relationship")
-                if rel.short_type in REL_CODES:
+                if rel.short_type == "package" and not rel.external:
+                    target = resolve(_source_of(name), rel.target)
+                    if target is None or parts.get(target, b"")[:4] != b"PK\x03\x04":
+                        found.add("embedded_package")
+                elif rel.short_type in REL_CODES:
                     found.add(REL_CODES[rel.short_type])
         elif low.endswith(".xml") and (b"instr" in content):
             text = content.decode("utf-8", "replace")

@@ -624,3 +624,85 @@ def rtf_template() -> bytes:
 
 def clean_rtf() -> bytes:
     return b"{\\rtf1\\ansi\\deff0{\\fonttbl{\\f0 Times;}}\\pard benign RTF text \\u26085?\\par}"
+
+
+XLSX_PACKAGE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX_MAIN = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
+CHART = "application/vnd.openxmlformats-officedocument.drawingml.chart+xml"
+
+
+def xlsx_with_external_hyperlink() -> bytes:
+    workbook = (
+        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><workbook xmlns="{S}" xmlns:r="{R}">'
+        '<sheets><sheet name="Data" sheetId="1" r:id="rId1"/></sheets></workbook>'
+    )
+    return package(
+        {
+            "[Content_Types].xml": content_types(
+                {"xl/workbook.xml": XLSX_MAIN, "xl/worksheets/sheet1.xml": XL_SHEET}
+            ),
+            "_rels/.rels": rels([("rId1", f"{RT}/officeDocument", "xl/workbook.xml", False)]),
+            "xl/workbook.xml": workbook,
+            "xl/_rels/workbook.xml.rels": rels(
+                [("rId1", f"{RT}/worksheet", "worksheets/sheet1.xml", False)]
+            ),
+            "xl/worksheets/sheet1.xml": (
+                f'<?xml version="1.0"?><worksheet xmlns="{S}" xmlns:r="{R}"><sheetData>'
+                '<row r="1"><c r="A1" t="inlineStr"><is><t>グラフデータ</t></is></c></row></sheetData>'
+                '<hyperlinks><hyperlink ref="A1" r:id="rId1"/></hyperlinks></worksheet>'
+            ),
+            "xl/worksheets/_rels/sheet1.xml.rels": rels(
+                [("rId1", f"{RT}/hyperlink", "http://example.invalid/", True)]
+            ),
+        }
+    )
+
+
+def docx_with_chart(
+    embedded: bytes, embedded_ct: str = XLSX_PACKAGE, name: str = "Microsoft_Excel_Worksheet.xlsx"
+) -> bytes:
+    """A chart whose data workbook is an embedded package (what Word writes for charts);
+    plus mail-merge settings pointing at an external data source."""
+    chart = (
+        '<?xml version="1.0"?><c:chartSpace xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" '
+        f'xmlns:r="{R}"><c:chart/><c:externalData r:id="rId1"/></c:chartSpace>'
+    )
+    document = word_document(
+        para(BENIGN)
+        + '<w:p><w:r><w:drawing><c:chart xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart" r:id="rId3"/></w:drawing></w:r></w:p>'
+    )
+    settings = (
+        f'<?xml version="1.0"?><w:settings xmlns:w="{W}" xmlns:r="{R}"><w:mailMerge>'
+        '<w:mainDocumentType w:val="formLetters"/><w:connectString w:val="Provider=x;Data Source=\\\\evil\\db"/>'
+        '<w:query w:val="SELECT * FROM t"/><w:dataSource r:id="rId9"/></w:mailMerge></w:settings>'
+    )
+    ext = name.rsplit(".", 1)[-1]
+    return package(
+        {
+            "[Content_Types].xml": content_types(
+                {
+                    "word/document.xml": WORD_MAIN,
+                    "word/charts/chart1.xml": CHART,
+                    "word/settings.xml": WORD_SETTINGS,
+                },
+                {ext: embedded_ct},
+            ),
+            "_rels/.rels": rels([("rId1", f"{RT}/officeDocument", "word/document.xml", False)]),
+            "word/document.xml": document,
+            "word/_rels/document.xml.rels": rels(
+                [
+                    ("rId3", f"{RT}/chart", "charts/chart1.xml", False),
+                    ("rId4", f"{RT}/settings", "settings.xml", False),
+                ]
+            ),
+            "word/settings.xml": settings,
+            "word/_rels/settings.xml.rels": rels(
+                [("rId9", f"{RT}/mailMergeSource", "file:///\\\\evil\\db.mdb", True)]
+            ),
+            "word/charts/chart1.xml": chart,
+            "word/charts/_rels/chart1.xml.rels": rels(
+                [("rId1", f"{RT}/package", f"../embeddings/{name}", False)]
+            ),
+            f"word/embeddings/{name}": embedded,
+        }
+    )

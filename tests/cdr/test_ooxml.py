@@ -253,3 +253,50 @@ def test_xml_parser_has_no_entities() -> None:
         parse_xml(b'<!DOCTYPE a [<!ENTITY b "c">]><a>&b;</a>', "x")
     root = parse_xml(b"<a><!-- c --><?pi x?>t</a>", "x")
     assert isinstance(root, etree._Element)
+
+
+def test_chart_workbook_rebuilt_inside() -> None:
+    outcome = run(F.docx_with_chart(F.xlsx_with_external_hyperlink()))
+    assert outcome.action == Action.SANITIZED
+    assert "hyperlink" in outcome.removed  # found inside the embedded workbook
+    assert "data_connection" in outcome.removed  # the mail merge
+    assert "embedded_package" not in outcome.removed
+    assert outcome.data is not None
+    archive = zipfile.ZipFile(io.BytesIO(outcome.data))
+    inner = archive.read("word/embeddings/Microsoft_Excel_Worksheet.xlsx")
+    assert find_dangerous(inner) == set()
+    assert "グラフデータ" in TestOoxmlContract().extract_text(inner)
+    assert "externalData" in archive.read("word/charts/chart1.xml").decode()
+    assert "mailMerge" not in archive.read("word/settings.xml").decode()
+    assert find_dangerous(outcome.data) == set()
+    again = run(outcome.data)
+    assert again.removed == ()
+
+
+def test_macro_enabled_or_ole_embedding_dropped() -> None:
+    xlsm = F.xlsm_with_macrosheet()
+    outcome = run(
+        F.docx_with_chart(xlsm, "application/vnd.ms-excel.sheet.macroEnabled.12", "Book.xlsm")
+    )
+    assert "embedded_package" in outcome.removed
+    assert outcome.data is not None
+    archive = zipfile.ZipFile(io.BytesIO(outcome.data))
+    assert not any("embeddings" in n for n in archive.namelist())
+    assert "externalData" not in archive.read("word/charts/chart1.xml").decode()
+    outcome = run(F.docx_with_chart(F.vba_project(), F.XLSX_PACKAGE))
+    assert "embedded_package" in outcome.removed
+
+
+def test_nesting_depth_is_bounded() -> None:
+    data = F.xlsx_with_external_hyperlink()
+    for _ in range(4):
+        data = F.docx_with_chart(
+            data,
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "Doc.docx",
+        )
+    outcome = run(data)
+    assert outcome.action == Action.SANITIZED
+    assert "embedded_package" in outcome.removed
+    assert outcome.data is not None
+    assert find_dangerous(outcome.data) == set()
