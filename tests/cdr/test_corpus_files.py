@@ -131,7 +131,7 @@ def _zip_findings(data: bytes, depth: int) -> set[str]:
                 found.add("encrypted")
                 continue
             content = archive.read(info)
-            inner = _sniff(content, name)
+            inner = kind_of(content, name.rpartition("/")[2])
             if depth < 5 and inner in ("pdf", "image", "zip", "text", "html"):
                 found |= {f"{name}:{f}" for f in independent_findings(content, inner, depth + 1)}
             elif inner not in ("pdf", "image", "zip", "text", "html"):

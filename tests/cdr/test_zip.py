@@ -310,6 +310,7 @@ def test_nested_within_depth_is_rebuilt() -> None:
 
 
 def test_forbidden_characters_are_replaced() -> None:
-    outcome = _run(_zip([("a<b>:c|d?.txt", b"x"), ("dir/ note.txt. ", b"y")]))
+    text = TEXT.encode()
+    outcome = _run(_zip([("a<b>:c|d?.txt", text), ("dir/ note.txt. ", text)]))
     with zipfile.ZipFile(io.BytesIO(outcome.data)) as archive:  # type: ignore[attr-defined]
         assert archive.namelist() == ["a_b__c_d_.txt", "dir/ note.txt"]
