@@ -390,7 +390,8 @@ def _cp51932_lenient(data: bytes) -> _Lenient:
     (garbage, where the token loop would be slow) at codec speed without them."""
     never_euc = len(data.translate(None, _EUC_BYTES))
     if never_euc * _TOLERATED_ERROR_RATE > len(data):
-        return data.decode("euc_jp", "replace"), "euc-jp", True
+        rough = data.decode("euc_jp", "replace")
+        return rough, "euc-jp", _REPLACEMENT in rough
     text = _euc_as_cp932(data, strict=False)
     return text, "cp51932", _REPLACEMENT in text
 
@@ -433,7 +434,7 @@ def _lenient(step: str, data: bytes) -> _Lenient:
     if special is not None:
         return special(data)
     text = data.decode(_LENIENT_CODECS.get(step, step), "replace")
-    return text, step.replace("_", "-"), True
+    return text, step.replace("_", "-"), _REPLACEMENT in text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -656,10 +657,10 @@ def _declared_lenient(plan: _Plan, data: bytes) -> Decoded | None:
     """The declared charset with replacements, if they are rare (a few broken bytes)."""
     if plan == ("us-ascii",):  # 8-bit data declared as US-ASCII is mislabelled, not broken.
         return None
-    text, charset, _lossy = _lenient(plan[0], data)
+    text, charset, lossy = _lenient(plan[0], data)
     if text.count(_REPLACEMENT) > max(1, len(text) // _TOLERATED_ERROR_RATE):
         return None
-    return Decoded(text, charset, lossy=True, detected=False)
+    return Decoded(text, charset, lossy=lossy, detected=False)
 
 
 def _normalizer_guess(data: bytes) -> _Result | None:

@@ -328,6 +328,12 @@ def test_truncated_utf8_is_lossy_utf8_not_mojibake(cut: int) -> None:
     assert header.text == "Subject text 会議資料のご送付につい\ufffd"
 
 
+def test_last_resort_without_replacements_is_not_lossy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(charsets, "from_bytes", lambda *_args, **_kwargs: _NoMatch())
+    decoded = decode_body(b"N\x18\xac\x8a\xc6\xa7j", None)  # binary, yet valid CP932
+    assert (decoded.text, decoded.lossy, decoded.detected) == ("N\x18ｬ竿ｧj", False, True)
+
+
 def test_declared_charset_wins_ties_when_all_are_lossy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(charsets, "from_bytes", lambda *_args, **_kwargs: _NoMatch())
     decoded = decode_body(b"\xff\xfe", "euc-jp")
