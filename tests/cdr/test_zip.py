@@ -314,3 +314,24 @@ def test_forbidden_characters_are_replaced() -> None:
     outcome = _run(_zip([("a<b>:c|d?.txt", text), ("dir/ note.txt. ", text)]))
     with zipfile.ZipFile(io.BytesIO(outcome.data)) as archive:  # type: ignore[attr-defined]
         assert archive.namelist() == ["a_b__c_d_.txt", "dir/ note.txt"]
+
+
+def test_zip_of_docm_pdf_png_is_rebuilt_with_each_disarmed() -> None:
+    """The issue's example: a zip of a macro docm, a PDF with JavaScript and a PNG."""
+    from sanitizers.cdr import registry
+    from tests.cdr.office_fixtures import docm_with_vba
+
+    kinds = ("ooxml", "pdf", "image", "zip", "text")
+    policy = Policy(
+        attachments=AttachmentPolicy(by_kind={k: AttachmentAction.SANITIZE for k in kinds})
+    )
+    data = _zip([("report.docm", docm_with_vba()), ("a.pdf", _pdf_with_js()), ("logo.png", _png())])
+    outcome = registry.disarm_here(data, "all.zip", "zip", AttachmentAction.SANITIZE, policy)
+    assert outcome.action == Action.SANITIZED
+    assert {"vba", "javascript", "open_action"} <= set(outcome.removed)
+    children = {name: child for name, child in outcome.children}
+    assert children["report.docm"].filename == "report.docx"
+    assert children["logo.png"].removed == ()
+    assert outcome.data is not None
+    with zipfile.ZipFile(io.BytesIO(outcome.data)) as archive:
+        assert archive.namelist() == ["report.docx", "a.pdf", "logo.png"]
