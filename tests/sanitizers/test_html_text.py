@@ -393,17 +393,18 @@ TAGS = [
     "svg", "iframe", "noscript", "head", "body", "html", "font", "center",
 ]  # fmt: skip
 ATTRS = [
-    "", ' href="https://ex.jp/x"', ' href="javascript:evil()"', ' href="mailto:a@b.jp"',
+    "", ' href="https://ex.jp/x"', ' href="javascript:§evil()"', ' href="mailto:a@b.jp"',
     ' style="display:none"', ' style="font-size:0"', " hidden", ' alt="画像"', ' start="x"',
-    ' style="color:red"', ' href="data:text/html,x"',
+    ' style="color:red"', ' href="data:text/html,§x"',
 ]  # fmt: skip
 WORDS = ["お知らせ", "text", " ", "\n", "&amp;", "&nbsp;", "&#0;", "&#x202e;", "①", "<", "&", "\t"]
 
 
+UNMARKED_TEXT = st.text(alphabet=st.characters(blacklist_characters="§"), max_size=8)
 OPEN_TAGS = st.builds("<{}{}>".format, st.sampled_from(TAGS), st.sampled_from(ATTRS))
 CLOSE_TAGS = st.builds("</{}>".format, st.sampled_from(TAGS))
 SOUP = st.lists(
-    st.one_of(OPEN_TAGS, CLOSE_TAGS, st.sampled_from(WORDS), st.text(max_size=8)), max_size=60
+    st.one_of(OPEN_TAGS, CLOSE_TAGS, st.sampled_from(WORDS), UNMARKED_TEXT), max_size=60
 ).map("".join)
 
 
@@ -420,8 +421,7 @@ def test_any_tag_soup_converts(soup: str) -> None:
     for mode in LinkMode:
         out = html_to_text(soup, mode)
         assert_well_formed(out)
-        assert "evil()" not in out
-        assert "data:text" not in out
+        assert "§" not in out  # only the script and data URLs carry it
 
 
 @settings(max_examples=200, deadline=None)
