@@ -23,7 +23,9 @@ anything else that is a compound file (MSI installers, Outlook ``.msg``, Visio, 
 is ``unsupported_type``, never kept.
 
 Removed-item codes: ``vba``, ``xlm_macro``, ``ole_object``, ``activex``, ``dde``,
-``attachment`` (see :mod:`sanitizers.cdr.findings`). Deliberately left alone: document
+``attachment`` (see :mod:`sanitizers.cdr.findings`). Once VBA is found the slow XLM search
+(every BIFF record, in Python) is skipped: the file is removed for its macros either way, so
+``xlm_macro`` is listed only for workbooks without VBA. Deliberately left alone: document
 properties, hyperlinks and ordinary fields (a legacy file is kept unchanged or not at all).
 """
 
