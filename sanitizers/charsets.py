@@ -855,9 +855,15 @@ def decode_header(untrusted_value: str) -> Decoded:
 # Encoding to ISO-2022-JP
 # ---------------------------------------------------------------------------------------------
 
-_SJIS_RUNS: Final = re.compile(
-    rb"([\x00-\x7f]+)|([\xa1-\xdf]+)|((?:[\x81-\x9f\xe0-\xef][\x40-\xfc])+)"
-)
+# Half-width katakana runs, and runs of double-byte characters, in Shift_JIS.
+_SJIS_RUNS: Final = re.compile(rb"([\xa1-\xdf]+)|((?:[\x81-\x9f\xe0-\xef][\x40-\xfc])+)")
+_NOT_JIS: Final = re.compile("[^\u2121-\u7e7e]")
+# ESC, SO and SI would change the shift state; the JIS-side mappings do not round-trip.
+_NOT_ENCODABLE: Final = ("\x0e", "\x0f", "\x1b", *_JIS_CP932_PAIRS)
+
+
+class _NotEncodableError(ValueError):
+    """A character has no ISO-2022-JP form."""
 
 
 @lru_cache(maxsize=1)
@@ -876,17 +882,11 @@ def _sjis_to_jis_table() -> dict[int, int]:
     return table
 
 
-_NOT_JIS: Final = re.compile("[^\u2121-\u7e7e]")
-# ESC, SO and SI would change the shift state; the JIS-side mappings do not round-trip.
-
-
 @lru_cache(maxsize=1)
 def _extended_runs() -> re.Pattern[str]:
-    """Runs of characters Python's iso2022_jp cannot write (compiled on first use)."""
+    """Runs of characters Python's iso2022_jp cannot write: half-width katakana and the CP932
+    extensions (compiled on first use)."""
     return re.compile(f"[{''.join(sorted(_EXTENSION_ONLY))}\uff61-\uff9f]+")
-
-
-_NOT_ENCODABLE: Final = ("\x0e", "\x0f", "\x1b", *_JIS_CP932_PAIRS)
 
 
 def _kanji_run(sjis: bytes) -> bytes:
@@ -894,6 +894,26 @@ def _kanji_run(sjis: bytes) -> bytes:
     if _NOT_JIS.search(jis):
         raise _NotEncodableError
     return jis.encode("utf-16-be")
+
+
+def _encode_extended(sjis: bytes) -> bytes:
+    """The CP932 bytes of a run of half-width katakana and CP932 extensions as ISO-2022-JP,
+    ending in ASCII. (Python's iso2022_jp writes everything else.)"""
+    out: list[bytes] = []
+    position = 0
+    for match in _SJIS_RUNS.finditer(sjis):
+        if match.start() != position:
+            raise _NotEncodableError
+        position = match.end()
+        kana_run, kanji_run = match.groups()
+        if kana_run is not None:
+            out += (b"\x1b(I", kana_run.translate(_TO_LOW))
+        else:
+            out += (b"\x1b$B", _kanji_run(kanji_run))
+    if position != len(sjis):
+        raise _NotEncodableError
+    out.append(b"\x1b(B")
+    return b"".join(out)
 
 
 def encode_iso2022jp(text: str) -> bytes | None:
@@ -919,41 +939,9 @@ def encode_iso2022jp(text: str) -> bytes | None:
     try:
         for match in _extended_runs().finditer(text):
             pieces.append(text[position : match.start()].encode("iso2022_jp"))
-            pieces.append(_encode_sjis(match.group().encode("cp932")))
+            pieces.append(_encode_extended(match.group().encode("cp932")))
             position = match.end()
         pieces.append(text[position:].encode("iso2022_jp"))
     except (UnicodeEncodeError, _NotEncodableError):
         return None
     return b"".join(pieces)
-
-
-class _NotEncodableError(ValueError):
-    """A character has no ISO-2022-JP form."""
-
-
-def _encode_sjis(sjis: bytes) -> bytes:
-    """CP932 bytes of half-width katakana and CP932 extensions as ISO-2022-JP, ending in
-    ASCII. Python's iso2022_jp writes everything else, in one call per stretch."""
-    out: list[bytes] = []
-    mode = b"\x1b(B"
-    position = 0
-    for match in _SJIS_RUNS.finditer(sjis):
-        if match.start() != position:
-            raise _NotEncodableError
-        position = match.end()
-        ascii_run, kana_run, kanji_run = match.groups()
-        if ascii_run is not None:
-            run, designation = ascii_run, b"\x1b(B"
-        elif kana_run is not None:
-            run, designation = kana_run.translate(_TO_LOW), b"\x1b(I"
-        else:
-            run, designation = _kanji_run(kanji_run), b"\x1b$B"
-        if designation != mode:
-            out.append(designation)
-            mode = designation
-        out.append(run)
-    if position != len(sjis):
-        raise _NotEncodableError
-    if mode != b"\x1b(B":
-        out.append(b"\x1b(B")
-    return b"".join(out)
