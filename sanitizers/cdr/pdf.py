@@ -40,6 +40,7 @@ invalidates), optional content.
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -118,6 +119,8 @@ _GENERALIZED = frozenset(
     {"/FlateDecode", "/Fl", "/LZWDecode", "/LZW", "/RunLengthDecode", "/RL"}
     | {"/ASCIIHexDecode", "/AHx", "/ASCII85Decode", "/A85"}
 )
+
+_limits_lock = threading.RLock()  # qpdf's limits are process-wide
 
 _REASON_ORDER: tuple[tuple[Reason, frozenset[str]], ...] = (
     (
@@ -309,6 +312,11 @@ def _decoded_size(stream: Stream, limit: int) -> int:
 def _qpdf_limits(policy: CdrPolicy) -> Iterator[None]:
     """qpdf's decoder memory limits for the duration of one file (they are process-wide)."""
     cap = policy.pdf_max_stream_bytes
+    with _limits_lock:
+        yield from _with_limits(cap)
+
+
+def _with_limits(cap: int) -> Iterator[None]:
     previous = pikepdf.settings.set_qpdf_limits(
         flate_max_memory=cap, run_length_max_memory=cap, png_max_memory=cap, tiff_max_memory=cap
     )

@@ -45,7 +45,8 @@ from sanitizers.vocabulary import Action, Reason
 
 CONTROL_CHARACTERS = "control_characters"
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+# C0 controls except tab, LF, FF, CR; DEL; C1 controls (U+0080-U+009F: CSI and friends).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.I)
 _CSV_SUFFIXES = frozenset({".csv", ".tsv"})
 

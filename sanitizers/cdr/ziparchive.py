@@ -14,9 +14,10 @@ What is done, all in memory (``zipfile`` over ``BytesIO``; nothing is written to
    every entry is checked before any is decompressed: count (``limit_entries``), declared
    total size (``limit_size``), declared ratio (``limit_ratio``), names (``path_traversal``
    for ``..``, absolute and drive-letter names; ``malformed`` for duplicate names, compared
-   case-insensitively as Windows does), the local headers (``malformed`` when two entries'
-   data overlap or a local header is missing), encryption (the whole part is ``held`` with
-   ``encrypted_archive``), unsupported compression methods (``unsupported_archive``);
+   case-insensitively and after NFC normalisation, as Windows and macOS do), the local
+   headers (``malformed`` when two entries' data overlap or a local header is missing),
+   encryption (the whole part is ``held`` with ``encrypted_archive``), unsupported
+   compression methods (``unsupported_archive``);
 2. each entry is read with a bounded read that never yields more than its declared size
    (``zipfile`` also checks the CRC), its kind is detected from its content and name, and it
    goes through the registry with the policy's action for that kind, one level deeper
@@ -49,6 +50,7 @@ from collections.abc import Callable
 from lzma import LZMAError
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
+from unicodedata import normalize
 
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.errors import LimitExceeded, SanitizeError
@@ -200,7 +202,8 @@ class ZipSanitizer(CdrSanitizer):
             names: dict[str, str] = {}
             for info in infos:
                 name = check_name(entry_name(info))
-                key = clean_name(name).casefold() + ("/" if info.is_dir() else "")
+                # Windows compares names case-insensitively, macOS after Unicode normalisation.
+                key = normalize("NFC", clean_name(name)).casefold() + ("/" if info.is_dir() else "")
                 if key in names:
                     raise SanitizeError(Reason.MALFORMED, f"duplicate name {name!r}"[:200])
                 names[key] = name

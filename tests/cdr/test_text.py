@@ -113,3 +113,9 @@ def test_html_attachment_becomes_text() -> None:
 def test_html_is_never_kept_as_is() -> None:
     outcome = HtmlSanitizer().run(b"<p>hi</p>", "a.html", _ctx(keep=True))
     assert outcome.action == Action.REMOVED
+
+
+def test_c1_controls_are_removed() -> None:
+    outcome = TextSanitizer().run("a\u009b31mb\u0085c\n".encode(), "a.txt", _ctx())
+    assert outcome.data == b"a31mbc\n"
+    assert outcome.removed == ("control_characters",)

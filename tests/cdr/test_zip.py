@@ -335,3 +335,9 @@ def test_zip_of_docm_pdf_png_is_rebuilt_with_each_disarmed() -> None:
     assert outcome.data is not None
     with zipfile.ZipFile(io.BytesIO(outcome.data)) as archive:
         assert archive.namelist() == ["report.docx", "a.pdf", "logo.png"]
+
+
+def test_duplicates_after_unicode_normalisation() -> None:
+    nfc, nfd = "caf\u00e9.txt", "cafe\u0301.txt"
+    outcome = _run(_zip([(nfc, TEXT.encode()), (nfd, TEXT.encode())]))
+    assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.MALFORMED)  # type: ignore[attr-defined]
