@@ -1,0 +1,180 @@
+"""CDR: files/s per core for typical docx, docm, xlsx, PDF (with and without JavaScript), zip.
+
+What is measured, per kind, on files built by :mod:`benchmarks.generate` (sizes printed):
+
+* **in process** — ``sanitizers.cdr.registry.disarm_here(data, name, kind, SANITIZE, policy)``
+  (the sanitizer alone, one core): files/s and MB/s per CPU-second, latency p50/p99/max per
+  file, and that max against the configured per-file timeout (``policy.cdr.seconds``);
+* **isolated** — the gateway's disarmer, ``IsolatedDisarmer`` (a limited, recycled child
+  process per file exchange): files/s by wall clock, p50/p99. The difference is the price of
+  isolation (pickling, pipes, process recycling every ``tasks_per_process`` files).
+
+Each kind runs in a fresh spawned child after one warm-up pass over its files. Policy: the
+shipped defaults, with every kind set to ``sanitize`` (so ZIP entries are sanitized too).
+
+``python -m benchmarks.cdr [--seconds 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import generate
+from benchmarks.common import latency_summary, peak_rss_mb, run_in_child, table, write_result
+
+FILES_PER_KIND = 8
+
+KINDS: dict[str, tuple[str, str]] = {
+    # name: (kind for the registry, file name)
+    "docx": ("ooxml", "資料.docx"),
+    "docm": ("ooxml", "請求書.docm"),
+    "xlsx": ("ooxml", "集計表.xlsx"),
+    "pdf": ("pdf", "お知らせ.pdf"),
+    "pdf_js": ("pdf", "invoice.pdf"),
+    "zip": ("zip", "資料一式.zip"),
+}
+
+
+def build(name: str, count: int, seed: int = generate.DEFAULT_SEED) -> list[bytes]:
+    rng = random.Random(f"{seed}:cdr:{name}")
+    makers = {
+        "docx": lambda: generate.make_docx(rng),
+        "docm": lambda: generate.make_docx(rng, macro=True),
+        "xlsx": lambda: generate.make_xlsx(rng),
+        "pdf": lambda: generate.make_pdf(rng),
+        "pdf_js": lambda: generate.make_pdf(rng, javascript=True),
+        "zip": lambda: generate.make_zip(rng),
+    }
+    return [makers[name]() for _ in range(count)]
+
+
+def _policy() -> Any:
+    from sanitizers.policy import AttachmentAction, AttachmentPolicy, Policy
+
+    return Policy(attachments=AttachmentPolicy(default=AttachmentAction.SANITIZE))
+
+
+def _in_process(name: str, files: list[bytes], seconds: float) -> dict[str, Any]:
+    from sanitizers.cdr.registry import disarm_here
+    from sanitizers.policy import AttachmentAction
+
+    kind, filename = KINDS[name]
+    policy = _policy()
+    outcomes = {}
+    for data in files:  # warm-up
+        out = disarm_here(data, filename, kind, AttachmentAction.SANITIZE, policy)
+        key = f"{out.action.value}/{out.reason.value}"
+        outcomes[key] = outcomes.get(key, 0) + 1
+    lat: list[float] = []
+    nbytes = 0
+    cpu0 = time.process_time()
+    start = time.perf_counter()
+    i = 0
+    while True:
+        data = files[i % len(files)]
+        t0 = time.perf_counter()
+        disarm_here(data, filename, kind, AttachmentAction.SANITIZE, policy)
+        t1 = time.perf_counter()
+        lat.append(t1 - t0)
+        nbytes += len(data)
+        i += 1
+        if i >= len(files) and t1 - start >= seconds:
+            break
+    cpu = time.process_time() - cpu0
+    wall = time.perf_counter() - start
+    return {
+        "files": len(lat),
+        "files_per_s": round(len(lat) / cpu, 1),
+        "mb_per_s": round(nbytes / cpu / 1e6, 2),
+        "wall_files_per_s": round(len(lat) / wall, 1),
+        **latency_summary(lat),
+        "timeout_s": policy.cdr.seconds,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "outcomes": outcomes,
+    }
+
+
+def _isolated(name: str, files: list[bytes], seconds: float) -> dict[str, Any]:
+    from sanitizers.cdr.isolation import IsolatedDisarmer
+    from sanitizers.policy import AttachmentAction
+
+    kind, filename = KINDS[name]
+    policy = _policy()
+    lat: list[float] = []
+    with IsolatedDisarmer(policy.cdr) as disarmer:
+        for data in files:
+            disarmer.disarm(data, filename, kind, AttachmentAction.SANITIZE, policy)
+        start = time.perf_counter()
+        i = 0
+        while True:
+            data = files[i % len(files)]
+            t0 = time.perf_counter()
+            disarmer.disarm(data, filename, kind, AttachmentAction.SANITIZE, policy)
+            t1 = time.perf_counter()
+            lat.append(t1 - t0)
+            i += 1
+            if i >= len(files) and t1 - start >= seconds:
+                break
+        wall = time.perf_counter() - start
+    summary = latency_summary(lat)
+    return {
+        "isolated_files_per_s": round(len(lat) / wall, 1),
+        "isolated_p50_ms": summary["p50_ms"],
+        "isolated_p99_ms": summary["p99_ms"],
+    }
+
+
+def run(seconds: float, isolated: bool = True) -> dict[str, Any]:
+    rows = []
+    for name in KINDS:
+        files = build(name, FILES_PER_KIND)
+        row: dict[str, Any] = {
+            "kind": name,
+            "mean_kb": round(sum(map(len, files)) / len(files) / 1000, 1),
+            **run_in_child(_in_process, name, files, seconds),
+        }
+        if isolated:
+            row.update(run_in_child(_isolated, name, files, seconds))
+        rows.append(row)
+        print(
+            f"{name:7s} {row['mean_kb']:7.1f} KB {row['files_per_s']:7.1f} files/s "
+            f"{row['mb_per_s']:6.2f} MB/s p50 {row['p50_ms']:7.1f} ms p99 {row['p99_ms']:7.1f} ms "
+            f"isolated {row.get('isolated_files_per_s', 0):7.1f} files/s {row['outcomes']}",
+            flush=True,
+        )
+    return {"seconds_per_measurement": seconds, "files_per_kind": FILES_PER_KIND, "rows": rows}
+
+
+COLUMNS = [
+    ("kind", "file"),
+    ("mean_kb", "mean KB"),
+    ("files_per_s", "files/s (1 core)"),
+    ("mb_per_s", "MB/s"),
+    ("p50_ms", "p50 ms"),
+    ("p99_ms", "p99 ms"),
+    ("max_ms", "max ms"),
+    ("isolated_files_per_s", "isolated files/s"),
+    ("isolated_p50_ms", "isolated p50 ms"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--no-isolated", action="store_true", help="skip the isolated disarmer")
+    parser.add_argument("--out", type=Path, help="results directory")
+    args = parser.parse_args()
+    result = run(args.seconds, isolated=not args.no_isolated)
+    kwargs = {"out_dir": args.out} if args.out else {}
+    path = write_result("cdr", result, **kwargs)
+    print()
+    print(table(result["rows"], COLUMNS))
+    print(f"\nwritten: {path}")
+
+
+if __name__ == "__main__":
+    main()
