@@ -120,17 +120,6 @@ def embedded(data: bytes) -> set[str]:
     return found
 
 
-def ooxml_ole_parts(data: bytes) -> bool:
-    """True when any part of a zip container is an OLE compound file (oleobj's view)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module="oletools")
-        for sub in oleobj.find_ole("file.zip", data):
-            if sub is not None:
-                sub.close()
-                return True
-    return False
-
-
 def rtf_objects(data: bytes) -> list[tuple[int, int]]:
     """(start, end) offsets of every embedded object rtfobj finds (``\\object``/``\\objdata``
     and OLE1 packages, also in ``\\*`` destinations and malformed groups)."""
@@ -141,11 +130,19 @@ def rtf_objects(data: bytes) -> list[tuple[int, int]]:
         return [(int(obj.start), int(obj.end)) for obj in parser.objects]
 
 
-def ooxml_external_relationships(data: bytes) -> list[tuple[str, str]]:
-    """(type, target) of external relationships oleobj considers dangerous in a package."""
+def ooxml_scan(data: bytes) -> tuple[bool, list[tuple[str, str]]]:
+    """oleobj's view of a zip container, from one pass over its parts: whether any part is
+    an OLE compound file, and the (type, target) of the external relationships oleobj
+    considers dangerous."""
     from oletools.ooxml import XmlParser
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="oletools")
         parser: Any = XmlParser(oleobj.FakeFile(data))
-        return [(str(t), str(u)) for t, u in oleobj.find_external_relationships(parser)]
+        external = [(str(t), str(u)) for t, u in oleobj.find_external_relationships(parser)]
+        ole_parts = False
+        for sub in oleobj.find_ole("file.zip", data, xml_parser=parser):
+            if sub is not None:
+                sub.close()
+                ole_parts = True
+        return ole_parts, external

@@ -614,14 +614,13 @@ def drop_references(root: etree._Element, dropped: set[str], state: Rebuild) -> 
             _remove(elem)
 
 
+_CONTAINER_TAGS = tuple(f"{{*}}{name}" for name in sorted(EMPTY_CONTAINERS))
+
+
 def drop_empty_containers(root: etree._Element) -> None:
-    for elem in reversed(list(root.iter())):
-        if (
-            is_element(elem)
-            and etree.QName(elem).localname in EMPTY_CONTAINERS
-            and len(elem) == 0
-            and elem.getparent() is not None
-        ):
+    # Innermost first, so a container emptied by removing an empty child goes too.
+    for elem in reversed(list(root.iter(*_CONTAINER_TAGS))):
+        if len(elem) == 0 and elem.getparent() is not None:
             _remove(elem)
 
 
@@ -655,6 +654,8 @@ def disarm_fields(root: etree._Element, state: Rebuild) -> None:
             state.note(code)
             _unwrap(simple)
 
+    if next(root.iter(_w("fldChar")), None) is None:
+        return
     stack: list[_Field] = []
     doomed: list[etree._Element] = []
     for run in list(root.iter(_w("r"))):
@@ -711,9 +712,11 @@ def disarm_workbook(root: etree._Element, state: Rebuild) -> None:
         refers_removed = any(
             f"{sheet}!" in text or f"'{sheet}'!" in text for sheet in state.removed_sheets
         )
-        if AUTO_NAMES.match(label) or refers_removed:
+        if AUTO_NAMES.match(label) or refers_removed or _DDE_FORMULA.search(text):
             if AUTO_NAMES.match(label):
                 state.note("xlm_macro")
+            elif _DDE_FORMULA.search(text):
+                state.note("dde")
             _remove(name)
 
 
@@ -925,8 +928,9 @@ def find_dangerous(data: bytes, policy: CdrPolicy | None = None, level: int = 0)
     else:
         parse_xml(parts[mains[0]], mains[0])
     found |= olescan.macros(data, "file.zip")
-    if olescan.ooxml_ole_parts(data):
+    ole_parts, external = olescan.ooxml_scan(data)
+    if ole_parts:
         found.add("ole_object")
-    if olescan.ooxml_external_relationships(data):
+    if external:
         found.add("external_relationship")
     return found
