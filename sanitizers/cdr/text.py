@@ -14,8 +14,10 @@ What is done:
   return and form feed are removed (``control_characters``); the text is written anew as
   UTF-8. A ``.csv`` file gets a UTF-8 byte-order mark (``CdrPolicy.text_csv_bom``, on by
   default) because Excel on Japanese Windows otherwise reads a BOM-less CSV as CP932 and
-  shows 文字化け; plain text gets none. A lossy decode (bytes that fit no charset) is still
-  delivered, with reason ``lossy_decode`` so the notice can say so.
+  shows 文字化け; plain text gets none. A file whose extension is not one of the plain text
+  ones (.txt, .csv, .tsv, .log, .md, .json, .ics, .vcf) gets ``.txt`` appended, because
+  the same text under .xml/.xhtml runs script in a browser. A lossy decode (bytes that fit
+  no charset) is still delivered, with reason ``lossy_decode`` so the notice can say so.
 * ``HtmlSanitizer`` (kind ``html``): decoded the same way (a ``<meta charset>`` in the first
   2 KiB counts as the declared charset), converted to plain text by
   :func:`sanitizers.html_text.html_to_text` with the body policy's link mode, and delivered
@@ -49,6 +51,10 @@ CONTROL_CHARACTERS = "control_characters"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.I)
 _CSV_SUFFIXES = frozenset({".csv", ".tsv"})
+# Extensions under which re-encoded text is safe to open; any other name gets ``.txt`` added.
+_KEPT_SUFFIXES = frozenset(
+    {"", ".txt", ".text", ".csv", ".tsv", ".log", ".md", ".json", ".ics", ".vcf"}
+)
 
 
 def decode(untrusted_data: bytes, declared: str | None) -> tuple[str, str, bool]:
@@ -114,7 +120,11 @@ class TextSanitizer(CdrSanitizer):
         if limit is not None and len(text) > limit:
             raise LimitExceeded(Reason.LIMIT_SIZE, f"{len(text)} characters")
         text, had_controls = _strip_controls(text)
-        csv = PurePosixPath(filename).suffix.lower() in _CSV_SUFFIXES
+        suffix = PurePosixPath(filename).suffix.lower()
+        csv = suffix in _CSV_SUFFIXES
+        if suffix not in _KEPT_SUFFIXES:
+            # e.g. .xml/.xhtml (a browser runs XHTML script), .url, .reg: open as plain text.
+            filename = f"{filename or 'attachment'}.txt"
         bom = codecs.BOM_UTF8 if csv and ctx.policy.text_csv_bom else b""
         removed = (CONTROL_CHARACTERS,) if had_controls else ()
         reason = Reason.LOSSY_DECODE if lossy else Reason.CLEAN

@@ -119,3 +119,11 @@ def test_c1_controls_are_removed() -> None:
     outcome = TextSanitizer().run("a\u009b31mb\u0085c\n".encode(), "a.txt", _ctx())
     assert outcome.data == b"a31mbc\n"
     assert outcome.removed == ("control_characters",)
+
+
+def test_risky_text_extensions_become_txt() -> None:
+    xhtml = b'<html xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></html>'
+    outcome = TextSanitizer().run(xhtml, "invoice.xml", _ctx())
+    assert outcome.filename == "invoice.xml.txt"
+    kept = TextSanitizer().run(b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", "m.ics", _ctx())
+    assert kept.filename == "m.ics"
