@@ -300,3 +300,20 @@ def test_nesting_depth_is_bounded() -> None:
     assert "embedded_package" in outcome.removed
     assert outcome.data is not None
     assert find_dangerous(outcome.data) == set()
+
+
+def test_dde_in_defined_name_removed() -> None:
+    parts = {
+        n: zipfile.ZipFile(io.BytesIO(F.xlsm_with_macrosheet())).read(n)
+        for n in zipfile.ZipFile(io.BytesIO(F.xlsm_with_macrosheet())).namelist()
+    }
+    workbook = parts["xl/workbook.xml"].decode()
+    parts["xl/workbook.xml"] = workbook.replace(
+        '<definedName name="Keep">',
+        '<definedName name="Run">cmd|\' /c calc\'!A0</definedName><definedName name="Keep">',
+    ).encode()
+    outcome = run(F.package(dict(parts)), "b.xlsm")
+    assert outcome.data is not None
+    text = zipfile.ZipFile(io.BytesIO(outcome.data)).read("xl/workbook.xml").decode()
+    assert "cmd|" not in text
+    assert "Keep" in text
