@@ -46,7 +46,9 @@ SOURCES = (
 BUDGET_SECONDS = 150.0
 WORKERS = 2
 MAX_FILE_BYTES = 8 * 1024 * 1024  # larger corpus files are counted as skipped, not swept
-SANITIZE = {k: AttachmentAction.SANITIZE for k in ("pdf", "image", "zip", "text", "html")}
+# The issue's shipped default: sanitize OOXML, PDF, images, ZIP and text-like files.
+SANITIZE = {k: AttachmentAction.SANITIZE for k in ("ooxml", "pdf", "image", "zip", "text", "html")}
+_OOXML_BAD = re.compile(r"(vbaproject|vbadata|activex|embeddings/|macrosheets/|/xlm)", re.I)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _SKIP_NAMES = {"MANIFEST.tsv", "SOURCES.md"}
 
@@ -114,7 +116,23 @@ def independent_findings(data: bytes, kind: str, depth: int = 0) -> set[str]:
         return {"control"} if _CONTROL.search(text) else set()
     if kind == "zip":
         return _zip_findings(data, depth)
+    if kind == "ooxml":
+        return _ooxml_findings(data)
     return {f"unexpected-kind:{kind}"}
+
+
+def _ooxml_findings(data: bytes) -> set[str]:
+    """Macro, ActiveX and embedded-object parts, macro content types, external targets."""
+    found: set[str] = set()
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        for name in package.namelist():
+            if _OOXML_BAD.search(name):
+                found.add(name)
+            if name.endswith((".rels", "[Content_Types].xml")):
+                text = package.read(name).decode("utf-8", "replace")
+                if "macroEnabled" in text or 'TargetMode="External"' in text:
+                    found.add(f"{name}:external-or-macro")
+    return found
 
 
 def _zip_findings(data: bytes, depth: int) -> set[str]:
@@ -132,9 +150,9 @@ def _zip_findings(data: bytes, depth: int) -> set[str]:
                 continue
             content = archive.read(info)
             inner = kind_of(content, name.rpartition("/")[2])
-            if depth < 5 and inner in ("pdf", "image", "zip", "text", "html"):
+            if depth < 5 and inner in SANITIZE:
                 found |= {f"{name}:{f}" for f in independent_findings(content, inner, depth + 1)}
-            elif inner not in ("pdf", "image", "zip", "text", "html"):
+            elif inner not in SANITIZE:
                 found.add(f"{name}:{inner}")
     return found
 
