@@ -198,13 +198,9 @@ def _parse(data: bytes) -> tuple[etree._Element | None, bool]:
 # --- inline styles -------------------------------------------------------------------------
 
 
-def _is_hidden(element: etree._Element, tag: str) -> bool:
-    style = element.get("style")
-    if style is not None:
-        style = style.lower()
-        if _may_hide(style) and _style_hides(style):
-            return True
-    return element.get("hidden") is not None or (tag == "dialog" and element.get("open") is None)
+def _hiding_style(untrusted_style: str) -> bool:
+    lowered = untrusted_style.lower()
+    return _may_hide(lowered) and _style_hides(lowered)
 
 
 def _may_hide(style: str) -> bool:
@@ -481,6 +477,7 @@ class _Converter:
         self.rows: list[_Row] = []
         self.pre = 0
         self.tables = 0
+        self.styles: dict[str, bool] = {}  # inline style -> whether it hides
 
     def run(self, root: etree._Element) -> str:
         """Walk the tree (iteratively: no recursion, whatever the depth) and return the text.
@@ -493,7 +490,7 @@ class _Converter:
         for event, element in walker:
             if event == "start":
                 tag = element.tag
-                if not isinstance(tag, str) or tag in _DROPPED or _is_hidden(element, tag):
+                if not isinstance(tag, str) or tag in _DROPPED or self._is_hidden(element, tag):
                     walker.skip_subtree()
                     ends.append(None)
                     continue
@@ -525,6 +522,18 @@ class _Converter:
             else:
                 self.sink.space()
         return self._finish()
+
+    def _is_hidden(self, element: etree._Element, tag: str) -> bool:
+        style = element.get("style")
+        if style is not None:
+            # Mail templates repeat a few styles on every element: decide each one once.
+            hides = self.styles.get(style)
+            if hides is None:
+                hides = self.styles[style] = _hiding_style(style)
+            if hides:
+                return True
+        hidden = element.get("hidden") is not None
+        return hidden or (tag == "dialog" and element.get("open") is None)
 
     def _finish(self) -> str:
         text = self.sink.value()
