@@ -1,6 +1,5 @@
 """The seam between the pipeline and CDR: a disarmer decides one attachment's fate."""
 
-
 from __future__ import annotations
 
 from typing import Protocol
