@@ -76,6 +76,8 @@ _PNG_MODES = frozenset({"1", "L", "LA", "RGB", "RGBA", "I", "I;16"})
 _JPEG_MODES = frozenset({"L", "RGB", "CMYK"})
 
 _pixel_lock = threading.Lock()
+# What Pillow raises on truncated or corrupt data (a removal as ``malformed``).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 # In entropy-coded JPEG data, 0xFF is followed by 0x00 (stuffing) or a restart marker; any
 # other byte after one or more 0xFF starts a real marker.
 _JPEG_MARKER = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
@@ -90,6 +92,8 @@ def _pixel_limit(limit: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = limit
         try:
             with warnings.catch_warnings():
+                # Pillow's other warnings (corrupt EXIF…) concern what is dropped anyway.
+                warnings.simplefilter("ignore", UserWarning)
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 yield
         finally:
@@ -198,23 +202,11 @@ class ImageSanitizer(CdrSanitizer):
     kind: ClassVar[str] = "image"
 
     def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
-        limit = ctx.policy.image_max_pixels
-        removed: set[str] = set()
-        with _pixel_limit(limit), _open(untrusted_data, _INPUT_FORMATS, limit) as image:
-            fmt = str(image.format)
-            frames = int(getattr(image, "n_frames", 1))
-            if frames > ctx.policy.image_max_frames:
-                raise LimitExceeded(Reason.LIMIT_ENTRIES, f"{frames} frames")
-            if frames > 1:
-                removed.add(FRAMES)
-            if metadata_keys(image):
-                removed.add(METADATA)
-            if has_trailing_data(untrusted_data, fmt):
-                removed.add(TRAILING_DATA)
-            image.load()
-            out_format, content_type, extension = _OUTPUT.get(fmt, _PNG_OUT)
-            pixels = ImageOps.exif_transpose(image) if fmt == "JPEG" else image
-            fresh = _fresh(pixels, out_format)
+        try:
+            fmt, removed, fresh = self._decode(untrusted_data, ctx)
+        except _DECODE_ERRORS as exc:  # truncated or corrupt image data
+            raise SanitizeError(Reason.MALFORMED, f"{type(exc).__name__}: {exc}"[:200]) from exc
+        out_format, content_type, extension = _OUTPUT.get(fmt, _PNG_OUT)
         codes = tuple(sorted(removed))
         if ctx.keep_if_clean and (codes or fmt not in _OUTPUT):
             # keep_if_clean keeps the file unchanged or not at all.
@@ -244,11 +236,34 @@ class ImageSanitizer(CdrSanitizer):
             removed=codes,
         )
 
+    def _decode(self, untrusted_data: bytes, ctx: CdrContext) -> tuple[str, set[str], Image.Image]:
+        """(format, removed codes, a fresh image holding only the first frame's pixels)."""
+        limit = ctx.policy.image_max_pixels
+        removed: set[str] = set()
+        with _pixel_limit(limit), _open(untrusted_data, _INPUT_FORMATS, limit) as image:
+            fmt = str(image.format)
+            frames = int(getattr(image, "n_frames", 1))
+            if frames > ctx.policy.image_max_frames:
+                raise LimitExceeded(Reason.LIMIT_ENTRIES, f"{frames} frames")
+            if frames > 1:
+                removed.add(FRAMES)
+            if metadata_keys(image):
+                removed.add(METADATA)
+            if has_trailing_data(untrusted_data, fmt):
+                removed.add(TRAILING_DATA)
+            image.load()
+            out_format = _OUTPUT.get(fmt, _PNG_OUT)[0]
+            pixels = ImageOps.exif_transpose(image) if fmt == "JPEG" else image
+            return fmt, removed, _fresh(pixels, out_format)
+
     def verify(self, data: bytes, ctx: CdrContext) -> None:
         limit = ctx.policy.image_max_pixels
         fmt = "JPEG" if data[:2] == b"\xff\xd8" else "PNG"
         with _pixel_limit(limit), _open(data, (fmt,), limit) as image:
-            image.load()
+            try:
+                image.load()
+            except _DECODE_ERRORS as exc:
+                raise SanitizeError(Reason.VERIFY_FAILED, f"output does not decode: {exc}") from exc
             if getattr(image, "n_frames", 1) != 1:
                 raise SanitizeError(Reason.VERIFY_FAILED, "more than one frame")
             found = metadata_keys(image)

@@ -224,3 +224,9 @@ def test_svg_is_removed_as_active_content() -> None:
     svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
     outcome = registry.disarm_here(svg, "a.svg", "svg", AttachmentAction.SANITIZE, Policy())
     assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.ACTIVE_CONTENT)
+
+
+def test_truncated_image_is_malformed() -> None:
+    data = _save(_picture(size=(200, 200)), "JPEG", quality=95)
+    outcome = ImageSanitizer().run(data[: len(data) * 2 // 3], "t.jpg", _ctx())
+    assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.MALFORMED)
