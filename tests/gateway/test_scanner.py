@@ -45,8 +45,11 @@ def clamd_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     _write_database(base / "db")
     sock = base / "clamd.sock"
     config = base / "clamd.conf"
+    port = _free_port()
+    (base / "tcp_port").write_text(str(port))
     config.write_text(
-        f"LocalSocket {sock}\nDatabaseDirectory {base / 'db'}\nForeground yes\n"
+        f"LocalSocket {sock}\nTCPSocket {port}\nTCPAddr 127.0.0.1\n"
+        f"DatabaseDirectory {base / 'db'}\nForeground yes\n"
         f"LogFile {base / 'clamd.log'}\nTemporaryDirectory {base}\nStreamMaxLength 2M\n"
         "MaxThreads 4\nSelfCheck 0\n"
     )
@@ -77,6 +80,24 @@ def clamd_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             process.kill()
             process.wait(timeout=10)
         log.close()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def clamd_tcp(clamd_socket: Path) -> str:
+    """The same clamd's loopback TCP address (``host:port``)."""
+    address = f"127.0.0.1:{(clamd_socket.parent / 'tcp_port').read_text()}"
+    deadline = time.monotonic() + 10
+    while not _pings(ClamdClient(address, 2.0)):
+        if time.monotonic() > deadline:
+            pytest.fail(f"clamd does not answer on {address}")
+        time.sleep(0.1)
+    return address
 
 
 class _Recorder:
@@ -112,6 +133,13 @@ def test_eicar_is_malware_and_never_reaches_inner(clamd_socket: Path) -> None:
     assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.MALWARE)
     assert outcome.detail.startswith("Mukaika.Test.EICAR")
     assert inner.seen == []
+
+
+def test_tcp_loopback(clamd_tcp: str) -> None:
+    client = ClamdClient(clamd_tcp, 10.0)
+    assert client.ping()
+    assert client.scan(EICAR).signature is not None
+    assert client.scan(b"clean text").signature is None
 
 
 def test_eicar_inside_a_zip_is_found(clamd_socket: Path) -> None:
