@@ -29,7 +29,9 @@ text, to crash or stall the converter, or to smuggle something clickable across.
   parsed so far is returned with a final ``[...]`` line and :attr:`HtmlText.truncated` set, so
   the caller can record a ``limit_depth`` reason. Nothing here raises on any ``str``.
 
-Layout: block elements start new lines, paragraphs and headings are separated by a blank line,
+Layout: block elements start new lines, paragraphs and headings are separated by a blank line
+(a paragraph without vertical margins, such as Word's and Outlook's ``MsoNormal`` lines, is one
+line, and an empty one an empty line),
 ``<br>`` breaks the line, list items start with ``・`` (``<ul>``) or ``1.`` (``<ol>``),
 ``<blockquote>`` lines start with ``> ``, ``<hr>`` is a line of dashes, ``<pre>`` keeps its
 whitespace, ``<ruby>`` readings follow in （）, and images become ``[alt]`` (nothing without alt,
@@ -77,7 +79,7 @@ _BLOCKS: Final = {
         ),
         1,
     ),
-    **dict.fromkeys(("p", "h1", "h2", "h3", "h4", "h5", "h6", "dl"), 2),
+    **dict.fromkeys(("h1", "h2", "h3", "h4", "h5", "h6", "dl"), 2),
 }  # fmt: skip
 
 _PRE: Final = frozenset({"pre", "xmp", "listing", "plaintext"})
@@ -263,6 +265,21 @@ def _css_unescape(match: re.Match[str]) -> str:
 
 def _is_nonpositive(value: str) -> bool:
     return _CSS_NUMBER.fullmatch(value) is not None and float(value.rstrip("%")) <= 0
+
+
+def _is_tight_paragraph(element: etree._Element) -> bool:
+    """Whether a ``<p>`` has no vertical margins: a Word class, or an inline style saying so."""
+    classes = element.get("class")
+    if classes is not None and any(name.startswith("Mso") for name in classes.split()):
+        return True
+    style = element.get("style")
+    if style is None or "margin" not in style.lower():
+        return False
+    get = _css_declarations(style.lower()).get
+    sides = get("margin", "").split()
+    top = get("margin-top", sides[0] if sides else "x")
+    bottom = get("margin-bottom", sides[2] if len(sides) > 2 else top if sides else "x")
+    return bool(_CSS_ZERO.fullmatch(top) and _CSS_ZERO.fullmatch(bottom))
 
 
 def _is_zero_sized_image(element: etree._Element) -> bool:
@@ -585,6 +602,24 @@ class _Converter:
 
         return close
 
+    def _open_paragraph(self, element: etree._Element) -> _Closer | int:
+        """A paragraph stands apart by a blank line, unless it has no vertical margins (Word and
+        Outlook write every line as ``<p class=MsoNormal>``, margins zeroed in a style sheet):
+        then it is one line, and an empty one is an empty line, as a browser shows it."""
+        sink = self.sink
+        if not _is_tight_paragraph(element):
+            sink.block(2)
+            return 2
+        sink.block(1)
+        start = len(sink.parts)
+
+        def close() -> None:
+            if len(sink.parts) == start:
+                sink.line_break()
+            sink.block(1)
+
+        return close
+
     def _open_pre(self, _element: etree._Element) -> _Closer:
         self.sink.block(2)
         self.pre += 1
@@ -736,6 +771,7 @@ _KINDS: Final[dict[str, int | _Opener]] = {
     "li": _Converter._open_item,
     "menu": _Converter._open_list,
     "ol": _Converter._open_list,
+    "p": _Converter._open_paragraph,
     "rt": _Converter._open_rt,
     "table": _Converter._open_table,
     "td": _Converter._open_cell,

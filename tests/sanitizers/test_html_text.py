@@ -38,6 +38,37 @@ def test_paragraphs_are_separated_by_a_blank_line() -> None:
     assert text("<p>one</p><p>two</p>") == "one\n\ntwo\n"
 
 
+OUTLOOK = """<html xmlns:o="urn:schemas-microsoft-com:office:office"><head>
+<style>p.MsoNormal {margin:0mm; font-size:10.5pt;}</style></head><body lang=JA>
+<div class=WordSection1>
+<p class=MsoNormal><span lang=JA style='font-family:"ＭＳ 明朝",serif'>各位<o:p></o:p></span></p>
+<p class=MsoNormal><span lang=JA><o:p>&nbsp;</o:p></span></p>
+<p class=MsoNormal><span lang=JA>お世話になっております。<o:p></o:p></span></p>
+<p class=MsoNormal><span lang=JA>標記の件について、ご連絡いたします。<o:p></o:p></span></p>
+<p class=MsoNormal><o:p>&nbsp;</o:p></p>
+<p class=MsoListParagraph style='margin-left:18pt'><![if !supportLists]>①<![endif]>日時</p>
+<p class=MsoNormal>以上<o:p></o:p></p>
+</div></body></html>"""
+
+
+def test_outlook_paragraphs_are_lines_and_empty_ones_are_empty_lines() -> None:
+    assert text(OUTLOOK) == (
+        "各位\n\nお世話になっております。\n標記の件について、ご連絡いたします。\n\n①日時\n以上\n"
+    )
+
+
+def test_paragraphs_without_vertical_margins_are_lines() -> None:
+    html = (
+        '<p style="margin:0">a</p><p style="MARGIN: 0px 0 0 0">b</p>'
+        '<p style="margin:0;margin-bottom:1em">c</p><p>d</p>'
+    )
+    assert text(html) == "a\nb\n\nc\n\nd\n"
+
+
+def test_gmail_empty_div_line_is_an_empty_line() -> None:
+    assert text("<div>line1</div><div><br></div><div>line2</div>") == "line1\n\nline2\n"
+
+
 def test_block_elements_start_a_new_line_and_inline_ones_do_not() -> None:
     assert text("<div>a <b>bold</b> <i>it</i></div><div>b</div>") == "a bold it\nb\n"
 
