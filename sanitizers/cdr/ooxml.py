@@ -580,25 +580,29 @@ def _ancestor(elem: etree._Element, localname: str) -> etree._Element | None:
     return None
 
 
+_REF_ATTRIBUTES = etree.XPath(
+    "//@*[namespace-uri()=$r or namespace-uri()=$rs"
+    " or (namespace-uri()=$o and local-name()='relid')]"
+)
+
+
 def drop_references(root: etree._Element, dropped: set[str], state: Rebuild) -> None:
     """Remove what refers to a dropped relationship id (see ``REMOVE_ELEMENT``)."""
     if not dropped:
         return
     doomed: list[tuple[etree._Element, str]] = []
-    for elem in root.iter():
-        if not is_element(elem):
+    # Relationship references: any attribute in the r: namespace (transitional or strict),
+    # and VML's o:relid. XPath finds them in C; each result knows its element and name.
+    found: Any = _REF_ATTRIBUTES(root, r=R_NS, rs=R_STRICT_NS, o=O_NS)
+    for value in found:
+        if str(value) not in dropped:
             continue
-        for attr, value in list(elem.attrib.items()):
-            qname = etree.QName(attr)
-            is_ref = qname.namespace in (R_NS, R_STRICT_NS) or (
-                qname.namespace == O_NS and qname.localname == "relid"
-            )
-            if is_ref and value in dropped:
-                local = etree.QName(elem).localname
-                if local in REMOVE_ELEMENT:
-                    doomed.append((elem, local))
-                else:
-                    del elem.attrib[attr]
+        elem = value.getparent()
+        local = etree.QName(elem).localname
+        if local in REMOVE_ELEMENT:
+            doomed.append((elem, local))
+        elif value.attrname in elem.attrib:
+            del elem.attrib[value.attrname]
     for elem, local in doomed:
         if local == "hyperlink" and etree.QName(elem).namespace == W_NS:
             _unwrap(elem)
@@ -730,8 +734,13 @@ def disarm_actions(root: etree._Element, state: Rebuild) -> None:
 
 
 def rebuild_part(part: str, ctype: str, state: Rebuild) -> bytes:
-    root = parse_xml(state.parts[part], part)
-    drop_references(root, state.dropped_ids.get(part, set()), state)
+    raw = state.parts[part]
+    root = parse_xml(raw, part)
+    dropped = state.dropped_ids.get(part, set())
+    # Only walk the tree when a dropped id can occur at all (often only printer settings,
+    # referenced from one attribute, were dropped).
+    if any(rid.encode() in raw or rid.encode("utf-16-le") in raw for rid in dropped):
+        drop_references(root, dropped, state)
     namespace = etree.QName(root).namespace
     if namespace == W_NS:
         disarm_fields(root, state)
