@@ -199,6 +199,17 @@ _OBFUSCATED = _raw_pdf(
 )
 
 
+_INDIRECT_NAME = _raw_pdf(
+    [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Annots [5 0 R] >>",
+        b"/Launch",
+        b"<< /Type /Annot /Subtype /Link /Rect [0 0 9 9] /A << /S 4 0 R /F (cmd.exe) >> >>",
+    ]
+)
+
+
 def _incremental_js() -> bytes:
     """A clean revision followed by an incremental update that adds an OpenAction."""
     base = _pdf()
@@ -286,6 +297,7 @@ class TestPdfContract(CdrContract):
             Case(
                 "obfuscated-names", _OBFUSCATED, "o.pdf", frozenset({"javascript", "open_action"})
             ),
+            Case("indirect-action-name", _INDIRECT_NAME, "in.pdf", frozenset({"launch"})),
             Case(
                 "incremental-update",
                 _incremental_js(),
