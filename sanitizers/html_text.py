@@ -698,7 +698,8 @@ class _Converter:
             link_text = "".join(link_parts)
             if len(link_text) <= _MAX_LINK_TEXT and _text_names_url(link_text, url):
                 return
-        self.sink.text(f" <{url}>" if link_parts else f"<{url}>")
+        # Spaces around the URL are owed, not written: they never start or end a line.
+        self.sink.text(f" <{url}> " if link_parts else f"<{url}> ")
 
     def _open_img(self, element: etree._Element) -> None:
         alt = element.get("alt")

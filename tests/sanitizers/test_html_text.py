@@ -301,6 +301,11 @@ def test_mailto_link_is_shown_as_mailto() -> None:
     assert text('<a href="mailto:info@ex.jp">問い合わせ</a>') == "問い合わせ <mailto:info@ex.jp>\n"
 
 
+def test_adjacent_links_stay_apart() -> None:
+    html = '<a href="https://a.jp/"><img alt="A"></a><a href="https://b.jp/">B</a>'
+    assert text(html) == "[A] <https://a.jp/> B <https://b.jp/>\n"
+
+
 def test_link_without_text_shows_only_the_url() -> None:
     assert text('<a href="https://ex.jp/x"><img src="x"></a>') == "<https://ex.jp/x>\n"
 
