@@ -381,17 +381,13 @@ class _Sink:
             self._newline()
 
     def text(self, collapsed: str) -> None:
-        """Inline text whose whitespace runs are already single spaces."""
+        """Inline text, whitespace collapsed; spaces at its ends are owed, not written."""
+        stripped = collapsed.strip(" ")
         if collapsed[0] == " ":
             self._space = True
-            collapsed = collapsed[1:]
-            if not collapsed:
-                return
-        if collapsed[-1] == " ":
-            self._write(collapsed[:-1])
-            self._space = True
-        else:
-            self._write(collapsed)
+        if stripped:
+            self._write(stripped)
+            self._space = collapsed[-1] == " "
 
     def verbatim(self, text: str) -> None:
         """Text whose whitespace and line breaks are kept (``<pre>``, finished table rows)."""

@@ -87,6 +87,10 @@ def test_japanese_text_is_untouched() -> None:
     assert text(f"<p>{sample}</p>") == sample + "\n"
 
 
+def test_no_break_spaces_inside_text_stay_and_at_its_ends_collapse() -> None:
+    assert text("<p>a&nbsp;&nbsp;b</p><p> &nbsp;&nbsp;</p><hr>") == "a  b\n\n" + "-" * 40 + "\n"
+
+
 def test_br_breaks_lines_and_runs_are_capped() -> None:
     assert text("a<br>b") == "a\nb\n"
     assert text("a<br><br>b") == "a\n\nb\n"
