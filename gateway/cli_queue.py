@@ -174,6 +174,9 @@ def _retry(spool: Spool, queue_id: str) -> int:
             next_attempt=0.0,
             received_at=time.time(),
         )
+        if not retried.rcpt_tos:
+            print(f"mukaika queue: {queue_id}: no recipient left to retry", file=sys.stderr)
+            return EXIT_NOT_FOUND
         spool.advance("dead", retried, message, "outgoing")
     else:
         print(f"mukaika queue: {queue_id}: not deferred or dead ({state})", file=sys.stderr)

@@ -41,21 +41,32 @@ class DemoRelay:
     host: str
     port: int
     directory: Path
+    sessions: list[SMTP]
 
     async def stop(self) -> None:
         self.server.close()
+        for session in self.sessions:
+            if session.transport is not None:
+                session.transport.close()
+        await asyncio.sleep(0.01)
         await self.server.wait_closed()
 
 
 async def start_demo_relay(directory: Path, host: str = "127.0.0.1") -> DemoRelay:
     directory.parent.mkdir(parents=True, exist_ok=True)
     handler = MaildirHandler(directory)
+    sessions: list[SMTP] = []
+
+    def factory() -> SMTP:
+        session = SMTP(handler, hostname="lgwan-demo", enable_SMTPUTF8=True)
+        sessions[:] = [s for s in sessions if s.transport is not None]
+        sessions.append(session)
+        return session
+
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SMTP(handler, hostname="lgwan-demo", enable_SMTPUTF8=True), host, 0
-    )
+    server = await loop.create_server(factory, host, 0)
     sockname: Any = server.sockets[0].getsockname()
-    return DemoRelay(server, str(sockname[0]), int(sockname[1]), directory)
+    return DemoRelay(server, str(sockname[0]), int(sockname[1]), directory, sessions)
 
 
 def sample_message(sender: str, recipient: str) -> bytes:

@@ -89,7 +89,8 @@ class ConnectionTracker:
         self.on_reject = on_reject or (lambda reason: None)
         self.max_total = max_total
         self.max_per_client = max_per_client
-        self.sessions: set[GatewaySMTP] = set()
+        self.sessions: set[GatewaySMTP] = set()  # admitted
+        self.open: set[GatewaySMTP] = set()  # every connection, refused ones too
         self.per_client: Counter[str] = Counter()
         self.draining = False
         self.idle = asyncio.Event()
@@ -162,6 +163,7 @@ class GatewaySMTP(SMTP):
         first = not self._counted and self._refusal is None
         super().connection_made(transport)
         if first:
+            self.tracker.open.add(self)
             peer = transport.get_extra_info("peername")
             self._client = str(peer[0]) if peer else ""
             self._refusal = self.tracker.admit(self, self._client)
@@ -170,6 +172,7 @@ class GatewaySMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
+        self.tracker.open.discard(self)
         if self._counted:
             self._counted = False
             self.tracker.release(self, self._client)
@@ -477,10 +480,19 @@ class SmtpServer:
                 session.abort(REPLY_SHUTDOWN)
         await self.close()
 
-    async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            for session in list(self.tracker.sessions):
+    async def close(self, wait_seconds: float = 2.0) -> None:
+        """Stop listening and close every connection (accepts still in progress included)."""
+        if self.server is None:
+            return
+        self.tracker.draining = True
+        self.server.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while True:
+            for session in list(self.tracker.open):
                 session.abort(REPLY_SHUTDOWN)
-            await self.server.wait_closed()
-            self.server = None
+            await asyncio.sleep(0.01)  # lets accepts in flight and closes complete
+            if not self.tracker.open or loop.time() > deadline:
+                break
+        await self.server.wait_closed()
+        self.server = None

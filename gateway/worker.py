@@ -374,10 +374,9 @@ class Worker:
         reason: str,
     ) -> None:
         envelope = envelope.with_(failed=tuple((dict(envelope.failed) | failures).items()))
-        if from_state == "incoming" and not message:
-            await asyncio.to_thread(self.spool.move, envelope.queue_id, "incoming", "dead")
-        else:
-            await asyncio.to_thread(self.spool.advance, from_state, envelope, message, "dead")
+        # A message that was never sanitized is kept without content: the original is in
+        # the quarantine, and a dead letter must never be retried as it came in.
+        await asyncio.to_thread(self.spool.advance, from_state, envelope, message, "dead")
         if envelope.quarantine_id:
             await asyncio.to_thread(self.quarantine.record_delivery, envelope.quarantine_id, "dead")
         self.metrics.dead_lettered()

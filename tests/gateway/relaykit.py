@@ -86,24 +86,31 @@ class Sink:
         self.handler = SinkHandler()
         self.server: asyncio.Server | None = None
         self.port = 0
+        self.sessions: list[SMTP] = []
 
     @property
     def messages(self) -> list[Delivered]:
         return self.handler.messages
 
+    def _factory(self) -> SMTP:
+        session = SMTP(self.handler, hostname="sink", enable_SMTPUTF8=True)
+        self.sessions.append(session)
+        return session
+
     async def start(self) -> Sink:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
-            lambda: SMTP(self.handler, hostname="sink", enable_SMTPUTF8=True),
-            "127.0.0.1",
-            self.port,
-        )
+        self.server = await loop.create_server(self._factory, "127.0.0.1", self.port)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
+            for session in self.sessions:
+                if session.transport is not None:
+                    session.transport.close()
+            self.sessions.clear()
+            await asyncio.sleep(0.01)
             await self.server.wait_closed()
             self.server = None
 

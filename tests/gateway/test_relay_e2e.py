@@ -204,6 +204,7 @@ async def test_downstream_5xx_dead_letter_and_dsn(sink: Sink, running: Running) 
         assert b"(stub)" not in notice.data  # no content goes back out
         assert len(gw.gateway.spool.ids("dead")) == 2
         assert sink.messages == []
+        await wait_until(lambda: len(gw.audit.records) == 2)
         states = sorted(r["state"] for r in gw.audit.records)
         assert states == ["dead", "dead"]
         assert all(s[-1] == "dead" for s in gw.quarantine.states.values())
@@ -233,7 +234,7 @@ async def test_some_recipients_refused(sink: Sink, running: Running) -> None:
 async def test_lifetime_exceeded_dead_letter(running: Running) -> None:
     gw = await running.start(free_port(), delivery={"lifetime_seconds": 0.3})
     await send(gw.port)
-    await wait_until(lambda: gw.metrics.counts["dead_lettered"] == 1)
+    await wait_until(lambda: len(gw.audit.records) == 1)
     assert gw.metrics.counts["deferred"] >= 1
     (record,) = gw.audit.records
     assert record["state"] == "dead"
@@ -252,7 +253,7 @@ async def test_hold_verdict_delivers_notice(sink: Sink, running: Running) -> Non
 async def test_reject_verdict_dead_letter(sink: Sink, running: Running) -> None:
     gw = await running.start(sink.port, FakeSanitizer(["reject"]))
     await send(gw.port)
-    await wait_until(lambda: gw.metrics.counts["dead_lettered"] == 1)
+    await wait_until(lambda: len(gw.audit.records) == 1)
     assert sink.messages == []
     assert gw.audit.records[0]["verdict"] == "reject"
 
@@ -347,3 +348,20 @@ async def test_queue_retry_on_a_running_gateway(running: Running, tmp_path: Path
         await wait_until(lambda: gw.metrics.counts["delivered"] == 1)
     finally:
         await sink.stop()
+
+
+async def test_scanner_down_past_lifetime_dead_without_content(
+    sink: Sink, running: Running, tmp_path: Path
+) -> None:
+    gw = await running.start(
+        sink.port, FakeSanitizer(["temporary"] * 1000), delivery={"lifetime_seconds": 0.3}
+    )
+    await send(gw.port)
+    await wait_until(lambda: len(gw.audit.records) == 1)
+    assert sink.messages == []
+    spool = Spool(tmp_path / "data" / "spool")
+    (queue_id,) = spool.ids("dead")
+    envelope, body = spool.load("dead", queue_id)
+    assert body == b""  # the original stays in the quarantine only
+    assert envelope.verdict == ""
+    assert gw.audit.records[0]["error"] == "lifetime"
