@@ -226,6 +226,8 @@ def _part_lines(part: PartReport, language: str) -> list[str]:
         f"■ {words['attachment']}: {name} ({_size(part.size)}, {detected})",
         f"  → {action}: {reason_label(part.reason, language)}",
     ]
+    if part.attached_as and part.attached_as != part.filename:
+        lines.append(f"  {words['becomes']}: {part.attached_as}")
     if part.removed:
         labels = _REMOVED_ITEMS[language]
         items = ", ".join(labels.get(code, code) for code in part.removed)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from email.message import Message
 from dataclasses import dataclass, field
+from email.message import Message
 
 from sanitizers import compose, notice
-from sanitizers.cdr.disarmer import Disarmer, RemoveAll
+from sanitizers.cdr.disarmer import Disarmer
+from sanitizers.cdr.registry import default_disarmer
 from sanitizers.charsets import Decoded, decode_body
 from sanitizers.errors import LimitExceeded, TemporaryFailure
 from sanitizers.filetype import detect
@@ -42,10 +43,15 @@ def sanitize_message(
     reference: str | None = None,
 ) -> SanitizeResult:
     """Turn untrusted mail bytes into a text-only message and a report. Never raises on bad
-    input (only :class:`sanitizers.errors.TemporaryFailure` escapes)."""
+    input (only :class:`sanitizers.errors.TemporaryFailure` escapes).
+
+    Attachments go to ``disarmer``; by default, sanitizers run in an isolated child process
+    of this process (:func:`sanitizers.cdr.registry.default_disarmer`)."""
     started = time.monotonic()
     report = Report(size=len(untrusted_raw), sha256=hashlib.sha256(untrusted_raw).hexdigest())
-    run = _Run(policy, disarmer or RemoveAll(), report, started + policy.limits.seconds)
+    run = _Run(
+        policy, disarmer or default_disarmer(policy), report, started + policy.limits.seconds
+    )
     try:
         run.sanitize(untrusted_raw)
     except TemporaryFailure:
@@ -207,7 +213,9 @@ class _Run:
         if outcome.detail:
             part.detail = "; ".join(filter(None, [part.detail, outcome.detail]))
         if outcome.action in (Action.SANITIZED, Action.KEPT) and outcome.data is not None:
-            name = outcome.filename or part.filename or "attachment"
+            name = display_safe(outcome.filename, 100) if outcome.filename else None
+            name = name or part.filename or "attachment"
+            part.attached_as = name
             content_type = outcome.content_type or info.detected_mime
             self.attachments.append(compose.OutAttachment(name, content_type, outcome.data))
 

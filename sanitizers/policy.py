@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.vocabulary import Reason
@@ -84,11 +84,31 @@ class OutputPolicy(_Frozen):
     )
 
 
+_SANITIZED_BY_DEFAULT = ("ooxml", "pdf", "image", "zip", "text", "html")
+
+
 class AttachmentPolicy(_Frozen):
-    """Per-type attachment actions; kinds are those of :mod:`sanitizers.filetype`."""
+    """Per-type attachment actions; kinds are those of :mod:`sanitizers.filetype`.
+
+    Shipped: OOXML, PDF, images, ZIP and text-like files are disarmed; everything else
+    (legacy Office, RTF, SVG, other archives, unknown types) is removed; executables are
+    always removed whatever this says.
+    """
 
     default: AttachmentAction = AttachmentAction.REMOVE
-    by_kind: dict[str, AttachmentAction] = Field(default_factory=dict)
+    by_kind: dict[str, AttachmentAction] = Field(
+        default_factory=lambda: dict.fromkeys(_SANITIZED_BY_DEFAULT, AttachmentAction.SANITIZE)
+    )
+
+    @field_validator("by_kind")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, AttachmentAction]) -> dict[str, AttachmentAction]:
+        from sanitizers.filetype import KINDS
+
+        unknown = sorted(set(value) - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown kind(s) {unknown}; known: {', '.join(KINDS)}")
+        return value
 
     def action_for(self, kind: str) -> AttachmentAction:
         return self.by_kind.get(kind, self.default)

@@ -25,6 +25,8 @@ class PartReport:
     findings: list[Reason] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     detail: str = ""
+    # The file name it is attached under, when it survived (it changes with its type).
+    attached_as: str | None = None
 
 
 @dataclass(slots=True)

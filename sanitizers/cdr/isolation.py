@@ -16,7 +16,7 @@ code). Whatever happens in the child, the calling process survives and the part 
 * results come back as JSON plus raw bytes, never pickles: a compromised child cannot make the
   parent unpickle attacker-built objects. Every field is validated against the vocabulary.
 
-Processes are started with the ``spawn`` context (safe when the caller has threads); one
+Processes are started from a ``forkserver`` (safe when the caller has threads); one
 warm child is reused across calls, and a replacement is started as soon as the old one goes,
 so its start-up cost (measured in the tests, see ``test_isolation.py``) is mostly off the
 critical path. Calls are serialised by a lock: an instance is thread-safe but handles one file
@@ -39,6 +39,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from sanitizers.cdr import registry
 from sanitizers.cdr.base import CdrOutcome
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.policy import AttachmentAction, Policy
@@ -140,7 +141,6 @@ def _from_wire(raw: object, blobs: list[bytes], budget: list[int]) -> CdrOutcome
 
 def _child_main(conn: Connection, memory_mb: int, test_sanitizers: dict[str, str]) -> None:
     """The child's loop: one request in, one outcome out, until told to stop or orphaned."""
-    from sanitizers.cdr import registry
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -212,8 +212,6 @@ def _start_context() -> Any:
     global _context
     with _context_lock:
         if _context is None:
-            from sanitizers.cdr import registry
-
             ctx = multiprocessing.get_context("forkserver")
             modules = sorted({spec.partition(":")[0] for spec in registry.SANITIZERS.values()})
             ctx.set_forkserver_preload(["sanitizers.cdr.registry", *modules])
@@ -341,6 +339,9 @@ class IsolatedDisarmer:
     ) -> CdrOutcome:
         if len(untrusted_data) > policy.cdr.max_file_bytes:
             return CdrOutcome.drop(Reason.LIMIT_SIZE, f"{len(untrusted_data)} bytes")
+        if not registry.needs_sanitizer(kind, action) and not self._tests:
+            # Removal by kind or policy parses nothing: no reason to involve a child.
+            return registry.disarm_here(untrusted_data, filename, kind, action, policy, depth)
         with self._lock:
             if self._closed:
                 raise RuntimeError("IsolatedDisarmer is closed")

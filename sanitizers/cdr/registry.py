@@ -186,8 +186,30 @@ class InProcessDisarmer:
         return disarm_here(untrusted_data, filename, kind, action, policy)
 
 
+def needs_sanitizer(kind: str, action: AttachmentAction) -> bool:
+    """Whether deciding this file means parsing it; if not, :func:`disarm_here` decides
+    from kind and policy alone, safely in any process."""
+    if kind in ALWAYS_REMOVED or action == AttachmentAction.REMOVE:
+        return False
+    return spec_for(kind) is not None
+
+
 def make_disarmer(policy: Policy) -> Disarmer:
     """The disarmer the gateway uses: sanitizers in a limited, recycled child process."""
     from sanitizers.cdr.isolation import IsolatedDisarmer
 
-    return IsolatedDisarmer(policy.cdr)
+    return IsolatedDisarmer(policy.cdr, warm=False)
+
+
+_defaults: dict[object, Disarmer] = {}
+
+
+def default_disarmer(policy: Policy) -> Disarmer:
+    """One isolated disarmer per process and CDR policy, started on first use (a mail without
+    an attachment to sanitize never starts a child) and stopped when the process exits."""
+    with _lock:
+        disarmer = _defaults.get(policy.cdr)
+        if disarmer is None:
+            # Its child is reaped at exit by the isolation layer's own finalizer.
+            disarmer = _defaults[policy.cdr] = make_disarmer(policy)
+        return disarmer

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
+import struct
 from email import message_from_bytes
 from email.policy import compat32
 
@@ -13,7 +15,14 @@ from sanitizers.cdr.base import CdrOutcome
 from sanitizers.charsets import decode_body, decode_header
 from sanitizers.errors import TemporaryFailure
 from sanitizers.pipeline import sanitize_message
-from sanitizers.policy import AttachmentAction, BodyPolicy, Limits, NoticePolicy, OutputPolicy
+from sanitizers.policy import (
+    AttachmentAction,
+    AttachmentPolicy,
+    BodyPolicy,
+    Limits,
+    NoticePolicy,
+    OutputPolicy,
+)
 from sanitizers.policy import Policy as PolicyModel
 from sanitizers.vocabulary import Action, Reason, Verdict
 from tests.mailfactory import (
@@ -29,6 +38,8 @@ from tests.mailfactory import (
 )
 
 POLICY = PolicyModel()
+# The text-only policy (メールテキスト化方式): every attachment removed.
+TEXT_ONLY = PolicyModel(attachments=AttachmentPolicy(by_kind={}))
 ALLOWED = {
     "from",
     "to",
@@ -220,7 +231,7 @@ def rfc2231(name: str) -> str:
 
 def test_attachment_removed_with_notice_and_report() -> None:
     data = b"PK\x03\x04" + b"\x00" * 100
-    result = run(attachment_mail(data, rfc2231(JP_NAME), "application/octet-stream"))
+    result = run(attachment_mail(data, rfc2231(JP_NAME), "application/octet-stream"), TEXT_ONLY)
     out = parse(result.message)
     assert not out.is_multipart()
     part = result.report.parts[1]
@@ -235,12 +246,43 @@ def test_attachment_removed_with_notice_and_report() -> None:
     assert "削除" in text
 
 
-def test_type_mismatch_is_recorded() -> None:
-    exe = b"MZ" + b"\x90" * 200
-    result = run(attachment_mail(exe, 'filename="invoice.pdf"', "application/pdf"))
+def minimal_pe() -> bytes:
+    """DOS header whose e_lfanew points at a PE signature: enough for libmagic."""
+    return b"MZ" + b"\x00" * 58 + struct.pack("<I", 64) + b"PE\x00\x00" + b"\x00" * 200
+
+
+def test_executable_disguised_as_pdf_is_removed_with_the_mismatch_recorded() -> None:
+    result = run(attachment_mail(minimal_pe(), 'filename="invoice.pdf"', "application/pdf"))
     part = result.report.parts[1]
-    assert Reason.TYPE_MISMATCH in part.findings or part.kind == "executable"
+    assert part.kind == "executable"
     assert part.action is Action.REMOVED
+    assert part.reason is Reason.EXECUTABLE
+    assert Reason.TYPE_MISMATCH in part.findings
+    assert b"PE\x00\x00" not in result.message
+
+
+def test_mismatch_across_kinds_is_recorded_and_content_decides() -> None:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2)).save(buffer, "PNG")
+    docx_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    png_named_docx = attachment_mail(buffer.getvalue(), 'filename="a.docx"', docx_type)
+    part = run(png_named_docx, TEXT_ONLY).report.parts[1]
+    assert Reason.TYPE_MISMATCH in part.findings
+    assert part.kind == "image"
+    assert part.detected_type == "image/png"
+
+
+def test_same_kind_difference_is_not_a_mismatch() -> None:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2)).save(buffer, "PNG")
+    png_named_jpg = attachment_mail(buffer.getvalue(), 'filename="a.jpg"', "image/jpeg")
+    part = run(png_named_jpg, TEXT_ONLY).report.parts[1]
+    assert Reason.TYPE_MISMATCH not in part.findings
+    assert part.detected_type == "image/png"
 
 
 def test_sanitized_attachment_is_attached_with_japanese_name() -> None:
@@ -496,6 +538,6 @@ def test_japanese_attachment_names_decode_exactly(name_param: str) -> None:
     # The factory writes headers as UTF-8; put the raw bytes back as a mailer would send them.
     raw = attachment_mail(b"hello", name_param, "text/plain")
     raw = raw.replace(name_param.encode("utf-8"), name_param.encode("latin-1"))
-    result = run(raw)
+    result = run(raw, TEXT_ONLY)
     assert result.report.parts[1].filename == "①㈱～.txt"
     assert "①㈱～.txt" in body_text(result.message)
