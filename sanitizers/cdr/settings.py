@@ -62,3 +62,7 @@ class CdrPolicy(BaseModel):
     # Write a UTF-8 byte-order mark on rebuilt .csv files, so Excel on Windows opens Japanese
     # text as UTF-8 instead of guessing CP932 (文字化け otherwise). Plain .txt gets no BOM.
     text_csv_bom: bool = True
+    # Cells of .csv/.tsv files that a spreadsheet would run as a formula (=, +, -, @ at the
+    # start, e.g. DDE ``=cmd|' /C calc'!A0``) get a leading apostrophe, which makes them text.
+    # Plain numbers such as -5 or +1.5 are left alone.
+    text_csv_neutralize_formulas: bool = True

@@ -26,16 +26,23 @@ What is done:
 ``verify`` checks that the output is strict UTF-8 (after an optional BOM) without the removed
 control characters.
 
-Deliberately left alone: CSV formulas (``=``, ``+``, ``-``, ``@`` at a cell start) are not
-neutralised, because prefixing them changes the data staff work with; line endings are kept
-as written; the text is not normalised (no NFKC, no width changes: 文字化け is a defect,
-and so is "fixing" someone's full-width digits).
+* CSV/TSV cells that a spreadsheet would evaluate (``=``, ``+``, ``-``, ``@``, tab or CR at
+  the start, unless the cell is a plain number) get a leading apostrophe so Excel shows them
+  as text instead of running them (DDE, ``HYPERLINK`` exfiltration): item ``csv_formula``,
+  reason ``active_content``. ``CdrPolicy.text_csv_neutralize_formulas`` turns this off.
+
+Deliberately left alone: line endings are kept as written (except in a CSV that had to be
+rewritten for formulas, which the csv module writes with CRLF); the text is not normalised
+(no NFKC, no width changes: 文字化け is a defect, and so is "fixing" someone's full-width
+digits).
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
 import importlib
+import io
 import re
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
@@ -46,6 +53,9 @@ from sanitizers.policy import LinkMode
 from sanitizers.vocabulary import Action, Reason
 
 CONTROL_CHARACTERS = "control_characters"
+CSV_FORMULA = "csv_formula"
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d[\d,]*)?(?:\.\d+)?(?:[eE][+-]?\d+)?%?")
 
 # C0 controls except tab, LF, FF, CR; DEL; C1 controls (U+0080-U+009F: CSI and friends).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
@@ -96,6 +106,26 @@ def _strip_controls(text: str) -> tuple[str, bool]:
     return cleaned, cleaned != text.lstrip("\ufeff")
 
 
+def _is_formula(cell: str) -> bool:
+    return cell.startswith(_FORMULA_START) and not (
+        cell[:1] in "+-" and any(c.isdigit() for c in cell) and _PLAIN_NUMBER.fullmatch(cell)
+    )
+
+
+def neutralize_formulas(text: str, delimiter: str) -> tuple[str, bool]:
+    """The CSV text with every formula-like cell prefixed by ``'``; whether any was found."""
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error as exc:
+        raise SanitizeError(Reason.MALFORMED, f"unreadable CSV: {exc}") from exc
+    if not any(_is_formula(cell) for row in rows for cell in row):
+        return text, False
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerows([["'" + c if _is_formula(c) else c for c in row] for row in rows])
+    return out.getvalue(), True
+
+
 def _check_utf8(data: bytes) -> None:
     body = data[len(codecs.BOM_UTF8) :] if data.startswith(codecs.BOM_UTF8) else data
     try:
@@ -121,14 +151,19 @@ class TextSanitizer(CdrSanitizer):
             raise LimitExceeded(Reason.LIMIT_SIZE, f"{len(text)} characters")
         text, had_controls = _strip_controls(text)
         suffix = PurePosixPath(filename).suffix.lower()
-        csv = suffix in _CSV_SUFFIXES
+        is_csv = suffix in _CSV_SUFFIXES
         if suffix not in _KEPT_SUFFIXES:
             # e.g. .xml/.xhtml (a browser runs XHTML script), .url, .reg: open as plain text.
             filename = f"{filename or 'attachment'}.txt"
-        bom = codecs.BOM_UTF8 if csv and ctx.policy.text_csv_bom else b""
-        removed = (CONTROL_CHARACTERS,) if had_controls else ()
+        bom = codecs.BOM_UTF8 if is_csv and ctx.policy.text_csv_bom else b""
+        removed: tuple[str, ...] = (CONTROL_CHARACTERS,) if had_controls else ()
         reason = Reason.LOSSY_DECODE if lossy else Reason.CLEAN
-        content_type = "text/csv" if csv else "text/plain"
+        if is_csv and ctx.policy.text_csv_neutralize_formulas:
+            text, had_formulas = neutralize_formulas(text, "\t" if suffix == ".tsv" else ",")
+            if had_formulas:
+                removed += (CSV_FORMULA,)
+                reason = Reason.ACTIVE_CONTENT
+        content_type = "text/csv" if is_csv else "text/plain"
         if ctx.keep_if_clean:
             # Kept unchanged only when it already is clean UTF-8; otherwise not at all.
             if (

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import codecs
+import csv
+import io
 import re
 from collections.abc import Sequence
 
@@ -127,3 +129,37 @@ def test_risky_text_extensions_become_txt() -> None:
     assert outcome.filename == "invoice.xml.txt"
     kept = TextSanitizer().run(b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", "m.ics", _ctx())
     assert kept.filename == "m.ics"
+
+
+DDE_CSV = '名前,金額,備考\r\n山田,-500,+81 3\r\n=cmd|\' /C calc\'!A0,@SUM(1+1),"=HYPERLINK(""http://x"")"\r\n'
+
+
+def test_csv_formulas_become_text_and_numbers_stay() -> None:
+    outcome = TextSanitizer().run(DDE_CSV.encode("cp932"), "一覧.csv", _ctx())
+    assert outcome.action is Action.SANITIZED
+    assert outcome.reason is Reason.ACTIVE_CONTENT
+    assert "csv_formula" in outcome.removed
+    assert outcome.data is not None
+    rows = list(csv.reader(io.StringIO(outcome.data.decode("utf-8-sig"))))
+    assert rows[1] == ["山田", "-500", "'+81 3"]
+    assert rows[2] == ["'=cmd|' /C calc'!A0", "'@SUM(1+1)", '\'=HYPERLINK("http://x")']
+    again = TextSanitizer().run(outcome.data, "一覧.csv", _ctx())
+    assert "csv_formula" not in again.removed
+
+
+def test_tsv_formulas_are_neutralized_by_tab() -> None:
+    outcome = TextSanitizer().run(b"a\t=1+1\r\n", "x.tsv", _ctx())
+    assert outcome.data is not None
+    assert outcome.data.decode("utf-8-sig").split("\r\n")[0] == "a\t'=1+1"
+
+
+def test_formula_neutralizing_can_be_turned_off() -> None:
+    outcome = TextSanitizer().run(b"=1+1\r\n", "x.csv", _ctx(text_csv_neutralize_formulas=False))
+    assert outcome.data is not None
+    assert outcome.data.decode("utf-8-sig") == "=1+1\r\n"
+    assert "csv_formula" not in outcome.removed
+
+
+def test_formulas_in_plain_text_files_are_left_alone() -> None:
+    outcome = TextSanitizer().run(b"=1+1\n", "memo.txt", _ctx())
+    assert outcome.data == b"=1+1\n"
