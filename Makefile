@@ -2,7 +2,7 @@
 # (install and run every check: lint, types, tests). Both create .venv on first use.
 VENV ?= .venv
 BIN := $(VENV)/bin
-TEST_PACKAGES ?= clamav-daemon
+TEST_PACKAGES ?= clamav-daemon postfix
 
 .PHONY: demo check lint types test install
 

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Debian packages mukaika needs at run time (libmagic for type detection). Installs only what
-# is missing; needs root (or sudo) the first time.
+# Debian packages mukaika needs at run time (libmagic for type detection), plus the test
+# packages named as arguments (the Makefile's TEST_PACKAGES). Installs only what is missing;
+# needs root (or sudo) the first time.
 set -eu
 need=""
 for pkg in "$@" libmagic1; do
@@ -9,5 +10,13 @@ done
 [ -z "$need" ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+case " $need " in
+*" postfix "*)
+    # Postfix is only a test fixture (the LGWAN-side MTA of tests/deploy): answer its
+    # installer's question in advance so the install never stops at a prompt, and leave the
+    # system's own /etc/postfix unconfigured (the test runs a private instance).
+    echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+    ;;
+esac
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need
