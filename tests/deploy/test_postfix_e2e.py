@@ -11,7 +11,6 @@ and removes their files even when an assertion fails.
 
 from __future__ import annotations
 
-import contextlib
 import email
 import email.policy
 import io
@@ -20,57 +19,22 @@ import os
 import shutil
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
-from collections.abc import Callable, Iterator
-from email.message import EmailMessage
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
-from tests.cdr.office_fixtures import docm_with_vba
+from tests.deploy.mails import BODY_JA, free_port, japanese_html_mail, smtp_banner, wait_for
 from tests.deploy.postfix_instance import PostfixInstance, postfix_binary
 
 DOMAIN = "example.lg.jp"
 ROOT = Path(__file__).resolve().parents[2]
-BODY_JA = "お世話になっております。来週の会議資料を送付します。"
-
-T = TypeVar("T")
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, log: Callable[[], str]) -> T:
-    """Poll ``probe`` every 50 ms until it returns something, at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value is not None:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{log()}")
-
-
-def smtp_banner(port: int) -> bool | None:
-    with (
-        contextlib.suppress(OSError),
-        socket.create_connection(("127.0.0.1", port), timeout=1) as sock,
-    ):
-        sock.settimeout(2)
-        if sock.recv(4).startswith(b"220"):
-            return True
-    return None
 
 
 @pytest.fixture
@@ -178,26 +142,6 @@ retry_max_seconds = 2.0
             return None
 
 
-def japanese_html_mail_with_macro_docm() -> bytes:
-    message = EmailMessage()
-    message["From"] = "山田 太郎 <taro@example.com>"
-    message["To"] = f"情報政策課 <staff@{DOMAIN}>"
-    message["Subject"] = "会議資料の送付"
-    message["Message-ID"] = "<e2e-postfix@example.com>"
-    message.set_content(
-        f"<html><body><p>{BODY_JA}</p><p><b>ご確認ください。</b></p></body></html>",
-        subtype="html",
-        charset="utf-8",
-    )
-    message.add_attachment(
-        docm_with_vba(),
-        maintype="application",
-        subtype="vnd.ms-word.document.macroEnabled.12",
-        filename="会議資料.docm",
-    )
-    return message.as_bytes(policy=email.policy.SMTP)
-
-
 def delivered_files(maildir: Path) -> list[Path] | None:
     new = maildir / "new"
     files = sorted(new.iterdir()) if new.is_dir() else []
@@ -227,7 +171,7 @@ def test_macro_docm_arrives_in_postfix_maildir_text_only_and_disarmed(
         with smtplib.SMTP("127.0.0.1", gateway.port, timeout=30) as client:
             client.ehlo("sender.example.com")
             refused = client.sendmail(
-                "taro@example.com", [f"staff@{DOMAIN}"], japanese_html_mail_with_macro_docm()
+                "taro@example.com", [f"staff@{DOMAIN}"], japanese_html_mail(f"staff@{DOMAIN}")
             )
         assert refused == {}
 
