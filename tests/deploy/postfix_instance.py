@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.deploy.mails import smtp_banner
+
 POSTFIX_CANDIDATES = ("/usr/sbin/postfix", "/usr/bin/postfix")
 
 # Only the services this test needs; no chroot (the paths are ours, below a temp directory).
@@ -93,6 +95,9 @@ class PostfixInstance:
     port: int
     domain: str
     binary: str
+    # Appended to the generated main.cf and master.cf (e.g. the deploy/postfix snippets).
+    main_cf_extra: str = ""
+    master_cf_extra: str = ""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -122,8 +127,10 @@ class PostfixInstance:
             "gid": owner.pw_gid,
             "port": f"127.0.0.1:{self.port}",
         }
-        (self.config_dir / "main.cf").write_text(MAIN_CF.format(**values))
-        (self.config_dir / "master.cf").write_text(MASTER_CF.format(**values))
+        main_cf = MAIN_CF.format(**values) + self.main_cf_extra
+        (self.config_dir / "main.cf").write_text(main_cf, encoding="utf-8")
+        master_cf = MASTER_CF.format(**values) + self.master_cf_extra
+        (self.config_dir / "master.cf").write_text(master_cf, encoding="utf-8")
 
     def postfix(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -138,7 +145,7 @@ class PostfixInstance:
         (self.root / "queue").mkdir(exist_ok=True)
         checked = self.postfix("check")
         if checked.returncode != 0:
-            raise RuntimeError(f"postfix check failed:\n{checked.stdout}{checked.stderr}")
+            raise RuntimeError(f"postfix check failed:\n{self.log()}")
         self.process = subprocess.Popen(
             [self.binary, "-c", str(self.config_dir), "start-fg"],
             stdin=subprocess.DEVNULL,
@@ -150,21 +157,10 @@ class PostfixInstance:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"postfix exited with {self.process.returncode}:\n{self.log()}")
-            if self.answers():
+            if smtp_banner(self.port):
                 return
             time.sleep(0.05)
         raise RuntimeError(f"postfix did not answer on port {self.port}:\n{self.log()}")
-
-    def answers(self) -> bool:
-        import socket
-
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock,
-        ):
-            sock.settimeout(2)
-            return sock.recv(4).startswith(b"220")
-        return False
 
     def log(self) -> str:
         try:

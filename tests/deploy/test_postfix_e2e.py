@@ -1,12 +1,18 @@
-"""Issue 7's deployment acceptance test: mukaika in front of a real Postfix.
+"""Issue 7's deployment acceptance tests: mukaika with a real Postfix, in both layouts.
 
 Debian's Postfix (installed by ``make check`` through ``deploy/system-packages.sh``) runs as a
-private instance on loopback and plays the LGWAN-side MTA; ``mukaika serve`` runs as a child
-process with its own configuration and relays to it. A Japanese HTML mail carrying a
-macro-enabled Word document is sent in over SMTP and must arrive in Postfix's Maildir as a
-text-only mail, with the document disarmed (no ``vbaProject.bin``) and the Japanese notice.
-The test starts everything it needs, waits with bounded polls, and stops Postfix and mukaika
-and removes their files even when an assertion fails.
+private instance on loopback; ``mukaika serve`` runs as a child process with one of the
+shipped example configurations (``config/examples``), changed only where a test must be
+(loopback addresses, free ports, a temporary data directory, no clamd, no metrics port).
+
+* MX relay layout: mail sent to mukaika is relayed to Postfix, the LGWAN-side MTA.
+* Content-filter layout: mail sent to Postfix goes through ``content_filter`` to mukaika and
+  back into Postfix, whose ``main.cf`` and ``master.cf`` include ``deploy/postfix/*.snippet``.
+
+Either way a Japanese HTML mail carrying a macro-enabled Word document must arrive in
+Postfix's Maildir as a text-only mail, the document disarmed (no ``vbaProject.bin``), with the
+Japanese notice. Everything is started here with bounded waits and stopped, and its files
+removed, even when an assertion fails.
 """
 
 from __future__ import annotations
@@ -16,29 +22,85 @@ import email.policy
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import smtplib
 import subprocess
 import sys
 import tempfile
+import tomllib
 import zipfile
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.deploy.mails import BODY_JA, free_port, japanese_html_mail, smtp_banner, wait_for
 from tests.deploy.postfix_instance import PostfixInstance, postfix_binary
 
-DOMAIN = "example.lg.jp"
+DOMAIN = "city.example.lg.jp"  # the domain of both example configurations
+RECIPIENT = f"staff@{DOMAIN}"
 ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "config" / "examples"
+SNIPPETS = ROOT / "deploy" / "postfix"
 
 pytestmark = pytest.mark.slow
 
 
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON's string escapes are TOML's
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def toml_text(data: dict[str, dict[str, Any]]) -> str:
+    lines: list[str] = []
+    for section, table in data.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {toml_value(value)}" for key, value in table.items())
+    return "\n".join(lines) + "\n"
+
+
+def example_for_test(name: str, directory: Path, **sections: dict[str, Any]) -> Path:
+    """``config/examples/NAME`` with the tests' changes merged in, written to ``directory``."""
+    data = tomllib.loads((EXAMPLES / name).read_text(encoding="utf-8"))
+    for section, changes in sections.items():
+        data.setdefault(section, {}).update(changes)
+    path = directory / name
+    path.write_text(toml_text(data), encoding="utf-8")
+    return path
+
+
+def loopback_changes(directory: Path, listen_port: int, relay_port: int) -> dict[str, Any]:
+    """What a test must change in an example: nothing leaves loopback or the temp dir."""
+    return {
+        "service": {"data_dir": str(directory / "data"), "shutdown_grace_seconds": 5.0},
+        "smtp": {"listen_host": "127.0.0.1", "listen_port": listen_port},
+        "delivery": {
+            "relay_host": "127.0.0.1",
+            "relay_port": relay_port,
+            "retry_initial_seconds": 1.0,
+            "retry_max_seconds": 2.0,
+        },
+        "worker": {"processes": 1},
+        # clamd is tested in tests/gateway/test_scanner.py; not needed for this path.
+        "scanner": {"enabled": False},
+        "audit": {"path": "audit/audit.jsonl"},
+        "metrics": {"enabled": False},
+    }
+
+
 @pytest.fixture
-def postfix() -> Iterator[PostfixInstance]:
+def postfix_root() -> Iterator[tuple[str, Path]]:
     binary = postfix_binary()
     if binary is None:
         pytest.skip(
@@ -50,53 +112,33 @@ def postfix() -> Iterator[PostfixInstance]:
     # Not below pytest's tmp_path: its parents are private to root, and Postfix's daemons
     # (user postfix) must reach their queue and the Maildir.
     root = Path(tempfile.mkdtemp(prefix="mukaika-postfix-"))
-    instance = PostfixInstance(root, free_port(), DOMAIN, binary)
     try:
-        instance.write_config()
-        instance.start()
-        yield instance
+        yield binary, root
     finally:
-        try:
-            instance.stop()
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def running() -> Iterator[list[Any]]:
+    """Things with a ``stop()`` to stop after the test, in reverse order, whatever happens."""
+    started: list[Any] = []
+    try:
+        yield started
+    finally:
+        for thing in reversed(started):
+            thing.stop()
 
 
 class Mukaika:
     """``mukaika serve --config FILE`` in a child process, stopped with SIGTERM."""
 
-    def __init__(self, directory: Path, relay_port: int) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.data_dir = directory / "data"
-        self.config = directory / "mukaika.toml"
-        self.output = directory / "serve.log"
-        self.config.write_text(
-            f"""
-[service]
-data_dir = "{self.data_dir}"
-shutdown_grace_seconds = 5.0
-
-[smtp]
-listen_host = "127.0.0.1"
-listen_port = {self.port}
-hostname = "mukaika.test"
-accept_domains = ["{DOMAIN}"]
-
-[worker]
-processes = 1
-
-[delivery]
-relay_host = "127.0.0.1"
-relay_port = {relay_port}
-helo_name = "mukaika.test"
-timeout_seconds = 30.0
-retry_initial_seconds = 1.0
-retry_max_seconds = 2.0
-""",
-            encoding="utf-8",
-        )
+    def __init__(self, config: Path, port: int, data_dir: Path) -> None:
+        self.config = config
+        self.port = port
+        self.data_dir = data_dir
+        self.output = config.with_suffix(".log")
         self.process: subprocess.Popen[bytes] | None = None
+        self.exit_code: int | None = None
 
     def command(self) -> list[str]:
         script = Path(sys.executable).with_name("mukaika")
@@ -128,18 +170,17 @@ retry_max_seconds = 2.0
 
         wait_for("mukaika to listen", up, 60, self.log)
 
-    def stop(self) -> int | None:
+    def stop(self) -> None:
         if self.process is None:
-            return None
+            return
         process, self.process = self.process, None
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         try:
-            return process.wait(timeout=30)
+            self.exit_code = process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-            return None
 
 
 def delivered_files(maildir: Path) -> list[Path] | None:
@@ -148,54 +189,30 @@ def delivered_files(maildir: Path) -> list[Path] | None:
     return files or None
 
 
-def audit_records(data_dir: Path) -> list[dict[str, object]] | None:
+def delivered_record(data_dir: Path) -> dict[str, Any] | None:
     path = data_dir / "audit" / "audit.jsonl"
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         return None
     records = [json.loads(line) for line in lines if line.strip()]
-    return records if any(r.get("state") == "delivered" for r in records) else None
+    delivered = [r for r in records if r.get("state") == "delivered"]
+    assert len(delivered) <= 1, records
+    return delivered[0] if delivered else None
 
 
-def test_macro_docm_arrives_in_postfix_maildir_text_only_and_disarmed(
-    postfix: PostfixInstance, tmp_path: Path
-) -> None:
-    gateway = Mukaika(tmp_path, postfix.port)
-    try:
-        gateway.start()
+def send(port: int) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.ehlo("sender.example.com")
+        refused = client.sendmail("taro@example.com", [RECIPIENT], japanese_html_mail(RECIPIENT))
+    assert refused == {}
 
-        def logs() -> str:
-            return f"{gateway.log()}\nPostfix maillog:\n{postfix.log()}"
 
-        with smtplib.SMTP("127.0.0.1", gateway.port, timeout=30) as client:
-            client.ehlo("sender.example.com")
-            refused = client.sendmail(
-                "taro@example.com", [f"staff@{DOMAIN}"], japanese_html_mail(f"staff@{DOMAIN}")
-            )
-        assert refused == {}
-
-        files = wait_for(
-            "the mail in Postfix's Maildir", lambda: delivered_files(postfix.maildir), 90, logs
-        )
-        assert len(files) == 1
-        delivered = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
-        records = wait_for(
-            "the audit line", lambda: audit_records(gateway.data_dir), 30, gateway.log
-        )
-        exit_code = gateway.stop()
-    finally:
-        gateway.stop()
-
-    # It went through Postfix: its smtpd received it from mukaika over loopback.
-    received = delivered.get_all("Received") or []
-    assert any("lgwan-mta.test" in str(line) and "mukaika.test" in str(line) for line in received)
+def assert_text_only_and_disarmed(delivered: EmailMessage) -> None:
     assert str(delivered["Subject"]) == "会議資料の送付"
     assert delivered["X-Mukaika-Verdict"] == "deliver"
-
     # Text only: no HTML anywhere, the Japanese body readable, the notice at the end.
-    types = [part.get_content_type() for part in delivered.walk()]
-    assert "text/html" not in types
+    assert "text/html" not in [part.get_content_type() for part in delivered.walk()]
     body = delivered.get_body(preferencelist=("plain",))
     assert body is not None
     text = body.get_content()
@@ -204,27 +221,129 @@ def test_macro_docm_arrives_in_postfix_maildir_text_only_and_disarmed(
     assert "<p>" not in text
     assert "会議資料.docm" in text
     assert "VBAマクロ" in text
-
     # The document arrives disarmed: still a Word document, without its macro project.
     attachments = list(delivered.iter_attachments())
-    assert len(attachments) == 1
-    assert attachments[0].get_filename() == "会議資料.docx"
-    data = attachments[0].get_content()
-    with zipfile.ZipFile(io.BytesIO(data)) as package:
+    assert [a.get_filename() for a in attachments] == ["会議資料.docx"]
+    with zipfile.ZipFile(io.BytesIO(attachments[0].get_content())) as package:
         names = package.namelist()
         assert "word/document.xml" in names
         assert not any("vbaProject" in name or "vbaData" in name for name in names)
         assert "macroEnabled" not in package.read("[Content_Types].xml").decode()
 
-    # The audit line records the CDR and Postfix's 250 reply; the service stopped cleanly.
-    (record,) = [r for r in records if r.get("state") == "delivered"]
+
+def assert_audited(record: dict[str, Any]) -> None:
     assert record["verdict"] == "deliver"
-    parts = record["parts"]
-    assert isinstance(parts, list)
     assert any(
-        p.get("filename") == "会議資料.docm" and p.get("action") == "sanitized" for p in parts
+        p.get("filename") == "会議資料.docm" and p.get("action") == "sanitized"
+        for p in record["parts"]
     )
-    deliveries = record["deliveries"]
-    assert isinstance(deliveries, list)
-    assert deliveries[-1]["code"] == 250
-    assert exit_code == 0
+    assert record["deliveries"][-1]["code"] == 250
+
+
+def received_chain(message: EmailMessage) -> str:
+    return "\n".join(str(line) for line in message.get_all("Received") or [])
+
+
+def test_mx_relay_layout_delivers_into_postfix_text_only_and_disarmed(
+    postfix_root: tuple[str, Path], running: list[Any], tmp_path: Path
+) -> None:
+    binary, root = postfix_root
+    postfix = PostfixInstance(root, free_port(), DOMAIN, binary)
+    postfix.write_config()
+    running.append(postfix)
+    postfix.start()
+
+    port = free_port()
+    changes = loopback_changes(tmp_path, port, postfix.port)
+    changes["smtp"].update(tls_cert_file="", tls_key_file="")  # no certificate in the test
+    changes["delivery"].update(dsn_relay_host="")
+    gateway = Mukaika(
+        example_for_test("mx-relay.toml", tmp_path, **changes), port, tmp_path / "data"
+    )
+    running.append(gateway)
+    gateway.start()
+
+    def logs() -> str:
+        return f"{gateway.log()}\nPostfix maillog:\n{postfix.log()}"
+
+    send(gateway.port)
+    files = wait_for(
+        "mail in Postfix's Maildir", lambda: delivered_files(postfix.maildir), 90, logs
+    )
+    record = wait_for("the audit line", lambda: delivered_record(gateway.data_dir), 30, logs)
+    gateway.stop()
+
+    assert len(files) == 1
+    delivered = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
+    assert isinstance(delivered, EmailMessage)
+    # It went through Postfix: its smtpd received it from mukaika over loopback.
+    chain = received_chain(delivered)
+    assert "lgwan-mta.test" in chain
+    assert "mx.city.example.lg.jp" in chain
+    assert_text_only_and_disarmed(delivered)
+    assert_audited(record)
+    assert gateway.exit_code == 0
+
+
+def snippet_lines(name: str, ports: dict[str, int]) -> str:
+    """A deploy/postfix snippet with its loopback ports moved to the test's free ports."""
+    text = (SNIPPETS / name).read_text(encoding="utf-8")
+    for fixed, free in ports.items():
+        text = text.replace(fixed, str(free))
+    return text
+
+
+def test_content_filter_layout_filters_through_mukaika_back_into_postfix(
+    postfix_root: tuple[str, Path], running: list[Any], tmp_path: Path
+) -> None:
+    binary, root = postfix_root
+    mukaika_port, return_port = free_port(), free_port()
+    ports = {"10025": mukaika_port, "10026": return_port}
+    postfix = PostfixInstance(
+        root,
+        free_port(),
+        DOMAIN,
+        binary,
+        main_cf_extra=snippet_lines("main.cf.snippet", ports),
+        master_cf_extra=snippet_lines("master.cf.snippet", ports),
+    )
+    postfix.write_config()
+    running.append(postfix)
+    postfix.start()
+    # The snippets are accepted as written: no warning from postfix check or start.
+    warnings = [line for line in postfix.log().splitlines() if "warning:" in line]
+    assert warnings == []
+
+    changes = loopback_changes(tmp_path, mukaika_port, return_port)
+    # Notices to senders go back into Postfix through the same return port.
+    example = tomllib.loads((EXAMPLES / "postfix-content-filter.toml").read_text("utf-8"))
+    assert example["delivery"]["dsn_relay_port"] == example["delivery"]["relay_port"] == 10026
+    changes["delivery"]["dsn_relay_port"] = return_port
+    config = example_for_test("postfix-content-filter.toml", tmp_path, **changes)
+    gateway = Mukaika(config, mukaika_port, tmp_path / "data")
+    running.append(gateway)
+    gateway.start()
+
+    def logs() -> str:
+        return f"{gateway.log()}\nPostfix maillog:\n{postfix.log()}"
+
+    send(postfix.port)  # to Postfix, the Internet-facing MX of this layout
+    files = wait_for(
+        "mail in Postfix's Maildir", lambda: delivered_files(postfix.maildir), 90, logs
+    )
+    record = wait_for("the audit line", lambda: delivered_record(gateway.data_dir), 30, logs)
+    gateway.stop()
+
+    assert len(files) == 1
+    delivered = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
+    assert isinstance(delivered, EmailMessage)
+    # Postfix -> mukaika -> Postfix's return smtpd: the Maildir copy passed the filter once.
+    maillog = postfix.log()
+    assert re.search(r"postfix/mukaika/smtp\[\d+\]: .*status=sent", maillog), maillog
+    assert "postfix/mukaika-return/smtpd" in maillog
+    assert "mukaika.localhost" in received_chain(delivered)
+    assert record["mail_from"] == "taro@example.com"
+    assert record["rcpt_to"] == [RECIPIENT]
+    assert_text_only_and_disarmed(delivered)
+    assert_audited(record)
+    assert gateway.exit_code == 0
