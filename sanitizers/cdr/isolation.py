@@ -339,6 +339,8 @@ class IsolatedDisarmer:
     ) -> CdrOutcome:
         if len(untrusted_data) > policy.cdr.max_file_bytes:
             return CdrOutcome.drop(Reason.LIMIT_SIZE, f"{len(untrusted_data)} bytes")
+        if self._closed:
+            raise RuntimeError("IsolatedDisarmer is closed")
         if not registry.needs_sanitizer(kind, action) and not self._tests:
             # Removal by kind or policy parses nothing: no reason to involve a child.
             return registry.disarm_here(untrusted_data, filename, kind, action, policy, depth)
