@@ -23,11 +23,11 @@ text, to crash or stall the converter, or to smuggle something clickable across.
   Japanese text is left exactly as written: no NFKC, no width changes. Only HTML source
   whitespace is collapsed as a browser does (a source line break between two East Asian wide
   characters disappears, as in CSS Text 3, instead of becoming a stray space).
-* Bounded: lxml (libxml2) parses in C, the walk iterates (no recursion), every stack is bounded
-  by libxml2's nesting limit (256 levels), indentation and table buffering are capped, and work is
-  linear in the input. When libxml2 stops early (nesting too deep, a giant text node), the text
-  parsed so far is returned with a final ``[...]`` line and :attr:`HtmlText.truncated` set, so
-  the caller can record a ``limit_depth`` reason. Nothing here raises on any ``str``.
+* Bounded: libxml2 (through lxml) parses in C and reports tags and text to this module as it
+  reads them. No tree is built, so there is no nesting limit that would cut content off (a
+  tree stops at 256 levels) and no cost quadratic in the number of an element's attributes (a
+  tree's cost); nothing recurses, indentation and table layout stop at fixed depths, and every
+  step is linear in the input. Nothing here raises on any ``str``.
 
 Layout: block elements start new lines, paragraphs and headings are separated by a blank line
 (a paragraph without vertical margins, such as Word's and Outlook's ``MsoNormal`` lines, is one
@@ -46,16 +46,17 @@ coloured like its background, and relative URLs resolved against ``<base>``.
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from lxml import etree
 
 from sanitizers.policy import LinkMode
 
-__all__ = ["HtmlText", "extract", "html_to_text"]
+__all__ = ["html_to_text"]
+
+_Attributes = Mapping[str, str]
 
 # --- element classes ---------------------------------------------------------------------
 
@@ -89,7 +90,6 @@ _BULLET_INDENT: Final = "  "
 _DD_INDENT: Final = "  "
 _QUOTE: Final = "> "
 _HR: Final = "-" * 40
-_TRUNCATED_MARK: Final = "[...]"
 
 # --- limits --------------------------------------------------------------------------------
 
@@ -111,7 +111,6 @@ _HTML_WHITESPACE: Final = " \t\n\r\f"
 _HTML_SPACE: Final = re.compile(f"[{_HTML_WHITESPACE}]+")
 _WIDE: Final = "\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff01-\uff60\uffe0-\uffe6"  # noqa: E501
 _CJK_SEGMENT_BREAK: Final = re.compile(f"(?<=[{_WIDE}])[ \t\r\f]*\n[ \t\n\r\f]*(?=[{_WIDE}])")
-_TRAILING_SPACES: Final = re.compile(" +$", re.MULTILINE)
 
 # --- links -------------------------------------------------------------------------------
 
@@ -139,42 +138,23 @@ _IMPORTANT: Final = re.compile(r"!\s*important\s*$")
 _ZERO_SIZE: Final = re.compile(r"\s*(?:0+\.?0*|\.0+)\s*(?:px)?\s*")
 
 
-@dataclass(frozen=True, slots=True)
-class HtmlText:
-    """The text of an HTML body, and whether the parser stopped before the end."""
-
-    text: str
-    truncated: bool
-
-
 def html_to_text(untrusted_html: str, links: LinkMode) -> str:
     """Readable plain text of ``untrusted_html``; see the module docstring. Never raises."""
-    return extract(untrusted_html, links).text
-
-
-def extract(untrusted_html: str, links: LinkMode) -> HtmlText:
-    """Like :func:`html_to_text`, and also tells whether the input was cut short."""
-    root, truncated = _parse(_utf8(untrusted_html))
-    text = _Converter(links).run(root) if root is not None else ""
-    if truncated:
-        text += _TRUNCATED_MARK + "\n"
-    return HtmlText(text, truncated)
-
-
-# --- parsing -------------------------------------------------------------------------------
-
-_parsers = threading.local()  # lxml parser objects are not shared between threads
-
-
-def _parser() -> etree.HTMLParser:
-    parser: etree.HTMLParser | None = getattr(_parsers, "parser", None)
-    if parser is None:
-        # The caller decoded the text: an encoding given here overrides any <meta charset>.
-        parser = etree.HTMLParser(
-            encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True
-        )
-        _parsers.parser = parser
-    return parser
+    converter = _Converter(links)
+    # The converter is the parser's target: libxml2 reports elements and text as it reads them
+    # and no tree is built (a tree costs time, limits nesting to 256 levels, and takes time
+    # quadratic in the number of attributes of an element).
+    parser = etree.HTMLParser(
+        encoding="utf-8",  # the caller decoded the text: this overrides any <meta charset>
+        target=cast("etree.ParserTarget", converter),  # lxml passes str, never bytes
+        no_network=True,
+    )
+    try:
+        parser.feed(_utf8(untrusted_html))
+        parser.close()
+    except etree.LxmlError:  # e.g. an empty document: what was read so far stands
+        pass
+    return converter.finish()
 
 
 def _utf8(untrusted_html: str) -> bytes:
@@ -183,18 +163,6 @@ def _utf8(untrusted_html: str) -> bytes:
         return untrusted_html.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates, which no encoding can hold
         return _SURROGATES.sub("\ufffd", untrusted_html).encode("utf-8")
-
-
-def _parse(data: bytes) -> tuple[etree._Element | None, bool]:
-    """The document's root (``None`` when there is no content) and whether libxml2 stopped
-    before the end (a fatal error such as its nesting limit)."""
-    parser = _parser()
-    try:
-        root: etree._Element | None = etree.fromstring(data, parser)
-    except etree.LxmlError:  # "Document is empty" and its kin
-        return None, False
-    stopped = any(entry.level >= etree.ErrorLevels.FATAL for entry in parser.error_log)
-    return root, stopped
 
 
 # --- inline styles -------------------------------------------------------------------------
@@ -267,12 +235,12 @@ def _is_nonpositive(value: str) -> bool:
     return _CSS_NUMBER.fullmatch(value) is not None and float(value.rstrip("%")) <= 0
 
 
-def _is_tight_paragraph(element: etree._Element) -> bool:
+def _is_tight_paragraph(attrib: _Attributes) -> bool:
     """Whether a ``<p>`` has no vertical margins: a Word class, or an inline style saying so."""
-    classes = element.get("class")
+    classes = attrib.get("class")
     if classes is not None and any(name.startswith("Mso") for name in classes.split()):
         return True
-    style = element.get("style")
+    style = attrib.get("style")
     if style is None or "margin" not in style.lower():
         return False
     get = _css_declarations(style.lower()).get
@@ -282,9 +250,9 @@ def _is_tight_paragraph(element: etree._Element) -> bool:
     return bool(_CSS_ZERO.fullmatch(top) and _CSS_ZERO.fullmatch(bottom))
 
 
-def _is_zero_sized_image(element: etree._Element) -> bool:
+def _is_zero_sized_image(attrib: _Attributes) -> bool:
     return any(
-        (size := element.get(name)) is not None and _ZERO_SIZE.fullmatch(size) is not None
+        (size := attrib.get(name)) is not None and _ZERO_SIZE.fullmatch(size) is not None
         for name in ("width", "height")
     )
 
@@ -459,8 +427,8 @@ class _Sink:
     def value(self) -> str:
         """The text so far, without trailing spaces and leading or trailing newlines."""
         text = "".join(self.parts)
-        if " \n" in text:
-            text = _TRAILING_SPACES.sub("", text)
+        if " \n" in text:  # (split and strip: a regex would take quadratic time on long runs)
+            text = "\n".join(line.rstrip(" ") for line in text.split("\n"))
         return text.rstrip(" ").strip("\n")
 
 
@@ -480,64 +448,88 @@ _Closer = Callable[[], None]
 
 
 class _Converter:
-    """Turns the start and end events of a parsed tree into text; all state is in stacks."""
+    """The parser's target: turns start tags, end tags and text, as libxml2 reads them, into
+    text. All state is in stacks; nothing recurses, whatever the nesting.
+
+    Per element, what to do at its end is decided at its start and kept on ``ends``: nothing
+    (``None``), a number of newlines owed after a block, or a function to call. These methods
+    run for every element and text run, so the common cases are written out in them."""
 
     def __init__(self, links: LinkMode) -> None:
         self.links = links
         self.sink = _Sink()
         self.sinks = [self.sink]
+        self.ends: list[int | _Closer | None] = []
         self.lists: list[_List] = []
         self.rows: list[_Row] = []
         self.pre = 0
         self.tables = 0
+        self.hidden = 0  # depth inside a dropped or hidden element: its events are ignored
+        self.pending: list[str] = []  # text read since the last tag (libxml2 sends it in pieces)
+        self.opened = ""  # the tag just opened, when no text has followed it yet
         self.styles: dict[str, bool] = {}  # inline style -> whether it hides
 
-    def run(self, root: etree._Element) -> str:
-        """Walk the tree (iteratively: no recursion, whatever the depth) and return the text.
+    def start(self, tag: str, attrib: _Attributes) -> None:
+        if self.hidden:
+            self.hidden += 1
+            return
+        if self.pending:
+            self._flush_text()
+        if tag in _DROPPED or self._is_hidden(tag, attrib):
+            self.hidden = 1
+            return
+        kind = _KINDS.get(tag)
+        if kind is None:
+            self.ends.append(None)
+        elif isinstance(kind, int):  # a plain block: owe its newlines before and after
+            sink = self.sink
+            if kind > sink.breaks:
+                sink.breaks = kind
+            self.ends.append(kind)
+        else:
+            self.ends.append(kind(self, tag, attrib))
+        self.opened = tag
 
-        Per element, what to do at its end is decided at its start and kept on ``ends``: nothing
-        (``None``), a number of newlines owed after a block, or a function to call. This loop
-        runs for every element and text node, so the common cases are written out in it."""
-        ends: list[int | _Closer | None] = []
-        walker = etree.iterwalk(root, events=("start", "end"))
-        for event, element in walker:
-            if event == "start":
-                tag = element.tag
-                if not isinstance(tag, str) or tag in _DROPPED or self._is_hidden(element, tag):
-                    walker.skip_subtree()
-                    ends.append(None)
-                    continue
-                kind = _KINDS.get(tag)
-                if kind is None:
-                    ends.append(None)
-                elif isinstance(kind, int):  # a plain block: owe its newlines before and after
-                    sink = self.sink
-                    if kind > sink.breaks:
-                        sink.breaks = kind
-                    ends.append(kind)
-                else:
-                    ends.append(kind(self, element))
-                text = element.text
-            else:
-                end = ends.pop()
-                if isinstance(end, int):
-                    sink = self.sink
-                    if end > sink.breaks:
-                        sink.breaks = end
-                elif end is not None:
-                    end()
-                text = element.tail
-                tag = ""
-            if not text:
-                continue
-            if self.pre or text.strip(_HTML_WHITESPACE):
-                self._text(text, tag)
-            else:
-                self.sink.space()
+    def end(self, _tag: str) -> None:
+        if self.hidden:
+            self.hidden -= 1
+            return
+        if self.pending:
+            self._flush_text()
+        self.opened = ""
+        end = self.ends.pop()
+        if isinstance(end, int):
+            sink = self.sink
+            if end > sink.breaks:
+                sink.breaks = end
+        elif end is not None:
+            end()
+
+    def data(self, data: str) -> None:
+        if not self.hidden:
+            self.pending.append(data)
+
+    def close(self) -> None:
+        """The end of the document (events of a broken one may stop earlier)."""
+
+    def finish(self) -> str:
+        """The text: the last text run, cleaned up, defanged if asked, ending in a newline."""
+        if self.pending:
+            self._flush_text()
         return self._finish()
 
-    def _is_hidden(self, element: etree._Element, tag: str) -> bool:
-        style = element.get("style")
+    def _flush_text(self) -> None:
+        pending = self.pending
+        text = pending[0] if len(pending) == 1 else "".join(pending)
+        pending.clear()
+        if self.pre or text.strip(_HTML_WHITESPACE):
+            self._text(text, self.opened)
+        else:
+            self.sink.space()
+        self.opened = ""
+
+    def _is_hidden(self, tag: str, attrib: _Attributes) -> bool:
+        style = attrib.get("style")
         if style is not None:
             # Mail templates repeat a few styles on every element: decide each one once.
             hides = self.styles.get(style)
@@ -545,8 +537,8 @@ class _Converter:
                 hides = self.styles[style] = _hiding_style(style)
             if hides:
                 return True
-        hidden = element.get("hidden") is not None
-        return hidden or (tag == "dialog" and element.get("open") is None)
+        hidden = attrib.get("hidden") is not None
+        return hidden or (tag == "dialog" and attrib.get("open") is None)
 
     def _finish(self) -> str:
         text = self.sink.value()
@@ -581,10 +573,10 @@ class _Converter:
 
     # Blocks with a prefix or their own whitespace rules.
 
-    def _open_blockquote(self, _element: etree._Element) -> _Closer:
+    def _open_blockquote(self, _tag: str, _attrib: _Attributes) -> _Closer:
         return self._open_prefixed(_QUOTE, 2)
 
-    def _open_dd(self, _element: etree._Element) -> _Closer:
+    def _open_dd(self, _tag: str, _attrib: _Attributes) -> _Closer:
         return self._open_prefixed(_DD_INDENT, 1)
 
     def _open_prefixed(self, prefix: str, breaks: int) -> _Closer:
@@ -598,12 +590,12 @@ class _Converter:
 
         return close
 
-    def _open_paragraph(self, element: etree._Element) -> _Closer | int:
+    def _open_paragraph(self, _tag: str, attrib: _Attributes) -> _Closer | int:
         """A paragraph stands apart by a blank line, unless it has no vertical margins (Word and
         Outlook write every line as ``<p class=MsoNormal>``, margins zeroed in a style sheet):
         then it is one line, and an empty one is an empty line, as a browser shows it."""
         sink = self.sink
-        if not _is_tight_paragraph(element):
+        if not _is_tight_paragraph(attrib):
             sink.block(2)
             return 2
         sink.block(1)
@@ -616,7 +608,7 @@ class _Converter:
 
         return close
 
-    def _open_pre(self, _element: etree._Element) -> _Closer:
+    def _open_pre(self, _tag: str, _attrib: _Attributes) -> _Closer:
         self.sink.block(2)
         self.pre += 1
         return self._close_pre
@@ -625,15 +617,15 @@ class _Converter:
         self.pre -= 1
         self.sink.block(2)
 
-    def _open_hr(self, _element: etree._Element) -> int:
+    def _open_hr(self, _tag: str, _attrib: _Attributes) -> int:
         self.sink.block(1)
         self.sink.verbatim(_HR)
         return 1
 
-    def _open_br(self, _element: etree._Element) -> None:
+    def _open_br(self, _tag: str, _attrib: _Attributes) -> None:
         self.sink.line_break()
 
-    def _open_rt(self, _element: etree._Element) -> _Closer:
+    def _open_rt(self, _tag: str, _attrib: _Attributes) -> _Closer:
         self.sink.text("（")
         return self._close_rt
 
@@ -642,11 +634,11 @@ class _Converter:
 
     # Lists.
 
-    def _open_list(self, element: etree._Element) -> _Closer:
+    def _open_list(self, tag: str, attrib: _Attributes) -> _Closer:
         breaks = 1 if self.lists else 2
         self.sink.block(breaks)
-        ordered = element.tag == "ol"
-        self.lists.append(_List(ordered, _list_start(element.get("start")) if ordered else 1))
+        ordered = tag == "ol"
+        self.lists.append(_List(ordered, _list_start(attrib.get("start")) if ordered else 1))
 
         def close() -> None:
             self.lists.pop()
@@ -654,7 +646,7 @@ class _Converter:
 
         return close
 
-    def _open_item(self, _element: etree._Element) -> _Closer:
+    def _open_item(self, _tag: str, _attrib: _Attributes) -> _Closer:
         sink = self.sink
         sink.block(1)
         current = self.lists[-1] if self.lists else None
@@ -674,10 +666,10 @@ class _Converter:
 
     # Links and images.
 
-    def _open_link(self, element: etree._Element) -> _Closer | None:
+    def _open_link(self, _tag: str, attrib: _Attributes) -> _Closer | None:
         if self.links is LinkMode.DROP:
             return None
-        url = _shown_url(element.get("href"))
+        url = _shown_url(attrib.get("href"))
         if url is None:
             return None
         sink = self.sink
@@ -697,9 +689,9 @@ class _Converter:
         # Spaces around the URL are owed, not written: they never start or end a line.
         self.sink.text(f" <{url}> " if link_parts else f"<{url}> ")
 
-    def _open_img(self, element: etree._Element) -> None:
-        alt = element.get("alt")
-        if not alt or _is_zero_sized_image(element):
+    def _open_img(self, _tag: str, attrib: _Attributes) -> None:
+        alt = attrib.get("alt")
+        if not alt or _is_zero_sized_image(attrib):
             return
         alt = _HTML_SPACE.sub(" ", _printable(alt).replace("\xa0", " ")).strip()
         if alt:
@@ -707,7 +699,7 @@ class _Converter:
 
     # Tables: a row's cells are collected in sinks of their own and laid out when it ends.
 
-    def _open_table(self, _element: etree._Element) -> _Closer:
+    def _open_table(self, _tag: str, _attrib: _Attributes) -> _Closer:
         breaks = 1 if self.tables else 2
         self.sink.block(breaks)
         self.tables += 1
@@ -718,14 +710,14 @@ class _Converter:
 
         return close
 
-    def _open_row(self, element: etree._Element) -> _Closer | int:
+    def _open_row(self, _tag: str, _attrib: _Attributes) -> _Closer | int:
         self.sink.block(1)
-        if len(element) < 2 or len(self.sinks) > _MAX_CELL_NESTING:
-            return 1  # one cell (a layout row) needs no buffering; deep nesting gets none
+        if len(self.sinks) > _MAX_CELL_NESTING:
+            return 1  # rows of tables nested this deep are not laid out
         self.rows.append(_Row(sink_level=len(self.sinks), cells=[]))
         return self._close_row
 
-    def _open_cell(self, _element: etree._Element) -> _Closer | int:
+    def _open_cell(self, _tag: str, _attrib: _Attributes) -> _Closer | int:
         if not self.rows or self.rows[-1].sink_level != len(self.sinks):
             self.sink.block(1)  # a cell outside its row, or tables nested too deep
             return 1
@@ -753,7 +745,7 @@ class _Converter:
         sink.block(2)
 
 
-_Opener = Callable[[_Converter, etree._Element], "_Closer | int | None"]
+_Opener = Callable[[_Converter, str, _Attributes], "_Closer | int | None"]
 
 # What an element does besides showing its text: a number of newlines around a plain block, or
 # the method that opens it. Elements not listed are inline.
