@@ -22,12 +22,14 @@ import signal
 import subprocess
 import sys
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from gateway.audit import AuditLog
 from gateway.config import Config, load_config
+from gateway.quarantine import Quarantine, QuarantineNotFoundError
 from tests.deploy.mails import free_port, smtp_banner, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +91,67 @@ def test_examples_fit_the_systemd_unit_and_logrotate(path: Path) -> None:
     assert stop >= 2 * config.service.shutdown_grace_seconds + 15
     # Unprivileged port: the unit grants no capability (port 25 arrives by redirect).
     assert config.smtp.listen_port >= 1024
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_the_guides_configuration_check_accepts_the_examples(path: Path, tmp_path: Path) -> None:
+    """GUIDE section 4: `mukaika sanitize --config FILE -o /dev/null < /dev/null` validates
+    the whole file without starting anything: 0 when valid, 3 with every error named."""
+    check = [sys.executable, "-m", "gateway.cli", "sanitize", "--config"]
+    good = subprocess.run(
+        [*check, str(path), "-o", os.devnull],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert good.returncode == 0, good.stderr
+    broken = tmp_path / "broken.toml"
+    broken.write_text(
+        path.read_text(encoding="utf-8").replace("listen_port", "listen_prot"), encoding="utf-8"
+    )
+    bad = subprocess.run(
+        [*check, str(broken), "-o", os.devnull],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert bad.returncode == 3
+    assert "smtp.listen_prot: unknown key" in bad.stderr
+
+
+def test_quarantine_purge_of_the_timer_runs_with_an_example(tmp_path: Path) -> None:
+    """The command of deploy/mukaika-quarantine-purge.service, on an example's settings."""
+    text = (ROOT / "config" / "examples" / "mx-relay.toml").read_text(encoding="utf-8")
+    config = tmp_path / "mukaika.toml"
+    config.write_text(text.replace('"/var/lib/mukaika"', json.dumps(str(tmp_path))), "utf-8")
+    settings = load_config(config)
+    assert settings.service.data_dir == str(tmp_path)
+    received = datetime(2026, 1, 5, tzinfo=UTC)
+    with Quarantine.from_settings(settings.quarantine, tmp_path) as quarantine:
+        stored = quarantine.store(
+            "q1", b"Subject: x\r\n\r\nbody\r\n", client="192.0.2.1", helo="mx.example",
+            mail_from="a@example.com", rcpt_to=["staff@city.example.lg.jp"], received_at=received,
+        )  # fmt: skip
+    purge = [sys.executable, "-m", "gateway.cli", "quarantine", "purge", "--config", str(config)]
+    # The unit's command line, as the timer runs it (nothing is old enough yet) ...
+    result = subprocess.run(
+        [*purge, "--now", (received + timedelta(days=89)).isoformat()],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with Quarantine.from_settings(settings.quarantine, tmp_path) as quarantine:
+        assert quarantine.get(stored).id == stored
+    # ... and after the example's retention (90 days) the original is gone.
+    result = subprocess.run(
+        [*purge, "--now", (received + timedelta(days=91)).isoformat()],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with (
+        Quarantine.from_settings(settings.quarantine, tmp_path) as quarantine,
+        pytest.raises(QuarantineNotFoundError),
+    ):
+        quarantine.get(stored)
 
 
 def test_content_filter_example_matches_the_postfix_snippets() -> None:

@@ -35,6 +35,7 @@ from tests.sanitizers.test_pipeline_cdr import pdf_with_javascript, png, zipped
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "mukaika.service"
+PURGE_UNITS = ("mukaika-quarantine-purge.service", "mukaika-quarantine-purge.timer")
 DROP_IN = ROOT / "deploy" / "systemd" / "port25.conf"
 INSTALLED_BINARY = "/opt/mukaika/bin/mukaika"
 
@@ -73,6 +74,9 @@ def local_unit(tmp_path: Path) -> Path:
     assert INSTALLED_BINARY in text
     path = tmp_path / "mukaika.service"
     path.write_text(text.replace(INSTALLED_BINARY, str(mukaika)), encoding="utf-8")
+    for name in PURGE_UNITS:
+        text = (ROOT / "deploy" / name).read_text(encoding="utf-8")
+        (tmp_path / name).write_text(text.replace(INSTALLED_BINARY, str(mukaika)), "utf-8")
     return path
 
 
@@ -94,6 +98,23 @@ def test_systemd_accepts_the_unit_without_a_warning(local_unit: Path) -> None:
     findings = [line for line in result.stderr.splitlines() if local_unit.name in line]
     assert result.returncode == 0, result.stderr
     assert findings == []
+
+
+def test_systemd_accepts_the_quarantine_purge_timer(local_unit: Path) -> None:
+    units = [str(local_unit.parent / name) for name in PURGE_UNITS]
+    result = subprocess.run(
+        [systemd_analyze(), "verify", "--man=no", *units],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if "mukaika" in line] == []
+    command = one(unit_settings(ROOT / "deploy" / PURGE_UNITS[0]), "ExecStart").split()
+    assert command[0] == INSTALLED_BINARY
+    args = build_parser().parse_args(command[1:])
+    assert (args.command, args.config) == ("quarantine", Path("/etc/mukaika/mukaika.toml"))
 
 
 def test_the_drop_in_for_port_25_is_accepted_too(local_unit: Path) -> None:
