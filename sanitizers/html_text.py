@@ -35,9 +35,9 @@ line, and an empty one an empty line),
 ``<br>`` breaks the line, list items start with ``・`` (``<ul>``) or ``1.`` (``<ol>``),
 ``<blockquote>`` lines start with ``> ``, ``<hr>`` is a line of dashes, ``<pre>`` keeps its
 whitespace, ``<ruby>`` readings follow in （）, and images become ``[alt]`` (nothing without alt,
-nothing for zero-sized images). A table row whose cells are all one line becomes one line with
-cells joined by `` | `` (empty cells left out, so layout spacers vanish); a row with multi-line
-cells (a layout table) shows each cell as its own block.
+nothing for zero-sized images). A table row becomes a line, its cells joined by `` | ``
+(empty cells left out, so layout spacers vanish); cells that hold blocks (layout tables) stay
+blocks of their own.
 
 Not handled: CSS in ``<style>`` blocks (class-based hiding), off-screen positioning, text
 coloured like its background, and relative URLs resolved against ``<base>``.
@@ -90,11 +90,11 @@ _BULLET_INDENT: Final = "  "
 _DD_INDENT: Final = "  "
 _QUOTE: Final = "> "
 _HR: Final = "-" * 40
+_CELL_SEPARATOR: Final = " | "
 
 # --- limits --------------------------------------------------------------------------------
 
 _MAX_PREFIX_LEVELS: Final = 8  # deeper lists and quotes add no further indentation
-_MAX_CELL_NESTING: Final = 6  # deeper tables are laid out as plain blocks, not buffered rows
 _MAX_BREAK_RUN: Final = 3  # <br> never makes more than two blank lines in a row
 _MAX_LINK_TEXT: Final = 512  # longer link texts are never compared with their URL
 _MAX_LINK_PARTS: Final = 64
@@ -307,13 +307,16 @@ class _Sink:
     """Accumulates text with browser-like spacing: owed spaces and line breaks are written
     only when more text follows, and each line starts with the current prefix."""
 
-    __slots__ = ("_marker", "_marker_at", "_prefixes", "_space", "breaks", "newlines", "parts")
+    __slots__ = (
+        "_marker", "_marker_at", "_prefixes", "_separator", "_space", "breaks", "newlines", "parts"
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.parts: list[str] = []
         self.breaks = 0  # newlines owed before the next text
         self.newlines = 0  # newlines at the end of the text so far
         self._space = False  # a space owed before the next text on the same line
+        self._separator = ""  # written instead of the space, if the next text is on this line
         self._prefixes = [""]  # prefix at each nesting level; the last is current
         self._marker = ""  # a list marker owed to the next line
         self._marker_at = 0
@@ -336,6 +339,11 @@ class _Sink:
         """Show ``marker`` in place of the innermost prefix on the next line."""
         self._marker = marker
         self._marker_at = len(self._prefixes) - 1
+
+    def separate(self, separator: str) -> None:
+        """Write ``separator`` before the next text, unless a new line starts first."""
+        if self.parts:
+            self._separator = separator
 
     def space(self) -> None:
         """Collapsible whitespace: one space, if text follows on the same line."""
@@ -396,6 +404,7 @@ class _Sink:
         parts.append("\n")
         self.newlines += 1
         self._space = False
+        self._separator = ""
 
     def _flush_breaks(self) -> None:
         if self.parts:
@@ -412,6 +421,9 @@ class _Sink:
             if prefix:
                 parts.append(prefix)
             self.newlines = 0
+        elif self._separator:
+            parts.append(self._separator)
+            self._separator = ""
         elif self._space:
             parts.append(" ")
         parts.append(text)
@@ -434,8 +446,7 @@ class _Sink:
 
 @dataclass(slots=True)
 class _Row:
-    sink_level: int  # the sink the row lives in; its cells open sinks one level deeper
-    cells: list[str]
+    shown: bool = False  # whether a cell of the row has shown something yet
 
 
 @dataclass(slots=True)
@@ -458,7 +469,6 @@ class _Converter:
     def __init__(self, links: LinkMode) -> None:
         self.links = links
         self.sink = _Sink()
-        self.sinks = [self.sink]
         self.ends: list[int | _Closer | None] = []
         self.lists: list[_List] = []
         self.rows: list[_Row] = []
@@ -468,6 +478,7 @@ class _Converter:
         self.pending: list[str] = []  # text read since the last tag (libxml2 sends it in pieces)
         self.opened = ""  # the tag just opened, when no text has followed it yet
         self.styles: dict[str, bool] = {}  # inline style -> whether it hides
+        self.paragraphs: dict[tuple[str | None, str | None], bool] = {}  # -> no margins
 
     def start(self, tag: str, attrib: _Attributes) -> None:
         if self.hidden:
@@ -562,15 +573,6 @@ class _Converter:
         if text:
             self.sink.text(text)
 
-    def _push_sink(self) -> None:
-        self.sink = _Sink()
-        self.sinks.append(self.sink)
-
-    def _pop_sink(self) -> _Sink:
-        done = self.sinks.pop()
-        self.sink = self.sinks[-1]
-        return done
-
     # Blocks with a prefix or their own whitespace rules.
 
     def _open_blockquote(self, _tag: str, _attrib: _Attributes) -> _Closer:
@@ -595,7 +597,11 @@ class _Converter:
         Outlook write every line as ``<p class=MsoNormal>``, margins zeroed in a style sheet):
         then it is one line, and an empty one is an empty line, as a browser shows it."""
         sink = self.sink
-        if not _is_tight_paragraph(attrib):
+        key = (attrib.get("class"), attrib.get("style"))
+        tight = self.paragraphs.get(key)
+        if tight is None:
+            tight = self.paragraphs[key] = _is_tight_paragraph(attrib)
+        if not tight:
             sink.block(2)
             return 2
         sink.block(1)
@@ -676,8 +682,7 @@ class _Converter:
         start = len(sink.parts)
 
         def close() -> None:
-            if sink is self.sink:
-                self._show_url(url, sink.parts[start:])
+            self._show_url(url, sink.parts[start:])
 
         return close
 
@@ -697,7 +702,9 @@ class _Converter:
         if alt:
             self.sink.text(f"[{alt}]")
 
-    # Tables: a row's cells are collected in sinks of their own and laid out when it ends.
+    # Tables: a row is a line, its cells joined by " | " (a separator is written only between
+    # cells that show something, and only when they share a line: layout cells that hold
+    # paragraphs stay blocks of their own).
 
     def _open_table(self, _tag: str, _attrib: _Attributes) -> _Closer:
         breaks = 1 if self.tables else 2
@@ -710,39 +717,30 @@ class _Converter:
 
         return close
 
-    def _open_row(self, _tag: str, _attrib: _Attributes) -> _Closer | int:
+    def _open_row(self, _tag: str, _attrib: _Attributes) -> _Closer:
         self.sink.block(1)
-        if len(self.sinks) > _MAX_CELL_NESTING:
-            return 1  # rows of tables nested this deep are not laid out
-        self.rows.append(_Row(sink_level=len(self.sinks), cells=[]))
+        self.rows.append(_Row())
         return self._close_row
 
-    def _open_cell(self, _tag: str, _attrib: _Attributes) -> _Closer | int:
-        if not self.rows or self.rows[-1].sink_level != len(self.sinks):
-            self.sink.block(1)  # a cell outside its row, or tables nested too deep
-            return 1
-        self._push_sink()
-        return self._close_cell
-
-    def _close_cell(self) -> None:
-        cell = self._pop_sink().value()
-        if cell:
-            self.rows[-1].cells.append(cell)
-
     def _close_row(self) -> None:
-        cells = self.rows.pop().cells
+        self.rows.pop()
+        self.sink.block(1)
+
+    def _open_cell(self, _tag: str, _attrib: _Attributes) -> _Closer | int:
+        if not self.rows:
+            self.sink.block(1)  # a cell outside any row
+            return 1
+        row = self.rows[-1]
         sink = self.sink
-        if not cells:
-            return
-        if not any("\n" in cell for cell in cells):
-            sink.block(1)
-            sink.verbatim(" | ".join(cells))
-            sink.block(1)
-            return
-        for cell in cells:
-            sink.block(2)
-            sink.verbatim(cell)
-        sink.block(2)
+        if row.shown:
+            sink.separate(_CELL_SEPARATOR)
+        start = len(sink.parts)
+
+        def close() -> None:
+            if len(sink.parts) > start:
+                row.shown = True
+
+        return close
 
 
 _Opener = Callable[[_Converter, str, _Attributes], "_Closer | int | None"]
