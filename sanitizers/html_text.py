@@ -97,7 +97,7 @@ _CELL_SEPARATOR: Final = " | "
 _MAX_PREFIX_LEVELS: Final = 8  # deeper lists and quotes add no further indentation
 _MAX_BREAK_RUN: Final = 3  # <br> never makes more than two blank lines in a row
 _MAX_LINK_TEXT: Final = 512  # longer link texts are never compared with their URL
-_MAX_LINK_PARTS: Final = 64
+_MAX_LINK_PARTS: Final = 64  # nor are link texts written in more pieces than this
 _MAX_OL_START: Final = 10**6
 
 # --- text normalisation ------------------------------------------------------------------
@@ -366,7 +366,7 @@ class _Sink:
             self._space = collapsed[-1] == " "
 
     def verbatim(self, text: str) -> None:
-        """Text whose whitespace and line breaks are kept (``<pre>``, finished table rows)."""
+        """Text whose whitespace and line breaks are kept (``<pre>``, ``<hr>``)."""
         if not text:
             return
         if self._prefixes[-1] or self._marker:
@@ -508,6 +508,8 @@ class _Converter:
         if self.pending:
             self._flush_text()
         self.opened = ""
+        if not self.ends:  # (libxml2 balances its events; this only guards the promise)
+            return
         end = self.ends.pop()
         if isinstance(end, int):
             sink = self.sink
@@ -517,17 +519,20 @@ class _Converter:
             end()
 
     def data(self, data: str) -> None:
-        if not self.hidden:
+        if data and not self.hidden:
             self.pending.append(data)
 
     def close(self) -> None:
         """The end of the document (events of a broken one may stop earlier)."""
 
     def finish(self) -> str:
-        """The text: the last text run, cleaned up, defanged if asked, ending in a newline."""
+        """The text: cleaned up, defanged if asked, ending in a newline (or empty)."""
         if self.pending:
             self._flush_text()
-        return self._finish()
+        text = self.sink.value()
+        if self.links is LinkMode.DEFANG:
+            text = _defang(text)
+        return text + "\n" if text else ""
 
     def _flush_text(self) -> None:
         pending = self.pending
@@ -550,12 +555,6 @@ class _Converter:
                 return True
         hidden = attrib.get("hidden") is not None
         return hidden or (tag == "dialog" and attrib.get("open") is None)
-
-    def _finish(self) -> str:
-        text = self.sink.value()
-        if self.links is LinkMode.DEFANG:
-            text = _defang(text)
-        return text + "\n" if text else ""
 
     def _text(self, text: str, tag: str) -> None:
         """Text that is not only collapsible whitespace, or any text in ``<pre>``."""
