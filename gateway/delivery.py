@@ -88,7 +88,11 @@ class Deliverer:
             if client.is_connected:
                 return client
         client = self._new_client()
-        await client.connect()
+        try:
+            await client.connect()
+        except BaseException:
+            client.close()
+            raise
         return client
 
     async def deliver(self, sender: str, recipients: list[str], message: bytes) -> Outcome:

@@ -178,6 +178,12 @@ class GatewaySMTP(SMTP):
             self.tracker.release(self, self._client)
         super().connection_lost(error)
 
+    def eof_received(self) -> bool:
+        """The client closed its side: close ours too. (Keeping a half-open transport, as
+        StreamReaderProtocol does, leaks it when the session task is cancelled before it ran.)"""
+        super().eof_received()
+        return False
+
     async def _handle_client(self) -> None:
         if self._refusal is not None:
             log.info("%s refused: %s", self._client, self._refusal[:9])

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,13 @@ from gateway.demo import sample_message, send_message
 from gateway.service import Parts
 from gateway.spool import Envelope, Spool, new_queue_id
 from tests.gateway.relaykit import FakeSanitizer
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """A leaked socket warns in the test that leaked it, not in a later one."""
+    yield
+    gc.collect()
 
 
 def parser() -> argparse.ArgumentParser:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import gc
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiosmtplib
@@ -13,6 +14,13 @@ from gateway.pool import ProcessSanitizer, SanitizerCrashed
 from sanitizers.policy import Policy
 from tests.gateway.crashy import CLEAN, crash_on_marker
 from tests.gateway.relaykit import Sink, make_config, start_gateway
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """A leaked socket warns in the test that leaked it, not in a later one."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture

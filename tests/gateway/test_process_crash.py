@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiosmtplib
@@ -15,6 +16,13 @@ import pytest
 from tests.gateway.relaykit import SIMPLE, Sink, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """A leaked socket warns in the test that leaked it, not in a later one."""
+    yield
+    gc.collect()
 
 
 def write_config(tmp_path: Path, relay_port: int, grace: float = 5.0) -> Path:

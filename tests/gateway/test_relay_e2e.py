@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import AsyncIterator
+import gc
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import Any
 
 import aiosmtplib
 import pytest
+from aiosmtpd.smtp import SMTP
 
 from gateway.pool import InlineSanitizer
 from gateway.spool import Spool
@@ -31,6 +35,13 @@ from tests.gateway.relaykit import (
 )
 
 RCPT = "staff@example.lg.jp"
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """A leaked socket warns in the test that leaked it, not in a later one."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture
@@ -365,3 +376,56 @@ async def test_scanner_down_past_lifetime_dead_without_content(
     assert body == b""  # the original stays in the quarantine only
     assert envelope.verdict == ""
     assert gw.audit.records[0]["error"] == "lifetime"
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_delivery_over_starttls(running: Running, tmp_path: Path) -> None:
+    cert, key = await asyncio.to_thread(make_certificate, tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    sink = Sink()
+
+    def factory() -> SMTP:
+        session = SMTP(sink.handler, hostname="sink", tls_context=context, require_starttls=True)
+        sink.sessions.append(session)
+        return session
+
+    sink._factory = factory  # type: ignore[method-assign]
+    await sink.start()
+    try:
+        gw = await running.start(sink.port, delivery={"tls": "starttls", "tls_ca_file": str(cert)})
+        await send(gw.port)
+        (delivered,) = await sink.wait_for(1)
+        assert delivered.data == STUB_TEXT
+        assert sink.sessions[0].session is not None
+        assert sink.sessions[0].session.ssl is not None  # it really was TLS
+    finally:
+        await sink.stop()

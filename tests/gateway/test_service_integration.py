@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiosmtplib
+import pytest
 
 from gateway.quarantine import Quarantine
 from gateway.service import Gateway, Parts
 from tests.gateway.relaykit import SIMPLE, FakeSanitizer, Sink, make_config, wait_until
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """A leaked socket warns in the test that leaked it, not in a later one."""
+    yield
+    gc.collect()
 
 
 async def test_real_quarantine_audit_and_metrics(tmp_path: Path) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,13 @@ import pytest
 from gateway.settings import SmtpSettings
 from gateway.smtp import Received, SmtpServer
 from tests.gateway.relaykit import SIMPLE, RawClient
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """A leaked socket warns in the test that leaked it, not in a later one."""
+    yield
+    gc.collect()
 
 
 class Receiver:
