@@ -57,6 +57,7 @@ from sanitizers.policy import LinkMode
 __all__ = ["html_to_text"]
 
 _Attributes = Mapping[str, str]
+_NO_ATTRIBUTES: Final[_Attributes] = {}
 
 # --- element classes ---------------------------------------------------------------------
 
@@ -158,7 +159,11 @@ def html_to_text(untrusted_html: str, links: LinkMode) -> str:
 
 
 def _utf8(untrusted_html: str) -> bytes:
-    """The text as UTF-8 for libxml2 (which normalises newlines and replaces NUL itself)."""
+    """The text as UTF-8 for libxml2 (which normalises newlines itself). NUL becomes U+FFFD,
+    as libxml2 would make it, but before parsing: libxml2 reports text around each NUL in a
+    separate piece, and a text of NULs would cost a call per character."""
+    if "\x00" in untrusted_html:
+        untrusted_html = untrusted_html.replace("\x00", "\ufffd")
     try:
         return untrusted_html.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates, which no encoding can hold
@@ -486,6 +491,9 @@ class _Converter:
             return
         if self.pending:
             self._flush_text()
+        # lxml passes a real dict when there are attributes, else a mapping whose get() is
+        # written in Python and slow: use an empty dict instead.
+        attrib = attrib or _NO_ATTRIBUTES
         if tag in _DROPPED or self._is_hidden(tag, attrib):
             self.hidden = 1
             return
