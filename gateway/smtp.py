@@ -25,6 +25,7 @@ the message to an ``accept`` callback. Logs carry peers, queue ids and reply cod
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import re
@@ -491,8 +492,14 @@ class SmtpServer:
         if self.server is None:
             return
         self.tracker.draining = True
-        self.server.close()
         loop = asyncio.get_running_loop()
+        # Stop accepting first and let accepts already in flight get their 421: closing the
+        # server under them makes Python 3.11 drop their sockets unclosed (Server._attach).
+        for sock in self.server.sockets:
+            with contextlib.suppress(NotImplementedError, ValueError, OSError):
+                loop.remove_reader(sock.fileno())
+        await asyncio.sleep(0.01)
+        self.server.close()
         deadline = loop.time() + wait_seconds
         while True:
             for session in list(self.tracker.open):
