@@ -29,3 +29,15 @@ test: install
 	$(BIN)/pytest
 
 check: lint types test
+
+# Benchmarks (issue 5): about 10 minutes on 2 cores; results in benchmarks/results/.
+# Postfix's smtp-sink (the C ceiling) is used when /usr/sbin/smtp-sink exists.
+.PHONY: bench
+bench: install
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python -m benchmarks.pipeline
+	$(BIN)/python -m benchmarks.cdr
+	$(BIN)/python -m benchmarks.memory
+	$(BIN)/python -m benchmarks.relay
+	$(BIN)/python -m benchmarks.proposals
+	$(BIN)/python -m benchmarks.report

@@ -64,7 +64,7 @@ def _in_process(name: str, files: list[bytes], seconds: float) -> dict[str, Any]
 
     kind, filename = KINDS[name]
     policy = _policy()
-    outcomes = {}
+    outcomes: dict[str, int] = {}
     for data in files:  # warm-up
         out = disarm_here(data, filename, kind, AttachmentAction.SANITIZE, policy)
         key = f"{out.action.value}/{out.reason.value}"

@@ -53,6 +53,38 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and all its children (live ones via /proc, reaped ones via
+    RUSAGE_CHILDREN): the pipeline's isolated disarmer does its work in a child process."""
+    import psutil
+
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = me.ru_utime + me.ru_stime + reaped.ru_utime + reaped.ru_stime
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def tree_state() -> list[str]:
+    """Uncommitted changes under sanitizers/ and gateway/ when measured (others work in the
+    same tree: results name the state they measured)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--short", "--", "sanitizers", "gateway"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    except OSError:
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
 def machine_info() -> dict[str, Any]:
     """What the figures were measured on."""
     cpu = ""
@@ -84,6 +116,7 @@ def machine_info() -> dict[str, Any]:
         "kernel": platform.release(),
         "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "git_commit": commit,
+        "uncommitted": tree_state(),
     }
 
 
@@ -102,7 +135,8 @@ def run_in_child(func: Callable[..., Any], *args: Any) -> Any:
     try:
         ok, value = parent.recv()
     except EOFError:
-        ok, value = False, f"child died (exit code {proc.join() or proc.exitcode})"
+        proc.join()
+        ok, value = False, f"child died (exit code {proc.exitcode})"
     proc.join()
     if not ok:
         raise RuntimeError(f"{getattr(func, '__name__', func)} failed in child: {value}")
@@ -151,7 +185,11 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
         cells = []
         for key, _ in columns:
             value = row.get(key, "")
-            if isinstance(value, float):
+            if value is None:
+                value = ""
+            elif isinstance(value, bool):
+                value = "yes" if value else "no"
+            elif isinstance(value, float):
                 value = f"{value:,.1f}" if abs(value) >= 10 else f"{value:,.2f}"
             elif isinstance(value, int):
                 value = f"{value:,}"

@@ -16,6 +16,10 @@ cores, which is stated with the results):
    host), peak RSS of the whole ``serve`` process tree (sampled every 100 ms).
 3. **Half rate**: the load generator in open loop at half of the relay's best sustained
    delivered rate; latency p50/p99 there (the goal: p99 < 1 s).
+4. **Where the time goes**: py-spy samples ``serve`` and its sanitizer processes during the
+   largest-concurrency run (top functions in the JSON); and a diagnosis run with the data
+   directory on tmpfs, where fsync costs nothing (not as shipped: it shows how much of the
+   gap is disk flushes).
 
 Ratios: relay delivered/s over the aiosmtpd ceiling's accepted/s at the same concurrency
 (goal ≥ 0.5), and over ``smtp-sink``'s.
@@ -46,6 +50,7 @@ import psutil
 from benchmarks import generate
 from benchmarks.common import ROOT, latency_summary, table, write_result
 from benchmarks.loadgen import LoadResult, run_load
+from benchmarks.profiling import render, summarize
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 RCPT = "staff@city.example.lg.jp"
@@ -181,8 +186,10 @@ def _wait_port(port: int, timeout: float = 60.0) -> None:
     raise RuntimeError(f"nothing answers on 127.0.0.1:{port}")
 
 
-def _start_serve(work: Path, relay_port: int) -> tuple[subprocess.Popen[str], int]:
-    data = work / "gateway"
+def _start_serve(
+    work: Path, relay_port: int, data: Path | None = None, extra: str = ""
+) -> tuple[subprocess.Popen[str], int]:
+    data = data or work / "gateway"
     config = work / "bench.toml"
     config.write_text(
         f"""# mukaika serve for the relay benchmark: shipped defaults except addresses and paths.
@@ -198,7 +205,7 @@ accept_domains = ["city.example.lg.jp"]
 [delivery]
 relay_host = "127.0.0.1"
 relay_port = {relay_port}
-"""
+{extra}"""
     )
     exe = str(Path(sys.executable).with_name("mukaika"))
     proc = _spawn([exe, "serve", "--config", str(config)], work / "serve.log")
@@ -309,13 +316,53 @@ def _relay_case(
     return row
 
 
+def _pyspy(pid: int, seconds: float, out: Path) -> subprocess.Popen[str] | None:
+    exe = Path(sys.executable).with_name("py-spy")
+    if not exe.exists():
+        return None
+    cmd = [str(exe), "record", "--format", "raw", "-o", str(out), "-d", str(int(seconds))]
+    cmd += ["-r", "100", "-p", str(pid), "--subprocesses", "--nonblocking"]
+    log = (out.parent / "py-spy.log").open("w")
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+
+
+def _diagnose_tmpfs(
+    messages: list[bytes], connections: int, seconds: float, work: Path
+) -> dict[str, Any]:
+    """The relay with its data directory on tmpfs (fsync costs nothing): NOT as shipped.
+
+    Only to show how much of the gap to the ceiling is the disk flushes."""
+    shm = Path(tempfile.mkdtemp(prefix="mukaika-bench-", dir="/dev/shm"))
+    try:
+        record = shm / "deliveries.tsv"
+        sink, sink_port = _start_sink("record", work, record)
+        serve, serve_port = _start_serve(work, sink_port, data=shm / "gateway")
+        try:
+            _relay_case(serve.pid, serve_port, record, messages, 2, 1.0, "warmup")
+            row = _relay_case(serve.pid, serve_port, record, messages, connections, seconds, "shm")
+        finally:
+            _stop(serve)
+            _stop(sink)
+    finally:
+        shutil.rmtree(shm, ignore_errors=True)
+    row.pop("_latencies_ms", None)
+    row["server"] = "mukaika serve, spool on tmpfs (diagnosis)"
+    return row
+
+
 def run(
-    seconds: float, concurrency: list[int], cls: str, half_rate_seconds: float
+    seconds: float,
+    concurrency: list[int],
+    cls: str,
+    half_rate_seconds: float,
+    profile: bool = True,
+    tmpfs: bool = True,
 ) -> dict[str, Any]:
     samples = generate.generate_mix(100) if cls == "mix" else generate.generate_class(cls, 20)
     messages = [s.raw for s in samples]
     rows: list[dict[str, Any]] = []
     latencies: dict[str, list[float]] = {}
+    profile_summary: dict[str, Any] = {}
     notes: list[str] = []
     work = Path(tempfile.mkdtemp(prefix="mukaika-bench-"))
     try:
@@ -343,9 +390,18 @@ def run(
         sink, sink_port = _start_sink("record", work, record)
         serve, serve_port = _start_serve(work, sink_port)
         try:
+            # Warm-up (not reported): the sanitizer pool starts lazily on the first message.
+            _relay_case(serve.pid, serve_port, record, messages, 2, 1.0, "warmup")
             relay_rows = []
             for c in concurrency:
+                spy = None
+                if profile and c == max(concurrency):
+                    spy = _pyspy(serve.pid, seconds, work / "serve-pyspy.txt")
                 row = _relay_case(serve.pid, serve_port, record, messages, c, seconds, f"relay{c}")
+                if spy is not None:
+                    spy.wait(60)
+                    if (work / "serve-pyspy.txt").exists():
+                        profile_summary = summarize(work / "serve-pyspy.txt", top=20)
                 rows.append(row)
                 relay_rows.append(row)
                 _print(row)
@@ -369,6 +425,9 @@ def run(
         finally:
             _stop(serve)
             _stop(sink)
+        if tmpfs and Path("/dev/shm").is_dir():
+            rows.append(_diagnose_tmpfs(messages, max(concurrency), seconds, work))
+            _print(rows[-1])
     finally:
         if os.environ.get("MUKAIKA_BENCH_KEEP"):
             print(f"kept: {work}")
@@ -383,6 +442,7 @@ def run(
         "concurrency": concurrency,
         "rows": rows,
         "latencies": latencies,
+        "serve_profile": profile_summary,
         "notes": notes,
     }
 
@@ -441,9 +501,18 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--class", dest="cls", default="html_30k", help="generator class or mix")
     parser.add_argument("--half-rate-seconds", type=float, default=15.0)
+    parser.add_argument("--no-profile", action="store_true", help="no py-spy of serve")
+    parser.add_argument("--no-tmpfs", action="store_true", help="skip the tmpfs diagnosis")
     parser.add_argument("--out", type=Path, help="results directory")
     args = parser.parse_args()
-    result = run(args.seconds, args.concurrency, args.cls, args.half_rate_seconds)
+    result = run(
+        args.seconds,
+        args.concurrency,
+        args.cls,
+        args.half_rate_seconds,
+        profile=not args.no_profile,
+        tmpfs=not args.no_tmpfs,
+    )
     kwargs = {"out_dir": args.out} if args.out else {}
     name = "relay" if args.cls == "html_30k" else f"relay-{args.cls}"
     path = write_result(name, result, **kwargs)
@@ -451,6 +520,9 @@ def main() -> None:
     print(table(result["rows"], COLUMNS))
     for note in result["notes"]:
         print(f"note: {note}")
+    if result["serve_profile"]:
+        print("\npy-spy of mukaika serve at the largest concurrency:")
+        print(render(result["serve_profile"]))
     print(f"\nwritten: {path}")
 
 
