@@ -103,6 +103,9 @@ def run_serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        # aiosmtpd logs every command at INFO; the gateway logs what matters with queue ids.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
     try:
         config = apply_overrides(load_config(args.config), args)
     except ConfigError as exc:

@@ -8,11 +8,13 @@ stand-in listens on 127.0.0.1 only and trusts nothing it receives beyond writing
 from __future__ import annotations
 
 import asyncio
+import email
 import mailbox
 import sys
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
+from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,22 @@ class MaildirHandler:
         content = envelope.original_content or b""
         key = await asyncio.to_thread(self.maildir.add, content)
         print(f"demo LGWAN MTA: delivered to Maildir as {key}", file=sys.stderr, flush=True)
+        try:
+            print(preview(content), file=sys.stderr, flush=True)
+        except Exception as exc:  # noqa: BLE001 - a preview must never fail a delivery
+            print(f"  (no preview: {type(exc).__name__})", file=sys.stderr, flush=True)
         return "250 2.0.0 OK delivered"
+
+
+def preview(content: bytes, max_lines: int = 20) -> str:
+    """Subject and the start of the text, decoded, for reading in the terminal."""
+    parsed = email.message_from_bytes(content, policy=default_policy)
+    assert isinstance(parsed, EmailMessage)
+    body = parsed.get_body(("plain",))
+    text = body.get_content() if isinstance(body, EmailMessage) else ""
+    lines = [f"  Subject: {parsed.get('Subject', '')}"]
+    lines += [f"  | {line}" for line in str(text).splitlines()[:max_lines]]
+    return "\n".join(lines)
 
 
 @dataclass
@@ -119,6 +136,6 @@ or with swaks:
 or any .eml file:
   mukaika send --server {host}:{port} --to staff@{domain} some.eml
 
-Read the result:  cat {maildir}/*
+Each delivered mail's subject and text are shown here; the files are in {maildir}/
 Stop with Ctrl-C.
 """

@@ -14,6 +14,7 @@ Only :class:`sanitizers.errors.TemporaryFailure` passes through from the pipelin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -27,6 +28,12 @@ from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult
 
 log = logging.getLogger("mukaika.pool")
+
+
+def _warm_up() -> int:
+    import sanitizers.pipeline  # noqa: F401 - the import is the point
+
+    return os.getpid()
 
 
 class SanitizerCrashed(Exception):
@@ -89,6 +96,16 @@ class ProcessSanitizer:
             self._main = None
         if pool is self._isolation:
             self._isolation = None
+
+    async def warm(self) -> None:
+        """Start the worker processes now (importing the pipeline takes seconds), so the first
+        message does not wait for them."""
+        loop = asyncio.get_running_loop()
+        pool = self._pool(isolated=False)
+        with contextlib.suppress(BrokenProcessPool):
+            await asyncio.gather(
+                *(loop.run_in_executor(pool, _warm_up) for _ in range(self.processes))
+            )
 
     async def run(self, untrusted_raw: bytes, reference: str, *, isolated: bool) -> SanitizeResult:
         if isolated:

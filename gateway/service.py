@@ -96,6 +96,7 @@ class Gateway:
             on_reject=self.metrics.rejected,
         )
         self.address: tuple[str, int] | None = None
+        self._warming: asyncio.Task[None] | None = None
 
     async def _accept(self, received: Received) -> str:
         """Spool a received message durably; only then may SMTP answer 250."""
@@ -121,6 +122,9 @@ class Gateway:
         return envelope.queue_id
 
     async def start(self) -> tuple[str, int]:
+        warm = getattr(self.sanitizer, "warm", None)
+        if warm is not None:
+            self._warming = asyncio.create_task(warm(), name="mukaika-warm-pool")
         await self.worker.start()
         self.address = await self.smtp.start()
         log.info(
@@ -136,6 +140,9 @@ class Gateway:
         log.info("stopping: new sessions get 421; %.0fs grace for work in flight", grace)
         await self.smtp.drain(grace)
         await self.worker.stop(grace)
+        if self._warming is not None:
+            self._warming.cancel()
+            await asyncio.gather(self._warming, return_exceptions=True)
         await self.deliverer.close()
         await asyncio.to_thread(self.sanitizer.close)
         for close in reversed(self._owned):
