@@ -202,7 +202,7 @@ COLUMNS = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--min-seconds", type=float, default=0.25, help="per round and side")
     parser.add_argument("--out", type=Path, help="results directory")
     args = parser.parse_args()
