@@ -63,6 +63,12 @@ REPLY_LINE = "500 5.5.2 Line too long"
 REPLY_BARE = "550 5.5.2 Bare CR or LF in message data is not allowed"
 REPLY_PIPELINING = "503 5.5.0 Improper command pipelining after end of data"
 REPLY_DISK = "452 4.3.1 Insufficient system storage"
+REPLY_NUL = "550 5.5.2 NUL in message data is not allowed"
+REPLY_BAD_SENDER = "553 5.1.7 Bad sender address syntax"
+REPLY_BAD_RECIPIENT = "553 5.1.3 Bad recipient address syntax"
+# RFC 5321 4.5.3.1: the longest path, local part and domain a server must accept.
+_MAX_PATH, _MAX_LOCAL, _MAX_DOMAIN = 256, 64, 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 Accept = Callable[["Received"], Awaitable[str]]
 
@@ -294,6 +300,10 @@ class GatewaySMTP(SMTP):
             self.tracker.on_reject("size")
             await self._reply_and_reset(REPLY_SIZE)
             return
+        if b"\x00" in buffer:  # no NUL in SMTP data (RFC 5321 2.3.8); a smuggling trick
+            self.tracker.on_reject("smuggling")
+            await self._reply_and_reset(REPLY_NUL)
+            return
         untrusted_raw = self._check_newlines(buffer)
         if untrusted_raw is None:
             self.tracker.on_reject("bare_newline")
@@ -356,6 +366,17 @@ def _longest_line(data: bytes) -> int:
     return max(map(len, data.split(b"\r\n")), default=0)
 
 
+def _bad_address(address: str) -> bool:
+    """Control characters (CR, LF, NUL...) or longer than RFC 5321 allows: never relayed."""
+    local, _, domain = address.encode("utf-8", "surrogateescape").rpartition(b"@")
+    return bool(
+        _CONTROL.search(address)
+        or len(local) + 1 + len(domain) > _MAX_PATH
+        or len(local) > _MAX_LOCAL
+        or len(domain) > _MAX_DOMAIN
+    )
+
+
 class RelayHandler:
     """aiosmtpd handler: relay policy, recipient limit, disk check; hands DATA to ``accept``."""
 
@@ -399,6 +420,9 @@ class RelayHandler:
             log.warning("free disk below min_free_disk_bytes: MAIL answered 452")
             self.on_reject("disk")
             return REPLY_DISK
+        if _bad_address(address):
+            self.on_reject("syntax")
+            return REPLY_BAD_SENDER
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 2.1.0 OK"
@@ -409,6 +433,9 @@ class RelayHandler:
         if len(envelope.rcpt_tos) >= self.settings.max_recipients:
             self.on_reject("recipients")
             return REPLY_TOO_MANY_RCPT
+        if _bad_address(address):
+            self.on_reject("syntax")
+            return REPLY_BAD_RECIPIENT
         client = str(session.peer[0]) if session.peer else ""
         if not self.domain_accepted(address) and not self.client_trusted(client):
             log.info("%s relay refused", client)
