@@ -132,6 +132,23 @@ def test_promtool_accepts_the_rules() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_alerts_fire_on_the_right_signals() -> None:
+    """deploy/prometheus/alerts.test.yml: a clamd outage and an LGWAN-side MTA outage each fire
+    their own alert and not the other's; deferrals while mail flows fire neither."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool (Debian package prometheus) is not installed")
+    result = subprocess.run(
+        [promtool, "test", "rules", "alerts.test.yml"],
+        cwd=ALERTS.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_dashboard_is_well_formed() -> None:
     data = dashboard()
     assert data["uid"]
