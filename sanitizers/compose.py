@@ -20,7 +20,15 @@ from sanitizers.charsets import encode_iso2022jp
 _ATOM_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]+$")
 _TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
 _MIME_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&\-^_.+]{0,126}/[a-z0-9][a-z0-9!#$&\-^_.+]{0,126}$")
-_MAX_LINE = 76
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+# Lines where mail readers start decoding a file embedded in plain text (uuencode, yEnc,
+# BinHex: Thunderbird and Becky! show such a block as an attachment). A leading space
+# disarms them; the text stays readable and a second pass finds nothing to change.
+_INLINE_FILE = re.compile(
+    r"^(?=begin(?:-base64)?[ \t]+[0-7]{1,4}[ \t]|=ybegin[ \t]"
+    r"|\(This file must be converted with BinHex)",
+    re.MULTILINE | re.IGNORECASE,
+)
 # UTF-8 bytes per encoded-word: 45 bytes give 60 base64 characters, inside the 75 allowed.
 _WORD_BYTES = 45
 
@@ -124,7 +132,7 @@ def _needs_encoding(value: str) -> bool:
     """Non-ASCII, controls, text that would read as an encoded-word, or an unfoldable word."""
     if not value.isascii() or "=?" in value:
         return True
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if _CONTROLS.search(value):
         return True
     return any(len(word) > 900 for word in value.split(" "))
 
@@ -160,6 +168,7 @@ def _fold(name: str, value: str) -> str:
 
 def _text_part(body: Body) -> tuple[list[str], bytes]:
     text = body.text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _INLINE_FILE.sub(" ", text)
     if body.charset == "iso-2022-jp":
         encoded = encode_iso2022jp(text)
         lines = encoded.split(b"\n") if encoded is not None else []
@@ -179,8 +188,8 @@ def _text_part(body: Body) -> tuple[list[str], bytes]:
 
 
 def _base64_lines(data: bytes) -> bytes:
-    encoded = base64.b64encode(data)
-    return b"\r\n".join(encoded[i : i + _MAX_LINE] for i in range(0, len(encoded), _MAX_LINE))
+    encoded = base64.encodebytes(data)  # 76-character lines, each ending in LF
+    return encoded[:-1].replace(b"\n", b"\r\n")
 
 
 def _boundary(text_payload: bytes, attachments: list[OutAttachment]) -> str:
