@@ -80,8 +80,9 @@ class WorkerSettings(_Section):
 
     # Sanitizer processes; 0: one per CPU core.
     processes: int = Field(default=0, ge=0, le=256)
-    # Messages worked on at once (sanitizing plus delivering).
-    concurrency: int = Field(default=8, gt=0, le=1024)
+    # Messages worked on at once (sanitizing plus delivering; most of it is waiting on disk,
+    # the pool and the relay, so this is well above the number of cores).
+    concurrency: int = Field(default=32, gt=0, le=1024)
     # A message not sanitized within this time: its worker process is killed (a crash).
     sanitize_timeout_seconds: float = Field(default=120.0, gt=0)
     # A message that crashed sanitizer processes this often is held, never delivered as is.

@@ -3,7 +3,9 @@
 Intent: never lose mail. A message is accepted (``250``) only after its file, envelope
 included, is written to ``tmp/``, fsynced, renamed into ``incoming/`` and the directory is
 fsynced. Every later state change is one atomic ``rename`` (or an atomic replace of a file by
-a fsynced new one), followed by an fsync of the directories involved.
+a fsynced new one), followed by an fsync of the target directory; the old copy is removed only
+after that. The one exception is the final ``delivered`` record, written without fsync (see
+:meth:`Spool.advance`): after delivery a crash may cost a duplicate, never a message.
 
 States are directories::
 
@@ -121,7 +123,7 @@ class Spool:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def _write_tmp(self, envelope: Envelope, message: bytes) -> Path:
+    def _write_tmp(self, envelope: Envelope, message: bytes, *, sync: bool = True) -> Path:
         tmp = self.tmp / f"{envelope.queue_id}.{secrets.token_hex(4)}{_SUFFIX}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -130,7 +132,8 @@ class Spool:
                 handle.write(b"\n")
                 handle.write(message)
                 handle.flush()
-                os.fsync(handle.fileno())
+                if sync:
+                    os.fsync(handle.fileno())
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -144,21 +147,29 @@ class Spool:
         _fsync_dir(target.parent)
         return target
 
-    def put(self, state: str, envelope: Envelope, message: bytes) -> Path:
-        """Write (or atomically replace) ``state/<id>`` with new content."""
-        tmp = self._write_tmp(envelope, message)
+    def put(self, state: str, envelope: Envelope, message: bytes, *, sync: bool = True) -> Path:
+        """Write (or atomically replace) ``state/<id>`` with new content; with ``sync`` it is
+        durable (file and directory fsynced) when this returns."""
+        tmp = self._write_tmp(envelope, message, sync=sync)
         target = self.path(state, envelope.queue_id)
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        if sync:
+            _fsync_dir(target.parent)
         return target
 
     def advance(self, old_state: str, envelope: Envelope, message: bytes, new_state: str) -> None:
-        """Replace ``old_state/<id>`` by new content in ``new_state``: the new file is durable
-        before the old one goes, so a crash in between leaves a duplicate, never nothing."""
-        self.put(new_state, envelope, message)
-        old = self.path(old_state, envelope.queue_id)
-        old.unlink(missing_ok=True)
-        _fsync_dir(old.parent)
+        """Replace ``old_state/<id>`` by new content in ``new_state``. The new file is durable
+        before the old one goes, so a crash in between leaves a duplicate (resolved by
+        :meth:`recover`: the later state wins), never nothing. The unlink itself needs no
+        fsync for the same reason.
+
+        ``delivered`` is written without fsync: the mail has left already, so a crash can at
+        worst lose the record (the audit line and the quarantine index keep it) or, if the
+        old file comes back, deliver it twice; both are acceptable, a loss is not. This halves
+        the disk flushes per message on the hot path.
+        """
+        self.put(new_state, envelope, message, sync=new_state != "delivered")
+        self.path(old_state, envelope.queue_id).unlink(missing_ok=True)
 
     def move(self, queue_id: str, old_state: str, new_state: str) -> None:
         """An atomic state change of an unchanged file."""
