@@ -198,9 +198,13 @@ class GatewaySMTP(SMTP):
             self._close()
             return
         self._deadline = self.loop.call_later(
-            self.settings.session_deadline_seconds, self.abort, REPLY_DEADLINE
+            self.settings.session_deadline_seconds, self._deadline_hit
         )
         await super()._handle_client()
+
+    def _deadline_hit(self) -> None:
+        self.tracker.on_reject("timeout")
+        self.abort(REPLY_DEADLINE)
 
     def _close(self) -> None:
         if self.transport is not None:
@@ -215,6 +219,7 @@ class GatewaySMTP(SMTP):
         self._close()
 
     async def handle_exception(self, error: Exception) -> str:
+        self.tracker.on_reject("internal")
         log.error(
             "%s internal error (%s); answered 451",
             self._client,

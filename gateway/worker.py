@@ -300,6 +300,7 @@ class Worker:
         await asyncio.to_thread(self.quarantine.record_result, envelope.quarantine_id, report)
         envelope = envelope.with_(verdict=str(report.verdict), report=report.to_dict())
         if report.verdict == Verdict.REJECT:
+            self.metrics.rejected("verdict")
             failures = {rcpt: "550 5.7.1 message rejected by policy" for rcpt in envelope.rcpt_tos}
             await self._dead(envelope, "incoming", result.message, failures, "rejected")
             return

@@ -266,8 +266,11 @@ async def test_internal_error_answers_451(rx: Receiver) -> None:
     await client.envelope()
     await client.cmd(b"DATA\r\n")
     assert (await client.cmd(SIMPLE + b".\r\n")).startswith(b"451 4.3.0")
+    # The transaction was reset: a new one can start.
+    assert (await client.cmd(b"MAIL FROM:<a@example.com>\r\n")).startswith(b"250")
     await client.close()
     assert rx.accepted == []
+    assert rx.rejected == ["internal"]
 
 
 async def test_low_disk_answers_452_at_mail(rx: Receiver) -> None:
@@ -328,6 +331,7 @@ async def test_session_deadline() -> None:
         assert (await client.reply(within=3)).startswith(b"421 4.4.2")
         await client.close()
         assert rx.accepted == []
+        assert rx.rejected == ["timeout"]
 
 
 async def test_minimum_data_rate() -> None:
