@@ -58,6 +58,8 @@ def sanitize_message(
         raise
     except LimitExceeded as exc:
         run.fail(exc.reason, exc.detail)
+    except RecursionError:  # e.g. 30,000 nested comments in a header: a depth, not a bug
+        run.fail(Reason.LIMIT_DEPTH, "nesting too deep for the parser")
     except Exception as exc:  # noqa: BLE001 - fail closed: an unexpected fault holds the mail
         run.fail(Reason.ERROR, f"{type(exc).__name__}: {exc}"[:200])
     report.verdict = _verdict(report, policy)
