@@ -109,7 +109,7 @@ class Worker:
             try:
                 outgoing.append((queue_id, self.spool.envelope("outgoing", queue_id).next_attempt))
             except SpoolError:
-                continue
+                outgoing.append((queue_id, 0.0))  # unreadable: processing sets it aside
         return self.spool.ids("incoming"), outgoing
 
     async def _rescan(self) -> None:
@@ -223,10 +223,20 @@ class Worker:
                         self.spool.load, "outgoing", queue_id
                     )
                 except SpoolError:
-                    return  # delivered or moved meanwhile
+                    await self._set_aside("outgoing", queue_id)
+                    return
                 await self._deliver(envelope, message)
         finally:
             self._inflight.discard(queue_id)
+
+    async def _set_aside(self, state: str, queue_id: str) -> None:
+        """A spool file that vanished was handled meanwhile (a duplicate job); one that is
+        there but unreadable (disk damage) goes to dead/ for the operator, never retried."""
+        if not await asyncio.to_thread(self.spool.path(state, queue_id).exists):
+            return
+        log.error("%s unreadable spool file in %s: moved to dead", queue_id, state)
+        await asyncio.to_thread(self.spool.move, queue_id, state, "dead")
+        self.metrics.dead_lettered()
 
     # --- sanitizing -------------------------------------------------------------------------
 
@@ -234,7 +244,8 @@ class Worker:
         try:
             envelope, untrusted_raw = await asyncio.to_thread(self.spool.load, "incoming", queue_id)
         except SpoolError:
-            return  # already moved on (a duplicate job)
+            await self._set_aside("incoming", queue_id)
+            return
         if not envelope.quarantine_id:
             quarantine_id = await asyncio.to_thread(
                 self.quarantine.store,

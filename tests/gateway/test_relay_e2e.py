@@ -429,3 +429,17 @@ async def test_delivery_over_starttls(running: Running, tmp_path: Path) -> None:
         assert sink.sessions[0].session.ssl is not None  # it really was TLS
     finally:
         await sink.stop()
+
+
+async def test_unreadable_spool_file_set_aside(
+    sink: Sink, running: Running, tmp_path: Path
+) -> None:
+    from gateway.spool import new_queue_id
+
+    spool = Spool(tmp_path / "data" / "spool")
+    broken = new_queue_id()
+    spool.path("incoming", broken).write_bytes(b"not json\nbody")
+    gw = await running.start(sink.port)
+    await wait_until(lambda: spool.ids("dead") == [broken])
+    await send(gw.port)  # the gateway goes on working
+    await sink.wait_for(1)
