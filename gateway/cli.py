@@ -13,6 +13,8 @@ SUBCOMMAND_MODULES = (
     "gateway.cli_quarantine",
     "gateway.cli_serve",
     "gateway.cli_queue",
+    "gateway.cli_check_config",
+    "gateway.cli_explain",
 )
 
 

@@ -1,0 +1,260 @@
+"""Sanitization rules and exceptions (例外措置): which policy applies to which recipient.
+
+A rule selects messages by recipient, sender and client network and overrides part of the
+policy (``[policy]`` of the configuration) for them::
+
+    [[rules]]
+    name = "finance-keeps-clean-pdf"
+    recipients = ["keiri@example.lg.jp", "zaimu.example.lg.jp"]   # address or domain
+    senders = ["bank.example.co.jp"]                              # address or domain
+    networks = ["203.0.113.0/24"]                                 # client network (CIDR)
+    [rules.policy.attachments.by_kind]
+    pdf = "keep_if_clean"
+
+Matching: a criterion that is given must match, all given criteria must match (a rule with no
+criterion matches every message). An entry with ``@`` is a whole address; without, a domain
+(exact); ``*.example.jp`` matches the sub-domains of ``example.jp`` only. Comparison is
+case-insensitive. Recipients are matched one by one: a message whose recipients resolve to
+different sets of rules is split, and each group's copy is sanitized with its own policy.
+
+Order: rules are evaluated in configuration order (the main file first, then the ``local.d``
+files in sorted name order, each top to bottom). **Every** matching rule applies; a later rule
+overrides an earlier one key by key (the same way a later file overrides an earlier one), so
+put general rules first and specific ones after them.
+
+Exceptions: a rule with ``exception = true`` weakens the policy by an approved decision; it
+must carry ``approved_by``, ``reason`` and ``expires`` (a date). From the day after
+``expires`` (local date of the gateway host) it is skipped, reported by ``check-config`` and
+counted in ``mukaika_expired_exceptions``. Messages it applied to name it in their audit line
+(``exceptions``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import model_validator as _model_validator
+from pydantic_core import PydanticCustomError
+
+from sanitizers.policy import Policy
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Today = Callable[[], date]
+
+
+def _check_selector(value: str) -> str:
+    text = value.strip().lower()
+    if not text:
+        raise ValueError("an empty address or domain")
+    local, at, domain = text.rpartition("@")
+    if at and (not local or not domain):
+        raise ValueError(f"{value!r} is neither an address nor a domain")
+    host = domain[2:] if domain.startswith("*.") else domain
+    if not host or any(c.isspace() for c in host) or "@" in host or not all(host.split(".")):
+        raise ValueError(f"{value!r} is not a valid domain")
+    return text
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Tables merge recursively; any other value in ``override`` replaces the base value."""
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            merged[key] = deep_merge(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def override_problems(base: Policy, override: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(dotted key, message)`` for each problem of ``override`` merged over ``base``."""
+    try:
+        Policy.model_validate(deep_merge(base.model_dump(), override))
+    except ValidationError as exc:
+        problems: list[tuple[str, str]] = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"])
+            message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append((key, message))
+        return problems
+    return []
+
+
+class Rule(BaseModel):
+    """One ``[[rules]]`` table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    recipients: tuple[str, ...] = ()
+    senders: tuple[str, ...] = ()
+    networks: tuple[Network, ...] = ()
+    # A partial policy: any key of ``[policy]``; validated over the configuration's policy.
+    policy: dict[str, Any] = Field(default_factory=dict)
+    exception: bool = False
+    approved_by: str = ""
+    reason: str = ""
+    expires: date | None = None
+
+    @field_validator("recipients", "senders")
+    @classmethod
+    def _selectors(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_selector(item) for item in value)
+
+    @field_validator("networks", mode="before")
+    @classmethod
+    def _strict_networks(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            checked: list[Network] = []
+            for item in value:
+                try:
+                    checked.append(ipaddress.ip_network(str(item), strict=True))
+                except ValueError as exc:
+                    raise ValueError(f"{item!r}: {exc}") from exc
+            return tuple(checked)
+        return value
+
+    @_model_validator(mode="after")
+    def _exception_is_recorded(self) -> Rule:
+        if self.exception:
+            missing = [
+                key
+                for key, value in (
+                    ("approved_by", self.approved_by.strip()),
+                    ("reason", self.reason.strip()),
+                    ("expires", self.expires),
+                )
+                if not value
+            ]
+            if missing:
+                raise PydanticCustomError(
+                    "exception_unrecorded",
+                    "exception '{name}' without {missing} (an exception needs approved_by, "
+                    "reason and expires)",
+                    {"name": self.name, "missing": ", ".join(missing)},
+                )
+        return self
+
+    # -- matching --------------------------------------------------------------------------
+
+    def expired(self, today: date) -> bool:
+        return self.exception and self.expires is not None and today > self.expires
+
+    def matches(self, *, sender: str, recipient: str, client: str) -> bool:
+        if self.recipients and not _address_matches(recipient, self.recipients):
+            return False
+        if self.senders and not _address_matches(sender, self.senders):
+            return False
+        if self.networks:
+            address = _client_address(client)
+            if address is None or not any(address in net for net in self.networks):
+                return False
+        return True
+
+
+def _address_matches(address: str, selectors: Sequence[str]) -> bool:
+    text = address.strip().strip("<>").lower()
+    if not text or "@" not in text:
+        return False  # the null sender or a bare name matches no address or domain
+    domain = text.rpartition("@")[2]
+    for selector in selectors:
+        if "@" in selector:
+            if text == selector:
+                return True
+        elif selector.startswith("*."):
+            if domain.endswith(selector[1:]):
+                return True
+        elif domain == selector:
+            return True
+    return False
+
+
+def _client_address(client: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address of an envelope's ``client`` (``1.2.3.4``, ``[::1]:25``, ``1.2.3.4:25``)."""
+    text = client.strip()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyGroup:
+    """Recipients of one message that share the same matching rules, and their policy."""
+
+    recipients: tuple[str, ...]
+    rules: tuple[str, ...]  # names of the rules that applied, in order
+    exceptions: tuple[str, ...]  # those of them that are exceptions
+    policy: Policy
+
+
+class RuleSet:
+    """The rules of one configuration over its base policy; resolves policies per recipient.
+
+    ``today`` is the clock used for expiry (injectable for tests). Effective policies are
+    cached per combination of rules: they are validated once.
+    """
+
+    def __init__(self, base: Policy, rules: Iterable[Rule], today: Today = date.today) -> None:
+        self.base = base
+        self.rules = tuple(rules)
+        self.today = today
+        self._cache: dict[tuple[int, ...], Policy] = {}
+
+    def expired(self) -> list[Rule]:
+        """Exceptions past their expiry date (skipped when matching)."""
+        today = self.today()
+        return [rule for rule in self.rules if rule.expired(today)]
+
+    def matching(self, *, sender: str, recipient: str, client: str) -> tuple[int, ...]:
+        today = self.today()
+        return tuple(
+            index
+            for index, rule in enumerate(self.rules)
+            if not rule.expired(today)
+            and rule.matches(sender=sender, recipient=recipient, client=client)
+        )
+
+    def policy_for(self, indexes: tuple[int, ...]) -> Policy:
+        policy = self._cache.get(indexes)
+        if policy is None:
+            if not indexes:
+                policy = self.base
+            else:
+                data = self.base.model_dump()
+                for index in indexes:
+                    data = deep_merge(data, self.rules[index].policy)
+                policy = Policy.model_validate(data)
+            self._cache[indexes] = policy
+        return policy
+
+    def groups(self, *, sender: str, recipients: Sequence[str], client: str) -> list[PolicyGroup]:
+        """The recipients grouped by the rules that apply to them, in first-recipient order."""
+        by_rules: dict[tuple[int, ...], list[str]] = {}
+        for recipient in recipients:
+            key = self.matching(sender=sender, recipient=recipient, client=client)
+            by_rules.setdefault(key, []).append(recipient)
+        if not by_rules:
+            by_rules[()] = []
+        return [
+            PolicyGroup(
+                recipients=tuple(members),
+                rules=tuple(self.rules[i].name for i in key),
+                exceptions=tuple(self.rules[i].name for i in key if self.rules[i].exception),
+                policy=self.policy_for(key),
+            )
+            for key, members in by_rules.items()
+        ]

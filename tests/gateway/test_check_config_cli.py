@@ -1,0 +1,89 @@
+"""``mukaika check-config``: effective configuration out, every error with file and key, exits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.config import Config, load_config
+
+FINANCE = """
+[[rules]]
+name = "finance"
+recipients = ["keiri@city.example.lg.jp"]
+exception = true
+approved_by = "情報政策課 山田"
+reason = "銀行の帳票"
+expires = 2027-03-31
+[rules.policy.attachments.by_kind]
+ooxml = "keep_if_clean"
+"""
+
+
+def setup(tmp_path: Path, main_text: str = "", **local: str) -> Path:
+    main_file = tmp_path / "etc" / "mukaika.toml"
+    main_file.parent.mkdir(parents=True)
+    main_file.write_text(main_text, encoding="utf-8")
+    for name, text in local.items():
+        (tmp_path / "etc" / "local.d").mkdir(exist_ok=True)
+        (tmp_path / "etc" / "local.d" / f"{name}.toml").write_text(text, encoding="utf-8")
+    return main_file
+
+
+def test_valid_prints_the_effective_configuration_as_toml_that_loads_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main_file = setup(tmp_path, "[smtp]\nhostname = 'gw'\n", finance=FINANCE)
+    assert main(["check-config", "--config", str(main_file), "--on", "2027-03-31"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "情報政策課 山田" in out  # Japanese as is
+    copy = tmp_path / "effective.toml"
+    copy.write_text(out, encoding="utf-8")
+    assert load_config(copy) == load_config(main_file)
+
+
+def test_defaults_only(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "--json"]) == 0
+    assert Config.model_validate(json.loads(capsys.readouterr().out)) == Config()
+
+
+def test_invalid_lists_every_error_with_file_and_key_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main_file = setup(
+        tmp_path,
+        "[smtp]\nmax_recipients = 1\n",
+        typo="[delivery]\nrelay_hots = 'x'\n",
+        noapproval="[[rules]]\nname = 'e'\nexception = true\nreason = 'r'\nexpires = 2027-01-01\n",
+    )
+    assert main(["check-config", "--config", str(main_file)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    local = main_file.parent / "local.d"
+    assert f"error: {main_file}: smtp.max_recipients:" in err
+    assert f"error: {local / 'typo.toml'}: delivery.relay_hots: unknown key" in err
+    assert (
+        f"error: {local / 'noapproval.toml'}: rules[0] ('e'): exception 'e' without approved_by"
+        in err
+    )
+    assert "3 error(s)" in err
+
+
+def test_expired_exception_is_a_warning_with_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main_file = setup(tmp_path, "", finance=FINANCE)
+    assert main(["check-config", "--config", str(main_file), "--on", "2027-04-01", "-q"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    finance = main_file.parent / "local.d" / "finance.toml"
+    assert err == (
+        f"warning: {finance}: rules[0] ('finance'): exception expired on 2027-03-31 "
+        "(approved by 情報政策課 山田); it is not applied\n"
+    )
+    # On its last day it still applies.
+    assert main(["check-config", "--config", str(main_file), "--on", "2027-03-31", "-q"]) == 0
