@@ -33,6 +33,8 @@ def test_every_repository_path_exists(guide: Path) -> None:
 @pytest.mark.parametrize("guide", GUIDES, ids=lambda p: p.name)
 def test_every_mukaika_command_line_parses(guide: Path) -> None:
     text = guide.read_text(encoding="utf-8")
+    # The rules section is the rules engineer's to write and keep (tested with that work).
+    text = re.sub(r"<!-- BEGIN: Rules.*?<!-- END: Rules -->", "", text, flags=re.DOTALL)
     text = text.replace("$MUKAIKA", "mukaika").replace("$CONF", "/etc/mukaika/mukaika.toml")
     parser = build_parser()
     subcommands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
