@@ -24,6 +24,7 @@ from gateway.metrics import Metrics, MetricsServer
 from gateway.pool import ProcessSanitizer, Sanitizer
 from gateway.ports import AuditPort, MetricsPort, QuarantinePort
 from gateway.quarantine import Quarantine
+from gateway.sanitize_task import task_for
 from gateway.smtp import Received, SmtpServer
 from gateway.spool import Envelope, Spool, new_queue_id
 from gateway.worker import Worker
@@ -74,7 +75,10 @@ class Gateway:
         else:
             self.audit = parts.audit
         self.sanitizer = parts.sanitizer or ProcessSanitizer(
-            config.policy, config.worker.processes, config.worker.sanitize_timeout_seconds
+            config.policy,
+            config.worker.processes,
+            config.worker.sanitize_timeout_seconds,
+            target=task_for(config.scanner),
         )
         self.deliverer = Deliverer(config.delivery)
         self.worker = Worker(

@@ -1,0 +1,66 @@
+"""The relay with the malware scanner on: clamd unreachable defers, never passes unscanned."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+
+from gateway.config import Config
+from gateway.sanitize_task import task_for
+from gateway.service import Gateway, Parts
+from tests.gateway.relaykit import (
+    CountingMetrics,
+    FakeAudit,
+    FakeQuarantine,
+    Sink,
+    make_config,
+    wait_until,
+)
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    yield
+    gc.collect()
+
+
+def test_task_only_when_enabled() -> None:
+    assert task_for(Config().scanner) is None
+    enabled = Config.model_validate({"scanner": {"enabled": True}}).scanner
+    assert task_for(enabled) is not None
+
+
+async def test_clamd_unreachable_defers(tmp_path: Path) -> None:
+    sink = await Sink().start()
+    base = make_config(tmp_path / "data", sink.port)
+    data = base.model_dump(mode="python")
+    data["scanner"] = {"enabled": True, "address": f"unix:{tmp_path}/no-clamd.sock"}
+    config = Config.model_validate(data)
+    metrics = CountingMetrics()
+    gateway = Gateway(
+        config, Parts(quarantine=FakeQuarantine(), audit=FakeAudit(), metrics=metrics)
+    )
+    try:
+        _, port = await gateway.start()
+        message = EmailMessage()
+        message["From"] = "a@example.com"
+        message["To"] = "u@example.lg.jp"
+        message["Subject"] = "with a file"
+        message.set_content("see attached\n")
+        message.add_attachment(
+            b"%PDF-1.4\n", maintype="application", subtype="pdf", filename="a.pdf"
+        )
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+        async with client:
+            await client.sendmail("a@example.com", ["u@example.lg.jp"], message.as_bytes())
+        await wait_until(lambda: metrics.counts["deferred"] >= 1, within=30)
+        assert sink.messages == []
+        assert gateway.spool.ids("incoming")  # still waiting, unsanitized, not delivered
+    finally:
+        await gateway.stop()
+        await sink.stop()
