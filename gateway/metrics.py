@@ -22,6 +22,7 @@ Every name starts with ``mukaika_``:
 ``mukaika_queue_depth{state}``             gauge      spool entries per state
 ``mukaika_oldest_queued_age_seconds``      gauge      age of the oldest queued message
 ``mukaika_busy_workers``                   gauge      workers busy right now
+``mukaika_expired_exceptions``             gauge      exceptions (例外措置) past their expiry date
 =========================================  =========  =========================================
 
 Threat model
@@ -252,6 +253,12 @@ class Metrics:
             registry=reg,
         )
         self._busy = Gauge("mukaika_busy_workers", "Workers busy right now.", registry=reg)
+        # No label: a rule name is operator text, and check-config lists the names.
+        self._expired_exceptions = Gauge(
+            "mukaika_expired_exceptions",
+            "Exceptions (rules with exception = true) past their expiry date; they are skipped.",
+            registry=reg,
+        )
         # Series that exist from the start, so dashboards see zeros rather than gaps.
         for verdict in sorted(VERDICTS):
             self._verdicts.labels(verdict=verdict)
@@ -302,6 +309,9 @@ class Metrics:
 
     def set_busy_workers(self, n: int) -> None:
         self._busy.set(n)
+
+    def set_expired_exceptions(self, n: int) -> None:
+        self._expired_exceptions.set(max(0, n))
 
     # -- exposition ------------------------------------------------------------------------
 

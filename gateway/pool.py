@@ -44,8 +44,15 @@ class Sanitizer(Protocol):
     """What the worker needs: run the pipeline on one message, somewhere safe."""
 
     async def run(
-        self, untrusted_raw: bytes, reference: str, *, isolated: bool
-    ) -> SanitizeResult: ...
+        self,
+        untrusted_raw: bytes,
+        reference: str,
+        *,
+        isolated: bool,
+        policy: Policy | None = None,
+    ) -> SanitizeResult:
+        """``policy``: this message's effective policy (rules applied); None: the base one."""
+        ...
 
     def close(self) -> None: ...
 
@@ -107,17 +114,27 @@ class ProcessSanitizer:
                 *(loop.run_in_executor(pool, _warm_up) for _ in range(self.processes))
             )
 
-    async def run(self, untrusted_raw: bytes, reference: str, *, isolated: bool) -> SanitizeResult:
+    async def run(
+        self,
+        untrusted_raw: bytes,
+        reference: str,
+        *,
+        isolated: bool,
+        policy: Policy | None = None,
+    ) -> SanitizeResult:
+        effective = self.policy if policy is None else policy
         if isolated:
             async with self._isolation_lock:
-                return await self._run(untrusted_raw, reference, isolated=True)
-        return await self._run(untrusted_raw, reference, isolated=False)
+                return await self._run(untrusted_raw, reference, effective, isolated=True)
+        return await self._run(untrusted_raw, reference, effective, isolated=False)
 
-    async def _run(self, untrusted_raw: bytes, reference: str, *, isolated: bool) -> SanitizeResult:
+    async def _run(
+        self, untrusted_raw: bytes, reference: str, policy: Policy, *, isolated: bool
+    ) -> SanitizeResult:
         pool = self._pool(isolated)
         loop = asyncio.get_running_loop()
         try:
-            future = loop.run_in_executor(pool, self.target, untrusted_raw, self.policy, reference)
+            future = loop.run_in_executor(pool, self.target, untrusted_raw, policy, reference)
             return await asyncio.wait_for(future, self.timeout_seconds)
         except TimeoutError as exc:
             log.warning("%s sanitizing timed out: killing its pool", reference)
@@ -158,11 +175,19 @@ class InlineSanitizer:
         self.policy = policy
         self.executor = executor
 
-    async def run(self, untrusted_raw: bytes, reference: str, *, isolated: bool) -> SanitizeResult:
+    async def run(
+        self,
+        untrusted_raw: bytes,
+        reference: str,
+        *,
+        isolated: bool,
+        policy: Policy | None = None,
+    ) -> SanitizeResult:
         loop = asyncio.get_running_loop()
+        effective = self.policy if policy is None else policy
         try:
             return await loop.run_in_executor(
-                self.executor, _sanitize, untrusted_raw, self.policy, reference
+                self.executor, _sanitize, untrusted_raw, effective, reference
             )
         except TemporaryFailure:
             raise

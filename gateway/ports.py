@@ -47,6 +47,7 @@ class MetricsPort(Protocol):
     def set_queue_depth(self, state: str, n: int) -> None: ...
     def set_oldest_age(self, seconds: float) -> None: ...
     def set_busy_workers(self, n: int) -> None: ...
+    def set_expired_exceptions(self, n: int) -> None: ...
 
 
 class NullMetrics:
@@ -83,4 +84,7 @@ class NullMetrics:
         return None
 
     def set_busy_workers(self, n: int) -> None:
+        return None
+
+    def set_expired_exceptions(self, n: int) -> None:
         return None

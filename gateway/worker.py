@@ -14,6 +14,14 @@ Per message::
                         ├─ 4xx / no connection ─▶ outgoing, retried with backoff
                         └─ 5xx or lifetime over ▶ dead + DSN
 
+Policy: the rules (:mod:`gateway.rules`) are resolved per recipient when a message is
+sanitized, with the rule set current at that moment (a reload applies from the next message
+on). Recipients that resolve to different policies are split first: each group becomes its own
+spooled message (new queue id, same original, its recipients only; the new ones are made
+durable before the original is narrowed, so a crash in between can only duplicate), and each
+copy is sanitized with its group's policy. The audit line names the rules and exceptions that
+applied (``rules``, ``exceptions``).
+
 A sanitizer crash or timeout is retried in isolation; after ``max_crashes`` the message is
 held: recipients get a content-free notice. A temporary failure of a dependency (virus
 scanner) defers. An unexpected error defers too (logged with the queue id), never drops.
@@ -35,8 +43,9 @@ from gateway.delivery import Deliverer, Outcome, send_once
 from gateway.notices import build_crash_hold_notice, build_dsn
 from gateway.pool import Sanitizer, SanitizerCrashed
 from gateway.ports import AuditPort, MetricsPort, QuarantinePort
+from gateway.rules import PolicyGroup, RuleSet
 from gateway.settings import DeliverySettings, WorkerSettings
-from gateway.spool import Envelope, Spool, SpoolError
+from gateway.spool import Envelope, Spool, SpoolError, new_queue_id
 from sanitizers.errors import TemporaryFailure
 from sanitizers.report import SanitizeResult
 from sanitizers.vocabulary import Verdict
@@ -63,6 +72,7 @@ class Worker:
         hostname: str,
         keep_delivered_seconds: float = 86400.0,
         clock: Callable[[], float] = time.time,
+        rules: RuleSet | None = None,
     ) -> None:
         self.spool = spool
         self.sanitizer = sanitizer
@@ -75,6 +85,8 @@ class Worker:
         self.hostname = hostname
         self.keep_delivered_seconds = keep_delivered_seconds
         self.clock = clock
+        # Replaced whole on reload; read once per message when it is sanitized.
+        self.rules = rules
         self.notice_from = delivery.dsn_from or f"MAILER-DAEMON@{hostname}"
         self._ready: asyncio.Queue[Job] = asyncio.Queue()
         self._delayed: list[tuple[float, int, str, str]] = []
@@ -136,6 +148,8 @@ class Worker:
         for state in ("incoming", "outgoing", "dead"):
             ids = self.spool.ids(state)
             self.metrics.set_queue_depth(state, len(ids))
+        if self.rules is not None:
+            self.metrics.set_expired_exceptions(len(self.rules.expired()))
             if state != "dead":
                 for queue_id in ids[:1]:
                     try:
@@ -246,6 +260,14 @@ class Worker:
         except SpoolError:
             await self._set_aside("incoming", queue_id)
             return
+        group: PolicyGroup | None = None
+        if self.rules is not None:
+            groups = self.rules.groups(
+                sender=envelope.mail_from, recipients=envelope.rcpt_tos, client=envelope.client
+            )
+            if len(groups) > 1:
+                envelope = await self._split(envelope, untrusted_raw, groups)
+            group = groups[0]
         if not envelope.quarantine_id:
             quarantine_id = await asyncio.to_thread(
                 self.quarantine.store,
@@ -261,7 +283,10 @@ class Worker:
         started = time.monotonic()
         try:
             result = await self.sanitizer.run(
-                untrusted_raw, envelope.quarantine_id, isolated=envelope.crashes > 0
+                untrusted_raw,
+                envelope.quarantine_id,
+                isolated=envelope.crashes > 0,
+                policy=None if group is None else group.policy,
             )
         except TemporaryFailure as exc:
             await self._sanitize_later(envelope, untrusted_raw, f"temporary: {exc}")
@@ -270,7 +295,28 @@ class Worker:
             await self._crashed(envelope, untrusted_raw, str(exc))
             return
         self.metrics.observe_sanitize(time.monotonic() - started)
-        await self._sanitized(envelope, result)
+        await self._sanitized(envelope, result, group)
+
+    async def _split(
+        self, envelope: Envelope, untrusted_raw: bytes, groups: list[PolicyGroup]
+    ) -> Envelope:
+        """One spooled message per policy group; returns the original, narrowed to group 1."""
+        copies = [
+            envelope.with_(queue_id=new_queue_id(), rcpt_tos=group.recipients)
+            for group in groups[1:]
+        ]
+        for copy in copies:
+            await asyncio.to_thread(self.spool.accept, copy, untrusted_raw)
+        narrowed = envelope.with_(rcpt_tos=groups[0].recipients)
+        await asyncio.to_thread(self.spool.put, "incoming", narrowed, untrusted_raw)
+        for copy in copies:
+            self.submit(copy.queue_id)
+        log.info(
+            "%s split by policy into %s",
+            envelope.queue_id,
+            ", ".join([envelope.queue_id, *(copy.queue_id for copy in copies)]),
+        )
+        return narrowed
 
     async def _sanitize_later(self, envelope: Envelope, untrusted_raw: bytes, why: str) -> None:
         now = self.clock()
@@ -304,12 +350,18 @@ class Worker:
         await asyncio.to_thread(self.spool.advance, "incoming", envelope, notice, "outgoing")
         await self._deliver(envelope, notice)
 
-    async def _sanitized(self, envelope: Envelope, result: SanitizeResult) -> None:
+    async def _sanitized(
+        self, envelope: Envelope, result: SanitizeResult, group: PolicyGroup | None = None
+    ) -> None:
         report = result.report
         for part in report.parts:
             self.metrics.part(str(part.action), str(part.reason))
         await asyncio.to_thread(self.quarantine.record_result, envelope.quarantine_id, report)
-        envelope = envelope.with_(verdict=str(report.verdict), report=report.to_dict())
+        data = report.to_dict()
+        if group is not None and group.rules:
+            data["rules"] = list(group.rules)
+            data["exceptions"] = list(group.exceptions)
+        envelope = envelope.with_(verdict=str(report.verdict), report=data)
         if report.verdict == Verdict.REJECT:
             self.metrics.rejected("verdict")
             failures = {rcpt: "550 5.7.1 message rejected by policy" for rcpt in envelope.rcpt_tos}
@@ -447,6 +499,9 @@ class Worker:
             "state": state,
             "attempts": envelope.attempts,
         }
+        if report.get("rules"):
+            record["rules"] = report["rules"]
+            record["exceptions"] = report.get("exceptions", [])
         if error is not None or dsn not in ("none", "sent"):
             record["error"] = error or f"dsn {dsn}"
         self.audit.write(record)

@@ -22,6 +22,7 @@ from gateway.config import Config
 from gateway.pool import SanitizerCrashed
 from gateway.service import Gateway, Parts
 from sanitizers.errors import TemporaryFailure
+from sanitizers.policy import Policy
 from sanitizers.report import Report, SanitizeResult
 from sanitizers.vocabulary import Verdict
 
@@ -196,9 +197,18 @@ class FakeSanitizer:
     def __init__(self, script: Sequence[str] = ()) -> None:
         self.script = list(script)
         self.calls: list[tuple[str, bool]] = []
+        self.policies: list[Policy | None] = []  # the policy of each call (rules applied)
 
-    async def run(self, untrusted_raw: bytes, reference: str, *, isolated: bool) -> SanitizeResult:
+    async def run(
+        self,
+        untrusted_raw: bytes,
+        reference: str,
+        *,
+        isolated: bool,
+        policy: Policy | None = None,
+    ) -> SanitizeResult:
         self.calls.append((reference, isolated))
+        self.policies.append(policy)
         action = self.script.pop(0) if self.script else "deliver"
         if action == "temporary":
             raise TemporaryFailure("scanner down")
