@@ -35,7 +35,7 @@ def test_local_d_overrides_main_file_in_sorted_order(tmp_path: Path) -> None:
     assert config.smtp.hostname == "b"  # 20-b.toml comes after 10-a.toml
     assert config.smtp.max_recipients == 200  # kept from 10-a.toml: tables merge per key
     assert config.smtp.listen_port == 25  # kept from the main file
-    assert config.smtp.max_line_bytes == 1000  # shipped default
+    assert config.smtp.max_line_bytes == 65536  # shipped default
     assert [p.name for p in layered.files] == ["mukaika.toml", "10-a.toml", "20-b.toml"]
 
 

@@ -303,16 +303,18 @@ async def test_connection_caps() -> None:
         assert rx.rejected == ["connections_per_client"]
 
 
-async def test_command_and_line_length_limits(rx: Receiver) -> None:
-    client, _ = await RawClient.connect(rx.port)
-    await client.cmd(b"EHLO c\r\n")
-    assert (await client.cmd(b"NOOP " + b"x" * 600 + b"\r\n")).startswith(b"500")
-    await client.cmd(b"MAIL FROM:<a@example.com>\r\n")
-    await client.cmd(b"RCPT TO:<u@example.lg.jp>\r\n")
-    await client.cmd(b"DATA\r\n")
-    assert (await client.cmd(SIMPLE + b"y" * 1001 + b"\r\n.\r\n")).startswith(b"500 5.5.2")
-    await client.close()
-    assert rx.accepted == []
+async def test_command_and_line_length_limits() -> None:
+    async with Receiver(max_line_bytes=1000) as rx:
+        client, _ = await RawClient.connect(rx.port)
+        await client.cmd(b"EHLO c\r\n")
+        assert (await client.cmd(b"NOOP " + b"x" * 600 + b"\r\n")).startswith(b"500")
+        await client.cmd(b"MAIL FROM:<a@example.com>\r\n")
+        await client.cmd(b"RCPT TO:<u@example.lg.jp>\r\n")
+        await client.cmd(b"DATA\r\n")
+        reply = await client.cmd(SIMPLE + b"y" * 1001 + b"\r\n.\r\n")
+        assert reply.startswith(b"500 5.5.2")
+        await client.close()
+        assert rx.accepted == []
 
 
 async def test_idle_timeout_closes() -> None:
