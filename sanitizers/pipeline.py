@@ -251,14 +251,26 @@ class _Run:
 
 
 def _verdict(report: Report, policy: Policy) -> Verdict:
+    """The message verdict; a part-level cause of a hold or reject is added to the message
+    reasons, so the notice and the audit line say why."""
     codes = report.reason_codes()
-    if codes & policy.reject_reasons:
+    rejecting = codes & policy.reject_reasons
+    if rejecting:
+        _add_reasons(report, rejecting)
         return Verdict.REJECT
     if _LIMIT_REASONS & set(report.reasons) or Reason.ERROR in report.reasons:
         return Verdict.HOLD
-    if codes & policy.hold_reasons or any(p.action is Action.HELD for p in report.parts):
+    holding = (codes & policy.hold_reasons) | {
+        p.reason for p in report.parts if p.action is Action.HELD
+    }
+    if holding:
+        _add_reasons(report, holding)
         return Verdict.HOLD
     return Verdict.DELIVER
+
+
+def _add_reasons(report: Report, reasons: set[Reason]) -> None:
+    report.reasons.extend(sorted(r for r in reasons if r not in report.reasons))
 
 
 def _headers_for_notice(untrusted_raw: bytes, policy: Policy) -> RebuiltHeaders:

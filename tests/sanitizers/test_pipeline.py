@@ -328,7 +328,9 @@ def test_held_part_holds_the_message() -> None:
     raw = attachment_mail(b"PK\x03\x04", 'filename="a.zip"', "application/zip")
     result = run(raw, disarmer=disarmer)
     assert result.verdict is Verdict.HOLD
-    assert "保留" in body_text(result.message)
+    assert Reason.ENCRYPTED_ARCHIVE in result.report.reasons
+    text = body_text(result.message)
+    assert "保留の理由: パスワード付きの圧縮ファイルで検査できないため" in text
 
 
 # -- headers ------------------------------------------------------------------------------
