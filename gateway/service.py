@@ -4,7 +4,9 @@ Intent: one object that starts in the right order (spool recovered before the po
 nothing is accepted before older mail is back in the schedule) and stops in the right order
 (stop accepting with 421, let transactions and work in flight finish within the grace period,
 leave the rest spooled for the next start). Signals are the caller's business
-(:mod:`gateway.cli_serve`); this module only offers :meth:`Gateway.stop`.
+(:mod:`gateway.cli_serve`); this module only offers :meth:`Gateway.stop` and
+:meth:`Gateway.reload` (a new policy and rules for messages sanitized from then on; listeners
+and sessions are untouched; other changed settings are reported as needing a restart).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gateway.audit import AuditLog
 from gateway.config import Config
@@ -24,6 +27,7 @@ from gateway.metrics import Metrics, MetricsServer
 from gateway.pool import ProcessSanitizer, Sanitizer
 from gateway.ports import AuditPort, MetricsPort, QuarantinePort
 from gateway.quarantine import Quarantine
+from gateway.rules import RuleSet
 from gateway.sanitize_task import task_for
 from gateway.smtp import Received, SmtpServer
 from gateway.spool import Envelope, Spool, new_queue_id
@@ -92,6 +96,7 @@ class Gateway:
             metrics=self.metrics,
             hostname=self.hostname,
             keep_delivered_seconds=config.spool.keep_delivered_seconds,
+            rules=RuleSet(config.policy, config.rules),
         )
         self.smtp = SmtpServer(
             config.smtp,
@@ -125,7 +130,36 @@ class Gateway:
         )
         return envelope.queue_id
 
+    def reload(self, config: Config) -> list[str]:
+        """Apply ``config`` (already validated) to what can change while running: the policy
+        and the rules, used for every message sanitized from now on. Listeners, sessions and
+        work in flight are untouched. Returns the dotted keys of the other settings that differ:
+        they need a restart and are not applied."""
+        needs_restart = _changed_keys(self.config, config, ignore=HOT_RELOADABLE)
+        rules = RuleSet(config.policy, config.rules)
+        self.worker.rules = rules
+        if isinstance(self.sanitizer, ProcessSanitizer):
+            self.sanitizer.policy = config.policy
+        self.config = self.config.model_copy(
+            update={"policy": config.policy, "rules": config.rules}
+        )
+        self._report_expired(rules)
+        log.info("configuration reloaded: %d rule(s)", len(config.rules))
+        return needs_restart
+
+    def _report_expired(self, rules: RuleSet) -> None:
+        expired = rules.expired()
+        self.metrics.set_expired_exceptions(len(expired))
+        for rule in expired:
+            log.warning(
+                "exception %r expired on %s: it is not applied (mukaika check-config lists it)",
+                rule.name,
+                rule.expires,
+            )
+
     async def start(self) -> tuple[str, int]:
+        if self.worker.rules is not None:
+            self._report_expired(self.worker.rules)
         warm = getattr(self.sanitizer, "warm", None)
         if warm is not None:
             self._warming = asyncio.create_task(warm(), name="mukaika-warm-pool")
@@ -153,3 +187,24 @@ class Gateway:
             close()
         self._owned.clear()
         log.info("stopped")
+
+
+# Sections a reload applies; everything else needs a restart.
+HOT_RELOADABLE = frozenset({"policy", "rules"})
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _changed_keys(old: Config, new: Config, *, ignore: frozenset[str]) -> list[str]:
+    """Dotted keys whose values differ, outside the top-level sections in ``ignore``."""
+    before = _flatten(old.model_dump(mode="json", exclude=set(ignore)))
+    after = _flatten(new.model_dump(mode="json", exclude=set(ignore)))
+    return sorted(key for key in set(before) | set(after) if before.get(key) != after.get(key))
