@@ -251,6 +251,13 @@ class Worker:
         log.error("%s unreadable spool file in %s: moved to dead", queue_id, state)
         await asyncio.to_thread(self.spool.move, queue_id, state, "dead")
         self.metrics.dead_lettered()
+        # Its envelope is unreadable, but an acknowledged message still gets its audit line.
+        self._audit(
+            Envelope(queue_id=queue_id, mail_from="", rcpt_tos=()),
+            "dead",
+            "none",
+            f"unreadable spool file in {state}",
+        )
 
     # --- sanitizing -------------------------------------------------------------------------
 
