@@ -150,3 +150,31 @@ def test_expired_exceptions_gauge_and_audit_allow_list() -> None:
     record = clean_record({"rules": ["a"], "exceptions": ["a"]})
     assert record["exceptions"] == ["a"]
     assert "dropped_keys" not in record
+
+
+async def test_the_gateway_counts_expired_exceptions_from_its_configuration(
+    tmp_path: Path,
+) -> None:
+    from gateway.service import Gateway, Parts
+
+    sink = await Sink().start()
+    expired = {
+        "name": "old",
+        "exception": True,
+        "approved_by": "課長",
+        "reason": "期限切れの例外",
+        "expires": "2020-01-01",
+    }
+    config = make_config(tmp_path, sink.port).model_copy(
+        update={"rules": (Rule.model_validate(expired),)}
+    )
+    metrics = Metrics()
+    gateway = Gateway(config, Parts(sanitizer=FakeSanitizer(), metrics=metrics))
+    try:
+        await gateway.start()
+        assert b"mukaika_expired_exceptions 1.0" in metrics.render()
+        gateway.reload(config.model_copy(update={"rules": ()}))
+        assert b"mukaika_expired_exceptions 0.0" in metrics.render()
+    finally:
+        await gateway.stop()
+        await sink.stop()
