@@ -87,3 +87,40 @@ def test_expired_exception_is_a_warning_with_exit_1(
     )
     # On its last day it still applies.
     assert main(["check-config", "--config", str(main_file), "--on", "2027-03-31", "-q"]) == 0
+
+
+GUIDES = [
+    Path(__file__).resolve().parents[2] / "deploy" / f"GUIDE.{lang}.md" for lang in ("en", "ja")
+]
+
+
+@pytest.mark.parametrize("guide", GUIDES, ids=lambda p: p.name)
+def test_the_guides_rules_section_shows_valid_commands_and_configurations(
+    guide: Path, tmp_path: Path
+) -> None:
+    import re
+    import shlex
+
+    from gateway.cli import build_parser
+
+    text = guide.read_text(encoding="utf-8")
+    section = re.search(r"<!-- BEGIN: Rules.*?<!-- END: Rules -->", text, re.DOTALL)
+    assert section is not None
+    body = section.group(0)
+    commands = [
+        line.split("/bin/mukaika ", 1)[1]
+        for block in re.findall(r"^```sh\n(.*?)^```", body, re.MULTILINE | re.DOTALL)
+        for line in block.splitlines()
+        if "/bin/mukaika " in line
+    ]
+    assert {c.split()[0] for c in commands} >= {"check-config", "explain"}
+    for command in commands:
+        build_parser().parse_args(shlex.split(command))
+    blocks = re.findall(r"^```toml\n(.*?)^```", body, re.MULTILINE | re.DOTALL)
+    assert len(blocks) == 2
+    for n, block in enumerate(blocks):
+        path = tmp_path / f"{n}.toml"
+        path.write_text(block, encoding="utf-8")
+        config = load_config(path)
+        assert config.rules
+    assert "mukaika_expired_exceptions" in body
