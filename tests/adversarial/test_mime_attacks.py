@@ -422,3 +422,43 @@ def test_known_slow_inputs_of_the_stdlib_parser_end_within_the_limits(
     assert_safe(result)
     if result.verdict is Verdict.HOLD:
         assert any(r.value.startswith("limit_") for r in result.report.reasons)
+
+
+# --- espoofer's From header cases (corpus, read in place) ----------------------------------
+
+
+def _espoofer_from_headers() -> list[bytes]:
+    """Every literal ``from_header`` of espoofer's testcases.py (parsed, never executed)."""
+    import ast
+    import re
+    import warnings
+
+    from tests.corpus import require_corpus
+
+    path = require_corpus() / "espoofer" / "testcases.py"
+    if not path.is_file():
+        pytest.skip(f"{path} is not in the corpus")
+    source = path.read_text(encoding="utf-8")
+    literals = re.findall(r'"from_header":\s*(b"(?:[^"\\]|\\.)*")\s*,', source)
+    found = []
+    for literal in literals:
+        with warnings.catch_warnings():  # espoofer writes "\," in a bytes literal
+            warnings.simplefilter("ignore")
+            value = ast.literal_eval(literal)
+        if value not in found:
+            found.append(value)
+    assert len(found) >= 10
+    return found
+
+
+@pytest.mark.corpus
+def test_espoofer_from_headers_give_at_most_one_from_and_no_injection() -> None:
+    for from_header in _espoofer_from_headers():
+        raw = from_header + b"To: <victim@example.lg.jp>\r\nSubject: espoofer\r\n\r\n" + b"body\r\n"
+        result = assert_deterministic(raw)
+        out = assert_safe(result)
+        assert len(out.get_all("from") or []) <= 1, from_header
+        sender = out["from"]
+        if sender is not None:
+            for address in sender.addresses:
+                assert "@" not in address.display_name, from_header

@@ -360,3 +360,39 @@ async def test_many_connections_from_one_address() -> None:
         assert greeting.startswith(b"220")
         await client.close()
         assert rx.rejected.count("connections_per_client") == 55
+
+
+# --- the end-of-data sequences of SMTP-Smuggling-Tools (corpus, read in place) -------------
+
+
+def _corpus_eod_sequences() -> list[bytes]:
+    """Both lists of smtp_smuggling_scanner.py, read as literals (never executed)."""
+    import ast
+    import re
+
+    from tests.corpus import require_corpus
+
+    path = require_corpus() / "smtp-smuggling-tools" / "smtp_smuggling_scanner.py"
+    if not path.is_file():
+        pytest.skip(f"{path} is not in the corpus")
+    source = path.read_text(encoding="utf-8")
+    found: list[bytes] = []
+    for match in re.finditer(r"^\w+_eod_sequences = (\[.*?\])", source, re.MULTILINE | re.DOTALL):
+        for sequence in ast.literal_eval(match.group(1)):
+            if sequence.encode() not in found:
+                found.append(sequence.encode())
+    assert len(found) >= 9
+    return found
+
+
+@pytest.mark.corpus
+async def test_every_corpus_end_of_data_sequence_is_refused(rx: Receiver) -> None:
+    for fake_end in _corpus_eod_sequences():
+        client, _ = await RawClient.connect(rx.port)
+        await client.envelope()
+        await client.cmd(b"DATA\r\n")
+        reply = await client.cmd(SIMPLE + b"text" + fake_end + SMUGGLE + b".\r\n")
+        assert reply.startswith(b"550 5.5.2"), (fake_end, reply)
+        assert (await client.cmd(b"NOOP\r\n")).startswith(b"250")
+        await client.close()
+    assert rx.accepted == []
