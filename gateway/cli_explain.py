@@ -5,7 +5,8 @@ sender and recipients are read from the message's From, To and Cc headers (and t
 address is unknown, so rules with ``networks`` do not match). Recipients are grouped by the
 rules that apply to them, exactly as the gateway does; for each group the real pipeline runs
 with that group's effective policy, and every part is listed: its path, file name (as is,
-Japanese included), detected type, action, reason and what was removed.
+Japanese included), detected type, action, reason, what was removed or found, and the name it
+is attached under in the delivered mail.
 
 Nothing is sent and nothing is written to disk. Exit codes: 0 done; 2 invalid configuration
 or usage; 3 unreadable message; 75 temporary failure (a required scanner is unavailable).
@@ -173,10 +174,20 @@ def explain(
                 str(part.action),
                 str(part.reason),
                 _clean(", ".join(part.removed + [str(f) for f in part.findings])),
+                _clean(part.attached_as),
             ]
             for part in report.parts
         ]
-        header = ["part", "filename", "type", "kind", "action", "reason", "removed / found"]
+        header = [
+            "part",
+            "filename",
+            "type",
+            "kind",
+            "action",
+            "reason",
+            "removed / found",
+            "attached as",
+        ]
         lines.extend("  " + line for line in format_table(header, rows))
     for rule in skipped:
         lines.append("")

@@ -91,6 +91,7 @@ def test_explain_shows_groups_rules_exception_and_parts(
     assert "finance-exception" not in second
     docm_line = next(line for line in second.splitlines() if FILENAME in line)
     assert docm_line.split()[3:6] == ["ooxml", "sanitized", "macro"]
+    assert docm_line.split()[-1] == "請求書.docx"  # the name it is attached under
     html_line = next(line for line in second.splitlines() if "text/html" in line)
     assert "converted" in html_line
     assert "html_body" in html_line
