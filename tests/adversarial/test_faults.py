@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import gc
 import json
 import os
 import signal
@@ -52,12 +51,6 @@ from tests.gateway.test_process_crash import Child, children, write_config
 __all__ = ["children"]  # the fixture that SIGKILLs every child left running
 
 RCPT = "staff@example.lg.jp"
-
-
-@pytest.fixture(autouse=True)
-def _collect_garbage() -> Iterator[None]:
-    yield
-    gc.collect()
 
 
 async def send(port: int, message: bytes = SIMPLE) -> tuple[int, str]:

@@ -5,9 +5,7 @@ every 250 is delivered with an audit line."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiosmtplib
@@ -24,12 +22,6 @@ PER_SENDER = 50
 WARM_UP = 40
 # Generous: the gateway keeps nothing per message once it is delivered.
 RSS_GROWTH_LIMIT = 64 * 1024 * 1024
-
-
-@pytest.fixture(autouse=True)
-def _collect_garbage() -> Iterator[None]:
-    yield
-    gc.collect()
 
 
 def rss_bytes(pid: int) -> int:
