@@ -48,6 +48,10 @@ def assert_safe(result: SanitizeResult, secrets: Iterable[bytes] = ()) -> Messag
     assert result.verdict in (Verdict.DELIVER, Verdict.HOLD), result.verdict
     data = result.message
     assert data.isascii(), "the output is 7-bit"
+    # Only CRLF line ends: the LGWAN-side MTA can never be handed a smuggling sequence.
+    assert data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r"), "bare CR or LF"
+    assert b"\x00" not in data
+    assert max(map(len, data.split(b"\r\n"))) <= 998, "a line over RFC 5322's limit"
     head, _, _ = data.partition(b"\r\n\r\n")
     for line in head.split(b"\r\n"):
         assert b"\r" not in line
