@@ -68,7 +68,8 @@ REPLY_BAD_SENDER = "553 5.1.7 Bad sender address syntax"
 REPLY_BAD_RECIPIENT = "553 5.1.3 Bad recipient address syntax"
 # RFC 5321 4.5.3.1: the longest path, local part and domain a server must accept.
 _MAX_PATH, _MAX_LOCAL, _MAX_DOMAIN = 256, 64, 255
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls, and the Unicode line and paragraph separators (str.splitlines breaks there).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 Accept = Callable[["Received"], Awaitable[str]]
 

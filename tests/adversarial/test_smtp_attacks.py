@@ -146,6 +146,8 @@ async def test_control_characters_and_long_paths_in_mail_from(rx: Receiver, comm
 
 BAD_RECIPIENTS = {
     "nul": b"RCPT TO:<u\x00@example.lg.jp>",
+    "next-line-c1": "RCPT TO:<u\x85x@example.lg.jp>".encode(),
+    "line-separator": "RCPT TO:<u\u2028x@example.lg.jp>".encode(),
     "local-part-65": b"RCPT TO:<" + b"u" * 65 + b"@example.lg.jp>",
     "source-route-to-outside": b"RCPT TO:<@example.lg.jp:victim@outside.example>",
     "percent-hack": b"RCPT TO:<victim%outside.example@example.lg.jp.evil.example>",
@@ -158,7 +160,7 @@ BAD_RECIPIENTS = {
 async def test_hostile_recipients_are_refused(rx: Receiver, command: bytes) -> None:
     client, _ = await RawClient.connect(rx.port)
     await client.cmd(b"EHLO c\r\n")
-    assert (await client.cmd(b"MAIL FROM:<a@example.com>\r\n")).startswith(b"250")
+    assert (await client.cmd(b"MAIL FROM:<a@example.com> SMTPUTF8\r\n")).startswith(b"250")
     reply = await client.cmd(command + b"\r\n")
     assert reply[:1] == b"5", reply
     assert (await client.cmd(b"DATA\r\n")).startswith(b"503")
