@@ -46,7 +46,11 @@ def sanitize(raw: bytes, policy: Policy = POLICY) -> SanitizeResult:
 def assert_safe(result: SanitizeResult, secrets: Iterable[bytes] = ()) -> Message:
     """Every output promise; ``secrets`` are bytes of parts that must not cross."""
     assert result.verdict in (Verdict.DELIVER, Verdict.HOLD), result.verdict
-    data = result.message
+    return assert_safe_message(result.message, secrets)
+
+
+def assert_safe_message(data: bytes, secrets: Iterable[bytes] = ()) -> Message:
+    """The promises on the bytes alone (what the LGWAN-side MTA receives)."""
     assert data.isascii(), "the output is 7-bit"
     # Only CRLF line ends: the LGWAN-side MTA can never be handed a smuggling sequence.
     assert data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r"), "bare CR or LF"
