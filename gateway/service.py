@@ -66,10 +66,13 @@ class Gateway:
                 self._owned.append(self.metrics_server.close)
         else:
             self.metrics = parts.metrics
+        # The quarantine this service owns is purged by it, at quarantine.purge_interval_seconds.
+        self._purgeable: Quarantine | None = None
         if parts.quarantine is None:
             quarantine = Quarantine.from_settings(config.quarantine, self.data_dir)
             self._owned.append(quarantine.close)
             self.quarantine: QuarantinePort = quarantine
+            self._purgeable = quarantine
         else:
             self.quarantine = parts.quarantine
         if parts.audit is None:
@@ -106,6 +109,7 @@ class Gateway:
         )
         self.address: tuple[str, int] | None = None
         self._warming: asyncio.Task[None] | None = None
+        self._purging: asyncio.Task[None] | None = None
 
     async def _accept(self, received: Received) -> str:
         """Spool a received message durably; only then may SMTP answer 250."""
@@ -163,6 +167,11 @@ class Gateway:
         warm = getattr(self.sanitizer, "warm", None)
         if warm is not None:
             self._warming = asyncio.create_task(warm(), name="mukaika-warm-pool")
+        if self._purgeable is not None:
+            interval = self.config.quarantine.purge_interval_seconds
+            self._purging = asyncio.create_task(
+                self._purgeable.purge_forever(interval), name="mukaika-quarantine-purge"
+            )
         await self.worker.start()
         self.address = await self.smtp.start()
         log.info(
@@ -178,9 +187,10 @@ class Gateway:
         log.info("stopping: new sessions get 421; %.0fs grace for work in flight", grace)
         await self.smtp.drain(grace)
         await self.worker.stop(grace)
-        if self._warming is not None:
-            self._warming.cancel()
-            await asyncio.gather(self._warming, return_exceptions=True)
+        for task in (self._warming, self._purging):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.deliverer.close()
         await asyncio.to_thread(self.sanitizer.close)
         for close in reversed(self._owned):

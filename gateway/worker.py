@@ -287,6 +287,7 @@ class Worker:
                 received_at=datetime.fromtimestamp(envelope.received_at, UTC),
             )
             envelope = envelope.with_(quarantine_id=quarantine_id)
+            self.metrics.quarantined()
         started = time.monotonic()
         try:
             result = await self.sanitizer.run(
@@ -361,6 +362,7 @@ class Worker:
         self, envelope: Envelope, result: SanitizeResult, group: PolicyGroup | None = None
     ) -> None:
         report = result.report
+        self.metrics.verdict(str(report.verdict))
         for part in report.parts:
             self.metrics.part(str(part.action), str(part.reason))
         await asyncio.to_thread(self.quarantine.record_result, envelope.quarantine_id, report)

@@ -13,6 +13,7 @@ import email
 import json
 import urllib.request
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.policy import default as default_policy
@@ -133,6 +134,8 @@ async def test_one_message_through_real_quarantine_audit_and_metrics(
     # Metrics: in and out, and the HTML body converted to text.
     assert "mukaika_received_total 1.0" in exposition
     assert "mukaika_delivered_total 1.0" in exposition
+    assert 'mukaika_verdicts_total{verdict="deliver"} 1.0' in exposition
+    assert "mukaika_quarantined_total 1.0" in exposition
     assert 'mukaika_parts_total{action="converted",reason="html_body"} 1.0' in exposition
     assert "mukaika_sanitize_seconds_count 1.0" in exposition
 
@@ -166,3 +169,36 @@ async def test_one_message_through_real_quarantine_audit_and_metrics(
         assert original.endswith(raw)  # the receiver may add a trace header, nothing else
         assert entry.size == len(original)
         assert "html_body" in entry.reasons
+
+
+async def test_the_running_gateway_purges_its_quarantine(
+    tmp_path: Path, sink: tuple[_Recorder, int]
+) -> None:
+    """An original past retention is removed by the service itself, without a timer."""
+    _, relay_port = sink
+    data_dir = tmp_path / "data"
+    config = _config(data_dir, relay_port)
+    old = Quarantine.from_settings(config.quarantine, data_dir)
+    stale = old.store(
+        "Qold",
+        _mail(),
+        client="192.0.2.1",
+        helo="old",
+        mail_from="taro@example.jp",
+        rcpt_to=[RCPT],
+        received_at=datetime.now(UTC) - timedelta(days=config.quarantine.retention_days + 1),
+    )
+    old.close()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
+        gateway = Gateway(config, Parts(sanitizer=InlineSanitizer(Policy(), executor)))
+        try:
+            await gateway.start()
+            check = Quarantine.from_settings(config.quarantine, data_dir)
+            try:
+                await _until(lambda: check.count() == 0)
+                with pytest.raises(LookupError):
+                    check.get(stale)
+            finally:
+                check.close()
+        finally:
+            await gateway.stop()
