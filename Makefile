@@ -4,10 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TEST_PACKAGES ?= clamav-daemon postfix
 
-.PHONY: demo check lint types test install
+.PHONY: demo check lint types test install test-packages
 
 $(BIN)/mukaika: pyproject.toml
-	sh deploy/system-packages.sh $(TEST_PACKAGES)
+	sh deploy/system-packages.sh
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
@@ -25,7 +25,11 @@ lint: install
 types: install
 	$(BIN)/mypy
 
-test: install
+# Debian packages only the tests use (a real clamd and a real Postfix); never for `make demo`.
+test-packages:
+	sh deploy/system-packages.sh $(TEST_PACKAGES)
+
+test: install test-packages
 	$(BIN)/pytest
 
 check: lint types test
