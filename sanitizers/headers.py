@@ -27,6 +27,9 @@ _ADDR_SPEC = re.compile(r"^[!#-'*+\-/-9=?A-Z^-~.]{1,64}@[A-Za-z0-9.\-\[\]:]{1,25
 _MSG_ID = re.compile(r"<[!-;=?-~]{1,250}>")
 _MAX_IDS = 50
 _MAX_VALUE_CHARS = 2000
+# Bidi embedding, override and isolate controls: they make text display in another order than
+# it is stored ("請求書\u202efdp.exe" shows as "請求書exe.pdf"). No Japanese text needs them.
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # Controls and bidi overrides that could disguise what a reader sees.
 _DISPLAY_UNSAFE = re.compile("[\x00-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
@@ -81,7 +84,10 @@ def _note_lossy(rebuilt: RebuiltHeaders, name: str, lossy: bool) -> None:
 def _add_text(rebuilt: RebuiltHeaders, name: str, untrusted_value: str) -> None:
     decoded = decode_header(untrusted_value)
     _note_lossy(rebuilt, name, decoded.lossy)
-    value = " ".join(decoded.text.split())[:_MAX_VALUE_CHARS]
+    text = BIDI_CONTROLS.sub("", decoded.text)
+    if text != decoded.text:
+        rebuilt.notes.append(f"{name}: bidi override controls removed")
+    value = " ".join(text.split())[:_MAX_VALUE_CHARS]
     if name.lower() == "subject":
         rebuilt.subject = display_safe(value)
     rebuilt.fields.append((name, value))

@@ -31,8 +31,9 @@ from sanitizers.vocabulary import Action, Reason, Verdict
 _LIMIT_REASONS = frozenset(r for r in Reason if r.value.startswith("limit_"))
 _HELD_TAG = {"ja": "[保留]", "en": "[HELD]"}
 _ATTACHED_MAIL = {"ja": "添付されたメール", "en": "Attached message"}
-# C0 and C1 controls other than tab and line breaks (a regex is ~20x faster than translate).
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# C0 and C1 controls other than tab and line breaks, and bidi embedding/override/isolate
+# controls (they disguise the order text is shown in). A regex is ~20x faster than translate.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def sanitize_message(

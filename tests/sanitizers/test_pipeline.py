@@ -543,3 +543,12 @@ def test_japanese_attachment_names_decode_exactly(name_param: str) -> None:
     result = run(raw, TEXT_ONLY)
     assert result.report.parts[1].filename == "①㈱～.txt"
     assert "①㈱～.txt" in body_text(result.message)
+
+
+def test_bidi_override_controls_cannot_disguise_subject_or_body() -> None:
+    disguised = "請求書\u202efdp.exe"
+    result = run(text_mail(f"添付: {disguised}\n", "utf-8", ("Subject", disguised)))
+    out = parse(result.message)
+    assert out["subject"] == "請求書fdp.exe"
+    assert body_text(result.message) == "添付: 請求書fdp.exe\n"
+    assert any("bidi" in note for note in result.report.defects)
