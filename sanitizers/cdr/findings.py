@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sanitizers.vocabulary import Reason
+from sanitizers.cdr.base import CdrOutcome
+from sanitizers.vocabulary import Action, Reason
 
 CODE_REASONS: dict[str, Reason] = {
     "vba": Reason.MACRO,
@@ -46,3 +47,34 @@ def gravest(codes: Iterable[str]) -> Reason:
         if reason in reasons:
             return reason
     return Reason.CLEAN
+
+
+def rebuilt_outcome(
+    removed: tuple[str, ...],
+    *,
+    original: bytes,
+    rebuilt: bytes,
+    filename: str,
+    rebuilt_name: str,
+    content_type: str,
+    keep_if_clean: bool,
+) -> CdrOutcome:
+    """The outcome of a rebuilding sanitizer: under ``keep_if_clean`` the original unchanged
+    when nothing was found (else removed); otherwise the rebuilt file, whatever was found."""
+    if keep_if_clean:
+        if removed:
+            return CdrOutcome(
+                action=Action.REMOVED,
+                reason=gravest(removed),
+                removed=removed,
+                detail=",".join(removed),
+            )
+        return CdrOutcome(action=Action.KEPT, reason=Reason.CLEAN, data=original, filename=filename)
+    return CdrOutcome(
+        action=Action.SANITIZED,
+        reason=gravest(removed),
+        data=rebuilt,
+        filename=rebuilt_name,
+        content_type=content_type,
+        removed=removed,
+    )

@@ -66,10 +66,10 @@ from lxml import etree
 
 from sanitizers.cdr import olescan
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
-from sanitizers.cdr.findings import gravest
+from sanitizers.cdr.findings import rebuilt_outcome
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.errors import LimitExceeded, SanitizeError
-from sanitizers.vocabulary import Action, Reason
+from sanitizers.vocabulary import Reason
 
 CT_NS = "http://schemas.openxmlformats.org/package/2006/content-types"
 PR_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
@@ -853,25 +853,14 @@ class OoxmlSanitizer(CdrSanitizer):
 
     def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
         package = rebuild_package(untrusted_data, ctx.policy)
-        removed = package.removed
-        if ctx.keep_if_clean:
-            if removed:
-                return CdrOutcome(
-                    action=Action.REMOVED,
-                    reason=gravest(removed),
-                    removed=removed,
-                    detail=",".join(removed),
-                )
-            return CdrOutcome(
-                action=Action.KEPT, reason=Reason.CLEAN, data=untrusted_data, filename=filename
-            )
-        return CdrOutcome(
-            action=Action.SANITIZED,
-            reason=gravest(removed),
-            data=package.data,
-            filename=output_name(filename, package.extension),
+        return rebuilt_outcome(
+            package.removed,
+            original=untrusted_data,
+            rebuilt=package.data,
+            filename=filename,
+            rebuilt_name=output_name(filename, package.extension),
             content_type=OUTPUT_CONTENT_TYPES[package.extension],
-            removed=removed,
+            keep_if_clean=ctx.keep_if_clean,
         )
 
     def verify(self, data: bytes, ctx: CdrContext) -> None:

@@ -35,9 +35,9 @@ from typing import ClassVar
 
 from sanitizers.cdr import olescan
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
-from sanitizers.cdr.findings import gravest
+from sanitizers.cdr.findings import rebuilt_outcome
 from sanitizers.errors import LimitExceeded, SanitizeError
-from sanitizers.vocabulary import Action, Reason
+from sanitizers.vocabulary import Reason
 
 # Control words that make their whole group dangerous, wherever they appear in it.
 DROP_WORDS: dict[bytes, str] = {
@@ -260,25 +260,14 @@ class RtfSanitizer(CdrSanitizer):
 
     def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
         rebuilt = rebuild_rtf(untrusted_data, ctx.policy.rtf_max_depth)
-        removed = tuple(rebuilt.removed)
-        if ctx.keep_if_clean:
-            if removed:
-                return CdrOutcome(
-                    action=Action.REMOVED,
-                    reason=gravest(removed),
-                    removed=removed,
-                    detail=",".join(removed),
-                )
-            return CdrOutcome(
-                action=Action.KEPT, reason=Reason.CLEAN, data=untrusted_data, filename=filename
-            )
-        return CdrOutcome(
-            action=Action.SANITIZED,
-            reason=gravest(removed),
-            data=rebuilt.data,
+        return rebuilt_outcome(
+            tuple(rebuilt.removed),
+            original=untrusted_data,
+            rebuilt=rebuilt.data,
             filename=filename,
+            rebuilt_name=filename,
             content_type="application/rtf",
-            removed=removed,
+            keep_if_clean=ctx.keep_if_clean,
         )
 
     def verify(self, data: bytes, ctx: CdrContext) -> None:
