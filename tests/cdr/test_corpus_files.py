@@ -20,7 +20,6 @@ import threading
 import time
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,7 +43,6 @@ SOURCES = (
     "clamav-testfiles",
 )
 BUDGET_SECONDS = 150.0
-WORKERS = 2
 MAX_FILE_BYTES = 8 * 1024 * 1024  # larger corpus files are counted as skipped, not swept
 # The shipped default: sanitize OOXML, PDF, images, ZIP and text-like files.
 SANITIZE = {k: AttachmentAction.SANITIZE for k in ("ooxml", "pdf", "image", "zip", "text", "html")}
@@ -159,18 +157,6 @@ def _zip_findings(data: bytes, depth: int) -> set[str]:
 
 def _policy() -> Policy:
     return Policy(attachments=AttachmentPolicy(by_kind=SANITIZE))
-
-
-@pytest.fixture(scope="module")
-def disarmers() -> Iterator[list[object]]:
-    from sanitizers.cdr.isolation import IsolatedDisarmer
-
-    pool = [IsolatedDisarmer(_policy().cdr) for _ in range(WORKERS)]
-    try:
-        yield pool
-    finally:
-        for disarmer in pool:
-            disarmer.close()
 
 
 def test_corpus_sweep(disarmers: list[object]) -> None:

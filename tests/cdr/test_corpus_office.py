@@ -21,7 +21,6 @@ import time
 import warnings
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,7 +33,6 @@ from sanitizers.vocabulary import Action, Reason
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 SOURCES = ("oletools", "apache-poi", "msoffcrypto-tool")
 MAX_FILE_BYTES = 8 * 1024 * 1024
-WORKERS = 2
 BY_KIND = {
     "ooxml": AttachmentAction.SANITIZE,
     "rtf": AttachmentAction.SANITIZE,
@@ -127,16 +125,6 @@ def independent_findings(data: bytes, kind: str) -> set[str]:
         else:
             found.add(f"unexpected-kind:{kind}")
         return found
-
-
-@pytest.fixture(scope="module")
-def disarmers() -> Iterator[list[IsolatedDisarmer]]:
-    pool = [IsolatedDisarmer(Policy().cdr) for _ in range(WORKERS)]
-    try:
-        yield pool
-    finally:
-        for disarmer in pool:
-            disarmer.close()
 
 
 def test_office_corpus_sweep(disarmers: list[IsolatedDisarmer]) -> None:
