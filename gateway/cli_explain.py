@@ -30,6 +30,7 @@ from gateway.rules import PolicyGroup, RuleSet
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult
+from sanitizers.safetext import terminal_text
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -110,7 +111,7 @@ def _clean(text: str | None) -> str:
     """Control characters out (the values come from the mail), so the table stays a table."""
     if not text:
         return "-"
-    return "".join(c if c.isprintable() else "?" for c in text)
+    return terminal_text(text)
 
 
 def explain(

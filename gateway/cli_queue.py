@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -22,15 +21,15 @@ from typing import Any
 
 from gateway.config import ConfigError, load_config
 from gateway.spool import Spool, SpoolError, is_queue_id
+from sanitizers.safetext import terminal_text
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _clean(value: object) -> str:
-    return _CONTROL.sub("", str(value))
+    return terminal_text(str(value))
 
 
 def register(subparsers: Any) -> None:

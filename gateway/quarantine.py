@@ -81,6 +81,7 @@ from typing import Any, Final, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from sanitizers.report import Report
+from sanitizers.safetext import log_text
 
 log = logging.getLogger("mukaika.quarantine")
 
@@ -97,7 +98,6 @@ STALE_TEMP_SECONDS: Final = 3600.0
 PURGE_BATCH: Final = 500
 
 _ID_PATTERN: Final = re.compile(r"^(?P<day>[0-9]{8})T[0-9]{6}Z-[0-9a-f]{12}$")
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _SCHEMA_VERSION: Final = 1
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -225,11 +225,8 @@ class QuarantineEntry:
 
 
 def clean_text(value: str, limit: int = MAX_FIELD_CHARS) -> str:
-    """Remove control and bidi-override characters and bound the length (``…`` marks a cut)."""
-    cleaned = _CONTROL.sub("", value)
-    if len(cleaned) > limit:
-        return cleaned[: limit - 1] + "…"
-    return cleaned
+    """The value as :func:`sanitizers.safetext.log_text` shows it, cut to ``limit`` chars."""
+    return log_text(value, limit)
 
 
 def _clean_optional(value: str | None) -> str | None:

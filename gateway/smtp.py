@@ -39,6 +39,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.settings import SmtpSettings
+from sanitizers.safetext import has_unsafe
 
 log = logging.getLogger("mukaika.smtp")
 
@@ -68,8 +69,6 @@ REPLY_BAD_SENDER = "553 5.1.7 Bad sender address syntax"
 REPLY_BAD_RECIPIENT = "553 5.1.3 Bad recipient address syntax"
 # RFC 5321 4.5.3.1: the longest path, local part and domain a server must accept.
 _MAX_PATH, _MAX_LOCAL, _MAX_DOMAIN = 256, 64, 255
-# C0 and C1 controls, and the Unicode line and paragraph separators (str.splitlines breaks there).
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 Accept = Callable[["Received"], Awaitable[str]]
 
@@ -373,10 +372,11 @@ def _longest_line(data: bytes) -> int:
 
 
 def _bad_address(address: str) -> bool:
-    """Control characters (CR, LF, NUL...) or longer than RFC 5321 allows: never relayed."""
+    """Unsafe characters (:mod:`sanitizers.safetext`: CR, LF, NUL, bidi controls...) or longer
+    than RFC 5321 allows: never relayed."""
     local, _, domain = address.encode("utf-8", "surrogateescape").rpartition(b"@")
     return bool(
-        _CONTROL.search(address)
+        has_unsafe(address)
         or len(local) + 1 + len(domain) > _MAX_PATH
         or len(local) > _MAX_LOCAL
         or len(domain) > _MAX_DOMAIN

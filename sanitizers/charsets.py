@@ -11,10 +11,11 @@ Threat model: every byte and every charset label comes from the sender.
 * Labels are looked up only if they look like charset names, only text codecs are used, and
   codecs that are transformations rather than charsets (``unicode_escape``, ``idna``,
   ``punycode``, ``rot13``, ``base64``, …) are refused.
-* Header text (``decode_header``, ``decode_param``, ``decode_header_bytes``) never contains CR,
-  LF or NUL: line breaks and tabs (including U+0085, U+2028, U+2029) become a space, every other
-  C0/C1 control character and DEL is deleted. That is a safety transformation, not a decoding
-  failure, so it does not set ``lossy``. The result is display text, not a re-parseable header:
+* Header text (``decode_header``, ``decode_param``, ``decode_header_bytes``) is
+  :func:`sanitizers.safetext.display_text`: line breaks and tabs become a space, the other
+  unsafe characters (controls, bidi controls, lone surrogates) are deleted and named in
+  ``Decoded.removed``. That is a safety transformation, not a decoding failure, so it does not
+  set ``lossy``. The result is display text, not a re-parseable header:
   a decoded display name may contain ``"``, ``,`` or ``<``, and callers must quote or re-encode.
 * Bodies (``decode_body``) are decoded as they are; what to do with controls is the caller's job.
 * Nothing here raises on bad input; cost is linear in the input (charset-normalizer, used only
@@ -60,11 +61,13 @@ import binascii
 import codecs
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Final
 
 from charset_normalizer import from_bytes
+
+from sanitizers.safetext import display_text, unsafe_classes
 
 __all__ = [
     "Decoded",
@@ -85,6 +88,8 @@ class Decoded:
     charset: str
     lossy: bool
     detected: bool
+    # Header text only: the unsafe classes of sanitizers.safetext that were removed.
+    removed: frozenset[str] = frozenset()
 
 
 # A decoding attempt that succeeded: the text and the (normalised) charset really used.
@@ -173,7 +178,8 @@ def _jis_pairs(jis: bytes, *, strict: bool) -> tuple[str, bool]:
         text = jis.decode("utf-16-be").translate(_jis_table())
     if strict and _REPLACEMENT in text:
         raise ValueError("JIS X 0208 code that CP932 does not have")
-    return text, not _EXTENSION_ONLY.isdisjoint(text)
+    # A CP932 code outside JIS X 0208 was read (NEC row 13 has duplicates of JIS characters).
+    return text, True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -753,12 +759,6 @@ def decode_param(charset: str | None, untrusted_value: bytes) -> Decoded:
 # Header text
 # ---------------------------------------------------------------------------------------------
 
-_LINE_BREAKS: Final = "\t\n\v\f\r\x1c\x1d\x1e\x1f\x85\u2028\u2029"
-_CONTROLS: Final = "".join(map(chr, (*range(0x20), *range(0x7F, 0xA0))))
-_CONTROL_TABLE: Final = str.maketrans(
-    {char: (" " if char in _LINE_BREAKS else None) for char in _CONTROLS + _LINE_BREAKS}
-)
-_CONTROL_CHARS: Final = re.compile(f"[{re.escape(_CONTROLS + _LINE_BREAKS)}]")
 _FOLD: Final = re.compile(rb"(?:\r\n|\r|\n)(?=[ \t])")
 _ENCODED_WORD: Final = re.compile(rb"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _BASE64: Final = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
@@ -767,11 +767,13 @@ _WHITESPACE: Final = re.compile(rb"[ \t\r\n]*")
 
 
 def _without_controls(decoded: Decoded) -> Decoded:
-    if not _CONTROL_CHARS.search(decoded.text):
+    """Header text as :func:`sanitizers.safetext.display_text` shows it, with the unsafe
+    classes it had recorded in ``removed``."""
+    removed = unsafe_classes(decoded.text)
+    text = display_text(decoded.text)
+    if text == decoded.text and not removed:
         return decoded
-    return Decoded(
-        decoded.text.translate(_CONTROL_TABLE), decoded.charset, decoded.lossy, decoded.detected
-    )
+    return Decoded(text, decoded.charset, decoded.lossy, decoded.detected, removed)
 
 
 def header_bytes(untrusted_value: str) -> tuple[bytes, bool]:
@@ -848,7 +850,7 @@ def decode_header(untrusted_value: str) -> Decoded:
     """Decode a raw header value (a compat32 ``str``) into display text without controls."""
     raw, lossy = header_bytes(untrusted_value)
     decoded = decode_header_bytes(raw)
-    return Decoded(decoded.text, decoded.charset, decoded.lossy or lossy, decoded.detected)
+    return replace(decoded, lossy=decoded.lossy or lossy)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from sanitizers.charsets import encode_iso2022jp
+from sanitizers.safetext import has_unsafe
 
 _ATOM_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]+$")
 _TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
 _MIME_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&\-^_.+]{0,126}/[a-z0-9][a-z0-9!#$&\-^_.+]{0,126}$")
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 # Lines where mail readers start decoding a file embedded in plain text (uuencode, yEnc,
 # BinHex: Thunderbird and Becky! show such a block as an attachment). A leading space
 # disarms them; the text stays readable and a second pass finds nothing to change.
@@ -132,7 +132,7 @@ def _needs_encoding(value: str) -> bool:
     """Non-ASCII, controls, text that would read as an encoded-word, or an unfoldable word."""
     if not value.isascii() or "=?" in value:
         return True
-    if _CONTROLS.search(value):
+    if has_unsafe(value):
         return True
     return any(len(word) > 900 for word in value.split(" "))
 

@@ -18,6 +18,7 @@ from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 
 from sanitizers.charsets import decode_header
 from sanitizers.mime import first_raw_header, raw_header_count
+from sanitizers.safetext import display_text
 from sanitizers.vocabulary import Reason
 
 ADDRESS_HEADERS = frozenset({"from", "to", "cc", "reply-to", "sender", "bcc"})
@@ -27,11 +28,7 @@ _ADDR_SPEC = re.compile(r"^[!#-'*+\-/-9=?A-Z^-~.]{1,64}@[A-Za-z0-9.\-\[\]:]{1,25
 _MSG_ID = re.compile(r"<[!-;=?-~]{1,250}>")
 _MAX_IDS = 50
 _MAX_VALUE_CHARS = 2000
-# Bidi embedding, override and isolate controls: they make text display in another order than
-# it is stored ("請求書\u202efdp.exe" shows as "請求書exe.pdf"). No Japanese text needs them.
-BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
-# Controls and bidi overrides that could disguise what a reader sees.
-_DISPLAY_UNSAFE = re.compile("[\x00-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_SUBJECT_LIMIT = 200
 
 
 @dataclass(slots=True)
@@ -45,12 +42,6 @@ class RebuiltHeaders:
     subject: str | None = None
     from_: str | None = None
     message_id: str | None = None
-
-
-def display_safe(text: str, limit: int = 200) -> str:
-    """Text as it may be shown to a reader: no controls or bidi overrides, bounded length."""
-    cleaned = _DISPLAY_UNSAFE.sub("", text).strip()
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
 def rebuild_headers(message: Message, allowlist: tuple[str, ...]) -> RebuiltHeaders:
@@ -75,6 +66,11 @@ def rebuild_headers(message: Message, allowlist: tuple[str, ...]) -> RebuiltHead
     return rebuilt
 
 
+def _note_removed(rebuilt: RebuiltHeaders, name: str, removed: frozenset[str]) -> None:
+    if "bidi" in removed:
+        rebuilt.notes.append(f"{name}: bidi controls removed")
+
+
 def _note_lossy(rebuilt: RebuiltHeaders, name: str, lossy: bool) -> None:
     if lossy:
         rebuilt.findings.append(Reason.LOSSY_DECODE)
@@ -84,12 +80,10 @@ def _note_lossy(rebuilt: RebuiltHeaders, name: str, lossy: bool) -> None:
 def _add_text(rebuilt: RebuiltHeaders, name: str, untrusted_value: str) -> None:
     decoded = decode_header(untrusted_value)
     _note_lossy(rebuilt, name, decoded.lossy)
-    text = BIDI_CONTROLS.sub("", decoded.text)
-    if text != decoded.text:
-        rebuilt.notes.append(f"{name}: bidi override controls removed")
-    value = " ".join(text.split())[:_MAX_VALUE_CHARS]
+    _note_removed(rebuilt, name, decoded.removed)
+    value = decoded.text[:_MAX_VALUE_CHARS]
     if name.lower() == "subject":
-        rebuilt.subject = display_safe(value)
+        rebuilt.subject = display_text(value, _SUBJECT_LIMIT)
     rebuilt.fields.append((name, value))
 
 
@@ -106,7 +100,8 @@ def _add_addresses(rebuilt: RebuiltHeaders, name: str, untrusted_value: str) -> 
             continue
         decoded = decode_header(untrusted_name)
         _note_lossy(rebuilt, name, decoded.lossy)
-        display = display_safe(" ".join(decoded.text.split()))
+        _note_removed(rebuilt, name, decoded.removed)
+        display = display_text(decoded.text, _SUBJECT_LIMIT)
         if "@" in display and display.strip("\"' <>").lower() != addr.lower():
             # A display name that looks like another address is how From is forged for eyes.
             rebuilt.findings.append(Reason.MALFORMED)

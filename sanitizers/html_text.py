@@ -53,6 +53,7 @@ from typing import Final, cast
 from lxml import etree
 
 from sanitizers.policy import LinkMode
+from sanitizers.safetext import body_text
 
 __all__ = ["html_to_text"]
 
@@ -104,10 +105,9 @@ _MAX_OL_START: Final = 10**6
 # --- text normalisation ------------------------------------------------------------------
 
 _SURROGATES: Final = re.compile("[\ud800-\udfff]")
-# Never in the output: control characters but newline and tab (form feed and carriage return
-# are whitespace to HTML), and the Unicode line separators (which would make lines of their own).
-_UNPRINTABLE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-_UNPRINTABLE_AS_SPACE: Final = "\x0c\r\u2028\u2029"
+# Form feed and carriage return are whitespace to HTML (sanitizers.safetext would make them
+# line ends).
+_HTML_SPACE_CONTROLS: Final = str.maketrans("\x0c\r", "  ")
 _HTML_WHITESPACE: Final = " \t\n\r\f"
 _HTML_SPACE: Final = re.compile(f"[{_HTML_WHITESPACE}]+")
 _WIDE: Final = "\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff01-\uff60\uffe0-\uffe6"  # noqa: E501
@@ -777,12 +777,9 @@ _KINDS: Final[dict[str, int | _Opener]] = {
 
 
 def _printable(text: str) -> str:
-    """``text`` without control characters (those that are whitespace to HTML become spaces)."""
-    return _UNPRINTABLE.sub(_printable_replacement, text) if _UNPRINTABLE.search(text) else text
-
-
-def _printable_replacement(match: re.Match[str]) -> str:
-    return " " if match.group() in _UNPRINTABLE_AS_SPACE else ""
+    """``text`` as :func:`sanitizers.safetext.body_text` keeps it (the controls that are
+    whitespace to HTML become spaces)."""
+    return body_text(text.translate(_HTML_SPACE_CONTROLS))
 
 
 def _list_start(untrusted_start: str | None) -> int:

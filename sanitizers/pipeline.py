@@ -10,7 +10,6 @@ passing it. The function never raises on bad input: the only exception that esca
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from dataclasses import dataclass, field
 from email.message import Message
@@ -21,11 +20,12 @@ from sanitizers.cdr.registry import default_disarmer
 from sanitizers.charsets import Decoded, decode_body
 from sanitizers.errors import LimitExceeded, TemporaryFailure
 from sanitizers.filetype import detect
-from sanitizers.headers import RebuiltHeaders, display_safe, rebuild_headers
+from sanitizers.headers import RebuiltHeaders, rebuild_headers
 from sanitizers.html_text import html_to_text
 from sanitizers.mime import Leaf, parse, parse_headers_only
 from sanitizers.policy import Policy
 from sanitizers.report import PartReport, Report, SanitizeResult
+from sanitizers.safetext import body_text, display_text
 from sanitizers.vocabulary import Action, Reason, Verdict
 
 _LIMIT_REASONS = frozenset(r for r in Reason if r.value.startswith("limit_"))
@@ -33,7 +33,6 @@ _HELD_TAG = {"ja": "[保留]", "en": "[HELD]"}
 _ATTACHED_MAIL = {"ja": "添付されたメール", "en": "Attached message"}
 # C0 and C1 controls other than tab and line breaks, and bidi embedding/override/isolate
 # controls (they disguise the order text is shown in). A regex is ~20x faster than translate.
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def sanitize_message(
@@ -149,7 +148,7 @@ class _Run:
             reason=Reason.POLICY,
             size=len(payload),
             sha256=hashlib.sha256(payload).hexdigest() if payload else "",
-            filename=display_safe(leaf.filename, 100) if leaf.filename else None,
+            filename=display_text(leaf.filename, 100) if leaf.filename else None,
             findings=list(leaf.findings),
             detail="; ".join(leaf.notes),
         )
@@ -197,7 +196,7 @@ class _Run:
             for name, value in shown.fields:
                 if isinstance(value, list):
                     value = ", ".join(f"{d} <{a}>" if d else a for d, a in value)
-                lines.append(f"{name}: {display_safe(value, 300)}")
+                lines.append(f"{name}: {display_text(value, 300)}")
         self._add_text("\n".join(lines))
 
     def _attachment(self, leaf: Leaf, payload: bytes, part: PartReport) -> None:
@@ -216,7 +215,7 @@ class _Run:
         if outcome.detail:
             part.detail = "; ".join(filter(None, [part.detail, outcome.detail]))
         if outcome.action in (Action.SANITIZED, Action.KEPT) and outcome.data is not None:
-            name = display_safe(outcome.filename, 100) if outcome.filename else None
+            name = display_text(outcome.filename, 100) if outcome.filename else None
             name = name or part.filename or "attachment"
             part.attached_as = name
             content_type = outcome.content_type or info.detected_mime
@@ -231,7 +230,7 @@ class _Run:
         return decoded
 
     def _add_text(self, text: str) -> None:
-        cleaned = _UNPRINTABLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n")).strip("\n")
+        cleaned = body_text(text.replace("\r\n", "\n").replace("\r", "\n")).strip("\n")
         if not cleaned:
             return
         self.text_chars += len(cleaned)

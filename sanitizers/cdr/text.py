@@ -10,8 +10,9 @@ What is done:
 
 * ``TextSanitizer`` (kind ``text``: .txt, .csv and similar): the bytes are decoded with the
   shared charset logic (:func:`sanitizers.charsets.decode_body`: BOM, strict UTF-8, the
-  Japanese charsets, detection); control characters other than tab, newline, carriage
-  return and form feed are removed (``control_characters``); the text is written anew as
+  Japanese charsets, detection); the characters :func:`sanitizers.safetext.body_text`
+  removes are removed, and its other line breaks become LF (``control_characters``); the
+  text is written anew as
   UTF-8. A ``.csv`` file gets a UTF-8 byte-order mark (``CdrPolicy.text_csv_bom``, on by
   default) because Excel on Japanese Windows otherwise reads a BOM-less CSV as CP932 and
   shows 文字化け; plain text gets none. A file whose extension is not one of the plain text
@@ -50,6 +51,7 @@ from typing import Any, ClassVar
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.errors import LimitExceeded, SanitizeError
 from sanitizers.policy import LinkMode
+from sanitizers.safetext import body_text
 from sanitizers.vocabulary import Action, Reason
 
 CONTROL_CHARACTERS = "control_characters"
@@ -57,8 +59,6 @@ CSV_FORMULA = "csv_formula"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d[\d,]*)?(?:\.\d+)?(?:[eE][+-]?\d+)?%?")
 
-# C0 controls except tab, LF, FF, CR; DEL; C1 controls (U+0080-U+009F: CSI and friends).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.I)
 _CSV_SUFFIXES = frozenset({".csv", ".tsv"})
 # Extensions under which re-encoded text is safe to open; any other name gets ``.txt`` added.
@@ -102,8 +102,9 @@ def _max_chars(ctx: CdrContext) -> int | None:
 
 
 def _strip_controls(text: str) -> tuple[str, bool]:
-    cleaned = _CONTROL.sub("", text.lstrip("\ufeff"))
-    return cleaned, cleaned != text.lstrip("\ufeff")
+    text = text.lstrip("\ufeff")
+    cleaned = body_text(text)
+    return cleaned, cleaned != text
 
 
 def _is_formula(cell: str) -> bool:
@@ -132,7 +133,7 @@ def _check_utf8(data: bytes) -> None:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SanitizeError(Reason.VERIFY_FAILED, "not UTF-8") from exc
-    if _CONTROL.search(text) or text.startswith("\ufeff"):
+    if body_text(text) != text or text.startswith("\ufeff"):
         raise SanitizeError(Reason.VERIFY_FAILED, "control characters left")
 
 

@@ -54,6 +54,7 @@ from unicodedata import normalize
 
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.errors import LimitExceeded, SanitizeError
+from sanitizers.safetext import C0
 from sanitizers.vocabulary import Action, Reason
 
 ENTRY = "entry"
@@ -67,7 +68,8 @@ _AES_METHOD = 99
 _UTF8_FLAG = 0x800
 _ENCRYPTED_FLAG = 0x1
 _DRIVE = re.compile(r"^[A-Za-z]:")
-_FORBIDDEN_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
+# The C0 controls and what Windows refuses in a file name.
+_FORBIDDEN_CHARS = re.compile(f'[{re.escape(C0)}<>:"|?*]')
 _PASSED = frozenset({Action.KEPT, Action.SANITIZED, Action.CONVERTED})
 _MAX_NAME = 240
 

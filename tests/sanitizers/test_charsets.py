@@ -485,7 +485,7 @@ def test_no_header_injection(value: str) -> None:
 
 def test_controls_are_spaces_or_removed_and_not_lossy() -> None:
     decoded = decode_header(q_word("utf-8", b"a\tb\r\nc\x00d\x07e"))
-    assert decoded == Decoded("a b  cde", "utf-8", False, False)
+    assert decoded == Decoded("a b  cde", "utf-8", False, False, frozenset({"c0"}))
 
 
 def test_header_that_is_not_bytes_is_lossy() -> None:
