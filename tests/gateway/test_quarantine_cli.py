@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import cli_quarantine
+from gateway.cli import quarantine as quarantine_cli
 from gateway.cli.quarantine import EXIT_ERROR, EXIT_INTEGRITY, EXIT_OK, EXIT_USAGE
 from gateway.evidence.quarantine import Quarantine
 from sanitizers.report import Report
@@ -26,7 +26,7 @@ Run = Callable[..., tuple[int, str, str]]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mukaika")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    cli_quarantine.register(subparsers)
+    quarantine_cli.register(subparsers)
     return parser
 
 
