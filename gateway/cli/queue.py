@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.config import ConfigError, load_config
-from gateway.spool import Spool, SpoolError, is_queue_id
+from gateway.configuration.config import ConfigError, load_config
+from gateway.queue.spool import Spool, SpoolError, is_queue_id
 from sanitizers.safetext import terminal_text
 
 EXIT_OK = 0
