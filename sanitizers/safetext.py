@@ -113,9 +113,10 @@ def display_text(text: str, limit: int | None = None) -> str:
 
 
 def log_text(text: str, limit: int | None = None) -> str:
-    """A value inside a log or audit line, a database field or a command's table: as
-    ``display_text`` but with its spaces as they were."""
-    return _bounded(_UNSAFE.sub(_as_space, text), limit)
+    """A value inside a log or audit line or a database field: every unsafe character is
+    removed (``evil\r\nX-Injected`` stays one visible word), spaces stay as they were, and the
+    result is cut to ``limit`` characters (``…`` marks a cut)."""
+    return _bounded(_UNSAFE.sub("", text), limit)
 
 
 def body_text(text: str) -> str:
