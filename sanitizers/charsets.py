@@ -60,7 +60,9 @@ from __future__ import annotations
 import binascii
 import codecs
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Final
@@ -70,13 +72,21 @@ from charset_normalizer import from_bytes
 from sanitizers.safetext import display_text, unsafe_classes
 
 __all__ = [
+    "DEFAULT_JAPANESE_PRIOR",
     "Decoded",
+    "Preferences",
+    "carrier_of",
     "decode_body",
     "decode_header",
     "decode_header_bytes",
+    "decode_html",
     "decode_param",
+    "decode_raw_runs",
     "encode_iso2022jp",
     "header_bytes",
+    "html_charset",
+    "join_decoded",
+    "preferences",
 ]
 
 
@@ -90,6 +100,51 @@ class Decoded:
     detected: bool
     # Header text only: the unsafe classes of sanitizers.safetext that were removed.
     removed: frozenset[str] = frozenset()
+
+
+# How strongly a valid Japanese reading is preferred to a Chinese or Korean one (see
+# ``_foreign_wins``); the default of ``policy.charsets.japanese_prior``.
+DEFAULT_JAPANESE_PRIOR: Final = 0.15
+# Mail domains of the carrier whose ISO-2022-JP mail puts emoji in JIS rows 0x75-0x7C (au by
+# KDDI, and UQ mobile on the same mail system).
+_AU_DOMAINS: Final = ("ezweb.ne.jp", "au.com", "uqmobile.jp")
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """What a decoding may assume about the mail it is part of (set per message)."""
+
+    japanese_prior: float = DEFAULT_JAPANESE_PRIOR
+    # The sender's mobile carrier, when its address says so ("au"); None when unknown.
+    carrier: str | None = None
+
+
+_PREFERENCES: Final[ContextVar[Preferences | None]] = ContextVar(
+    "mukaika_charset_preferences", default=None
+)
+_DEFAULT_PREFERENCES: Final = Preferences()
+
+
+def _preferences() -> Preferences:
+    return _PREFERENCES.get() or _DEFAULT_PREFERENCES
+
+
+@contextmanager
+def preferences(chosen: Preferences) -> Iterator[None]:
+    """Decode with ``chosen`` inside the ``with`` block (one message's sanitization)."""
+    token = _PREFERENCES.set(chosen)
+    try:
+        yield
+    finally:
+        _PREFERENCES.reset(token)
+
+
+def carrier_of(untrusted_address: str) -> str | None:
+    """The mobile carrier whose emoji the mail of ``untrusted_address`` may carry, or None."""
+    domain = untrusted_address.rpartition("@")[2].strip().strip(">").lower()
+    if any(domain == known or domain.endswith("." + known) for known in _AU_DOMAINS):
+        return "au"
+    return None
 
 
 # A decoding attempt that succeeded: the text and the (normalised) charset really used.
@@ -198,8 +253,17 @@ _DESIGNATIONS: Final = {
     b"\x1b$(D": _AS_JIS0212,
 }
 _ANNOUNCER: Final = b"\x1b&@"
-_ESCAPE_SEQUENCE: Final = re.compile(rb"(\x1b[\x20-\x2f]{1,3}[\x30-\x7e])")
-_ISO2022JP_SIGNATURE: Final = re.compile(rb"\x1b(?:\$[@B]|\(I|\$\(D)")
+# Shift out / shift in: half-width katakana in between, whatever G0 holds (CP50221/CP50222).
+_SO, _SI = b"\x0e", b"\x0f"
+_ESCAPE_SEQUENCE: Final = re.compile(rb"(\x1b[\x20-\x2f]{1,3}[\x30-\x7e]|\x0e|\x0f)")
+_ISO2022JP_SIGNATURE: Final = re.compile(rb"\x1b(?:\$[@B]|\(I|\$\(D)|\x0e[\x21-\x5f]+\x0f")
+# JIS rows that au (KDDI) mail uses for emoji: 0x75-0x78 are unassigned in CP932, 0x79-0x7C are
+# also the NEC-selected IBM extensions (髙, 﨑), so they are read as emoji only in au mail or in
+# text that also has codes of rows 0x75-0x78.
+_AU_EMOJI_ROWS: Final = range(0x75, 0x7D)
+_AU_ONLY_ROW: Final = re.compile(rb"\x1b\$[@B](?:[\x21-\x7e]{2})*?[\x75-\x78][\x21-\x7e]")
+# Designations of JIS X 0213 (ISO-2022-JP-3 and -2004): Python's codecs read them.
+_JIS_X_0213_SETS: Final = re.compile(rb"\x1b\$\([OPQ]")
 # Inside a segment: runs of characters, runs of whitespace/controls, or bad bytes.
 _ALL_PAIRS: Final = re.compile(rb"(?:[\x21-\x7e]{2})+")
 _PAIR_TOKENS: Final = re.compile(
@@ -212,8 +276,9 @@ class _Iso2022Decoder:
     """One pass over ISO-2022-JP bytes, segment by segment (an escape sequence starts each).
     ``strict`` makes any invalid byte an error (ValueError); otherwise it becomes U+FFFD."""
 
-    def __init__(self, *, strict: bool) -> None:
+    def __init__(self, *, strict: bool, au_emoji: bool = False) -> None:
         self.strict = strict
+        self.au_emoji = au_emoji
         self.kana = False
         self.extended = False
         self.jis0212 = False
@@ -226,11 +291,16 @@ class _Iso2022Decoder:
     def decode(self, data: bytes) -> str:
         parts = _ESCAPE_SEQUENCE.split(data)
         out = [self.ascii(parts[0])]
-        mode = _AS_ASCII
+        mode = shifted_from = _AS_ASCII
         for index in range(1, len(parts), 2):
             escape, segment = parts[index], parts[index + 1]
-            if escape != _ANNOUNCER:
-                mode = _DESIGNATIONS.get(escape, _AS_UNKNOWN)
+            if escape == _SO:
+                if mode != _AS_KANA:
+                    shifted_from, mode = mode, _AS_KANA
+            elif escape == _SI:
+                mode = shifted_from if mode == _AS_KANA else mode
+            elif escape != _ANNOUNCER:
+                mode = shifted_from = _DESIGNATIONS.get(escape, _AS_UNKNOWN)
                 if mode == _AS_UNKNOWN:
                     out.append(self.bad())
             if mode == _AS_KANJI and _ALL_PAIRS.fullmatch(segment):  # the common case
@@ -272,9 +342,25 @@ class _Iso2022Decoder:
         return "".join(out)
 
     def kanji_run(self, run: bytes) -> str:
+        if self.au_emoji and any(run[i] in _AU_EMOJI_ROWS for i in range(0, len(run), 2)):
+            return self.with_emoji(run)
         text, extended = _jis_pairs(run, strict=self.strict)
         self.extended |= extended
         return text
+
+    def with_emoji(self, run: bytes) -> str:
+        """A run with au emoji: no public table maps them here, so each is a replacement."""
+        out: list[str] = []
+        start = 0
+        for index in range(0, len(run), 2):
+            if run[index] in _AU_EMOJI_ROWS:
+                if start < index:
+                    out.append(self.kanji_run(run[start:index]))
+                out.append(self.bad())
+                start = index + 2
+        if start < len(run):
+            out.append(self.kanji_run(run[start:]))
+        return "".join(out)
 
     @staticmethod
     def kana_run(run: bytes) -> str:
@@ -311,6 +397,8 @@ def _iso2022jp_fast(data: bytes) -> _Result | None:
     """The common case at codec speed: Python's iso2022_jp, read through CP932."""
     if b"\x1b(J" in data:  # Python reads JIS-Roman 0x5C and 0x7E as U+00A5 and U+203E.
         return None
+    if _SO in data or _au_emoji(data):  # Python passes SO/SI through; au emoji are not kanji.
+        return None
     try:
         text, charset = data.decode("iso2022_jp"), "iso-2022-jp"
     except UnicodeDecodeError:
@@ -327,16 +415,34 @@ def _iso2022jp_strict(data: bytes) -> _Result | None:
     fast = _iso2022jp_fast(data)
     if fast is not None:
         return fast
-    decoder = _Iso2022Decoder(strict=True)
+    decoder = _Iso2022Decoder(strict=True, au_emoji=_au_emoji(data))
     try:
         text = decoder.decode(data)
     except ValueError:
-        return None
+        return _other_iso2022(data)
     return text, decoder.charset()
 
 
+def _au_emoji(data: bytes) -> bool:
+    """Whether JIS rows 0x75-0x7C are au emoji: the sender is au, or the text has a code of
+    the rows only au uses."""
+    return _preferences().carrier == "au" or _AU_ONLY_ROW.search(data) is not None
+
+
+def _other_iso2022(data: bytes) -> _Result | None:
+    """ISO-2022-JP-2004 or -3 (JIS X 0213) text, whatever its label, read by Python's codecs."""
+    if _JIS_X_0213_SETS.search(data) is None:
+        return None
+    for codec in ("iso2022_jp_2004", "iso2022_jp_3"):
+        try:
+            return data.decode(codec), codec.replace("_", "-").replace("iso2022", "iso-2022")
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
 def _iso2022jp_lenient(data: bytes) -> _Lenient:
-    decoder = _Iso2022Decoder(strict=False)
+    decoder = _Iso2022Decoder(strict=False, au_emoji=_au_emoji(data))
     text = decoder.decode(data)
     return text, decoder.charset(), _REPLACEMENT in text
 
@@ -360,8 +466,18 @@ def _euc_jp(data: bytes) -> _Result:
 
 # EUC-JP tokens: runs of JIS X 0208 pairs, runs of SS2 half-width katakana, ASCII, a bad byte.
 _EUC_TOKENS: Final = re.compile(
-    rb"((?:[\xa1-\xfe]{2})+)|((?:\x8e[\xa1-\xdf])+)|([\x00-\x7f]+)|([\x80-\xff])"
+    rb"((?:[\xa1-\xfe]{2})+)|((?:\x8e[\xa1-\xdf])+)|([\x00-\x7f]+)|(\x8f[\xa1-\xfe]{2})"
+    rb"|([\x80-\xff])"
 )
+# eucJP-ms puts the IBM extensions that JIS X 0212 lacks at 0x8FF3F3-0x8FF4FE, in this order
+# (source: the EUC-JP-MS charmap of the GNU C Library, localedata/charmaps/EUC-JP-MS). Read as
+# JIS X 0213 plane 2 (euc_jis_2004) they would be other, real kanji.
+_EUCJP_MS_IBM: Final = (
+    "ⅰⅱⅲⅳⅴⅵⅶⅷⅸⅹⅠⅡⅢⅣⅤⅥⅦⅧⅨⅩ＇＂㈱№℡炻仼僴凬匇匤﨎咊坙﨏塚增寬峵嵓"
+    "﨑德悅愠敎昻晥晴朗栁﨓﨔橫櫢淸淲瀨凞猪甁皂皞益礰礼神祥福竧靖精綠緖羽荢﨟薰蘒﨡蠇"
+    "諸譿賴赶﨣﨤逸郞都鄕﨧﨨閒隆﨩霻靍靑飯飼館馞髙魲鶴黑"
+)
+_EUCJP_MS_IBM_FIRST_ROW, _EUCJP_MS_IBM_FIRST_CELL = 0xF3, 0xF3
 
 
 # Bytes that can occur in EUC-JP (0x80-0x8D, 0x90-0xA0 and 0xFF never do).
@@ -369,17 +485,21 @@ _EUC_BYTES: Final = bytes((*range(0x80), 0x8E, 0x8F, *range(0xA1, 0xFF)))
 
 
 def _euc_as_cp932(data: bytes, *, strict: bool) -> str:
-    """EUC-JP read with the CP932 repertoire and mappings, as CP51932 does (which has no
-    JIS X 0212). Raises ValueError, when ``strict``, for a byte it cannot read."""
+    """EUC-JP read with the CP932 repertoire and mappings, as CP51932 and eucJP-ms do: JIS X
+    0212 and the eucJP-ms IBM extensions after 0x8F; user-defined characters (rows 0xF5-0xFE)
+    are not characters anyone else can read. Raises ValueError, when ``strict``, for a byte
+    it cannot read."""
     out: list[str] = []
     for match in _EUC_TOKENS.finditer(data):
-        pairs, kana, ascii_run, _bad = match.groups()
+        pairs, kana, ascii_run, supplementary, _bad = match.groups()
         if pairs is not None:
             out.append(_jis_pairs(pairs.translate(_TO_LOW), strict=strict)[0])
         elif kana is not None:
             out.append(kana.decode("euc_jp"))
         elif ascii_run is not None:
             out.append(ascii_run.decode("ascii"))
+        elif supplementary is not None and (char := _jis0212(supplementary)) is not None:
+            out.append(char)
         elif strict:
             raise ValueError("invalid CP51932")
         else:
@@ -387,8 +507,38 @@ def _euc_as_cp932(data: bytes, *, strict: bool) -> str:
     return "".join(out)
 
 
+def _jis0212(triple: bytes) -> str | None:
+    """The character of an EUC-JP 0x8F triple (JIS X 0212, or an eucJP-ms IBM extension)."""
+    row, cell = triple[1], triple[2]
+    if row >= _EUCJP_MS_IBM_FIRST_ROW:
+        index = (row - _EUCJP_MS_IBM_FIRST_ROW) * 94 + cell - _EUCJP_MS_IBM_FIRST_CELL
+        return _EUCJP_MS_IBM[index] if 0 <= index < len(_EUCJP_MS_IBM) else None
+    try:
+        return triple.decode("euc_jp")
+    except UnicodeDecodeError:
+        return None
+
+
 def _cp51932(data: bytes) -> _Result:
-    return _euc_as_cp932(data, strict=True), "cp51932"
+    return _euc_as_cp932(data, strict=True), "eucjp-ms" if b"\x8f" in data else "cp51932"
+
+
+# CP932 reads its user-defined area (0xF040-0xF9FC) as private-use characters; that is where
+# the carriers' Shift_JIS emoji are (DoCoMo 0xF89F-0xF9FC, au 0xF340-0xF7FC, SoftBank
+# 0xF741-0xFBD7, overlapping). No other reader shows the sender's character there.
+_USER_DEFINED: Final = re.compile("[\ue000-\ue757]")
+
+
+def _cp932(data: bytes) -> _Result:
+    text = data.decode("cp932")
+    if _USER_DEFINED.search(text):
+        raise ValueError("CP932 user-defined characters (carrier emoji)")
+    return text, "cp932"
+
+
+def _cp932_lenient(data: bytes) -> _Lenient:
+    text = _USER_DEFINED.sub(_REPLACEMENT, data.decode("cp932", "replace"))
+    return text, "cp932", _REPLACEMENT in text
 
 
 def _cp51932_lenient(data: bytes) -> _Lenient:
@@ -417,10 +567,12 @@ _SPECIAL_STEPS: Final[dict[str, Callable[[bytes], _Result]]] = {
     "iso-2022-jp": _iso2022jp,
     "euc-jp": _euc_jp,
     "cp51932": _cp51932,
+    "cp932": _cp932,
 }
 _LENIENT_STEPS: Final[dict[str, Callable[[bytes], _Lenient]]] = {
     "iso-2022-jp": _iso2022jp_lenient,
     "euc-jp": _cp51932_lenient,
+    "cp932": _cp932_lenient,
 }
 _LENIENT_CODECS: Final = {"utf-8": "utf-8-sig", "us-ascii": "ascii"}
 
@@ -574,9 +726,32 @@ _JAPANESE_SYMBOLS: Final = re.compile(
 )
 _HALFWIDTH_KANA: Final = re.compile("[\uff66-\uff9f]")
 _HALFWIDTH_PUNCTUATION: Final = re.compile("[\uff61-\uff65]")
+# The prolonged sound mark and the voiced marks after a half-width katakana: real half-width
+# text has them; EUC-JP kanji read as CP932 (two half-width katakana each) seldom do.
+_HALFWIDTH_MARKS: Final = re.compile("(?<=[\uff66-\uff9d])[\uff70\uff9e\uff9f]")
 _GARBAGE: Final = re.compile("[\ue000-\uf8ff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-# A text this long with no kana at all is not taken for Japanese (it is likely Chinese).
-_KANJI_ONLY_LIMIT: Final = 16
+# Evidence for another language: characters that make up a large share of running Chinese
+# (simplified and traditional) or Korean text, from the languages' frequency lists (the most
+# frequent function characters and syllables). Japanese bytes read in these charsets give
+# characters spread over the whole table, so they seldom hit these.
+_CHINESE_MARKERS: Final = (
+    "的一是不了在人有我他这這个個们們中来來上大为為和国國到以说說时時要就出会會可也你对對生能"
+    "而子那得于於着著下自之年过過发發后後作里裡用道行所然家种種事成方多经經么麼去法学學如都同"
+    "现現当當没沒动動面起看定天分还還吗嗎呢"
+)
+_KOREAN_MARKERS: Final = (
+    "이다에의는로하을가고지서한은기으년대사시를리도인스일니요습있수것들나정자해어아전부적제주비"
+)
+_FOREIGN_READINGS: Final = (
+    ("gb18030", re.compile(f"[{_CHINESE_MARKERS}]")),
+    ("big5", re.compile(f"[{_CHINESE_MARKERS}]")),
+    ("cp949", re.compile(f"[{_KOREAN_MARKERS}]")),
+)
+# Fewer marker characters than this are never strong evidence (a short name or subject).
+_MIN_FOREIGN_MARKERS: Final = 2
+# A Japanese reading overrules a declared Chinese or Korean charset only with this share of
+# kana among its non-ASCII characters.
+_KANA_SHARE_OVERRULES: Final = 0.2
 _OTHER_CANDIDATES: Final = [
     "cp1252",
     "iso8859_15",
@@ -589,6 +764,8 @@ _OTHER_CANDIDATES: Final = [
     "cp1253",
 ]
 _FALLBACK_STEPS: Final = ("utf-8", "cp932", "euc-jp")
+# Declared Chinese and Korean charsets (plan steps) that Japanese mail is mislabelled as.
+_FOREIGN_CJK: Final = frozenset({"gb18030", "big5", "cp949", "big5hkscs", "euc_kr"})
 # A declared charset is still believed when at most 1 in this many characters is replaced.
 _TOLERATED_ERROR_RATE: Final = 100
 # Damaged UTF-8: at most 2 or 1 in 50 characters replaced, and this many valid multi-byte
@@ -598,29 +775,65 @@ _UTF8_EVIDENCE: Final = 4
 
 
 def _japanese_score(text: str) -> float:
-    """How much ``text`` looks like Japanese: kana weigh most, then kanji and symbols;
+    """How much ``text`` looks like Japanese: kana weigh most, then kanji and symbols (a kanji
+    weighs more than the two half-width katakana its EUC-JP bytes read as in CP932);
     half-width punctuation, private-use characters and controls (what EUC-JP read as CP932,
     or CP932 read as EUC-JP, produces) weigh against."""
     kana = len(_KANA.findall(text))
-    if kana == 0 and len(text) - len(text.encode("ascii", "ignore")) > _KANJI_ONLY_LIMIT:
-        return 0.0
     return (
         3.0 * kana
         + len(_KANJI.findall(text))
         + len(_JAPANESE_SYMBOLS.findall(text))
-        + 0.6 * len(_HALFWIDTH_KANA.findall(text))
+        + 0.4 * len(_HALFWIDTH_KANA.findall(text))
+        + 1.1 * len(_HALFWIDTH_MARKS.findall(text))
         - len(_HALFWIDTH_PUNCTUATION.findall(text))
         - 3.0 * len(_GARBAGE.findall(text))
     )
 
 
-def _japanese_guess(data: bytes) -> _Result | None:
-    """The more plausible strict Japanese decoding, CP932 or the EUC-JP family (CP932 wins a
-    tie), if it looks Japanese at all."""
-    candidates = [_strict("cp932", data), _strict_plan(_EUC_JP_PLAN, data)]
+def _japanese_guess(data: bytes) -> _Lenient | None:
+    """The more plausible Japanese decoding, CP932 or the EUC-JP family (CP932 wins a tie), if
+    it looks Japanese at all. Strict but for carrier emoji (CP932 user-defined characters),
+    which become replacements: the result is then lossy."""
+    candidates = [_cp932_with_emoji(data), _strict_plan(_EUC_JP_PLAN, data)]
     scored = [(_japanese_score(found[0]), found) for found in candidates if found is not None]
     score, best = max(scored, key=lambda pair: pair[0], default=(0.0, None))
-    return best if score > 0 else None
+    if best is None or score <= 0:
+        return None
+    return best[0], best[1], _REPLACEMENT in best[0]
+
+
+def _cp932_with_emoji(data: bytes) -> _Result | None:
+    try:
+        text = data.decode("cp932")
+    except UnicodeDecodeError:
+        return None
+    return _USER_DEFINED.sub(_REPLACEMENT, text), "cp932"
+
+
+def _share(pattern: re.Pattern[str], text: str) -> tuple[int, float]:
+    """How many characters of ``text`` match, and their share of its non-ASCII characters."""
+    hits = len(pattern.findall(text))
+    return hits, hits / max(1, len(text) - len(text.encode("ascii", "ignore")))
+
+
+def _foreign_reading(japanese: str, data: bytes, codecs_: tuple[str, ...] = ()) -> _Result | None:
+    """A Chinese or Korean reading of ``data`` with strong evidence against the Japanese one:
+    at least ``_MIN_FOREIGN_MARKERS`` marker characters, and a share of them above the share
+    of kana in the Japanese reading plus ``japanese_prior`` (so a prior of 1 means never)."""
+    prior = _preferences().japanese_prior
+    threshold = _share(_KANA, japanese)[1] + prior
+    best: tuple[float, _Result] | None = None
+    for codec, markers in _FOREIGN_READINGS:
+        if codecs_ and codec not in codecs_:
+            continue
+        found = _strict(codec, data)
+        if found is None:
+            continue
+        hits, share = _share(markers, found[0])
+        if hits >= _MIN_FOREIGN_MARKERS and share > threshold and (best is None or share > best[0]):
+            best = (share, found)
+    return None if best is None else best[1]
 
 
 def _has_jis_escapes(data: bytes) -> bool:
@@ -636,27 +849,48 @@ def _is_single_byte(step: str) -> bool:
     return len(bytes(range(256)).decode(step, "replace")) == 256
 
 
-def _kana_japanese(data: bytes) -> _Result | None:
+def _kana_japanese(data: bytes) -> _Lenient | None:
     """A Japanese decoding that has kana in at least 1 of 5 non-ASCII characters: enough to
-    overrule a declared single-byte charset that decodes anything."""
+    overrule a declared charset that decodes nearly anything."""
     found = _japanese_guess(data)
     if found is None:
         return None
-    non_ascii = len(found[0]) - len(found[0].encode("ascii", "ignore"))
-    return found if 5 * len(_KANA.findall(found[0])) >= non_ascii else None
+    return found if _share(_KANA, found[0])[1] >= _KANA_SHARE_OVERRULES else None
 
 
-def _mislabelled(plan: _Plan, data: bytes) -> _Result | None:
+def _kanji_japanese(data: bytes) -> _Lenient | None:
+    """A Japanese decoding of two or more kanji or kana in which every 8-bit byte is part of a
+    double-byte character (no half-width katakana, which is what Latin text read as CP932
+    gives): kanji labelled as a single-byte charset."""
+    found = _japanese_guess(data)
+    if found is None or _HALFWIDTH_KANA.search(found[0]) or _HALFWIDTH_PUNCTUATION.search(found[0]):
+        return None
+    if len(_KANA.findall(found[0])) + len(_KANJI.findall(found[0])) < _MIN_FOREIGN_MARKERS:
+        return None
+    return found
+
+
+def _mislabelled(plan: _Plan, data: bytes) -> _Lenient | None:
     """Common mislabels: ISO-2022-JP declared as anything else (US-ASCII, ISO-8859-1, UTF-8
-    all read its escape sequences as text), and UTF-8 or Japanese declared as a single-byte
-    charset, which decodes anything."""
+    all read its escape sequences as text); UTF-8 or Japanese declared as a single-byte
+    charset, which decodes anything; Japanese declared as Chinese or Korean (whose
+    double-byte tables read Japanese bytes as other real characters)."""
     if data.isascii():
         if plan[0] != "iso-2022-jp" and _has_jis_escapes(data):
-            return _iso2022jp_strict(data)
+            found = _iso2022jp_strict(data)
+            return None if found is None else (*found, False)
         return None
+    if plan[0] in _FOREIGN_CJK:
+        japanese = _kana_japanese(data)
+        if japanese is None or _foreign_reading(japanese[0], data, (plan[0],)) is not None:
+            return None
+        return japanese
     if not _is_single_byte(plan[0]):
         return None
-    return _strict("utf-8", data) or _kana_japanese(data)
+    utf8 = _strict("utf-8", data)
+    if utf8 is not None:
+        return (*utf8, False)
+    return _kana_japanese(data) or _kanji_japanese(data)
 
 
 def _declared_lenient(plan: _Plan, data: bytes) -> Decoded | None:
@@ -715,14 +949,18 @@ def _guess(data: bytes, plan: _Plan | None) -> Decoded:
         return Decoded(text, charset, lossy=lossy, detected=detected)
     if data.isascii():
         return Decoded(*_ascii(data), lossy=False, detected=plan is not None)
-    found = _strict("utf-8", data)
-    if found is None:
-        damaged = _damaged_utf8(data)
-        if damaged is not None:
-            return Decoded(*damaged, lossy=True, detected=plan is None or plan[0] != "utf-8")
-        found = _japanese_guess(data)
-    if found is not None:
-        return Decoded(*found, lossy=False, detected=True)
+    utf8 = _strict("utf-8", data)
+    if utf8 is not None:
+        return Decoded(*utf8, lossy=False, detected=True)
+    damaged = _damaged_utf8(data)
+    if damaged is not None:
+        return Decoded(*damaged, lossy=True, detected=plan is None or plan[0] != "utf-8")
+    japanese = _japanese_guess(data)
+    if japanese is not None:
+        foreign = _foreign_reading(japanese[0], data)
+        if foreign is not None:
+            return Decoded(*foreign, lossy=False, detected=True)
+        return Decoded(*japanese, detected=plan is None or japanese[1] not in plan)
     lenient = None if plan is None else _declared_lenient(plan, data)
     if lenient is not None:
         return lenient
@@ -732,11 +970,29 @@ def _guess(data: bytes, plan: _Plan | None) -> Decoded:
     return _least_lossy(plan, data)
 
 
+_UTF16_BOMS: Final = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _utf16_bom(data: bytes, plan: _Plan | None) -> Decoded | None:
+    """Text that starts with a UTF-16 byte-order mark is UTF-16 whatever it declares (as in
+    browsers), if it decodes strictly."""
+    if len(data) <= 2 or len(data) % 2 or not data.startswith(_UTF16_BOMS):
+        return None
+    try:
+        text = data.decode("utf-16")
+    except UnicodeDecodeError:
+        return None
+    return Decoded(text, "utf-16", lossy=False, detected=plan is None or plan[0] != "utf-16")
+
+
 def _decode(data: bytes, plan: _Plan | None) -> Decoded:
+    bom = _utf16_bom(data, plan)
+    if bom is not None:
+        return bom
     if plan is not None:
         mislabelled = _mislabelled(plan, data)
         if mislabelled is not None:
-            return Decoded(*mislabelled, lossy=False, detected=True)
+            return Decoded(*mislabelled, detected=True)
         declared = _strict_plan(plan, data)
         if declared is not None:
             return Decoded(*declared, lossy=False, detected=False)
@@ -746,6 +1002,37 @@ def _decode(data: bytes, plan: _Plan | None) -> Decoded:
 def decode_body(untrusted_data: bytes, declared: str | None) -> Decoded:
     """Decode a body (after its transfer encoding is undone) that declares ``declared``."""
     return _decode(untrusted_data, _plan(declared))
+
+
+# Where HTML states its charset: <meta charset=X> or <meta http-equiv=Content-Type
+# content="...; charset=X">, looked for in the first bytes only, as browsers do.
+_META_CHARSET: Final = re.compile(
+    rb"""<meta\s[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.IGNORECASE
+)
+_META_PRESCAN_BYTES: Final = 2048
+
+
+def html_charset(untrusted_html: bytes) -> str | None:
+    """The charset label a ``<meta>`` element of this HTML states, or None."""
+    found = _META_CHARSET.search(untrusted_html[:_META_PRESCAN_BYTES])
+    return None if found is None else found.group(1).decode("ascii")
+
+
+def decode_html(untrusted_data: bytes, declared: str | None) -> Decoded:
+    """Decode an HTML body or file: the charset its MIME header declares, else (missing,
+    unknown or failing strictly) the one its ``<meta>`` states, else detection."""
+    plan = _plan(declared)
+    meta = _plan(html_charset(untrusted_data))
+    if (
+        meta is not None
+        and meta != plan
+        and _utf16_bom(untrusted_data, plan) is None
+        and (plan is None or _strict_plan(plan, untrusted_data) is None)
+    ):
+        found = _strict_plan(meta, untrusted_data)
+        if found is not None:
+            return Decoded(*found, lossy=False, detected=plan is not None)
+    return _decode(untrusted_data, plan)
 
 
 def decode_param(charset: str | None, untrusted_value: bytes) -> Decoded:
@@ -826,7 +1113,8 @@ def _pieces(raw: bytes) -> list[tuple[str | None, bytes]]:
     return pieces
 
 
-def _join(parts: list[Decoded]) -> Decoded:
+def join_decoded(parts: list[Decoded]) -> Decoded:
+    """Pieces of one header value as one: charsets listed in order, lossy if any piece is."""
     charsets = dict.fromkeys(part.charset for part in parts if part.charset != "us-ascii")
     return Decoded(
         "".join(part.text for part in parts),
@@ -843,7 +1131,22 @@ def decode_header_bytes(untrusted_raw: bytes, *, encoded_words: bool = True) -> 
     if plain and untrusted_raw.isascii() and b"\x1b" not in untrusted_raw:
         return _without_controls(Decoded(untrusted_raw.decode("ascii"), "us-ascii", False, False))
     pieces = _pieces(untrusted_raw) if encoded_words else [(None, untrusted_raw)]
-    return _without_controls(_join([_decode(data, _plan(label)) for label, data in pieces]))
+    return _without_controls(join_decoded([_decode(data, _plan(label)) for label, data in pieces]))
+
+
+def decode_raw_runs(untrusted_runs: list[bytes]) -> list[Decoded]:
+    """Decode the raw 8-bit (or raw ISO-2022-JP) runs of one header value together, so that
+    the charset is chosen on all of them; each result is header text."""
+    if not untrusted_runs:
+        return []
+    joined = _decode(b"\n".join(untrusted_runs), None)
+    texts = joined.text.split("\n")
+    if len(texts) != len(untrusted_runs):  # a line feed was inside a multi-byte character
+        return [_without_controls(_decode(run, None)) for run in untrusted_runs]
+    return [
+        _without_controls(Decoded(text, joined.charset, joined.lossy, joined.detected))
+        for text in texts
+    ]
 
 
 def decode_header(untrusted_value: str) -> Decoded:

@@ -17,12 +17,19 @@ from email.message import Message
 from sanitizers import compose, notice
 from sanitizers.cdr.disarmer import Disarmer
 from sanitizers.cdr.registry import default_disarmer
-from sanitizers.charsets import Decoded, decode_body
+from sanitizers.charsets import (
+    Decoded,
+    Preferences,
+    carrier_of,
+    decode_body,
+    decode_html,
+    preferences,
+)
 from sanitizers.errors import LimitExceeded, TemporaryFailure
 from sanitizers.filetype import detect
 from sanitizers.headers import RebuiltHeaders, rebuild_headers
 from sanitizers.html_text import html_to_text
-from sanitizers.mime import Leaf, parse, parse_headers_only
+from sanitizers.mime import Leaf, first_raw_header, parse, parse_headers_only
 from sanitizers.policy import Policy
 from sanitizers.report import PartReport, Report, SanitizeResult
 from sanitizers.safetext import body_text, display_text
@@ -93,14 +100,17 @@ class _Run:
             prefer_plain=self.policy.body.prefer_plain,
         )
         self.report.defects.extend(parsed.defects)
-        self.headers = rebuild_headers(parsed.message, self.policy.output.headers)
-        self._note_headers(self.headers)
-        self._lap("parse", clock)
-        clock = time.monotonic()
-        for leaf in parsed.leaves:
-            if time.monotonic() > self.deadline:
-                raise LimitExceeded(Reason.LIMIT_TIME, "time budget spent")
-            self._leaf(leaf)
+        sender = first_raw_header(parsed.message, "from") or ""
+        chosen = Preferences(self.policy.charsets.japanese_prior, carrier_of(sender))
+        with preferences(chosen):
+            self.headers = rebuild_headers(parsed.message, self.policy.output.headers)
+            self._note_headers(self.headers)
+            self._lap("parse", clock)
+            clock = time.monotonic()
+            for leaf in parsed.leaves:
+                if time.monotonic() > self.deadline:
+                    raise LimitExceeded(Reason.LIMIT_TIME, "time budget spent")
+                self._leaf(leaf)
         self._lap("parts", clock)
 
     def fail(self, reason: Reason, detail: str) -> None:
@@ -223,7 +233,8 @@ class _Run:
 
     def _decode(self, leaf: Leaf, payload: bytes, part: PartReport) -> Decoded:
         charset = leaf.params.get("charset")
-        decoded = decode_body(payload, charset.text if charset else None)
+        decode = decode_html if leaf.content_type == "text/html" else decode_body
+        decoded = decode(payload, charset.text if charset else None)
         part.charset = decoded.charset
         if decoded.lossy:
             part.findings.append(Reason.LOSSY_DECODE)

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sanitizers.cdr.settings import CdrPolicy
+from sanitizers.charsets import DEFAULT_JAPANESE_PRIOR
 from sanitizers.vocabulary import Reason
 
 
@@ -64,6 +65,18 @@ class NoticePolicy(_Frozen):
     template: str | None = None
     # Append a notice even when every part was kept and nothing was found.
     always: bool = False
+
+
+class CharsetPolicy(_Frozen):
+    """How text whose charset is missing or wrong is read.
+
+    ``japanese_prior``: how strongly a valid Japanese reading is preferred to a Chinese or
+    Korean one. Another reading wins only with at least two of its language's most frequent
+    characters, making up a share of the text's non-ASCII characters greater than the share of
+    kana in the Japanese reading plus this value. 0 weighs the evidence alone; 1 never gives up
+    a valid Japanese reading."""
+
+    japanese_prior: float = Field(default=DEFAULT_JAPANESE_PRIOR, ge=0.0, le=1.0)
 
 
 class OutputPolicy(_Frozen):
@@ -121,6 +134,7 @@ class Policy(_Frozen):
     body: BodyPolicy = BodyPolicy()
     notice: NoticePolicy = NoticePolicy()
     output: OutputPolicy = OutputPolicy()
+    charsets: CharsetPolicy = CharsetPolicy()
     attachments: AttachmentPolicy = AttachmentPolicy()
     cdr: CdrPolicy = CdrPolicy()
     # Part-level reasons that hold the whole message (limits always do).

@@ -59,7 +59,6 @@ CSV_FORMULA = "csv_formula"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d[\d,]*)?(?:\.\d+)?(?:[eE][+-]?\d+)?%?")
 
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.I)
 _CSV_SUFFIXES = frozenset({".csv", ".tsv"})
 # Extensions under which re-encoded text is safe to open; any other name gets ``.txt`` added.
 _KEPT_SUFFIXES = frozenset(
@@ -67,13 +66,16 @@ _KEPT_SUFFIXES = frozenset(
 )
 
 
-def decode(untrusted_data: bytes, declared: str | None) -> tuple[str, str, bool]:
-    """(text, charset, lossy) using the shared charset logic when it is installed."""
+def decode(
+    untrusted_data: bytes, declared: str | None, *, html: bool = False
+) -> tuple[str, str, bool]:
+    """(text, charset, lossy) using the shared charset logic when it is installed (for HTML,
+    the charset a ``<meta>`` states counts when none is declared)."""
     try:
         module: Any = importlib.import_module("sanitizers.charsets")
     except ModuleNotFoundError:
         return _decode_locally(untrusted_data)
-    decoded = module.decode_body(untrusted_data, declared)
+    decoded = (module.decode_html if html else module.decode_body)(untrusted_data, declared)
     return str(decoded.text), str(decoded.charset), bool(decoded.lossy)
 
 
@@ -205,9 +207,7 @@ class HtmlSanitizer(CdrSanitizer):
         _check_textual(untrusted_data)
         if ctx.keep_if_clean:
             return CdrOutcome.drop(Reason.ACTIVE_CONTENT, "HTML is converted, never kept")
-        meta = _META_CHARSET.search(untrusted_data[:2048])
-        declared = meta.group(1).decode("ascii") if meta else None
-        html, charset, lossy = decode(untrusted_data, declared)
+        html, charset, lossy = decode(untrusted_data, None, html=True)
         limit = _max_chars(ctx)
         if limit is not None and len(html) > limit:
             raise LimitExceeded(Reason.LIMIT_SIZE, f"{len(html)} characters")

@@ -216,9 +216,10 @@ def test_reported_charset_names_are_labels_that_decode_the_same(data: bytes, lab
     assert decode_body(data, first.charset) == first
 
 
-def test_cp932_user_defined_area_is_private_use_not_lossy() -> None:
-    decoded = decode_body(b"\xf8\x9f\x82\xa0", "shift_jis")  # a carrier emoji, then あ
-    assert decoded == Decoded("\ue63e\u3042", "cp932", False, False)
+def test_cp932_user_defined_area_is_a_reported_replacement() -> None:
+    # A carrier emoji, then あ: no reader but the carrier's shows a character there.
+    decoded = decode_body(b"\xf8\x9f\x82\xa0", "shift_jis")
+    assert decoded == Decoded("\ufffd\u3042", "cp932", True, False)
 
 
 # --- bodies: detection --------------------------------------------------------------------
@@ -684,9 +685,10 @@ def test_property_fast_path_agrees_with_the_converter(data: bytes) -> None:
 # --- corpus -------------------------------------------------------------------------------
 
 JAPANESE_CORPORA = ("jpmobile", "mail-iso-2022-jp")
-# au (KDDI) writes its carrier emoji in ISO-2022-JP as its own JIS rows 85-88, which CP932 does
-# not have: each one is a U+FFFD and the decode says lossy. Every other mail must be exact.
-CARRIER_EMOJI_IN_JIS = re.compile(r"au-.*\.eml")
+# au (KDDI) writes its carrier emoji in ISO-2022-JP as its own JIS rows 85-92, DoCoMo and
+# SoftBank theirs in CP932's user-defined area: with no public mapping shipped, each one is a
+# U+FFFD and the decode says lossy. Every other mail must be exact.
+CARRIER_EMOJI_IN_JIS = re.compile(r"(?:au-.*|(?:docomo|softbank)-(?:emoji|gmail-sjis))\.eml")
 
 
 def _japanese_mails() -> list[Path]:
