@@ -726,9 +726,14 @@ _JAPANESE_SYMBOLS: Final = re.compile(
 )
 _HALFWIDTH_KANA: Final = re.compile("[\uff66-\uff9f]")
 _HALFWIDTH_PUNCTUATION: Final = re.compile("[\uff61-\uff65]")
-# The prolonged sound mark and the voiced marks after a half-width katakana: real half-width
-# text has them; EUC-JP kanji read as CP932 (two half-width katakana each) seldom do.
-_HALFWIDTH_MARKS: Final = re.compile("(?<=[\uff66-\uff9d])[\uff70\uff9e\uff9f]")
+# The voiced marks after a half-width katakana: real half-width text has them; EUC-JP kanji
+# read as CP932 (two half-width katakana each) seldom do.
+_HALFWIDTH_MARKS: Final = re.compile("(?<=[\uff66-\uff9d])[\uff9e\uff9f]")
+# A half-width katakana right beside a kanji or a full-width kana: what EUC-JP read as CP932
+# gives, and seldom what anyone writes.
+_WIDTH_CLASH: Final = re.compile(
+    "[\uff66-\uff9f](?=[\u3041-\u30ff\u4e00-\u9fff])|[\u3041-\u30ff\u4e00-\u9fff](?=[\uff66-\uff9f])"
+)
 _GARBAGE: Final = re.compile("[\ue000-\uf8ff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Evidence for another language: characters that make up a large share of running Chinese
 # (simplified and traditional) or Korean text, from the languages' frequency lists (the most
@@ -786,6 +791,7 @@ def _japanese_score(text: str) -> float:
         + len(_JAPANESE_SYMBOLS.findall(text))
         + 0.4 * len(_HALFWIDTH_KANA.findall(text))
         + 1.1 * len(_HALFWIDTH_MARKS.findall(text))
+        - len(_WIDTH_CLASH.findall(text))
         - len(_HALFWIDTH_PUNCTUATION.findall(text))
         - 3.0 * len(_GARBAGE.findall(text))
     )
