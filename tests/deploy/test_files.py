@@ -29,6 +29,7 @@ import pytest
 
 from gateway.audit import AuditLog
 from gateway.config import Config, load_config
+from gateway.exit_codes import EXIT_CONFIG
 from gateway.quarantine import Quarantine, QuarantineNotFoundError
 from tests.deploy.mails import free_port, smtp_banner, wait_for
 from tests.tools import require_tool
@@ -116,6 +117,15 @@ def test_the_guides_configuration_check_accepts_the_examples(path: Path, tmp_pat
     )  # fmt: skip
     assert bad.returncode == 3
     assert "smtp.listen_prot: unknown key" in bad.stderr
+
+
+def test_the_unit_does_not_restart_a_start_that_cannot_work() -> None:
+    """serve exits EXIT_CONFIG for a configuration that cannot work (tests/gateway/
+    test_config_files.py); restarting every 5 s would only fill the journal."""
+    assert unit_value("Restart") == "on-failure"
+    prevented = unit_value("RestartPreventExitStatus").split()
+    assert str(EXIT_CONFIG) in prevented
+    assert "1" not in prevented  # e.g. the port still in use: a restart can work
 
 
 def test_quarantine_purge_of_the_timer_runs_with_an_example(tmp_path: Path) -> None:
