@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.config import load_layered
-from gateway.config_files import file_problems
-from gateway.exit_codes import EXIT_CONFIG
+from gateway.cli.exit_codes import EXIT_CONFIG
+from gateway.configuration.config import load_layered
+from gateway.configuration.files import file_problems
 from tests.gateway.test_relay_e2e import make_certificate
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
-from gateway.config import Config, Layered, Origin
-from gateway.delivery import client_tls_context
-from gateway.smtp import tls_context
+from gateway.configuration.config import Config, Layered, Origin
+from gateway.delivery.client import client_tls_context
+from gateway.receiving.smtp import tls_context
 
 # Bytes read from a template to check it is UTF-8 text; notice templates are a few KB.
 MAX_CHECKED_BYTES: Final = 1024 * 1024

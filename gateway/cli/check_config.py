@@ -19,9 +19,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from gateway.config import ConfigError, load_layered
-from gateway.config_files import file_problems
-from gateway.rules import RuleSet
+from gateway.configuration.config import ConfigError, load_layered
+from gateway.configuration.files import file_problems
+from gateway.configuration.rules import RuleSet
 
 EXIT_OK = 0
 EXIT_WARNINGS = 1
