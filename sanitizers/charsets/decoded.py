@@ -32,7 +32,7 @@ class Decoded:
 
 
 # How strongly a valid Japanese reading is preferred to a Chinese or Korean one (see
-# ``_foreign_wins``); the default of ``policy.charsets.japanese_prior``.
+# ``detection._foreign_reading``); the default of ``policy.charsets.japanese_prior``.
 DEFAULT_JAPANESE_PRIOR: Final = 0.15
 # Mail domains of the carrier whose ISO-2022-JP mail puts emoji in JIS rows 0x75-0x7C (au by
 # KDDI, and UQ mobile on the same mail system).
