@@ -117,7 +117,7 @@ def _protect_raw_runs(untrusted_value: str) -> tuple[str, list[Decoded], bool]:
     else:  # more runs than the limit: the rest is one last run, part of a name at most
         text.append(chr(_PLACEHOLDER + len(runs)))
         runs.append(rest)
-    return "".join(text), decode_raw_runs(runs), lossy
+    return "".join(text), decode_raw_runs(raw, runs), lossy
 
 
 def _display_name(untrusted_name: str, runs: list[Decoded]) -> Decoded:

@@ -94,6 +94,13 @@ _OTHER_CANDIDATES: Final = [
     "cp1253",
 ]
 _FALLBACK_STEPS: Final = ("utf-8", "cp932", "euc-jp")
+# Western labels (plan steps) that mailers write by default: kanji under them are mislabelled.
+_LATIN_STEPS: Final = frozenset({"cp1252", "iso8859-1", "iso8859-15"})
+# A longer text read as mostly half-width katakana with hardly a voiced mark (real half-width
+# Japanese has about one per five) is a single-byte charset (KOI8-R, windows-1251, ...) read
+# as CP932, not Japanese.
+_HALFWIDTH_ONLY_LIMIT: Final = 16
+_MARKS_PER_HALFWIDTH: Final = 10
 # Declared Chinese and Korean charsets (plan steps) that Japanese mail is mislabelled as.
 _FOREIGN_CJK: Final = frozenset({"gb18030", "big5", "cp949", "big5hkscs", "euc_kr"})
 # Damaged UTF-8: at most 2 or 1 in 50 characters replaced, and this many valid multi-byte
@@ -108,11 +115,20 @@ def _japanese_score(text: str) -> float:
     half-width punctuation, private-use characters and controls (what EUC-JP read as CP932,
     or CP932 read as EUC-JP, produces) weigh against."""
     kana = len(_KANA.findall(text))
+    halfwidth = len(_HALFWIDTH_KANA.findall(text))
+    non_ascii = len(text) - len(text.encode("ascii", "ignore"))
+    if (
+        kana == 0
+        and non_ascii > _HALFWIDTH_ONLY_LIMIT
+        and 2 * halfwidth > non_ascii
+        and _MARKS_PER_HALFWIDTH * len(_HALFWIDTH_MARKS.findall(text)) < halfwidth
+    ):
+        return 0.0
     return (
         3.0 * kana
         + len(_KANJI.findall(text))
         + len(_JAPANESE_SYMBOLS.findall(text))
-        + 0.4 * len(_HALFWIDTH_KANA.findall(text))
+        + 0.4 * halfwidth
         + 1.1 * len(_HALFWIDTH_MARKS.findall(text))
         - len(_WIDTH_CLASH.findall(text))
         - len(_HALFWIDTH_PUNCTUATION.findall(text))
@@ -125,11 +141,25 @@ def _japanese_guess(data: bytes) -> _Lenient | None:
     it looks Japanese at all. Strict but for carrier emoji (CP932 user-defined characters),
     which become replacements: the result is then lossy."""
     candidates = [_cp932_with_emoji(data), _strict_plan(_EUC_JP_PLAN, data)]
-    scored = [(_japanese_score(found[0]), found) for found in candidates if found is not None]
+    scored = [
+        (_japanese_score(found[0]) - 3.0 * _jis_x_0213_only(found), found)
+        for found in candidates
+        if found is not None
+    ]
     score, best = max(scored, key=lambda pair: pair[0], default=(0.0, None))
     if best is None or score <= 0:
         return None
     return best[0], best[1], _REPLACEMENT in best[0]
+
+
+def _jis_x_0213_only(found: _Result) -> int:
+    """How many characters of an EUC-JIS-2004 reading JIS X 0208 and 0212 lack: the table
+    that fills every gap of the older ones also reads Chinese GB 2312 text (its full-width
+    comma is a JIS X 0213 arrow), so such characters count as damage when detecting."""
+    text, charset = found
+    if charset != "euc-jis-2004":
+        return 0
+    return text.encode("euc_jp", "replace").count(b"?") - text.count("?")
 
 
 def _cp932_with_emoji(data: bytes) -> _Result | None:
@@ -146,12 +176,16 @@ def _share(pattern: re.Pattern[str], text: str) -> tuple[int, float]:
     return hits, hits / max(1, len(text) - len(text.encode("ascii", "ignore")))
 
 
-def _foreign_reading(japanese: str, data: bytes, codecs_: tuple[str, ...] = ()) -> _Result | None:
+def _foreign_reading(
+    japanese: _Lenient, data: bytes, codecs_: tuple[str, ...] = ()
+) -> _Result | None:
     """A Chinese or Korean reading of ``data`` with strong evidence against the Japanese one:
     at least ``_MIN_FOREIGN_MARKERS`` marker characters, and a share of them above the share
-    of kana in the Japanese reading plus ``japanese_prior`` (so a prior of 1 means never)."""
-    prior = _preferences().japanese_prior
-    threshold = _share(_KANA, japanese)[1] + prior
+    of kana in the Japanese reading plus ``japanese_prior`` (so a prior of 1 means never). A
+    Japanese reading that needed JIS X 0213 characters gets no prior."""
+    text, charset, _lossy = japanese
+    prior = 0.0 if _jis_x_0213_only((text, charset)) else _preferences().japanese_prior
+    threshold = _share(_KANA, text)[1] + prior
     best: tuple[float, _Result] | None = None
     for codec, markers in _FOREIGN_READINGS:
         if codecs_ and codec not in codecs_:
@@ -212,7 +246,7 @@ def _mislabelled(plan: _Plan, data: bytes) -> _Lenient | None:
         return None
     if plan[0] in _FOREIGN_CJK:
         japanese = _kana_japanese(data)
-        if japanese is None or _foreign_reading(japanese[0], data, (plan[0],)) is not None:
+        if japanese is None or _foreign_reading(japanese, data, (plan[0],)) is not None:
             return None
         return japanese
     if not _is_single_byte(plan[0]):
@@ -220,7 +254,10 @@ def _mislabelled(plan: _Plan, data: bytes) -> _Lenient | None:
     utf8 = _strict("utf-8", data)
     if utf8 is not None:
         return (*utf8, False)
-    return _kana_japanese(data) or _kanji_japanese(data)
+    japanese = _kana_japanese(data)
+    if japanese is None and plan[0] in _LATIN_STEPS:  # mailers' default label, not a choice
+        japanese = _kanji_japanese(data)
+    return japanese
 
 
 def _declared_lenient(plan: _Plan, data: bytes) -> Decoded | None:
@@ -287,7 +324,7 @@ def _guess(data: bytes, plan: _Plan | None) -> Decoded:
         return Decoded(*damaged, lossy=True, detected=plan is None or plan[0] != "utf-8")
     japanese = _japanese_guess(data)
     if japanese is not None:
-        foreign = _foreign_reading(japanese[0], data)
+        foreign = _foreign_reading(japanese, data)
         if foreign is not None:
             return Decoded(*foreign, lossy=False, detected=True)
         return Decoded(*japanese, detected=plan is None or japanese[1] not in plan)

@@ -17,7 +17,8 @@ from typing import Final
 
 from sanitizers.charsets.decoded import Decoded
 from sanitizers.charsets.detection import _decode
-from sanitizers.charsets.labels import _plan
+from sanitizers.charsets.labels import _plan, _strict_plan
+from sanitizers.charsets.steps import _lenient
 from sanitizers.safetext import display_text, unsafe_classes
 
 __all__ = [
@@ -29,7 +30,9 @@ __all__ = [
     "join_decoded",
 ]
 
-_FOLD: Final = re.compile(rb"(?:\r\n|\r|\n)(?=[ \t])")
+# A fold (a line break before whitespace) with the whitespace around it: one space when
+# unfolded, as mail readers show it; whitespace the sender typed within a line stays.
+_FOLD: Final = re.compile(rb"[ \t]*(?:(?:\r\n|\r|\n)[ \t]+)+")
 _ENCODED_WORD: Final = re.compile(rb"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _BASE64: Final = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
 _BASE64_SPACE: Final = re.compile(rb"[ \t\r\n]+")
@@ -54,7 +57,7 @@ def header_bytes(untrusted_value: str) -> tuple[bytes, bool]:
         raw, lossy = untrusted_value.encode("utf-8", "surrogateescape"), False
     except UnicodeEncodeError:
         raw, lossy = untrusted_value.encode("utf-8", "replace"), True
-    return _FOLD.sub(b"", raw), lossy
+    return _FOLD.sub(b" ", raw), lossy
 
 
 def _word_bytes(encoding: bytes, payload: bytes) -> bytes | None:
@@ -117,19 +120,24 @@ def decode_header_bytes(untrusted_raw: bytes, *, encoded_words: bool = True) -> 
     return _without_controls(join_decoded([_decode(data, _plan(label)) for label, data in pieces]))
 
 
-def decode_raw_runs(untrusted_runs: list[bytes]) -> list[Decoded]:
-    """Decode the raw 8-bit (or raw ISO-2022-JP) runs of one header value together, so that
-    the charset is chosen on all of them; each result is header text."""
+def decode_raw_runs(untrusted_value: bytes, untrusted_runs: list[bytes]) -> list[Decoded]:
+    """Decode the raw 8-bit (or raw ISO-2022-JP) runs of one header value in the charset
+    chosen on the whole value (its ASCII words are evidence too); each result is header
+    text."""
     if not untrusted_runs:
         return []
-    joined = _decode(b"\n".join(untrusted_runs), None)
-    texts = joined.text.split("\n")
-    if len(texts) != len(untrusted_runs):  # a line feed was inside a multi-byte character
+    whole = _decode(untrusted_value, None)
+    plan = _plan(whole.charset.split(",")[0])
+    if plan is None:
         return [_without_controls(_decode(run, None)) for run in untrusted_runs]
-    return [
-        _without_controls(Decoded(text, joined.charset, joined.lossy, joined.detected))
-        for text in texts
-    ]
+    decoded: list[Decoded] = []
+    for run in untrusted_runs:
+        found = _strict_plan(plan, run)
+        if found is not None:
+            decoded.append(Decoded(*found, lossy=False, detected=True))
+        else:
+            decoded.append(Decoded(*_lenient(plan[0], run), detected=True))
+    return [_without_controls(part) for part in decoded]
 
 
 def decode_param(charset: str | None, untrusted_value: bytes) -> Decoded:
