@@ -236,6 +236,10 @@ class _Run:
         decode = decode_html if leaf.content_type == "text/html" else decode_body
         decoded = decode(payload, charset.text if charset else None)
         part.charset = decoded.charset
+        if charset is not None and decoded.detected:
+            shown = display_text(charset.text, 40)
+            note = f"charset {shown} declared, read as {decoded.charset}"
+            part.detail = "; ".join(filter(None, [part.detail, note]))
         if decoded.lossy:
             part.findings.append(Reason.LOSSY_DECODE)
         return decoded

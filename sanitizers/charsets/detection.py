@@ -38,8 +38,10 @@ from sanitizers.charsets.steps import (
     _USER_DEFINED,
     _ascii,
     _lenient,
+    _may_have_user_defined,
     _strict,
 )
+from sanitizers.safetext import C0, C1
 
 __all__ = ["decode_body", "decode_html", "html_charset"]
 
@@ -59,7 +61,10 @@ _HALFWIDTH_MARKS: Final = re.compile("(?<=[\uff66-\uff9d])[\uff9e\uff9f]")
 _WIDTH_CLASH: Final = re.compile(
     "[\uff66-\uff9f](?=[\u3041-\u30ff\u4e00-\u9fff])|[\u3041-\u30ff\u4e00-\u9fff](?=[\uff66-\uff9f])"
 )
-_GARBAGE: Final = re.compile("[\ue000-\uf8ff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_LINE_STRUCTURE: Final = str.maketrans("", "", "\t\n\r")
+# What a wrong decoding produces: private-use characters, and controls other than the line
+# structure of text.
+_GARBAGE: Final = re.compile(f"[\ue000-\uf8ff{re.escape((C0 + C1).translate(_LINE_STRUCTURE))}]")
 # Evidence for another language: characters that make up a large share of running Chinese
 # (simplified and traditional) or Korean text, from the languages' frequency lists (the most
 # frequent function characters and syllables). Japanese bytes read in these charsets give
@@ -77,6 +82,8 @@ _FOREIGN_READINGS: Final = (
     ("big5", re.compile(f"[{_CHINESE_MARKERS}]")),
     ("cp949", re.compile(f"[{_KOREAN_MARKERS}]")),
 )
+# The evidence for a language is read on this many bytes (and characters) of the text.
+_EVIDENCE_BYTES: Final = 64 * 1024
 # Fewer marker characters than this are never strong evidence (a short name or subject).
 _MIN_FOREIGN_MARKERS: Final = 2
 # A Japanese reading overrules a declared Chinese or Korean charset only with this share of
@@ -167,6 +174,8 @@ def _cp932_with_emoji(data: bytes) -> _Result | None:
         text = data.decode("cp932")
     except UnicodeDecodeError:
         return None
+    if not _may_have_user_defined(data):
+        return text, "cp932"
     return _USER_DEFINED.sub(_REPLACEMENT, text), "cp932"
 
 
@@ -182,19 +191,21 @@ def _foreign_reading(
     """A Chinese or Korean reading of ``data`` with strong evidence against the Japanese one:
     at least ``_MIN_FOREIGN_MARKERS`` marker characters, and a share of them above the share
     of kana in the Japanese reading plus ``japanese_prior`` (so a prior of 1 means never). A
-    Japanese reading that needed JIS X 0213 characters gets no prior."""
+    Japanese reading that needed JIS X 0213 characters gets no prior. The shares are taken
+    on the first ``_EVIDENCE_BYTES``; only a reading with strong evidence is decoded whole."""
     text, charset, _lossy = japanese
     prior = 0.0 if _jis_x_0213_only((text, charset)) else _preferences().japanese_prior
-    threshold = _share(_KANA, text)[1] + prior
+    threshold = _share(_KANA, text[:_EVIDENCE_BYTES])[1] + prior
     best: tuple[float, _Result] | None = None
+    sample = data[:_EVIDENCE_BYTES]
     for codec, markers in _FOREIGN_READINGS:
         if codecs_ and codec not in codecs_:
             continue
-        found = _strict(codec, data)
-        if found is None:
+        hits, share = _share(markers, sample.decode(codec, "ignore"))
+        if hits < _MIN_FOREIGN_MARKERS or share <= threshold or (best and share <= best[0]):
             continue
-        hits, share = _share(markers, found[0])
-        if hits >= _MIN_FOREIGN_MARKERS and share > threshold and (best is None or share > best[0]):
+        found = _strict(codec, data)
+        if found is not None:
             best = (share, found)
     return None if best is None else best[1]
 

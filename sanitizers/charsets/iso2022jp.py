@@ -176,11 +176,13 @@ def _iso2022jp_fast(data: bytes) -> _Result | None:
     """The common case at codec speed: Python's iso2022_jp, read through CP932."""
     if b"\x1b(J" in data:  # Python reads JIS-Roman 0x5C and 0x7E as U+00A5 and U+203E.
         return None
-    if _SO in data or _au_emoji(data):  # Python passes SO/SI through; au emoji are not kanji.
+    if _SO in data:  # Python passes SO/SI through as text.
         return None
-    try:
+    try:  # JIS X 0208 only: no extension rows, so no au emoji either
         text, charset = data.decode("iso2022_jp"), "iso-2022-jp"
     except UnicodeDecodeError:
+        if _au_emoji(data):  # rows 0x79-0x7C are emoji here, not IBM-extension kanji
+            return None
         try:
             text, charset = data.decode("iso2022_jp", _JIS_EXTENSION), "iso-2022-jp-ms"
         except UnicodeDecodeError:

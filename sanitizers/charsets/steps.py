@@ -95,13 +95,19 @@ def _cp51932(data: bytes) -> _Result:
 # the carriers' Shift_JIS emoji are (DoCoMo 0xF89F-0xF9FC, au 0xF340-0xF7FC, SoftBank
 # 0xF741-0xFBD7, overlapping). No other reader shows the sender's character there.
 _USER_DEFINED: Final = re.compile("[\ue000-\ue757]")
+_USER_DEFINED_LEAD: Final = re.compile(rb"[\xf0-\xf9]")
 
 
 def _cp932(data: bytes) -> _Result:
     text = data.decode("cp932")
-    if _USER_DEFINED.search(text):
+    if _may_have_user_defined(data) and _USER_DEFINED.search(text):
         raise ValueError("CP932 user-defined characters (carrier emoji)")
     return text, "cp932"
+
+
+def _may_have_user_defined(data: bytes) -> bool:
+    """Whether a byte that can lead a user-defined character occurs (a fast pre-check)."""
+    return _USER_DEFINED_LEAD.search(data) is not None
 
 
 def _cp932_lenient(data: bytes) -> _Lenient:

@@ -418,6 +418,9 @@ def test_shift_jis_labelled_as_another_japanese_charset(actual: str, label: str,
     data = encode(text, actual)
     decoded = decode_body(data, label)
     assert (decoded.text, decoded.lossy, decoded.detected) == (text, False, True)
+    body = run(message(body=leaf(f"text/plain; charset={label}", data)))
+    assert body_text(body.message).startswith(text)
+    assert body.report.parts[0].detail == f"charset {label} declared, read as cp932"
     result = run(
         message(("Subject", b"=?" + label.encode() + b"?B?" + base64.b64encode(data) + b"?="))
     )
@@ -478,3 +481,21 @@ def test_file_names_in_every_form_are_exact(charset: str) -> None:
         result = run(message(body=with_file(form)))
         assert result.report.parts[1].filename == name, form
         assert not lossy(result)
+
+
+@pytest.mark.parametrize(
+    ("name", "codec"),
+    [
+        ("Фёдор Михайлович Достоевский", "koi8_r"),
+        ("Фёдор Михайлович Достоевский", "cp1251"),
+        ("Ingo Lütkebohle", "latin-1"),
+    ],
+)
+def test_raw_names_in_other_charsets_are_read_on_the_whole_value(name: str, codec: str) -> None:
+    raw = message(("From", b'"' + name.encode(codec) + b'" <fyodor@example.org>'))
+    assert headers(run(raw))["From"] == [(name, "fyodor@example.org")]
+
+
+def test_a_fold_is_one_space_and_typed_spaces_stay() -> None:
+    raw = message(("Subject", "会議の件 \r\n    資料  送付".encode("cp932")))
+    assert headers(run(raw))["Subject"] == "会議の件 資料  送付"
