@@ -38,6 +38,7 @@ __all__ = [
     "UNSAFE_CLASSES",
     "body_text",
     "display_text",
+    "has_protocol_breaking",
     "has_unsafe",
     "log_text",
     "terminal_text",
@@ -74,6 +75,7 @@ def _class_pattern(chars: str) -> re.Pattern[str]:
 
 _ALL_UNSAFE: Final = "".join(UNSAFE_CLASSES.values())
 _UNSAFE: Final = _class_pattern(_ALL_UNSAFE)
+_PROTOCOL_BREAKING: Final = _class_pattern(C0 + C1 + LINE_SEPARATORS)
 _BODY_UNSAFE: Final = _class_pattern(_ALL_UNSAFE.translate({ord(c): None for c in _BODY_KEPT}))
 
 
@@ -83,6 +85,12 @@ def _as_space(match: re.Match[str]) -> str:
 
 def _as_line_end(match: re.Match[str]) -> str:
     return "\n" if match.group() in _BREAKS else ""
+
+
+def has_protocol_breaking(text: str) -> bool:
+    """True when ``text`` has a control (C0, C1) or a line separator: what may not stand in a
+    protocol line such as an SMTP envelope address (bidi controls there are shown escaped)."""
+    return _PROTOCOL_BREAKING.search(text) is not None
 
 
 def has_unsafe(text: str) -> bool:

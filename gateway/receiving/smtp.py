@@ -49,7 +49,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.configuration.settings import SmtpSettings
 from gateway.receiving.refusals import Refusal, log_refusal
-from sanitizers.safetext import has_unsafe
+from sanitizers.safetext import has_protocol_breaking
 
 log = logging.getLogger("mukaika.smtp")
 
@@ -498,11 +498,11 @@ def _longest_line(data: bytes) -> int:
 
 
 def _bad_address(address: str) -> bool:
-    """Unsafe characters (:mod:`sanitizers.safetext`: CR, LF, NUL, bidi controls...) or longer
-    than RFC 5321 allows: never relayed."""
+    """Controls or line separators (CR, LF, NUL, NEL, U+2028...) or longer than RFC 5321
+    allows: never relayed."""
     local, _, domain = address.encode("utf-8", "surrogateescape").rpartition(b"@")
     return bool(
-        has_unsafe(address)
+        has_protocol_breaking(address)
         or len(local) + 1 + len(domain) > _MAX_PATH
         or len(local) > _MAX_LOCAL
         or len(domain) > _MAX_DOMAIN

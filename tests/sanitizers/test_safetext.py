@@ -9,6 +9,7 @@ from sanitizers.safetext import (
     UNSAFE_CLASSES,
     body_text,
     display_text,
+    has_protocol_breaking,
     has_unsafe,
     log_text,
     terminal_text,
@@ -96,6 +97,13 @@ def test_display_drops_outer_ascii_spaces_only_and_bounds_length() -> None:
     assert display_text("あ" * 10, limit=5) == "ああああ…"
     assert log_text(" x ", limit=10) == " x "
     assert log_text("x" * 20, limit=10) == "x" * 9 + "…"
+
+
+@pytest.mark.parametrize(("char", "name", "_one_line", "_body", "_terminal"), TABLE)
+def test_protocol_lines_refuse_controls_and_separators_only(
+    char: str, name: str, _one_line: str, _body: str, _terminal: str
+) -> None:
+    assert has_protocol_breaking(f"a{char}b") is (name in ("c0", "c1", "line_separators"))
 
 
 def test_disguised_file_name_and_terminal_escape() -> None:
