@@ -21,6 +21,8 @@ _ATOM_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]+$")
 _TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
 _MIME_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&\-^_.+]{0,126}/[a-z0-9][a-z0-9!#$&\-^_.+]{0,126}$")
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+# Lone surrogates (UTF-7 "+2D0-" and broken UTF-16 decode to them): no encoding can write them.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # Lines where mail readers start decoding a file embedded in plain text (uuencode, yEnc,
 # BinHex: Thunderbird and Becky! show such a block as an attachment). A leading space
 # disarms them; the text stays readable and a second pass finds nothing to change.
@@ -31,6 +33,13 @@ _INLINE_FILE = re.compile(
 )
 # UTF-8 bytes per encoded-word: 45 bytes give 60 base64 characters, inside the 75 allowed.
 _WORD_BYTES = 45
+
+
+def scrub_surrogates(text: str) -> tuple[str, bool]:
+    """``text`` with each lone surrogate replaced by U+FFFD, and whether there was any. Every
+    string composed into output passes here first (the pipeline reports a change as lossy)."""
+    scrubbed = _LONE_SURROGATE.sub("\ufffd", text)
+    return scrubbed, scrubbed != text
 
 
 @dataclass(frozen=True, slots=True)

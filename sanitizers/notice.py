@@ -206,7 +206,7 @@ def render_notice(report: Report, policy: NoticePolicy, reference: str | None) -
     language = policy.language
     template = _template(policy.template, f"notice_{language}.txt")
     return template.safe_substitute(
-        reference_line=_reference_line(reference, language),
+        reference_line=reference_line(reference, language),
         parts=_parts_block(report, language),
     )
 
@@ -227,12 +227,12 @@ def render_held(
         subject=report.subject or none,
         date=date or none,
         reasons=", ".join(reason_label(r, language) for r in report.reasons) or none,
-        reference_line=_reference_line(reference, language),
+        reference_line=reference_line(reference, language),
         parts=_parts_block(report, language),
     )
 
 
-def _reference_line(reference: str | None, language: str) -> str:
+def reference_line(reference: str | None, language: str) -> str:
     return f"{_WORDS[language]['reference']}: {reference}" if reference else ""
 
 
