@@ -189,9 +189,7 @@ class _Run:
             self.report.defects.append("lone surrogates (e.g. from UTF-7) replaced with U+FFFD")
         return scrubbed
 
-    def _scrub_field(
-        self, value: str | list[tuple[str, str]]
-    ) -> str | list[tuple[str, str]]:
+    def _scrub_field(self, value: str | list[tuple[str, str]]) -> str | list[tuple[str, str]]:
         if isinstance(value, str):
             return self._scrub(value)
         return [(self._scrub(display), self._scrub(addr)) for display, addr in value]
