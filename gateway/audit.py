@@ -14,7 +14,8 @@ Record fields (the only ones written; see ``RECORD_FIELDS``)
 ``helo``, ``mail_from``, ``rcpt_to``, ``message_id``, ``size``, ``sha256`` (of the original),
 ``verdict``, ``reasons``, ``parts`` (each: ``path``, ``action``, ``reason``, ``sha256``,
 ``kind``, ``filename``, ``declared_type``, ``detected_type``, ``size``, ``charset``,
-``findings``, ``removed``), ``defects``, ``timings`` (milliseconds by step), ``deliveries``
+``findings``, ``removed``, ``entries``: the files inside an archive, each ``name``,
+``action``, ``reason``, ``removed``), ``defects``, ``timings`` (milliseconds by step), ``deliveries``
 (each: ``time``, ``host``, ``code``, ``reply``, ``recipients``, ``attempt``, ``error``),
 ``state``, ``error`` (a reason code), ``attempts``, ``dropped_keys``; when rules applied to the
 message (:mod:`gateway.rules`): ``rules`` (their names, in order) and ``exceptions`` (those of
@@ -105,6 +106,7 @@ PART_FIELDS: Final[frozenset[str]] = frozenset(
         "charset",
         "findings",
         "removed",
+        "entries",
     }
 )
 DELIVERY_FIELDS: Final[frozenset[str]] = frozenset(

@@ -16,21 +16,29 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from email.message import Message
+from itertools import islice
 
 from sanitizers import compose, notice
+from sanitizers.cdr.base import CdrOutcome
 from sanitizers.cdr.disarmer import Disarmer
 from sanitizers.cdr.registry import default_disarmer
 from sanitizers.charsets import Decoded, decode_body
 from sanitizers.compose import scrub_surrogates
 from sanitizers.errors import LimitExceeded, TemporaryFailure
+from sanitizers.filenames import clean_name, delivered_name
 from sanitizers.filetype import detect
 from sanitizers.headers import RebuiltHeaders, display_safe, rebuild_headers
 from sanitizers.html_text import html_to_text
 from sanitizers.mime import Leaf, parse, parse_headers_only
 from sanitizers.policy import Policy
-from sanitizers.report import PartReport, Report, SanitizeResult
+from sanitizers.report import EntryReport, PartReport, Report, SanitizeResult
 from sanitizers.vocabulary import Action, Reason, Verdict
 
+# What a sanitizer returns that is delivered as an attachment (an HTML file converted to text
+# arrives as a .txt file: the body is only ever the mail's own text).
+_DELIVERED = frozenset({Action.KEPT, Action.SANITIZED, Action.CONVERTED})
+# Files inside archives listed in one part's report (the archive limits bound them already).
+_MAX_ENTRIES = 1000
 _LIMIT_REASONS = frozenset(r for r in Reason if r.value.startswith("limit_"))
 _HELD_TAG = {"ja": "[保留]", "en": "[HELD]"}
 _SAFE_TOKEN = re.compile(r"[^A-Za-z0-9._:-]")
@@ -207,6 +215,8 @@ class _Run:
                 value = getattr(part, name)
                 if value is not None:
                     setattr(part, name, self._scrub(value))
+            for entry in part.entries:
+                entry.name = self._scrub(entry.name)
 
     # -- parts ------------------------------------------------------------------------------
 
@@ -280,19 +290,19 @@ class _Run:
             part.findings.append(Reason.TYPE_MISMATCH)
             part.detail = "; ".join(filter(None, [part.detail, info.detail]))
         action = self.policy.attachments.action_for(info.kind)
-        outcome = self.disarmer.disarm(
-            payload, leaf.filename or "", info.kind, action, self._budgeted_policy()
-        )
+        name = clean_name(leaf.filename)
+        outcome = self.disarmer.disarm(payload, name, info.kind, action, self._budgeted_policy())
         part.action, part.reason = outcome.action, outcome.reason
         part.removed = list(outcome.removed)
+        part.entries = list(islice(_entries(outcome.children), _MAX_ENTRIES))
         if outcome.detail:
             part.detail = "; ".join(filter(None, [part.detail, outcome.detail]))
-        if outcome.action in (Action.SANITIZED, Action.KEPT) and outcome.data is not None:
-            name = display_safe(outcome.filename, 100) if outcome.filename else None
-            name = name or part.filename or "attachment"
-            part.attached_as = name
+        if outcome.action in _DELIVERED and outcome.data is not None:
+            # Named after what was rebuilt, never after what the sender claimed.
             content_type = outcome.content_type or info.detected_mime
-            self.attachments.append(compose.OutAttachment(name, content_type, outcome.data))
+            delivered = delivered_name(outcome.filename or name, content_type)
+            part.attached_as = delivered
+            self.attachments.append(compose.OutAttachment(delivered, content_type, outcome.data))
 
     def _budgeted_policy(self) -> Policy:
         """The policy for one sanitizer call: its wall-clock limit (``cdr.seconds``, which the
@@ -334,6 +344,16 @@ class _Run:
 
     def _lap(self, name: str, since: float) -> None:
         self.report.timings_ms[name] = round((time.monotonic() - since) * 1000, 3)
+
+
+def _entries(
+    children: tuple[tuple[str, CdrOutcome], ...], folder: str = ""
+) -> Iterator[EntryReport]:
+    """The files inside an archive, depth first, named by their path inside it."""
+    for untrusted_name, child in children:
+        path = f"{folder}{untrusted_name}"
+        yield EntryReport(display_safe(path, 200), child.action, child.reason, list(child.removed))
+        yield from _entries(child.children, f"{path}/")
 
 
 def _verdict(report: Report, policy: Policy) -> Verdict:
