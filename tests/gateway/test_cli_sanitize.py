@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import cli_sanitize
 from gateway.cli import main
+from gateway.cli import sanitize as cli_sanitize
 from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult
 from tests.mailfactory import body_text, leaf, mail, text_mail

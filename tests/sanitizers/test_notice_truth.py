@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from gateway.audit import audit_record, clean_record
+from gateway.evidence.audit import audit_record, clean_record
 from sanitizers.cdr.registry import InProcessDisarmer
 from sanitizers.pipeline import sanitize_message
 from sanitizers.policy import NoticePolicy, Policy

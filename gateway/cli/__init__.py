@@ -1,0 +1,38 @@
+"""The ``mukaika`` command. Each subcommand lives in its own module with a ``register``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Sequence
+
+# Modules that add a subcommand: each defines ``register(subparsers)`` which sets ``func``.
+SUBCOMMAND_MODULES = (
+    "gateway.cli.sanitize",
+    "gateway.cli.quarantine",
+    "gateway.cli.serve",
+    "gateway.cli.queue",
+    "gateway.cli.check_config",
+    "gateway.cli.explain",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mukaika",
+        description="Mail-sanitization gateway (無害化通信): text-only mail with disarmed files.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return code

@@ -1,0 +1,191 @@
+"""``mukaika sanitize``: run the pipeline on one mail, or on a directory, mbox or Maildir.
+
+Exit codes of the single-message form (the verdict is also in the report):
+0 deliver, 10 hold, 11 reject, 2 usage error, 3 unreadable input or invalid configuration,
+75 temporary failure (a required scanner is unavailable; nothing was written).
+A held or rejected message still writes its notice-only message to OUT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mailbox
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from gateway.configuration.config import Config, ConfigError, load_config
+from sanitizers.errors import TemporaryFailure
+from sanitizers.pipeline import sanitize_message
+from sanitizers.report import SanitizeResult
+from sanitizers.vocabulary import Verdict
+
+EXIT_CODES = {Verdict.DELIVER: 0, Verdict.HOLD: 10, Verdict.REJECT: 11}
+EXIT_INPUT = 3
+EXIT_TEMPFAIL = 75
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "sanitize",
+        help="sanitize one mail (stdin/stdout by default) or a batch",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("input", nargs="?", help="mail file (default: standard input)")
+    parser.add_argument("-o", "--output", help="rebuilt mail (default: standard output)")
+    parser.add_argument("--report", help="write the JSON report to FILE, or - for stderr")
+    parser.add_argument("--config", type=Path, help="configuration file (TOML)")
+    parser.add_argument("--batch", type=Path, metavar="SRC", help="a directory, mbox or Maildir")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="output directory for --batch")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"mukaika: invalid configuration:\n{exc}", file=sys.stderr)
+        return EXIT_INPUT
+    if args.batch is not None:
+        if args.out is None or args.input or args.output:
+            print("mukaika: --batch SRC needs --out DIR (and no IN/-o)", file=sys.stderr)
+            return 2
+        return run_batch(args.batch, args.out, config)
+    return run_single(args, config)
+
+
+def run_single(args: argparse.Namespace, config: Config) -> int:
+    try:
+        untrusted_raw = _read_input(args.input)
+    except OSError as exc:
+        print(f"mukaika: cannot read {args.input}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        result = sanitize_message(untrusted_raw, config.policy)
+    except TemporaryFailure as exc:
+        print(f"mukaika: temporary failure, try again later: {exc}", file=sys.stderr)
+        return EXIT_TEMPFAIL
+    try:
+        _write_output(args.output, result.message)
+        if args.report:
+            _write_report(args.report, result)
+    except OSError as exc:
+        print(f"mukaika: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INPUT
+    return EXIT_CODES[result.verdict]
+
+
+def _read_input(path: str | None) -> bytes:
+    if path is None or path == "-":
+        return sys.stdin.buffer.read()
+    return Path(path).read_bytes()
+
+
+def _write_output(path: str | None, data: bytes) -> None:
+    if path is None or path == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    Path(path).write_bytes(data)
+
+
+def _report_json(result: SanitizeResult) -> str:
+    return json.dumps(result.report.to_dict(), ensure_ascii=False, indent=2) + "\n"
+
+
+def _write_report(target: str, result: SanitizeResult) -> None:
+    text = _report_json(result)
+    if target == "-":
+        sys.stderr.write(text)
+    else:
+        Path(target).write_text(text, encoding="utf-8")
+
+
+def run_batch(source: Path, out_dir: Path, config: Config) -> int:
+    """Sanitize every message of ``source``; one ``.eml`` and one ``.json`` each, then a
+    summary of verdicts and reasons. A message that could not be processed (unreadable, or
+    a temporary failure) gets only a ``.json`` with its ``status`` and the run goes on.
+    Exit 0 when every message was processed, 1 otherwise."""
+    with ExitStack() as stack:
+        try:
+            items = list(_batch_items(source, stack))
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"mukaika: cannot read {source}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_INPUT
+        verdicts: Counter[str] = Counter()
+        reasons: Counter[str] = Counter()
+        failures = 0
+        for name, load in tqdm(items, unit="msg", file=sys.stderr, disable=None):
+            try:
+                result = sanitize_message(load(), config.policy)
+            except Exception as exc:  # noqa: BLE001 - one bad message never stops the batch
+                failures += 1
+                status = "deferred" if isinstance(exc, TemporaryFailure) else "not processed"
+                detail = f"{type(exc).__name__}: {exc}"[:300]
+                tqdm.write(f"{name}: {status}: {detail}", file=sys.stderr)
+                record = {"status": status, "error": detail}
+                (out_dir / f"{name}.json").write_text(json.dumps(record) + "\n", encoding="utf-8")
+                continue
+            try:
+                (out_dir / f"{name}.eml").write_bytes(result.message)
+                (out_dir / f"{name}.json").write_text(_report_json(result), encoding="utf-8")
+            except OSError as exc:
+                print(f"mukaika: cannot write: {exc.strerror or exc}", file=sys.stderr)
+                return EXIT_INPUT
+            verdicts[result.verdict.value] += 1
+            reasons.update(code.value for code in result.report.reason_codes())
+    print(_summary_table(verdicts, reasons, failures))
+    return 0 if failures == 0 else 1
+
+
+def _batch_items(source: Path, stack: ExitStack) -> Iterator[tuple[str, Any]]:
+    """(output name, loader) for each message of a Maildir, an mbox or a directory tree."""
+    if source.is_dir() and (source / "cur").is_dir() and (source / "new").is_dir():
+        maildir = mailbox.Maildir(source, create=False)
+        for key in sorted(maildir.keys()):
+            yield _safe_name(key), _loader(maildir, key)
+    elif source.is_file() and _looks_like_mbox(source):
+        mbox = mailbox.mbox(source, create=False)
+        stack.callback(mbox.close)
+        for index, key in enumerate(mbox.keys(), 1):
+            yield f"{index:06d}", _loader(mbox, key)
+    elif source.is_dir():
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            relative = path.relative_to(source)
+            if relative.suffix.lower() == ".eml":
+                relative = relative.with_suffix("")
+            yield _safe_name(str(relative)), path.read_bytes
+    else:
+        raise OSError(2, "no such directory, mbox or Maildir")
+
+
+def _loader(box: mailbox.Mailbox[Any], key: str) -> Any:
+    return lambda: box.get_bytes(key)
+
+
+def _looks_like_mbox(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(5) == b"From "
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:150]
+
+
+def _summary_table(verdicts: Counter[str], reasons: Counter[str], failures: int) -> str:
+    rows = [("verdict", verdict, count) for verdict, count in verdicts.most_common()]
+    rows += [("reason", reason, count) for reason, count in reasons.most_common()]
+    if failures:
+        rows.append(("error", "not processed", failures))
+    width = max((len(r[1]) for r in rows), default=10)
+    lines = [f"{'kind':8} {'value':{width}} {'count':>7}"]
+    lines += [f"{kind:8} {value:{width}} {count:7d}" for kind, value, count in rows]
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""What the worker needs from the metrics, as a protocol, plus a stand-in that counts nothing.
+
+The real implementation is :class:`gateway.observation.metrics.Metrics`; the worker depends
+only on this shape, so it can be tested alone.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class MetricsPort(Protocol):
+    def received(self) -> None: ...
+    def rejected(self, reason: str) -> None: ...
+    def delivered(self) -> None: ...
+    def deferred(self) -> None: ...
+    def dead_lettered(self) -> None: ...
+    def verdict(self, verdict: str) -> None: ...
+    def quarantined(self) -> None: ...
+    def part(self, action: str, reason: str) -> None: ...
+    def observe_sanitize(self, seconds: float) -> None: ...
+    def observe_end_to_end(self, seconds: float) -> None: ...
+    def set_queue_depth(self, state: str, n: int) -> None: ...
+    def set_oldest_age(self, seconds: float) -> None: ...
+    def set_busy_workers(self, n: int) -> None: ...
+    def set_expired_exceptions(self, n: int) -> None: ...
+
+
+class NullMetrics:
+    """Counts nothing."""
+
+    def received(self) -> None:
+        return None
+
+    def rejected(self, reason: str) -> None:
+        return None
+
+    def delivered(self) -> None:
+        return None
+
+    def deferred(self) -> None:
+        return None
+
+    def dead_lettered(self) -> None:
+        return None
+
+    def verdict(self, verdict: str) -> None:
+        return None
+
+    def quarantined(self) -> None:
+        return None
+
+    def part(self, action: str, reason: str) -> None:
+        return None
+
+    def observe_sanitize(self, seconds: float) -> None:
+        return None
+
+    def observe_end_to_end(self, seconds: float) -> None:
+        return None
+
+    def set_queue_depth(self, state: str, n: int) -> None:
+        return None
+
+    def set_oldest_age(self, seconds: float) -> None:
+        return None
+
+    def set_busy_workers(self, n: int) -> None:
+        return None
+
+    def set_expired_exceptions(self, n: int) -> None:
+        return None

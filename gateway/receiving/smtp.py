@@ -1,0 +1,544 @@
+"""The Internet-facing SMTP receiver: relay policy, limits, smuggling guard; 250 after fsync.
+
+Threat model: every byte a client sends is hostile. A client may try to relay outside to
+outside, send oversized or endless data, trickle bytes, open many connections, smuggle a
+second message with a non-standard end of data (bare LF or CR around the dot), pipeline
+commands we did not offer, or make us fail internally and hope for a permanent answer.
+
+What this module does about it:
+
+- Only ``<CR><LF>.<CR><LF>`` ends DATA. Data containing a bare CR or LF is refused
+  (``550 5.5.2``) or, by option, normalized to CRLF; commands pipelined after the final dot
+  are refused (``503 5.5.0``, connection closed) unless allowed.
+- DATA is read in large chunks, not line by line (aiosmtpd's own loop costs ~1.8 us a line);
+  size (``552 5.3.4``, declared or not), line length, idle time, a minimum data rate and a
+  session deadline bound every session; connection caps (``421 4.7.0``) bound them all.
+- Recipients outside the accepted domains are refused (``554 5.7.1``); after
+  ``max_recipients`` each extra one gets ``452 4.5.3``. Low disk: ``452 4.3.1`` at MAIL.
+- Any internal fault answers ``451 4.3.0`` (aiosmtpd's default would say 500).
+- ``250`` is sent only after the spool has fsynced the message (``RelayHandler.handle_DATA``).
+
+The handler stays thin, as in aiosmtpd's samples: it answers MAIL, RCPT and DATA and hands
+the message to an ``accept`` callback. Logs carry peers, queue ids and reply codes, never data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import re
+import ssl
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from gateway.configuration.settings import SmtpSettings
+
+log = logging.getLogger("mukaika.smtp")
+
+# The StreamReader's limit: how much a command line may fill before it is refused.
+_READER_LIMIT = 64 * 1024
+# How much DATA one read may return.
+_READ_CHUNK = 256 * 1024
+_END_OF_DATA = b"\r\n.\r\n"
+_ANY_NEWLINE = re.compile(rb"\r\n|\r|\n")
+_SIZE_PARAM = re.compile(r"(?:^|\s)SIZE=(\S*)", re.IGNORECASE)
+
+REPLY_INTERNAL = "451 4.3.0 Internal error; please try again later"
+REPLY_SHUTDOWN = "421 4.3.2 Service shutting down; please try again later"
+REPLY_TOO_MANY = "421 4.7.0 Too many connections; please try again later"
+REPLY_TOO_MANY_CLIENT = "421 4.7.0 Too many connections from your address"
+REPLY_DEADLINE = "421 4.4.2 Session time limit exceeded"
+REPLY_TOO_SLOW = "421 4.4.2 Data too slow"
+REPLY_RELAY = "554 5.7.1 Relay access denied"
+REPLY_TOO_MANY_RCPT = "452 4.5.3 Too many recipients"
+REPLY_SIZE = "552 5.3.4 Message size exceeds fixed maximum message size"
+REPLY_LINE = "500 5.5.2 Line too long"
+REPLY_BARE = "550 5.5.2 Bare CR or LF in message data is not allowed"
+REPLY_PIPELINING = "503 5.5.0 Improper command pipelining after end of data"
+REPLY_DISK = "452 4.3.1 Insufficient system storage"
+REPLY_NUL = "550 5.5.2 NUL in message data is not allowed"
+REPLY_BAD_SENDER = "553 5.1.7 Bad sender address syntax"
+REPLY_BAD_RECIPIENT = "553 5.1.3 Bad recipient address syntax"
+# RFC 5321 4.5.3.1: the longest path, local part and domain a server must accept.
+_MAX_PATH, _MAX_LOCAL, _MAX_DOMAIN = 256, 64, 255
+# C0 and C1 controls, and the Unicode line and paragraph separators (str.splitlines breaks there).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+Accept = Callable[["Received"], Awaitable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One accepted transaction, handed to the spool. ``mail_from`` "" is the null sender."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    client: str
+    helo: str
+    untrusted_raw: bytes
+
+
+class ConnectionTracker:
+    """Counts open sessions overall and per client address; knows when we are draining."""
+
+    def __init__(
+        self,
+        max_total: int,
+        max_per_client: int,
+        on_reject: Callable[[str], None] | None = None,
+    ) -> None:
+        self.on_reject = on_reject or (lambda reason: None)
+        self.max_total = max_total
+        self.max_per_client = max_per_client
+        self.sessions: set[GatewaySMTP] = set()  # admitted
+        self.open: set[GatewaySMTP] = set()  # every connection, refused ones too
+        self.per_client: Counter[str] = Counter()
+        self.draining = False
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def admit(self, session: GatewaySMTP, client: str) -> str | None:
+        """Register a session; return the refusal to send instead, if any."""
+        if self.draining:
+            self.on_reject("shutdown")
+            return REPLY_SHUTDOWN
+        if len(self.sessions) >= self.max_total:
+            self.on_reject("connections")
+            return REPLY_TOO_MANY
+        if self.per_client[client] >= self.max_per_client:
+            self.on_reject("connections_per_client")
+            return REPLY_TOO_MANY_CLIENT
+        self.sessions.add(session)
+        self.per_client[client] += 1
+        self.idle.clear()
+        return None
+
+    def release(self, session: GatewaySMTP, client: str) -> None:
+        if session in self.sessions:
+            self.sessions.discard(session)
+            self.per_client[client] -= 1
+            if self.per_client[client] <= 0:
+                del self.per_client[client]
+        if not self.sessions:
+            self.idle.set()
+
+
+class GatewaySMTP(SMTP):
+    """aiosmtpd's protocol with this gateway's limits and a chunked, strict DATA reader."""
+
+    line_length_limit = _READER_LIMIT
+
+    def __init__(
+        self,
+        handler: RelayHandler,
+        settings: SmtpSettings,
+        tracker: ConnectionTracker,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__(
+            handler,
+            data_size_limit=settings.max_message_bytes,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=settings.hostname or None,
+            ident="mukaika",
+            tls_context=tls_context,
+            timeout=settings.command_timeout_seconds,
+            auth_require_tls=True,
+            command_call_limit=None,
+        )
+        self.settings = settings
+        self.tracker = tracker
+        # aiosmtpd keeps these per class and grows them on every EHLO: keep ours per session.
+        self.command_size_limit = settings.max_command_bytes
+        self.command_size_limits = defaultdict(lambda: settings.max_command_bytes)
+        self._client = ""
+        self._counted = False
+        self._refusal: str | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self.in_transaction = False
+
+    # --- connection life --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = not self._counted and self._refusal is None
+        super().connection_made(transport)
+        if first:
+            self.tracker.open.add(self)
+            peer = transport.get_extra_info("peername")
+            self._client = str(peer[0]) if peer else ""
+            self._refusal = self.tracker.admit(self, self._client)
+            self._counted = self._refusal is None
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self.tracker.open.discard(self)
+        if self._counted:
+            self._counted = False
+            self.tracker.release(self, self._client)
+        super().connection_lost(error)
+
+    def eof_received(self) -> bool:
+        """The client closed its side: close ours too. (Keeping a half-open transport, as
+        StreamReaderProtocol does, leaks it when the session task is cancelled before it ran.)"""
+        super().eof_received()
+        return False
+
+    async def _handle_client(self) -> None:
+        if self._refusal is not None:
+            log.info("%s refused: %s", self._client, self._refusal[:9])
+            await self.push(self._refusal)
+            self._close()
+            return
+        self._deadline = self.loop.call_later(
+            self.settings.session_deadline_seconds, self._deadline_hit
+        )
+        await super()._handle_client()
+
+    def _deadline_hit(self) -> None:
+        self.tracker.on_reject("timeout")
+        self.abort(REPLY_DEADLINE)
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self, reply: str) -> None:
+        """Send a last reply and close, whatever the session is doing."""
+        log.info("%s closing: %s", self._client, reply[:9])
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            transport.write(reply.encode("ascii") + b"\r\n")
+        self._close()
+
+    async def handle_exception(self, error: Exception) -> str:
+        self.tracker.on_reject("internal")
+        log.error(
+            "%s internal error (%s); answered 451",
+            self._client,
+            type(error).__name__,
+            exc_info=error,
+        )
+        return REPLY_INTERNAL
+
+    # --- commands ---------------------------------------------------------------------------
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if self.tracker.draining:
+            await self.push(REPLY_SHUTDOWN)
+            self._close()
+            return
+        if arg:
+            match = _SIZE_PARAM.search(arg)
+            size = match.group(1) if match else ""
+            if size.isdigit() and int(size) > self.settings.max_message_bytes:
+                self.tracker.on_reject("size")
+                await self.push(REPLY_SIZE)
+                return
+        await super().smtp_MAIL(arg)
+
+    async def smtp_DATA(self, arg: str | None) -> None:
+        if await self.check_helo_needed():
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        self.in_transaction = True
+        try:
+            await self._receive_data()
+        except Exception:
+            # handle_exception answers 451; the transaction must not linger half-done.
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            raise
+        finally:
+            self.in_transaction = False
+            if self.tracker.draining:
+                self.abort(REPLY_SHUTDOWN)  # the transaction is answered; no new one
+
+    async def _receive_data(self) -> None:
+        """Read up to the end of data in large chunks; check it; hand it to the handler."""
+        settings = self.settings
+        limit = settings.max_message_bytes
+        buffer = bytearray(b"\r\n")  # the CRLF that ended the 354 line
+        scanned = 0
+        received = 0
+        too_big = False
+        started = time.monotonic()
+        while True:
+            chunk = await self._reader.read(_READ_CHUNK)
+            if not chunk:
+                return  # the client went away: nothing was acknowledged
+            self._reset_timeout()
+            received += len(chunk)
+            buffer += chunk
+            end = buffer.find(_END_OF_DATA, max(scanned - 4, 0))
+            if end >= 0:
+                break
+            scanned = len(buffer)
+            if received > limit + 5:
+                too_big = True
+                del buffer[:-4]  # keep only what may start the end-of-data mark
+                scanned = len(buffer)
+            elapsed = time.monotonic() - started
+            rate = settings.min_data_rate_bytes_per_second
+            if rate and elapsed > settings.data_rate_grace_seconds and received < rate * elapsed:
+                self.tracker.on_reject("too_slow")
+                self.abort(REPLY_TOO_SLOW)
+                return
+        leftover = bytes(buffer[end + 5 :])
+        del buffer[end + 2 :]
+        del buffer[:2]
+        self._after_data(leftover)
+        if too_big or len(buffer) > limit:
+            self.tracker.on_reject("size")
+            await self._reply_and_reset(REPLY_SIZE)
+            return
+        if b"\x00" in buffer:  # no NUL in SMTP data (RFC 5321 2.3.8); a smuggling trick
+            self.tracker.on_reject("smuggling")
+            await self._reply_and_reset(REPLY_NUL)
+            return
+        untrusted_raw = self._check_newlines(buffer)
+        if untrusted_raw is None:
+            self.tracker.on_reject("bare_newline")
+            await self._reply_and_reset(REPLY_BARE)
+            return
+        # Undo dot-stuffing (RFC 5321 4.5.2).
+        if untrusted_raw.startswith(b"."):
+            untrusted_raw = untrusted_raw[1:]
+        untrusted_raw = untrusted_raw.replace(b"\r\n.", b"\r\n")
+        if settings.max_line_bytes and _longest_line(untrusted_raw) > settings.max_line_bytes - 2:
+            self.tracker.on_reject("line_length")
+            await self._reply_and_reset(REPLY_LINE)
+            return
+        assert self.envelope is not None
+        self.envelope.content = untrusted_raw
+        self.envelope.original_content = untrusted_raw
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push(status)
+        await self._handle_pipelined()
+
+    def _check_newlines(self, data: bytearray) -> bytes | None:
+        """The data with CRLF line ends only, or None when bare CR/LF must be refused."""
+        crlf = data.count(b"\r\n")
+        if data.count(b"\n") == crlf and data.count(b"\r") == crlf:
+            return bytes(data)
+        if self.settings.bare_newlines == "normalize":
+            return _ANY_NEWLINE.sub(b"\r\n", data)
+        log.info("%s bare CR/LF in data: refused", self._client)
+        return None
+
+    def _after_data(self, leftover: bytes) -> None:
+        self._pipelined = leftover
+        if leftover and self.settings.pipelining_after_data == "allow":
+            self._reader.feed_data(leftover)
+            self._pipelined = b""
+
+    async def _handle_pipelined(self) -> None:
+        leftover, self._pipelined = self._pipelined, b""
+        if not leftover:
+            return
+        if leftover.strip().upper() == b"QUIT":
+            await self.push("221 Bye")
+            self._close()
+            return
+        log.info("%s commands pipelined after end of data: refused", self._client)
+        self.tracker.on_reject("pipelining")
+        await self.push(REPLY_PIPELINING)
+        self._close()
+
+    async def _reply_and_reset(self, reply: str) -> None:
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push(reply)
+        await self._handle_pipelined()
+
+    _pipelined = b""
+
+
+def _longest_line(data: bytes) -> int:
+    return max(map(len, data.split(b"\r\n")), default=0)
+
+
+def _bad_address(address: str) -> bool:
+    """Control characters (CR, LF, NUL...) or longer than RFC 5321 allows: never relayed."""
+    local, _, domain = address.encode("utf-8", "surrogateescape").rpartition(b"@")
+    return bool(
+        _CONTROL.search(address)
+        or len(local) + 1 + len(domain) > _MAX_PATH
+        or len(local) > _MAX_LOCAL
+        or len(domain) > _MAX_DOMAIN
+    )
+
+
+class RelayHandler:
+    """aiosmtpd handler: relay policy, recipient limit, disk check; hands DATA to ``accept``."""
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        accept: Accept,
+        free_bytes: Callable[[], int],
+        on_reject: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.on_reject = on_reject or (lambda reason: None)
+        self.accept = accept
+        self.free_bytes = free_bytes
+        self.domains = frozenset(d.lower().rstrip(".") for d in settings.accept_domains)
+        self.trusted = tuple(
+            ipaddress.ip_network(n, strict=False) for n in settings.trusted_networks
+        )
+
+    def domain_accepted(self, address: str) -> bool:
+        domain = address.rpartition("@")[2].lower().rstrip(".")
+        if not domain or "@" not in address:
+            return False
+        if domain in self.domains:
+            return True
+        if self.settings.accept_subdomains:
+            return any(domain.endswith("." + accepted) for accepted in self.domains)
+        return False
+
+    def client_trusted(self, client: str) -> bool:
+        try:
+            address = ipaddress.ip_address(client)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted)
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.free_bytes() < self.settings.min_free_disk_bytes:
+            log.warning("free disk below min_free_disk_bytes: MAIL answered 452")
+            self.on_reject("disk")
+            return REPLY_DISK
+        if _bad_address(address):
+            self.on_reject("syntax")
+            return REPLY_BAD_SENDER
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if len(envelope.rcpt_tos) >= self.settings.max_recipients:
+            self.on_reject("recipients")
+            return REPLY_TOO_MANY_RCPT
+        if _bad_address(address):
+            self.on_reject("syntax")
+            return REPLY_BAD_RECIPIENT
+        client = str(session.peer[0]) if session.peer else ""
+        if not self.domain_accepted(address) and not self.client_trusted(client):
+            log.info("%s relay refused", client)
+            self.on_reject("relay")
+            return REPLY_RELAY
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        mail_from = envelope.mail_from or ""
+        raw = envelope.original_content
+        assert isinstance(raw, bytes)
+        received = Received(
+            mail_from="" if mail_from == "<>" else mail_from,
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            client=str(session.peer[0]) if session.peer else "",
+            helo=session.host_name or "",
+            untrusted_raw=raw,
+        )
+        queue_id = await self.accept(received)
+        return f"250 2.0.0 OK queued as {queue_id}"
+
+
+def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
+    """A server context for STARTTLS when a certificate and key are configured."""
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    return context
+
+
+class SmtpServer:
+    """The listening socket and its sessions; ``drain`` implements the SIGTERM behaviour."""
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        accept: Accept,
+        free_bytes: Callable[[], int],
+        on_reject: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.handler = RelayHandler(settings, accept, free_bytes, on_reject)
+        self.tracker = ConnectionTracker(
+            settings.max_connections, settings.max_connections_per_client, on_reject
+        )
+        self.tls = tls_context(settings)
+        self.server: asyncio.Server | None = None
+
+    def _factory(self) -> GatewaySMTP:
+        return GatewaySMTP(self.handler, self.settings, self.tracker, self.tls)
+
+    async def start(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            self._factory,
+            host=host if host is not None else self.settings.listen_host,
+            port=port if port is not None else self.settings.listen_port,
+        )
+        sockname: Any = self.server.sockets[0].getsockname()
+        return str(sockname[0]), int(sockname[1])
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Refuse new work (421), let transactions in progress finish, then close."""
+        self.tracker.draining = True
+        for session in list(self.tracker.sessions):
+            if not session.in_transaction:
+                session.abort(REPLY_SHUTDOWN)
+        try:
+            await asyncio.wait_for(self.tracker.idle.wait(), grace_seconds)
+        except TimeoutError:
+            for session in list(self.tracker.sessions):
+                session.abort(REPLY_SHUTDOWN)
+        await self.close()
+
+    async def close(self, wait_seconds: float = 2.0) -> None:
+        """Stop listening and close every connection (accepts still in progress included)."""
+        if self.server is None:
+            return
+        self.tracker.draining = True
+        loop = asyncio.get_running_loop()
+        # Stop accepting first and let accepts already in flight get their 421: closing the
+        # server under them makes Python 3.11 drop their sockets unclosed (Server._attach).
+        for sock in self.server.sockets:
+            with contextlib.suppress(NotImplementedError, ValueError, OSError):
+                loop.remove_reader(sock.fileno())
+        await asyncio.sleep(0.01)
+        self.server.close()
+        deadline = loop.time() + wait_seconds
+        while True:
+            for session in list(self.tracker.open):
+                session.abort(REPLY_SHUTDOWN)
+            await asyncio.sleep(0.01)  # lets accepts in flight and closes complete
+            if not self.tracker.open or loop.time() > deadline:
+                break
+        await self.server.wait_closed()
+        self.server = None

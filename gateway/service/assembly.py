@@ -1,0 +1,221 @@
+"""The running gateway: wires SMTP in, spool, worker, quarantine, audit and metrics together.
+
+Intent: one object that starts in the right order (spool recovered before the port opens, so
+nothing is accepted before older mail is back in the schedule) and stops in the right order
+(stop accepting with 421, let transactions and work in flight finish within the grace period,
+leave the rest spooled for the next start). Signals are the caller's business
+(:mod:`gateway.cli.serve`); this module only offers :meth:`Gateway.stop` and
+:meth:`Gateway.reload` (a new policy and rules for messages sanitized from then on; listeners
+and sessions are untouched; other changed settings are reported as needing a restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.configuration.config import Config
+from gateway.configuration.rules import RuleSet
+from gateway.delivery.client import Deliverer
+from gateway.evidence.audit import AuditLog
+from gateway.evidence.ports import AuditPort, QuarantinePort
+from gateway.evidence.quarantine import Quarantine
+from gateway.observation.metrics import Metrics, MetricsServer
+from gateway.observation.ports import MetricsPort
+from gateway.processing.pool import ProcessSanitizer, Sanitizer
+from gateway.processing.sanitize_task import task_for
+from gateway.queue.spool import Envelope, Spool, new_queue_id
+from gateway.receiving.smtp import Received, SmtpServer
+from gateway.service.worker import Worker
+
+log = logging.getLogger("mukaika.service")
+
+
+@dataclass(slots=True)
+class Parts:
+    """Replaceable collaborators (tests inject fakes); None builds the real one."""
+
+    sanitizer: Sanitizer | None = None
+    quarantine: QuarantinePort | None = None
+    audit: AuditPort | None = None
+    metrics: MetricsPort | None = None
+    free_bytes: Callable[[], int] | None = None
+
+
+class Gateway:
+    """The whole service for one configuration and data directory."""
+
+    def __init__(self, config: Config, parts: Parts | None = None) -> None:
+        parts = parts or Parts()
+        self.config = config
+        self.data_dir = Path(config.service.data_dir)
+        self.spool = Spool(self.data_dir / "spool")
+        self.hostname = config.smtp.hostname or socket.getfqdn()
+        self._owned: list[Callable[[], None]] = []
+        self.metrics_server: MetricsServer | None = None
+        if parts.metrics is None:
+            metrics = Metrics()
+            self.metrics: MetricsPort = metrics
+            if config.metrics.enabled:
+                self.metrics_server = metrics.serve(config.metrics.host, config.metrics.port)
+                self._owned.append(self.metrics_server.close)
+        else:
+            self.metrics = parts.metrics
+        # The quarantine this service owns is purged by it, at quarantine.purge_interval_seconds.
+        self._purgeable: Quarantine | None = None
+        if parts.quarantine is None:
+            quarantine = Quarantine.from_settings(config.quarantine, self.data_dir)
+            self._owned.append(quarantine.close)
+            self.quarantine: QuarantinePort = quarantine
+            self._purgeable = quarantine
+        else:
+            self.quarantine = parts.quarantine
+        if parts.audit is None:
+            audit = AuditLog.from_settings(config.audit, self.data_dir)
+            self._owned.append(audit.close)
+            self.audit: AuditPort = audit
+        else:
+            self.audit = parts.audit
+        self.sanitizer = parts.sanitizer or ProcessSanitizer(
+            config.policy,
+            config.worker.processes,
+            config.worker.sanitize_timeout_seconds,
+            target=task_for(config.scanner),
+        )
+        self.deliverer = Deliverer(config.delivery)
+        self.worker = Worker(
+            self.spool,
+            self.sanitizer,
+            self.deliverer,
+            settings=config.worker,
+            delivery=config.delivery,
+            quarantine=self.quarantine,
+            audit=self.audit,
+            metrics=self.metrics,
+            hostname=self.hostname,
+            keep_delivered_seconds=config.spool.keep_delivered_seconds,
+            rules=RuleSet(config.policy, config.rules),
+        )
+        self.smtp = SmtpServer(
+            config.smtp,
+            self._accept,
+            parts.free_bytes or self.spool.free_bytes,
+            on_reject=self.metrics.rejected,
+        )
+        self.address: tuple[str, int] | None = None
+        self._warming: asyncio.Task[None] | None = None
+        self._purging: asyncio.Task[None] | None = None
+
+    async def _accept(self, received: Received) -> str:
+        """Spool a received message durably; only then may SMTP answer 250."""
+        envelope = Envelope(
+            queue_id=new_queue_id(),
+            mail_from=received.mail_from,
+            rcpt_tos=received.rcpt_tos,
+            client=received.client,
+            helo=received.helo,
+            received_at=time.time(),
+            size=len(received.untrusted_raw),
+        )
+        await asyncio.to_thread(self.spool.accept, envelope, received.untrusted_raw)
+        self.metrics.received()
+        self.worker.submit(envelope.queue_id)
+        log.info(
+            "%s accepted from %s, %d bytes, %d recipient(s)",
+            envelope.queue_id,
+            received.client,
+            envelope.size,
+            len(envelope.rcpt_tos),
+        )
+        return envelope.queue_id
+
+    def reload(self, config: Config) -> list[str]:
+        """Apply ``config`` (already validated) to what can change while running: the policy
+        and the rules, used for every message sanitized from now on. Listeners, sessions and
+        work in flight are untouched. Returns the dotted keys of the other settings that differ:
+        they need a restart and are not applied."""
+        needs_restart = _changed_keys(self.config, config, ignore=HOT_RELOADABLE)
+        rules = RuleSet(config.policy, config.rules)
+        self.worker.rules = rules
+        if isinstance(self.sanitizer, ProcessSanitizer):
+            self.sanitizer.policy = config.policy
+        self.config = self.config.model_copy(
+            update={"policy": config.policy, "rules": config.rules}
+        )
+        self._report_expired(rules)
+        log.info("configuration reloaded: %d rule(s)", len(config.rules))
+        return needs_restart
+
+    def _report_expired(self, rules: RuleSet) -> None:
+        expired = rules.expired()
+        self.metrics.set_expired_exceptions(len(expired))
+        for rule in expired:
+            log.warning(
+                "exception %r expired on %s: it is not applied (mukaika check-config lists it)",
+                rule.name,
+                rule.expires,
+            )
+
+    async def start(self) -> tuple[str, int]:
+        if self.worker.rules is not None:
+            self._report_expired(self.worker.rules)
+        warm = getattr(self.sanitizer, "warm", None)
+        if warm is not None:
+            self._warming = asyncio.create_task(warm(), name="mukaika-warm-pool")
+        if self._purgeable is not None:
+            interval = self.config.quarantine.purge_interval_seconds
+            self._purging = asyncio.create_task(
+                self._purgeable.purge_forever(interval), name="mukaika-quarantine-purge"
+            )
+        await self.worker.start()
+        self.address = await self.smtp.start()
+        log.info(
+            "listening on %s:%d, relaying to %s:%d",
+            *self.address,
+            self.deliverer.host,
+            self.deliverer.port,
+        )
+        return self.address
+
+    async def stop(self) -> None:
+        grace = self.config.service.shutdown_grace_seconds
+        log.info("stopping: new sessions get 421; %.0fs grace for work in flight", grace)
+        await self.smtp.drain(grace)
+        await self.worker.stop(grace)
+        for task in (self._warming, self._purging):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        await self.deliverer.close()
+        await asyncio.to_thread(self.sanitizer.close)
+        for close in reversed(self._owned):
+            close()
+        self._owned.clear()
+        log.info("stopped")
+
+
+# Sections a reload applies; everything else needs a restart.
+HOT_RELOADABLE = frozenset({"policy", "rules"})
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _changed_keys(old: Config, new: Config, *, ignore: frozenset[str]) -> list[str]:
+    """Dotted keys whose values differ, outside the top-level sections in ``ignore``."""
+    before = _flatten(old.model_dump(mode="json", exclude=set(ignore)))
+    after = _flatten(new.model_dump(mode="json", exclude=set(ignore)))
+    return sorted(key for key in set(before) | set(after) if before.get(key) != after.get(key))
