@@ -54,6 +54,8 @@ def test_a_converted_html_attachment_arrives_as_txt(case: str) -> None:
     message = parse(result.message)
     files = [p for p in message.walk() if p.get_filename()]
     assert [p.get_filename() for p in files] == [part.attached_as]
+    assert files[0].get_content_type() == "text/plain"  # with its charset, not octet-stream
+    assert files[0].get_content_charset() == "utf-8"
     payload = files[0].get_payload(decode=True)
     assert isinstance(payload, bytes)
     assert "会議のお知らせ" in payload.decode("utf-8")
