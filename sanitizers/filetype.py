@@ -224,7 +224,14 @@ _SIGNATURES: Final = (
 # as UTF-8 or, after a byte-order mark, UTF-16). The first that matches decides.
 _ACTIVE_TEXT: Final = (
     ("rtf", re.compile(rb"\A\s*\{\\rt")),  # Word takes "{\rt" for RTF, objects and all
-    ("svg", re.compile(rb"<(?:[\w.-]+:)?svg[\s>/]", re.I)),
+    # An SVG document: <svg> is the root, after any XML declaration, comments and doctype
+    # (an inline <svg> inside HTML is HTML's business).
+    (
+        "svg",
+        re.compile(
+            rb"\A(?:\s|<\?[^>]*>|<!--.*?-->|<!doctype[^>]*>)*<(?:[\w.-]+:)?svg[\s>/]", re.I | re.S
+        ),
+    ),
     ("executable", re.compile(rb"<hta:application[\s>/]", re.I)),
     # Remote Desktop connections (.rdp): a host to connect to, a program to start there.
     (

@@ -221,3 +221,19 @@ def test_archive_entry_names_lose_bidi_controls_and_their_lies() -> None:
         names = sorted(rebuilt.namelist())
     assert names == ["フォルダ/メモ.txt", "报告txt.txt".replace("报", "報"), "画像.png"]
     assert all("\u202e" not in entry.name for entry in part.entries)
+
+
+BENIGN_TEXT = {
+    "html-with-inline-svg": (
+        b"<html><body><svg viewBox='0 0 1 1'></svg><p>hi</p></body></html>",
+        "html",
+    ),
+    "prose-about-rtf": (b"Word files start with {\\rtf1 and RDP files say full address.", "text"),
+    "japanese-notice": ("会議は12月3日です。\r\n".encode(), "text"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BENIGN_TEXT))
+def test_benign_text_keeps_its_kind(case: str) -> None:
+    data, kind = BENIGN_TEXT[case]
+    assert detect(data, "text/plain", "a.txt").kind == kind
