@@ -220,56 +220,43 @@ _SIGNATURES: Final = (
 )
 
 # Text that an application opens as something active whatever its name (libmagic says
-# text/plain, text/xml or text/html for most): (kind, pattern on the start of the text, read
-# as UTF-8 or, after a byte-order mark, UTF-16). The first that matches decides.
+# text/plain, text/xml or text/html for most): (kind, pattern on the lower-cased start of the
+# text, read as UTF-8 or, after a byte-order mark, UTF-16). The first that matches decides.
+# Patterns start with a literal where they can: this runs on every text attachment.
 _ACTIVE_TEXT: Final = (
     ("rtf", re.compile(rb"\A\s*\{\\rt")),  # Word takes "{\rt" for RTF, objects and all
     # An SVG document: <svg> is the root, after any XML declaration, comments and doctype
     # (an inline <svg> inside HTML is HTML's business).
     (
         "svg",
-        re.compile(
-            rb"\A(?:\s|<\?[^>]*>|<!--.*?-->|<!doctype[^>]*>)*<(?:[\w.-]+:)?svg[\s>/]", re.I | re.S
-        ),
+        re.compile(rb"\A(?:\s|<\?[^>]*>|<!--.*?-->|<!doctype[^>]*>)*<(?:[\w.-]+:)?svg[\s>/]", re.S),
     ),
-    ("executable", re.compile(rb"<hta:application[\s>/]", re.I)),
+    ("executable", re.compile(rb"<hta:application[\s>/]")),
     # Remote Desktop connections (.rdp): a host to connect to, a program to start there.
     (
         "executable",
         re.compile(
-            rb"^[ \t]*(?:full address|alternate shell|remoteapplicationprogram|gatewayhostname)"
-            rb":[is]:",
-            re.I | re.M,
+            rb"(?:full address|alternate shell|remoteapplicationprogram|gatewayhostname):[is]:"
         ),
     ),
     # Excel web and database queries (.iqy, .dqy): fetched and run when opened.
-    ("executable", re.compile(rb"\A\s*(?:web|xlodbc)[ \t]*\r?\n[ \t]*1[ \t]*\r?\n", re.I)),
+    ("executable", re.compile(rb"\A\s*(?:web|xlodbc)[ \t]*\r?\n[ \t]*1[ \t]*\r?\n")),
     # Internet and shell shortcuts, desktop entries (.url, .scf, .desktop, desktop.ini).
-    (
-        "executable",
-        re.compile(
-            rb"^[ \t]*\[(?:internetshortcut|shell|desktop entry|\.shellclassinfo)\]", re.I | re.M
-        ),
-    ),
-    ("executable", re.compile(rb"\A\s*(?:windows registry editor version|regedit4)", re.I)),
+    ("executable", re.compile(rb"\[(?:internetshortcut|shell|desktop entry|\.shellclassinfo)\]")),
+    ("executable", re.compile(rb"\A\s*(?:windows registry editor version|regedit4)")),
     # Script components, settings shortcuts, library and search-connector descriptions.
     (
         "executable",
         re.compile(
-            rb"<(?:scriptlet|pcsettings|librarydescription|searchconnectordescription)[\s>]", re.I
+            rb"<(?:scriptlet|pcsettings|librarydescription|searchconnectordescription)[\s>]"
         ),
     ),
     # Office documents written as XML or SYLK (Word 2003 XML, SpreadsheetML with DDE formulas):
     # Office opens them by content; nothing here disarms them.
-    (
-        "other",
-        re.compile(
-            rb"<\?mso-application[\s?]|urn:schemas-microsoft-com:office:(?:spreadsheet|word)"
-            rb"|schemas\.microsoft\.com/office/word/2003/wordml",
-            re.I,
-        ),
-    ),
-    ("other", re.compile(rb"\AID;P")),
+    ("other", re.compile(rb"<\?mso-application[\s?]")),
+    ("other", re.compile(rb"urn:schemas-microsoft-com:office:(?:spreadsheet|word)")),
+    ("other", re.compile(rb"schemas\.microsoft\.com/office/word/2003/wordml")),
+    ("other", re.compile(rb"\Aid;p")),
 )
 
 # Entries that make a ZIP something that installs or runs.
@@ -463,7 +450,7 @@ def _active_text_kind(untrusted_data: bytes) -> str | None:
     for bom, codec in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
         if head.startswith(bom):
             head = head[2:].decode(codec, "ignore").encode("utf-8", "ignore")
-    head = head.removeprefix(b"\xef\xbb\xbf")
+    head = head.removeprefix(b"\xef\xbb\xbf").lower()
     for kind, pattern in _ACTIVE_TEXT:
         if pattern.search(head):
             return kind
@@ -496,16 +483,22 @@ def _is_java_or_ios_app(names: frozenset[str]) -> bool:
 
 def _zip_names(untrusted_data: bytes) -> frozenset[str] | None:
     """Lower-cased entry names from the central directory, or ``None`` when it is unreadable or
-    larger than the limits (checked in the end record before :mod:`zipfile` reads anything)."""
-    end = untrusted_data.rfind(_EOCD, max(0, len(untrusted_data) - _EOCD_SEARCH))
-    if end < 0 or len(untrusted_data) < end + 22:
-        return None
+    larger than the limits (checked in the end record before :mod:`zipfile` reads anything).
+    The last complete end record counts: appended junk (a stray signature) hides nothing."""
+    start, end = max(0, len(untrusted_data) - _EOCD_SEARCH), len(untrusted_data)
+    while True:
+        end = untrusted_data.rfind(_EOCD, start, end)
+        if end < 0:
+            return None
+        if len(untrusted_data) >= end + 22:
+            break
     entries = int.from_bytes(untrusted_data[end + 10 : end + 12], "little")
     directory_size = int.from_bytes(untrusted_data[end + 12 : end + 16], "little")
+    comment = int.from_bytes(untrusted_data[end + 20 : end + 22], "little")
     if entries > _MAX_ZIP_ENTRIES or directory_size > _MAX_ZIP_DIRECTORY_BYTES:
         return None
     try:
-        with zipfile.ZipFile(io.BytesIO(untrusted_data)) as archive:
+        with zipfile.ZipFile(io.BytesIO(untrusted_data[: end + 22 + comment])) as archive:
             return frozenset(name.lower() for name in archive.namelist())
     except Exception:  # noqa: BLE001 - zipfile raises many types on hostile input (fuzzed)
         return None
