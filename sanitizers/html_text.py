@@ -53,7 +53,7 @@ from typing import Final, cast
 from lxml import etree
 
 from sanitizers.policy import LinkMode
-from sanitizers.safetext import body_text
+from sanitizers.safetext import SURROGATES, body_text
 
 __all__ = ["html_to_text"]
 
@@ -104,7 +104,7 @@ _MAX_OL_START: Final = 10**6
 
 # --- text normalisation ------------------------------------------------------------------
 
-_SURROGATES: Final = re.compile("[\ud800-\udfff]")
+_SURROGATES: Final = re.compile(f"[{SURROGATES[0]}-{SURROGATES[-1]}]")
 # Form feed and carriage return are whitespace to HTML (sanitizers.safetext would make them
 # line ends).
 _HTML_SPACE_CONTROLS: Final = str.maketrans("\x0c\r", "  ")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from dataclasses import replace
 from functools import lru_cache
 from typing import Final
 
@@ -41,7 +42,7 @@ from sanitizers.charsets.steps import (
     _may_have_user_defined,
     _strict,
 )
-from sanitizers.safetext import C0, C1
+from sanitizers.safetext import C0, C1, SURROGATES
 
 __all__ = ["decode_body", "decode_html", "html_charset"]
 
@@ -62,6 +63,7 @@ _WIDTH_CLASH: Final = re.compile(
     "[\uff66-\uff9f](?=[\u3041-\u30ff\u4e00-\u9fff])|[\u3041-\u30ff\u4e00-\u9fff](?=[\uff66-\uff9f])"
 )
 _LINE_STRUCTURE: Final = str.maketrans("", "", "\t\n\r")
+_LONE_SURROGATE: Final = re.compile(f"[{SURROGATES[0]}-{SURROGATES[-1]}]")
 # What a wrong decoding produces: private-use characters, and controls other than the line
 # structure of text.
 _GARBAGE: Final = re.compile(f"[\ue000-\uf8ff{re.escape((C0 + C1).translate(_LINE_STRUCTURE))}]")
@@ -364,6 +366,15 @@ def _utf16_bom(data: bytes, plan: _Plan | None) -> Decoded | None:
 
 
 def _decode(data: bytes, plan: _Plan | None) -> Decoded:
+    """The decoding of ``data`` under ``plan``; never with lone surrogates (UTF-7 can decode
+    to them): each one is a replacement, and the decode is lossy."""
+    decoded = _decode_any(data, plan)
+    if "utf-7" not in decoded.charset or not _LONE_SURROGATE.search(decoded.text):
+        return decoded
+    return replace(decoded, text=_LONE_SURROGATE.sub(_REPLACEMENT, decoded.text), lossy=True)
+
+
+def _decode_any(data: bytes, plan: _Plan | None) -> Decoded:
     bom = _utf16_bom(data, plan)
     if bom is not None:
         return bom
