@@ -15,6 +15,9 @@ configuration stays in force. Listeners and open sessions are untouched either w
 Exit codes: 0 clean stop; 2 usage error; 78 (``EXIT_CONFIG``) the configuration cannot work
 (invalid, or a file it names is missing or unusable: each problem is named, and the systemd
 unit does not restart); 1 could not start for another reason (e.g. the port is in use).
+
+``mukaika send`` exits 0 when every recipient was accepted, 1 otherwise (the file cannot be
+read, no connection, a refusal), with one line saying why.
 """
 
 from __future__ import annotations
@@ -215,14 +218,23 @@ def _reloader(gateway: Any, reload: Callable[[], Config] | None) -> Callable[[],
 
 
 def run_send(args: argparse.Namespace) -> int:
-    from gateway.service.demo import sample_message, send_message
+    from gateway.service.demo import SEND_ERRORS, sample_message, send_failure, send_message
 
     recipients = args.recipients or ["staff@example.lg.jp"]
-    message = args.file.read_bytes() if args.file else sample_message(args.sender, recipients[0])
     try:
-        reply = asyncio.run(send_message(args.server, args.sender, recipients, message))
-    except (OSError, ValueError) as exc:
-        print(f"mukaika send: {type(exc).__name__}: {exc}", file=sys.stderr)
+        message = (
+            args.file.read_bytes() if args.file else sample_message(args.sender, recipients[0])
+        )
+    except OSError as exc:
+        print(f"mukaika send: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        refused, reply = asyncio.run(send_message(args.server, args.sender, recipients, message))
+    except SEND_ERRORS as exc:
+        print(f"mukaika send: not sent: {send_failure(exc, args.server)}", file=sys.stderr)
         return EXIT_ERROR
     print(f"mukaika send: {reply}")
-    return EXIT_OK
+    for rcpt, answer in refused.items():
+        print(f"mukaika send: refused {rcpt}: {answer}", file=sys.stderr)
+    return EXIT_ERROR if refused else EXIT_OK
+
