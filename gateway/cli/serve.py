@@ -237,4 +237,3 @@ def run_send(args: argparse.Namespace) -> int:
     for rcpt, answer in refused.items():
         print(f"mukaika send: refused {rcpt}: {answer}", file=sys.stderr)
     return EXIT_ERROR if refused else EXIT_OK
-
