@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.cli.exit_codes import EXIT_CONFIG
-from gateway.configuration.config import Config, ConfigError, load_config, load_layered
+from gateway.configuration.config import Config, ConfigError, load_layered
 from gateway.configuration.files import file_problems
 
 if TYPE_CHECKING:
@@ -112,6 +112,21 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
     return Config.model_validate(data)
 
 
+def load_usable(args: argparse.Namespace) -> Config:
+    """The configuration with the command line applied, and every file it names usable
+    (gateway.configuration.files); else ConfigError naming each problem. At start and on
+    reload alike, so a reload cannot bring in a template that does not exist."""
+    try:
+        loaded, layered = load_layered(args.config)
+        config = apply_overrides(loaded, args)
+    except ValueError as exc:  # an override pydantic refuses (ConfigError is not one)
+        raise ConfigError([str(exc)]) from exc
+    problems = file_problems(config, layered)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
 def run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -122,16 +137,9 @@ def run_serve(args: argparse.Namespace) -> int:
         # aiosmtpd logs every command at INFO; the gateway logs what matters with queue ids.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
     try:
-        loaded, layered = load_layered(args.config)
-        config = apply_overrides(loaded, args)
+        config = load_usable(args)
     except ConfigError as exc:
-        problems = exc.problems
-    except ValueError as exc:
-        problems = [str(exc)]
-    else:
-        problems = file_problems(config, layered)
-    if problems:
-        for problem in problems:
+        for problem in exc.problems:
             print(f"mukaika serve: {problem}", file=sys.stderr)
         print("mukaika serve: the configuration cannot work; not started", file=sys.stderr)
         return EXIT_CONFIG
@@ -141,7 +149,7 @@ def run_serve(args: argparse.Namespace) -> int:
                 config,
                 demo=args.demo,
                 relay_given=bool(args.relay_to),
-                reload=lambda: apply_overrides(load_config(args.config), args),
+                reload=lambda: load_usable(args),
             )
         )
     except OSError as exc:
