@@ -58,7 +58,8 @@ tracked changes, the content of metafiles, audio, video and fonts, document prop
 ordinary fields (PAGE, TOC, REF, HYPERLINK to a bookmark or an allowed URL…), formulas that
 neither fetch nor call, and cached values of anything whose formula or link was removed.
 Binary workbooks (``.xlsb``), Visio and XPS packages are not rebuilt: ``unsupported_type``.
-An OLE compound file posing as OOXML is encrypted OOXML (``encrypted``) or not OOXML (``malformed``).
+An OLE compound file posing as OOXML is encrypted OOXML (``encrypted``) or not OOXML
+(``malformed``).
 """
 
 from __future__ import annotations
