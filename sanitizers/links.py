@@ -23,6 +23,8 @@ import re
 from collections.abc import Collection
 from typing import Final
 
+# The removed-item code of a link taken out of a document, or defanged in a text body.
+UNSAFE_LINK: Final = "unsafe_link"
 # The shipped default of ``policy.links.allowed_schemes``.
 DEFAULT_ALLOWED_SCHEMES: Final = ("http", "https", "mailto")
 

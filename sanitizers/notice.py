@@ -255,7 +255,11 @@ def _part_lines(part: PartReport, language: str) -> list[str]:
     words = _WORDS[language]
     action = _ACTIONS[language][part.action]
     if part.reason in (Reason.TEXT_BODY, Reason.HTML_BODY, Reason.TEXT_CONVERTED):
-        return [f"■ {words['body']} ({part.declared_type}): {action}"]
+        line = f"■ {words['body']} ({part.declared_type}): {action}"
+        if part.removed:  # links of a scheme that is not allowed, defanged in the text
+            labels = _REMOVED_ITEMS[language]
+            line += f" — {words['removed']}: " + ", ".join(labels.get(c, c) for c in part.removed)
+        return [line]
     name = part.filename or words["unnamed"]
     detected = part.detected_type or part.declared_type
     lines = [

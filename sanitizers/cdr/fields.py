@@ -25,7 +25,7 @@ import re
 from collections.abc import Collection
 from typing import Final
 
-from sanitizers.links import is_allowed
+from sanitizers.links import UNSAFE_LINK, is_allowed
 
 # Field keyword → removed-item code.
 FIELD_CODES: Final[dict[str, str]] = {
@@ -43,8 +43,7 @@ FIELD_CODES: Final[dict[str, str]] = {
     "MACROBUTTON": "program_action",
     "PRINT": "program_action",
 }
-# Removed-item codes of a HYPERLINK with a disallowed target, and of a computed keyword.
-UNSAFE_LINK: Final = "unsafe_link"
+# The removed-item code of a field whose keyword is computed by nested fields.
 COMPUTED_FIELD: Final = "computed_field"
 # Where a nested field begins in an assembled instruction (the assemblers write this mark).
 NESTED_MARK: Final = "\x00"

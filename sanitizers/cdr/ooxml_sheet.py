@@ -25,7 +25,7 @@ from typing import Final
 from lxml import etree
 
 from sanitizers.cdr.ooxml_package import S_NS, ancestor, remove, tags
-from sanitizers.links import is_allowed
+from sanitizers.links import UNSAFE_LINK, is_allowed
 
 FORMULA_FUNCTION: Final = "formula_function"
 FETCHING_FUNCTIONS: Final = frozenset(
@@ -62,10 +62,10 @@ def formula_danger(untrusted_formula: str, allowed_schemes: Collection[str]) -> 
     for match in _HYPERLINK_TARGET.finditer(untrusted_formula):
         literal = match.group(1)
         if literal is None:
-            return "unsafe_link"  # a computed target: what it will be is unknown
+            return UNSAFE_LINK  # a computed target: what it will be is unknown
         target = literal[1:-1].replace('""', '"')
         if not target.startswith("#") and not is_allowed(target, allowed_schemes):
-            return "unsafe_link"
+            return UNSAFE_LINK
     return None
 
 

@@ -58,7 +58,7 @@ from pikepdf import Array, Dictionary, Name, Stream
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.errors import LimitExceeded, SanitizeError
-from sanitizers.links import is_allowed
+from sanitizers.links import UNSAFE_LINK, is_allowed
 from sanitizers.vocabulary import Action, Reason
 
 # Removed-item codes (stable: the notice and tests use them).
@@ -73,7 +73,6 @@ RICH_MEDIA = "rich_media"
 EMBEDDED_FILE = "embedded_file"
 FILE_ATTACHMENT = "file_attachment"
 XFA = "xfa"
-UNSAFE_LINK = "unsafe_link"
 
 # Action subtypes (/S) -> code.
 _ACTIONS: dict[str, str] = {

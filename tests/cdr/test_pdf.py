@@ -403,11 +403,14 @@ def test_allowed_schemes_come_from_the_links_policy() -> None:
     assert https.removed == ()
 
 
-def _annotation(subtype: str, **extra: object) -> object:
-    """An annotation of ``subtype`` written *without* /Type /Annot (it is optional)."""
+def _annotation(subtype: str, kind: str | None, **extra: object) -> object:
+    """An annotation of ``subtype`` whose optional /Type is ``kind`` (absent, /Annot, or a
+    lie such as /XObject)."""
 
     def build(pdf: pikepdf.Pdf) -> None:
         annot = Dictionary(Subtype=Name(subtype), Rect=[0, 0, 10, 10])
+        if kind is not None:
+            annot.Type = Name(kind)
         for key, value in extra.items():
             annot[Name("/" + key)] = value
         pdf.pages[0].obj.Annots = Array([pdf.make_indirect(annot)])
@@ -415,31 +418,36 @@ def _annotation(subtype: str, **extra: object) -> object:
     return build
 
 
-def _three_d(pdf: pikepdf.Pdf) -> None:
-    stream = pdf.make_stream(b"U3D-data")
-    stream.Type = Name("/3D")
-    stream.Subtype = Name("/U3D")
-    stream.OnInstantiate = pdf.make_stream(b"host.launchURL('http://evil.example/');")
-    annot = Dictionary(Subtype=Name("/3D"), Rect=[0, 0, 10, 10])
-    annot[Name("/3DD")] = stream
-    pdf.pages[0].obj.Annots = Array([pdf.make_indirect(annot)])
+def _three_d(kind: str | None) -> object:
+    def build(pdf: pikepdf.Pdf) -> None:
+        stream = pdf.make_stream(b"U3D-data")
+        stream.Subtype = Name("/U3D")
+        stream.OnInstantiate = pdf.make_stream(b"host.launchURL('http://evil.example/');")
+        annot = Dictionary(Subtype=Name("/3D"), Rect=[0, 0, 10, 10])
+        if kind is not None:
+            annot.Type = Name(kind)
+        annot[Name("/3DD")] = stream
+        pdf.pages[0].obj.Annots = Array([pdf.make_indirect(annot)])
+
+    return build
 
 
-@pytest.mark.parametrize(
-    "build",
-    [
-        _annotation("/Movie", Movie=Dictionary(F=String("http://evil.example/m.swf"))),
-        _annotation("/RichMedia", RichMediaContent=Dictionary(Assets=Dictionary())),
-        _annotation("/Screen", A=Dictionary(S=Name.Rendition, R=Dictionary())),
-        _annotation("/Sound", Sound=Dictionary()),
-        _annotation("/FileAttachment", FS=String("x.exe")),
-        _annotation("/3D"),
-        _three_d,
-    ],
-    ids=["movie", "richmedia", "screen", "sound", "fileattachment", "3d", "3d-oninstantiate"],
-)
-def test_annotations_are_judged_by_subtype_not_type(build: object) -> None:
-    data = _pdf(build)
+ANNOTATIONS = {
+    "movie": lambda k: _annotation("/Movie", k, Movie=Dictionary(F=String("http://e.example/m"))),
+    "richmedia": lambda k: _annotation(
+        "/RichMedia", k, RichMediaContent=Dictionary(Assets=Dictionary())
+    ),
+    "screen": lambda k: _annotation("/Screen", k, A=Dictionary(S=Name.Rendition, R=Dictionary())),
+    "sound": lambda k: _annotation("/Sound", k, Sound=Dictionary()),
+    "fileattachment": lambda k: _annotation("/FileAttachment", k, FS=String("x.exe")),
+    "3d-oninstantiate": _three_d,
+}
+
+
+@pytest.mark.parametrize("name", list(ANNOTATIONS))
+@pytest.mark.parametrize("kind", [None, "/Annot", "/XObject", "/Bogus"])
+def test_annotations_are_judged_by_subtype_not_type(name: str, kind: str | None) -> None:
+    data = _pdf(ANNOTATIONS[name](kind))
     outcome = PdfSanitizer().run(data, "x.pdf", CdrContext(CdrPolicy()))
     assert outcome.action == Action.SANITIZED, outcome
     assert outcome.removed, outcome
