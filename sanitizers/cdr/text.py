@@ -30,6 +30,9 @@ control characters.
   the start, unless the cell is a plain number) get a leading apostrophe so Excel shows them
   as text instead of running them (DDE, ``HYPERLINK`` exfiltration): item ``csv_formula``,
   reason ``active_content``. ``CdrPolicy.text_csv_neutralize_formulas`` turns this off.
+* vCards and calendar files (.vcf, .ics), whose apps make URLs clickable: links of a scheme
+  not in ``policy.links.allowed_schemes`` are defanged (``javascript[:]…``): item
+  ``unsafe_link``, reason ``external_reference``.
 
 Deliberately left alone: line endings are kept as written (except in a CSV that had to be
 rewritten for formulas, which the csv module writes with CRLF); the text is not normalised
@@ -49,6 +52,7 @@ from typing import Any, ClassVar
 
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.errors import LimitExceeded, SanitizeError
+from sanitizers.links import UNSAFE_LINK, defang_text
 from sanitizers.policy import LinkMode
 from sanitizers.vocabulary import Action, Reason
 
@@ -61,6 +65,9 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d[\d,]*)?(?:\.\d+)?(?:[eE][+-]?\d+)?%?")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.I)
 _CSV_SUFFIXES = frozenset({".csv", ".tsv"})
+# Contacts and calendar entries: their apps make URL values clickable, so links of a scheme
+# that is not allowed (policy.links.allowed_schemes) are defanged (``unsafe_link``).
+_LINKED_SUFFIXES = frozenset({".vcf", ".ics"})
 # Extensions under which re-encoded text is safe to open; any other name gets ``.txt`` added.
 _KEPT_SUFFIXES = frozenset(
     {"", ".txt", ".text", ".csv", ".tsv", ".log", ".md", ".json", ".ics", ".vcf"}
@@ -158,6 +165,11 @@ class TextSanitizer(CdrSanitizer):
         bom = codecs.BOM_UTF8 if is_csv and ctx.policy.text_csv_bom else b""
         removed: tuple[str, ...] = (CONTROL_CHARACTERS,) if had_controls else ()
         reason = Reason.LOSSY_DECODE if lossy else Reason.CLEAN
+        if suffix in _LINKED_SUFFIXES:
+            text, defanged = defang_text(text, ctx.allowed_schemes)
+            if defanged:
+                removed += (UNSAFE_LINK,)
+                reason = Reason.EXTERNAL_REFERENCE
         if is_csv and ctx.policy.text_csv_neutralize_formulas:
             text, had_formulas = neutralize_formulas(text, "\t" if suffix == ".tsv" else ",")
             if had_formulas:

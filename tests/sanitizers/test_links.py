@@ -99,3 +99,26 @@ def test_the_same_list_decides_which_link_urls_are_shown() -> None:
     assert "mailto:a@example.jp" not in text
     default = body_text(sanitize_message(mail(leaf("text/html", html)), Policy()).message)
     assert "<mailto:a@example.jp>" in default
+
+
+VCARD = (
+    "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:山田 太郎\r\nURL:{url}\r\n"
+    "URL;TYPE=work:https://example.jp/\r\nEND:VCARD\r\n"
+)
+
+
+@pytest.mark.parametrize("link", CLICKABLE)
+@pytest.mark.parametrize("suffix", [".vcf", ".ics"])
+def test_vcard_and_calendar_links_are_defanged(link: str, suffix: str) -> None:
+    from sanitizers.cdr.base import CdrContext
+    from sanitizers.cdr.settings import CdrPolicy
+    from sanitizers.cdr.text import TextSanitizer
+
+    data = VCARD.format(url=link).encode()
+    outcome = TextSanitizer().run(data, "card" + suffix, CdrContext(policy=CdrPolicy()))
+    assert outcome.removed == ("unsafe_link",), outcome
+    assert outcome.data is not None
+    text = outcome.data.decode()
+    assert link not in text
+    assert "https://example.jp/" in text
+    assert "山田 太郎" in text
