@@ -143,6 +143,15 @@ REMOVE_ELEMENT = frozenset(
         "sourceFileName",
         "dataSource",
         "headerSource",
+        "svgBlip",
+        "embedRegular",
+        "embedBold",
+        "embedItalic",
+        "embedBoldItalic",
+        "regular",
+        "bold",
+        "italic",
+        "boldItalic",
     }
 )
 EMPTY_CONTAINERS = frozenset(

@@ -9,9 +9,11 @@ still delivered, and a scanner or a curious user may open it.
 What is done: raster pictures (PNG, JPEG, GIF, BMP, TIFF, WebP) are re-encoded from their
 pixels by :class:`sanitizers.cdr.images.ImageSanitizer` (PNG and JPEG keep their format, the
 others become PNG and their content type says so); Windows metafiles (EMF, WMF), JPEG XR,
-sound, video and fonts (obfuscated fonts after removing their obfuscation) are kept when
-their signature matches their type; SVG and anything else are dropped. Removed-item codes:
-``svg_image`` (an SVG part), ``unknown_part`` (content that is not what its type says).
+sound, video and plain fonts are kept when their signature matches their type; SVG and
+anything else are dropped. Embedded fonts that are obfuscated (Word's ``.odttf``, whose key is
+stored elsewhere, PowerPoint's ``.fntdata``) cannot be checked: they are dropped without a
+report (the text is shown in a substitute font). Removed-item codes: ``svg_image`` (an SVG
+part), ``unknown_part`` (content that is not what its type says).
 
 Deliberately left alone: what a metafile, sound, video or font contains beyond its signature
 (these are passed to the viewer as they are).
@@ -19,8 +21,6 @@ Deliberately left alone: what a metafile, sound, video or font contains beyond i
 
 from __future__ import annotations
 
-import posixpath
-import re
 from typing import Final
 
 from sanitizers.cdr.base import CdrContext
@@ -37,13 +37,14 @@ _RASTER: Final = frozenset(
     }
 )  # fmt: skip
 _FONT_SIGNATURES: Final = (b"\x00\x01\x00\x00", b"OTTO", b"true", b"ttcf", b"wOFF", b"wOF2")
-_OBFUSCATED_FONT: Final = "application/vnd.openxmlformats-officedocument.obfuscatedfont"
-_GUID: Final = re.compile(r"\{?([0-9A-Fa-f]{8})-?([0-9A-Fa-f]{4})-?([0-9A-Fa-f]{4})-?"
-                          r"([0-9A-Fa-f]{4})-?([0-9A-Fa-f]{12})\}?")  # fmt: skip
+# Fonts whose bytes cannot be checked without a key kept elsewhere: dropped silently.
+_OPAQUE_FONTS: Final = frozenset(
+    {"application/vnd.openxmlformats-officedocument.obfuscatedfont", "application/x-fontdata"}
+)
 _image = ImageSanitizer()
 
 
-def _signature_ok(content: bytes, ctype: str, name: str) -> bool:
+def _signature_ok(content: bytes, ctype: str) -> bool:
     """Whether a non-raster media part starts the way its type says."""
     low = ctype.lower()
     if low in ("image/x-emf", "image/emf"):
@@ -62,8 +63,6 @@ def _signature_ok(content: bytes, ctype: str, name: str) -> bool:
             or content[4:8] == b"ftyp"
             or (len(content) > 1 and content[0] == 0xFF and content[1] & 0xE0 == 0xE0)
         )
-    if low == _OBFUSCATED_FONT:
-        return _deobfuscated(content, name)[:4] in _FONT_SIGNATURES
     if low.startswith("font/") or low in (
         "application/x-font-ttf",
         "application/x-font",
@@ -73,34 +72,27 @@ def _signature_ok(content: bytes, ctype: str, name: str) -> bool:
     return False
 
 
-def _deobfuscated(content: bytes, name: str) -> bytes:
-    """ECMA-376 font obfuscation: the first 32 bytes XORed with the part name's GUID."""
-    match = _GUID.fullmatch(posixpath.splitext(posixpath.basename(name))[0])
-    if match is None or len(content) < 32:
-        return b""
-    key = bytes.fromhex("".join(match.groups()))[::-1]
-    head = bytes(byte ^ key[index % 16] for index, byte in enumerate(content[:32]))
-    return head + content[32:]
-
-
 def rebuild_media(
     untrusted_content: bytes, ctype: str, name: str, policy: CdrPolicy
 ) -> tuple[bytes, str] | str:
-    """The part to keep (bytes, content type), or the removed-item code it is dropped with."""
+    """The part to keep (bytes, content type), or the removed-item code it is dropped with
+    (``""``: dropped without a report)."""
     low = ctype.lower()
     if low == "image/svg+xml":
         return SVG_IMAGE
+    if low in _OPAQUE_FONTS:
+        return ""
     if low in _RASTER:
         outcome = _image.run(untrusted_content, name, CdrContext(policy=policy))
         if outcome.action is Action.SANITIZED and outcome.data is not None:
             return outcome.data, outcome.content_type or ctype
         return UNKNOWN_PART
-    if _signature_ok(untrusted_content, ctype, name):
+    if _signature_ok(untrusted_content, ctype):
         return untrusted_content, ctype
     return UNKNOWN_PART
 
 
-def media_problem(content: bytes, ctype: str, name: str = "") -> str | None:
+def media_problem(content: bytes, ctype: str) -> str | None:
     """Verification of a kept media part (``None`` when it is what its type says)."""
     low = ctype.lower()
     if low == "image/svg+xml":
@@ -112,5 +104,5 @@ def media_problem(content: bytes, ctype: str, name: str = "") -> str | None:
     elif low in _RASTER:
         ok = False  # rebuilt rasters are PNG or JPEG
     else:
-        ok = _signature_ok(content, ctype, name)
+        ok = _signature_ok(content, ctype)
     return None if ok else UNKNOWN_PART

@@ -48,7 +48,9 @@ _TABLE_FORMULAS: Final = ("calculatedColumnFormula", "totalsRowFormula")
 _RULES: Final = ("dataValidation", "cfRule")
 _STRING: Final = re.compile(r'"(?:[^"]|"")*"')
 _FUNCTION: Final = re.compile(r"((?:_x[a-z]+\.)*)([A-Za-z][A-Za-z0-9_.]*)\s*\(")
-_EXTERNAL: Final = re.compile(r"\[\d+\][^!\[\]]*!|'[^']*[\\/:][^']*\[[^\]]+\][^']*'!|\[\d+\]!")
+# [n]Sheet!A1 or [n]!Name with n >= 1 (an externalLink index; [0] is this workbook), or a
+# quoted path before [book]Sheet.
+_EXTERNAL: Final = re.compile(r"\[[1-9]\d*\][^!\[\]]*!|'[^']*[\\/:][^']*\[[^\]]+\][^']*'!")
 _HYPERLINK_TARGET: Final = re.compile(
     r'(?i)(?<![A-Za-z0-9_.])(?:_x[a-z]+\.)*HYPERLINK\s*\(\s*("(?:[^"]|"")*")?'
 )

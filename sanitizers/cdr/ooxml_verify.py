@@ -28,7 +28,6 @@ from sanitizers.cdr.ooxml_package import (
     S_NS,
     ContentTypes,
     canonical,
-    is_element,
     is_xml_type,
     parse_rels,
     parse_xml,
@@ -110,9 +109,7 @@ def _xml_findings(name: str, content: bytes, allowed_schemes: Collection[str]) -
     found |= field_findings(root, allowed_schemes)
     if canonical(etree.QName(root).namespace) == S_NS:
         found |= formula_findings(root, allowed_schemes)
-    if any(
-        is_element(e) and etree.QName(e).localname == "mailMerge" for e in root.iter("{*}mailMerge")
-    ):
+    if next(root.iter("{*}mailMerge"), None) is not None:
         found.add("data_connection")
     return found
 
@@ -167,7 +164,7 @@ def find_dangerous(
         elif is_xml_type(ctype) or (low.endswith(".xml") and not nested):
             found |= _xml_findings(name, content, allowed_schemes)
         elif not nested:
-            problem = media_problem(content, ctype, name)
+            problem = media_problem(content, ctype)
             if problem:
                 found.add(f"{problem}:{name}")
     rels = parse_rels(parts["_rels/.rels"], "_rels/.rels")

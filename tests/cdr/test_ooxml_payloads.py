@@ -107,6 +107,7 @@ FORMULAS = [
     ("cmd|' /c calc'!A0", "dde"),
     ("=MSEXCEL|'\\..\\..\\Windows\\System32\\cmd.exe /c calc'!''", "dde"),
     ("[1]Sheet1!$A$1", "external_link"),
+    ("SUM([12]!Total)", "external_link"),
     ("'\\\\evil.example\\share\\[book.xlsx]Sheet1'!A1", "external_link"),
     ('HYPERLINK("javascript:alert(1)","click")', "unsafe_link"),
     ('HYPERLINK("file:///C:/Windows/System32/calc.exe","open")', "unsafe_link"),
@@ -119,6 +120,7 @@ HARMLESS_FORMULAS = [
     'HYPERLINK("#Sheet1!A1","jump")',
     'CONCAT("ab","c")',
     "Table1[Column1]",
+    "IF(Defines!B2 = 42, [0]!NR_Global_B2, -1)",  # [0] is this workbook
     'ISTEXT("WEBSERVICE(")',
 ]
 
@@ -273,3 +275,56 @@ def test_pictures_stay_pictures() -> None:
     assert outcome.removed == ()
     assert outcome.data is not None
     assert members(outcome.data)["word/media/image1.png"].startswith(b"\x89PNG")
+
+
+def test_opaque_fonts_and_svg_pictures_leave_no_dangling_reference() -> None:
+    """An obfuscated font cannot be checked: it goes silently, and so does the element that
+    referred to it; an SVG picture goes with its reference, its PNG fallback stays."""
+    font_table = (
+        f'<?xml version="1.0"?><w:fonts xmlns:w="{F.W}" xmlns:r="{F.R}"><w:font w:name="X">'
+        '<w:embedRegular r:id="rId1" w:fontKey="{00000000-0000-0000-0000-000000000000}"/>'
+        "</w:font></w:fonts>"
+    )
+    body = F.para(F.BENIGN) + (
+        f'<w:p><w:r><w:drawing><a:blip xmlns:a="{F.A}" r:embed="rId9"><a:extLst><a:ext uri="x">'
+        '<asvg:svgBlip xmlns:asvg="http://schemas.microsoft.com/office/drawing/2016/SVG/main" r:embed="rId8"/>'
+        "</a:ext></a:extLst></a:blip></w:drawing></w:r></w:p>"
+    )
+    fonts = "application/vnd.openxmlformats-officedocument.wordprocessingml.fontTable+xml"
+    data = F.package(
+        {
+            "[Content_Types].xml": F.content_types(
+                {"word/document.xml": F.WORD_MAIN, "word/fontTable.xml": fonts},
+                {
+                    "odttf": "application/vnd.openxmlformats-officedocument.obfuscatedFont",
+                    "svg": "image/svg+xml",
+                },
+            ),
+            "_rels/.rels": F.rels([("rId1", f"{F.RT}/officeDocument", "word/document.xml", False)]),
+            "word/document.xml": F.word_document(body),
+            "word/_rels/document.xml.rels": F.rels(
+                [
+                    ("rId7", f"{F.RT}/fontTable", "fontTable.xml", False),
+                    ("rId8", f"{F.RT}/image", "media/image2.svg", False),
+                    ("rId9", f"{F.RT}/image", "media/image1.png", False),
+                ]
+            ),
+            "word/fontTable.xml": font_table,
+            "word/_rels/fontTable.xml.rels": F.rels(
+                [("rId1", f"{F.RT}/font", "fonts/font1.odttf", False)]
+            ),
+            "word/fonts/font1.odttf": bytes(64),
+            "word/media/image1.png": F.PNG_1PX,
+            "word/media/image2.svg": SVG_SCRIPT,
+        }
+    )
+    outcome = run(data)
+    assert outcome.action == Action.SANITIZED, outcome
+    assert outcome.removed == ("svg_image",)
+    assert outcome.data is not None
+    parts = members(outcome.data)
+    assert "word/fonts/font1.odttf" not in parts
+    assert "word/media/image2.svg" not in parts
+    assert b"embedRegular" not in parts["word/fontTable.xml"]
+    assert b"svgBlip" not in parts["word/document.xml"]
+    assert b'r:embed="rId9"' in parts["word/document.xml"]
