@@ -54,7 +54,7 @@ from typing import Final, cast
 
 from lxml import etree
 
-from sanitizers.links import DEFAULT_ALLOWED_SCHEMES
+from sanitizers.links import DEFANGED_SCHEMES, DEFAULT_ALLOWED_SCHEMES
 from sanitizers.policy import LinkMode
 
 __all__ = ["html_to_text"]
@@ -126,7 +126,6 @@ _URL_DISGUISE: Final = re.compile(
 )
 _TEXT_SCHEME: Final = re.compile(r"(?i)(?:https?|ftp)(?=://)")
 _DEFANGED_HOST: Final = re.compile(r"((?:hxxps?|fxp)://)([^\s/?#<>\\]*)")
-_DEFANGED_SCHEME: Final = {"http": "hxxp", "https": "hxxps", "ftp": "fxp"}
 
 # --- inline styles -----------------------------------------------------------------------
 
@@ -305,7 +304,7 @@ def _defang(text: str) -> str:
 
 
 def _defang_scheme(match: re.Match[str]) -> str:
-    return _DEFANGED_SCHEME[match.group().lower()]
+    return DEFANGED_SCHEMES[match.group().lower()]
 
 
 def _defang_host(match: re.Match[str]) -> str:

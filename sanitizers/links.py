@@ -25,6 +25,8 @@ from typing import Final
 
 # The removed-item code of a link taken out of a document, or defanged in a text body.
 UNSAFE_LINK: Final = "unsafe_link"
+# How ``LinkMode.DEFANG`` spells the schemes it defangs (and which are then not links).
+DEFANGED_SCHEMES: Final = {"http": "hxxp", "https": "hxxps", "ftp": "fxp"}
 # The shipped default of ``policy.links.allowed_schemes``.
 DEFAULT_ALLOWED_SCHEMES: Final = ("http", "https", "mailto")
 
@@ -43,6 +45,7 @@ _CLICKABLE_SCHEMES: Final = frozenset(
     }
 )  # fmt: skip
 _CLICKABLE_PREFIXES: Final = ("ms-", "vnd.ms-")
+_DEFANGED: Final = frozenset(DEFANGED_SCHEMES.values())
 # A scheme and its colon in text: not preceded by a scheme character (so "xjavascript:" is
 # read whole), followed by something other than whitespace.
 _TEXT_SCHEME: Final = re.compile(r"(?<![A-Za-z0-9+.\-])([A-Za-z][A-Za-z0-9+.\-]{0,31}):(?=\S)")
@@ -77,6 +80,8 @@ def is_allowed(untrusted_url: str, allowed: Collection[str]) -> bool:
 
 
 def _clickable(scheme: str, after: str) -> bool:
+    if scheme in _DEFANGED:
+        return False
     return (
         after.startswith(("//", "\\\\"))
         or scheme in _CLICKABLE_SCHEMES

@@ -37,6 +37,7 @@ UNTOUCHED = [
     "時刻 12:00 集合",
     "ratio 3:1",
     "Re:Fwd:お知らせ",
+    "hxxps://evil[.]example/login fxp://f[.]example/",  # already defanged by LinkMode.DEFANG
 ]
 
 
