@@ -23,6 +23,7 @@ Every name starts with ``mukaika_``:
 ``mukaika_oldest_queued_age_seconds``      gauge      age of the oldest queued message
 ``mukaika_busy_workers``                   gauge      workers busy right now
 ``mukaika_expired_exceptions``             gauge      exceptions (例外措置) past their expiry date
+``mukaika_scanner_up``                     gauge      1 when clamd answered the last probe, else 0
 =========================================  =========  =========================================
 
 Threat model
@@ -241,6 +242,9 @@ class Metrics:
             "Exceptions (rules with exception = true) past their expiry date; they are skipped.",
             registry=reg,
         )
+        # Created by the first probe: absent while the scanner is off, so no alert fires then.
+        self._scanner_up: Gauge | None = None
+        self._scanner_lock = threading.Lock()
         # Series that exist from the start, so dashboards see zeros rather than gaps.
         for verdict in sorted(VERDICTS):
             self._verdicts.labels(verdict=verdict)
@@ -294,6 +298,17 @@ class Metrics:
 
     def set_expired_exceptions(self, n: int) -> None:
         self._expired_exceptions.set(max(0, n))
+
+    def set_scanner_up(self, up: bool) -> None:
+        with self._scanner_lock:
+            if self._scanner_up is None:
+                self._scanner_up = Gauge(
+                    "mukaika_scanner_up",
+                    "1 when the malware scanner (clamd) answered the last probe, else 0.",
+                    registry=self.registry,
+                )
+            gauge = self._scanner_up
+        gauge.set(1 if up else 0)
 
     # -- exposition ------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from gateway.observation.metrics import Metrics, MetricsServer
 from gateway.observation.ports import MetricsPort
 from gateway.processing.pool import ProcessSanitizer, Sanitizer
 from gateway.processing.sanitize_task import task_for
+from gateway.processing.scanner_health import ScannerHealth
 from gateway.queue.spool import Envelope, Spool, new_queue_id
 from gateway.receiving.smtp import Received, SmtpServer
 from gateway.service.worker import Worker
@@ -111,6 +112,11 @@ class Gateway:
         self.address: tuple[str, int] | None = None
         self._warming: asyncio.Task[None] | None = None
         self._purging: asyncio.Task[None] | None = None
+        # While the scanner is on: is clamd answering? (a warning at start, a metric)
+        self._scanner_health = (
+            ScannerHealth(config.scanner, self.metrics) if config.scanner.enabled else None
+        )
+        self._probing: asyncio.Task[None] | None = None
 
     async def _accept(self, received: Received) -> str:
         """Spool a received message durably; only then may SMTP answer 250."""
@@ -168,6 +174,10 @@ class Gateway:
         warm = getattr(self.sanitizer, "warm", None)
         if warm is not None:
             self._warming = asyncio.create_task(warm(), name="mukaika-warm-pool")
+        if self._scanner_health is not None:
+            self._probing = asyncio.create_task(
+                self._scanner_health.run(), name="mukaika-scanner-probe"
+            )
         if self._purgeable is not None:
             interval = self.config.quarantine.purge_interval_seconds
             self._purging = asyncio.create_task(
@@ -188,7 +198,7 @@ class Gateway:
         log.info("stopping: new sessions get 421; %.0fs grace for work in flight", grace)
         await self.smtp.drain(grace)
         await self.worker.stop(grace)
-        for task in (self._warming, self._purging):
+        for task in (self._warming, self._purging, self._probing):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
