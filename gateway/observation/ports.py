@@ -25,6 +25,7 @@ class MetricsPort(Protocol):
     def set_busy_workers(self, n: int) -> None: ...
     def set_expired_exceptions(self, n: int) -> None: ...
     def set_scanner_up(self, up: bool) -> None: ...
+    def set_clock_synchronized(self, synchronized: bool) -> None: ...
 
 
 class NullMetrics:
@@ -73,4 +74,7 @@ class NullMetrics:
         return None
 
     def set_scanner_up(self, up: bool) -> None:
+        return None
+
+    def set_clock_synchronized(self, synchronized: bool) -> None:
         return None

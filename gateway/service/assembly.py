@@ -26,6 +26,7 @@ from gateway.delivery.client import Deliverer
 from gateway.evidence.audit import AuditLog
 from gateway.evidence.ports import AuditPort, QuarantinePort
 from gateway.evidence.quarantine import Quarantine
+from gateway.observation.clock import ClockWatch, Probe, TimedatedProbe
 from gateway.observation.metrics import Metrics, MetricsServer
 from gateway.observation.ports import MetricsPort
 from gateway.processing.pool import ProcessSanitizer, Sanitizer
@@ -47,6 +48,8 @@ class Parts:
     audit: AuditPort | None = None
     metrics: MetricsPort | None = None
     free_bytes: Callable[[], int] | None = None
+    # Whether the system clock is synchronised; None asks systemd-timedated.
+    clock: Probe | None = None
 
 
 class Gateway:
@@ -117,6 +120,8 @@ class Gateway:
             ScannerHealth(config.scanner, self.metrics) if config.scanner.enabled else None
         )
         self._probing: asyncio.Task[None] | None = None
+        self.clock_watch = ClockWatch(parts.clock or TimedatedProbe(), self.metrics)
+        self._watching_clock: asyncio.Task[None] | None = None
 
     async def _accept(self, received: Received) -> str:
         """Spool a received message durably; only then may SMTP answer 250."""
@@ -178,6 +183,9 @@ class Gateway:
             self._probing = asyncio.create_task(
                 self._scanner_health.run(), name="mukaika-scanner-probe"
             )
+        self._watching_clock = asyncio.create_task(
+            self.clock_watch.run_forever(), name="mukaika-clock"
+        )
         if self._purgeable is not None:
             interval = self.config.quarantine.purge_interval_seconds
             self._purging = asyncio.create_task(
@@ -198,7 +206,7 @@ class Gateway:
         log.info("stopping: new sessions get 421; %.0fs grace for work in flight", grace)
         await self.smtp.drain(grace)
         await self.worker.stop(grace)
-        for task in (self._warming, self._purging, self._probing):
+        for task in (self._warming, self._purging, self._probing, self._watching_clock):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
