@@ -38,7 +38,7 @@ class Refusal(StrEnum):
     BARE_NEWLINE = "bare_newline"  # bare CR or LF in DATA: SMTP smuggling (550 5.5.2)
     SMUGGLING = "smuggling"  # NUL in DATA (550 5.5.2)
     PIPELINING = "pipelining"  # commands pipelined after the final dot (503 5.5.0)
-    LINE_LENGTH = "line_length"  # a data line too long (500 5.5.2)
+    LINE_LENGTH = "line_length"  # a data or command line too long (500)
     SYNTAX = "syntax"  # a bad sender or recipient address (553)
     PROTOCOL = "protocol"  # any other bad command, argument or sequence (aiosmtpd's 5xx)
     TIMEOUT = "timeout"  # a command line or data record not complete in time (421 4.4.2)
