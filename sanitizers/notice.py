@@ -220,7 +220,7 @@ def render_held(
 ) -> str:
     """The whole body of the notice-only message sent in place of a held mail."""
     language = policy.language
-    template = _template(None, f"held_{language}.txt")
+    template = _template("", f"held_{language}.txt")
     none = _WORDS[language]["none"]
     return template.safe_substitute(
         sender=report.from_ or none,
@@ -280,8 +280,8 @@ def _size(size: int) -> str:
 
 
 @lru_cache(maxsize=16)
-def _template(path: str | None, shipped: str) -> Template:
-    if path is not None:
+def _template(path: str, shipped: str) -> Template:
+    if path:
         return Template(Path(path).read_text(encoding="utf-8"))
     text = resources.files("sanitizers").joinpath("templates", shipped).read_text("utf-8")
     return Template(text)

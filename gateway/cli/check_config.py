@@ -19,6 +19,7 @@ from typing import Any
 
 from gateway.configuration.config import ConfigError, load_layered
 from gateway.configuration.rules import RuleSet
+from gateway.configuration.toml_text import defaults_toml, to_toml
 
 EXIT_OK = 0
 EXIT_WARNINGS = 1
@@ -34,6 +35,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--config", type=Path, help="main TOML file (its local.d/ is read too)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of TOML")
     parser.add_argument(
+        "--defaults",
+        action="store_true",
+        help="print every setting with its default and description (config/defaults.toml)",
+    )
+    parser.add_argument(
         "--on",
         type=date.fromisoformat,
         metavar="YYYY-MM-DD",
@@ -44,6 +50,9 @@ def register(subparsers: Any) -> None:
 
 
 def run_check_config(args: argparse.Namespace) -> int:
+    if args.defaults:
+        print(defaults_toml(), end="")
+        return EXIT_OK
     try:
         config, layered = load_layered(args.config)
     except ConfigError as exc:
@@ -75,56 +84,3 @@ def run_check_config(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     return EXIT_WARNINGS if expired else EXIT_OK
-
-
-# --- a small TOML writer for the effective configuration -----------------------------------
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_scalar(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {_scalar(v)}" for k, v in value.items()) + " }"
-    return json.dumps(str(value), ensure_ascii=False)
-
-
-def _key(key: str) -> str:
-    if key and all(c.isalnum() or c in "-_" for c in key) and key.isascii():
-        return key
-    return json.dumps(key, ensure_ascii=False)
-
-
-def _table(data: dict[str, Any], name: str, lines: list[str], array: bool = False) -> None:
-    plain = {k: v for k, v in data.items() if not _is_table(v) and not _is_table_array(v)}
-    if name and (plain or array or not data):
-        lines.append(f"\n[[{name}]]" if array else f"\n[{name}]")
-    for key, value in plain.items():
-        lines.append(f"{_key(key)} = {_scalar(value)}")
-    for key, value in data.items():
-        full = f"{name}.{_key(key)}" if name else _key(key)
-        if _is_table(value):
-            _table(value, full, lines)
-        elif _is_table_array(value):
-            for item in value:
-                _table(item, full, lines, array=True)
-
-
-def _is_table(value: Any) -> bool:
-    return isinstance(value, dict)
-
-
-def _is_table_array(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
-
-
-def to_toml(data: dict[str, Any]) -> str:
-    """``data`` (JSON-like: tables, arrays, strings, numbers, booleans) as TOML text."""
-    lines: list[str] = []
-    _table(data, "", lines)
-    return "\n".join(lines).lstrip("\n") + "\n"

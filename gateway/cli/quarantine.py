@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.configuration.settings import QuarantineSettings
 from gateway.evidence.quarantine import (
     DELIVERY_STATES,
     Quarantine,
@@ -36,7 +37,6 @@ from gateway.evidence.quarantine import (
     QuarantineError,
     QuarantineIntegrityError,
     QuarantineNotFoundError,
-    QuarantineSettings,
     clean_text,
 )
 from sanitizers.vocabulary import Verdict

@@ -78,8 +78,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from gateway.configuration.settings import QuarantineSettings
 from sanitizers.report import Report
 
 log = logging.getLogger("mukaika.quarantine")
@@ -125,29 +124,6 @@ CREATE INDEX IF NOT EXISTS messages_received_at ON messages (received_at);
 CREATE INDEX IF NOT EXISTS messages_state ON messages (state, received_at);
 CREATE INDEX IF NOT EXISTS messages_verdict ON messages (verdict, received_at);
 """
-
-
-class QuarantineSettings(BaseModel):
-    """The ``[quarantine]`` section. An empty string means "not set" (TOML has no null)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    # Originals (and their index rows) older than this are purged, whatever their state.
-    retention_days: float = Field(default=90.0, gt=0)
-    # Held mail may be kept longer (or shorter); 0 means the same as retention_days.
-    held_retention_days: float = Field(default=0.0, ge=0)
-    # gzip level 1..9; 1 is the measured best trade-off for mail (see the module docstring).
-    compression_level: int = Field(default=1, ge=1, le=9)
-    # How often the service runs the purge.
-    purge_interval_seconds: float = Field(default=3600.0, gt=0)
-    # Absolute, or relative to the data directory; empty: DATA_DIR/quarantine.
-    directory: str = ""
-
-    def resolve_directory(self, data_dir: Path) -> Path:
-        """Where the quarantine lives for a given data directory."""
-        if not self.directory:
-            return data_dir / "quarantine"
-        return data_dir / self.directory  # an absolute directory replaces data_dir
 
 
 class QuarantineError(Exception):

@@ -51,7 +51,6 @@ from prometheus_client import (
     generate_latest,
     make_wsgi_app,
 )
-from pydantic import BaseModel, ConfigDict, Field
 
 from sanitizers.vocabulary import Action, Reason, Verdict
 
@@ -141,16 +140,6 @@ def bounded_label(value: object, allowed: frozenset[str]) -> str:
     """``value`` as a label when it is in ``allowed``, else ``other``."""
     text = str(value)
     return text if text in allowed else OTHER
-
-
-class MetricsSettings(BaseModel):
-    """The ``[metrics]`` section. Off by default; ``--metrics HOST:PORT`` turns it on."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = Field(default=9464, ge=0, le=65535)  # 9464: the usual exporter port; 0: any
 
 
 def parse_listen(text: str) -> tuple[str, int]:

@@ -8,7 +8,8 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.observation.metrics import Metrics, MetricsSettings, bounded_label, parse_listen
+from gateway.configuration.settings import MetricsSettings
+from gateway.observation.metrics import Metrics, bounded_label, parse_listen
 from sanitizers.vocabulary import Reason
 
 
