@@ -41,7 +41,10 @@ def test_stdin_to_stdout_with_report_on_stderr(
 
 def test_held_message_exits_10_and_still_writes_its_notice(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
-    config.write_text("[policy.limits]\nmax_message_bytes = 50\n", encoding="utf-8")
+    config.write_text(
+        "[policy.limits]\nmax_message_bytes = 50\n[smtp]\nmax_message_bytes = 50\n",
+        encoding="utf-8",
+    )
     source, out = tmp_path / "in.eml", tmp_path / "out.eml"
     source.write_bytes(text_mail("x" * 100))
     assert main(["sanitize", str(source), "-o", str(out), "--config", str(config)]) == 10

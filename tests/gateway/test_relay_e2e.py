@@ -345,7 +345,11 @@ async def test_queue_retry_on_a_running_gateway(running: Running, tmp_path: Path
     from gateway.cli.queue import _retry
 
     port = free_port()
-    gw = await running.start(port, delivery={"retry_initial_seconds": 3600.0})
+    # The retry is an hour away (retry_max_seconds too: it caps the wait), so only
+    # `queue retry` brings the message out.
+    gw = await running.start(
+        port, delivery={"retry_initial_seconds": 3600.0, "retry_max_seconds": 3600.0}
+    )
     await send(gw.port)
     await wait_until(lambda: gw.metrics.counts["deferred"] == 1)
     sink = Sink()
