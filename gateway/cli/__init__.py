@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Sequence
+
+from gateway.cli.exit_codes import ExitCode
+from gateway.cli.toolkit import CliError
 
 # Modules that add a subcommand: each defines ``register(subparsers)`` which sets ``func``.
 SUBCOMMAND_MODULES = (
@@ -29,10 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; known errors become one line each on stderr and their exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
+    except CliError as exc:
+        for problem in exc.problems:
+            print(f"mukaika {args.command}: {problem}", file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     return code

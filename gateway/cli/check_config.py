@@ -7,7 +7,8 @@ bundle, notice templates) must exist and be usable by the user running the check
 service user). Every error goes to stderr as ``FILE: KEY: message``. Exceptions
 (例外措置) past their expiry date are reported as warnings: they are skipped when matching.
 
-Exit codes: 0 valid; 1 valid, but with expired exceptions; 2 invalid (or usage error).
+Exit codes (:class:`gateway.cli.exit_codes.ExitCode`): 0 valid; 6 valid, but with expired
+exceptions; 78 invalid; 2 usage error. ``--defaults`` prints ``config/defaults.toml``.
 """
 
 from __future__ import annotations
@@ -19,14 +20,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from gateway.configuration.config import ConfigError, load_layered
-from gateway.configuration.files import file_problems
+from gateway.cli.exit_codes import ExitCode
+from gateway.cli.toolkit import CliError, load
 from gateway.configuration.rules import RuleSet
 from gateway.configuration.toml_text import defaults_toml, to_toml
-
-EXIT_OK = 0
-EXIT_WARNINGS = 1
-EXIT_INVALID = 2
 
 
 def register(subparsers: Any) -> None:
@@ -55,18 +52,12 @@ def register(subparsers: Any) -> None:
 def run_check_config(args: argparse.Namespace) -> int:
     if args.defaults:
         print(defaults_toml(), end="")
-        return EXIT_OK
+        return ExitCode.OK
     try:
-        config, layered = load_layered(args.config)
-    except ConfigError as exc:
-        problems = exc.problems
-    else:
-        problems = file_problems(config, layered)
-    if problems:
-        for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
-        print(f"mukaika check-config: {len(problems)} error(s); invalid", file=sys.stderr)
-        return EXIT_INVALID
+        config, layered = load(args, check_files=True)
+    except CliError as exc:
+        exc.problems.append(f"{len(exc.problems)} error(s); invalid")
+        raise
     on: date = args.on or date.today()
     expired = RuleSet(config.policy, config.rules, lambda: on).expired()
     if not args.quiet:
@@ -90,4 +81,4 @@ def run_check_config(args: argparse.Namespace) -> int:
                 f"on {rule.expires} (approved by {rule.approved_by}); it is not applied",
                 file=sys.stderr,
             )
-    return EXIT_WARNINGS if expired else EXIT_OK
+    return ExitCode.EXPIRED_EXCEPTIONS if expired else ExitCode.OK

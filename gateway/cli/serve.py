@@ -12,9 +12,10 @@ is reopened (after rotation); settings that need a restart (listen address, data
 are logged as "needs restart" and not applied. If invalid, every error is logged and the old
 configuration stays in force. Listeners and open sessions are untouched either way.
 
-Exit codes: 0 clean stop; 2 usage error; 78 (``EXIT_CONFIG``) the configuration cannot work
-(invalid, or a file it names is missing or unusable: each problem is named, and the systemd
-unit does not restart); 1 could not start for another reason (e.g. the port is in use).
+Exit codes (:class:`gateway.cli.exit_codes.ExitCode`): 0 clean stop; 2 usage error; 78
+(``CONFIG``) the configuration cannot work (invalid, or a file it names is missing or unusable:
+each problem is named, and the systemd unit does not restart); 69 (``UNAVAILABLE``) could not
+start for another reason (e.g. the port is in use), which a restart may cure.
 """
 
 from __future__ import annotations
@@ -29,15 +30,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.cli.exit_codes import EXIT_CONFIG
+from gateway.cli.exit_codes import ExitCode
 from gateway.configuration.config import Config, ConfigError, load_config, load_layered
 from gateway.configuration.files import file_problems
 
 if TYPE_CHECKING:
     from gateway.service.assembly import Parts
-
-EXIT_OK = 0
-EXIT_ERROR = 1
 
 log = logging.getLogger("mukaika.serve")
 
@@ -131,7 +129,7 @@ def run_serve(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"mukaika serve: {problem}", file=sys.stderr)
         print("mukaika serve: the configuration cannot work; not started", file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.CONFIG
     try:
         asyncio.run(
             _serve(
@@ -143,8 +141,8 @@ def run_serve(args: argparse.Namespace) -> int:
         )
     except OSError as exc:
         print(f"mukaika serve: cannot start: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    return EXIT_OK
+        return ExitCode.UNAVAILABLE
+    return ExitCode.OK
 
 
 async def _serve(
@@ -223,6 +221,6 @@ def run_send(args: argparse.Namespace) -> int:
         reply = asyncio.run(send_message(args.server, args.sender, recipients, message))
     except (OSError, ValueError) as exc:
         print(f"mukaika send: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.UNAVAILABLE
     print(f"mukaika send: {reply}")
-    return EXIT_OK
+    return ExitCode.OK

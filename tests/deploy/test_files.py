@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli.exit_codes import EXIT_CONFIG
+from gateway.cli.exit_codes import ExitCode
 from gateway.configuration.config import Config, load_config
 from gateway.evidence.audit import AuditLog
 from gateway.evidence.quarantine import Quarantine, QuarantineNotFoundError
@@ -120,11 +120,11 @@ def test_the_guides_configuration_check_accepts_the_examples(path: Path, tmp_pat
 
 
 def test_the_unit_does_not_restart_a_start_that_cannot_work() -> None:
-    """serve exits EXIT_CONFIG for a configuration that cannot work (tests/gateway/
+    """serve exits ExitCode.CONFIG for a configuration that cannot work (tests/gateway/
     test_config_files.py); restarting every 5 s would only fill the journal."""
     assert unit_value("Restart") == "on-failure"
     prevented = unit_value("RestartPreventExitStatus").split()
-    assert str(EXIT_CONFIG) in prevented
+    assert str(int(ExitCode.CONFIG)) in prevented
     assert "1" not in prevented  # e.g. the port still in use: a restart can work
 
 

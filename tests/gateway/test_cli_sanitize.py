@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from gateway.cli.exit_codes import ExitCode
 from tests.mailfactory import body_text, leaf, mail, text_mail
 
 HTML_MAIL = mail(leaf("text/html; charset=utf-8", "<p>会議のお知らせ</p>".encode()))
@@ -54,14 +55,14 @@ def test_held_message_exits_10_and_still_writes_its_notice(tmp_path: Path) -> No
 def test_invalid_config_names_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "c.toml"
     config.write_text("[policy.limits]\nmax_mesage_bytes = 50\n", encoding="utf-8")
-    assert main(["sanitize", "--config", str(config), str(tmp_path / "x")]) == 3
+    assert main(["sanitize", "--config", str(config), str(tmp_path / "x")]) == ExitCode.CONFIG
     err = capsys.readouterr().err
     assert "policy.limits.max_mesage_bytes: unknown key" in err
     assert str(config) in err
 
 
 def test_unreadable_input_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["sanitize", str(tmp_path / "missing.eml")]) == 3
+    assert main(["sanitize", str(tmp_path / "missing.eml")]) == ExitCode.INPUT
     assert "cannot read" in capsys.readouterr().err
 
 
@@ -107,4 +108,7 @@ def test_batch_needs_an_output_directory(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_batch_source_that_does_not_exist(tmp_path: Path) -> None:
-    assert main(["sanitize", "--batch", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 3
+    assert (
+        main(["sanitize", "--batch", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+        == ExitCode.INPUT
+    )
