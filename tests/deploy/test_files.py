@@ -98,7 +98,7 @@ def test_examples_fit_the_systemd_unit_and_logrotate(path: Path) -> None:
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_the_guides_configuration_check_accepts_the_examples(path: Path, tmp_path: Path) -> None:
     """GUIDE section 4: `mukaika sanitize --config FILE -o /dev/null < /dev/null` validates
-    the whole file without starting anything: 0 when valid, 3 with every error named."""
+    the whole file without starting anything: 0 when valid, 78 with every error named."""
     check = [sys.executable, "-m", "gateway.cli", "sanitize", "--config"]
     good = subprocess.run(
         [*check, str(path), "-o", os.devnull],
@@ -115,7 +115,7 @@ def test_the_guides_configuration_check_accepts_the_examples(path: Path, tmp_pat
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False,
         cwd=ROOT,
     )  # fmt: skip
-    assert bad.returncode == 3
+    assert bad.returncode == ExitCode.CONFIG
     assert "smtp.listen_prot: unknown key" in bad.stderr
 
 
