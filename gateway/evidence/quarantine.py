@@ -76,15 +76,24 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final
 
 from gateway.configuration.settings import QuarantineSettings
 from sanitizers.report import Report
+from sanitizers.vocabulary import MessageState
 
 log = logging.getLogger("mukaika.quarantine")
 
-DeliveryState = Literal["queued", "delivered", "deferred", "held", "dead"]
-DELIVERY_STATES: Final[frozenset[str]] = frozenset(get_args(DeliveryState))
+# The message states an index row may record (the vocabulary's MessageState).
+DELIVERY_STATES: Final[frozenset[MessageState]] = frozenset(
+    {
+        MessageState.QUEUED,
+        MessageState.DELIVERED,
+        MessageState.DEFERRED,
+        MessageState.HELD,
+        MessageState.DEAD,
+    }
+)
 
 # Bounds on what one index row may hold (envelope strings, header values, recipients).
 MAX_FIELD_CHARS: Final = 1000
@@ -486,7 +495,7 @@ class Quarantine:
             ),
         )
 
-    def record_delivery(self, qid: str, state: str) -> None:
+    def record_delivery(self, qid: str, state: MessageState) -> None:
         """Record the delivery state: one of queued, delivered, deferred, held, dead."""
         if state not in DELIVERY_STATES:
             raise ValueError(

@@ -52,50 +52,16 @@ from prometheus_client import (
     make_wsgi_app,
 )
 
-from sanitizers.vocabulary import Action, Reason, Verdict
+from sanitizers.vocabulary import Action, MessageState, Reason, SmtpRefusal, Verdict
 
 OTHER: Final = "other"
 
-# Why a message or transaction was refused at the SMTP layer, beside the sanitizer reasons.
-SMTP_REJECT_REASONS: Final[frozenset[str]] = frozenset(
-    {
-        "relay",  # recipient domain not accepted (554 5.7.1)
-        "size",  # message too large (552 5.3.4)
-        "recipients",  # too many recipients (452 4.5.3)
-        "bare_newline",  # bare CR / LF in DATA: SMTP smuggling (550 5.5.2)
-        "smuggling",
-        "pipelining",  # commands pipelined after the final dot
-        "line_length",  # line or command too long
-        "syntax",  # bad command or argument
-        "timeout",  # command or session deadline
-        "too_slow",  # below the minimum data rate
-        "connections",  # overall connection cap (421 4.7.0)
-        "connections_per_client",  # per-address connection cap (421 4.7.0)
-        "disk",  # free disk below threshold (452 4.3.1)
-        "tls",  # TLS required or failed
-        "shutdown",  # stopping (421)
-        "internal",  # internal error (451 4.3.0)
-        "verdict",  # the sanitizer's verdict was reject
-        "sender",  # sender refused
-    }
-)
+SMTP_REJECT_REASONS: Final[frozenset[str]] = frozenset(str(r) for r in SmtpRefusal)
 REJECT_REASONS: Final[frozenset[str]] = SMTP_REJECT_REASONS | {str(r) for r in Reason}
 ACTIONS: Final[frozenset[str]] = frozenset(str(a) for a in Action)
 REASONS: Final[frozenset[str]] = frozenset(str(r) for r in Reason)
 VERDICTS: Final[frozenset[str]] = frozenset(str(v) for v in Verdict)
-QUEUE_STATES: Final[frozenset[str]] = frozenset(
-    {
-        "incoming",
-        "outgoing",
-        "queued",
-        "active",
-        "sanitized",
-        "deferred",
-        "held",
-        "dead",
-        "delivered",
-    }
-)
+QUEUE_STATES: Final[frozenset[str]] = frozenset(str(s) for s in MessageState)
 
 # Sanitizing takes milliseconds for text mail and up to the CDR limit (20 s) for files.
 SANITIZE_BUCKETS: Final = (
@@ -257,7 +223,7 @@ class Metrics:
     def received(self) -> None:
         self._received.inc()
 
-    def rejected(self, reason: str) -> None:
+    def rejected(self, reason: SmtpRefusal | Reason) -> None:
         self._rejected.labels(reason=bounded_label(reason, REJECT_REASONS)).inc()
 
     def delivered(self) -> None:
@@ -269,10 +235,10 @@ class Metrics:
     def dead_lettered(self) -> None:
         self._dead.inc()
 
-    def verdict(self, verdict: str) -> None:
+    def verdict(self, verdict: Verdict) -> None:
         self._verdicts.labels(verdict=bounded_label(verdict, VERDICTS)).inc()
 
-    def part(self, action: str, reason: str) -> None:
+    def part(self, action: Action, reason: Reason) -> None:
         self._parts.labels(
             action=bounded_label(action, ACTIONS), reason=bounded_label(reason, REASONS)
         ).inc()
@@ -290,7 +256,7 @@ class Metrics:
 
     # -- gauges ----------------------------------------------------------------------------
 
-    def set_queue_depth(self, state: str, n: int) -> None:
+    def set_queue_depth(self, state: MessageState, n: int) -> None:
         self._queue_depth.labels(state=bounded_label(state, QUEUE_STATES)).set(n)
 
     def set_oldest_age(self, seconds: float) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from gateway.configuration.settings import WorkerSettings
 from gateway.observation.ports import MetricsPort
 from gateway.queue.spool import Spool, SpoolError
+from sanitizers.vocabulary import MessageState
 
 log = logging.getLogger("mukaika.worker")
 
@@ -113,7 +114,7 @@ class Scheduler:
         """Queue depth per state and the age of the oldest message waiting (in a thread)."""
         now = self.clock()
         oldest = now
-        for state in ("incoming", "outgoing", "dead"):
+        for state in (MessageState.INCOMING, MessageState.OUTGOING, MessageState.DEAD):
             ids = self.spool.ids(state)
             self.metrics.set_queue_depth(state, len(ids))
         for hook in self.housekeeping:

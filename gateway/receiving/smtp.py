@@ -39,6 +39,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.configuration.settings import SmtpSettings
+from sanitizers.vocabulary import SmtpRefusal
 
 log = logging.getLogger("mukaika.smtp")
 
@@ -92,7 +93,7 @@ class ConnectionTracker:
         self,
         max_total: int,
         max_per_client: int,
-        on_reject: Callable[[str], None] | None = None,
+        on_reject: Callable[[SmtpRefusal], None] | None = None,
     ) -> None:
         self.on_reject = on_reject or (lambda reason: None)
         self.max_total = max_total
@@ -107,13 +108,13 @@ class ConnectionTracker:
     def admit(self, session: GatewaySMTP, client: str) -> str | None:
         """Register a session; return the refusal to send instead, if any."""
         if self.draining:
-            self.on_reject("shutdown")
+            self.on_reject(SmtpRefusal.SHUTDOWN)
             return REPLY_SHUTDOWN
         if len(self.sessions) >= self.max_total:
-            self.on_reject("connections")
+            self.on_reject(SmtpRefusal.CONNECTIONS)
             return REPLY_TOO_MANY
         if self.per_client[client] >= self.max_per_client:
-            self.on_reject("connections_per_client")
+            self.on_reject(SmtpRefusal.CONNECTIONS_PER_CLIENT)
             return REPLY_TOO_MANY_CLIENT
         self.sessions.add(session)
         self.per_client[client] += 1
@@ -204,7 +205,7 @@ class GatewaySMTP(SMTP):
         await super()._handle_client()
 
     def _deadline_hit(self) -> None:
-        self.tracker.on_reject("timeout")
+        self.tracker.on_reject(SmtpRefusal.TIMEOUT)
         self.abort(REPLY_DEADLINE)
 
     def _close(self) -> None:
@@ -220,7 +221,7 @@ class GatewaySMTP(SMTP):
         self._close()
 
     async def handle_exception(self, error: Exception) -> str:
-        self.tracker.on_reject("internal")
+        self.tracker.on_reject(SmtpRefusal.INTERNAL)
         log.error(
             "%s internal error (%s); answered 451",
             self._client,
@@ -240,7 +241,7 @@ class GatewaySMTP(SMTP):
             match = _SIZE_PARAM.search(arg)
             size = match.group(1) if match else ""
             if size.isdigit() and int(size) > self.settings.max_message_bytes:
-                self.tracker.on_reject("size")
+                self.tracker.on_reject(SmtpRefusal.SIZE)
                 await self.push(REPLY_SIZE)
                 return
         await super().smtp_MAIL(arg)
@@ -295,7 +296,7 @@ class GatewaySMTP(SMTP):
             elapsed = time.monotonic() - started
             rate = settings.min_data_rate_bytes_per_second
             if rate and elapsed > settings.data_rate_grace_seconds and received < rate * elapsed:
-                self.tracker.on_reject("too_slow")
+                self.tracker.on_reject(SmtpRefusal.TOO_SLOW)
                 self.abort(REPLY_TOO_SLOW)
                 return
         leftover = bytes(buffer[end + 5 :])
@@ -303,16 +304,16 @@ class GatewaySMTP(SMTP):
         del buffer[:2]
         self._after_data(leftover)
         if too_big or len(buffer) > limit:
-            self.tracker.on_reject("size")
+            self.tracker.on_reject(SmtpRefusal.SIZE)
             await self._reply_and_reset(REPLY_SIZE)
             return
         if b"\x00" in buffer:  # no NUL in SMTP data (RFC 5321 2.3.8); a smuggling trick
-            self.tracker.on_reject("smuggling")
+            self.tracker.on_reject(SmtpRefusal.SMUGGLING)
             await self._reply_and_reset(REPLY_NUL)
             return
         untrusted_raw = self._check_newlines(buffer)
         if untrusted_raw is None:
-            self.tracker.on_reject("bare_newline")
+            self.tracker.on_reject(SmtpRefusal.BARE_NEWLINE)
             await self._reply_and_reset(REPLY_BARE)
             return
         # Undo dot-stuffing (RFC 5321 4.5.2).
@@ -320,7 +321,7 @@ class GatewaySMTP(SMTP):
             untrusted_raw = untrusted_raw[1:]
         untrusted_raw = untrusted_raw.replace(b"\r\n.", b"\r\n")
         if settings.max_line_bytes and _longest_line(untrusted_raw) > settings.max_line_bytes - 2:
-            self.tracker.on_reject("line_length")
+            self.tracker.on_reject(SmtpRefusal.LINE_LENGTH)
             await self._reply_and_reset(REPLY_LINE)
             return
         assert self.envelope is not None
@@ -356,7 +357,7 @@ class GatewaySMTP(SMTP):
             self._close()
             return
         log.info("%s commands pipelined after end of data: refused", self._client)
-        self.tracker.on_reject("pipelining")
+        self.tracker.on_reject(SmtpRefusal.PIPELINING)
         await self.push(REPLY_PIPELINING)
         self._close()
 
@@ -391,7 +392,7 @@ class RelayHandler:
         settings: SmtpSettings,
         accept: Accept,
         free_bytes: Callable[[], int],
-        on_reject: Callable[[str], None] | None = None,
+        on_reject: Callable[[SmtpRefusal], None] | None = None,
     ) -> None:
         self.settings = settings
         self.on_reject = on_reject or (lambda reason: None)
@@ -424,10 +425,10 @@ class RelayHandler:
     ) -> str:
         if self.free_bytes() < self.settings.min_free_disk_bytes:
             log.warning("free disk below min_free_disk_bytes: MAIL answered 452")
-            self.on_reject("disk")
+            self.on_reject(SmtpRefusal.DISK)
             return REPLY_DISK
         if _bad_address(address):
-            self.on_reject("syntax")
+            self.on_reject(SmtpRefusal.SYNTAX)
             return REPLY_BAD_SENDER
         envelope.mail_from = address
         envelope.mail_options.extend(options)
@@ -437,15 +438,15 @@ class RelayHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         if len(envelope.rcpt_tos) >= self.settings.max_recipients:
-            self.on_reject("recipients")
+            self.on_reject(SmtpRefusal.RECIPIENTS)
             return REPLY_TOO_MANY_RCPT
         if _bad_address(address):
-            self.on_reject("syntax")
+            self.on_reject(SmtpRefusal.SYNTAX)
             return REPLY_BAD_RECIPIENT
         client = str(session.peer[0]) if session.peer else ""
         if not self.domain_accepted(address) and not self.client_trusted(client):
             log.info("%s relay refused", client)
-            self.on_reject("relay")
+            self.on_reject(SmtpRefusal.RELAY)
             return REPLY_RELAY
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
@@ -484,7 +485,7 @@ class SmtpServer:
         settings: SmtpSettings,
         accept: Accept,
         free_bytes: Callable[[], int],
-        on_reject: Callable[[str], None] | None = None,
+        on_reject: Callable[[SmtpRefusal], None] | None = None,
     ) -> None:
         self.settings = settings
         self.handler = RelayHandler(settings, accept, free_bytes, on_reject)
