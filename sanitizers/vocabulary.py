@@ -140,26 +140,28 @@ class RemovedItem(StrEnum):
 
 
 class SmtpRefusal(StrEnum):
-    """Why the SMTP layer refused a transaction or a connection (beside the reasons above)."""
+    """Why the SMTP layer refused something (log field ``reason`` and metric label); the
+    receiver maps every 4xx or 5xx reply it sends to one (:mod:`gateway.receiving.refusals`)."""
 
     RELAY = "relay"  # recipient domain not accepted (554 5.7.1)
-    SIZE = "size"  # message too large (552 5.3.4)
+    SIZE = "size"  # message too large, declared or not (552 5.3.4)
     RECIPIENTS = "recipients"  # too many recipients (452 4.5.3)
     BARE_NEWLINE = "bare_newline"  # bare CR or LF in DATA: SMTP smuggling (550 5.5.2)
-    SMUGGLING = "smuggling"  # an end-of-data look-alike: SMTP smuggling
-    PIPELINING = "pipelining"  # commands pipelined after the final dot
-    LINE_LENGTH = "line_length"  # line or command too long
-    SYNTAX = "syntax"  # bad command or argument
-    TIMEOUT = "timeout"  # command or session deadline
-    TOO_SLOW = "too_slow"  # below the minimum data rate
+    SMUGGLING = "smuggling"  # NUL in DATA (550 5.5.2)
+    PIPELINING = "pipelining"  # commands pipelined after the final dot (503 5.5.0)
+    LINE_LENGTH = "line_length"  # a data line too long (500 5.5.2)
+    SYNTAX = "syntax"  # a bad sender or recipient address (553)
+    PROTOCOL = "protocol"  # any other bad command, argument or sequence (aiosmtpd's 5xx)
+    TIMEOUT = "timeout"  # a command line or data record not complete in time (421 4.4.2)
+    STRESS_TIMEOUT = "stress_timeout"  # the same, with the shorter limits of stress mode
+    DEADLINE = "deadline"  # the whole session ran past its deadline (421 4.4.2)
+    TOO_SLOW = "too_slow"  # DATA below the minimum rate (421 4.4.2)
     CONNECTIONS = "connections"  # overall connection cap (421 4.7.0)
     CONNECTIONS_PER_CLIENT = "connections_per_client"  # per-address connection cap (421 4.7.0)
-    DISK = "disk"  # free disk below threshold (452 4.3.1)
-    TLS = "tls"  # TLS required or failed
-    SHUTDOWN = "shutdown"  # stopping (421)
+    DISK = "disk"  # free disk below the threshold (452 4.3.1)
+    SHUTDOWN = "shutdown"  # stopping (421 4.3.2)
     INTERNAL = "internal"  # internal error (451 4.3.0)
-    VERDICT = "verdict"  # the sanitizer's verdict was reject
-    SENDER = "sender"  # sender refused
+    VERDICT = "verdict"  # the sanitizer's verdict was reject (after 250: a dead letter)
 
 
 class MessageState(StrEnum):
@@ -322,16 +324,17 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         SmtpRefusal.PIPELINING: "最後のドットの後に続けて送られたコマンド",
         SmtpRefusal.LINE_LENGTH: "行またはコマンドが長すぎる",
         SmtpRefusal.SYNTAX: "コマンドまたは引数の誤り",
-        SmtpRefusal.TIMEOUT: "コマンドまたはセッションの時間切れ",
         SmtpRefusal.TOO_SLOW: "データ転送が遅すぎる",
         SmtpRefusal.CONNECTIONS: "同時接続数の上限",
         SmtpRefusal.CONNECTIONS_PER_CLIENT: "接続元ごとの同時接続数の上限",
         SmtpRefusal.DISK: "ディスクの空き不足",
-        SmtpRefusal.TLS: "TLS の要求または失敗",
         SmtpRefusal.SHUTDOWN: "停止中",
         SmtpRefusal.INTERNAL: "内部エラー",
         SmtpRefusal.VERDICT: "無害化の判定が拒否",
-        SmtpRefusal.SENDER: "送信者の拒否",
+        SmtpRefusal.PROTOCOL: "コマンドの誤りまたは順序の誤り",
+        SmtpRefusal.STRESS_TIMEOUT: "高負荷時の時間切れ",
+        SmtpRefusal.DEADLINE: "セッションの時間切れ",
+        SmtpRefusal.TIMEOUT: "コマンドまたはデータの時間切れ",
     },
     MessageState: {
         MessageState.INCOMING: "受信済み（無害化待ち）",
@@ -467,16 +470,17 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         SmtpRefusal.PIPELINING: "commands pipelined after the final dot",
         SmtpRefusal.LINE_LENGTH: "line or command too long",
         SmtpRefusal.SYNTAX: "bad command or argument",
-        SmtpRefusal.TIMEOUT: "command or session timeout",
         SmtpRefusal.TOO_SLOW: "data sent too slowly",
         SmtpRefusal.CONNECTIONS: "too many connections",
         SmtpRefusal.CONNECTIONS_PER_CLIENT: "too many connections from one client",
         SmtpRefusal.DISK: "too little free disk space",
-        SmtpRefusal.TLS: "TLS required or failed",
         SmtpRefusal.SHUTDOWN: "service stopping",
         SmtpRefusal.INTERNAL: "internal error",
         SmtpRefusal.VERDICT: "rejected by the sanitizer's verdict",
-        SmtpRefusal.SENDER: "sender refused",
+        SmtpRefusal.PROTOCOL: "bad command or sequence",
+        SmtpRefusal.STRESS_TIMEOUT: "timeout under stress",
+        SmtpRefusal.DEADLINE: "session deadline",
+        SmtpRefusal.TIMEOUT: "command or data timeout",
     },
     MessageState: {
         MessageState.INCOMING: "received, waiting to be sanitized",

@@ -26,7 +26,7 @@ class ExitCode(IntEnum):
         return member
 
     OK = 0, "done; sanitize and explain: the message would be delivered"
-    INTERNAL = 1, "an unexpected fault (Python's own status for an unhandled error)"
+    INTERNAL = 1, "an unexpected fault: a traceback, or a batch message that hit one"
     USAGE = 2, "the command line is wrong (argparse's own status)"
     NOT_FOUND = 4, "the queue id, quarantine id or reference asked for does not exist"
     WRONG_STATE = 5, "the message's state does not allow the action (e.g. retry a delivered one)"

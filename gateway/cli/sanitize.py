@@ -4,7 +4,8 @@ Exit codes (:class:`gateway.cli.exit_codes.ExitCode`) of the single-message form
 is also in the report): 0 deliver, 10 hold, 11 reject, 2 usage error, 66 unreadable input,
 74 output not written, 78 invalid configuration, 75 temporary failure (a required scanner is
 unavailable; nothing was written). A held or rejected message still writes its notice-only
-message to OUT. ``--batch`` exits 0 when every message was processed, else 75 or 66.
+message to OUT. ``--batch`` exits 0 when every message was processed, else the highest of 1
+(a message hit an unexpected fault), 66 (unreadable) and 75 (temporarily deferred).
 """
 
 from __future__ import annotations
@@ -107,7 +108,9 @@ def _write_report(target: str, result: SanitizeResult) -> None:
 
 def run_batch(source: Path, out_dir: Path, config: Config) -> int:
     """Sanitize every message of ``source``; one ``.eml`` and one ``.json`` each, then a
-    summary of verdicts and reasons. Exit 0 when every message was processed."""
+    summary of verdicts and reasons. A message that could not be processed (unreadable, or
+    a temporary failure) gets only a ``.json`` with its ``status`` and the run goes on.
+    Exit 0 when every message was processed, 1 otherwise."""
     with ExitStack() as stack:
         try:
             items = list(_batch_items(source, stack))
@@ -120,18 +123,32 @@ def run_batch(source: Path, out_dir: Path, config: Config) -> int:
         for name, read in tqdm(items, unit="msg", file=sys.stderr, disable=None):
             try:
                 result = sanitize_message(read(), config.policy)
-            except (OSError, TemporaryFailure) as exc:
-                failures[
-                    ExitCode.TEMPFAIL if isinstance(exc, TemporaryFailure) else ExitCode.INPUT
-                ] += 1
-                tqdm.write(f"{name}: not processed: {exc}", file=sys.stderr)
+            except Exception as exc:  # noqa: BLE001 - one bad message never stops the batch
+                failures[_batch_failure(exc)] += 1
+                status = "deferred" if isinstance(exc, TemporaryFailure) else "not processed"
+                detail = f"{type(exc).__name__}: {exc}"[:300]
+                tqdm.write(f"{name}: {status}: {detail}", file=sys.stderr)
+                record = {"status": status, "error": detail}
+                (out_dir / f"{name}.json").write_text(json.dumps(record) + "\n", encoding="utf-8")
                 continue
-            (out_dir / f"{name}.eml").write_bytes(result.message)
-            (out_dir / f"{name}.json").write_text(_report_json(result), encoding="utf-8")
+            try:
+                (out_dir / f"{name}.eml").write_bytes(result.message)
+                (out_dir / f"{name}.json").write_text(_report_json(result), encoding="utf-8")
+            except OSError as exc:
+                raise CliError(f"cannot write: {exc.strerror or exc}", ExitCode.IO_ERROR) from exc
             verdicts[result.verdict.value] += 1
             reasons.update(code.value for code in result.report.reason_codes())
     print(_summary_table(verdicts, reasons, failures.total()))
     return max(failures, default=ExitCode.OK)
+
+
+def _batch_failure(exc: Exception) -> ExitCode:
+    """The exit code a message that failed in a batch stands for."""
+    if isinstance(exc, TemporaryFailure):
+        return ExitCode.TEMPFAIL
+    if isinstance(exc, OSError):
+        return ExitCode.INPUT
+    return ExitCode.INTERNAL
 
 
 def _batch_items(source: Path, stack: ExitStack) -> Iterator[tuple[str, Any]]:

@@ -74,7 +74,14 @@ class SmtpSettings(Section):
     senders exceed it and a refusal bounces harmless mail; nothing of the original crosses
     anyway, so the default matches the pipeline's own line limit."""
     command_timeout_seconds: float = Field(default=300.0, gt=0)
-    """Idle time allowed between commands and between chunks of message data (421 4.4.2)."""
+    """Time for each complete record: a whole command line (counted from the previous
+    command), a whole line of message data (or 64 KiB of a longer one); trickling does not
+    extend it (421 4.4.2)."""
+    stress_threshold_ratio: float = Field(default=0.8, gt=0, le=1)
+    """Stress mode (as Postfix's): with more than this share of max_connections open, every
+    session, open ones included, gets stress_timeout_seconds per record instead."""
+    stress_timeout_seconds: float = Field(default=10.0, gt=0)
+    """The time for each record in stress mode (421 4.4.2)."""
     session_deadline_seconds: float = Field(default=1800.0, gt=0)
     """A whole session, from connect to close (421 4.4.2)."""
     min_data_rate_bytes_per_second: int = Field(default=1024, ge=0)

@@ -30,7 +30,8 @@ Threat model
 Label values come from outside in the end (a reason reached while parsing hostile mail), and
 every distinct label value is a time series kept in memory forever. So a label value is taken
 only from a fixed set: the shared vocabulary (:mod:`sanitizers.vocabulary`), plus the SMTP
-rejection reasons and spool states listed here; anything else is counted as ``other``. No
+rejection reasons (:class:`sanitizers.vocabulary.SmtpRefusal`) and the message states
+(:class:`sanitizers.vocabulary.MessageState`); anything else is counted as ``other``. No
 address, id, host name or free text ever becomes a label. The HTTP endpoint binds to
 ``127.0.0.1`` unless configured otherwise and serves only the exposition.
 """
