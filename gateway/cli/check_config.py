@@ -17,11 +17,10 @@ import argparse
 import json
 import sys
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from gateway.cli.exit_codes import ExitCode
-from gateway.cli.toolkit import CliError, load
+from gateway.cli.toolkit import CliError, add_config_option, load
 from gateway.configuration.rules import RuleSet
 from gateway.configuration.toml_text import defaults_toml, to_toml
 
@@ -32,7 +31,7 @@ def register(subparsers: Any) -> None:
         help="validate the configuration (with local.d) and print the effective one",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
-    parser.add_argument("--config", type=Path, help="main TOML file (its local.d/ is read too)")
+    add_config_option(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of TOML")
     parser.add_argument(
         "--defaults",

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli.exit_codes import ExitCode
-from gateway.cli.toolkit import CliError, load
+from gateway.cli.toolkit import CliError, add_config_option, load
 from gateway.configuration.config import Config
 from gateway.configuration.rules import PolicyGroup, RuleSet
 from sanitizers.errors import TemporaryFailure
@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("message", type=Path, help="the mail (.eml)")
-    parser.add_argument("--config", type=Path, help="main TOML file (its local.d/ is read too)")
+    add_config_option(parser)
     parser.add_argument("--from", dest="sender", metavar="ADDR", help="envelope sender")
     parser.add_argument(
         "--to", dest="recipients", action="append", default=[], metavar="ADDR", help="recipient"

@@ -23,7 +23,7 @@ from typing import Any
 from tqdm import tqdm
 
 from gateway.cli.exit_codes import ExitCode
-from gateway.cli.toolkit import CliError, load
+from gateway.cli.toolkit import CliError, add_config_option, load
 from gateway.configuration.config import Config
 from sanitizers.errors import TemporaryFailure
 from sanitizers.pipeline import sanitize_message
@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("input", nargs="?", help="mail file (default: standard input)")
     parser.add_argument("-o", "--output", help="rebuilt mail (default: standard output)")
     parser.add_argument("--report", help="write the JSON report to FILE, or - for stderr")
-    parser.add_argument("--config", type=Path, help="main TOML file (its local.d/ is read too)")
+    add_config_option(parser)
     parser.add_argument("--batch", type=Path, metavar="SRC", help="a directory, mbox or Maildir")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output directory for --batch")
     parser.set_defaults(func=run)

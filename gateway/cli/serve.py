@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.cli.exit_codes import ExitCode
+from gateway.cli.toolkit import add_config_option
 from gateway.configuration.config import Config, ConfigError, load_config, load_layered
 from gateway.configuration.files import file_problems
 
@@ -53,7 +54,7 @@ def register(subparsers: Any) -> None:
         help="run the gateway (SMTP in, sanitize, deliver to the LGWAN-side MTA)",
         description="Run the gateway. Command-line options override the configuration file.",
     )
-    serve.add_argument("--config", type=Path, help="TOML file merged over the defaults")
+    add_config_option(serve)
     serve.add_argument("--listen", type=_host_port, metavar="HOST:PORT", help="SMTP listener")
     serve.add_argument(
         "--relay-to", type=_host_port, metavar="HOST:PORT", help="the LGWAN-side MTA"

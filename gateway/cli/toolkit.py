@@ -39,10 +39,8 @@ class CliError(Exception):
         self.code = code
 
 
-def add_global_options(parser: argparse.ArgumentParser, *, after_action: bool = False) -> None:
-    """``--config`` and ``--data-dir`` on ``parser``. On an action's parser (``after_action``)
-    they have no default, so a value given before the action is kept."""
-    default: Any = argparse.SUPPRESS if after_action else None
+def add_config_option(parser: argparse.ArgumentParser, *, default: Any = None) -> None:
+    """``--config FILE``, the same in every command."""
     parser.add_argument(
         "--config",
         type=Path,
@@ -50,6 +48,13 @@ def add_global_options(parser: argparse.ArgumentParser, *, after_action: bool = 
         metavar="FILE",
         help="main TOML file, merged over the defaults (its local.d/ is read too)",
     )
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, after_action: bool = False) -> None:
+    """``--config`` and ``--data-dir`` on ``parser``. On an action's parser (``after_action``)
+    they have no default, so a value given before the action is kept."""
+    default: Any = argparse.SUPPRESS if after_action else None
+    add_config_option(parser, default=default)
     parser.add_argument(
         "--data-dir",
         type=Path,

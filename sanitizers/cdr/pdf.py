@@ -53,65 +53,51 @@ from pikepdf import Array, Dictionary, Name, Stream
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.errors import LimitExceeded, SanitizeError
-from sanitizers.vocabulary import Action, Reason
-
-# Removed-item codes (stable: the notice and tests use them).
-JAVASCRIPT = "javascript"
-OPEN_ACTION = "open_action"
-ADDITIONAL_ACTIONS = "additional_actions"
-LAUNCH = "launch"
-SUBMIT_FORM = "submit_form"
-IMPORT_DATA = "import_data"
-REMOTE_GOTO = "remote_goto"
-RICH_MEDIA = "rich_media"
-EMBEDDED_FILE = "embedded_file"
-FILE_ATTACHMENT = "file_attachment"
-XFA = "xfa"
-URI = "uri"
+from sanitizers.vocabulary import Action, Reason, RemovedItem
 
 # Action subtypes (/S) -> code.
 _ACTIONS: dict[str, str] = {
-    "/JavaScript": JAVASCRIPT,
-    "/ECMAScript": JAVASCRIPT,
-    "/Launch": LAUNCH,
-    "/SubmitForm": SUBMIT_FORM,
-    "/ImportData": IMPORT_DATA,
-    "/GoToR": REMOTE_GOTO,
-    "/GoToE": REMOTE_GOTO,
-    "/RichMediaExecute": RICH_MEDIA,
-    "/Rendition": RICH_MEDIA,
-    "/Movie": RICH_MEDIA,
-    "/Sound": RICH_MEDIA,
+    "/JavaScript": RemovedItem.JAVASCRIPT,
+    "/ECMAScript": RemovedItem.JAVASCRIPT,
+    "/Launch": RemovedItem.LAUNCH,
+    "/SubmitForm": RemovedItem.SUBMIT_FORM,
+    "/ImportData": RemovedItem.IMPORT_DATA,
+    "/GoToR": RemovedItem.REMOTE_GOTO,
+    "/GoToE": RemovedItem.REMOTE_GOTO,
+    "/RichMediaExecute": RemovedItem.RICH_MEDIA,
+    "/Rendition": RemovedItem.RICH_MEDIA,
+    "/Movie": RemovedItem.RICH_MEDIA,
+    "/Sound": RemovedItem.RICH_MEDIA,
 }
 # Annotation subtypes (/Subtype) -> code.
 _ANNOTATIONS: dict[str, str] = {
-    "/FileAttachment": FILE_ATTACHMENT,
-    "/RichMedia": RICH_MEDIA,
-    "/Screen": RICH_MEDIA,
-    "/Movie": RICH_MEDIA,
-    "/Sound": RICH_MEDIA,
-    "/3D": RICH_MEDIA,
+    "/FileAttachment": RemovedItem.FILE_ATTACHMENT,
+    "/RichMedia": RemovedItem.RICH_MEDIA,
+    "/Screen": RemovedItem.RICH_MEDIA,
+    "/Movie": RemovedItem.RICH_MEDIA,
+    "/Sound": RemovedItem.RICH_MEDIA,
+    "/3D": RemovedItem.RICH_MEDIA,
 }
 # Object types (/Type) -> code.
 _TYPES: dict[str, str] = {
-    "/EmbeddedFile": EMBEDDED_FILE,
-    "/RichMediaContent": RICH_MEDIA,
-    "/RichMediaSettings": RICH_MEDIA,
+    "/EmbeddedFile": RemovedItem.EMBEDDED_FILE,
+    "/RichMediaContent": RemovedItem.RICH_MEDIA,
+    "/RichMediaSettings": RemovedItem.RICH_MEDIA,
 }
 # Keys deleted wherever they appear -> code.
 _KEYS: dict[str, str] = {
-    "/JS": JAVASCRIPT,
-    "/JavaScript": JAVASCRIPT,  # the /Names/JavaScript tree
-    "/OpenAction": OPEN_ACTION,
-    "/AA": ADDITIONAL_ACTIONS,
-    "/EmbeddedFiles": EMBEDDED_FILE,  # the /Names/EmbeddedFiles tree
-    "/EF": EMBEDDED_FILE,  # a file specification's embedded stream
-    "/AF": EMBEDDED_FILE,  # PDF 2.0 associated files
-    "/Collection": EMBEDDED_FILE,  # portfolio view
-    "/RichMediaContent": RICH_MEDIA,
-    "/RichMediaSettings": RICH_MEDIA,
-    "/XFA": XFA,
-    "/NeedsRendering": XFA,
+    "/JS": RemovedItem.JAVASCRIPT,
+    "/JavaScript": RemovedItem.JAVASCRIPT,  # the /Names/JavaScript tree
+    "/OpenAction": RemovedItem.OPEN_ACTION,
+    "/AA": RemovedItem.ADDITIONAL_ACTIONS,
+    "/EmbeddedFiles": RemovedItem.EMBEDDED_FILE,  # the /Names/EmbeddedFiles tree
+    "/EF": RemovedItem.EMBEDDED_FILE,  # a file specification's embedded stream
+    "/AF": RemovedItem.EMBEDDED_FILE,  # PDF 2.0 associated files
+    "/Collection": RemovedItem.EMBEDDED_FILE,  # portfolio view
+    "/RichMediaContent": RemovedItem.RICH_MEDIA,
+    "/RichMediaSettings": RemovedItem.RICH_MEDIA,
+    "/XFA": RemovedItem.XFA,
+    "/NeedsRendering": RemovedItem.XFA,
 }
 # Filters qpdf decodes when rewriting (the others, image codecs, pass through encoded).
 _FLATE = frozenset({"/FlateDecode", "/Fl"})
@@ -126,12 +112,19 @@ _REASON_ORDER: tuple[tuple[Reason, frozenset[str]], ...] = (
     (
         Reason.ACTIVE_CONTENT,
         frozenset(
-            {JAVASCRIPT, OPEN_ACTION, ADDITIONAL_ACTIONS, LAUNCH, SUBMIT_FORM, IMPORT_DATA}
-            | {RICH_MEDIA, XFA}
+            {
+                RemovedItem.JAVASCRIPT,
+                RemovedItem.OPEN_ACTION,
+                RemovedItem.ADDITIONAL_ACTIONS,
+                RemovedItem.LAUNCH,
+                RemovedItem.SUBMIT_FORM,
+                RemovedItem.IMPORT_DATA,
+            }
+            | {RemovedItem.RICH_MEDIA, RemovedItem.XFA}
         ),
     ),
-    (Reason.EMBEDDED_OBJECT, frozenset({EMBEDDED_FILE, FILE_ATTACHMENT})),
-    (Reason.EXTERNAL_REFERENCE, frozenset({REMOTE_GOTO, URI})),
+    (Reason.EMBEDDED_OBJECT, frozenset({RemovedItem.EMBEDDED_FILE, RemovedItem.FILE_ATTACHMENT})),
+    (Reason.EXTERNAL_REFERENCE, frozenset({RemovedItem.REMOTE_GOTO, RemovedItem.URI})),
 )
 
 
@@ -162,7 +155,7 @@ def _danger(obj: pikepdf.Object, uri: bool) -> str | None:
         if action in _ACTIONS:
             return _ACTIONS[action]
         if uri and action == "/URI":
-            return URI
+            return RemovedItem.URI
     kind = _name(obj.get(_TYPE)) if "/Type" in keys else None
     if "/Subtype" in keys:
         subtype = _name(obj.get(_SUBTYPE))

@@ -104,6 +104,14 @@ def test_a_value_of_the_wrong_shape_for_any_setting_is_named(tmp_path: Path, key
     assert all(problem.startswith(f"{path}: {key}") for problem in info.value.problems)
 
 
+def _only_problem(path: Path) -> str:
+    """The single problem loading ``path`` reports."""
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    (problem,) = info.value.problems
+    return problem
+
+
 def _violating(value: Any, strict: bool) -> str:
     """A TOML value that equals ``value`` (strict orderings) or exceeds it by one unit."""
     bumped = value if strict else value + 1
@@ -118,9 +126,7 @@ def test_each_cross_section_rule_names_both_keys_and_the_file(
     table, name = ordering.lower.rsplit(".", 1)
     path = tmp_path / "mukaika.toml"
     path.write_text(f"[{table}]\n{name} = {_violating(upper, ordering.strict)}\n", encoding="utf-8")
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    (problem,) = info.value.problems
+    problem = _only_problem(path)
     assert problem.startswith(f"{path}: {ordering.lower}: ")
     assert ordering.upper in problem
 
@@ -131,10 +137,7 @@ def test_a_cross_section_rule_names_the_key_the_operator_set(tmp_path: Path) -> 
     (tmp_path / "local.d").mkdir()
     small = tmp_path / "local.d" / "10-small.toml"
     small.write_text("[policy.limits]\nmax_message_bytes = 1000\n", encoding="utf-8")
-    with pytest.raises(ConfigError) as info:
-        load_config(main_file)
-    (problem,) = info.value.problems
-    assert problem.startswith(
+    assert _only_problem(main_file).startswith(
         f"{small}: policy.limits.max_message_bytes: smtp.max_message_bytes (26214400) must be "
         "at most policy.limits.max_message_bytes (1000)"
     )
@@ -147,10 +150,7 @@ def test_a_rule_policy_that_breaks_a_cross_section_rule_is_named(tmp_path: Path)
         "[rules.policy.limits]\nseconds = 500.0\n",
         encoding="utf-8",
     )
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    (problem,) = info.value.problems
-    assert problem.startswith(
+    assert _only_problem(path).startswith(
         f"{path}: rules[0] ('slow').policy.limits.seconds: policy.limits.seconds (500.0) must "
         "be below worker.sanitize_timeout_seconds (120.0)"
     )
