@@ -276,6 +276,8 @@ def _guarded(func: Handler) -> Handler:
     def wrapper(args: argparse.Namespace) -> int:
         try:
             return func(args)
+        except BrokenPipeError:
+            raise  # the reader went away: gateway.cli.main stops quietly
         except QuarantineNotFoundError as exc:
             raise CliError(str(exc), ExitCode.NOT_FOUND) from exc
         except QuarantineIntegrityError as exc:

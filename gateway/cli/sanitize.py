@@ -75,6 +75,8 @@ def run_single(args: argparse.Namespace, config: Config) -> int:
         _write_output(args.output, result.message)
         if args.report:
             _write_report(args.report, result)
+    except BrokenPipeError:
+        raise  # the reader went away: gateway.cli.main stops quietly
     except OSError as exc:
         raise CliError(f"cannot write: {exc.strerror or exc}", ExitCode.IO_ERROR) from exc
     return EXIT_CODES[result.verdict]
