@@ -127,7 +127,11 @@ def _part_lines(part: PartReport, language: str) -> list[str]:
     words = _WORDS[language]
     action = _label(part.action, language)
     if part.kind is None and part.reason in _BODY_REASONS:  # attachments all have a kind
-        return [f"■ {words['body']} ({part.declared_type}): {action}"]
+        line = f"■ {words['body']} ({part.declared_type}): {action}"
+        if part.removed:  # links of a scheme that is not allowed, defanged in the text
+            removed = ", ".join(_removed_label(code, language) for code in part.removed)
+            line += f" — {words['removed']}: {removed}"
+        return [line]
     name = part.filename or words["unnamed"]
     detected = part.detected_type or part.declared_type
     lines = [

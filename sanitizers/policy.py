@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from sanitizers.cdr.settings import CdrPolicy
+from sanitizers.links import DEFAULT_ALLOWED_SCHEMES, normalize_schemes
 from sanitizers.section import Section
 from sanitizers.vocabulary import Reason
 
@@ -66,6 +67,19 @@ class BodyPolicy(Section):
     """Other text/* bodies (e.g. text/enriched): "convert" to plain text or "remove"."""
     attached_messages: Literal["flatten", "remove"] = "flatten"
     """Attached messages (message/rfc822): "flatten" into the body or "remove"."""
+
+
+class LinksPolicy(Section):
+    """Which links stay clickable, in bodies and documents alike (:mod:`sanitizers.links`)."""
+
+    allowed_schemes: tuple[str, ...] = DEFAULT_ALLOWED_SCHEMES
+    """URL schemes a link may have. Documents lose links of other schemes (unsafe_link); text
+    bodies get them defanged (javascript[:]…)."""
+
+    @field_validator("allowed_schemes")
+    @classmethod
+    def _schemes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return normalize_schemes(value)
 
 
 class NoticePolicy(Section):
@@ -139,6 +153,7 @@ class Policy(Section):
 
     limits: Limits = Limits()
     body: BodyPolicy = BodyPolicy()
+    links: LinksPolicy = LinksPolicy()
     notice: NoticePolicy = NoticePolicy()
     output: OutputPolicy = OutputPolicy()
     attachments: AttachmentPolicy = AttachmentPolicy()

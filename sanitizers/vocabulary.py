@@ -96,6 +96,7 @@ class FileKind(StrEnum):
     EXECUTABLE = "executable"  # executable or script
     MESSAGE = "message"  # attached mail
     OTHER = "other"  # anything else
+    OPENDOCUMENT = "opendocument"  # OpenDocument (odt, ods, odp)
 
 
 class RemovedItem(StrEnum):
@@ -137,6 +138,10 @@ class RemovedItem(StrEnum):
     ATTACHMENT = "attachment"
     ENTRY = "entry"
     REMOTE_TEMPLATE = "remote_template"
+    UNSAFE_LINK = "unsafe_link"
+    COMPUTED_FIELD = "computed_field"
+    FORMULA_FUNCTION = "formula_function"
+    SVG_IMAGE = "svg_image"
 
 
 class SmtpRefusal(StrEnum):
@@ -276,6 +281,7 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         FileKind.EXECUTABLE: "実行ファイル・スクリプト",
         FileKind.MESSAGE: "添付されたメール",
         FileKind.OTHER: "その他のファイル",
+        FileKind.OPENDOCUMENT: "OpenDocument 文書（odt・ods・odp）",
     },
     RemovedItem: {
         RemovedItem.VBA: "VBAマクロ",
@@ -314,6 +320,10 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         RemovedItem.ATTACHMENT: "内部の添付ファイル",
         RemovedItem.ENTRY: "圧縮ファイル内のファイル",
         RemovedItem.REMOTE_TEMPLATE: "外部のテンプレートへの参照",
+        RemovedItem.UNSAFE_LINK: "許可されていない種類のリンク（javascript:、file: など）",
+        RemovedItem.COMPUTED_FIELD: "命令が計算で作られるフィールド",
+        RemovedItem.FORMULA_FUNCTION: "外部を呼び出す数式（WEBSERVICE など）",
+        RemovedItem.SVG_IMAGE: "SVG 画像（スクリプトを含み得るもの）",
     },
     SmtpRefusal: {
         SmtpRefusal.RELAY: "中継を許可していない宛先",
@@ -422,6 +432,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         FileKind.EXECUTABLE: "executable or script",
         FileKind.MESSAGE: "attached mail",
         FileKind.OTHER: "other file",
+        FileKind.OPENDOCUMENT: "OpenDocument document (odt, ods, odp)",
     },
     RemovedItem: {
         RemovedItem.VBA: "VBA macros",
@@ -460,6 +471,10 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         RemovedItem.ATTACHMENT: "inner attachments",
         RemovedItem.ENTRY: "files inside the archive",
         RemovedItem.REMOTE_TEMPLATE: "remote templates",
+        RemovedItem.UNSAFE_LINK: "links of a scheme that is not allowed (javascript:, file:, ...)",
+        RemovedItem.COMPUTED_FIELD: "fields whose instruction is computed",
+        RemovedItem.FORMULA_FUNCTION: "formulas that fetch or call outside (WEBSERVICE, ...)",
+        RemovedItem.SVG_IMAGE: "SVG images (they can carry script)",
     },
     SmtpRefusal: {
         SmtpRefusal.RELAY: "recipient domain not accepted",

@@ -9,27 +9,31 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sanitizers.cdr.base import CdrOutcome
-from sanitizers.vocabulary import Action, Reason, RemovedItem
+from sanitizers.vocabulary import Action, Reason
 
 CODE_REASONS: dict[str, Reason] = {
-    RemovedItem.VBA: Reason.MACRO,
-    RemovedItem.XLM_MACRO: Reason.MACRO,
-    RemovedItem.ACTIVEX: Reason.ACTIVE_CONTENT,
-    RemovedItem.DDE: Reason.ACTIVE_CONTENT,
-    RemovedItem.PROGRAM_ACTION: Reason.ACTIVE_CONTENT,
-    RemovedItem.CUSTOM_UI: Reason.ACTIVE_CONTENT,
-    RemovedItem.WEB_EXTENSION: Reason.ACTIVE_CONTENT,
-    RemovedItem.OLE_OBJECT: Reason.EMBEDDED_OBJECT,
-    RemovedItem.EMBEDDED_PACKAGE: Reason.EMBEDDED_OBJECT,
-    RemovedItem.ALT_CHUNK: Reason.EMBEDDED_OBJECT,
-    RemovedItem.ATTACHMENT: Reason.EMBEDDED_OBJECT,
-    RemovedItem.UNKNOWN_PART: Reason.EMBEDDED_OBJECT,
-    RemovedItem.EXTERNAL_RELATIONSHIP: Reason.EXTERNAL_REFERENCE,
-    RemovedItem.EXTERNAL_LINK: Reason.EXTERNAL_REFERENCE,
-    RemovedItem.DATA_CONNECTION: Reason.EXTERNAL_REFERENCE,
-    RemovedItem.HYPERLINK: Reason.EXTERNAL_REFERENCE,
-    RemovedItem.LINKED_FIELD: Reason.EXTERNAL_REFERENCE,
-    RemovedItem.REMOTE_TEMPLATE: Reason.EXTERNAL_REFERENCE,
+    "vba": Reason.MACRO,
+    "xlm_macro": Reason.MACRO,
+    "activex": Reason.ACTIVE_CONTENT,
+    "dde": Reason.ACTIVE_CONTENT,
+    "program_action": Reason.ACTIVE_CONTENT,
+    "custom_ui": Reason.ACTIVE_CONTENT,
+    "web_extension": Reason.ACTIVE_CONTENT,
+    "formula_function": Reason.ACTIVE_CONTENT,
+    "computed_field": Reason.ACTIVE_CONTENT,
+    "svg_image": Reason.ACTIVE_CONTENT,
+    "ole_object": Reason.EMBEDDED_OBJECT,
+    "embedded_package": Reason.EMBEDDED_OBJECT,
+    "alt_chunk": Reason.EMBEDDED_OBJECT,
+    "attachment": Reason.EMBEDDED_OBJECT,
+    "unknown_part": Reason.EMBEDDED_OBJECT,
+    "external_relationship": Reason.EXTERNAL_REFERENCE,
+    "external_link": Reason.EXTERNAL_REFERENCE,
+    "data_connection": Reason.EXTERNAL_REFERENCE,
+    "hyperlink": Reason.EXTERNAL_REFERENCE,
+    "linked_field": Reason.EXTERNAL_REFERENCE,
+    "remote_template": Reason.EXTERNAL_REFERENCE,
+    "unsafe_link": Reason.EXTERNAL_REFERENCE,
 }
 _GRAVITY = (
     Reason.MACRO,
@@ -52,24 +56,23 @@ def gravest(codes: Iterable[str]) -> Reason:
 def rebuilt_outcome(
     removed: tuple[str, ...],
     *,
-    original: bytes,
     rebuilt: bytes,
     filename: str,
     rebuilt_name: str,
     content_type: str,
     keep_if_clean: bool,
 ) -> CdrOutcome:
-    """The outcome of a rebuilding sanitizer: under ``keep_if_clean`` the original unchanged
-    when nothing was found (else removed); otherwise the rebuilt file, whatever was found."""
-    if keep_if_clean:
-        if removed:
-            return CdrOutcome(
-                action=Action.REMOVED,
-                reason=gravest(removed),
-                removed=removed,
-                detail=",".join(removed),
-            )
-        return CdrOutcome(action=Action.KEPT, reason=Reason.CLEAN, data=original, filename=filename)
+    """The outcome of a rebuilding sanitizer. Under ``keep_if_clean`` a file in which anything
+    was found is removed; otherwise (and always under ``sanitize``) the rebuilt file is
+    delivered — never the sender's bytes, which may hold data no parser read (after ``%%EOF``,
+    parts nothing references): what crosses is exactly what was verified."""
+    if keep_if_clean and removed:
+        return CdrOutcome(
+            action=Action.REMOVED,
+            reason=gravest(removed),
+            removed=removed,
+            detail=",".join(removed),
+        )
     return CdrOutcome(
         action=Action.SANITIZED,
         reason=gravest(removed),

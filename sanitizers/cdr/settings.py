@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from sanitizers.section import Section
@@ -34,9 +32,6 @@ class CdrPolicy(Section):
     PDF before qpdf decodes them while rewriting."""
     pdf_max_decoded_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
     """Largest decoded size of all streams of one PDF together (``limit_size``)."""
-    pdf_uri: Literal["keep", "remove"] = "keep"
-    """URI (web link) actions: ``keep`` leaves links clickable, ``remove`` drops them
-    (``uri``)."""
 
     # --- Images (sanitizers.cdr.images) ---
     image_max_pixels: int = Field(default=50_000_000, gt=0)
