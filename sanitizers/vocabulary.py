@@ -60,6 +60,7 @@ class Reason(StrEnum):
     PATH_TRAVERSAL = "path_traversal"
     MALWARE = "malware"
     SCANNER_UNAVAILABLE = "scanner_unavailable"
+    NOT_SCANNED = "not_scanned"  # a file no malware scanner looked at (the scanner is off)
     # Faults while sanitizing: the part is removed, never kept.
     CRASH = "crash"
     TIMEOUT = "timeout"
@@ -266,6 +267,7 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.LIMIT_RATIO: "圧縮率の上限を超えたため",
         Reason.LIMIT_ENTRIES: "ファイル数の上限を超えたため",
         Reason.LIMIT_PIXELS: "画像の画素数の上限を超えたため",
+        Reason.NOT_SCANNED: "ウイルス検査未実施",
     },
     FileKind: {
         FileKind.OOXML: "Office 文書（docx・xlsx・pptx）",
@@ -417,6 +419,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.LIMIT_RATIO: "limit ratio",
         Reason.LIMIT_ENTRIES: "limit entries",
         Reason.LIMIT_PIXELS: "limit pixels",
+        Reason.NOT_SCANNED: "not scanned",
     },
     FileKind: {
         FileKind.OOXML: "Office document (docx, xlsx, pptx)",

@@ -214,6 +214,8 @@ class ScannerSettings(Section):
     on_hit: Literal["remove", "hold"] = "remove"
     """A hit: "remove" the part or "hold" the whole message (reason malware, signature in
     detail)."""
+    probe_interval_seconds: float = Field(default=30.0, gt=0)
+    """While enabled, clamd is pinged at start and this often (mukaika_scanner_up)."""
 
     @field_validator("address")
     @classmethod
