@@ -8,18 +8,19 @@ refused) and a stable reason code that they can grep for and that labels
 aiosmtpd's own (bad syntax, bad sequence) is ``protocol``.
 
 Threat model: everything logged here comes from the client. Values are written as JSON
-strings with ASCII escapes (no control, bidi or other invisible character reaches the log),
-cut to a bounded length, and at most :data:`_MAX_LOGGED_RECIPIENTS` recipients are listed.
+strings with ASCII escapes (:func:`gateway.observation.logtext.quoted`: no control, bidi or
+other invisible character reaches the log), cut to a bounded length, and at most
+:data:`_MAX_LOGGED_RECIPIENTS` recipients are listed.
 Message data and the arguments of commands other than MAIL and RCPT (AUTH carries
 credentials) are never logged.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 
+from gateway.observation.logtext import quoted
 from sanitizers.vocabulary import SmtpRefusal
 
 log = logging.getLogger("mukaika.smtp")
@@ -29,7 +30,7 @@ _MAX_LOGGED_RECIPIENTS = 10
 
 
 def _quoted(value: str) -> str:
-    return json.dumps(value[:_MAX_LOGGED_CHARS], ensure_ascii=True)
+    return quoted(value, _MAX_LOGGED_CHARS)
 
 
 def log_refusal(
