@@ -139,7 +139,7 @@ class ConnectionTracker:
         self.max_total = settings.max_connections
         self.max_per_client = settings.max_connections_per_client
         self.normal_timeout = settings.command_timeout_seconds
-        self.stress_timeout = min(settings.stress_timeout_seconds, self.normal_timeout)
+        self.stress_timeout = settings.stress_timeout_seconds  # never longer: validated
         self.stress_above = settings.stress_threshold_ratio * settings.max_connections
         self.stressed = False
         self.sessions: set[GatewaySMTP] = set()  # admitted
