@@ -29,6 +29,10 @@ class Receiver:
     def __init__(self, **settings: Any) -> None:
         base: dict[str, Any] = {"accept_domains": ("example.lg.jp",), "min_free_disk_bytes": 0}
         base.update(settings)
+        if "command_timeout_seconds" in settings and "stress_timeout_seconds" not in settings:
+            # The stress limit may not be longer: a short command limit shortens it too.
+            default = SmtpSettings.model_fields["stress_timeout_seconds"].default
+            base["stress_timeout_seconds"] = min(default, settings["command_timeout_seconds"])
         self.settings = SmtpSettings(**base)
         self.accepted: list[Received] = []
         self.rejected: list[str] = []
