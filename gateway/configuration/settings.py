@@ -12,9 +12,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from sanitizers.section import Section
 
@@ -77,7 +77,7 @@ class SmtpSettings(Section):
     """Time for each complete record: a whole command line (counted from the previous
     command), a whole line of message data (or 64 KiB of a longer one); trickling does not
     extend it (421 4.4.2)."""
-    stress_threshold_ratio: float = Field(default=0.8, gt=0, le=1)
+    stress_threshold_ratio: float = Field(default=0.8, gt=0, lt=1)
     """Stress mode (as Postfix's): with more than this share of max_connections open, every
     session, open ones included, gets stress_timeout_seconds per record instead."""
     stress_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -105,6 +105,16 @@ class SmtpSettings(Section):
     """Private key (PEM) for STARTTLS."""
     min_free_disk_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     """Free space on the spool's file system below this: 452 4.3.1 at MAIL."""
+
+    @model_validator(mode="after")
+    def _stress_limit_is_shorter(self) -> Self:
+        if self.stress_timeout_seconds > self.command_timeout_seconds:
+            raise ValueError(
+                f"smtp.stress_timeout_seconds ({self.stress_timeout_seconds}) is longer than "
+                f"smtp.command_timeout_seconds ({self.command_timeout_seconds}): stress mode "
+                "must shorten the limit"
+            )
+        return self
 
 
 class SpoolSettings(Section):
