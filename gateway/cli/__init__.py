@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
+import select
 import sys
 from collections.abc import Sequence
 
-from gateway.cli.exit_codes import EXIT_BROKEN_PIPE
+from gateway.cli.exit_codes import ExitCode
+from gateway.cli.toolkit import CliError
 
 # Modules that add a subcommand: each defines ``register(subparsers)`` which sets ``func``.
 SUBCOMMAND_MODULES = (
@@ -38,11 +41,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         sys.stdout.flush()
+    except CliError as exc:
+        for problem in exc.problems:
+            print(f"mukaika {args.command}: {problem}", file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # The reader is gone: no traceback; and stdout now points at /dev/null, so the
-        # interpreter's own flush at exit cannot fail a second time.
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError as error:
+        if error.errno != errno.EPIPE or not _stdout_reader_gone():
+            raise  # a pipe or socket of the command's own work: a real error, shown as one
+        # The reader of our output is gone: no traceback; and stdout now points at /dev/null,
+        # so the interpreter's own flush at exit cannot fail a second time.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
+        return ExitCode.BROKEN_PIPE
     return code
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe nobody reads any more (the kernel reports an error on it)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))

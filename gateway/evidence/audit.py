@@ -55,8 +55,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from pydantic import BaseModel, ConfigDict
-
+from gateway.configuration.settings import AuditSettings
 from sanitizers.report import PartReport, Report
 from sanitizers.safetext import log_text
 
@@ -120,28 +119,6 @@ _NESTED_FIELDS: Final[Mapping[str, frozenset[str]]] = {
 }
 
 _OMITTED_BYTES: Final = "<bytes omitted>"
-
-
-class AuditSettings(BaseModel):
-    """The ``[audit]`` section.
-
-    ``path``: empty means ``DATA_DIR/audit/audit.jsonl``; ``"-"`` means stdout (for a service
-    whose stdout goes to journald); a relative path is taken relative to the data directory.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    path: str = ""
-    # fsync after every line: the strongest evidence, at the cost of one disk flush per message.
-    fsync: bool = False
-
-    def resolve_path(self, data_dir: Path) -> Path | None:
-        """The file to write, or None for stdout."""
-        if self.path == "-":
-            return None
-        if not self.path:
-            return data_dir / "audit" / "audit.jsonl"
-        return data_dir / self.path
 
 
 def format_time(moment: datetime) -> str:
