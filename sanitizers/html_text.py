@@ -4,13 +4,22 @@ Threat model: the HTML comes from the Internet and may be built to deceive the r
 text, to crash or stall the converter, or to smuggle something clickable across. So:
 
 * Only what a browser would show is kept. Scripts, styles, ``<head>``, templates, embedded
-  objects, frames, media, SVG and MathML, comments and processing instructions are dropped, and
-  so is every element hidden by the ``hidden`` attribute or by an inline style (``display:none``,
-  ``visibility:hidden``/``collapse``, zero ``font-size``, zero ``opacity``, ``mso-hide:all``,
-  transparent text, zero ``height``/``max-height``/``width``/``max-width`` with
-  ``overflow:hidden``). Hidden text is how phishing talks to filters behind the reader's back;
-  it must not become visible in the text either. ``aria-hidden`` is *not* hiding (the text is
-  on screen), and ``<noscript>`` is kept (mail readers run no scripts, so they show it).
+  objects, frames, media, SVG and MathML, comments and processing instructions are dropped.
+  Hidden text is how phishing talks to filters behind the reader's back; it must not become
+  visible in the text either. Inline styles hide the way CSS does:
+
+  - for good (nothing inside can show again): ``display:none`` and the ``hidden`` attribute
+    (unless the element's own style sets another ``display``), zero ``opacity`` (it applies
+    to the whole rendered group), ``mso-hide:all``, and zero
+    ``height``/``max-height``/``width``/``max-width`` with ``overflow:hidden`` (clipping);
+  - until a descendant says otherwise (inherited properties): ``visibility:hidden``/``collapse``
+    (a child with ``visibility:visible`` shows), zero ``font-size`` (a child that sets its own
+    absolute size shows: responsive and MJML newsletters zero the size of column wrappers to
+    remove the gaps between inline blocks), and transparent text colour (a child with its own
+    colour shows). Images stay visible under a zero font size or transparent colour.
+
+  ``aria-hidden`` is *not* hiding (the text is on screen), and ``<noscript>`` is kept (mail
+  readers run no scripts, so they show it).
 * Links are shown as ``text <URL>`` only for the schemes http, https, ftp and mailto;
   ``javascript:``, ``data:``, ``vbscript:``, relative and every other URL are never shown, only
   the link's text. The URL is not repeated when the text already says it. ``LinkMode.DEFANG``
@@ -128,7 +137,6 @@ _DEFANGED_SCHEME: Final = {"http": "hxxp", "https": "hxxps", "ftp": "fxp"}
 
 # --- inline styles -----------------------------------------------------------------------
 
-_FONT_SIZE_ZERO: Final = re.compile(r"font-size\s*:\s*[+-]?[0.]")
 _CSS_COMMENT: Final = re.compile(r"/\*.*?(?:\*/|$)", re.DOTALL)
 _CSS_ESCAPE: Final = re.compile(r"\\(?:([0-9a-f]{1,6})[ \t\n\r\f]?|(.))", re.DOTALL)
 _CSS_ZERO: Final = re.compile(r"[+-]?(?:0+\.?0*|\.0+)(?:[a-z]{1,4}|%)?")
@@ -137,6 +145,27 @@ _OVERFLOWS: Final = ("overflow", "overflow-x", "overflow-y")
 _SIZES: Final = ("height", "max-height", "width", "max-width")
 _IMPORTANT: Final = re.compile(r"!\s*important\s*$")
 _ZERO_SIZE: Final = re.compile(r"\s*(?:0+\.?0*|\.0+)\s*(?:px)?\s*")
+# Font sizes that do not depend on the parent's (so they undo an inherited zero size); em,
+# ex, ch, %, ``larger`` and ``smaller`` scale the parent's size and stay zero under a zero.
+_ABSOLUTE_FONT_SIZE: Final = re.compile(
+    r"[+]?(?:\d+\.?\d*|\.\d+)(?:px|pt|pc|cm|mm|in|q|rem|vw|vh|vmin|vmax)"
+    r"|(?:xx?x?-)?(?:small|large)|medium|math|initial|calc\(.*|clamp\(.*|max\(.*|min\(.*"
+)
+# The size in the ``font`` shorthand: the token before an optional ``/line-height``.
+_FONT_SHORTHAND_SIZE: Final = re.compile(
+    r"(?<!\S)([+-]?(?:\d+\.?\d*|\.\d+)[a-z%]*|(?:xx?x?-)?(?:small|large)|medium)(?=\s*/|\s|$)"
+)
+# Transparent text: the keyword, or an alpha of zero (``rgba(0,0,0,0)``, ``rgb(0 0 0 / 0%)``).
+_TRANSPARENT: Final = re.compile(
+    r"transparent|(?:rgb|hsl)a?\((?:(?:[^,/()]*,){3}|[^,/()]*/)\s*(?:0+\.?0*|\.0+)%?\s*\)"
+)
+_KEEPS_INHERITED: Final = frozenset({"inherit", "unset", "revert", "revert-layer", ""})
+
+# Inherited hiding, as bits: what a descendant may undo by setting the property again.
+_INVISIBLE: Final = 1  # visibility:hidden/collapse: text and images hidden
+_ZERO_FONT: Final = 2  # font-size zero: text hidden, images shown
+_CLEAR_TEXT: Final = 4  # transparent colour: text hidden, images shown
+_HIDES_TEXT: Final = _INVISIBLE | _ZERO_FONT | _CLEAR_TEXT
 
 
 def html_to_text(untrusted_html: str, links: LinkMode) -> str:
@@ -173,37 +202,90 @@ def _utf8(untrusted_html: str) -> bytes:
 # --- inline styles -------------------------------------------------------------------------
 
 
-def _hiding_style(untrusted_style: str) -> bool:
+@dataclass(frozen=True, slots=True)
+class _StyleEffect:
+    """What one inline style does to visibility: hide for good, or set and clear inherited
+    hiding bits (``_INVISIBLE``, ``_ZERO_FONT``, ``_CLEAR_TEXT``)."""
+
+    hides: bool = False
+    sets: int = 0
+    clears: int = 0
+
+
+_NO_EFFECT: Final = _StyleEffect()
+_HIDES: Final = _StyleEffect(hides=True)
+
+
+def _style_effect(untrusted_style: str) -> _StyleEffect:
     lowered = untrusted_style.lower()
-    return _may_hide(lowered) and _style_hides(lowered)
+    return _style_effect_of(lowered) if _may_affect(lowered) else _NO_EFFECT
 
 
-def _may_hide(style: str) -> bool:
-    """A quick test that every hiding style passes (comments and escapes always do)."""
+def _may_affect(style: str) -> bool:
+    """A quick test that every style with an effect passes (comments and escapes always do)."""
     return (
         "\\" in style
         or "/" in style
-        or ("none" in style and "display" in style)
+        or "display" in style
         or "visibility" in style
         or "mso-hide" in style
-        or "transparent" in style
+        or "color" in style
         or "opacity" in style
         or "overflow" in style
-        or ("font-size" in style and _FONT_SIZE_ZERO.search(style) is not None)
+        or "font" in style
     )
 
 
-def _style_hides(style: str) -> bool:
-    """Whether a (lower-cased) inline style hides the element, as a browser would apply it."""
+def _style_effect_of(style: str) -> _StyleEffect:
+    """How a (lower-cased) inline style hides the element, as a browser would apply it."""
     get = _css_declarations(style).get
-    if get("display") == "none" or get("visibility") in ("hidden", "collapse"):
-        return True
-    if get("mso-hide") == "all" or get("color") == "transparent":
-        return True
-    if _CSS_ZERO.fullmatch(get("font-size", "x")) or _is_nonpositive(get("opacity", "1")):
-        return True
+    if get("display") == "none" or get("mso-hide") == "all":
+        return _HIDES
+    if _is_nonpositive(get("opacity", "1")):
+        return _HIDES
     clipped = any(get(name) in ("hidden", "clip") for name in _OVERFLOWS)
-    return clipped and any(_CSS_ZERO.fullmatch(get(name, "x")) for name in _SIZES)
+    if clipped and any(_CSS_ZERO.fullmatch(get(name, "x")) for name in _SIZES):
+        return _HIDES
+    sets = clears = 0
+    visibility = get("visibility")
+    if visibility in ("hidden", "collapse"):
+        sets |= _INVISIBLE
+    elif visibility is not None and visibility not in _KEEPS_INHERITED:
+        clears |= _INVISIBLE
+    size = _font_size(get("font-size"), get("font"))
+    if size is not None and _CSS_ZERO.fullmatch(size):
+        sets |= _ZERO_FONT
+    elif size is not None and _ABSOLUTE_FONT_SIZE.fullmatch(size):
+        clears |= _ZERO_FONT
+    color = get("color")
+    if color is not None and _TRANSPARENT.fullmatch(color):
+        sets |= _CLEAR_TEXT
+    elif color is not None and color not in _KEEPS_INHERITED and color != "currentcolor":
+        clears |= _CLEAR_TEXT
+    return _StyleEffect(sets=sets, clears=clears) if sets or clears else _NO_EFFECT
+
+
+def _font_size(size: str | None, shorthand: str | None) -> str | None:
+    """The font size a style sets (``font-size`` wins over the ``font`` shorthand)."""
+    if size is not None:
+        return size
+    if shorthand is None:
+        return None
+    for match in _FONT_SHORTHAND_SIZE.finditer(shorthand):
+        found = match.group(1)
+        # A bare number in the shorthand is a weight (700) unless it is zero.
+        if not found[-1].isdigit() or _CSS_ZERO.fullmatch(found):
+            return found
+    return None
+
+
+def _shows_despite_hidden(untrusted_style: str | None) -> bool:
+    """Whether an element's own style sets a ``display`` that overrides ``hidden`` (which is
+    only the browser's default style ``display:none``)."""
+    if untrusted_style is None or "display" not in untrusted_style.lower():
+        return False
+    display = _css_declarations(untrusted_style.lower()).get("display")
+    return display is not None and display not in _KEEPS_INHERITED and display != "none"
 
 
 def _css_declarations(style: str) -> dict[str, str]:
@@ -480,9 +562,11 @@ class _Converter:
         self.pre = 0
         self.tables = 0
         self.hidden = 0  # depth inside a dropped or hidden element: its events are ignored
+        self.veil = 0  # inherited hiding bits in force (_INVISIBLE, _ZERO_FONT, _CLEAR_TEXT)
+        self.veils: list[tuple[int, int]] = []  # (depth of ends, veil to restore) per change
         self.pending: list[str] = []  # text read since the last tag (libxml2 sends it in pieces)
         self.opened = ""  # the tag just opened, when no text has followed it yet
-        self.styles: dict[str, bool] = {}  # inline style -> whether it hides
+        self.styles: dict[str, _StyleEffect] = {}  # inline style -> what it does
         self.paragraphs: dict[tuple[str | None, str | None], bool] = {}  # -> no margins
 
     def start(self, tag: str, attrib: _Attributes) -> None:
@@ -494,7 +578,10 @@ class _Converter:
         # lxml passes a real dict when there are attributes, else a mapping whose get() is
         # written in Python and slow: use an empty dict instead.
         attrib = attrib or _NO_ATTRIBUTES
-        if tag in _DROPPED or self._is_hidden(tag, attrib):
+        if tag in _DROPPED:
+            self.hidden = 1
+            return
+        if (attrib or tag == "dialog") and self._hides(tag, attrib):
             self.hidden = 1
             return
         kind = _KINDS.get(tag)
@@ -519,6 +606,8 @@ class _Converter:
         if not self.ends:  # (libxml2 balances its events; this only guards the promise)
             return
         end = self.ends.pop()
+        if self.veils and self.veils[-1][0] == len(self.ends):
+            self.veil = self.veils.pop()[1]
         if isinstance(end, int):
             sink = self.sink
             if end > sink.breaks:
@@ -527,7 +616,7 @@ class _Converter:
             end()
 
     def data(self, data: str) -> None:
-        if data and not self.hidden:
+        if data and not self.hidden and not self.veil & _HIDES_TEXT:
             self.pending.append(data)
 
     def close(self) -> None:
@@ -552,17 +641,30 @@ class _Converter:
             self.sink.space()
         self.opened = ""
 
-    def _is_hidden(self, tag: str, attrib: _Attributes) -> bool:
+    def _hides(self, tag: str, attrib: _Attributes) -> bool:
+        """Whether the element is hidden for good; records the inherited hiding it sets or
+        clears (undone at its end)."""
         style = attrib.get("style")
+        effect = _NO_EFFECT
         if style is not None:
             # Mail templates repeat a few styles on every element: decide each one once.
-            hides = self.styles.get(style)
-            if hides is None:
-                hides = self.styles[style] = _hiding_style(style)
-            if hides:
+            cached = self.styles.get(style)
+            if cached is None:
+                cached = self.styles[style] = _style_effect(style)
+            effect = cached
+            if effect.hides:
                 return True
-        hidden = attrib.get("hidden") is not None
-        return hidden or (tag == "dialog" and attrib.get("open") is None)
+        if attrib.get("hidden") is not None and not _shows_despite_hidden(style):
+            return True
+        if tag == "dialog" and attrib.get("open") is None:
+            return True
+        veil = (self.veil & ~effect.clears) | effect.sets
+        if tag == "font" and attrib.get("size"):  # an absolute size, never zero
+            veil &= ~_ZERO_FONT
+        if veil != self.veil:
+            self.veils.append((len(self.ends), self.veil))
+            self.veil = veil
+        return False
 
     def _text(self, text: str, tag: str) -> None:
         """Text that is not only collapsible whitespace, or any text in ``<pre>``."""
@@ -632,13 +734,16 @@ class _Converter:
 
     def _open_hr(self, _tag: str, _attrib: _Attributes) -> int:
         self.sink.block(1)
-        self.sink.verbatim(_HR)
+        if not self.veil & _INVISIBLE:
+            self.sink.verbatim(_HR)
         return 1
 
     def _open_br(self, _tag: str, _attrib: _Attributes) -> None:
         self.sink.line_break()
 
-    def _open_rt(self, _tag: str, _attrib: _Attributes) -> _Closer:
+    def _open_rt(self, _tag: str, _attrib: _Attributes) -> _Closer | None:
+        if self.veil & _HIDES_TEXT:
+            return None
         self.sink.text("（")
         return self._close_rt
 
@@ -683,13 +788,16 @@ class _Converter:
         if self.links is LinkMode.DROP:
             return None
         url = _shown_url(attrib.get("href"))
-        if url is None:
+        if url is None or self.veil & _INVISIBLE:
             return None
         sink = self.sink
         start = len(sink.parts)
+        # Under hidden text only what shows (an image's alt) earns the link its URL.
+        veiled = bool(self.veil & _HIDES_TEXT)
 
         def close() -> None:
-            self._show_url(url, sink.parts[start:])
+            if len(sink.parts) > start or not veiled:
+                self._show_url(url, sink.parts[start:])
 
         return close
 
@@ -703,7 +811,7 @@ class _Converter:
 
     def _open_img(self, _tag: str, attrib: _Attributes) -> None:
         alt = attrib.get("alt")
-        if not alt or _is_zero_sized_image(attrib):
+        if not alt or _is_zero_sized_image(attrib) or self.veil & _INVISIBLE:
             return
         alt = _HTML_SPACE.sub(" ", _printable(alt).replace("\xa0", " ")).strip()
         if alt:
