@@ -27,9 +27,9 @@ from typing import Any
 import aiosmtplib
 import pytest
 
-from gateway.pool import ProcessSanitizer
-from gateway.service import Gateway, Parts
-from gateway.spool import Envelope, Spool, new_queue_id
+from gateway.processing.pool import ProcessSanitizer
+from gateway.queue.spool import Envelope, Spool, new_queue_id
+from gateway.service.assembly import Gateway, Parts
 from sanitizers.errors import TemporaryFailure
 from sanitizers.report import SanitizeResult
 from tests.gateway.crashy import CLEAN, crash_on_marker

@@ -25,7 +25,7 @@ from urllib.parse import quote
 import pikepdf
 import pytest
 
-from gateway.scanner import ClamdClient, ScanningDisarmer
+from gateway.processing.scanner import ClamdClient, ScanningDisarmer
 from sanitizers.cdr.registry import default_disarmer
 from sanitizers.pipeline import sanitize_message
 from sanitizers.policy import Policy

@@ -95,7 +95,7 @@ async def test_hostile_mix_through_the_real_pipeline_end_to_end(tmp_path: Path) 
     """The MIME and file attacks of this suite, sent concurrently to a gateway running the
     real pipeline in its process pool: every 250 arrives sanitized (or as a held notice) at
     the LGWAN side, with one audit line each; nothing unsanitized crosses."""
-    from gateway.pool import ProcessSanitizer
+    from gateway.processing.pool import ProcessSanitizer
     from tests.adversarial import test_file_attacks as files
     from tests.adversarial import test_mime_attacks as mime
     from tests.adversarial.invariants import assert_safe_message, text_of

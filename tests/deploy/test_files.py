@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.audit import AuditLog
-from gateway.config import Config, load_config
-from gateway.quarantine import Quarantine, QuarantineNotFoundError
+from gateway.configuration.config import Config, load_config
+from gateway.evidence.audit import AuditLog
+from gateway.evidence.quarantine import Quarantine, QuarantineNotFoundError
 from tests.deploy.mails import free_port, smtp_banner, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -322,7 +322,7 @@ def test_container_copies_exist_and_build_a_complete_package(tmp_path: Path) -> 
         names = set(archive.namelist())
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "mukaika = gateway.cli:main" in archive.read(entry_points).decode()
-    assert {"sanitizers/templates/notice_ja.txt", "gateway/service.py"} <= names
+    assert {"sanitizers/templates/notice_ja.txt", "gateway/service/assembly.py"} <= names
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import build_parser
-from gateway.config import Config
+from gateway.configuration.config import Config
 from tests.cdr.office_fixtures import docm_with_vba
 from tests.deploy.mails import free_port, japanese_html_mail, smtp_banner, wait_for
 from tests.deploy.mdwe_launch import NOT_ENFORCED, UNSUPPORTED
@@ -155,9 +155,9 @@ def test_unit_matches_how_the_service_stops_and_reloads() -> None:
     grace = Config().service.shutdown_grace_seconds
     assert seconds(one(settings, "TimeoutStopSec")) >= 2 * grace + 15
     # ExecReload= only when `mukaika serve` handles SIGHUP (without a handler SIGHUP kills it).
-    handles_hup = "SIGHUP" in (ROOT / "gateway" / "cli_serve.py").read_text(encoding="utf-8")
+    handles_hup = "SIGHUP" in (ROOT / "gateway" / "cli" / "serve.py").read_text(encoding="utf-8")
     assert ("ExecReload" in settings) == handles_hup, (
-        "gateway/cli_serve.py and deploy/mukaika.service disagree about SIGHUP: add or remove "
+        "gateway/cli/serve.py and deploy/mukaika.service disagree about SIGHUP: add or remove "
         "ExecReload=/bin/kill -HUP $MAINPID in the unit (and the guides' reload sections)"
     )
     # No privilege at all in the unit itself; the drop-in adds exactly one capability.

@@ -2,9 +2,10 @@
 
 * Both files parse (the rules with a strict YAML-subset reader that needs no extra package;
   with ``promtool check rules`` too where Prometheus' tool is installed).
-* Every ``mukaika_*`` name they use is a series of :class:`gateway.metrics.Metrics`, every
-  label they select or group by is one that metric has, and every label value they match
-  (reason, state, verdict, action) is one the service can produce. A renamed metric or
+* Every ``mukaika_*`` name they use is a series of
+  :class:`gateway.observation.metrics.Metrics`, every label they select or group by is one
+  that metric has, and every label value they match (reason, state, verdict, action) is one
+  the service can produce. A renamed metric or
   reason therefore breaks this test instead of silently emptying an alert.
 * A running gateway really serves those series on its metrics endpoint.
 """
@@ -24,7 +25,14 @@ from typing import Any
 
 import pytest
 
-from gateway.metrics import ACTIONS, QUEUE_STATES, REASONS, REJECT_REASONS, VERDICTS, Metrics
+from gateway.observation.metrics import (
+    ACTIONS,
+    QUEUE_STATES,
+    REASONS,
+    REJECT_REASONS,
+    VERDICTS,
+    Metrics,
+)
 from tests.deploy.mails import free_port, japanese_html_mail, smtp_banner, wait_for
 from tests.deploy.yamlsubset import load
 
@@ -35,7 +43,7 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "mukaika-dashboard.json"
 EXTERNAL = {"up", "node_filesystem_avail_bytes", "node_filesystem_size_bytes"}
 # Labels Prometheus adds to every scraped series, and the histogram bucket label.
 TARGET_LABELS = {"instance", "job"}
-# The spool states the worker reports (gateway/worker.py _report_depth).
+# The spool states the worker reports (gateway/queue/worker.py _report_depth).
 REPORTED_STATES = {"incoming", "outgoing", "dead"}
 LABEL_VALUES = {
     "action": ACTIONS,
@@ -201,7 +209,7 @@ def test_every_series_label_and_value_exists(expr: str) -> None:
         if name in EXTERNAL:
             metric_labels.add("mountpoint")
             continue
-        assert name in series, f"{name} is not exported by gateway/metrics.py"
+        assert name in series, f"{name} is not exported by gateway/observation/metrics.py"
         metric_labels |= series[name]
         for label, (_operator, value) in labels.items():
             assert label in series[name] | TARGET_LABELS, f"{name} has no label {label}"

@@ -18,9 +18,9 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from gateway.config import Config
-from gateway.pool import SanitizerCrashed
-from gateway.service import Gateway, Parts
+from gateway.configuration.config import Config
+from gateway.processing.pool import SanitizerCrashed
+from gateway.service.assembly import Gateway, Parts
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
 from sanitizers.report import Report, SanitizeResult

@@ -10,9 +10,9 @@ import logging
 import sys
 from pathlib import Path
 
-from gateway.cli_serve import _serve
-from gateway.config import load_config
-from gateway.service import Parts
+from gateway.cli.serve import _serve
+from gateway.configuration.config import load_config
+from gateway.service.assembly import Parts
 from tests.gateway.relaykit import FakeSanitizer
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway.audit import (
+from gateway.evidence.audit import (
     MAX_LIST_ITEMS,
     MAX_STRING_CHARS,
     AuditLog,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.config import Config, load_config
+from gateway.configuration.config import Config, load_config
 
 FINANCE = """
 [[rules]]

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli_queue import register as register_queue
-from gateway.cli_serve import _serve, apply_overrides
-from gateway.cli_serve import register as register_serve
-from gateway.config import Config
-from gateway.demo import sample_message, send_message
-from gateway.service import Parts
-from gateway.spool import Envelope, Spool, new_queue_id
+from gateway.cli.queue import register as register_queue
+from gateway.cli.serve import _serve, apply_overrides
+from gateway.cli.serve import register as register_serve
+from gateway.configuration.config import Config
+from gateway.queue.spool import Envelope, Spool, new_queue_id
+from gateway.service.assembly import Parts
+from gateway.service.demo import sample_message, send_message
 from tests.gateway.relaykit import FakeSanitizer
 
 

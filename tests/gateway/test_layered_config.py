@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import Config, ConfigError, load_config, load_layered
+from gateway.configuration.config import Config, ConfigError, load_config, load_layered
 from sanitizers.policy import AttachmentAction, LinkMode
 
 

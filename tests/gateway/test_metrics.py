@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.metrics import Metrics, MetricsSettings, bounded_label, parse_listen
+from gateway.observation.metrics import Metrics, MetricsSettings, bounded_label, parse_listen
 from sanitizers.vocabulary import Reason
 
 

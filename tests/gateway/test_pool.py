@@ -10,7 +10,7 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from gateway.pool import ProcessSanitizer, SanitizerCrashed
+from gateway.processing.pool import ProcessSanitizer, SanitizerCrashed
 from sanitizers.policy import Policy
 from tests.gateway.crashy import CLEAN, crash_on_marker
 from tests.gateway.relaykit import Sink, make_config, start_gateway

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.quarantine import (
+from gateway.evidence.quarantine import (
     Quarantine,
     QuarantineError,
     QuarantineIntegrityError,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import cli_quarantine
-from gateway.cli_quarantine import EXIT_ERROR, EXIT_INTEGRITY, EXIT_OK, EXIT_USAGE
-from gateway.quarantine import Quarantine
+from gateway.cli import quarantine as quarantine_cli
+from gateway.cli.quarantine import EXIT_ERROR, EXIT_INTEGRITY, EXIT_OK, EXIT_USAGE
+from gateway.evidence.quarantine import Quarantine
 from sanitizers.report import Report
 from sanitizers.vocabulary import Reason, Verdict
 
@@ -26,7 +26,7 @@ Run = Callable[..., tuple[int, str, str]]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mukaika")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    cli_quarantine.register(subparsers)
+    quarantine_cli.register(subparsers)
     return parser
 
 
@@ -213,7 +213,7 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_config_file_gives_data_dir_and_retention(run: Run, data_dir: Path, tmp_path: Path) -> None:
-    from gateway.config import Config
+    from gateway.configuration.config import Config
 
     if "service" not in Config.model_fields or "quarantine" not in Config.model_fields:
         pytest.skip("the configuration has no [service] / [quarantine] sections yet")

@@ -23,10 +23,10 @@ import aiosmtplib
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from gateway.config import Config
-from gateway.pool import InlineSanitizer
-from gateway.quarantine import Quarantine
-from gateway.service import Gateway, Parts
+from gateway.configuration.config import Config
+from gateway.evidence.quarantine import Quarantine
+from gateway.processing.pool import InlineSanitizer
+from gateway.service.assembly import Gateway, Parts
 from sanitizers.policy import Policy
 
 SECRET = "SECRET-BODY-MARKER-機密本文"

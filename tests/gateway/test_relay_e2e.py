@@ -19,8 +19,8 @@ import aiosmtplib
 import pytest
 from aiosmtpd.smtp import SMTP
 
-from gateway.pool import InlineSanitizer
-from gateway.spool import Spool
+from gateway.processing.pool import InlineSanitizer
+from gateway.queue.spool import Spool
 from sanitizers.policy import Policy
 from tests.gateway.relaykit import (
     SIMPLE,
@@ -342,7 +342,7 @@ async def test_stop_under_load_loses_nothing(sink: Sink, tmp_path: Path) -> None
 
 
 async def test_queue_retry_on_a_running_gateway(running: Running, tmp_path: Path) -> None:
-    from gateway.cli_queue import _retry
+    from gateway.cli.queue import _retry
 
     port = free_port()
     gw = await running.start(port, delivery={"retry_initial_seconds": 3600.0})
@@ -434,7 +434,7 @@ async def test_delivery_over_starttls(running: Running, tmp_path: Path) -> None:
 async def test_unreadable_spool_file_set_aside(
     sink: Sink, running: Running, tmp_path: Path
 ) -> None:
-    from gateway.spool import new_queue_id
+    from gateway.queue.spool import new_queue_id
 
     spool = Spool(tmp_path / "data" / "spool")
     broken = new_queue_id()

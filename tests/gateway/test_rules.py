@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from gateway.rules import Rule, RuleSet
+from gateway.configuration.rules import Rule, RuleSet
 from sanitizers.policy import AttachmentAction, LinkMode, Policy
 
 

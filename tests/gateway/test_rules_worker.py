@@ -10,9 +10,9 @@ from typing import Any
 
 import aiosmtplib
 
-from gateway.metrics import Metrics
-from gateway.pool import InlineSanitizer
-from gateway.rules import Rule, RuleSet
+from gateway.configuration.rules import Rule, RuleSet
+from gateway.observation.metrics import Metrics
+from gateway.processing.pool import InlineSanitizer
 from sanitizers.policy import LinkMode, Policy
 from tests.gateway.relaykit import FakeSanitizer, Sink, make_config, start_gateway, wait_until
 
@@ -142,7 +142,7 @@ async def test_no_rule_no_rules_field(tmp_path: Path) -> None:
 
 
 def test_expired_exceptions_gauge_and_audit_allow_list() -> None:
-    from gateway.audit import clean_record
+    from gateway.evidence.audit import clean_record
 
     metrics = Metrics()
     metrics.set_expired_exceptions(len(rules(today=date(2027, 4, 1)).expired()))
@@ -155,7 +155,7 @@ def test_expired_exceptions_gauge_and_audit_allow_list() -> None:
 async def test_the_gateway_counts_expired_exceptions_from_its_configuration(
     tmp_path: Path,
 ) -> None:
-    from gateway.service import Gateway, Parts
+    from gateway.service.assembly import Gateway, Parts
 
     sink = await Sink().start()
     expired = {

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ScannerSettings, validate
-from gateway.scanner import ClamdClient, ScanningDisarmer, parse_address, scanning
+from gateway.configuration.config import ScannerSettings, validate
+from gateway.processing.scanner import ClamdClient, ScanningDisarmer, parse_address, scanning
 from sanitizers.cdr.base import CdrOutcome
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import AttachmentAction, Policy
@@ -300,7 +300,7 @@ def test_addresses_refused(address: str) -> None:
 
 
 def test_settings_section_is_validated() -> None:
-    from gateway.config import ConfigError
+    from gateway.configuration.config import ConfigError
 
     config = validate({"scanner": {"enabled": True, "on_hit": "hold"}}, "test.toml")
     assert config.scanner.on_hit == "hold"

@@ -10,9 +10,9 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from gateway.config import Config
-from gateway.sanitize_task import task_for
-from gateway.service import Gateway, Parts
+from gateway.configuration.config import Config
+from gateway.processing.sanitize_task import task_for
+from gateway.service.assembly import Gateway, Parts
 from tests.gateway.relaykit import (
     CountingMetrics,
     FakeAudit,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import Config, ConfigError, load_config
+from gateway.configuration.config import Config, ConfigError, load_config
 
 DEFAULTS = Path(__file__).resolve().parents[2] / "config" / "defaults.toml"
 

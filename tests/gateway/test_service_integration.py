@@ -12,8 +12,8 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from gateway.quarantine import Quarantine
-from gateway.service import Gateway, Parts
+from gateway.evidence.quarantine import Quarantine
+from gateway.service.assembly import Gateway, Parts
 from tests.gateway.relaykit import SIMPLE, FakeSanitizer, Sink, make_config, wait_until
 
 

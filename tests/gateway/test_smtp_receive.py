@@ -12,8 +12,8 @@ from typing import Any
 import aiosmtplib
 import pytest
 
-from gateway.settings import SmtpSettings
-from gateway.smtp import Received, SmtpServer
+from gateway.configuration.settings import SmtpSettings
+from gateway.receiving.smtp import Received, SmtpServer
 from tests.gateway.relaykit import SIMPLE, RawClient
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.spool import Envelope, Spool, SpoolError, is_queue_id, new_queue_id
+from gateway.queue.spool import Envelope, Spool, SpoolError, is_queue_id, new_queue_id
 
 
 def envelope(**changes: object) -> Envelope:

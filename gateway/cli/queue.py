@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.config import ConfigError, load_config
-from gateway.spool import Spool, SpoolError, is_queue_id
+from gateway.configuration.config import ConfigError, load_config
+from gateway.queue.spool import Spool, SpoolError, is_queue_id
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1

@@ -38,7 +38,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from gateway.settings import SmtpSettings
+from gateway.configuration.settings import SmtpSettings
 
 log = logging.getLogger("mukaika.smtp")
 

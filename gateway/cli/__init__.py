@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 from collections.abc import Sequence
 
 # Modules that add a subcommand: each defines ``register(subparsers)`` which sets ``func``.
 SUBCOMMAND_MODULES = (
-    "gateway.cli_sanitize",
-    "gateway.cli_quarantine",
-    "gateway.cli_serve",
-    "gateway.cli_queue",
-    "gateway.cli_check_config",
-    "gateway.cli_explain",
+    "gateway.cli.sanitize",
+    "gateway.cli.quarantine",
+    "gateway.cli.serve",
+    "gateway.cli.queue",
+    "gateway.cli.check_config",
+    "gateway.cli.explain",
 )
 
 
@@ -37,7 +36,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -31,7 +31,7 @@ import struct
 from dataclasses import dataclass
 from typing import Literal
 
-from gateway.config import ScannerSettings
+from gateway.configuration.config import ScannerSettings
 from sanitizers.cdr.base import CdrOutcome
 from sanitizers.cdr.disarmer import Disarmer
 from sanitizers.errors import TemporaryFailure

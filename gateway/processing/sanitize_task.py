@@ -1,7 +1,8 @@
 """What a sanitizer worker process runs when the malware scanner is on.
 
-Intent: every attachment is scanned by clamd before CDR sees it (``gateway.scanner``); when
-clamd cannot answer, :class:`sanitizers.errors.TemporaryFailure` escapes the pipeline and the
+Intent: every attachment is scanned by clamd before CDR sees it
+(``gateway.processing.scanner``); when clamd cannot answer,
+:class:`sanitizers.errors.TemporaryFailure` escapes the pipeline and the
 worker defers the message: it is never passed on unscanned. Kept apart from the service so a
 worker process imports only the pipeline and the scanner.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from gateway.config import ScannerSettings
+from gateway.configuration.config import ScannerSettings
 from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult
 
@@ -19,7 +20,7 @@ from sanitizers.report import SanitizeResult
 def sanitize_scanned(
     untrusted_raw: bytes, policy: Policy, reference: str, *, scanner: ScannerSettings
 ) -> SanitizeResult:
-    from gateway.scanner import scanning
+    from gateway.processing.scanner import scanning
     from sanitizers.cdr.registry import default_disarmer
     from sanitizers.pipeline import sanitize_message
 

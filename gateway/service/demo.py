@@ -21,7 +21,7 @@ from typing import Any
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from gateway.config import Config
+from gateway.configuration.config import Config
 
 
 class MaildirHandler:

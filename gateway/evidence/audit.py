@@ -17,8 +17,9 @@ Record fields (the only ones written; see ``RECORD_FIELDS``)
 ``findings``, ``removed``), ``defects``, ``timings`` (milliseconds by step), ``deliveries``
 (each: ``time``, ``host``, ``code``, ``reply``, ``recipients``, ``attempt``, ``error``),
 ``state``, ``error`` (a reason code), ``attempts``, ``dropped_keys``; when rules applied to the
-message (:mod:`gateway.rules`): ``rules`` (their names, in order) and ``exceptions`` (those of
-them that are exceptions, 例外措置: the record that an approved exception weakened the policy).
+message (:mod:`gateway.configuration.rules`): ``rules`` (their names, in order) and
+``exceptions`` (those of them that are exceptions, 例外措置: the record that an approved
+exception weakened the policy).
 
 Threat model: never a body
 --------------------------

@@ -25,8 +25,8 @@ from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
-from gateway.config import Config, ConfigError, load_config
-from gateway.rules import PolicyGroup, RuleSet
+from gateway.configuration.config import Config, ConfigError, load_config
+from gateway.configuration.rules import PolicyGroup, RuleSet
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult

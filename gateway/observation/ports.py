@@ -1,38 +1,12 @@
-"""What the worker needs from quarantine, audit and metrics, as protocols, plus no-op stand-ins.
+"""What the worker needs from the metrics, as a protocol, plus a stand-in that counts nothing.
 
-The real implementations live in :mod:`gateway.quarantine`, :mod:`gateway.audit` and
-:mod:`gateway.metrics`; the worker depends only on these shapes, so it can be tested alone.
+The real implementation is :class:`gateway.observation.metrics.Metrics`; the worker depends
+only on this shape, so it can be tested alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any, Protocol
-
-from sanitizers.report import Report
-
-
-class QuarantinePort(Protocol):
-    def store(
-        self,
-        queue_id: str,
-        untrusted_raw: bytes,
-        *,
-        client: str,
-        helo: str,
-        mail_from: str,
-        rcpt_to: Sequence[str],
-        received_at: datetime,
-    ) -> str: ...
-
-    def record_result(self, qid: str, report: Report) -> None: ...
-
-    def record_delivery(self, qid: str, state: str) -> None: ...
-
-
-class AuditPort(Protocol):
-    def write(self, record: Mapping[str, Any]) -> None: ...
+from typing import Protocol
 
 
 class MetricsPort(Protocol):

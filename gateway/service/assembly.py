@@ -4,7 +4,7 @@ Intent: one object that starts in the right order (spool recovered before the po
 nothing is accepted before older mail is back in the schedule) and stops in the right order
 (stop accepting with 421, let transactions and work in flight finish within the grace period,
 leave the rest spooled for the next start). Signals are the caller's business
-(:mod:`gateway.cli_serve`); this module only offers :meth:`Gateway.stop` and
+(:mod:`gateway.cli.serve`); this module only offers :meth:`Gateway.stop` and
 :meth:`Gateway.reload` (a new policy and rules for messages sanitized from then on; listeners
 and sessions are untouched; other changed settings are reported as needing a restart).
 """
@@ -20,18 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.audit import AuditLog
-from gateway.config import Config
-from gateway.delivery import Deliverer
-from gateway.metrics import Metrics, MetricsServer
-from gateway.pool import ProcessSanitizer, Sanitizer
-from gateway.ports import AuditPort, MetricsPort, QuarantinePort
-from gateway.quarantine import Quarantine
-from gateway.rules import RuleSet
-from gateway.sanitize_task import task_for
-from gateway.smtp import Received, SmtpServer
-from gateway.spool import Envelope, Spool, new_queue_id
-from gateway.worker import Worker
+from gateway.configuration.config import Config
+from gateway.configuration.rules import RuleSet
+from gateway.delivery.client import Deliverer
+from gateway.evidence.audit import AuditLog
+from gateway.evidence.ports import AuditPort, QuarantinePort
+from gateway.evidence.quarantine import Quarantine
+from gateway.observation.metrics import Metrics, MetricsServer
+from gateway.observation.ports import MetricsPort
+from gateway.processing.pool import ProcessSanitizer, Sanitizer
+from gateway.processing.sanitize_task import task_for
+from gateway.queue.spool import Envelope, Spool, new_queue_id
+from gateway.queue.worker import Worker
+from gateway.receiving.smtp import Received, SmtpServer
 
 log = logging.getLogger("mukaika.service")
 

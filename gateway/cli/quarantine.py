@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.quarantine import (
+from gateway.evidence.quarantine import (
     DELIVERY_STATES,
     Quarantine,
     QuarantineEntry,
@@ -146,7 +146,7 @@ def _parse_datetime(text: str) -> datetime:
 
 def _settings(args: argparse.Namespace) -> tuple[Path, QuarantineSettings]:
     """The data directory and quarantine settings from ``--data-dir`` / ``--config``."""
-    from gateway.config import ConfigError, load_config
+    from gateway.configuration.config import ConfigError, load_config
 
     try:
         config: Any = load_config(args.config)

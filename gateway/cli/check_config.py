@@ -17,8 +17,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from gateway.config import ConfigError, load_layered
-from gateway.rules import RuleSet
+from gateway.configuration.config import ConfigError, load_layered
+from gateway.configuration.rules import RuleSet
 
 EXIT_OK = 0
 EXIT_WARNINGS = 1

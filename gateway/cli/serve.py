@@ -27,10 +27,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.config import Config, ConfigError, load_config
+from gateway.configuration.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
-    from gateway.service import Parts
+    from gateway.service.assembly import Parts
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -150,7 +150,7 @@ async def _serve(
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``), then stop cleanly; SIGHUP calls ``reload`` for
     a new configuration and applies it (see the module docstring)."""
-    from gateway.service import Gateway
+    from gateway.service.assembly import Gateway
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -159,7 +159,7 @@ async def _serve(
     try:
         async with contextlib.AsyncExitStack() as stack:
             if demo and not relay_given:
-                from gateway.demo import start_demo_relay
+                from gateway.service.demo import start_demo_relay
 
                 relay = await start_demo_relay(Path(config.service.data_dir) / "demo-maildir")
                 stack.push_async_callback(relay.stop)
@@ -171,7 +171,7 @@ async def _serve(
             host, port = await gateway.start()
             loop.add_signal_handler(signal.SIGHUP, _reloader(gateway, reload))
             if demo:
-                from gateway.demo import instructions
+                from gateway.service.demo import instructions
 
                 print(instructions(host, port, config), flush=True)
             print(f"mukaika: listening on {host}:{port}", flush=True)
@@ -207,7 +207,7 @@ def _reloader(gateway: Any, reload: Callable[[], Config] | None) -> Callable[[],
 
 
 def run_send(args: argparse.Namespace) -> int:
-    from gateway.demo import sample_message, send_message
+    from gateway.service.demo import sample_message, send_message
 
     recipients = args.recipients or ["staff@example.lg.jp"]
     message = args.file.read_bytes() if args.file else sample_message(args.sender, recipients[0])

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import aiosmtplib
 
-from gateway.settings import DeliverySettings
+from gateway.configuration.settings import DeliverySettings
 
 log = logging.getLogger("mukaika.delivery")
 

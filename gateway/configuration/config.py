@@ -21,17 +21,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from gateway.audit import AuditSettings
-from gateway.metrics import MetricsSettings
-from gateway.quarantine import QuarantineSettings
-from gateway.rules import Rule, override_problems
-from gateway.settings import (
+from gateway.configuration.rules import Rule, override_problems
+from gateway.configuration.settings import (
     DeliverySettings,
     ServiceSettings,
     SmtpSettings,
     SpoolSettings,
     WorkerSettings,
 )
+from gateway.evidence.audit import AuditSettings
+from gateway.evidence.quarantine import QuarantineSettings
+from gateway.observation.metrics import MetricsSettings
 from sanitizers.policy import Policy
 
 
@@ -55,7 +55,7 @@ class ScannerSettings(BaseModel):
     @field_validator("address")
     @classmethod
     def _address_is_valid(cls, value: str) -> str:
-        from gateway.scanner import parse_address
+        from gateway.processing.scanner import parse_address
 
         parse_address(value)
         return value
@@ -76,7 +76,7 @@ class Config(BaseModel):
     audit: AuditSettings = AuditSettings()
     metrics: MetricsSettings = MetricsSettings()
     scanner: ScannerSettings = ScannerSettings()
-    # Rules by recipient, sender and client network (gateway/rules.py); none by default.
+    # Rules by recipient, sender and client network (configuration/rules.py); none by default.
     rules: tuple[Rule, ...] = ()
 
     @model_validator(mode="after")

@@ -21,7 +21,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
-from gateway.spool import Envelope
+from gateway.queue.spool import Envelope
 
 
 def _stamp(now: float | None) -> str:

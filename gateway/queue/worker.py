@@ -14,7 +14,7 @@ Per message::
                         ├─ 4xx / no connection ─▶ outgoing, retried with backoff
                         └─ 5xx or lifetime over ▶ dead + DSN
 
-Policy: the rules (:mod:`gateway.rules`) are resolved per recipient when a message is
+Policy: the rules (:mod:`gateway.configuration.rules`) are resolved per recipient when a message is
 sanitized, with the rule set current at that moment (a reload applies from the next message
 on). Recipients that resolve to different policies are split first: each group becomes its own
 spooled message (new queue id, same original, its recipients only; the new ones are made
@@ -39,13 +39,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.delivery import Deliverer, Outcome, send_once
-from gateway.notices import build_crash_hold_notice, build_dsn
-from gateway.pool import Sanitizer, SanitizerCrashed
-from gateway.ports import AuditPort, MetricsPort, QuarantinePort
-from gateway.rules import PolicyGroup, RuleSet
-from gateway.settings import DeliverySettings, WorkerSettings
-from gateway.spool import Envelope, Spool, SpoolError, new_queue_id
+from gateway.configuration.rules import PolicyGroup, RuleSet
+from gateway.configuration.settings import DeliverySettings, WorkerSettings
+from gateway.delivery.client import Deliverer, Outcome, send_once
+from gateway.delivery.notices import build_crash_hold_notice, build_dsn
+from gateway.evidence.ports import AuditPort, QuarantinePort
+from gateway.observation.ports import MetricsPort
+from gateway.processing.pool import Sanitizer, SanitizerCrashed
+from gateway.queue.spool import Envelope, Spool, SpoolError, new_queue_id
 from sanitizers.errors import TemporaryFailure
 from sanitizers.report import SanitizeResult
 from sanitizers.vocabulary import Verdict

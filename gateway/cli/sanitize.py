@@ -20,7 +20,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from gateway.config import Config, ConfigError, load_config
+from gateway.configuration.config import Config, ConfigError, load_config
 from sanitizers.errors import TemporaryFailure
 from sanitizers.pipeline import sanitize_message
 from sanitizers.report import SanitizeResult

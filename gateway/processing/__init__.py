@@ -1,0 +1,5 @@
+"""Processing: sanitizing a spooled message in the process pool, with virus scanning.
+
+:mod:`.pool` runs :mod:`sanitizers` in separate processes (a crash or a timeout costs one
+message, not the gateway); :mod:`.sanitize_task` picks what runs there; :mod:`.scanner` wires
+clamd in front of CDR."""
