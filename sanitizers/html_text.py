@@ -395,7 +395,8 @@ class _Sink:
     only when more text follows, and each line starts with the current prefix."""
 
     __slots__ = (
-        "_marker", "_marker_at", "_prefixes", "_separator", "_space", "breaks", "newlines", "parts"
+        "_indent", "_marker", "_marker_at", "_prefixes", "_separator", "_separator_written",
+        "_space", "breaks", "first_line", "lines", "newlines", "parts",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -407,11 +408,20 @@ class _Sink:
         self._prefixes = [""]  # prefix at each nesting level; the last is current
         self._marker = ""  # a list marker owed to the next line
         self._marker_at = 0
+        self._indent = ""  # no-break spaces at the start of a line, owed to the text after them
+        self._separator_written = -1  # where in parts the last separator was written
+        self.lines = 0  # line breaks written so far
+        self.first_line = -1  # the line of the first text since it was last set to -1
 
     def block(self, breaks: int) -> None:
         """Owe ``breaks`` newlines (1: a new line, 2: a blank line) before the next text."""
         if breaks > self.breaks:
             self.breaks = breaks
+        self._indent = ""
+
+    def drop_indent(self) -> None:
+        """Forget owed indentation (a table cell of no-break spaces is a spacer)."""
+        self._indent = ""
 
     def push_prefix(self, prefix: str) -> None:
         levels = len(self._prefixes)
@@ -426,6 +436,12 @@ class _Sink:
         """Show ``marker`` in place of the innermost prefix on the next line."""
         self._marker = marker
         self._marker_at = len(self._prefixes) - 1
+
+    def unseparate(self, start: int) -> None:
+        """Turn the separator written at ``parts[start]`` (if any) into a line break."""
+        parts = self.parts
+        if start < len(parts) and self._separator_written == start:
+            parts[start] = "\n" + self._prefixes[-1]
 
     def separate(self, separator: str) -> None:
         """Write ``separator`` before the next text, unless a new line starts first."""
@@ -442,18 +458,31 @@ class _Sink:
             self._flush_breaks()
         if self.newlines < _MAX_BREAK_RUN:
             self._newline()
+        self._indent = ""
 
     def text(self, collapsed: str) -> None:
-        """Inline text, whitespace collapsed; spaces at its ends are owed, not written."""
+        """Inline text, whitespace collapsed; spaces at its ends are owed, not written.
+        No-break spaces are kept as spaces; at the start of a line they indent it (unless
+        nothing but a line end follows them)."""
         stripped = collapsed.strip(" ")
         if collapsed[0] == " ":
             self._space = True
-        if stripped:
-            self._write(stripped)
-            self._space = collapsed[-1] == " "
+        if not stripped:
+            return
+        if "\xa0" in stripped:
+            if not stripped.strip("\xa0"):  # only no-break spaces
+                if self.breaks or self.newlines or not self.parts or self._indent:
+                    self._indent += " " * len(stripped)
+                else:
+                    self._space = True
+                return
+            stripped = stripped.replace("\xa0", " ")
+        self._write(stripped)
+        self._space = collapsed[-1] == " "
 
     def verbatim(self, text: str) -> None:
         """Text whose whitespace and line breaks are kept (``<pre>``, ``<hr>``)."""
+        self._indent = ""
         if not text:
             return
         if self._prefixes[-1] or self._marker:
@@ -466,6 +495,9 @@ class _Sink:
             if not text:
                 return
         self.parts.append(text)
+        if self.first_line < 0:
+            self.first_line = self.lines
+        self.lines += text.count("\n")
         lines_end = text.rstrip("\n")
         self.newlines = len(text) - len(lines_end) if lines_end else self.newlines + len(text)
         self._space = False
@@ -489,6 +521,7 @@ class _Sink:
             if blank:
                 parts.append(blank)
         parts.append("\n")
+        self.lines += 1
         self.newlines += 1
         self._space = False
         self._separator = ""
@@ -507,14 +540,21 @@ class _Sink:
             prefix = self._marked_prefix() if self._marker else self._prefixes[-1]
             if prefix:
                 parts.append(prefix)
+            if self._indent:
+                parts.append(self._indent)
+                self._indent = ""
             self.newlines = 0
         elif self._separator:
+            self._separator_written = len(parts)
             parts.append(self._separator)
             self._separator = ""
-        elif self._space:
-            parts.append(" ")
+        elif self._space or self._indent:
+            parts.append(self._indent or " ")
+            self._indent = ""
         parts.append(text)
         self._space = False
+        if self.first_line < 0:
+            self.first_line = self.lines
 
     def _marked_prefix(self) -> str:
         at = self._marker_at
@@ -588,9 +628,7 @@ class _Converter:
         if kind is None:
             self.ends.append(None)
         elif isinstance(kind, int):  # a plain block: owe its newlines before and after
-            sink = self.sink
-            if kind > sink.breaks:
-                sink.breaks = kind
+            self.sink.block(kind)
             self.ends.append(kind)
         else:
             self.ends.append(kind(self, tag, attrib))
@@ -609,9 +647,7 @@ class _Converter:
         if self.veils and self.veils[-1][0] == len(self.ends):
             self.veil = self.veils.pop()[1]
         if isinstance(end, int):
-            sink = self.sink
-            if end > sink.breaks:
-                sink.breaks = end
+            self.sink.block(end)
         elif end is not None:
             end()
 
@@ -677,8 +713,8 @@ class _Converter:
             text = _CJK_SEGMENT_BREAK.sub("", text)
         text = _HTML_SPACE.sub(" ", text)
         if not text.isprintable():  # rare: controls, no-break spaces, format characters
-            # No-break spaces stay (collapsing is over) but may still end a line.
-            text = _HTML_SPACE.sub(" ", _printable(text)).replace("\xa0", " ")
+            # No-break spaces stay (collapsing is over; the sink writes them as spaces).
+            text = _HTML_SPACE.sub(" ", _printable(text))
         if text:
             self.sink.text(text)
 
@@ -847,13 +883,21 @@ class _Converter:
             return 1
         row = self.rows[-1]
         sink = self.sink
+        sink.drop_indent()
         if row.shown:
             sink.separate(_CELL_SEPARATOR)
         start = len(sink.parts)
+        outer_first_line, sink.first_line = sink.first_line, -1
 
         def close() -> None:
+            first_line = sink.first_line
+            sink.first_line = outer_first_line if outer_first_line >= 0 else first_line
             if len(sink.parts) > start:
                 row.shown = True
+                if 0 <= first_line < sink.lines:
+                    # A cell of several lines is a block of its own, apart from its neighbours.
+                    sink.unseparate(start)
+                    sink.block(1)
 
         return close
 

@@ -21,6 +21,7 @@ from sanitizers.cdr.registry import default_disarmer
 from sanitizers.charsets import Decoded, decode_body
 from sanitizers.errors import LimitExceeded, TemporaryFailure
 from sanitizers.filetype import detect
+from sanitizers.flowed import unflow
 from sanitizers.headers import RebuiltHeaders, display_safe, rebuild_headers
 from sanitizers.html_text import html_to_text
 from sanitizers.mime import Leaf, parse, parse_headers_only
@@ -179,6 +180,8 @@ class _Run:
             part.action, part.reason = Action.CONVERTED, Reason.HTML_BODY
         elif subtype == "plain":
             text = decoded.text
+            if _param(leaf, "format") == "flowed":
+                text = unflow(text, delsp=_param(leaf, "delsp") == "yes")
             part.action, part.reason = Action.KEPT, Reason.TEXT_BODY
         else:
             text = decoded.text
@@ -249,6 +252,12 @@ class _Run:
 
     def _lap(self, name: str, since: float) -> None:
         self.report.timings_ms[name] = round((time.monotonic() - since) * 1000, 3)
+
+
+def _param(leaf: Leaf, name: str) -> str:
+    """A Content-Type parameter of ``leaf``, lower-cased ("" when absent)."""
+    value = leaf.params.get(name)
+    return value.text.strip().lower() if value is not None else ""
 
 
 def _verdict(report: Report, policy: Policy) -> Verdict:
