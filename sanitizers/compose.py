@@ -21,6 +21,7 @@ _ATOM_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]+$")
 _TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
 _MIME_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&\-^_.+]{0,126}/[a-z0-9][a-z0-9!#$&\-^_.+]{0,126}$")
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+_CHARSET_PARAM = re.compile(r"charset\s*=\s*\"?([a-z0-9][a-z0-9_.:+-]{0,39})\"?")
 # Lines where mail readers start decoding a file embedded in plain text (uuencode, yEnc,
 # BinHex: Thunderbird and Becky! show such a block as an attachment). A leading space
 # disarms them; the text stays readable and a second pass finds nothing to change.
@@ -166,13 +167,32 @@ def _fold(name: str, value: str) -> str:
     return "\r\n".join(line if i == 0 else " " + line.lstrip(" ") for i, line in enumerate(lines))
 
 
+def iso2022jp_misfit(text: str) -> str | None:
+    """Why ``text`` cannot go out as a 7-bit ISO-2022-JP body (then it goes out as UTF-8), or
+    ``None`` when it can."""
+    if _iso2022jp_lines(text) is not None:
+        return None
+    for char in sorted(set(text)):
+        if not char.isascii() and encode_iso2022jp(char) is None:
+            return f"U+{ord(char):04X} is not in ISO-2022-JP"
+    return "a line too long for 7-bit ISO-2022-JP"
+
+
+def _iso2022jp_lines(text: str) -> list[bytes] | None:
+    """The body's lines in ISO-2022-JP, or ``None`` when a character or a line does not fit."""
+    encoded = encode_iso2022jp(text.replace("\r\n", "\n").replace("\r", "\n"))
+    lines = encoded.split(b"\n") if encoded is not None else []
+    if encoded is None or any(len(line) > 996 for line in lines):
+        return None
+    return lines
+
+
 def _text_part(body: Body) -> tuple[list[str], bytes]:
     text = body.text.replace("\r\n", "\n").replace("\r", "\n")
     text = _INLINE_FILE.sub(" ", text)
     if body.charset == "iso-2022-jp":
-        encoded = encode_iso2022jp(text)
-        lines = encoded.split(b"\n") if encoded is not None else []
-        if encoded is not None and all(len(line) <= 996 for line in lines):
+        lines = _iso2022jp_lines(text)
+        if lines is not None:
             return (
                 [
                     "Content-Type: text/plain; charset=ISO-2022-JP",
@@ -204,9 +224,15 @@ def _boundary(text_payload: bytes, attachments: list[OutAttachment]) -> str:
 
 
 def _attachment_part(item: OutAttachment) -> bytes:
-    content_type = item.content_type.lower()
+    media_type, _, params = item.content_type.lower().partition(";")
+    content_type = media_type.strip()
     if not _MIME_TYPE.match(content_type):
         content_type = "application/octet-stream"
+    for param in params.split(";") if content_type.startswith("text/") else ():
+        charset = _CHARSET_PARAM.fullmatch(param.strip())
+        if charset is not None:  # re-encoded text says which charset it is now in
+            content_type += f"; charset={charset.group(1)}"
+            break
     name = item.filename or "attachment"
     if _TOKEN.match(name) and len(name) <= 60:
         type_param, disp_param = f'name="{name}"', f'filename="{name}"'

@@ -66,6 +66,7 @@ _REASONS_JA = {
     Reason.VERIFY_FAILED: "無害化後の検査に合格しなかったため",
     Reason.MALFORMED: "形式に不正な箇所があったため",
     Reason.LOSSY_DECODE: "一部の文字を復元できなかったため",
+    Reason.OUTPUT_UTF8: "ISO-2022-JP で表せない文字を含むため、本文を UTF-8 で送りました",
     Reason.LIMIT_SIZE: "大きさの上限を超えたため",
     Reason.LIMIT_HEADER: "ヘッダーの大きさの上限を超えたため",
     Reason.LIMIT_LINE: "行の長さの上限を超えたため",
@@ -178,10 +179,16 @@ _WORDS = {
 }
 
 
+# English labels where the code itself does not read as one.
+_REASONS_EN = {
+    Reason.OUTPUT_UTF8: "the body was sent as UTF-8: it has characters ISO-2022-JP cannot hold",
+}
+
+
 def reason_label(reason: Reason, language: str) -> str:
     if language == "ja":
         return _REASONS_JA.get(reason, reason.value)
-    return reason.value.replace("_", " ")
+    return _REASONS_EN.get(reason, reason.value.replace("_", " "))
 
 
 def is_noteworthy(report: Report) -> bool:
@@ -207,8 +214,15 @@ def render_notice(report: Report, policy: NoticePolicy, reference: str | None) -
     template = _template(policy.template, f"notice_{language}.txt")
     return template.safe_substitute(
         reference_line=_reference_line(reference, language),
-        parts=_parts_block(report, language),
+        parts=_parts_block(report, language) + _output_lines(report, language),
     )
+
+
+def _output_lines(report: Report, language: str) -> str:
+    """Changes to the message as a whole that the parts do not show (its output charset)."""
+    if Reason.OUTPUT_UTF8 not in report.reasons:
+        return ""
+    return f"\n■ {_WORDS[language]['body']}: {reason_label(Reason.OUTPUT_UTF8, language)}"
 
 
 def render_held(

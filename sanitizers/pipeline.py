@@ -116,15 +116,25 @@ class _Run:
         fields = list(self.headers.fields)
         language = self.policy.notice.language
         if self.report.verdict is Verdict.DELIVER:
-            text = "\n\n".join(self.segments)
-            if notice.is_noteworthy(self.report) or self.policy.notice.always:
+            segments = "\n\n".join(self.segments)
+            self._check_output_charset(segments)
+
+            def with_notice() -> str:
+                if not (notice.is_noteworthy(self.report) or self.policy.notice.always):
+                    return segments
                 block = notice.render_notice(self.report, self.policy.notice, reference)
-                text = (text.rstrip("\n") + "\n" + block).lstrip("\n")
+                return (segments.rstrip("\n") + "\n" + block).lstrip("\n")
+
+            text = with_notice()
+            if self._check_output_charset(text):  # (a file name in the notice did not fit)
+                text = with_notice()
             attachments = self.attachments
             tag = self.policy.output.subject_tag
         else:
             date = next((str(v) for n, v in fields if n.lower() == "date"), "")
             text = notice.render_held(self.report, self.policy.notice, reference, date=date)
+            if self._check_output_charset(text):
+                text = notice.render_held(self.report, self.policy.notice, reference, date=date)
             attachments = []
             tag = _HELD_TAG[language]
         fields = _tag_subject(fields, tag)
@@ -138,6 +148,18 @@ class _Run:
         message = compose.compose(fields, extra, body, attachments)
         self._lap("compose", clock)
         return message
+
+    def _check_output_charset(self, text: str) -> bool:
+        """Record (once) that the body must go out as UTF-8 although the policy asks for
+        ISO-2022-JP; whether that was recorded just now."""
+        if self.policy.output.charset != "iso-2022-jp" or Reason.OUTPUT_UTF8 in self.report.reasons:
+            return False
+        misfit = compose.iso2022jp_misfit(text)
+        if misfit is None:
+            return False
+        self.report.reasons.append(Reason.OUTPUT_UTF8)
+        self.report.defects.append(f"{Reason.OUTPUT_UTF8.value}: {misfit}")
+        return True
 
     # -- parts ------------------------------------------------------------------------------
 

@@ -65,6 +65,9 @@ class Reason(StrEnum):
     # Malformed input, decided one deterministic way and recorded.
     MALFORMED = "malformed"
     LOSSY_DECODE = "lossy_decode"
+    # Output: the body went out as UTF-8 although the policy asks for ISO-2022-JP (a character
+    # or a line of it does not fit), so a reader whose client assumes JIS is told.
+    OUTPUT_UTF8 = "output_utf8"
     # Named limits.
     LIMIT_SIZE = "limit_size"
     LIMIT_HEADER = "limit_header"
