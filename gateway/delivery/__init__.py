@@ -1,4 +1,5 @@
 """Delivery: handing sanitized mail to the next hop, retrying, and bouncing.
 
-:mod:`.client` speaks SMTP to the relay; :mod:`.notices` builds delivery-status notices and the
-content-free notice for a held message."""
+:mod:`.attempts` makes one delivery attempt and schedules the retry; :mod:`.client` speaks
+SMTP to the relay; :mod:`.bounces` dead-letters what cannot be delivered and sends the
+delivery-status notices that :mod:`.notices` builds."""

@@ -1,4 +1,5 @@
-"""The queue: the durable spool on disk and the scheduling of the work on it.
+"""The queue: the durable spool on disk (:mod:`.spool`) and the schedule of the work on it
+(:mod:`.scheduler`).
 
-The spool (:mod:`.spool`) is the truth; the schedule is rebuilt from it on start and rescanned
-periodically, so a crash at any point leaves each message where it can continue."""
+The spool is the truth; the schedule is rebuilt from it on start and rescanned periodically,
+so a crash at any point leaves each message where it can continue."""

@@ -1,5 +1,6 @@
 """The running service: wires receiving, queue, processing, delivery, evidence and
-observation together (:mod:`.assembly`), plus the self-contained demo (:mod:`.demo`).
+observation together (:mod:`.assembly`, with the worker's jobs assembled in :mod:`.worker`),
+plus the self-contained demo (:mod:`.demo`).
 
 Only the command line (:mod:`gateway.cli`) and, later, the web console import this package;
 both start and stop the gateway through the same functions."""

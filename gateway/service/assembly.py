@@ -31,8 +31,8 @@ from gateway.observation.ports import MetricsPort
 from gateway.processing.pool import ProcessSanitizer, Sanitizer
 from gateway.processing.sanitize_task import task_for
 from gateway.queue.spool import Envelope, Spool, new_queue_id
-from gateway.queue.worker import Worker
 from gateway.receiving.smtp import Received, SmtpServer
+from gateway.service.worker import Worker
 
 log = logging.getLogger("mukaika.service")
 

@@ -43,7 +43,7 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "mukaika-dashboard.json"
 EXTERNAL = {"up", "node_filesystem_avail_bytes", "node_filesystem_size_bytes"}
 # Labels Prometheus adds to every scraped series, and the histogram bucket label.
 TARGET_LABELS = {"instance", "job"}
-# The spool states the worker reports (gateway/queue/worker.py _report_depth).
+# The spool states the worker reports (gateway/queue/scheduler.py Scheduler.report_depth).
 REPORTED_STATES = {"incoming", "outgoing", "dead"}
 LABEL_VALUES = {
     "action": ACTIONS,

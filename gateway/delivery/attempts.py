@@ -1,0 +1,141 @@
+"""Delivering a sanitized message: one attempt, then done, retried later, or dead.
+
+Intent: a recipient counts as delivered only on the next hop's 2xx. Per attempt::
+
+    outgoing ─ deliver ─┬─ all done ───────────▶ delivered (DSN for recipients that failed)
+                        ├─ 4xx / no connection ─▶ outgoing, retried with backoff
+                        └─ 5xx or lifetime over ▶ dead + DSN
+
+The backoff grows from ``delivery.retry_initial_seconds`` by ``retry_multiplier`` up to
+``retry_max_seconds``; after ``delivery.lifetime_seconds`` since receipt a temporary failure
+is final. Each attempt is recorded in the envelope (and so in the audit line).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.configuration.settings import DeliverySettings
+from gateway.delivery.bounces import Bounces
+from gateway.delivery.client import Deliverer, Outcome
+from gateway.evidence.ports import QuarantinePort
+from gateway.observation.ports import MetricsPort
+from gateway.queue.scheduler import Scheduler
+from gateway.queue.spool import Envelope, Spool, SpoolError
+from sanitizers.vocabulary import Verdict
+
+log = logging.getLogger("mukaika.worker")
+
+
+class Delivering:
+    """Works on messages in the spool's ``outgoing`` state."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        deliverer: Deliverer,
+        scheduler: Scheduler,
+        bounces: Bounces,
+        *,
+        delivery: DeliverySettings,
+        quarantine: QuarantinePort,
+        metrics: MetricsPort,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.spool = spool
+        self.deliverer = deliverer
+        self.scheduler = scheduler
+        self.bounces = bounces
+        self.delivery = delivery
+        self.quarantine = quarantine
+        self.metrics = metrics
+        self.clock = clock
+
+    async def run(self, queue_id: str) -> None:
+        """Attempt delivery of a spooled outgoing message."""
+        try:
+            envelope, message = await asyncio.to_thread(self.spool.load, "outgoing", queue_id)
+        except SpoolError:
+            await self.bounces.set_aside("outgoing", queue_id)
+            return
+        await self.deliver(envelope, message)
+
+    async def deliver(self, envelope: Envelope, message: bytes) -> None:
+        """One attempt for the recipients still open; the message is in ``outgoing``."""
+        now = self.clock()
+        recipients = list(envelope.rcpt_tos)
+        outcome = await self.deliverer.deliver(envelope.mail_from, recipients, message)
+        attempt = envelope.attempts + 1
+        record = _attempt_record(now, attempt, self.deliverer, outcome)
+        failed = dict(envelope.failed) | outcome.permanent
+        delivered = envelope.delivered + tuple(outcome.delivered)
+        envelope = envelope.with_(
+            attempts=attempt,
+            deliveries=(*envelope.deliveries, record),
+            delivered=delivered,
+            failed=tuple(failed.items()),
+        )
+        if outcome.temporary:
+            if now - envelope.received_at < self.delivery.lifetime_seconds:
+                await self._defer(envelope, message, outcome)
+                return
+            failed |= outcome.temporary
+            envelope = envelope.with_(failed=tuple(failed.items()))
+        if not delivered:
+            await self.bounces.dead(envelope, "outgoing", message, failed, "undeliverable")
+            return
+        await asyncio.to_thread(self.spool.advance, "outgoing", envelope, message, "delivered")
+        state = "held" if envelope.verdict == Verdict.HOLD else "delivered"
+        await asyncio.to_thread(self.quarantine.record_delivery, envelope.quarantine_id, state)
+        self.metrics.delivered()
+        self.metrics.observe_end_to_end(max(0.0, self.clock() - envelope.received_at))
+        dsn = await self.bounces.notify(envelope, failed, "undeliverable") if failed else "none"
+        self.bounces.record(envelope, state, dsn)
+        log.info(
+            "%s delivered (%s) to %d recipient(s)",
+            envelope.queue_id,
+            envelope.verdict,
+            len(delivered),
+        )
+
+    async def _defer(self, envelope: Envelope, message: bytes, outcome: Outcome) -> None:
+        s = self.delivery
+        delay = min(
+            s.retry_initial_seconds * s.retry_multiplier ** (envelope.attempts - 1),
+            s.retry_max_seconds,
+        )
+        first_reply = next(iter(outcome.temporary.values()))
+        envelope = envelope.with_(
+            rcpt_tos=tuple(outcome.temporary),
+            next_attempt=self.clock() + delay,
+            last_error=first_reply,
+        )
+        await asyncio.to_thread(self.spool.put, "outgoing", envelope, message)
+        await asyncio.to_thread(self.quarantine.record_delivery, envelope.quarantine_id, "deferred")
+        self.metrics.deferred()
+        log.info("%s deferred %.0fs: %s", envelope.queue_id, delay, first_reply[:60])
+        self.scheduler.later("outgoing", envelope.queue_id, envelope.next_attempt)
+
+
+def _attempt_record(
+    now: float, attempt: int, deliverer: Deliverer, outcome: Outcome
+) -> dict[str, Any]:
+    replies = outcome.temporary | outcome.permanent
+    first = next(iter(replies.values()), "250 2.0.0 OK")
+    code = first.split(" ", 1)[0]
+    return {
+        "time": datetime.fromtimestamp(now, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "host": f"{deliverer.host}:{deliverer.port}",
+        "code": int(code) if code.isdigit() else 0,
+        "reply": first,
+        "recipients": len(outcome.delivered) + len(replies),
+        "attempt": attempt,
+        "error": "" if not replies else ("permanent" if outcome.permanent else "temporary"),
+    }

@@ -1,0 +1,195 @@
+"""Sanitizing a spooled message: quarantine the original, split by policy, run the pool.
+
+Intent: nothing unsanitized ever leaves. Per message::
+
+    incoming ─ quarantine the original ─ sanitize (process pool) ─┬─ deliver/hold ─▶ outgoing
+                                                                  └─ reject ──▶ dead + DSN
+
+Policy: the rules (:mod:`gateway.configuration.rules`) are resolved per recipient when a
+message is sanitized, with the rule set current at that moment (a reload applies from the next
+message on). Recipients that resolve to different policies are split first: each group becomes
+its own spooled message (new queue id, same original, its recipients only; the new ones are
+made durable before the original is narrowed, so a crash in between can only duplicate), and
+each copy is sanitized with its group's policy. The audit line names the rules and exceptions
+that applied (``rules``, ``exceptions``).
+
+A sanitizer crash or timeout is retried in isolation; after ``worker.max_crashes`` the message
+is held: recipients get a content-free notice. A temporary failure of a dependency (virus
+scanner) defers, until ``delivery.lifetime_seconds`` since receipt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from gateway.configuration.rules import PolicyGroup, RuleSet
+from gateway.configuration.settings import DeliverySettings, WorkerSettings
+from gateway.delivery.attempts import Delivering
+from gateway.delivery.bounces import Bounces
+from gateway.delivery.notices import build_crash_hold_notice
+from gateway.evidence.ports import QuarantinePort
+from gateway.observation.ports import MetricsPort
+from gateway.processing.pool import Sanitizer, SanitizerCrashed
+from gateway.queue.scheduler import Scheduler
+from gateway.queue.spool import Envelope, Spool, SpoolError, new_queue_id
+from sanitizers.errors import TemporaryFailure
+from sanitizers.report import SanitizeResult
+from sanitizers.vocabulary import Verdict
+
+log = logging.getLogger("mukaika.worker")
+
+
+class Sanitizing:
+    """Works on messages in the spool's ``incoming`` state."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        sanitizer: Sanitizer,
+        scheduler: Scheduler,
+        delivering: Delivering,
+        bounces: Bounces,
+        *,
+        settings: WorkerSettings,
+        delivery: DeliverySettings,
+        quarantine: QuarantinePort,
+        metrics: MetricsPort,
+        clock: Callable[[], float] = time.time,
+        rules: RuleSet | None = None,
+    ) -> None:
+        self.spool = spool
+        self.sanitizer = sanitizer
+        self.scheduler = scheduler
+        self.delivering = delivering
+        self.bounces = bounces
+        self.settings = settings
+        self.delivery = delivery
+        self.quarantine = quarantine
+        self.metrics = metrics
+        self.clock = clock
+        # Replaced whole on reload; read once per message when it is sanitized.
+        self.rules = rules
+
+    async def run(self, queue_id: str) -> None:
+        """Sanitize a spooled incoming message and hand it on."""
+        try:
+            envelope, untrusted_raw = await asyncio.to_thread(self.spool.load, "incoming", queue_id)
+        except SpoolError:
+            await self.bounces.set_aside("incoming", queue_id)
+            return
+        group: PolicyGroup | None = None
+        if self.rules is not None:
+            groups = self.rules.groups(
+                sender=envelope.mail_from, recipients=envelope.rcpt_tos, client=envelope.client
+            )
+            if len(groups) > 1:
+                envelope = await self._split(envelope, untrusted_raw, groups)
+            group = groups[0]
+        if not envelope.quarantine_id:
+            quarantine_id = await asyncio.to_thread(
+                self.quarantine.store,
+                queue_id,
+                untrusted_raw,
+                client=envelope.client,
+                helo=envelope.helo,
+                mail_from=envelope.mail_from,
+                rcpt_to=list(envelope.rcpt_tos),
+                received_at=datetime.fromtimestamp(envelope.received_at, UTC),
+            )
+            envelope = envelope.with_(quarantine_id=quarantine_id)
+            self.metrics.quarantined()
+        started = time.monotonic()
+        try:
+            result = await self.sanitizer.run(
+                untrusted_raw,
+                envelope.quarantine_id,
+                isolated=envelope.crashes > 0,
+                policy=None if group is None else group.policy,
+            )
+        except TemporaryFailure as exc:
+            await self._later(envelope, f"temporary: {exc}")
+            return
+        except SanitizerCrashed as exc:
+            await self._crashed(envelope, untrusted_raw, str(exc))
+            return
+        self.metrics.observe_sanitize(time.monotonic() - started)
+        await self._sanitized(envelope, result, group)
+
+    async def _split(
+        self, envelope: Envelope, untrusted_raw: bytes, groups: list[PolicyGroup]
+    ) -> Envelope:
+        """One spooled message per policy group; returns the original, narrowed to group 1."""
+        copies = [
+            envelope.with_(queue_id=new_queue_id(), rcpt_tos=group.recipients)
+            for group in groups[1:]
+        ]
+        for copy in copies:
+            await asyncio.to_thread(self.spool.accept, copy, untrusted_raw)
+        narrowed = envelope.with_(rcpt_tos=groups[0].recipients)
+        await asyncio.to_thread(self.spool.put, "incoming", narrowed, untrusted_raw)
+        for copy in copies:
+            self.scheduler.submit(copy.queue_id)
+        log.info(
+            "%s split by policy into %s",
+            envelope.queue_id,
+            ", ".join([envelope.queue_id, *(copy.queue_id for copy in copies)]),
+        )
+        return narrowed
+
+    async def _later(self, envelope: Envelope, why: str) -> None:
+        if self.clock() - envelope.received_at >= self.delivery.lifetime_seconds:
+            failures = {
+                rcpt: "451 4.3.0 could not be sanitized in time" for rcpt in envelope.rcpt_tos
+            }
+            await self.bounces.dead(
+                envelope.with_(last_error=why), "incoming", b"", failures, "lifetime"
+            )
+            return
+        log.warning("%s sanitizing deferred (%s)", envelope.queue_id, why)
+        self.metrics.deferred()
+        self.scheduler.retry_later("incoming", envelope.queue_id)
+
+    async def _crashed(self, envelope: Envelope, untrusted_raw: bytes, why: str) -> None:
+        envelope = envelope.with_(crashes=envelope.crashes + 1, last_error=why)
+        log.warning(
+            "%s sanitizer %s (%d of %d)",
+            envelope.queue_id,
+            why,
+            envelope.crashes,
+            self.settings.max_crashes,
+        )
+        if envelope.crashes < self.settings.max_crashes:
+            await asyncio.to_thread(self.spool.put, "incoming", envelope, untrusted_raw)
+            self.scheduler.submit(envelope.queue_id, "incoming")
+            return
+        notice = build_crash_hold_notice(envelope, from_address=self.bounces.notice_from)
+        envelope = envelope.with_(verdict=str(Verdict.HOLD))
+        await asyncio.to_thread(self.spool.advance, "incoming", envelope, notice, "outgoing")
+        await self.delivering.deliver(envelope, notice)
+
+    async def _sanitized(
+        self, envelope: Envelope, result: SanitizeResult, group: PolicyGroup | None = None
+    ) -> None:
+        report = result.report
+        self.metrics.verdict(str(report.verdict))
+        for part in report.parts:
+            self.metrics.part(str(part.action), str(part.reason))
+        await asyncio.to_thread(self.quarantine.record_result, envelope.quarantine_id, report)
+        data = report.to_dict()
+        if group is not None and group.rules:
+            data["rules"] = list(group.rules)
+            data["exceptions"] = list(group.exceptions)
+        envelope = envelope.with_(verdict=str(report.verdict), report=data)
+        if report.verdict == Verdict.REJECT:
+            self.metrics.rejected("verdict")
+            failures = {rcpt: "550 5.7.1 message rejected by policy" for rcpt in envelope.rcpt_tos}
+            await self.bounces.dead(envelope, "incoming", result.message, failures, "rejected")
+            return
+        await asyncio.to_thread(
+            self.spool.advance, "incoming", envelope, result.message, "outgoing"
+        )
+        await self.delivering.deliver(envelope, result.message)
