@@ -23,8 +23,10 @@ _MIME_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&\-^_.+]{0,126}/[a-z0-9][a-z0-9!#$&
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 _CHARSET_PARAM = re.compile(r"charset\s*=\s*\"?([a-z0-9][a-z0-9_.:+-]{0,39})\"?")
 # Lines where mail readers start decoding a file embedded in plain text (uuencode, yEnc,
-# BinHex: Thunderbird and Becky! show such a block as an attachment). A leading space
-# disarms them; the text stays readable and a second pass finds nothing to change.
+# BinHex: Thunderbird and Becky! show such a block as an attachment). The pipeline cuts such
+# blocks out of bodies (sanitizers/inline_files.py); this guard covers any other text (a
+# lookalike line that starts no decodable block): a leading space disarms it, the text stays
+# readable and a second pass finds nothing to change.
 _INLINE_FILE = re.compile(
     r"^(?=begin(?:-base64)?[ \t]+[0-7]{1,4}[ \t]|=ybegin[ \t]"
     r"|\(This file must be converted with BinHex)",

@@ -24,6 +24,7 @@ from sanitizers.filetype import detect
 from sanitizers.flowed import unflow
 from sanitizers.headers import RebuiltHeaders, display_safe, rebuild_headers
 from sanitizers.html_text import html_to_text
+from sanitizers.inline_files import extract_inline_files
 from sanitizers.mime import Leaf, parse, parse_headers_only
 from sanitizers.policy import Policy
 from sanitizers.report import PartReport, Report, SanitizeResult
@@ -208,7 +209,33 @@ class _Run:
         else:
             text = decoded.text
             part.action, part.reason = Action.CONVERTED, Reason.TEXT_CONVERTED
-        self._add_text(text)
+        self._add_text(self._take_inline_files(leaf, text))
+
+    def _take_inline_files(self, leaf: Leaf, text: str) -> str:
+        """The text without the files embedded in it (uuencode, yEnc, BinHex), each of which
+        is treated as an attachment; a malformed one is removed."""
+        limits = self.policy.limits
+        text, files = extract_inline_files(
+            text, max_files=limits.max_parts, max_bytes=limits.max_message_bytes
+        )
+        for number, found in enumerate(files, 1):
+            data = found.data or b""
+            part = PartReport(
+                path=f"{leaf.path}.text{number}",
+                declared_type=found.declared_type,
+                action=Action.REMOVED,
+                reason=Reason.MALFORMED,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest() if data else "",
+                filename=display_safe(found.filename, 100) or None,
+                detail=f"{found.encoding} block in the text",
+            )
+            self.report.parts.append(part)
+            if found.data is None:
+                part.detail += f": {found.problem}"
+            else:
+                self._file(found.data, found.filename, "application/octet-stream", part)
+        return text
 
     def _attached_message(self, leaf: Leaf, part: PartReport) -> None:
         if self.policy.body.attached_messages == "remove":
@@ -226,16 +253,22 @@ class _Run:
         self._add_text("\n".join(lines))
 
     def _attachment(self, leaf: Leaf, payload: bytes, part: PartReport) -> None:
+        self._file(payload, leaf.filename, leaf.content_type, part)
+
+    def _file(
+        self, payload: bytes, filename: str | None, declared_type: str, part: PartReport
+    ) -> None:
+        """Detect, scan and disarm one file as the policy says; keep what survives."""
         if not payload:
             part.reason = Reason.EMPTY
             return
-        info = detect(payload, leaf.content_type, leaf.filename)
+        info = detect(payload, declared_type, filename)
         part.detected_type, part.kind = info.detected_mime, info.kind
         if info.mismatch:
             part.findings.append(Reason.TYPE_MISMATCH)
             part.detail = "; ".join(filter(None, [part.detail, info.detail]))
         action = self.policy.attachments.action_for(info.kind)
-        outcome = self.disarmer.disarm(payload, leaf.filename or "", info.kind, action, self.policy)
+        outcome = self.disarmer.disarm(payload, filename or "", info.kind, action, self.policy)
         part.action, part.reason = outcome.action, outcome.reason
         part.removed = list(outcome.removed)
         if outcome.detail:
