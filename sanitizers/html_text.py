@@ -43,10 +43,12 @@ Layout: block elements start new lines, paragraphs and headings are separated by
 line, and an empty one an empty line),
 ``<br>`` breaks the line, list items start with ``・`` (``<ul>``) or ``1.`` (``<ol>``),
 ``<blockquote>`` lines start with ``> ``, ``<hr>`` is a line of dashes, ``<pre>`` keeps its
-whitespace, ``<ruby>`` readings follow in （）, and images become ``[alt]`` (nothing without alt,
-nothing for zero-sized images). A table row becomes a line, its cells joined by `` | ``
-(empty cells left out, so layout spacers vanish); cells that hold blocks (layout tables) stay
-blocks of their own.
+whitespace, ``<ruby>`` readings follow in （）, images become ``[alt]`` (nothing without alt,
+nothing for zero-sized images) and buttons ``[label]``. No-break spaces at the start of a line
+indent it. A table row becomes a line, its cells joined by `` | `` (empty cells left out, so
+layout spacers vanish); a cell of several lines (``<br>``, blocks inside) stands apart from its
+neighbours, on lines of its own. A shown URL follows its link's text (``text <URL>``), with no
+space before closing punctuation.
 
 Not handled: CSS in ``<style>`` blocks (class-based hiding), off-screen positioning, text
 coloured like its background, and relative URLs resolved against ``<base>``.
@@ -101,6 +103,9 @@ _DD_INDENT: Final = "  "
 _QUOTE: Final = "> "
 _HR: Final = "-" * 40
 _CELL_SEPARATOR: Final = " | "
+_BUTTON_INPUTS: Final = frozenset({"submit", "button", "reset", "image"})
+# What needs no space before it when it follows a shown URL.
+_CLOSING_PUNCTUATION: Final = frozenset(".,;:!?)]}」』）】〉》、。")
 
 # --- limits --------------------------------------------------------------------------------
 
@@ -396,7 +401,7 @@ class _Sink:
 
     __slots__ = (
         "_indent", "_marker", "_marker_at", "_prefixes", "_separator", "_separator_written",
-        "_space", "breaks", "first_line", "lines", "newlines", "parts",
+        "_space", "breaks", "first_line", "lines", "newlines", "parts", "space_before_punctuation",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -412,6 +417,7 @@ class _Sink:
         self._separator_written = -1  # where in parts the last separator was written
         self.lines = 0  # line breaks written so far
         self.first_line = -1  # the line of the first text since it was last set to -1
+        self.space_before_punctuation = True  # False: the owed space yields to punctuation
 
     def block(self, breaks: int) -> None:
         """Owe ``breaks`` newlines (1: a new line, 2: a blank line) before the next text."""
@@ -465,6 +471,10 @@ class _Sink:
         No-break spaces are kept as spaces; at the start of a line they indent it (unless
         nothing but a line end follows them)."""
         stripped = collapsed.strip(" ")
+        if not self.space_before_punctuation:
+            self.space_before_punctuation = True
+            if collapsed[0] in _CLOSING_PUNCTUATION:
+                self._space = False
         if collapsed[0] == " ":
             self._space = True
         if not stripped:
@@ -604,6 +614,7 @@ class _Converter:
         self.hidden = 0  # depth inside a dropped or hidden element: its events are ignored
         self.veil = 0  # inherited hiding bits in force (_INVISIBLE, _ZERO_FONT, _CLEAR_TEXT)
         self.veils: list[tuple[int, int]] = []  # (depth of ends, veil to restore) per change
+        self.images = 0  # images shown so far
         self.pending: list[str] = []  # text read since the last tag (libxml2 sends it in pieces)
         self.opened = ""  # the tag just opened, when no text has followed it yet
         self.styles: dict[str, _StyleEffect] = {}  # inline style -> what it does
@@ -828,11 +839,12 @@ class _Converter:
             return None
         sink = self.sink
         start = len(sink.parts)
-        # Under hidden text only what shows (an image's alt) earns the link its URL.
+        # Under hidden text only what shows (an image, or its alt) earns the link its URL.
         veiled = bool(self.veil & _HIDES_TEXT)
+        images = self.images
 
         def close() -> None:
-            if len(sink.parts) > start or not veiled:
+            if len(sink.parts) > start or not veiled or self.images > images:
                 self._show_url(url, sink.parts[start:])
 
         return close
@@ -842,16 +854,29 @@ class _Converter:
             link_text = "".join(link_parts)
             if len(link_text) <= _MAX_LINK_TEXT and _text_names_url(link_text, url):
                 return
-        # Spaces around the URL are owed, not written: they never start or end a line.
+        # Spaces around the URL are owed, not written: they never start or end a line, and
+        # the one after it gives way to closing punctuation ("詳細 <URL>。", "Start <URL>.").
         self.sink.text(f" <{url}> " if link_parts else f"<{url}> ")
+        self.sink.space_before_punctuation = False
 
     def _open_img(self, _tag: str, attrib: _Attributes) -> None:
-        alt = attrib.get("alt")
-        if not alt or _is_zero_sized_image(attrib) or self.veil & _INVISIBLE:
+        if _is_zero_sized_image(attrib) or self.veil & _INVISIBLE:
             return
-        alt = _HTML_SPACE.sub(" ", _printable(alt).replace("\xa0", " ")).strip()
+        self.images += 1
+        alt = attrib.get("alt")
         if alt:
-            self.sink.text(f"[{alt}]")
+            self._label(alt)
+
+    def _open_input(self, _tag: str, attrib: _Attributes) -> None:
+        """A button shows its label (``[送信]``); other controls show nothing."""
+        kind = (attrib.get("type") or "").strip().lower()
+        if kind in _BUTTON_INPUTS and not self.veil & _INVISIBLE:
+            self._label(attrib.get("alt" if kind == "image" else "value") or "")
+
+    def _label(self, untrusted_label: str) -> None:
+        label = _HTML_SPACE.sub(" ", _printable(untrusted_label).replace("\xa0", " ")).strip()
+        if label:
+            self.sink.text(f"[{label}]")
 
     # Tables: a row is a line, its cells joined by " | " (a separator is written only between
     # cells that show something, and only when they share a line: layout cells that hold
@@ -914,6 +939,7 @@ _KINDS: Final[dict[str, int | _Opener]] = {
     "dd": _Converter._open_dd,
     "hr": _Converter._open_hr,
     "img": _Converter._open_img,
+    "input": _Converter._open_input,
     "li": _Converter._open_item,
     "menu": _Converter._open_list,
     "ol": _Converter._open_list,
