@@ -1,12 +1,11 @@
 """The malware scan against a real clamd (Debian's clamav-daemon) with a signature database
-built here: no download, no freshclam. Skipped only when the clamd binary is absent
-(``make check`` installs it through TEST_PACKAGES)."""
+built here: no download, no freshclam. ``make check`` installs clamd (TEST_PACKAGES); without
+it these tests fail, they never skip."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-import shutil
 import socket
 import subprocess
 import time
@@ -22,11 +21,11 @@ from sanitizers.cdr.base import CdrOutcome
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import AttachmentAction, Policy
 from sanitizers.vocabulary import Action, Reason
+from tests.tools import require_tool
 
 # The EICAR anti-virus test string, assembled so this file itself is not flagged.
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 MARKER = b"MUKAIKA-CLAMD-TEST-MARKER-7f3a91"
-CLAMD = shutil.which("clamd") or ("/usr/sbin/clamd" if Path("/usr/sbin/clamd").exists() else None)
 START_SECONDS = 60.0
 
 
@@ -39,8 +38,7 @@ def _write_database(directory: Path) -> None:
 
 @pytest.fixture(scope="session")
 def clamd_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    if CLAMD is None:
-        pytest.skip("clamd is not installed (apt-get install clamav-daemon; make installs it)")
+    clamd = require_tool("clamd", debian_package="clamav-daemon")
     base = tmp_path_factory.mktemp("clamd")
     _write_database(base / "db")
     sock = base / "clamd.sock"
@@ -54,7 +52,7 @@ def clamd_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "MaxThreads 4\nSelfCheck 0\n"
     )
     log = (base / "stdout.log").open("wb")
-    process = subprocess.Popen([CLAMD, "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([clamd, "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + START_SECONDS
         while True:
@@ -247,8 +245,7 @@ def test_garbage_reply_is_temporary_failure(tmp_path: Path) -> None:
 
 def test_stopping_the_real_clamd_defers(tmp_path: Path) -> None:
     """Start a second real clamd, scan, stop it, and scan again: TemporaryFailure."""
-    if CLAMD is None:
-        pytest.skip("clamd is not installed")
+    clamd = require_tool("clamd", debian_package="clamav-daemon")
     _write_database(tmp_path / "db")
     sock = tmp_path / "c.sock"
     (tmp_path / "c.conf").write_text(
@@ -256,7 +253,7 @@ def test_stopping_the_real_clamd_defers(tmp_path: Path) -> None:
         f"LogFile {tmp_path / 'c.log'}\nTemporaryDirectory {tmp_path}\n"
     )
     process = subprocess.Popen(
-        [CLAMD, "-c", str(tmp_path / "c.conf")],
+        [clamd, "-c", str(tmp_path / "c.conf")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import subprocess
 import sys
 from email import message_from_bytes
@@ -35,10 +34,11 @@ from sanitizers.html_text import html_to_text
 from sanitizers.mime import header_params
 from sanitizers.policy import LinkMode
 from tests.corpus import CORPUS, files_of_type
+from tests.tools import require_tool
 
 pytestmark = pytest.mark.corpus
 
-W3M = ["w3m", "-dump", "-T", "text/html", "-I", "UTF-8", "-O", "UTF-8", "-cols", "1000"]
+W3M_OPTIONS = ["-dump", "-T", "text/html", "-I", "UTF-8", "-O", "UTF-8", "-cols", "1000"]
 W3M_DECORATIONS = re.compile(
     r"bg image\([^)]*\)|Refresh \(\d+ sec\) ?\S*|[─━│┃┌┐└┘├┤┬┴┼┏┓┗┛┠┨┯┷┿╂•◦▪●○■□◆◇☆*^]"
 )
@@ -142,9 +142,13 @@ def hidden_parts(root: etree._Element | None) -> tuple[list[str], set[etree._Ele
 # --- the comparison --------------------------------------------------------------------------
 
 
-def w3m_dump(html: str) -> str:
+def w3m_dump(w3m: str, html: str) -> str:
     done = subprocess.run(
-        W3M, input=html.encode("utf-8", "replace"), capture_output=True, timeout=60, check=False
+        [w3m, *W3M_OPTIONS],
+        input=html.encode("utf-8", "replace"),
+        capture_output=True,
+        timeout=60,
+        check=False,
     )
     return done.stdout.decode("utf-8", "replace")
 
@@ -187,15 +191,14 @@ def missing_targets(html: str, ours: str) -> list[str]:
 
 
 def test_our_text_has_every_word_and_link_of_w3m() -> None:
-    if shutil.which("w3m") is None:
-        pytest.skip("w3m is not installed (apt-get install w3m; make check installs it)")
+    w3m = require_tool("w3m", debian_package="w3m")
     parts = html_parts()
     assert len(parts) > 150, "the corpus should hold over 150 distinct HTML parts"
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
     failures: dict[str, str] = {}
     for where, html in sorted(parts.values()):
         ours = html_to_text(html, LinkMode.KEEP)
-        words = missing_words(html, ours, w3m_dump(html))
+        words = missing_words(html, ours, w3m_dump(w3m, html))
         targets = missing_targets(html, ours)
         if words or targets:
             failures[where] = f"words {words[:10]} ({len(words)}), links {targets[:3]}"
