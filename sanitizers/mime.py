@@ -23,7 +23,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser, BytesParser
 from email.policy import compat32
 
-from sanitizers.alternatives import text_loses
+from sanitizers.alternatives import MAX_POINTER_CHARS, text_loses
 from sanitizers.charsets import Decoded, decode_body
 from sanitizers.errors import LimitExceeded
 from sanitizers.html_text import html_to_text
@@ -37,9 +37,11 @@ _BASE64_ALLOWED = (
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \t\n\r\x0b\x0c"
 )
 _KNOWN_ENCODINGS = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printable"})
-# A text alternative longer than this (decoded bytes) is judged without decoding its charset:
-# it is far too long to be a pointer to the HTML version, so only blankness matters.
-_JUDGED_TEXT_BYTES = 16 * 1024
+# A text alternative longer than this (decoded bytes) is judged without decoding its charset
+# (which the pipeline does once, later): it is too long to be a pointer to the HTML version
+# (at most MAX_POINTER_CHARS characters of up to 4 bytes, with as much room again for
+# whitespace), so only blankness matters.
+_JUDGED_TEXT_BYTES = 8 * MAX_POINTER_CHARS
 
 
 @dataclass(slots=True)

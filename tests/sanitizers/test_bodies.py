@@ -56,7 +56,9 @@ def alternative(plain: bytes, html: bytes) -> bytes:
     return mail(multipart("alternative", [plain, html]))
 
 
-@pytest.mark.parametrize("blank", [b"\r\n", b" \r\n\t\r\n", "\u3000\r\n".encode(), b""])
+@pytest.mark.parametrize(
+    "blank", [b"\r\n", b" \r\n\t\r\n", "\u3000\r\n".encode(), b"", b" \r\n" * 3000]
+)
 @pytest.mark.parametrize("cte", ["base64", "quoted-printable", None])
 def test_a_text_alternative_blank_once_decoded_gives_way_to_the_html(
     blank: bytes, cte: str | None
