@@ -34,6 +34,9 @@ _YENC_NAME: Final = re.compile(r"[ \t]name=(.*?)[ \t]*$")
 _YENC_SIZE: Final = re.compile(r"[ \t]size=(\d{1,15})(?:[ \t]|$)")
 _YENC_CRC: Final = re.compile(r"[ \t](?:pcrc32|crc32)=([0-9a-fA-F]{1,8})(?:[ \t]|$)")
 _BINHEX_BEGIN: Final = re.compile(r"\(This file must be converted with BinHex.*", re.IGNORECASE)
+_FIRST_LINE: Final = re.compile(
+    r"^(?:begin|=ybegin|\(This file must be converted with BinHex)", re.IGNORECASE | re.MULTILINE
+)
 _UU_LINE: Final = re.compile("[ -`]+")
 _BASE64_LINE: Final = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _BINHEX_ALPHABET: Final = "!\"#$%&'()*+,-012345689@ABCDEFGHIJKLMNPQRSTUVXYZ[`abcdefhijklmpqr"
@@ -72,8 +75,7 @@ def extract_inline_files(
     text: str, *, max_files: int, max_bytes: int
 ) -> tuple[str, list[InlineFile]]:
     """The text without its embedded file blocks, and those files in order of appearance."""
-    lowered = text.lower()
-    if "begin" not in lowered and "binhex" not in lowered:
+    if _FIRST_LINE.search(text) is None:  # the common case: one scan, no copy
         return text, []
     lines = text.split("\n")
     kept: list[str] = []
