@@ -194,10 +194,13 @@ def reason_label(reason: Reason, language: str) -> str:
 def is_noteworthy(report: Report) -> bool:
     """Whether the recipient needs to be told anything: a part changed or something was found.
 
-    A losing alternative (the HTML twin of a text body) is not news. Keeping this stable is
-    what makes sanitizing an already-sanitized message a no-op.
+    A losing alternative (the HTML twin of a text body) is not news, and neither is a body
+    sent as UTF-8 under the ISO-2022-JP policy (``output_utf8``: the report and
+    X-Mukaika-Summary say it, and so does a notice written for another reason; a notice of
+    its own would be added again at each pass over the output). Keeping this stable is what
+    makes sanitizing an already-sanitized message a no-op.
     """
-    if report.reasons:
+    if any(reason is not Reason.OUTPUT_UTF8 for reason in report.reasons):
         return True
     for part in report.parts:
         if part.findings or part.removed:

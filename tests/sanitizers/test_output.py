@@ -36,10 +36,25 @@ def test_a_body_that_needs_utf8_is_reported(outside: str, language: str) -> None
     assert any(f"U+{ord(outside):04X}" in defect for defect in result.report.defects)
     out = parse(result.message)
     assert text_part(out).get_content_charset() == "utf-8"
+    assert "output_utf8" in str(out["X-Mukaika-Summary"])
+    # Nothing else changed: no notice of its own (a second pass would add another).
+    assert body_text(result.message) == f"{JAPANESE}{outside}\n"
+    again = sanitize_message(result.message, policy)
+    assert body_text(again.message) == body_text(result.message)
+
+
+@pytest.mark.parametrize("outside", OUTSIDE)
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_a_notice_says_the_body_went_out_as_utf8(outside: str, language: str) -> None:
+    policy = JIS_POLICY.model_copy(update={"notice": NoticePolicy(language=language)})
+    html = leaf("text/html; charset=utf-8", f"<p>{JAPANESE}{outside}</p>".encode())
+    result = sanitize_message(mail(html), policy)
     body = body_text(result.message)
     assert f"{JAPANESE}{outside}" in body
     label = "UTF-8 で送りました" if language == "ja" else "sent as UTF-8"
     assert label in body
+    again = sanitize_message(result.message, policy)
+    assert body_text(again.message) == body
 
 
 @pytest.mark.parametrize("charset", ["iso-2022-jp", "shift_jis", "utf-8"])
