@@ -76,17 +76,24 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final
 
-from pydantic import Field
-
-from gateway.configuration.settings import Section
+from gateway.configuration.settings import QuarantineSettings
 from sanitizers.report import Report
+from sanitizers.vocabulary import MessageState
 
 log = logging.getLogger("mukaika.quarantine")
 
-DeliveryState = Literal["queued", "delivered", "deferred", "held", "dead"]
-DELIVERY_STATES: Final[frozenset[str]] = frozenset(get_args(DeliveryState))
+# The message states an index row may record (the vocabulary's MessageState).
+DELIVERY_STATES: Final[frozenset[MessageState]] = frozenset(
+    {
+        MessageState.QUEUED,
+        MessageState.DELIVERED,
+        MessageState.DEFERRED,
+        MessageState.HELD,
+        MessageState.DEAD,
+    }
+)
 
 # Bounds on what one index row may hold (envelope strings, header values, recipients).
 MAX_FIELD_CHARS: Final = 1000
@@ -126,27 +133,6 @@ CREATE INDEX IF NOT EXISTS messages_received_at ON messages (received_at);
 CREATE INDEX IF NOT EXISTS messages_state ON messages (state, received_at);
 CREATE INDEX IF NOT EXISTS messages_verdict ON messages (verdict, received_at);
 """
-
-
-class QuarantineSettings(Section):
-    """The ``[quarantine]`` section. An empty string means "not set" (TOML has no null)."""
-
-    # Originals (and their index rows) older than this are purged, whatever their state.
-    retention_days: float = Field(default=90.0, gt=0)
-    # Held mail may be kept longer (or shorter); 0 means the same as retention_days.
-    held_retention_days: float = Field(default=0.0, ge=0)
-    # gzip level 1..9; 1 is the measured best trade-off for mail (see the module docstring).
-    compression_level: int = Field(default=1, ge=1, le=9)
-    # How often the service runs the purge.
-    purge_interval_seconds: float = Field(default=3600.0, gt=0)
-    # Absolute, or relative to the data directory; empty: DATA_DIR/quarantine.
-    directory: str = ""
-
-    def resolve_directory(self, data_dir: Path) -> Path:
-        """Where the quarantine lives for a given data directory."""
-        if not self.directory:
-            return data_dir / "quarantine"
-        return data_dir / self.directory  # an absolute directory replaces data_dir
 
 
 class QuarantineError(Exception):
@@ -509,7 +495,7 @@ class Quarantine:
             ),
         )
 
-    def record_delivery(self, qid: str, state: str) -> None:
+    def record_delivery(self, qid: str, state: MessageState) -> None:
         """Record the delivery state: one of queued, delivered, deferred, held, dead."""
         if state not in DELIVERY_STATES:
             raise ValueError(
