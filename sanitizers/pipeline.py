@@ -34,8 +34,10 @@ from sanitizers.compose import scrub_surrogates
 from sanitizers.errors import LimitExceeded, TemporaryFailure
 from sanitizers.filenames import clean_name, delivered_name
 from sanitizers.filetype import detect
+from sanitizers.flowed import unflow
 from sanitizers.headers import RebuiltHeaders, rebuild_headers
 from sanitizers.html_text import html_to_text
+from sanitizers.inline_files import extract_inline_files
 from sanitizers.links import UNSAFE_LINK, defang_text
 from sanitizers.mime import Leaf, first_raw_header, parse, parse_headers_only
 from sanitizers.policy import Policy
@@ -171,10 +173,18 @@ class _Run:
         self._scrub_report()
         language = self.policy.notice.language
         if self.report.verdict is Verdict.DELIVER:
-            text = "\n\n".join(self._scrub(segment) for segment in self.segments)
-            if notice.is_noteworthy(self.report) or self.policy.notice.always:
+            segments = "\n\n".join(self._scrub(segment) for segment in self.segments)
+            self._check_output_charset(segments)
+
+            def with_notice() -> str:
+                if not (notice.is_noteworthy(self.report) or self.policy.notice.always):
+                    return segments
                 block = notice.render_notice(self.report, self.policy.notice, reference)
-                text = (text.rstrip("\n") + "\n" + block).lstrip("\n")
+                return (segments.rstrip("\n") + "\n" + block).lstrip("\n")
+
+            text = with_notice()
+            if self._check_output_charset(text):  # (a file name in the notice did not fit)
+                text = with_notice()
             attachments = [
                 compose.OutAttachment(self._scrub(item.filename), item.content_type, item.data)
                 for item in self.attachments
@@ -183,6 +193,8 @@ class _Run:
         else:
             date = next((str(v) for n, v in fields if n.lower() == "date"), "")
             text = notice.render_held(self.report, self.policy.notice, reference, date=date)
+            if self._check_output_charset(text):
+                text = notice.render_held(self.report, self.policy.notice, reference, date=date)
             attachments = []
             tag = _HELD_TAG[language]
         fields = _tag_subject(fields, tag)
@@ -197,6 +209,18 @@ class _Run:
         message = compose.compose(fields, extra, body, attachments)
         self._lap("compose", clock)
         return message
+
+    def _check_output_charset(self, text: str) -> bool:
+        """Record (once) that the body must go out as UTF-8 although the policy asks for
+        ISO-2022-JP; whether that was recorded just now."""
+        if self.policy.output.charset != "iso-2022-jp" or Reason.OUTPUT_UTF8 in self.report.reasons:
+            return False
+        misfit = compose.iso2022jp_misfit(text)
+        if misfit is None:
+            return False
+        self.report.reasons.append(Reason.OUTPUT_UTF8)
+        self.report.defects.append(f"{Reason.OUTPUT_UTF8.value}: {misfit}")
+        return True
 
     def _scrub(self, text: str) -> str:
         """``text`` without lone surrogates; a replacement is reported once as lossy."""
@@ -270,16 +294,45 @@ class _Run:
             part.action, part.reason = Action.CONVERTED, Reason.HTML_BODY
         elif subtype == "plain":
             text = decoded.text
+            if _param(leaf, "format") == "flowed":
+                text = unflow(text, delsp=_param(leaf, "delsp") == "yes")
             part.action, part.reason = Action.KEPT, Reason.TEXT_BODY
         else:
             text = decoded.text
             part.action, part.reason = Action.CONVERTED, Reason.TEXT_CONVERTED
+        text = self._take_inline_files(leaf, text)
         # A link of a scheme that is not allowed, written as text, is defanged (mail clients
         # turn "file://…" or "ms-msdt:…" in text back into a link).
         text, defanged = defang_text(text, self.policy.links.allowed_schemes)
         if defanged:
             part.removed.append(UNSAFE_LINK)
         self._add_text(text)
+
+    def _take_inline_files(self, leaf: Leaf, text: str) -> str:
+        """The text without the files embedded in it (uuencode, yEnc, BinHex), each of which
+        is treated as an attachment; a malformed one is removed."""
+        limits = self.policy.limits
+        text, files = extract_inline_files(
+            text, max_files=limits.max_parts, max_bytes=limits.max_message_bytes
+        )
+        for number, found in enumerate(files, 1):
+            data = found.data or b""
+            part = PartReport(
+                path=f"{leaf.path}.text{number}",
+                declared_type=found.declared_type,
+                action=Action.REMOVED,
+                reason=Reason.MALFORMED,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest() if data else "",
+                filename=display_text(found.filename, 100) or None,
+                detail=f"{found.encoding} block in the text",
+            )
+            self.report.parts.append(part)
+            if found.data is None:
+                part.detail += f": {found.problem}"
+            else:
+                self._file(found.data, found.filename, "application/octet-stream", part)
+        return text
 
     def _attached_message(self, leaf: Leaf, part: PartReport) -> None:
         if self.policy.body.attached_messages == "remove":
@@ -299,16 +352,22 @@ class _Run:
         self._add_text("\n".join(lines))
 
     def _attachment(self, leaf: Leaf, payload: bytes, part: PartReport) -> None:
+        self._file(payload, leaf.filename, leaf.content_type, part)
+
+    def _file(
+        self, payload: bytes, filename: str | None, declared_type: str, part: PartReport
+    ) -> None:
+        """Detect, scan and disarm one file as the policy says; keep what survives."""
         if not payload:
             part.reason = Reason.EMPTY
             return
-        info = detect(payload, leaf.content_type, leaf.filename)
+        info = detect(payload, declared_type, filename)
         part.detected_type, part.kind = info.detected_mime, info.kind
         if info.mismatch:
             part.findings.append(Reason.TYPE_MISMATCH)
             part.detail = "; ".join(filter(None, [part.detail, info.detail]))
         action = self.policy.attachments.action_for(info.kind)
-        name = clean_name(leaf.filename)
+        name = clean_name(filename)
         outcome = self.disarmer.disarm(payload, name, info.kind, action, self._budgeted_policy())
         part.action, part.reason = outcome.action, outcome.reason
         part.removed = list(outcome.removed)
@@ -368,6 +427,12 @@ class _Run:
 
     def _lap(self, name: str, since: float) -> None:
         self.report.timings_ms[name] = round((time.monotonic() - since) * 1000, 3)
+
+
+def _param(leaf: Leaf, name: str) -> str:
+    """A Content-Type parameter of ``leaf``, lower-cased ("" when absent)."""
+    value = leaf.params.get(name)
+    return value.text.strip().lower() if value is not None else ""
 
 
 def _entries(
