@@ -116,14 +116,16 @@ class Scheduler:
         for state in ("incoming", "outgoing", "dead"):
             ids = self.spool.ids(state)
             self.metrics.set_queue_depth(state, len(ids))
-        for hook in self.housekeeping:
-            hook()
-        if state != "dead":
+            if state == "dead":
+                continue  # given up on: no longer waiting
+            # A queue id begins with its acceptance time: the first one is the oldest.
             for queue_id in ids[:1]:
                 try:
                     oldest = min(oldest, self.spool.envelope(state, queue_id).received_at)
                 except SpoolError:
                     continue
+        for hook in self.housekeeping:
+            hook()
         self.metrics.set_oldest_age(max(0.0, now - oldest))
 
     async def _loop(self) -> None:
