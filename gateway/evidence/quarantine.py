@@ -78,8 +78,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from gateway.configuration.settings import Section
 from sanitizers.report import Report
 
 log = logging.getLogger("mukaika.quarantine")
@@ -127,10 +128,8 @@ CREATE INDEX IF NOT EXISTS messages_verdict ON messages (verdict, received_at);
 """
 
 
-class QuarantineSettings(BaseModel):
+class QuarantineSettings(Section):
     """The ``[quarantine]`` section. An empty string means "not set" (TOML has no null)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Originals (and their index rows) older than this are purged, whatever their state.
     retention_days: float = Field(default=90.0, gt=0)

@@ -48,6 +48,7 @@ from typing import Any, AnyStr
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.configuration.settings import SmtpSettings
+from gateway.observation.logtext import quoted
 from gateway.receiving.refusals import Refusal, log_refusal
 
 log = logging.getLogger("mukaika.smtp")
@@ -80,6 +81,7 @@ REPLY_DISK = "452 4.3.1 Insufficient system storage"
 REPLY_NUL = "550 5.5.2 NUL in message data is not allowed"
 REPLY_BAD_SENDER = "553 5.1.7 Bad sender address syntax"
 REPLY_BAD_RECIPIENT = "553 5.1.3 Bad recipient address syntax"
+AIOSMTPD_LINE_TOO_LONG = "500 Command line too long"  # aiosmtpd's own reply
 # The reason code of each reply this module sends; any other 4xx/5xx (aiosmtpd's syntax and
 # sequence errors) is ``protocol``.
 _REFUSALS: dict[str, Refusal] = {
@@ -95,6 +97,7 @@ _REFUSALS: dict[str, Refusal] = {
     REPLY_TOO_MANY_RCPT: Refusal.RECIPIENTS,
     REPLY_SIZE: Refusal.SIZE,
     REPLY_LINE: Refusal.LINE_LENGTH,
+    AIOSMTPD_LINE_TOO_LONG: Refusal.LINE_LENGTH,
     REPLY_BARE: Refusal.BARE_NEWLINE,
     REPLY_PIPELINING: Refusal.PIPELINING,
     REPLY_DISK: Refusal.DISK,
@@ -136,7 +139,7 @@ class ConnectionTracker:
         self.max_total = settings.max_connections
         self.max_per_client = settings.max_connections_per_client
         self.normal_timeout = settings.command_timeout_seconds
-        self.stress_timeout = min(settings.stress_timeout_seconds, self.normal_timeout)
+        self.stress_timeout = settings.stress_timeout_seconds  # never longer: validated
         self.stress_above = settings.stress_threshold_ratio * settings.max_connections
         self.stressed = False
         self.sessions: set[GatewaySMTP] = set()  # admitted
@@ -232,6 +235,8 @@ class GatewaySMTP(SMTP):
         self._deadline: asyncio.TimerHandle | None = None
         self._timed_under_stress = False
         self._command = ""  # the command being answered, for the refusal log
+        self._noted_reader: asyncio.StreamReader | None = None
+        self._line_overran = False
         self.in_transaction = False
         # Note each command (and the envelope part of its argument) before it runs.
         self._smtp_methods = {
@@ -246,6 +251,38 @@ class GatewaySMTP(SMTP):
             await method(arg)
 
         return noted
+
+    def _cb_client_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        super()._cb_client_connected(reader, writer)
+        if reader is not self._noted_reader:
+            self._noted_reader = reader
+            reader.readuntil = self._noting_lines(reader.readuntil)  # type: ignore[method-assign,assignment]
+
+    def _noting_lines(
+        self, readuntil: Callable[[bytes], Awaitable[bytes]]
+    ) -> Callable[[bytes], Awaitable[bytes]]:
+        """Note the command word of each command line as it is read, so that a reply aiosmtpd
+        sends itself (unrecognised command, line too long, TLS required) names the line it
+        answers, and nothing read before it. A line too long for the reader is named by no
+        word: its tail, read afterwards, is not a command."""
+
+        async def noting(separator: bytes = b"\n") -> bytes:
+            self._command = ""
+            try:
+                line = await readuntil(separator)
+            except asyncio.LimitOverrunError:
+                self._line_overran = True
+                raise
+            if self._line_overran:
+                self._line_overran = False
+            else:
+                word = line.rstrip(b"\r\n").partition(b" ")[0]
+                self._command = word.decode("utf-8", "surrogateescape")
+            return line
+
+        return noting
 
     # --- connection life --------------------------------------------------------------------
 
@@ -337,12 +374,24 @@ class GatewaySMTP(SMTP):
             self.transport.close()
 
     def abort(self, reply: str) -> None:
-        """Send a last reply and close, whatever the session is doing."""
+        """Send a last reply and close, whatever the session is doing. Stopping closes a
+        session between transactions (its mail, if any, already answered 250) without refusing
+        anything: that is logged as a close and not counted."""
         transport = self.transport
         if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
-            self._refused(reply)
+            if reply == REPLY_SHUTDOWN and not self._envelope_open():
+                log.info(
+                    "closed reason=shutdown client=%s", quoted(self._client, len(self._client))
+                )
+            else:
+                self._refused(reply)
             transport.write(reply.encode("ascii") + b"\r\n")
         self._close()
+
+    def _envelope_open(self) -> bool:
+        """A transaction has begun (MAIL accepted) and is not answered yet."""
+        envelope = self.envelope
+        return self.in_transaction or (envelope is not None and envelope.mail_from is not None)
 
     async def handle_exception(self, error: Exception) -> str:
         log.error(
