@@ -14,8 +14,7 @@ import aiosmtplib
 import pytest
 
 from tests.gateway.relaykit import SIMPLE, Sink, free_port, wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +60,7 @@ class Child:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "tests.gateway.serve_child",
+            "tests.e2e.serve_child",
             str(config),
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,

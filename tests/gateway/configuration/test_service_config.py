@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from gateway.configuration.config import Config, ConfigError, load_config
+from tests.paths import ROOT
 
-DEFAULTS = Path(__file__).resolve().parents[2] / "config" / "defaults.toml"
+DEFAULTS = ROOT / "config" / "defaults.toml"
 
 
 def test_defaults_file_loads_to_model_defaults() -> None:

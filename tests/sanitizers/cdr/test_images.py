@@ -16,7 +16,7 @@ from sanitizers.cdr.base import CdrContext
 from sanitizers.cdr.images import ImageSanitizer
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.vocabulary import Action, Reason
-from tests.cdr.contract import Case, CdrContract
+from tests.sanitizers.cdr.contract import Case, CdrContract
 
 
 def _picture(mode: str = "RGB", size: tuple[int, int] = (64, 48)) -> Image.Image:

@@ -16,7 +16,7 @@ from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.cdr.ziparchive import ZipSanitizer
 from sanitizers.policy import AttachmentAction, AttachmentPolicy, Policy
 from sanitizers.vocabulary import Action, Reason
-from tests.cdr.contract import Case, CdrContract
+from tests.sanitizers.cdr.contract import Case, CdrContract
 
 TEXT = "会議資料です。よろしくお願いします。\n"
 SANITIZE = {k: AttachmentAction.SANITIZE for k in ("pdf", "image", "zip", "text")}
@@ -319,7 +319,7 @@ def test_forbidden_characters_are_replaced() -> None:
 def test_zip_of_docm_pdf_png_is_rebuilt_with_each_disarmed() -> None:
     """The issue's example: a zip of a macro docm, a PDF with JavaScript and a PNG."""
     from sanitizers.cdr import registry
-    from tests.cdr.office_fixtures import docm_with_vba
+    from tests.sanitizers.cdr.office_fixtures import docm_with_vba
 
     kinds = ("ooxml", "pdf", "image", "zip", "text")
     policy = Policy(

@@ -16,8 +16,8 @@ from pathlib import Path
 import aiosmtplib
 
 from tests.gateway.relaykit import Sink
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 MAIL = (
     "From: a@example.com\r\nTo: u@example.lg.jp\r\nSubject: =?UTF-8?B?6KuL5rGC5pu4?=\r\n"
     "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n本文です。\r\n"

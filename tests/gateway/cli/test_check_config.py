@@ -9,6 +9,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.configuration.config import Config, load_config
+from tests.paths import ROOT
 
 FINANCE = """
 [[rules]]
@@ -89,9 +90,7 @@ def test_expired_exception_is_a_warning_with_exit_1(
     assert main(["check-config", "--config", str(main_file), "--on", "2027-03-31", "-q"]) == 0
 
 
-GUIDES = [
-    Path(__file__).resolve().parents[2] / "deploy" / f"GUIDE.{lang}.md" for lang in ("en", "ja")
-]
+GUIDES = [ROOT / "deploy" / f"GUIDE.{lang}.md" for lang in ("en", "ja")]
 
 
 @pytest.mark.parametrize("guide", GUIDES, ids=lambda p: p.name)

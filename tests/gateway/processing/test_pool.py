@@ -12,7 +12,7 @@ import pytest
 
 from gateway.processing.pool import ProcessSanitizer, SanitizerCrashed
 from sanitizers.policy import Policy
-from tests.gateway.crashy import CLEAN, crash_on_marker
+from tests.gateway.processing.crashy import CLEAN, crash_on_marker
 from tests.gateway.relaykit import Sink, make_config, start_gateway
 
 

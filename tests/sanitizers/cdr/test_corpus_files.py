@@ -27,10 +27,10 @@ import pytest
 from sanitizers.cdr.base import CdrOutcome
 from sanitizers.policy import AttachmentAction, AttachmentPolicy, Policy
 from sanitizers.vocabulary import Action, Reason
-from tests.cdr.test_images import metadata_and_trailers
-from tests.cdr.test_pdf import dangerous_tokens
+from tests.corpus import CORPUS
+from tests.sanitizers.cdr.test_images import metadata_and_trailers
+from tests.sanitizers.cdr.test_pdf import dangerous_tokens
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 SOURCES = (
     "pdfjs",
     "qpdf",

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from tests.cdr.office_fixtures import docm_with_vba
 from tests.mailfactory import leaf, mail, multipart
+from tests.sanitizers.cdr.office_fixtures import docm_with_vba
 
 FILENAME = "請求書.docm"
 HTML = "<p>請求書をお送りします。<a href='http://evil.example/x'>こちら</a></p>"

@@ -2,7 +2,7 @@
 
 Usage (one test module per sanitizer)::
 
-    from tests.cdr.contract import Case, CdrContract
+    from tests.sanitizers.cdr.contract import Case, CdrContract
 
     class TestPdfContract(CdrContract):
         kind = "pdf"

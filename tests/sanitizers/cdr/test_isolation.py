@@ -15,8 +15,8 @@ from sanitizers.cdr.isolation import IsolatedDisarmer, _from_wire
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.policy import AttachmentAction, Policy
 from sanitizers.vocabulary import Action, Reason
-from tests.cdr import misbehaving
-from tests.cdr import office_fixtures as F
+from tests.sanitizers.cdr import misbehaving
+from tests.sanitizers.cdr import office_fixtures as F
 
 SANITIZE = AttachmentAction.SANITIZE
 

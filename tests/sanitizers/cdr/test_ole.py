@@ -14,8 +14,8 @@ from sanitizers.cdr.ole import MAIN_STREAMS, OleSanitizer
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.errors import SanitizeError
 from sanitizers.vocabulary import Action, Reason
-from tests.cdr import office_fixtures as F
-from tests.cdr.contract import Case, CdrContract
+from tests.sanitizers.cdr import office_fixtures as F
+from tests.sanitizers.cdr.contract import Case, CdrContract
 
 
 class TestOleContract(CdrContract):

@@ -16,7 +16,7 @@ from sanitizers.cdr.base import CdrContext
 from sanitizers.cdr.pdf import PdfSanitizer
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.vocabulary import Action, Reason
-from tests.cdr.contract import Case, CdrContract
+from tests.sanitizers.cdr.contract import Case, CdrContract
 
 BENIGN = "Benign page text 42"
 

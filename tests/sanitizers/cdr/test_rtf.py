@@ -12,8 +12,8 @@ from sanitizers.cdr.rtf import RtfSanitizer, find_dangerous, rebuild_rtf
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.errors import SanitizeError
 from sanitizers.vocabulary import Action, Reason
-from tests.cdr import office_fixtures as F
-from tests.cdr.contract import Case, CdrContract
+from tests.sanitizers.cdr import office_fixtures as F
+from tests.sanitizers.cdr.contract import Case, CdrContract
 
 DDE_RTF = (
     b"{\\rtf1\\ansi \\pard benign RTF text\\par "

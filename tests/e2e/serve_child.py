@@ -1,6 +1,6 @@
 """Run ``mukaika serve``'s loop in a child process with the stub-like fake sanitizer.
 
-Usage: python -m tests.gateway.serve_child CONFIG.toml — prints "listening on HOST:PORT";
+Usage: python -m tests.e2e.serve_child CONFIG.toml — prints "listening on HOST:PORT";
 SIGTERM stops it (the code path of ``mukaika serve``)."""
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.cdr.text import HtmlSanitizer, TextSanitizer
 from sanitizers.policy import Policy
 from sanitizers.vocabulary import Action, Reason
-from tests.cdr.contract import Case, CdrContract
+from tests.sanitizers.cdr.contract import Case, CdrContract
 
 JAPANESE = "件名：㈱テスト ①～③ 髙橋様 全角ＡＢＣ\r\n"  # round-trips through CP932
 CSV = "氏名,所属,電話\r\n山田太郎,総務課,03-1234-5678\r\n"

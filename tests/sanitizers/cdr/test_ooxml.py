@@ -15,8 +15,8 @@ from sanitizers.cdr.ooxml import find_dangerous, parse_xml
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.errors import SanitizeError
 from sanitizers.vocabulary import Action, Reason
-from tests.cdr import office_fixtures as F
-from tests.cdr.contract import Case, CdrContract
+from tests.sanitizers.cdr import office_fixtures as F
+from tests.sanitizers.cdr.contract import Case, CdrContract
 
 
 def main_part(data: bytes) -> tuple[zipfile.ZipFile, str]:

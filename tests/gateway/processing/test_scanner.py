@@ -4,14 +4,11 @@ built here: no download, no freshclam. Skipped only when the clamd binary is abs
 
 from __future__ import annotations
 
-import hashlib
 import io
-import shutil
 import socket
 import subprocess
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,82 +19,7 @@ from sanitizers.cdr.base import CdrOutcome
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import AttachmentAction, Policy
 from sanitizers.vocabulary import Action, Reason
-
-# The EICAR anti-virus test string, assembled so this file itself is not flagged.
-EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
-MARKER = b"MUKAIKA-CLAMD-TEST-MARKER-7f3a91"
-CLAMD = shutil.which("clamd") or ("/usr/sbin/clamd" if Path("/usr/sbin/clamd").exists() else None)
-START_SECONDS = 60.0
-
-
-def _write_database(directory: Path) -> None:
-    directory.mkdir()
-    digest = hashlib.md5(EICAR, usedforsecurity=False).hexdigest()
-    (directory / "mukaika.hdb").write_text(f"{digest}:{len(EICAR)}:Mukaika.Test.EICAR\n")
-    (directory / "mukaika.ndb").write_text(f"Mukaika.Test.Marker:0:*:{MARKER.hex()}\n")
-
-
-@pytest.fixture(scope="session")
-def clamd_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    if CLAMD is None:
-        pytest.skip("clamd is not installed (apt-get install clamav-daemon; make installs it)")
-    base = tmp_path_factory.mktemp("clamd")
-    _write_database(base / "db")
-    sock = base / "clamd.sock"
-    config = base / "clamd.conf"
-    port = _free_port()
-    (base / "tcp_port").write_text(str(port))
-    config.write_text(
-        f"LocalSocket {sock}\nTCPSocket {port}\nTCPAddr 127.0.0.1\n"
-        f"DatabaseDirectory {base / 'db'}\nForeground yes\n"
-        f"LogFile {base / 'clamd.log'}\nTemporaryDirectory {base}\nStreamMaxLength 2M\n"
-        "MaxThreads 4\nSelfCheck 0\n"
-    )
-    log = (base / "stdout.log").open("wb")
-    process = subprocess.Popen([CLAMD, "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"clamd exited {process.returncode}: {(base / 'stdout.log').read_text()}"
-                )
-            if sock.exists():
-                try:
-                    if ClamdClient(f"unix:{sock}", 2.0).ping():
-                        break
-                except TemporaryFailure:
-                    pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"clamd did not answer within {START_SECONDS}s")
-            time.sleep(0.1)
-        yield sock
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def clamd_tcp(clamd_socket: Path) -> str:
-    """The same clamd's loopback TCP address (``host:port``)."""
-    address = f"127.0.0.1:{(clamd_socket.parent / 'tcp_port').read_text()}"
-    deadline = time.monotonic() + 10
-    while not _pings(ClamdClient(address, 2.0)):
-        if time.monotonic() > deadline:
-            pytest.fail(f"clamd does not answer on {address}")
-        time.sleep(0.1)
-    return address
+from tests.clamd import CLAMD, EICAR, MARKER, START_SECONDS, pings, write_database
 
 
 class _Recorder:
@@ -245,11 +167,12 @@ def test_garbage_reply_is_temporary_failure(tmp_path: Path) -> None:
         listener.close()
 
 
+@pytest.mark.clamd
 def test_stopping_the_real_clamd_defers(tmp_path: Path) -> None:
     """Start a second real clamd, scan, stop it, and scan again: TemporaryFailure."""
     if CLAMD is None:
         pytest.skip("clamd is not installed")
-    _write_database(tmp_path / "db")
+    write_database(tmp_path / "db")
     sock = tmp_path / "c.sock"
     (tmp_path / "c.conf").write_text(
         f"LocalSocket {sock}\nDatabaseDirectory {tmp_path / 'db'}\nForeground yes\n"
@@ -263,7 +186,7 @@ def test_stopping_the_real_clamd_defers(tmp_path: Path) -> None:
     client = ClamdClient(f"unix:{sock}", 2.0)
     try:
         deadline = time.monotonic() + START_SECONDS
-        while not (sock.exists() and _pings(client)):
+        while not (sock.exists() and pings(client)):
             assert process.poll() is None
             assert time.monotonic() < deadline
             time.sleep(0.1)
@@ -275,13 +198,6 @@ def test_stopping_the_real_clamd_defers(tmp_path: Path) -> None:
         ScanningDisarmer(_Recorder(), client).disarm(
             b"x", "a", "other", AttachmentAction.SANITIZE, Policy()
         )
-
-
-def _pings(client: ClamdClient) -> bool:
-    try:
-        return client.ping()
-    except TemporaryFailure:
-        return False
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,6 @@ import time
 import warnings
 import zipfile
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -29,8 +28,8 @@ from sanitizers.cdr.base import CdrOutcome
 from sanitizers.cdr.isolation import IsolatedDisarmer
 from sanitizers.policy import AttachmentAction, AttachmentPolicy, Policy
 from sanitizers.vocabulary import Action, Reason
+from tests.corpus import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 SOURCES = ("oletools", "apache-poi", "msoffcrypto-tool")
 MAX_FILE_BYTES = 8 * 1024 * 1024
 BY_KIND = {
