@@ -2,7 +2,7 @@
 # (install and run every check: lint, types, tests). Both create .venv on first use.
 VENV ?= .venv
 BIN := $(VENV)/bin
-TEST_PACKAGES ?= clamav-daemon postfix
+TEST_PACKAGES ?= clamav-daemon postfix prometheus logrotate systemd
 
 .PHONY: demo check lint types test install test-packages
 
@@ -25,7 +25,9 @@ lint: install
 types: install
 	$(BIN)/mypy
 
-# Debian packages only the tests use (a real clamd and a real Postfix); never for `make demo`.
+# Debian packages only the tests use, never for `make demo`: a real clamd and a real Postfix,
+# Prometheus' promtool (the alert rules' unit tests), logrotate and systemd-analyze (the
+# deploy files). A test whose tool is missing fails rather than skips (tests/tools.py).
 test-packages:
 	sh deploy/system-packages.sh $(TEST_PACKAGES)
 

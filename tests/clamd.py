@@ -1,12 +1,11 @@
 """A real clamd (Debian's clamav-daemon) for the tests, with a signature database built here:
-no download, no freshclam. The session fixture skips with the reason when clamd is absent
-(``make check`` installs it through TEST_PACKAGES); tests that use it get the ``clamd`` marker
+no download, no freshclam. ``make check`` installs clamd (TEST_PACKAGES); without it the tests
+that use it fail, they never skip. Tests that use it get the ``clamd`` marker
 (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 import socket
 import subprocess
 import time
@@ -17,11 +16,11 @@ import pytest
 
 from gateway.processing.scanner import ClamdClient
 from sanitizers.errors import TemporaryFailure
+from tests.tools import require_tool
 
 # The EICAR anti-virus test string, assembled so this file itself is not flagged.
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 MARKER = b"MUKAIKA-CLAMD-TEST-MARKER-7f3a91"
-CLAMD = shutil.which("clamd") or ("/usr/sbin/clamd" if Path("/usr/sbin/clamd").exists() else None)
 START_SECONDS = 60.0
 
 
@@ -34,8 +33,7 @@ def write_database(directory: Path) -> None:
 
 @pytest.fixture(scope="session")
 def clamd_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    if CLAMD is None:
-        pytest.skip("clamd is not installed (apt-get install clamav-daemon; make installs it)")
+    clamd = require_tool("clamd", debian_package="clamav-daemon")
     base = tmp_path_factory.mktemp("clamd")
     write_database(base / "db")
     sock = base / "clamd.sock"
@@ -49,7 +47,7 @@ def clamd_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "MaxThreads 4\nSelfCheck 0\n"
     )
     log = (base / "stdout.log").open("wb")
-    process = subprocess.Popen([CLAMD, "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([clamd, "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + START_SECONDS
         while True:

@@ -2,7 +2,9 @@
 
 Reads the shipped defaults, the main file (``--config FILE``) and every ``local.d/*.toml``
 beside it, validates the merged result, and prints the effective configuration (TOML, or JSON
-with ``--json``) on stdout. Every error goes to stderr as ``FILE: KEY: message``. Exceptions
+with ``--json``) on stdout. Every file the configuration names (TLS certificate, key and CA
+bundle, notice templates) must exist and be usable by the user running the check (run it as the
+service user). Every error goes to stderr as ``FILE: KEY: message``. Exceptions
 (例外措置) past their expiry date are reported as warnings: they are skipped when matching.
 
 Exit codes: 0 valid; 1 valid, but with expired exceptions; 2 invalid (or usage error).
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.configuration.config import ConfigError, load_layered
+from gateway.configuration.files import file_problems
 from gateway.configuration.rules import RuleSet
 
 EXIT_OK = 0
@@ -47,9 +50,13 @@ def run_check_config(args: argparse.Namespace) -> int:
     try:
         config, layered = load_layered(args.config)
     except ConfigError as exc:
-        for problem in exc.problems:
+        problems = exc.problems
+    else:
+        problems = file_problems(config, layered)
+    if problems:
+        for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
-        print(f"mukaika check-config: {len(exc.problems)} error(s); invalid", file=sys.stderr)
+        print(f"mukaika check-config: {len(problems)} error(s); invalid", file=sys.stderr)
         return EXIT_INVALID
     on: date = args.on or date.today()
     expired = RuleSet(config.policy, config.rules, lambda: on).expired()

@@ -12,7 +12,9 @@ is reopened (after rotation); settings that need a restart (listen address, data
 are logged as "needs restart" and not applied. If invalid, every error is logged and the old
 configuration stays in force. Listeners and open sessions are untouched either way.
 
-Exit codes: 0 clean stop; 2 usage or configuration error; 1 could not start.
+Exit codes: 0 clean stop; 2 usage error; 78 (``EXIT_CONFIG``) the configuration cannot work
+(invalid, or a file it names is missing or unusable: each problem is named, and the systemd
+unit does not restart); 1 could not start for another reason (e.g. the port is in use).
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.configuration.config import Config, ConfigError, load_config
+from gateway.cli.exit_codes import EXIT_CONFIG
+from gateway.configuration.config import Config, ConfigError, load_config, load_layered
+from gateway.configuration.files import file_problems
 
 if TYPE_CHECKING:
     from gateway.service.assembly import Parts
 
 EXIT_OK = 0
 EXIT_ERROR = 1
-EXIT_USAGE = 2
 
 log = logging.getLogger("mukaika.serve")
 
@@ -116,14 +119,19 @@ def run_serve(args: argparse.Namespace) -> int:
         # aiosmtpd logs every command at INFO; the gateway logs what matters with queue ids.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
     try:
-        config = apply_overrides(load_config(args.config), args)
+        loaded, layered = load_layered(args.config)
+        config = apply_overrides(loaded, args)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"mukaika serve: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        problems = exc.problems
     except ValueError as exc:
-        print(f"mukaika serve: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        problems = [str(exc)]
+    else:
+        problems = file_problems(config, layered)
+    if problems:
+        for problem in problems:
+            print(f"mukaika serve: {problem}", file=sys.stderr)
+        print("mukaika serve: the configuration cannot work; not started", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         asyncio.run(
             _serve(

@@ -6,6 +6,8 @@ A broken pool is rebuilt and the message is tried again; a message that was in f
 pool broke is from then on sanitized in an isolation pool of one process, so that it alone is
 blamed for its next crash. The caller counts crashes and holds a message after too many.
 A message that runs over ``sanitize_timeout_seconds`` has its processes killed: a crash.
+Worker processes hold this process's lifeline (:mod:`sanitizers.lifeline`): if the gateway
+dies, even by SIGKILL, they and their own CDR children exit at once instead of lingering.
 
 Only :class:`sanitizers.errors.TemporaryFailure` passes through from the pipeline; it means
 "try again later", never "deliver as is".
@@ -23,6 +25,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
+from sanitizers import lifeline
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult
@@ -87,11 +90,19 @@ class ProcessSanitizer:
     def _pool(self, isolated: bool) -> ProcessPoolExecutor:
         if isolated:
             if self._isolation is None:
-                self._isolation = ProcessPoolExecutor(1, mp_context=self._context)
+                self._isolation = self._new_pool(1)
             return self._isolation
         if self._main is None:
-            self._main = ProcessPoolExecutor(self.processes, mp_context=self._context)
+            self._main = self._new_pool(self.processes)
         return self._main
+
+    def _new_pool(self, processes: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            processes,
+            mp_context=self._context,
+            initializer=lifeline.hold,
+            initargs=(lifeline.lifeline(),),
+        )
 
     def _discard(self, pool: ProcessPoolExecutor, *, kill: bool) -> None:
         if kill:

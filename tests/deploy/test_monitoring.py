@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import signal
 import smtplib
 import subprocess
@@ -35,6 +34,7 @@ from gateway.observation.metrics import (
 )
 from tests.deploy.mails import free_port, japanese_html_mail, smtp_banner, wait_for
 from tests.deploy.yamlsubset import load
+from tests.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -126,12 +126,13 @@ def test_alert_rules_are_well_formed() -> None:
         assert wanted in names
 
 
+def promtool() -> str:
+    return require_tool("promtool", debian_package="prometheus")
+
+
 def test_promtool_accepts_the_rules() -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool (Debian package prometheus) is not installed")
     result = subprocess.run(
-        [promtool, "check", "rules", str(ALERTS)],
+        [promtool(), "check", "rules", str(ALERTS)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -143,11 +144,8 @@ def test_promtool_accepts_the_rules() -> None:
 def test_alerts_fire_on_the_right_signals() -> None:
     """deploy/prometheus/alerts.test.yml: a clamd outage and an LGWAN-side MTA outage each fire
     their own alert and not the other's; deferrals while mail flows fire neither."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool (Debian package prometheus) is not installed")
     result = subprocess.run(
-        [promtool, "test", "rules", "alerts.test.yml"],
+        [promtool(), "test", "rules", "alerts.test.yml"],
         cwd=ALERTS.parent,
         capture_output=True,
         text=True,

@@ -1,6 +1,6 @@
 """The malware scan against a real clamd (Debian's clamav-daemon) with a signature database
-built here: no download, no freshclam. Skipped only when the clamd binary is absent
-(``make check`` installs it through TEST_PACKAGES)."""
+built here: no download, no freshclam. ``make check`` installs clamd (TEST_PACKAGES); without
+it these tests fail, they never skip."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from sanitizers.cdr.base import CdrOutcome
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import AttachmentAction, Policy
 from sanitizers.vocabulary import Action, Reason
-from tests.clamd import CLAMD, EICAR, MARKER, START_SECONDS, pings, write_database
+from tests.clamd import EICAR, MARKER, START_SECONDS, pings, write_database
+from tests.tools import require_tool
 
 
 class _Recorder:
@@ -170,8 +171,7 @@ def test_garbage_reply_is_temporary_failure(tmp_path: Path) -> None:
 @pytest.mark.clamd
 def test_stopping_the_real_clamd_defers(tmp_path: Path) -> None:
     """Start a second real clamd, scan, stop it, and scan again: TemporaryFailure."""
-    if CLAMD is None:
-        pytest.skip("clamd is not installed")
+    clamd = require_tool("clamd", debian_package="clamav-daemon")
     write_database(tmp_path / "db")
     sock = tmp_path / "c.sock"
     (tmp_path / "c.conf").write_text(
@@ -179,7 +179,7 @@ def test_stopping_the_real_clamd_defers(tmp_path: Path) -> None:
         f"LogFile {tmp_path / 'c.log'}\nTemporaryDirectory {tmp_path}\n"
     )
     process = subprocess.Popen(
-        [CLAMD, "-c", str(tmp_path / "c.conf")],
+        [clamd, "-c", str(tmp_path / "c.conf")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
