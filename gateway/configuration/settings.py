@@ -48,8 +48,13 @@ class SmtpSettings(_Section):
     # but real senders exceed it and a refusal bounces harmless mail; nothing of the original
     # crosses anyway, so the default matches the pipeline's own line limit.
     max_line_bytes: int = Field(default=65536, ge=0)
-    # Idle time allowed between commands and between chunks of message data.
+    # Time for each complete record: a whole command line (counted from the previous command),
+    # a whole line of message data (or 64 KiB of a longer one). Trickling does not extend it.
     command_timeout_seconds: float = Field(default=300.0, gt=0)
+    # Stress mode (as Postfix's): with more than this share of ``max_connections`` open, every
+    # session, open ones included, gets ``stress_timeout_seconds`` per record instead.
+    stress_threshold_ratio: float = Field(default=0.8, gt=0, le=1)
+    stress_timeout_seconds: float = Field(default=10.0, gt=0)
     # A whole session, from connect to close.
     session_deadline_seconds: float = Field(default=1800.0, gt=0)
     # DATA slower than this (bytes per second, after the grace period) is cut off (421).

@@ -30,7 +30,8 @@ Threat model
 Label values come from outside in the end (a reason reached while parsing hostile mail), and
 every distinct label value is a time series kept in memory forever. So a label value is taken
 only from a fixed set: the shared vocabulary (:mod:`sanitizers.vocabulary`), plus the SMTP
-rejection reasons and spool states listed here; anything else is counted as ``other``. No
+rejection reasons (:class:`gateway.receiving.refusals.Refusal`) and the spool states listed
+here; anything else is counted as ``other``. No
 address, id, host name or free text ever becomes a label. The HTTP endpoint binds to
 ``127.0.0.1`` unless configured otherwise and serves only the exposition.
 """
@@ -53,33 +54,14 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.receiving.refusals import Refusal
 from sanitizers.vocabulary import Action, Reason, Verdict
 
 OTHER: Final = "other"
 
-# Why a message or transaction was refused at the SMTP layer, beside the sanitizer reasons.
-SMTP_REJECT_REASONS: Final[frozenset[str]] = frozenset(
-    {
-        "relay",  # recipient domain not accepted (554 5.7.1)
-        "size",  # message too large (552 5.3.4)
-        "recipients",  # too many recipients (452 4.5.3)
-        "bare_newline",  # bare CR / LF in DATA: SMTP smuggling (550 5.5.2)
-        "smuggling",
-        "pipelining",  # commands pipelined after the final dot
-        "line_length",  # line or command too long
-        "syntax",  # bad command or argument
-        "timeout",  # command or session deadline
-        "too_slow",  # below the minimum data rate
-        "connections",  # overall connection cap (421 4.7.0)
-        "connections_per_client",  # per-address connection cap (421 4.7.0)
-        "disk",  # free disk below threshold (452 4.3.1)
-        "tls",  # TLS required or failed
-        "shutdown",  # stopping (421)
-        "internal",  # internal error (451 4.3.0)
-        "verdict",  # the sanitizer's verdict was reject
-        "sender",  # sender refused
-    }
-)
+# Why a message or transaction was refused: the SMTP layer's reason codes, and ``verdict``
+# (the sanitizer's verdict was reject).
+SMTP_REJECT_REASONS: Final[frozenset[str]] = frozenset({str(r) for r in Refusal} | {"verdict"})
 REJECT_REASONS: Final[frozenset[str]] = SMTP_REJECT_REASONS | {str(r) for r in Reason}
 ACTIONS: Final[frozenset[str]] = frozenset(str(a) for a in Action)
 REASONS: Final[frozenset[str]] = frozenset(str(r) for r in Reason)

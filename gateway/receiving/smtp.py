@@ -11,8 +11,16 @@ What this module does about it:
   (``550 5.5.2``) or, by option, normalized to CRLF; commands pipelined after the final dot
   are refused (``503 5.5.0``, connection closed) unless allowed.
 - DATA is read in large chunks, not line by line (aiosmtpd's own loop costs ~1.8 us a line);
-  size (``552 5.3.4``, declared or not), line length, idle time, a minimum data rate and a
-  session deadline bound every session; connection caps (``421 4.7.0``) bound them all.
+  size (``552 5.3.4``, declared or not), line length, a minimum data rate and a session
+  deadline bound every session; connection caps (``421 4.7.0``) bound them all.
+- Time limits count per complete record, not per read: a whole command line must arrive
+  within ``command_timeout_seconds`` of the last one, and each line of data (or 64 KiB of a
+  longer one) likewise; trickling bytes does not extend them (``421 4.4.2``). Under load
+  (more than ``stress_threshold_ratio`` of ``max_connections`` open), the limit drops to
+  ``stress_timeout_seconds`` for every session, those already open included, as in Postfix's
+  stress mode; so a few addresses that trickle or idle cannot hold every slot.
+- Every 4xx/5xx reply is logged once with a reason code (:mod:`.refusals`), the client, the
+  HELO name and the envelope so far, and counted in ``mukaika_rejected_total``.
 - Recipients outside the accepted domains are refused (``554 5.7.1``); after
   ``max_recipients`` each extra one gets ``452 4.5.3``. Low disk: ``452 4.3.1`` at MAIL.
 - Any internal fault answers ``451 4.3.0`` (aiosmtpd's default would say 500).
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import re
@@ -34,11 +43,12 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.configuration.settings import SmtpSettings
+from gateway.receiving.refusals import Refusal, log_refusal
 
 log = logging.getLogger("mukaika.smtp")
 
@@ -46,6 +56,8 @@ log = logging.getLogger("mukaika.smtp")
 _READER_LIMIT = 64 * 1024
 # How much DATA one read may return.
 _READ_CHUNK = 256 * 1024
+# A record of message data for the time limit: a line, or this much of a longer one.
+_DATA_RECORD = 64 * 1024
 _END_OF_DATA = b"\r\n.\r\n"
 _ANY_NEWLINE = re.compile(rb"\r\n|\r|\n")
 _SIZE_PARAM = re.compile(r"(?:^|\s)SIZE=(\S*)", re.IGNORECASE)
@@ -55,6 +67,8 @@ REPLY_SHUTDOWN = "421 4.3.2 Service shutting down; please try again later"
 REPLY_TOO_MANY = "421 4.7.0 Too many connections; please try again later"
 REPLY_TOO_MANY_CLIENT = "421 4.7.0 Too many connections from your address"
 REPLY_DEADLINE = "421 4.4.2 Session time limit exceeded"
+REPLY_TIMEOUT = "421 4.4.2 Timeout waiting for a complete command or data line"
+REPLY_STRESS_TIMEOUT = "421 4.4.2 Timeout waiting for a complete line (server busy)"
 REPLY_TOO_SLOW = "421 4.4.2 Data too slow"
 REPLY_RELAY = "554 5.7.1 Relay access denied"
 REPLY_TOO_MANY_RCPT = "452 4.5.3 Too many recipients"
@@ -66,6 +80,30 @@ REPLY_DISK = "452 4.3.1 Insufficient system storage"
 REPLY_NUL = "550 5.5.2 NUL in message data is not allowed"
 REPLY_BAD_SENDER = "553 5.1.7 Bad sender address syntax"
 REPLY_BAD_RECIPIENT = "553 5.1.3 Bad recipient address syntax"
+# The reason code of each reply this module sends; any other 4xx/5xx (aiosmtpd's syntax and
+# sequence errors) is ``protocol``.
+_REFUSALS: dict[str, Refusal] = {
+    REPLY_INTERNAL: Refusal.INTERNAL,
+    REPLY_SHUTDOWN: Refusal.SHUTDOWN,
+    REPLY_TOO_MANY: Refusal.CONNECTIONS,
+    REPLY_TOO_MANY_CLIENT: Refusal.CONNECTIONS_PER_CLIENT,
+    REPLY_DEADLINE: Refusal.DEADLINE,
+    REPLY_TIMEOUT: Refusal.TIMEOUT,
+    REPLY_STRESS_TIMEOUT: Refusal.STRESS_TIMEOUT,
+    REPLY_TOO_SLOW: Refusal.TOO_SLOW,
+    REPLY_RELAY: Refusal.RELAY,
+    REPLY_TOO_MANY_RCPT: Refusal.RECIPIENTS,
+    REPLY_SIZE: Refusal.SIZE,
+    REPLY_LINE: Refusal.LINE_LENGTH,
+    REPLY_BARE: Refusal.BARE_NEWLINE,
+    REPLY_PIPELINING: Refusal.PIPELINING,
+    REPLY_DISK: Refusal.DISK,
+    REPLY_NUL: Refusal.SMUGGLING,
+    REPLY_BAD_SENDER: Refusal.SYNTAX,
+    REPLY_BAD_RECIPIENT: Refusal.SYNTAX,
+}
+# Commands whose argument is the envelope and may be logged; others' may carry credentials.
+_LOGGED_ARGUMENTS = frozenset({"MAIL", "RCPT", "HELO", "EHLO"})
 # RFC 5321 4.5.3.1: the longest path, local part and domain a server must accept.
 _MAX_PATH, _MAX_LOCAL, _MAX_DOMAIN = 256, 64, 255
 # C0 and C1 controls, and the Unicode line and paragraph separators (str.splitlines breaks there).
@@ -86,17 +124,21 @@ class Received:
 
 
 class ConnectionTracker:
-    """Counts open sessions overall and per client address; knows when we are draining."""
+    """Counts open sessions overall and per client address; knows when we are draining and
+    when we are under stress (and then tightens the time limit of every open session)."""
 
     def __init__(
         self,
-        max_total: int,
-        max_per_client: int,
+        settings: SmtpSettings,
         on_reject: Callable[[str], None] | None = None,
     ) -> None:
         self.on_reject = on_reject or (lambda reason: None)
-        self.max_total = max_total
-        self.max_per_client = max_per_client
+        self.max_total = settings.max_connections
+        self.max_per_client = settings.max_connections_per_client
+        self.normal_timeout = settings.command_timeout_seconds
+        self.stress_timeout = min(settings.stress_timeout_seconds, self.normal_timeout)
+        self.stress_above = settings.stress_threshold_ratio * settings.max_connections
+        self.stressed = False
         self.sessions: set[GatewaySMTP] = set()  # admitted
         self.open: set[GatewaySMTP] = set()  # every connection, refused ones too
         self.per_client: Counter[str] = Counter()
@@ -107,17 +149,15 @@ class ConnectionTracker:
     def admit(self, session: GatewaySMTP, client: str) -> str | None:
         """Register a session; return the refusal to send instead, if any."""
         if self.draining:
-            self.on_reject("shutdown")
             return REPLY_SHUTDOWN
         if len(self.sessions) >= self.max_total:
-            self.on_reject("connections")
             return REPLY_TOO_MANY
         if self.per_client[client] >= self.max_per_client:
-            self.on_reject("connections_per_client")
             return REPLY_TOO_MANY_CLIENT
         self.sessions.add(session)
         self.per_client[client] += 1
         self.idle.clear()
+        self._check_stress()
         return None
 
     def release(self, session: GatewaySMTP, client: str) -> None:
@@ -128,6 +168,33 @@ class ConnectionTracker:
                 del self.per_client[client]
         if not self.sessions:
             self.idle.set()
+        self._check_stress()
+
+    def record_timeout(self) -> float:
+        """Seconds a client has for its next complete command line or data record."""
+        return self.stress_timeout if self.stressed else self.normal_timeout
+
+    def _check_stress(self) -> None:
+        stressed = len(self.sessions) > self.stress_above
+        if stressed == self.stressed:
+            return
+        self.stressed = stressed
+        if stressed:
+            log.warning(
+                "stress mode on: %d of %d connections open; time limits now %gs",
+                len(self.sessions),
+                self.max_total,
+                self.stress_timeout,
+            )
+            for session in list(self.sessions):
+                session.tighten(self.stress_timeout)
+        else:
+            log.warning(
+                "stress mode off: %d of %d connections open; time limits back to %gs",
+                len(self.sessions),
+                self.max_total,
+                self.normal_timeout,
+            )
 
 
 class GatewaySMTP(SMTP):
@@ -163,7 +230,22 @@ class GatewaySMTP(SMTP):
         self._counted = False
         self._refusal: str | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self._timed_under_stress = False
+        self._command = ""  # the command being answered, for the refusal log
         self.in_transaction = False
+        # Note each command (and the envelope part of its argument) before it runs.
+        self._smtp_methods = {
+            name: self._noting(name, method) for name, method in self._smtp_methods.items()
+        }
+
+    def _noting(self, name: str, method: Callable[[str | None], Awaitable[None]]) -> Any:
+        @functools.wraps(method)
+        async def noted(arg: str | None) -> None:
+            shown = name if name not in _LOGGED_ARGUMENTS or not arg else f"{name} {arg}"
+            self._command = shown
+            await method(arg)
+
+        return noted
 
     # --- connection life --------------------------------------------------------------------
 
@@ -194,7 +276,6 @@ class GatewaySMTP(SMTP):
 
     async def _handle_client(self) -> None:
         if self._refusal is not None:
-            log.info("%s refused: %s", self._client, self._refusal[:9])
             await self.push(self._refusal)
             self._close()
             return
@@ -204,8 +285,52 @@ class GatewaySMTP(SMTP):
         await super()._handle_client()
 
     def _deadline_hit(self) -> None:
-        self.tracker.on_reject("timeout")
         self.abort(REPLY_DEADLINE)
+
+    # --- time limits per record -------------------------------------------------------------
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """Arm the limit for the next complete record (aiosmtpd calls this at connect and
+        after each valid command; the DATA reader after each complete data record)."""
+        if duration is None:
+            duration = self.tracker.record_timeout()
+            self._timed_under_stress = self.tracker.stressed
+        super()._reset_timeout(duration)
+
+    def tighten(self, seconds: float) -> None:
+        """Stress mode: the record awaited now must be complete within ``seconds``."""
+        handle = self._timeout_handle
+        if handle is None or handle.cancelled() or handle.when() - self.loop.time() <= seconds:
+            return
+        self._timed_under_stress = True
+        super()._reset_timeout(seconds)
+
+    def _timeout_cb(self) -> None:
+        self.abort(REPLY_STRESS_TIMEOUT if self._timed_under_stress else REPLY_TIMEOUT)
+
+    # --- replies ----------------------------------------------------------------------------
+
+    async def push(self, status: AnyStr) -> None:
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
+        if text[:1] in ("4", "5"):
+            self._refused(text)
+        await super().push(status)
+
+    def _refused(self, reply: str) -> None:
+        """Log and count one refusal (every 4xx/5xx goes through here exactly once)."""
+        reason = _REFUSALS.get(reply, Refusal.PROTOCOL)
+        self.tracker.on_reject(reason.value)
+        envelope = self.envelope
+        session = self.session
+        log_refusal(
+            reason,
+            reply,
+            client=self._client,
+            helo=(session.host_name or "") if session is not None else "",
+            mail_from=envelope.mail_from if envelope is not None else None,
+            rcpt_tos=envelope.rcpt_tos if envelope is not None else (),
+            command=self._command,
+        )
 
     def _close(self) -> None:
         if self.transport is not None:
@@ -213,14 +338,13 @@ class GatewaySMTP(SMTP):
 
     def abort(self, reply: str) -> None:
         """Send a last reply and close, whatever the session is doing."""
-        log.info("%s closing: %s", self._client, reply[:9])
         transport = self.transport
         if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            self._refused(reply)
             transport.write(reply.encode("ascii") + b"\r\n")
         self._close()
 
     async def handle_exception(self, error: Exception) -> str:
-        self.tracker.on_reject("internal")
         log.error(
             "%s internal error (%s); answered 451",
             self._client,
@@ -240,7 +364,6 @@ class GatewaySMTP(SMTP):
             match = _SIZE_PARAM.search(arg)
             size = match.group(1) if match else ""
             if size.isdigit() and int(size) > self.settings.max_message_bytes:
-                self.tracker.on_reject("size")
                 await self.push(REPLY_SIZE)
                 return
         await super().smtp_MAIL(arg)
@@ -259,10 +382,13 @@ class GatewaySMTP(SMTP):
         self.in_transaction = True
         try:
             await self._receive_data()
-        except Exception:
-            # handle_exception answers 451; the transaction must not linger half-done.
+        except ConnectionError:
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             raise
+        except Exception as error:  # noqa: BLE001 - answered 451, never 5xx
+            # 451 (logged with the envelope it refuses); then the transaction must not linger.
+            await self.push(await self.handle_exception(error))
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
         finally:
             self.in_transaction = False
             if self.tracker.draining:
@@ -275,13 +401,18 @@ class GatewaySMTP(SMTP):
         buffer = bytearray(b"\r\n")  # the CRLF that ended the 354 line
         scanned = 0
         received = 0
+        record = 0  # bytes of the data record (line) in progress
         too_big = False
         started = time.monotonic()
         while True:
             chunk = await self._reader.read(_READ_CHUNK)
             if not chunk:
                 return  # the client went away: nothing was acknowledged
-            self._reset_timeout()
+            newline = chunk.rfind(b"\n")
+            record = len(chunk) - newline - 1 if newline >= 0 else record + len(chunk)
+            if newline >= 0 or record >= _DATA_RECORD:
+                self._reset_timeout()  # a record is complete: the next one gets its full limit
+                record %= _DATA_RECORD
             received += len(chunk)
             buffer += chunk
             end = buffer.find(_END_OF_DATA, max(scanned - 4, 0))
@@ -295,7 +426,6 @@ class GatewaySMTP(SMTP):
             elapsed = time.monotonic() - started
             rate = settings.min_data_rate_bytes_per_second
             if rate and elapsed > settings.data_rate_grace_seconds and received < rate * elapsed:
-                self.tracker.on_reject("too_slow")
                 self.abort(REPLY_TOO_SLOW)
                 return
         leftover = bytes(buffer[end + 5 :])
@@ -303,16 +433,13 @@ class GatewaySMTP(SMTP):
         del buffer[:2]
         self._after_data(leftover)
         if too_big or len(buffer) > limit:
-            self.tracker.on_reject("size")
             await self._reply_and_reset(REPLY_SIZE)
             return
         if b"\x00" in buffer:  # no NUL in SMTP data (RFC 5321 2.3.8); a smuggling trick
-            self.tracker.on_reject("smuggling")
             await self._reply_and_reset(REPLY_NUL)
             return
         untrusted_raw = self._check_newlines(buffer)
         if untrusted_raw is None:
-            self.tracker.on_reject("bare_newline")
             await self._reply_and_reset(REPLY_BARE)
             return
         # Undo dot-stuffing (RFC 5321 4.5.2).
@@ -320,15 +447,17 @@ class GatewaySMTP(SMTP):
             untrusted_raw = untrusted_raw[1:]
         untrusted_raw = untrusted_raw.replace(b"\r\n.", b"\r\n")
         if settings.max_line_bytes and _longest_line(untrusted_raw) > settings.max_line_bytes - 2:
-            self.tracker.on_reject("line_length")
             await self._reply_and_reset(REPLY_LINE)
             return
         assert self.envelope is not None
         self.envelope.content = untrusted_raw
         self.envelope.original_content = untrusted_raw
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()  # our own spooling time is not the client's record
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push(status)
+        self._reset_timeout()
         await self._handle_pipelined()
 
     def _check_newlines(self, data: bytearray) -> bytes | None:
@@ -338,7 +467,6 @@ class GatewaySMTP(SMTP):
             return bytes(data)
         if self.settings.bare_newlines == "normalize":
             return _ANY_NEWLINE.sub(b"\r\n", data)
-        log.info("%s bare CR/LF in data: refused", self._client)
         return None
 
     def _after_data(self, leftover: bytes) -> None:
@@ -355,14 +483,12 @@ class GatewaySMTP(SMTP):
             await self.push("221 Bye")
             self._close()
             return
-        log.info("%s commands pipelined after end of data: refused", self._client)
-        self.tracker.on_reject("pipelining")
         await self.push(REPLY_PIPELINING)
         self._close()
 
     async def _reply_and_reset(self, reply: str) -> None:
+        await self.push(reply)  # first: the refusal log shows the envelope refused
         self._set_post_data_state()  # type: ignore[no-untyped-call]
-        await self.push(reply)
         await self._handle_pipelined()
 
     _pipelined = b""
@@ -391,10 +517,8 @@ class RelayHandler:
         settings: SmtpSettings,
         accept: Accept,
         free_bytes: Callable[[], int],
-        on_reject: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.on_reject = on_reject or (lambda reason: None)
         self.accept = accept
         self.free_bytes = free_bytes
         self.domains = frozenset(d.lower().rstrip(".") for d in settings.accept_domains)
@@ -424,10 +548,8 @@ class RelayHandler:
     ) -> str:
         if self.free_bytes() < self.settings.min_free_disk_bytes:
             log.warning("free disk below min_free_disk_bytes: MAIL answered 452")
-            self.on_reject("disk")
             return REPLY_DISK
         if _bad_address(address):
-            self.on_reject("syntax")
             return REPLY_BAD_SENDER
         envelope.mail_from = address
         envelope.mail_options.extend(options)
@@ -437,15 +559,11 @@ class RelayHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         if len(envelope.rcpt_tos) >= self.settings.max_recipients:
-            self.on_reject("recipients")
             return REPLY_TOO_MANY_RCPT
         if _bad_address(address):
-            self.on_reject("syntax")
             return REPLY_BAD_RECIPIENT
         client = str(session.peer[0]) if session.peer else ""
         if not self.domain_accepted(address) and not self.client_trusted(client):
-            log.info("%s relay refused", client)
-            self.on_reject("relay")
             return REPLY_RELAY
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
@@ -487,10 +605,8 @@ class SmtpServer:
         on_reject: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.handler = RelayHandler(settings, accept, free_bytes, on_reject)
-        self.tracker = ConnectionTracker(
-            settings.max_connections, settings.max_connections_per_client, on_reject
-        )
+        self.handler = RelayHandler(settings, accept, free_bytes)
+        self.tracker = ConnectionTracker(settings, on_reject)
         self.tls = tls_context(settings)
         self.server: asyncio.Server | None = None
 

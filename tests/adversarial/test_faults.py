@@ -250,7 +250,7 @@ async def test_injected_enospc_answers_451(tmp_path: Path, monkeypatch: pytest.M
 async def test_hanging_sanitizer_holds_that_mail_and_delivers_the_others(tmp_path: Path) -> None:
     sink = await Sink().start()
     config = make_config(tmp_path / "data", sink.port, worker={"max_crashes": 2})
-    sanitizer = ProcessSanitizer(config.policy, 1, timeout_seconds=0.5, target=crash_on_marker)
+    sanitizer = ProcessSanitizer(config.policy, 1, timeout_seconds=3.0, target=crash_on_marker)
     gw = await start_gateway(config, sanitizer)
     try:
         bodies = [b"Subject: stuck\r\n\r\nHANG secret-payload\r\n"] + [

@@ -320,8 +320,10 @@ async def test_command_and_line_length_limits() -> None:
 async def test_idle_timeout_closes() -> None:
     async with Receiver(command_timeout_seconds=0.2) as rx:
         client, _ = await RawClient.connect(rx.port)
+        assert (await client.reply(within=3)).startswith(b"421 4.4.2")
         assert await client.reply(within=3) == b""
         await client.close()
+        assert rx.rejected == ["timeout"]
 
 
 async def test_session_deadline() -> None:
@@ -333,7 +335,7 @@ async def test_session_deadline() -> None:
         assert (await client.reply(within=3)).startswith(b"421 4.4.2")
         await client.close()
         assert rx.accepted == []
-        assert rx.rejected == ["timeout"]
+        assert rx.rejected == ["deadline"]
 
 
 async def test_minimum_data_rate() -> None:
