@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from gateway.receiving.refusals import Refusal
+from tests.gateway.receiving.test_smtp import Receiver
 from tests.gateway.relaykit import SIMPLE, RawClient
-from tests.gateway.test_smtp_receive import Receiver
 
 
 @pytest.fixture(autouse=True)
