@@ -20,7 +20,10 @@ from sanitizers.charsets import encode_iso2022jp
 _ATOM_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]+$")
 _TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
 _MIME_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&\-^_.+]{0,126}/[a-z0-9][a-z0-9!#$&\-^_.+]{0,126}$")
+_CHARSET_PARAM = re.compile(r"\bcharset=\"?([a-z0-9_.:-]{1,40})\"?")
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+# Lone surrogates (UTF-7 "+2D0-" and broken UTF-16 decode to them): no encoding can write them.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # Lines where mail readers start decoding a file embedded in plain text (uuencode, yEnc,
 # BinHex: Thunderbird and Becky! show such a block as an attachment). A leading space
 # disarms them; the text stays readable and a second pass finds nothing to change.
@@ -31,6 +34,13 @@ _INLINE_FILE = re.compile(
 )
 # UTF-8 bytes per encoded-word: 45 bytes give 60 base64 characters, inside the 75 allowed.
 _WORD_BYTES = 45
+
+
+def scrub_surrogates(text: str) -> tuple[str, bool]:
+    """``text`` with each lone surrogate replaced by U+FFFD, and whether there was any. Every
+    string composed into output passes here first (the pipeline reports a change as lossy)."""
+    scrubbed = _LONE_SURROGATE.sub("\ufffd", text)
+    return scrubbed, scrubbed != text
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,9 +214,13 @@ def _boundary(text_payload: bytes, attachments: list[OutAttachment]) -> str:
 
 
 def _attachment_part(item: OutAttachment) -> bytes:
-    content_type = item.content_type.lower()
+    mime, _, params = item.content_type.lower().partition(";")
+    content_type = mime.strip()
     if not _MIME_TYPE.match(content_type):
         content_type = "application/octet-stream"
+    charset = _CHARSET_PARAM.search(params)
+    if charset and content_type.startswith("text/"):
+        content_type += f"; charset={charset.group(1)}"
     name = item.filename or "attachment"
     if _TOKEN.match(name) and len(name) <= 60:
         type_param, disp_param = f'name="{name}"', f'filename="{name}"'

@@ -28,7 +28,12 @@ corrupt containers, archives with huge directories). So:
   failure in ``detail`` and ``mismatch`` set, so the caller fails closed.
 
 Text that is a script by its content (``#!`` shells, batch files) is ``executable``; scripts
-that libmagic sees only as text (PowerShell, VBScript, JScript) are caught by their extension.
+that libmagic sees only as text (PowerShell, VBScript, JScript) are caught by their extension,
+and delivered as ``.txt`` (:mod:`sanitizers.filenames`) when the name hides it. Text that an
+application opens as an active format whatever it is called is its own kind, decided by its
+content (:data:`_ACTIVE_TEXT`): RTF (Word reads ``{\rt``), SVG, HTA, Remote Desktop files,
+Excel web queries, shortcuts, registry files and script components (``executable``), Office
+XML such as SpreadsheetML and SYLK (``other``: nothing disarms them).
 Empty data has kind ``other`` (or ``executable`` by name) and no content to disagree with.
 
 Only this module imports python-magic. libmagic handles are not thread-safe: one handle per
@@ -48,7 +53,16 @@ from typing import Final
 
 import magic
 
-__all__ = ["DEEP_BYTES", "EXECUTABLE_EXTENSIONS", "HEAD_BYTES", "KINDS", "TypeInfo", "detect"]
+__all__ = [
+    "DEEP_BYTES",
+    "EXECUTABLE_EXTENSIONS",
+    "HEAD_BYTES",
+    "KINDS",
+    "TypeInfo",
+    "detect",
+    "extension_kind",
+    "kind_of_mime",
+]
 
 KINDS: Final = (
     "ooxml", "ole", "rtf", "pdf", "image", "svg", "zip", "archive", "text", "html",
@@ -77,18 +91,20 @@ _EOCD_SEARCH: Final = 22 + 0xFFFF  # the record and the longest comment
 # Extensions that run, install, mount or open something with code: Outlook's blocked-attachment
 # list (level 1) without certificates and cabinets (an archive kind), plus scripts, Unix,
 # macOS, mobile and app packages, disk images and OneNote. An extension here makes the kind
-# "executable" whatever the content.
+# "executable" whatever the content. Also the text formats that connect or fetch when opened:
+# Remote Desktop (rdp), Excel web and database queries (iqy, dqy, oqy, rqy) and SYLK (slk,
+# whose cells run DDE).
 EXECUTABLE_EXTENSIONS: Final = frozenset(
     _words("""
-    ade adp app appref-ms application appx appxbundle apk asp aspx bas bash bat bgi chm cmd
-    cnt com command cpl csh deb desktop diagcab dll dmg drv exe fxp gadget grp hlp hpj
-    hta htc img inf ins ipa iso isp its jar jnlp js jse ksh library-ms lnk mad maf mag mam
-    maq mar mas mat mau mav maw mcf mda mdb mde mdt mdw mdz msc msh msh1 msh1xml msh2 msh2xml
-    mshxml msi msix msixbundle msp mst msu ocx one onepkg ops osd pcd pif pkg pl plg prf prg
-    printerexport ps1 ps1xml ps2 ps2xml psc1 psc2 psd1 psdm1 psm1 py pyc pyo pyw pyz pyzw reg
-    rpm run scf scr sct search-ms searchconnector-ms settingcontent-ms sh shb shs sys theme
-    themepack deskthemepack tmp url vb vbe vbp vbs vhd vhdx vsix vsmacros vsw webpnp website ws
-    wsb wsc wsf wsh xbap xll xnk zsh
+    ade adp app appcontent-ms appref-ms application appx appxbundle apk asp aspx bas bash bat
+    bgi chm cmd cnt com command cpl csh deb desktop diagcab dll dmg dqy drv exe fxp gadget grp
+    hlp hpj hta htc img inf ins ipa iqy iso isp its jar jnlp js jse ksh library-ms lnk mad maf
+    mag mam maq mar mas mat mau mav maw mcf mda mdb mde mdt mdw mdz msc msh msh1 msh1xml msh2
+    msh2xml mshxml msi msix msixbundle msp mst msu ocx one onepkg ops oqy osd pcd pif pkg pl
+    plg prf prg printerexport ps1 ps1xml ps2 ps2xml psc1 psc2 psd1 psdm1 psm1 py pyc pyo pyw
+    pyz pyzw rdp reg rpm rqy run scf scr sct search-ms searchconnector-ms settingcontent-ms sh
+    shb shs slk sys theme themepack deskthemepack tmp url vb vbe vbp vbs vhd vhdx vsix
+    vsmacros vsw webpnp website ws wsb wsc wsf wsh xbap xll xnk zsh
     """)
 )
 _PLAIN_EXTENSION: Final = re.compile(r"[a-z0-9_{}+~-]{1,40}")
@@ -203,6 +219,46 @@ _SIGNATURES: Final = (
     (0, b"ITSF\x03\x00\x00\x00"),  # compiled HTML help (CHM)
 )
 
+# Text that an application opens as something active whatever its name (libmagic says
+# text/plain, text/xml or text/html for most): (kind, pattern on the lower-cased start of the
+# text, read as UTF-8 or, after a byte-order mark, UTF-16). The first that matches decides.
+# Patterns start with a literal where they can: this runs on every text attachment.
+_ACTIVE_TEXT: Final = (
+    ("rtf", re.compile(rb"\A\s*\{\\rt")),  # Word takes "{\rt" for RTF, objects and all
+    # An SVG document: <svg> is the root, after any XML declaration, comments and doctype
+    # (an inline <svg> inside HTML is HTML's business).
+    (
+        "svg",
+        re.compile(rb"\A(?:\s|<\?[^>]*>|<!--.*?-->|<!doctype[^>]*>)*<(?:[\w.-]+:)?svg[\s>/]", re.S),
+    ),
+    ("executable", re.compile(rb"<hta:application[\s>/]")),
+    # Remote Desktop connections (.rdp): a host to connect to, a program to start there.
+    (
+        "executable",
+        re.compile(
+            rb"(?:full address|alternate shell|remoteapplicationprogram|gatewayhostname):[is]:"
+        ),
+    ),
+    # Excel web and database queries (.iqy, .dqy): fetched and run when opened.
+    ("executable", re.compile(rb"\A\s*(?:web|xlodbc)[ \t]*\r?\n[ \t]*1[ \t]*\r?\n")),
+    # Internet and shell shortcuts, desktop entries (.url, .scf, .desktop, desktop.ini).
+    ("executable", re.compile(rb"\[(?:internetshortcut|shell|desktop entry|\.shellclassinfo)\]")),
+    ("executable", re.compile(rb"\A\s*(?:windows registry editor version|regedit4)")),
+    # Script components, settings shortcuts, library and search-connector descriptions.
+    (
+        "executable",
+        re.compile(
+            rb"<(?:scriptlet|pcsettings|librarydescription|searchconnectordescription)[\s>]"
+        ),
+    ),
+    # Office documents written as XML or SYLK (Word 2003 XML, SpreadsheetML with DDE formulas):
+    # Office opens them by content; nothing here disarms them.
+    ("other", re.compile(rb"<\?mso-application[\s?]")),
+    ("other", re.compile(rb"urn:schemas-microsoft-com:office:(?:spreadsheet|word)")),
+    ("other", re.compile(rb"schemas\.microsoft\.com/office/word/2003/wordml")),
+    ("other", re.compile(rb"\Aid;p")),
+)
+
 # Entries that make a ZIP something that installs or runs.
 _ZIP_EXECUTABLE_ENTRIES: Final = frozenset(
     {
@@ -233,7 +289,7 @@ def detect(untrusted_data: bytes, declared_type: str, filename: str | None) -> T
     content_mime, problem = _libmagic_mime(untrusted_data)
     content_kind = _content_kind(untrusted_data, content_mime)
     declared_claim = _claimed_kind(declared, content_kind)
-    claims = [claim for claim in (declared_claim, _EXTENSION_KINDS.get(name.extension)) if claim]
+    claims = [claim for claim in (declared_claim, extension_kind(name.extension)) if claim]
     if name.dangerous:
         claims.append("executable")
     kind = _final_kind(content_kind, claims)
@@ -283,6 +339,13 @@ def _extension(name: str) -> str:
     return extension.strip().lower() if dot else ""
 
 
+def extension_kind(extension: str) -> str | None:
+    """The kind an extension (lower-case, without the dot) claims, or None."""
+    if _is_executable_extension(extension):
+        return "executable"
+    return _EXTENSION_KINDS.get(extension)
+
+
 def _shown_extension(extension: str) -> str:
     """The extension as ``detail`` may quote it: only a plain ASCII token, never raw name text."""
     if not extension:
@@ -314,10 +377,10 @@ def _claimed_kind(declared: str, content_kind: str) -> str | None:
         return None
     if declared in _TEXT_ALSO and content_kind == "text":
         return "text"
-    return _kind_of_mime(declared)
+    return kind_of_mime(declared)
 
 
-def _kind_of_mime(mime: str) -> str | None:
+def kind_of_mime(mime: str) -> str | None:
     kind = _MIME_KINDS.get(mime)
     if kind is not None:
         return kind
@@ -373,10 +436,25 @@ def _content_kind(untrusted_data: bytes, mime: str) -> str:
         return "other"
     if _has_signature(untrusted_data):
         return "executable"
-    kind = _kind_of_mime(mime)
+    kind = kind_of_mime(mime)
     if kind in ("zip", "ooxml") or untrusted_data.startswith(b"PK\x03\x04"):
         return _zip_kind(untrusted_data)
+    if kind in ("text", "html"):
+        return _active_text_kind(untrusted_data) or kind
     return kind or "other"
+
+
+def _active_text_kind(untrusted_data: bytes) -> str | None:
+    """The kind of text that is really an active format (:data:`_ACTIVE_TEXT`), else None."""
+    head = untrusted_data[:HEAD_BYTES]
+    for bom, codec in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if head.startswith(bom):
+            head = head[2:].decode(codec, "ignore").encode("utf-8", "ignore")
+    head = head.removeprefix(b"\xef\xbb\xbf").lower()
+    for kind, pattern in _ACTIVE_TEXT:
+        if pattern.search(head):
+            return kind
+    return None
 
 
 def _has_signature(untrusted_data: bytes) -> bool:
@@ -405,16 +483,22 @@ def _is_java_or_ios_app(names: frozenset[str]) -> bool:
 
 def _zip_names(untrusted_data: bytes) -> frozenset[str] | None:
     """Lower-cased entry names from the central directory, or ``None`` when it is unreadable or
-    larger than the limits (checked in the end record before :mod:`zipfile` reads anything)."""
-    end = untrusted_data.rfind(_EOCD, max(0, len(untrusted_data) - _EOCD_SEARCH))
-    if end < 0 or len(untrusted_data) < end + 22:
-        return None
+    larger than the limits (checked in the end record before :mod:`zipfile` reads anything).
+    The last complete end record counts: appended junk (a stray signature) hides nothing."""
+    start, end = max(0, len(untrusted_data) - _EOCD_SEARCH), len(untrusted_data)
+    while True:
+        end = untrusted_data.rfind(_EOCD, start, end)
+        if end < 0:
+            return None
+        if len(untrusted_data) >= end + 22:
+            break
     entries = int.from_bytes(untrusted_data[end + 10 : end + 12], "little")
     directory_size = int.from_bytes(untrusted_data[end + 12 : end + 16], "little")
+    comment = int.from_bytes(untrusted_data[end + 20 : end + 22], "little")
     if entries > _MAX_ZIP_ENTRIES or directory_size > _MAX_ZIP_DIRECTORY_BYTES:
         return None
     try:
-        with zipfile.ZipFile(io.BytesIO(untrusted_data)) as archive:
+        with zipfile.ZipFile(io.BytesIO(untrusted_data[: end + 22 + comment])) as archive:
             return frozenset(name.lower() for name in archive.namelist())
     except Exception:  # noqa: BLE001 - zipfile raises many types on hostile input (fuzzed)
         return None

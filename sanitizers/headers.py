@@ -12,6 +12,7 @@ fit its grammar is dropped and recorded, never passed through.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from email.message import Message
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
@@ -107,7 +108,7 @@ def _add_addresses(rebuilt: RebuiltHeaders, name: str, untrusted_value: str) -> 
         decoded = decode_header(untrusted_name)
         _note_lossy(rebuilt, name, decoded.lossy)
         display = display_safe(" ".join(decoded.text.split()))
-        if "@" in display and display.strip("\"' <>").lower() != addr.lower():
+        if _looks_like_another_address(display, addr):
             # A display name that looks like another address is how From is forged for eyes.
             rebuilt.findings.append(Reason.MALFORMED)
             rebuilt.notes.append(f"{name}: a display name that looked like an address was dropped")
@@ -119,6 +120,13 @@ def _add_addresses(rebuilt: RebuiltHeaders, name: str, untrusted_value: str) -> 
         first_name, first_addr = mailboxes[0]
         rebuilt.from_ = f"{first_name} <{first_addr}>" if first_name else first_addr
     rebuilt.fields.append((name, mailboxes))
+
+
+def _looks_like_another_address(display: str, addr: str) -> bool:
+    """Whether a display name reads as an address other than ``addr``. Judged after
+    compatibility folding (NFKC), as a reader sees it: a full-width ＠ or small ﹫ reads as @."""
+    folded = unicodedata.normalize("NFKC", display)
+    return "@" in folded and folded.strip("\"' <>").lower() != addr.lower()
 
 
 def _add_ids(rebuilt: RebuiltHeaders, name: str, untrusted_value: str) -> None:

@@ -34,6 +34,8 @@ _BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 _BASE64_ALLOWED = (
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \t\n\r\x0b\x0c"
 )
+# An RFC 822 comment: parentheses, nested up to three levels, with quoted pairs inside.
+_COMMENT = re.compile(r"\((?:[^()\\]|\\.|\((?:[^()\\]|\\.|\((?:[^()\\]|\\.)*\))*\))*\)", re.S)
 _KNOWN_ENCODINGS = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printable"})
 
 
@@ -147,9 +149,15 @@ def _raw_payload(message: Message) -> bytes:
     return payload.encode("ascii", "surrogateescape")
 
 
+def _encoding_token(untrusted_value: str) -> str:
+    """The mechanism token of a Content-Transfer-Encoding value, lower-case, without RFC 822
+    comments (``base64 (sent by X)`` is base64) or surrounding space."""
+    return _COMMENT.sub(" ", str(untrusted_value)).strip().lower()
+
+
 def _transfer_encoding(message: Message, leaf: Leaf) -> str:
     values = {
-        str(value).strip().lower()
+        _encoding_token(value)
         for key, value in message.raw_items()
         if key.lower() == "content-transfer-encoding"
     }
@@ -158,8 +166,7 @@ def _transfer_encoding(message: Message, leaf: Leaf) -> str:
     if len(values) > 1:
         leaf.findings.append(Reason.MALFORMED)
         leaf.notes.append("conflicting Content-Transfer-Encoding: the first one is used")
-    untrusted_value = first_raw_header(message, "content-transfer-encoding") or ""
-    encoding = untrusted_value.strip().lower()
+    encoding = _encoding_token(first_raw_header(message, "content-transfer-encoding") or "")
     if encoding not in _KNOWN_ENCODINGS:
         leaf.findings.append(Reason.MALFORMED)
         leaf.notes.append("unknown Content-Transfer-Encoding: payload taken as is")

@@ -154,6 +154,10 @@ _REMOVED_ITEMS = {
     },
 }
 
+_BODY_REASONS = frozenset({Reason.TEXT_BODY, Reason.HTML_BODY, Reason.TEXT_CONVERTED})
+# Files inside one archive named in the notice; the report and audit line list them all.
+_MAX_ENTRY_LINES = 20
+
 _WORDS = {
     "ja": {
         "body": "本文",
@@ -164,6 +168,8 @@ _WORDS = {
         "findings": "検出",
         "unnamed": "(名前なし)",
         "none": "(なし)",
+        "inside": "圧縮ファイル内",
+        "more": "ほか {} 件",
     },
     "en": {
         "body": "body",
@@ -174,6 +180,8 @@ _WORDS = {
         "findings": "found",
         "unnamed": "(no name)",
         "none": "(none)",
+        "inside": "in the archive",
+        "more": "and {} more",
     },
 }
 
@@ -206,7 +214,7 @@ def render_notice(report: Report, policy: NoticePolicy, reference: str | None) -
     language = policy.language
     template = _template(policy.template, f"notice_{language}.txt")
     return template.safe_substitute(
-        reference_line=_reference_line(reference, language),
+        reference_line=reference_line(reference, language),
         parts=_parts_block(report, language),
     )
 
@@ -227,12 +235,12 @@ def render_held(
         subject=report.subject or none,
         date=date or none,
         reasons=", ".join(reason_label(r, language) for r in report.reasons) or none,
-        reference_line=_reference_line(reference, language),
+        reference_line=reference_line(reference, language),
         parts=_parts_block(report, language),
     )
 
 
-def _reference_line(reference: str | None, language: str) -> str:
+def reference_line(reference: str | None, language: str) -> str:
     return f"{_WORDS[language]['reference']}: {reference}" if reference else ""
 
 
@@ -248,7 +256,7 @@ def _parts_block(report: Report, language: str) -> str:
 def _part_lines(part: PartReport, language: str) -> list[str]:
     words = _WORDS[language]
     action = _ACTIONS[language][part.action]
-    if part.reason in (Reason.TEXT_BODY, Reason.HTML_BODY, Reason.TEXT_CONVERTED):
+    if part.kind is None and part.reason in _BODY_REASONS:  # attachments all have a kind
         return [f"■ {words['body']} ({part.declared_type}): {action}"]
     name = part.filename or words["unnamed"]
     detected = part.detected_type or part.declared_type
@@ -262,12 +270,33 @@ def _part_lines(part: PartReport, language: str) -> list[str]:
         labels = _REMOVED_ITEMS[language]
         items = ", ".join(labels.get(code, code) for code in part.removed)
         lines.append(f"  {words['removed']}: {items}")
+    lines.extend(_entry_lines(part, language))
     extra = [r for r in part.findings if r is not part.reason]
     if extra:
         found = ", ".join(reason_label(r, language) for r in extra)
         lines.append(f"  {words['findings']}: {found}")
     if part.sha256:
         lines.append(f"  SHA-256: {part.sha256}")
+    return lines
+
+
+def _entry_lines(part: PartReport, language: str) -> list[str]:
+    """The files inside an archive that were removed or changed, each by name (at most
+    :data:`_MAX_ENTRY_LINES`, then how many more)."""
+    words = _WORDS[language]
+    changed = [
+        entry
+        for entry in part.entries
+        if entry.action in (Action.REMOVED, Action.HELD) or entry.removed
+    ]
+    lines = []
+    for entry in changed[:_MAX_ENTRY_LINES]:
+        action = _ACTIONS[language][entry.action]
+        lines.append(
+            f"  {words['inside']}: {entry.name} → {action}: {reason_label(entry.reason, language)}"
+        )
+    if len(changed) > _MAX_ENTRY_LINES:
+        lines.append(f"  {words['more'].format(len(changed) - _MAX_ENTRY_LINES)}")
     return lines
 
 

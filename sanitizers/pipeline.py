@@ -12,24 +12,36 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from email.message import Message
+from itertools import islice
 
 from sanitizers import compose, notice
+from sanitizers.cdr.base import CdrOutcome
 from sanitizers.cdr.disarmer import Disarmer
 from sanitizers.cdr.registry import default_disarmer
 from sanitizers.charsets import Decoded, decode_body
+from sanitizers.compose import scrub_surrogates
 from sanitizers.errors import LimitExceeded, TemporaryFailure
+from sanitizers.filenames import clean_name, delivered_name
 from sanitizers.filetype import detect
 from sanitizers.headers import RebuiltHeaders, display_safe, rebuild_headers
 from sanitizers.html_text import html_to_text
 from sanitizers.mime import Leaf, parse, parse_headers_only
 from sanitizers.policy import Policy
-from sanitizers.report import PartReport, Report, SanitizeResult
+from sanitizers.report import EntryReport, PartReport, Report, SanitizeResult
 from sanitizers.vocabulary import Action, Reason, Verdict
 
+# What a sanitizer returns that is delivered as an attachment (an HTML file converted to text
+# arrives as a .txt file: the body is only ever the mail's own text).
+_DELIVERED = frozenset({Action.KEPT, Action.SANITIZED, Action.CONVERTED})
+# Files inside archives listed in one part's report (the archive limits bound them already).
+_MAX_ENTRIES = 1000
 _LIMIT_REASONS = frozenset(r for r in Reason if r.value.startswith("limit_"))
 _HELD_TAG = {"ja": "[保留]", "en": "[HELD]"}
+_SAFE_TOKEN = re.compile(r"[^A-Za-z0-9._:-]")
 _ATTACHED_MAIL = {"ja": "添付されたメール", "en": "Attached message"}
 # C0 and C1 controls other than tab and line breaks, and bidi embedding/override/isolate
 # controls (they disguise the order text is shown in). A regex is ~20x faster than translate.
@@ -47,14 +59,34 @@ def sanitize_message(
     input (only :class:`sanitizers.errors.TemporaryFailure` escapes).
 
     Attachments go to ``disarmer``; by default, sanitizers run in an isolated child process
-    of this process (:func:`sanitizers.cdr.registry.default_disarmer`)."""
+    of this process (:func:`sanitizers.cdr.registry.default_disarmer`). Every step, the
+    composition of the output included, runs inside the fail-closed guard: a fault anywhere
+    holds the message, and the notice about it is composed from values nothing untrusted
+    can break (:func:`_fail_safe_message`)."""
     started = time.monotonic()
     report = Report(size=len(untrusted_raw), sha256=hashlib.sha256(untrusted_raw).hexdigest())
-    run = _Run(
-        policy, disarmer or default_disarmer(policy), report, started + policy.limits.seconds
-    )
-    try:
+    run = _Run(policy, disarmer, report, started + policy.limits.seconds)
+    with _guard(run):
         run.sanitize(untrusted_raw)
+    message = b""
+    with _guard(run):
+        report.verdict = _verdict(report, policy)
+        if run.headers is None:
+            run.headers = _headers_for_notice(untrusted_raw, policy)
+        message = run.compose(reference)
+    if not message:
+        report.verdict = Verdict.HOLD
+        message = _fail_safe_message(report, policy, reference)
+    report.timings_ms["total"] = round((time.monotonic() - started) * 1000, 3)
+    return SanitizeResult(message=message, report=report)
+
+
+@contextmanager
+def _guard(run: _Run) -> Iterator[None]:
+    """Fail closed: a limit, a fault or a bug in what runs inside is recorded on the report
+    (which holds the message); only :class:`TemporaryFailure` passes (the mail is deferred)."""
+    try:
+        yield
     except TemporaryFailure:
         raise
     except LimitExceeded as exc:
@@ -62,13 +94,20 @@ def sanitize_message(
     except RecursionError:  # e.g. 30,000 nested comments in a header: a depth, not a bug
         run.fail(Reason.LIMIT_DEPTH, "nesting too deep for the parser")
     except Exception as exc:  # noqa: BLE001 - fail closed: an unexpected fault holds the mail
-        run.fail(Reason.ERROR, f"{type(exc).__name__}: {exc}"[:200])
-    report.verdict = _verdict(report, policy)
-    if run.headers is None:
-        run.headers = _headers_for_notice(untrusted_raw, policy)
-    message = run.compose(reference)
-    report.timings_ms["total"] = round((time.monotonic() - started) * 1000, 3)
-    return SanitizeResult(message=message, report=report)
+        run.fail(Reason.ERROR, scrub_surrogates(f"{type(exc).__name__}: {exc}"[:200])[0])
+
+
+def _fail_safe_message(report: Report, policy: Policy, reference: str | None) -> bytes:
+    """The held notice when composing the real output failed: no header and no value from
+    the message (only the report's codes and our own words), so it cannot fail the same way."""
+    language = policy.notice.language
+    reasons = ", ".join(notice.reason_label(r, language) for r in report.reasons)
+    text = f"{_HELD_TAG[language]} {reasons}\n"
+    if reference:
+        text += notice.reference_line(_SAFE_TOKEN.sub("_", reference), language) + "\n"
+    extra = [("Subject", _HELD_TAG[language]), ("X-Mukaika-Verdict", Verdict.HOLD.value)]
+    extra.append(("X-Mukaika-Summary", _summary(report)))
+    return compose.compose([], extra, compose.Body(text=text, charset="utf-8"), [])
 
 
 @dataclass
@@ -76,7 +115,7 @@ class _Run:
     """The state of one sanitization: report, text segments and surviving attachments."""
 
     policy: Policy
-    disarmer: Disarmer
+    disarmer_given: Disarmer | None
     report: Report
     deadline: float
     headers: RebuiltHeaders | None = None
@@ -84,6 +123,13 @@ class _Run:
     attachments: list[compose.OutAttachment] = field(default_factory=list)
     removed_messages: list[str] = field(default_factory=list)
     text_chars: int = 0
+
+    @property
+    def disarmer(self) -> Disarmer:
+        """The disarmer given, else this process's isolated one (started on first use)."""
+        if self.disarmer_given is None:
+            self.disarmer_given = default_disarmer(self.policy)
+        return self.disarmer_given
 
     def sanitize(self, untrusted_raw: bytes) -> None:
         clock = time.monotonic()
@@ -112,14 +158,18 @@ class _Run:
     def compose(self, reference: str | None) -> bytes:
         clock = time.monotonic()
         assert self.headers is not None
-        fields = list(self.headers.fields)
+        fields = [(name, self._scrub_field(value)) for name, value in self.headers.fields]
+        self._scrub_report()
         language = self.policy.notice.language
         if self.report.verdict is Verdict.DELIVER:
-            text = "\n\n".join(self.segments)
+            text = "\n\n".join(self._scrub(segment) for segment in self.segments)
             if notice.is_noteworthy(self.report) or self.policy.notice.always:
                 block = notice.render_notice(self.report, self.policy.notice, reference)
                 text = (text.rstrip("\n") + "\n" + block).lstrip("\n")
-            attachments = self.attachments
+            attachments = [
+                compose.OutAttachment(self._scrub(item.filename), item.content_type, item.data)
+                for item in self.attachments
+            ]
             tag = self.policy.output.subject_tag
         else:
             date = next((str(v) for n, v in fields if n.lower() == "date"), "")
@@ -130,13 +180,43 @@ class _Run:
         extra = [("X-Mukaika-Verdict", self.report.verdict.value)]
         extra.append(("X-Mukaika-Summary", _summary(self.report)))
         if reference:
-            extra.append(("X-Mukaika-Reference", reference))
+            extra.append(("X-Mukaika-Reference", self._scrub(reference)))
+        text = self._scrub(text)
         body = compose.Body(
             text=text if text.endswith("\n") else text + "\n", charset=self.policy.output.charset
         )
         message = compose.compose(fields, extra, body, attachments)
         self._lap("compose", clock)
         return message
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without lone surrogates; a replacement is reported once as lossy."""
+        scrubbed, changed = compose.scrub_surrogates(text)
+        if changed and Reason.LOSSY_DECODE not in self.report.reasons:
+            self.report.reasons.append(Reason.LOSSY_DECODE)
+            self.report.defects.append("lone surrogates (e.g. from UTF-7) replaced with U+FFFD")
+        return scrubbed
+
+    def _scrub_field(self, value: str | list[tuple[str, str]]) -> str | list[tuple[str, str]]:
+        if isinstance(value, str):
+            return self._scrub(value)
+        return [(self._scrub(display), self._scrub(addr)) for display, addr in value]
+
+    def _scrub_report(self) -> None:
+        """The report is shown (notice) and written (JSON, audit): no lone surrogate in it."""
+        report = self.report
+        for name in ("from_", "subject", "message_id"):
+            value = getattr(report, name)
+            if value is not None:
+                setattr(report, name, self._scrub(value))
+        report.defects = [self._scrub(defect) for defect in report.defects]
+        for part in report.parts:
+            for name in ("filename", "attached_as", "detail", "charset", "declared_type"):
+                value = getattr(part, name)
+                if value is not None:
+                    setattr(part, name, self._scrub(value))
+            for entry in part.entries:
+                entry.name = self._scrub(entry.name)
 
     # -- parts ------------------------------------------------------------------------------
 
@@ -210,25 +290,40 @@ class _Run:
             part.findings.append(Reason.TYPE_MISMATCH)
             part.detail = "; ".join(filter(None, [part.detail, info.detail]))
         action = self.policy.attachments.action_for(info.kind)
-        outcome = self.disarmer.disarm(payload, leaf.filename or "", info.kind, action, self.policy)
+        name = clean_name(leaf.filename)
+        outcome = self.disarmer.disarm(payload, name, info.kind, action, self._budgeted_policy())
         part.action, part.reason = outcome.action, outcome.reason
         part.removed = list(outcome.removed)
+        part.entries = list(islice(_entries(outcome.children), _MAX_ENTRIES))
         if outcome.detail:
             part.detail = "; ".join(filter(None, [part.detail, outcome.detail]))
-        if outcome.action in (Action.SANITIZED, Action.KEPT) and outcome.data is not None:
-            name = display_safe(outcome.filename, 100) if outcome.filename else None
-            name = name or part.filename or "attachment"
-            part.attached_as = name
+        if outcome.action in _DELIVERED and outcome.data is not None:
+            # Named after what was rebuilt, never after what the sender claimed.
             content_type = outcome.content_type or info.detected_mime
-            self.attachments.append(compose.OutAttachment(name, content_type, outcome.data))
+            delivered = delivered_name(outcome.filename or name, content_type)
+            part.attached_as = delivered
+            self.attachments.append(compose.OutAttachment(delivered, content_type, outcome.data))
+
+    def _budgeted_policy(self) -> Policy:
+        """The policy for one sanitizer call: its wall-clock limit (``cdr.seconds``, which the
+        isolated child is killed after) is at most what is left of the message's budget, so
+        the budget bounds the whole message, a file inside a sanitizer included."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise LimitExceeded(Reason.LIMIT_TIME, "time budget spent")
+        if remaining >= self.policy.cdr.seconds:
+            return self.policy
+        cdr = self.policy.cdr.model_copy(update={"seconds": remaining})
+        return self.policy.model_copy(update={"cdr": cdr})
 
     def _decode(self, leaf: Leaf, payload: bytes, part: PartReport) -> Decoded:
         charset = leaf.params.get("charset")
         decoded = decode_body(payload, charset.text if charset else None)
         part.charset = decoded.charset
-        if decoded.lossy:
+        text, had_surrogates = scrub_surrogates(decoded.text)
+        if decoded.lossy or had_surrogates:
             part.findings.append(Reason.LOSSY_DECODE)
-        return decoded
+        return replace(decoded, text=text)
 
     def _add_text(self, text: str) -> None:
         cleaned = _UNPRINTABLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n")).strip("\n")
@@ -249,6 +344,16 @@ class _Run:
 
     def _lap(self, name: str, since: float) -> None:
         self.report.timings_ms[name] = round((time.monotonic() - since) * 1000, 3)
+
+
+def _entries(
+    children: tuple[tuple[str, CdrOutcome], ...], folder: str = ""
+) -> Iterator[EntryReport]:
+    """The files inside an archive, depth first, named by their path inside it."""
+    for untrusted_name, child in children:
+        path = f"{folder}{untrusted_name}"
+        yield EntryReport(display_safe(path, 200), child.action, child.reason, list(child.removed))
+        yield from _entries(child.children, f"{path}/")
 
 
 def _verdict(report: Report, policy: Policy) -> Verdict:

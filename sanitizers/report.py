@@ -9,6 +9,16 @@ from sanitizers.vocabulary import Action, Reason, Verdict
 
 
 @dataclass(slots=True)
+class EntryReport:
+    """One file inside an archive part: its name (made safe to show) and what became of it."""
+
+    name: str
+    action: Action
+    reason: Reason
+    removed: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class PartReport:
     """One MIME part: where it was, what it claimed and was, and what became of it."""
 
@@ -27,6 +37,8 @@ class PartReport:
     detail: str = ""
     # The file name it is attached under, when it survived (it changes with its type).
     attached_as: str | None = None
+    # For an archive: each file inside it, nested archives' files as "outer.zip/inner.txt".
+    entries: list[EntryReport] = field(default_factory=list)
 
 
 @dataclass(slots=True)

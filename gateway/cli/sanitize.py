@@ -110,7 +110,9 @@ def _write_report(target: str, result: SanitizeResult) -> None:
 
 def run_batch(source: Path, out_dir: Path, config: Config) -> int:
     """Sanitize every message of ``source``; one ``.eml`` and one ``.json`` each, then a
-    summary of verdicts and reasons. Exit 0 when every message was processed."""
+    summary of verdicts and reasons. A message that could not be processed (unreadable, or
+    a temporary failure) gets only a ``.json`` with its ``status`` and the run goes on.
+    Exit 0 when every message was processed, 1 otherwise."""
     with ExitStack() as stack:
         try:
             items = list(_batch_items(source, stack))
@@ -124,12 +126,20 @@ def run_batch(source: Path, out_dir: Path, config: Config) -> int:
         for name, load in tqdm(items, unit="msg", file=sys.stderr, disable=None):
             try:
                 result = sanitize_message(load(), config.policy)
-            except (OSError, TemporaryFailure) as exc:
+            except Exception as exc:  # noqa: BLE001 - one bad message never stops the batch
                 failures += 1
-                tqdm.write(f"{name}: not processed: {exc}", file=sys.stderr)
+                status = "deferred" if isinstance(exc, TemporaryFailure) else "not processed"
+                detail = f"{type(exc).__name__}: {exc}"[:300]
+                tqdm.write(f"{name}: {status}: {detail}", file=sys.stderr)
+                record = {"status": status, "error": detail}
+                (out_dir / f"{name}.json").write_text(json.dumps(record) + "\n", encoding="utf-8")
                 continue
-            (out_dir / f"{name}.eml").write_bytes(result.message)
-            (out_dir / f"{name}.json").write_text(_report_json(result), encoding="utf-8")
+            try:
+                (out_dir / f"{name}.eml").write_bytes(result.message)
+                (out_dir / f"{name}.json").write_text(_report_json(result), encoding="utf-8")
+            except OSError as exc:
+                print(f"mukaika: cannot write: {exc.strerror or exc}", file=sys.stderr)
+                return EXIT_INPUT
             verdicts[result.verdict.value] += 1
             reasons.update(code.value for code in result.report.reason_codes())
     print(_summary_table(verdicts, reasons, failures))

@@ -14,10 +14,11 @@ Record fields (the only ones written; see ``RECORD_FIELDS``)
 ``helo``, ``mail_from``, ``rcpt_to``, ``message_id``, ``size``, ``sha256`` (of the original),
 ``verdict``, ``reasons``, ``parts`` (each: ``path``, ``action``, ``reason``, ``sha256``,
 ``kind``, ``filename``, ``declared_type``, ``detected_type``, ``size``, ``charset``,
-``findings``, ``removed``), ``defects``, ``timings`` (milliseconds by step), ``deliveries``
-(each: ``time``, ``host``, ``code``, ``reply``, ``recipients``, ``attempt``, ``error``),
-``state``, ``error`` (a reason code), ``attempts``, ``dropped_keys``; when rules applied to the
-message (:mod:`gateway.configuration.rules`): ``rules`` (their names, in order) and
+``findings``, ``removed``, ``entries``: the files inside an archive, each ``name``,
+``action``, ``reason``, ``removed``), ``defects``, ``timings`` (milliseconds by step),
+``deliveries`` (each: ``time``, ``host``, ``code``, ``reply``, ``recipients``, ``attempt``,
+``error``), ``state``, ``error`` (a reason code), ``attempts``, ``dropped_keys``; when rules
+applied to the message (:mod:`gateway.configuration.rules`): ``rules`` (their names, in order) and
 ``exceptions`` (those of them that are exceptions, 例外措置: the record that an approved
 exception weakened the policy).
 
@@ -106,6 +107,7 @@ PART_FIELDS: Final[frozenset[str]] = frozenset(
         "charset",
         "findings",
         "removed",
+        "entries",
     }
 )
 DELIVERY_FIELDS: Final[frozenset[str]] = frozenset(
@@ -374,6 +376,11 @@ def _part(part: PartReport) -> dict[str, Any]:
         data["findings"] = [str(code) for code in part.findings]
     if part.removed:
         data["removed"] = list(part.removed)
+    if part.entries:
+        data["entries"] = [
+            {"name": e.name, "action": str(e.action), "reason": str(e.reason), "removed": e.removed}
+            for e in part.entries
+        ]
     return data
 
 

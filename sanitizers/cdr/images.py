@@ -41,13 +41,13 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import PurePosixPath
 from typing import ClassVar
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.errors import LimitExceeded, SanitizeError
+from sanitizers.filenames import delivered_name
 from sanitizers.vocabulary import Action, Reason
 
 METADATA = "metadata"
@@ -55,10 +55,10 @@ TRAILING_DATA = "trailing_data"
 FRAMES = "frames"
 
 _INPUT_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
-# Format -> (output format, content type, extension).
-_OUTPUT: dict[str, tuple[str, str, str]] = {
-    "PNG": ("PNG", "image/png", ".png"),
-    "JPEG": ("JPEG", "image/jpeg", ".jpg"),
+# Format -> (output format, content type); the content type names the delivered extension.
+_OUTPUT: dict[str, tuple[str, str]] = {
+    "PNG": ("PNG", "image/png"),
+    "JPEG": ("JPEG", "image/jpeg"),
 }
 _PNG_OUT = _OUTPUT["PNG"]
 # ``info`` keys that describe the encoding, not the content: not counted as metadata.
@@ -206,7 +206,7 @@ class ImageSanitizer(CdrSanitizer):
             fmt, removed, fresh = self._decode(untrusted_data, ctx)
         except _DECODE_ERRORS as exc:  # truncated or corrupt image data
             raise SanitizeError(Reason.MALFORMED, f"{type(exc).__name__}: {exc}"[:200]) from exc
-        out_format, content_type, extension = _OUTPUT.get(fmt, _PNG_OUT)
+        out_format, content_type = _OUTPUT.get(fmt, _PNG_OUT)
         codes = tuple(sorted(removed))
         if ctx.keep_if_clean and (codes or fmt not in _OUTPUT):
             # keep_if_clean keeps the file unchanged or not at all.
@@ -224,14 +224,11 @@ class ImageSanitizer(CdrSanitizer):
             fresh.save(out, "JPEG", quality=90, optimize=False)
         else:
             fresh.save(out, "PNG", optimize=False, compress_level=6)
-        name = filename
-        if fmt not in _OUTPUT:
-            name = str(PurePosixPath(filename).with_suffix(extension)) if filename else "image.png"
         return CdrOutcome(
             action=Action.SANITIZED,
             reason=Reason.METADATA if codes else Reason.CLEAN,
             data=out.getvalue(),
-            filename=name,
+            filename=delivered_name(filename, content_type),
             content_type=content_type,
             removed=codes,
         )

@@ -8,8 +8,10 @@ code). Whatever happens in the child, the calling process survives and the part 
   ``RLIMIT_AS`` = ``memory_mb``, ``RLIMIT_CPU`` (per file: ``seconds`` + 1 more CPU seconds
   than it had used), ``RLIMIT_CORE`` 0, ``RLIMIT_NOFILE`` small and ``RLIMIT_FSIZE`` 0 (no
   sanitizer writes files; CPython ignores SIGXFSZ, so a write fails with ``EFBIG``);
-* a file that takes longer than ``seconds`` (wall clock) → the child is killed (SIGKILL) and
-  replaced, the part is removed with ``timeout``; a child that dies (segfault, abort,
+* a file that takes longer than ``seconds`` (wall clock, from the moment the child is ready;
+  the pipeline lowers it to what is left of the message's time budget, so the budget bounds
+  the work inside a sanitizer too) → the child is killed (SIGKILL) and replaced, the part is
+  removed with ``timeout``; a child that dies (segfault, abort,
   ``os._exit``, SIGXCPU) → ``crash`` (``timeout`` for SIGXCPU); a ``MemoryError`` → ``crash``
   and the child is replaced; any other exception → ``error``;
 * the child is replaced after ``tasks_per_process`` files, and after any fault;
@@ -394,7 +396,7 @@ class IsolatedDisarmer:
             conn.send((filename, kind, action.value, policy, depth))
             conn.send_bytes(untrusted_data)
             if not conn.poll(max(0.0, deadline - time.monotonic())):
-                return CdrOutcome.drop(Reason.TIMEOUT, f"{policy.cdr.seconds:g} s"), False
+                return CdrOutcome.drop(Reason.TIMEOUT, f"{policy.cdr.seconds:.3g} s"), False
             limit = 2 * policy.cdr.max_file_bytes + 1024 * 1024
             header = json.loads(conn.recv_bytes(limit))
             count = int.from_bytes(conn.recv_bytes(4), "big")

@@ -64,5 +64,5 @@ class CdrPolicy(BaseModel):
     text_csv_bom: bool = True
     # Cells of .csv/.tsv files that a spreadsheet would run as a formula (=, +, -, @ at the
     # start, e.g. DDE ``=cmd|' /C calc'!A0``) get a leading apostrophe, which makes them text.
-    # Plain numbers such as -5 or +1.5 are left alone.
+    # Numbers and telephone numbers such as -5, +1.5 or +81-3-1234-5678 are left alone.
     text_csv_neutralize_formulas: bool = True

@@ -12,12 +12,16 @@ What is done:
   shared charset logic (:func:`sanitizers.charsets.decode_body`: BOM, strict UTF-8, the
   Japanese charsets, detection); control characters other than tab, newline, carriage
   return and form feed are removed (``control_characters``); the text is written anew as
-  UTF-8. A ``.csv`` file gets a UTF-8 byte-order mark (``CdrPolicy.text_csv_bom``, on by
-  default) because Excel on Japanese Windows otherwise reads a BOM-less CSV as CP932 and
-  shows 文字化け; plain text gets none. A file whose extension is not one of the plain text
-  ones (.txt, .csv, .tsv, .log, .md, .json, .ics, .vcf) gets ``.txt`` appended, because
-  the same text under .xml/.xhtml runs script in a browser. A lossy decode (bytes that fit
-  no charset) is still delivered, with reason ``lossy_decode`` so the notice can say so.
+  UTF-8. UTF-16 text (Windows Notepad's "Unicode") is recognised by its byte-order mark, or
+  without one by the NUL high bytes of its ASCII characters, and decoded as such; other text
+  with NUL bytes is binary and removed. A ``.csv`` file gets a UTF-8 byte-order mark
+  (``CdrPolicy.text_csv_bom``, on by default) because Excel on Japanese Windows otherwise
+  reads a BOM-less CSV as CP932 and shows 文字化け; plain text gets none. The file is named
+  by :func:`sanitizers.filenames.delivered_name` for its new type: a name whose extension is
+  not a plain text one (.txt, .csv, .tsv, .log, .md, .json, .ics, .vcf) gets ``.txt`` in its
+  place, because the same text under .xml/.xhtml runs script in a browser and under
+  ``.doc.`` opens in Word. A lossy decode (bytes that fit no charset, lone surrogates) is
+  still delivered, with reason ``lossy_decode`` so the notice can say so.
 * ``HtmlSanitizer`` (kind ``html``): decoded the same way (a ``<meta charset>`` in the first
   2 KiB counts as the declared charset), converted to plain text by
   :func:`sanitizers.html_text.html_to_text` with the body policy's link mode, and delivered
@@ -26,10 +30,14 @@ What is done:
 ``verify`` checks that the output is strict UTF-8 (after an optional BOM) without the removed
 control characters.
 
-* CSV/TSV cells that a spreadsheet would evaluate (``=``, ``+``, ``-``, ``@``, tab or CR at
-  the start, unless the cell is a plain number) get a leading apostrophe so Excel shows them
-  as text instead of running them (DDE, ``HYPERLINK`` exfiltration): item ``csv_formula``,
-  reason ``active_content``. ``CdrPolicy.text_csv_neutralize_formulas`` turns this off.
+* CSV/TSV cells that a spreadsheet would evaluate as a formula that can do something
+  (``=``, ``@``, tab or CR at the start; ``+`` or ``-`` followed by anything but digits and
+  arithmetic) get a leading apostrophe so Excel shows them as text instead of running them
+  (DDE, ``HYPERLINK`` exfiltration): item ``csv_formula``, reason ``active_content``. A cell
+  that starts with ``+`` or ``-`` but holds only a number or a telephone number
+  (``-500``, ``+81-3-1234-5678``, ``+81 (3) 1234``: at worst arithmetic, no function, no
+  reference, no DDE) is left unchanged and counted in ``detail``, without alarm.
+  ``CdrPolicy.text_csv_neutralize_formulas`` turns this off.
 
 Deliberately left alone: line endings are kept as written (except in a CSV that had to be
 rewritten for formulas, which the csv module writes with CRLF); the text is not normalised
@@ -48,23 +56,28 @@ from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
+from sanitizers.compose import scrub_surrogates
 from sanitizers.errors import LimitExceeded, SanitizeError
+from sanitizers.filenames import clean_name, delivered_name
 from sanitizers.policy import LinkMode
 from sanitizers.vocabulary import Action, Reason
 
 CONTROL_CHARACTERS = "control_characters"
 CSV_FORMULA = "csv_formula"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d[\d,]*)?(?:\.\d+)?(?:[eE][+-]?\d+)?%?")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9][0-9,]*)?(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?%?")
+# A signed number or telephone number: digits with separators and arithmetic signs only.
+_SIGNED_DIGITS = re.compile(r"[+-][0-9 ().,/+-]*[0-9][0-9 ().,/+-]*")
 
 # C0 controls except tab, LF, FF, CR; DEL; C1 controls (U+0080-U+009F: CSI and friends).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.I)
-_CSV_SUFFIXES = frozenset({".csv", ".tsv"})
-# Extensions under which re-encoded text is safe to open; any other name gets ``.txt`` added.
-_KEPT_SUFFIXES = frozenset(
-    {"", ".txt", ".text", ".csv", ".tsv", ".log", ".md", ".json", ".ics", ".vcf"}
-)
+# Tables a spreadsheet opens: their content type (which names the delivered extension).
+_TABLE_TYPES = {".csv": "text/csv", ".tsv": "text/tab-separated-values"}
+_UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+# UTF-16 where more than one character in this many is a C0 control is binary, not text.
+_CONTROL_SHARE = 20
+_BINARY_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
 
 
 def decode(untrusted_data: bytes, declared: str | None) -> tuple[str, str, bool]:
@@ -88,13 +101,46 @@ def _decode_locally(untrusted_data: bytes) -> tuple[str, str, bool]:
     return untrusted_data.decode("utf-8", errors="replace"), "utf-8", True
 
 
-def _check_textual(untrusted_data: bytes) -> None:
-    """Empty files and files with NUL bytes (binary, or UTF-16 which mail text never needs
-    here) are not text: removed rather than delivered as replacement characters."""
+def _utf16_codec(untrusted_data: bytes) -> tuple[str, int] | None:
+    """(codec, bytes of byte-order mark) when the data is UTF-16 text, else None. Without a
+    mark: one byte of every pair is NUL in most of the first 4 KiB (ASCII-range text) and the
+    other byte never is."""
+    for bom, codec in _UTF16_BOMS:
+        if untrusted_data.startswith(bom):
+            return codec, len(bom)
+    sample = untrusted_data[:4096]
+    pairs = len(sample) // 2
+    if pairs < 2:
+        return None
+    for high, low, codec in ((1, 0, "utf-16-le"), (0, 1, "utf-16-be")):
+        nul_high = sample[high::2].count(0)
+        if sample[low::2].count(0) == 0 and nul_high * 10 >= pairs * 6:
+            return codec, 0
+    return None
+
+
+def _decode_text(untrusted_data: bytes) -> tuple[str, str, bool]:
+    """(text, charset, lossy): UTF-16 by its mark or shape, else the shared charset logic.
+    Empty files and other files with NUL bytes (binary) are not text: removed rather than
+    delivered as replacement characters."""
     if not untrusted_data.strip():
         raise SanitizeError(Reason.EMPTY, "no text")
+    utf16 = _utf16_codec(untrusted_data)
+    if utf16 is not None:
+        codec, skip = utf16
+        try:
+            text, lossy = untrusted_data[skip:].decode(codec), False
+        except UnicodeDecodeError:  # lone surrogates or an odd last byte
+            text, lossy = untrusted_data[skip:].decode(codec, "replace"), True
+        head = text[:2048]
+        if _CONTROL_SHARE * len(_BINARY_CONTROL.findall(head)) > len(head):
+            raise SanitizeError(Reason.TYPE_MISMATCH, f"not text: binary read as {codec}")
+        return text, codec, lossy
     if b"\0" in untrusted_data:
         raise SanitizeError(Reason.TYPE_MISMATCH, "NUL bytes: not text")
+    text, charset, lossy = decode(untrusted_data, None)
+    scrubbed, had_surrogates = scrub_surrogates(text)
+    return scrubbed, charset, lossy or had_surrogates
 
 
 def _max_chars(ctx: CdrContext) -> int | None:
@@ -106,24 +152,33 @@ def _strip_controls(text: str) -> tuple[str, bool]:
     return cleaned, cleaned != text.lstrip("\ufeff")
 
 
-def _is_formula(cell: str) -> bool:
-    return cell.startswith(_FORMULA_START) and not (
-        cell[:1] in "+-" and any(c.isdigit() for c in cell) and _PLAIN_NUMBER.fullmatch(cell)
+def _is_signed_number(cell: str) -> bool:
+    """A cell that starts with + or - and holds only a number or a telephone number."""
+    if cell[:1] not in ("+", "-"):
+        return False
+    return bool(_PLAIN_NUMBER.fullmatch(cell) and any(c.isdigit() for c in cell)) or bool(
+        _SIGNED_DIGITS.fullmatch(cell)
     )
 
 
-def neutralize_formulas(text: str, delimiter: str) -> tuple[str, bool]:
-    """The CSV text with every formula-like cell prefixed by ``'``; whether any was found."""
+def _is_formula(cell: str) -> bool:
+    return cell.startswith(_FORMULA_START) and not _is_signed_number(cell)
+
+
+def neutralize_formulas(text: str, delimiter: str) -> tuple[str, bool, int]:
+    """The CSV text with every formula cell prefixed by ``'``; whether any was found; how
+    many cells start with + or - but are only numbers (left unchanged)."""
     try:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
         raise SanitizeError(Reason.MALFORMED, f"unreadable CSV: {exc}") from exc
+    signed = sum(_is_signed_number(cell) for row in rows for cell in row)
     if not any(_is_formula(cell) for row in rows for cell in row):
-        return text, False
+        return text, False, signed
     out = io.StringIO(newline="")
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
     writer.writerows([["'" + c if _is_formula(c) else c for c in row] for row in rows])
-    return out.getvalue(), True
+    return out.getvalue(), True, signed
 
 
 def _check_utf8(data: bytes) -> None:
@@ -142,28 +197,28 @@ class TextSanitizer(CdrSanitizer):
     kind: ClassVar[str] = "text"
 
     def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
-        _check_textual(untrusted_data)
-        text, charset, lossy = decode(untrusted_data, None)
+        text, charset, lossy = _decode_text(untrusted_data)
         if lossy and text.count("\ufffd") * 100 > len(text):
             raise SanitizeError(Reason.TYPE_MISMATCH, f"not text: undecodable as {charset}")
         limit = _max_chars(ctx)
         if limit is not None and len(text) > limit:
             raise LimitExceeded(Reason.LIMIT_SIZE, f"{len(text)} characters")
         text, had_controls = _strip_controls(text)
-        suffix = PurePosixPath(filename).suffix.lower()
-        is_csv = suffix in _CSV_SUFFIXES
-        if suffix not in _KEPT_SUFFIXES:
-            # e.g. .xml/.xhtml (a browser runs XHTML script), .url, .reg: open as plain text.
-            filename = f"{filename or 'attachment'}.txt"
-        bom = codecs.BOM_UTF8 if is_csv and ctx.policy.text_csv_bom else b""
+        content_type = _TABLE_TYPES.get(PurePosixPath(clean_name(filename)).suffix.lower())
+        bom = codecs.BOM_UTF8 if content_type and ctx.policy.text_csv_bom else b""
         removed: tuple[str, ...] = (CONTROL_CHARACTERS,) if had_controls else ()
         reason = Reason.LOSSY_DECODE if lossy else Reason.CLEAN
-        if is_csv and ctx.policy.text_csv_neutralize_formulas:
-            text, had_formulas = neutralize_formulas(text, "\t" if suffix == ".tsv" else ",")
+        details = [f"from {charset}"]
+        if content_type and ctx.policy.text_csv_neutralize_formulas:
+            delimiter = "\t" if content_type == "text/tab-separated-values" else ","
+            text, had_formulas, signed = neutralize_formulas(text, delimiter)
             if had_formulas:
                 removed += (CSV_FORMULA,)
                 reason = Reason.ACTIVE_CONTENT
-        content_type = "text/csv" if is_csv else "text/plain"
+            if signed:
+                details.append(f"{signed} cells start with + or - but hold only numbers: kept")
+        content_type = content_type or "text/plain"
+        filename = delivered_name(filename, content_type)
         if ctx.keep_if_clean:
             # Kept unchanged only when it already is clean UTF-8; otherwise not at all.
             if (
@@ -186,7 +241,7 @@ class TextSanitizer(CdrSanitizer):
             filename=filename,
             content_type=f"{content_type}; charset=utf-8",
             removed=removed,
-            detail=f"from {charset}",
+            detail="; ".join(details),
         )
 
     def verify(self, data: bytes, ctx: CdrContext) -> None:
@@ -201,7 +256,10 @@ class HtmlSanitizer(CdrSanitizer):
     def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
         from sanitizers.html_text import html_to_text
 
-        _check_textual(untrusted_data)
+        if not untrusted_data.strip():
+            raise SanitizeError(Reason.EMPTY, "no text")
+        if b"\0" in untrusted_data:
+            raise SanitizeError(Reason.TYPE_MISMATCH, "NUL bytes: not text")
         if ctx.keep_if_clean:
             return CdrOutcome.drop(Reason.ACTIVE_CONTENT, "HTML is converted, never kept")
         meta = _META_CHARSET.search(untrusted_data[:2048])
@@ -211,13 +269,13 @@ class HtmlSanitizer(CdrSanitizer):
         if limit is not None and len(html) > limit:
             raise LimitExceeded(Reason.LIMIT_SIZE, f"{len(html)} characters")
         links = ctx.full_policy.body.links if ctx.full_policy is not None else LinkMode.KEEP
+        html, had_surrogates = scrub_surrogates(html)
         text, _ = _strip_controls(html_to_text(html, links))
-        stem = PurePosixPath(filename).stem if filename else "attachment"
         return CdrOutcome(
             action=Action.CONVERTED,
-            reason=Reason.LOSSY_DECODE if lossy else Reason.TEXT_CONVERTED,
+            reason=Reason.LOSSY_DECODE if lossy or had_surrogates else Reason.TEXT_CONVERTED,
             data=text.encode("utf-8"),
-            filename=f"{stem or 'attachment'}.txt",
+            filename=delivered_name(filename, "text/plain"),
             content_type="text/plain; charset=utf-8",
             detail=f"from {charset}",
         )

@@ -30,7 +30,10 @@ What is done, all in memory (``zipfile`` over ``BytesIO``; nothing is written to
 
 Names: entries without the UTF-8 flag are decoded as UTF-8 when valid, else as CP932 (ZIPs
 made by Japanese Windows), else as CP437 (the ZIP default), so 日本語 names survive; backslashes
-count as folder separators; characters Windows forbids are replaced with ``_``.
+count as folder separators; each component is cleaned like an attachment's name
+(:func:`sanitizers.filenames.clean_component`: no bidi or other invisible controls, no
+trailing dots or spaces, forbidden characters as ``_``), and a kept or rebuilt entry is named
+after what it was rebuilt as (:func:`sanitizers.filenames.delivered_name`).
 
 Deliberately left alone: folder entries (folders are implied by the names), timestamps
 (kept, clamped to the range ZIP can store), the archive comment and extra fields (dropped, not
@@ -39,21 +42,21 @@ reported), symlink entries (stored as plain files holding the link text, never l
 
 from __future__ import annotations
 
-import importlib
 import io
 import itertools
 import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable
 from lzma import LZMAError
 from pathlib import PurePosixPath
-from typing import Any, ClassVar
+from typing import ClassVar
 from unicodedata import normalize
 
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.errors import LimitExceeded, SanitizeError
+from sanitizers.filenames import clean_component, delivered_name
+from sanitizers.filetype import TypeInfo, detect
 from sanitizers.vocabulary import Action, Reason
 
 ENTRY = "entry"
@@ -67,7 +70,6 @@ _AES_METHOD = 99
 _UTF8_FLAG = 0x800
 _ENCRYPTED_FLAG = 0x1
 _DRIVE = re.compile(r"^[A-Za-z]:")
-_FORBIDDEN_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
 _PASSED = frozenset({Action.KEPT, Action.SANITIZED, Action.CONVERTED})
 _MAX_NAME = 240
 
@@ -108,13 +110,12 @@ def check_name(untrusted_name: str) -> str:
 
 
 def clean_name(name: str) -> str:
-    """A name safe to extract on Windows and POSIX: no empty, dot or forbidden components."""
-    parts = []
-    for part in name.split("/"):
-        part = _FORBIDDEN_CHARS.sub("_", part).rstrip(" .")
-        if part and part != ".":
-            parts.append(part[:_MAX_NAME])
-    return "/".join(parts) or "file"
+    """A name safe to show and to extract on Windows and POSIX: every folder component made
+    safe by :func:`sanitizers.filenames.clean_component` (bidi and other invisible controls,
+    trailing dots and spaces, NTFS streams, forbidden characters, device names); no empty
+    components."""
+    parts = [clean_component(part)[:_MAX_NAME] for part in name.split("/")]
+    return "/".join(part for part in parts if part) or "file"
 
 
 def _check_layout(data: bytes, infos: list[zipfile.ZipInfo]) -> None:
@@ -138,34 +139,9 @@ def _check_layout(data: bytes, infos: list[zipfile.ZipInfo]) -> None:
             )
 
 
-def _sniff(untrusted_data: bytes, name: str) -> str:
-    """A minimal stand-in used only while :mod:`sanitizers.filetype` is absent."""
-    head = untrusted_data[:8]
-    if head.startswith(b"%PDF"):
-        return "pdf"
-    if head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF8")):
-        return "image"
-    if head.startswith(b"PK\x03\x04"):
-        return "zip"
-    if PurePosixPath(name).suffix.lower() in (".txt", ".csv"):
-        return "text"
-    return "other"
-
-
-def _detector() -> Callable[[bytes, str], str]:
-    """``sanitizers.filetype.detect(data, declared, filename).kind`` as (data, name) -> kind."""
-    try:
-        module: Any = importlib.import_module("sanitizers.filetype")
-    except ModuleNotFoundError:
-        return _sniff
-    detect = module.detect
-
-    def kind_of(untrusted_data: bytes, name: str) -> str:
-        # A ZIP declares no content types: the content and the name decide.
-        result = detect(untrusted_data, "application/octet-stream", name)
-        return str(result.kind)
-
-    return kind_of
+def _detect(untrusted_data: bytes, name: str) -> TypeInfo:
+    """What an entry is: a ZIP declares no content types, so its content and name decide."""
+    return detect(untrusted_data, "application/octet-stream", name)
 
 
 class ZipSanitizer(CdrSanitizer):
@@ -215,7 +191,6 @@ class ZipSanitizer(CdrSanitizer):
                 if info.file_size >= limits.zip_ratio_min_bytes and ratio > limits.zip_max_ratio:
                     raise LimitExceeded(Reason.LIMIT_RATIO, f"{name!r} ratio {ratio:.0f}"[:200])
             _check_layout(untrusted_data, infos)
-            kind_of = _detector()
             children: list[tuple[str, CdrOutcome]] = []
             passed: list[tuple[zipfile.ZipInfo, str, CdrOutcome]] = []
             total = 0
@@ -240,7 +215,8 @@ class ZipSanitizer(CdrSanitizer):
                 if len(untrusted_entry) > info.file_size or total > limits.zip_max_total_bytes:
                     raise LimitExceeded(Reason.LIMIT_SIZE, f"{name!r} larger than declared")
                 folder, _, base = name.rpartition("/")
-                kind = kind_of(untrusted_entry, base)
+                info_type = _detect(untrusted_entry, base)
+                kind = info_type.kind
                 if kind in ("zip", "archive") and ctx.depth + 1 > limits.zip_max_depth:
                     child = CdrOutcome.drop(Reason.LIMIT_DEPTH, f"archive nested {ctx.depth + 1}")
                 else:
@@ -259,7 +235,10 @@ class ZipSanitizer(CdrSanitizer):
                         children=tuple(children),
                     )
                 if child.action in _PASSED and child.data is not None:
-                    new_base = clean_name(child.filename or base)
+                    # Named after what it was rebuilt as, like a mail attachment.
+                    new_base = delivered_name(
+                        child.filename or base, child.content_type or info_type.detected_mime
+                    )
                     passed.append((info, f"{folder}/{new_base}" if folder else new_base, child))
         if ctx.keep_if_clean:
             return self._keep_or_drop(untrusted_data, filename, children, passed)

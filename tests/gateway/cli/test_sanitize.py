@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from gateway.cli import sanitize as cli_sanitize
+from sanitizers.policy import Policy
+from sanitizers.report import SanitizeResult
 from tests.mailfactory import body_text, leaf, mail, text_mail
 
 HTML_MAIL = mail(leaf("text/html; charset=utf-8", "<p>会議のお知らせ</p>".encode()))
@@ -105,3 +108,56 @@ def test_batch_needs_an_output_directory(capsys: pytest.CaptureFixture[str]) -> 
 
 def test_batch_source_that_does_not_exist(tmp_path: Path) -> None:
     assert main(["sanitize", "--batch", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 3
+
+
+# A Subject that decodes (UTF-7) to a lone surrogate: it used to crash composition.
+SURROGATE_MAIL = text_mail("b", "utf-8", ("From", "a@example.jp"), ("Subject", "=?utf-7?Q?+2D0-?="))
+
+
+def test_batch_goes_on_past_a_message_that_used_to_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    for name, raw in (("a", text_mail("a")), ("b", SURROGATE_MAIL), ("c", text_mail("c"))):
+        (source / f"{name}.eml").write_bytes(raw)
+    out = tmp_path / "out"
+    assert main(["sanitize", "--batch", str(source), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.eml")) == ["a.eml", "b.eml", "c.eml"]
+    report = json.loads((out / "b.json").read_text(encoding="utf-8"))
+    assert "lossy_decode" in report["reasons"]
+    assert "lossy_decode" in capsys.readouterr().out
+
+
+def test_single_message_that_used_to_crash_writes_its_output(tmp_path: Path) -> None:
+    (tmp_path / "in.eml").write_bytes(SURROGATE_MAIL)
+    code = main(["sanitize", str(tmp_path / "in.eml"), "-o", str(tmp_path / "out.eml")])
+    assert code == 0
+    assert (tmp_path / "out.eml").read_bytes().isascii()
+
+
+def test_batch_reports_a_message_that_fails_and_processes_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whatever escapes the pipeline for one message (here a fault injected for ``b``), the
+    batch writes that message's status and carries on with the next."""
+    real = cli_sanitize.sanitize_message
+
+    def failing_for_b(raw: bytes, policy: Policy) -> SanitizeResult:
+        if b"\r\n\r\nb" in raw:
+            raise RuntimeError("injected fault")
+        return real(raw, policy)
+
+    monkeypatch.setattr(cli_sanitize, "sanitize_message", failing_for_b)
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in "abc":
+        (source / f"{name}.eml").write_bytes(text_mail(name))
+    out = tmp_path / "out"
+    assert main(["sanitize", "--batch", str(source), "--out", str(out)]) == 1
+    assert sorted(p.name for p in out.glob("*.eml")) == ["a.eml", "c.eml"]
+    status = json.loads((out / "b.json").read_text(encoding="utf-8"))
+    assert status == {"status": "not processed", "error": "RuntimeError: injected fault"}
+    captured = capsys.readouterr()
+    assert "b: not processed: RuntimeError: injected fault" in captured.err
+    assert "not processed" in captured.out

@@ -126,7 +126,7 @@ def test_c1_controls_are_removed() -> None:
 def test_risky_text_extensions_become_txt() -> None:
     xhtml = b'<html xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></html>'
     outcome = TextSanitizer().run(xhtml, "invoice.xml", _ctx())
-    assert outcome.filename == "invoice.xml.txt"
+    assert outcome.filename == "invoice.txt"
     kept = TextSanitizer().run(b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", "m.ics", _ctx())
     assert kept.filename == "m.ics"
 
@@ -141,7 +141,7 @@ def test_csv_formulas_become_text_and_numbers_stay() -> None:
     assert "csv_formula" in outcome.removed
     assert outcome.data is not None
     rows = list(csv.reader(io.StringIO(outcome.data.decode("utf-8-sig"))))
-    assert rows[1] == ["山田", "-500", "'+81 3"]
+    assert rows[1] == ["山田", "-500", "+81 3"]  # a telephone number, not a formula
     assert rows[2] == ["'=cmd|' /C calc'!A0", "'@SUM(1+1)", '\'=HYPERLINK("http://x")']
     again = TextSanitizer().run(outcome.data, "一覧.csv", _ctx())
     assert "csv_formula" not in again.removed

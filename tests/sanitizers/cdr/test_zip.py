@@ -313,7 +313,9 @@ def test_forbidden_characters_are_replaced() -> None:
     text = TEXT.encode()
     outcome = _run(_zip([("a<b>:c|d?.txt", text), ("dir/ note.txt. ", text)]))
     with zipfile.ZipFile(io.BytesIO(outcome.data)) as archive:  # type: ignore[attr-defined]
-        assert archive.namelist() == ["a_b__c_d_.txt", "dir/ note.txt"]
+        # The colon starts an NTFS stream: the name is what comes before it, then its type's
+        # extension; spaces and dots at either end are dropped as Windows drops them.
+        assert archive.namelist() == ["a_b_.txt", "dir/note.txt"]
 
 
 def test_zip_of_docm_pdf_png_is_rebuilt_with_each_disarmed() -> None:
