@@ -170,7 +170,7 @@ def test_a_budget_spent_inside_a_sanitizer_removes_that_part_and_holds_the_rest(
     from sanitizers.cdr.isolation import IsolatedDisarmer
 
     policy = Policy(limits=Limits(seconds=1.5))
-    sleepy = {"text": "tests.cdr.misbehaving:Sleep"}
+    sleepy = {"text": "tests.sanitizers.cdr.misbehaving:Sleep"}
     parts = [leaf("text/plain", b"x")]
     parts += [
         leaf("text/plain", b"data", extra=[("Content-Disposition", f'attachment; filename="{i}"')])
