@@ -92,16 +92,18 @@ def clean_name(untrusted_name: str | None) -> str:
     return clean_component(re.split(r"[\\/]", untrusted_name or "")[-1])
 
 
-def delivered_name(untrusted_name: str | None, content_type: str) -> str:
-    """The name to deliver a file under whose rebuilt content is ``content_type``."""
+def delivered_name(untrusted_name: str | None, content_type: str, kind: str | None = None) -> str:
+    """The name to deliver a file under whose rebuilt content is ``content_type``. ``kind``
+    is given for a file kept as it came, whose type is libmagic's: when that type belongs to
+    another kind (a .docx that libmagic calls application/zip), the kind decides."""
     stem, dot, extension = clean_name(untrusted_name).rpartition(".")
     if not dot:
         stem, extension = extension, ""
     stem = stem.rstrip(_EDGE) or FALLBACK_STEM
     mime = content_type.split(";", 1)[0].strip().lower()
-    allowed = _EXTENSIONS.get(mime)
+    kind = kind or kind_of_mime(mime)
+    allowed = _EXTENSIONS.get(mime) if kind == kind_of_mime(mime) else None
     if allowed is None:
-        kind = kind_of_mime(mime)
         fits = kind is not None and kind != "executable" and extension_kind(extension) == kind
         allowed = (extension.lower(),) if fits else (_UNKNOWN_EXTENSION,)
     if extension.lower() not in allowed:

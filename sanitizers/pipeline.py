@@ -300,7 +300,8 @@ class _Run:
         if outcome.action in _DELIVERED and outcome.data is not None:
             # Named after what was rebuilt, never after what the sender claimed.
             content_type = outcome.content_type or info.detected_mime
-            delivered = delivered_name(outcome.filename or name, content_type)
+            kept_as_is = None if outcome.content_type else info.kind
+            delivered = delivered_name(outcome.filename or name, content_type, kept_as_is)
             part.attached_as = delivered
             self.attachments.append(compose.OutAttachment(delivered, content_type, outcome.data))
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import sys
 from collections.abc import Sequence
+
+from gateway.cli.exit_codes import EXIT_BROKEN_PIPE
 
 # Modules that add a subcommand: each defines ``register(subparsers)`` which sets ``func``.
 SUBCOMMAND_MODULES = (
@@ -33,6 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
+        sys.stdout.flush()
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader is gone: no traceback; and stdout now points at /dev/null, so the
+        # interpreter's own flush at exit cannot fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return code

@@ -334,6 +334,8 @@ def _guarded(func: Handler) -> Handler:
     def wrapper(args: argparse.Namespace) -> int:
         try:
             return func(args)
+        except BrokenPipeError:
+            raise  # the reader went away: gateway.cli.main stops quietly
         except CliError as exc:
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             return exc.code

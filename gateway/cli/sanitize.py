@@ -76,6 +76,8 @@ def run_single(args: argparse.Namespace, config: Config) -> int:
         _write_output(args.output, result.message)
         if args.report:
             _write_report(args.report, result)
+    except BrokenPipeError:
+        raise  # the reader went away: gateway.cli.main stops quietly
     except OSError as exc:
         print(f"mukaika: cannot write: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_INPUT

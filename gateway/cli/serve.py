@@ -15,6 +15,9 @@ configuration stays in force. Listeners and open sessions are untouched either w
 Exit codes: 0 clean stop; 2 usage error; 78 (``EXIT_CONFIG``) the configuration cannot work
 (invalid, or a file it names is missing or unusable: each problem is named, and the systemd
 unit does not restart); 1 could not start for another reason (e.g. the port is in use).
+
+``mukaika send`` exits 0 when every recipient was accepted, 1 otherwise (the file cannot be
+read, no connection, a refusal), with one line saying why.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.cli.exit_codes import EXIT_CONFIG
-from gateway.configuration.config import Config, ConfigError, load_config, load_layered
+from gateway.configuration.config import Config, ConfigError, load_layered
 from gateway.configuration.files import file_problems
 
 if TYPE_CHECKING:
@@ -109,6 +112,21 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
     return Config.model_validate(data)
 
 
+def load_usable(args: argparse.Namespace) -> Config:
+    """The configuration with the command line applied, and every file it names usable
+    (gateway.configuration.files); else ConfigError naming each problem. At start and on
+    reload alike, so a reload cannot bring in a template that does not exist."""
+    try:
+        loaded, layered = load_layered(args.config)
+        config = apply_overrides(loaded, args)
+    except ValueError as exc:  # an override pydantic refuses (ConfigError is not one)
+        raise ConfigError([str(exc)]) from exc
+    problems = file_problems(config, layered)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
 def run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -119,16 +137,9 @@ def run_serve(args: argparse.Namespace) -> int:
         # aiosmtpd logs every command at INFO; the gateway logs what matters with queue ids.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
     try:
-        loaded, layered = load_layered(args.config)
-        config = apply_overrides(loaded, args)
+        config = load_usable(args)
     except ConfigError as exc:
-        problems = exc.problems
-    except ValueError as exc:
-        problems = [str(exc)]
-    else:
-        problems = file_problems(config, layered)
-    if problems:
-        for problem in problems:
+        for problem in exc.problems:
             print(f"mukaika serve: {problem}", file=sys.stderr)
         print("mukaika serve: the configuration cannot work; not started", file=sys.stderr)
         return EXIT_CONFIG
@@ -138,7 +149,7 @@ def run_serve(args: argparse.Namespace) -> int:
                 config,
                 demo=args.demo,
                 relay_given=bool(args.relay_to),
-                reload=lambda: apply_overrides(load_config(args.config), args),
+                reload=lambda: load_usable(args),
             )
         )
     except OSError as exc:
@@ -215,14 +226,22 @@ def _reloader(gateway: Any, reload: Callable[[], Config] | None) -> Callable[[],
 
 
 def run_send(args: argparse.Namespace) -> int:
-    from gateway.service.demo import sample_message, send_message
+    from gateway.service.demo import SEND_ERRORS, sample_message, send_failure, send_message
 
     recipients = args.recipients or ["staff@example.lg.jp"]
-    message = args.file.read_bytes() if args.file else sample_message(args.sender, recipients[0])
     try:
-        reply = asyncio.run(send_message(args.server, args.sender, recipients, message))
-    except (OSError, ValueError) as exc:
-        print(f"mukaika send: {type(exc).__name__}: {exc}", file=sys.stderr)
+        message = (
+            args.file.read_bytes() if args.file else sample_message(args.sender, recipients[0])
+        )
+    except OSError as exc:
+        print(f"mukaika send: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        refused, reply = asyncio.run(send_message(args.server, args.sender, recipients, message))
+    except SEND_ERRORS as exc:
+        print(f"mukaika send: not sent: {send_failure(exc, args.server)}", file=sys.stderr)
         return EXIT_ERROR
     print(f"mukaika send: {reply}")
-    return EXIT_OK
+    for rcpt, answer in refused.items():
+        print(f"mukaika send: refused {rcpt}: {answer}", file=sys.stderr)
+    return EXIT_ERROR if refused else EXIT_OK

@@ -23,6 +23,7 @@ Every name starts with ``mukaika_``:
 ``mukaika_oldest_queued_age_seconds``      gauge      age of the oldest queued message
 ``mukaika_busy_workers``                   gauge      workers busy right now
 ``mukaika_expired_exceptions``             gauge      exceptions (例外措置) past their expiry date
+``mukaika_clock_synchronized``             gauge      1 when NTP synchronised the system clock
 =========================================  =========  =========================================
 
 Threat model
@@ -62,6 +63,8 @@ OTHER: Final = "other"
 # Why a message or transaction was refused: the SMTP layer's reason codes, and ``verdict``
 # (the sanitizer's verdict was reject).
 SMTP_REJECT_REASONS: Final[frozenset[str]] = frozenset({str(r) for r in Refusal} | {"verdict"})
+# Why a part was removed when its sanitizer failed (the MukaikaSanitizerFailures alert).
+FAILURE_REASONS: Final = (Reason.CRASH, Reason.TIMEOUT, Reason.ERROR)
 REJECT_REASONS: Final[frozenset[str]] = SMTP_REJECT_REASONS | {str(r) for r in Reason}
 ACTIONS: Final[frozenset[str]] = frozenset(str(a) for a in Action)
 REASONS: Final[frozenset[str]] = frozenset(str(r) for r in Reason)
@@ -241,9 +244,21 @@ class Metrics:
             "Exceptions (rules with exception = true) past their expiry date; they are skipped.",
             registry=reg,
         )
-        # Series that exist from the start, so dashboards see zeros rather than gaps.
+        # 0 until the first answer: unknown counts as not synchronised (observation/clock.py).
+        self._clock_synchronized = Gauge(
+            "mukaika_clock_synchronized",
+            "1 when the system clock is synchronised (NTP, as systemd-timedated reports), else 0.",
+            registry=reg,
+        )
+        # Series that exist from the start, so dashboards see zeros rather than gaps, and so
+        # the first event is an increase: a labelled counter that appears with its first event
+        # at 1 has no earlier sample, and increase() and rate() in the alert rules miss it.
         for verdict in sorted(VERDICTS):
             self._verdicts.labels(verdict=verdict)
+        for smtp_reason in sorted(SMTP_REJECT_REASONS):
+            self._rejected.labels(reason=smtp_reason)
+        for failure in FAILURE_REASONS:
+            self._parts.labels(action=str(Action.REMOVED), reason=str(failure))
 
     # -- counters --------------------------------------------------------------------------
 
@@ -294,6 +309,9 @@ class Metrics:
 
     def set_expired_exceptions(self, n: int) -> None:
         self._expired_exceptions.set(max(0, n))
+
+    def set_clock_synchronized(self, synchronized: bool) -> None:
+        self._clock_synchronized.set(1 if synchronized else 0)
 
     # -- exposition ------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ class MetricsPort(Protocol):
     def set_oldest_age(self, seconds: float) -> None: ...
     def set_busy_workers(self, n: int) -> None: ...
     def set_expired_exceptions(self, n: int) -> None: ...
+    def set_clock_synchronized(self, synchronized: bool) -> None: ...
 
 
 class NullMetrics:
@@ -69,4 +70,7 @@ class NullMetrics:
         return None
 
     def set_expired_exceptions(self, n: int) -> None:
+        return None
+
+    def set_clock_synchronized(self, synchronized: bool) -> None:
         return None

@@ -112,23 +112,23 @@ class Scheduler:
     def report_depth(self) -> None:
         """Queue depth per state and the age of the oldest message still waiting in
         ``incoming`` or ``outgoing`` (dead letters wait for the operator, not the queue).
-        Runs in a thread. Queue ids sort by acceptance time, so each state's first is its
-        oldest."""
+        Runs in a thread."""
         now = self.clock()
         oldest = now
         for state in ("incoming", "outgoing", "dead"):
             ids = self.spool.ids(state)
             self.metrics.set_queue_depth(state, len(ids))
             if state == "dead":
-                continue
+                continue  # given up on: no longer waiting
+            # A queue id begins with its acceptance time: the first one is the oldest.
             for queue_id in ids[:1]:
                 try:
                     oldest = min(oldest, self.spool.envelope(state, queue_id).received_at)
                 except SpoolError:
-                    continue  # unreadable: set aside when its turn comes
-        self.metrics.set_oldest_age(max(0.0, now - oldest))
+                    continue
         for hook in self.housekeeping:
             hook()
+        self.metrics.set_oldest_age(max(0.0, now - oldest))
 
     async def _loop(self) -> None:
         # Due times are wall-clock times (they are written in the spool); the rescan period is

@@ -26,6 +26,7 @@ from gateway.delivery.client import Deliverer
 from gateway.evidence.audit import AuditLog
 from gateway.evidence.ports import AuditPort, QuarantinePort
 from gateway.evidence.quarantine import Quarantine
+from gateway.observation.clock import ClockWatch, Probe, TimedatedProbe
 from gateway.observation.metrics import Metrics, MetricsServer
 from gateway.observation.ports import MetricsPort
 from gateway.processing.pool import ProcessSanitizer, Sanitizer
@@ -46,6 +47,8 @@ class Parts:
     audit: AuditPort | None = None
     metrics: MetricsPort | None = None
     free_bytes: Callable[[], int] | None = None
+    # Whether the system clock is synchronised; None asks systemd-timedated.
+    clock: Probe | None = None
 
 
 class Gateway:
@@ -111,6 +114,8 @@ class Gateway:
         self.address: tuple[str, int] | None = None
         self._warming: asyncio.Task[None] | None = None
         self._purging: asyncio.Task[None] | None = None
+        self.clock_watch = ClockWatch(parts.clock or TimedatedProbe(), self.metrics)
+        self._watching_clock: asyncio.Task[None] | None = None
 
     async def _accept(self, received: Received) -> str:
         """Spool a received message durably; only then may SMTP answer 250."""
@@ -168,6 +173,9 @@ class Gateway:
         warm = getattr(self.sanitizer, "warm", None)
         if warm is not None:
             self._warming = asyncio.create_task(warm(), name="mukaika-warm-pool")
+        self._watching_clock = asyncio.create_task(
+            self.clock_watch.run_forever(), name="mukaika-clock"
+        )
         if self._purgeable is not None:
             interval = self.config.quarantine.purge_interval_seconds
             self._purging = asyncio.create_task(
@@ -188,7 +196,7 @@ class Gateway:
         log.info("stopping: new sessions get 421; %.0fs grace for work in flight", grace)
         await self.smtp.drain(grace)
         await self.worker.stop(grace)
-        for task in (self._warming, self._purging):
+        for task in (self._warming, self._purging, self._watching_clock):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

@@ -109,8 +109,10 @@ def sample_message(sender: str, recipient: str) -> bytes:
 
 async def send_message(
     server: tuple[str, int], sender: str, recipients: list[str], message: bytes
-) -> str:
-    _, reply = await aiosmtplib.send(
+) -> tuple[dict[str, str], str]:
+    """Send ``message``; (refused recipient -> reply, the server's final reply). Raises
+    aiosmtplib's errors (SMTPException; the connection ones are OSErrors too)."""
+    refused, reply = await aiosmtplib.send(
         message,
         sender=sender,
         recipients=recipients,
@@ -119,7 +121,22 @@ async def send_message(
         start_tls=False,
         timeout=30,
     )
-    return reply
+    return {rcpt: f"{code} {text}" for rcpt, (code, text) in refused.items()}, reply
+
+
+# What sending can raise: the server's answers, connection failures, a bad address.
+SEND_ERRORS = (aiosmtplib.SMTPException, OSError, ValueError)
+
+
+def send_failure(exc: Exception, server: tuple[str, int]) -> str:
+    """One line: what the server answered, or why there was no answer."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return "; ".join(f"{e.recipient}: {e.code} {e.message}" for e in exc.recipients)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return f"{exc.code} {exc.message}"
+    if isinstance(exc, aiosmtplib.SMTPConnectError | ConnectionError | TimeoutError):
+        return f"cannot connect to {server[0]}:{server[1]}: {exc}"
+    return str(exc) or type(exc).__name__
 
 
 def instructions(host: str, port: int, config: Config) -> str:

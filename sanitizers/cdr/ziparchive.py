@@ -237,7 +237,9 @@ class ZipSanitizer(CdrSanitizer):
                 if child.action in _PASSED and child.data is not None:
                     # Named after what it was rebuilt as, like a mail attachment.
                     new_base = delivered_name(
-                        child.filename or base, child.content_type or info_type.detected_mime
+                        child.filename or base,
+                        child.content_type or info_type.detected_mime,
+                        None if child.content_type else info_type.kind,
                     )
                     passed.append((info, f"{folder}/{new_base}" if folder else new_base, child))
         if ctx.keep_if_clean:

@@ -290,6 +290,22 @@ def test_containerfile_is_well_formed_and_non_root() -> None:
     assert dict(instructions)["STOPSIGNAL"] == "SIGTERM"
 
 
+def test_every_documented_build_keeps_the_healthcheck() -> None:
+    """podman and buildah build the OCI format by default, which has no HEALTHCHECK: they drop
+    it with only a warning. Every build command shown must ask for the docker format."""
+    assert "HEALTHCHECK" in dict(containerfile_instructions())
+    documents = [CONTAINERFILE, DEPLOY / "GUIDE.en.md", DEPLOY / "GUIDE.ja.md", ROOT / "README.md"]
+    builds = [
+        line
+        for document in documents
+        for line in document.read_text(encoding="utf-8").splitlines()
+        if re.search(r"\b(podman|buildah) (build|bud)\b", line)
+    ]
+    assert builds
+    for line in builds:
+        assert "--format docker" in line, line
+
+
 def test_hadolint_finds_nothing() -> None:
     hadolint = require_tool("hadolint")
     result = subprocess.run(

@@ -32,6 +32,7 @@ from gateway.observation.metrics import (
     VERDICTS,
     Metrics,
 )
+from tests.deploy.alert_scenarios import Scenario, generate
 from tests.deploy.mails import free_port, japanese_html_mail, smtp_banner, wait_for
 from tests.deploy.yamlsubset import load
 from tests.tools import require_tool
@@ -74,6 +75,7 @@ def exported_series() -> dict[str, set[str]]:
     metrics.set_queue_depth("incoming", 1)
     metrics.set_oldest_age(1.0)
     metrics.set_busy_workers(1)
+    metrics.set_clock_synchronized(True)
     series: dict[str, set[str]] = {}
     for family in metrics.registry.collect():
         for sample in family.samples:
@@ -122,6 +124,7 @@ def test_alert_rules_are_well_formed() -> None:
         "MukaikaSanitizingDeferred",  # clamd unreachable
         "MukaikaRefusingForDisk",
         "MukaikaDataDiskLow",
+        "MukaikaClockUnsynchronized",  # policies 7(1)イ: synchronised time for the logs
     ):
         assert wanted in names
 
@@ -141,9 +144,40 @@ def test_promtool_accepts_the_rules() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.fixture(scope="module")
+def generated() -> tuple[str, list[Scenario]]:
+    """alerts.test.yml as the real worker's scenarios produce it (tests/deploy/
+    alert_scenarios.py), with the scenarios for a look at their samples."""
+    return generate()
+
+
+def test_the_alert_tests_are_what_a_real_worker_exports(
+    generated: tuple[str, list[Scenario]],
+) -> None:
+    """No input series of alerts.test.yml is written by hand: the file is the generator's
+    output. After a change: python -m tests.deploy.alert_scenarios > deploy/prometheus/..."""
+    text, _ = generated
+    assert (ALERTS.parent / "alerts.test.yml").read_text(encoding="utf-8") == text
+
+
+def test_a_message_waiting_two_hours_shows_in_the_age_gauge(
+    generated: tuple[str, list[Scenario]],
+) -> None:
+    """The worker's report of the oldest queued message (once always 0: the alerts could never
+    see a stuck queue)."""
+    _, scenarios = generated
+    (stuck,) = [s for s in scenarios if "grows old" in s.comment]
+    age = "mukaika_oldest_queued_age_seconds{"
+    assert stuck.simulation.value(age, 0) == 0
+    assert stuck.simulation.value(age, 120) >= 7200
+    depth = 'mukaika_queue_depth{instance="gw:9464",job="mukaika",state="outgoing"}'
+    assert stuck.simulation.value(depth, 120) == 1
+
+
 def test_alerts_fire_on_the_right_signals() -> None:
     """deploy/prometheus/alerts.test.yml: a clamd outage and an LGWAN-side MTA outage each fire
-    their own alert and not the other's; deferrals while mail flows fire neither."""
+    their own alert and not the other's; deferrals while mail flows fire neither; a stuck
+    queue, a crashed sanitizer, expired exceptions and an unsynchronised clock fire theirs."""
     result = subprocess.run(
         [promtool(), "test", "rules", "alerts.test.yml"],
         cwd=ALERTS.parent,
@@ -163,7 +197,7 @@ def test_dashboard_is_well_formed() -> None:
     assert len(ids) == len(set(ids))
     titles = " ".join(panel["title"] for panel in data["panels"])
     for wanted in ("Throughput", "Verdicts", "Parts by action", "Parts by reason", "p50 / p99",
-                   "Queue depth", "Oldest", "Busy workers", "Dead letters"):  # fmt: skip
+                   "Queue depth", "Oldest", "Busy workers", "Dead letters", "Clock"):  # fmt: skip
         assert wanted in titles
     for panel in data["panels"]:
         grid = panel["gridPos"]

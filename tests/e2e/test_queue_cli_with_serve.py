@@ -137,9 +137,10 @@ async def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
         assert "mukaika send --server" in out
         port = int(out.split("listening on ")[-1].split(":")[1].split()[0])
         message = sample_message("me@example.com", "staff@example.lg.jp")
-        reply = await send_message(
+        refused, reply = await send_message(
             ("127.0.0.1", port), "me@example.com", ["staff@example.lg.jp"], message
         )
+        assert refused == {}
         assert "queued as" in reply
         maildir = tmp_path / "var" / "demo-maildir" / "new"
         for _ in range(500):

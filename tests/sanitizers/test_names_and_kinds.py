@@ -82,6 +82,16 @@ def test_delivered_name_carries_the_rebuilt_types_extension(
     assert delivered_name(name, content_type) == expected
 
 
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("報告.docx", "報告.docx"), ("報告.html", "報告.bin"), ("x.zip", "x.bin")],
+)
+def test_a_kept_file_libmagic_misnames_is_named_by_its_kind(name: str, expected: str) -> None:
+    """libmagic calls some .docx files application/zip: kept as they came (keep_if_clean),
+    they keep an extension of their kind (ooxml), never the ZIP's or the sender's other one."""
+    assert delivered_name(name, "application/zip", "ooxml") == expected
+
+
 def test_delivered_names_are_bounded() -> None:
     name = delivered_name("あ" * 500 + ".html", "image/png")
     assert len(name) == 100

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from gateway.cli import build_parser, main
 from gateway.cli.exit_codes import EXIT_CONFIG
-from gateway.configuration.config import load_layered
+from gateway.cli.serve import load_usable
+from gateway.configuration.config import ConfigError, load_layered
 from gateway.configuration.files import file_problems
 from tests.e2e.test_relay import make_certificate
 from tests.paths import ROOT
@@ -183,3 +184,23 @@ def test_serve_that_cannot_work_exits_with_exit_config(tmp_path: Path, body: str
     assert result.stderr.startswith(f"mukaika serve: {path}: smtp.")
     assert result.stderr.endswith("the configuration cannot work; not started\n")
     assert not (tmp_path / "data").exists()  # nothing was started or created
+
+
+def test_a_reload_cannot_bring_in_a_missing_file(tmp_path: Path) -> None:
+    """SIGHUP reloads through the same check: a rule whose template is missing is refused
+    (the configuration in force stays), like at start."""
+    path = write_config(tmp_path, "")
+    args = build_parser().parse_args(["serve", "--config", str(path)])
+    assert load_usable(args).rules == ()
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + '[[rules]]\nname = "finance"\nrecipients = ["keiri@example.lg.jp"]\n'
+        + f'[rules.policy.notice]\ntemplate = "{tmp_path}/none.txt"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_usable(args)
+    assert raised.value.problems == [
+        f"{path}: rules[0] ('finance').policy.notice.template: {tmp_path}/none.txt: "
+        "No such file or directory"
+    ]
