@@ -10,7 +10,8 @@ corrupt containers, archives with huge directories). So:
   :data:`DEEP_BYTES` when that finds nothing, for signatures deep inside such as ISO 9660's),
   plus a few signatures libmagic misses (VHD/VHDX, DMG, OneNote, CHM) and, for ZIP files, the
   central directory read in memory with :mod:`zipfile` (bounded, nothing extracted):
-  ``[Content_Types].xml`` makes ``ooxml`` (docm/xlsm/pptm included); a JAR, APK, APPX/MSIX,
+  ``[Content_Types].xml`` makes ``ooxml`` (docm/xlsm/pptm included), a ``mimetype`` entry
+  with ``content.xml`` or a manifest makes ``opendocument`` (odt/ods/odp…); a JAR, APK, APPX/MSIX,
   VSIX or IPA makes ``executable``; anything else is ``zip``.
 * A name or declared type can only make a file more dangerous, never less: an executable,
   script, shortcut, installer or disk-image extension (:data:`EXECUTABLE_EXTENSIONS`) or
@@ -66,7 +67,7 @@ __all__ = [
 
 KINDS: Final = (
     "ooxml", "ole", "rtf", "pdf", "image", "svg", "zip", "archive", "text", "html",
-    "executable", "message", "other",
+    "executable", "message", "other", "opendocument",
 )  # fmt: skip
 
 # Measured on the 3,644 files of ../shared/corpus: libmagic on the first 8 KiB, and on 64 KiB
@@ -122,7 +123,8 @@ _EXTENSION_KINDS: Final = {
     "pdf": "pdf",
     **dict.fromkeys(_words("png jpg jpeg jpe jfif gif bmp dib tif tiff webp"), "image"),
     **dict.fromkeys(_words("svg svgz"), "svg"),
-    **dict.fromkeys(_words("zip odt ods odp odg epub"), "zip"),
+    **dict.fromkeys(_words("zip epub"), "zip"),
+    **dict.fromkeys(_words("odt ods odp odg odf odc odb odm ott ots otp otg"), "opendocument"),
     **dict.fromkeys(
         _words("7z rar gz tgz bz2 tbz tbz2 xz txz tar arj lzh lha cpio zst lz lzma z ace"),
         "archive",
@@ -193,7 +195,7 @@ _MIME_KINDS: Final = {
 }
 _MIME_PREFIX_KINDS: Final = (
     ("application/vnd.openxmlformats-officedocument.", "ooxml"),
-    ("application/vnd.oasis.opendocument.", "zip"),
+    ("application/vnd.oasis.opendocument.", "opendocument"),
     ("text/x-script.", "executable"),
     ("message/", "message"),
     ("text/", "text"),
@@ -472,7 +474,11 @@ def _zip_kind(untrusted_data: bytes) -> str:
         return "zip"  # unreadable or too large a directory: the ZIP sanitizer decides
     if names & _ZIP_EXECUTABLE_ENTRIES or _is_java_or_ios_app(names):
         return "executable"
-    return "ooxml" if "[content_types].xml" in names else "zip"
+    if "[content_types].xml" in names:
+        return "ooxml"
+    if "mimetype" in names and ("content.xml" in names or "meta-inf/manifest.xml" in names):
+        return "opendocument"  # its own kind: not an archive of loose files (no sanitizer yet)
+    return "zip"
 
 
 def _is_java_or_ios_app(names: frozenset[str]) -> bool:
@@ -521,6 +527,6 @@ def _agrees(claim: str, content_kind: str) -> bool:
         return True
     if content_kind == "text":  # HTML, scripts and mail are all text
         return claim in ("html", "executable", "message")
-    if content_kind == "ooxml":  # an Office document is a ZIP
+    if content_kind in ("ooxml", "opendocument"):  # an Office document is a ZIP
         return claim == "zip"
     return content_kind == "html" and claim == "executable"  # an HTA is HTML

@@ -11,11 +11,13 @@ text, to crash or stall the converter, or to smuggle something clickable across.
   ``overflow:hidden``). Hidden text is how phishing talks to filters behind the reader's back;
   it must not become visible in the text either. ``aria-hidden`` is *not* hiding (the text is
   on screen), and ``<noscript>`` is kept (mail readers run no scripts, so they show it).
-* Links are shown as ``text <URL>`` only for the schemes http, https, ftp and mailto;
-  ``javascript:``, ``data:``, ``vbscript:``, relative and every other URL are never shown, only
-  the link's text. The URL is not repeated when the text already says it. ``LinkMode.DEFANG``
-  writes ``hxxp://``, ``hxxps://``, ``fxp://`` and ``[.]`` for the dots of the host, in shown
-  URLs *and* in URLs written in the text, so no reader turns them into links;
+* Links are shown as ``text <URL>`` only for the schemes of ``policy.links.allowed_schemes``
+  (default http, https and mailto; :mod:`sanitizers.links`); ``javascript:``, ``data:``,
+  ``vbscript:``, relative and every other URL are never shown, only the link's text (which the
+  pipeline defangs when it is itself such a link). The URL is not repeated when the text
+  already says it. ``LinkMode.DEFANG`` writes ``hxxp://``, ``hxxps://``, ``fxp://`` and
+  ``[.]`` for the dots of the host, in shown URLs *and* in URLs written in the text, so no
+  reader turns them into links;
   ``LinkMode.DROP`` shows no URL. Characters that could disguise a shown URL (whitespace,
   controls, bidi overrides, ``<`` and ``>``) are percent-encoded.
 * The output holds no control character except newline and tab, ends every line with ``\\n``,
@@ -46,12 +48,13 @@ coloured like its background, and relative URLs resolved against ``<base>``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Final, cast
 
 from lxml import etree
 
+from sanitizers.links import DEFANGED_SCHEMES, DEFAULT_ALLOWED_SCHEMES
 from sanitizers.policy import LinkMode
 
 __all__ = ["html_to_text"]
@@ -116,7 +119,6 @@ _CJK_SEGMENT_BREAK: Final = re.compile(f"(?<=[{_WIDE}])[ \t\r\f]*\n[ \t\n\r\f]*(
 # --- links -------------------------------------------------------------------------------
 
 _C0_AND_SPACE: Final = "".join(map(chr, range(0x21)))  # what browsers strip around a URL
-_SHOWN_SCHEMES: Final = frozenset({"http", "https", "ftp", "mailto"})
 _SCHEME: Final = re.compile("[A-Za-z][A-Za-z0-9+.-]*")
 _URL_DISGUISE: Final = re.compile(
     '[\x00-\x20\x7f-\xa0<>"\u00ad\u061c\u115f\u1160\u1680\u180e\u2000-\u200f\u2028-\u202f'
@@ -124,7 +126,6 @@ _URL_DISGUISE: Final = re.compile(
 )
 _TEXT_SCHEME: Final = re.compile(r"(?i)(?:https?|ftp)(?=://)")
 _DEFANGED_HOST: Final = re.compile(r"((?:hxxps?|fxp)://)([^\s/?#<>\\]*)")
-_DEFANGED_SCHEME: Final = {"http": "hxxp", "https": "hxxps", "ftp": "fxp"}
 
 # --- inline styles -----------------------------------------------------------------------
 
@@ -139,9 +140,13 @@ _IMPORTANT: Final = re.compile(r"!\s*important\s*$")
 _ZERO_SIZE: Final = re.compile(r"\s*(?:0+\.?0*|\.0+)\s*(?:px)?\s*")
 
 
-def html_to_text(untrusted_html: str, links: LinkMode) -> str:
+def html_to_text(
+    untrusted_html: str,
+    links: LinkMode,
+    allowed_schemes: Collection[str] = DEFAULT_ALLOWED_SCHEMES,
+) -> str:
     """Readable plain text of ``untrusted_html``; see the module docstring. Never raises."""
-    converter = _Converter(links)
+    converter = _Converter(links, allowed_schemes)
     # The converter is the parser's target: libxml2 reports elements and text as it reads them
     # and no tree is built (a tree costs time, limits nesting to 256 levels, and takes time
     # quadratic in the number of attributes of an element).
@@ -265,14 +270,15 @@ def _is_zero_sized_image(attrib: _Attributes) -> bool:
 # --- links ---------------------------------------------------------------------------------
 
 
-def _shown_url(untrusted_href: str | None) -> str | None:
-    """The URL to show for a link, or ``None`` when its scheme must never be shown."""
+def _shown_url(untrusted_href: str | None, allowed_schemes: Collection[str]) -> str | None:
+    """The URL to show for a link, or ``None`` when its scheme is not allowed
+    (``policy.links.allowed_schemes``)."""
     if not untrusted_href:
         return None
     href = untrusted_href.strip(_C0_AND_SPACE)
     href = href.replace("\t", "").replace("\n", "").replace("\r", "")
     scheme, colon, rest = href.partition(":")
-    if not colon or not _SCHEME.fullmatch(scheme) or scheme.lower() not in _SHOWN_SCHEMES:
+    if not colon or not _SCHEME.fullmatch(scheme) or scheme.lower() not in allowed_schemes:
         return None
     return scheme.lower() + ":" + _URL_DISGUISE.sub(_percent_encode, rest)
 
@@ -298,7 +304,7 @@ def _defang(text: str) -> str:
 
 
 def _defang_scheme(match: re.Match[str]) -> str:
-    return _DEFANGED_SCHEME[match.group().lower()]
+    return DEFANGED_SCHEMES[match.group().lower()]
 
 
 def _defang_host(match: re.Match[str]) -> str:
@@ -471,8 +477,9 @@ class _Converter:
     (``None``), a number of newlines owed after a block, or a function to call. These methods
     run for every element and text run, so the common cases are written out in them."""
 
-    def __init__(self, links: LinkMode) -> None:
+    def __init__(self, links: LinkMode, allowed_schemes: Collection[str]) -> None:
         self.links = links
+        self.allowed_schemes = allowed_schemes
         self.sink = _Sink()
         self.ends: list[int | _Closer | None] = []
         self.lists: list[_List] = []
@@ -682,7 +689,7 @@ class _Converter:
     def _open_link(self, _tag: str, attrib: _Attributes) -> _Closer | None:
         if self.links is LinkMode.DROP:
             return None
-        url = _shown_url(attrib.get("href"))
+        url = _shown_url(attrib.get("href"), self.allowed_schemes)
         if url is None:
             return None
         sink = self.sink

@@ -96,7 +96,7 @@ _REMOVED_ITEMS = {
         "embedded_file": "埋め込みファイル",
         "file_attachment": "添付ファイル注釈",
         "xfa": "XFA フォーム",
-        "uri": "URL リンク",
+        "unsafe_link": "許可されていない種類のリンク（javascript:、file: など）",
         "metadata": "メタデータ",
         "trailing_data": "末尾の余分なデータ",
         "frames": "2枚目以降の画像",
@@ -110,6 +110,9 @@ _REMOVED_ITEMS = {
         "data_connection": "外部データ接続",
         "hyperlink": "外部へのハイパーリンク（文字は残しました）",
         "linked_field": "外部を参照するフィールド",
+        "computed_field": "命令が計算で作られるフィールド",
+        "formula_function": "外部を呼び出す数式（WEBSERVICE など）",
+        "svg_image": "SVG 画像（スクリプトを含み得るもの）",
         "program_action": "プログラム実行の動作",
         "unknown_part": "不明な部品",
         "attachment": "内部の添付ファイル",
@@ -133,7 +136,7 @@ _REMOVED_ITEMS = {
         "embedded_file": "embedded files",
         "file_attachment": "file attachment annotations",
         "xfa": "XFA forms",
-        "uri": "URL links",
+        "unsafe_link": "links of a scheme that is not allowed (javascript:, file:, ...)",
         "metadata": "metadata",
         "trailing_data": "trailing data",
         "frames": "frames after the first",
@@ -147,6 +150,9 @@ _REMOVED_ITEMS = {
         "data_connection": "external data connections",
         "hyperlink": "external hyperlinks (text kept)",
         "linked_field": "fields referring outside",
+        "computed_field": "fields whose instruction is computed",
+        "formula_function": "formulas that fetch or call outside (WEBSERVICE, ...)",
+        "svg_image": "SVG images (they can carry script)",
         "program_action": "program actions",
         "unknown_part": "unknown parts",
         "attachment": "inner attachments",
@@ -257,7 +263,11 @@ def _part_lines(part: PartReport, language: str) -> list[str]:
     words = _WORDS[language]
     action = _ACTIONS[language][part.action]
     if part.kind is None and part.reason in _BODY_REASONS:  # attachments all have a kind
-        return [f"■ {words['body']} ({part.declared_type}): {action}"]
+        line = f"■ {words['body']} ({part.declared_type}): {action}"
+        if part.removed:  # links of a scheme that is not allowed, defanged in the text
+            labels = _REMOVED_ITEMS[language]
+            line += f" — {words['removed']}: " + ", ".join(labels.get(c, c) for c in part.removed)
+        return [line]
     name = part.filename or words["unnamed"]
     detected = part.detected_type or part.declared_type
     lines = [

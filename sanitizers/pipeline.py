@@ -29,6 +29,7 @@ from sanitizers.filenames import clean_name, delivered_name
 from sanitizers.filetype import detect
 from sanitizers.headers import RebuiltHeaders, display_safe, rebuild_headers
 from sanitizers.html_text import html_to_text
+from sanitizers.links import UNSAFE_LINK, defang_text
 from sanitizers.mime import Leaf, parse, parse_headers_only
 from sanitizers.policy import Policy
 from sanitizers.report import EntryReport, PartReport, Report, SanitizeResult
@@ -255,7 +256,9 @@ class _Run:
             return
         decoded = self._decode(leaf, payload, part)
         if subtype == "html":
-            text = html_to_text(decoded.text, self.policy.body.links)
+            text = html_to_text(
+                decoded.text, self.policy.body.links, self.policy.links.allowed_schemes
+            )
             part.action, part.reason = Action.CONVERTED, Reason.HTML_BODY
         elif subtype == "plain":
             text = decoded.text
@@ -263,6 +266,11 @@ class _Run:
         else:
             text = decoded.text
             part.action, part.reason = Action.CONVERTED, Reason.TEXT_CONVERTED
+        # A link of a scheme that is not allowed, written as text, is defanged (mail clients
+        # turn "file://…" or "ms-msdt:…" in text back into a link).
+        text, defanged = defang_text(text, self.policy.links.allowed_schemes)
+        if defanged:
+            part.removed.append(UNSAFE_LINK)
         self._add_text(text)
 
     def _attached_message(self, leaf: Leaf, part: PartReport) -> None:

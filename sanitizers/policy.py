@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sanitizers.cdr.settings import CdrPolicy
+from sanitizers.links import DEFAULT_ALLOWED_SCHEMES, normalize_schemes
 from sanitizers.vocabulary import Reason
 
 
@@ -54,6 +55,19 @@ class BodyPolicy(_Frozen):
     links: LinkMode = LinkMode.KEEP
     other_text: Literal["convert", "remove"] = "convert"
     attached_messages: Literal["flatten", "remove"] = "flatten"
+
+
+class LinksPolicy(_Frozen):
+    """Which links stay clickable, in bodies and documents alike (:mod:`sanitizers.links`)."""
+
+    # URL schemes a link may have. Documents lose links of other schemes (``unsafe_link``);
+    # text bodies get them defanged (``javascript[:]…``).
+    allowed_schemes: tuple[str, ...] = DEFAULT_ALLOWED_SCHEMES
+
+    @field_validator("allowed_schemes")
+    @classmethod
+    def _schemes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return normalize_schemes(value)
 
 
 class NoticePolicy(_Frozen):
@@ -119,6 +133,7 @@ class Policy(_Frozen):
 
     limits: Limits = Limits()
     body: BodyPolicy = BodyPolicy()
+    links: LinksPolicy = LinksPolicy()
     notice: NoticePolicy = NoticePolicy()
     output: OutputPolicy = OutputPolicy()
     attachments: AttachmentPolicy = AttachmentPolicy()

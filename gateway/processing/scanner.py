@@ -13,14 +13,18 @@ scanner itself is down, slow or answering garbage. So:
   :class:`sanitizers.errors.TemporaryFailure`: the message is deferred and retried, never
   passed on unscanned (fail closed);
 * a file larger than ``max_bytes`` (keep it at or below clamd's ``StreamMaxLength``) cannot be
-  scanned, now or later: it is removed with ``limit_size`` rather than deferred forever.
+  scanned, now or later: it is removed with ``limit_size`` rather than deferred forever;
+* what a sanitizer rebuilt (a ZIP, OOXML or PDF written anew) is scanned again before it
+  crosses: it holds the files inside the container as the sanitizer read them, in formats
+  clamd unpacks, so a member clamd cannot read in the sender's container (an LZMA-compressed
+  ZIP entry, which clamd passes unread) is still scanned.
 
 The client speaks clamd's ``zINSTREAM`` command (chunks of a 4-byte big-endian length and
 data, ended by a zero length) and ``zPING``, over a unix socket or TCP to a loopback address
 (the stream is not encrypted, so a remote clamd is refused). One connection per request.
 
-Deliberately left alone: the signature database (freshclam's job), scanning of the rebuilt
-outputs (they are built from checked parts), heuristics settings of clamd.
+Deliberately left alone: the signature database (freshclam's job), heuristics settings of
+clamd.
 """
 
 from __future__ import annotations
@@ -148,7 +152,8 @@ class ClamdClient:
 
 
 class ScanningDisarmer:
-    """A :class:`Disarmer` that scans each attachment with clamd before ``inner`` sees it."""
+    """A :class:`Disarmer` that scans each attachment with clamd before ``inner`` sees it, and
+    what ``inner`` rebuilt from it before it crosses."""
 
     def __init__(
         self, inner: Disarmer, client: ClamdClient, on_hit: Literal["remove", "hold"] = "remove"
@@ -156,6 +161,17 @@ class ScanningDisarmer:
         self.inner = inner
         self.client = client
         self.on_hit = on_hit
+
+    def _verdict(self, untrusted_data: bytes, where: str) -> CdrOutcome | None:
+        """The outcome of a hit (or of data too large to scan); ``None`` when clean."""
+        try:
+            result = self.client.scan(untrusted_data)
+        except ScanTooLarge as exc:
+            return CdrOutcome.drop(Reason.LIMIT_SIZE, f"too large to scan{where}: {exc}"[:200])
+        if result.signature is None:
+            return None
+        fate = Action.HELD if self.on_hit == "hold" else Action.REMOVED
+        return CdrOutcome(action=fate, reason=Reason.MALWARE, detail=result.signature + where)
 
     def disarm(
         self,
@@ -165,14 +181,18 @@ class ScanningDisarmer:
         action: AttachmentAction,
         policy: Policy,
     ) -> CdrOutcome:
-        try:
-            result = self.client.scan(untrusted_data)
-        except ScanTooLarge as exc:
-            return CdrOutcome.drop(Reason.LIMIT_SIZE, f"too large to scan: {exc}"[:200])
-        if result.signature is not None:
-            fate = Action.HELD if self.on_hit == "hold" else Action.REMOVED
-            return CdrOutcome(action=fate, reason=Reason.MALWARE, detail=result.signature)
-        return self.inner.disarm(untrusted_data, filename, kind, action, policy)
+        hit = self._verdict(untrusted_data, "")
+        if hit is not None:
+            return hit
+        outcome = self.inner.disarm(untrusted_data, filename, kind, action, policy)
+        if outcome.data is None or outcome.data == untrusted_data:
+            return outcome
+        # The rebuilt file holds the files inside the container as the sanitizer read them,
+        # written the way clamd unpacks (deflated ZIP entries, Flate PDF streams): an entry
+        # clamd could not read in the sender's container (LZMA-compressed, an unusual PDF
+        # filter) is seen here, before it crosses.
+        hit = self._verdict(outcome.data, " (in the rebuilt file)")
+        return hit if hit is not None else outcome
 
 
 def scanning(inner: Disarmer, settings: ScannerSettings) -> Disarmer:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.errors import SanitizeError
+from sanitizers.links import DEFAULT_ALLOWED_SCHEMES
 from sanitizers.vocabulary import Action, Reason
 
 if TYPE_CHECKING:
@@ -56,6 +57,13 @@ class CdrContext:
     keep_if_clean: bool = False
     depth: int = 0
     full_policy: Policy | None = None
+
+    @property
+    def allowed_schemes(self) -> tuple[str, ...]:
+        """The URL schemes a kept link may have (``policy.links.allowed_schemes``)."""
+        if self.full_policy is None:
+            return DEFAULT_ALLOWED_SCHEMES
+        return self.full_policy.links.allowed_schemes
 
 
 class CdrSanitizer(ABC):

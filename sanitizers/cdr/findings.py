@@ -19,6 +19,9 @@ CODE_REASONS: dict[str, Reason] = {
     "program_action": Reason.ACTIVE_CONTENT,
     "custom_ui": Reason.ACTIVE_CONTENT,
     "web_extension": Reason.ACTIVE_CONTENT,
+    "formula_function": Reason.ACTIVE_CONTENT,
+    "computed_field": Reason.ACTIVE_CONTENT,
+    "svg_image": Reason.ACTIVE_CONTENT,
     "ole_object": Reason.EMBEDDED_OBJECT,
     "embedded_package": Reason.EMBEDDED_OBJECT,
     "alt_chunk": Reason.EMBEDDED_OBJECT,
@@ -30,6 +33,7 @@ CODE_REASONS: dict[str, Reason] = {
     "hyperlink": Reason.EXTERNAL_REFERENCE,
     "linked_field": Reason.EXTERNAL_REFERENCE,
     "remote_template": Reason.EXTERNAL_REFERENCE,
+    "unsafe_link": Reason.EXTERNAL_REFERENCE,
 }
 _GRAVITY = (
     Reason.MACRO,
@@ -52,24 +56,23 @@ def gravest(codes: Iterable[str]) -> Reason:
 def rebuilt_outcome(
     removed: tuple[str, ...],
     *,
-    original: bytes,
     rebuilt: bytes,
     filename: str,
     rebuilt_name: str,
     content_type: str,
     keep_if_clean: bool,
 ) -> CdrOutcome:
-    """The outcome of a rebuilding sanitizer: under ``keep_if_clean`` the original unchanged
-    when nothing was found (else removed); otherwise the rebuilt file, whatever was found."""
-    if keep_if_clean:
-        if removed:
-            return CdrOutcome(
-                action=Action.REMOVED,
-                reason=gravest(removed),
-                removed=removed,
-                detail=",".join(removed),
-            )
-        return CdrOutcome(action=Action.KEPT, reason=Reason.CLEAN, data=original, filename=filename)
+    """The outcome of a rebuilding sanitizer. Under ``keep_if_clean`` a file in which anything
+    was found is removed; otherwise (and always under ``sanitize``) the rebuilt file is
+    delivered — never the sender's bytes, which may hold data no parser read (after ``%%EOF``,
+    parts nothing references): what crosses is exactly what was verified."""
+    if keep_if_clean and removed:
+        return CdrOutcome(
+            action=Action.REMOVED,
+            reason=gravest(removed),
+            removed=removed,
+            detail=",".join(removed),
+        )
     return CdrOutcome(
         action=Action.SANITIZED,
         reason=gravest(removed),

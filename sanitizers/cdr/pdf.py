@@ -16,7 +16,12 @@ What is done:
   cannot loop) and every dangerous key is deleted and every dangerous dictionary emptied
   in place, so no remaining reference to it can still act. Names are compared after qpdf
   has decoded ``#xx`` escapes, so ``/J#61vaScript`` is ``/JavaScript``;
-* URI actions are kept or removed by ``CdrPolicy.pdf_uri``;
+* URI actions stay only when their scheme is in ``policy.links.allowed_schemes``
+  (:mod:`sanitizers.links`; ``javascript:``, ``file:``, ``ms-msdt:``… are ``unsafe_link``);
+* annotations are judged by their ``/Subtype`` and content, never by the optional ``/Type``
+  (a 3D, Movie, RichMedia, Screen or Sound annotation without ``/Type /Annot`` is removed
+  too, and so is a 3D stream's ``/OnInstantiate`` script); a ``/Thread`` action to another
+  file (``/F``) is ``remote_goto``;
 * a fully new file is written (no incremental update, object streams regenerated, not
   linearized, unencrypted, deterministic ``/ID``); only objects reachable from the new
   trailer survive, so orphaned payloads (an old revision's JavaScript) are dropped;
@@ -43,7 +48,7 @@ import io
 import threading
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import ClassVar
 
@@ -53,6 +58,7 @@ from pikepdf import Array, Dictionary, Name, Stream
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.errors import LimitExceeded, SanitizeError
+from sanitizers.links import UNSAFE_LINK, is_allowed
 from sanitizers.vocabulary import Action, Reason
 
 # Removed-item codes (stable: the notice and tests use them).
@@ -67,7 +73,6 @@ RICH_MEDIA = "rich_media"
 EMBEDDED_FILE = "embedded_file"
 FILE_ATTACHMENT = "file_attachment"
 XFA = "xfa"
-URI = "uri"
 
 # Action subtypes (/S) -> code.
 _ACTIONS: dict[str, str] = {
@@ -95,6 +100,7 @@ _ANNOTATIONS: dict[str, str] = {
 # Object types (/Type) -> code.
 _TYPES: dict[str, str] = {
     "/EmbeddedFile": EMBEDDED_FILE,
+    "/3D": RICH_MEDIA,
     "/RichMediaContent": RICH_MEDIA,
     "/RichMediaSettings": RICH_MEDIA,
 }
@@ -110,6 +116,8 @@ _KEYS: dict[str, str] = {
     "/Collection": EMBEDDED_FILE,  # portfolio view
     "/RichMediaContent": RICH_MEDIA,
     "/RichMediaSettings": RICH_MEDIA,
+    "/3DD": RICH_MEDIA,  # a 3D annotation's stream (its scripts run when it is shown)
+    "/OnInstantiate": JAVASCRIPT,  # the script of a 3D stream
     "/XFA": XFA,
     "/NeedsRendering": XFA,
 }
@@ -131,7 +139,7 @@ _REASON_ORDER: tuple[tuple[Reason, frozenset[str]], ...] = (
         ),
     ),
     (Reason.EMBEDDED_OBJECT, frozenset({EMBEDDED_FILE, FILE_ATTACHMENT})),
-    (Reason.EXTERNAL_REFERENCE, frozenset({REMOTE_GOTO, URI})),
+    (Reason.EXTERNAL_REFERENCE, frozenset({REMOTE_GOTO, UNSAFE_LINK})),
 )
 
 
@@ -150,10 +158,22 @@ def _name(value: object) -> str | None:
 _S = Name("/S")
 _SUBTYPE = Name("/Subtype")
 _TYPE = Name("/Type")
+_URI = Name("/URI")
 
 
-def _danger(obj: pikepdf.Object, uri: bool) -> str | None:
-    """The code of a dictionary (or stream) that must not survive, else ``None``."""
+def _text(value: object) -> str:
+    """A PDF string as text (bytes that are not text read as Latin-1), else ``""``."""
+    if isinstance(value, pikepdf.String):
+        try:
+            return str(value)
+        except UnicodeDecodeError:
+            return bytes(value).decode("latin-1")
+    return ""
+
+
+def _danger(obj: pikepdf.Object, allowed: Collection[str]) -> str | None:
+    """The code of a dictionary (or stream) that must not survive, else ``None``.
+    Annotations are judged by ``/Subtype`` alone: ``/Type /Annot`` is optional."""
     if not isinstance(obj, (Dictionary, Stream)):
         return None
     keys = obj.keys()
@@ -161,13 +181,15 @@ def _danger(obj: pikepdf.Object, uri: bool) -> str | None:
         action = _name(obj.get(_S))
         if action in _ACTIONS:
             return _ACTIONS[action]
-        if uri and action == "/URI":
-            return URI
-    kind = _name(obj.get(_TYPE)) if "/Type" in keys else None
+        if action == "/URI" and not is_allowed(_text(obj.get(_URI)), allowed):
+            return UNSAFE_LINK
+        if action == "/Thread" and "/F" in keys:
+            return REMOTE_GOTO
     if "/Subtype" in keys:
         subtype = _name(obj.get(_SUBTYPE))
-        if subtype in _ANNOTATIONS and (kind in (None, "/Annot") or subtype == "/FileAttachment"):
+        if subtype in _ANNOTATIONS:
             return _ANNOTATIONS[subtype]
+    kind = _name(obj.get(_TYPE)) if "/Type" in keys else None
     if kind in _TYPES:
         return _TYPES[kind]
     return None
@@ -203,26 +225,26 @@ def _empty(obj: pikepdf.Object) -> None:
             del obj[key]
 
 
-def _inner_codes(value: pikepdf.Object, uri: bool) -> set[str]:
+def _inner_codes(value: pikepdf.Object, allowed: Collection[str]) -> set[str]:
     """Codes of what a direct value about to be deleted holds (``/AA`` → ``launch``…), so the
     notice names it; indirect objects inside are visited, and emptied, on their own."""
     if not isinstance(value, (Dictionary, Stream, Array)) or value.is_indirect:
         return set()
     codes: set[str] = set()
     for node in _containers(value):
-        code = _danger(node, uri)
+        code = _danger(node, allowed)
         if code is not None:
             codes.add(code)
     return codes
 
 
-def _disarm_objects(pdf: pikepdf.Pdf, uri: bool) -> set[str]:
+def _disarm_objects(pdf: pikepdf.Pdf, allowed: Collection[str]) -> set[str]:
     removed: set[str] = set()
     objects = [o for o in pdf.objects if isinstance(o, (Dictionary, Stream, Array))]
     # Dangerous indirect objects, found first so a reference to one is recognised cheaply.
     bad: dict[tuple[int, int], str] = {}
     for top in objects:
-        code = _danger(top, uri)
+        code = _danger(top, allowed)
         if code is not None:
             bad[top.objgen] = code
 
@@ -231,7 +253,7 @@ def _disarm_objects(pdf: pikepdf.Pdf, uri: bool) -> set[str]:
             return None
         if child.is_indirect:
             return bad.get(child.objgen)
-        return _danger(child, uri)
+        return _danger(child, allowed)
 
     for top in objects:
         if top.objgen in bad:
@@ -245,7 +267,7 @@ def _disarm_objects(pdf: pikepdf.Pdf, uri: bool) -> set[str]:
                     code = code_of(node[index])
                     if code is not None:
                         removed.add(code)
-                        removed.update(_inner_codes(node[index], uri))
+                        removed.update(_inner_codes(node[index], allowed))
                         del node[index]
                 continue
             for key in list(node.keys()):
@@ -253,12 +275,12 @@ def _disarm_objects(pdf: pikepdf.Pdf, uri: bool) -> set[str]:
                 code = _KEYS.get(key) or code_of(child)
                 if code is not None:
                     removed.add(code)
-                    removed.update(_inner_codes(child, uri))
+                    removed.update(_inner_codes(child, allowed))
                     del node[key]
     return removed
 
 
-def findings(pdf: pikepdf.Pdf, uri: bool) -> list[str]:
+def findings(pdf: pikepdf.Pdf, allowed: Collection[str]) -> list[str]:
     """Everything dangerous still in ``pdf``, as ``code@objgen`` strings (read only)."""
     found: list[str] = []
     for top in pdf.objects:
@@ -266,7 +288,7 @@ def findings(pdf: pikepdf.Pdf, uri: bool) -> list[str]:
             continue
         where = "{}/{}".format(*top.objgen)
         for node in _containers(top):
-            code = _danger(node, uri)
+            code = _danger(node, allowed)
             if code is not None:
                 found.append(f"{code}@{where}")
             if isinstance(node, (Dictionary, Stream)):
@@ -385,7 +407,7 @@ class PdfSanitizer(CdrSanitizer):
                 raise SanitizeError(Reason.MALFORMED, "no pages")
             if pages > policy.pdf_max_pages:
                 raise LimitExceeded(Reason.LIMIT_ENTRIES, f"{pages} pages > {policy.pdf_max_pages}")
-            removed = _disarm_objects(pdf, uri=policy.pdf_uri == "remove")
+            removed = _disarm_objects(pdf, ctx.allowed_schemes)
             # Bound what qpdf will inflate while writing (only reachable streams are written,
             # but an unreachable bomb is cheap to measure: its inflation stops at the limit).
             total = 0
@@ -399,14 +421,8 @@ class PdfSanitizer(CdrSanitizer):
             codes = tuple(sorted(removed))
             if ctx.keep_if_clean and codes:
                 return CdrOutcome.drop(reason_for(codes), ", ".join(codes))
-            if ctx.keep_if_clean:
-                return CdrOutcome(
-                    action=Action.KEPT,
-                    reason=Reason.CLEAN,
-                    data=untrusted_data,
-                    filename=filename,
-                    content_type="application/pdf",
-                )
+            # Clean under keep_if_clean too: the rewritten file is delivered, never the
+            # sender's bytes (data after %%EOF, unreferenced objects are read by nobody).
             out = io.BytesIO()
             with warnings.catch_warnings():
                 # Widgets not reachable from /AcroForm: a display matter for Acrobat only.
@@ -440,6 +456,6 @@ class PdfSanitizer(CdrSanitizer):
             _check_page_tree(pdf, policy)
             if len(pdf.pages) == 0:
                 raise SanitizeError(Reason.VERIFY_FAILED, "no pages")
-            found = findings(pdf, uri=policy.pdf_uri == "remove")
+            found = findings(pdf, ctx.allowed_schemes)
             if found:
                 raise SanitizeError(Reason.VERIFY_FAILED, ", ".join(sorted(set(found))[:10]))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -32,8 +30,6 @@ class CdrPolicy(BaseModel):
     # stops Flate "zip bombs" inside a PDF before qpdf decodes them while rewriting.
     pdf_max_stream_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     pdf_max_decoded_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
-    # URI (web link) actions: ``keep`` leaves links clickable, ``remove`` drops them (``uri``).
-    pdf_uri: Literal["keep", "remove"] = "keep"
 
     # --- Images (sanitizers.cdr.images) ---
     # Largest width x height decoded; more is a decompression bomb (``limit_pixels``).

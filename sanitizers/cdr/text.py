@@ -38,6 +38,9 @@ control characters.
   (``-500``, ``+81-3-1234-5678``, ``+81 (3) 1234``: at worst arithmetic, no function, no
   reference, no DDE) is left unchanged and counted in ``detail``, without alarm.
   ``CdrPolicy.text_csv_neutralize_formulas`` turns this off.
+* vCards and calendar files (.vcf, .ics), whose apps make URLs clickable: links of a scheme
+  not in ``policy.links.allowed_schemes`` are defanged (``javascript[:]…``): item
+  ``unsafe_link``, reason ``external_reference``.
 
 Deliberately left alone: line endings are kept as written (except in a CSV that had to be
 rewritten for formulas, which the csv module writes with CRLF); the text is not normalised
@@ -59,6 +62,7 @@ from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.compose import scrub_surrogates
 from sanitizers.errors import LimitExceeded, SanitizeError
 from sanitizers.filenames import clean_name, delivered_name
+from sanitizers.links import UNSAFE_LINK, defang_text
 from sanitizers.policy import LinkMode
 from sanitizers.vocabulary import Action, Reason
 
@@ -78,6 +82,9 @@ _UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16
 # UTF-16 where more than one character in this many is a C0 control is binary, not text.
 _CONTROL_SHARE = 20
 _BINARY_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
+# Contacts and calendar entries: their apps make URL values clickable, so links of a scheme
+# that is not allowed (policy.links.allowed_schemes) are defanged (``unsafe_link``).
+_LINKED_SUFFIXES = frozenset({".vcf", ".ics"})
 
 
 def decode(untrusted_data: bytes, declared: str | None) -> tuple[str, str, bool]:
@@ -208,6 +215,11 @@ class TextSanitizer(CdrSanitizer):
         bom = codecs.BOM_UTF8 if content_type and ctx.policy.text_csv_bom else b""
         removed: tuple[str, ...] = (CONTROL_CHARACTERS,) if had_controls else ()
         reason = Reason.LOSSY_DECODE if lossy else Reason.CLEAN
+        if PurePosixPath(clean_name(filename)).suffix.lower() in _LINKED_SUFFIXES:
+            text, defanged = defang_text(text, ctx.allowed_schemes)
+            if defanged:
+                removed += (UNSAFE_LINK,)
+                reason = Reason.EXTERNAL_REFERENCE
         details = [f"from {charset}"]
         if content_type and ctx.policy.text_csv_neutralize_formulas:
             delimiter = "\t" if content_type == "text/tab-separated-values" else ","

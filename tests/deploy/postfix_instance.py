@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import shutil
 import signal
 import subprocess
 import time
@@ -23,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.deploy.mails import smtp_banner
-
-POSTFIX_CANDIDATES = ("/usr/sbin/postfix", "/usr/bin/postfix")
 
 # Only the services this test needs; no chroot (the paths are ours, below a temp directory).
 MASTER_CF = """\
@@ -80,13 +77,6 @@ virtual_uid_maps = static:{uid}
 virtual_gid_maps = static:{gid}
 virtual_minimum_uid = {uid}
 """
-
-
-def postfix_binary() -> str | None:
-    found = shutil.which("postfix")
-    if found:
-        return found
-    return next((p for p in POSTFIX_CANDIDATES if os.access(p, os.X_OK)), None)
 
 
 @dataclass

@@ -70,7 +70,7 @@ def local_unit(tmp_path: Path) -> Path:
     """The unit with ExecStart pointing at this checkout's mukaika (verify checks it exists)."""
     mukaika = Path(sys.executable).with_name("mukaika")
     if not mukaika.exists():
-        pytest.skip("the mukaika script is not installed next to this interpreter")
+        pytest.fail("the mukaika script is not installed next to this interpreter: make install")
     text = UNIT.read_text(encoding="utf-8")
     assert INSTALLED_BINARY in text
     path = tmp_path / "mukaika.service"

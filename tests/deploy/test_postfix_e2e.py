@@ -39,7 +39,8 @@ from typing import Any
 import pytest
 
 from tests.deploy.mails import BODY_JA, free_port, japanese_html_mail, smtp_banner, wait_for
-from tests.deploy.postfix_instance import PostfixInstance, postfix_binary
+from tests.deploy.postfix_instance import PostfixInstance
+from tests.tools import require_tool
 
 DOMAIN = "city.example.lg.jp"  # the domain of both example configurations
 RECIPIENT = f"staff@{DOMAIN}"
@@ -101,12 +102,7 @@ def loopback_changes(directory: Path, listen_port: int, relay_port: int) -> dict
 
 @pytest.fixture
 def postfix_root() -> Iterator[tuple[str, Path]]:
-    binary = postfix_binary()
-    if binary is None:
-        pytest.skip(
-            "Debian's postfix is not installed (make check installs it: "
-            "sh deploy/system-packages.sh postfix)"
-        )
+    binary = require_tool("postfix", debian_package="postfix")
     if os.geteuid() != 0:
         pytest.skip("a private Postfix instance must be started as root (as in CI)")
     # Not below pytest's tmp_path: its parents are private to root, and Postfix's daemons

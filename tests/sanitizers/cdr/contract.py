@@ -28,7 +28,9 @@ What the contract checks, for every sanitizer:
   :meth:`CdrContract.assert_benign_kept` (images compare pixels);
 * **idempotent** — sanitizing an output again removes nothing more;
 * **no-op on clean input** — ``kept`` or ``sanitized`` with ``removed == ()``; with
-  ``keep_if_clean`` a clean file is ``kept`` unchanged;
+  ``keep_if_clean`` a clean file is ``kept`` unchanged, or, for a sanitizer that rebuilds
+  (``keep_if_clean_rebuilds``), delivered as the same verified rebuild ``sanitize`` gives
+  (the sender's bytes may hold data no parser read);
 * **output re-parses** (``assert_parses``);
 * **hostile and garbage input terminate** — empty, random, truncated and bomb inputs
   (``garbage_cases``, extended by the subclass with its bombs and cycles) are never
@@ -108,6 +110,8 @@ class CdrContract:
     # A sanitizer that only decides (legacy OLE) keeps a damaged file that still reads as a
     # clean document; it is then checked like any output. Others must never keep garbage.
     garbage_may_be_kept: ClassVar[bool] = False
+    # keep_if_clean delivers the rebuilt (verified) file, never the sender's bytes.
+    keep_if_clean_rebuilds: ClassVar[bool] = False
 
     # --- what a subclass supplies ------------------------------------------------------
 
@@ -234,11 +238,17 @@ class CdrContract:
         data = self.assert_clean_output(outcome)
         self.assert_benign_kept(clean, data)
 
-    def test_clean_keep_if_clean_keeps_original(self, clean: Case) -> None:
+    def test_clean_keep_if_clean_keeps_what_was_verified(self, clean: Case) -> None:
         outcome = self.run(clean.data, clean.filename, keep_if_clean=True)
-        assert outcome.action == Action.KEPT, outcome
         assert outcome.reason == Reason.CLEAN
-        assert outcome.data == clean.data
+        if self.keep_if_clean_rebuilds:
+            rebuilt = self.run(clean.data, clean.filename)
+            assert outcome.action == Action.SANITIZED, outcome
+            assert outcome.data == rebuilt.data
+            self.assert_clean_output(outcome)
+        else:
+            assert outcome.action == Action.KEPT, outcome
+            assert outcome.data == clean.data
 
     def test_output_reparses(self, clean: Case) -> None:
         outcome = self.run(clean.data, clean.filename)

@@ -218,9 +218,10 @@ def rels(items: list[tuple[str, str, str, bool]]) -> str:
 WORD_MAIN = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
 WORD_MACRO_MAIN = "application/vnd.ms-word.document.macroEnabled.main+xml"
 WORD_SETTINGS = "application/vnd.openxmlformats-officedocument.wordprocessingml.settings+xml"
+# A valid 1x1 transparent PNG (the OOXML sanitizer re-encodes pictures, so it must decode).
 PNG_1PX = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082"
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000b49444154789c6360000200000500017a5eab3f0000000049454e44ae426082"
 )
 
 

@@ -28,6 +28,7 @@ def main_part(data: bytes) -> tuple[zipfile.ZipFile, str]:
 
 class TestOoxmlContract(CdrContract):
     kind = "ooxml"
+    keep_if_clean_rebuilds = True
 
     def hostile_cases(self) -> Sequence[Case]:
         return [

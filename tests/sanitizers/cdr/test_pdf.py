@@ -15,6 +15,7 @@ from pikepdf import Array, Dictionary, Name, String
 from sanitizers.cdr.base import CdrContext
 from sanitizers.cdr.pdf import PdfSanitizer
 from sanitizers.cdr.settings import CdrPolicy
+from sanitizers.policy import LinksPolicy, Policy
 from sanitizers.vocabulary import Action, Reason
 from tests.sanitizers.cdr.contract import Case, CdrContract
 
@@ -246,6 +247,7 @@ def dangerous_tokens(data: bytes, uri: bool = False) -> set[str]:
 
 class TestPdfContract(CdrContract):
     kind = "pdf"
+    keep_if_clean_rebuilds = True
 
     def hostile_cases(self) -> Sequence[Case]:
         return [
@@ -353,14 +355,127 @@ def _run(data: bytes, policy: CdrPolicy | None = None, keep: bool = False) -> ob
     return PdfSanitizer().run(data, "x.pdf", ctx)
 
 
-def test_uri_removed_by_policy() -> None:
-    policy = CdrPolicy(pdf_uri="remove")
-    outcome = PdfSanitizer().run(_pdf(_uri), "x.pdf", CdrContext(policy=policy))
+UNSAFE_URIS = (
+    "javascript:app.alert(1)",
+    " JavaScript:app.alert(1)",
+    "java\tscript:app.alert(1)",
+    "file:///C:/Windows/System32/calc.exe",
+    "\\\\evil.example\\share\\x.exe",
+    "ms-msdt:/id PCWDiagnostic /skip force",
+    "search-ms:query=invoice&crumb=location:\\\\evil.example\\share",
+    "ms-officecmd:{}",
+    "vbscript:msgbox(1)",
+    "data:text/html,<script>alert(1)</script>",
+    "relative/path.exe",
+)
+
+
+def _uri_to(target: str, typed: bool = True) -> object:
+    def build(pdf: pikepdf.Pdf) -> None:
+        link = Dictionary(
+            Subtype=Name.Link, Rect=[0, 0, 100, 100], A=Dictionary(S=Name.URI, URI=String(target))
+        )
+        if typed:
+            link.Type = Name.Annot
+        pdf.pages[0].obj.Annots = Array([pdf.make_indirect(link)])
+
+    return build
+
+
+@pytest.mark.parametrize("target", UNSAFE_URIS)
+@pytest.mark.parametrize("typed", [True, False])
+def test_uri_of_a_disallowed_scheme_is_removed(target: str, typed: bool) -> None:
+    outcome = PdfSanitizer().run(_pdf(_uri_to(target, typed)), "x.pdf", CdrContext(CdrPolicy()))
     assert outcome.action == Action.SANITIZED
-    assert outcome.removed == ("uri",)
+    assert outcome.removed == ("unsafe_link",)
     assert outcome.reason == Reason.EXTERNAL_REFERENCE
     assert outcome.data is not None
-    assert "URI" not in dangerous_tokens(outcome.data, uri=True)
+    assert not re.search(rb"/S\s*/URI\b", qdf_text(outcome.data))
+
+
+def test_allowed_schemes_come_from_the_links_policy() -> None:
+    """One list for bodies and documents: with only https allowed, mailto goes too."""
+    policy = Policy(links=LinksPolicy(allowed_schemes=("https",)))
+    ctx = CdrContext(policy=CdrPolicy(), full_policy=policy)
+    mailto = PdfSanitizer().run(_pdf(_uri_to("mailto:a@example.jp")), "x.pdf", ctx)
+    https = PdfSanitizer().run(_pdf(_uri_to("HTTPS://example.jp/")), "x.pdf", ctx)
+    assert mailto.removed == ("unsafe_link",)
+    assert https.removed == ()
+
+
+def _annotation(subtype: str, kind: str | None, **extra: object) -> object:
+    """An annotation of ``subtype`` whose optional /Type is ``kind`` (absent, /Annot, or a
+    lie such as /XObject)."""
+
+    def build(pdf: pikepdf.Pdf) -> None:
+        annot = Dictionary(Subtype=Name(subtype), Rect=[0, 0, 10, 10])
+        if kind is not None:
+            annot.Type = Name(kind)
+        for key, value in extra.items():
+            annot[Name("/" + key)] = value
+        pdf.pages[0].obj.Annots = Array([pdf.make_indirect(annot)])
+
+    return build
+
+
+def _three_d(kind: str | None) -> object:
+    def build(pdf: pikepdf.Pdf) -> None:
+        stream = pdf.make_stream(b"U3D-data")
+        stream.Subtype = Name("/U3D")
+        stream.OnInstantiate = pdf.make_stream(b"host.launchURL('http://evil.example/');")
+        annot = Dictionary(Subtype=Name("/3D"), Rect=[0, 0, 10, 10])
+        if kind is not None:
+            annot.Type = Name(kind)
+        annot[Name("/3DD")] = stream
+        pdf.pages[0].obj.Annots = Array([pdf.make_indirect(annot)])
+
+    return build
+
+
+ANNOTATIONS = {
+    "movie": lambda k: _annotation("/Movie", k, Movie=Dictionary(F=String("http://e.example/m"))),
+    "richmedia": lambda k: _annotation(
+        "/RichMedia", k, RichMediaContent=Dictionary(Assets=Dictionary())
+    ),
+    "screen": lambda k: _annotation("/Screen", k, A=Dictionary(S=Name.Rendition, R=Dictionary())),
+    "sound": lambda k: _annotation("/Sound", k, Sound=Dictionary()),
+    "fileattachment": lambda k: _annotation("/FileAttachment", k, FS=String("x.exe")),
+    "3d-oninstantiate": _three_d,
+}
+
+
+@pytest.mark.parametrize("name", list(ANNOTATIONS))
+@pytest.mark.parametrize("kind", [None, "/Annot", "/XObject", "/Bogus"])
+def test_annotations_are_judged_by_subtype_not_type(name: str, kind: str | None) -> None:
+    data = _pdf(ANNOTATIONS[name](kind))
+    outcome = PdfSanitizer().run(data, "x.pdf", CdrContext(CdrPolicy()))
+    assert outcome.action == Action.SANITIZED, outcome
+    assert outcome.removed, outcome
+    assert outcome.data is not None
+    text = qdf_text(outcome.data)
+    for token in (b"/Movie", b"/RichMedia", b"/Screen", b"/Sound", b"/3DD", b"OnInstantiate"):
+        assert token not in text
+    assert b"launchURL" not in text
+
+
+def _thread(remote: bool) -> object:
+    def build(pdf: pikepdf.Pdf) -> None:
+        action = Dictionary(S=Name("/Thread"), D=0)
+        if remote:
+            action.F = String("\\\\evil.example\\share\\threads.pdf")
+        link = Dictionary(Type=Name.Annot, Subtype=Name.Link, Rect=[0, 0, 9, 9], A=action)
+        pdf.pages[0].obj.Annots = Array([pdf.make_indirect(link)])
+
+    return build
+
+
+def test_remote_thread_is_removed_and_a_local_one_kept() -> None:
+    remote = PdfSanitizer().run(_pdf(_thread(True)), "x.pdf", CdrContext(CdrPolicy()))
+    local = PdfSanitizer().run(_pdf(_thread(False)), "x.pdf", CdrContext(CdrPolicy()))
+    assert remote.removed == ("remote_goto",)
+    assert remote.data is not None
+    assert b"evil.example" not in qdf_text(remote.data)
+    assert local.removed == ()
 
 
 def test_uri_kept_by_default() -> None:
@@ -429,7 +544,14 @@ def test_verify_rejects_javascript() -> None:
     assert caught.value.reason == Reason.VERIFY_FAILED
 
 
-def test_keep_if_clean_keeps_clean_original() -> None:
-    data = _pdf()
-    outcome = PdfSanitizer().run(data, "x.pdf", CdrContext(policy=CdrPolicy(), keep_if_clean=True))
-    assert (outcome.action, outcome.data) == (Action.KEPT, data)
+def test_keep_if_clean_never_delivers_unread_bytes() -> None:
+    """Data after %%EOF (or before the header) is read by nobody: keep_if_clean delivers the
+    rewritten file, not the sender's bytes."""
+    payload = b"MZ\x90\x00" + b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"TRAILER-PAYLOAD"
+    for data in (_pdf() + payload, _pdf() + b"\n%%EOF\n" + payload):
+        outcome = PdfSanitizer().run(data, "x.pdf", CdrContext(CdrPolicy(), keep_if_clean=True))
+        assert outcome.action == Action.SANITIZED, outcome
+        assert outcome.reason == Reason.CLEAN
+        assert outcome.data is not None
+        assert b"TRAILER-PAYLOAD" not in outcome.data
+        assert outcome.data.rstrip().endswith(b"%%EOF")
