@@ -60,6 +60,7 @@ _REASONS_JA = {
     Reason.PATH_TRAVERSAL: "不正なファイル名を含むため",
     Reason.MALWARE: "ウイルスが検出されたため",
     Reason.SCANNER_UNAVAILABLE: "ウイルス検査ができなかったため",
+    Reason.NOT_SCANNED: "ウイルス検査未実施",
     Reason.CRASH: "処理中に異常が起きたため",
     Reason.TIMEOUT: "処理が制限時間内に終わらなかったため",
     Reason.ERROR: "処理できなかったため",

@@ -57,6 +57,7 @@ class Reason(StrEnum):
     PATH_TRAVERSAL = "path_traversal"
     MALWARE = "malware"
     SCANNER_UNAVAILABLE = "scanner_unavailable"
+    NOT_SCANNED = "not_scanned"  # a file no malware scanner looked at (the scanner is off)
     # Faults while sanitizing: the part is removed, never kept.
     CRASH = "crash"
     TIMEOUT = "timeout"

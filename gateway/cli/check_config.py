@@ -6,6 +6,8 @@ with ``--json``) on stdout. Every file the configuration names (TLS certificate,
 bundle, notice templates) must exist and be usable by the user running the check (run it as the
 service user). Every error goes to stderr as ``FILE: KEY: message``. Exceptions
 (例外措置) past their expiry date are reported as warnings: they are skipped when matching.
+A configuration with the malware scanner off gets a warning too (the exit code stays 0): the
+policies require a malware check at the Internet gateway.
 
 Exit codes: 0 valid; 1 valid, but with expired exceptions; 2 invalid (or usage error).
 """
@@ -26,6 +28,13 @@ from gateway.configuration.rules import RuleSet
 EXIT_OK = 0
 EXIT_WARNINGS = 1
 EXIT_INVALID = 2
+
+# The warning for a configuration without the malware scan.
+SCANNER_OFF = (
+    "scanner.enabled = false: attachments are not checked for malware (audit: not_scanned). "
+    "The policies require a malware check at the Internet gateway (対策基準 6(4)①イ): "
+    "enable [scanner] with a running clamd."
+)
 
 
 def register(subparsers: Any) -> None:
@@ -81,6 +90,8 @@ def run_check_config(args: argparse.Namespace) -> int:
                 f"on {rule.expires} (approved by {rule.approved_by}); it is not applied",
                 file=sys.stderr,
             )
+    if not config.scanner.enabled:
+        print(f"warning: {SCANNER_OFF}", file=sys.stderr)
     return EXIT_WARNINGS if expired else EXIT_OK
 
 

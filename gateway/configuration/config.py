@@ -51,6 +51,8 @@ class ScannerSettings(BaseModel):
     max_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     # What a hit does: remove the part, or hold the whole message (reason ``malware``).
     on_hit: Literal["remove", "hold"] = "remove"
+    # While enabled, clamd is pinged at start and this often (``mukaika_scanner_up``).
+    probe_interval_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("address")
     @classmethod

@@ -23,6 +23,7 @@ Every name starts with ``mukaika_``:
 ``mukaika_oldest_queued_age_seconds``      gauge      age of the oldest queued message
 ``mukaika_busy_workers``                   gauge      workers busy right now
 ``mukaika_expired_exceptions``             gauge      exceptions (例外措置) past their expiry date
+``mukaika_scanner_up``                     gauge      1 when clamd answered the last probe, else 0
 ``mukaika_clock_synchronized``             gauge      1 when NTP synchronised the system clock
 =========================================  =========  =========================================
 
@@ -244,6 +245,9 @@ class Metrics:
             "Exceptions (rules with exception = true) past their expiry date; they are skipped.",
             registry=reg,
         )
+        # Created by the first probe: absent while the scanner is off, so no alert fires then.
+        self._scanner_up: Gauge | None = None
+        self._scanner_lock = threading.Lock()
         # 0 until the first answer: unknown counts as not synchronised (observation/clock.py).
         self._clock_synchronized = Gauge(
             "mukaika_clock_synchronized",
@@ -309,6 +313,17 @@ class Metrics:
 
     def set_expired_exceptions(self, n: int) -> None:
         self._expired_exceptions.set(max(0, n))
+
+    def set_scanner_up(self, up: bool) -> None:
+        with self._scanner_lock:
+            if self._scanner_up is None:
+                self._scanner_up = Gauge(
+                    "mukaika_scanner_up",
+                    "1 when the malware scanner (clamd) answered the last probe, else 0.",
+                    registry=self.registry,
+                )
+            gauge = self._scanner_up
+        gauge.set(1 if up else 0)
 
     def set_clock_synchronized(self, synchronized: bool) -> None:
         self._clock_synchronized.set(1 if synchronized else 0)

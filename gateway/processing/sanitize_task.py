@@ -1,10 +1,12 @@
-"""What a sanitizer worker process runs when the malware scanner is on.
+"""What a sanitizer worker process runs: the pipeline, with or without the malware scan.
 
-Intent: every attachment is scanned by clamd before CDR sees it
+Intent: with the scanner on, every attachment is scanned by clamd before CDR sees it
 (``gateway.processing.scanner``); when clamd cannot answer,
-:class:`sanitizers.errors.TemporaryFailure` escapes the pipeline and the
-worker defers the message: it is never passed on unscanned. Kept apart from the service so a
-worker process imports only the pipeline and the scanner.
+:class:`sanitizers.errors.TemporaryFailure` escapes the pipeline and the worker defers the
+message: it is never passed on unscanned. With the scanner off, every file in the report is
+marked ``not_scanned``, so the report and the audit line say that no scanner looked at it
+instead of staying silent. Kept apart from the service so a worker process imports only the
+pipeline and the scanner.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections.abc import Callable
 
 from gateway.configuration.config import ScannerSettings
 from sanitizers.policy import Policy
-from sanitizers.report import SanitizeResult
+from sanitizers.report import Report, SanitizeResult
+from sanitizers.vocabulary import Reason
 
 
 def sanitize_scanned(
@@ -28,8 +31,24 @@ def sanitize_scanned(
     return sanitize_message(untrusted_raw, policy, disarmer=disarmer, reference=reference)
 
 
-def task_for(scanner: ScannerSettings) -> Callable[[bytes, Policy, str], SanitizeResult] | None:
-    """The picklable task for the process pool; None (the plain pipeline) when scanning is off."""
+def sanitize_unscanned(untrusted_raw: bytes, policy: Policy, reference: str) -> SanitizeResult:
+    from sanitizers.pipeline import sanitize_message
+
+    result = sanitize_message(untrusted_raw, policy, reference=reference)
+    mark_not_scanned(result.report)
+    return result
+
+
+def mark_not_scanned(report: Report) -> None:
+    """Every file (a part whose kind was detected: each one a scanner would have seen) gets the
+    finding ``not_scanned``."""
+    for part in report.parts:
+        if part.kind is not None and Reason.NOT_SCANNED not in part.findings:
+            part.findings.append(Reason.NOT_SCANNED)
+
+
+def task_for(scanner: ScannerSettings) -> Callable[[bytes, Policy, str], SanitizeResult]:
+    """The picklable task for the process pool: scanned when the scanner is on."""
     if not scanner.enabled:
-        return None
+        return sanitize_unscanned
     return functools.partial(sanitize_scanned, scanner=scanner)

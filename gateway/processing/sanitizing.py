@@ -111,7 +111,7 @@ class Sanitizing:
                 policy=None if group is None else group.policy,
             )
         except TemporaryFailure as exc:
-            await self._later(envelope, f"temporary: {exc}")
+            await self._later(envelope, untrusted_raw, f"temporary: {exc}")
             return
         except SanitizerCrashed as exc:
             await self._crashed(envelope, untrusted_raw, str(exc))
@@ -140,7 +140,9 @@ class Sanitizing:
         )
         return narrowed
 
-    async def _later(self, envelope: Envelope, why: str) -> None:
+    async def _later(self, envelope: Envelope, untrusted_raw: bytes, why: str) -> None:
+        """Sanitize again later; the reason is kept as the message's last error (``mukaika
+        queue list``), written to the spool only when it changes."""
         if self.clock() - envelope.received_at >= self.delivery.lifetime_seconds:
             failures = {
                 rcpt: "451 4.3.0 could not be sanitized in time" for rcpt in envelope.rcpt_tos
@@ -150,6 +152,9 @@ class Sanitizing:
             )
             return
         log.warning("%s sanitizing deferred (%s)", envelope.queue_id, why)
+        if envelope.last_error != why:
+            envelope = envelope.with_(last_error=why)
+            await asyncio.to_thread(self.spool.put, "incoming", envelope, untrusted_raw)
         self.metrics.deferred()
         self.scheduler.retry_later("incoming", envelope.queue_id)
 

@@ -454,10 +454,12 @@ class GatewaySMTP(SMTP):
         self.envelope.original_content = untrusted_raw
         if self._timeout_handle is not None:
             self._timeout_handle.cancel()  # our own spooling time is not the client's record
-        status = await self._call_handler_hook("DATA")
+        try:
+            status = await self._call_handler_hook("DATA")
+        finally:
+            self._reset_timeout()  # the client's next record starts now
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push(status)
-        self._reset_timeout()
         await self._handle_pipelined()
 
     def _check_newlines(self, data: bytearray) -> bytes | None:

@@ -31,6 +31,7 @@ from gateway.observation.metrics import Metrics, MetricsServer
 from gateway.observation.ports import MetricsPort
 from gateway.processing.pool import ProcessSanitizer, Sanitizer
 from gateway.processing.sanitize_task import task_for
+from gateway.processing.scanner_health import ScannerHealth
 from gateway.queue.spool import Envelope, Spool, new_queue_id
 from gateway.receiving.smtp import Received, SmtpServer
 from gateway.service.worker import Worker
@@ -114,6 +115,11 @@ class Gateway:
         self.address: tuple[str, int] | None = None
         self._warming: asyncio.Task[None] | None = None
         self._purging: asyncio.Task[None] | None = None
+        # While the scanner is on: is clamd answering? (a warning at start, a metric)
+        self._scanner_health = (
+            ScannerHealth(config.scanner, self.metrics) if config.scanner.enabled else None
+        )
+        self._probing: asyncio.Task[None] | None = None
         self.clock_watch = ClockWatch(parts.clock or TimedatedProbe(), self.metrics)
         self._watching_clock: asyncio.Task[None] | None = None
 
@@ -173,6 +179,10 @@ class Gateway:
         warm = getattr(self.sanitizer, "warm", None)
         if warm is not None:
             self._warming = asyncio.create_task(warm(), name="mukaika-warm-pool")
+        if self._scanner_health is not None:
+            self._probing = asyncio.create_task(
+                self._scanner_health.run(), name="mukaika-scanner-probe"
+            )
         self._watching_clock = asyncio.create_task(
             self.clock_watch.run_forever(), name="mukaika-clock"
         )
@@ -196,7 +206,7 @@ class Gateway:
         log.info("stopping: new sessions get 421; %.0fs grace for work in flight", grace)
         await self.smtp.drain(grace)
         await self.worker.stop(grace)
-        for task in (self._warming, self._purging, self._watching_clock):
+        for task in (self._warming, self._purging, self._probing, self._watching_clock):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

@@ -7,7 +7,8 @@ scraped and parsed, as Prometheus would every minute; those samples are promtool
 series. Only the expectations (which alert fires when, with which text) are written by hand.
 What is not real is said where it is used: the sanitizer answers like the pipeline stub
 (``FakeSanitizer``: a clamd outage is its TemporaryFailure), the quarantine and audit are
-in-memory, and the clock probe is fed timedatectl's real answers.
+in-memory, the clock probe is fed timedatectl's real answers, and the scanner probe (the real
+:class:`ScannerHealth`) talks to a stand-in that answers clamd's PING as clamd does.
 
 Regenerate after changing alerts.yml, the metrics or a scenario (tests/deploy/
 test_monitoring.py compares the file with this output)::
@@ -22,8 +23,10 @@ import json
 import logging
 import math
 import re
+import socket
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -34,11 +37,13 @@ from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.configuration.config import ScannerSettings
 from gateway.configuration.rules import Rule, RuleSet
 from gateway.configuration.settings import DeliverySettings, WorkerSettings
 from gateway.delivery.client import Deliverer
 from gateway.observation.clock import ClockWatch, TimedatedProbe
 from gateway.observation.metrics import Metrics
+from gateway.processing.scanner_health import ScannerHealth
 from gateway.queue.spool import Envelope, Spool, new_queue_id
 from gateway.service.worker import Worker
 from sanitizers.policy import Policy
@@ -90,6 +95,7 @@ class Simulation:
     sanitizer: FakeSanitizer = field(default_factory=FakeSanitizer)
     rules: RuleSet | None = None
     clock_answers: Callable[[int], str] | None = None
+    scanner_address: str | None = None
     now: float = T0
     minute: int = 0
     samples: dict[str, list[float]] = field(default_factory=dict)
@@ -117,6 +123,10 @@ class Simulation:
             answers = self.clock_answers
             probe = TimedatedProbe(run=lambda argv, timeout: (0, answers(self.minute), ""))
             self.clock_watch = ClockWatch(probe, self.metrics)
+        self.scanner_health = None
+        if self.scanner_address is not None:
+            scanner = ScannerSettings(enabled=True, address=self.scanner_address, timeout_seconds=5)
+            self.scanner_health = ScannerHealth(scanner, self.metrics)
 
     def accept(self, recipient: str = "staff@example.lg.jp") -> None:
         envelope = Envelope(
@@ -133,7 +143,9 @@ class Simulation:
         """One minute: every message that is due is worked on once (incoming: sanitizing is
         retried every worker.temporary_failure_retry_seconds, one minute by default; outgoing:
         at the envelope's next_attempt, the real backoff), then the scheduler's report and the
-        clock check run as on every rescan, and the exposition is scraped."""
+        clock check run as on every rescan, the scanner is probed (every
+        scanner.probe_interval_seconds: 30 s, so at least once a minute), and the exposition is
+        scraped."""
         for queue_id in self.spool.ids("incoming"):
             await self.worker.sanitizing.run(queue_id)
         for queue_id in self.spool.ids("outgoing"):
@@ -142,6 +154,8 @@ class Simulation:
         self.worker.scheduler.report_depth()
         if self.clock_watch is not None:
             self.clock_watch.check()
+        if self.scanner_health is not None:
+            await self.scanner_health.probe()
         self.scrape()
         self.minute += 1
         self.now += STEP_SECONDS
@@ -396,6 +410,65 @@ async def clock_loses_sync(directory: Path, relay_port: int) -> Scenario:
     )  # fmt: skip
 
 
+class PongServer:
+    """Answers clamd's ``zPING`` with ``PONG`` on a unix socket while started (a stand-in:
+    the probe's side, ClamdClient and ScannerHealth, is the real one)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.listener: socket.socket | None = None
+
+    def start(self) -> None:
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(self.path))
+        self.listener.listen()
+        threading.Thread(target=self._serve, args=(self.listener,), daemon=True).start()
+
+    def _serve(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return  # stopped
+            with connection:
+                connection.recv(64)
+                connection.sendall(b"PONG\0")
+
+    def stop(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+            self.path.unlink(missing_ok=True)
+
+
+async def scanner_stops_answering(directory: Path, relay_port: int) -> Scenario:
+    path = directory / "clamd.sock"
+    sim = Simulation(directory, relay_port, scanner_address=f"unix:{path}")  # makes directory
+    clamd = PongServer(path)
+
+    def down_from_5_to_15(sim: Simulation) -> None:
+        if sim.minute in (0, 15):
+            clamd.start()
+        elif sim.minute == 5:
+            clamd.stop()
+
+    try:
+        await sim.run(25, down_from_5_to_15)
+    finally:
+        clamd.stop()
+    return Scenario(
+        "The scanner is on; clamd answers the probes, stops answering for 10 minutes, "
+        "answers again.",
+        sim,
+        [
+            silent("MukaikaScannerDown", "4m"),
+            fires("MukaikaScannerDown", "12m", "critical",
+                  "mukaika's malware scanner (clamd) does not answer on gw:9464"),
+            silent("MukaikaScannerDown", "20m"),
+        ],
+    )  # fmt: skip
+
+
 class CrashingPart(FakeSanitizer):
     """The pipeline's answer when a part's sanitizer crashed: the part removed (``crash``)."""
 
@@ -450,6 +523,7 @@ async def all_scenarios(directory: Path) -> list[Scenario]:
         await queue_gets_old(directory / "old", closed),
         await exceptions_expire(directory / "expired", closed),
         await clock_loses_sync(directory / "clock", closed),
+        await scanner_stops_answering(directory / "scanner", closed),
     ]
 
 

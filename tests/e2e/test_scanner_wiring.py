@@ -11,7 +11,7 @@ import aiosmtplib
 import pytest
 
 from gateway.configuration.config import Config
-from gateway.processing.sanitize_task import task_for
+from gateway.processing.sanitize_task import sanitize_unscanned, task_for
 from gateway.service.assembly import Gateway, Parts
 from tests.gateway.relaykit import (
     CountingMetrics,
@@ -29,10 +29,10 @@ def _collect_garbage() -> Iterator[None]:
     gc.collect()
 
 
-def test_task_only_when_enabled() -> None:
-    assert task_for(Config().scanner) is None
+def test_task_scans_only_when_enabled() -> None:
+    assert task_for(Config().scanner) is sanitize_unscanned
     enabled = Config.model_validate({"scanner": {"enabled": True}}).scanner
-    assert task_for(enabled) is not None
+    assert task_for(enabled) is not sanitize_unscanned
 
 
 async def test_clamd_unreachable_defers(tmp_path: Path) -> None:

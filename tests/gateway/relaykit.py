@@ -178,6 +178,10 @@ class FakeAudit:
 class CountingMetrics:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self.scanner_up: list[bool] = []  # every value set, in order
+
+    def set_scanner_up(self, up: bool) -> None:
+        self.scanner_up.append(up)
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         def count(*args: Any) -> None:

@@ -23,6 +23,9 @@ expires = 2027-03-31
 ooxml = "keep_if_clean"
 """
 
+# With the scanner on, check-config has no warning of its own about it.
+SCANNER_ON = "[scanner]\nenabled = true\n"
+
 
 def setup(tmp_path: Path, main_text: str = "", **local: str) -> Path:
     main_file = tmp_path / "etc" / "mukaika.toml"
@@ -37,7 +40,7 @@ def setup(tmp_path: Path, main_text: str = "", **local: str) -> Path:
 def test_valid_prints_the_effective_configuration_as_toml_that_loads_back(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    main_file = setup(tmp_path, "[smtp]\nhostname = 'gw'\n", finance=FINANCE)
+    main_file = setup(tmp_path, "[smtp]\nhostname = 'gw'\n" + SCANNER_ON, finance=FINANCE)
     assert main(["check-config", "--config", str(main_file), "--on", "2027-03-31"]) == 0
     out, err = capsys.readouterr()
     assert err == ""
@@ -77,7 +80,7 @@ def test_invalid_lists_every_error_with_file_and_key_and_exits_2(
 def test_expired_exception_is_a_warning_with_exit_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    main_file = setup(tmp_path, "", finance=FINANCE)
+    main_file = setup(tmp_path, SCANNER_ON, finance=FINANCE)
     assert main(["check-config", "--config", str(main_file), "--on", "2027-04-01", "-q"]) == 1
     out, err = capsys.readouterr()
     assert out == ""

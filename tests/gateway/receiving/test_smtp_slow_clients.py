@@ -142,3 +142,17 @@ async def test_new_records_under_stress_get_the_stress_limit() -> None:
         for client in (first, second):
             await client.close()
         assert rx.rejected == ["stress_timeout", "stress_timeout"]
+
+
+async def test_the_limit_is_armed_again_after_a_failed_handover() -> None:
+    """The clock stops while the spool takes the message (our time, not the client's); when
+    that fails (451), the next record is timed again, not left without a limit."""
+    async with Receiver(command_timeout_seconds=0.5, session_deadline_seconds=600) as rx:
+        rx.fail = RuntimeError("spool on fire")
+        client, _ = await RawClient.connect(rx.port)
+        await client.envelope()
+        assert (await client.cmd(b"DATA\r\n")).startswith(b"354")
+        assert (await client.cmd(b"Subject: x\r\n\r\nbody\r\n.\r\n")).startswith(b"451 4.3.0")
+        assert (await client.reply(within=30)).startswith(b"421 4.4.2")
+        await client.close()
+        assert rx.rejected == ["internal", "timeout"]

@@ -96,7 +96,8 @@ def test_child_death_is_a_crash(disarmer: IsolatedDisarmer, kind: str) -> None:
 
 def test_memory_limit_is_a_crash_and_replaces_the_child(disarmer: IsolatedDisarmer) -> None:
     pid = disarmer.child_pid
-    outcome = call(disarmer, "memoryhog")
+    # Touching 512 MiB can take seconds on a loaded machine: the wall clock must not win the race.
+    outcome = call(disarmer, "memoryhog", policy(seconds=30.0))
     assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.CRASH)
     assert disarmer.child_pid != pid
     assert call(disarmer, "echo").action == Action.SANITIZED
