@@ -29,9 +29,7 @@ from tests.gateway.relaykit import (
     make_config,
     wait_until,
 )
-from tests.gateway.test_scanner import clamd_socket  # noqa: F401 - a session fixture
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +73,7 @@ def test_scanner_off_marks_every_file_not_scanned_in_report_and_audit() -> None:
     assert [p.get("findings") for p in record["parts"] if p["kind"]] == [["not_scanned"]]
 
 
-def test_scanned_files_are_not_marked(clamd_socket: Path) -> None:  # noqa: F811
+def test_scanned_files_are_not_marked(clamd_socket: Path) -> None:
     scanner = with_scanner(Config(), address=f"unix:{clamd_socket}").scanner
     result = sanitize_scanned(mail_with_file(), Policy(), "ref", scanner=scanner)
     assert [p for p in result.report.parts if p.kind is not None]
@@ -141,7 +139,7 @@ async def test_unreachable_scanner_warns_at_start_sets_the_metric_and_explains_t
         await sink.stop()
 
 
-async def test_reachable_scanner_is_up(tmp_path: Path, clamd_socket: Path) -> None:  # noqa: F811
+async def test_reachable_scanner_is_up(tmp_path: Path, clamd_socket: Path) -> None:
     sink = await Sink().start()
     config = with_scanner(make_config(tmp_path / "data", sink.port), address=f"unix:{clamd_socket}")
     metrics = CountingMetrics()
