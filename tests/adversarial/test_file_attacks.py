@@ -27,7 +27,7 @@ import pikepdf
 import pytest
 
 from gateway.processing.scanner import ClamdClient, ScanningDisarmer
-from sanitizers.cdr.registry import default_disarmer
+from sanitizers.cdr.isolation import default_disarmer
 from sanitizers.pipeline import sanitize_message
 from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult

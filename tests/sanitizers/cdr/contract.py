@@ -49,8 +49,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from sanitizers.cdr import registry
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
+from sanitizers.cdr.registry import Registry
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.policy import AttachmentAction, Policy
 from sanitizers.vocabulary import Action, Reason
@@ -144,7 +144,7 @@ class CdrContract:
         return [*_garbage_from([*self.clean_cases(), *self.hostile_cases()]), *self.bomb_cases()]
 
     def sanitizer(self) -> CdrSanitizer:
-        found = registry.sanitizer_for(self.kind)
+        found = Registry().sanitizer_for(self.kind)
         assert found is not None, f"no sanitizer registered for {self.kind!r}"
         return found
 
@@ -153,7 +153,10 @@ class CdrContract:
 
     def run(self, data: bytes, filename: str, *, keep_if_clean: bool = False) -> CdrOutcome:
         ctx = CdrContext(
-            policy=self.cdr_policy(), keep_if_clean=keep_if_clean, full_policy=self.policy()
+            policy=self.cdr_policy(),
+            keep_if_clean=keep_if_clean,
+            full_policy=self.policy(),
+            entries=Registry(),
         )
         return self.sanitizer().run(data, filename, ctx)
 

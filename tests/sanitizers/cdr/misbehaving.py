@@ -1,5 +1,5 @@
 """Sanitizers that misbehave on purpose, injected into isolated children by the tests
-(``IsolatedDisarmer(test_sanitizers={kind: "tests.sanitizers.cdr.misbehaving:Class"})``)."""
+(``IsolatedDisarmer(sanitizers={kind: "tests.sanitizers.cdr.misbehaving:Class"})``)."""
 
 from __future__ import annotations
 

@@ -218,11 +218,11 @@ def test_unsupported_format_is_not_opened() -> None:
 
 
 def test_svg_is_removed_as_active_content() -> None:
-    from sanitizers.cdr import registry
+    from sanitizers.cdr.registry import Registry
     from sanitizers.policy import AttachmentAction, Policy
 
     svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
-    outcome = registry.disarm_here(svg, "a.svg", "svg", AttachmentAction.SANITIZE, Policy())
+    outcome = Registry().disarm(svg, "a.svg", "svg", AttachmentAction.SANITIZE, Policy())
     assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.ACTIVE_CONTENT)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from sanitizers.cdr.base import CdrOutcome
 from sanitizers.cdr.isolation import IsolatedDisarmer, _from_wire
+from sanitizers.cdr.registry import SANITIZERS
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.policy import AttachmentAction, Policy
 from sanitizers.vocabulary import Action, Reason
@@ -19,6 +20,10 @@ from tests.sanitizers.cdr import misbehaving
 from tests.sanitizers.cdr import office_fixtures as F
 
 SANITIZE = AttachmentAction.SANITIZE
+
+
+# The shipped sanitizers plus the misbehaving ones, each under its own kind.
+MISBEHAVING = {**SANITIZERS, **misbehaving.ALL}
 
 
 def zombies() -> list[int]:
@@ -53,7 +58,7 @@ def policy(seconds: float = 2.0, memory_mb: int = 512, tasks: int = 200) -> Poli
 
 @pytest.fixture
 def disarmer() -> Iterator[IsolatedDisarmer]:
-    with IsolatedDisarmer(policy().cdr, test_sanitizers=misbehaving.ALL) as instance:
+    with IsolatedDisarmer(policy().cdr, sanitizers=MISBEHAVING) as instance:
         yield instance
     assert zombies() == []
 
@@ -135,7 +140,7 @@ def test_bad_answer_from_child_is_refused(disarmer: IsolatedDisarmer) -> None:
 
 
 def test_recycled_after_tasks_per_process() -> None:
-    with IsolatedDisarmer(policy(tasks=3).cdr, test_sanitizers=misbehaving.ALL) as d:
+    with IsolatedDisarmer(policy(tasks=3).cdr, sanitizers=MISBEHAVING) as d:
         pids = [call(d, "echo").detail for _ in range(7)]
     assert pids[0] == pids[1] == pids[2]
     assert pids[3] == pids[4] == pids[5]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import ClassVar
 
 import pytest
 
-from sanitizers.cdr import registry
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
+from sanitizers.cdr.isolation import IsolatedDisarmer, default_disarmer
+from sanitizers.cdr.registry import SANITIZERS, InProcessDisarmer, Registry
 from sanitizers.policy import AttachmentAction, Limits, Policy
 from sanitizers.vocabulary import Action, Reason
 
@@ -32,17 +33,30 @@ class NoDataSanitizer(EchoSanitizer):
         return CdrOutcome(Action.SANITIZED, Reason.CLEAN)
 
 
+# The shipped sanitizers with "text" handled by the recording stand-in.
+ECHO = {**SANITIZERS, "text": f"{__name__}:EchoSanitizer"}
+
+
 @pytest.fixture
 def echo() -> Iterator[None]:
     EchoSanitizer.seen.clear()
-    with registry.registered_for_tests("text", f"{__name__}:EchoSanitizer"):
-        yield
+    yield
+    EchoSanitizer.seen.clear()
 
 
 def disarm(
-    kind: str, action: AttachmentAction, policy: Policy | None = None, depth: int = 0
+    kind: str,
+    action: AttachmentAction,
+    policy: Policy | None = None,
+    depth: int = 0,
+    sanitizers: Mapping[str, str] = ECHO,
 ) -> CdrOutcome:
-    return registry.disarm_here(b"data", "f.bin", kind, action, policy or Policy(), depth)
+    registry = Registry(sanitizers)
+    return registry.disarm(b"data", "f.bin", kind, action, policy or Policy(), depth)
+
+
+def with_text(spec: str) -> dict[str, str]:
+    return {**SANITIZERS, "text": spec}
 
 
 @pytest.mark.parametrize("action", list(AttachmentAction))
@@ -97,43 +111,53 @@ def test_depth_limit() -> None:
 
 
 def test_missing_module_is_unsupported() -> None:
-    with registry.registered_for_tests("text", "sanitizers.cdr.no_such_module:X"):
-        outcome = disarm("text", AttachmentAction.SANITIZE)
+    outcome = disarm(
+        "text", AttachmentAction.SANITIZE, sanitizers=with_text("sanitizers.cdr.no_such_module:X")
+    )
     assert outcome.reason == Reason.UNSUPPORTED_TYPE
 
 
 def test_broken_spec_is_error() -> None:
-    with registry.registered_for_tests("text", f"{__name__}:NotThere"):
-        outcome = disarm("text", AttachmentAction.SANITIZE)
+    outcome = disarm(
+        "text", AttachmentAction.SANITIZE, sanitizers=with_text(f"{__name__}:NotThere")
+    )
     assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.ERROR)
-    with registry.registered_for_tests("text", f"{__name__}:disarm"):
-        outcome = disarm("text", AttachmentAction.SANITIZE)
+    outcome = disarm("text", AttachmentAction.SANITIZE, sanitizers=with_text(f"{__name__}:disarm"))
     assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.ERROR)
 
 
 def test_kept_without_data_is_error() -> None:
-    with registry.registered_for_tests("text", f"{__name__}:NoDataSanitizer"):
-        outcome = disarm("text", AttachmentAction.SANITIZE)
+    outcome = disarm(
+        "text", AttachmentAction.SANITIZE, sanitizers=with_text(f"{__name__}:NoDataSanitizer")
+    )
     assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.ERROR)
 
 
 def test_in_process_disarmer() -> None:
-    outcome = registry.InProcessDisarmer().disarm(
+    outcome = InProcessDisarmer().disarm(
         b"MZ", "a.exe", "executable", AttachmentAction.SANITIZE, Policy()
     )
     assert outcome.reason == Reason.EXECUTABLE
 
 
-def test_make_disarmer_is_isolated() -> None:
-    from sanitizers.cdr.isolation import IsolatedDisarmer
-
-    disarmer = registry.make_disarmer(Policy())
+def test_the_default_disarmer_is_isolated_and_shared_per_cdr_policy() -> None:
+    disarmer = default_disarmer(Policy())
     assert isinstance(disarmer, IsolatedDisarmer)
-    disarmer.close()
+    assert default_disarmer(Policy()) is disarmer
+
+
+def test_registries_do_not_share_sanitizers() -> None:
+    """What one registry was given never leaks into another (no process-wide overrides)."""
+    EchoSanitizer.seen.clear()
+    assert Registry(ECHO).sanitizer_for("text").__class__ is EchoSanitizer
+    shipped = Registry().sanitizer_for("text")
+    assert shipped is not None
+    assert shipped.__class__ is not EchoSanitizer
+    assert Registry({}).sanitizer_for("text") is None
 
 
 def test_every_registered_spec_names_a_sanitizer_module() -> None:
-    for kind, spec in registry.SANITIZERS.items():
+    for kind, spec in SANITIZERS.items():
         module, _, cls = spec.partition(":")
         assert module.startswith("sanitizers.cdr."), kind
         assert cls, kind

@@ -12,6 +12,7 @@ import pikepdf
 from PIL import Image
 
 from sanitizers.cdr.base import CdrContext
+from sanitizers.cdr.registry import Registry
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.cdr.ziparchive import ZipSanitizer
 from sanitizers.policy import AttachmentAction, AttachmentPolicy, Policy
@@ -249,8 +250,15 @@ class TestZipContract(CdrContract):
 
 def _run(data: bytes, keep: bool = False, cdr: CdrPolicy | None = None) -> object:
     policy = _policy(cdr)
-    ctx = CdrContext(policy=policy.cdr, keep_if_clean=keep, full_policy=policy)
+    ctx = CdrContext(policy=policy.cdr, keep_if_clean=keep, full_policy=policy, entries=Registry())
     return ZipSanitizer().run(data, "x.zip", ctx)
+
+
+def test_an_archive_without_a_registry_for_its_entries_is_removed() -> None:
+    """Fail closed: entries nobody can decide are never passed on."""
+    data = _zip([("a.txt", b"hello")])
+    outcome = ZipSanitizer().run(data, "x.zip", CdrContext(policy=CdrPolicy()))
+    assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.ERROR)
 
 
 def test_encrypted_entry_holds_the_part() -> None:
@@ -320,7 +328,7 @@ def test_forbidden_characters_are_replaced() -> None:
 
 def test_zip_of_docm_pdf_png_is_rebuilt_with_each_disarmed() -> None:
     """The issue's example: a zip of a macro docm, a PDF with JavaScript and a PNG."""
-    from sanitizers.cdr import registry
+    from sanitizers.cdr.registry import Registry
     from tests.sanitizers.cdr.office_fixtures import docm_with_vba
 
     kinds = ("ooxml", "pdf", "image", "zip", "text")
@@ -328,7 +336,7 @@ def test_zip_of_docm_pdf_png_is_rebuilt_with_each_disarmed() -> None:
         attachments=AttachmentPolicy(by_kind={k: AttachmentAction.SANITIZE for k in kinds})
     )
     data = _zip([("report.docm", docm_with_vba()), ("a.pdf", _pdf_with_js()), ("logo.png", _png())])
-    outcome = registry.disarm_here(data, "all.zip", "zip", AttachmentAction.SANITIZE, policy)
+    outcome = Registry().disarm(data, "all.zip", "zip", AttachmentAction.SANITIZE, policy)
     assert outcome.action == Action.SANITIZED
     assert {"vba", "javascript", "open_action"} <= set(outcome.removed)
     children = {name: child for name, child in outcome.children}
