@@ -122,9 +122,10 @@ class OriginalFiles:
     def read(self, qid: str, size: int, sha256: str) -> bytes:
         """The original, verified against its recorded ``size`` and ``sha256``."""
         try:
-            with self.path(qid).open("rb") as handle, gzip.GzipFile(
-                fileobj=handle, mode="rb"
-            ) as packed:
+            with (
+                self.path(qid).open("rb") as handle,
+                gzip.GzipFile(fileobj=handle, mode="rb") as packed,
+            ):
                 data = packed.read(size + 1)  # bounded: a swapped file is no bomb
         except FileNotFoundError as exc:
             raise QuarantineIntegrityError(f"{qid}: the stored original is missing") from exc

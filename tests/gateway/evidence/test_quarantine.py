@@ -343,7 +343,7 @@ def test_failed_index_insert_removes_the_file(
     def broken(*args: object, **kwargs: object) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(q, "_transaction", broken)
+    monkeypatch.setattr(q.index, "_transaction", broken)
     with pytest.raises(QuarantineStoreError, match="cannot index") as info:
         _store(q)
     assert info.value.errno == errno.EIO
@@ -356,7 +356,7 @@ def test_full_index_is_reported_as_enospc(q: Quarantine, monkeypatch: pytest.Mon
         exc.sqlite_errorcode = sqlite3.SQLITE_FULL
         raise exc
 
-    monkeypatch.setattr(q, "_transaction", full)
+    monkeypatch.setattr(q.index, "_transaction", full)
     with pytest.raises(QuarantineStoreError) as info:
         _store(q)
     assert info.value.errno == errno.ENOSPC
@@ -467,7 +467,7 @@ def test_index_failure_on_update_is_an_os_error(
     def broken(*args: object, **kwargs: object) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(q, "_transaction", broken)
+    monkeypatch.setattr(q.index, "_transaction", broken)
     with pytest.raises(QuarantineStoreError, match="cannot update") as info:
         q.record_delivery(qid, "delivered")
     assert isinstance(info.value, OSError)
