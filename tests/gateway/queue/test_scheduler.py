@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -79,8 +80,27 @@ def spooled(spool: Spool, state: str, *, received_at: float, next_attempt: float
     return queue_id
 
 
-def make(tmp_path: Path, stage: Recorder, clock: Clock) -> tuple[Scheduler, Spool, GaugeMetrics]:
+@dataclass
+class Bench:
+    """A scheduler over a real spool, its settable clock, recording stage and gauges."""
+
+    scheduler: Scheduler
+    spool: Spool
+    metrics: GaugeMetrics
+    clock: Clock
+    stage: Recorder
+    started: bool = False
+
+    async def start(self) -> None:
+        await self.scheduler.start()
+        self.started = True
+
+
+@pytest.fixture
+async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
+    clock, stage = Clock(), Recorder()
     spool = Spool(tmp_path / "spool")
+    stage.spool = spool
     metrics = GaugeMetrics()
     settings = WorkerSettings(
         concurrency=2, rescan_seconds=0.02, temporary_failure_retry_seconds=60.0
@@ -93,15 +113,9 @@ def make(tmp_path: Path, stage: Recorder, clock: Clock) -> tuple[Scheduler, Spoo
         keep_delivered_seconds=86400.0,
         clock=clock,
     )
-    stage.spool = spool
-    return scheduler, spool, metrics
-
-
-@pytest.fixture
-async def running() -> AsyncIterator[list[Scheduler]]:
-    started: list[Scheduler] = []
-    yield started
-    for scheduler in started:
+    made = Bench(scheduler, spool, metrics, clock, stage)
+    yield made
+    if made.started:
         await scheduler.stop(5.0)
 
 
@@ -116,43 +130,36 @@ async def rescans(metrics: GaugeMetrics, n: int = 2) -> None:
 
 @pytest.mark.parametrize("state", ["incoming", "outgoing"])
 def test_a_message_waiting_two_hours_shows_in_the_oldest_age_gauge(
-    tmp_path: Path, state: str
+    bench: Bench, state: str
 ) -> None:
-    clock = Clock()
-    scheduler, spool, metrics = make(tmp_path, Recorder(), clock)
-    spooled(spool, state, received_at=clock.now - 7200)
-    spooled(spool, state, received_at=clock.now - 60)
-    scheduler.report_depth()
-    assert metrics.oldest_age is not None
-    assert metrics.oldest_age >= 7200
-    assert metrics.depth == {"incoming": 0, "outgoing": 0, "dead": 0} | {state: 2}
+    spooled(bench.spool, state, received_at=bench.clock.now - 7200)
+    spooled(bench.spool, state, received_at=bench.clock.now - 60)
+    bench.scheduler.report_depth()
+    assert bench.metrics.oldest_age is not None
+    assert bench.metrics.oldest_age >= 7200
+    assert bench.metrics.depth == {"incoming": 0, "outgoing": 0, "dead": 0} | {state: 2}
 
 
-def test_the_oldest_age_is_the_oldest_over_incoming_and_outgoing(tmp_path: Path) -> None:
-    clock = Clock()
-    scheduler, spool, metrics = make(tmp_path, Recorder(), clock)
-    spooled(spool, "incoming", received_at=clock.now - 300)
-    spooled(spool, "outgoing", received_at=clock.now - 5000)
-    scheduler.report_depth()
-    assert metrics.oldest_age == 5000
+def test_the_oldest_age_is_the_oldest_over_incoming_and_outgoing(bench: Bench) -> None:
+    spooled(bench.spool, "incoming", received_at=bench.clock.now - 300)
+    spooled(bench.spool, "outgoing", received_at=bench.clock.now - 5000)
+    bench.scheduler.report_depth()
+    assert bench.metrics.oldest_age == 5000
 
 
-def test_dead_letters_and_an_empty_queue_give_an_age_of_zero(tmp_path: Path) -> None:
-    clock = Clock()
-    scheduler, spool, metrics = make(tmp_path, Recorder(), clock)
-    scheduler.report_depth()
-    assert metrics.oldest_age == 0
-    spooled(spool, "dead", received_at=clock.now - 86400)  # waits for the operator
-    scheduler.report_depth()
-    assert metrics.oldest_age == 0
-    assert metrics.depth["dead"] == 1
+def test_dead_letters_and_an_empty_queue_give_an_age_of_zero(bench: Bench) -> None:
+    bench.scheduler.report_depth()
+    assert bench.metrics.oldest_age == 0
+    spooled(bench.spool, "dead", received_at=bench.clock.now - 86400)  # for the operator
+    bench.scheduler.report_depth()
+    assert bench.metrics.oldest_age == 0
+    assert bench.metrics.depth["dead"] == 1
 
 
 def test_housekeeping_runs_with_every_report(tmp_path: Path) -> None:
     calls: list[str] = []
-    spool = Spool(tmp_path / "spool")
     scheduler = Scheduler(
-        spool,
+        Spool(tmp_path / "spool"),
         Recorder(),
         settings=WorkerSettings(),
         metrics=GaugeMetrics(),
@@ -166,112 +173,88 @@ def test_housekeeping_runs_with_every_report(tmp_path: Path) -> None:
 
 # --- due times ------------------------------------------------------------------------------
 
-
-async def test_a_submitted_message_is_worked_on_at_once(
-    tmp_path: Path, running: list[Scheduler]
-) -> None:
-    stage = Recorder()
-    scheduler, _, _ = make(tmp_path, stage, Clock())
-    await scheduler.start()
-    running.append(scheduler)
-    scheduler.submit("20270115000000-0000000001")
-    scheduler.submit("20270115000000-0000000001")  # already scheduled: once
-    await wait_until(lambda: len(stage.jobs) >= 1)
-    assert stage.jobs == [("incoming", "20270115000000-0000000001")]
+ID_A = "20270115000000-00000000aa"
+ID_B = "20270115000000-00000000bb"
 
 
-async def test_a_delayed_message_waits_for_its_due_time(
-    tmp_path: Path, running: list[Scheduler]
-) -> None:
-    clock = Clock()
-    stage = Recorder()
-    scheduler, _, metrics = make(tmp_path, stage, clock)
-    await scheduler.start()
-    running.append(scheduler)
-    scheduler.later("outgoing", "20270115000000-00000000aa", clock.now + 600)
-    scheduler.later("outgoing", "20270115000000-00000000bb", clock.now + 1200)
-    await rescans(metrics)
-    assert stage.jobs == []
-    clock.now += 600
-    await wait_until(lambda: len(stage.jobs) >= 1)
-    await rescans(metrics)
-    assert stage.jobs == [("outgoing", "20270115000000-00000000aa")]
-    clock.now += 600
-    await wait_until(lambda: len(stage.jobs) >= 2)
-    assert stage.jobs[1] == ("outgoing", "20270115000000-00000000bb")
+async def test_a_submitted_message_is_worked_on_at_once(bench: Bench) -> None:
+    await bench.start()
+    bench.scheduler.submit(ID_A)
+    bench.scheduler.submit(ID_A)  # already scheduled: once
+    await wait_until(lambda: len(bench.stage.jobs) >= 1)
+    await rescans(bench.metrics)
+    assert bench.stage.jobs == [("incoming", ID_A)]
 
 
-async def test_a_rescheduled_message_runs_at_its_new_time_only(
-    tmp_path: Path, running: list[Scheduler]
-) -> None:
-    clock = Clock()
-    stage = Recorder()
-    scheduler, _, metrics = make(tmp_path, stage, clock)
-    await scheduler.start()
-    running.append(scheduler)
-    scheduler.later("outgoing", "20270115000000-00000000aa", clock.now + 100)
-    scheduler.later("outgoing", "20270115000000-00000000aa", clock.now + 900)
-    clock.now += 100
-    await rescans(metrics)
-    assert stage.jobs == []
-    clock.now += 800
-    await wait_until(lambda: len(stage.jobs) >= 1)
-    await rescans(metrics)
-    assert stage.jobs == [("outgoing", "20270115000000-00000000aa")]
+async def test_a_delayed_message_waits_for_its_due_time(bench: Bench) -> None:
+    await bench.start()
+    bench.scheduler.later("outgoing", ID_A, bench.clock.now + 600)
+    bench.scheduler.later("outgoing", ID_B, bench.clock.now + 1200)
+    await rescans(bench.metrics)
+    assert bench.stage.jobs == []
+    bench.clock.now += 600
+    await wait_until(lambda: len(bench.stage.jobs) >= 1)
+    await rescans(bench.metrics)
+    assert bench.stage.jobs == [("outgoing", ID_A)]
+    bench.clock.now += 600
+    await wait_until(lambda: len(bench.stage.jobs) >= 2)
+    assert bench.stage.jobs[1] == ("outgoing", ID_B)
+
+
+async def test_a_rescheduled_message_runs_at_its_new_time_only(bench: Bench) -> None:
+    await bench.start()
+    bench.scheduler.later("outgoing", ID_A, bench.clock.now + 100)
+    bench.scheduler.later("outgoing", ID_A, bench.clock.now + 900)
+    bench.clock.now += 100
+    await rescans(bench.metrics)
+    assert bench.stage.jobs == []
+    bench.clock.now += 800
+    await wait_until(lambda: len(bench.stage.jobs) >= 1)
+    await rescans(bench.metrics)
+    assert bench.stage.jobs == [("outgoing", ID_A)]
 
 
 # --- the spool on disk is the truth -------------------------------------------------------
 
 
-async def test_start_picks_up_what_is_on_disk(tmp_path: Path, running: list[Scheduler]) -> None:
-    clock = Clock()
-    stage = Recorder()
-    scheduler, spool, metrics = make(tmp_path, stage, clock)
-    waiting = spooled(spool, "incoming", received_at=clock.now - 10)
-    due = spooled(spool, "outgoing", received_at=clock.now - 10, next_attempt=clock.now - 1)
-    later = spooled(spool, "outgoing", received_at=clock.now - 10, next_attempt=clock.now + 3600)
-    spooled(spool, "dead", received_at=clock.now - 10)
-    await scheduler.start()
-    running.append(scheduler)
-    await wait_until(lambda: len(stage.jobs) >= 2)
-    await rescans(metrics)
-    assert sorted(stage.jobs) == [("incoming", waiting), ("outgoing", due)]
-    clock.now += 3600
-    await wait_until(lambda: len(stage.jobs) >= 3)
-    assert stage.jobs[2] == ("outgoing", later)
+async def test_start_picks_up_what_is_on_disk(bench: Bench) -> None:
+    now = bench.clock.now
+    waiting = spooled(bench.spool, "incoming", received_at=now - 10)
+    due = spooled(bench.spool, "outgoing", received_at=now - 10, next_attempt=now - 1)
+    later = spooled(bench.spool, "outgoing", received_at=now - 10, next_attempt=now + 3600)
+    spooled(bench.spool, "dead", received_at=now - 10)
+    await bench.start()
+    await wait_until(lambda: len(bench.stage.jobs) >= 2)
+    await rescans(bench.metrics)
+    assert sorted(bench.stage.jobs) == [("incoming", waiting), ("outgoing", due)]
+    bench.clock.now += 3600
+    await wait_until(lambda: len(bench.stage.jobs) >= 3)
+    assert bench.stage.jobs[2] == ("outgoing", later)
 
 
 async def test_queue_retry_on_disk_is_picked_up_by_the_next_rescan(
-    tmp_path: Path, running: list[Scheduler], capsys: pytest.CaptureFixture[str]
+    bench: Bench, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    clock = Clock()
-    stage = Recorder()
-    scheduler, spool, metrics = make(tmp_path, stage, clock)
-    deferred = spooled(spool, "outgoing", received_at=clock.now, next_attempt=clock.now + 3600)
-    await scheduler.start()
-    running.append(scheduler)
-    await rescans(metrics)
-    assert stage.jobs == []
-    assert await asyncio.to_thread(_retry, spool, deferred) == 0  # `mukaika queue retry ID`
+    now = bench.clock.now
+    deferred = spooled(bench.spool, "outgoing", received_at=now, next_attempt=now + 3600)
+    await bench.start()
+    await rescans(bench.metrics)
+    assert bench.stage.jobs == []
+    assert await asyncio.to_thread(_retry, bench.spool, deferred) == 0  # `mukaika queue retry`
     assert "due now" in capsys.readouterr().out
-    await wait_until(lambda: len(stage.jobs) >= 1)
-    clock.now += 3600  # the forgotten old schedule does not run it a second time
-    await rescans(metrics)
-    assert stage.jobs == [("outgoing", deferred)]
+    await wait_until(lambda: len(bench.stage.jobs) >= 1)
+    bench.clock.now += 3600  # the forgotten old schedule does not run it a second time
+    await rescans(bench.metrics)
+    assert bench.stage.jobs == [("outgoing", deferred)]
 
 
-async def test_a_stage_that_fails_unexpectedly_is_deferred_not_dropped(
-    tmp_path: Path, running: list[Scheduler]
-) -> None:
-    clock = Clock()
-    stage = Recorder(failures=1)
-    scheduler, _, metrics = make(tmp_path, stage, clock)
-    await scheduler.start()
-    running.append(scheduler)
-    scheduler.submit("20270115000000-00000000cc")
-    await wait_until(lambda: len(stage.jobs) >= 1)
-    await rescans(metrics)
-    assert len(stage.jobs) == 1  # not retried at once
-    clock.now += 60  # worker.temporary_failure_retry_seconds
-    await wait_until(lambda: len(stage.jobs) >= 2)
-    assert stage.jobs == [("incoming", "20270115000000-00000000cc")] * 2
+async def test_a_stage_that_fails_unexpectedly_is_deferred_not_dropped(bench: Bench) -> None:
+    bench.stage.failures = 1
+    await bench.start()
+    bench.scheduler.submit(ID_A)
+    await wait_until(lambda: len(bench.stage.jobs) >= 1)
+    await rescans(bench.metrics)
+    assert len(bench.stage.jobs) == 1  # not retried at once
+    bench.clock.now += 60  # worker.temporary_failure_retry_seconds
+    await wait_until(lambda: len(bench.stage.jobs) >= 2)
+    assert bench.stage.jobs == [("incoming", ID_A)] * 2
