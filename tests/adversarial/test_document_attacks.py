@@ -21,7 +21,7 @@ import pytest
 from pikepdf import Array, Dictionary, Name, String
 
 from gateway.processing.scanner import ClamdClient, ScanningDisarmer
-from sanitizers.cdr.registry import default_disarmer
+from sanitizers.cdr.isolation import default_disarmer
 from sanitizers.pipeline import sanitize_message
 from sanitizers.policy import AttachmentAction, AttachmentPolicy, Policy
 from sanitizers.report import SanitizeResult

@@ -47,7 +47,6 @@ compressed originals on disk), :mod:`.index` (the SQLite index); this module put
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 import hashlib
 import json
@@ -61,7 +60,6 @@ from gateway.evidence.quarantine.entries import (
     DELIVERY_STATES,
     MAX_LIST_LIMIT,
     MAX_RECIPIENTS,
-    QuarantineEntry,
     QuarantineError,
     QuarantineIntegrityError,
     QuarantineNotFoundError,
@@ -103,6 +101,10 @@ class Quarantine:
         )
         self.files = OriginalFiles(self.directory, compression_level)
         self.index = QuarantineIndex(self.directory / "index.sqlite3")
+        # Reading entries needs only the index: get(qid), list(filters...), count().
+        self.get = self.index.get
+        self.list = self.index.list
+        self.count = self.index.count
         self.files.clean_temp_files()
 
     @classmethod
@@ -205,29 +207,6 @@ class Quarantine:
         self.index.update(qid, "state = ?", (state,))
 
     # -- reading ---------------------------------------------------------------------------
-
-    def get(self, qid: str) -> QuarantineEntry:
-        """The index row of ``qid``; :class:`QuarantineNotFoundError` when there is none."""
-        return self.index.get(qid)
-
-    def list(
-        self,
-        *,
-        state: str | None = None,
-        verdict: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        queue_id: str | None = None,
-        limit: int = 100,
-    ) -> builtins.list[QuarantineEntry]:
-        """Entries, newest first, filtered by state, verdict, received time and queue id."""
-        return self.index.list(
-            state=state, verdict=verdict, since=since, until=until, queue_id=queue_id, limit=limit
-        )
-
-    def count(self) -> int:
-        """How many entries the index holds."""
-        return self.index.count()
 
     def verify(self, *, limit: int = MAX_LIST_LIMIT) -> Iterator[tuple[str, str | None]]:
         """Check stored originals, oldest first: yield ``(id, None)`` or ``(id, problem)``."""
