@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.cli.exit_codes import EXIT_CONFIG
 from gateway.configuration.config import Config, ConfigError, load_layered
 from gateway.configuration.files import file_problems
+from gateway.observation.logtext import use_safe_formatter
 
 if TYPE_CHECKING:
     from gateway.service.assembly import Parts
@@ -128,11 +129,10 @@ def load_usable(args: argparse.Namespace) -> Config:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr)
+    # Every line on stderr printable, whichever library logged it (aiosmtpd logs command words
+    # raw): gateway.observation.logtext.
+    use_safe_formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         # aiosmtpd logs every command at INFO; the gateway logs what matters with queue ids.
         logging.getLogger("mail.log").setLevel(logging.WARNING)

@@ -8,18 +8,20 @@ maps every reply it sends to one of them, and any reply of aiosmtpd's own (bad s
 sequence) is ``protocol``.
 
 Threat model: everything logged here comes from the client. Values are written as JSON
-strings with ASCII escapes (no control, bidi or other invisible character reaches the log),
-cut to a bounded length, and at most :data:`_MAX_LOGGED_RECIPIENTS` recipients are listed.
+strings with ASCII escapes (:func:`gateway.observation.logtext.quoted`: no control, bidi or
+other invisible character reaches the log), cut to a bounded length, and at most
+:data:`_MAX_LOGGED_RECIPIENTS` recipients are listed.
 Message data and the arguments of commands other than MAIL and RCPT (AUTH carries
 credentials) are never logged.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from enum import StrEnum
+
+from gateway.observation.logtext import quoted
 
 log = logging.getLogger("mukaika.smtp")
 
@@ -36,7 +38,7 @@ class Refusal(StrEnum):
     BARE_NEWLINE = "bare_newline"  # bare CR or LF in DATA: SMTP smuggling (550 5.5.2)
     SMUGGLING = "smuggling"  # NUL in DATA (550 5.5.2)
     PIPELINING = "pipelining"  # commands pipelined after the final dot (503 5.5.0)
-    LINE_LENGTH = "line_length"  # a data line too long (500 5.5.2)
+    LINE_LENGTH = "line_length"  # a data or command line too long (500)
     SYNTAX = "syntax"  # a bad sender or recipient address (553)
     PROTOCOL = "protocol"  # any other bad command, argument or sequence (aiosmtpd's 5xx)
     TIMEOUT = "timeout"  # a command line or data record not complete in time (421 4.4.2)
@@ -51,7 +53,7 @@ class Refusal(StrEnum):
 
 
 def _quoted(value: str) -> str:
-    return json.dumps(value[:_MAX_LOGGED_CHARS], ensure_ascii=True)
+    return quoted(value, _MAX_LOGGED_CHARS)
 
 
 def log_refusal(

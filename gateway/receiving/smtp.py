@@ -80,6 +80,7 @@ REPLY_DISK = "452 4.3.1 Insufficient system storage"
 REPLY_NUL = "550 5.5.2 NUL in message data is not allowed"
 REPLY_BAD_SENDER = "553 5.1.7 Bad sender address syntax"
 REPLY_BAD_RECIPIENT = "553 5.1.3 Bad recipient address syntax"
+AIOSMTPD_LINE_TOO_LONG = "500 Command line too long"  # aiosmtpd's own reply
 # The reason code of each reply this module sends; any other 4xx/5xx (aiosmtpd's syntax and
 # sequence errors) is ``protocol``.
 _REFUSALS: dict[str, Refusal] = {
@@ -95,6 +96,7 @@ _REFUSALS: dict[str, Refusal] = {
     REPLY_TOO_MANY_RCPT: Refusal.RECIPIENTS,
     REPLY_SIZE: Refusal.SIZE,
     REPLY_LINE: Refusal.LINE_LENGTH,
+    AIOSMTPD_LINE_TOO_LONG: Refusal.LINE_LENGTH,
     REPLY_BARE: Refusal.BARE_NEWLINE,
     REPLY_PIPELINING: Refusal.PIPELINING,
     REPLY_DISK: Refusal.DISK,
@@ -232,6 +234,8 @@ class GatewaySMTP(SMTP):
         self._deadline: asyncio.TimerHandle | None = None
         self._timed_under_stress = False
         self._command = ""  # the command being answered, for the refusal log
+        self._noted_reader: asyncio.StreamReader | None = None
+        self._line_overran = False
         self.in_transaction = False
         # Note each command (and the envelope part of its argument) before it runs.
         self._smtp_methods = {
@@ -246,6 +250,38 @@ class GatewaySMTP(SMTP):
             await method(arg)
 
         return noted
+
+    def _cb_client_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        super()._cb_client_connected(reader, writer)
+        if reader is not self._noted_reader:
+            self._noted_reader = reader
+            reader.readuntil = self._noting_lines(reader.readuntil)  # type: ignore[method-assign,assignment]
+
+    def _noting_lines(
+        self, readuntil: Callable[[bytes], Awaitable[bytes]]
+    ) -> Callable[[bytes], Awaitable[bytes]]:
+        """Note the command word of each command line as it is read, so that a reply aiosmtpd
+        sends itself (unrecognised command, line too long, TLS required) names the line it
+        answers, and nothing read before it. A line too long for the reader is named by no
+        word: its tail, read afterwards, is not a command."""
+
+        async def noting(separator: bytes = b"\n") -> bytes:
+            self._command = ""
+            try:
+                line = await readuntil(separator)
+            except asyncio.LimitOverrunError:
+                self._line_overran = True
+                raise
+            if self._line_overran:
+                self._line_overran = False
+            else:
+                word = line.rstrip(b"\r\n").partition(b" ")[0]
+                self._command = word.decode("utf-8", "surrogateescape")
+            return line
+
+        return noting
 
     # --- connection life --------------------------------------------------------------------
 

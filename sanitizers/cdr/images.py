@@ -22,6 +22,10 @@ Removed-item codes: ``metadata`` (EXIF, XMP, ICC profile, comments, text chunks,
 ancillary info), ``trailing_data`` (bytes after the image's end marker: PNG ``IEND``, JPEG
 ``EOI``, the RIFF size of WebP, the BMP file size), ``frames``.
 
+Under ``keep_if_clean`` an image with anything to remove, or not in PNG or JPEG, is removed;
+a clean one is delivered re-encoded like under ``sanitize``, never as the sender's bytes
+(which may carry chunks or segments no decoder reads).
+
 ``verify`` re-opens the output with only its own format enabled, decodes it fully, checks the
 pixel limit and that the file has no metadata and nothing after its end.
 
@@ -209,16 +213,10 @@ class ImageSanitizer(CdrSanitizer):
         out_format, content_type = _OUTPUT.get(fmt, _PNG_OUT)
         codes = tuple(sorted(removed))
         if ctx.keep_if_clean and (codes or fmt not in _OUTPUT):
-            # keep_if_clean keeps the file unchanged or not at all.
+            # keep_if_clean keeps a file in its own format with nothing to remove, or nothing.
             return CdrOutcome.drop(Reason.METADATA if codes else Reason.POLICY, fmt)
-        if ctx.keep_if_clean:
-            return CdrOutcome(
-                action=Action.KEPT,
-                reason=Reason.CLEAN,
-                data=untrusted_data,
-                filename=filename,
-                content_type=content_type,
-            )
+        # Clean under keep_if_clean too, the pixels are encoded anew: the sender's bytes may
+        # hold chunks or segments no decoder reads (a private PNG chunk, a JPEG APPn segment).
         out = io.BytesIO()
         if out_format == "JPEG":
             fresh.save(out, "JPEG", quality=90, optimize=False)

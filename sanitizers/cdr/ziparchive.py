@@ -245,21 +245,20 @@ class ZipSanitizer(CdrSanitizer):
                     )
                     passed.append((info, f"{folder}/{new_base}" if folder else new_base, child))
         if ctx.keep_if_clean:
-            return self._keep_or_drop(untrusted_data, filename, children, passed)
+            return self._rebuilt_or_drop(filename, children, passed)
         return self._build(filename, children, passed)
 
-    def _keep_or_drop(
+    def _rebuilt_or_drop(
         self,
-        untrusted_data: bytes,
         filename: str,
         children: list[tuple[str, CdrOutcome]],
         passed: list[tuple[zipfile.ZipInfo, str, CdrOutcome]],
     ) -> CdrOutcome:
-        """keep_if_clean: the archive unchanged when every entry was kept unchanged and
-        clean, else removed."""
+        """keep_if_clean: when every entry passed and was clean, the archive rebuilt from its
+        verified entries (never the sender's bytes: a comment, data before the first entry or
+        between entries is read by no one); else removed."""
         clean = len(passed) == len(children) > 0 and all(
-            child.action == Action.KEPT and child.reason == Reason.CLEAN and not child.removed
-            for _name, child in children
+            child.reason == Reason.CLEAN and not child.removed for _name, child in children
         )
         if not clean:
             reasons = [c.reason for _n, c in children if c.reason != Reason.CLEAN]
@@ -269,14 +268,7 @@ class ZipSanitizer(CdrSanitizer):
                 detail="keep_if_clean: not every entry is clean",
                 children=tuple(children),
             )
-        return CdrOutcome(
-            action=Action.KEPT,
-            reason=Reason.CLEAN,
-            data=untrusted_data,
-            filename=filename,
-            content_type="application/zip",
-            children=tuple(children),
-        )
+        return self._build(filename, children, passed)
 
     def _build(
         self,

@@ -4,6 +4,7 @@ A real ``mukaika serve`` starts its sanitizer pool; a mail with a ZIP attachment
 worker start its isolated CDR child (through a second fork server). The descendants are listed
 from /proc before the kill; after it, every one of them must exit within a generous bound (the
 test does not time anything; the bound only keeps a regression from hanging the suite).
+A worker stuck in C code that holds the GIL must go too: the kernel delivers that kill.
 """
 
 from __future__ import annotations
@@ -171,3 +172,34 @@ def _describe(tree: dict[int, int]) -> str:
     return "\n".join(
         f"{pid}: {_cmdline(pid)[:120]!r}" for pid, started in tree.items() if alive(pid, started)
     )
+
+
+def test_sigkill_reaches_a_worker_holding_the_gil_in_c_code(tmp_path: Path) -> None:
+    """A worker inside C code that never releases the GIL (a catastrophic regex) cannot run
+    the lifeline's thread; the kernel's own signal must still end it."""
+    pidfile = tmp_path / "worker.pid"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.gateway.gil_holder", str(pidfile)],
+        cwd=Path(__file__).resolve().parents[2],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_for(lambda: pidfile.exists() and pidfile.read_text(), within=120), (
+            "the worker never started its task"
+        )
+        worker = int(pidfile.read_text())
+        stat = _stat(worker)
+        assert stat is not None
+        started = stat[2]
+        assert worker in descendants(process.pid)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(30)
+        gone = wait_for(lambda: not alive(worker, started), within=60)
+        if not gone:
+            os.kill(worker, signal.SIGKILL)
+        assert gone, "the worker stuck in C code outlived the gateway's SIGKILL"
+    finally:
+        for pid in descendants(process.pid):
+            os.kill(pid, signal.SIGKILL)  # only if the test failed: leave nothing behind
+        process.kill()
+        process.wait(30)

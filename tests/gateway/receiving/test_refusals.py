@@ -260,3 +260,32 @@ async def test_relay_refusal_names_the_refused_recipient_and_escapes_it(
     assert 'helo="client.test"' in line
     assert 'command="RCPT TO:<\\u202eevil@elsewhere.test>"' in line
     assert "\u202e" not in line
+
+
+async def test_replies_of_aiosmtpd_name_the_line_they_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """aiosmtpd answers some lines itself (an unrecognised command, a line too long, too many
+    unrecognised commands); each refusal names that line's command word (escaped), never the
+    command before it, and a line over the length limits is ``line_length``."""
+    caplog.set_level(logging.INFO, logger="mukaika.smtp")
+    async with Receiver() as rx:
+        client = await session(rx)
+        await client.envelope(SENDER, LOCAL)
+        assert (await client.cmd(b"XYZ\x1b[31m\xe2\x80\xae arg\r\n")).startswith(b"500")
+        assert (await client.cmd(b"NOOP " + b"x" * 600 + b"\r\n")).startswith(b"500")
+        assert (await client.cmd(b"NOOP " + b"y" * 70_000 + b"\r\n")).startswith(b"500")
+        for n in range(10):  # aiosmtpd's budget of unrecognised commands runs out
+            reply = await client.cmd(f"BOGUS{n}\r\n".encode())
+            if reply.startswith(b"502"):
+                break
+        await client.close()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused ")]
+    assert "reason=protocol" in lines[0], lines
+    assert 'command="XYZ\\u001b[31m\\u202e"' in lines[0], lines
+    for line, command in ((lines[1], "NOOP"), (lines[2], "")):
+        assert "reason=line_length" in line, lines
+        assert f'command="{command}"' in line, lines
+    assert 'reply="502 5.5.1"' in lines[-1], lines
+    assert f'command="BOGUS{n}"' in lines[-1], lines
+    assert not any("MAIL FROM" in line or "RCPT TO" in line for line in lines[:3]), lines

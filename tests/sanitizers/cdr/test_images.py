@@ -99,6 +99,7 @@ def metadata_and_trailers(data: bytes) -> set[str]:
 
 class TestImageContract(CdrContract):
     kind = "image"
+    keep_if_clean_rebuilds = True
 
     def hostile_cases(self) -> Sequence[Case]:
         jpeg = _save(_picture(), "JPEG", quality=95)
@@ -230,3 +231,29 @@ def test_truncated_image_is_malformed() -> None:
     data = _save(_picture(size=(200, 200)), "JPEG", quality=95)
     outcome = ImageSanitizer().run(data[: len(data) * 2 // 3], "t.jpg", _ctx())
     assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.MALFORMED)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _with_unread_bytes(fmt: str) -> bytes:
+    """A clean image carrying a payload where no decoder looks: a private PNG chunk, a JPEG
+    APP15 segment."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), (10, 20, 30)).save(buffer, fmt)
+    data = buffer.getvalue()
+    payload = b"MZ\x90\x00payload-marker-img"
+    if fmt == "PNG":
+        return data[:33] + _png_chunk(b"prVt", payload) + data[33:]
+    return data[:2] + b"\xff\xef" + struct.pack(">H", 2 + len(payload)) + payload + data[2:]
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_keep_if_clean_never_delivers_unread_bytes(fmt: str) -> None:
+    data = _with_unread_bytes(fmt)
+    ctx = CdrContext(policy=CdrPolicy(), keep_if_clean=True)
+    outcome = ImageSanitizer().run(data, "a." + fmt.lower(), ctx)
+    assert outcome.action == Action.SANITIZED, outcome
+    assert outcome.data is not None
+    assert b"payload-marker-img" not in outcome.data

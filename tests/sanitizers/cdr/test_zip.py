@@ -43,6 +43,14 @@ def _png() -> bytes:
     return out.getvalue()
 
 
+def _pdf_clean() -> bytes:
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
 def _pdf_with_js() -> bytes:
     pdf = pikepdf.new()
     pdf.add_blank_page()
@@ -136,6 +144,7 @@ def zip_findings(data: bytes, depth: int = 0) -> set[str]:
 
 class TestZipContract(CdrContract):
     kind = "zip"
+    keep_if_clean_rebuilds = True
 
     def policy(self) -> Policy:
         return _policy(self.cdr_policy())
@@ -351,3 +360,21 @@ def test_duplicates_after_unicode_normalisation() -> None:
     nfc, nfd = "caf\u00e9.txt", "cafe\u0301.txt"
     outcome = _run(_zip([(nfc, TEXT.encode()), (nfd, TEXT.encode())]))
     assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.MALFORMED)  # type: ignore[attr-defined]
+
+
+def test_keep_if_clean_rebuilds_from_verified_entries() -> None:
+    """A clean archive under keep_if_clean is rebuilt: bytes outside its entries (a comment,
+    data before the first entry) never cross, and a clean document inside stays."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("note.txt", "本文です\n")
+        archive.writestr("a.pdf", _pdf_clean())
+        archive.comment = b"MZ-payload-marker-zip"
+    data = b"MZ\x90\x00prefix-payload-marker" + buffer.getvalue()
+    outcome = _run(data, keep=True)
+    assert outcome.action == Action.SANITIZED, outcome  # type: ignore[attr-defined]
+    assert outcome.reason == Reason.CLEAN  # type: ignore[attr-defined]
+    out = outcome.data  # type: ignore[attr-defined]
+    assert b"payload-marker" not in out
+    with zipfile.ZipFile(io.BytesIO(out)) as archive:
+        assert sorted(archive.namelist()) == ["a.pdf", "note.txt"]

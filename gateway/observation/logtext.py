@@ -1,0 +1,51 @@
+"""What may reach the gateway's log: printable text only, anything else escaped.
+
+Threat model: log values come from clients (SMTP command words, HELO names, addresses) and
+from libraries that log them raw (aiosmtpd writes an unrecognised command word as it came).
+A control character (ESC sequences recolour or erase a terminal, a bare CR overwrites the
+line before it, LF forges a new line), a bidi override or another invisible character would
+let a client forge or hide log lines. :func:`quoted` is the project's one escaping of such a
+value; :class:`SafeFormatter` applies it to every line a handler writes, whatever logged it,
+so no record from any library carries a raw control character.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+
+def quoted(value: str, limit: int) -> str:
+    """``value`` cut to ``limit`` characters, as a JSON string with ASCII escapes."""
+    return json.dumps(value[:limit], ensure_ascii=True)
+
+
+def _safe_line(line: str) -> str:
+    """The line as it is when printable, else all of it quoted (unbounded: a log line that
+    was already written whole is not shortened here)."""
+    return line if line.isprintable() else quoted(line, len(line))
+
+
+class SafeFormatter(logging.Formatter):
+    """A formatter that writes the message as one printable line (escaped when it is not)
+    and keeps the lines of a traceback apart, escaping each line that is not printable."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = _safe_line(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: logging._SysExcInfoType) -> str:
+        return _safe_lines(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _safe_lines(super().formatStack(stack_info))
+
+
+def _safe_lines(text: str) -> str:
+    return "\n".join(_safe_line(line) for line in text.split("\n"))
+
+
+def use_safe_formatter(fmt: str) -> None:
+    """Give every handler of the root logger a :class:`SafeFormatter` with ``fmt``."""
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(SafeFormatter(fmt))
