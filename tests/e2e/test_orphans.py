@@ -179,7 +179,7 @@ def test_sigkill_reaches_a_worker_holding_the_gil_in_c_code(tmp_path: Path) -> N
     the lifeline's thread; the kernel's own signal must still end it."""
     pidfile = tmp_path / "worker.pid"
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.gateway.gil_holder", str(pidfile)],
+        [sys.executable, "-m", "tests.e2e.gil_holder", str(pidfile)],
         cwd=Path(__file__).resolve().parents[2],
         stderr=subprocess.DEVNULL,
     )

@@ -1,6 +1,6 @@
 """A gateway stand-in whose only sanitizer worker is stuck in C code holding the GIL.
 
-Usage: python -m tests.gateway.gil_holder PIDFILE — runs the real
+Usage: python -m tests.e2e.gil_holder PIDFILE — runs the real
 :class:`gateway.processing.pool.ProcessSanitizer` (forkserver workers holding this process's
 lifeline) with a target that writes its pid to PIDFILE and then backtracks in a catastrophic
 regular expression: ``re`` never releases the GIL, so no Python thread of the worker runs
