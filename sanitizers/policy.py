@@ -17,7 +17,7 @@ from sanitizers.vocabulary import Reason
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LinkMode(StrEnum):

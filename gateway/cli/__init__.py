@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
+import select
 import sys
 from collections.abc import Sequence
 
@@ -40,9 +42,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        # The reader is gone: no traceback; and stdout now points at /dev/null, so the
-        # interpreter's own flush at exit cannot fail a second time.
+    except BrokenPipeError as error:
+        if error.errno != errno.EPIPE or not _stdout_reader_gone():
+            raise  # a pipe or socket of the command's own work: a real error, shown as one
+        # The reader of our output is gone: no traceback; and stdout now points at /dev/null,
+        # so the interpreter's own flush at exit cannot fail a second time.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     return code
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe nobody reads any more (the kernel reports an error on it)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))

@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 from gateway.configuration.rules import Rule, override_problems
 from gateway.configuration.settings import (
     DeliverySettings,
+    Section,
     ServiceSettings,
     SmtpSettings,
     SpoolSettings,
@@ -35,11 +36,9 @@ from gateway.observation.metrics import MetricsSettings
 from sanitizers.policy import Policy
 
 
-class ScannerSettings(BaseModel):
+class ScannerSettings(Section):
     """The malware scan at the gateway (ClamAV's clamd, INSTREAM). Off by default; when on and
     clamd cannot answer, messages are deferred (tempfail), never passed unscanned."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = False
     # ``unix:/path`` (or ``/path``) or ``host:port`` on a loopback address.
@@ -66,7 +65,7 @@ class ScannerSettings(BaseModel):
 class Config(BaseModel):
     """The whole configuration. Sections are added here as the service grows."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     policy: Policy = Policy()
     service: ServiceSettings = ServiceSettings()

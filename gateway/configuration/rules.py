@@ -89,7 +89,7 @@ def override_problems(base: Policy, override: Mapping[str, Any]) -> list[tuple[s
 class Rule(BaseModel):
     """One ``[[rules]]`` table."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1, max_length=100)
     recipients: tuple[str, ...] = ()

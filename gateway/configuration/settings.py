@@ -3,20 +3,32 @@
 Every limit is named here with its default; ``config/defaults.toml`` writes the same values
 out. An empty string means "not set" (TOML has no null). Sections are frozen and refuse
 unknown keys, so a typo in an operator's file stops the start instead of weakening a rule.
+No number may be infinite or NaN, and no time longer than :data:`LONGEST_SECONDS`: a limit
+that never fires is no limit.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# The longest time any ``*_seconds`` setting may name (a year).
+LONGEST_SECONDS = 366 * 86400.0
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _times_are_bounded(self) -> Self:
+        for name, value in self:
+            if name.endswith("_seconds") and value > LONGEST_SECONDS:
+                raise ValueError(f"{name} = {value} is longer than {LONGEST_SECONDS:.0f} s")
+        return self
 
 
-class ServiceSettings(_Section):
+class ServiceSettings(Section):
     """Where the service keeps its state and how it stops."""
 
     # Spool, quarantine and demo Maildir live below this directory (relative: to the cwd).
@@ -25,7 +37,7 @@ class ServiceSettings(_Section):
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
 
 
-class SmtpSettings(_Section):
+class SmtpSettings(Section):
     """The Internet-facing SMTP listener and every limit it enforces."""
 
     listen_host: str = "127.0.0.1"
@@ -53,7 +65,7 @@ class SmtpSettings(_Section):
     command_timeout_seconds: float = Field(default=300.0, gt=0)
     # Stress mode (as Postfix's): with more than this share of ``max_connections`` open, every
     # session, open ones included, gets ``stress_timeout_seconds`` per record instead.
-    stress_threshold_ratio: float = Field(default=0.8, gt=0, le=1)
+    stress_threshold_ratio: float = Field(default=0.8, gt=0, lt=1)
     stress_timeout_seconds: float = Field(default=10.0, gt=0)
     # A whole session, from connect to close.
     session_deadline_seconds: float = Field(default=1800.0, gt=0)
@@ -74,15 +86,25 @@ class SmtpSettings(_Section):
     # Free space on the spool's file system below this: ``452 4.3.1`` at MAIL.
     min_free_disk_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
 
+    @model_validator(mode="after")
+    def _stress_limit_is_shorter(self) -> Self:
+        if self.stress_timeout_seconds > self.command_timeout_seconds:
+            raise ValueError(
+                f"smtp.stress_timeout_seconds ({self.stress_timeout_seconds}) is longer than "
+                f"smtp.command_timeout_seconds ({self.command_timeout_seconds}): stress mode "
+                "must shorten the limit"
+            )
+        return self
 
-class SpoolSettings(_Section):
+
+class SpoolSettings(Section):
     """The durable queue on disk (below ``service.data_dir``/spool)."""
 
     # Delivered messages are kept this long for ``mukaika queue show``, then removed.
     keep_delivered_seconds: float = Field(default=86400.0, ge=0)
 
 
-class WorkerSettings(_Section):
+class WorkerSettings(Section):
     """Sanitizing work: a process pool fed by the spool."""
 
     # Sanitizer processes; 0: one per CPU core.
@@ -100,7 +122,7 @@ class WorkerSettings(_Section):
     rescan_seconds: float = Field(default=30.0, gt=0)
 
 
-class DeliverySettings(_Section):
+class DeliverySettings(Section):
     """The LGWAN-side MTA, retries, and delivery-status notices."""
 
     relay_host: str = "127.0.0.1"

@@ -130,7 +130,7 @@ class AuditSettings(BaseModel):
     whose stdout goes to journald); a relative path is taken relative to the data directory.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     path: str = ""
     # fsync after every line: the strongest evidence, at the cost of one disk flush per message.

@@ -132,7 +132,7 @@ def bounded_label(value: object, allowed: frozenset[str]) -> str:
 class MetricsSettings(BaseModel):
     """The ``[metrics]`` section. Off by default; ``--metrics HOST:PORT`` turns it on."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     enabled: bool = False
     host: str = "127.0.0.1"

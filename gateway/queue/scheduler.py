@@ -53,6 +53,7 @@ class Scheduler:
         # Run in a thread with every rescan, after the scheduler's own reports.
         self.housekeeping = tuple(housekeeping)
         self._ready: asyncio.Queue[Job] = asyncio.Queue()
+        self._received_at: dict[str, float] = {}  # of the messages waiting, by queue id
         self._delayed: list[tuple[float, int, str, str]] = []
         self._counter = itertools.count()
         self._known: set[str] = set()  # scheduled
@@ -115,17 +116,24 @@ class Scheduler:
         Runs in a thread."""
         now = self.clock()
         oldest = now
+        waiting: dict[str, float] = {}
         for state in ("incoming", "outgoing", "dead"):
             ids = self.spool.ids(state)
             self.metrics.set_queue_depth(state, len(ids))
             if state == "dead":
                 continue  # given up on: no longer waiting
-            # A queue id begins with its acceptance time: the first one is the oldest.
-            for queue_id in ids[:1]:
-                try:
-                    oldest = min(oldest, self.spool.envelope(state, queue_id).received_at)
-                except SpoolError:
-                    continue
+            # Every id: the copies the policy split makes get later ids but keep the original's
+            # received_at, so id order is not acceptance order.
+            for queue_id in ids:
+                received_at = self._received_at.get(queue_id)
+                if received_at is None:
+                    try:
+                        received_at = self.spool.envelope(state, queue_id).received_at
+                    except SpoolError:
+                        continue
+                waiting[queue_id] = received_at
+                oldest = min(oldest, received_at)
+        self._received_at = waiting  # an id's received_at never changes: read each file once
         for hook in self.housekeeping:
             hook()
         self.metrics.set_oldest_age(max(0.0, now - oldest))

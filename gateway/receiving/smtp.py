@@ -48,6 +48,7 @@ from typing import Any, AnyStr
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.configuration.settings import SmtpSettings
+from gateway.observation.logtext import quoted
 from gateway.receiving.refusals import Refusal, log_refusal
 
 log = logging.getLogger("mukaika.smtp")
@@ -138,7 +139,7 @@ class ConnectionTracker:
         self.max_total = settings.max_connections
         self.max_per_client = settings.max_connections_per_client
         self.normal_timeout = settings.command_timeout_seconds
-        self.stress_timeout = min(settings.stress_timeout_seconds, self.normal_timeout)
+        self.stress_timeout = settings.stress_timeout_seconds  # never longer: validated
         self.stress_above = settings.stress_threshold_ratio * settings.max_connections
         self.stressed = False
         self.sessions: set[GatewaySMTP] = set()  # admitted
@@ -373,12 +374,24 @@ class GatewaySMTP(SMTP):
             self.transport.close()
 
     def abort(self, reply: str) -> None:
-        """Send a last reply and close, whatever the session is doing."""
+        """Send a last reply and close, whatever the session is doing. Stopping closes a
+        session between transactions (its mail, if any, already answered 250) without refusing
+        anything: that is logged as a close and not counted."""
         transport = self.transport
         if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
-            self._refused(reply)
+            if reply == REPLY_SHUTDOWN and not self._envelope_open():
+                log.info(
+                    "closed reason=shutdown client=%s", quoted(self._client, len(self._client))
+                )
+            else:
+                self._refused(reply)
             transport.write(reply.encode("ascii") + b"\r\n")
         self._close()
+
+    def _envelope_open(self) -> bool:
+        """A transaction has begun (MAIL accepted) and is not answered yet."""
+        envelope = self.envelope
+        return self.in_transaction or (envelope is not None and envelope.mail_from is not None)
 
     async def handle_exception(self, error: Exception) -> str:
         log.error(

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class CdrPolicy(BaseModel):
     """Per-file limits for sanitizers. Hitting one removes the part with a ``limit_*`` reason."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     # Wall-clock seconds one file may take in a sanitizer process before it is killed.
     seconds: float = Field(default=20.0, gt=0)

@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from gateway.configuration.settings import Section
 
 DeliveryState = Literal["queued", "delivered", "deferred", "held", "dead"]
 DELIVERY_STATES: Final[frozenset[str]] = frozenset(get_args(DeliveryState))
@@ -29,10 +31,8 @@ ID_PATTERN: Final = re.compile(r"^(?P<day>[0-9]{8})T[0-9]{6}Z-[0-9a-f]{12}$")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-class QuarantineSettings(BaseModel):
+class QuarantineSettings(Section):
     """The ``[quarantine]`` section. An empty string means "not set" (TOML has no null)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Originals (and their index rows) older than this are purged, whatever their state.
     retention_days: float = Field(default=90.0, gt=0)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import subprocess
@@ -201,3 +202,17 @@ def test_send_a_refused_sender_says_so_in_one_line(refusing_server: int) -> None
     result = mukaika("send", "--server", f"127.0.0.1:{refusing_server}")
     assert result.returncode == 1
     assert result.stderr == "mukaika send: not sent: 550 5.7.1 sender blocked\n"
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a reader of stdout going away is quiet: a broken pipe or socket met by the command's
+    own work (serve writing to a client, a worker pipe) is an error that shows."""
+    import gateway.cli.serve
+    from gateway.cli import main
+
+    def broken(args: object) -> int:
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe (a socket of the command's own work)")
+
+    monkeypatch.setattr(gateway.cli.serve, "run_serve", broken)
+    with pytest.raises(BrokenPipeError):
+        main(["serve"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,6 +29,10 @@ class Receiver:
     def __init__(self, **settings: Any) -> None:
         base: dict[str, Any] = {"accept_domains": ("example.lg.jp",), "min_free_disk_bytes": 0}
         base.update(settings)
+        if "command_timeout_seconds" in settings and "stress_timeout_seconds" not in settings:
+            # The stress limit may not be longer: a short command limit shortens it too.
+            default = SmtpSettings.model_fields["stress_timeout_seconds"].default
+            base["stress_timeout_seconds"] = min(default, settings["command_timeout_seconds"])
         self.settings = SmtpSettings(**base)
         self.accepted: list[Received] = []
         self.rejected: list[str] = []
@@ -373,6 +378,31 @@ async def test_drain_refuses_new_sessions(rx: Receiver) -> None:
     for c in (busy, idle, late):
         await c.close()
     assert len(rx.accepted) == 1
+
+
+async def test_graceful_stop_counts_no_accepted_mail_as_refused(
+    rx: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closing sessions whose mail was answered 250 (or that never began one) is a close, not
+    a refusal: nothing logged as refused, nothing counted in mukaika_rejected_total."""
+    caplog.set_level(logging.INFO, logger="mukaika.smtp")
+    busy, _ = await RawClient.connect(rx.port)
+    await busy.envelope()
+    await busy.cmd(b"DATA\r\n")
+    idle, _ = await RawClient.connect(rx.port)
+    assert (await idle.cmd(b"EHLO client.test\r\n")).startswith(b"250")
+    drain = asyncio.create_task(rx.server.drain(5))
+    assert (await idle.reply()).startswith(b"421 4.3.2")
+    assert (await busy.cmd(SIMPLE + b".\r\n")).startswith(b"250")
+    assert (await busy.reply()).startswith(b"421 4.3.2")
+    await asyncio.wait_for(drain, 5)
+    for c in (busy, idle):
+        await c.close()
+    assert len(rx.accepted) == 1
+    assert rx.rejected == []
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if m.startswith("refused ")], messages
+    assert len([m for m in messages if m.startswith("closed reason=shutdown ")]) == 2, messages
 
 
 @pytest.fixture(scope="module")
