@@ -54,6 +54,8 @@ from typing import Final
 
 import magic
 
+from sanitizers.vocabulary import FileKind
+
 __all__ = [
     "DEEP_BYTES",
     "EXECUTABLE_EXTENSIONS",
@@ -65,10 +67,7 @@ __all__ = [
     "kind_of_mime",
 ]
 
-KINDS: Final = (
-    "ooxml", "ole", "rtf", "pdf", "image", "svg", "zip", "archive", "text", "html",
-    "executable", "message", "other", "opendocument",
-)  # fmt: skip
+KINDS: Final = tuple(kind.value for kind in FileKind)
 
 # Measured on the 3,644 files of ../shared/corpus: libmagic on the first 8 KiB, and on 64 KiB
 # when that says only application/octet-stream, gives the same kind as libmagic on the whole

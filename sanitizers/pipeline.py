@@ -33,7 +33,7 @@ from sanitizers.links import UNSAFE_LINK, defang_text
 from sanitizers.mime import Leaf, parse, parse_headers_only
 from sanitizers.policy import Policy
 from sanitizers.report import EntryReport, PartReport, Report, SanitizeResult
-from sanitizers.vocabulary import Action, Reason, Verdict
+from sanitizers.vocabulary import Action, Reason, Verdict, label
 
 # What a sanitizer returns that is delivered as an attachment (an HTML file converted to text
 # arrives as a .txt file: the body is only ever the mail's own text).
@@ -102,7 +102,7 @@ def _fail_safe_message(report: Report, policy: Policy, reference: str | None) ->
     """The held notice when composing the real output failed: no header and no value from
     the message (only the report's codes and our own words), so it cannot fail the same way."""
     language = policy.notice.language
-    reasons = ", ".join(notice.reason_label(r, language) for r in report.reasons)
+    reasons = ", ".join(label(r, language) for r in report.reasons)
     text = f"{_HELD_TAG[language]} {reasons}\n"
     if reference:
         text += notice.reference_line(_SAFE_TOKEN.sub("_", reference), language) + "\n"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from gateway.configuration.config import ScannerSettings
+from gateway.configuration.settings import ScannerSettings
 from sanitizers.policy import Policy
 from sanitizers.report import Report, SanitizeResult
 from sanitizers.vocabulary import Reason

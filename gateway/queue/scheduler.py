@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from gateway.configuration.settings import WorkerSettings
 from gateway.observation.ports import MetricsPort
 from gateway.queue.spool import Spool, SpoolError
+from sanitizers.vocabulary import MessageState
 
 log = logging.getLogger("mukaika.worker")
 
@@ -117,7 +118,7 @@ class Scheduler:
         now = self.clock()
         oldest = now
         waiting: dict[str, float] = {}
-        for state in ("incoming", "outgoing", "dead"):
+        for state in (MessageState.INCOMING, MessageState.OUTGOING, MessageState.DEAD):
             ids = self.spool.ids(state)
             self.metrics.set_queue_depth(state, len(ids))
             if state == "dead":

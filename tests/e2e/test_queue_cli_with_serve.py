@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.cli import main
+from gateway.cli.exit_codes import ExitCode
 from gateway.cli.queue import register as register_queue
 from gateway.cli.serve import _serve, apply_overrides
 from gateway.cli.serve import register as register_serve
@@ -38,10 +40,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(*argv: str) -> tuple[int, str, str]:
-    args = parser().parse_args(argv)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = args.func(args)
+        code = main(list(argv))
     return code, out.getvalue(), err.getvalue()
 
 
@@ -76,9 +77,9 @@ def test_list_show_retry(tmp_path: Path, spool: Spool) -> None:
     assert "\x1b" not in out
     code, out, _ = run("queue", "--data-dir", str(tmp_path), "show", dead.queue_id)
     assert code == 0
-    assert '"state": "dead"' in out
-    assert run("queue", "--data-dir", str(tmp_path), "show", "../../x")[0] == 2
-    assert run("queue", "--data-dir", str(tmp_path), "show", new_queue_id())[0] == 1
+    assert "State:        dead" in out
+    assert run("queue", "--data-dir", str(tmp_path), "show", "../../x")[0] == ExitCode.USAGE
+    assert run("queue", "--data-dir", str(tmp_path), "show", new_queue_id())[0] == 4
     code, out, _ = run(
         "queue", "--data-dir", str(tmp_path), "retry", deferred.queue_id, dead.queue_id
     )

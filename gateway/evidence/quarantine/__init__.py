@@ -8,12 +8,10 @@ quarantine's public face; import them from here.
 
 from gateway.evidence.quarantine.entries import (
     DELIVERY_STATES,
-    DeliveryState,
     QuarantineEntry,
     QuarantineError,
     QuarantineIntegrityError,
     QuarantineNotFoundError,
-    QuarantineSettings,
     QuarantineStoreError,
     clean_text,
     format_time,
@@ -23,13 +21,11 @@ from gateway.evidence.quarantine.store import Quarantine
 
 __all__ = [
     "DELIVERY_STATES",
-    "DeliveryState",
     "Quarantine",
     "QuarantineEntry",
     "QuarantineError",
     "QuarantineIntegrityError",
     "QuarantineNotFoundError",
-    "QuarantineSettings",
     "QuarantineStoreError",
     "clean_text",
     "format_time",

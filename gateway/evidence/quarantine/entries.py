@@ -12,15 +12,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final
 
-from pydantic import Field
+from sanitizers.vocabulary import MessageState
 
-from gateway.configuration.settings import Section
-
-DeliveryState = Literal["queued", "delivered", "deferred", "held", "dead"]
-DELIVERY_STATES: Final[frozenset[str]] = frozenset(get_args(DeliveryState))
+# The message states an index row may record (the vocabulary's MessageState).
+DELIVERY_STATES: Final[frozenset[MessageState]] = frozenset(
+    {
+        MessageState.QUEUED,
+        MessageState.DELIVERED,
+        MessageState.DEFERRED,
+        MessageState.HELD,
+        MessageState.DEAD,
+    }
+)
 
 # Bounds on what one index row may hold (envelope strings, header values, recipients).
 MAX_FIELD_CHARS: Final = 1000
@@ -29,27 +34,6 @@ MAX_LIST_LIMIT: Final = 100_000
 
 ID_PATTERN: Final = re.compile(r"^(?P<day>[0-9]{8})T[0-9]{6}Z-[0-9a-f]{12}$")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-class QuarantineSettings(Section):
-    """The ``[quarantine]`` section. An empty string means "not set" (TOML has no null)."""
-
-    # Originals (and their index rows) older than this are purged, whatever their state.
-    retention_days: float = Field(default=90.0, gt=0)
-    # Held mail may be kept longer (or shorter); 0 means the same as retention_days.
-    held_retention_days: float = Field(default=0.0, ge=0)
-    # gzip level 1..9; 1 is the measured best trade-off for mail (see the module docstring).
-    compression_level: int = Field(default=1, ge=1, le=9)
-    # How often the service runs the purge.
-    purge_interval_seconds: float = Field(default=3600.0, gt=0)
-    # Absolute, or relative to the data directory; empty: DATA_DIR/quarantine.
-    directory: str = ""
-
-    def resolve_directory(self, data_dir: Path) -> Path:
-        """Where the quarantine lives for a given data directory."""
-        if not self.directory:
-            return data_dir / "quarantine"
-        return data_dir / self.directory  # an absolute directory replaces data_dir
 
 
 class QuarantineError(Exception):

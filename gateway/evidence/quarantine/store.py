@@ -56,6 +56,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from gateway.configuration.settings import QuarantineSettings
 from gateway.evidence.quarantine.entries import (
     DELIVERY_STATES,
     MAX_LIST_LIMIT,
@@ -63,7 +64,6 @@ from gateway.evidence.quarantine.entries import (
     QuarantineError,
     QuarantineIntegrityError,
     QuarantineNotFoundError,
-    QuarantineSettings,
     QuarantineStoreError,
     clean_optional,
     clean_text,
@@ -72,6 +72,7 @@ from gateway.evidence.quarantine.entries import (
 from gateway.evidence.quarantine.files import STALE_TEMP_SECONDS, OriginalFiles, export_file
 from gateway.evidence.quarantine.index import QuarantineIndex, sqlite_errno
 from sanitizers.report import Report
+from sanitizers.vocabulary import MessageState
 
 log = logging.getLogger("mukaika.quarantine")
 
@@ -198,7 +199,7 @@ class Quarantine:
             ),
         )
 
-    def record_delivery(self, qid: str, state: str) -> None:
+    def record_delivery(self, qid: str, state: MessageState) -> None:
         """Record the delivery state: one of queued, delivered, deferred, held, dead."""
         if state not in DELIVERY_STATES:
             raise ValueError(

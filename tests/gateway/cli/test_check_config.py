@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from gateway.cli.exit_codes import ExitCode
 from gateway.configuration.config import Config, load_config
 from tests.paths import ROOT
 
@@ -64,15 +65,15 @@ def test_invalid_lists_every_error_with_file_and_key_and_exits_2(
         typo="[delivery]\nrelay_hots = 'x'\n",
         noapproval="[[rules]]\nname = 'e'\nexception = true\nreason = 'r'\nexpires = 2027-01-01\n",
     )
-    assert main(["check-config", "--config", str(main_file)]) == 2
+    assert main(["check-config", "--config", str(main_file)]) == ExitCode.CONFIG
     out, err = capsys.readouterr()
     assert out == ""
     local = main_file.parent / "local.d"
-    assert f"error: {main_file}: smtp.max_recipients:" in err
-    assert f"error: {local / 'typo.toml'}: delivery.relay_hots: unknown key" in err
+    assert f"mukaika check-config: {main_file}: smtp.max_recipients:" in err
+    assert f"mukaika check-config: {local / 'typo.toml'}: delivery.relay_hots: unknown key" in err
     assert (
-        f"error: {local / 'noapproval.toml'}: rules[0] ('e'): exception 'e' without approved_by"
-        in err
+        f"mukaika check-config: {local / 'noapproval.toml'}: rules[0] ('e'): "
+        "exception 'e' without approved_by" in err
     )
     assert "3 error(s)" in err
 
@@ -81,7 +82,10 @@ def test_expired_exception_is_a_warning_with_exit_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     main_file = setup(tmp_path, SCANNER_ON, finance=FINANCE)
-    assert main(["check-config", "--config", str(main_file), "--on", "2027-04-01", "-q"]) == 1
+    assert (
+        main(["check-config", "--config", str(main_file), "--on", "2027-04-01", "-q"])
+        == ExitCode.EXPIRED_EXCEPTIONS
+    )
     out, err = capsys.readouterr()
     assert out == ""
     finance = main_file.parent / "local.d" / "finance.toml"

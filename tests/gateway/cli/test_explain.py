@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from gateway.cli.exit_codes import ExitCode
 from tests.mailfactory import leaf, mail, multipart
 from tests.sanitizers.cdr.office_fixtures import docm_with_vba
 
@@ -132,6 +133,6 @@ def test_explain_invalid_config_and_missing_file(
     bad.write_text("[[rules]]\nname = 'x'\n[rules.policy]\nbodyy = {}\n")
     message = tmp_path / "m.eml"
     message.write_bytes(japanese_mail())
-    assert main(["explain", str(message), "--config", str(bad)]) == 2
+    assert main(["explain", str(message), "--config", str(bad)]) == ExitCode.CONFIG
     assert f"{bad}: rules[0] ('x').policy.bodyy: unknown key" in capsys.readouterr().err
-    assert main(["explain", os.fspath(tmp_path / "absent.eml")]) == 3
+    assert main(["explain", os.fspath(tmp_path / "absent.eml")]) == ExitCode.INPUT

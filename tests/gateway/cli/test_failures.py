@@ -1,7 +1,7 @@
 """The command line fails in one clear line, never with a traceback.
 
 * Output into a pipe whose reader is gone (``mukaika quarantine list | head``): every command
-  that writes to stdout stops quietly with EXIT_BROKEN_PIPE, whatever it was printing. The
+  that writes to stdout stops quietly with ExitCode.BROKEN_PIPE, whatever it was printing. The
   pipe's read end is closed before the command starts, so the first write fails: no race.
 * ``mukaika send`` against nothing listening, a server that refuses the recipient or the
   sender, a partial refusal, and an unreadable file: one line each, exit 1.
@@ -23,7 +23,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from gateway.cli.exit_codes import EXIT_BROKEN_PIPE
+from gateway.cli.exit_codes import ExitCode
 from gateway.evidence.quarantine import Quarantine
 from gateway.queue.spool import Envelope as SpoolEnvelope
 from gateway.queue.spool import Spool, new_queue_id
@@ -109,7 +109,7 @@ def test_a_reader_that_went_away_stops_the_command_quietly(argv: list[str], data
     assert "Traceback" not in result.stderr
     assert "Exception ignored" not in result.stderr
     if argv != ["--help"]:  # argparse prints help and exits on its own
-        assert result.returncode == EXIT_BROKEN_PIPE, result.stderr
+        assert result.returncode == ExitCode.BROKEN_PIPE, result.stderr
     assert result.stderr == ""
 
 
@@ -128,7 +128,7 @@ def closed_port() -> int:
 def test_send_to_nothing_listening_says_so_in_one_line() -> None:
     port = closed_port()
     result = mukaika("send", "--server", f"127.0.0.1:{port}")
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.UNAVAILABLE
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"mukaika send: not sent: cannot connect to 127.0.0.1:{port}: ")
@@ -137,7 +137,7 @@ def test_send_to_nothing_listening_says_so_in_one_line() -> None:
 def test_send_an_unreadable_file_says_so_in_one_line(tmp_path: Path) -> None:
     for path in (tmp_path / "missing.eml", tmp_path):
         result = mukaika("send", "--server", f"127.0.0.1:{closed_port()}", str(path))
-        assert result.returncode == 1
+        assert result.returncode == ExitCode.INPUT
         (line,) = result.stderr.splitlines()
         assert line.startswith(f"mukaika send: cannot read {path}: ")
 
@@ -183,14 +183,14 @@ def refusing_server(request: pytest.FixtureRequest) -> Iterator[int]:
 def test_send_a_refused_recipient_says_so_in_one_line(refusing_server: int) -> None:
     server = f"127.0.0.1:{refusing_server}"
     result = mukaika("send", "--server", server, "--to", "outside@elsewhere.example")
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.REFUSED
     assert result.stderr == (
         "mukaika send: not sent: outside@elsewhere.example: 554 5.7.1 relay access denied\n"
     )
     partial = mukaika(
         "send", "--server", server, "--to", "staff@example.lg.jp", "--to", "outside@x.example"
     )
-    assert partial.returncode == 1
+    assert partial.returncode == ExitCode.REFUSED
     assert partial.stdout == "mukaika send: 2.0.0 OK queued\n"
     assert (
         partial.stderr == "mukaika send: refused outside@x.example: 554 5.7.1 relay access denied\n"
@@ -200,7 +200,7 @@ def test_send_a_refused_recipient_says_so_in_one_line(refusing_server: int) -> N
 @pytest.mark.parametrize("refusing_server", [True], indirect=True)
 def test_send_a_refused_sender_says_so_in_one_line(refusing_server: int) -> None:
     result = mukaika("send", "--server", f"127.0.0.1:{refusing_server}")
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.REFUSED
     assert result.stderr == "mukaika send: not sent: 550 5.7.1 sender blocked\n"
 
 

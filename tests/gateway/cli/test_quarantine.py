@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.cli import main
 from gateway.cli import quarantine as quarantine_cli
-from gateway.cli.quarantine import EXIT_ERROR, EXIT_INTEGRITY, EXIT_OK, EXIT_USAGE
+from gateway.cli.exit_codes import ExitCode
 from gateway.evidence.quarantine import Quarantine
 from sanitizers.report import Report
 from sanitizers.vocabulary import Reason, Verdict
@@ -33,8 +34,7 @@ def _parser() -> argparse.ArgumentParser:
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str]) -> Run:
     def invoke(*argv: str) -> tuple[int, str, str]:
-        args = _parser().parse_args(["quarantine", *argv])
-        code = int(args.func(args))
+        code = main(["quarantine", *argv])
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 
@@ -85,7 +85,7 @@ def _ids(data_dir: Path) -> list[str]:
 
 def test_list_shows_japanese_subject_as_is(run: Run, data_dir: Path) -> None:
     code, out, _ = run("list", "--data-dir", str(data_dir))
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     lines = out.splitlines()
     assert lines[0].startswith("ID")
     assert len(lines) == 3
@@ -96,7 +96,7 @@ def test_list_shows_japanese_subject_as_is(run: Run, data_dir: Path) -> None:
 
 def test_list_filters_and_json(run: Run, data_dir: Path) -> None:
     code, out, _ = run("list", "--data-dir", str(data_dir), "--state", "held", "--json")
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     [entry] = [json.loads(line) for line in out.splitlines()]
     assert entry["state"] == "held"
     assert entry["verdict"] == "hold"
@@ -104,14 +104,14 @@ def test_list_filters_and_json(run: Run, data_dir: Path) -> None:
     code, out, _ = run("list", "--data-dir", str(data_dir), "--since", "2026-11-15", "--json")
     assert [json.loads(x)["queue_id"] for x in out.splitlines()] == ["Q2"]
     code, out, err = run("list", "--data-dir", str(data_dir), "--verdict", "reject")
-    assert (code, out) == (EXIT_OK, "")
+    assert (code, out) == (ExitCode.OK, "")
     assert "no quarantined messages match" in err
 
 
 def test_show(run: Run, data_dir: Path) -> None:
     qid = _ids(data_dir)[1]
     code, out, _ = run("show", qid, "--data-dir", str(data_dir))
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert f"id            {qid}" in out
     assert "encrypted_archive" in out
     assert "hanako@city.example.lg.jp" in out
@@ -121,7 +121,7 @@ def test_show(run: Run, data_dir: Path) -> None:
 
 def test_show_null_sender(run: Run, data_dir: Path) -> None:
     code, out, _ = run("show", _ids(data_dir)[0], "--data-dir", str(data_dir))
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert "<> (null sender)" in out
 
 
@@ -129,7 +129,7 @@ def test_show_null_sender(run: Run, data_dir: Path) -> None:
 def test_unknown_id_is_a_clear_error(run: Run, data_dir: Path, qid: str) -> None:
     for action in (["show", qid], ["export", qid, "out.eml"]):
         code, out, err = run(*action, "--data-dir", str(data_dir))
-        assert code == EXIT_ERROR
+        assert code == ExitCode.NOT_FOUND
         assert out == ""
         assert f"no quarantined message with id '{qid}'" in err
 
@@ -138,20 +138,20 @@ def test_export_to_file(run: Run, data_dir: Path, tmp_path: Path) -> None:
     qid = _ids(data_dir)[1]
     out_file = tmp_path / "original.eml"
     code, _, err = run("export", qid, str(out_file), "--data-dir", str(data_dir))
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert out_file.read_bytes() == RAW
     assert "SHA-256 verified" in err
     code, _, err = run("export", qid, str(out_file), "--data-dir", str(data_dir))
-    assert code == EXIT_ERROR
+    assert code == ExitCode.USAGE
     assert "--force" in err
     code, _, _ = run("export", qid, str(out_file), "--force", "--data-dir", str(data_dir))
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
 
 
 def test_export_to_stdout(data_dir: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     qid = _ids(data_dir)[1]
     args = _parser().parse_args(["quarantine", "export", qid, "-", "--data-dir", str(data_dir)])
-    assert args.func(args) == EXIT_OK
+    assert args.func(args) == ExitCode.OK
     assert capsysbinary.readouterr().out == RAW
 
 
@@ -160,7 +160,7 @@ def test_export_refuses_a_terminal(
 ) -> None:
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)
     code, out, err = run("export", _ids(data_dir)[1], "-", "--data-dir", str(data_dir))
-    assert (code, out) == (EXIT_USAGE, "")
+    assert (code, out) == (ExitCode.USAGE, "")
     assert "terminal" in err
 
 
@@ -172,35 +172,35 @@ def test_tampered_original_exit_code(run: Run, data_dir: Path, tmp_path: Path) -
     )
     out_file = tmp_path / "x.eml"
     code, _, err = run("export", qid, str(out_file), "--data-dir", str(data_dir))
-    assert code == EXIT_INTEGRITY
+    assert code == ExitCode.INTEGRITY
     assert "integrity failure" in err
     assert not out_file.exists()
 
 
 def test_purge(run: Run, data_dir: Path) -> None:
     code, out, _ = run("purge", "--data-dir", str(data_dir), "--now", "2027-02-15", "--dry-run")
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert "would purge 1 message(s)" in out
     assert len(_ids(data_dir)) == 2
     code, out, _ = run("purge", "--data-dir", str(data_dir), "--now", "2027-02-15T00:00+09:00")
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert "purged 1 message(s)" in out
     assert len(_ids(data_dir)) == 1
 
 
 def test_missing_quarantine_is_an_error(run: Run, tmp_path: Path) -> None:
     code, _, err = run("list", "--data-dir", str(tmp_path / "nowhere"))
-    assert code == EXIT_ERROR
+    assert code == ExitCode.NOT_FOUND
     assert "no quarantine at" in err
     assert not (tmp_path / "nowhere").exists()  # never created by a read command
 
 
-def test_invalid_config_is_a_usage_error(run: Run, tmp_path: Path) -> None:
+def test_invalid_config_exits_config(run: Run, tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[nonsense]\nkey = 1\n", encoding="utf-8")
     code, _, err = run("list", "--config", str(config))
-    assert code == EXIT_USAGE
-    assert "invalid configuration" in err
+    assert code == ExitCode.CONFIG
+    assert f"mukaika quarantine: {config}: nonsense: unknown key" in err
     assert "nonsense" in err
 
 
@@ -223,27 +223,27 @@ def test_config_file_gives_data_dir_and_retention(run: Run, data_dir: Path, tmp_
         encoding="utf-8",
     )
     code, out, _ = run("list", "--config", str(config), "--json")
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert len(out.splitlines()) == 2
     code, out, _ = run("purge", "--config", str(config), "--now", "2026-12-15", "--dry-run")
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert "would purge 1 message(s) past retention (30 days" in out
 
 
 def test_verify(run: Run, data_dir: Path) -> None:
     code, out, _ = run("verify", "--data-dir", str(data_dir))
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert "verified 2 original(s): 2 intact, 0 failed" in out
     qid = _ids(data_dir)[0]
     (data_dir / "quarantine" / "messages" / qid[:8] / f"{qid}.eml.gz").unlink()
     code, out, _ = run("verify", "--data-dir", str(data_dir))
-    assert code == EXIT_INTEGRITY
+    assert code == ExitCode.INTEGRITY
     assert f"FAILED {qid}: the stored original is missing" in out
     assert "1 intact, 1 failed" in out
     code, out, _ = run("verify", _ids(data_dir)[1], "--data-dir", str(data_dir))
-    assert (code, out.strip()) == (EXIT_OK, "verified 1 original(s): 1 intact, 0 failed")
+    assert (code, out.strip()) == (ExitCode.OK, "verified 1 original(s): 1 intact, 0 failed")
     code, _, err = run("verify", "nope", "--data-dir", str(data_dir))
-    assert code == EXIT_ERROR
+    assert code == ExitCode.NOT_FOUND
     assert "no quarantined message with id 'nope'" in err
 
 
@@ -252,5 +252,5 @@ def test_unreadable_index_is_a_clear_error(run: Run, tmp_path: Path) -> None:
     directory.mkdir(parents=True)
     (directory / "index.sqlite3").write_bytes(b"this is not a database" * 100)
     code, out, err = run("list", "--data-dir", str(tmp_path / "data"))
-    assert (code, out) == (EXIT_ERROR, "")
+    assert (code, out) == (ExitCode.IO_ERROR, "")
     assert "cannot open the index" in err

@@ -10,6 +10,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.cli import sanitize as cli_sanitize
+from gateway.cli.exit_codes import ExitCode
 from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult
 from tests.mailfactory import body_text, leaf, mail, text_mail
@@ -44,7 +45,10 @@ def test_stdin_to_stdout_with_report_on_stderr(
 
 def test_held_message_exits_10_and_still_writes_its_notice(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
-    config.write_text("[policy.limits]\nmax_message_bytes = 50\n", encoding="utf-8")
+    config.write_text(
+        "[policy.limits]\nmax_message_bytes = 50\n[smtp]\nmax_message_bytes = 50\n",
+        encoding="utf-8",
+    )
     source, out = tmp_path / "in.eml", tmp_path / "out.eml"
     source.write_bytes(text_mail("x" * 100))
     assert main(["sanitize", str(source), "-o", str(out), "--config", str(config)]) == 10
@@ -54,14 +58,14 @@ def test_held_message_exits_10_and_still_writes_its_notice(tmp_path: Path) -> No
 def test_invalid_config_names_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "c.toml"
     config.write_text("[policy.limits]\nmax_mesage_bytes = 50\n", encoding="utf-8")
-    assert main(["sanitize", "--config", str(config), str(tmp_path / "x")]) == 3
+    assert main(["sanitize", "--config", str(config), str(tmp_path / "x")]) == ExitCode.CONFIG
     err = capsys.readouterr().err
     assert "policy.limits.max_mesage_bytes: unknown key" in err
     assert str(config) in err
 
 
 def test_unreadable_input_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["sanitize", str(tmp_path / "missing.eml")]) == 3
+    assert main(["sanitize", str(tmp_path / "missing.eml")]) == ExitCode.INPUT
     assert "cannot read" in capsys.readouterr().err
 
 
@@ -107,7 +111,8 @@ def test_batch_needs_an_output_directory(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_batch_source_that_does_not_exist(tmp_path: Path) -> None:
-    assert main(["sanitize", "--batch", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 3
+    code = main(["sanitize", "--batch", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert code == ExitCode.INPUT
 
 
 # A Subject that decodes (UTF-7) to a lone surrogate: it used to crash composition.
@@ -154,7 +159,7 @@ def test_batch_reports_a_message_that_fails_and_processes_the_rest(
     for name in "abc":
         (source / f"{name}.eml").write_bytes(text_mail(name))
     out = tmp_path / "out"
-    assert main(["sanitize", "--batch", str(source), "--out", str(out)]) == 1
+    assert main(["sanitize", "--batch", str(source), "--out", str(out)]) == ExitCode.INTERNAL
     assert sorted(p.name for p in out.glob("*.eml")) == ["a.eml", "c.eml"]
     status = json.loads((out / "b.json").read_text(encoding="utf-8"))
     assert status == {"status": "not processed", "error": "RuntimeError: injected fault"}

@@ -3,7 +3,7 @@
 Every kind of file (TLS certificate and key, CA bundle, notice template of the policy and of a
 rule) is broken in every way an operator can break it (missing, a directory, wrong content,
 half of a pair); each problem names the file that set the key, the key and the path. ``serve``
-stops at once with EXIT_CONFIG (the code the systemd unit does not restart), without a
+stops at once with ExitCode.CONFIG (the code the systemd unit does not restart), without a
 traceback; ``check-config`` reports the same problems.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import build_parser, main
-from gateway.cli.exit_codes import EXIT_CONFIG
+from gateway.cli.exit_codes import ExitCode
 from gateway.cli.serve import load_usable
 from gateway.configuration.config import ConfigError, load_layered
 from gateway.configuration.files import file_problems
@@ -157,9 +157,12 @@ def test_check_config_reports_a_missing_certificate(
     path = write_config(
         tmp_path, f'[smtp]\ntls_cert_file = "{missing}"\ntls_key_file = "{missing}"\n'
     )
-    assert main(["check-config", "--config", str(path), "-q"]) == 2
+    assert main(["check-config", "--config", str(path), "-q"]) == ExitCode.CONFIG
     err = capsys.readouterr().err
-    assert f"error: {path}: smtp.tls_cert_file: {missing}: No such file or directory" in err
+    assert (
+        f"mukaika check-config: {path}: smtp.tls_cert_file: {missing}: No such file or directory"
+        in err
+    )
     assert "2 error(s); invalid" in err
 
 
@@ -179,7 +182,7 @@ def test_serve_that_cannot_work_exits_with_exit_config(tmp_path: Path, body: str
         cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
         check=False,
     )  # fmt: skip
-    assert result.returncode == EXIT_CONFIG, result.stderr
+    assert result.returncode == ExitCode.CONFIG, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith(f"mukaika serve: {path}: smtp.")
     assert result.stderr.endswith("the configuration cannot work; not started\n")

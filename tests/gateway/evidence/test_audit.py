@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
+from gateway.configuration.settings import AuditSettings
 from gateway.evidence.audit import (
     MAX_LIST_ITEMS,
     MAX_STRING_CHARS,
     AuditLog,
-    AuditSettings,
     DeliveryAttempt,
     audit_record,
     clean_record,

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from gateway.configuration.settings import QuarantineSettings
 from gateway.evidence.quarantine import (
     Quarantine,
     QuarantineError,
     QuarantineIntegrityError,
     QuarantineNotFoundError,
-    QuarantineSettings,
     QuarantineStoreError,
     is_valid_id,
 )

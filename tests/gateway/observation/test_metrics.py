@@ -8,11 +8,11 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.configuration.settings import MetricsSettings
 from gateway.observation.metrics import (
     FAILURE_REASONS,
     SMTP_REJECT_REASONS,
     Metrics,
-    MetricsSettings,
     bounded_label,
     parse_listen,
 )

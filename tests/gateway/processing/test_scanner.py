@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.configuration.config import ScannerSettings, validate
-from gateway.processing.scanner import ClamdClient, ScanningDisarmer, parse_address, scanning
+from gateway.configuration.config import validate
+from gateway.configuration.settings import ScannerSettings, parse_clamd_address
+from gateway.processing.scanner import ClamdClient, ScanningDisarmer, scanning
 from sanitizers.cdr.base import CdrOutcome
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import AttachmentAction, Policy
@@ -205,14 +206,14 @@ def test_stopping_the_real_clamd_defers(tmp_path: Path) -> None:
     ["unix:/run/clamav/clamd.ctl", "/tmp/x.sock", "127.0.0.1:3310", "[::1]:3310", "localhost:3310"],
 )
 def test_addresses_accepted(address: str) -> None:
-    parse_address(address)
+    parse_clamd_address(address)
     assert ScannerSettings(address=address).address == address
 
 
 @pytest.mark.parametrize("address", ["10.0.0.5:3310", "clamd.example.jp:3310", "127.0.0.1", "x"])
 def test_addresses_refused(address: str) -> None:
     with pytest.raises(ValueError, match="clamd address"):
-        parse_address(address)
+        parse_clamd_address(address)
 
 
 def test_settings_section_is_validated() -> None:

@@ -1,6 +1,6 @@
 """Every refusal of the SMTP layer is logged once: reason code, reply, client, envelope so far.
 
-One scenario per reason code in :class:`Refusal`, each on real sockets; a reason code without
+One scenario per reason code in :class:`SmtpRefusal`, each on real sockets; a reason code without
 a scenario fails the suite, so a new refusal cannot go unlogged unnoticed.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gateway.receiving.refusals import Refusal
+from sanitizers.vocabulary import SmtpRefusal
 from tests.gateway.receiving.test_smtp import Receiver
 from tests.gateway.relaykit import SIMPLE, RawClient
 
@@ -30,10 +30,10 @@ SENDER = b"sender@example.com"
 LOCAL = b"staff@example.lg.jp"
 
 Scenario = Callable[[Receiver], Awaitable[None]]
-SCENARIOS: dict[Refusal, tuple[dict[str, Any], Scenario]] = {}
+SCENARIOS: dict[SmtpRefusal, tuple[dict[str, Any], Scenario]] = {}
 
 
-def scenario(reason: Refusal, **settings: Any) -> Callable[[Scenario], Scenario]:
+def scenario(reason: SmtpRefusal, **settings: Any) -> Callable[[Scenario], Scenario]:
     def register(function: Scenario) -> Scenario:
         SCENARIOS[reason] = (settings, function)
         return function
@@ -62,7 +62,7 @@ async def until_closed(client: RawClient) -> bytes:
     return reply
 
 
-@scenario(Refusal.RELAY)
+@scenario(SmtpRefusal.RELAY)
 async def _relay(rx: Receiver) -> None:
     client = await session(rx)
     await client.envelope(SENDER, LOCAL)
@@ -70,7 +70,7 @@ async def _relay(rx: Receiver) -> None:
     await client.close()
 
 
-@scenario(Refusal.SIZE, max_message_bytes=1000)
+@scenario(SmtpRefusal.SIZE, max_message_bytes=1000)
 async def _size(rx: Receiver) -> None:
     client = await session(rx)
     await client.cmd(b"EHLO client.test\r\n")
@@ -79,7 +79,7 @@ async def _size(rx: Receiver) -> None:
     assert (await with_data(rx, SIMPLE + b"z" * 2000 + b"\r\n.\r\n")).startswith(b"552 5.3.4")
 
 
-@scenario(Refusal.RECIPIENTS)
+@scenario(SmtpRefusal.RECIPIENTS)
 async def _recipients(rx: Receiver) -> None:
     client = await session(rx)
     await client.envelope(SENDER, LOCAL, *[b"u%d@example.lg.jp" % n for n in range(99)])
@@ -87,28 +87,28 @@ async def _recipients(rx: Receiver) -> None:
     await client.close()
 
 
-@scenario(Refusal.BARE_NEWLINE)
+@scenario(SmtpRefusal.BARE_NEWLINE)
 async def _bare_newline(rx: Receiver) -> None:
     assert (await with_data(rx, b"Subject: x\r\n\r\na\nb\r\n.\r\n")).startswith(b"550 5.5.2")
 
 
-@scenario(Refusal.SMUGGLING)
+@scenario(SmtpRefusal.SMUGGLING)
 async def _smuggling(rx: Receiver) -> None:
     assert (await with_data(rx, b"Subject: x\r\n\r\na\x00b\r\n.\r\n")).startswith(b"550 5.5.2")
 
 
-@scenario(Refusal.PIPELINING)
+@scenario(SmtpRefusal.PIPELINING)
 async def _pipelining(rx: Receiver) -> None:
     reply = await with_data(rx, SIMPLE + b".\r\nMAIL FROM:<other@example.com>\r\n")
     assert reply.startswith(b"250")
 
 
-@scenario(Refusal.LINE_LENGTH, max_line_bytes=1000)
+@scenario(SmtpRefusal.LINE_LENGTH, max_line_bytes=1000)
 async def _line_length(rx: Receiver) -> None:
     assert (await with_data(rx, SIMPLE + b"y" * 1001 + b"\r\n.\r\n")).startswith(b"500 5.5.2")
 
 
-@scenario(Refusal.SYNTAX)
+@scenario(SmtpRefusal.SYNTAX)
 async def _syntax(rx: Receiver) -> None:
     client = await session(rx)
     await client.envelope(SENDER, LOCAL)
@@ -116,7 +116,7 @@ async def _syntax(rx: Receiver) -> None:
     await client.close()
 
 
-@scenario(Refusal.PROTOCOL)
+@scenario(SmtpRefusal.PROTOCOL)
 async def _protocol(rx: Receiver) -> None:
     client = await session(rx)
     await client.envelope(SENDER, LOCAL)
@@ -124,7 +124,7 @@ async def _protocol(rx: Receiver) -> None:
     await client.close()
 
 
-@scenario(Refusal.TIMEOUT, command_timeout_seconds=0.3)
+@scenario(SmtpRefusal.TIMEOUT, command_timeout_seconds=0.3)
 async def _timeout(rx: Receiver) -> None:
     client = await session(rx)
     await client.send(b"EHLO client.test\r\nMAIL FROM:<sender@example.com>\r\nRCPT TO:<sta")
@@ -134,7 +134,7 @@ async def _timeout(rx: Receiver) -> None:
 
 
 @scenario(
-    Refusal.STRESS_TIMEOUT,
+    SmtpRefusal.STRESS_TIMEOUT,
     max_connections=2,
     stress_threshold_ratio=0.5,
     command_timeout_seconds=60,
@@ -147,14 +147,14 @@ async def _stress_timeout(rx: Receiver) -> None:
     assert all(reply.startswith(b"421 4.4.2") for reply in replies)
 
 
-@scenario(Refusal.DEADLINE, session_deadline_seconds=0.3)
+@scenario(SmtpRefusal.DEADLINE, session_deadline_seconds=0.3)
 async def _deadline(rx: Receiver) -> None:
     client = await session(rx)
     await client.envelope(SENDER, LOCAL)
     assert (await until_closed(client)).startswith(b"421 4.4.2")
 
 
-@scenario(Refusal.TOO_SLOW, min_data_rate_bytes_per_second=10**6, data_rate_grace_seconds=0.05)
+@scenario(SmtpRefusal.TOO_SLOW, min_data_rate_bytes_per_second=10**6, data_rate_grace_seconds=0.05)
 async def _too_slow(rx: Receiver) -> None:
     client = await session(rx)
     await client.envelope(SENDER, LOCAL)
@@ -170,7 +170,7 @@ async def _too_slow(rx: Receiver) -> None:
     await client.close()
 
 
-@scenario(Refusal.CONNECTIONS, max_connections=1)
+@scenario(SmtpRefusal.CONNECTIONS, max_connections=1)
 async def _connections(rx: Receiver) -> None:
     first = await session(rx)
     second, greeting = await RawClient.connect(rx.port)
@@ -179,7 +179,7 @@ async def _connections(rx: Receiver) -> None:
         await client.close()
 
 
-@scenario(Refusal.CONNECTIONS_PER_CLIENT, max_connections_per_client=1)
+@scenario(SmtpRefusal.CONNECTIONS_PER_CLIENT, max_connections_per_client=1)
 async def _connections_per_client(rx: Receiver) -> None:
     first = await session(rx)
     second, greeting = await RawClient.connect(rx.port)
@@ -188,7 +188,7 @@ async def _connections_per_client(rx: Receiver) -> None:
         await client.close()
 
 
-@scenario(Refusal.DISK, min_free_disk_bytes=1)
+@scenario(SmtpRefusal.DISK, min_free_disk_bytes=1)
 async def _disk(rx: Receiver) -> None:
     rx.free = 0
     client = await session(rx)
@@ -197,7 +197,7 @@ async def _disk(rx: Receiver) -> None:
     await client.close()
 
 
-@scenario(Refusal.SHUTDOWN)
+@scenario(SmtpRefusal.SHUTDOWN)
 async def _shutdown(rx: Receiver) -> None:
     client = await session(rx)
     await client.envelope(SENDER, LOCAL)
@@ -205,19 +205,23 @@ async def _shutdown(rx: Receiver) -> None:
     assert (await until_closed(client)).startswith(b"421 4.3.2")
 
 
-@scenario(Refusal.INTERNAL)
+@scenario(SmtpRefusal.INTERNAL)
 async def _internal(rx: Receiver) -> None:
     rx.fail = RuntimeError("spool on fire")
     assert (await with_data(rx, SIMPLE + b".\r\n")).startswith(b"451 4.3.0")
 
 
+# ``verdict`` is counted by the worker after the 250 (a rejecting verdict), not by the receiver.
+RECEIVER_REFUSALS = [reason for reason in SmtpRefusal if reason is not SmtpRefusal.VERDICT]
+
+
 def test_every_reason_code_has_a_scenario() -> None:
-    assert set(SCENARIOS) == set(Refusal)
+    assert set(SCENARIOS) == set(RECEIVER_REFUSALS)
 
 
-@pytest.mark.parametrize("reason", list(Refusal), ids=str)
+@pytest.mark.parametrize("reason", RECEIVER_REFUSALS, ids=str)
 async def test_refusal_is_logged_with_client_envelope_and_reason(
-    reason: Refusal, caplog: pytest.LogCaptureFixture
+    reason: SmtpRefusal, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings, run = SCENARIOS[reason]
     caplog.set_level(logging.INFO, logger="mukaika.smtp")
@@ -230,17 +234,17 @@ async def test_refusal_is_logged_with_client_envelope_and_reason(
     assert all('client="127.0.0.1"' in line for line in mine)
     assert rx.rejected.count(reason.value) == len(mine)  # counted once per logged refusal
     envelope_known = reason in {
-        Refusal.RELAY,
-        Refusal.RECIPIENTS,
-        Refusal.BARE_NEWLINE,
-        Refusal.SMUGGLING,
-        Refusal.LINE_LENGTH,
-        Refusal.SYNTAX,
-        Refusal.PROTOCOL,
-        Refusal.DEADLINE,
-        Refusal.TOO_SLOW,
-        Refusal.SHUTDOWN,
-        Refusal.INTERNAL,
+        SmtpRefusal.RELAY,
+        SmtpRefusal.RECIPIENTS,
+        SmtpRefusal.BARE_NEWLINE,
+        SmtpRefusal.SMUGGLING,
+        SmtpRefusal.LINE_LENGTH,
+        SmtpRefusal.SYNTAX,
+        SmtpRefusal.PROTOCOL,
+        SmtpRefusal.DEADLINE,
+        SmtpRefusal.TOO_SLOW,
+        SmtpRefusal.SHUTDOWN,
+        SmtpRefusal.INTERNAL,
     }
     if envelope_known:
         assert any('from="sender@example.com"' in line for line in mine), mine
