@@ -240,7 +240,7 @@ async def test_queue_retry_on_disk_is_picked_up_by_the_next_rescan(
     await bench.start()
     await rescans(bench.metrics)
     assert bench.stage.jobs == []
-    assert await asyncio.to_thread(_retry, bench.spool, deferred) == 0  # `mukaika queue retry`
+    await asyncio.to_thread(_retry, bench.spool, deferred)  # `mukaika queue retry ID`
     assert "due now" in capsys.readouterr().out
     await wait_until(lambda: len(bench.stage.jobs) >= 1)
     bench.clock.now += 3600  # the forgotten old schedule does not run it a second time
