@@ -2,7 +2,7 @@
 # (install and run every check: lint, types, tests). Both create .venv on first use.
 VENV ?= .venv
 BIN := $(VENV)/bin
-TEST_PACKAGES ?= clamav-daemon postfix prometheus logrotate systemd
+TEST_PACKAGES ?= clamav-daemon postfix prometheus logrotate systemd w3m
 
 .PHONY: demo check lint types contracts test install test-packages
 
@@ -31,7 +31,8 @@ contracts: install
 
 # Debian packages only the tests use, never for `make demo`: a real clamd and a real Postfix,
 # Prometheus' promtool (the alert rules' unit tests), logrotate and systemd-analyze (the
-# deploy files). A test whose tool is missing fails rather than skips (tests/tools.py).
+# deploy files), w3m (the yardstick of the HTML-to-text corpus test). A test whose tool is
+# missing fails rather than skips (tests/tools.py).
 test-packages:
 	sh deploy/system-packages.sh $(TEST_PACKAGES)
 

@@ -65,10 +65,13 @@ def _removed_label(code: str, language: str) -> str:
 def is_noteworthy(report: Report) -> bool:
     """Whether the recipient needs to be told anything: a part changed or something was found.
 
-    A losing alternative (the HTML twin of a text body) is not news. Keeping this stable is
-    what makes sanitizing an already-sanitized message a no-op.
+    A losing alternative (the HTML twin of a text body) is not news, and neither is a body
+    sent as UTF-8 under the ISO-2022-JP policy (``output_utf8``: the report and
+    X-Mukaika-Summary say it, and so does a notice written for another reason; a notice of
+    its own would be added again at each pass over the output). Keeping this stable is what
+    makes sanitizing an already-sanitized message a no-op.
     """
-    if report.reasons:
+    if any(reason is not Reason.OUTPUT_UTF8 for reason in report.reasons):
         return True
     for part in report.parts:
         if part.findings or part.removed:
@@ -85,8 +88,15 @@ def render_notice(report: Report, policy: NoticePolicy, reference: str | None) -
     template = _template(policy.template, f"notice_{language}.txt")
     return template.safe_substitute(
         reference_line=reference_line(reference, language),
-        parts=_parts_block(report, language),
+        parts=_parts_block(report, language) + _output_lines(report, language),
     )
+
+
+def _output_lines(report: Report, language: str) -> str:
+    """Changes to the message as a whole that the parts do not show (its output charset)."""
+    if Reason.OUTPUT_UTF8 not in report.reasons:
+        return ""
+    return f"\n■ {_WORDS[language]['body']}: {_label(Reason.OUTPUT_UTF8, language)}"
 
 
 def render_held(

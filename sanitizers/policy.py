@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from sanitizers.cdr.settings import CdrPolicy
+from sanitizers.charsets import DEFAULT_JAPANESE_PRIOR
 from sanitizers.links import DEFAULT_ALLOWED_SCHEMES, normalize_schemes
 from sanitizers.section import Section
 from sanitizers.vocabulary import Reason
@@ -94,6 +95,16 @@ class NoticePolicy(Section):
     """Append a notice even when every part was kept and nothing was found."""
 
 
+class CharsetPolicy(Section):
+    """How text whose charset is missing or wrong is read."""
+
+    japanese_prior: float = Field(default=DEFAULT_JAPANESE_PRIOR, ge=0.0, le=1.0)
+    """How strongly a valid Japanese reading is preferred to a Chinese or Korean one (0 to 1):
+    another reading wins only with at least two of its language's most frequent characters,
+    making up a share of the non-ASCII text greater than the Japanese reading's share of kana
+    plus this. 0 weighs the evidence alone; 1 never gives up a valid Japanese reading."""
+
+
 class OutputPolicy(Section):
     """The shape of the rebuilt message."""
 
@@ -156,6 +167,7 @@ class Policy(Section):
     links: LinksPolicy = LinksPolicy()
     notice: NoticePolicy = NoticePolicy()
     output: OutputPolicy = OutputPolicy()
+    charsets: CharsetPolicy = CharsetPolicy()
     attachments: AttachmentPolicy = AttachmentPolicy()
     cdr: CdrPolicy = CdrPolicy()
     hold_reasons: frozenset[Reason] = frozenset({Reason.ENCRYPTED_ARCHIVE})

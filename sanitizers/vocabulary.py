@@ -69,6 +69,9 @@ class Reason(StrEnum):
     # Malformed input, decided one deterministic way and recorded.
     MALFORMED = "malformed"
     LOSSY_DECODE = "lossy_decode"
+    # Output: the body went out as UTF-8 although the policy asks for ISO-2022-JP (a character
+    # or a line of it does not fit), so a reader whose client assumes JIS is told.
+    OUTPUT_UTF8 = "output_utf8"
     # Named limits.
     LIMIT_SIZE = "limit_size"
     LIMIT_HEADER = "limit_header"
@@ -258,6 +261,7 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.VERIFY_FAILED: "無害化後の検査に合格しなかったため",
         Reason.MALFORMED: "形式に不正な箇所があったため",
         Reason.LOSSY_DECODE: "一部の文字を復元できなかったため",
+        Reason.OUTPUT_UTF8: "ISO-2022-JP で表せない文字を含むため、本文を UTF-8 で送りました",
         Reason.LIMIT_SIZE: "大きさの上限を超えたため",
         Reason.LIMIT_HEADER: "ヘッダーの大きさの上限を超えたため",
         Reason.LIMIT_LINE: "行の長さの上限を超えたため",
@@ -410,6 +414,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.VERIFY_FAILED: "verify failed",
         Reason.MALFORMED: "malformed",
         Reason.LOSSY_DECODE: "lossy decode",
+        Reason.OUTPUT_UTF8: "the body was sent as UTF-8: it has characters ISO-2022-JP cannot hold",
         Reason.LIMIT_SIZE: "limit size",
         Reason.LIMIT_HEADER: "limit header",
         Reason.LIMIT_LINE: "limit line",

@@ -32,6 +32,7 @@ from gateway.configuration.rules import PolicyGroup, RuleSet
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult
+from sanitizers.safetext import terminal_text
 
 
 def register(subparsers: Any) -> None:
@@ -107,7 +108,7 @@ def _clean(text: str | None) -> str:
     """Control characters out (the values come from the mail), so the table stays a table."""
     if not text:
         return "-"
-    return "".join(c if c.isprintable() else "?" for c in text)
+    return terminal_text(text)
 
 
 def explain(

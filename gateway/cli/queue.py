@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from datetime import UTC, datetime, tzinfo
@@ -34,15 +33,15 @@ from gateway.cli.toolkit import (
 )
 from gateway.evidence.quarantine import is_valid_id
 from gateway.queue.spool import STATES, Envelope, Spool, SpoolError, is_queue_id
+from sanitizers.safetext import terminal_text
 from sanitizers.vocabulary import Verdict
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # Columns of the last error in ``queue list``; ``queue show`` prints it whole.
 LIST_ERROR_COLUMNS = 60
 
 
 def _clean(value: object) -> str:
-    return _CONTROL.sub(" ", str(value))
+    return terminal_text(str(value))
 
 
 def register(subparsers: Any) -> None:

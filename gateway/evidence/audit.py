@@ -46,7 +46,6 @@ import json
 import logging
 import math
 import os
-import re
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence, Sized
@@ -58,6 +57,7 @@ from typing import Any, Final, TextIO
 
 from gateway.configuration.settings import AuditSettings
 from sanitizers.report import PartReport, Report
+from sanitizers.safetext import log_text
 
 log = logging.getLogger("mukaika.audit")
 
@@ -118,7 +118,6 @@ _NESTED_FIELDS: Final[Mapping[str, frozenset[str]]] = {
     "deliveries": DELIVERY_FIELDS,
 }
 
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _OMITTED_BYTES: Final = "<bytes omitted>"
 
 
@@ -131,11 +130,8 @@ def format_time(moment: datetime) -> str:
 
 
 def clean_string(value: str, limit: int = MAX_STRING_CHARS) -> str:
-    """Remove control and bidi-override characters; cut to ``limit`` chars (``…`` marks it)."""
-    cleaned = _CONTROL.sub("", value)
-    if len(cleaned) > limit:
-        return cleaned[: limit - 1] + "…"
-    return cleaned
+    """The value as :func:`sanitizers.safetext.log_text` shows it, cut to ``limit`` chars."""
+    return log_text(value, limit)
 
 
 def _clean_value(value: Any, depth: int) -> Any:

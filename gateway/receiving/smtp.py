@@ -50,6 +50,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from gateway.configuration.settings import SmtpSettings
 from gateway.observation.logtext import quoted
 from gateway.receiving.refusals import log_refusal
+from sanitizers.safetext import has_protocol_breaking
 from sanitizers.vocabulary import SmtpRefusal
 
 log = logging.getLogger("mukaika.smtp")
@@ -110,8 +111,6 @@ _REFUSALS: dict[str, SmtpRefusal] = {
 _LOGGED_ARGUMENTS = frozenset({"MAIL", "RCPT", "HELO", "EHLO"})
 # RFC 5321 4.5.3.1: the longest path, local part and domain a server must accept.
 _MAX_PATH, _MAX_LOCAL, _MAX_DOMAIN = 256, 64, 255
-# C0 and C1 controls, and the Unicode line and paragraph separators (str.splitlines breaks there).
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 Accept = Callable[["Received"], Awaitable[str]]
 
@@ -551,10 +550,11 @@ def _longest_line(data: bytes) -> int:
 
 
 def _bad_address(address: str) -> bool:
-    """Control characters (CR, LF, NUL...) or longer than RFC 5321 allows: never relayed."""
+    """Controls or line separators (CR, LF, NUL, NEL, U+2028...) or longer than RFC 5321
+    allows: never relayed."""
     local, _, domain = address.encode("utf-8", "surrogateescape").rpartition(b"@")
     return bool(
-        _CONTROL.search(address)
+        has_protocol_breaking(address)
         or len(local) + 1 + len(domain) > _MAX_PATH
         or len(local) > _MAX_LOCAL
         or len(domain) > _MAX_DOMAIN

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from sanitizers.safetext import log_text
 from sanitizers.vocabulary import MessageState
 
 # The message states an index row may record (the vocabulary's MessageState).
@@ -33,7 +34,6 @@ MAX_RECIPIENTS: Final = 10_000
 MAX_LIST_LIMIT: Final = 100_000
 
 ID_PATTERN: Final = re.compile(r"^(?P<day>[0-9]{8})T[0-9]{6}Z-[0-9a-f]{12}$")
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class QuarantineError(Exception):
@@ -111,11 +111,8 @@ class QuarantineEntry:
 
 
 def clean_text(value: str, limit: int = MAX_FIELD_CHARS) -> str:
-    """Remove control and bidi-override characters and bound the length (``…`` marks a cut)."""
-    cleaned = _CONTROL.sub("", value)
-    if len(cleaned) > limit:
-        return cleaned[: limit - 1] + "…"
-    return cleaned
+    """The value as :func:`sanitizers.safetext.log_text` shows it, cut to ``limit`` chars."""
+    return log_text(value, limit)
 
 
 def clean_optional(value: str | None) -> str | None:
