@@ -17,7 +17,7 @@ Proposals:
 ``b64_check`` — ``sanitizers.mime._decode_base64``: validity pre-check with the regex
   ``[^A-Za-z0-9+/=\\s]`` over the payload. Replacement: ``bytes.translate(None, alphabet)``
   (C speed) and the same fall-back path.
-``cp932_map`` — ``sanitizers.charsets._cp932_mapping``: ``str.translate`` with a dict table
+``cp932_map`` — ``sanitizers.charsets.jis._cp932_mapping``: ``str.translate`` with a dict table
   (a dict lookup per character) once any of six JIS/CP932 code points (～ − ‖ ¢ £ ¬) occurs,
   which is common in business mail (``9時～17時``). Replacement: ``str.replace`` per pair present.
 ``compose_ascii`` — ``sanitizers.compose._needs_encoding``: a generator over every character
@@ -50,7 +50,8 @@ _B64_ALLOWED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+
 
 def _patches() -> dict[str, tuple[Any, str, Callable[..., Any]]]:
     """name -> (module, attribute, replacement)."""
-    from sanitizers import charsets, compose, mime
+    from sanitizers import compose, mime
+    from sanitizers.charsets import jis
     from sanitizers.errors import LimitExceeded
     from sanitizers.vocabulary import Reason
 
@@ -79,7 +80,7 @@ def _patches() -> dict[str, tuple[Any, str, Callable[..., Any]]]:
                 pass
         return original_b64(untrusted_raw, leaf)
 
-    pairs = tuple(charsets._JIS_CP932_PAIRS.items())
+    pairs = tuple(jis._JIS_CP932_PAIRS.items())
     controls = re.compile(r"[\x00-\x1f\x7f]")
 
     def needs_encoding(value: str) -> bool:
@@ -94,15 +95,15 @@ def _patches() -> dict[str, tuple[Any, str, Callable[..., Any]]]:
         return encoded[:-1].replace(b"\n", b"\r\n") if encoded else b""
 
     def cp932_mapping(text: str) -> str:
-        for jis, cp932 in pairs:
-            if jis in text:
-                text = text.replace(jis, cp932)
+        for jis_char, cp932 in pairs:
+            if jis_char in text:
+                text = text.replace(jis_char, cp932)
         return text
 
     return {
         "line_scan": (mime, "check_raw_limits", check_raw_limits),
         "b64_check": (mime, "_decode_base64", decode_base64),
-        "cp932_map": (charsets, "_cp932_mapping", cp932_mapping),
+        "cp932_map": (jis, "_cp932_mapping", cp932_mapping),
         "compose_ascii": (compose, "_needs_encoding", needs_encoding),
         "compose_b64": (compose, "_base64_lines", base64_lines),
     }

@@ -16,17 +16,19 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from sanitizers.charsets import encode_iso2022jp
+from sanitizers.safetext import SURROGATES, has_unsafe
 
 _ATOM_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]+$")
 _TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
 _MIME_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&\-^_.+]{0,126}/[a-z0-9][a-z0-9!#$&\-^_.+]{0,126}$")
 _CHARSET_PARAM = re.compile(r"\bcharset=\"?([a-z0-9_.:-]{1,40})\"?")
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 # Lone surrogates (UTF-7 "+2D0-" and broken UTF-16 decode to them): no encoding can write them.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_LONE_SURROGATE = re.compile(f"[{SURROGATES[0]}-{SURROGATES[-1]}]")
 # Lines where mail readers start decoding a file embedded in plain text (uuencode, yEnc,
-# BinHex: Thunderbird and Becky! show such a block as an attachment). A leading space
-# disarms them; the text stays readable and a second pass finds nothing to change.
+# BinHex: Thunderbird and Becky! show such a block as an attachment). The pipeline cuts such
+# blocks out of bodies (sanitizers/inline_files.py); this guard covers any other text (a
+# lookalike line that starts no decodable block): a leading space disarms it, the text stays
+# readable and a second pass finds nothing to change.
 _INLINE_FILE = re.compile(
     r"^(?=begin(?:-base64)?[ \t]+[0-7]{1,4}[ \t]|=ybegin[ \t]"
     r"|\(This file must be converted with BinHex)",
@@ -142,7 +144,7 @@ def _needs_encoding(value: str) -> bool:
     """Non-ASCII, controls, text that would read as an encoded-word, or an unfoldable word."""
     if not value.isascii() or "=?" in value:
         return True
-    if _CONTROLS.search(value):
+    if has_unsafe(value):
         return True
     return any(len(word) > 900 for word in value.split(" "))
 
@@ -176,13 +178,32 @@ def _fold(name: str, value: str) -> str:
     return "\r\n".join(line if i == 0 else " " + line.lstrip(" ") for i, line in enumerate(lines))
 
 
+def iso2022jp_misfit(text: str) -> str | None:
+    """Why ``text`` cannot go out as a 7-bit ISO-2022-JP body (then it goes out as UTF-8), or
+    ``None`` when it can."""
+    if _iso2022jp_lines(text) is not None:
+        return None
+    for char in sorted(set(text)):
+        if not char.isascii() and encode_iso2022jp(char) is None:
+            return f"U+{ord(char):04X} is not in ISO-2022-JP"
+    return "a line too long for 7-bit ISO-2022-JP"
+
+
+def _iso2022jp_lines(text: str) -> list[bytes] | None:
+    """The body's lines in ISO-2022-JP, or ``None`` when a character or a line does not fit."""
+    encoded = encode_iso2022jp(text.replace("\r\n", "\n").replace("\r", "\n"))
+    lines = encoded.split(b"\n") if encoded is not None else []
+    if encoded is None or any(len(line) > 996 for line in lines):
+        return None
+    return lines
+
+
 def _text_part(body: Body) -> tuple[list[str], bytes]:
     text = body.text.replace("\r\n", "\n").replace("\r", "\n")
     text = _INLINE_FILE.sub(" ", text)
     if body.charset == "iso-2022-jp":
-        encoded = encode_iso2022jp(text)
-        lines = encoded.split(b"\n") if encoded is not None else []
-        if encoded is not None and all(len(line) <= 996 for line in lines):
+        lines = _iso2022jp_lines(text)
+        if lines is not None:
             return (
                 [
                     "Content-Type: text/plain; charset=ISO-2022-JP",

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import Message
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 
-from sanitizers.charsets import decode_header
+from sanitizers.charsets import Decoded, decode_header, decode_raw_runs, header_bytes, join_decoded
 from sanitizers.mime import first_raw_header, raw_header_count
+from sanitizers.safetext import display_text
 from sanitizers.vocabulary import Reason
 
 ADDRESS_HEADERS = frozenset({"from", "to", "cc", "reply-to", "sender", "bcc"})
@@ -28,11 +29,18 @@ _ADDR_SPEC = re.compile(r"^[!#-'*+\-/-9=?A-Z^-~.]{1,64}@[A-Za-z0-9.\-\[\]:]{1,25
 _MSG_ID = re.compile(r"<[!-;=?-~]{1,250}>")
 _MAX_IDS = 50
 _MAX_VALUE_CHARS = 2000
-# Bidi embedding, override and isolate controls: they make text display in another order than
-# it is stored ("請求書\u202efdp.exe" shows as "請求書exe.pdf"). No Japanese text needs them.
-BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
-# Controls and bidi overrides that could disguise what a reader sees.
-_DISPLAY_UNSAFE = re.compile("[\x00-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_SUBJECT_LIMIT = 200
+# Raw text in an address header: ISO-2022-JP from an escape to the return to ASCII, or 8-bit
+# bytes, each with the byte after it when that can be a Shift_JIS trail byte (0x40-0x7E holds
+# "@", "[", "\\" and "]": 表 is 0x95 0x5C).
+_RAW_RUN = re.compile(
+    rb"\x1b(?:\$[@B]|\(I)[^\x1b]*(?:\x1b\([BJ])?|(?:[\x81-\x9f\xe0-\xfc][\x40-\x7e\x80-\xfc]|[\x80-\xff])+"
+)
+# Placeholders for raw runs while addresses are split: Unicode plane 15 private use, which
+# getaddresses reads as ordinary atom characters.
+_PLACEHOLDER = 0xF0000
+_MAX_RAW_RUNS = 256
+_PLACEHOLDERS = re.compile(f"([{chr(_PLACEHOLDER)}-{chr(_PLACEHOLDER + _MAX_RAW_RUNS - 1)}])")
 
 
 @dataclass(slots=True)
@@ -46,12 +54,6 @@ class RebuiltHeaders:
     subject: str | None = None
     from_: str | None = None
     message_id: str | None = None
-
-
-def display_safe(text: str, limit: int = 200) -> str:
-    """Text as it may be shown to a reader: no controls or bidi overrides, bounded length."""
-    cleaned = _DISPLAY_UNSAFE.sub("", text).strip()
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
 def rebuild_headers(message: Message, allowlist: tuple[str, ...]) -> RebuiltHeaders:
@@ -76,6 +78,11 @@ def rebuild_headers(message: Message, allowlist: tuple[str, ...]) -> RebuiltHead
     return rebuilt
 
 
+def _note_removed(rebuilt: RebuiltHeaders, name: str, removed: frozenset[str]) -> None:
+    if "bidi" in removed:
+        rebuilt.notes.append(f"{name}: bidi controls removed")
+
+
 def _note_lossy(rebuilt: RebuiltHeaders, name: str, lossy: bool) -> None:
     if lossy:
         rebuilt.findings.append(Reason.LOSSY_DECODE)
@@ -85,29 +92,71 @@ def _note_lossy(rebuilt: RebuiltHeaders, name: str, lossy: bool) -> None:
 def _add_text(rebuilt: RebuiltHeaders, name: str, untrusted_value: str) -> None:
     decoded = decode_header(untrusted_value)
     _note_lossy(rebuilt, name, decoded.lossy)
-    text = BIDI_CONTROLS.sub("", decoded.text)
-    if text != decoded.text:
-        rebuilt.notes.append(f"{name}: bidi override controls removed")
-    value = " ".join(text.split())[:_MAX_VALUE_CHARS]
+    _note_removed(rebuilt, name, decoded.removed)
+    value = decoded.text[:_MAX_VALUE_CHARS]
     if name.lower() == "subject":
-        rebuilt.subject = display_safe(value)
+        rebuilt.subject = display_text(value, _SUBJECT_LIMIT)
     rebuilt.fields.append((name, value))
 
 
+def _protect_raw_runs(untrusted_value: str) -> tuple[str, list[Decoded], bool]:
+    """The header value with each raw run replaced by one placeholder character, the decoded
+    runs (decoded together), and whether the value had characters that are not bytes."""
+    raw, lossy = header_bytes(untrusted_value)
+    text: list[str] = []
+    runs: list[bytes] = []
+    position = 0
+    for match in _RAW_RUN.finditer(raw):
+        if len(runs) == _MAX_RAW_RUNS - 1:
+            break
+        text += (raw[position : match.start()].decode("ascii"), chr(_PLACEHOLDER + len(runs)))
+        runs.append(match.group())
+        position = match.end()
+    rest = raw[position:]
+    if rest.isascii():
+        text.append(rest.decode("ascii"))
+    else:  # more runs than the limit: the rest is one last run, part of a name at most
+        text.append(chr(_PLACEHOLDER + len(runs)))
+        runs.append(rest)
+    return "".join(text), decode_raw_runs(raw, runs), lossy
+
+
+def _display_name(untrusted_name: str, runs: list[Decoded]) -> Decoded:
+    """A display name whose placeholders are its decoded raw runs; the ASCII between them may
+    hold encoded-words."""
+    parts: list[Decoded] = []
+    for index, piece in enumerate(_PLACEHOLDERS.split(untrusted_name)):
+        if index % 2:
+            parts.append(runs[ord(piece) - _PLACEHOLDER])
+        elif piece.strip(" "):
+            decoded = decode_header(piece)  # its outer spaces are dropped: put them back
+            before = " " * (len(piece) - len(piece.lstrip(" ")))
+            after = " " * (len(piece) - len(piece.rstrip(" ")))
+            parts.append(replace(decoded, text=before + decoded.text + after))
+        elif piece:
+            parts.append(Decoded(piece, "us-ascii", lossy=False, detected=False))
+    return join_decoded(parts)
+
+
 def _add_addresses(rebuilt: RebuiltHeaders, name: str, untrusted_value: str) -> None:
-    """Split into mailboxes BEFORE decoding encoded-words, so a decoded name can never turn
-    into an address or a separator; then decode each display name on its own."""
+    """Split into mailboxes BEFORE decoding, so a decoded name can never turn into an address
+    or a separator: raw 8-bit and raw ISO-2022-JP runs (whose bytes may be ``@``, ``<``, ``"``
+    or a backslash) stand as one placeholder character each while the value is split; then
+    each display name is decoded on its own."""
     mailboxes: list[tuple[str, str]] = []
-    for untrusted_name, untrusted_addr in getaddresses([untrusted_value.replace("\n", " ")]):
+    protected, runs, not_bytes = _protect_raw_runs(untrusted_value)
+    _note_lossy(rebuilt, name, not_bytes)
+    for untrusted_name, untrusted_addr in getaddresses([protected]):
         addr = untrusted_addr.strip()
         if not _ADDR_SPEC.match(addr):
             if addr or untrusted_name:
                 rebuilt.findings.append(Reason.MALFORMED)
                 rebuilt.notes.append(f"{name}: an address that is not an address was dropped")
             continue
-        decoded = decode_header(untrusted_name)
+        decoded = _display_name(untrusted_name, runs)
         _note_lossy(rebuilt, name, decoded.lossy)
-        display = display_safe(" ".join(decoded.text.split()))
+        _note_removed(rebuilt, name, decoded.removed)
+        display = display_text(decoded.text, _SUBJECT_LIMIT)
         if _looks_like_another_address(display, addr):
             # A display name that looks like another address is how From is forged for eyes.
             rebuilt.findings.append(Reason.MALFORMED)

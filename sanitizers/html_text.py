@@ -4,13 +4,22 @@ Threat model: the HTML comes from the Internet and may be built to deceive the r
 text, to crash or stall the converter, or to smuggle something clickable across. So:
 
 * Only what a browser would show is kept. Scripts, styles, ``<head>``, templates, embedded
-  objects, frames, media, SVG and MathML, comments and processing instructions are dropped, and
-  so is every element hidden by the ``hidden`` attribute or by an inline style (``display:none``,
-  ``visibility:hidden``/``collapse``, zero ``font-size``, zero ``opacity``, ``mso-hide:all``,
-  transparent text, zero ``height``/``max-height``/``width``/``max-width`` with
-  ``overflow:hidden``). Hidden text is how phishing talks to filters behind the reader's back;
-  it must not become visible in the text either. ``aria-hidden`` is *not* hiding (the text is
-  on screen), and ``<noscript>`` is kept (mail readers run no scripts, so they show it).
+  objects, frames, media, SVG and MathML, comments and processing instructions are dropped.
+  Hidden text is how phishing talks to filters behind the reader's back; it must not become
+  visible in the text either. Inline styles hide the way CSS does:
+
+  - for good (nothing inside can show again): ``display:none`` and the ``hidden`` attribute
+    (unless the element's own style sets another ``display``), zero ``opacity`` (it applies
+    to the whole rendered group), ``mso-hide:all``, and zero
+    ``height``/``max-height``/``width``/``max-width`` with ``overflow:hidden`` (clipping);
+  - until a descendant says otherwise (inherited properties): ``visibility:hidden``/``collapse``
+    (a child with ``visibility:visible`` shows), zero ``font-size`` (a child that sets its own
+    absolute size shows: responsive and MJML newsletters zero the size of column wrappers to
+    remove the gaps between inline blocks), and transparent text colour (a child with its own
+    colour shows). Images stay visible under a zero font size or transparent colour.
+
+  ``aria-hidden`` is *not* hiding (the text is on screen), and ``<noscript>`` is kept (mail
+  readers run no scripts, so they show it).
 * Links are shown as ``text <URL>`` only for the schemes of ``policy.links.allowed_schemes``
   (default http, https and mailto; :mod:`sanitizers.links`); ``javascript:``, ``data:``,
   ``vbscript:``, relative and every other URL are never shown, only the link's text (which the
@@ -36,10 +45,12 @@ Layout: block elements start new lines, paragraphs and headings are separated by
 line, and an empty one an empty line),
 ``<br>`` breaks the line, list items start with ``・`` (``<ul>``) or ``1.`` (``<ol>``),
 ``<blockquote>`` lines start with ``> ``, ``<hr>`` is a line of dashes, ``<pre>`` keeps its
-whitespace, ``<ruby>`` readings follow in （）, and images become ``[alt]`` (nothing without alt,
-nothing for zero-sized images). A table row becomes a line, its cells joined by `` | ``
-(empty cells left out, so layout spacers vanish); cells that hold blocks (layout tables) stay
-blocks of their own.
+whitespace, ``<ruby>`` readings follow in （）, images become ``[alt]`` (nothing without alt,
+nothing for zero-sized images) and buttons ``[label]``. No-break spaces at the start of a line
+indent it. A table row becomes a line, its cells joined by `` | `` (empty cells left out, so
+layout spacers vanish); a cell of several lines (``<br>``, blocks inside) stands apart from its
+neighbours, on lines of its own. A shown URL follows its link's text (``text <URL>``), with no
+space before closing punctuation.
 
 Not handled: CSS in ``<style>`` blocks (class-based hiding), off-screen positioning, text
 coloured like its background, and relative URLs resolved against ``<base>``.
@@ -56,6 +67,7 @@ from lxml import etree
 
 from sanitizers.links import DEFANGED_SCHEMES, DEFAULT_ALLOWED_SCHEMES
 from sanitizers.policy import LinkMode
+from sanitizers.safetext import SURROGATES, body_text
 
 __all__ = ["html_to_text"]
 
@@ -95,6 +107,9 @@ _DD_INDENT: Final = "  "
 _QUOTE: Final = "> "
 _HR: Final = "-" * 40
 _CELL_SEPARATOR: Final = " | "
+_BUTTON_INPUTS: Final = frozenset({"submit", "button", "reset", "image"})
+# What needs no space before it when it follows a shown URL.
+_CLOSING_PUNCTUATION: Final = frozenset(".,;:!?)]}」』）】〉》、。")
 
 # --- limits --------------------------------------------------------------------------------
 
@@ -106,11 +121,10 @@ _MAX_OL_START: Final = 10**6
 
 # --- text normalisation ------------------------------------------------------------------
 
-_SURROGATES: Final = re.compile("[\ud800-\udfff]")
-# Never in the output: control characters but newline and tab (form feed and carriage return
-# are whitespace to HTML), and the Unicode line separators (which would make lines of their own).
-_UNPRINTABLE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-_UNPRINTABLE_AS_SPACE: Final = "\x0c\r\u2028\u2029"
+_SURROGATES: Final = re.compile(f"[{SURROGATES[0]}-{SURROGATES[-1]}]")
+# Form feed and carriage return are whitespace to HTML (sanitizers.safetext would make them
+# line ends).
+_HTML_SPACE_CONTROLS: Final = str.maketrans("\x0c\r", "  ")
 _HTML_WHITESPACE: Final = " \t\n\r\f"
 _HTML_SPACE: Final = re.compile(f"[{_HTML_WHITESPACE}]+")
 _WIDE: Final = "\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff01-\uff60\uffe0-\uffe6"  # noqa: E501
@@ -129,7 +143,6 @@ _DEFANGED_HOST: Final = re.compile(r"((?:hxxps?|fxp)://)([^\s/?#<>\\]*)")
 
 # --- inline styles -----------------------------------------------------------------------
 
-_FONT_SIZE_ZERO: Final = re.compile(r"font-size\s*:\s*[+-]?[0.]")
 _CSS_COMMENT: Final = re.compile(r"/\*.*?(?:\*/|$)", re.DOTALL)
 _CSS_ESCAPE: Final = re.compile(r"\\(?:([0-9a-f]{1,6})[ \t\n\r\f]?|(.))", re.DOTALL)
 _CSS_ZERO: Final = re.compile(r"[+-]?(?:0+\.?0*|\.0+)(?:[a-z]{1,4}|%)?")
@@ -138,6 +151,27 @@ _OVERFLOWS: Final = ("overflow", "overflow-x", "overflow-y")
 _SIZES: Final = ("height", "max-height", "width", "max-width")
 _IMPORTANT: Final = re.compile(r"!\s*important\s*$")
 _ZERO_SIZE: Final = re.compile(r"\s*(?:0+\.?0*|\.0+)\s*(?:px)?\s*")
+# Font sizes that do not depend on the parent's (so they undo an inherited zero size); em,
+# ex, ch, %, ``larger`` and ``smaller`` scale the parent's size and stay zero under a zero.
+_ABSOLUTE_FONT_SIZE: Final = re.compile(
+    r"[+]?(?:\d+\.?\d*|\.\d+)(?:px|pt|pc|cm|mm|in|q|rem|vw|vh|vmin|vmax)"
+    r"|(?:xx?x?-)?(?:small|large)|medium|math|initial|calc\(.*|clamp\(.*|max\(.*|min\(.*"
+)
+# The size in the ``font`` shorthand: the token before an optional ``/line-height``.
+_FONT_SHORTHAND_SIZE: Final = re.compile(
+    r"(?<!\S)([+-]?(?:\d+\.?\d*|\.\d+)[a-z%]*|(?:xx?x?-)?(?:small|large)|medium)(?=\s*/|\s|$)"
+)
+# Transparent text: the keyword, or an alpha of zero (``rgba(0,0,0,0)``, ``rgb(0 0 0 / 0%)``).
+_TRANSPARENT: Final = re.compile(
+    r"transparent|(?:rgb|hsl)a?\((?:(?:[^,/()]*,){3}|[^,/()]*/)\s*(?:0+\.?0*|\.0+)%?\s*\)"
+)
+_KEEPS_INHERITED: Final = frozenset({"inherit", "unset", "revert", "revert-layer", ""})
+
+# Inherited hiding, as bits: what a descendant may undo by setting the property again.
+_INVISIBLE: Final = 1  # visibility:hidden/collapse: text and images hidden
+_ZERO_FONT: Final = 2  # font-size zero: text hidden, images shown
+_CLEAR_TEXT: Final = 4  # transparent colour: text hidden, images shown
+_HIDES_TEXT: Final = _INVISIBLE | _ZERO_FONT | _CLEAR_TEXT
 
 
 def html_to_text(
@@ -178,37 +212,90 @@ def _utf8(untrusted_html: str) -> bytes:
 # --- inline styles -------------------------------------------------------------------------
 
 
-def _hiding_style(untrusted_style: str) -> bool:
+@dataclass(frozen=True, slots=True)
+class _StyleEffect:
+    """What one inline style does to visibility: hide for good, or set and clear inherited
+    hiding bits (``_INVISIBLE``, ``_ZERO_FONT``, ``_CLEAR_TEXT``)."""
+
+    hides: bool = False
+    sets: int = 0
+    clears: int = 0
+
+
+_NO_EFFECT: Final = _StyleEffect()
+_HIDES: Final = _StyleEffect(hides=True)
+
+
+def _style_effect(untrusted_style: str) -> _StyleEffect:
     lowered = untrusted_style.lower()
-    return _may_hide(lowered) and _style_hides(lowered)
+    return _style_effect_of(lowered) if _may_affect(lowered) else _NO_EFFECT
 
 
-def _may_hide(style: str) -> bool:
-    """A quick test that every hiding style passes (comments and escapes always do)."""
+def _may_affect(style: str) -> bool:
+    """A quick test that every style with an effect passes (comments and escapes always do)."""
     return (
         "\\" in style
         or "/" in style
-        or ("none" in style and "display" in style)
+        or "display" in style
         or "visibility" in style
         or "mso-hide" in style
-        or "transparent" in style
+        or "color" in style
         or "opacity" in style
         or "overflow" in style
-        or ("font-size" in style and _FONT_SIZE_ZERO.search(style) is not None)
+        or "font" in style
     )
 
 
-def _style_hides(style: str) -> bool:
-    """Whether a (lower-cased) inline style hides the element, as a browser would apply it."""
+def _style_effect_of(style: str) -> _StyleEffect:
+    """How a (lower-cased) inline style hides the element, as a browser would apply it."""
     get = _css_declarations(style).get
-    if get("display") == "none" or get("visibility") in ("hidden", "collapse"):
-        return True
-    if get("mso-hide") == "all" or get("color") == "transparent":
-        return True
-    if _CSS_ZERO.fullmatch(get("font-size", "x")) or _is_nonpositive(get("opacity", "1")):
-        return True
+    if get("display") == "none" or get("mso-hide") == "all":
+        return _HIDES
+    if _is_nonpositive(get("opacity", "1")):
+        return _HIDES
     clipped = any(get(name) in ("hidden", "clip") for name in _OVERFLOWS)
-    return clipped and any(_CSS_ZERO.fullmatch(get(name, "x")) for name in _SIZES)
+    if clipped and any(_CSS_ZERO.fullmatch(get(name, "x")) for name in _SIZES):
+        return _HIDES
+    sets = clears = 0
+    visibility = get("visibility")
+    if visibility in ("hidden", "collapse"):
+        sets |= _INVISIBLE
+    elif visibility is not None and visibility not in _KEEPS_INHERITED:
+        clears |= _INVISIBLE
+    size = _font_size(get("font-size"), get("font"))
+    if size is not None and _CSS_ZERO.fullmatch(size):
+        sets |= _ZERO_FONT
+    elif size is not None and _ABSOLUTE_FONT_SIZE.fullmatch(size):
+        clears |= _ZERO_FONT
+    color = get("color")
+    if color is not None and _TRANSPARENT.fullmatch(color):
+        sets |= _CLEAR_TEXT
+    elif color is not None and color not in _KEEPS_INHERITED and color != "currentcolor":
+        clears |= _CLEAR_TEXT
+    return _StyleEffect(sets=sets, clears=clears) if sets or clears else _NO_EFFECT
+
+
+def _font_size(size: str | None, shorthand: str | None) -> str | None:
+    """The font size a style sets (``font-size`` wins over the ``font`` shorthand)."""
+    if size is not None:
+        return size
+    if shorthand is None:
+        return None
+    for match in _FONT_SHORTHAND_SIZE.finditer(shorthand):
+        found = match.group(1)
+        # A bare number in the shorthand is a weight (700) unless it is zero.
+        if not found[-1].isdigit() or _CSS_ZERO.fullmatch(found):
+            return found
+    return None
+
+
+def _shows_despite_hidden(untrusted_style: str | None) -> bool:
+    """Whether an element's own style sets a ``display`` that overrides ``hidden`` (which is
+    only the browser's default style ``display:none``)."""
+    if untrusted_style is None or "display" not in untrusted_style.lower():
+        return False
+    display = _css_declarations(untrusted_style.lower()).get("display")
+    return display is not None and display not in _KEEPS_INHERITED and display != "none"
 
 
 def _css_declarations(style: str) -> dict[str, str]:
@@ -319,7 +406,8 @@ class _Sink:
     only when more text follows, and each line starts with the current prefix."""
 
     __slots__ = (
-        "_marker", "_marker_at", "_prefixes", "_separator", "_space", "breaks", "newlines", "parts"
+        "_indent", "_marker", "_marker_at", "_prefixes", "_separator", "_separator_written",
+        "_space", "breaks", "first_line", "lines", "newlines", "parts", "space_before_punctuation",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -331,11 +419,21 @@ class _Sink:
         self._prefixes = [""]  # prefix at each nesting level; the last is current
         self._marker = ""  # a list marker owed to the next line
         self._marker_at = 0
+        self._indent = ""  # no-break spaces at the start of a line, owed to the text after them
+        self._separator_written = -1  # where in parts the last separator was written
+        self.lines = 0  # line breaks written so far
+        self.first_line = -1  # the line of the first text since it was last set to -1
+        self.space_before_punctuation = True  # False: the owed space yields to punctuation
 
     def block(self, breaks: int) -> None:
         """Owe ``breaks`` newlines (1: a new line, 2: a blank line) before the next text."""
         if breaks > self.breaks:
             self.breaks = breaks
+        self._indent = ""
+
+    def drop_indent(self) -> None:
+        """Forget owed indentation (a table cell of no-break spaces is a spacer)."""
+        self._indent = ""
 
     def push_prefix(self, prefix: str) -> None:
         levels = len(self._prefixes)
@@ -350,6 +448,12 @@ class _Sink:
         """Show ``marker`` in place of the innermost prefix on the next line."""
         self._marker = marker
         self._marker_at = len(self._prefixes) - 1
+
+    def unseparate(self, start: int) -> None:
+        """Turn the separator written at ``parts[start]`` (if any) into a line break."""
+        parts = self.parts
+        if start < len(parts) and self._separator_written == start:
+            parts[start] = "\n" + self._prefixes[-1]
 
     def separate(self, separator: str) -> None:
         """Write ``separator`` before the next text, unless a new line starts first."""
@@ -366,18 +470,35 @@ class _Sink:
             self._flush_breaks()
         if self.newlines < _MAX_BREAK_RUN:
             self._newline()
+        self._indent = ""
 
     def text(self, collapsed: str) -> None:
-        """Inline text, whitespace collapsed; spaces at its ends are owed, not written."""
+        """Inline text, whitespace collapsed; spaces at its ends are owed, not written.
+        No-break spaces are kept as spaces; at the start of a line they indent it (unless
+        nothing but a line end follows them)."""
         stripped = collapsed.strip(" ")
+        if not self.space_before_punctuation:
+            self.space_before_punctuation = True
+            if collapsed[0] in _CLOSING_PUNCTUATION:
+                self._space = False
         if collapsed[0] == " ":
             self._space = True
-        if stripped:
-            self._write(stripped)
-            self._space = collapsed[-1] == " "
+        if not stripped:
+            return
+        if "\xa0" in stripped:
+            if not stripped.strip("\xa0"):  # only no-break spaces
+                if self.breaks or self.newlines or not self.parts or self._indent:
+                    self._indent += " " * len(stripped)
+                else:
+                    self._space = True
+                return
+            stripped = stripped.replace("\xa0", " ")
+        self._write(stripped)
+        self._space = collapsed[-1] == " "
 
     def verbatim(self, text: str) -> None:
         """Text whose whitespace and line breaks are kept (``<pre>``, ``<hr>``)."""
+        self._indent = ""
         if not text:
             return
         if self._prefixes[-1] or self._marker:
@@ -390,6 +511,9 @@ class _Sink:
             if not text:
                 return
         self.parts.append(text)
+        if self.first_line < 0:
+            self.first_line = self.lines
+        self.lines += text.count("\n")
         lines_end = text.rstrip("\n")
         self.newlines = len(text) - len(lines_end) if lines_end else self.newlines + len(text)
         self._space = False
@@ -413,6 +537,7 @@ class _Sink:
             if blank:
                 parts.append(blank)
         parts.append("\n")
+        self.lines += 1
         self.newlines += 1
         self._space = False
         self._separator = ""
@@ -431,14 +556,21 @@ class _Sink:
             prefix = self._marked_prefix() if self._marker else self._prefixes[-1]
             if prefix:
                 parts.append(prefix)
+            if self._indent:
+                parts.append(self._indent)
+                self._indent = ""
             self.newlines = 0
         elif self._separator:
+            self._separator_written = len(parts)
             parts.append(self._separator)
             self._separator = ""
-        elif self._space:
-            parts.append(" ")
+        elif self._space or self._indent:
+            parts.append(self._indent or " ")
+            self._indent = ""
         parts.append(text)
         self._space = False
+        if self.first_line < 0:
+            self.first_line = self.lines
 
     def _marked_prefix(self) -> str:
         at = self._marker_at
@@ -487,9 +619,12 @@ class _Converter:
         self.pre = 0
         self.tables = 0
         self.hidden = 0  # depth inside a dropped or hidden element: its events are ignored
+        self.veil = 0  # inherited hiding bits in force (_INVISIBLE, _ZERO_FONT, _CLEAR_TEXT)
+        self.veils: list[tuple[int, int]] = []  # (depth of ends, veil to restore) per change
+        self.images = 0  # images shown so far
         self.pending: list[str] = []  # text read since the last tag (libxml2 sends it in pieces)
         self.opened = ""  # the tag just opened, when no text has followed it yet
-        self.styles: dict[str, bool] = {}  # inline style -> whether it hides
+        self.styles: dict[str, _StyleEffect] = {}  # inline style -> what it does
         self.paragraphs: dict[tuple[str | None, str | None], bool] = {}  # -> no margins
 
     def start(self, tag: str, attrib: _Attributes) -> None:
@@ -501,16 +636,17 @@ class _Converter:
         # lxml passes a real dict when there are attributes, else a mapping whose get() is
         # written in Python and slow: use an empty dict instead.
         attrib = attrib or _NO_ATTRIBUTES
-        if tag in _DROPPED or self._is_hidden(tag, attrib):
+        if tag in _DROPPED:
+            self.hidden = 1
+            return
+        if (attrib or tag == "dialog") and self._hides(tag, attrib):
             self.hidden = 1
             return
         kind = _KINDS.get(tag)
         if kind is None:
             self.ends.append(None)
         elif isinstance(kind, int):  # a plain block: owe its newlines before and after
-            sink = self.sink
-            if kind > sink.breaks:
-                sink.breaks = kind
+            self.sink.block(kind)
             self.ends.append(kind)
         else:
             self.ends.append(kind(self, tag, attrib))
@@ -526,15 +662,15 @@ class _Converter:
         if not self.ends:  # (libxml2 balances its events; this only guards the promise)
             return
         end = self.ends.pop()
+        if self.veils and self.veils[-1][0] == len(self.ends):
+            self.veil = self.veils.pop()[1]
         if isinstance(end, int):
-            sink = self.sink
-            if end > sink.breaks:
-                sink.breaks = end
+            self.sink.block(end)
         elif end is not None:
             end()
 
     def data(self, data: str) -> None:
-        if data and not self.hidden:
+        if data and not self.hidden and not self.veil & _HIDES_TEXT:
             self.pending.append(data)
 
     def close(self) -> None:
@@ -559,17 +695,30 @@ class _Converter:
             self.sink.space()
         self.opened = ""
 
-    def _is_hidden(self, tag: str, attrib: _Attributes) -> bool:
+    def _hides(self, tag: str, attrib: _Attributes) -> bool:
+        """Whether the element is hidden for good; records the inherited hiding it sets or
+        clears (undone at its end)."""
         style = attrib.get("style")
+        effect = _NO_EFFECT
         if style is not None:
             # Mail templates repeat a few styles on every element: decide each one once.
-            hides = self.styles.get(style)
-            if hides is None:
-                hides = self.styles[style] = _hiding_style(style)
-            if hides:
+            cached = self.styles.get(style)
+            if cached is None:
+                cached = self.styles[style] = _style_effect(style)
+            effect = cached
+            if effect.hides:
                 return True
-        hidden = attrib.get("hidden") is not None
-        return hidden or (tag == "dialog" and attrib.get("open") is None)
+        if attrib.get("hidden") is not None and not _shows_despite_hidden(style):
+            return True
+        if tag == "dialog" and attrib.get("open") is None:
+            return True
+        veil = (self.veil & ~effect.clears) | effect.sets
+        if tag == "font" and attrib.get("size"):  # an absolute size, never zero
+            veil &= ~_ZERO_FONT
+        if veil != self.veil:
+            self.veils.append((len(self.ends), self.veil))
+            self.veil = veil
+        return False
 
     def _text(self, text: str, tag: str) -> None:
         """Text that is not only collapsible whitespace, or any text in ``<pre>``."""
@@ -582,8 +731,8 @@ class _Converter:
             text = _CJK_SEGMENT_BREAK.sub("", text)
         text = _HTML_SPACE.sub(" ", text)
         if not text.isprintable():  # rare: controls, no-break spaces, format characters
-            # No-break spaces stay (collapsing is over) but may still end a line.
-            text = _HTML_SPACE.sub(" ", _printable(text)).replace("\xa0", " ")
+            # No-break spaces stay (collapsing is over; the sink writes them as spaces).
+            text = _HTML_SPACE.sub(" ", _printable(text))
         if text:
             self.sink.text(text)
 
@@ -639,13 +788,16 @@ class _Converter:
 
     def _open_hr(self, _tag: str, _attrib: _Attributes) -> int:
         self.sink.block(1)
-        self.sink.verbatim(_HR)
+        if not self.veil & _INVISIBLE:
+            self.sink.verbatim(_HR)
         return 1
 
     def _open_br(self, _tag: str, _attrib: _Attributes) -> None:
         self.sink.line_break()
 
-    def _open_rt(self, _tag: str, _attrib: _Attributes) -> _Closer:
+    def _open_rt(self, _tag: str, _attrib: _Attributes) -> _Closer | None:
+        if self.veil & _HIDES_TEXT:
+            return None
         self.sink.text("（")
         return self._close_rt
 
@@ -690,13 +842,17 @@ class _Converter:
         if self.links is LinkMode.DROP:
             return None
         url = _shown_url(attrib.get("href"), self.allowed_schemes)
-        if url is None:
+        if url is None or self.veil & _INVISIBLE:
             return None
         sink = self.sink
         start = len(sink.parts)
+        # Under hidden text only what shows (an image, or its alt) earns the link its URL.
+        veiled = bool(self.veil & _HIDES_TEXT)
+        images = self.images
 
         def close() -> None:
-            self._show_url(url, sink.parts[start:])
+            if len(sink.parts) > start or not veiled or self.images > images:
+                self._show_url(url, sink.parts[start:])
 
         return close
 
@@ -705,16 +861,29 @@ class _Converter:
             link_text = "".join(link_parts)
             if len(link_text) <= _MAX_LINK_TEXT and _text_names_url(link_text, url):
                 return
-        # Spaces around the URL are owed, not written: they never start or end a line.
+        # Spaces around the URL are owed, not written: they never start or end a line, and
+        # the one after it gives way to closing punctuation ("詳細 <URL>。", "Start <URL>.").
         self.sink.text(f" <{url}> " if link_parts else f"<{url}> ")
+        self.sink.space_before_punctuation = False
 
     def _open_img(self, _tag: str, attrib: _Attributes) -> None:
-        alt = attrib.get("alt")
-        if not alt or _is_zero_sized_image(attrib):
+        if _is_zero_sized_image(attrib) or self.veil & _INVISIBLE:
             return
-        alt = _HTML_SPACE.sub(" ", _printable(alt).replace("\xa0", " ")).strip()
+        self.images += 1
+        alt = attrib.get("alt")
         if alt:
-            self.sink.text(f"[{alt}]")
+            self._label(alt)
+
+    def _open_input(self, _tag: str, attrib: _Attributes) -> None:
+        """A button shows its label (``[送信]``); other controls show nothing."""
+        kind = (attrib.get("type") or "").strip().lower()
+        if kind in _BUTTON_INPUTS and not self.veil & _INVISIBLE:
+            self._label(attrib.get("alt" if kind == "image" else "value") or "")
+
+    def _label(self, untrusted_label: str) -> None:
+        label = _HTML_SPACE.sub(" ", _printable(untrusted_label).replace("\xa0", " ")).strip()
+        if label:
+            self.sink.text(f"[{label}]")
 
     # Tables: a row is a line, its cells joined by " | " (a separator is written only between
     # cells that show something, and only when they share a line: layout cells that hold
@@ -746,13 +915,21 @@ class _Converter:
             return 1
         row = self.rows[-1]
         sink = self.sink
+        sink.drop_indent()
         if row.shown:
             sink.separate(_CELL_SEPARATOR)
         start = len(sink.parts)
+        outer_first_line, sink.first_line = sink.first_line, -1
 
         def close() -> None:
+            first_line = sink.first_line
+            sink.first_line = outer_first_line if outer_first_line >= 0 else first_line
             if len(sink.parts) > start:
                 row.shown = True
+                if 0 <= first_line < sink.lines:
+                    # A cell of several lines is a block of its own, apart from its neighbours.
+                    sink.unseparate(start)
+                    sink.block(1)
 
         return close
 
@@ -769,6 +946,7 @@ _KINDS: Final[dict[str, int | _Opener]] = {
     "dd": _Converter._open_dd,
     "hr": _Converter._open_hr,
     "img": _Converter._open_img,
+    "input": _Converter._open_input,
     "li": _Converter._open_item,
     "menu": _Converter._open_list,
     "ol": _Converter._open_list,
@@ -784,12 +962,9 @@ _KINDS: Final[dict[str, int | _Opener]] = {
 
 
 def _printable(text: str) -> str:
-    """``text`` without control characters (those that are whitespace to HTML become spaces)."""
-    return _UNPRINTABLE.sub(_printable_replacement, text) if _UNPRINTABLE.search(text) else text
-
-
-def _printable_replacement(match: re.Match[str]) -> str:
-    return " " if match.group() in _UNPRINTABLE_AS_SPACE else ""
+    """``text`` as :func:`sanitizers.safetext.body_text` keeps it (the controls that are
+    whitespace to HTML become spaces)."""
+    return body_text(text.translate(_HTML_SPACE_CONTROLS))
 
 
 def _list_start(untrusted_start: str | None) -> int:

@@ -23,10 +23,12 @@ from email.message import Message
 from email.parser import BytesHeaderParser, BytesParser
 from email.policy import compat32
 
-from sanitizers.charsets import Decoded
+from sanitizers.alternatives import MAX_POINTER_CHARS, text_loses
+from sanitizers.charsets import Decoded, decode_body
 from sanitizers.errors import LimitExceeded
+from sanitizers.html_text import html_to_text
 from sanitizers.mimeparams import parse_header_params
-from sanitizers.policy import Limits
+from sanitizers.policy import Limits, LinkMode
 from sanitizers.vocabulary import Reason
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -37,6 +39,11 @@ _BASE64_ALLOWED = (
 # An RFC 822 comment: parentheses, nested up to three levels, with quoted pairs inside.
 _COMMENT = re.compile(r"\((?:[^()\\]|\\.|\((?:[^()\\]|\\.|\((?:[^()\\]|\\.)*\))*\))*\)", re.S)
 _KNOWN_ENCODINGS = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printable"})
+# A text alternative longer than this (decoded bytes) is judged without decoding its charset
+# (which the pipeline does once, later): it is too long to be a pointer to the HTML version
+# (at most MAX_POINTER_CHARS characters of up to 4 bytes, with as much room again for
+# whitespace), so only blankness matters.
+_JUDGED_TEXT_BYTES = 8 * MAX_POINTER_CHARS
 
 
 @dataclass(slots=True)
@@ -57,13 +64,7 @@ class Leaf:
 
     def decoded_payload(self) -> bytes:
         """The payload with its transfer encoding undone; problems become findings."""
-        untrusted_raw = _raw_payload(self.message)
-        encoding = _transfer_encoding(self.message, self)
-        if encoding == "base64":
-            return _decode_base64(untrusted_raw, self)
-        if encoding == "quoted-printable":
-            return binascii.a2b_qp(untrusted_raw)
-        return untrusted_raw
+        return _decoded_payload(self.message, self)
 
 
 @dataclass(slots=True)
@@ -155,7 +156,19 @@ def _encoding_token(untrusted_value: str) -> str:
     return _COMMENT.sub(" ", str(untrusted_value)).strip().lower()
 
 
-def _transfer_encoding(message: Message, leaf: Leaf) -> str:
+def _decoded_payload(message: Message, leaf: Leaf | None) -> bytes:
+    """The payload with its transfer encoding undone; problems become findings of ``leaf``
+    (when there is one)."""
+    untrusted_raw = _raw_payload(message)
+    encoding = _transfer_encoding(message, leaf)
+    if encoding == "base64":
+        return _decode_base64(untrusted_raw, leaf)
+    if encoding == "quoted-printable":
+        return binascii.a2b_qp(untrusted_raw)
+    return untrusted_raw
+
+
+def _transfer_encoding(message: Message, leaf: Leaf | None) -> str:
     values = {
         _encoding_token(value)
         for key, value in message.raw_items()
@@ -163,18 +176,19 @@ def _transfer_encoding(message: Message, leaf: Leaf) -> str:
     }
     if not values:
         return "7bit"
-    if len(values) > 1:
+    if len(values) > 1 and leaf is not None:
         leaf.findings.append(Reason.MALFORMED)
         leaf.notes.append("conflicting Content-Transfer-Encoding: the first one is used")
     encoding = _encoding_token(first_raw_header(message, "content-transfer-encoding") or "")
     if encoding not in _KNOWN_ENCODINGS:
-        leaf.findings.append(Reason.MALFORMED)
-        leaf.notes.append("unknown Content-Transfer-Encoding: payload taken as is")
+        if leaf is not None:
+            leaf.findings.append(Reason.MALFORMED)
+            leaf.notes.append("unknown Content-Transfer-Encoding: payload taken as is")
         return "binary"
     return encoding
 
 
-def _decode_base64(untrusted_raw: bytes, leaf: Leaf) -> bytes:
+def _decode_base64(untrusted_raw: bytes, leaf: Leaf | None) -> bytes:
     if not untrusted_raw.translate(None, _BASE64_ALLOWED):  # nothing outside the alphabet
         try:
             return binascii.a2b_base64(untrusted_raw)
@@ -185,8 +199,9 @@ def _decode_base64(untrusted_raw: bytes, leaf: Leaf) -> bytes:
     cleaned = _BASE64_JUNK.sub(b"", untrusted_raw)
     cleaned = cleaned[: len(cleaned) - (len(cleaned) % 4 == 1)]
     cleaned += b"=" * (-len(cleaned) % 4)
-    leaf.findings.append(Reason.MALFORMED)
-    leaf.notes.append("invalid base64 repaired")
+    if leaf is not None:
+        leaf.findings.append(Reason.MALFORMED)
+        leaf.notes.append("invalid base64 repaired")
     return binascii.a2b_base64(cleaned)
 
 
@@ -317,20 +332,61 @@ def _simple_type(message: Message) -> str:
 
 
 def _choose_alternative(payload: list[Message], prefer_plain: bool) -> int:
-    """Index of the alternative to read: a non-empty text/plain when preferred, else the
-    last HTML (or related HTML), else the last text, else the first part."""
+    """Index of the alternative to read: a useful text/plain when preferred (see
+    :mod:`sanitizers.alternatives`), else the last HTML (or related HTML), else the last
+    text, else the first part."""
     types = [_simple_type(child) for child in payload]
+    richest = next(
+        (
+            index
+            for index in range(len(types) - 1, -1, -1)
+            if types[index] in ("text/html", "multipart/related", "multipart/mixed")
+        ),
+        None,
+    )
     if prefer_plain:
+        rich = payload[richest] if richest is not None else None
         for index, content_type in enumerate(types):
-            if content_type == "text/plain" and str(payload[index].get_payload()).strip():
+            if content_type == "text/plain" and not _plain_loses(payload[index], rich):
                 return index
-    for index in range(len(types) - 1, -1, -1):
-        if types[index] in ("text/html", "multipart/related", "multipart/mixed"):
-            return index
+    if richest is not None:
+        return richest
     for index in range(len(types) - 1, -1, -1):
         if types[index].startswith("text/"):
             return index
     return 0
+
+
+def _plain_loses(plain: Message, rich: Message | None) -> bool:
+    """Whether a text/plain alternative gives way to the rich one: judged on its decoded text."""
+    data = _decoded_payload(plain, None)
+    if len(data) > _JUDGED_TEXT_BYTES:
+        return not data.strip()
+    return text_loses(_decoded_text(plain, data), lambda: _html_text(rich))
+
+
+def _decoded_text(message: Message, data: bytes) -> str:
+    _, params, _ = header_params(message, "content-type")
+    charset = params.get("charset")
+    return decode_body(data, charset.text if charset else None).text
+
+
+def _html_text(rich: Message | None) -> str | None:
+    """The text of an HTML alternative (or of the HTML root of a related or mixed one)."""
+    if rich is None:
+        return None
+    if _simple_type(rich) != "text/html":
+        payload = rich.get_payload()
+        listed = payload if isinstance(payload, list) else []
+        children = [child for child in listed if isinstance(child, Message)]
+        if not children:
+            return None
+        _, params, _ = header_params(rich, "content-type")
+        root = children[_related_root(children, params)]
+        if _simple_type(root) != "text/html":
+            return None
+        rich = root
+    return html_to_text(_decoded_text(rich, _decoded_payload(rich, None)), LinkMode.DROP)
 
 
 def _related_root(payload: list[Message], params: dict[str, Decoded]) -> int:

@@ -21,19 +21,29 @@ from itertools import islice
 from sanitizers import compose, notice
 from sanitizers.cdr.base import CdrOutcome
 from sanitizers.cdr.disarmer import Disarmer
-from sanitizers.cdr.registry import default_disarmer
-from sanitizers.charsets import Decoded, decode_body
+from sanitizers.cdr.isolation import default_disarmer
+from sanitizers.charsets import (
+    Decoded,
+    Preferences,
+    carrier_of,
+    decode_body,
+    decode_html,
+    preferences,
+)
 from sanitizers.compose import scrub_surrogates
 from sanitizers.errors import LimitExceeded, TemporaryFailure
 from sanitizers.filenames import clean_name, delivered_name
 from sanitizers.filetype import detect
-from sanitizers.headers import RebuiltHeaders, display_safe, rebuild_headers
+from sanitizers.flowed import unflow
+from sanitizers.headers import RebuiltHeaders, rebuild_headers
 from sanitizers.html_text import html_to_text
+from sanitizers.inline_files import extract_inline_files
 from sanitizers.links import UNSAFE_LINK, defang_text
-from sanitizers.mime import Leaf, parse, parse_headers_only
+from sanitizers.mime import Leaf, first_raw_header, parse, parse_headers_only
 from sanitizers.policy import Policy
 from sanitizers.report import EntryReport, PartReport, Report, SanitizeResult
-from sanitizers.vocabulary import Action, Reason, Verdict
+from sanitizers.safetext import body_text, display_text
+from sanitizers.vocabulary import Action, Reason, Verdict, label
 
 # What a sanitizer returns that is delivered as an attachment (an HTML file converted to text
 # arrives as a .txt file: the body is only ever the mail's own text).
@@ -44,9 +54,6 @@ _LIMIT_REASONS = frozenset(r for r in Reason if r.value.startswith("limit_"))
 _HELD_TAG = {"ja": "[保留]", "en": "[HELD]"}
 _SAFE_TOKEN = re.compile(r"[^A-Za-z0-9._:-]")
 _ATTACHED_MAIL = {"ja": "添付されたメール", "en": "Attached message"}
-# C0 and C1 controls other than tab and line breaks, and bidi embedding/override/isolate
-# controls (they disguise the order text is shown in). A regex is ~20x faster than translate.
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def sanitize_message(
@@ -60,7 +67,7 @@ def sanitize_message(
     input (only :class:`sanitizers.errors.TemporaryFailure` escapes).
 
     Attachments go to ``disarmer``; by default, sanitizers run in an isolated child process
-    of this process (:func:`sanitizers.cdr.registry.default_disarmer`). Every step, the
+    of this process (:func:`sanitizers.cdr.isolation.default_disarmer`). Every step, the
     composition of the output included, runs inside the fail-closed guard: a fault anywhere
     holds the message, and the notice about it is composed from values nothing untrusted
     can break (:func:`_fail_safe_message`)."""
@@ -102,7 +109,7 @@ def _fail_safe_message(report: Report, policy: Policy, reference: str | None) ->
     """The held notice when composing the real output failed: no header and no value from
     the message (only the report's codes and our own words), so it cannot fail the same way."""
     language = policy.notice.language
-    reasons = ", ".join(notice.reason_label(r, language) for r in report.reasons)
+    reasons = ", ".join(label(r, language) for r in report.reasons)
     text = f"{_HELD_TAG[language]} {reasons}\n"
     if reference:
         text += notice.reference_line(_SAFE_TOKEN.sub("_", reference), language) + "\n"
@@ -141,14 +148,17 @@ class _Run:
             prefer_plain=self.policy.body.prefer_plain,
         )
         self.report.defects.extend(parsed.defects)
-        self.headers = rebuild_headers(parsed.message, self.policy.output.headers)
-        self._note_headers(self.headers)
-        self._lap("parse", clock)
-        clock = time.monotonic()
-        for leaf in parsed.leaves:
-            if time.monotonic() > self.deadline:
-                raise LimitExceeded(Reason.LIMIT_TIME, "time budget spent")
-            self._leaf(leaf)
+        sender = first_raw_header(parsed.message, "from") or ""
+        chosen = Preferences(self.policy.charsets.japanese_prior, carrier_of(sender))
+        with preferences(chosen):
+            self.headers = rebuild_headers(parsed.message, self.policy.output.headers)
+            self._note_headers(self.headers)
+            self._lap("parse", clock)
+            clock = time.monotonic()
+            for leaf in parsed.leaves:
+                if time.monotonic() > self.deadline:
+                    raise LimitExceeded(Reason.LIMIT_TIME, "time budget spent")
+                self._leaf(leaf)
         self._lap("parts", clock)
 
     def fail(self, reason: Reason, detail: str) -> None:
@@ -163,10 +173,18 @@ class _Run:
         self._scrub_report()
         language = self.policy.notice.language
         if self.report.verdict is Verdict.DELIVER:
-            text = "\n\n".join(self._scrub(segment) for segment in self.segments)
-            if notice.is_noteworthy(self.report) or self.policy.notice.always:
+            segments = "\n\n".join(self._scrub(segment) for segment in self.segments)
+            self._check_output_charset(segments)
+
+            def with_notice() -> str:
+                if not (notice.is_noteworthy(self.report) or self.policy.notice.always):
+                    return segments
                 block = notice.render_notice(self.report, self.policy.notice, reference)
-                text = (text.rstrip("\n") + "\n" + block).lstrip("\n")
+                return (segments.rstrip("\n") + "\n" + block).lstrip("\n")
+
+            text = with_notice()
+            if self._check_output_charset(text):  # (a file name in the notice did not fit)
+                text = with_notice()
             attachments = [
                 compose.OutAttachment(self._scrub(item.filename), item.content_type, item.data)
                 for item in self.attachments
@@ -175,6 +193,8 @@ class _Run:
         else:
             date = next((str(v) for n, v in fields if n.lower() == "date"), "")
             text = notice.render_held(self.report, self.policy.notice, reference, date=date)
+            if self._check_output_charset(text):
+                text = notice.render_held(self.report, self.policy.notice, reference, date=date)
             attachments = []
             tag = _HELD_TAG[language]
         fields = _tag_subject(fields, tag)
@@ -189,6 +209,18 @@ class _Run:
         message = compose.compose(fields, extra, body, attachments)
         self._lap("compose", clock)
         return message
+
+    def _check_output_charset(self, text: str) -> bool:
+        """Record (once) that the body must go out as UTF-8 although the policy asks for
+        ISO-2022-JP; whether that was recorded just now."""
+        if self.policy.output.charset != "iso-2022-jp" or Reason.OUTPUT_UTF8 in self.report.reasons:
+            return False
+        misfit = compose.iso2022jp_misfit(text)
+        if misfit is None:
+            return False
+        self.report.reasons.append(Reason.OUTPUT_UTF8)
+        self.report.defects.append(f"{Reason.OUTPUT_UTF8.value}: {misfit}")
+        return True
 
     def _scrub(self, text: str) -> str:
         """``text`` without lone surrogates; a replacement is reported once as lossy."""
@@ -230,7 +262,7 @@ class _Run:
             reason=Reason.POLICY,
             size=len(payload),
             sha256=hashlib.sha256(payload).hexdigest() if payload else "",
-            filename=display_safe(leaf.filename, 100) if leaf.filename else None,
+            filename=display_text(leaf.filename, 100) if leaf.filename else None,
             findings=list(leaf.findings),
             detail="; ".join(leaf.notes),
         )
@@ -262,16 +294,45 @@ class _Run:
             part.action, part.reason = Action.CONVERTED, Reason.HTML_BODY
         elif subtype == "plain":
             text = decoded.text
+            if _param(leaf, "format") == "flowed":
+                text = unflow(text, delsp=_param(leaf, "delsp") == "yes")
             part.action, part.reason = Action.KEPT, Reason.TEXT_BODY
         else:
             text = decoded.text
             part.action, part.reason = Action.CONVERTED, Reason.TEXT_CONVERTED
+        text = self._take_inline_files(leaf, text)
         # A link of a scheme that is not allowed, written as text, is defanged (mail clients
         # turn "file://…" or "ms-msdt:…" in text back into a link).
         text, defanged = defang_text(text, self.policy.links.allowed_schemes)
         if defanged:
             part.removed.append(UNSAFE_LINK)
         self._add_text(text)
+
+    def _take_inline_files(self, leaf: Leaf, text: str) -> str:
+        """The text without the files embedded in it (uuencode, yEnc, BinHex), each of which
+        is treated as an attachment; a malformed one is removed."""
+        limits = self.policy.limits
+        text, files = extract_inline_files(
+            text, max_files=limits.max_parts, max_bytes=limits.max_message_bytes
+        )
+        for number, found in enumerate(files, 1):
+            data = found.data or b""
+            part = PartReport(
+                path=f"{leaf.path}.text{number}",
+                declared_type=found.declared_type,
+                action=Action.REMOVED,
+                reason=Reason.MALFORMED,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest() if data else "",
+                filename=display_text(found.filename, 100) or None,
+                detail=f"{found.encoding} block in the text",
+            )
+            self.report.parts.append(part)
+            if found.data is None:
+                part.detail += f": {found.problem}"
+            else:
+                self._file(found.data, found.filename, "application/octet-stream", part)
+        return text
 
     def _attached_message(self, leaf: Leaf, part: PartReport) -> None:
         if self.policy.body.attached_messages == "remove":
@@ -282,23 +343,31 @@ class _Run:
         lines = [f"---------- {_ATTACHED_MAIL[self.policy.notice.language]} ----------"]
         if isinstance(inner, list) and inner and isinstance(inner[0], Message):
             shown = rebuild_headers(inner[0], ("From", "Date", "Subject", "To"))
+            if Reason.LOSSY_DECODE in shown.findings:
+                part.findings.append(Reason.LOSSY_DECODE)
             for name, value in shown.fields:
                 if isinstance(value, list):
                     value = ", ".join(f"{d} <{a}>" if d else a for d, a in value)
-                lines.append(f"{name}: {display_safe(value, 300)}")
+                lines.append(f"{name}: {display_text(value, 300)}")
         self._add_text("\n".join(lines))
 
     def _attachment(self, leaf: Leaf, payload: bytes, part: PartReport) -> None:
+        self._file(payload, leaf.filename, leaf.content_type, part)
+
+    def _file(
+        self, payload: bytes, filename: str | None, declared_type: str, part: PartReport
+    ) -> None:
+        """Detect, scan and disarm one file as the policy says; keep what survives."""
         if not payload:
             part.reason = Reason.EMPTY
             return
-        info = detect(payload, leaf.content_type, leaf.filename)
+        info = detect(payload, declared_type, filename)
         part.detected_type, part.kind = info.detected_mime, info.kind
         if info.mismatch:
             part.findings.append(Reason.TYPE_MISMATCH)
             part.detail = "; ".join(filter(None, [part.detail, info.detail]))
         action = self.policy.attachments.action_for(info.kind)
-        name = clean_name(leaf.filename)
+        name = clean_name(filename)
         outcome = self.disarmer.disarm(payload, name, info.kind, action, self._budgeted_policy())
         part.action, part.reason = outcome.action, outcome.reason
         part.removed = list(outcome.removed)
@@ -327,15 +396,20 @@ class _Run:
 
     def _decode(self, leaf: Leaf, payload: bytes, part: PartReport) -> Decoded:
         charset = leaf.params.get("charset")
-        decoded = decode_body(payload, charset.text if charset else None)
+        decode = decode_html if leaf.content_type == "text/html" else decode_body
+        decoded = decode(payload, charset.text if charset else None)
         part.charset = decoded.charset
+        if charset is not None and decoded.detected:
+            shown = display_text(charset.text, 40)
+            note = f"charset {shown} declared, read as {decoded.charset}"
+            part.detail = "; ".join(filter(None, [part.detail, note]))
         text, had_surrogates = scrub_surrogates(decoded.text)
         if decoded.lossy or had_surrogates:
             part.findings.append(Reason.LOSSY_DECODE)
         return replace(decoded, text=text)
 
     def _add_text(self, text: str) -> None:
-        cleaned = _UNPRINTABLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n")).strip("\n")
+        cleaned = body_text(text.replace("\r\n", "\n").replace("\r", "\n")).strip("\n")
         if not cleaned:
             return
         self.text_chars += len(cleaned)
@@ -355,13 +429,19 @@ class _Run:
         self.report.timings_ms[name] = round((time.monotonic() - since) * 1000, 3)
 
 
+def _param(leaf: Leaf, name: str) -> str:
+    """A Content-Type parameter of ``leaf``, lower-cased ("" when absent)."""
+    value = leaf.params.get(name)
+    return value.text.strip().lower() if value is not None else ""
+
+
 def _entries(
     children: tuple[tuple[str, CdrOutcome], ...], folder: str = ""
 ) -> Iterator[EntryReport]:
     """The files inside an archive, depth first, named by their path inside it."""
     for untrusted_name, child in children:
         path = f"{folder}{untrusted_name}"
-        yield EntryReport(display_safe(path, 200), child.action, child.reason, list(child.removed))
+        yield EntryReport(display_text(path, 200), child.action, child.reason, list(child.removed))
         yield from _entries(child.children, f"{path}/")
 
 

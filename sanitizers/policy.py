@@ -1,7 +1,9 @@
 """What the pipeline is allowed to do: every limit and choice, named and validated.
 
 A policy is plain, frozen, validated data: it pickles into worker processes, and an unknown
-key or a wrong value is an error (a typo must never weaken a rule).
+key or a wrong value is an error (a typo must never weaken a rule). It is the ``[policy]``
+part of the one configuration model (the service's part is in ``gateway/configuration``);
+each field's docstring is its description in ``config/defaults.toml``.
 """
 
 from __future__ import annotations
@@ -9,15 +11,13 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from sanitizers.cdr.settings import CdrPolicy
+from sanitizers.charsets import DEFAULT_JAPANESE_PRIOR
 from sanitizers.links import DEFAULT_ALLOWED_SCHEMES, normalize_schemes
+from sanitizers.section import Section
 from sanitizers.vocabulary import Reason
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LinkMode(StrEnum):
@@ -36,33 +36,46 @@ class AttachmentAction(StrEnum):
     KEEP_IF_CLEAN = "keep_if_clean"
 
 
-class Limits(_Frozen):
+class Limits(Section):
     """Named resource limits. Hitting one holds the message with the matching ``limit_*``."""
 
     max_message_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    """Largest message the pipeline reads (limit_size); smtp.max_message_bytes may not exceed
+    it."""
     max_header_bytes: int = Field(default=64 * 1024, gt=0)
+    """Largest header block of one message or part (limit_header)."""
     max_line_bytes: int = Field(default=64 * 1024, gt=0)
+    """Longest line of the message (limit_line)."""
     max_parts: int = Field(default=500, gt=0)
+    """Most MIME parts in one message (limit_parts)."""
     max_depth: int = Field(default=16, gt=0, le=200)
+    """Deepest nesting of multiparts and attached messages (limit_depth)."""
     seconds: float = Field(default=30.0, gt=0)
+    """Time budget for sanitizing one message (limit_time); above policy.cdr.seconds and below
+    worker.sanitize_timeout_seconds."""
     max_text_chars: int = Field(default=4 * 1024 * 1024, gt=0)
+    """Most characters of text produced from the bodies (limit_size)."""
 
 
-class BodyPolicy(_Frozen):
+class BodyPolicy(Section):
     """How bodies become text."""
 
     prefer_plain: bool = True
+    """Of a text/plain and an HTML alternative, keep the plain one (false: convert the HTML)."""
     links: LinkMode = LinkMode.KEEP
+    """Links of HTML bodies in the text: "keep", "defang" (hxxp://) or "drop"."""
     other_text: Literal["convert", "remove"] = "convert"
+    """Other text/* bodies (e.g. text/enriched): "convert" to plain text or "remove"."""
     attached_messages: Literal["flatten", "remove"] = "flatten"
+    """Attached messages (message/rfc822): "flatten" into the body or "remove"."""
 
 
-class LinksPolicy(_Frozen):
+class LinksPolicy(Section):
     """Which links stay clickable, in bodies and documents alike (:mod:`sanitizers.links`)."""
 
-    # URL schemes a link may have. Documents lose links of other schemes (``unsafe_link``);
-    # text bodies get them defanged (``javascript[:]…``).
     allowed_schemes: tuple[str, ...] = DEFAULT_ALLOWED_SCHEMES
+    """URL schemes a link may have. Documents lose links of other schemes (unsafe_link); text
+    bodies get them defanged (javascript[:]…)."""
 
     @field_validator("allowed_schemes")
     @classmethod
@@ -70,21 +83,35 @@ class LinksPolicy(_Frozen):
         return normalize_schemes(value)
 
 
-class NoticePolicy(_Frozen):
+class NoticePolicy(Section):
     """The notice appended to the body that tells the recipient what was done."""
 
     language: Literal["ja", "en"] = "ja"
-    # A file whose text replaces the shipped template for ``language`` (string.Template syntax).
-    template: str | None = None
-    # Append a notice even when every part was kept and nothing was found.
+    """Language of the notice: "ja" or "en"."""
+    template: str = ""
+    """A file whose text replaces the shipped template for the language (string.Template
+    syntax); "" = the shipped one."""
     always: bool = False
+    """Append a notice even when every part was kept and nothing was found."""
 
 
-class OutputPolicy(_Frozen):
+class CharsetPolicy(Section):
+    """How text whose charset is missing or wrong is read."""
+
+    japanese_prior: float = Field(default=DEFAULT_JAPANESE_PRIOR, ge=0.0, le=1.0)
+    """How strongly a valid Japanese reading is preferred to a Chinese or Korean one (0 to 1):
+    another reading wins only with at least two of its language's most frequent characters,
+    making up a share of the non-ASCII text greater than the Japanese reading's share of kana
+    plus this. 0 weighs the evidence alone; 1 never gives up a valid Japanese reading."""
+
+
+class OutputPolicy(Section):
     """The shape of the rebuilt message."""
 
     charset: Literal["utf-8", "iso-2022-jp"] = "utf-8"
+    """Charset of the rebuilt text: "utf-8" or "iso-2022-jp" (7-bit, for old LGWAN clients)."""
     subject_tag: str = ""
+    """Text put in front of the Subject of every sanitized message (e.g. "[無害化]"); "" = none."""
     headers: tuple[str, ...] = (
         "From",
         "To",
@@ -96,12 +123,13 @@ class OutputPolicy(_Frozen):
         "In-Reply-To",
         "References",
     )
+    """Headers copied (rebuilt, never as they were) into the sanitized message."""
 
 
 _SANITIZED_BY_DEFAULT = ("ooxml", "pdf", "image", "zip", "text", "html")
 
 
-class AttachmentPolicy(_Frozen):
+class AttachmentPolicy(Section):
     """Per-type attachment actions; kinds are those of :mod:`sanitizers.filetype`.
 
     Shipped: OOXML, PDF, images, ZIP and text-like files are disarmed; everything else
@@ -110,9 +138,12 @@ class AttachmentPolicy(_Frozen):
     """
 
     default: AttachmentAction = AttachmentAction.REMOVE
+    """Action for a kind not listed in by_kind: "remove", "sanitize" or "keep_if_clean"."""
     by_kind: dict[str, AttachmentAction] = Field(
         default_factory=lambda: dict.fromkeys(_SANITIZED_BY_DEFAULT, AttachmentAction.SANITIZE)
     )
+    """Action per file kind (the kinds of sanitizers.filetype); executables are always
+    removed."""
 
     @field_validator("by_kind")
     @classmethod
@@ -128,7 +159,7 @@ class AttachmentPolicy(_Frozen):
         return self.by_kind.get(kind, self.default)
 
 
-class Policy(_Frozen):
+class Policy(Section):
     """Everything the pipeline needs to decide; defaults are the shipped behaviour."""
 
     limits: Limits = Limits()
@@ -136,9 +167,10 @@ class Policy(_Frozen):
     links: LinksPolicy = LinksPolicy()
     notice: NoticePolicy = NoticePolicy()
     output: OutputPolicy = OutputPolicy()
+    charsets: CharsetPolicy = CharsetPolicy()
     attachments: AttachmentPolicy = AttachmentPolicy()
     cdr: CdrPolicy = CdrPolicy()
-    # Part-level reasons that hold the whole message (limits always do).
     hold_reasons: frozenset[Reason] = frozenset({Reason.ENCRYPTED_ARCHIVE})
-    # Part-level reasons that reject the whole message.
+    """Part-level reason codes that hold the whole message (limits always do)."""
     reject_reasons: frozenset[Reason] = frozenset()
+    """Part-level reason codes that reject the whole message."""

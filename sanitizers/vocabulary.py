@@ -1,12 +1,15 @@
 """The one vocabulary of outcomes used in reports, audit lines, metric labels and tests.
 
 Values are stable strings: operators grep for them and dashboards group by them, so a value
-is never renamed, only added.
+is never renamed, only added. Every code has a Japanese and an English label here
+(:func:`label`), used by the notices and the command line; a test checks that none is missing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Final, Literal
 
 
 class Action(StrEnum):
@@ -66,6 +69,9 @@ class Reason(StrEnum):
     # Malformed input, decided one deterministic way and recorded.
     MALFORMED = "malformed"
     LOSSY_DECODE = "lossy_decode"
+    # Output: the body went out as UTF-8 although the policy asks for ISO-2022-JP (a character
+    # or a line of it does not fit), so a reader whose client assumes JIS is told.
+    OUTPUT_UTF8 = "output_utf8"
     # Named limits.
     LIMIT_SIZE = "limit_size"
     LIMIT_HEADER = "limit_header"
@@ -76,3 +82,443 @@ class Reason(StrEnum):
     LIMIT_RATIO = "limit_ratio"
     LIMIT_ENTRIES = "limit_entries"
     LIMIT_PIXELS = "limit_pixels"
+
+
+class FileKind(StrEnum):
+    """What an attachment really is, by its content (see :mod:`sanitizers.filetype`)."""
+
+    OOXML = "ooxml"  # Office Open XML (docx, xlsx, pptx)
+    OLE = "ole"  # legacy Office (doc, xls, ppt, msg)
+    RTF = "rtf"  # Rich Text Format
+    PDF = "pdf"  # PDF
+    IMAGE = "image"  # raster image
+    SVG = "svg"  # SVG drawing
+    ZIP = "zip"  # ZIP archive
+    ARCHIVE = "archive"  # other archive (7z, rar, tar, …)
+    TEXT = "text"  # text-like file (txt, csv, …)
+    HTML = "html"  # HTML file
+    EXECUTABLE = "executable"  # executable or script
+    MESSAGE = "message"  # attached mail
+    OTHER = "other"  # anything else
+    OPENDOCUMENT = "opendocument"  # OpenDocument (odt, ods, odp)
+
+
+class RemovedItem(StrEnum):
+    """One kind of thing a sanitizer took out of a file (``CdrOutcome.removed``)."""
+
+    VBA = "vba"
+    XLM_MACRO = "xlm_macro"
+    ACTIVEX = "activex"
+    OLE_OBJECT = "ole_object"
+    EXTERNAL_RELATIONSHIP = "external_relationship"
+    DDE = "dde"
+    JAVASCRIPT = "javascript"
+    OPEN_ACTION = "open_action"
+    ADDITIONAL_ACTIONS = "additional_actions"
+    LAUNCH = "launch"
+    SUBMIT_FORM = "submit_form"
+    IMPORT_DATA = "import_data"
+    REMOTE_GOTO = "remote_goto"
+    RICH_MEDIA = "rich_media"
+    EMBEDDED_FILE = "embedded_file"
+    FILE_ATTACHMENT = "file_attachment"
+    XFA = "xfa"
+    URI = "uri"
+    METADATA = "metadata"
+    TRAILING_DATA = "trailing_data"
+    FRAMES = "frames"
+    CONTROL_CHARACTERS = "control_characters"
+    CSV_FORMULA = "csv_formula"
+    EMBEDDED_PACKAGE = "embedded_package"
+    ALT_CHUNK = "alt_chunk"
+    CUSTOM_UI = "custom_ui"
+    WEB_EXTENSION = "web_extension"
+    EXTERNAL_LINK = "external_link"
+    DATA_CONNECTION = "data_connection"
+    HYPERLINK = "hyperlink"
+    LINKED_FIELD = "linked_field"
+    PROGRAM_ACTION = "program_action"
+    UNKNOWN_PART = "unknown_part"
+    ATTACHMENT = "attachment"
+    ENTRY = "entry"
+    REMOTE_TEMPLATE = "remote_template"
+    UNSAFE_LINK = "unsafe_link"
+    COMPUTED_FIELD = "computed_field"
+    FORMULA_FUNCTION = "formula_function"
+    SVG_IMAGE = "svg_image"
+
+
+class SmtpRefusal(StrEnum):
+    """Why the SMTP layer refused something (log field ``reason`` and metric label); the
+    receiver maps every 4xx or 5xx reply it sends to one (:mod:`gateway.receiving.refusals`)."""
+
+    RELAY = "relay"  # recipient domain not accepted (554 5.7.1)
+    SIZE = "size"  # message too large, declared or not (552 5.3.4)
+    RECIPIENTS = "recipients"  # too many recipients (452 4.5.3)
+    BARE_NEWLINE = "bare_newline"  # bare CR or LF in DATA: SMTP smuggling (550 5.5.2)
+    SMUGGLING = "smuggling"  # NUL in DATA (550 5.5.2)
+    PIPELINING = "pipelining"  # commands pipelined after the final dot (503 5.5.0)
+    LINE_LENGTH = "line_length"  # a data line too long (500 5.5.2)
+    SYNTAX = "syntax"  # a bad sender or recipient address (553)
+    PROTOCOL = "protocol"  # any other bad command, argument or sequence (aiosmtpd's 5xx)
+    TIMEOUT = "timeout"  # a command line or data record not complete in time (421 4.4.2)
+    STRESS_TIMEOUT = "stress_timeout"  # the same, with the shorter limits of stress mode
+    DEADLINE = "deadline"  # the whole session ran past its deadline (421 4.4.2)
+    TOO_SLOW = "too_slow"  # DATA below the minimum rate (421 4.4.2)
+    CONNECTIONS = "connections"  # overall connection cap (421 4.7.0)
+    CONNECTIONS_PER_CLIENT = "connections_per_client"  # per-address connection cap (421 4.7.0)
+    DISK = "disk"  # free disk below the threshold (452 4.3.1)
+    SHUTDOWN = "shutdown"  # stopping (421 4.3.2)
+    INTERNAL = "internal"  # internal error (451 4.3.0)
+    VERDICT = "verdict"  # the sanitizer's verdict was reject (after 250: a dead letter)
+
+
+class MessageState(StrEnum):
+    """Where a message is: a spool directory, a quarantine delivery state, a queue gauge."""
+
+    INCOMING = "incoming"  # accepted, waiting to be sanitized
+    OUTGOING = "outgoing"  # sanitized, waiting to be delivered
+    QUEUED = "queued"  # stored, not yet delivered
+    ACTIVE = "active"  # being worked on
+    SANITIZED = "sanitized"  # sanitized
+    DEFERRED = "deferred"  # delivery failed for now; retried later
+    HELD = "held"  # held: the recipients got a notice, not the mail
+    DELIVERED = "delivered"  # delivered to the LGWAN side
+    DEAD = "dead"  # given up: dead letter, the sender is told
+
+
+class DeadLetterReason(StrEnum):
+    """Why a message was given up and moved to the dead letters."""
+
+    LIFETIME = "lifetime"  # not delivered within delivery.lifetime_seconds
+    UNDELIVERABLE = "undeliverable"  # every recipient refused for good
+    REJECTED = "rejected"  # the sanitizer's verdict was reject
+
+
+Code = (
+    Action
+    | Verdict
+    | Reason
+    | FileKind
+    | RemovedItem
+    | SmtpRefusal
+    | MessageState
+    | DeadLetterReason
+)
+VOCABULARY: Final = (
+    Action, Verdict, Reason, FileKind, RemovedItem, SmtpRefusal, MessageState, DeadLetterReason,
+)  # fmt: skip
+Language = Literal["ja", "en"]
+
+
+def label(code: Code, language: Language) -> str:
+    """What ``code`` means for a reader of ``language``. Labels are kept per enum: the same
+    string may be a code of two enums (``timeout`` is a reason and an SMTP refusal)."""
+    return (_JA if language == "ja" else _EN)[type(code)][code]
+
+
+_JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
+    Action: {
+        Action.KEPT: "そのまま",
+        Action.CONVERTED: "テキストに変換",
+        Action.SANITIZED: "無害化して添付",
+        Action.REMOVED: "削除",
+        Action.HELD: "保留",
+    },
+    Verdict: {
+        Verdict.DELIVER: "配送",
+        Verdict.HOLD: "保留",
+        Verdict.REJECT: "拒否",
+    },
+    Reason: {
+        Reason.TEXT_BODY: "本文",
+        Reason.HTML_BODY: "HTML形式の本文",
+        Reason.ALTERNATIVE: "同じ内容の別形式",
+        Reason.TEXT_CONVERTED: "テキスト形式の部分",
+        Reason.ATTACHED_MESSAGE: "添付されたメール",
+        Reason.EMPTY: "内容が空",
+        Reason.POLICY: "この種類のファイルは受け付けない設定のため",
+        Reason.EXECUTABLE: "実行ファイルまたはスクリプトのため",
+        Reason.TYPE_MISMATCH: "ファイル名・宣言された種類と中身が一致しないため",
+        Reason.UNSUPPORTED_TYPE: "無害化できない種類のファイルのため",
+        Reason.UNSUPPORTED_ARCHIVE: "中身を検査できない圧縮形式のため",
+        Reason.MESSAGE_PARTIAL: "分割されたメールのため",
+        Reason.EXTERNAL_BODY: "外部を参照する部分のため",
+        Reason.CLEAN: "危険な内容は見つかりませんでした",
+        Reason.MACRO: "マクロを含むため",
+        Reason.ACTIVE_CONTENT: "スクリプトなどの動的な内容を含むため",
+        Reason.EMBEDDED_OBJECT: "埋め込みオブジェクトを含むため",
+        Reason.EXTERNAL_REFERENCE: "外部への参照を含むため",
+        Reason.METADATA: "付随情報を含むため",
+        Reason.ENCRYPTED: "暗号化されていて検査できないため",
+        Reason.ENCRYPTED_ARCHIVE: "パスワード付きの圧縮ファイルで検査できないため",
+        Reason.PATH_TRAVERSAL: "不正なファイル名を含むため",
+        Reason.MALWARE: "ウイルスが検出されたため",
+        Reason.SCANNER_UNAVAILABLE: "ウイルス検査ができなかったため",
+        Reason.CRASH: "処理中に異常が起きたため",
+        Reason.TIMEOUT: "処理が制限時間内に終わらなかったため",
+        Reason.ERROR: "処理できなかったため",
+        Reason.VERIFY_FAILED: "無害化後の検査に合格しなかったため",
+        Reason.MALFORMED: "形式に不正な箇所があったため",
+        Reason.LOSSY_DECODE: "一部の文字を復元できなかったため",
+        Reason.OUTPUT_UTF8: "ISO-2022-JP で表せない文字を含むため、本文を UTF-8 で送りました",
+        Reason.LIMIT_SIZE: "大きさの上限を超えたため",
+        Reason.LIMIT_HEADER: "ヘッダーの大きさの上限を超えたため",
+        Reason.LIMIT_LINE: "行の長さの上限を超えたため",
+        Reason.LIMIT_PARTS: "部分の数の上限を超えたため",
+        Reason.LIMIT_DEPTH: "入れ子の深さの上限を超えたため",
+        Reason.LIMIT_TIME: "処理時間の上限を超えたため",
+        Reason.LIMIT_RATIO: "圧縮率の上限を超えたため",
+        Reason.LIMIT_ENTRIES: "ファイル数の上限を超えたため",
+        Reason.LIMIT_PIXELS: "画像の画素数の上限を超えたため",
+        Reason.NOT_SCANNED: "ウイルス検査未実施",
+    },
+    FileKind: {
+        FileKind.OOXML: "Office 文書（docx・xlsx・pptx）",
+        FileKind.OLE: "旧形式の Office 文書（doc・xls・ppt）",
+        FileKind.RTF: "リッチテキスト（RTF）",
+        FileKind.PDF: "PDF",
+        FileKind.IMAGE: "画像",
+        FileKind.SVG: "SVG 画像",
+        FileKind.ZIP: "ZIP 圧縮ファイル",
+        FileKind.ARCHIVE: "その他の圧縮ファイル",
+        FileKind.TEXT: "テキストファイル",
+        FileKind.HTML: "HTML ファイル",
+        FileKind.EXECUTABLE: "実行ファイル・スクリプト",
+        FileKind.MESSAGE: "添付されたメール",
+        FileKind.OTHER: "その他のファイル",
+        FileKind.OPENDOCUMENT: "OpenDocument 文書（odt・ods・odp）",
+    },
+    RemovedItem: {
+        RemovedItem.VBA: "VBAマクロ",
+        RemovedItem.XLM_MACRO: "Excel 4.0 マクロ",
+        RemovedItem.ACTIVEX: "ActiveX コントロール",
+        RemovedItem.OLE_OBJECT: "埋め込みオブジェクト",
+        RemovedItem.EXTERNAL_RELATIONSHIP: "外部参照",
+        RemovedItem.DDE: "DDE フィールド",
+        RemovedItem.JAVASCRIPT: "JavaScript",
+        RemovedItem.OPEN_ACTION: "開いたときの動作",
+        RemovedItem.ADDITIONAL_ACTIONS: "自動実行の動作",
+        RemovedItem.LAUNCH: "外部プログラムの起動",
+        RemovedItem.SUBMIT_FORM: "フォーム送信",
+        RemovedItem.IMPORT_DATA: "データ読み込み",
+        RemovedItem.REMOTE_GOTO: "外部文書へのリンク",
+        RemovedItem.RICH_MEDIA: "動画・Flash",
+        RemovedItem.EMBEDDED_FILE: "埋め込みファイル",
+        RemovedItem.FILE_ATTACHMENT: "添付ファイル注釈",
+        RemovedItem.XFA: "XFA フォーム",
+        RemovedItem.URI: "URL リンク",
+        RemovedItem.METADATA: "メタデータ",
+        RemovedItem.TRAILING_DATA: "末尾の余分なデータ",
+        RemovedItem.FRAMES: "2枚目以降の画像",
+        RemovedItem.CONTROL_CHARACTERS: "制御文字",
+        RemovedItem.CSV_FORMULA: "数式として実行されるセル（文字列に変更）",
+        RemovedItem.EMBEDDED_PACKAGE: "埋め込みパッケージ",
+        RemovedItem.ALT_CHUNK: "取り込まれた別形式の文書",
+        RemovedItem.CUSTOM_UI: "リボンのカスタマイズ",
+        RemovedItem.WEB_EXTENSION: "Office アドイン",
+        RemovedItem.EXTERNAL_LINK: "外部ブックへのリンク",
+        RemovedItem.DATA_CONNECTION: "外部データ接続",
+        RemovedItem.HYPERLINK: "外部へのハイパーリンク（文字は残しました）",
+        RemovedItem.LINKED_FIELD: "外部を参照するフィールド",
+        RemovedItem.PROGRAM_ACTION: "プログラム実行の動作",
+        RemovedItem.UNKNOWN_PART: "不明な部品",
+        RemovedItem.ATTACHMENT: "内部の添付ファイル",
+        RemovedItem.ENTRY: "圧縮ファイル内のファイル",
+        RemovedItem.REMOTE_TEMPLATE: "外部のテンプレートへの参照",
+        RemovedItem.UNSAFE_LINK: "許可されていない種類のリンク（javascript:、file: など）",
+        RemovedItem.COMPUTED_FIELD: "命令が計算で作られるフィールド",
+        RemovedItem.FORMULA_FUNCTION: "外部を呼び出す数式（WEBSERVICE など）",
+        RemovedItem.SVG_IMAGE: "SVG 画像（スクリプトを含み得るもの）",
+    },
+    SmtpRefusal: {
+        SmtpRefusal.RELAY: "中継を許可していない宛先",
+        SmtpRefusal.SIZE: "メールが大きすぎる",
+        SmtpRefusal.RECIPIENTS: "宛先が多すぎる",
+        SmtpRefusal.BARE_NEWLINE: "単独の CR・LF（SMTP スマグリング）",
+        SmtpRefusal.SMUGGLING: "データ終端に似た並び（SMTP スマグリング）",
+        SmtpRefusal.PIPELINING: "最後のドットの後に続けて送られたコマンド",
+        SmtpRefusal.LINE_LENGTH: "行またはコマンドが長すぎる",
+        SmtpRefusal.SYNTAX: "コマンドまたは引数の誤り",
+        SmtpRefusal.TOO_SLOW: "データ転送が遅すぎる",
+        SmtpRefusal.CONNECTIONS: "同時接続数の上限",
+        SmtpRefusal.CONNECTIONS_PER_CLIENT: "接続元ごとの同時接続数の上限",
+        SmtpRefusal.DISK: "ディスクの空き不足",
+        SmtpRefusal.SHUTDOWN: "停止中",
+        SmtpRefusal.INTERNAL: "内部エラー",
+        SmtpRefusal.VERDICT: "無害化の判定が拒否",
+        SmtpRefusal.PROTOCOL: "コマンドの誤りまたは順序の誤り",
+        SmtpRefusal.STRESS_TIMEOUT: "高負荷時の時間切れ",
+        SmtpRefusal.DEADLINE: "セッションの時間切れ",
+        SmtpRefusal.TIMEOUT: "コマンドまたはデータの時間切れ",
+    },
+    MessageState: {
+        MessageState.INCOMING: "受信済み（無害化待ち）",
+        MessageState.OUTGOING: "無害化済み（配送待ち）",
+        MessageState.QUEUED: "保管済み（未配送）",
+        MessageState.ACTIVE: "処理中",
+        MessageState.SANITIZED: "無害化済み",
+        MessageState.DEFERRED: "配送延期（後で再送）",
+        MessageState.HELD: "保留（宛先には通知のみ）",
+        MessageState.DELIVERED: "配送済み",
+        MessageState.DEAD: "配送断念（送信者に通知）",
+    },
+    DeadLetterReason: {
+        DeadLetterReason.LIFETIME: "配送期限切れ",
+        DeadLetterReason.UNDELIVERABLE: "すべての宛先が恒久的に拒否",
+        DeadLetterReason.REJECTED: "無害化の判定が拒否",
+    },
+}
+
+_EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
+    Action: {
+        Action.KEPT: "kept",
+        Action.CONVERTED: "converted to text",
+        Action.SANITIZED: "disarmed and attached",
+        Action.REMOVED: "removed",
+        Action.HELD: "held",
+    },
+    Verdict: {
+        Verdict.DELIVER: "deliver",
+        Verdict.HOLD: "hold",
+        Verdict.REJECT: "reject",
+    },
+    Reason: {
+        Reason.TEXT_BODY: "text body",
+        Reason.HTML_BODY: "html body",
+        Reason.ALTERNATIVE: "alternative",
+        Reason.TEXT_CONVERTED: "text converted",
+        Reason.ATTACHED_MESSAGE: "attached message",
+        Reason.EMPTY: "empty",
+        Reason.POLICY: "policy",
+        Reason.EXECUTABLE: "executable",
+        Reason.TYPE_MISMATCH: "type mismatch",
+        Reason.UNSUPPORTED_TYPE: "unsupported type",
+        Reason.UNSUPPORTED_ARCHIVE: "unsupported archive",
+        Reason.MESSAGE_PARTIAL: "message partial",
+        Reason.EXTERNAL_BODY: "external body",
+        Reason.CLEAN: "clean",
+        Reason.MACRO: "macro",
+        Reason.ACTIVE_CONTENT: "active content",
+        Reason.EMBEDDED_OBJECT: "embedded object",
+        Reason.EXTERNAL_REFERENCE: "external reference",
+        Reason.METADATA: "metadata",
+        Reason.ENCRYPTED: "encrypted",
+        Reason.ENCRYPTED_ARCHIVE: "encrypted archive",
+        Reason.PATH_TRAVERSAL: "path traversal",
+        Reason.MALWARE: "malware",
+        Reason.SCANNER_UNAVAILABLE: "scanner unavailable",
+        Reason.CRASH: "crash",
+        Reason.TIMEOUT: "timeout",
+        Reason.ERROR: "error",
+        Reason.VERIFY_FAILED: "verify failed",
+        Reason.MALFORMED: "malformed",
+        Reason.LOSSY_DECODE: "lossy decode",
+        Reason.OUTPUT_UTF8: "the body was sent as UTF-8: it has characters ISO-2022-JP cannot hold",
+        Reason.LIMIT_SIZE: "limit size",
+        Reason.LIMIT_HEADER: "limit header",
+        Reason.LIMIT_LINE: "limit line",
+        Reason.LIMIT_PARTS: "limit parts",
+        Reason.LIMIT_DEPTH: "limit depth",
+        Reason.LIMIT_TIME: "limit time",
+        Reason.LIMIT_RATIO: "limit ratio",
+        Reason.LIMIT_ENTRIES: "limit entries",
+        Reason.LIMIT_PIXELS: "limit pixels",
+        Reason.NOT_SCANNED: "not scanned",
+    },
+    FileKind: {
+        FileKind.OOXML: "Office document (docx, xlsx, pptx)",
+        FileKind.OLE: "legacy Office document (doc, xls, ppt)",
+        FileKind.RTF: "rich text (RTF)",
+        FileKind.PDF: "PDF",
+        FileKind.IMAGE: "image",
+        FileKind.SVG: "SVG image",
+        FileKind.ZIP: "ZIP archive",
+        FileKind.ARCHIVE: "other archive",
+        FileKind.TEXT: "text file",
+        FileKind.HTML: "HTML file",
+        FileKind.EXECUTABLE: "executable or script",
+        FileKind.MESSAGE: "attached mail",
+        FileKind.OTHER: "other file",
+        FileKind.OPENDOCUMENT: "OpenDocument document (odt, ods, odp)",
+    },
+    RemovedItem: {
+        RemovedItem.VBA: "VBA macros",
+        RemovedItem.XLM_MACRO: "Excel 4.0 macros",
+        RemovedItem.ACTIVEX: "ActiveX controls",
+        RemovedItem.OLE_OBJECT: "embedded objects",
+        RemovedItem.EXTERNAL_RELATIONSHIP: "external references",
+        RemovedItem.DDE: "DDE fields",
+        RemovedItem.JAVASCRIPT: "JavaScript",
+        RemovedItem.OPEN_ACTION: "open action",
+        RemovedItem.ADDITIONAL_ACTIONS: "automatic actions",
+        RemovedItem.LAUNCH: "program launch",
+        RemovedItem.SUBMIT_FORM: "form submission",
+        RemovedItem.IMPORT_DATA: "data import",
+        RemovedItem.REMOTE_GOTO: "links to other documents",
+        RemovedItem.RICH_MEDIA: "rich media",
+        RemovedItem.EMBEDDED_FILE: "embedded files",
+        RemovedItem.FILE_ATTACHMENT: "file attachment annotations",
+        RemovedItem.XFA: "XFA forms",
+        RemovedItem.URI: "URL links",
+        RemovedItem.METADATA: "metadata",
+        RemovedItem.TRAILING_DATA: "trailing data",
+        RemovedItem.FRAMES: "frames after the first",
+        RemovedItem.CONTROL_CHARACTERS: "control characters",
+        RemovedItem.CSV_FORMULA: "cells a spreadsheet would run (made text)",
+        RemovedItem.EMBEDDED_PACKAGE: "embedded packages",
+        RemovedItem.ALT_CHUNK: "imported documents",
+        RemovedItem.CUSTOM_UI: "ribbon customisation",
+        RemovedItem.WEB_EXTENSION: "Office add-ins",
+        RemovedItem.EXTERNAL_LINK: "links to other workbooks",
+        RemovedItem.DATA_CONNECTION: "external data connections",
+        RemovedItem.HYPERLINK: "external hyperlinks (text kept)",
+        RemovedItem.LINKED_FIELD: "fields referring outside",
+        RemovedItem.PROGRAM_ACTION: "program actions",
+        RemovedItem.UNKNOWN_PART: "unknown parts",
+        RemovedItem.ATTACHMENT: "inner attachments",
+        RemovedItem.ENTRY: "files inside the archive",
+        RemovedItem.REMOTE_TEMPLATE: "remote templates",
+        RemovedItem.UNSAFE_LINK: "links of a scheme that is not allowed (javascript:, file:, ...)",
+        RemovedItem.COMPUTED_FIELD: "fields whose instruction is computed",
+        RemovedItem.FORMULA_FUNCTION: "formulas that fetch or call outside (WEBSERVICE, ...)",
+        RemovedItem.SVG_IMAGE: "SVG images (they can carry script)",
+    },
+    SmtpRefusal: {
+        SmtpRefusal.RELAY: "recipient domain not accepted",
+        SmtpRefusal.SIZE: "message too large",
+        SmtpRefusal.RECIPIENTS: "too many recipients",
+        SmtpRefusal.BARE_NEWLINE: "bare CR or LF (SMTP smuggling)",
+        SmtpRefusal.SMUGGLING: "end-of-data look-alike (SMTP smuggling)",
+        SmtpRefusal.PIPELINING: "commands pipelined after the final dot",
+        SmtpRefusal.LINE_LENGTH: "line or command too long",
+        SmtpRefusal.SYNTAX: "bad command or argument",
+        SmtpRefusal.TOO_SLOW: "data sent too slowly",
+        SmtpRefusal.CONNECTIONS: "too many connections",
+        SmtpRefusal.CONNECTIONS_PER_CLIENT: "too many connections from one client",
+        SmtpRefusal.DISK: "too little free disk space",
+        SmtpRefusal.SHUTDOWN: "service stopping",
+        SmtpRefusal.INTERNAL: "internal error",
+        SmtpRefusal.VERDICT: "rejected by the sanitizer's verdict",
+        SmtpRefusal.PROTOCOL: "bad command or sequence",
+        SmtpRefusal.STRESS_TIMEOUT: "timeout under stress",
+        SmtpRefusal.DEADLINE: "session deadline",
+        SmtpRefusal.TIMEOUT: "command or data timeout",
+    },
+    MessageState: {
+        MessageState.INCOMING: "received, waiting to be sanitized",
+        MessageState.OUTGOING: "sanitized, waiting to be delivered",
+        MessageState.QUEUED: "stored, not yet delivered",
+        MessageState.ACTIVE: "being processed",
+        MessageState.SANITIZED: "sanitized",
+        MessageState.DEFERRED: "delivery deferred, retried later",
+        MessageState.HELD: "held: recipients got a notice only",
+        MessageState.DELIVERED: "delivered",
+        MessageState.DEAD: "given up (dead letter)",
+    },
+    DeadLetterReason: {
+        DeadLetterReason.LIFETIME: "delivery lifetime exceeded",
+        DeadLetterReason.UNDELIVERABLE: "every recipient refused",
+        DeadLetterReason.REJECTED: "rejected by the sanitizer",
+    },
+}

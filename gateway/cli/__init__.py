@@ -10,7 +10,8 @@ import select
 import sys
 from collections.abc import Sequence
 
-from gateway.cli.exit_codes import EXIT_BROKEN_PIPE
+from gateway.cli.exit_codes import ExitCode
+from gateway.cli.toolkit import CliError
 
 # Modules that add a subcommand: each defines ``register(subparsers)`` which sets ``func``.
 SUBCOMMAND_MODULES = (
@@ -40,15 +41,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         sys.stdout.flush()
+    except CliError as exc:
+        for problem in exc.problems:
+            print(f"mukaika {args.command}: {problem}", file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError as error:
         if error.errno != errno.EPIPE or not _stdout_reader_gone():
             raise  # a pipe or socket of the command's own work: a real error, shown as one
         # The reader of our output is gone: no traceback; and stdout now points at /dev/null,
         # so the interpreter's own flush at exit cannot fail a second time.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
+        return ExitCode.BROKEN_PIPE
     return code
 
 

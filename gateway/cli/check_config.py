@@ -9,7 +9,8 @@ service user). Every error goes to stderr as ``FILE: KEY: message``. Exceptions
 A configuration with the malware scanner off gets a warning too (the exit code stays 0): the
 policies require a malware check at the Internet gateway.
 
-Exit codes: 0 valid; 1 valid, but with expired exceptions; 2 invalid (or usage error).
+Exit codes (:class:`gateway.cli.exit_codes.ExitCode`): 0 valid; 6 valid, but with expired
+exceptions; 78 invalid; 2 usage error. ``--defaults`` prints ``config/defaults.toml``.
 """
 
 from __future__ import annotations
@@ -18,16 +19,12 @@ import argparse
 import json
 import sys
 from datetime import date
-from pathlib import Path
 from typing import Any
 
-from gateway.configuration.config import ConfigError, load_layered
-from gateway.configuration.files import file_problems
+from gateway.cli.exit_codes import ExitCode
+from gateway.cli.toolkit import CliError, add_config_option, load
 from gateway.configuration.rules import RuleSet
-
-EXIT_OK = 0
-EXIT_WARNINGS = 1
-EXIT_INVALID = 2
+from gateway.configuration.toml_text import defaults_toml, to_toml
 
 # The warning for a configuration without the malware scan.
 SCANNER_OFF = (
@@ -43,8 +40,13 @@ def register(subparsers: Any) -> None:
         help="validate the configuration (with local.d) and print the effective one",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
-    parser.add_argument("--config", type=Path, help="main TOML file (its local.d/ is read too)")
+    add_config_option(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of TOML")
+    parser.add_argument(
+        "--defaults",
+        action="store_true",
+        help="print every setting with its default and description (config/defaults.toml)",
+    )
     parser.add_argument(
         "--on",
         type=date.fromisoformat,
@@ -56,17 +58,14 @@ def register(subparsers: Any) -> None:
 
 
 def run_check_config(args: argparse.Namespace) -> int:
+    if args.defaults:
+        print(defaults_toml(), end="")
+        return ExitCode.OK
     try:
-        config, layered = load_layered(args.config)
-    except ConfigError as exc:
-        problems = exc.problems
-    else:
-        problems = file_problems(config, layered)
-    if problems:
-        for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
-        print(f"mukaika check-config: {len(problems)} error(s); invalid", file=sys.stderr)
-        return EXIT_INVALID
+        config, layered = load(args, check_files=True)
+    except CliError as exc:
+        exc.problems.append(f"{len(exc.problems)} error(s); invalid")
+        raise
     on: date = args.on or date.today()
     expired = RuleSet(config.policy, config.rules, lambda: on).expired()
     if not args.quiet:
@@ -92,57 +91,4 @@ def run_check_config(args: argparse.Namespace) -> int:
             )
     if not config.scanner.enabled:
         print(f"warning: {SCANNER_OFF}", file=sys.stderr)
-    return EXIT_WARNINGS if expired else EXIT_OK
-
-
-# --- a small TOML writer for the effective configuration -----------------------------------
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_scalar(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {_scalar(v)}" for k, v in value.items()) + " }"
-    return json.dumps(str(value), ensure_ascii=False)
-
-
-def _key(key: str) -> str:
-    if key and all(c.isalnum() or c in "-_" for c in key) and key.isascii():
-        return key
-    return json.dumps(key, ensure_ascii=False)
-
-
-def _table(data: dict[str, Any], name: str, lines: list[str], array: bool = False) -> None:
-    plain = {k: v for k, v in data.items() if not _is_table(v) and not _is_table_array(v)}
-    if name and (plain or array or not data):
-        lines.append(f"\n[[{name}]]" if array else f"\n[{name}]")
-    for key, value in plain.items():
-        lines.append(f"{_key(key)} = {_scalar(value)}")
-    for key, value in data.items():
-        full = f"{name}.{_key(key)}" if name else _key(key)
-        if _is_table(value):
-            _table(value, full, lines)
-        elif _is_table_array(value):
-            for item in value:
-                _table(item, full, lines, array=True)
-
-
-def _is_table(value: Any) -> bool:
-    return isinstance(value, dict)
-
-
-def _is_table_array(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
-
-
-def to_toml(data: dict[str, Any]) -> str:
-    """``data`` (JSON-like: tables, arrays, strings, numbers, booleans) as TOML text."""
-    lines: list[str] = []
-    _table(data, "", lines)
-    return "\n".join(lines).lstrip("\n") + "\n"
+    return ExitCode.EXPIRED_EXCEPTIONS if expired else ExitCode.OK

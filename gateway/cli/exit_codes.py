@@ -1,16 +1,47 @@
-"""Exit codes of ``mukaika`` that other programs act on.
+"""The exit codes of every ``mukaika`` command: one list, and a code never means two things.
 
-``EXIT_CONFIG`` (78, ``EX_CONFIG`` of sysexits.h): the configuration cannot work (invalid, or
-a file it names is missing or unusable). Restarting cannot fix it, so the systemd unit lists
-it in ``RestartPreventExitStatus=``; tests/deploy checks that the unit and this agree.
+Scripts, systemd and monitoring act on these numbers, so a number is never reused for another
+meaning, only added. Where sysexits.h has a code for the case, it is that code.
 
-``EXIT_BROKEN_PIPE`` (141, what a shell reports for a program killed by SIGPIPE): whoever read
-the output stopped reading (``mukaika quarantine list | head``); the command stops quietly.
+``CONFIG`` (78, ``EX_CONFIG``): the configuration cannot work (invalid, or a file it names is
+missing or unusable). Restarting cannot fix it, so the systemd unit lists it in
+``RestartPreventExitStatus=``; tests/deploy checks that the unit and this agree.
+
+``BROKEN_PIPE`` (141, what a shell reports for a program killed by SIGPIPE): whoever read the
+output stopped reading (``mukaika quarantine list | head``); the command stops quietly.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from enum import IntEnum, unique
 
-EXIT_CONFIG: Final = 78
-EXIT_BROKEN_PIPE: Final = 141
+
+@unique
+class ExitCode(IntEnum):
+    """What a ``mukaika`` command's exit status means (README and both guides list them)."""
+
+    meaning: str
+
+    def __new__(cls, value: int, meaning: str) -> ExitCode:
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
+
+    OK = 0, "done; sanitize and explain: the message would be delivered"
+    INTERNAL = 1, "an unexpected fault: a traceback, or a batch message that hit one"
+    USAGE = 2, "the command line is wrong (argparse's own status)"
+    NOT_FOUND = 4, "the queue id, quarantine id or reference asked for does not exist"
+    WRONG_STATE = 5, "the message's state does not allow the action (e.g. retry a delivered one)"
+    EXPIRED_EXCEPTIONS = 6, "valid configuration, but expired exceptions (例外措置) are skipped"
+    REFUSED = 7, "send: the server refused the message or a recipient"
+    HOLD = 10, "sanitize: the message would be held"
+    REJECT = 11, "sanitize: the message would be rejected"
+    INTEGRITY = 65, "a quarantined original failed its integrity check (EX_DATAERR)"
+    INPUT = 66, "an input file cannot be read (EX_NOINPUT)"
+    UNAVAILABLE = 69, "serve cannot listen (port in use) or send cannot connect (EX_UNAVAILABLE)"
+    IO_ERROR = 74, "reading or writing the data directory failed (EX_IOERR)"
+    TEMPFAIL = 75, "a dependency (e.g. the scanner) is unavailable; try later (EX_TEMPFAIL)"
+    CONFIG = 78, "the configuration cannot work; systemd does not restart (EX_CONFIG)"
+    INTERRUPTED = 130, "stopped with Ctrl-C (128 + SIGINT)"
+    BROKEN_PIPE = 141, "the reader of the output went away, e.g. | head (128 + SIGPIPE)"

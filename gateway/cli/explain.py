@@ -8,14 +8,14 @@ with that group's effective policy, and every part is listed: its path, file nam
 Japanese included), detected type, action, reason, what was removed or found, and the name it
 is attached under in the delivered mail.
 
-Nothing is sent and nothing is written to disk. Exit codes: 0 done; 2 invalid configuration
-or usage; 3 unreadable message; 75 temporary failure (a required scanner is unavailable).
+Nothing is sent and nothing is written to disk. Exit codes (:class:`~gateway.cli.exit_codes.
+ExitCode`): 0 done; 2 usage; 66 unreadable message; 75 temporary failure (a required scanner
+is unavailable); 78 invalid configuration.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -25,16 +25,14 @@ from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
-from gateway.configuration.config import Config, ConfigError, load_config
+from gateway.cli.exit_codes import ExitCode
+from gateway.cli.toolkit import CliError, add_config_option, load
+from gateway.configuration.config import Config
 from gateway.configuration.rules import PolicyGroup, RuleSet
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult
-
-EXIT_OK = 0
-EXIT_INVALID = 2
-EXIT_INPUT = 3
-EXIT_TEMPFAIL = 75
+from sanitizers.safetext import terminal_text
 
 
 def register(subparsers: Any) -> None:
@@ -45,7 +43,7 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("message", type=Path, help="the mail (.eml)")
-    parser.add_argument("--config", type=Path, help="main TOML file (its local.d/ is read too)")
+    add_config_option(parser)
     parser.add_argument("--from", dest="sender", metavar="ADDR", help="envelope sender")
     parser.add_argument(
         "--to", dest="recipients", action="append", default=[], metavar="ADDR", help="recipient"
@@ -110,7 +108,7 @@ def _clean(text: str | None) -> str:
     """Control characters out (the values come from the mail), so the table stays a table."""
     if not text:
         return "-"
-    return "".join(c if c.isprintable() else "?" for c in text)
+    return terminal_text(text)
 
 
 def explain(
@@ -198,17 +196,11 @@ def explain(
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return EXIT_INVALID
+    config, _ = load(args)
     try:
         untrusted_raw = args.message.read_bytes()
     except OSError as exc:
-        print(f"mukaika explain: cannot read {args.message}: {exc.strerror}", file=sys.stderr)
-        return EXIT_INPUT
+        raise CliError(f"cannot read {args.message}: {exc.strerror}", ExitCode.INPUT) from exc
     header_sender, header_recipients = _header_addresses(untrusted_raw)
     sender = args.sender if args.sender is not None else header_sender
     recipients = args.recipients or header_recipients
@@ -222,8 +214,7 @@ def run_explain(args: argparse.Namespace) -> int:
             today=args.on or date.today(),
         )
     except TemporaryFailure as exc:
-        print(f"mukaika explain: temporary failure: {exc}", file=sys.stderr)
-        return EXIT_TEMPFAIL
+        raise CliError(f"temporary failure: {exc}", ExitCode.TEMPFAIL) from exc
     print(f"message: {args.message} ({len(untrusted_raw)} bytes)")
     print("\n".join(lines))
-    return EXIT_OK
+    return ExitCode.OK

@@ -1,9 +1,11 @@
 """``mukaika sanitize``: run the pipeline on one mail, or on a directory, mbox or Maildir.
 
-Exit codes of the single-message form (the verdict is also in the report):
-0 deliver, 10 hold, 11 reject, 2 usage error, 3 unreadable input or invalid configuration,
-75 temporary failure (a required scanner is unavailable; nothing was written).
-A held or rejected message still writes its notice-only message to OUT.
+Exit codes (:class:`gateway.cli.exit_codes.ExitCode`) of the single-message form (the verdict
+is also in the report): 0 deliver, 10 hold, 11 reject, 2 usage error, 66 unreadable input,
+74 output not written, 78 invalid configuration, 75 temporary failure (a required scanner is
+unavailable; nothing was written). A held or rejected message still writes its notice-only
+message to OUT. ``--batch`` exits 0 when every message was processed, else the highest of 1
+(a message hit an unexpected fault), 66 (unreadable) and 75 (temporarily deferred).
 """
 
 from __future__ import annotations
@@ -20,15 +22,19 @@ from typing import Any
 
 from tqdm import tqdm
 
-from gateway.configuration.config import Config, ConfigError, load_config
+from gateway.cli.exit_codes import ExitCode
+from gateway.cli.toolkit import CliError, add_config_option, load
+from gateway.configuration.config import Config
 from sanitizers.errors import TemporaryFailure
 from sanitizers.pipeline import sanitize_message
 from sanitizers.report import SanitizeResult
 from sanitizers.vocabulary import Verdict
 
-EXIT_CODES = {Verdict.DELIVER: 0, Verdict.HOLD: 10, Verdict.REJECT: 11}
-EXIT_INPUT = 3
-EXIT_TEMPFAIL = 75
+EXIT_CODES = {
+    Verdict.DELIVER: ExitCode.OK,
+    Verdict.HOLD: ExitCode.HOLD,
+    Verdict.REJECT: ExitCode.REJECT,
+}
 
 
 def register(subparsers: Any) -> None:
@@ -41,22 +47,17 @@ def register(subparsers: Any) -> None:
     parser.add_argument("input", nargs="?", help="mail file (default: standard input)")
     parser.add_argument("-o", "--output", help="rebuilt mail (default: standard output)")
     parser.add_argument("--report", help="write the JSON report to FILE, or - for stderr")
-    parser.add_argument("--config", type=Path, help="configuration file (TOML)")
+    add_config_option(parser)
     parser.add_argument("--batch", type=Path, metavar="SRC", help="a directory, mbox or Maildir")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output directory for --batch")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"mukaika: invalid configuration:\n{exc}", file=sys.stderr)
-        return EXIT_INPUT
+    config, _ = load(args)
     if args.batch is not None:
         if args.out is None or args.input or args.output:
-            print("mukaika: --batch SRC needs --out DIR (and no IN/-o)", file=sys.stderr)
-            return 2
+            raise CliError("--batch SRC needs --out DIR (and no IN/-o)", ExitCode.USAGE)
         return run_batch(args.batch, args.out, config)
     return run_single(args, config)
 
@@ -65,13 +66,11 @@ def run_single(args: argparse.Namespace, config: Config) -> int:
     try:
         untrusted_raw = _read_input(args.input)
     except OSError as exc:
-        print(f"mukaika: cannot read {args.input}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_INPUT
+        raise CliError(f"cannot read {args.input}: {exc.strerror or exc}", ExitCode.INPUT) from exc
     try:
         result = sanitize_message(untrusted_raw, config.policy)
     except TemporaryFailure as exc:
-        print(f"mukaika: temporary failure, try again later: {exc}", file=sys.stderr)
-        return EXIT_TEMPFAIL
+        raise CliError(f"temporary failure, try again later: {exc}", ExitCode.TEMPFAIL) from exc
     try:
         _write_output(args.output, result.message)
         if args.report:
@@ -79,8 +78,7 @@ def run_single(args: argparse.Namespace, config: Config) -> int:
     except BrokenPipeError:
         raise  # the reader went away: gateway.cli.main stops quietly
     except OSError as exc:
-        print(f"mukaika: cannot write: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_INPUT
+        raise CliError(f"cannot write: {exc.strerror or exc}", ExitCode.IO_ERROR) from exc
     return EXIT_CODES[result.verdict]
 
 
@@ -120,16 +118,15 @@ def run_batch(source: Path, out_dir: Path, config: Config) -> int:
             items = list(_batch_items(source, stack))
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            print(f"mukaika: cannot read {source}: {exc.strerror or exc}", file=sys.stderr)
-            return EXIT_INPUT
+            raise CliError(f"cannot read {source}: {exc.strerror or exc}", ExitCode.INPUT) from exc
         verdicts: Counter[str] = Counter()
         reasons: Counter[str] = Counter()
-        failures = 0
-        for name, load in tqdm(items, unit="msg", file=sys.stderr, disable=None):
+        failures: Counter[ExitCode] = Counter()
+        for name, read in tqdm(items, unit="msg", file=sys.stderr, disable=None):
             try:
-                result = sanitize_message(load(), config.policy)
+                result = sanitize_message(read(), config.policy)
             except Exception as exc:  # noqa: BLE001 - one bad message never stops the batch
-                failures += 1
+                failures[_batch_failure(exc)] += 1
                 status = "deferred" if isinstance(exc, TemporaryFailure) else "not processed"
                 detail = f"{type(exc).__name__}: {exc}"[:300]
                 tqdm.write(f"{name}: {status}: {detail}", file=sys.stderr)
@@ -140,12 +137,20 @@ def run_batch(source: Path, out_dir: Path, config: Config) -> int:
                 (out_dir / f"{name}.eml").write_bytes(result.message)
                 (out_dir / f"{name}.json").write_text(_report_json(result), encoding="utf-8")
             except OSError as exc:
-                print(f"mukaika: cannot write: {exc.strerror or exc}", file=sys.stderr)
-                return EXIT_INPUT
+                raise CliError(f"cannot write: {exc.strerror or exc}", ExitCode.IO_ERROR) from exc
             verdicts[result.verdict.value] += 1
             reasons.update(code.value for code in result.report.reason_codes())
-    print(_summary_table(verdicts, reasons, failures))
-    return 0 if failures == 0 else 1
+    print(_summary_table(verdicts, reasons, failures.total()))
+    return max(failures, default=ExitCode.OK)
+
+
+def _batch_failure(exc: Exception) -> ExitCode:
+    """The exit code a message that failed in a batch stands for."""
+    if isinstance(exc, TemporaryFailure):
+        return ExitCode.TEMPFAIL
+    if isinstance(exc, OSError):
+        return ExitCode.INPUT
+    return ExitCode.INTERNAL
 
 
 def _batch_items(source: Path, stack: ExitStack) -> Iterator[tuple[str, Any]]:

@@ -12,12 +12,14 @@ is reopened (after rotation); settings that need a restart (listen address, data
 are logged as "needs restart" and not applied. If invalid, every error is logged and the old
 configuration stays in force. Listeners and open sessions are untouched either way.
 
-Exit codes: 0 clean stop; 2 usage error; 78 (``EXIT_CONFIG``) the configuration cannot work
-(invalid, or a file it names is missing or unusable: each problem is named, and the systemd
-unit does not restart); 1 could not start for another reason (e.g. the port is in use).
+Exit codes (:class:`gateway.cli.exit_codes.ExitCode`): 0 clean stop; 2 usage error; 78
+(``CONFIG``) the configuration cannot work (invalid, or a file it names is missing or unusable:
+each problem is named, and the systemd unit does not restart); 69 (``UNAVAILABLE``) could not
+start for another reason (e.g. the port is in use), which a restart may cure.
 
-``mukaika send`` exits 0 when every recipient was accepted, 1 otherwise (the file cannot be
-read, no connection, a refusal), with one line saying why.
+``mukaika send`` exits 0 when every recipient was accepted; otherwise, with one line saying
+why, 66 (``INPUT``) when the file cannot be read, 69 (``UNAVAILABLE``) when there is no
+connection, 7 (``REFUSED``) when the server refused the message or a recipient.
 """
 
 from __future__ import annotations
@@ -32,16 +34,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.cli.exit_codes import EXIT_CONFIG
+from gateway.cli.exit_codes import ExitCode
+from gateway.cli.toolkit import add_config_option
 from gateway.configuration.config import Config, ConfigError, load_layered
 from gateway.configuration.files import file_problems
 from gateway.observation.logtext import use_safe_formatter
 
 if TYPE_CHECKING:
     from gateway.service.assembly import Parts
-
-EXIT_OK = 0
-EXIT_ERROR = 1
 
 log = logging.getLogger("mukaika.serve")
 
@@ -59,7 +59,7 @@ def register(subparsers: Any) -> None:
         help="run the gateway (SMTP in, sanitize, deliver to the LGWAN-side MTA)",
         description="Run the gateway. Command-line options override the configuration file.",
     )
-    serve.add_argument("--config", type=Path, help="TOML file merged over the defaults")
+    add_config_option(serve)
     serve.add_argument("--listen", type=_host_port, metavar="HOST:PORT", help="SMTP listener")
     serve.add_argument(
         "--relay-to", type=_host_port, metavar="HOST:PORT", help="the LGWAN-side MTA"
@@ -142,7 +142,7 @@ def run_serve(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"mukaika serve: {problem}", file=sys.stderr)
         print("mukaika serve: the configuration cannot work; not started", file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.CONFIG
     try:
         asyncio.run(
             _serve(
@@ -154,8 +154,8 @@ def run_serve(args: argparse.Namespace) -> int:
         )
     except OSError as exc:
         print(f"mukaika serve: cannot start: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    return EXIT_OK
+        return ExitCode.UNAVAILABLE
+    return ExitCode.OK
 
 
 async def _serve(
@@ -226,6 +226,8 @@ def _reloader(gateway: Any, reload: Callable[[], Config] | None) -> Callable[[],
 
 
 def run_send(args: argparse.Namespace) -> int:
+    from aiosmtplib import SMTPRecipientsRefused, SMTPResponseException
+
     from gateway.service.demo import SEND_ERRORS, sample_message, send_failure, send_message
 
     recipients = args.recipients or ["staff@example.lg.jp"]
@@ -235,13 +237,14 @@ def run_send(args: argparse.Namespace) -> int:
         )
     except OSError as exc:
         print(f"mukaika send: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.INPUT
     try:
         refused, reply = asyncio.run(send_message(args.server, args.sender, recipients, message))
     except SEND_ERRORS as exc:
         print(f"mukaika send: not sent: {send_failure(exc, args.server)}", file=sys.stderr)
-        return EXIT_ERROR
+        refused_by_server = isinstance(exc, SMTPRecipientsRefused | SMTPResponseException)
+        return ExitCode.REFUSED if refused_by_server else ExitCode.UNAVAILABLE
     print(f"mukaika send: {reply}")
     for rcpt, answer in refused.items():
         print(f"mukaika send: refused {rcpt}: {answer}", file=sys.stderr)
-    return EXIT_ERROR if refused else EXIT_OK
+    return ExitCode.REFUSED if refused else ExitCode.OK

@@ -16,56 +16,96 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from gateway.configuration.rules import Rule, override_problems
+from gateway.configuration.rules import Rule, deep_merge, override_problems
 from gateway.configuration.settings import (
+    AuditSettings,
     DeliverySettings,
-    Section,
+    MetricsSettings,
+    QuarantineSettings,
+    ScannerSettings,
     ServiceSettings,
     SmtpSettings,
     SpoolSettings,
     WorkerSettings,
 )
-from gateway.evidence.audit import AuditSettings
-from gateway.evidence.quarantine import QuarantineSettings
-from gateway.observation.metrics import MetricsSettings
 from sanitizers.policy import Policy
+from sanitizers.section import Section
 
 
-class ScannerSettings(Section):
-    """The malware scan at the gateway (ClamAV's clamd, INSTREAM). Off by default; when on and
-    clamd cannot answer, messages are deferred (tempfail), never passed unscanned."""
+@dataclass(frozen=True)
+class Ordering:
+    """A rule across sections: the setting ``lower`` must stay below ``upper``."""
 
-    enabled: bool = False
-    # ``unix:/path`` (or ``/path``) or ``host:port`` on a loopback address.
-    address: str = "unix:/run/clamav/clamd.ctl"
-    # Seconds for connecting and for each send/receive; a timeout defers the message.
-    timeout_seconds: float = Field(default=30.0, gt=0)
-    # Largest attachment sent to clamd; keep it at or below clamd's StreamMaxLength. Larger
-    # attachments cannot be scanned and are removed (``limit_size``).
-    max_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
-    # What a hit does: remove the part, or hold the whole message (reason ``malware``).
-    on_hit: Literal["remove", "hold"] = "remove"
-    # While enabled, clamd is pinged at start and this often (``mukaika_scanner_up``).
-    probe_interval_seconds: float = Field(default=30.0, gt=0)
-
-    @field_validator("address")
-    @classmethod
-    def _address_is_valid(cls, value: str) -> str:
-        from gateway.processing.scanner import parse_address
-
-        parse_address(value)
-        return value
+    lower: str
+    upper: str
+    strict: bool
+    why: str
 
 
-class Config(BaseModel):
-    """The whole configuration. Sections are added here as the service grows."""
+# Cross-section rules, checked on the whole configuration and on each rule's policy.
+ORDERINGS: tuple[Ordering, ...] = (
+    Ordering(
+        "smtp.max_message_bytes",
+        "policy.limits.max_message_bytes",
+        strict=False,
+        why="a message the listener accepts must be one the pipeline reads",
+    ),
+    Ordering(
+        "policy.cdr.seconds",
+        "policy.limits.seconds",
+        strict=True,
+        why="one file's time budget is a part of the message's",
+    ),
+    Ordering(
+        "policy.limits.seconds",
+        "worker.sanitize_timeout_seconds",
+        strict=True,
+        why="the pipeline must reach its own time limit (a hold with a reason) before the "
+        "worker kills its process (a crash)",
+    ),
+    Ordering(
+        "delivery.retry_initial_seconds",
+        "delivery.retry_max_seconds",
+        strict=False,
+        why="the first retry wait cannot exceed the longest",
+    ),
+)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+def setting(root: BaseModel, dotted: str) -> Any:
+    """The value of a dotted key (``policy.limits.seconds``) in a model."""
+    value: Any = root
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _loc(dotted: str) -> Origin:
+    return tuple(dotted.split("."))
+
+
+def broken_orderings(root: BaseModel) -> list[tuple[Ordering, str]]:
+    """Each ordering that ``root`` (a :class:`Config`) breaks, with a message for its key."""
+    problems: list[tuple[Ordering, str]] = []
+    for rule in ORDERINGS:
+        lower, upper = setting(root, rule.lower), setting(root, rule.upper)
+        if lower > upper or (rule.strict and lower == upper):
+            relation = "below" if rule.strict else "at most"
+            message = f"{rule.lower} ({lower}) must be {relation} {rule.upper} ({upper})"
+            problems.append((rule, f"{message}: {rule.why}"))
+    return problems
+
+
+Origin = tuple[str | int, ...]
+
+
+class Config(Section):
+    """The whole configuration: the pipeline's ``[policy]`` and the service's sections."""
 
     policy: Policy = Policy()
     service: ServiceSettings = ServiceSettings()
@@ -77,33 +117,45 @@ class Config(BaseModel):
     audit: AuditSettings = AuditSettings()
     metrics: MetricsSettings = MetricsSettings()
     scanner: ScannerSettings = ScannerSettings()
-    # Rules by recipient, sender and client network (configuration/rules.py); none by default.
     rules: tuple[Rule, ...] = ()
+    """Rules by recipient, sender and client network, and exceptions (例外措置); none by
+    default. Each is a [[rules]] table (see the README)."""
 
     @model_validator(mode="after")
-    def _rules_are_valid(self) -> Config:
-        """Rule names are unique; each rule's policy override is valid over ``policy``."""
-        problems: list[tuple[int, str, str]] = []
+    def _consistent(self) -> Config:
+        """Cross-section orderings hold; rule names are unique; each rule's policy override is
+        valid over ``policy`` and keeps the orderings."""
+        problems: list[tuple[tuple[Origin, ...], str]] = [
+            ((_loc(ordering.lower), _loc(ordering.upper)), message)
+            for ordering, message in broken_orderings(self)
+        ]
         seen: set[str] = set()
         for index, rule in enumerate(self.rules):
             if rule.name in seen:
-                problems.append((index, "name", f"duplicate rule name {rule.name!r}"))
+                problems.append(((("rules", index, "name"),), f"duplicate rule name {rule.name!r}"))
             seen.add(rule.name)
-            for key, message in override_problems(self.policy, rule.policy):
-                problems.append((index, f"policy.{key}", message))
+            invalid = override_problems(self.policy, rule.policy)
+            for key, message in invalid:
+                problems.append(((("rules", index, "policy", *key.split(".")),), message))
+            if invalid or not rule.policy:
+                continue
+            merged = Policy.model_validate(deep_merge(self.policy.model_dump(), rule.policy))
+            for ordering, message in broken_orderings(self.model_copy(update={"policy": merged})):
+                keys = [k for k in (ordering.lower, ordering.upper) if k.startswith("policy.")]
+                problems.append((tuple(("rules", index, *_loc(k)) for k in keys), message))
         if problems:
             raise PydanticCustomError(
-                RULES_INVALID,
-                "invalid rules: {summary}",
+                INCONSISTENT,
+                "inconsistent configuration: {summary}",
                 {
-                    "summary": "; ".join(f"rules[{i}].{k}: {m}" for i, k, m in problems),
+                    "summary": "; ".join(f"{'.'.join(map(str, k[0]))}: {m}" for k, m in problems),
                     "problems": problems,
                 },
             )
         return self
 
 
-RULES_INVALID = "rules_invalid"
+INCONSISTENT = "inconsistent"
 LOCAL_DIR = "local.d"
 
 
@@ -124,9 +176,6 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
-
-
-Origin = tuple[str | int, ...]
 
 
 @dataclass
@@ -173,6 +222,10 @@ class Layered:
                 self._forget(here)
                 base[key] = value
                 self._record(here, value, source)
+
+    def is_set(self, loc: Origin) -> bool:
+        """Whether a file set the key ``loc`` itself."""
+        return loc in self.origins
 
     def origin(self, loc: Origin) -> str:
         """The file that set ``loc`` or its nearest enclosing key."""
@@ -234,9 +287,9 @@ def validate_layered(layered: Layered) -> Config:
     except ValidationError as exc:
         problems: list[str] = []
         for err in exc.errors():
-            if err["type"] == RULES_INVALID:
-                for index, key, message in err["ctx"]["problems"]:
-                    loc: Origin = ("rules", index, *key.split("."))
+            if err["type"] == INCONSISTENT:
+                for candidates, message in err["ctx"]["problems"]:
+                    loc = next((c for c in candidates if layered.is_set(c)), candidates[0])
                     problems.append(f"{layered.origin(loc)}: {layered.key_name(loc)}: {message}")
                 continue
             loc = tuple(err["loc"])
@@ -246,7 +299,7 @@ def validate_layered(layered: Layered) -> Config:
                 problems.append(f"{source}: {key}: unknown key")
             else:
                 problems.append(f"{source}: {key}: {err['msg']}")
-        if not any(err["type"] == RULES_INVALID for err in exc.errors()):
+        if not any(err["type"] == INCONSISTENT for err in exc.errors()):
             problems.extend(_rule_override_problems(layered))
         raise ConfigError(problems) from exc
 

@@ -5,7 +5,7 @@ Intent: a path in the configuration is only text until the service opens it. A t
 such file or directory" that systemd restarted forever; a missing notice template failed only
 when the first mail was sanitized. ``mukaika check-config`` and ``mukaika serve`` call
 :func:`file_problems`, so what the check accepts the service can start with, and a start that
-cannot work stops at once with the file named (exit code ``EXIT_CONFIG``, which the systemd
+cannot work stops at once with the file named (exit code ``ExitCode.CONFIG``, which the systemd
 unit does not restart).
 
 Threat model: these files are the operator's (certificates, keys, CA bundles, notice

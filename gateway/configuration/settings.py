@@ -1,90 +1,110 @@
-"""Settings of the relay service: SMTP in, spool, workers, delivery out.
+"""The service's part of the one configuration model: SMTP in, spool, workers, delivery out,
+scanner, quarantine, audit and metrics.
 
-Every limit is named here with its default; ``config/defaults.toml`` writes the same values
-out. An empty string means "not set" (TOML has no null). Sections are frozen and refuse
-unknown keys, so a typo in an operator's file stops the start instead of weakening a rule.
-No number may be infinite or NaN, and no time longer than :data:`LONGEST_SECONDS`: a limit
-that never fires is no limit.
+Each setting is written once, here (the ``[policy]`` part lives in :mod:`sanitizers.policy`,
+which must not import the gateway): its type, its default, its unit in its name and, in the
+string below it, its description. ``config/defaults.toml`` is generated from these classes
+(:mod:`gateway.configuration.defaults`). An empty string means "not set" (TOML has no null).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-# The longest time any ``*_seconds`` setting may name (a year).
-LONGEST_SECONDS = 366 * 86400.0
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @model_validator(mode="after")
-    def _times_are_bounded(self) -> Self:
-        for name, value in self:
-            if name.endswith("_seconds") and value > LONGEST_SECONDS:
-                raise ValueError(f"{name} = {value} is longer than {LONGEST_SECONDS:.0f} s")
-        return self
+from sanitizers.section import Section
 
 
 class ServiceSettings(Section):
-    """Where the service keeps its state and how it stops."""
+    """Where the service keeps its state, how it stops, and how it shows times."""
 
-    # Spool, quarantine and demo Maildir live below this directory (relative: to the cwd).
     data_dir: str = "var"
-    # On SIGTERM: seconds granted to sessions and work in flight before they are cut off.
+    """Spool, quarantine, audit log and the demo Maildir live below this directory (relative:
+    to the working directory)."""
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    """On SIGTERM: seconds for sessions and work in flight to finish; the rest stays
+    spooled."""
+    display_timezone: str = ""
+    """Time zone in which the command line shows times (e.g. "Asia/Tokyo"); "" = the
+    system's. Logs and audit lines stay in UTC."""
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {value!r} (an IANA name)") from exc
+        return value
 
 
 class SmtpSettings(Section):
     """The Internet-facing SMTP listener and every limit it enforces."""
 
     listen_host: str = "127.0.0.1"
+    """Address the listener binds to."""
     listen_port: int = Field(default=2525, ge=0, le=65535)
-    # Name in the greeting and EHLO reply; empty: the host's FQDN.
+    """TCP port of the listener; 0 = any free port."""
     hostname: str = ""
-    # Recipient domains accepted (exact, case-insensitive). Empty: every recipient is refused.
+    """Name in the greeting and EHLO reply; "" = the host's FQDN."""
     accept_domains: tuple[str, ...] = ()
-    # Also accept sub-domains of ``accept_domains``.
+    """Recipient domains accepted (exact, case-insensitive). Empty: every recipient is
+    refused (554 5.7.1). Give them here or with --accept-domain."""
     accept_subdomains: bool = False
-    # Client networks (CIDR) that may send to any recipient domain; nothing else is relaxed.
+    """Also accept sub-domains of accept_domains."""
     trusted_networks: tuple[str, ...] = ()
-    # SIZE advertised and enforced (``552 5.3.4``), declared or not.
+    """Client networks (CIDR) that may send to any recipient domain; nothing else is relaxed
+    for them."""
     max_message_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
-    # Recipients accepted per transaction; each further one gets ``452 4.5.3``.
+    """SIZE advertised and enforced (552 5.3.4), declared or not; at most
+    policy.limits.max_message_bytes."""
     max_recipients: int = Field(default=100, ge=100)
-    # Longest command line, CRLF excluded (RFC 5321 4.5.3.1.4).
+    """Recipients per transaction (at least 100, RFC 5321); each further one: 452 4.5.3."""
     max_command_bytes: int = Field(default=512, ge=512, le=65536)
-    # Longest line of message data, CRLF included; 0: no limit. RFC 5321 4.5.3.1.6 says 1000,
-    # but real senders exceed it and a refusal bounces harmless mail; nothing of the original
-    # crosses anyway, so the default matches the pipeline's own line limit.
+    """Longest command line, CRLF excluded (RFC 5321 4.5.3.1.4)."""
     max_line_bytes: int = Field(default=65536, ge=0)
-    # Time for each complete record: a whole command line (counted from the previous command),
-    # a whole line of message data (or 64 KiB of a longer one). Trickling does not extend it.
+    """Longest line of message data, CRLF included; 0 = no limit. RFC 5321 says 1000, but
+    senders exceed it and a refusal bounces harmless mail; nothing of the original crosses
+    anyway, so the default matches the pipeline's own line limit."""
     command_timeout_seconds: float = Field(default=300.0, gt=0)
-    # Stress mode (as Postfix's): with more than this share of ``max_connections`` open, every
-    # session, open ones included, gets ``stress_timeout_seconds`` per record instead.
+    """Time for each complete record: a whole command line (counted from the previous
+    command), a whole line of message data (or 64 KiB of a longer one); trickling does not
+    extend it (421 4.4.2)."""
     stress_threshold_ratio: float = Field(default=0.8, gt=0, lt=1)
+    """Stress mode (as Postfix's): with more than this share of max_connections open, every
+    session, open ones included, gets stress_timeout_seconds per record instead."""
     stress_timeout_seconds: float = Field(default=10.0, gt=0)
-    # A whole session, from connect to close.
+    """The time for each record in stress mode (421 4.4.2)."""
     session_deadline_seconds: float = Field(default=1800.0, gt=0)
-    # DATA slower than this (bytes per second, after the grace period) is cut off (421).
+    """A whole session, from connect to close (421 4.4.2)."""
     min_data_rate_bytes_per_second: int = Field(default=1024, ge=0)
+    """DATA slower than this after the grace period is cut off (421 4.4.2); 0 = no
+    minimum."""
     data_rate_grace_seconds: float = Field(default=30.0, ge=0)
-    # Open connections overall and per client address; more get ``421 4.7.0``.
+    """Seconds of DATA before min_data_rate_bytes_per_second applies."""
     max_connections: int = Field(default=200, gt=0)
+    """Open connections overall; more get 421 4.7.0."""
     max_connections_per_client: int = Field(default=20, gt=0)
-    # Bare CR or LF in message data: "reject" (550 5.5.2) or "normalize" to CRLF.
+    """Open connections per client address; more get 421 4.7.0."""
     bare_newlines: Literal["reject", "normalize"] = "reject"
-    # Commands pipelined after the final dot (PIPELINING is not offered): "reject" answers
-    # the message, then 503 5.5.0 and closes without reading them; "allow" executes them.
+    """Bare CR or LF in message data (SMTP smuggling): "reject" (550 5.5.2) or "normalize"
+    to CRLF."""
     pipelining_after_data: Literal["reject", "allow"] = "reject"
-    # STARTTLS is offered when both files are set (PEM).
+    """Commands pipelined after the final dot (PIPELINING is not offered): "reject" answers
+    the message, then 503 5.5.0 and closes without reading them; "allow" executes them."""
     tls_cert_file: str = ""
+    """Certificate (PEM) for STARTTLS, offered when both files are set."""
     tls_key_file: str = ""
-    # Free space on the spool's file system below this: ``452 4.3.1`` at MAIL.
+    """Private key (PEM) for STARTTLS."""
     min_free_disk_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    """Free space on the spool's file system below this: 452 4.3.1 at MAIL."""
 
     @model_validator(mode="after")
     def _stress_limit_is_shorter(self) -> Self:
@@ -98,55 +118,168 @@ class SmtpSettings(Section):
 
 
 class SpoolSettings(Section):
-    """The durable queue on disk (below ``service.data_dir``/spool)."""
+    """The durable queue on disk (below service.data_dir/spool)."""
 
-    # Delivered messages are kept this long for ``mukaika queue show``, then removed.
     keep_delivered_seconds: float = Field(default=86400.0, ge=0)
+    """Delivered messages stay in the spool this long (for mukaika queue show)."""
 
 
 class WorkerSettings(Section):
     """Sanitizing work: a process pool fed by the spool."""
 
-    # Sanitizer processes; 0: one per CPU core.
     processes: int = Field(default=0, ge=0, le=256)
-    # Messages worked on at once (sanitizing plus delivering; most of it is waiting on disk,
-    # the pool and the relay, so this is well above the number of cores).
+    """Sanitizer processes; 0 = one per CPU core."""
     concurrency: int = Field(default=32, gt=0, le=1024)
-    # A message not sanitized within this time: its worker process is killed (a crash).
+    """Messages worked on at once (sanitizing plus delivering; mostly waiting on disk, the
+    pool and the relay, so well above the number of cores)."""
     sanitize_timeout_seconds: float = Field(default=120.0, gt=0)
-    # A message that crashed sanitizer processes this often is held, never delivered as is.
+    """A message not sanitized in this time has its process killed (counted as a crash);
+    above policy.limits.seconds."""
     max_crashes: int = Field(default=3, gt=0)
-    # A scanner (or other dependency) unavailable: retry sanitizing after this long.
+    """After this many crashes a message is held: recipients get a notice, never the
+    content."""
     temporary_failure_retry_seconds: float = Field(default=60.0, gt=0)
-    # How often the spool is re-read (work queued by ``mukaika queue retry``; queue metrics).
+    """The scanner (or another dependency) is unavailable: sanitize again after this long."""
     rescan_seconds: float = Field(default=30.0, gt=0)
+    """How often the spool is re-read (queue metrics, work queued by mukaika queue retry)."""
 
 
 class DeliverySettings(Section):
     """The LGWAN-side MTA, retries, and delivery-status notices."""
 
     relay_host: str = "127.0.0.1"
+    """The LGWAN-side MTA that receives the sanitized mail."""
     relay_port: int = Field(default=10025, gt=0, le=65535)
-    # "none", "starttls" (required) or "tls" (implicit TLS).
+    """Its SMTP port."""
     tls: Literal["none", "starttls", "tls"] = "none"
+    """"none", "starttls" (required) or "tls" (implicit TLS)."""
     tls_verify: bool = True
-    # CA bundle (PEM) for the relay's certificate; empty: the system store.
+    """Verify the relay's certificate and name."""
     tls_ca_file: str = ""
-    # Name sent in EHLO to the relay; empty: the host's FQDN.
+    """CA bundle (PEM) for the relay's certificate; "" = the system store."""
     helo_name: str = ""
-    # Each SMTP command to the relay, including connecting.
+    """Name sent in EHLO to the relay; "" = the host's FQDN."""
     timeout_seconds: float = Field(default=120.0, gt=0)
-    # Connections to the relay kept open and reused.
+    """Each SMTP command to the relay, connecting included."""
     connections: int = Field(default=4, gt=0, le=256)
-    # Retry after 4xx, timeouts and broken connections: exponential backoff.
+    """Connections to the relay kept open and reused."""
     retry_initial_seconds: float = Field(default=300.0, gt=0)
+    """First wait after a 4xx, a timeout or a broken connection; then multiplied by
+    retry_multiplier each time."""
     retry_multiplier: float = Field(default=2.0, ge=1.0)
-    # RFC 5321 4.5.4.1: retries at least 30 minutes apart once backed off.
+    """Factor of the exponential backoff between retries."""
     retry_max_seconds: float = Field(default=1800.0, gt=0)
-    # RFC 5321 4.5.4.1: give up after 4-5 days: dead letter and a notice to the sender.
+    """Longest wait between retries (RFC 5321 4.5.4.1: at least 30 minutes once backed
+    off)."""
     lifetime_seconds: float = Field(default=5 * 86400.0, gt=0)
-    # Relay for delivery-status notices to Internet senders; empty: no notices are sent.
+    """Give up after this long (RFC 5321: 4-5 days): dead letter and a notice to the
+    sender."""
     dsn_relay_host: str = ""
+    """Relay for delivery-status notices to Internet senders; "" = no notices are sent."""
     dsn_relay_port: int = Field(default=25, gt=0, le=65535)
-    # From address of notices; empty: MAILER-DAEMON@<smtp hostname>.
+    """Its SMTP port."""
     dsn_from: str = ""
+    """From address of notices; "" = MAILER-DAEMON@<smtp hostname>."""
+
+
+def parse_clamd_address(address: str) -> tuple[int, str | tuple[str, int]]:
+    """``unix:/path``, ``/path`` or ``host:port`` (loopback only) → (family, socket address).
+
+    Only loopback is allowed: the INSTREAM protocol is not encrypted, so attachments must
+    not cross a network to reach clamd."""
+    if address.startswith("unix:"):
+        address = address[len("unix:") :]
+    if address.startswith("/"):
+        return socket.AF_UNIX, address
+    host, sep, port_text = address.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"clamd address {address!r}: expected unix:/path or host:port")
+    if host != "localhost":
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError as exc:
+            raise ValueError(f"clamd address {address!r}: host must be an IP or localhost") from exc
+        if not loopback:
+            raise ValueError(f"clamd address {address!r}: only loopback addresses are allowed")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return family, (host, int(port_text))
+
+
+class ScannerSettings(Section):
+    """The malware scan at the gateway with ClamAV's clamd (INSTREAM), before any sanitizer
+    runs. Off by default; when on and clamd cannot answer, messages are deferred (tempfail),
+    never passed unscanned."""
+
+    enabled: bool = False
+    """Scan every attachment with clamd."""
+    address: str = "unix:/run/clamav/clamd.ctl"
+    """unix:/path (or /path), or host:port on a loopback address (the stream is not
+    encrypted)."""
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    """Seconds for connecting and for each send/receive; a timeout defers the message."""
+    max_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    """Largest attachment sent to clamd; keep it at or below clamd's StreamMaxLength. Larger
+    attachments cannot be scanned and are removed (limit_size)."""
+    on_hit: Literal["remove", "hold"] = "remove"
+    """A hit: "remove" the part or "hold" the whole message (reason malware, signature in
+    detail)."""
+    probe_interval_seconds: float = Field(default=30.0, gt=0)
+    """While enabled, clamd is pinged at start and this often (mukaika_scanner_up)."""
+
+    @field_validator("address")
+    @classmethod
+    def _address_is_valid(cls, value: str) -> str:
+        parse_clamd_address(value)
+        return value
+
+
+class QuarantineSettings(Section):
+    """The originals kept on the Internet side (compressed, hashed, indexed) as evidence."""
+
+    retention_days: float = Field(default=90.0, gt=0)
+    """Originals (and their index rows) older than this are purged, whatever their state."""
+    held_retention_days: float = Field(default=0.0, ge=0)
+    """Held mail may be kept longer (or shorter); 0 = the same as retention_days."""
+    compression_level: int = Field(default=1, ge=1, le=9)
+    """gzip level 1..9; 1 is the measured best trade-off for mail."""
+    purge_interval_seconds: float = Field(default=3600.0, gt=0)
+    """How often the running service purges the quarantine."""
+    directory: str = ""
+    """Absolute, or relative to the data directory; "" = DATA_DIR/quarantine."""
+
+    def resolve_directory(self, data_dir: Path) -> Path:
+        """Where the quarantine lives for a given data directory."""
+        if not self.directory:
+            return data_dir / "quarantine"
+        return data_dir / self.directory  # an absolute directory replaces data_dir
+
+
+class AuditSettings(Section):
+    """One JSON line per message and per delivery attempt (times in UTC)."""
+
+    path: str = ""
+    """"" = DATA_DIR/audit/audit.jsonl; "-" = stdout (for a service whose stdout goes to
+    journald); a relative path is taken relative to the data directory."""
+    fsync: bool = False
+    """fsync after every line: the strongest evidence, at the cost of one disk flush per
+    message."""
+
+    def resolve_path(self, data_dir: Path) -> Path | None:
+        """The file to write, or None for stdout."""
+        if self.path == "-":
+            return None
+        if not self.path:
+            return data_dir / "audit" / "audit.jsonl"
+        return data_dir / self.path
+
+
+class MetricsSettings(Section):
+    """The Prometheus exporter. Off by default; --metrics HOST:PORT turns it on."""
+
+    enabled: bool = False
+    """Serve /metrics over HTTP."""
+    host: str = "127.0.0.1"
+    """Address the exporter binds to."""
+    port: int = Field(default=9464, ge=0, le=65535)
+    """TCP port of the exporter (9464: the usual exporter port); 0 = any free port."""

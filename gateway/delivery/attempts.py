@@ -27,7 +27,7 @@ from gateway.evidence.ports import QuarantinePort
 from gateway.observation.ports import MetricsPort
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Envelope, Spool, SpoolError
-from sanitizers.vocabulary import Verdict
+from sanitizers.vocabulary import DeadLetterReason, MessageState, Verdict
 
 log = logging.getLogger("mukaika.worker")
 
@@ -87,14 +87,20 @@ class Delivering:
             failed |= outcome.temporary
             envelope = envelope.with_(failed=tuple(failed.items()))
         if not delivered:
-            await self.bounces.dead(envelope, "outgoing", message, failed, "undeliverable")
+            await self.bounces.dead(
+                envelope, "outgoing", message, failed, DeadLetterReason.UNDELIVERABLE
+            )
             return
         await asyncio.to_thread(self.spool.advance, "outgoing", envelope, message, "delivered")
-        state = "held" if envelope.verdict == Verdict.HOLD else "delivered"
+        state = MessageState.HELD if envelope.verdict == Verdict.HOLD else MessageState.DELIVERED
         await asyncio.to_thread(self.quarantine.record_delivery, envelope.quarantine_id, state)
         self.metrics.delivered()
         self.metrics.observe_end_to_end(max(0.0, self.clock() - envelope.received_at))
-        dsn = await self.bounces.notify(envelope, failed, "undeliverable") if failed else "none"
+        dsn = (
+            await self.bounces.notify(envelope, failed, DeadLetterReason.UNDELIVERABLE)
+            if failed
+            else "none"
+        )
         self.bounces.record(envelope, state, dsn)
         log.info(
             "%s delivered (%s) to %d recipient(s)",
@@ -116,7 +122,9 @@ class Delivering:
             last_error=first_reply,
         )
         await asyncio.to_thread(self.spool.put, "outgoing", envelope, message)
-        await asyncio.to_thread(self.quarantine.record_delivery, envelope.quarantine_id, "deferred")
+        await asyncio.to_thread(
+            self.quarantine.record_delivery, envelope.quarantine_id, MessageState.DEFERRED
+        )
         self.metrics.deferred()
         log.info("%s deferred %.0fs: %s", envelope.queue_id, delay, first_reply[:60])
         self.scheduler.later("outgoing", envelope.queue_id, envelope.next_attempt)

@@ -19,6 +19,7 @@ from gateway.evidence.message_record import message_record
 from gateway.evidence.ports import AuditPort, QuarantinePort
 from gateway.observation.ports import MetricsPort
 from gateway.queue.spool import Envelope, Spool
+from sanitizers.vocabulary import DeadLetterReason, MessageState
 
 log = logging.getLogger("mukaika.worker")
 
@@ -66,7 +67,7 @@ class Bounces:
         from_state: str,
         message: bytes,
         failures: dict[str, str],
-        reason: str,
+        reason: DeadLetterReason,
     ) -> None:
         """Move a message to dead/ with ``failures`` (recipient: reply) and tell the sender."""
         envelope = envelope.with_(failed=tuple((dict(envelope.failed) | failures).items()))
@@ -74,13 +75,17 @@ class Bounces:
         # the quarantine, and a dead letter must never be retried as it came in.
         await asyncio.to_thread(self.spool.advance, from_state, envelope, message, "dead")
         if envelope.quarantine_id:
-            await asyncio.to_thread(self.quarantine.record_delivery, envelope.quarantine_id, "dead")
+            await asyncio.to_thread(
+                self.quarantine.record_delivery, envelope.quarantine_id, MessageState.DEAD
+            )
         self.metrics.dead_lettered()
         dsn = await self.notify(envelope, failures, reason)
         self.record(envelope, "dead", dsn, error=reason)
         log.warning("%s dead-lettered (%s)", envelope.queue_id, reason)
 
-    async def notify(self, envelope: Envelope, failures: dict[str, str], reason: str) -> str:
+    async def notify(
+        self, envelope: Envelope, failures: dict[str, str], reason: DeadLetterReason
+    ) -> str:
         """Send a delivery-status notice; never to the null sender. Returns what happened."""
         if not envelope.mail_from:
             return "none: null sender"

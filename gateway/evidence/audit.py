@@ -46,7 +46,6 @@ import json
 import logging
 import math
 import os
-import re
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence, Sized
@@ -56,9 +55,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from pydantic import BaseModel, ConfigDict
-
+from gateway.configuration.settings import AuditSettings
 from sanitizers.report import PartReport, Report
+from sanitizers.safetext import log_text
 
 log = logging.getLogger("mukaika.audit")
 
@@ -119,30 +118,7 @@ _NESTED_FIELDS: Final[Mapping[str, frozenset[str]]] = {
     "deliveries": DELIVERY_FIELDS,
 }
 
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _OMITTED_BYTES: Final = "<bytes omitted>"
-
-
-class AuditSettings(BaseModel):
-    """The ``[audit]`` section.
-
-    ``path``: empty means ``DATA_DIR/audit/audit.jsonl``; ``"-"`` means stdout (for a service
-    whose stdout goes to journald); a relative path is taken relative to the data directory.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    path: str = ""
-    # fsync after every line: the strongest evidence, at the cost of one disk flush per message.
-    fsync: bool = False
-
-    def resolve_path(self, data_dir: Path) -> Path | None:
-        """The file to write, or None for stdout."""
-        if self.path == "-":
-            return None
-        if not self.path:
-            return data_dir / "audit" / "audit.jsonl"
-        return data_dir / self.path
 
 
 def format_time(moment: datetime) -> str:
@@ -154,11 +130,8 @@ def format_time(moment: datetime) -> str:
 
 
 def clean_string(value: str, limit: int = MAX_STRING_CHARS) -> str:
-    """Remove control and bidi-override characters; cut to ``limit`` chars (``…`` marks it)."""
-    cleaned = _CONTROL.sub("", value)
-    if len(cleaned) > limit:
-        return cleaned[: limit - 1] + "…"
-    return cleaned
+    """The value as :func:`sanitizers.safetext.log_text` shows it, cut to ``limit`` chars."""
+    return log_text(value, limit)
 
 
 def _clean_value(value: Any, depth: int) -> Any:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sanitizers.report import Report
+from sanitizers.vocabulary import MessageState
 
 
 class QuarantinePort(Protocol):
@@ -29,7 +30,7 @@ class QuarantinePort(Protocol):
 
     def record_result(self, qid: str, report: Report) -> None: ...
 
-    def record_delivery(self, qid: str, state: str) -> None: ...
+    def record_delivery(self, qid: str, state: MessageState) -> None: ...
 
 
 class AuditPort(Protocol):

@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from sanitizers.safetext import log_text
+
 log = logging.getLogger("mukaika.clock")
 
 COMMAND: Final = ("timedatectl", "show", "--property=NTPSynchronized", "--value")
@@ -60,8 +62,7 @@ def run_command(argv: Sequence[str], timeout: float) -> tuple[int, str, str]:
 
 
 def _printable(text: str) -> str:
-    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-    return flat[:MAX_DETAIL_CHARS]
+    return log_text(" ".join(text.split()), MAX_DETAIL_CHARS)
 
 
 def parse_timedatectl(returncode: int, stdout: str, stderr: str) -> ClockStatus:

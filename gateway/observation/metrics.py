@@ -32,8 +32,8 @@ Threat model
 Label values come from outside in the end (a reason reached while parsing hostile mail), and
 every distinct label value is a time series kept in memory forever. So a label value is taken
 only from a fixed set: the shared vocabulary (:mod:`sanitizers.vocabulary`), plus the SMTP
-rejection reasons (:class:`gateway.receiving.refusals.Refusal`) and the spool states listed
-here; anything else is counted as ``other``. No
+rejection reasons (:class:`sanitizers.vocabulary.SmtpRefusal`) and the message states
+(:class:`sanitizers.vocabulary.MessageState`); anything else is counted as ``other``. No
 address, id, host name or free text ever becomes a label. The HTTP endpoint binds to
 ``127.0.0.1`` unless configured otherwise and serves only the exposition.
 """
@@ -54,35 +54,19 @@ from prometheus_client import (
     generate_latest,
     make_wsgi_app,
 )
-from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.receiving.refusals import Refusal
-from sanitizers.vocabulary import Action, Reason, Verdict
+from sanitizers.vocabulary import Action, MessageState, Reason, SmtpRefusal, Verdict
 
 OTHER: Final = "other"
 
-# Why a message or transaction was refused: the SMTP layer's reason codes, and ``verdict``
-# (the sanitizer's verdict was reject).
-SMTP_REJECT_REASONS: Final[frozenset[str]] = frozenset({str(r) for r in Refusal} | {"verdict"})
+SMTP_REJECT_REASONS: Final[frozenset[str]] = frozenset(str(r) for r in SmtpRefusal)
 # Why a part was removed when its sanitizer failed (the MukaikaSanitizerFailures alert).
 FAILURE_REASONS: Final = (Reason.CRASH, Reason.TIMEOUT, Reason.ERROR)
 REJECT_REASONS: Final[frozenset[str]] = SMTP_REJECT_REASONS | {str(r) for r in Reason}
 ACTIONS: Final[frozenset[str]] = frozenset(str(a) for a in Action)
 REASONS: Final[frozenset[str]] = frozenset(str(r) for r in Reason)
 VERDICTS: Final[frozenset[str]] = frozenset(str(v) for v in Verdict)
-QUEUE_STATES: Final[frozenset[str]] = frozenset(
-    {
-        "incoming",
-        "outgoing",
-        "queued",
-        "active",
-        "sanitized",
-        "deferred",
-        "held",
-        "dead",
-        "delivered",
-    }
-)
+QUEUE_STATES: Final[frozenset[str]] = frozenset(str(s) for s in MessageState)
 
 # Sanitizing takes milliseconds for text mail and up to the CDR limit (20 s) for files.
 SANITIZE_BUCKETS: Final = (
@@ -127,16 +111,6 @@ def bounded_label(value: object, allowed: frozenset[str]) -> str:
     """``value`` as a label when it is in ``allowed``, else ``other``."""
     text = str(value)
     return text if text in allowed else OTHER
-
-
-class MetricsSettings(BaseModel):
-    """The ``[metrics]`` section. Off by default; ``--metrics HOST:PORT`` turns it on."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = Field(default=9464, ge=0, le=65535)  # 9464: the usual exporter port; 0: any
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -269,7 +243,7 @@ class Metrics:
     def received(self) -> None:
         self._received.inc()
 
-    def rejected(self, reason: str) -> None:
+    def rejected(self, reason: SmtpRefusal | Reason) -> None:
         self._rejected.labels(reason=bounded_label(reason, REJECT_REASONS)).inc()
 
     def delivered(self) -> None:
@@ -281,10 +255,10 @@ class Metrics:
     def dead_lettered(self) -> None:
         self._dead.inc()
 
-    def verdict(self, verdict: str) -> None:
+    def verdict(self, verdict: Verdict) -> None:
         self._verdicts.labels(verdict=bounded_label(verdict, VERDICTS)).inc()
 
-    def part(self, action: str, reason: str) -> None:
+    def part(self, action: Action, reason: Reason) -> None:
         self._parts.labels(
             action=bounded_label(action, ACTIONS), reason=bounded_label(reason, REASONS)
         ).inc()
@@ -302,7 +276,7 @@ class Metrics:
 
     # -- gauges ----------------------------------------------------------------------------
 
-    def set_queue_depth(self, state: str, n: int) -> None:
+    def set_queue_depth(self, state: MessageState, n: int) -> None:
         self._queue_depth.labels(state=bounded_label(state, QUEUE_STATES)).set(n)
 
     def set_oldest_age(self, seconds: float) -> None:

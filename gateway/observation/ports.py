@@ -8,19 +8,21 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from sanitizers.vocabulary import Action, MessageState, Reason, SmtpRefusal, Verdict
+
 
 class MetricsPort(Protocol):
     def received(self) -> None: ...
-    def rejected(self, reason: str) -> None: ...
+    def rejected(self, reason: SmtpRefusal | Reason) -> None: ...
     def delivered(self) -> None: ...
     def deferred(self) -> None: ...
     def dead_lettered(self) -> None: ...
-    def verdict(self, verdict: str) -> None: ...
+    def verdict(self, verdict: Verdict) -> None: ...
     def quarantined(self) -> None: ...
-    def part(self, action: str, reason: str) -> None: ...
+    def part(self, action: Action, reason: Reason) -> None: ...
     def observe_sanitize(self, seconds: float) -> None: ...
     def observe_end_to_end(self, seconds: float) -> None: ...
-    def set_queue_depth(self, state: str, n: int) -> None: ...
+    def set_queue_depth(self, state: MessageState, n: int) -> None: ...
     def set_oldest_age(self, seconds: float) -> None: ...
     def set_busy_workers(self, n: int) -> None: ...
     def set_expired_exceptions(self, n: int) -> None: ...
@@ -34,7 +36,7 @@ class NullMetrics:
     def received(self) -> None:
         return None
 
-    def rejected(self, reason: str) -> None:
+    def rejected(self, reason: SmtpRefusal | Reason) -> None:
         return None
 
     def delivered(self) -> None:
@@ -46,13 +48,13 @@ class NullMetrics:
     def dead_lettered(self) -> None:
         return None
 
-    def verdict(self, verdict: str) -> None:
+    def verdict(self, verdict: Verdict) -> None:
         return None
 
     def quarantined(self) -> None:
         return None
 
-    def part(self, action: str, reason: str) -> None:
+    def part(self, action: Action, reason: Reason) -> None:
         return None
 
     def observe_sanitize(self, seconds: float) -> None:
@@ -61,7 +63,7 @@ class NullMetrics:
     def observe_end_to_end(self, seconds: float) -> None:
         return None
 
-    def set_queue_depth(self, state: str, n: int) -> None:
+    def set_queue_depth(self, state: MessageState, n: int) -> None:
         return None
 
     def set_oldest_age(self, seconds: float) -> None:

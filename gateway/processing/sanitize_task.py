@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from gateway.configuration.config import ScannerSettings
+from gateway.configuration.settings import ScannerSettings
 from sanitizers.policy import Policy
 from sanitizers.report import Report, SanitizeResult
 from sanitizers.vocabulary import Reason
@@ -24,7 +24,7 @@ def sanitize_scanned(
     untrusted_raw: bytes, policy: Policy, reference: str, *, scanner: ScannerSettings
 ) -> SanitizeResult:
     from gateway.processing.scanner import scanning
-    from sanitizers.cdr.registry import default_disarmer
+    from sanitizers.cdr.isolation import default_disarmer
     from sanitizers.pipeline import sanitize_message
 
     disarmer = scanning(default_disarmer(policy), scanner)

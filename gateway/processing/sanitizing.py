@@ -38,7 +38,7 @@ from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Envelope, Spool, SpoolError, new_queue_id
 from sanitizers.errors import TemporaryFailure
 from sanitizers.report import SanitizeResult
-from sanitizers.vocabulary import Verdict
+from sanitizers.vocabulary import DeadLetterReason, SmtpRefusal, Verdict
 
 log = logging.getLogger("mukaika.worker")
 
@@ -148,7 +148,7 @@ class Sanitizing:
                 rcpt: "451 4.3.0 could not be sanitized in time" for rcpt in envelope.rcpt_tos
             }
             await self.bounces.dead(
-                envelope.with_(last_error=why), "incoming", b"", failures, "lifetime"
+                envelope.with_(last_error=why), "incoming", b"", failures, DeadLetterReason.LIFETIME
             )
             return
         log.warning("%s sanitizing deferred (%s)", envelope.queue_id, why)
@@ -180,9 +180,9 @@ class Sanitizing:
         self, envelope: Envelope, result: SanitizeResult, group: PolicyGroup | None = None
     ) -> None:
         report = result.report
-        self.metrics.verdict(str(report.verdict))
+        self.metrics.verdict(report.verdict)
         for part in report.parts:
-            self.metrics.part(str(part.action), str(part.reason))
+            self.metrics.part(part.action, part.reason)
         await asyncio.to_thread(self.quarantine.record_result, envelope.quarantine_id, report)
         data = report.to_dict()
         if group is not None and group.rules:
@@ -190,9 +190,11 @@ class Sanitizing:
             data["exceptions"] = list(group.exceptions)
         envelope = envelope.with_(verdict=str(report.verdict), report=data)
         if report.verdict == Verdict.REJECT:
-            self.metrics.rejected("verdict")
+            self.metrics.rejected(SmtpRefusal.VERDICT)
             failures = {rcpt: "550 5.7.1 message rejected by policy" for rcpt in envelope.rcpt_tos}
-            await self.bounces.dead(envelope, "incoming", result.message, failures, "rejected")
+            await self.bounces.dead(
+                envelope, "incoming", result.message, failures, DeadLetterReason.REJECTED
+            )
             return
         await asyncio.to_thread(
             self.spool.advance, "incoming", envelope, result.message, "outgoing"

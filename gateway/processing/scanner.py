@@ -29,13 +29,12 @@ clamd.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import struct
 from dataclasses import dataclass
 from typing import Literal
 
-from gateway.configuration.config import ScannerSettings
+from gateway.configuration.settings import ScannerSettings, parse_clamd_address
 from sanitizers.cdr.base import CdrOutcome
 from sanitizers.cdr.disarmer import Disarmer
 from sanitizers.errors import TemporaryFailure
@@ -61,33 +60,12 @@ class ScanResult:
         return self.signature is not None
 
 
-def parse_address(address: str) -> tuple[int, str | tuple[str, int]]:
-    """``unix:/path``, ``/path`` or ``host:port`` (loopback only) → (family, socket address)."""
-    if address.startswith("unix:"):
-        address = address[len("unix:") :]
-    if address.startswith("/"):
-        return socket.AF_UNIX, address
-    host, sep, port_text = address.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"clamd address {address!r}: expected unix:/path or host:port")
-    if host != "localhost":
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError as exc:
-            raise ValueError(f"clamd address {address!r}: host must be an IP or localhost") from exc
-        if not loopback:
-            raise ValueError(f"clamd address {address!r}: only loopback addresses are allowed")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return family, (host, int(port_text))
-
-
 class ClamdClient:
     """A minimal clamd client: ``ping`` and ``scan`` (INSTREAM). Blocking; one connection
     per call; every socket operation bounded by ``timeout`` seconds."""
 
     def __init__(self, address: str, timeout: float, max_bytes: int = 25 * 1024 * 1024) -> None:
-        self._family, self._sockaddr = parse_address(address)
+        self._family, self._sockaddr = parse_clamd_address(address)
         self.address = address
         self.timeout = timeout
         self.max_bytes = max_bytes

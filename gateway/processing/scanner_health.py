@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from gateway.configuration.config import ScannerSettings
+from gateway.configuration.settings import ScannerSettings
 from gateway.observation.ports import MetricsPort
 from gateway.processing.scanner import ClamdClient
 from sanitizers.errors import TemporaryFailure

@@ -49,7 +49,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.configuration.settings import SmtpSettings
 from gateway.observation.logtext import quoted
-from gateway.receiving.refusals import Refusal, log_refusal
+from gateway.receiving.refusals import log_refusal
+from sanitizers.safetext import has_protocol_breaking
+from sanitizers.vocabulary import SmtpRefusal
 
 log = logging.getLogger("mukaika.smtp")
 
@@ -84,33 +86,31 @@ REPLY_BAD_RECIPIENT = "553 5.1.3 Bad recipient address syntax"
 AIOSMTPD_LINE_TOO_LONG = "500 Command line too long"  # aiosmtpd's own reply
 # The reason code of each reply this module sends; any other 4xx/5xx (aiosmtpd's syntax and
 # sequence errors) is ``protocol``.
-_REFUSALS: dict[str, Refusal] = {
-    REPLY_INTERNAL: Refusal.INTERNAL,
-    REPLY_SHUTDOWN: Refusal.SHUTDOWN,
-    REPLY_TOO_MANY: Refusal.CONNECTIONS,
-    REPLY_TOO_MANY_CLIENT: Refusal.CONNECTIONS_PER_CLIENT,
-    REPLY_DEADLINE: Refusal.DEADLINE,
-    REPLY_TIMEOUT: Refusal.TIMEOUT,
-    REPLY_STRESS_TIMEOUT: Refusal.STRESS_TIMEOUT,
-    REPLY_TOO_SLOW: Refusal.TOO_SLOW,
-    REPLY_RELAY: Refusal.RELAY,
-    REPLY_TOO_MANY_RCPT: Refusal.RECIPIENTS,
-    REPLY_SIZE: Refusal.SIZE,
-    REPLY_LINE: Refusal.LINE_LENGTH,
-    AIOSMTPD_LINE_TOO_LONG: Refusal.LINE_LENGTH,
-    REPLY_BARE: Refusal.BARE_NEWLINE,
-    REPLY_PIPELINING: Refusal.PIPELINING,
-    REPLY_DISK: Refusal.DISK,
-    REPLY_NUL: Refusal.SMUGGLING,
-    REPLY_BAD_SENDER: Refusal.SYNTAX,
-    REPLY_BAD_RECIPIENT: Refusal.SYNTAX,
+_REFUSALS: dict[str, SmtpRefusal] = {
+    REPLY_INTERNAL: SmtpRefusal.INTERNAL,
+    REPLY_SHUTDOWN: SmtpRefusal.SHUTDOWN,
+    REPLY_TOO_MANY: SmtpRefusal.CONNECTIONS,
+    REPLY_TOO_MANY_CLIENT: SmtpRefusal.CONNECTIONS_PER_CLIENT,
+    REPLY_DEADLINE: SmtpRefusal.DEADLINE,
+    REPLY_TIMEOUT: SmtpRefusal.TIMEOUT,
+    REPLY_STRESS_TIMEOUT: SmtpRefusal.STRESS_TIMEOUT,
+    REPLY_TOO_SLOW: SmtpRefusal.TOO_SLOW,
+    REPLY_RELAY: SmtpRefusal.RELAY,
+    REPLY_TOO_MANY_RCPT: SmtpRefusal.RECIPIENTS,
+    REPLY_SIZE: SmtpRefusal.SIZE,
+    REPLY_LINE: SmtpRefusal.LINE_LENGTH,
+    AIOSMTPD_LINE_TOO_LONG: SmtpRefusal.LINE_LENGTH,
+    REPLY_BARE: SmtpRefusal.BARE_NEWLINE,
+    REPLY_PIPELINING: SmtpRefusal.PIPELINING,
+    REPLY_DISK: SmtpRefusal.DISK,
+    REPLY_NUL: SmtpRefusal.SMUGGLING,
+    REPLY_BAD_SENDER: SmtpRefusal.SYNTAX,
+    REPLY_BAD_RECIPIENT: SmtpRefusal.SYNTAX,
 }
 # Commands whose argument is the envelope and may be logged; others' may carry credentials.
 _LOGGED_ARGUMENTS = frozenset({"MAIL", "RCPT", "HELO", "EHLO"})
 # RFC 5321 4.5.3.1: the longest path, local part and domain a server must accept.
 _MAX_PATH, _MAX_LOCAL, _MAX_DOMAIN = 256, 64, 255
-# C0 and C1 controls, and the Unicode line and paragraph separators (str.splitlines breaks there).
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 Accept = Callable[["Received"], Awaitable[str]]
 
@@ -133,7 +133,7 @@ class ConnectionTracker:
     def __init__(
         self,
         settings: SmtpSettings,
-        on_reject: Callable[[str], None] | None = None,
+        on_reject: Callable[[SmtpRefusal], None] | None = None,
     ) -> None:
         self.on_reject = on_reject or (lambda reason: None)
         self.max_total = settings.max_connections
@@ -355,8 +355,8 @@ class GatewaySMTP(SMTP):
 
     def _refused(self, reply: str) -> None:
         """Log and count one refusal (every 4xx/5xx goes through here exactly once)."""
-        reason = _REFUSALS.get(reply, Refusal.PROTOCOL)
-        self.tracker.on_reject(reason.value)
+        reason = _REFUSALS.get(reply, SmtpRefusal.PROTOCOL)
+        self.tracker.on_reject(reason)
         envelope = self.envelope
         session = self.session
         log_refusal(
@@ -550,10 +550,11 @@ def _longest_line(data: bytes) -> int:
 
 
 def _bad_address(address: str) -> bool:
-    """Control characters (CR, LF, NUL...) or longer than RFC 5321 allows: never relayed."""
+    """Controls or line separators (CR, LF, NUL, NEL, U+2028...) or longer than RFC 5321
+    allows: never relayed."""
     local, _, domain = address.encode("utf-8", "surrogateescape").rpartition(b"@")
     return bool(
-        _CONTROL.search(address)
+        has_protocol_breaking(address)
         or len(local) + 1 + len(domain) > _MAX_PATH
         or len(local) > _MAX_LOCAL
         or len(domain) > _MAX_DOMAIN
@@ -653,7 +654,7 @@ class SmtpServer:
         settings: SmtpSettings,
         accept: Accept,
         free_bytes: Callable[[], int],
-        on_reject: Callable[[str], None] | None = None,
+        on_reject: Callable[[SmtpRefusal], None] | None = None,
     ) -> None:
         self.settings = settings
         self.handler = RelayHandler(settings, accept, free_bytes)

@@ -59,67 +59,54 @@ from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.errors import LimitExceeded, SanitizeError
 from sanitizers.links import UNSAFE_LINK, is_allowed
-from sanitizers.vocabulary import Action, Reason
-
-# Removed-item codes (stable: the notice and tests use them).
-JAVASCRIPT = "javascript"
-OPEN_ACTION = "open_action"
-ADDITIONAL_ACTIONS = "additional_actions"
-LAUNCH = "launch"
-SUBMIT_FORM = "submit_form"
-IMPORT_DATA = "import_data"
-REMOTE_GOTO = "remote_goto"
-RICH_MEDIA = "rich_media"
-EMBEDDED_FILE = "embedded_file"
-FILE_ATTACHMENT = "file_attachment"
-XFA = "xfa"
+from sanitizers.vocabulary import Action, Reason, RemovedItem
 
 # Action subtypes (/S) -> code.
 _ACTIONS: dict[str, str] = {
-    "/JavaScript": JAVASCRIPT,
-    "/ECMAScript": JAVASCRIPT,
-    "/Launch": LAUNCH,
-    "/SubmitForm": SUBMIT_FORM,
-    "/ImportData": IMPORT_DATA,
-    "/GoToR": REMOTE_GOTO,
-    "/GoToE": REMOTE_GOTO,
-    "/RichMediaExecute": RICH_MEDIA,
-    "/Rendition": RICH_MEDIA,
-    "/Movie": RICH_MEDIA,
-    "/Sound": RICH_MEDIA,
+    "/JavaScript": RemovedItem.JAVASCRIPT,
+    "/ECMAScript": RemovedItem.JAVASCRIPT,
+    "/Launch": RemovedItem.LAUNCH,
+    "/SubmitForm": RemovedItem.SUBMIT_FORM,
+    "/ImportData": RemovedItem.IMPORT_DATA,
+    "/GoToR": RemovedItem.REMOTE_GOTO,
+    "/GoToE": RemovedItem.REMOTE_GOTO,
+    "/RichMediaExecute": RemovedItem.RICH_MEDIA,
+    "/Rendition": RemovedItem.RICH_MEDIA,
+    "/Movie": RemovedItem.RICH_MEDIA,
+    "/Sound": RemovedItem.RICH_MEDIA,
 }
 # Annotation subtypes (/Subtype) -> code.
 _ANNOTATIONS: dict[str, str] = {
-    "/FileAttachment": FILE_ATTACHMENT,
-    "/RichMedia": RICH_MEDIA,
-    "/Screen": RICH_MEDIA,
-    "/Movie": RICH_MEDIA,
-    "/Sound": RICH_MEDIA,
-    "/3D": RICH_MEDIA,
+    "/FileAttachment": RemovedItem.FILE_ATTACHMENT,
+    "/RichMedia": RemovedItem.RICH_MEDIA,
+    "/Screen": RemovedItem.RICH_MEDIA,
+    "/Movie": RemovedItem.RICH_MEDIA,
+    "/Sound": RemovedItem.RICH_MEDIA,
+    "/3D": RemovedItem.RICH_MEDIA,
 }
 # Object types (/Type) -> code.
 _TYPES: dict[str, str] = {
-    "/EmbeddedFile": EMBEDDED_FILE,
-    "/3D": RICH_MEDIA,
-    "/RichMediaContent": RICH_MEDIA,
-    "/RichMediaSettings": RICH_MEDIA,
+    "/EmbeddedFile": RemovedItem.EMBEDDED_FILE,
+    "/3D": RemovedItem.RICH_MEDIA,
+    "/RichMediaContent": RemovedItem.RICH_MEDIA,
+    "/RichMediaSettings": RemovedItem.RICH_MEDIA,
 }
 # Keys deleted wherever they appear -> code.
 _KEYS: dict[str, str] = {
-    "/JS": JAVASCRIPT,
-    "/JavaScript": JAVASCRIPT,  # the /Names/JavaScript tree
-    "/OpenAction": OPEN_ACTION,
-    "/AA": ADDITIONAL_ACTIONS,
-    "/EmbeddedFiles": EMBEDDED_FILE,  # the /Names/EmbeddedFiles tree
-    "/EF": EMBEDDED_FILE,  # a file specification's embedded stream
-    "/AF": EMBEDDED_FILE,  # PDF 2.0 associated files
-    "/Collection": EMBEDDED_FILE,  # portfolio view
-    "/RichMediaContent": RICH_MEDIA,
-    "/RichMediaSettings": RICH_MEDIA,
-    "/3DD": RICH_MEDIA,  # a 3D annotation's stream (its scripts run when it is shown)
-    "/OnInstantiate": JAVASCRIPT,  # the script of a 3D stream
-    "/XFA": XFA,
-    "/NeedsRendering": XFA,
+    "/JS": RemovedItem.JAVASCRIPT,
+    "/JavaScript": RemovedItem.JAVASCRIPT,  # the /Names/JavaScript tree
+    "/OpenAction": RemovedItem.OPEN_ACTION,
+    "/AA": RemovedItem.ADDITIONAL_ACTIONS,
+    "/EmbeddedFiles": RemovedItem.EMBEDDED_FILE,  # the /Names/EmbeddedFiles tree
+    "/EF": RemovedItem.EMBEDDED_FILE,  # a file specification's embedded stream
+    "/AF": RemovedItem.EMBEDDED_FILE,  # PDF 2.0 associated files
+    "/Collection": RemovedItem.EMBEDDED_FILE,  # portfolio view
+    "/RichMediaContent": RemovedItem.RICH_MEDIA,
+    "/RichMediaSettings": RemovedItem.RICH_MEDIA,
+    "/3DD": RemovedItem.RICH_MEDIA,  # a 3D annotation's stream (its scripts run when it is shown)
+    "/OnInstantiate": RemovedItem.JAVASCRIPT,  # the script of a 3D stream
+    "/XFA": RemovedItem.XFA,
+    "/NeedsRendering": RemovedItem.XFA,
 }
 # Filters qpdf decodes when rewriting (the others, image codecs, pass through encoded).
 _FLATE = frozenset({"/FlateDecode", "/Fl"})
@@ -134,12 +121,19 @@ _REASON_ORDER: tuple[tuple[Reason, frozenset[str]], ...] = (
     (
         Reason.ACTIVE_CONTENT,
         frozenset(
-            {JAVASCRIPT, OPEN_ACTION, ADDITIONAL_ACTIONS, LAUNCH, SUBMIT_FORM, IMPORT_DATA}
-            | {RICH_MEDIA, XFA}
+            {
+                RemovedItem.JAVASCRIPT,
+                RemovedItem.OPEN_ACTION,
+                RemovedItem.ADDITIONAL_ACTIONS,
+                RemovedItem.LAUNCH,
+                RemovedItem.SUBMIT_FORM,
+                RemovedItem.IMPORT_DATA,
+            }
+            | {RemovedItem.RICH_MEDIA, RemovedItem.XFA}
         ),
     ),
-    (Reason.EMBEDDED_OBJECT, frozenset({EMBEDDED_FILE, FILE_ATTACHMENT})),
-    (Reason.EXTERNAL_REFERENCE, frozenset({REMOTE_GOTO, UNSAFE_LINK})),
+    (Reason.EMBEDDED_OBJECT, frozenset({RemovedItem.EMBEDDED_FILE, RemovedItem.FILE_ATTACHMENT})),
+    (Reason.EXTERNAL_REFERENCE, frozenset({RemovedItem.REMOTE_GOTO, UNSAFE_LINK})),
 )
 
 
@@ -184,7 +178,7 @@ def _danger(obj: pikepdf.Object, allowed: Collection[str]) -> str | None:
         if action == "/URI" and not is_allowed(_text(obj.get(_URI)), allowed):
             return UNSAFE_LINK
         if action == "/Thread" and "/F" in keys:
-            return REMOTE_GOTO
+            return RemovedItem.REMOTE_GOTO
     if "/Subtype" in keys:
         subtype = _name(obj.get(_SUBTYPE))
         if subtype in _ANNOTATIONS:

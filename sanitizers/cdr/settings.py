@@ -2,63 +2,70 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from sanitizers.section import Section
 
 
-class CdrPolicy(BaseModel):
+class CdrPolicy(Section):
     """Per-file limits for sanitizers. Hitting one removes the part with a ``limit_*`` reason."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    # Wall-clock seconds one file may take in a sanitizer process before it is killed.
     seconds: float = Field(default=20.0, gt=0)
-    # Address-space limit of a sanitizer process (MiB).
+    """Wall-clock seconds one file may take in a sanitizer process before it is killed; below
+    policy.limits.seconds."""
     memory_mb: int = Field(default=1024, ge=64)
-    # A sanitizer process is replaced after this many files.
+    """Address-space limit of a sanitizer process (MiB)."""
     tasks_per_process: int = Field(default=200, ge=1)
-    # Largest file a sanitizer accepts, and largest output it may produce.
+    """A sanitizer process is replaced after this many files."""
     max_file_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    """Largest file a sanitizer accepts, and largest output it may produce."""
 
     # --- PDF (sanitizers.cdr.pdf) ---
-    # More pages than this: removed (``limit_entries``).
     pdf_max_pages: int = Field(default=5000, gt=0)
-    # More indirect objects than this: removed (``limit_entries``).
+    """More pages than this: removed (``limit_entries``)."""
     pdf_max_objects: int = Field(default=500_000, gt=0)
-    # Deepest page tree (nested /Pages nodes) walked before giving up (``limit_depth``).
+    """More indirect objects than this: removed (``limit_entries``)."""
     pdf_max_page_tree_depth: int = Field(default=64, gt=0)
-    # Largest decoded size of one stream (bytes) and of all streams together (``limit_size``):
-    # stops Flate "zip bombs" inside a PDF before qpdf decodes them while rewriting.
+    """Deepest page tree (nested /Pages nodes) walked before giving up (``limit_depth``)."""
     pdf_max_stream_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    """Largest decoded size of one stream (``limit_size``): stops Flate "zip bombs" inside a
+    PDF before qpdf decodes them while rewriting."""
     pdf_max_decoded_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    """Largest decoded size of all streams of one PDF together (``limit_size``)."""
 
     # --- Images (sanitizers.cdr.images) ---
-    # Largest width x height decoded; more is a decompression bomb (``limit_pixels``).
     image_max_pixels: int = Field(default=50_000_000, gt=0)
-    # Largest number of frames kept from an animated GIF/WebP/TIFF (more: ``limit_entries``).
+    """Largest width x height decoded; more is a decompression bomb (``limit_pixels``)."""
     image_max_frames: int = Field(default=200, gt=0)
+    """Largest number of frames kept from an animated GIF/WebP/TIFF (more:
+    ``limit_entries``)."""
 
     # --- ZIP (sanitizers.cdr.ziparchive) ---
-    # Most entries (files and directories) in one archive (``limit_entries``).
     zip_max_entries: int = Field(default=1000, gt=0)
-    # Most uncompressed bytes of all entries together, declared and actually read (``limit_size``).
+    """Most entries (files and directories) in one archive (``limit_entries``)."""
     zip_max_total_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
-    # Highest uncompressed/compressed ratio of one entry (``limit_ratio``); entries smaller than
-    # ``zip_ratio_min_bytes`` uncompressed are not held to it (tiny text files compress well).
+    """Most uncompressed bytes of all entries together, declared and actually read
+    (``limit_size``)."""
     zip_max_ratio: int = Field(default=200, gt=0)
+    """Highest uncompressed/compressed ratio of one entry (``limit_ratio``); entries smaller
+    than ``zip_ratio_min_bytes`` uncompressed are not held to it (tiny text files compress
+    well)."""
     zip_ratio_min_bytes: int = Field(default=1024 * 1024, ge=0)
-    # Deepest nesting of archives inside archives (``limit_depth``); 1 = a zip may hold files
-    # but no zip inside it is opened.
+    """Entries smaller than this uncompressed are not held to zip_max_ratio."""
     zip_max_depth: int = Field(default=3, ge=0)
+    """Deepest nesting of archives inside archives (``limit_depth``); 1 = a zip may hold
+    files but no zip inside it is opened."""
 
     # --- RTF (sanitizers.cdr.rtf) ---
-    # Deepest group nesting read before the file is removed (``limit_depth``).
     rtf_max_depth: int = Field(default=512, gt=0, le=10_000)
+    """Deepest group nesting read before the file is removed (``limit_depth``)."""
 
     # --- Text-like files (sanitizers.cdr.text) ---
-    # Write a UTF-8 byte-order mark on rebuilt .csv files, so Excel on Windows opens Japanese
-    # text as UTF-8 instead of guessing CP932 (文字化け otherwise). Plain .txt gets no BOM.
     text_csv_bom: bool = True
-    # Cells of .csv/.tsv files that a spreadsheet would run as a formula (=, +, -, @ at the
-    # start, e.g. DDE ``=cmd|' /C calc'!A0``) get a leading apostrophe, which makes them text.
-    # Numbers and telephone numbers such as -5, +1.5 or +81-3-1234-5678 are left alone.
+    """Write a UTF-8 byte-order mark on rebuilt .csv files, so Excel on Windows opens
+    Japanese text as UTF-8 instead of guessing CP932 (文字化け otherwise). Plain .txt gets no
+    BOM."""
     text_csv_neutralize_formulas: bool = True
+    """Cells of .csv/.tsv files that a spreadsheet would run as a formula (=, +, -, @ at the
+    start, e.g. DDE ``=cmd|' /C calc'!A0``) get a leading apostrophe, which makes them text.
+    Numbers and telephone numbers such as -5, +1.5 or +81-3-1234-5678 are left alone."""

@@ -10,9 +10,9 @@ What is done:
 
 * ``TextSanitizer`` (kind ``text``: .txt, .csv and similar): the bytes are decoded with the
   shared charset logic (:func:`sanitizers.charsets.decode_body`: BOM, strict UTF-8, the
-  Japanese charsets, detection); control characters other than tab, newline, carriage
-  return and form feed are removed (``control_characters``); the text is written anew as
-  UTF-8. UTF-16 text (Windows Notepad's "Unicode") is recognised by its byte-order mark, or
+  Japanese charsets, detection); what :func:`sanitizers.safetext.body_text` removes is
+  removed and its other line breaks become LF (``control_characters``); the text is written
+  anew as UTF-8. UTF-16 text (Windows Notepad's "Unicode") is recognised by its byte-order mark, or
   without one by the NUL high bytes of its ASCII characters, and decoded as such; other text
   with NUL bytes is binary and removed. A ``.csv`` file gets a UTF-8 byte-order mark
   (``CdrPolicy.text_csv_bom``, on by default) because Excel on Japanese Windows otherwise
@@ -64,6 +64,7 @@ from sanitizers.errors import LimitExceeded, SanitizeError
 from sanitizers.filenames import clean_name, delivered_name
 from sanitizers.links import UNSAFE_LINK, defang_text
 from sanitizers.policy import LinkMode
+from sanitizers.safetext import body_text
 from sanitizers.vocabulary import Action, Reason
 
 CONTROL_CHARACTERS = "control_characters"
@@ -73,9 +74,6 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9][0-9,]*)?(?:\.[0-9]+)?(?:[eE][+-]?[0-9
 # A signed number or telephone number: digits with separators and arithmetic signs only.
 _SIGNED_DIGITS = re.compile(r"[+-][0-9 ().,/+-]*[0-9][0-9 ().,/+-]*")
 
-# C0 controls except tab, LF, FF, CR; DEL; C1 controls (U+0080-U+009F: CSI and friends).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.I)
 # Tables a spreadsheet opens: their content type (which names the delivered extension).
 _TABLE_TYPES = {".csv": "text/csv", ".tsv": "text/tab-separated-values"}
 _UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
@@ -87,13 +85,16 @@ _BINARY_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
 _LINKED_SUFFIXES = frozenset({".vcf", ".ics"})
 
 
-def decode(untrusted_data: bytes, declared: str | None) -> tuple[str, str, bool]:
-    """(text, charset, lossy) using the shared charset logic when it is installed."""
+def decode(
+    untrusted_data: bytes, declared: str | None, *, html: bool = False
+) -> tuple[str, str, bool]:
+    """(text, charset, lossy) using the shared charset logic when it is installed (for HTML,
+    the charset a ``<meta>`` states counts when none is declared)."""
     try:
         module: Any = importlib.import_module("sanitizers.charsets")
     except ModuleNotFoundError:
         return _decode_locally(untrusted_data)
-    decoded = module.decode_body(untrusted_data, declared)
+    decoded = (module.decode_html if html else module.decode_body)(untrusted_data, declared)
     return str(decoded.text), str(decoded.charset), bool(decoded.lossy)
 
 
@@ -155,8 +156,9 @@ def _max_chars(ctx: CdrContext) -> int | None:
 
 
 def _strip_controls(text: str) -> tuple[str, bool]:
-    cleaned = _CONTROL.sub("", text.lstrip("\ufeff"))
-    return cleaned, cleaned != text.lstrip("\ufeff")
+    text = text.lstrip("\ufeff")
+    cleaned = body_text(text)
+    return cleaned, cleaned != text
 
 
 def _is_signed_number(cell: str) -> bool:
@@ -194,7 +196,7 @@ def _check_utf8(data: bytes) -> None:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SanitizeError(Reason.VERIFY_FAILED, "not UTF-8") from exc
-    if _CONTROL.search(text) or text.startswith("\ufeff"):
+    if body_text(text) != text or text.startswith("\ufeff"):
         raise SanitizeError(Reason.VERIFY_FAILED, "control characters left")
 
 
@@ -274,9 +276,7 @@ class HtmlSanitizer(CdrSanitizer):
             raise SanitizeError(Reason.TYPE_MISMATCH, "NUL bytes: not text")
         if ctx.keep_if_clean:
             return CdrOutcome.drop(Reason.ACTIVE_CONTENT, "HTML is converted, never kept")
-        meta = _META_CHARSET.search(untrusted_data[:2048])
-        declared = meta.group(1).decode("ascii") if meta else None
-        html, charset, lossy = decode(untrusted_data, declared)
+        html, charset, lossy = decode(untrusted_data, None, html=True)
         limit = _max_chars(ctx)
         if limit is not None and len(html) > limit:
             raise LimitExceeded(Reason.LIMIT_SIZE, f"{len(html)} characters")

@@ -37,9 +37,8 @@ from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.configuration.config import ScannerSettings
 from gateway.configuration.rules import Rule, RuleSet
-from gateway.configuration.settings import DeliverySettings, WorkerSettings
+from gateway.configuration.settings import DeliverySettings, ScannerSettings, WorkerSettings
 from gateway.delivery.client import Deliverer
 from gateway.observation.clock import ClockWatch, TimedatedProbe
 from gateway.observation.metrics import Metrics

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli.exit_codes import EXIT_CONFIG
+from gateway.cli.exit_codes import ExitCode
 from gateway.configuration.config import Config, load_config
 from gateway.evidence.audit import AuditLog
 from gateway.evidence.quarantine import Quarantine, QuarantineNotFoundError
@@ -98,7 +98,7 @@ def test_examples_fit_the_systemd_unit_and_logrotate(path: Path) -> None:
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_the_guides_configuration_check_accepts_the_examples(path: Path, tmp_path: Path) -> None:
     """GUIDE section 4: `mukaika sanitize --config FILE -o /dev/null < /dev/null` validates
-    the whole file without starting anything: 0 when valid, 3 with every error named."""
+    the whole file without starting anything: 0 when valid, 78 with every error named."""
     check = [sys.executable, "-m", "gateway.cli", "sanitize", "--config"]
     good = subprocess.run(
         [*check, str(path), "-o", os.devnull],
@@ -115,16 +115,16 @@ def test_the_guides_configuration_check_accepts_the_examples(path: Path, tmp_pat
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False,
         cwd=ROOT,
     )  # fmt: skip
-    assert bad.returncode == 3
+    assert bad.returncode == ExitCode.CONFIG
     assert "smtp.listen_prot: unknown key" in bad.stderr
 
 
 def test_the_unit_does_not_restart_a_start_that_cannot_work() -> None:
-    """serve exits EXIT_CONFIG for a configuration that cannot work (tests/gateway/
+    """serve exits ExitCode.CONFIG for a configuration that cannot work (tests/gateway/
     test_config_files.py); restarting every 5 s would only fill the journal."""
     assert unit_value("Restart") == "on-failure"
     prevented = unit_value("RestartPreventExitStatus").split()
-    assert str(EXIT_CONFIG) in prevented
+    assert str(int(ExitCode.CONFIG)) in prevented
     assert "1" not in prevented  # e.g. the port still in use: a restart can work
 
 

@@ -234,6 +234,8 @@ class FakeSanitizer:
 
 def make_config(data_dir: Path, relay_port: int, **sections: dict[str, Any]) -> Config:
     data: dict[str, Any] = {
+        # The time budgets stay below the worker's short timeout (a cross-section rule).
+        "policy": {"limits": {"seconds": 9.5}, "cdr": {"seconds": 9.0}},
         "service": {"data_dir": str(data_dir), "shutdown_grace_seconds": 5.0},
         "smtp": {
             "listen_host": "127.0.0.1",

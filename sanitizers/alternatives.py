@@ -1,0 +1,83 @@
+"""Judging the text alternative of a multipart/alternative: is it worth reading?
+
+A mail that offers text and HTML is read through its text part when the policy prefers plain
+text (nothing is lost by conversion). Senders of newsletters often fill that part with nothing
+(a base64-encoded CRLF) or with a pointer to the HTML version (「このメールはHTML形式です」,
+"view this email in your browser"): reading it would deliver an empty or useless body while
+the HTML holds the message. This module decides on *decoded* text only; the caller decodes.
+
+Threat model: the sender controls both parts, so the rule must never let a sender hide text
+from the reader: the text part loses only when it is blank, or when it is short, points to
+the HTML version, and the HTML version's text is longer. Otherwise the text part wins.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from typing import Final
+
+__all__ = ["HTML_POINTERS", "MAX_POINTER_CHARS", "is_blank", "points_to_html", "text_loses"]
+
+# A text part longer than this (in characters other than whitespace) is a message of its own,
+# whatever it says about HTML.
+MAX_POINTER_CHARS: Final = 600
+
+# Phrases of text parts that only point to the HTML version, by name (tests cover each).
+# Matched on the NFKC-folded, lower-cased text, so full-width ＨＴＭＬ matches too.
+HTML_POINTERS: Final[dict[str, re.Pattern[str]]] = {
+    "ja_see_html": re.compile(
+        r"html[^。\n]{0,12}?(?:ご覧|お読み|ご確認|閲覧|表示)\s*(?:ください|下さい|いただけ|頂け)"
+    ),
+    "ja_this_is_html": re.compile(
+        r"(?:この|本)\s*(?:メール|メッセージ|メールマガジン|メルマガ)[^。\n]{0,8}?html"
+    ),
+    "ja_html_capable_client": re.compile(
+        r"html[^。\n]{0,20}?(?:対応|表示可能|閲覧可能|表示でき|閲覧でき|見られ|ご覧になれ)"
+    ),
+    "ja_view_in_browser": re.compile(
+        r"(?:ブラウザ|web\s*ページ|ウェブページ|web版)[^。\n]{0,10}?(?:ご覧|表示|閲覧|お読み)"
+    ),
+    "en_view_in_browser": re.compile(
+        r"\b(?:view|read|see|open)\b.{0,40}\b(?:in|with)\s+(?:your|a)\s+(?:web\s+)?browser\b"
+    ),
+    "en_html_version": re.compile(r"\b(?:view|read|see)\b.{0,20}\bhtml\s+(?:version|format)\b"),
+    "en_this_is_html": re.compile(
+        r"\b(?:this|the)\s+(?:e-?mail|message|newsletter)\s+(?:is|was)\s+"
+        r"(?:sent\s+|written\s+|composed\s+|formatted\s+)?(?:in|as)\s+html\b"
+    ),
+    "en_client_cannot_show_html": re.compile(
+        r"\b(?:does\s+not|doesn't|cannot|can't|can\s+not|unable\s+to)\s+"
+        r"(?:support|display|show|read|view)\s+html\b"
+    ),
+}
+
+
+def _non_space_length(text: str) -> int:
+    return sum(1 for char in text if not char.isspace() and unicodedata.category(char) != "Cf")
+
+
+def is_blank(text: str) -> bool:
+    """Whether the text shows nothing: only whitespace and invisible format characters."""
+    return _non_space_length(text) == 0
+
+
+def points_to_html(text: str) -> bool:
+    """Whether a short text says no more than "read the HTML version"."""
+    if _non_space_length(text) > MAX_POINTER_CHARS:
+        return False
+    folded = unicodedata.normalize("NFKC", text).lower()
+    return any(pattern.search(folded) for pattern in HTML_POINTERS.values())
+
+
+def text_loses(text: str, html_text: Callable[[], str | None]) -> bool:
+    """Whether the text alternative must give way to the HTML one: only when the text is
+    blank, or points to the HTML version and the HTML says more. ``html_text`` converts the
+    HTML alternative when needed (``None``: there is none, or it cannot be read)."""
+    if is_blank(text):
+        return True
+    if not points_to_html(text):
+        return False
+    converted = html_text()
+    return converted is not None and _non_space_length(converted) > _non_space_length(text)

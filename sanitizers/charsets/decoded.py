@@ -1,0 +1,83 @@
+"""What a decoding returns, and what it may assume about the message it is part of.
+
+``Decoded`` carries the text and how it was obtained. ``Preferences`` (the Japanese prior, the
+sender's mobile carrier) are set per message by the pipeline with ``preferences(...)`` and read
+by the decoders through a context variable, so that every decode of one message (headers, file
+names, bodies) applies the same operator setting without threading it through every caller.
+The carrier comes from the sender's address, which the sender chooses: it only decides whether
+ambiguous codes are reported as lost emoji or read as IBM-extension kanji.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["DEFAULT_JAPANESE_PRIOR", "Decoded", "Preferences", "carrier_of", "preferences"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """Text decoded from untrusted bytes, with how it was decoded."""
+
+    text: str
+    charset: str
+    lossy: bool
+    detected: bool
+    # Header text only: the unsafe classes of sanitizers.safetext that were removed.
+    removed: frozenset[str] = frozenset()
+
+
+# How strongly a valid Japanese reading is preferred to a Chinese or Korean one (see
+# ``detection._foreign_reading``); the default of ``policy.charsets.japanese_prior``.
+DEFAULT_JAPANESE_PRIOR: Final = 0.15
+# Mail domains of the carrier whose ISO-2022-JP mail puts emoji in JIS rows 0x75-0x7C (au by
+# KDDI, and UQ mobile on the same mail system).
+_AU_DOMAINS: Final = ("ezweb.ne.jp", "au.com", "uqmobile.jp")
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """What a decoding may assume about the mail it is part of (set per message)."""
+
+    japanese_prior: float = DEFAULT_JAPANESE_PRIOR
+    # The sender's mobile carrier, when its address says so ("au"); None when unknown.
+    carrier: str | None = None
+
+
+_PREFERENCES: Final[ContextVar[Preferences | None]] = ContextVar(
+    "mukaika_charset_preferences", default=None
+)
+_DEFAULT_PREFERENCES: Final = Preferences()
+
+
+def _preferences() -> Preferences:
+    return _PREFERENCES.get() or _DEFAULT_PREFERENCES
+
+
+@contextmanager
+def preferences(chosen: Preferences) -> Iterator[None]:
+    """Decode with ``chosen`` inside the ``with`` block (one message's sanitization)."""
+    token = _PREFERENCES.set(chosen)
+    try:
+        yield
+    finally:
+        _PREFERENCES.reset(token)
+
+
+def carrier_of(untrusted_address: str) -> str | None:
+    """The mobile carrier whose emoji the mail of ``untrusted_address`` may carry, or None."""
+    domain = untrusted_address.rpartition("@")[2].strip().strip(">").lower()
+    if any(domain == known or domain.endswith("." + known) for known in _AU_DOMAINS):
+        return "au"
+    return None
+
+
+# A decoding attempt that succeeded: the text and the (normalised) charset really used.
+_Result = tuple[str, str]
+# A lenient decoding: text, charset, lossy.
+_Lenient = tuple[str, str, bool]
+_Convert = Callable[[bytes], str]

@@ -1,0 +1,424 @@
+"""Which charset, when the declared one is missing, unknown or wrong.
+
+Before the declared charset is believed: a UTF-16 BOM wins; 7-bit data with ISO-2022-JP
+escape sequences is ISO-2022-JP whatever it declares; a declared single-byte charset (which
+decodes anything) yields to UTF-8 and to a Japanese reading (with kana, or two or more kanji
+in double-byte characters only); a declared Chinese or Korean charset yields to a Japanese
+reading with kana unless that language's evidence is strong.
+
+Detection order: ISO-2022-JP (escapes present; if broken, still ISO-2022-JP, lossy), US-ASCII,
+UTF-8, damaged UTF-8 (a few broken sequences among many valid ones: lossy), the most plausible
+Japanese reading (CP932 or EUC-JP, scored on kana and kanji against half-width punctuation,
+private-use characters and controls), unless a Chinese or Korean reading has strong evidence
+(``Preferences.japanese_prior``), then the declared charset with rare replacements, then
+charset-normalizer over a few non-Japanese charsets, and last the least damaged lenient
+reading (lossy). HTML: the MIME charset, else (missing, unknown or failing) its ``<meta>``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import replace
+from functools import lru_cache
+from typing import Final
+
+from charset_normalizer import from_bytes
+
+from sanitizers.charsets.decoded import Decoded, _Lenient, _preferences, _Result
+from sanitizers.charsets.iso2022jp import (
+    _ISO2022JP_SIGNATURE,
+    _iso2022jp_lenient,
+    _iso2022jp_strict,
+)
+from sanitizers.charsets.jis import _REPLACEMENT
+from sanitizers.charsets.labels import _EUC_JP_PLAN, _Plan, _plan, _strict_plan
+from sanitizers.charsets.steps import (
+    _SPECIAL_STEPS,
+    _TOLERATED_ERROR_RATE,
+    _USER_DEFINED,
+    _ascii,
+    _lenient,
+    _may_have_user_defined,
+    _strict,
+)
+from sanitizers.safetext import C0, C1, SURROGATES
+
+__all__ = ["decode_body", "decode_html", "html_charset"]
+
+_KANA: Final = re.compile("[\u3041-\u3096\u30a1-\u30fa\u30fc]")
+_KANJI: Final = re.compile("[\u4e00-\u9fff\uf900-\ufaff]")
+_JAPANESE_SYMBOLS: Final = re.compile(
+    "[\u3000-\u303f\uff01-\uff5e\uffe0-\uffe5\u2460-\u24ff\u3200-\u33ff\u2150-\u218f"
+    "\u2010-\u2312\u2500-\u25ff\u0391-\u03c9\u0401-\u0451]"
+)
+_HALFWIDTH_KANA: Final = re.compile("[\uff66-\uff9f]")
+_HALFWIDTH_PUNCTUATION: Final = re.compile("[\uff61-\uff65]")
+# The voiced marks after a half-width katakana: real half-width text has them; EUC-JP kanji
+# read as CP932 (two half-width katakana each) seldom do.
+_HALFWIDTH_MARKS: Final = re.compile("(?<=[\uff66-\uff9d])[\uff9e\uff9f]")
+# A half-width katakana right beside a kanji or a full-width kana: what EUC-JP read as CP932
+# gives, and seldom what anyone writes.
+_WIDTH_CLASH: Final = re.compile(
+    "[\uff66-\uff9f](?=[\u3041-\u30ff\u4e00-\u9fff])|[\u3041-\u30ff\u4e00-\u9fff](?=[\uff66-\uff9f])"
+)
+_LINE_STRUCTURE: Final = str.maketrans("", "", "\t\n\r")
+_LONE_SURROGATE: Final = re.compile(f"[{SURROGATES[0]}-{SURROGATES[-1]}]")
+# What a wrong decoding produces: private-use characters, and controls other than the line
+# structure of text.
+_GARBAGE: Final = re.compile(f"[\ue000-\uf8ff{re.escape((C0 + C1).translate(_LINE_STRUCTURE))}]")
+# Evidence for another language: characters that make up a large share of running Chinese
+# (simplified and traditional) or Korean text, from the languages' frequency lists (the most
+# frequent function characters and syllables). Japanese bytes read in these charsets give
+# characters spread over the whole table, so they seldom hit these.
+_CHINESE_MARKERS: Final = (
+    "的一是不了在人有我他这這个個们們中来來上大为為和国國到以说說时時要就出会會可也你对對生能"
+    "而子那得于於着著下自之年过過发發后後作里裡用道行所然家种種事成方多经經么麼去法学學如都同"
+    "现現当當没沒动動面起看定天分还還吗嗎呢"
+)
+_KOREAN_MARKERS: Final = (
+    "이다에의는로하을가고지서한은기으년대사시를리도인스일니요습있수것들나정자해어아전부적제주비"
+)
+_FOREIGN_READINGS: Final = (
+    ("gb18030", re.compile(f"[{_CHINESE_MARKERS}]")),
+    ("big5", re.compile(f"[{_CHINESE_MARKERS}]")),
+    ("cp949", re.compile(f"[{_KOREAN_MARKERS}]")),
+)
+# The evidence for a language is read on this many bytes (and characters) of the text.
+_EVIDENCE_BYTES: Final = 64 * 1024
+# Fewer marker characters than this are never strong evidence (a short name or subject).
+_MIN_FOREIGN_MARKERS: Final = 2
+# A Japanese reading overrules a declared Chinese or Korean charset only with this share of
+# kana among its non-ASCII characters.
+_KANA_SHARE_OVERRULES: Final = 0.2
+_OTHER_CANDIDATES: Final = [
+    "cp1252",
+    "iso8859_15",
+    "gb18030",
+    "big5",
+    "cp949",
+    "cp1251",
+    "koi8_r",
+    "cp1250",
+    "cp1253",
+]
+_FALLBACK_STEPS: Final = ("utf-8", "cp932", "euc-jp")
+# Western labels (plan steps) that mailers write by default: kanji under them are mislabelled.
+_LATIN_STEPS: Final = frozenset({"cp1252", "iso8859-1", "iso8859-15"})
+# A longer text read as mostly half-width katakana with hardly a voiced mark (real half-width
+# Japanese has about one per five) is a single-byte charset (KOI8-R, windows-1251, ...) read
+# as CP932, not Japanese.
+_HALFWIDTH_ONLY_LIMIT: Final = 16
+_MARKS_PER_HALFWIDTH: Final = 10
+# Declared Chinese and Korean charsets (plan steps) that Japanese mail is mislabelled as.
+_FOREIGN_CJK: Final = frozenset({"gb18030", "big5", "cp949", "big5hkscs", "euc_kr"})
+# Damaged UTF-8: at most 2 or 1 in 50 characters replaced, and this many valid multi-byte
+# characters per replacement.
+_DAMAGED_UTF8_RATE: Final = 50
+_UTF8_EVIDENCE: Final = 4
+
+
+def _japanese_score(text: str) -> float:
+    """How much ``text`` looks like Japanese: kana weigh most, then kanji and symbols (a kanji
+    weighs more than the two half-width katakana its EUC-JP bytes read as in CP932);
+    half-width punctuation, private-use characters and controls (what EUC-JP read as CP932,
+    or CP932 read as EUC-JP, produces) weigh against."""
+    kana = len(_KANA.findall(text))
+    halfwidth = len(_HALFWIDTH_KANA.findall(text))
+    non_ascii = len(text) - len(text.encode("ascii", "ignore"))
+    if (
+        kana == 0
+        and non_ascii > _HALFWIDTH_ONLY_LIMIT
+        and 2 * halfwidth > non_ascii
+        and _MARKS_PER_HALFWIDTH * len(_HALFWIDTH_MARKS.findall(text)) < halfwidth
+    ):
+        return 0.0
+    return (
+        3.0 * kana
+        + len(_KANJI.findall(text))
+        + len(_JAPANESE_SYMBOLS.findall(text))
+        + 0.4 * halfwidth
+        + 1.1 * len(_HALFWIDTH_MARKS.findall(text))
+        - len(_WIDTH_CLASH.findall(text))
+        - len(_HALFWIDTH_PUNCTUATION.findall(text))
+        - 3.0 * len(_GARBAGE.findall(text))
+    )
+
+
+def _japanese_guess(data: bytes) -> _Lenient | None:
+    """The more plausible Japanese decoding, CP932 or the EUC-JP family (CP932 wins a tie), if
+    it looks Japanese at all. Strict but for carrier emoji (CP932 user-defined characters),
+    which become replacements: the result is then lossy."""
+    candidates = [_cp932_with_emoji(data), _strict_plan(_EUC_JP_PLAN, data)]
+    scored = [
+        (_japanese_score(found[0]) - 3.0 * _jis_x_0213_only(found), found)
+        for found in candidates
+        if found is not None
+    ]
+    score, best = max(scored, key=lambda pair: pair[0], default=(0.0, None))
+    if best is None or score <= 0:
+        return None
+    return best[0], best[1], _REPLACEMENT in best[0]
+
+
+def _jis_x_0213_only(found: _Result) -> int:
+    """How many characters of an EUC-JIS-2004 reading JIS X 0208 and 0212 lack: the table
+    that fills every gap of the older ones also reads Chinese GB 2312 text (its full-width
+    comma is a JIS X 0213 arrow), so such characters count as damage when detecting."""
+    text, charset = found
+    if charset != "euc-jis-2004":
+        return 0
+    return text.encode("euc_jp", "replace").count(b"?") - text.count("?")
+
+
+def _cp932_with_emoji(data: bytes) -> _Result | None:
+    try:
+        text = data.decode("cp932")
+    except UnicodeDecodeError:
+        return None
+    if not _may_have_user_defined(data):
+        return text, "cp932"
+    return _USER_DEFINED.sub(_REPLACEMENT, text), "cp932"
+
+
+def _share(pattern: re.Pattern[str], text: str) -> tuple[int, float]:
+    """How many characters of ``text`` match, and their share of its non-ASCII characters."""
+    hits = len(pattern.findall(text))
+    return hits, hits / max(1, len(text) - len(text.encode("ascii", "ignore")))
+
+
+def _foreign_reading(
+    japanese: _Lenient, data: bytes, codecs_: tuple[str, ...] = ()
+) -> _Result | None:
+    """A Chinese or Korean reading of ``data`` with strong evidence against the Japanese one:
+    at least ``_MIN_FOREIGN_MARKERS`` marker characters, and a share of them above the share
+    of kana in the Japanese reading plus ``japanese_prior`` (so a prior of 1 means never). A
+    Japanese reading that needed JIS X 0213 characters gets no prior. The shares are taken
+    on the first ``_EVIDENCE_BYTES``; only a reading with strong evidence is decoded whole."""
+    text, charset, _lossy = japanese
+    prior = 0.0 if _jis_x_0213_only((text, charset)) else _preferences().japanese_prior
+    threshold = _share(_KANA, text[:_EVIDENCE_BYTES])[1] + prior
+    best: tuple[float, _Result] | None = None
+    sample = data[:_EVIDENCE_BYTES]
+    for codec, markers in _FOREIGN_READINGS:
+        if codecs_ and codec not in codecs_:
+            continue
+        hits, share = _share(markers, sample.decode(codec, "ignore"))
+        if hits < _MIN_FOREIGN_MARKERS or share <= threshold or (best and share <= best[0]):
+            continue
+        found = _strict(codec, data)
+        if found is not None:
+            best = (share, found)
+    return None if best is None else best[1]
+
+
+def _has_jis_escapes(data: bytes) -> bool:
+    """ISO-2022-JP designations, or SO ... SI around half-width katakana (CP50221)."""
+    return (b"\x1b" in data or b"\x0e" in data) and _ISO2022JP_SIGNATURE.search(data) is not None
+
+
+@lru_cache(maxsize=64)
+def _is_single_byte(step: str) -> bool:
+    """True for codecs that decode nearly any byte string (ISO-8859-x, windows-125x, …): a
+    strict success in one of them proves nothing about the charset."""
+    if step in _SPECIAL_STEPS:
+        return False
+    return len(bytes(range(256)).decode(step, "replace")) == 256
+
+
+def _kana_japanese(data: bytes) -> _Lenient | None:
+    """A Japanese decoding that has kana in at least 1 of 5 non-ASCII characters: enough to
+    overrule a declared charset that decodes nearly anything."""
+    found = _japanese_guess(data)
+    if found is None:
+        return None
+    return found if _share(_KANA, found[0])[1] >= _KANA_SHARE_OVERRULES else None
+
+
+def _kanji_japanese(data: bytes) -> _Lenient | None:
+    """A Japanese decoding of two or more kanji or kana in which every 8-bit byte is part of a
+    double-byte character (no half-width katakana, which is what Latin text read as CP932
+    gives): kanji labelled as a single-byte charset."""
+    found = _japanese_guess(data)
+    if found is None or _HALFWIDTH_KANA.search(found[0]) or _HALFWIDTH_PUNCTUATION.search(found[0]):
+        return None
+    if len(_KANA.findall(found[0])) + len(_KANJI.findall(found[0])) < _MIN_FOREIGN_MARKERS:
+        return None
+    return found
+
+
+def _mislabelled(plan: _Plan, data: bytes) -> _Lenient | None:
+    """Common mislabels: ISO-2022-JP declared as anything else (US-ASCII, ISO-8859-1, UTF-8
+    all read its escape sequences as text); UTF-8 or Japanese declared as a single-byte
+    charset, which decodes anything; Japanese declared as Chinese or Korean (whose
+    double-byte tables read Japanese bytes as other real characters)."""
+    if data.isascii():
+        if plan[0] != "iso-2022-jp" and _has_jis_escapes(data):
+            found = _iso2022jp_strict(data)
+            return None if found is None else (*found, False)
+        return None
+    if plan[0] in _FOREIGN_CJK:
+        japanese = _kana_japanese(data)
+        if japanese is None or _foreign_reading(japanese, data, (plan[0],)) is not None:
+            return None
+        return japanese
+    if not _is_single_byte(plan[0]):
+        return None
+    utf8 = _strict("utf-8", data)
+    if utf8 is not None:
+        return (*utf8, False)
+    japanese = _kana_japanese(data)
+    if japanese is None and plan[0] in _LATIN_STEPS:  # mailers' default label, not a choice
+        japanese = _kanji_japanese(data)
+    return japanese
+
+
+def _declared_lenient(plan: _Plan, data: bytes) -> Decoded | None:
+    """The declared charset with replacements, if they are rare (a few broken bytes)."""
+    if plan == ("us-ascii",):  # 8-bit data declared as US-ASCII is mislabelled, not broken.
+        return None
+    text, charset, lossy = _lenient(plan[0], data)
+    if text.count(_REPLACEMENT) > max(1, len(text) // _TOLERATED_ERROR_RATE):
+        return None
+    return Decoded(text, charset, lossy=lossy, detected=False)
+
+
+def _normalizer_guess(data: bytes) -> _Result | None:
+    """charset-normalizer, for mail that is neither UTF-8 nor Japanese."""
+    match = from_bytes(data, cp_isolation=_OTHER_CANDIDATES).best()
+    if match is None:
+        return None
+    return _strict(codecs.lookup(match.encoding).name, data)
+
+
+def _damage(text: str) -> int:
+    """Replacements, private-use characters and controls: what a wrong decoding produces."""
+    return text.count(_REPLACEMENT) + len(_GARBAGE.findall(text))
+
+
+def _damaged_utf8(data: bytes) -> _Result | None:
+    """UTF-8 with a few broken sequences (a truncated header, a cut line): many valid
+    multi-byte characters and few replacements. Other charsets rarely look like this."""
+    text = data.decode("utf-8-sig", "replace")
+    bad = text.count(_REPLACEMENT)
+    good = len(text) - len(text.encode("ascii", "ignore")) - bad
+    if bad > max(2, len(text) // _DAMAGED_UTF8_RATE) or good < _UTF8_EVIDENCE * bad:
+        return None
+    return text, "utf-8"
+
+
+def _least_lossy(plan: _Plan | None, data: bytes) -> Decoded:
+    """Last resort: the lenient decoding with the fewest replacements (the declared one wins
+    ties)."""
+    steps = (*(plan or ())[:1], *_FALLBACK_STEPS)
+    attempts = [_lenient(step, data) for step in steps]
+    best = min(range(len(attempts)), key=lambda index: _damage(attempts[index][0]))
+    text, charset, lossy = attempts[best]
+    return Decoded(text, charset, lossy=lossy, detected=plan is None or best > 0)
+
+
+def _guess(data: bytes, plan: _Plan | None) -> Decoded:
+    """Decode bytes whose declared charset (if any) failed strictly; see the module docstring
+    for the order."""
+    if _has_jis_escapes(data):  # Broken ISO-2022-JP is still best read as ISO-2022-JP.
+        detected = plan != ("iso-2022-jp",)
+        result = _iso2022jp_strict(data)
+        if result is not None:
+            return Decoded(*result, lossy=False, detected=detected)
+        text, charset, lossy = _iso2022jp_lenient(data)
+        return Decoded(text, charset, lossy=lossy, detected=detected)
+    if data.isascii():
+        return Decoded(*_ascii(data), lossy=False, detected=plan is not None)
+    utf8 = _strict("utf-8", data)
+    if utf8 is not None:
+        return Decoded(*utf8, lossy=False, detected=True)
+    damaged = _damaged_utf8(data)
+    if damaged is not None:
+        return Decoded(*damaged, lossy=True, detected=plan is None or plan[0] != "utf-8")
+    japanese = _japanese_guess(data)
+    if japanese is not None:
+        foreign = _foreign_reading(japanese, data)
+        if foreign is not None:
+            return Decoded(*foreign, lossy=False, detected=True)
+        return Decoded(*japanese, detected=plan is None or japanese[1] not in plan)
+    lenient = None if plan is None else _declared_lenient(plan, data)
+    if lenient is not None:
+        return lenient
+    other = _normalizer_guess(data)
+    if other is not None:
+        return Decoded(*other, lossy=False, detected=True)
+    return _least_lossy(plan, data)
+
+
+_UTF16_BOMS: Final = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _utf16_bom(data: bytes, plan: _Plan | None) -> Decoded | None:
+    """Text that starts with a UTF-16 byte-order mark is UTF-16 whatever it declares (as in
+    browsers), if it decodes strictly."""
+    if len(data) <= 2 or len(data) % 2 or not data.startswith(_UTF16_BOMS):
+        return None
+    try:
+        text = data.decode("utf-16")
+    except UnicodeDecodeError:
+        return None
+    return Decoded(text, "utf-16", lossy=False, detected=plan is None or plan[0] != "utf-16")
+
+
+def _decode(data: bytes, plan: _Plan | None) -> Decoded:
+    """The decoding of ``data`` under ``plan``; never with lone surrogates (UTF-7 can decode
+    to them): each one is a replacement, and the decode is lossy."""
+    decoded = _decode_any(data, plan)
+    if "utf-7" not in decoded.charset or not _LONE_SURROGATE.search(decoded.text):
+        return decoded
+    return replace(decoded, text=_LONE_SURROGATE.sub(_REPLACEMENT, decoded.text), lossy=True)
+
+
+def _decode_any(data: bytes, plan: _Plan | None) -> Decoded:
+    bom = _utf16_bom(data, plan)
+    if bom is not None:
+        return bom
+    if plan is not None:
+        mislabelled = _mislabelled(plan, data)
+        if mislabelled is not None:
+            return Decoded(*mislabelled, detected=True)
+        declared = _strict_plan(plan, data)
+        if declared is not None:
+            return Decoded(*declared, lossy=False, detected=False)
+    return _guess(data, plan)
+
+
+def decode_body(untrusted_data: bytes, declared: str | None) -> Decoded:
+    """Decode a body (after its transfer encoding is undone) that declares ``declared``."""
+    return _decode(untrusted_data, _plan(declared))
+
+
+# Where HTML states its charset: <meta charset=X> or <meta http-equiv=Content-Type
+# content="...; charset=X">, looked for in the first bytes only, as browsers do.
+_META_CHARSET: Final = re.compile(
+    rb"""<meta\s[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.IGNORECASE
+)
+_META_PRESCAN_BYTES: Final = 2048
+
+
+def html_charset(untrusted_html: bytes) -> str | None:
+    """The charset label a ``<meta>`` element of this HTML states, or None."""
+    found = _META_CHARSET.search(untrusted_html[:_META_PRESCAN_BYTES])
+    return None if found is None else found.group(1).decode("ascii")
+
+
+def decode_html(untrusted_data: bytes, declared: str | None) -> Decoded:
+    """Decode an HTML body or file: the charset its MIME header declares, else (missing,
+    unknown or failing strictly) the one its ``<meta>`` states, else detection."""
+    plan = _plan(declared)
+    meta = _plan(html_charset(untrusted_data))
+    if (
+        meta is not None
+        and meta != plan
+        and _utf16_bom(untrusted_data, plan) is None
+        and (plan is None or _strict_plan(plan, untrusted_data) is None)
+    ):
+        found = _strict_plan(meta, untrusted_data)
+        if found is not None:
+            return Decoded(*found, lossy=False, detected=plan is not None)
+    return _decode(untrusted_data, plan)
