@@ -42,7 +42,7 @@ from sanitizers.links import UNSAFE_LINK, defang_text
 from sanitizers.mime import Leaf, first_raw_header, parse, parse_headers_only
 from sanitizers.policy import Policy
 from sanitizers.report import EntryReport, PartReport, Report, SanitizeResult
-from sanitizers.safetext import body_text, display_text
+from sanitizers.safetext import body_text, display_text, visible_text
 from sanitizers.vocabulary import Action, Reason, Verdict, label
 
 # What a sanitizer returns that is delivered as an attachment (an HTML file converted to text
@@ -352,12 +352,19 @@ class _Run:
         self._add_text("\n".join(lines))
 
     def _attachment(self, leaf: Leaf, payload: bytes, part: PartReport) -> None:
-        self._file(payload, leaf.filename, leaf.content_type, part)
+        self._file(payload, leaf.filename, leaf.content_type, part, leaf.untrusted_filename)
 
     def _file(
-        self, payload: bytes, filename: str | None, declared_type: str, part: PartReport
+        self,
+        payload: bytes,
+        filename: str | None,
+        declared_type: str,
+        part: PartReport,
+        untrusted_filename: str | None = None,
     ) -> None:
-        """Detect, scan and disarm one file as the policy says; keep what survives."""
+        """Detect, scan and disarm one file as the policy says; keep what survives. A file
+        delivered under another name than the sender wrote (``untrusted_filename``, else
+        ``filename``) is reported as renamed, whatever the reason."""
         if not payload:
             part.reason = Reason.EMPTY
             return
@@ -384,6 +391,9 @@ class _Run:
             kept_as_is = None if outcome.content_type else info.kind
             delivered = delivered_name(outcome.filename or name, content_type, kept_as_is)
             part.attached_as = delivered
+            sent = untrusted_filename or filename
+            if sent is not None and delivered != sent:
+                part.renamed_from = visible_text(sent, 200)
             self.attachments.append(compose.OutAttachment(delivered, content_type, outcome.data))
 
     def _budgeted_policy(self) -> Policy:

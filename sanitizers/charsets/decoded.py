@@ -29,6 +29,9 @@ class Decoded:
     detected: bool
     # Header text only: the unsafe classes of sanitizers.safetext that were removed.
     removed: frozenset[str] = frozenset()
+    # Header text only: the text before those characters and the spaces at its ends were
+    # taken out (None when nothing was), to tell a reader what the sender wrote.
+    untrusted_text: str | None = None
 
 
 # How strongly a valid Japanese reading is preferred to a Chinese or Korean one (see
