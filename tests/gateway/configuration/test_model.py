@@ -18,8 +18,8 @@ from pydantic import BaseModel
 from gateway.cli import main
 from gateway.configuration.config import ORDERINGS, Config, ConfigError, load_config, setting
 from gateway.configuration.toml_text import defaults_toml
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = ROOT / "config" / "defaults.toml"
 # Units a float setting's name ends with (or is): a bare "timeout = 30.0" says nothing.
 FLOAT_UNITS = ("seconds", "days", "ratio", "multiplier")
