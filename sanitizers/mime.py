@@ -313,7 +313,7 @@ class _Walker:
             filename=filename,
             depth=depth,
             role=_leaf_role(role, content_type, disposition, filename),
-            untrusted_filename=name and (name.untrusted_text or name.text),
+            untrusted_filename=name.untrusted_text or name.text if name is not None else None,
         )
         if name is not None and name.lossy:
             leaf.findings.append(Reason.LOSSY_DECODE)
