@@ -29,7 +29,7 @@ _WORDS = {
         "reference": "参照番号",
         "removed": "取り除いたもの",
         "becomes": "添付名",
-        "renamed": "名前を変更",
+        "sent_as": "送信者が付けた名前",
         "findings": "検出",
         "unnamed": "(名前なし)",
         "none": "(なし)",
@@ -42,7 +42,7 @@ _WORDS = {
         "reference": "Reference",
         "removed": "removed",
         "becomes": "attached as",
-        "renamed": "renamed",
+        "sent_as": "name as sent",
         "findings": "found",
         "unnamed": "(no name)",
         "none": "(none)",
@@ -151,8 +151,8 @@ def _part_lines(part: PartReport, language: str) -> list[str]:
         f"  → {action}: {_label(part.reason, language)}",
     ]
     if part.renamed_from:
-        lines.append(f'  {words["renamed"]}: "{part.renamed_from}" → {part.attached_as}')
-    elif part.attached_as and part.attached_as != part.filename:
+        lines.append(f'  {words["sent_as"]}: "{part.renamed_from}"')
+    if part.renamed_from or (part.attached_as and part.attached_as != part.filename):
         lines.append(f"  {words['becomes']}: {part.attached_as}")
     if part.removed:
         items = ", ".join(_removed_label(code, language) for code in part.removed)

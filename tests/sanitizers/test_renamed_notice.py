@@ -52,15 +52,18 @@ def test_a_renamed_file_is_named_in_the_notice(
 ) -> None:
     text, names = _body(_sent(sent), language)
     assert names == [delivered]
-    word = {"ja": "名前を変更", "en": "renamed"}[language]
-    assert f"  {word}: {shown} → {delivered}" in text
+    sent_as, becomes = {
+        "ja": ("送信者が付けた名前", "添付名"),
+        "en": ("name as sent", "attached as"),
+    }[language]
+    assert f"  {sent_as}: {shown}\n  {becomes}: {delivered}\n" in text.replace("\r\n", "\n")
 
 
 def test_a_file_kept_under_its_own_name_adds_no_notice() -> None:
     """Guard: nothing changed, nothing to say (and a second pass over the output is a no-op)."""
     text, names = _body(_sent("メモ.txt"))
     assert names == ["メモ.txt"]
-    assert "名前を変更" not in text
+    assert "送信者が付けた名前" not in text
     assert "無害化処理のお知らせ" not in text
 
 
