@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TEST_PACKAGES ?= clamav-daemon postfix prometheus logrotate systemd w3m
 
-.PHONY: demo check lint types test install test-packages
+.PHONY: demo check lint types contracts test install test-packages
 
 $(BIN)/mukaika: pyproject.toml
 	sh deploy/system-packages.sh
@@ -25,6 +25,10 @@ lint: install
 types: install
 	$(BIN)/mypy
 
+# Import contracts between the packages (pyproject.toml [tool.importlinter]; ARCHITECTURE.md).
+contracts: install
+	$(BIN)/lint-imports
+
 # Debian packages only the tests use, never for `make demo`: a real clamd and a real Postfix,
 # Prometheus' promtool (the alert rules' unit tests), logrotate and systemd-analyze (the
 # deploy files), w3m (the yardstick of the HTML-to-text corpus test). A test whose tool is
@@ -35,7 +39,7 @@ test-packages:
 test: install test-packages
 	$(BIN)/pytest
 
-check: lint types test
+check: lint types contracts test
 
 # Benchmarks (issue 5): about 10 minutes on 2 cores; results in benchmarks/results/.
 # Postfix's smtp-sink (the C ceiling) is used when /usr/sbin/smtp-sink exists.

@@ -2,7 +2,7 @@
 
 What is measured, per kind, on files built by :mod:`benchmarks.generate` (sizes printed):
 
-* **in process** — ``sanitizers.cdr.registry.disarm_here(data, name, kind, SANITIZE, policy)``
+* **in process** — ``sanitizers.cdr.registry.Registry().disarm(data, name, kind, SANITIZE, policy)``
   (the sanitizer alone, one core): files/s and MB/s per CPU-second, latency p50/p99/max per
   file, and that max against the configured per-file timeout (``policy.cdr.seconds``);
 * **isolated** — the gateway's disarmer, ``IsolatedDisarmer`` (a limited, recycled child
@@ -59,8 +59,10 @@ def _policy() -> Any:
 
 
 def _in_process(name: str, files: list[bytes], seconds: float) -> dict[str, Any]:
-    from sanitizers.cdr.registry import disarm_here
+    from sanitizers.cdr.registry import Registry
     from sanitizers.policy import AttachmentAction
+
+    disarm_here = Registry().disarm
 
     kind, filename = KINDS[name]
     policy = _policy()

@@ -21,7 +21,7 @@ from itertools import islice
 from sanitizers import compose, notice
 from sanitizers.cdr.base import CdrOutcome
 from sanitizers.cdr.disarmer import Disarmer
-from sanitizers.cdr.registry import default_disarmer
+from sanitizers.cdr.isolation import default_disarmer
 from sanitizers.charsets import (
     Decoded,
     Preferences,
@@ -67,7 +67,7 @@ def sanitize_message(
     input (only :class:`sanitizers.errors.TemporaryFailure` escapes).
 
     Attachments go to ``disarmer``; by default, sanitizers run in an isolated child process
-    of this process (:func:`sanitizers.cdr.registry.default_disarmer`). Every step, the
+    of this process (:func:`sanitizers.cdr.isolation.default_disarmer`). Every step, the
     composition of the output included, runs inside the fail-closed guard: a fault anywhere
     holds the message, and the notice about it is composed from values nothing untrusted
     can break (:func:`_fail_safe_message`)."""

@@ -24,7 +24,7 @@ def sanitize_scanned(
     untrusted_raw: bytes, policy: Policy, reference: str, *, scanner: ScannerSettings
 ) -> SanitizeResult:
     from gateway.processing.scanner import scanning
-    from sanitizers.cdr.registry import default_disarmer
+    from sanitizers.cdr.isolation import default_disarmer
     from sanitizers.pipeline import sanitize_message
 
     disarmer = scanning(default_disarmer(policy), scanner)

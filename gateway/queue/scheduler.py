@@ -112,7 +112,9 @@ class Scheduler:
                 self.later("outgoing", queue_id, next_attempt)
 
     def report_depth(self) -> None:
-        """Queue depth per state and the age of the oldest message waiting (in a thread)."""
+        """Queue depth per state and the age of the oldest message still waiting in
+        ``incoming`` or ``outgoing`` (dead letters wait for the operator, not the queue).
+        Runs in a thread."""
         now = self.clock()
         oldest = now
         waiting: dict[str, float] = {}
@@ -138,6 +140,8 @@ class Scheduler:
         self.metrics.set_oldest_age(max(0.0, now - oldest))
 
     async def _loop(self) -> None:
+        # Due times are wall-clock times (they are written in the spool); the rescan period is
+        # measured on the monotonic clock, so a step of the system clock cannot stop rescans.
         next_scan = 0.0
         while not self._stopping:
             now = self.clock()
@@ -147,12 +151,12 @@ class Scheduler:
                     continue  # rescheduled meanwhile
                 del self._due[queue_id]
                 self._ready.put_nowait((state, queue_id))
-            if now >= next_scan:
+            if time.monotonic() >= next_scan:
                 await self.rescan()
                 await asyncio.to_thread(self.report_depth)
                 await asyncio.to_thread(self.spool.purge_delivered, self.keep_delivered_seconds)
-                next_scan = now + self.settings.rescan_seconds
-            wait = next_scan - now
+                next_scan = time.monotonic() + self.settings.rescan_seconds
+            wait = next_scan - time.monotonic()
             if self._delayed:
                 wait = min(wait, self._delayed[0][0] - now)
             self._changed.clear()

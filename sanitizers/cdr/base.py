@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.errors import SanitizeError
@@ -20,7 +20,7 @@ from sanitizers.links import DEFAULT_ALLOWED_SCHEMES
 from sanitizers.vocabulary import Action, Reason
 
 if TYPE_CHECKING:
-    from sanitizers.policy import Policy
+    from sanitizers.policy import AttachmentAction, Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +45,35 @@ class CdrOutcome:
         return CdrOutcome(action=Action.REMOVED, reason=reason, detail=detail)
 
 
+class EntryDisarmer(Protocol):
+    """Decides the fate of a file found inside another (an archive's entry), in this process:
+    :class:`sanitizers.cdr.registry.Registry`."""
+
+    def disarm(
+        self,
+        untrusted_data: bytes,
+        filename: str,
+        kind: str,
+        action: AttachmentAction,
+        policy: Policy,
+        depth: int = 0,
+    ) -> CdrOutcome: ...
+
+
 @dataclass(frozen=True, slots=True)
 class CdrContext:
     """What a sanitizer may consult: the limits, whether keeping an unchanged file is allowed
     (``keep_if_clean``) and the archive nesting depth it is called at.
 
-    ``full_policy`` is the whole policy, for sanitizers that recurse through the registry
-    (the ZIP sanitizer calls ``registry.disarm_here(..., depth=ctx.depth + 1)`` per entry)."""
+    ``full_policy`` and ``entries`` are for sanitizers that recurse: the ZIP sanitizer calls
+    ``entries.disarm(..., depth=ctx.depth + 1)`` per entry, with the registry that called it.
+    Without ``entries`` an archive's entries cannot be decided, and the archive is removed."""
 
     policy: CdrPolicy
     keep_if_clean: bool = False
     depth: int = 0
     full_policy: Policy | None = None
+    entries: EntryDisarmer | None = None
 
     @property
     def allowed_schemes(self) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ Threat model: a hostile attachment exploits or overloads the parser that reads i
 extension crashes, a decompression bomb eats memory, a cycle spins forever, a bug lets it run
 code). Whatever happens in the child, the calling process survives and the part is removed:
 
-* the child runs :func:`sanitizers.cdr.registry.disarm_here` under ``resource.setrlimit``:
+* the child runs :meth:`sanitizers.cdr.registry.Registry.disarm` under ``resource.setrlimit``:
   ``RLIMIT_AS`` = ``memory_mb``, ``RLIMIT_CPU`` (per file: ``seconds`` + 1 more CPU seconds
   than it had used), ``RLIMIT_CORE`` 0, ``RLIMIT_NOFILE`` small and ``RLIMIT_FSIZE`` 0 (no
   sanitizer writes files; CPython ignores SIGXFSZ, so a write fails with ``EFBIG``);
@@ -39,13 +39,14 @@ import signal
 import threading
 import time
 import weakref
+from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from sanitizers import lifeline
-from sanitizers.cdr import registry
 from sanitizers.cdr.base import CdrOutcome
+from sanitizers.cdr.registry import SANITIZERS, Registry
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.policy import AttachmentAction, Policy
 from sanitizers.vocabulary import Action, Reason
@@ -145,7 +146,7 @@ def _from_wire(raw: object, blobs: list[bytes], budget: list[int]) -> CdrOutcome
 
 
 def _child_main(
-    conn: Connection, parent_alive: Connection, memory_mb: int, test_sanitizers: dict[str, str]
+    conn: Connection, parent_alive: Connection, memory_mb: int, sanitizers: dict[str, str]
 ) -> None:
     """The child's loop: one request in, one outcome out, until told to stop or orphaned."""
 
@@ -155,8 +156,7 @@ def _child_main(
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     os.close(devnull)
-    for kind, spec in test_sanitizers.items():
-        registry.register_for_tests(kind, spec)
+    registry = Registry(sanitizers)
     registry.preload()
     _apply_limits(memory_mb)
     conn.send_bytes(_READY + b" %.6f" % time.monotonic())
@@ -171,7 +171,7 @@ def _child_main(
             return  # the parent went away
         _arm_cpu_limit(policy.cdr.seconds)
         try:
-            outcome = registry.disarm_here(
+            outcome = registry.disarm(
                 untrusted_data, filename, kind, AttachmentAction(action), policy, depth
             )
         except MemoryError:
@@ -221,7 +221,7 @@ def _start_context() -> Any:
     with _context_lock:
         if _context is None:
             ctx = multiprocessing.get_context("forkserver")
-            modules = sorted({spec.partition(":")[0] for spec in registry.SANITIZERS.values()})
+            modules = sorted({spec.partition(":")[0] for spec in SANITIZERS.values()})
             ctx.set_forkserver_preload(["sanitizers.cdr.registry", *modules])
             _context = ctx
         return _context
@@ -230,12 +230,12 @@ def _start_context() -> Any:
 class _Worker:
     """One child process and its end of the pipe."""
 
-    def __init__(self, memory_mb: int, test_sanitizers: dict[str, str]) -> None:
+    def __init__(self, memory_mb: int, sanitizers: dict[str, str]) -> None:
         ctx = _start_context()
         self.conn, child_conn = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(
             target=_child_main,
-            args=(child_conn, lifeline.lifeline(), memory_mb, test_sanitizers),
+            args=(child_conn, lifeline.lifeline(), memory_mb, sanitizers),
             name="mukaika-cdr",
             daemon=True,
         )
@@ -287,8 +287,8 @@ class IsolatedDisarmer:
     """A :class:`~sanitizers.cdr.disarmer.Disarmer` that sanitizes in a limited child process.
 
     ``policy`` sets the child's memory limit and recycling; the per-file timeout is read from
-    each call's ``policy.cdr.seconds``. ``test_sanitizers`` (kind → "module:Class") is a
-    test-only hook replayed in every child to inject misbehaving sanitizers.
+    each call's ``policy.cdr.seconds``. ``sanitizers`` (kind → "module:Class") is what every
+    child's :class:`~sanitizers.cdr.registry.Registry` knows; :data:`SANITIZERS` unless given.
     """
 
     def __init__(
@@ -296,10 +296,11 @@ class IsolatedDisarmer:
         policy: CdrPolicy | None = None,
         *,
         warm: bool = True,
-        test_sanitizers: dict[str, str] | None = None,
+        sanitizers: Mapping[str, str] = SANITIZERS,
     ) -> None:
         self._policy = policy or CdrPolicy()
-        self._tests = dict(test_sanitizers or {})
+        # The parent's registry decides, without parsing, what needs no child.
+        self._registry = Registry(sanitizers)
         self._lock = threading.Lock()
         self._worker: _Worker | None = None
         self._closed = False
@@ -309,7 +310,7 @@ class IsolatedDisarmer:
             self._worker = self._new_worker()
 
     def _new_worker(self) -> _Worker:
-        return _Worker(self._policy.memory_mb, self._tests)
+        return _Worker(self._policy.memory_mb, dict(self._registry.sanitizers))
 
     def __enter__(self) -> IsolatedDisarmer:
         return self
@@ -349,9 +350,9 @@ class IsolatedDisarmer:
             return CdrOutcome.drop(Reason.LIMIT_SIZE, f"{len(untrusted_data)} bytes")
         if self._closed:
             raise RuntimeError("IsolatedDisarmer is closed")
-        if not registry.needs_sanitizer(kind, action) and not self._tests:
+        if not self._registry.needs_sanitizer(kind, action):
             # Removal by kind or policy parses nothing: no reason to involve a child.
-            return registry.disarm_here(untrusted_data, filename, kind, action, policy, depth)
+            return self._registry.disarm(untrusted_data, filename, kind, action, policy, depth)
         with self._lock:
             if self._closed:
                 raise RuntimeError("IsolatedDisarmer is closed")
@@ -426,3 +427,18 @@ class IsolatedDisarmer:
             return outcome, False
         healthy = outcome.reason not in (Reason.CRASH, Reason.TIMEOUT)
         return outcome, healthy
+
+
+_defaults_lock = threading.Lock()
+_defaults: dict[CdrPolicy, IsolatedDisarmer] = {}
+
+
+def default_disarmer(policy: Policy) -> IsolatedDisarmer:
+    """The disarmer the gateway uses: one isolated disarmer per process and CDR policy,
+    started on first use (a mail without an attachment to sanitize never starts a child) and
+    stopped when the process exits (its child is reaped by the finalizer above)."""
+    with _defaults_lock:
+        disarmer = _defaults.get(policy.cdr)
+        if disarmer is None:
+            disarmer = _defaults[policy.cdr] = IsolatedDisarmer(policy.cdr, warm=False)
+        return disarmer

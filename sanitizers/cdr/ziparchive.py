@@ -150,9 +150,11 @@ class ZipSanitizer(CdrSanitizer):
     kind: ClassVar[str] = "zip"
 
     def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
-        from sanitizers.cdr import registry
         from sanitizers.policy import AttachmentAction, Policy
 
+        entries = ctx.entries
+        if entries is None:
+            raise SanitizeError(Reason.ERROR, "no registry for the archive's entries")
         policy = ctx.full_policy or Policy(cdr=ctx.policy)
         limits = ctx.policy
         if ctx.depth > limits.zip_max_depth:
@@ -223,7 +225,7 @@ class ZipSanitizer(CdrSanitizer):
                     action = policy.attachments.action_for(kind)
                     if ctx.keep_if_clean and action != AttachmentAction.REMOVE:
                         action = AttachmentAction.KEEP_IF_CLEAN
-                    child = registry.disarm_here(
+                    child = entries.disarm(
                         untrusted_entry, base, kind, action, policy, depth=ctx.depth + 1
                     )
                 children.append((name, child))

@@ -5,9 +5,9 @@ OOXML, links of disallowed schemes (documents and text bodies), PDF annotations 
 /Type and remote threads, keep_if_clean never delivering unread bytes, payloads as parts
 (clamd sees them), OpenDocument removed with a notice.
 
-Sanitizer-level variants of each class live in tests/cdr/test_fields.py,
-tests/cdr/test_ooxml_payloads.py, tests/cdr/test_pdf.py, tests/sanitizers/test_links.py,
-tests/sanitizers/test_opendocument.py and tests/gateway/test_scanner_containers.py; the
+Sanitizer-level variants of each class live in tests/sanitizers/cdr/test_fields.py,
+tests/sanitizers/cdr/test_ooxml_payloads.py, tests/sanitizers/cdr/test_pdf.py, tests/sanitizers/test_links.py,
+tests/sanitizers/test_opendocument.py and tests/gateway/processing/test_scanner_containers.py; the
 generated ones in tests/adversarial/test_fuzz_documents.py."""
 
 from __future__ import annotations
@@ -21,21 +21,19 @@ import pytest
 from pikepdf import Array, Dictionary, Name, String
 
 from gateway.processing.scanner import ClamdClient, ScanningDisarmer
-from sanitizers.cdr.registry import default_disarmer
+from sanitizers.cdr.isolation import default_disarmer
 from sanitizers.pipeline import sanitize_message
 from sanitizers.policy import AttachmentAction, AttachmentPolicy, Policy
 from sanitizers.report import SanitizeResult
 from sanitizers.vocabulary import Action
 from tests.adversarial.invariants import assert_safe
 from tests.adversarial.test_file_attacks import attach
-from tests.cdr import office_fixtures as F
-from tests.cdr.test_fields import WRITINGS, docx_with_field, to_strict
-from tests.cdr.test_ooxml_payloads import EICAR, PE, docx_with_media, xlsx
-from tests.gateway.test_scanner import MARKER, clamd_socket
-from tests.gateway.test_scanner_containers import zip_of
+from tests.clamd import MARKER
+from tests.gateway.processing.test_scanner_containers import zip_of
 from tests.mailfactory import body_text, leaf, mail, parse
-
-__all__ = ["clamd_socket"]
+from tests.sanitizers.cdr import office_fixtures as F
+from tests.sanitizers.cdr.test_fields import WRITINGS, docx_with_field, to_strict
+from tests.sanitizers.cdr.test_ooxml_payloads import EICAR, PE, docx_with_media, xlsx
 
 HOST = "evil-adv11.example"
 KEEP_IF_CLEAN = Policy(

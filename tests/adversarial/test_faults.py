@@ -2,14 +2,14 @@
 MTA, a damaged spool. Every 250 is counted and must end delivered, held or dead-lettered with
 an audit line; internal faults answer 4xx; the process survives.
 
-Covered elsewhere (not repeated): tests/gateway/test_process_crash.py —
+Covered elsewhere (not repeated): tests/e2e/test_process_crash.py —
 test_sigkill_after_250_then_restart_delivers, test_sigterm_under_load_loses_nothing;
-tests/gateway/test_relay_e2e.py — test_downstream_down_then_back,
+tests/e2e/test_relay.py — test_downstream_down_then_back,
 test_downstream_fault_is_retried[4xx|drop|slow], test_downstream_5xx_dead_letter_and_dsn,
 test_crashing_message_is_held_never_forwarded, test_low_disk_refuses_at_mail;
-tests/gateway/test_pool.py — test_crash_is_reported_and_pool_rebuilt, test_hang_is_killed,
-test_crashing_mail_held_others_delivered; tests/gateway/test_smtp_receive.py —
-test_internal_error_answers_451."""
+tests/gateway/processing/test_pool.py — test_crash_is_reported_and_pool_rebuilt,
+test_hang_is_killed, test_crashing_mail_held_others_delivered;
+tests/gateway/receiving/test_smtp.py — test_internal_error_answers_451."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ from gateway.queue.spool import Envelope, Spool, new_queue_id
 from gateway.service.assembly import Gateway, Parts
 from sanitizers.errors import TemporaryFailure
 from sanitizers.report import SanitizeResult
-from tests.gateway.crashy import CLEAN, crash_on_marker
+from tests.e2e.test_process_crash import Child, children, write_config
+from tests.gateway.processing.crashy import CLEAN, crash_on_marker
 from tests.gateway.relaykit import (
     SIMPLE,
     CountingMetrics,
@@ -46,7 +47,6 @@ from tests.gateway.relaykit import (
     start_gateway,
     wait_until,
 )
-from tests.gateway.test_process_crash import Child, children, write_config
 
 __all__ = ["children"]  # the fixture that SIGKILLs every child left running
 

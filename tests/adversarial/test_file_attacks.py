@@ -1,13 +1,14 @@
 """Hostile attachments through the whole pipeline with the shipped CDR (isolated child):
 bombs, traversal, encryption, malformed containers, filename tricks, EICAR with clamd.
 
-Covered elsewhere at the sanitizer level (not repeated): tests/cdr/test_zip.py contract cases
-dotdot/absolute/drive-letter/backslash-dotdot, overlapping-entries, overlap-bomb, ratio-bomb,
-nested-too-deep, test_encrypted_entry_holds_the_part; tests/cdr/test_pdf.py cycle,
-cycle-with-js, test_stream_bomb_is_limit_size, test_deep_page_tree_is_limit_depth;
-tests/cdr/test_images.py pixel-bomb-1x/2x; tests/cdr/test_ole.py and test_ooxml.py
-encrypted-package, rels-cycle, deep-xml; tests/gateway/test_scanner.py
-test_eicar_is_malware_and_never_reaches_inner, test_eicar_inside_a_zip_is_found.
+Covered elsewhere at the sanitizer level (not repeated): tests/sanitizers/cdr/test_zip.py
+contract cases dotdot/absolute/drive-letter/backslash-dotdot, overlapping-entries, overlap-bomb,
+ratio-bomb, nested-too-deep, test_encrypted_entry_holds_the_part;
+tests/sanitizers/cdr/test_pdf.py cycle, cycle-with-js, test_stream_bomb_is_limit_size,
+test_deep_page_tree_is_limit_depth; tests/sanitizers/cdr/test_images.py pixel-bomb-1x/2x;
+tests/sanitizers/cdr/test_ole.py and test_ooxml.py encrypted-package, rels-cycle, deep-xml;
+tests/gateway/processing/test_scanner.py test_eicar_is_malware_and_never_reaches_inner,
+test_eicar_inside_a_zip_is_found.
 Here the same threats arrive as mail, and the output is checked with the shared invariants."""
 
 from __future__ import annotations
@@ -26,17 +27,15 @@ import pikepdf
 import pytest
 
 from gateway.processing.scanner import ClamdClient, ScanningDisarmer
-from sanitizers.cdr.registry import default_disarmer
+from sanitizers.cdr.isolation import default_disarmer
 from sanitizers.pipeline import sanitize_message
 from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult
 from sanitizers.vocabulary import Action, Reason, Verdict
 from tests.adversarial.invariants import assert_safe, text_of
+from tests.clamd import EICAR
 from tests.corpus import require_corpus
-from tests.gateway.test_scanner import EICAR, clamd_socket
 from tests.mailfactory import CRLF, headers, leaf, mail, multipart
-
-__all__ = ["clamd_socket"]  # the session fixture that runs a real clamd, shared
 
 POLICY = Policy()
 BOMBS = "recursive-extractor/RecursiveExtractor.Tests/TestData/Bombs"

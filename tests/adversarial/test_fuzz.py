@@ -256,12 +256,16 @@ POLICY_CDR = Policy()
     tail=name_tails,
     declared=st.sampled_from(["text/plain", "application/octet-stream", "application/msword"]),
     utf16=st.booleans(),
+    zipped=st.booleans(),
 )
 def test_lying_names_never_make_active_text_cross(
-    content: bytes, stem: str, extension: str, tail: str, declared: str, utf16: bool
+    content: bytes, stem: str, extension: str, tail: str, declared: str, utf16: bool, zipped: bool
 ) -> None:
-    """Whatever the name claims and however it ends, active text never crosses, and what
-    crosses is named with an extension of the type it was rebuilt as, without tricks."""
+    """Whatever the name claims and however it ends, as an attachment or as an entry of a
+    ZIP, active text never crosses, and what crosses is named with an extension of the type
+    it was rebuilt as, without tricks."""
+    import io
+    import zipfile
     from urllib.parse import quote
 
     from sanitizers.cdr.registry import InProcessDisarmer
@@ -270,6 +274,14 @@ def test_lying_names_never_make_active_text_cross(
     if utf16:
         content = b"\xff\xfe" + content.decode("utf-8").encode("utf-16-le")
     name = f"{stem}.{extension}{tail}"
+    active = ACTIVE_MARK in content or ACTIVE_MARK.decode().encode("utf-16-le") in content
+    payload = content
+    if zipped:
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as built:
+            built.writestr("readme.txt", "hello")
+            built.writestr(f"folder{tail}/{name}", content)
+        payload, name = archive.getvalue(), f"files.zip{tail}"
     part = (
         headers(
             ("Content-Type", declared),
@@ -277,7 +289,7 @@ def test_lying_names_never_make_active_text_cross(
             ("Content-Transfer-Encoding", "base64"),
         )
         + CRLF
-        + base64.encodebytes(content).replace(b"\n", CRLF)
+        + base64.encodebytes(payload).replace(b"\n", CRLF)
     )
     raw = headers(
         ("From", "a@example.jp"),
@@ -289,13 +301,29 @@ def test_lying_names_never_make_active_text_cross(
     result = sanitize_message(raw, POLICY_CDR, disarmer=InProcessDisarmer())
     out = assert_safe(result)
     attachment = result.report.parts[-1]
-    if ACTIVE_MARK in content or ACTIVE_MARK.decode().encode("utf-16-le") in content:
+    if active and not zipped:
         assert attachment.action.value == "removed", attachment
+    if active and zipped:
+        (entry,) = [e for e in attachment.entries if e.name != "readme.txt"]
+        assert entry.action.value == "removed", entry
+    names = []
     for item in out.walk():
         filename = item.get_filename()
         if filename is None:
             continue
-        allowed = DELIVERED[item.get_content_type()]
-        assert filename.rpartition(".")[2] in allowed, filename
+        names.append((filename, item.get_content_type()))
+        data = item.get_payload(decode=True)
+        if item.get_content_type() == "application/zip" and isinstance(data, bytes):
+            with zipfile.ZipFile(io.BytesIO(data)) as rebuilt:
+                for inner in rebuilt.infolist():
+                    assert ACTIVE_MARK not in rebuilt.read(inner)
+                    names += [(part, "") for part in inner.filename.split("/")[:-1]]
+                    names.append((inner.filename.rpartition("/")[2], "text/*"))
+    for filename, content_type in names:
+        if content_type:  # a file, not a folder: the extension of what it was rebuilt as
+            allowed = DELIVERED.get(content_type, {"zip"} if content_type.endswith("zip") else {})
+            if content_type == "text/*":  # an archive entry: any text type's
+                allowed = set().union(*DELIVERED.values())
+            assert filename.rpartition(".")[2] in allowed, filename
         assert not any(c in filename for c in ":\u202e\u200b\u3000\uff0e"), filename
-        assert filename == filename.strip(" .")
+        assert filename == filename.strip(" ."), filename

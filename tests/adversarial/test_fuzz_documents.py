@@ -25,9 +25,9 @@ from sanitizers.cdr.pdf import PdfSanitizer
 from sanitizers.cdr.rtf import RtfSanitizer
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.vocabulary import Action
-from tests.cdr import office_fixtures as F
-from tests.cdr.test_fields import docx_with_field, to_strict
-from tests.cdr.test_ooxml_payloads import xlsx
+from tests.sanitizers.cdr import office_fixtures as F
+from tests.sanitizers.cdr.test_fields import docx_with_field, to_strict
+from tests.sanitizers.cdr.test_ooxml_payloads import xlsx
 
 MARKER = "evil-7q2x.example"
 CTX = CdrContext(policy=CdrPolicy())

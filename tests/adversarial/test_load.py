@@ -11,8 +11,8 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
+from tests.e2e.test_process_crash import Child, children, write_config
 from tests.gateway.relaykit import Sink, wait_until
-from tests.gateway.test_process_crash import Child, children, write_config
 from tests.mailfactory import leaf, mail
 
 __all__ = ["children"]

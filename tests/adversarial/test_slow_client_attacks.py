@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.gateway.receiving.test_smtp import Receiver
 from tests.gateway.relaykit import SIMPLE, RawClient
-from tests.gateway.test_smtp_receive import Receiver
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 """Hostile SMTP clients against the receiver: smuggling, injection, limits, floods, trickles.
 
-Covered elsewhere (not repeated here): tests/gateway/test_smtp_receive.py —
+Covered elsewhere (not repeated here): tests/gateway/receiving/test_smtp.py —
 test_smuggling_refused (\\n.\\n, \\n.\\r\\n, \\r.\\r\\n, \\r\\n.\\n, \\r\\n.\\r, \\r.\\r),
 test_pipelining_after_final_dot_refused, test_recipient_limit, test_connection_caps,
 test_command_and_line_length_limits, test_idle_timeout_closes, test_session_deadline,
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.gateway.receiving.test_smtp import SMUGGLE, Receiver, certificate
 from tests.gateway.relaykit import SIMPLE, RawClient
-from tests.gateway.test_smtp_receive import SMUGGLE, Receiver, certificate
 
 __all__ = ["certificate"]  # the module-scoped fixture, shared with the receiver's tests
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from typing import TypeVar
 
-from tests.cdr.office_fixtures import docm_with_vba
+from tests.sanitizers.cdr.office_fixtures import docm_with_vba
 
 BODY_JA = "お世話になっております。来週の会議資料を送付します。"
 

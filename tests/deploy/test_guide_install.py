@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.test_relay_e2e import make_certificate
+from tests.e2e.test_relay import make_certificate
 from tests.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -28,9 +28,9 @@ import pytest
 
 from gateway.cli import build_parser
 from gateway.configuration.config import Config
-from tests.cdr.office_fixtures import docm_with_vba
 from tests.deploy.mails import free_port, japanese_html_mail, smtp_banner, wait_for
 from tests.deploy.mdwe_launch import NOT_ENFORCED, UNSUPPORTED
+from tests.sanitizers.cdr.office_fixtures import docm_with_vba
 from tests.sanitizers.test_pipeline_cdr import pdf_with_javascript, png, zipped
 from tests.tools import require_tool
 

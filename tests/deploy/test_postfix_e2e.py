@@ -93,7 +93,7 @@ def loopback_changes(directory: Path, listen_port: int, relay_port: int) -> dict
             "retry_max_seconds": 2.0,
         },
         "worker": {"processes": 1},
-        # clamd is tested in tests/gateway/test_scanner.py; not needed for this path.
+        # clamd is tested in tests/gateway/processing/test_scanner.py; not needed for this path.
         "scanner": {"enabled": False},
         "audit": {"path": "audit/audit.jsonl"},
         "metrics": {"enabled": False},

@@ -14,8 +14,8 @@ from PIL import Image
 from sanitizers.pipeline import sanitize_message
 from sanitizers.policy import Policy
 from sanitizers.vocabulary import Action, Verdict
-from tests.cdr.office_fixtures import docm_with_vba
 from tests.mailfactory import body_text, leaf, mail, multipart, parse
+from tests.sanitizers.cdr.office_fixtures import docm_with_vba
 
 DANGEROUS_PDF_KEYS = ("/JavaScript", "/JS", "/OpenAction", "/AA", "/Launch", "/EmbeddedFiles")
 

@@ -168,15 +168,16 @@ def test_a_budget_spent_inside_a_sanitizer_removes_that_part_and_holds_the_rest(
     ``timeout`` when the message budget (not the longer per-file limit) runs out, and the
     parts after it are not started: the message is held with ``limit_time``."""
     from sanitizers.cdr.isolation import IsolatedDisarmer
+    from sanitizers.cdr.registry import SANITIZERS
 
     policy = Policy(limits=Limits(seconds=1.5))
-    sleepy = {"text": "tests.cdr.misbehaving:Sleep"}
+    sleepy = {**SANITIZERS, "text": "tests.sanitizers.cdr.misbehaving:Sleep"}
     parts = [leaf("text/plain", b"x")]
     parts += [
         leaf("text/plain", b"data", extra=[("Content-Disposition", f'attachment; filename="{i}"')])
         for i in range(2)
     ]
-    with IsolatedDisarmer(policy.cdr, test_sanitizers=sleepy) as disarmer:
+    with IsolatedDisarmer(policy.cdr, sanitizers=sleepy) as disarmer:
         result = sanitize_message(mail(multipart("mixed", parts)), policy, disarmer=disarmer)
     (first,) = result.report.parts[1:]  # the second attachment was never started
     assert (first.action, first.reason) == (Action.REMOVED, Reason.TIMEOUT)

@@ -1,0 +1,33 @@
+"""The quarantine: every original message, kept on the Internet side as evidence.
+
+:mod:`.store` (:class:`Quarantine`) puts the parts together: :mod:`.entries` (what is
+recorded: settings, errors, one entry and its text and time forms), :mod:`.files` (the
+compressed originals on disk) and :mod:`.index` (the SQLite index). The names below are the
+quarantine's public face; import them from here.
+"""
+
+from gateway.evidence.quarantine.entries import (
+    DELIVERY_STATES,
+    QuarantineEntry,
+    QuarantineError,
+    QuarantineIntegrityError,
+    QuarantineNotFoundError,
+    QuarantineStoreError,
+    clean_text,
+    format_time,
+    is_valid_id,
+)
+from gateway.evidence.quarantine.store import Quarantine
+
+__all__ = [
+    "DELIVERY_STATES",
+    "Quarantine",
+    "QuarantineEntry",
+    "QuarantineError",
+    "QuarantineIntegrityError",
+    "QuarantineNotFoundError",
+    "QuarantineStoreError",
+    "clean_text",
+    "format_time",
+    "is_valid_id",
+]
