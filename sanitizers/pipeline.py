@@ -368,8 +368,12 @@ class _Run:
             part.detail = "; ".join(filter(None, [part.detail, info.detail]))
         action = self.policy.attachments.action_for(info.kind)
         name = clean_name(filename)
-        outcome = self.disarmer.disarm(payload, name, info.kind, action, self._budgeted_policy())
+        budgeted = self._budgeted_policy()
+        outcome = self.disarmer.disarm(payload, name, info.kind, action, budgeted)
         part.action, part.reason = outcome.action, outcome.reason
+        if outcome.reason is Reason.TIMEOUT and budgeted.cdr.seconds < self.policy.cdr.seconds:
+            # The message's budget, not the per-file limit, ran out: fail closed, hold it.
+            _add_reasons(self.report, {Reason.LIMIT_TIME})
         part.removed = list(outcome.removed)
         part.entries = list(islice(_entries(outcome.children), _MAX_ENTRIES))
         if outcome.detail:

@@ -185,3 +185,46 @@ def test_a_budget_spent_inside_a_sanitizer_removes_that_part_and_holds_the_rest(
     assert float(first.detail.split(" s")[0]) <= 1.5
     assert result.verdict is Verdict.HOLD
     assert Reason.LIMIT_TIME in result.report.reasons
+
+
+class _TimingOut:
+    """A disarmer whose every file runs out of the wall-clock limit it was given."""
+
+    def disarm(
+        self, _data: bytes, _name: str, _kind: str, _action: AttachmentAction, policy: Policy
+    ) -> CdrOutcome:
+        return CdrOutcome.drop(Reason.TIMEOUT, f"{policy.cdr.seconds:.3g} s")
+
+
+def _with_files(count: int) -> bytes:
+    files = [
+        leaf("text/plain", b"data", extra=[("Content-Disposition", f'attachment; filename="{i}"')])
+        for i in range(count)
+    ]
+    return mail(multipart("mixed", [leaf("text/plain", b"x"), *files]))
+
+
+@pytest.mark.parametrize("seconds", [0.5, 2.0, 19.0])
+def test_the_last_file_running_out_of_the_message_budget_holds_the_message(
+    seconds: float,
+) -> None:
+    """Even when no part follows the one that ran out (a single 20,000-page PDF), spending
+    the message budget holds the message with ``limit_time``, as the README says."""
+    policy = Policy(limits=Limits(seconds=seconds))
+    result = sanitize_message(_with_files(1), policy, disarmer=_TimingOut())  # type: ignore[arg-type]
+    (part,) = result.report.parts[1:]
+    assert (part.action, part.reason) == (Action.REMOVED, Reason.TIMEOUT)
+    assert result.verdict is Verdict.HOLD
+    assert Reason.LIMIT_TIME in result.report.reasons
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_a_file_over_its_own_per_file_limit_is_removed_without_holding(count: int) -> None:
+    """Guard: the per-file limit (``cdr.seconds``, shorter than the budget) removes the file
+    with ``timeout``; the message budget is not spent, so the rest is delivered."""
+    policy = Policy(limits=Limits(seconds=600.0))
+    assert policy.cdr.seconds < policy.limits.seconds
+    result = sanitize_message(_with_files(count), policy, disarmer=_TimingOut())  # type: ignore[arg-type]
+    assert [p.reason for p in result.report.parts[1:]] == [Reason.TIMEOUT] * count
+    assert result.verdict is Verdict.DELIVER
+    assert Reason.LIMIT_TIME not in result.report.reasons

@@ -14,8 +14,8 @@ import pytest
 from gateway.cli import build_parser, main
 from gateway.cli.exit_codes import ExitCode
 from gateway.cli.toolkit import columns, shorten, show_time
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = ("README.md", "deploy/GUIDE.en.md", "deploy/GUIDE.ja.md")
 
 

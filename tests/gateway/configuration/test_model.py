@@ -18,11 +18,13 @@ from pydantic import BaseModel
 from gateway.cli import main
 from gateway.configuration.config import ORDERINGS, Config, ConfigError, load_config, setting
 from gateway.configuration.toml_text import defaults_toml
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = ROOT / "config" / "defaults.toml"
 # Units a float setting's name ends with (or is): a bare "timeout = 30.0" says nothing.
 FLOAT_UNITS = ("seconds", "days", "ratio", "multiplier")
+# Keys whose exact names an issue fixed, with the unit their description states instead.
+FLOATS_NAMED_BY_AN_ISSUE = {"policy.charsets.japanese_prior"}  # a share of the text, 0 to 1
 
 
 def _tables(model: type[BaseModel], prefix: str = "") -> list[tuple[str, type[BaseModel]]]:
@@ -79,7 +81,7 @@ def test_defaults_file_holds_every_setting_of_the_model_and_nothing_else() -> No
 def test_every_setting_has_a_description_and_floats_name_their_unit() -> None:
     for key, info in _leaves():
         assert len(info.description or "") > 10, f"{key}: no description"
-        if info.annotation is float:
+        if info.annotation is float and key not in FLOATS_NAMED_BY_AN_ISSUE:
             assert key.rsplit(".", 1)[1].endswith(FLOAT_UNITS), f"{key}: no unit in its name"
     for prefix, model in _tables(Config):
         assert (model.__doc__ or "").strip(), f"[{prefix or 'root'}] has no docstring"
