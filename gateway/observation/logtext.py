@@ -1,18 +1,22 @@
-"""What may reach the gateway's log: printable text only, anything else escaped.
+"""What may reach the gateway's log: no unsafe character (:mod:`sanitizers.safetext`) raw.
 
 Threat model: log values come from clients (SMTP command words, HELO names, addresses) and
 from libraries that log them raw (aiosmtpd writes an unrecognised command word as it came).
 A control character (ESC sequences recolour or erase a terminal, a bare CR overwrites the
 line before it, LF forges a new line), a bidi override or another invisible character would
-let a client forge or hide log lines. :func:`quoted` is the project's one escaping of such a
-value; :class:`SafeFormatter` applies it to every line a handler writes, whatever logged it,
-so no record from any library carries a raw control character.
+let a client forge or hide log lines. Which characters are unsafe is defined once, in
+:mod:`sanitizers.safetext`; :func:`quoted` is how the log escapes a value (a JSON string with
+ASCII escapes, so the evidence stays readable); :class:`SafeFormatter` quotes every line a
+handler writes that has an unsafe character, whatever logged it, so no record from any
+library carries one raw.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+
+from sanitizers.safetext import has_unsafe
 
 
 def quoted(value: str, limit: int) -> str:
@@ -21,14 +25,14 @@ def quoted(value: str, limit: int) -> str:
 
 
 def _safe_line(line: str) -> str:
-    """The line as it is when printable, else all of it quoted (unbounded: a log line that
-    was already written whole is not shortened here)."""
-    return line if line.isprintable() else quoted(line, len(line))
+    """The line as it is without an unsafe character, else all of it quoted (unbounded: a log
+    line that was already written whole is not shortened here)."""
+    return quoted(line, len(line)) if has_unsafe(line) else line
 
 
 class SafeFormatter(logging.Formatter):
-    """A formatter that writes the message as one printable line (escaped when it is not)
-    and keeps the lines of a traceback apart, escaping each line that is not printable."""
+    """A formatter that writes the message as one safe line (quoted when it has an unsafe
+    character) and keeps the lines of a traceback apart, quoting each line that has one."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = _safe_line(record.message)

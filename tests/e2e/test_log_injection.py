@@ -4,8 +4,8 @@ command word raw, at WARNING).
 
 Hostile command words are generated: every C0 control character but LF (which ends the line),
 DEL, C1 controls, ESC sequences, a bare CR followed by a forged log line, and bidi and other
-invisible characters. The stderr of the gateway may then hold no byte below 0x20 but LF, no
-DEL, and none of the invisible characters.
+invisible characters (the unsafe classes of sanitizers.safetext). The stderr of the gateway
+may then hold no byte below 0x20 but LF, no DEL, and none of those characters.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from gateway.observation.logtext import SafeFormatter
 from tests.gateway.relaykit import free_port
 
 MUKAIKA = Path(sys.executable).parent / "mukaika"
-INVISIBLE = "\u202e\u2066\u200b\u200f\ufeff\u2028\u2029\x85\x9b"
+INVISIBLE = "\u202e\u2066\u061c\u200f\u2028\u2029\x85\x9b"  # safetext's classes
 FORGED = "2026-12-03 00:00:00,000 INFO mukaika.smtp: accepted everything"
 
 
