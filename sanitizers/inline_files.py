@@ -25,7 +25,7 @@ from typing import Final
 from sanitizers.errors import LimitExceeded
 from sanitizers.vocabulary import Reason
 
-__all__ = ["InlineFile", "extract_inline_files"]
+__all__ = ["InlineFile", "cut_yenc_blocks", "extract_inline_files"]
 
 # The first lines mail readers recognise (and compose.py guards the output against).
 _UU_BEGIN: Final = re.compile(r"begin(-base64)?[ \t]+[0-7]{1,4}[ \t]+(\S.*?)[ \t]*", re.IGNORECASE)
@@ -104,6 +104,63 @@ def _reader_for(line: str) -> _Reader | None:
     if _BINHEX_BEGIN.fullmatch(line):
         return _read_binhex
     return None
+
+
+# --- yEnc in the raw bytes, before the text's charset is judged ------------------------------
+
+_YENC_BEGIN_BYTES: Final = re.compile(rb"^=ybegin[ \t]", re.IGNORECASE | re.MULTILINE)
+
+
+def cut_yenc_blocks(
+    payload: bytes, *, max_files: int, decode_name: Callable[[bytes], str]
+) -> tuple[bytes, list[InlineFile]]:
+    """The body bytes without their yEnc blocks, and those files decoded from the raw bytes.
+
+    yEnc writes its data as 8-bit bytes: left in the body, they make a UTF-8 or Japanese
+    text look binary and the charset judgement read the whole text in a wrong charset. So
+    the blocks are cut out of the bytes first and decoded exactly (the text is then judged
+    alone). ``decode_name`` decodes the file name the ``=ybegin`` line gives."""
+    if _YENC_BEGIN_BYTES.search(payload) is None:
+        return payload, []
+    lines = payload.split(b"\n")
+    kept: list[bytes] = []
+    files: list[InlineFile] = []
+    index = 0
+    while index < len(lines):
+        if not _YENC_BEGIN_BYTES.match(lines[index]) or len(lines[index]) > 1000:
+            kept.append(lines[index])
+            index += 1
+            continue
+        if len(files) >= max_files:
+            raise LimitExceeded(Reason.LIMIT_PARTS, f"over {max_files} files in the text")
+        found, index = _read_yenc_bytes(lines, index, decode_name)
+        files.append(found)
+    return b"\n".join(kept), files
+
+
+def _read_yenc_bytes(
+    lines: list[bytes], start: int, decode_name: Callable[[bytes], str]
+) -> tuple[InlineFile, int]:
+    """One yEnc block (yEnc 1.3): ``=ybegin`` (``part=`` when it is one part of several), an
+    optional ``=ypart``, data lines in which ``=`` escapes the next byte, ``=yend`` with the
+    size and CRC-32 checked. One part of a multi-part file is not the file: malformed."""
+    header = lines[start].rstrip(b"\r")
+    name_match = re.search(rb"[ \t]name=(.*?)[ \t]*$", header)
+    name = decode_name(name_match.group(1)) if name_match else ""
+    multipart = re.search(rb"[ \t]part=\d", header) is not None
+    data = bytearray()
+    index = start + 1
+    if index < len(lines) and lines[index].lower().startswith(b"=ypart "):
+        index += 1
+    while index < len(lines):
+        line = lines[index].rstrip(b"\r")
+        index += 1
+        if line.lower().startswith(b"=yend"):
+            if multipart:
+                return InlineFile("yenc", name, None, "one part of a multi-part file"), index
+            return _checked_yenc(name, bytes(data), line.decode("latin-1")), index
+        data += _yenc_decode(line)
+    return InlineFile("yenc", name, None, "no =yend line"), index
 
 
 # --- uuencode and begin-base64 ---------------------------------------------------------------
