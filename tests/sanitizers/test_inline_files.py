@@ -338,3 +338,43 @@ def test_an_inline_file_that_is_kept_is_listed_in_the_notice(encoding: str) -> N
     assert "memo.txt" in body.split(AFTER, 1)[1]
     assert label(RemovedItem.INLINE_FILE, "ja") in body
     assert RemovedItem.INLINE_FILE in result.report.parts[0].removed
+
+
+# --- a block quoted in a reply ----------------------------------------------------------------
+
+
+def quoted(block: str, prefix: str) -> str:
+    return "\n".join(prefix + line if line else prefix.rstrip() for line in block.split("\n"))
+
+
+@pytest.mark.parametrize("prefix", ["> ", ">", "> > ", ">> "])
+@pytest.mark.parametrize("encoding", ["uuencode", "base64", "binhex"])
+def test_a_quoted_block_is_cut_out_and_decoded(encoding: str, prefix: str) -> None:
+    data = bytes(range(256)) * 2
+    block = quoted(ENCODERS[encoding]("memo.bin", data), prefix)
+    text = f"{BEFORE}\n{prefix}前のメール:\n{block}\n{prefix}以上\n{AFTER}\n"
+    rest, files = extract_inline_files(text, **LIMITS)
+    assert rest == f"{BEFORE}\n{prefix}前のメール:\n{prefix}以上\n{AFTER}\n"
+    assert [(f.encoding, f.data) for f in files] == [(encoding, data)]
+
+
+def test_a_quoted_block_ends_where_the_quote_ends() -> None:
+    block = quoted(uuencode("a.exe", b"MZ" * 100), "> ").split("\n")
+    text = "\n".join([*block[:2], "unquoted line", *block[2:]])
+    rest, files = extract_inline_files(text, **LIMITS)
+    assert files[0].data is None
+    assert "unquoted line" in rest
+
+
+@pytest.mark.parametrize("charset", CHARSETS)
+def test_a_quoted_inline_executable_is_removed(charset: str) -> None:
+    exe = b"MZ" + b"\x90\x00" * 64
+    text = f"{BEFORE}\n> {AFTER}\n{quoted(uuencode('setup.exe', exe), '> ')}\n"
+    raw = mail(leaf(f"text/plain; charset={charset}", encoded(text, charset)))
+    result = sanitize_message(raw, Policy())
+    inline = [p for p in result.report.parts if ".text" in p.path]
+    assert (inline[0].action, inline[0].reason) == (Action.REMOVED, Reason.EXECUTABLE)
+    body = body_text(result.message)
+    assert "begin 644" not in body
+    assert "setup.exe" in body
+    assert f"> {AFTER}" in body
