@@ -350,11 +350,15 @@ def _read_binhex(lines: list[str], start: int, max_bytes: int) -> tuple[InlineFi
 
 
 def _decoded_binhex(encoded: str, max_bytes: int) -> InlineFile:
+    """The file of a BinHex stream; a malformed one keeps the name its header claims (for
+    the notice) once the header is there to read."""
+    packed = b""
     try:
         packed = _expand_runs(_six_bit(encoded), max_bytes)
         name, data = _binhex_data_fork(packed)
     except _Malformed as exc:
-        return InlineFile("binhex", "", None, str(exc))
+        claimed = packed[1 : 1 + packed[0]].decode("mac_roman") if packed else ""
+        return InlineFile("binhex", claimed, None, str(exc))
     return InlineFile("binhex", name, data)
 
 

@@ -71,11 +71,14 @@ def yenc(name: str, data: bytes, *, crc: int | None = None) -> str:
 ALPHABET = "!\"#$%&'()*+,-012345689@ABCDEFGHIJKLMNPQRSTUVXYZ[`abcdefhijklmpqr"
 
 
-def binhex(name: str, data: bytes, *, break_crc: bool = False) -> str:
+def binhex(
+    name: str, data: bytes, *, break_crc: bool = False, break_header_crc: bool = False
+) -> str:
     raw_name = name.encode("mac_roman")
     header = bytes([len(raw_name)]) + raw_name + b"\0" + b"TEXTttxt" + b"\0\0"
     header += len(data).to_bytes(4, "big") + (0).to_bytes(4, "big")
-    stream = header + binascii.crc_hqx(header, 0).to_bytes(2, "big")
+    header_crc = binascii.crc_hqx(header + b"\0\0" * break_header_crc, 0)
+    stream = header + header_crc.to_bytes(2, "big")
     data_crc = binascii.crc_hqx(data, 0) ^ (1 if break_crc else 0)
     stream += data + data_crc.to_bytes(2, "big") + (0).to_bytes(2, "big")
     stream = stream.replace(b"\x90", b"\x90\x00")  # the run marker written literally
@@ -378,3 +381,15 @@ def test_a_quoted_inline_executable_is_removed(charset: str) -> None:
     assert "begin 644" not in body
     assert "setup.exe" in body
     assert f"> {AFTER}" in body
+
+
+@pytest.mark.parametrize("name", ["report.pdf", "Résumé.doc", "a"])
+def test_a_binhex_block_with_a_wrong_checksum_keeps_its_claimed_name(name: str) -> None:
+    """(An encoder that feeds BinHex's two zero bytes to the direct CRC algorithm writes a
+    wrong header checksum: the spec's CRC equals binascii.crc_hqx of the bytes alone.)"""
+    rest, files = extract_inline_files(
+        f"a\n{binhex(name, b'%PDF-1.4 x', break_header_crc=True)}\nb\n", **LIMITS
+    )
+    assert rest == "a\nb\n"
+    assert (files[0].data, files[0].filename) == (None, name)
+    assert "header checksum" in files[0].problem
