@@ -71,11 +71,14 @@ def yenc(name: str, data: bytes, *, crc: int | None = None) -> str:
 ALPHABET = "!\"#$%&'()*+,-012345689@ABCDEFGHIJKLMNPQRSTUVXYZ[`abcdefhijklmpqr"
 
 
-def binhex(name: str, data: bytes, *, break_crc: bool = False) -> str:
+def binhex(
+    name: str, data: bytes, *, break_crc: bool = False, break_header_crc: bool = False
+) -> str:
     raw_name = name.encode("mac_roman")
     header = bytes([len(raw_name)]) + raw_name + b"\0" + b"TEXTttxt" + b"\0\0"
     header += len(data).to_bytes(4, "big") + (0).to_bytes(4, "big")
-    stream = header + binascii.crc_hqx(header, 0).to_bytes(2, "big")
+    header_crc = binascii.crc_hqx(header + b"\0\0" * break_header_crc, 0)
+    stream = header + header_crc.to_bytes(2, "big")
     data_crc = binascii.crc_hqx(data, 0) ^ (1 if break_crc else 0)
     stream += data + data_crc.to_bytes(2, "big") + (0).to_bytes(2, "big")
     stream = stream.replace(b"\x90", b"\x90\x00")  # the run marker written literally
@@ -338,3 +341,55 @@ def test_an_inline_file_that_is_kept_is_listed_in_the_notice(encoding: str) -> N
     assert "memo.txt" in body.split(AFTER, 1)[1]
     assert label(RemovedItem.INLINE_FILE, "ja") in body
     assert RemovedItem.INLINE_FILE in result.report.parts[0].removed
+
+
+# --- a block quoted in a reply ----------------------------------------------------------------
+
+
+def quoted(block: str, prefix: str) -> str:
+    return "\n".join(prefix + line if line else prefix.rstrip() for line in block.split("\n"))
+
+
+@pytest.mark.parametrize("prefix", ["> ", ">", "> > ", ">> "])
+@pytest.mark.parametrize("encoding", ["uuencode", "base64", "binhex"])
+def test_a_quoted_block_is_cut_out_and_decoded(encoding: str, prefix: str) -> None:
+    data = bytes(range(256)) * 2
+    block = quoted(ENCODERS[encoding]("memo.bin", data), prefix)
+    text = f"{BEFORE}\n{prefix}前のメール:\n{block}\n{prefix}以上\n{AFTER}\n"
+    rest, files = extract_inline_files(text, **LIMITS)
+    assert rest == f"{BEFORE}\n{prefix}前のメール:\n{prefix}以上\n{AFTER}\n"
+    assert [(f.encoding, f.data) for f in files] == [(encoding, data)]
+
+
+def test_a_quoted_block_ends_where_the_quote_ends() -> None:
+    block = quoted(uuencode("a.exe", b"MZ" * 100), "> ").split("\n")
+    text = "\n".join([*block[:2], "unquoted line", *block[2:]])
+    rest, files = extract_inline_files(text, **LIMITS)
+    assert files[0].data is None
+    assert "unquoted line" in rest
+
+
+@pytest.mark.parametrize("charset", CHARSETS)
+def test_a_quoted_inline_executable_is_removed(charset: str) -> None:
+    exe = b"MZ" + b"\x90\x00" * 64
+    text = f"{BEFORE}\n> {AFTER}\n{quoted(uuencode('setup.exe', exe), '> ')}\n"
+    raw = mail(leaf(f"text/plain; charset={charset}", encoded(text, charset)))
+    result = sanitize_message(raw, Policy())
+    inline = [p for p in result.report.parts if ".text" in p.path]
+    assert (inline[0].action, inline[0].reason) == (Action.REMOVED, Reason.EXECUTABLE)
+    body = body_text(result.message)
+    assert "begin 644" not in body
+    assert "setup.exe" in body
+    assert f"> {AFTER}" in body
+
+
+@pytest.mark.parametrize("name", ["report.pdf", "Résumé.doc", "a"])
+def test_a_binhex_block_with_a_wrong_checksum_keeps_its_claimed_name(name: str) -> None:
+    """(An encoder that feeds BinHex's two zero bytes to the direct CRC algorithm writes a
+    wrong header checksum: the spec's CRC equals binascii.crc_hqx of the bytes alone.)"""
+    rest, files = extract_inline_files(
+        f"a\n{binhex(name, b'%PDF-1.4 x', break_header_crc=True)}\nb\n", **LIMITS
+    )
+    assert rest == "a\nb\n"
+    assert (files[0].data, files[0].filename) == (None, name)
+    assert "header checksum" in files[0].problem
