@@ -18,6 +18,8 @@ What is done:
   has decoded ``#xx`` escapes, so ``/J#61vaScript`` is ``/JavaScript``;
 * URI actions stay only when their scheme is in ``policy.links.allowed_schemes``
   (:mod:`sanitizers.links`; ``javascript:``, ``file:``, ``ms-msdt:``… are ``unsafe_link``);
+  a relative URI has no scheme and is removed too, and so is the catalog's ``/URI /Base``
+  that relative links would be resolved against when its scheme is not allowed;
 * annotations are judged by their ``/Subtype`` and content, never by the optional ``/Type``
   (a 3D, Movie, RichMedia, Screen or Sound annotation without ``/Type /Annot`` is removed
   too, and so is a 3D stream's ``/OnInstantiate`` script); a ``/Thread`` action to another
@@ -153,6 +155,7 @@ _S = Name("/S")
 _SUBTYPE = Name("/Subtype")
 _TYPE = Name("/Type")
 _URI = Name("/URI")
+_BASE = Name("/Base")
 
 
 def _text(value: object) -> str:
@@ -179,6 +182,8 @@ def _danger(obj: pikepdf.Object, allowed: Collection[str]) -> str | None:
             return UNSAFE_LINK
         if action == "/Thread" and "/F" in keys:
             return RemovedItem.REMOTE_GOTO
+    if "/Base" in keys and not is_allowed(_text(obj.get(_BASE)), allowed):
+        return UNSAFE_LINK  # a URI dictionary's base (``file://host/``) for relative links
     if "/Subtype" in keys:
         subtype = _name(obj.get(_SUBTYPE))
         if subtype in _ANNOTATIONS:

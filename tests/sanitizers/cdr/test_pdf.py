@@ -555,3 +555,27 @@ def test_keep_if_clean_never_delivers_unread_bytes() -> None:
         assert outcome.data is not None
         assert b"TRAILER-PAYLOAD" not in outcome.data
         assert outcome.data.rstrip().endswith(b"%%EOF")
+
+
+@pytest.mark.parametrize(
+    "base", ["file://attacker.example/", "FILE:///C:/", "smb://host/share/", "javascript:x", ""]
+)
+def test_a_catalog_uri_base_of_a_disallowed_scheme_is_removed(base: str) -> None:
+    def build(pdf: pikepdf.Pdf) -> None:
+        pdf.Root.URI = Dictionary(Base=String(base))
+
+    outcome = PdfSanitizer().run(_pdf(build), "x.pdf", CdrContext(CdrPolicy()))
+    assert outcome.data is not None
+    with pikepdf.open(io.BytesIO(outcome.data)) as pdf:
+        assert "/URI" not in pdf.Root
+    assert "unsafe_link" in outcome.removed
+
+
+def test_a_catalog_uri_base_of_an_allowed_scheme_stays() -> None:
+    def build(pdf: pikepdf.Pdf) -> None:
+        pdf.Root.URI = Dictionary(Base=String("https://example.jp/"))
+
+    outcome = PdfSanitizer().run(_pdf(build), "x.pdf", CdrContext(CdrPolicy()))
+    assert outcome.data is not None
+    with pikepdf.open(io.BytesIO(outcome.data)) as pdf:
+        assert str(pdf.Root.URI.Base) == "https://example.jp/"
