@@ -115,6 +115,20 @@ class BadOutcome(_Base):
         )
 
 
+class UnknownItem(_Base):
+    """Returns a well-formed item code that is not in the vocabulary: the parent must refuse it
+    (a child that reports what it removed in words the parent does not know is not trusted)."""
+
+    def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
+        return CdrOutcome(
+            Action.SANITIZED,
+            Reason.CLEAN,
+            data=untrusted_data,
+            filename=filename,
+            removed=("not_a_removed_item",),
+        )
+
+
 ALL = {
     name.lower(): f"{__name__}:{name}"
     for name in (
@@ -130,5 +144,6 @@ ALL = {
         "WriteFile",
         "Limits",
         "BadOutcome",
+        "UnknownItem",
     )
 }
