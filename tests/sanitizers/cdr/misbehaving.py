@@ -125,7 +125,7 @@ class UnknownItem(_Base):
             Reason.CLEAN,
             data=untrusted_data,
             filename=filename,
-            removed=("not_a_removed_item",),
+            removed=("not_a_removed_item",),  # type: ignore[arg-type]
         )
 
 
