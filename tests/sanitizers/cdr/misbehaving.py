@@ -111,7 +111,7 @@ class BadOutcome(_Base):
             Reason.CLEAN,
             data=untrusted_data,
             filename=filename,
-            removed=("Bad Code <script>",),
+            removed=("Bad Code <script>",),  # type: ignore[arg-type]
         )
 
 
