@@ -8,7 +8,10 @@ the HTML holds the message. This module decides on *decoded* text only; the call
 
 Threat model: the sender controls both parts, so the rule must never let a sender hide text
 from the reader: the text part loses only when it is blank, or when it is short, points to
-the HTML version, and the HTML version's text is longer. Otherwise the text part wins.
+the HTML version, and the HTML version's text is longer than what the text says besides the
+pointer (its sentences that match no pointer pattern). Otherwise the text part wins: a short
+real message with a pointer line (「会議は中止です。詳細はHTML版をご覧ください。」) is kept
+unless the HTML says more.
 """
 
 from __future__ import annotations
@@ -39,6 +42,16 @@ HTML_POINTERS: Final[dict[str, re.Pattern[str]]] = {
     "ja_view_in_browser": re.compile(
         r"(?:ブラウザ|web\s*ページ|ウェブページ|web版)[^。\n]{0,10}?(?:ご覧|表示|閲覧|お読み)"
     ),
+    "ja_html_mail": re.compile(
+        r"html\s*(?:形式|版)?\s*の?\s*(?:メール|メッセージ|メールマガジン|メルマガ)\s*(?:です|で(?:お|配信|送)|を)"
+    ),
+    "ja_mail_client_html": re.compile(
+        r"(?:メールソフト|メーラー?|メールクライアント|メールアプリ|ご利用の環境|お使いの環境)"
+        r"[^。\n]{0,12}?html"
+    ),
+    "ja_not_shown_properly": re.compile(
+        r"(?:正しく|うまく|正常に|きちんと)\s*(?:表示|閲覧)\s*(?:されない|できない|されていない)"
+    ),
     "en_view_in_browser": re.compile(
         r"\b(?:view|read|see|open)\b.{0,40}\b(?:in|with)\s+(?:your|a)\s+(?:web\s+)?browser\b"
     ),
@@ -47,6 +60,15 @@ HTML_POINTERS: Final[dict[str, re.Pattern[str]]] = {
         r"\b(?:this|the)\s+(?:e-?mail|message|newsletter)\s+(?:is|was)\s+"
         r"(?:sent\s+|written\s+|composed\s+|formatted\s+)?(?:in|as)\s+html\b"
     ),
+    "en_trouble_viewing": re.compile(
+        r"\b(?:trouble|problems?|difficulty)\s+(?:viewing|reading|seeing|displaying)\s+"
+        r"(?:this|the)\s+(?:e-?mail|message|newsletter)\b"
+    ),
+    "en_not_displayed_properly": re.compile(
+        r"\b(?:e-?mail|message|newsletter)\s+(?:does\s+not|doesn't|is\s+not|isn't)\s+"
+        r"(?:display(?:ing|ed)?|show(?:ing|n)?)\s+(?:properly|correctly)\b"
+    ),
+    "en_html_capable_client": re.compile(r"\bhtml[-\s]?(?:capable|compatible|enabled)\b"),
     "en_client_cannot_show_html": re.compile(
         r"\b(?:does\s+not|doesn't|cannot|can't|can\s+not|unable\s+to)\s+"
         r"(?:support|display|show|read|view)\s+html\b"
@@ -63,21 +85,39 @@ def is_blank(text: str) -> bool:
     return _non_space_length(text) == 0
 
 
+# Sentences of a text part: what a pointer is cut out of.
+_SENTENCE_END: Final = re.compile(r"(?<=[。．.!?！？])|\n")
+
+
+def _is_pointer(sentence: str) -> bool:
+    folded = unicodedata.normalize("NFKC", sentence).lower()
+    return any(pattern.search(folded) for pattern in HTML_POINTERS.values())
+
+
 def points_to_html(text: str) -> bool:
-    """Whether a short text says no more than "read the HTML version"."""
+    """Whether a short text points to the HTML version (in one of its sentences)."""
     if _non_space_length(text) > MAX_POINTER_CHARS:
         return False
-    folded = unicodedata.normalize("NFKC", text).lower()
-    return any(pattern.search(folded) for pattern in HTML_POINTERS.values())
+    return _is_pointer(text)
+
+
+def _besides_pointers(text: str) -> int:
+    """How much the text says besides its pointer sentences (characters but spaces)."""
+    return sum(
+        _non_space_length(sentence)
+        for sentence in _SENTENCE_END.split(text)
+        if not _is_pointer(sentence)
+    )
 
 
 def text_loses(text: str, html_text: Callable[[], str | None]) -> bool:
     """Whether the text alternative must give way to the HTML one: only when the text is
-    blank, or points to the HTML version and the HTML says more. ``html_text`` converts the
-    HTML alternative when needed (``None``: there is none, or it cannot be read)."""
+    blank, or points to the HTML version and the HTML says more than the text does besides
+    its pointer. ``html_text`` converts the HTML alternative when needed (``None``: there is
+    none, or it cannot be read)."""
     if is_blank(text):
         return True
     if not points_to_html(text):
         return False
     converted = html_text()
-    return converted is not None and _non_space_length(converted) > _non_space_length(text)
+    return converted is not None and _non_space_length(converted) > _besides_pointers(text)

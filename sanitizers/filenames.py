@@ -10,8 +10,9 @@ stream of ``a.pdf`` (``file.txt::$DATA``), refuses ``<>:"|?*`` and device names 
 
 * :func:`clean_component` makes one name component safe to show and to save: no control,
   format (bidi, zero-width), separator or surrogate characters; the part before an NTFS stream
-  colon; Windows-forbidden characters as ``_``; no leading or trailing spaces or dots
-  (ASCII, and the ideographic and full-width ones a reader cannot tell apart); no device
+  colon; Windows-forbidden characters as ``_``; no trailing spaces or dots (ASCII, and the
+  ideographic and full-width ones a reader cannot tell apart) and no leading ASCII ones; every
+  space inside the name kept as written (U+3000 stays U+3000); no device
   name; bounded length;
 * :func:`delivered_name` then gives the file the extension of the type it was rebuilt as:
   the sender's extension stays only when it is one of that type's (``.jpeg`` for a JPEG),
@@ -63,9 +64,12 @@ _EXTENSIONS: Final[dict[str, tuple[str, ...]]] = {
 _UNKNOWN_EXTENSION: Final = "bin"
 # Characters Windows refuses in a name (the colon is handled first, as a stream separator).
 _FORBIDDEN: Final = re.compile(r'[<>"|?*]')
-# Trailing or leading characters a reader takes for nothing or for a dot: spaces of every kind
+# Trailing characters a reader takes for nothing or for a dot: spaces of every kind
 # and the ideographic and full-width full stops.
 _EDGE: Final = " .\u3000\u3002\uff0e\uff61\ufe52\u2024"
+# Leading characters removed: ASCII spaces and dots (a hidden or blank-looking name). Other
+# spaces, the ideographic space U+3000 first, are the sender's text and stay where written.
+_LEADING: Final = " ."
 _DEVICE: Final = re.compile(r"(?:con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)", re.I)
 # Unicode categories removed from names: controls, format (bidi, zero-width), line and
 # paragraph separators, surrogates, private use and unassigned.
@@ -75,12 +79,10 @@ _REMOVED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"
 def clean_component(untrusted_name: str) -> str:
     """One name component (no folders) made safe to show and to save; may be empty."""
     name = "".join(
-        " " if unicodedata.category(char) == "Zs" else char
-        for char in untrusted_name
-        if unicodedata.category(char) not in _REMOVED_CATEGORIES
+        char for char in untrusted_name if unicodedata.category(char) not in _REMOVED_CATEGORIES
     )
     name = name.split(":", 1)[0]  # an NTFS stream: Windows opens the file before the colon
-    name = _FORBIDDEN.sub("_", name).strip(_EDGE)
+    name = _FORBIDDEN.sub("_", name).rstrip(_EDGE).lstrip(_LEADING)
     stem = name.split(".", 1)[0].rstrip(" ")
     if _DEVICE.fullmatch(stem):
         name = "_" + name

@@ -8,10 +8,11 @@ word or a Japanese sentence.
 
 Rules applied, in order, to each line: the quote depth is the number of leading ``>``; one
 space after the quote marks (space-stuffing) is removed; the signature separator ``-- `` is
-never flowed; a line ending in a space flows into the next line of the same quote depth (a
-change of depth ends the paragraph). Quoted paragraphs are written back with ``>`` marks and
-a space. The output keeps every character of the text but the stuffing and, with DelSp, the
-soft-break spaces. Linear in the input; never raises.
+never flowed and never joined to a flowed line before it (it ends that paragraph); a line
+ending in a space flows into the next line of the same quote depth (a change of depth ends
+the paragraph). Quoted paragraphs are written back with ``>`` marks and a space. The output
+keeps every character of the text but the stuffing and, with DelSp, the soft-break spaces.
+Linear in the input; never raises.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def unflow(text: str, delsp: bool) -> str:
         content = line[depth:]
         if content.startswith(" "):
             content = content[1:]
-        if paragraph and depth != paragraph_depth:
+        if paragraph and (depth != paragraph_depth or content == _SIGNATURE):
             out.append(_quoted(paragraph_depth, "".join(paragraph)))
             paragraph = []
         paragraph_depth = depth

@@ -7,6 +7,9 @@ block found here is cut out of the text and handed back as a file, so the pipeli
 exactly like a MIME attachment (type detected, policy applied: an executable removed, a
 document disarmed). A block that cannot be decoded whole (no end line, a bad line, a wrong
 length or checksum) is still cut out, marked malformed, and never delivered (fail closed).
+A block quoted in a reply (``> `` before each line) is found too, and read without the quote.
+yEnc, 8-bit, is cut from the body's bytes before its charset is judged
+(:func:`cut_yenc_blocks`); the text reader still catches one that a charset decoded.
 
 Bounded: one pass over the lines; every decoder's output is bounded by its input (BinHex's
 run-length expansion by ``max_bytes``); at most ``max_files`` blocks, then
@@ -25,7 +28,7 @@ from typing import Final
 from sanitizers.errors import LimitExceeded
 from sanitizers.vocabulary import Reason
 
-__all__ = ["InlineFile", "extract_inline_files"]
+__all__ = ["InlineFile", "cut_yenc_blocks", "extract_inline_files"]
 
 # The first lines mail readers recognise (and compose.py guards the output against).
 _UU_BEGIN: Final = re.compile(r"begin(-base64)?[ \t]+[0-7]{1,4}[ \t]+(\S.*?)[ \t]*", re.IGNORECASE)
@@ -34,8 +37,11 @@ _YENC_NAME: Final = re.compile(r"[ \t]name=(.*?)[ \t]*$")
 _YENC_SIZE: Final = re.compile(r"[ \t]size=(\d{1,15})(?:[ \t]|$)")
 _YENC_CRC: Final = re.compile(r"[ \t](?:pcrc32|crc32)=([0-9a-fA-F]{1,8})(?:[ \t]|$)")
 _BINHEX_BEGIN: Final = re.compile(r"\(This file must be converted with BinHex.*", re.IGNORECASE)
+# A reply quotes a block with "> " before each of its lines: readers still show the file.
+_QUOTE: Final = re.compile(r"(?:>[ \t]?)*")
 _FIRST_LINE: Final = re.compile(
-    r"^(?:begin|=ybegin|\(This file must be converted with BinHex)", re.IGNORECASE | re.MULTILINE
+    r"^(?:>[ \t]?)*(?:begin|=ybegin|\(This file must be converted with BinHex)",
+    re.IGNORECASE | re.MULTILINE,
 )
 _UU_LINE: Final = re.compile("[ -`]+")
 _BASE64_LINE: Final = re.compile(r"[A-Za-z0-9+/]*={0,2}")
@@ -82,16 +88,39 @@ def extract_inline_files(
     files: list[InlineFile] = []
     index = 0
     while index < len(lines):
-        reader = _reader_for(lines[index].rstrip("\r"))
+        line = lines[index].rstrip("\r")
+        quote = _QUOTE.match(line)
+        prefix = quote.group() if quote else ""
+        reader = _reader_for(line[len(prefix) :])
         if reader is None:
             kept.append(lines[index])
             index += 1
             continue
         if len(files) >= max_files:
             raise LimitExceeded(Reason.LIMIT_PARTS, f"over {max_files} files in the text")
-        found, index = reader(lines, index, max_bytes)
+        if prefix:
+            found, used = reader(_unquoted(lines, index, prefix), 0, max_bytes)
+            index += used
+        else:
+            found, index = reader(lines, index, max_bytes)
         files.append(found)
     return ("\n".join(kept), files) if files else (text, [])
+
+
+def _unquoted(lines: list[str], start: int, prefix: str) -> list[str]:
+    """The lines from ``start`` that carry the quote ``prefix``, without it (a quoted blank
+    line may have lost the prefix's trailing space); the first other line ends them."""
+    bare = prefix.rstrip(" \t")
+    out: list[str] = []
+    for line in lines[start:]:
+        content = line.rstrip("\r")
+        if content.startswith(prefix):
+            out.append(content[len(prefix) :])
+        elif content == bare:
+            out.append("")
+        else:
+            break
+    return out
 
 
 def _reader_for(line: str) -> _Reader | None:
@@ -104,6 +133,63 @@ def _reader_for(line: str) -> _Reader | None:
     if _BINHEX_BEGIN.fullmatch(line):
         return _read_binhex
     return None
+
+
+# --- yEnc in the raw bytes, before the text's charset is judged ------------------------------
+
+_YENC_BEGIN_BYTES: Final = re.compile(rb"^=ybegin[ \t]", re.IGNORECASE | re.MULTILINE)
+
+
+def cut_yenc_blocks(
+    payload: bytes, *, max_files: int, decode_name: Callable[[bytes], str]
+) -> tuple[bytes, list[InlineFile]]:
+    """The body bytes without their yEnc blocks, and those files decoded from the raw bytes.
+
+    yEnc writes its data as 8-bit bytes: left in the body, they make a UTF-8 or Japanese
+    text look binary and the charset judgement read the whole text in a wrong charset. So
+    the blocks are cut out of the bytes first and decoded exactly (the text is then judged
+    alone). ``decode_name`` decodes the file name the ``=ybegin`` line gives."""
+    if _YENC_BEGIN_BYTES.search(payload) is None:
+        return payload, []
+    lines = payload.split(b"\n")
+    kept: list[bytes] = []
+    files: list[InlineFile] = []
+    index = 0
+    while index < len(lines):
+        if not _YENC_BEGIN_BYTES.match(lines[index]) or len(lines[index]) > 1000:
+            kept.append(lines[index])
+            index += 1
+            continue
+        if len(files) >= max_files:
+            raise LimitExceeded(Reason.LIMIT_PARTS, f"over {max_files} files in the text")
+        found, index = _read_yenc_bytes(lines, index, decode_name)
+        files.append(found)
+    return b"\n".join(kept), files
+
+
+def _read_yenc_bytes(
+    lines: list[bytes], start: int, decode_name: Callable[[bytes], str]
+) -> tuple[InlineFile, int]:
+    """One yEnc block (yEnc 1.3): ``=ybegin`` (``part=`` when it is one part of several), an
+    optional ``=ypart``, data lines in which ``=`` escapes the next byte, ``=yend`` with the
+    size and CRC-32 checked. One part of a multi-part file is not the file: malformed."""
+    header = lines[start].rstrip(b"\r")
+    name_match = re.search(rb"[ \t]name=(.*?)[ \t]*$", header)
+    name = decode_name(name_match.group(1)) if name_match else ""
+    multipart = re.search(rb"[ \t]part=\d", header) is not None
+    data = bytearray()
+    index = start + 1
+    if index < len(lines) and lines[index].lower().startswith(b"=ypart "):
+        index += 1
+    while index < len(lines):
+        line = lines[index].rstrip(b"\r")
+        index += 1
+        if line.lower().startswith(b"=yend"):
+            if multipart:
+                return InlineFile("yenc", name, None, "one part of a multi-part file"), index
+            return _checked_yenc(name, bytes(data), line.decode("latin-1")), index
+        data += _yenc_decode(line)
+    return InlineFile("yenc", name, None, "no =yend line"), index
 
 
 # --- uuencode and begin-base64 ---------------------------------------------------------------
@@ -264,11 +350,15 @@ def _read_binhex(lines: list[str], start: int, max_bytes: int) -> tuple[InlineFi
 
 
 def _decoded_binhex(encoded: str, max_bytes: int) -> InlineFile:
+    """The file of a BinHex stream; a malformed one keeps the name its header claims (for
+    the notice) once the header is there to read."""
+    packed = b""
     try:
         packed = _expand_runs(_six_bit(encoded), max_bytes)
         name, data = _binhex_data_fork(packed)
     except _Malformed as exc:
-        return InlineFile("binhex", "", None, str(exc))
+        claimed = packed[1 : 1 + packed[0]].decode("mac_roman") if packed else ""
+        return InlineFile("binhex", claimed, None, str(exc))
     return InlineFile("binhex", name, data)
 
 

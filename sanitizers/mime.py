@@ -60,6 +60,8 @@ class Leaf:
     # "body" (inline text), "attachment", "alternative" (a losing alternative), "signature"…
     role: str
     findings: list[Reason] = field(default_factory=list)
+    # The file name as the sender wrote it (``filename`` is it made safe to show).
+    untrusted_filename: str | None = None
     notes: list[str] = field(default_factory=list)
 
     def decoded_payload(self) -> bytes:
@@ -311,6 +313,7 @@ class _Walker:
             filename=filename,
             depth=depth,
             role=_leaf_role(role, content_type, disposition, filename),
+            untrusted_filename=name.untrusted_text or name.text if name is not None else None,
         )
         if name is not None and name.lossy:
             leaf.findings.append(Reason.LOSSY_DECODE)

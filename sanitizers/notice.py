@@ -29,6 +29,7 @@ _WORDS = {
         "reference": "参照番号",
         "removed": "取り除いたもの",
         "becomes": "添付名",
+        "sent_as": "送信者が付けた名前",
         "findings": "検出",
         "unnamed": "(名前なし)",
         "none": "(なし)",
@@ -41,6 +42,7 @@ _WORDS = {
         "reference": "Reference",
         "removed": "removed",
         "becomes": "attached as",
+        "sent_as": "name as sent",
         "findings": "found",
         "unnamed": "(no name)",
         "none": "(none)",
@@ -66,7 +68,7 @@ def is_noteworthy(report: Report) -> bool:
     if any(reason is not Reason.OUTPUT_UTF8 for reason in report.reasons):
         return True
     for part in report.parts:
-        if part.findings or part.removed:
+        if part.findings or part.removed or part.renamed_from:
             return True
         changed = part.action in (Action.REMOVED, Action.HELD, Action.CONVERTED)
         if changed and part.reason is not Reason.ALTERNATIVE:
@@ -140,7 +142,9 @@ def _part_lines(part: PartReport, language: str) -> list[str]:
         f"■ {words['attachment']}: {name} ({_size(part.size)}, {detected})",
         f"  → {action}: {_label(part.reason, language)}",
     ]
-    if part.attached_as and part.attached_as != part.filename:
+    if part.renamed_from:
+        lines.append(f'  {words["sent_as"]}: "{part.renamed_from}"')
+    if part.renamed_from or (part.attached_as and part.attached_as != part.filename):
         lines.append(f"  {words['becomes']}: {part.attached_as}")
     if part.removed:
         items = ", ".join(_label(item, language) for item in part.removed)

@@ -37,13 +37,13 @@ from sanitizers.filetype import detect
 from sanitizers.flowed import unflow
 from sanitizers.headers import RebuiltHeaders, rebuild_headers
 from sanitizers.html_text import html_to_text
-from sanitizers.inline_files import extract_inline_files
+from sanitizers.inline_files import InlineFile, cut_yenc_blocks, extract_inline_files
 from sanitizers.links import UNSAFE_LINK, defang_text
 from sanitizers.mime import Leaf, first_raw_header, parse, parse_headers_only
 from sanitizers.policy import Policy
 from sanitizers.report import EntryReport, PartReport, Report, SanitizeResult
-from sanitizers.safetext import body_text, display_text
-from sanitizers.vocabulary import Action, Reason, Verdict, label
+from sanitizers.safetext import body_text, display_text, visible_text
+from sanitizers.vocabulary import Action, Reason, RemovedItem, Verdict, label
 
 # What a sanitizer returns that is delivered as an attachment (an HTML file converted to text
 # arrives as a .txt file: the body is only ever the mail's own text).
@@ -286,6 +286,11 @@ class _Run:
         subtype = leaf.content_type.split("/", 1)[1]
         if subtype not in ("plain", "html") and self.policy.body.other_text == "remove":
             return
+        # yEnc data is 8-bit: cut out of the bytes before the text's charset is judged
+        limits = self.policy.limits
+        payload, yenc_files = cut_yenc_blocks(
+            payload, max_files=limits.max_parts, decode_name=lambda raw: decode_body(raw, None).text
+        )
         decoded = self._decode(leaf, payload, part)
         if subtype == "html":
             text = html_to_text(
@@ -300,7 +305,7 @@ class _Run:
         else:
             text = decoded.text
             part.action, part.reason = Action.CONVERTED, Reason.TEXT_CONVERTED
-        text = self._take_inline_files(leaf, text)
+        text = self._take_inline_files(leaf, text, yenc_files, part)
         # A link of a scheme that is not allowed, written as text, is defanged (mail clients
         # turn "file://…" or "ms-msdt:…" in text back into a link).
         text, defanged = defang_text(text, self.policy.links.allowed_schemes)
@@ -308,13 +313,19 @@ class _Run:
             part.removed.append(UNSAFE_LINK)
         self._add_text(text)
 
-    def _take_inline_files(self, leaf: Leaf, text: str) -> str:
-        """The text without the files embedded in it (uuencode, yEnc, BinHex), each of which
-        is treated as an attachment; a malformed one is removed."""
+    def _take_inline_files(
+        self, leaf: Leaf, text: str, cut: list[InlineFile], body: PartReport
+    ) -> str:
+        """The text without the files embedded in it (uuencode, yEnc, BinHex; ``cut`` are
+        those already cut from the bytes), each of which is treated as an attachment; a
+        malformed one is removed. The body reports the move, so the notice lists them."""
         limits = self.policy.limits
         text, files = extract_inline_files(
-            text, max_files=limits.max_parts, max_bytes=limits.max_message_bytes
+            text, max_files=max(0, limits.max_parts - len(cut)), max_bytes=limits.max_message_bytes
         )
+        files = cut + files
+        if files:
+            body.removed.append(RemovedItem.INLINE_FILE)
         for number, found in enumerate(files, 1):
             data = found.data or b""
             part = PartReport(
@@ -352,12 +363,19 @@ class _Run:
         self._add_text("\n".join(lines))
 
     def _attachment(self, leaf: Leaf, payload: bytes, part: PartReport) -> None:
-        self._file(payload, leaf.filename, leaf.content_type, part)
+        self._file(payload, leaf.filename, leaf.content_type, part, leaf.untrusted_filename)
 
     def _file(
-        self, payload: bytes, filename: str | None, declared_type: str, part: PartReport
+        self,
+        payload: bytes,
+        filename: str | None,
+        declared_type: str,
+        part: PartReport,
+        untrusted_filename: str | None = None,
     ) -> None:
-        """Detect, scan and disarm one file as the policy says; keep what survives."""
+        """Detect, scan and disarm one file as the policy says; keep what survives. A file
+        delivered under another name than the sender wrote (``untrusted_filename``, else
+        ``filename``) is reported as renamed, whatever the reason."""
         if not payload:
             part.reason = Reason.EMPTY
             return
@@ -384,6 +402,9 @@ class _Run:
             kept_as_is = None if outcome.content_type else info.kind
             delivered = delivered_name(outcome.filename or name, content_type, kept_as_is)
             part.attached_as = delivered
+            sent = untrusted_filename or filename
+            if sent is not None and delivered != sent:
+                part.renamed_from = visible_text(sent, 200)
             self.attachments.append(compose.OutAttachment(delivered, content_type, outcome.data))
 
     def _budgeted_policy(self) -> Policy:

@@ -37,6 +37,9 @@ class PartReport:
     detail: str = ""
     # The file name it is attached under, when it survived (it changes with its type).
     attached_as: str | None = None
+    # The sender's file name (unsafe characters as code points) when ``attached_as`` differs
+    # from it, so the notice can say the file was renamed.
+    renamed_from: str | None = None
     # For an archive: each file inside it, nested archives' files as "outer.zip/inner.txt".
     entries: list[EntryReport] = field(default_factory=list)
 

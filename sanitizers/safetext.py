@@ -27,6 +27,7 @@ included, is kept.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Final
 
 __all__ = [
@@ -118,6 +119,27 @@ def display_text(text: str, limit: int | None = None) -> str:
     breaks become a space, the other unsafe characters are removed, ASCII spaces at the ends
     are dropped, and the result is cut to ``limit`` characters (``…`` marks a cut)."""
     return _bounded(_UNSAFE.sub(_as_space, text).strip(" "), limit)
+
+
+def visible_text(text: str, limit: int | None = None) -> str:
+    """A sender's value shown exactly (a file name the delivered one differs from): every
+    unsafe or invisible character (a control or format character, e.g. U+200B), and an ASCII
+    space at either end, is written as its code point (``<U+202E>``), so a reader sees what
+    was there; the result is cut to ``limit`` characters (``…`` marks a cut)."""
+    shown = "".join(_as_code_point(c) if _is_invisible(c) else c for c in text)
+    start, end = len(shown) - len(shown.lstrip(" ")), len(shown.rstrip(" "))
+    if start >= end:
+        return _bounded("<U+0020>" * len(shown), limit)
+    edges = "<U+0020>"
+    return _bounded(edges * start + shown[start:end] + edges * (len(shown) - end), limit)
+
+
+def _is_invisible(character: str) -> bool:
+    return bool(_UNSAFE.match(character)) or unicodedata.category(character).startswith("C")
+
+
+def _as_code_point(character: str) -> str:
+    return f"<U+{ord(character):04X}>"
 
 
 def log_text(text: str, limit: int | None = None) -> str:

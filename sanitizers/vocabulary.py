@@ -146,6 +146,7 @@ class RemovedItem(StrEnum):
     COMPUTED_FIELD = "computed_field"
     FORMULA_FUNCTION = "formula_function"
     SVG_IMAGE = "svg_image"
+    INLINE_FILE = "inline_file"  # a file encoded in body text, taken out as an attachment
 
 
 class SmtpRefusal(StrEnum):
@@ -330,6 +331,7 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         RemovedItem.COMPUTED_FIELD: "命令が計算で作られるフィールド",
         RemovedItem.FORMULA_FUNCTION: "外部を呼び出す数式（WEBSERVICE など）",
         RemovedItem.SVG_IMAGE: "SVG 画像（スクリプトを含み得るもの）",
+        RemovedItem.INLINE_FILE: "本文中のファイル（uuencode、yEnc など。添付として扱います）",
     },
     SmtpRefusal: {
         SmtpRefusal.RELAY: "中継を許可していない宛先",
@@ -483,6 +485,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         RemovedItem.COMPUTED_FIELD: "fields whose instruction is computed",
         RemovedItem.FORMULA_FUNCTION: "formulas that fetch or call outside (WEBSERVICE, ...)",
         RemovedItem.SVG_IMAGE: "SVG images (they can carry script)",
+        RemovedItem.INLINE_FILE: "files encoded in the text (uuencode, yEnc, ...), now attachments",
     },
     SmtpRefusal: {
         SmtpRefusal.RELAY: "recipient domain not accepted",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 __all__ = ["DEFAULT_JAPANESE_PRIOR", "Decoded", "Preferences", "carrier_of", "preferences"]
@@ -29,6 +29,9 @@ class Decoded:
     detected: bool
     # Header text only: the unsafe classes of sanitizers.safetext that were removed.
     removed: frozenset[str] = frozenset()
+    # Header text only: the text before those characters and the spaces at its ends were
+    # taken out (None when nothing was), to tell a reader what the sender wrote.
+    untrusted_text: str | None = field(default=None, compare=False)
 
 
 # How strongly a valid Japanese reading is preferred to a Chinese or Korean one (see

@@ -79,6 +79,24 @@ _CHINESE_MARKERS: Final = (
 _KOREAN_MARKERS: Final = (
     "이다에의는로하을가고지서한은기으년대사시를리도인스일니요습있수것들나정자해어아전부적제주비"
 )
+# Evidence for Japanese beside kana: the kanji that make up a large share of Japanese text,
+# running and in the kanji-only compounds of forms and subjects (a newspaper frequency list
+# with the words of municipal work). Chinese or Korean bytes read as EUC-JP or Shift_JIS give
+# kanji spread over both JIS levels, so they seldom hit these.
+_JAPANESE_KANJI_MARKERS: Final = (
+    "日一国会人年大十二本中長出三同時政事自行社見月分議後前民生連五発間対上部東者党地合市業内相"
+    "方四定今回新場金員九入選立開手力学問高代明実円関決子動京全目表戦経通外最言氏現理調体化田当"
+    "八六約主題下首意法不来作性要用制治度務強気小七成期公持野協取都和統以機平総加山思家話世受区"
+    "領多県続進正安設保改数記院女初北午指権心界支第産結百派点教報済書府活原先共得解名交資予川向"
+    "際査面委告文反元重近千考判認画海参売利組知案道信策集在件団別物側任引使求所次水半品論計官増"
+    "係感特情投示変打基私各始直両革価式確村提運終挙果西勢減台広容必応電歳住争談能無再位置企真流"
+    "格有口過局少放税検町常校料裁状工建語営空職証土与急止送援供可役構木割聞身費付施切由説転食比"
+    "難防補車備宅害配算条究育席技型課帳籍票届納申請窓福祉健康険介護環境災訓練避館図児童障齢療助"
+    "評額域契札観光振興漁農固録"
+)
+_JAPANESE_EVIDENCE: Final = re.compile(
+    f"[\u3041-\u3096\u30a1-\u30fa\u30fc{_JAPANESE_KANJI_MARKERS}]"
+)
 _FOREIGN_READINGS: Final = (
     ("gb18030", re.compile(f"[{_CHINESE_MARKERS}]")),
     ("big5", re.compile(f"[{_CHINESE_MARKERS}]")),
@@ -192,12 +210,13 @@ def _foreign_reading(
 ) -> _Result | None:
     """A Chinese or Korean reading of ``data`` with strong evidence against the Japanese one:
     at least ``_MIN_FOREIGN_MARKERS`` marker characters, and a share of them above the share
-    of kana in the Japanese reading plus ``japanese_prior`` (so a prior of 1 means never). A
+    of kana and frequent Japanese kanji in the Japanese reading plus ``japanese_prior`` (so a
+    prior of 1 means never; kanji-only Japanese is not outweighed by a few markers). A
     Japanese reading that needed JIS X 0213 characters gets no prior. The shares are taken
     on the first ``_EVIDENCE_BYTES``; only a reading with strong evidence is decoded whole."""
     text, charset, _lossy = japanese
     prior = 0.0 if _jis_x_0213_only((text, charset)) else _preferences().japanese_prior
-    threshold = _share(_KANA, text[:_EVIDENCE_BYTES])[1] + prior
+    threshold = _share(_JAPANESE_EVIDENCE, text[:_EVIDENCE_BYTES])[1] + prior
     best: tuple[float, _Result] | None = None
     sample = data[:_EVIDENCE_BYTES]
     for codec, markers in _FOREIGN_READINGS:

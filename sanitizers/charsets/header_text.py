@@ -46,7 +46,7 @@ def _without_controls(decoded: Decoded) -> Decoded:
     text = display_text(decoded.text)
     if text == decoded.text and not removed:
         return decoded
-    return Decoded(text, decoded.charset, decoded.lossy, decoded.detected, removed)
+    return Decoded(text, decoded.charset, decoded.lossy, decoded.detected, removed, decoded.text)
 
 
 def header_bytes(untrusted_value: str) -> tuple[bytes, bool]:

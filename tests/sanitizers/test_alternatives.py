@@ -11,6 +11,9 @@ from sanitizers.alternatives import (
     points_to_html,
     text_loses,
 )
+from sanitizers.pipeline import sanitize_message
+from sanitizers.policy import Policy
+from tests.mailfactory import body_text, leaf, mail, multipart
 
 # One example per named pattern (each must be found by that pattern and no pattern is
 # left without an example).
@@ -23,6 +26,12 @@ EXAMPLES = {
     "en_html_version": "Please see the HTML version of this message.",
     "en_this_is_html": "This message was sent in HTML format.",
     "en_client_cannot_show_html": "If your mail program cannot display HTML, click here.",
+    "ja_html_mail": "本メールはＨＴＭＬ形式のメールです。",
+    "ja_mail_client_html": "お使いのメールソフトがHTMLに未対応の場合はお知らせください。",
+    "ja_not_shown_properly": "メールが正しく表示されない場合はこちら",
+    "en_html_capable_client": "Please open it in an HTML-capable mail program.",
+    "en_trouble_viewing": "Having trouble viewing this email? Click here.",
+    "en_not_displayed_properly": "If this email is not displaying properly, click here.",
 }
 
 
@@ -70,5 +79,51 @@ def test_the_html_is_converted_only_for_a_pointer() -> None:
 
     assert not text_loses("会議は十時からです。", fail)
     assert text_loses("HTML形式でご覧ください", lambda: "長い本文" * 10)
-    assert not text_loses("HTML形式でご覧ください", lambda: "短")
+    assert not text_loses("HTML形式でご覧ください", lambda: " \n")
     assert not text_loses("HTML形式でご覧ください", lambda: None)
+
+
+# Text parts that say nothing but "read the HTML": each loses even to a short HTML body.
+POINTER_ONLY = [
+    "HTML版をご覧ください。",
+    "HTML形式でご覧ください。",
+    "このメールはHTML形式です。",
+    "HTMLメールを表示できる環境でご覧ください。",
+    "お使いのメールソフトがHTML形式に対応していない可能性があります。",
+    "メールが正しく表示されない場合は、ブラウザでご覧ください。",
+    "ＨＴＭＬメールです。\r\nＨＴＭＬ版をご覧ください。\r\n",
+    "This email is in HTML.",
+    "View this email in your browser",
+    "Having trouble viewing this email? View it in your browser.",
+    "This message is sent in HTML format. Please use an HTML capable mail program.",
+]
+
+
+@pytest.mark.parametrize("text", POINTER_ONLY)
+def test_a_pointer_only_text_loses_to_any_readable_html(text: str) -> None:
+    assert points_to_html(text)
+    assert text_loses(text, lambda: "本文です")
+
+
+# Short real messages with a pointer line: they keep their own words against a shorter HTML.
+REAL_WITH_POINTER = [
+    "明日の会議は中止です。詳細はHTML版をご覧ください。",
+    "請求書を添付しました。ご確認ください。\nHTMLメールを表示できる環境でご覧ください。",
+    "The meeting is cancelled. View this email in your browser.",
+]
+
+
+@pytest.mark.parametrize("text", REAL_WITH_POINTER)
+def test_a_real_short_text_keeps_its_words_against_html(text: str) -> None:
+    assert not text_loses(text, lambda: "本文です")
+    assert text_loses(text, lambda: "会議の詳細と資料の一覧です。" * 6)
+
+
+@pytest.mark.parametrize("pointer", POINTER_ONLY[:4])
+def test_the_pipeline_delivers_the_html_behind_a_pointer(pointer: str) -> None:
+    parts = [
+        leaf("text/plain; charset=utf-8", pointer.encode()),
+        leaf("text/html; charset=utf-8", "<p>本文です</p>".encode()),
+    ]
+    out = body_text(sanitize_message(mail(multipart("alternative", parts)), Policy()).message)
+    assert out.startswith("本文です"), out

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from sanitizers.charsets import encode_iso2022jp
 from sanitizers.errors import LimitExceeded
-from sanitizers.inline_files import extract_inline_files
+from sanitizers.inline_files import cut_yenc_blocks, extract_inline_files
 from sanitizers.pipeline import sanitize_message
 from sanitizers.policy import Policy
-from sanitizers.vocabulary import Action, Reason
+from sanitizers.vocabulary import Action, Reason, RemovedItem, label
 from tests.mailfactory import body_text, leaf, mail, parse
 
 LIMITS = {"max_files": 20, "max_bytes": 1 << 20}
@@ -71,11 +71,14 @@ def yenc(name: str, data: bytes, *, crc: int | None = None) -> str:
 ALPHABET = "!\"#$%&'()*+,-012345689@ABCDEFGHIJKLMNPQRSTUVXYZ[`abcdefhijklmpqr"
 
 
-def binhex(name: str, data: bytes, *, break_crc: bool = False) -> str:
+def binhex(
+    name: str, data: bytes, *, break_crc: bool = False, break_header_crc: bool = False
+) -> str:
     raw_name = name.encode("mac_roman")
     header = bytes([len(raw_name)]) + raw_name + b"\0" + b"TEXTttxt" + b"\0\0"
     header += len(data).to_bytes(4, "big") + (0).to_bytes(4, "big")
-    stream = header + binascii.crc_hqx(header, 0).to_bytes(2, "big")
+    header_crc = binascii.crc_hqx(header + b"\0\0" * break_header_crc, 0)
+    stream = header + header_crc.to_bytes(2, "big")
     data_crc = binascii.crc_hqx(data, 0) ^ (1 if break_crc else 0)
     stream += data + data_crc.to_bytes(2, "big") + (0).to_bytes(2, "big")
     stream = stream.replace(b"\x90", b"\x90\x00")  # the run marker written literally
@@ -268,3 +271,125 @@ def test_a_malformed_inline_block_is_removed_and_reported(charset: str) -> None:
     assert "begin 644" not in body
     assert "請求書.exe" in body  # listed in the notice
     assert AFTER in body
+
+
+# --- yEnc among Japanese text: cut from the bytes before the charset is judged ----------------
+
+JAPANESE_CHARSETS = ["utf-8", "shift_jis", "euc-jp", "iso-2022-jp"]
+DOCUMENT = "議事録\r\n出席者：山田、佐藤\r\n".encode("cp932")
+
+
+def yenc_bytes(name: str, data: bytes, **options: int) -> bytes:
+    return yenc(name, data, **options).encode("latin-1")
+
+
+def japanese_with(block: bytes, charset: str) -> bytes:
+    return encoded(BEFORE + "\n", charset) + block + b"\n" + encoded(AFTER + "\n", charset)
+
+
+@pytest.mark.parametrize("data", [bytes(range(256)) * 3, b"", b"=\r\n\x00\xd6\xe3\x13", DOCUMENT])
+def test_yenc_is_decoded_from_the_raw_bytes(data: bytes) -> None:
+    payload = b"head\r\n" + yenc_bytes("f.bin", data).replace(b"\n", b"\r\n") + b"\r\ntail\r\n"
+    rest, files = cut_yenc_blocks(payload, max_files=5, decode_name=bytes.decode)
+    assert rest == b"head\r\ntail\r\n"
+    assert [(f.encoding, f.filename, f.data) for f in files] == [("yenc", "f.bin", data)]
+
+
+@pytest.mark.parametrize(
+    ("block", "problem"),
+    [
+        (yenc_bytes("a.bin", b"abc", crc=1), "CRC"),
+        (yenc_bytes("a.bin", b"abc").replace(b"size=3", b"size=4"), "size"),
+        (
+            b"=ybegin part=1 total=2 line=128 size=6 name=a.bin\n=ypart begin=1 end=3\nKLM\n"
+            b"=yend size=3 part=1 pcrc32=352441c2",
+            "multi-part",
+        ),
+        (b"=ybegin line=128 size=3 name=a.bin\nKLM", "=yend"),
+    ],
+)
+def test_a_broken_yenc_block_is_cut_and_flagged(block: bytes, problem: str) -> None:
+    rest, files = cut_yenc_blocks(b"a\n" + block + b"\nb\n", max_files=5, decode_name=bytes.decode)
+    assert b"ybegin" not in rest
+    assert files[0].data is None
+    assert problem in files[0].problem
+
+
+@pytest.mark.parametrize("declared", [True, False])
+@pytest.mark.parametrize("charset", JAPANESE_CHARSETS)
+def test_yenc_in_japanese_text_keeps_the_text_and_the_file(charset: str, declared: bool) -> None:
+    name = "議事録.txt"
+    block = yenc_bytes("x", DOCUMENT).replace(b"name=x", b"name=" + name.encode("utf-8"))
+    content_type = f"text/plain; charset={charset}" if declared else "text/plain"
+    raw = mail(leaf(content_type, japanese_with(block, charset), cte="base64"))
+    result = sanitize_message(raw, Policy())
+    body = body_text(result.message)
+    assert body.startswith(f"{BEFORE}\n{AFTER}\n"), body[:80]
+    assert not [p for p in result.report.parts if Reason.LOSSY_DECODE in p.findings]
+    inline = [p for p in result.report.parts if ".text" in p.path]
+    assert inline[0].action is Action.SANITIZED, inline
+    files = [p for p in parse(result.message).walk() if p.get_filename()]
+    assert "出席者：山田、佐藤" in files[0].get_payload(decode=True).decode("utf-8")
+    assert name in body  # listed in the notice
+
+
+@pytest.mark.parametrize("encoding", ["uuencode", "base64", "binhex"])
+def test_an_inline_file_that_is_kept_is_listed_in_the_notice(encoding: str) -> None:
+    text = f"{BEFORE}\n{ENCODERS[encoding]('memo.txt', DOCUMENT)}\n{AFTER}\n"
+    result = sanitize_message(mail(leaf("text/plain; charset=utf-8", text.encode())), Policy())
+    body = body_text(result.message)
+    assert "memo.txt" in body.split(AFTER, 1)[1]
+    assert label(RemovedItem.INLINE_FILE, "ja") in body
+    assert RemovedItem.INLINE_FILE in result.report.parts[0].removed
+
+
+# --- a block quoted in a reply ----------------------------------------------------------------
+
+
+def quoted(block: str, prefix: str) -> str:
+    return "\n".join(prefix + line if line else prefix.rstrip() for line in block.split("\n"))
+
+
+@pytest.mark.parametrize("prefix", ["> ", ">", "> > ", ">> "])
+@pytest.mark.parametrize("encoding", ["uuencode", "base64", "binhex"])
+def test_a_quoted_block_is_cut_out_and_decoded(encoding: str, prefix: str) -> None:
+    data = bytes(range(256)) * 2
+    block = quoted(ENCODERS[encoding]("memo.bin", data), prefix)
+    text = f"{BEFORE}\n{prefix}前のメール:\n{block}\n{prefix}以上\n{AFTER}\n"
+    rest, files = extract_inline_files(text, **LIMITS)
+    assert rest == f"{BEFORE}\n{prefix}前のメール:\n{prefix}以上\n{AFTER}\n"
+    assert [(f.encoding, f.data) for f in files] == [(encoding, data)]
+
+
+def test_a_quoted_block_ends_where_the_quote_ends() -> None:
+    block = quoted(uuencode("a.exe", b"MZ" * 100), "> ").split("\n")
+    text = "\n".join([*block[:2], "unquoted line", *block[2:]])
+    rest, files = extract_inline_files(text, **LIMITS)
+    assert files[0].data is None
+    assert "unquoted line" in rest
+
+
+@pytest.mark.parametrize("charset", CHARSETS)
+def test_a_quoted_inline_executable_is_removed(charset: str) -> None:
+    exe = b"MZ" + b"\x90\x00" * 64
+    text = f"{BEFORE}\n> {AFTER}\n{quoted(uuencode('setup.exe', exe), '> ')}\n"
+    raw = mail(leaf(f"text/plain; charset={charset}", encoded(text, charset)))
+    result = sanitize_message(raw, Policy())
+    inline = [p for p in result.report.parts if ".text" in p.path]
+    assert (inline[0].action, inline[0].reason) == (Action.REMOVED, Reason.EXECUTABLE)
+    body = body_text(result.message)
+    assert "begin 644" not in body
+    assert "setup.exe" in body
+    assert f"> {AFTER}" in body
+
+
+@pytest.mark.parametrize("name", ["report.pdf", "Résumé.doc", "a"])
+def test_a_binhex_block_with_a_wrong_checksum_keeps_its_claimed_name(name: str) -> None:
+    """(An encoder that feeds BinHex's two zero bytes to the direct CRC algorithm writes a
+    wrong header checksum: the spec's CRC equals binascii.crc_hqx of the bytes alone.)"""
+    rest, files = extract_inline_files(
+        f"a\n{binhex(name, b'%PDF-1.4 x', break_header_crc=True)}\nb\n", **LIMITS
+    )
+    assert rest == "a\nb\n"
+    assert (files[0].data, files[0].filename) == (None, name)
+    assert "header checksum" in files[0].problem

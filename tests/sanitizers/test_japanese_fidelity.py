@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import random
 import re
 from email import message_from_bytes
 from email.header import decode_header as decode_header_words
@@ -158,6 +159,45 @@ def test_kanji_only_subjects_names_and_file_names(text: str, charset: str) -> No
     assert out["From"] == [(text, "sender@example.jp")]
     assert out["To"] == [(text, "staff@city.example.lg.jp")]
     assert result.report.parts[1].filename == text + ".csv"
+    assert not lossy(result)
+
+
+# Kanji-only compounds of municipal work whose Chinese or Korean readings (GB18030, CP949) hit
+# a few marker characters again and again (課税 read as CP949 is 꿇의): a handful of repeated
+# markers is no evidence against a Japanese reading made of common kanji.
+KANJI_WORDS_TEXT = (
+    "固定 資産 税 課税 台帳 住民 戸籍 謄本 市役所 健康 保険 国民 年金 "
+    "会議 議事録 見積 請求 納付 期限 申請 届出 登録 証明 窓口 教育 委員会 "
+    "給食 防災 訓練 選挙 予算 決算 監査 総務 企画 財政 契約 入札 図書 "
+    "児童 手当 生活 障害 高齢 支援 医療 評価 税務 収納 滞納 処分 人事 "
+    "上下"
+)
+KANJI_WORDS = KANJI_WORDS_TEXT.split()
+
+
+def kanji_strings(count: int, seed: int) -> list[str]:
+    """``count`` kanji-only strings of two to eight compounds, generated from ``seed``."""
+    rng = random.Random(seed)
+    return ["".join(rng.choices(KANJI_WORDS, k=rng.randint(2, 8))) for _ in range(count)]
+
+
+@pytest.mark.parametrize("charset", list(EIGHT_BIT))
+@pytest.mark.parametrize("seed", range(4))
+def test_generated_kanji_only_text_is_never_chinese_or_korean(charset: str, seed: int) -> None:
+    for text in ["固定資産税課税台帳", "税課税", "課税台帳", *kanji_strings(60, seed)]:
+        decoded = decode_body(encode(text, charset), None)
+        assert (decoded.text, decoded.lossy) == (text, False), (text, decoded.charset)
+
+
+@pytest.mark.parametrize("charset", list(EIGHT_BIT))
+@pytest.mark.parametrize("text", ["固定資産税課税台帳", "税課税", *kanji_strings(4, 7)])
+def test_generated_kanji_only_subject_and_body_survive_the_pipeline(
+    text: str, charset: str
+) -> None:
+    data = encode(text, charset)
+    result = run(message(("Subject", data), body=leaf("text/plain", data)))
+    assert headers(result)["Subject"] == text
+    assert body_text(result.message).startswith(text)
     assert not lossy(result)
 
 

@@ -57,6 +57,27 @@ def test_the_signature_separator_never_flows() -> None:
     assert unflow("> -- \r\n> 署名\r\n", True) == "> -- \n> 署名\n"
 
 
+@pytest.mark.parametrize("delsp", [True, False])
+@pytest.mark.parametrize(
+    ("flowed", "expected_end"),
+    [
+        ("end of text \r\n-- \r\nsig\r\n", "\n-- \nsig\n"),
+        ("本文の終わり \r\n-- \r\n山田\r\n", "\n-- \n山田\n"),
+        ("一行目 \r\n二行目 \r\n-- \r\n", "\n-- \n"),
+        ("> 引用の終わり \r\n> -- \r\n> 署名\r\n", "\n> -- \n> 署名\n"),
+    ],
+)
+def test_a_flowed_line_is_never_joined_to_the_signature_separator(
+    flowed: str, expected_end: str, delsp: bool
+) -> None:
+    """RFC 3676: the separator ends the paragraph before it, even after a soft break."""
+    out = unflow(flowed, delsp)
+    assert out.endswith(expected_end)
+    assert "-- " not in out.split("\n")[0]
+    raw = mail(leaf("text/plain; charset=utf-8; format=flowed", flowed.encode()))
+    assert expected_end in body_text(sanitize_message(raw, Policy()).message).replace("\r\n", "\n")
+
+
 @given(st.lists(st.text(alphabet="あ漢a >-\t", max_size=12), max_size=12))
 def test_lines_without_trailing_spaces_are_left_as_written(lines: list[str]) -> None:
     lines = [line.rstrip(" ") for line in lines if not line.startswith((">", " "))]

@@ -7,6 +7,7 @@ import io
 import itertools
 import zipfile
 from email.message import Message
+from email.utils import collapse_rfc2231_value
 from urllib.parse import quote
 
 import pikepdf
@@ -247,3 +248,31 @@ BENIGN_TEXT = {
 def test_benign_text_keeps_its_kind(case: str) -> None:
     data, kind = BENIGN_TEXT[case]
     assert detect(data, "text/plain", "a.txt").kind == kind
+
+
+# Spaces of the sender's text inside or at the start of a name: kept exactly as written (only
+# safetext's unsafe classes and what Windows drops at the end may go).
+SPACED_NAMES = [
+    "議事録\u3000第1回.txt",
+    "\u3000議事録.txt",
+    "\u3000\u3000資料\u3000（案）.txt",
+    "会議\u00a0資料.txt",
+    "\u3000案内\u3000（第2版）.txt",
+]
+
+
+@pytest.mark.parametrize("name", SPACED_NAMES)
+def test_spaces_in_a_name_are_kept_as_written(name: str) -> None:
+    assert clean_component(name) == name
+    assert delivered_name(name, "text/plain") == name
+
+
+@pytest.mark.parametrize("name", SPACED_NAMES)
+def test_spaces_in_a_name_survive_the_pipeline(name: str) -> None:
+    result = run(attach("資料\r\n".encode(), name, "text/plain"))
+    # Message.get_filename strips every Unicode space: read the parameter itself
+    params = [
+        p.get_param("filename", header="content-disposition") for p in parse(result.message).walk()
+    ]
+    assert [collapse_rfc2231_value(v) for v in params if v] == [name]
+    assert result.report.parts[-1].attached_as == name
