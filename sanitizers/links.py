@@ -23,8 +23,10 @@ import re
 from collections.abc import Collection
 from typing import Final
 
+from sanitizers.vocabulary import RemovedItem
+
 # The removed-item code of a link taken out of a document, or defanged in a text body.
-UNSAFE_LINK: Final = "unsafe_link"
+UNSAFE_LINK: Final = RemovedItem.UNSAFE_LINK
 # How ``LinkMode.DEFANG`` spells the schemes it defangs (and which are then not links).
 DEFANGED_SCHEMES: Final = {"http": "hxxp", "https": "hxxps", "ftp": "fxp"}
 # The shipped default of ``policy.links.allowed_schemes``.

@@ -16,7 +16,7 @@ from string import Template
 
 from sanitizers.policy import NoticePolicy
 from sanitizers.report import PartReport, Report
-from sanitizers.vocabulary import Action, Code, Reason, RemovedItem, label
+from sanitizers.vocabulary import Action, Code, Reason, label
 
 _BODY_REASONS = frozenset({Reason.TEXT_BODY, Reason.HTML_BODY, Reason.TEXT_CONVERTED})
 # Files inside one archive named in the notice; the report and audit line list them all.
@@ -54,14 +54,6 @@ _WORDS = {
 
 def _label(code: Code, language: str) -> str:
     return label(code, "ja" if language == "ja" else "en")
-
-
-def _removed_label(code: str, language: str) -> str:
-    """A removed item's label; a code the vocabulary lacks is shown as it is, never dropped."""
-    try:
-        return _label(RemovedItem(code), language)
-    except ValueError:
-        return code
 
 
 def is_noteworthy(report: Report) -> bool:
@@ -141,7 +133,7 @@ def _part_lines(part: PartReport, language: str) -> list[str]:
     if part.kind is None and part.reason in _BODY_REASONS:  # attachments all have a kind
         line = f"■ {words['body']} ({part.declared_type}): {action}"
         if part.removed:  # links of a scheme that is not allowed, defanged in the text
-            removed = ", ".join(_removed_label(code, language) for code in part.removed)
+            removed = ", ".join(_label(item, language) for item in part.removed)
             line += f" — {words['removed']}: {removed}"
         return [line]
     name = part.filename or words["unnamed"]
@@ -155,7 +147,7 @@ def _part_lines(part: PartReport, language: str) -> list[str]:
     if part.renamed_from or (part.attached_as and part.attached_as != part.filename):
         lines.append(f"  {words['becomes']}: {part.attached_as}")
     if part.removed:
-        items = ", ".join(_removed_label(code, language) for code in part.removed)
+        items = ", ".join(_label(item, language) for item in part.removed)
         lines.append(f"  {words['removed']}: {items}")
     lines.extend(_entry_lines(part, language))
     extra = [r for r in part.findings if r is not part.reason]

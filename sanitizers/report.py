@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sanitizers.vocabulary import Action, Reason, Verdict
+from sanitizers.vocabulary import Action, Reason, RemovedItem, Verdict
 
 
 @dataclass(slots=True)
@@ -15,7 +15,7 @@ class EntryReport:
     name: str
     action: Action
     reason: Reason
-    removed: list[str] = field(default_factory=list)
+    removed: list[RemovedItem] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -33,7 +33,7 @@ class PartReport:
     kind: str | None = None
     charset: str | None = None
     findings: list[Reason] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
+    removed: list[RemovedItem] = field(default_factory=list)
     detail: str = ""
     # The file name it is attached under, when it survived (it changes with its type).
     attached_as: str | None = None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.errors import SanitizeError
 from sanitizers.links import DEFAULT_ALLOWED_SCHEMES
-from sanitizers.vocabulary import Action, Reason
+from sanitizers.vocabulary import Action, Reason, RemovedItem
 
 if TYPE_CHECKING:
     from sanitizers.policy import AttachmentAction, Policy
@@ -36,7 +36,7 @@ class CdrOutcome:
     data: bytes | None = None
     filename: str | None = None
     content_type: str | None = None
-    removed: tuple[str, ...] = ()
+    removed: tuple[RemovedItem, ...] = ()
     detail: str = ""
     children: tuple[tuple[str, CdrOutcome], ...] = field(default=())
 

@@ -26,25 +26,26 @@ from collections.abc import Collection
 from typing import Final
 
 from sanitizers.links import UNSAFE_LINK, is_allowed
+from sanitizers.vocabulary import RemovedItem
 
 # Field keyword → removed-item code.
-FIELD_CODES: Final[dict[str, str]] = {
-    "DDE": "dde",
-    "DDEAUTO": "dde",
-    "LINK": "linked_field",
-    "INCLUDETEXT": "linked_field",
-    "INCLUDEPICTURE": "linked_field",
-    "INCLUDE": "linked_field",
-    "IMPORT": "linked_field",
-    "RD": "linked_field",
-    "QUOTE": "linked_field",
-    "DATABASE": "data_connection",
-    "EMBED": "ole_object",
-    "MACROBUTTON": "program_action",
-    "PRINT": "program_action",
+FIELD_CODES: Final[dict[str, RemovedItem]] = {
+    "DDE": RemovedItem.DDE,
+    "DDEAUTO": RemovedItem.DDE,
+    "LINK": RemovedItem.LINKED_FIELD,
+    "INCLUDETEXT": RemovedItem.LINKED_FIELD,
+    "INCLUDEPICTURE": RemovedItem.LINKED_FIELD,
+    "INCLUDE": RemovedItem.LINKED_FIELD,
+    "IMPORT": RemovedItem.LINKED_FIELD,
+    "RD": RemovedItem.LINKED_FIELD,
+    "QUOTE": RemovedItem.LINKED_FIELD,
+    "DATABASE": RemovedItem.DATA_CONNECTION,
+    "EMBED": RemovedItem.OLE_OBJECT,
+    "MACROBUTTON": RemovedItem.PROGRAM_ACTION,
+    "PRINT": RemovedItem.PROGRAM_ACTION,
 }
 # The removed-item code of a field whose keyword is computed by nested fields.
-COMPUTED_FIELD: Final = "computed_field"
+COMPUTED_FIELD: Final = RemovedItem.COMPUTED_FIELD
 # Where a nested field begins in an assembled instruction (the assemblers write this mark).
 NESTED_MARK: Final = "\x00"
 
@@ -52,7 +53,7 @@ _KEYWORD: Final = re.compile(r'[^\s"\\]+')
 _ARGUMENT: Final = re.compile(r'"([^"]*)"?|([^\s"]+)')
 
 
-def field_danger(instruction: str, allowed_schemes: Collection[str]) -> str | None:
+def field_danger(instruction: str, allowed_schemes: Collection[str]) -> RemovedItem | None:
     """The removed-item code of a field with this instruction text, or ``None`` if harmless.
 
     ``instruction`` is the field's own text with :data:`NESTED_MARK` where a nested field
@@ -73,7 +74,7 @@ def field_danger(instruction: str, allowed_schemes: Collection[str]) -> str | No
     return None
 
 
-def _hyperlink_danger(arguments: list[str], allowed_schemes: Collection[str]) -> str | None:
+def _hyperlink_danger(arguments: list[str], allowed_schemes: Collection[str]) -> RemovedItem | None:
     """HYPERLINK "target" [\\l "bookmark"] [\\o "tip"] …: the target is the first argument
     that is not a switch or a switch's value. No target (a bookmark only) is internal."""
     skip = False

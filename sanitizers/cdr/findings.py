@@ -9,31 +9,31 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sanitizers.cdr.base import CdrOutcome
-from sanitizers.vocabulary import Action, Reason
+from sanitizers.vocabulary import Action, Reason, RemovedItem
 
-CODE_REASONS: dict[str, Reason] = {
-    "vba": Reason.MACRO,
-    "xlm_macro": Reason.MACRO,
-    "activex": Reason.ACTIVE_CONTENT,
-    "dde": Reason.ACTIVE_CONTENT,
-    "program_action": Reason.ACTIVE_CONTENT,
-    "custom_ui": Reason.ACTIVE_CONTENT,
-    "web_extension": Reason.ACTIVE_CONTENT,
-    "formula_function": Reason.ACTIVE_CONTENT,
-    "computed_field": Reason.ACTIVE_CONTENT,
-    "svg_image": Reason.ACTIVE_CONTENT,
-    "ole_object": Reason.EMBEDDED_OBJECT,
-    "embedded_package": Reason.EMBEDDED_OBJECT,
-    "alt_chunk": Reason.EMBEDDED_OBJECT,
-    "attachment": Reason.EMBEDDED_OBJECT,
-    "unknown_part": Reason.EMBEDDED_OBJECT,
-    "external_relationship": Reason.EXTERNAL_REFERENCE,
-    "external_link": Reason.EXTERNAL_REFERENCE,
-    "data_connection": Reason.EXTERNAL_REFERENCE,
-    "hyperlink": Reason.EXTERNAL_REFERENCE,
-    "linked_field": Reason.EXTERNAL_REFERENCE,
-    "remote_template": Reason.EXTERNAL_REFERENCE,
-    "unsafe_link": Reason.EXTERNAL_REFERENCE,
+CODE_REASONS: dict[RemovedItem, Reason] = {
+    RemovedItem.VBA: Reason.MACRO,
+    RemovedItem.XLM_MACRO: Reason.MACRO,
+    RemovedItem.ACTIVEX: Reason.ACTIVE_CONTENT,
+    RemovedItem.DDE: Reason.ACTIVE_CONTENT,
+    RemovedItem.PROGRAM_ACTION: Reason.ACTIVE_CONTENT,
+    RemovedItem.CUSTOM_UI: Reason.ACTIVE_CONTENT,
+    RemovedItem.WEB_EXTENSION: Reason.ACTIVE_CONTENT,
+    RemovedItem.FORMULA_FUNCTION: Reason.ACTIVE_CONTENT,
+    RemovedItem.COMPUTED_FIELD: Reason.ACTIVE_CONTENT,
+    RemovedItem.SVG_IMAGE: Reason.ACTIVE_CONTENT,
+    RemovedItem.OLE_OBJECT: Reason.EMBEDDED_OBJECT,
+    RemovedItem.EMBEDDED_PACKAGE: Reason.EMBEDDED_OBJECT,
+    RemovedItem.ALT_CHUNK: Reason.EMBEDDED_OBJECT,
+    RemovedItem.ATTACHMENT: Reason.EMBEDDED_OBJECT,
+    RemovedItem.UNKNOWN_PART: Reason.EMBEDDED_OBJECT,
+    RemovedItem.EXTERNAL_RELATIONSHIP: Reason.EXTERNAL_REFERENCE,
+    RemovedItem.EXTERNAL_LINK: Reason.EXTERNAL_REFERENCE,
+    RemovedItem.DATA_CONNECTION: Reason.EXTERNAL_REFERENCE,
+    RemovedItem.HYPERLINK: Reason.EXTERNAL_REFERENCE,
+    RemovedItem.LINKED_FIELD: Reason.EXTERNAL_REFERENCE,
+    RemovedItem.REMOTE_TEMPLATE: Reason.EXTERNAL_REFERENCE,
+    RemovedItem.UNSAFE_LINK: Reason.EXTERNAL_REFERENCE,
 }
 _GRAVITY = (
     Reason.MACRO,
@@ -43,7 +43,7 @@ _GRAVITY = (
 )
 
 
-def gravest(codes: Iterable[str]) -> Reason:
+def gravest(codes: Iterable[RemovedItem]) -> Reason:
     """The reason for a set of removed items; ``clean`` when there are none. An unknown code
     counts as active content (never as clean)."""
     reasons = {CODE_REASONS.get(code, Reason.ACTIVE_CONTENT) for code in codes}
@@ -54,7 +54,7 @@ def gravest(codes: Iterable[str]) -> Reason:
 
 
 def rebuilt_outcome(
-    removed: tuple[str, ...],
+    removed: tuple[RemovedItem, ...],
     *,
     rebuilt: bytes,
     filename: str,

@@ -52,11 +52,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.errors import LimitExceeded, SanitizeError
 from sanitizers.filenames import delivered_name
-from sanitizers.vocabulary import Action, Reason
+from sanitizers.vocabulary import Action, Reason, RemovedItem
 
-METADATA = "metadata"
-TRAILING_DATA = "trailing_data"
-FRAMES = "frames"
+METADATA = RemovedItem.METADATA
+TRAILING_DATA = RemovedItem.TRAILING_DATA
+FRAMES = RemovedItem.FRAMES
 
 _INPUT_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
 # Format -> (output format, content type); the content type names the delivered extension.
@@ -231,10 +231,12 @@ class ImageSanitizer(CdrSanitizer):
             removed=codes,
         )
 
-    def _decode(self, untrusted_data: bytes, ctx: CdrContext) -> tuple[str, set[str], Image.Image]:
+    def _decode(
+        self, untrusted_data: bytes, ctx: CdrContext
+    ) -> tuple[str, set[RemovedItem], Image.Image]:
         """(format, removed codes, a fresh image holding only the first frame's pixels)."""
         limit = ctx.policy.image_max_pixels
-        removed: set[str] = set()
+        removed: set[RemovedItem] = set()
         with _pixel_limit(limit), _open(untrusted_data, _INPUT_FORMATS, limit) as image:
             fmt = str(image.format)
             frames = int(getattr(image, "n_frames", 1))

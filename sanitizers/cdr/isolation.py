@@ -34,7 +34,6 @@ import json
 import math
 import multiprocessing
 import os
-import re
 import signal
 import threading
 import time
@@ -49,13 +48,12 @@ from sanitizers.cdr.base import CdrOutcome
 from sanitizers.cdr.registry import SANITIZERS, Registry
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.policy import AttachmentAction, Policy
-from sanitizers.vocabulary import Action, Reason
+from sanitizers.vocabulary import Action, Reason, RemovedItem
 
 _READY = b"ready"
 _START_TIMEOUT = 60.0
 _NOFILE = 64
 _MAX_ITEMS = 10_000
-_CODE = re.compile(r"[a-z0-9_.:-]{1,64}")
 
 
 class _ChildGone(Exception):
@@ -120,11 +118,11 @@ def _from_wire(raw: object, blobs: list[bytes], budget: list[int]) -> CdrOutcome
         if not isinstance(index, int) or not 0 <= index < len(blobs):
             raise ValueError("bad data index")
         data = blobs[index]
-    removed = raw.get("removed")
-    if not isinstance(removed, list) or not all(
-        isinstance(c, str) and _CODE.fullmatch(c) for c in removed
-    ):
+    removed_raw = raw.get("removed")
+    if not isinstance(removed_raw, list) or not all(isinstance(c, str) for c in removed_raw):
         raise ValueError("bad removed codes")
+    # An unknown code is a fault of the child: ValueError, and the part is removed.
+    removed = tuple(RemovedItem(code) for code in removed_raw)
     children_raw = raw.get("children")
     if not isinstance(children_raw, list):
         raise ValueError("bad children")
@@ -139,7 +137,7 @@ def _from_wire(raw: object, blobs: list[bytes], budget: list[int]) -> CdrOutcome
         data=data,
         filename=_opt_str(raw.get("filename"), 1024),
         content_type=_opt_str(raw.get("content_type"), 256),
-        removed=tuple(removed),
+        removed=removed,
         detail=(_opt_str(raw.get("detail"), 500) or ""),
         children=tuple(children),
     )

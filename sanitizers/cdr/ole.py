@@ -40,12 +40,12 @@ from sanitizers.cdr import olescan
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.cdr.findings import gravest
 from sanitizers.errors import SanitizeError
-from sanitizers.vocabulary import Action, Reason
+from sanitizers.vocabulary import Action, Reason, RemovedItem
 
 MAIN_STREAMS = ("WordDocument", "Workbook", "Book", "PowerPoint Document")
 
 
-def inspect(untrusted_data: bytes, filename: str) -> set[str]:
+def inspect(untrusted_data: bytes, filename: str) -> set[RemovedItem]:
     """Findings in a legacy Office file; raises ``SanitizeError`` for encrypted, unsupported
     or unreadable files."""
     if not olescan.is_ole(untrusted_data):

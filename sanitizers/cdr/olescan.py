@@ -30,15 +30,17 @@ with warnings.catch_warnings():
 import msoffcrypto
 from msoffcrypto import exceptions as msoffcrypto_exceptions
 
+from sanitizers.vocabulary import RemovedItem
+
 OLE_MAGIC: bytes = olefile.MAGIC
 
 # Item codes reported by the functions below (the notice turns them into words).
-VBA = "vba"
-XLM = "xlm_macro"
-OLE_OBJECT = "ole_object"
-ACTIVEX = "activex"
-ATTACHMENT = "attachment"
-DDE = "dde"
+VBA = RemovedItem.VBA
+XLM = RemovedItem.XLM_MACRO
+OLE_OBJECT = RemovedItem.OLE_OBJECT
+ACTIVEX = RemovedItem.ACTIVEX
+ATTACHMENT = RemovedItem.ATTACHMENT
+DDE = RemovedItem.DDE
 
 
 def is_ole(data: bytes) -> bool:
@@ -62,11 +64,11 @@ def is_encrypted(data: bytes) -> bool:
         return False
 
 
-def macros(data: bytes, filename: str, *, first_only: bool = False) -> set[str]:
+def macros(data: bytes, filename: str, *, first_only: bool = False) -> set[RemovedItem]:
     """VBA projects anywhere in the file (OLE, OOXML, nested) and, in BIFF workbooks, Excel 4
     macro sheets. Raises on files olevba cannot open. ``first_only`` skips the (slow, BIFF
     record by record) XLM search when VBA was already found: enough to decide a removal."""
-    found: set[str] = set()
+    found: set[RemovedItem] = set()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="oletools")
         parser: Any = VBA_Parser(filename or "file", data=data, relaxed=True)
@@ -80,8 +82,8 @@ def macros(data: bytes, filename: str, *, first_only: bool = False) -> set[str]:
     return found
 
 
-def _storage_codes(path: list[str]) -> set[str]:
-    codes: set[str] = set()
+def _storage_codes(path: list[str]) -> set[RemovedItem]:
+    codes: set[RemovedItem] = set()
     first = path[0]
     if first == "ObjectPool" and len(path) > 1:
         codes.add(OLE_OBJECT)
@@ -96,10 +98,10 @@ def _storage_codes(path: list[str]) -> set[str]:
     return codes
 
 
-def embedded(data: bytes) -> set[str]:
+def embedded(data: bytes) -> set[RemovedItem]:
     """Embedded objects in a legacy OLE file: Word ObjectPool, Excel MBD storages and ActiveX
     controls, PowerPoint ExOleObjStg records, Outlook attachments, and DDE fields in Word."""
-    found: set[str] = set()
+    found: set[RemovedItem] = set()
     with olefile.OleFileIO(io.BytesIO(data)) as ole:
         for path in ole.listdir(streams=True, storages=True):
             found |= _storage_codes(path)

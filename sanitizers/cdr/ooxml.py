@@ -69,7 +69,7 @@ import posixpath
 import zipfile
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from lxml import etree
 
@@ -117,7 +117,7 @@ from sanitizers.cdr.ooxml_word import disarm_fields, disarm_mail_merge
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.errors import SanitizeError
 from sanitizers.links import DEFAULT_ALLOWED_SCHEMES
-from sanitizers.vocabulary import Reason
+from sanitizers.vocabulary import Reason, RemovedItem
 
 # Elements removed as a whole when they refer to a dropped relationship; others lose only the
 # attribute. A Word hyperlink is unwrapped (its text stays).
@@ -175,7 +175,7 @@ class Rebuild:
 
     parts: dict[str, bytes]
     types: ContentTypes
-    removed: list[str] = field(default_factory=list)
+    removed: list[RemovedItem] = field(default_factory=list)
     kept_rels: dict[str, list[Rel]] = field(default_factory=dict)
     dropped_ids: dict[str, set[str]] = field(default_factory=dict)
     kept: dict[str, str] = field(default_factory=dict)  # part -> content type
@@ -186,17 +186,19 @@ class Rebuild:
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # checked binary parts
     allowed_schemes: Collection[str] = DEFAULT_ALLOWED_SCHEMES
 
-    def note(self, code: str) -> None:
+    def note(self, code: RemovedItem) -> None:
         if code not in self.removed:
             self.removed.append(code)
 
 
-def classify(rel: Rel, target: str | None, ctype: str) -> str | None:
+def classify(rel: Rel, target: str | None, ctype: str) -> RemovedItem | Literal[""] | None:
     """The code a relationship is dropped with, "" to drop silently, None to keep."""
     short = rel.short_type
     if rel.external:
         return (
-            "hyperlink" if short == "hyperlink" else REL_CODES.get(short, "external_relationship")
+            RemovedItem.HYPERLINK
+            if short == "hyperlink"
+            else REL_CODES.get(short, RemovedItem.EXTERNAL_RELATIONSHIP)
         )
     if short in REL_CODES:
         return REL_CODES[short]
@@ -208,11 +210,11 @@ def classify(rel: Rel, target: str | None, ctype: str) -> str | None:
     if low in DANGEROUS_CT:
         return DANGEROUS_CT[low]
     if "macroenabled" in low or "vbaproject" in low:
-        return "vba"
+        return RemovedItem.VBA
     if target is None:
         return ""
     if target.lower().startswith(("customui/",)):
-        return "custom_ui"
+        return RemovedItem.CUSTOM_UI
     return None
 
 
@@ -244,7 +246,7 @@ def walk(state: Rebuild) -> str:
                 code = ""
             if code is None and target is not None and ctype.lower() == VML_TYPE:
                 code = _vml_verdict(state.parts[target], target)
-            if code == "embedded_package" and target is not None:
+            if code == RemovedItem.EMBEDDED_PACKAGE and target is not None:
                 code = _nested_verdict(state, target, ctype)
             if code is not None:
                 dropped.add(rel.rid)
@@ -266,19 +268,19 @@ def walk(state: Rebuild) -> str:
     return main
 
 
-def _nested_verdict(state: Rebuild, target: str, ctype: str) -> str | None:
+def _nested_verdict(state: Rebuild, target: str, ctype: str) -> RemovedItem | Literal[""] | None:
     """An embedded macro-free OOXML package (a chart's data workbook, an embedded document)
     is rebuilt by the same rules, up to ``NESTED_MAX`` levels deep; what is removed inside
     it is reported for the outer file. Anything else, or a nested package that cannot be
     rebuilt, is dropped (``embedded_package``)."""
     if ctype.lower() not in NESTED_TYPES or state.level >= NESTED_MAX:
-        return "embedded_package"
+        return RemovedItem.EMBEDDED_PACKAGE
     try:
         package = rebuild_package(
             state.parts[target], state.policy, state.level + 1, state.allowed_schemes
         )
     except SanitizeError:
-        return "embedded_package"
+        return RemovedItem.EMBEDDED_PACKAGE
     state.nested[target] = package.data
     for code in package.removed:
         state.note(code)
@@ -290,13 +292,13 @@ def _is_binary(ctype: str) -> bool:
     return not is_xml_type(ctype) or ctype.lower() == "image/svg+xml"
 
 
-def _media_verdict(state: Rebuild, target: str, ctype: str) -> str | None:
+def _media_verdict(state: Rebuild, target: str, ctype: str) -> RemovedItem | Literal[""] | None:
     """A binary part is kept only as checked media (:mod:`sanitizers.cdr.ooxml_media`, the
     result in ``state.media``); else the code it is dropped with."""
     if target in state.media:
         return None
     if not is_media_type(ctype) and ctype.lower() != "image/svg+xml":
-        return "unknown_part"
+        return RemovedItem.UNKNOWN_PART
     verdict = rebuild_media(state.parts[target], ctype, target, state.policy)
     if isinstance(verdict, str):
         return verdict
@@ -304,7 +306,7 @@ def _media_verdict(state: Rebuild, target: str, ctype: str) -> str | None:
     return None
 
 
-def _vml_verdict(untrusted_xml: bytes, name: str) -> str | None:
+def _vml_verdict(untrusted_xml: bytes, name: str) -> RemovedItem | Literal[""] | None:
     """VML (legacy drawings: comment boxes, form controls, OLE previews) is rebuilt like
     any XML part when it parses; Office often writes VML that is not well-formed, and such
     a part is dropped (with its references), not the whole file."""
@@ -368,7 +370,7 @@ def disarm_actions(root: etree._Element, state: Rebuild) -> None:
         for link in list(root.iter(*tags(A_NS, local))):
             action = (link.get("action") or "").strip().lower()
             if action.startswith(PROGRAM_ACTIONS):
-                state.note("program_action")
+                state.note(RemovedItem.PROGRAM_ACTION)
                 remove(link)
 
 
@@ -405,7 +407,7 @@ class Package:
 
     data: bytes
     extension: str
-    removed: tuple[str, ...]
+    removed: tuple[RemovedItem, ...]
 
 
 def rebuild_package(
@@ -437,7 +439,7 @@ def rebuild_package(
             continue
         code = DANGEROUS_CT.get(state.types.of(name).lower())
         if code is None and "vbaproject" in name.lower():
-            code = "vba"
+            code = RemovedItem.VBA
         if code:
             state.note(code)
     out_parts: dict[str, bytes] = {}

@@ -21,15 +21,15 @@ Deliberately left alone: what a metafile, sound, video or font contains beyond i
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
 from sanitizers.cdr.base import CdrContext
 from sanitizers.cdr.images import ImageSanitizer, has_trailing_data
 from sanitizers.cdr.settings import CdrPolicy
-from sanitizers.vocabulary import Action
+from sanitizers.vocabulary import Action, RemovedItem
 
-SVG_IMAGE: Final = "svg_image"
-UNKNOWN_PART: Final = "unknown_part"
+SVG_IMAGE: Final = RemovedItem.SVG_IMAGE
+UNKNOWN_PART: Final = RemovedItem.UNKNOWN_PART
 _RASTER: Final = frozenset(
     {
         "image/png", "image/x-png", "image/jpeg", "image/jpg", "image/pjpeg", "image/gif",
@@ -74,7 +74,7 @@ def _signature_ok(content: bytes, ctype: str) -> bool:
 
 def rebuild_media(
     untrusted_content: bytes, ctype: str, name: str, policy: CdrPolicy
-) -> tuple[bytes, str] | str:
+) -> tuple[bytes, str] | RemovedItem | Literal[""]:
     """The part to keep (bytes, content type), or the removed-item code it is dropped with
     (``""``: dropped without a report)."""
     low = ctype.lower()
@@ -92,7 +92,7 @@ def rebuild_media(
     return UNKNOWN_PART
 
 
-def media_problem(content: bytes, ctype: str) -> str | None:
+def media_problem(content: bytes, ctype: str) -> RemovedItem | None:
     """Verification of a kept media part (``None`` when it is what its type says)."""
     low = ctype.lower()
     if low == "image/svg+xml":

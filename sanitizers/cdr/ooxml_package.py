@@ -24,7 +24,7 @@ from lxml import etree
 from sanitizers.cdr import olescan
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.errors import LimitExceeded, SanitizeError
-from sanitizers.vocabulary import Reason
+from sanitizers.vocabulary import Reason, RemovedItem
 
 CT_NS = "http://schemas.openxmlformats.org/package/2006/content-types"
 PR_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
@@ -91,52 +91,52 @@ OUTPUT_CONTENT_TYPES = {
 }
 
 # Relationship type (last segment, or a known suffix) → removed-item code.
-REL_CODES: dict[str, str] = {
-    "vbaProject": "vba",
-    "wordVbaData": "vba",
-    "vbaProjectSignature": "vba",
-    "vbaProjectSignatureAgile": "vba",
-    "vbaProjectSignatureV3": "vba",
-    "keyMapCustomizations": "vba",
-    "attachedToolbars": "vba",
-    "xlMacrosheet": "xlm_macro",
-    "xlIntlMacrosheet": "xlm_macro",
-    "dialogsheet": "xlm_macro",
-    "control": "activex",
-    "activeXControlBinary": "activex",
-    "activeXControl": "activex",
-    "oleObject": "ole_object",
-    "package": "embedded_package",
-    "aFChunk": "alt_chunk",
-    "extensibility": "custom_ui",
-    "webextension": "web_extension",
-    "webextensiontaskpanes": "web_extension",
-    "connections": "data_connection",
-    "queryTable": "data_connection",
-    "externalLink": "external_link",
-    "externalLinkPath": "external_link",
-    "attachedTemplate": "external_relationship",
-    "frame": "external_relationship",
-    "subDocument": "external_relationship",
+REL_CODES: dict[str, RemovedItem] = {
+    "vbaProject": RemovedItem.VBA,
+    "wordVbaData": RemovedItem.VBA,
+    "vbaProjectSignature": RemovedItem.VBA,
+    "vbaProjectSignatureAgile": RemovedItem.VBA,
+    "vbaProjectSignatureV3": RemovedItem.VBA,
+    "keyMapCustomizations": RemovedItem.VBA,
+    "attachedToolbars": RemovedItem.VBA,
+    "xlMacrosheet": RemovedItem.XLM_MACRO,
+    "xlIntlMacrosheet": RemovedItem.XLM_MACRO,
+    "dialogsheet": RemovedItem.XLM_MACRO,
+    "control": RemovedItem.ACTIVEX,
+    "activeXControlBinary": RemovedItem.ACTIVEX,
+    "activeXControl": RemovedItem.ACTIVEX,
+    "oleObject": RemovedItem.OLE_OBJECT,
+    "package": RemovedItem.EMBEDDED_PACKAGE,
+    "aFChunk": RemovedItem.ALT_CHUNK,
+    "extensibility": RemovedItem.CUSTOM_UI,
+    "webextension": RemovedItem.WEB_EXTENSION,
+    "webextensiontaskpanes": RemovedItem.WEB_EXTENSION,
+    "connections": RemovedItem.DATA_CONNECTION,
+    "queryTable": RemovedItem.DATA_CONNECTION,
+    "externalLink": RemovedItem.EXTERNAL_LINK,
+    "externalLinkPath": RemovedItem.EXTERNAL_LINK,
+    "attachedTemplate": RemovedItem.EXTERNAL_RELATIONSHIP,
+    "frame": RemovedItem.EXTERNAL_RELATIONSHIP,
+    "subDocument": RemovedItem.EXTERNAL_RELATIONSHIP,
 }
 # Dropped without a report: harmless but opaque binary settings.
 # (Digital signatures cannot survive a rebuild: they are dropped too.)
 SILENT_REL_TYPES = frozenset({"printerSettings", "origin", "signature", "digital-signature"})
 
 # Content types that are dangerous wherever they appear.
-DANGEROUS_CT: dict[str, str] = {
-    "application/vnd.ms-office.vbaproject": "vba",
-    "application/vnd.ms-word.vbadata+xml": "vba",
-    "application/vnd.ms-office.vbaprojectsignature": "vba",
-    "application/vnd.ms-word.keymapcustomizations+xml": "vba",
-    "application/vnd.ms-word.attachedtoolbars": "vba",
-    "application/vnd.ms-excel.macrosheet+xml": "xlm_macro",
-    "application/vnd.ms-excel.intlmacrosheet+xml": "xlm_macro",
-    f"{_SML}.dialogsheet+xml".lower(): "xlm_macro",
-    "application/vnd.ms-office.activex+xml": "activex",
-    "application/vnd.ms-office.activex": "activex",
-    "application/vnd.openxmlformats-officedocument.oleobject": "ole_object",
-    "application/vnd.ms-office.customui+xml": "custom_ui",
+DANGEROUS_CT: dict[str, RemovedItem] = {
+    "application/vnd.ms-office.vbaproject": RemovedItem.VBA,
+    "application/vnd.ms-word.vbadata+xml": RemovedItem.VBA,
+    "application/vnd.ms-office.vbaprojectsignature": RemovedItem.VBA,
+    "application/vnd.ms-word.keymapcustomizations+xml": RemovedItem.VBA,
+    "application/vnd.ms-word.attachedtoolbars": RemovedItem.VBA,
+    "application/vnd.ms-excel.macrosheet+xml": RemovedItem.XLM_MACRO,
+    "application/vnd.ms-excel.intlmacrosheet+xml": RemovedItem.XLM_MACRO,
+    f"{_SML}.dialogsheet+xml".lower(): RemovedItem.XLM_MACRO,
+    "application/vnd.ms-office.activex+xml": RemovedItem.ACTIVEX,
+    "application/vnd.ms-office.activex": RemovedItem.ACTIVEX,
+    "application/vnd.openxmlformats-officedocument.oleobject": RemovedItem.OLE_OBJECT,
+    "application/vnd.ms-office.customui+xml": RemovedItem.CUSTOM_UI,
 }
 
 # Embedded packages rebuilt recursively (content types of the package parts, as Office

@@ -26,8 +26,9 @@ from lxml import etree
 
 from sanitizers.cdr.ooxml_package import S_NS, ancestor, remove, tags
 from sanitizers.links import UNSAFE_LINK, is_allowed
+from sanitizers.vocabulary import RemovedItem
 
-FORMULA_FUNCTION: Final = "formula_function"
+FORMULA_FUNCTION: Final = RemovedItem.FORMULA_FUNCTION
 FETCHING_FUNCTIONS: Final = frozenset(
     {
         "WEBSERVICE",
@@ -56,7 +57,7 @@ _HYPERLINK_TARGET: Final = re.compile(
 )
 
 
-def formula_danger(untrusted_formula: str, allowed_schemes: Collection[str]) -> str | None:
+def formula_danger(untrusted_formula: str, allowed_schemes: Collection[str]) -> RemovedItem | None:
     """The removed-item code of a dangerous formula, or ``None``."""
     code = _outside_strings(_STRING.sub('""', untrusted_formula))
     if code:
@@ -71,9 +72,9 @@ def formula_danger(untrusted_formula: str, allowed_schemes: Collection[str]) -> 
     return None
 
 
-def _outside_strings(formula: str) -> str | None:
+def _outside_strings(formula: str) -> RemovedItem | None:
     if "|" in formula:
-        return "dde"
+        return RemovedItem.DDE
     for match in _FUNCTION.finditer(formula):
         start = match.start()
         if start and (formula[start - 1].isalnum() or formula[start - 1] in "_."):
@@ -81,12 +82,12 @@ def _outside_strings(formula: str) -> str | None:
         if "_xll." in match.group(1).lower() or match.group(2).upper() in FETCHING_FUNCTIONS:
             return FORMULA_FUNCTION
     if _EXTERNAL.search(formula):
-        return "external_link"
+        return RemovedItem.EXTERNAL_LINK
     return None
 
 
 def disarm_formulas(
-    root: etree._Element, note: Callable[[str], None], allowed_schemes: Collection[str]
+    root: etree._Element, note: Callable[[RemovedItem], None], allowed_schemes: Collection[str]
 ) -> None:
     """Remove dangerous formulas from a SpreadsheetML part (any namespace of the formula
     element: x14 extensions write ``xm:f``)."""
@@ -102,7 +103,7 @@ def disarm_formulas(
 
 def disarm_defined_names(
     root: etree._Element,
-    note: Callable[[str], None],
+    note: Callable[[RemovedItem], None],
     allowed_schemes: Collection[str],
     removed_sheets: Collection[str],
 ) -> None:
@@ -113,7 +114,11 @@ def disarm_defined_names(
         refers_removed = any(
             f"{sheet}!" in text or f"'{sheet}'!" in text for sheet in removed_sheets
         )
-        code = "xlm_macro" if AUTO_NAMES.match(label) else formula_danger(text, allowed_schemes)
+        code = (
+            RemovedItem.XLM_MACRO
+            if AUTO_NAMES.match(label)
+            else formula_danger(text, allowed_schemes)
+        )
         if code:
             note(code)
         if code or refers_removed:

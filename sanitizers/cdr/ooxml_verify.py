@@ -37,6 +37,7 @@ from sanitizers.cdr.ooxml_package import (
 from sanitizers.cdr.ooxml_sheet import formula_danger
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.links import DEFAULT_ALLOWED_SCHEMES
+from sanitizers.vocabulary import RemovedItem
 
 _PROGRAM_ACTION = re.compile(rb"ppaction://(program|macro|ole)", re.IGNORECASE)
 _FORMULAS = ("f", "formula", "formula1", "formula2", "calculatedColumnFormula", "totalsRowFormula")
@@ -104,13 +105,13 @@ def formula_findings(root: etree._Element, allowed_schemes: Collection[str]) -> 
 def _xml_findings(name: str, content: bytes, allowed_schemes: Collection[str]) -> set[str]:
     found: set[str] = set()
     if _PROGRAM_ACTION.search(content):
-        found.add("program_action")
+        found.add(RemovedItem.PROGRAM_ACTION)
     root = parse_xml(content, name)
     found |= field_findings(root, allowed_schemes)
     if canonical(etree.QName(root).namespace) == S_NS:
         found |= formula_findings(root, allowed_schemes)
     if next(root.iter("{*}mailMerge"), None) is not None:
-        found.add("data_connection")
+        found.add(RemovedItem.DATA_CONNECTION)
     return found
 
 
@@ -131,7 +132,7 @@ def find_dangerous(
         if low in DANGEROUS_CT:
             found.add(DANGEROUS_CT[low])
         elif "macroenabled" in low:
-            found.add("vba")
+            found.add(RemovedItem.VBA)
     for name, content in parts.items():
         low = name.lower()
         nested = content[:4] == b"PK\x03\x04"
@@ -145,16 +146,16 @@ def find_dangerous(
         if "macrosheets/" in low or "customui/" in low:
             found.add("part:" + name)
         if olescan.is_ole(content):
-            found.add("ole_object")
+            found.add(RemovedItem.OLE_OBJECT)
         ctype = types.of(name)
         if name.endswith(".rels"):
             for rel in parse_rels(content, name):
                 if rel.external:
-                    found.add("external_relationship")
+                    found.add(RemovedItem.EXTERNAL_RELATIONSHIP)
                 if rel.short_type == "package" and not rel.external:
                     target = resolve(_source_of(name), rel.target)
                     if target is None or parts.get(target, b"")[:4] != b"PK\x03\x04":
-                        found.add("embedded_package")
+                        found.add(RemovedItem.EMBEDDED_PACKAGE)
                 elif rel.short_type in REL_CODES:
                     found.add(REL_CODES[rel.short_type])
         elif name == CONTENT_TYPES:
@@ -174,7 +175,7 @@ def find_dangerous(
     found |= olescan.macros(data, "file.zip")
     ole_parts, external = olescan.ooxml_scan(data)
     if ole_parts:
-        found.add("ole_object")
+        found.add(RemovedItem.OLE_OBJECT)
     if external:
-        found.add("external_relationship")
+        found.add(RemovedItem.EXTERNAL_RELATIONSHIP)
     return found

@@ -25,6 +25,7 @@ from lxml import etree
 
 from sanitizers.cdr.fields import NESTED_MARK, field_danger
 from sanitizers.cdr.ooxml_package import W_NS, attribute, is_element, is_named, remove, tags, unwrap
+from sanitizers.vocabulary import RemovedItem
 
 _INSTRUCTION = ("instrText", "delInstrText")
 _MARKERS = ("fldChar", *_INSTRUCTION)
@@ -74,7 +75,7 @@ def _marker(run: etree._Element) -> str | None:
 
 
 def disarm_fields(
-    root: etree._Element, note: Callable[[str], None], allowed_schemes: Collection[str]
+    root: etree._Element, note: Callable[[RemovedItem], None], allowed_schemes: Collection[str]
 ) -> None:
     """Remove dangerous simple and complex fields (nested too), keeping their shown result."""
     for simple in list(root.iter(*tags(W_NS, "fldSimple"))):
@@ -129,8 +130,8 @@ def disarm_fields(
             remove(run)
 
 
-def disarm_mail_merge(root: etree._Element, note: Callable[[str], None]) -> None:
+def disarm_mail_merge(root: etree._Element, note: Callable[[RemovedItem], None]) -> None:
     """Mail-merge settings open a data source (a file, a UNC path, an ODBC connection)."""
     for merge in list(root.iter(*tags(W_NS, "mailMerge"))):
-        note("data_connection")
+        note(RemovedItem.DATA_CONNECTION)
         remove(merge)

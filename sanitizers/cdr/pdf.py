@@ -64,7 +64,7 @@ from sanitizers.links import UNSAFE_LINK, is_allowed
 from sanitizers.vocabulary import Action, Reason, RemovedItem
 
 # Action subtypes (/S) -> code.
-_ACTIONS: dict[str, str] = {
+_ACTIONS: dict[str, RemovedItem] = {
     "/JavaScript": RemovedItem.JAVASCRIPT,
     "/ECMAScript": RemovedItem.JAVASCRIPT,
     "/Launch": RemovedItem.LAUNCH,
@@ -78,7 +78,7 @@ _ACTIONS: dict[str, str] = {
     "/Sound": RemovedItem.RICH_MEDIA,
 }
 # Annotation subtypes (/Subtype) -> code.
-_ANNOTATIONS: dict[str, str] = {
+_ANNOTATIONS: dict[str, RemovedItem] = {
     "/FileAttachment": RemovedItem.FILE_ATTACHMENT,
     "/RichMedia": RemovedItem.RICH_MEDIA,
     "/Screen": RemovedItem.RICH_MEDIA,
@@ -87,14 +87,14 @@ _ANNOTATIONS: dict[str, str] = {
     "/3D": RemovedItem.RICH_MEDIA,
 }
 # Object types (/Type) -> code.
-_TYPES: dict[str, str] = {
+_TYPES: dict[str, RemovedItem] = {
     "/EmbeddedFile": RemovedItem.EMBEDDED_FILE,
     "/3D": RemovedItem.RICH_MEDIA,
     "/RichMediaContent": RemovedItem.RICH_MEDIA,
     "/RichMediaSettings": RemovedItem.RICH_MEDIA,
 }
 # Keys deleted wherever they appear -> code.
-_KEYS: dict[str, str] = {
+_KEYS: dict[str, RemovedItem] = {
     "/JS": RemovedItem.JAVASCRIPT,
     "/JavaScript": RemovedItem.JAVASCRIPT,  # the /Names/JavaScript tree
     "/OpenAction": RemovedItem.OPEN_ACTION,
@@ -119,7 +119,7 @@ _GENERALIZED = frozenset(
 
 _limits_lock = threading.RLock()  # qpdf's limits are process-wide
 
-_REASON_ORDER: tuple[tuple[Reason, frozenset[str]], ...] = (
+_REASON_ORDER: tuple[tuple[Reason, frozenset[RemovedItem]], ...] = (
     (
         Reason.ACTIVE_CONTENT,
         frozenset(
@@ -139,7 +139,7 @@ _REASON_ORDER: tuple[tuple[Reason, frozenset[str]], ...] = (
 )
 
 
-def reason_for(removed: tuple[str, ...]) -> Reason:
+def reason_for(removed: tuple[RemovedItem, ...]) -> Reason:
     """The outcome's reason: the gravest kind of thing that was removed, or ``clean``."""
     for reason, codes in _REASON_ORDER:
         if codes.intersection(removed):
@@ -168,7 +168,7 @@ def _text(value: object) -> str:
     return ""
 
 
-def _danger(obj: pikepdf.Object, allowed: Collection[str]) -> str | None:
+def _danger(obj: pikepdf.Object, allowed: Collection[str]) -> RemovedItem | None:
     """The code of a dictionary (or stream) that must not survive, else ``None``.
     Annotations are judged by ``/Subtype`` alone: ``/Type /Annot`` is optional."""
     if not isinstance(obj, (Dictionary, Stream)):
@@ -224,12 +224,12 @@ def _empty(obj: pikepdf.Object) -> None:
             del obj[key]
 
 
-def _inner_codes(value: pikepdf.Object, allowed: Collection[str]) -> set[str]:
+def _inner_codes(value: pikepdf.Object, allowed: Collection[str]) -> set[RemovedItem]:
     """Codes of what a direct value about to be deleted holds (``/AA`` → ``launch``…), so the
     notice names it; indirect objects inside are visited, and emptied, on their own."""
     if not isinstance(value, (Dictionary, Stream, Array)) or value.is_indirect:
         return set()
-    codes: set[str] = set()
+    codes: set[RemovedItem] = set()
     for node in _containers(value):
         code = _danger(node, allowed)
         if code is not None:
@@ -237,17 +237,17 @@ def _inner_codes(value: pikepdf.Object, allowed: Collection[str]) -> set[str]:
     return codes
 
 
-def _disarm_objects(pdf: pikepdf.Pdf, allowed: Collection[str]) -> set[str]:
-    removed: set[str] = set()
+def _disarm_objects(pdf: pikepdf.Pdf, allowed: Collection[str]) -> set[RemovedItem]:
+    removed: set[RemovedItem] = set()
     objects = [o for o in pdf.objects if isinstance(o, (Dictionary, Stream, Array))]
     # Dangerous indirect objects, found first so a reference to one is recognised cheaply.
-    bad: dict[tuple[int, int], str] = {}
+    bad: dict[tuple[int, int], RemovedItem] = {}
     for top in objects:
         code = _danger(top, allowed)
         if code is not None:
             bad[top.objgen] = code
 
-    def code_of(child: pikepdf.Object) -> str | None:
+    def code_of(child: pikepdf.Object) -> RemovedItem | None:
         if not isinstance(child, (Dictionary, Stream)):
             return None
         if child.is_indirect:

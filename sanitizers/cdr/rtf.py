@@ -42,30 +42,30 @@ from sanitizers.cdr.fields import NESTED_MARK, field_danger
 from sanitizers.cdr.findings import rebuilt_outcome
 from sanitizers.errors import LimitExceeded, SanitizeError
 from sanitizers.links import DEFAULT_ALLOWED_SCHEMES
-from sanitizers.vocabulary import Reason
+from sanitizers.vocabulary import Reason, RemovedItem
 
 # Control words that make their whole group dangerous, wherever they appear in it.
-DROP_WORDS: dict[bytes, str] = {
-    b"object": "ole_object",
-    b"objdata": "ole_object",
-    b"objclass": "ole_object",
-    b"objname": "ole_object",
-    b"objalias": "ole_object",
-    b"objsect": "ole_object",
-    b"objemb": "ole_object",
-    b"objlink": "ole_object",
-    b"objautlink": "ole_object",
-    b"objsub": "ole_object",
-    b"objpub": "ole_object",
-    b"objicemb": "ole_object",
-    b"objhtml": "ole_object",
-    b"objocx": "ole_object",
-    b"datastore": "ole_object",
-    b"template": "external_relationship",
-    b"mmconnectstr": "data_connection",
-    b"mmquery": "data_connection",
-    b"mmdatasource": "data_connection",
-    b"mmodsoudldata": "data_connection",
+DROP_WORDS: dict[bytes, RemovedItem] = {
+    b"object": RemovedItem.OLE_OBJECT,
+    b"objdata": RemovedItem.OLE_OBJECT,
+    b"objclass": RemovedItem.OLE_OBJECT,
+    b"objname": RemovedItem.OLE_OBJECT,
+    b"objalias": RemovedItem.OLE_OBJECT,
+    b"objsect": RemovedItem.OLE_OBJECT,
+    b"objemb": RemovedItem.OLE_OBJECT,
+    b"objlink": RemovedItem.OLE_OBJECT,
+    b"objautlink": RemovedItem.OLE_OBJECT,
+    b"objsub": RemovedItem.OLE_OBJECT,
+    b"objpub": RemovedItem.OLE_OBJECT,
+    b"objicemb": RemovedItem.OLE_OBJECT,
+    b"objhtml": RemovedItem.OLE_OBJECT,
+    b"objocx": RemovedItem.OLE_OBJECT,
+    b"datastore": RemovedItem.OLE_OBJECT,
+    b"template": RemovedItem.EXTERNAL_RELATIONSHIP,
+    b"mmconnectstr": RemovedItem.DATA_CONNECTION,
+    b"mmquery": RemovedItem.DATA_CONNECTION,
+    b"mmdatasource": RemovedItem.DATA_CONNECTION,
+    b"mmodsoudldata": RemovedItem.DATA_CONNECTION,
 }
 _LETTERS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _DIGITS = frozenset(b"0123456789")
@@ -88,7 +88,7 @@ class _Group:
     out: bytearray = field(default_factory=bytearray)
     first_word: bytes | None = None
     starred: bool = False
-    code: str | None = None  # why this group is dropped
+    code: RemovedItem | None = None  # why this group is dropped
     text: bytearray = field(default_factory=bytearray)
     result: bytes | None = None  # an \object's \result, kept in its place
     tokens: int = 0
@@ -100,7 +100,7 @@ class _Group:
 @dataclass
 class Rebuilt:
     data: bytes
-    removed: list[str]
+    removed: list[RemovedItem]
     dropped: list[tuple[int, int]]  # byte ranges of the input that were left out
 
 
@@ -119,7 +119,7 @@ def rebuild_rtf(
     if not data.startswith(b"{\\rt"):
         raise SanitizeError(Reason.MALFORMED, "not RTF")
     stack: list[_Group] = []
-    removed: list[str] = []
+    removed: list[RemovedItem] = []
     dropped: list[tuple[int, int]] = []
     root_out: bytearray | None = None
     pos = 0
@@ -328,10 +328,10 @@ def find_dangerous(
     field instruction judged by the same table as the rebuild."""
     found: set[str] = set()
     if olescan.rtf_objects(data):
-        found.add("ole_object")
+        found.add(RemovedItem.OLE_OBJECT)
     match = _RAW_DANGER.search(data)
     if match:
-        found.add(DROP_WORDS.get(match.group(1), "ole_object"))
+        found.add(DROP_WORDS.get(match.group(1), RemovedItem.OLE_OBJECT))
     for instruction in field_instructions(data):
         code = field_danger(instruction, allowed_schemes)
         if code:

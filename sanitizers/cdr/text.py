@@ -65,10 +65,10 @@ from sanitizers.filenames import clean_name, delivered_name
 from sanitizers.links import UNSAFE_LINK, defang_text
 from sanitizers.policy import LinkMode
 from sanitizers.safetext import body_text
-from sanitizers.vocabulary import Action, Reason
+from sanitizers.vocabulary import Action, Reason, RemovedItem
 
-CONTROL_CHARACTERS = "control_characters"
-CSV_FORMULA = "csv_formula"
+CONTROL_CHARACTERS = RemovedItem.CONTROL_CHARACTERS
+CSV_FORMULA = RemovedItem.CSV_FORMULA
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9][0-9,]*)?(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?%?")
 # A signed number or telephone number: digits with separators and arithmetic signs only.
@@ -215,7 +215,7 @@ class TextSanitizer(CdrSanitizer):
         text, had_controls = _strip_controls(text)
         content_type = _TABLE_TYPES.get(PurePosixPath(clean_name(filename)).suffix.lower())
         bom = codecs.BOM_UTF8 if content_type and ctx.policy.text_csv_bom else b""
-        removed: tuple[str, ...] = (CONTROL_CHARACTERS,) if had_controls else ()
+        removed: tuple[RemovedItem, ...] = (CONTROL_CHARACTERS,) if had_controls else ()
         reason = Reason.LOSSY_DECODE if lossy else Reason.CLEAN
         if PurePosixPath(clean_name(filename)).suffix.lower() in _LINKED_SUFFIXES:
             text, defanged = defang_text(text, ctx.allowed_schemes)

@@ -57,9 +57,9 @@ from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.errors import LimitExceeded, SanitizeError
 from sanitizers.filenames import clean_component, delivered_name
 from sanitizers.filetype import TypeInfo, detect
-from sanitizers.vocabulary import Action, Reason
+from sanitizers.vocabulary import Action, Reason, RemovedItem
 
-ENTRY = "entry"
+ENTRY = RemovedItem.ENTRY
 
 _EOCD = b"PK\x05\x06"
 _LOCAL = b"PK\x03\x04"
@@ -276,7 +276,7 @@ class ZipSanitizer(CdrSanitizer):
         children: list[tuple[str, CdrOutcome]],
         passed: list[tuple[zipfile.ZipInfo, str, CdrOutcome]],
     ) -> CdrOutcome:
-        removed: set[str] = set()
+        removed: set[RemovedItem] = set()
         for _name, child in children:
             removed.update(child.removed)
             if child.action not in _PASSED:

@@ -24,7 +24,7 @@ from sanitizers.policy import (
     OutputPolicy,
 )
 from sanitizers.policy import Policy as PolicyModel
-from sanitizers.vocabulary import Action, Reason, Verdict
+from sanitizers.vocabulary import Action, Reason, RemovedItem, Verdict
 from tests.mailfactory import (
     ISO2022JP_CP932_BYTES,
     ISO2022JP_CP932_TEXT,
@@ -293,7 +293,7 @@ def test_sanitized_attachment_is_attached_with_japanese_name() -> None:
             data=b"clean bytes",
             filename="見積書①.docx",
             content_type="application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-            removed=("vba",),
+            removed=(RemovedItem.VBA,),
         )
     )
     raw = attachment_mail(b"PK\x03\x04 fake", rfc2231(JP_NAME), "application/octet-stream")

@@ -111,7 +111,21 @@ class BadOutcome(_Base):
             Reason.CLEAN,
             data=untrusted_data,
             filename=filename,
-            removed=("Bad Code <script>",),
+            removed=("Bad Code <script>",),  # type: ignore[arg-type]
+        )
+
+
+class UnknownItem(_Base):
+    """Returns a well-formed item code that is not in the vocabulary: the parent must refuse it
+    (a child that reports what it removed in words the parent does not know is not trusted)."""
+
+    def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
+        return CdrOutcome(
+            Action.SANITIZED,
+            Reason.CLEAN,
+            data=untrusted_data,
+            filename=filename,
+            removed=("not_a_removed_item",),  # type: ignore[arg-type]
         )
 
 
@@ -130,5 +144,6 @@ ALL = {
         "WriteFile",
         "Limits",
         "BadOutcome",
+        "UnknownItem",
     )
 }

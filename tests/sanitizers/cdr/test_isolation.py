@@ -15,7 +15,7 @@ from sanitizers.cdr.isolation import IsolatedDisarmer, _from_wire
 from sanitizers.cdr.registry import SANITIZERS
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.policy import AttachmentAction, Policy
-from sanitizers.vocabulary import Action, Reason
+from sanitizers.vocabulary import Action, Reason, RemovedItem
 from tests.sanitizers.cdr import misbehaving
 from tests.sanitizers.cdr import office_fixtures as F
 
@@ -139,6 +139,18 @@ def test_bad_answer_from_child_is_refused(disarmer: IsolatedDisarmer) -> None:
     assert call(disarmer, "echo").action == Action.SANITIZED
 
 
+def test_unknown_removed_item_from_child_removes_the_part(disarmer: IsolatedDisarmer) -> None:
+    outcome = call(disarmer, "unknownitem")
+    assert (outcome.action, outcome.reason, outcome.data) == (Action.REMOVED, Reason.ERROR, None)
+
+
+def test_known_removed_items_cross_the_wire_as_members() -> None:
+    raw = {"action": "sanitized", "reason": "macro", "data": None, "removed": ["vba", "dde"]}
+    outcome = _from_wire({**raw, "children": []}, [], [100])
+    assert outcome.removed == (RemovedItem.VBA, RemovedItem.DDE)
+    assert all(type(item) is RemovedItem for item in outcome.removed)
+
+
 def test_recycled_after_tasks_per_process() -> None:
     with IsolatedDisarmer(policy(tasks=3).cdr, sanitizers=MISBEHAVING) as d:
         pids = [call(d, "echo").detail for _ in range(7)]
@@ -207,6 +219,8 @@ def test_policy_decisions_also_apply_in_the_child(disarmer: IsolatedDisarmer) ->
         {"action": "kept", "reason": "clean", "data": 5, "removed": [], "children": []},
         {"action": "weird", "reason": "clean", "data": None, "removed": [], "children": []},
         {"action": "kept", "reason": "clean", "data": None, "removed": ["A B"], "children": []},
+        {"action": "kept", "reason": "clean", "data": None, "removed": ["vba_x"], "children": []},
+        {"action": "kept", "reason": "clean", "data": None, "removed": [7], "children": []},
         {"action": "kept", "reason": "clean", "data": None, "removed": [], "children": [[1]]},
         [],
     ],
