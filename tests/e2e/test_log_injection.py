@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from gateway.observation.logtext import SafeFormatter
-from tests.gateway.relaykit import free_port
+from tests.e2e.servekit import write_serve_config
 
 MUKAIKA = Path(sys.executable).parent / "mukaika"
 INVISIBLE = "\u202e\u2066\u061c\u200f\u2028\u2029\x85\x9b"  # safetext's classes
@@ -39,22 +39,7 @@ def unsafe(text: str) -> list[str]:
 
 
 def test_hostile_command_words_reach_stderr_escaped(tmp_path: Path) -> None:
-    config = tmp_path / "gateway.toml"
-    config.write_text(
-        f"""
-[service]
-data_dir = "{tmp_path / "data"}"
-[smtp]
-listen_port = 0
-hostname = "gw.test"
-accept_domains = ["example.lg.jp"]
-min_free_disk_bytes = 0
-[worker]
-processes = 1
-[delivery]
-relay_port = {free_port()}
-"""
-    )
+    config = write_serve_config(tmp_path)
     stderr_path = tmp_path / "stderr"
     with stderr_path.open("wb") as stderr:
         process = subprocess.Popen(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.relaykit import free_port
+from tests.e2e.servekit import write_serve_config
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 
@@ -98,22 +98,7 @@ def mail_with_zip() -> bytes:
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     assert MUKAIKA.exists(), f"the mukaika command is not installed beside {sys.executable}"
-    config = tmp_path / "gateway.toml"
-    config.write_text(
-        f"""
-[service]
-data_dir = "{tmp_path / "data"}"
-[smtp]
-listen_port = 0
-hostname = "gw.test"
-accept_domains = ["example.lg.jp"]
-min_free_disk_bytes = 0
-[worker]
-processes = 1
-[delivery]
-relay_port = {free_port()}
-"""
-    )
+    config = write_serve_config(tmp_path)
     process = subprocess.Popen(
         [str(MUKAIKA), "serve", "--config", str(config)],
         stdout=subprocess.PIPE,
