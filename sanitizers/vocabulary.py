@@ -187,7 +187,7 @@ class MessageState(StrEnum):
     DELIVERED = "delivered"  # delivered to the LGWAN side
     DEAD = "dead"  # given up: dead letter, the sender is told
     # The held-mail workflow (a quarantine entry's state; gateway.service.held_mail).
-    AWAITING_PASSWORD = "awaiting_password"  # held until someone gives the archive's password
+    AWAITING_PASSWORD = "awaiting_password"  # noqa: S105 - held until the archive's password is given
     RELEASE_REQUESTED = "release_requested"  # an exception (例外措置) waits for its approval
     APPROVED = "approved"  # a release or an approved exception waits for serve to carry it out
     RELEASED = "released"  # serve sanitized it again and spooled it for delivery
