@@ -40,7 +40,8 @@ from sanitizers.html_text import html_to_text
 from sanitizers.inline_files import InlineFile, cut_yenc_blocks, extract_inline_files
 from sanitizers.links import UNSAFE_LINK, defang_text
 from sanitizers.mime import Leaf, first_raw_header, parse, parse_headers_only
-from sanitizers.policy import Policy
+from sanitizers.policy import AttachmentAction, Policy
+from sanitizers.release import ReleaseTerms
 from sanitizers.report import EntryReport, PartReport, Report, SanitizeResult
 from sanitizers.safetext import body_text, display_text, visible_text
 from sanitizers.vocabulary import Action, Reason, RemovedItem, Verdict, label
@@ -62,6 +63,7 @@ def sanitize_message(
     *,
     disarmer: Disarmer | None = None,
     reference: str | None = None,
+    release: ReleaseTerms | None = None,
 ) -> SanitizeResult:
     """Turn untrusted mail bytes into a text-only message and a report. Never raises on bad
     input (only :class:`sanitizers.errors.TemporaryFailure` escapes).
@@ -70,15 +72,19 @@ def sanitize_message(
     of this process (:func:`sanitizers.cdr.isolation.default_disarmer`). Every step, the
     composition of the output included, runs inside the fail-closed guard: a fault anywhere
     holds the message, and the notice about it is composed from values nothing untrusted
-    can break (:func:`_fail_safe_message`)."""
+    can break (:func:`_fail_safe_message`).
+
+    ``release``: the terms of an operator's recorded decision on a held message
+    (:mod:`sanitizers.release`); None for mail as it arrives."""
     started = time.monotonic()
     report = Report(size=len(untrusted_raw), sha256=hashlib.sha256(untrusted_raw).hexdigest())
-    run = _Run(policy, disarmer, report, started + policy.limits.seconds)
+    run = _Run(policy, disarmer, report, started + policy.limits.seconds, release)
     with _guard(run):
         run.sanitize(untrusted_raw)
     message = b""
     with _guard(run):
-        report.verdict = _verdict(report, policy)
+        lifting = release is not None and release.lift_holds
+        report.verdict = _verdict(report, policy, lift_holds=lifting)
         if run.headers is None:
             run.headers = _headers_for_notice(untrusted_raw, policy)
         message = run.compose(reference)
@@ -126,6 +132,7 @@ class _Run:
     disarmer_given: Disarmer | None
     report: Report
     deadline: float
+    release: ReleaseTerms | None = None
     headers: RebuiltHeaders | None = None
     segments: list[str] = field(default_factory=list)
     attachments: list[compose.OutAttachment] = field(default_factory=list)
@@ -384,10 +391,19 @@ class _Run:
         if info.mismatch:
             part.findings.append(Reason.TYPE_MISMATCH)
             part.detail = "; ".join(filter(None, [part.detail, info.detail]))
+        terms = self.release
+        if terms is not None and terms.text_only:
+            part.action, part.reason = Action.REMOVED, Reason.TEXT_ONLY
+            return
         action = self.policy.attachments.action_for(info.kind)
+        if terms is not None and part.path in terms.keep_parts:
+            action = AttachmentAction.KEEP
         name = clean_name(filename)
         budgeted = self._budgeted_policy()
         outcome = self.disarmer.disarm(payload, name, info.kind, action, budgeted)
+        if terms is not None and terms.lift_holds and outcome.action is Action.HELD:
+            # The hold is lifted: what caused it is removed (with a notice), never delivered.
+            outcome = replace(outcome, action=Action.REMOVED, data=None)
         part.action, part.reason = outcome.action, outcome.reason
         if outcome.reason is Reason.TIMEOUT and budgeted.cdr.seconds < self.policy.cdr.seconds:
             # The message's budget, not the per-file limit, ran out: fail closed, hold it.
@@ -470,9 +486,10 @@ def _entries(
         yield from _entries(child.children, f"{path}/")
 
 
-def _verdict(report: Report, policy: Policy) -> Verdict:
+def _verdict(report: Report, policy: Policy, *, lift_holds: bool = False) -> Verdict:
     """The message verdict; a part-level cause of a hold or reject is added to the message
-    reasons, so the notice and the audit line say why."""
+    reasons, so the notice and the audit line say why. ``lift_holds`` (a release): the hold
+    reasons hold nothing; limits and faults still do."""
     codes = report.reason_codes()
     rejecting = codes & policy.reject_reasons
     if rejecting:
@@ -480,9 +497,8 @@ def _verdict(report: Report, policy: Policy) -> Verdict:
         return Verdict.REJECT
     if _LIMIT_REASONS & set(report.reasons) or Reason.ERROR in report.reasons:
         return Verdict.HOLD
-    holding = (codes & policy.hold_reasons) | {
-        p.reason for p in report.parts if p.action is Action.HELD
-    }
+    hold_reasons = frozenset() if lift_holds else policy.hold_reasons
+    holding = (codes & hold_reasons) | {p.reason for p in report.parts if p.action is Action.HELD}
     if holding:
         _add_reasons(report, holding)
         return Verdict.HOLD

@@ -61,6 +61,9 @@ class Reason(StrEnum):
     MALWARE = "malware"
     SCANNER_UNAVAILABLE = "scanner_unavailable"
     NOT_SCANNED = "not_scanned"  # a file no malware scanner looked at (the scanner is off)
+    # The held-mail workflow (sanitizers/release.py).
+    EXCEPTION = "exception"  # the sender's bytes, let through by an approved exception (例外措置)
+    TEXT_ONLY = "text_only"  # removed: a message held for a limit is released as text only
     # Faults while sanitizing: the part is removed, never kept.
     CRASH = "crash"
     TIMEOUT = "timeout"
@@ -323,6 +326,8 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.LIMIT_ENTRIES: "ファイル数の上限を超えたため",
         Reason.LIMIT_PIXELS: "画像の画素数の上限を超えたため",
         Reason.NOT_SCANNED: "ウイルス検査未実施",
+        Reason.EXCEPTION: "承認された例外措置により原本のまま",
+        Reason.TEXT_ONLY: "保留の解除は本文のみのため",
     },
     FileKind: {
         FileKind.OOXML: "Office 文書（docx・xlsx・pptx）",
@@ -509,6 +514,8 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.LIMIT_ENTRIES: "limit entries",
         Reason.LIMIT_PIXELS: "limit pixels",
         Reason.NOT_SCANNED: "not scanned",
+        Reason.EXCEPTION: "original kept by an approved exception",
+        Reason.TEXT_ONLY: "released as text only",
     },
     FileKind: {
         FileKind.OOXML: "Office document (docx, xlsx, pptx)",

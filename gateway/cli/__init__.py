@@ -22,6 +22,7 @@ SUBCOMMAND_MODULES = (
     "gateway.cli.check_config",
     "gateway.cli.explain",
     "gateway.cli.store",
+    "gateway.cli.user",
 )
 
 

@@ -46,6 +46,7 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 69, "serve cannot listen (port in use) or send cannot connect (EX_UNAVAILABLE)"
     IO_ERROR = 74, "reading or writing the data directory failed (EX_IOERR)"
     TEMPFAIL = 75, "a dependency (e.g. the scanner) is unavailable; try later (EX_TEMPFAIL)"
+    DENIED = 77, "the acting user may not do this: unknown, disabled, wrong role, own request"
     CONFIG = 78, "the configuration cannot work; systemd does not restart (EX_CONFIG)"
     STORE_SCHEMA = 79, "the store's schema is newer than this program, or not yet migrated"
     INTERRUPTED = 130, "stopped with Ctrl-C (128 + SIGINT)"

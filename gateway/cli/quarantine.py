@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli.exit_codes import ExitCode
+from gateway.cli.held_mail import register_actions
 from gateway.cli.toolkit import CliError, add_group, data_dir, display_zone, fit, load, show_time
 from gateway.evidence.quarantine import (
     ENTRY_STATES,
@@ -39,8 +40,10 @@ from gateway.evidence.quarantine import (
     QuarantineIntegrityError,
     QuarantineNotFoundError,
     clean_text,
+    format_time,
 )
 from gateway.store import StoreError, StoreMissingError, StoreSchemaError, open_store
+from gateway.store.workflow import Decision, history
 from sanitizers.vocabulary import Verdict
 
 Handler = Callable[[argparse.Namespace], int]
@@ -51,8 +54,9 @@ def register(subparsers: Any) -> None:
     add_action = add_group(
         subparsers,
         "quarantine",
-        help="list, show, export, verify and purge quarantined originals",
-        description="Quarantined originals: list, show, export, verify and purge.",
+        help="list, show, export, verify, purge, release, request, approve, deny held mail",
+        description="Quarantined originals: list, show, export, verify and purge; the held-mail "
+        "workflow: release, request, approve, deny.",
     )
     listing = add_action("list", help="list entries, newest first")
     listing.add_argument("--state", choices=sorted(ENTRY_STATES))
@@ -89,6 +93,8 @@ def register(subparsers: Any) -> None:
     )
     purge.add_argument("--dry-run", action="store_true", help="count, remove nothing")
     purge.set_defaults(func=_guarded(_purge))
+
+    register_actions(add_action)
 
 
 def _positive_int(text: str) -> int:
@@ -188,14 +194,44 @@ def _show(args: argparse.Namespace) -> int:
     with _open(args) as (quarantine, zone):
         entry = quarantine.get(args.id)
         path = quarantine.path_of(args.id)
+        decisions = history(quarantine.index.store, args.id)
     if args.json:
         data = entry.to_dict()
         data["path"] = str(path)
+        data["decisions"] = [
+            {key: format_time(v) if isinstance(v, datetime) else v for key, v in d.items()}
+            for d in (decision.to_dict() for decision in decisions)
+        ]
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return ExitCode.OK
     for label, value in _describe(entry, path, zone):
         print(f"{label:<13} {value}")
+    for decision in decisions:
+        print(f"{'decision':<13} {_decision_line(decision, zone)}")
     return ExitCode.OK
+
+
+def _decision_line(decision: Decision, zone: tzinfo | None) -> str:
+    """One recorded decision: who asked, who decided, why, until when, what serve did."""
+    words = [
+        f"#{decision.id} {decision.kind} {decision.state}",
+        f"by {decision.requested_by} {show_time(decision.requested_at, zone)}",
+    ]
+    if decision.parts:
+        words.append(f"parts {','.join(decision.parts)}")
+    if decision.reason:
+        words.append(f"reason {_show_text(decision.reason)!r}")
+    if decision.decided_by and decision.decided_by != decision.requested_by:
+        words.append(f"decided by {decision.decided_by}")
+    if decision.decision_reason:
+        words.append(f"because {_show_text(decision.decision_reason)!r}")
+    if decision.expires_at is not None:
+        words.append(f"expires {show_time(decision.expires_at, zone)}")
+    if decision.raised_limits:
+        words.append("limits " + ",".join(f"{k}={v:g}" for k, v in decision.raised_limits.items()))
+    if decision.outcome:
+        words.append(f"serve: {_show_text(decision.outcome)}")
+    return "; ".join(words)
 
 
 def _describe(entry: QuarantineEntry, path: Path, zone: tzinfo | None) -> list[tuple[str, str]]:

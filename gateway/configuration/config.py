@@ -27,6 +27,7 @@ from gateway.configuration.settings import (
     DeliverySettings,
     MetricsSettings,
     QuarantineSettings,
+    ReleaseSettings,
     ScannerSettings,
     ServiceSettings,
     SmtpSettings,
@@ -34,7 +35,7 @@ from gateway.configuration.settings import (
     StoreSettings,
     WorkerSettings,
 )
-from sanitizers.policy import Policy
+from sanitizers.policy import AttachmentAction, Policy
 from sanitizers.section import Section
 
 
@@ -116,6 +117,7 @@ class Config(Section):
     delivery: DeliverySettings = DeliverySettings()
     quarantine: QuarantineSettings = QuarantineSettings()
     store: StoreSettings = StoreSettings()
+    release: ReleaseSettings = ReleaseSettings()
     audit: AuditSettings = AuditSettings()
     metrics: MetricsSettings = MetricsSettings()
     scanner: ScannerSettings = ScannerSettings()
@@ -126,11 +128,14 @@ class Config(Section):
     @model_validator(mode="after")
     def _consistent(self) -> Config:
         """Cross-section orderings hold; rule names are unique; each rule's policy override is
-        valid over ``policy`` and keeps the orderings."""
+        valid over ``policy`` and keeps the orderings; "keep" appears only in exceptions, and
+        only with the scanner on."""
         problems: list[tuple[tuple[Origin, ...], str]] = [
             ((_loc(ordering.lower), _loc(ordering.upper)), message)
             for ordering, message in broken_orderings(self)
         ]
+        for keep in _keep_keys(self.policy):
+            problems.append(((("policy", *keep),), _KEEP_OUTSIDE_EXCEPTION))
         seen: set[str] = set()
         for index, rule in enumerate(self.rules):
             if rule.name in seen:
@@ -142,6 +147,18 @@ class Config(Section):
             if invalid or not rule.policy:
                 continue
             merged = Policy.model_validate(deep_merge(self.policy.model_dump(), rule.policy))
+            for keep in _keep_keys(merged):
+                where: Origin = ("rules", index, "policy", *keep)
+                if not rule.exception:
+                    problems.append(((where,), _KEEP_OUTSIDE_EXCEPTION))
+                elif not self.scanner.enabled:
+                    problems.append(
+                        (
+                            (where, ("scanner", "enabled")),
+                            f"exception {rule.name!r} keeps original files: scanner.enabled must "
+                            "be true (an original crosses only after the malware scan)",
+                        )
+                    )
             for ordering, message in broken_orderings(self.model_copy(update={"policy": merged})):
                 keys = [k for k in (ordering.lower, ordering.upper) if k.startswith("policy.")]
                 problems.append((tuple(("rules", index, *_loc(k)) for k in keys), message))
@@ -155,6 +172,25 @@ class Config(Section):
                 },
             )
         return self
+
+
+_KEEP_OUTSIDE_EXCEPTION = (
+    '"keep" (the sender\'s bytes) exists only inside an approved exception: a [[rules]] table '
+    "with exception = true, approved_by, reason and expires"
+)
+
+
+def _keep_keys(policy: Policy) -> list[tuple[str, ...]]:
+    """The attachment settings of ``policy`` that say "keep"."""
+    keys: list[tuple[str, ...]] = []
+    if policy.attachments.default is AttachmentAction.KEEP:
+        keys.append(("attachments", "default"))
+    keys.extend(
+        ("attachments", "by_kind", kind)
+        for kind, action in sorted(policy.attachments.by_kind.items())
+        if action is AttachmentAction.KEEP
+    )
+    return keys
 
 
 INCONSISTENT = "inconsistent"

@@ -285,6 +285,20 @@ class StoreSettings(Section):
         return prefix + str((data_dir / path).absolute())
 
 
+class ReleaseSettings(Section):
+    """Held mail: releases and exceptions (例外措置) are recorded in the store by the command
+    line (or the console) and carried out by serve, which sanitizes the original again and
+    delivers it like any other mail."""
+
+    poll_interval_seconds: float = Field(default=5.0, gt=0)
+    """How often serve looks in the store for approved releases to carry out."""
+    batch: int = Field(default=20, gt=0, le=1000)
+    """Releases carried out per look (the rest wait for the next one)."""
+    exception_days: float = Field(default=7.0, gt=0, le=366)
+    """An approved exception expires this long after its approval unless the approver gives
+    --expires; serve does not carry out an expired one."""
+
+
 class AuditSettings(Section):
     """One JSON line per message and per delivery attempt (times in UTC)."""
 

@@ -61,6 +61,7 @@ from typing import Any, Final, TextIO
 from gateway.configuration.settings import AuditSettings
 from sanitizers.report import PartReport, Report
 from sanitizers.safetext import log_text
+from sanitizers.vocabulary import AuditEvent
 
 log = logging.getLogger("mukaika.audit")
 
@@ -388,7 +389,7 @@ def audit_record(
     deliveries: Iterable[DeliveryAttempt | Mapping[str, Any]] = (),
     error: str | None = None,
     attempts: int | None = None,
-    event: str = "message",
+    event: str = AuditEvent.MESSAGE,
 ) -> dict[str, Any]:
     """The record for one message, built from the envelope and the sanitizer's report.
 

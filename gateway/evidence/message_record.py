@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.queue.spool import Envelope
+from sanitizers.vocabulary import AuditEvent
 
 
 def message_record(
@@ -20,7 +21,7 @@ def message_record(
     of the delivery-status notice (``none``, ``sent``, ``failed``, ``none: why``)."""
     report = envelope.report or {}
     record: dict[str, Any] = {
-        "event": "message",
+        "event": AuditEvent.MESSAGE,
         "queue_id": envelope.queue_id,
         "quarantine_id": envelope.quarantine_id,
         "client": envelope.client,
@@ -39,6 +40,8 @@ def message_record(
         "state": state,
         "attempts": envelope.attempts,
     }
+    if envelope.release:
+        record["request"] = envelope.release
     if report.get("rules"):
         record["rules"] = report["rules"]
         record["exceptions"] = report.get("exceptions", [])

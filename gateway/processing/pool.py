@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from sanitizers import lifeline
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
+from sanitizers.release import ReleaseTerms
 from sanitizers.report import SanitizeResult
 
 log = logging.getLogger("mukaika.pool")
@@ -53,17 +54,21 @@ class Sanitizer(Protocol):
         *,
         isolated: bool,
         policy: Policy | None = None,
+        release: ReleaseTerms | None = None,
     ) -> SanitizeResult:
-        """``policy``: this message's effective policy (rules applied); None: the base one."""
+        """``policy``: this message's effective policy (rules applied); None: the base one.
+        ``release``: the terms of a recorded release (:mod:`sanitizers.release`)."""
         ...
 
     def close(self) -> None: ...
 
 
-def _sanitize(untrusted_raw: bytes, policy: Policy, reference: str) -> SanitizeResult:
+def _sanitize(
+    untrusted_raw: bytes, policy: Policy, reference: str, release: ReleaseTerms | None = None
+) -> SanitizeResult:
     from sanitizers.pipeline import sanitize_message  # imported in the worker process
 
-    return sanitize_message(untrusted_raw, policy, reference=reference)
+    return sanitize_message(untrusted_raw, policy, reference=reference, release=release)
 
 
 class ProcessSanitizer:
@@ -74,11 +79,11 @@ class ProcessSanitizer:
         policy: Policy,
         processes: int,
         timeout_seconds: float,
-        target: Callable[[bytes, Policy, str], SanitizeResult] | None = None,
+        target: Callable[..., SanitizeResult] | None = None,
     ) -> None:
         self.policy = policy
         # A picklable module-level function; tests substitute one that crashes.
-        self.target = target or _sanitize
+        self.target: Callable[..., SanitizeResult] = target or _sanitize
         self.processes = processes or os.cpu_count() or 1
         self.timeout_seconds = timeout_seconds
         self._context = multiprocessing.get_context("forkserver")
@@ -132,20 +137,24 @@ class ProcessSanitizer:
         *,
         isolated: bool,
         policy: Policy | None = None,
+        release: ReleaseTerms | None = None,
     ) -> SanitizeResult:
         effective = self.policy if policy is None else policy
+        # A release's terms are passed only when there are some: the targets tests substitute
+        # take the three arguments of mail as it arrives.
+        args = (untrusted_raw, effective, reference, *(() if release is None else (release,)))
         if isolated:
             async with self._isolation_lock:
-                return await self._run(untrusted_raw, reference, effective, isolated=True)
-        return await self._run(untrusted_raw, reference, effective, isolated=False)
+                return await self._run(args, reference, isolated=True)
+        return await self._run(args, reference, isolated=False)
 
     async def _run(
-        self, untrusted_raw: bytes, reference: str, policy: Policy, *, isolated: bool
+        self, args: tuple[Any, ...], reference: str, *, isolated: bool
     ) -> SanitizeResult:
         pool = self._pool(isolated)
         loop = asyncio.get_running_loop()
         try:
-            future = loop.run_in_executor(pool, self.target, untrusted_raw, policy, reference)
+            future = loop.run_in_executor(pool, self.target, *args)
             return await asyncio.wait_for(future, self.timeout_seconds)
         except TimeoutError as exc:
             log.warning("%s sanitizing timed out: killing its pool", reference)
@@ -193,12 +202,13 @@ class InlineSanitizer:
         *,
         isolated: bool,
         policy: Policy | None = None,
+        release: ReleaseTerms | None = None,
     ) -> SanitizeResult:
         loop = asyncio.get_running_loop()
         effective = self.policy if policy is None else policy
         try:
             return await loop.run_in_executor(
-                self.executor, _sanitize, untrusted_raw, effective, reference
+                self.executor, _sanitize, untrusted_raw, effective, reference, release
             )
         except TemporaryFailure:
             raise

@@ -13,28 +13,43 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import replace
 
 from gateway.configuration.settings import ScannerSettings
 from sanitizers.policy import Policy
+from sanitizers.release import ReleaseTerms
 from sanitizers.report import Report, SanitizeResult
 from sanitizers.vocabulary import Reason
 
 
 def sanitize_scanned(
-    untrusted_raw: bytes, policy: Policy, reference: str, *, scanner: ScannerSettings
+    untrusted_raw: bytes,
+    policy: Policy,
+    reference: str,
+    release: ReleaseTerms | None = None,
+    *,
+    scanner: ScannerSettings,
 ) -> SanitizeResult:
     from gateway.processing.scanner import scanning
     from sanitizers.cdr.isolation import default_disarmer
     from sanitizers.pipeline import sanitize_message
 
     disarmer = scanning(default_disarmer(policy), scanner)
-    return sanitize_message(untrusted_raw, policy, disarmer=disarmer, reference=reference)
+    return sanitize_message(
+        untrusted_raw, policy, disarmer=disarmer, reference=reference, release=release
+    )
 
 
-def sanitize_unscanned(untrusted_raw: bytes, policy: Policy, reference: str) -> SanitizeResult:
+def sanitize_unscanned(
+    untrusted_raw: bytes, policy: Policy, reference: str, release: ReleaseTerms | None = None
+) -> SanitizeResult:
+    """Without a scanner nothing may cross as it came: an exception's parts are disarmed like
+    any other (the gateway refuses such exceptions before they get here; this is the floor)."""
     from sanitizers.pipeline import sanitize_message
 
-    result = sanitize_message(untrusted_raw, policy, reference=reference)
+    if release is not None and release.keep_parts:
+        release = replace(release, keep_parts=frozenset())
+    result = sanitize_message(untrusted_raw, policy, reference=reference, release=release)
     mark_not_scanned(result.report)
     return result
 
@@ -47,7 +62,9 @@ def mark_not_scanned(report: Report) -> None:
             part.findings.append(Reason.NOT_SCANNED)
 
 
-def task_for(scanner: ScannerSettings) -> Callable[[bytes, Policy, str], SanitizeResult]:
+def task_for(
+    scanner: ScannerSettings,
+) -> Callable[[bytes, Policy, str, ReleaseTerms | None], SanitizeResult]:
     """The picklable task for the process pool: scanned when the scanner is on."""
     if not scanner.enabled:
         return sanitize_unscanned

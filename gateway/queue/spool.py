@@ -79,6 +79,9 @@ class Envelope:
     deliveries: tuple[dict[str, Any], ...] = field(default=(), hash=False, compare=False)
     # The sanitizer's report (``Report.to_dict()``), kept for the audit line.
     report: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+    # The store's decision this copy carries out (a release of a held message); 0: mail as it
+    # arrived. Set by serve only, from the store: nothing in a message can set it.
+    release: int = 0
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=True, separators=(",", ":")).encode()

@@ -34,6 +34,7 @@ from gateway.processing.sanitize_task import task_for
 from gateway.processing.scanner_health import ScannerHealth
 from gateway.queue.spool import Envelope, Spool, new_queue_id
 from gateway.receiving.smtp import Received, SmtpServer
+from gateway.service.releasing import Releasing
 from gateway.service.worker import Worker
 from gateway.store import Store, migrate_store, open_store
 
@@ -119,6 +120,20 @@ class Gateway:
             parts.free_bytes or self.spool.free_bytes,
             on_reject=self.metrics.rejected,
         )
+        # Releases recorded in the store are carried out here (a singleton job of the service).
+        self.releasing: Releasing | None = None
+        if self.store is not None and self._purgeable is not None:
+            self.releasing = Releasing(
+                self.store,
+                self._purgeable,
+                self.sanitizer,
+                self.spool,
+                self.worker.scheduler,
+                self.audit,
+                config,
+                rules=lambda: self.worker.rules,
+            )
+        self._releasing: asyncio.Task[None] | None = None
         self.address: tuple[str, int] | None = None
         self._warming: asyncio.Task[None] | None = None
         self._purging: asyncio.Task[None] | None = None
@@ -218,6 +233,10 @@ class Gateway:
                 self._purgeable.purge_forever(interval), name="mukaika-quarantine-purge"
             )
         await self.worker.start()
+        if self.releasing is not None:
+            self._releasing = asyncio.create_task(
+                self.releasing.run_forever(), name="mukaika-release"
+            )
         self.address = await self.smtp.start()
         log.info(
             "listening on %s:%d, relaying to %s:%d",
@@ -231,6 +250,10 @@ class Gateway:
         grace = self.config.service.shutdown_grace_seconds
         log.info("stopping: new sessions get 421; %.0fs grace for work in flight", grace)
         await self.smtp.drain(grace)
+        if self._releasing is not None:
+            # A release cut short stays approved in the store and is carried out next start.
+            self._releasing.cancel()
+            await asyncio.gather(self._releasing, return_exceptions=True)
         await self.worker.stop(grace)
         for task in (self._warming, self._purging, self._probing, self._watching_clock):
             if task is not None:

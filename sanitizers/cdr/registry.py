@@ -30,7 +30,7 @@ from collections.abc import Mapping
 
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.policy import AttachmentAction, Policy
-from sanitizers.vocabulary import Reason
+from sanitizers.vocabulary import Action, Reason
 
 # kind (from sanitizers.filetype) -> "module:Class". Kinds absent here have no sanitizer.
 SANITIZERS: Mapping[str, str] = {
@@ -47,6 +47,9 @@ SANITIZERS: Mapping[str, str] = {
 
 # Kinds that are never kept or sanitized, whatever the policy says.
 ALWAYS_REMOVED: Mapping[str, Reason] = {"executable": Reason.EXECUTABLE}
+# Kinds whose original bytes never cross, even under "keep": an archive may hide an executable,
+# so what crosses is its rebuild (each entry decided on its own).
+NEVER_KEPT_AS_SENT: frozenset[str] = frozenset({"zip", "archive"})
 
 
 class _Missing(Exception):
@@ -112,6 +115,8 @@ class Registry:
         kind and policy alone, safely in any process."""
         if kind in ALWAYS_REMOVED or action == AttachmentAction.REMOVE:
             return False
+        if action == AttachmentAction.KEEP and kind not in NEVER_KEPT_AS_SENT:
+            return False
         return kind in self.sanitizers
 
     def disarm(
@@ -131,6 +136,12 @@ class Registry:
             return CdrOutcome.drop(Reason.LIMIT_DEPTH, f"depth {depth}")
         if action == AttachmentAction.REMOVE:
             return CdrOutcome.drop(Reason.POLICY, kind)
+        if action == AttachmentAction.KEEP:
+            if kind not in NEVER_KEPT_AS_SENT:
+                return CdrOutcome(
+                    action=Action.KEPT, reason=Reason.EXCEPTION, data=untrusted_data, detail=kind
+                )
+            action = AttachmentAction.SANITIZE
         try:
             sanitizer = self.sanitizer_for(kind)
         except Exception as exc:  # noqa: BLE001 - fail closed: a broken sanitizer removes it

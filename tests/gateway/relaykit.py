@@ -23,6 +23,7 @@ from gateway.processing.pool import SanitizerCrashed
 from gateway.service.assembly import Gateway, Parts
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
+from sanitizers.release import ReleaseTerms
 from sanitizers.report import Report, SanitizeResult
 from sanitizers.vocabulary import Verdict
 
@@ -202,6 +203,7 @@ class FakeSanitizer:
         self.script = list(script)
         self.calls: list[tuple[str, bool]] = []
         self.policies: list[Policy | None] = []  # the policy of each call (rules applied)
+        self.releases: list[ReleaseTerms | None] = []  # the release terms of each call
 
     async def run(
         self,
@@ -210,9 +212,11 @@ class FakeSanitizer:
         *,
         isolated: bool,
         policy: Policy | None = None,
+        release: ReleaseTerms | None = None,
     ) -> SanitizeResult:
         self.calls.append((reference, isolated))
         self.policies.append(policy)
+        self.releases.append(release)
         action = self.script.pop(0) if self.script else "deliver"
         if action == "temporary":
             raise TemporaryFailure("scanner down")

@@ -1,0 +1,350 @@
+"""The held-mail workflow: release, request, approve, deny. The command line and the web
+console call these functions; serve carries the decisions out (:mod:`.releasing`).
+
+Rules (each one checked here, recorded in the store, and written to the audit log):
+
+- **Release** (``release``): an operator (or approver) releases a held message. Nothing is sent
+  from here: serve sanitizes the original again with its hold reasons lifted (what held it is
+  removed, with a notice) and delivers it. A message held for a limit is released as text only
+  unless the operator raises that limit for this run (``raised_limits``, recorded).
+- **Request** (``request``): with ``parts``, an exception (例外措置): those original parts may cross
+  as the sender sent them; without, a release that needs an approver's consent. A reason is
+  required; an exception needs the malware scanner on.
+- **Approve / deny**: by a user with the approver role who is not the requester. An approved
+  exception expires (``release.exception_days`` unless given); serve refuses an expired one.
+- A message has one open decision at a time; a released message is never released again.
+
+Threat model: the acting user's name comes from :mod:`.identity` and must be an enabled user of
+the store with the role the action needs. Texts given by operators are bounded and cleaned
+before they are stored or logged. Nothing in a message can request, approve or mark a release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from gateway.configuration.config import Config
+from gateway.evidence.ports import AuditPort
+from gateway.evidence.quarantine import QuarantineEntry, clean_text, is_valid_id
+from gateway.evidence.quarantine.index import QuarantineIndex
+from gateway.store import Store
+from gateway.store.users import User, find_user
+from gateway.store.workflow import (
+    Decision,
+    StateConflict,
+    UnknownMessageError,
+    decide,
+    history,
+    open_decision,
+    open_decision_of,
+)
+from sanitizers.policy import Limits
+from sanitizers.vocabulary import AuditEvent, MessageState, RequestKind, RequestState, UserRole
+
+MAX_REASON_CHARS: Final = 500
+PART_PATH_CHARS: Final = frozenset("0123456789.")
+MAX_PARTS: Final = 100
+
+# Where a release may start: mail held (or waiting for a password), or an exception denied.
+RELEASABLE_FROM: Final = frozenset(
+    {MessageState.HELD, MessageState.AWAITING_PASSWORD, MessageState.DENIED}
+)
+# An exception may also be asked for mail delivered with parts removed.
+EXCEPTION_FROM: Final = RELEASABLE_FROM | {MessageState.DELIVERED}
+
+
+class WorkflowError(Exception):
+    """A workflow action refused; the subclass says why."""
+
+
+class NotFoundError(WorkflowError):
+    """No quarantined message with that reference."""
+
+
+class WrongStateError(WorkflowError):
+    """The message's state does not allow the action."""
+
+
+class NotAllowedError(WorkflowError):
+    """The acting user may not do this."""
+
+
+class InvalidRequestError(WorkflowError):
+    """The request itself is malformed (no reason, a bad part or limit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A recorded decision, with the entry it is about."""
+
+    decision: Decision
+    entry: QuarantineEntry
+
+
+class HeldMail:
+    """The workflow over one store, for one configuration; ``audit`` gets one line per action."""
+
+    def __init__(self, store: Store, config: Config, audit: AuditPort) -> None:
+        self.store = store
+        self.config = config
+        self.audit = audit
+        self.index = QuarantineIndex(store)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def release(
+        self, ref: str, actor: str, *, raised_limits: Mapping[str, float] | None = None
+    ) -> Outcome:
+        """Release a held message now (serve carries it out)."""
+        user = self._user(actor, UserRole.OPERATOR)
+        entry = self._entry(ref)
+        limits = self.checked_limits(raised_limits or {})
+        decision = self._open(
+            entry,
+            kind=RequestKind.RELEASE,
+            actor=user.name,
+            reason="",
+            allowed=RELEASABLE_FROM,
+            approved=True,
+            raised_limits=limits,
+        )
+        self._audit(AuditEvent.RELEASE, decision, user.name)
+        return Outcome(decision, self._entry(ref))
+
+    def request(
+        self,
+        ref: str,
+        actor: str,
+        reason: str,
+        *,
+        parts: Iterable[str] = (),
+        raised_limits: Mapping[str, float] | None = None,
+    ) -> Outcome:
+        """Ask for a release (without ``parts``) or an exception for ``parts`` (例外措置); an
+        approver other than ``actor`` decides."""
+        user = self._user(actor, UserRole.OPERATOR)
+        entry = self._entry(ref)
+        text = self._reason(reason)
+        wanted = self._parts(parts)
+        if wanted and not self.config.scanner.enabled:
+            raise NotAllowedError(
+                "an exception lets original files cross only after the malware scan: "
+                "scanner.enabled is off"
+            )
+        decision = self._open(
+            entry,
+            kind=RequestKind.EXCEPTION if wanted else RequestKind.RELEASE,
+            actor=user.name,
+            reason=text,
+            allowed=EXCEPTION_FROM if wanted else RELEASABLE_FROM,
+            approved=False,
+            parts=wanted,
+            raised_limits=self.checked_limits(raised_limits or {}),
+        )
+        self._audit(AuditEvent.REQUEST, decision, user.name)
+        return Outcome(decision, self._entry(ref))
+
+    def approve(self, ref: str, actor: str, *, expires: datetime | None = None) -> Outcome:
+        """Approve the pending request of ``ref`` (not one's own)."""
+        user, pending = self._deciding(ref, actor)
+        now = datetime.now(UTC)
+        if pending.kind is RequestKind.EXCEPTION and not self.config.scanner.enabled:
+            raise NotAllowedError("an exception needs the malware scanner: scanner.enabled is off")
+        until = expires or now + timedelta(days=self.config.release.exception_days)
+        if until <= now:
+            raise InvalidRequestError("the expiry must be in the future")
+        decision = self._decide(pending, approve=True, actor=user.name, reason=None, expires=until)
+        self._audit(AuditEvent.APPROVAL, decision, user.name)
+        return Outcome(decision, self._entry(ref))
+
+    def deny(self, ref: str, actor: str, reason: str) -> Outcome:
+        """Deny the pending request of ``ref``."""
+        user, pending = self._deciding(ref, actor)
+        text = self._reason(reason)
+        decision = self._decide(pending, approve=False, actor=user.name, reason=text, expires=None)
+        self._audit(AuditEvent.DENIAL, decision, user.name)
+        return Outcome(decision, self._entry(ref))
+
+    def history(self, ref: str) -> list[Decision]:
+        """Every decision on ``ref``, oldest first."""
+        self._entry(ref)
+        return history(self.store, ref)
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def checked_limits(self, raised: Mapping[str, float]) -> dict[str, float]:
+        """``raised`` if each is a ``policy.limits`` setting raised above its configured value
+        (the time budget still below ``worker.sanitize_timeout_seconds``)."""
+        current = self.config.policy.limits
+        checked: dict[str, float] = {}
+        for name, value in raised.items():
+            if name not in Limits.model_fields:
+                known = ", ".join(sorted(Limits.model_fields))
+                raise InvalidRequestError(f"unknown limit {name!r}; the limits are: {known}")
+            before = getattr(current, name)
+            if not value > before:
+                raise InvalidRequestError(
+                    f"limit {name} may only be raised for a release (it is {before})"
+                )
+            checked[name] = value
+        try:
+            Limits.model_validate(current.model_dump() | checked)
+        except ValueError as exc:
+            raise InvalidRequestError(f"raised limits: {exc}") from exc
+        budget = checked.get("seconds", current.seconds)
+        if budget >= self.config.worker.sanitize_timeout_seconds:
+            raise InvalidRequestError(
+                f"limit seconds ({budget}) must stay below worker.sanitize_timeout_seconds "
+                f"({self.config.worker.sanitize_timeout_seconds})"
+            )
+        return checked
+
+    def _user(self, name: str, role: UserRole) -> User:
+        user = find_user(self.store, name)
+        if user is None:
+            raise NotAllowedError(
+                f"{clean_text(name, 100)!r} is not a user of the held-mail workflow "
+                "(an administrator adds one: mukaika user add NAME --role operator|approver)"
+            )
+        if user.disabled:
+            raise NotAllowedError(f"user {user.name!r} is disabled")
+        if role is UserRole.APPROVER and user.role is not UserRole.APPROVER:
+            raise NotAllowedError(f"user {user.name!r} is not an approver")
+        return user
+
+    def _entry(self, ref: str) -> QuarantineEntry:
+        if not is_valid_id(ref):
+            raise NotFoundError(f"no quarantined message with reference {clean_text(ref, 80)!r}")
+        try:
+            return self.index.get(ref)
+        except LookupError as exc:
+            raise NotFoundError(str(exc)) from exc
+
+    def _deciding(self, ref: str, actor: str) -> tuple[User, Decision]:
+        user = self._user(actor, UserRole.APPROVER)
+        entry = self._entry(ref)
+        pending = open_decision_of(self.store, ref)
+        if pending is None or pending.state is not RequestState.PENDING:
+            raise WrongStateError(
+                f"message {ref} has no request waiting for approval ({entry.state})"
+            )
+        if pending.requested_by == user.name:
+            raise NotAllowedError(
+                f"user {user.name!r} made this request: another approver must decide it"
+            )
+        return user, pending
+
+    @staticmethod
+    def _reason(reason: str) -> str:
+        text = clean_text(reason.strip(), MAX_REASON_CHARS)
+        if not text:
+            raise InvalidRequestError("a reason is required")
+        return text
+
+    @staticmethod
+    def _parts(parts: Iterable[str]) -> tuple[str, ...]:
+        wanted = tuple(dict.fromkeys(part.strip() for part in parts))
+        if len(wanted) > MAX_PARTS:
+            raise InvalidRequestError(f"at most {MAX_PARTS} parts")
+        for part in wanted:
+            if not part or not set(part) <= PART_PATH_CHARS or ".." in part:
+                raise InvalidRequestError(
+                    f"{clean_text(part, 40)!r} is not a part path (e.g. 1.2: see mukaika explain)"
+                )
+        return wanted
+
+    # -- recording -------------------------------------------------------------------------
+
+    def _open(
+        self,
+        entry: QuarantineEntry,
+        *,
+        kind: RequestKind,
+        actor: str,
+        reason: str,
+        allowed: frozenset[MessageState],
+        approved: bool,
+        parts: tuple[str, ...] = (),
+        raised_limits: Mapping[str, float],
+    ) -> Decision:
+        if entry.verdict != "hold" and kind is RequestKind.RELEASE:
+            raise WrongStateError(f"message {entry.id} was not held (verdict {entry.verdict})")
+        try:
+            return open_decision(
+                self.store,
+                entry.id,
+                kind=kind,
+                actor=actor,
+                reason=reason,
+                now=datetime.now(UTC),
+                allowed_from=allowed,
+                approved=approved,
+                parts=parts,
+                raised_limits=raised_limits,
+            )
+        except UnknownMessageError as exc:
+            raise NotFoundError(f"no quarantined message with reference {entry.id}") from exc
+        except StateConflict as exc:
+            raise WrongStateError(_state_problem(entry.id, exc.found)) from exc
+
+    def _decide(
+        self,
+        pending: Decision,
+        *,
+        approve: bool,
+        actor: str,
+        reason: str | None,
+        expires: datetime | None,
+    ) -> Decision:
+        try:
+            return decide(
+                self.store,
+                pending,
+                approve=approve,
+                actor=actor,
+                reason=reason,
+                expires_at=expires,
+                now=datetime.now(UTC),
+            )
+        except StateConflict as exc:
+            raise WrongStateError(
+                f"request {pending.id} was decided meanwhile ({exc.found})"
+            ) from exc
+
+    def _audit(self, event: AuditEvent, decision: Decision, actor: str) -> None:
+        self.audit.write(decision_record(event, decision, actor))
+
+
+def decision_record(event: AuditEvent, decision: Decision, actor: str) -> dict[str, object]:
+    """The audit line of one workflow event."""
+    record: dict[str, object] = {
+        "event": event,
+        "quarantine_id": decision.message,
+        "request": decision.id,
+        "kind": decision.kind,
+        "state": decision.state,
+        "actor": actor,
+        "reason": decision.decision_reason or decision.reason or None,
+    }
+    if decision.parts:
+        record["parts"] = [{"path": part} for part in decision.parts]
+    if decision.raised_limits:
+        record["raised_limits"] = dict(decision.raised_limits)
+    if decision.expires_at is not None:
+        record["expires"] = decision.expires_at
+    if decision.queue_ids:
+        record["queue_id"] = ",".join(decision.queue_ids)
+    if decision.outcome:
+        record["outcome"] = decision.outcome
+    return record
+
+
+def _state_problem(ref: str, found: str) -> str:
+    if found == MessageState.RELEASED:
+        return f"message {ref} was released already: it is never released twice"
+    if found in (MessageState.RELEASE_REQUESTED, MessageState.APPROVED):
+        return f"message {ref} has a decision open ({found})"
+    return f"message {ref} is {found}: nothing to release"

@@ -1,0 +1,388 @@
+"""The held-mail workflow end to end: real SMTP in and out, the real pipeline, the store, the
+commands as operators type them, and serve carrying the decisions out.
+
+The acting user of a command is the login sudo records (``SUDO_USER``/``SUDO_UID``), set here
+as sudo sets it, so each command runs as the person the test names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import email
+import io
+import json
+import struct
+import time
+import zipfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from email.message import EmailMessage, Message
+from email.policy import SMTP as SMTP_POLICY
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import pytest
+
+from gateway.cli import main
+from gateway.cli.exit_codes import ExitCode
+from gateway.configuration.config import Config
+from gateway.processing.pool import InlineSanitizer
+from gateway.service.assembly import Gateway, Parts
+from sanitizers.cdr.base import CdrOutcome
+from sanitizers.cdr.isolation import default_disarmer
+from sanitizers.pipeline import sanitize_message
+from sanitizers.policy import AttachmentAction, Policy
+from sanitizers.release import ReleaseTerms
+from sanitizers.report import SanitizeResult
+from tests.gateway.relaykit import Sink, make_config
+
+RCPT = "staff@example.lg.jp"
+BODY = "お見積書を添付します。①㈱～"
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    relay = await Sink().start()
+    yield relay
+    await relay.stop()
+
+
+@contextlib.contextmanager
+def _as(monkeypatch: pytest.MonkeyPatch, user: str | None) -> Iterator[None]:
+    with monkeypatch.context() as patch:
+        if user is None:
+            patch.delenv("SUDO_USER", raising=False)
+            patch.delenv("SUDO_UID", raising=False)
+        else:
+            patch.setenv("SUDO_USER", user)
+            patch.setenv("SUDO_UID", "4242")
+        yield
+
+
+class Cli:
+    """``mukaika`` as an operator types it, as a named person."""
+
+    def __init__(
+        self, data_dir: Path, monkeypatch: pytest.MonkeyPatch, config: Path | None = None
+    ) -> None:
+        self.data_dir = data_dir
+        self.monkeypatch = monkeypatch
+        self.options = ["--data-dir", str(data_dir)]
+        if config is not None:
+            self.options += ["--config", str(config)]
+
+    def __call__(self, user: str | None, *argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with (
+            _as(self.monkeypatch, user),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
+            code = main([*argv, *self.options])
+        return code, out.getvalue(), err.getvalue()
+
+    def users(self) -> None:
+        for name, role in (("alice", "operator"), ("bob", "approver"), ("carol", "approver")):
+            code, _, err = self(None, "user", "add", name, "--role", role)
+            assert code == ExitCode.OK, err
+
+
+def _encrypted_zip() -> bytes:
+    """A ZIP whose entry says it is encrypted (ZipCrypto's flag): the message is held."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("見積書.xlsx", b"PK" + bytes(200))
+    data = bytearray(out.getvalue())
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.find(signature)
+        flags = struct.unpack_from("<H", data, at + offset)[0]
+        struct.pack_into("<H", data, at + offset, flags | 1)
+    return bytes(data)
+
+
+def _mail(*attachments: tuple[str, bytes, str], subject: str = "見積書の送付") -> bytes:
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = "取引先 <partner@example.com>"
+    message["To"] = RCPT
+    message["Subject"] = subject
+    message["Message-ID"] = f"<{time.monotonic_ns()}@example.com>"
+    message.set_content(BODY, charset="utf-8")
+    for name, data, mime in attachments:
+        maintype, subtype = mime.split("/")
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return message.as_bytes()
+
+
+async def _until(predicate: Callable[[], bool], within: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+def _config(data_dir: Path, relay_port: int, **sections: dict[str, Any]) -> Config:
+    sections.setdefault("release", {}).update(poll_interval_seconds=0.05)
+    return make_config(data_dir, relay_port, **sections)
+
+
+@contextlib.asynccontextmanager
+async def _gateway(config: Config, sanitizer: Any = None) -> AsyncIterator[tuple[Gateway, int]]:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as executor:
+        gateway = Gateway(
+            config, Parts(sanitizer=sanitizer or InlineSanitizer(config.policy, executor))
+        )
+        try:
+            _, port = await gateway.start()
+            yield gateway, port
+        finally:
+            await gateway.stop()
+
+
+async def _send(port: int, raw: bytes) -> None:
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=10)
+    async with client:
+        await client.sendmail("partner@example.com", [RCPT], raw)
+
+
+def _entry(cli: Cli) -> dict[str, Any]:
+    code, out, err = cli(None, "quarantine", "list", "--json")
+    assert code == ExitCode.OK, err
+    entries = [json.loads(line) for line in out.splitlines()]
+    assert len(entries) == 1
+    entry: dict[str, Any] = entries[0]
+    return entry
+
+
+def _parsed(data: bytes) -> Message:
+    return email.message_from_bytes(data)
+
+
+def _text(message: Message) -> str:
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload.decode(part.get_content_charset() or "utf-8")
+    return ""
+
+
+def _audit(data_dir: Path) -> list[dict[str, Any]]:
+    path = data_dir / "audit" / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+
+
+async def _held(cli: Cli, sink: Sink, port: int, raw: bytes) -> str:
+    """Send ``raw``, wait for its held notice; return its reference."""
+    before = len(sink.messages)
+    await _send(port, raw)
+    await sink.wait_for(before + 1, within=30)
+    notice = _parsed(sink.messages[-1].data)
+    assert notice["X-Mukaika-Verdict"] == "hold"
+    await _until(lambda: _entry(cli)["state"] == "held")
+    ref = str(_entry(cli)["id"])
+    assert ref in _text(notice)  # the reference printed in the notice is the REF
+    return ref
+
+
+async def test_request_approved_by_another_user_is_released_once(
+    tmp_path: Path, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "data"
+    cli = Cli(data_dir, monkeypatch)
+    async with _gateway(_config(data_dir, sink.port)) as (_, port):
+        cli.users()
+        ref = await _held(
+            cli, sink, port, _mail(("見積書.zip", _encrypted_zip(), "application/zip"))
+        )
+        # An operator asks; the request waits for an approver.
+        code, out, err = cli("alice", "quarantine", "request", ref, "--reason", "取引先に確認済み")
+        assert code == ExitCode.OK, err
+        assert _entry(cli)["state"] == "release_requested"
+        # Nobody approves their own request, not even an approver; an operator cannot approve.
+        assert cli("alice", "quarantine", "approve", ref)[0] == ExitCode.DENIED
+        code, _, err = cli("bob", "quarantine", "request", ref, "--reason", "again")
+        assert code == ExitCode.WRONG_STATE  # one open decision at a time
+        # Unknown people are refused.
+        assert cli("mallory", "quarantine", "approve", ref)[0] == ExitCode.DENIED
+        code, out, err = cli("bob", "quarantine", "approve", ref)
+        assert code == ExitCode.OK, err
+        # serve carries it out: sanitized again, the encrypted archive removed with a notice.
+        await sink.wait_for(2, within=30)
+        released = _parsed(sink.messages[1].data)
+        assert released["X-Mukaika-Verdict"] == "deliver"
+        assert "encrypted_archive" in released["X-Mukaika-Summary"]
+        text = _text(released)
+        assert BODY in text
+        assert "見積書.zip" in text  # the notice names the removed archive
+        assert sink.messages[1].rcpt_tos == [RCPT]
+        await _until(lambda: _entry(cli)["state"] == "released")
+        # Releasing twice is refused, whoever asks and however.
+        code, _, err = cli("alice", "quarantine", "release", ref)
+        assert code == ExitCode.WRONG_STATE
+        assert "never released twice" in err
+        assert cli("bob", "quarantine", "request", ref, "--reason", "x")[0] == ExitCode.WRONG_STATE
+        await _until(
+            lambda: any(r.get("request") for r in _audit(data_dir) if r["event"] == "message")
+        )
+    assert len(sink.messages) == 2
+    events = [(r["event"], r.get("actor")) for r in _audit(data_dir) if r["event"] != "user"]
+    assert ("request", "alice") in events
+    assert ("approval", "bob") in events
+    assert ("release_done", "serve") in events
+    approval = next(r for r in _audit(data_dir) if r["event"] == "approval")
+    assert approval["expires"] > approval["time"]
+    assert approval["reason"] == "取引先に確認済み"
+    # quarantine show lists the decision: who, when, why, until when, what serve did.
+    code, out, _ = cli(None, "quarantine", "show", ref)
+    assert "#1 release done" in out
+    assert "by alice" in out
+    assert "decided by bob" in out
+
+
+async def test_a_release_while_the_lgwan_mta_is_down_is_delivered_once_it_is_back(
+    tmp_path: Path, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "data"
+    cli = Cli(data_dir, monkeypatch)
+    async with _gateway(_config(data_dir, sink.port)) as (gateway, port):
+        cli.users()
+        ref = await _held(cli, sink, port, _mail(("a.zip", _encrypted_zip(), "application/zip")))
+        await sink.stop()
+        code, _, err = cli("alice", "quarantine", "release", ref)
+        assert code == ExitCode.OK, err
+        spool = gateway.spool
+        await _until(lambda: _entry(cli)["state"] == "released")
+        await _until(
+            lambda: any(spool.envelope("outgoing", q).attempts > 0 for q in spool.ids("outgoing"))
+        )
+        assert len(sink.messages) == 1  # only the held notice so far
+        await sink.start()
+        await sink.wait_for(2, within=30)
+        assert _parsed(sink.messages[1].data)["X-Mukaika-Verdict"] == "deliver"
+
+
+# --- limits ---------------------------------------------------------------------------------
+
+
+class _SlowFiles:
+    """A disarmer that spends the message's whole time budget on a file named slow.bin (as a
+    file that takes long to disarm would), so the message is held for limit_time."""
+
+    def __init__(self, policy: Policy, seconds: float) -> None:
+        self.inner = default_disarmer(policy)
+        self.seconds = seconds
+
+    def disarm(
+        self,
+        untrusted_data: bytes,
+        filename: str,
+        kind: str,
+        action: AttachmentAction,
+        policy: Policy,
+    ) -> CdrOutcome:
+        if filename == "slow.bin":
+            time.sleep(self.seconds)
+        return self.inner.disarm(untrusted_data, filename, kind, action, policy)
+
+
+def _slow_sanitize(
+    untrusted_raw: bytes, policy: Policy, reference: str, release: ReleaseTerms | None = None
+) -> SanitizeResult:
+    disarmer = _SlowFiles(policy, policy.limits.seconds + 0.2)
+    return sanitize_message(
+        untrusted_raw, policy, disarmer=disarmer, reference=reference, release=release
+    )
+
+
+class _SlowSanitizer(InlineSanitizer):
+    async def run(
+        self,
+        untrusted_raw: bytes,
+        reference: str,
+        *,
+        isolated: bool,
+        policy: Policy | None = None,
+        release: ReleaseTerms | None = None,
+    ) -> SanitizeResult:
+        loop = asyncio.get_running_loop()
+        effective = self.policy if policy is None else policy
+        return await loop.run_in_executor(
+            self.executor, _slow_sanitize, untrusted_raw, effective, reference, release
+        )
+
+
+async def test_a_limit_hold_is_released_text_only(
+    tmp_path: Path, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "data"
+    cli = Cli(data_dir, monkeypatch)
+    config = _config(
+        data_dir,
+        sink.port,
+        policy={"limits": {"seconds": 0.6}, "cdr": {"seconds": 0.5}},
+    )
+    raw = _mail(
+        ("slow.bin", b"\x00\x01" * 50, "application/octet-stream"),
+        ("report.txt", "報告".encode(), "text/plain"),
+    )
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as executor:
+        async with _gateway(config, _SlowSanitizer(config.policy, executor)) as (_, port):
+            cli.users()
+            ref = await _held(cli, sink, port, raw)
+            assert "limit_time" in _entry(cli)["reasons"]
+            code, _, err = cli("alice", "quarantine", "release", ref)
+            assert code == ExitCode.OK, err
+            await sink.wait_for(2, within=30)
+    released = _parsed(sink.messages[1].data)
+    assert released["X-Mukaika-Verdict"] == "deliver"
+    assert BODY in _text(released)
+    assert [p for p in released.walk() if p.get_filename()] == []  # text only
+    assert "text_only" in released["X-Mukaika-Summary"]
+    done = next(r for r in _audit(data_dir) if r["event"] == "release_done")
+    assert done["outcome"].startswith("text only")
+
+
+async def test_a_limit_hold_with_the_limit_raised_keeps_its_files(
+    tmp_path: Path, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """max_parts held it: released without raising it, it is still held (recorded, the entry
+    back to held); raised for this run, the files are sanitized and attached as usual."""
+    data_dir = tmp_path / "data"
+    limits = {"seconds": 9.5, "max_parts": 2}
+    config = _config(data_dir, sink.port, policy={"limits": limits})
+    # The commands read the same policy as serve (operators pass serve's --config).
+    settings = tmp_path / "mukaika.toml"
+    settings.write_text(
+        "[policy.limits]\nseconds = 9.5\nmax_parts = 2\n[policy.cdr]\nseconds = 9.0\n"
+        "[worker]\nsanitize_timeout_seconds = 10.0\n"
+    )
+    cli = Cli(data_dir, monkeypatch, settings)
+    raw = _mail(("a.txt", b"one", "text/plain"), ("b.txt", b"two", "text/plain"))
+    async with _gateway(config) as (_, port):
+        cli.users()
+        ref = await _held(cli, sink, port, raw)
+        assert "limit_parts" in _entry(cli)["reasons"]
+        assert cli("alice", "quarantine", "release", ref)[0] == ExitCode.OK
+        await _until(lambda: any(r["event"] == "release_done" for r in _audit(data_dir)))
+        assert _entry(cli)["state"] == "held"
+        failed = next(r for r in _audit(data_dir) if r["event"] == "release_done")
+        assert failed["state"] == "failed"
+        assert "limit_parts" in failed["outcome"]
+        # Lowering is not raising; an unknown limit is named.
+        code, _, err = cli("alice", "quarantine", "release", ref, "--raise-limit", "max_parts=1")
+        assert code == ExitCode.USAGE
+        code, _, err = cli("alice", "quarantine", "release", ref, "--raise-limit", "max_prats=9")
+        assert (code, "unknown limit" in err) == (ExitCode.USAGE, True)
+        code, _, err = cli("alice", "quarantine", "release", ref, "--raise-limit", "max_parts=10")
+        assert code == ExitCode.OK, err
+        await sink.wait_for(2, within=30)
+        await _until(lambda: _entry(cli)["state"] == "released")
+    released = _parsed(sink.messages[1].data)
+    assert sorted(p.get_filename() or "" for p in released.walk() if p.get_filename()) == [
+        "a.txt",
+        "b.txt",
+    ]
+    release = [r for r in _audit(data_dir) if r["event"] == "release"][-1]
+    assert release["raised_limits"] == {"max_parts": 10.0}
