@@ -416,7 +416,10 @@ class _Run:
             # Named after what was rebuilt, never after what the sender claimed.
             content_type = outcome.content_type or info.detected_mime
             kept_as_is = None if outcome.content_type else info.kind
-            delivered = delivered_name(outcome.filename or name, content_type, kept_as_is)
+            # The sender's bytes under an exception keep the sender's extension when it is one
+            # of their kind's (a macro-enabled .docm stays .docm; Word refuses it as .docx).
+            naming = "" if outcome.reason is Reason.EXCEPTION else content_type
+            delivered = delivered_name(outcome.filename or name, naming, kept_as_is)
             part.attached_as = delivered
             sent = untrusted_filename or filename
             if sent is not None and delivered != sent:

@@ -27,8 +27,9 @@ import pytest
 
 from gateway.cli import main
 from gateway.cli.exit_codes import ExitCode
-from gateway.configuration.config import Config
+from gateway.configuration.config import Config, load_config
 from gateway.processing.pool import InlineSanitizer
+from gateway.processing.sanitize_task import task_for
 from gateway.service.assembly import Gateway, Parts
 from sanitizers.cdr.base import CdrOutcome
 from sanitizers.cdr.isolation import default_disarmer
@@ -36,7 +37,10 @@ from sanitizers.pipeline import sanitize_message
 from sanitizers.policy import AttachmentAction, Policy
 from sanitizers.release import ReleaseTerms
 from sanitizers.report import SanitizeResult
+from tests.clamd import EICAR
 from tests.gateway.relaykit import Sink, make_config
+from tests.paths import ROOT
+from tests.sanitizers.cdr.office_fixtures import docm_with_vba
 
 RCPT = "staff@example.lg.jp"
 BODY = "お見積書を添付します。①㈱～"
@@ -386,3 +390,139 @@ async def test_a_limit_hold_with_the_limit_raised_keeps_its_files(
     ]
     release = [r for r in _audit(data_dir) if r["event"] == "release"][-1]
     assert release["raised_limits"] == {"max_parts": 10.0}
+
+
+# --- exceptions (例外措置): original parts, with the real scanner ------------------------------
+
+
+class _TaskSanitizer(InlineSanitizer):
+    """The pool's task (``task_for``: scanned when the scanner is on) run in threads."""
+
+    def __init__(self, config: Config, executor: concurrent.futures.Executor) -> None:
+        super().__init__(config.policy, executor)
+        self.task = task_for(config.scanner)
+
+    async def run(
+        self,
+        untrusted_raw: bytes,
+        reference: str,
+        *,
+        isolated: bool,
+        policy: Policy | None = None,
+        release: ReleaseTerms | None = None,
+    ) -> SanitizeResult:
+        loop = asyncio.get_running_loop()
+        effective = self.policy if policy is None else policy
+        return await loop.run_in_executor(
+            self.executor, self.task, untrusted_raw, effective, reference, release
+        )
+
+
+def _attachments(message: Message) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for part in message.walk():
+        name = part.get_filename()
+        if name:
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            found[name] = payload
+    return found
+
+
+EXE = b"MZ\x90\x00" + bytes(60) + b"PE\x00\x00" + bytes(200)
+
+
+async def test_an_approved_exception_delivers_only_the_named_original_part(
+    tmp_path: Path, sink: Sink, monkeypatch: pytest.MonkeyPatch, clamd_socket: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    scanner = {"enabled": True, "address": f"unix:{clamd_socket}"}
+    config = _config(data_dir, sink.port, scanner=scanner)
+    settings = tmp_path / "mukaika.toml"
+    settings.write_text(f'[scanner]\nenabled = true\naddress = "unix:{clamd_socket}"\n')
+    cli = Cli(data_dir, monkeypatch, settings)
+    docm = docm_with_vba()
+    raw = _mail(
+        ("帳票.docm", docm, "application/vnd.ms-word.document.macroEnabled.12"),
+        ("tool.exe", EXE, "application/octet-stream"),
+        ("eicar.txt", EICAR, "text/plain"),
+        ("memo.docm", docm, "application/vnd.ms-word.document.macroEnabled.12"),
+    )
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as executor:
+        async with _gateway(config, _TaskSanitizer(config, executor)) as (_, port):
+            cli.users()
+            await _send(port, raw)
+            await sink.wait_for(1, within=60)
+            first = _attachments(_parsed(sink.messages[0].data))
+            assert "帳票.docx" in first  # disarmed: the macro removed, renamed
+            await _until(lambda: _entry(cli)["state"] == "delivered")
+            await _until(lambda: any(r["event"] == "message" for r in _audit(data_dir)))
+            ref = str(_entry(cli)["id"])
+            line = next(r for r in _audit(data_dir) if r["event"] == "message")
+            paths = {p["filename"]: p["path"] for p in line["parts"] if p.get("filename")}
+            wanted = [paths["帳票.docm"], paths["tool.exe"], paths["eicar.txt"]]
+            request = ["quarantine", "request", ref, "--reason", "取引銀行の帳票（決裁 2026-123）"]
+            for path in wanted:
+                request += ["--part", path]
+            code, _, err = cli("alice", *request)
+            assert code == ExitCode.OK, err
+            assert _entry(cli)["state"] == "release_requested"
+            assert cli("alice", "quarantine", "approve", ref)[0] == ExitCode.DENIED
+            code, _, err = cli("carol", "quarantine", "approve", ref, "--expires", "2099-01-01")
+            assert code == ExitCode.OK, err
+            await sink.wait_for(2, within=60)
+            await _until(lambda: _entry(cli)["state"] == "released")
+    released = _parsed(sink.messages[1].data)
+    files = _attachments(released)
+    assert files["帳票.docm"] == docm  # the named part: the sender's bytes, and name
+    assert "memo.docx" in files  # not named: disarmed as usual
+    assert files["memo.docx"] != docm
+    assert "tool.exe" not in files  # an executable never crosses
+    assert all(EICAR not in data for data in files.values())  # the scan still removes malware
+    assert released["X-Mukaika-Verdict"] == "deliver"  # headers rebuilt, as always
+    assert released["From"] == "取引先 <partner@example.com>" or "partner@example.com" in str(
+        released["From"]
+    )
+    approval = next(r for r in _audit(data_dir) if r["event"] == "approval")
+    assert approval["actor"] == "carol"
+    assert approval["expires"].startswith("2099-01-01") or approval["expires"].startswith("2098")
+    assert sorted(p["path"] for p in approval["parts"]) == sorted(wanted)
+
+
+async def test_the_guides_exception_keeps_the_partners_macro_files(
+    tmp_path: Path, sink: Sink, clamd_socket: Path
+) -> None:
+    """deploy/GUIDE.en.md section 5.3's exception, as printed there, delivers the bank's
+    macro form as it was sent (it used to remove the macro)."""
+    guide = (ROOT / "deploy" / "GUIDE.en.md").read_text("utf-8")
+    block = next(
+        b.partition("\n")[2] for b in guide.split("```toml")[1:] if "keiri-macro-forms" in b
+    ).partition("```")[0]
+    settings = tmp_path / "mukaika.toml"
+    settings.write_text(
+        f'[service]\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[smtp]\nlisten_port = 0\naccept_domains = ["city.example.lg.jp"]\n'
+        "min_free_disk_bytes = 0\n"
+        f"[delivery]\nrelay_port = {sink.port}\n[worker]\nprocesses = 1\n"
+        f'[scanner]\nenabled = true\naddress = "unix:{clamd_socket}"\n{block}'
+    )
+    config = load_config(settings)
+    docm = docm_with_vba()
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = "info@bank.example.co.jp"
+    message["To"] = "keiri@city.example.lg.jp"
+    message["Subject"] = "帳票"
+    message.set_content("帳票を送ります。")
+    message.add_attachment(
+        docm, maintype="application", subtype="vnd.ms-word.document.macroEnabled.12",
+        filename="帳票.docm",
+    )  # fmt: skip
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as executor:
+        async with _gateway(config, _TaskSanitizer(config, executor)) as (_, port):
+            client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=10)
+            async with client:
+                await client.sendmail(
+                    "info@bank.example.co.jp", ["keiri@city.example.lg.jp"], message.as_bytes()
+                )
+            await sink.wait_for(1, within=60)
+    assert _attachments(_parsed(sink.messages[0].data))["帳票.docm"] == docm
