@@ -308,6 +308,28 @@ class AuditSettings(Section):
     fsync: bool = False
     """fsync after every line: the strongest evidence, at the cost of one disk flush per
     message."""
+    retention_days: float = Field(default=0.0, ge=0)
+    """serve deletes rotated audit files (audit.jsonl-20261201.gz, audit.jsonl.1, …) older than
+    this; the live file never. 0 = keep them (logrotate's rotate count decides)."""
+    syslog: bool = False
+    """Also send every audit line to syslog (for a security operations centre)."""
+    syslog_address: str = "/dev/log"
+    """A Unix socket path, or host:port for UDP."""
+    syslog_facility: Literal[
+        "user",
+        "daemon",
+        "auth",
+        "authpriv",
+        "local0",
+        "local1",
+        "local2",
+        "local3",
+        "local4",
+        "local5",
+        "local6",
+        "local7",
+    ] = "local0"
+    """The syslog facility of the audit lines (severity info)."""
 
     def resolve_path(self, data_dir: Path) -> Path | None:
         """The file to write, or None for stdout."""

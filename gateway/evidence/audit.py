@@ -45,12 +45,15 @@ write notices the new inode and reopens the path.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
+import logging.handlers
 import math
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -234,12 +237,31 @@ class AuditLog:
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._inode: tuple[int, int] | None = None
+        # Optional copy of every line to syslog ([audit] syslog); the file stays the record.
+        self.syslog: logging.Handler | None = None
         if self.path is not None:
             self._open()
 
     @classmethod
     def from_settings(cls, settings: AuditSettings, data_dir: Path) -> AuditLog:
-        return cls(settings.resolve_path(data_dir), fsync=settings.fsync)
+        audit = cls(settings.resolve_path(data_dir), fsync=settings.fsync)
+        if settings.syslog:
+            audit.syslog = _syslog_handler(settings)
+        return audit
+
+    def purge_rotated(self, retention_days: float, now: float | None = None) -> int:
+        """Delete rotated files of this log (``<name>.1``, ``<name>-20261201.gz``…) older than
+        ``retention_days``; never the live file. Returns how many; 0 days keeps them all."""
+        if self.path is None or retention_days <= 0:
+            return 0
+        cutoff = (time.time() if now is None else now) - retention_days * 86400
+        removed = 0
+        for candidate in self.path.parent.glob(f"{glob.escape(self.path.name)}[.-]*"):
+            with contextlib.suppress(FileNotFoundError):
+                if candidate.is_file() and candidate.stat().st_mtime < cutoff:
+                    candidate.unlink()
+                    removed += 1
+        return removed
 
     def _open(self) -> None:
         assert self.path is not None
@@ -277,6 +299,9 @@ class AuditLog:
         journald), and ``errors`` counts the failures. With ``raise_errors`` it propagates.
         """
         line = json.dumps(clean_record(record), ensure_ascii=False, separators=(",", ":"))
+        if self.syslog is not None:
+            info = {"msg": line, "levelno": logging.INFO, "levelname": "INFO"}
+            self.syslog.handle(logging.makeLogRecord(info))
         try:
             self._write_line(line)
         except OSError as exc:
@@ -316,12 +341,40 @@ class AuditLog:
     def close(self) -> None:
         with self._lock:
             self._close_fd()
+            if self.syslog is not None:
+                self.syslog.close()
 
     def __enter__(self) -> AuditLog:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class _SyslogCopy(logging.handlers.SysLogHandler):
+    """Audit lines to syslog. A failure to send is logged once per line, never raised: the
+    audit file is the record, syslog a copy for the security operations centre."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        log.warning("audit line not sent to syslog %s", self.address)
+
+
+def _syslog_handler(settings: AuditSettings) -> logging.Handler:
+    host, sep, port = settings.syslog_address.rpartition(":")
+    address: str | tuple[str, int] = (
+        (host.strip("[]"), int(port))
+        if sep and port.isdigit() and not settings.syslog_address.startswith("/")
+        else settings.syslog_address
+    )
+    facility = logging.handlers.SysLogHandler.facility_names[settings.syslog_facility]
+    try:
+        handler: logging.Handler = _SyslogCopy(address=address, facility=facility)
+    except OSError as exc:
+        log.warning("audit syslog %s unavailable (%s): lines go to the file only", address, exc)
+        return logging.NullHandler()
+    handler.ident = "mukaika-audit: "  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    return handler
 
 
 @dataclass(frozen=True, slots=True)

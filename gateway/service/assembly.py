@@ -88,10 +88,12 @@ class Gateway:
             self._purgeable = quarantine
         else:
             self.quarantine = parts.quarantine
+        self._own_audit: AuditLog | None = None
         if parts.audit is None:
             audit = AuditLog.from_settings(config.audit, self.data_dir)
             self._owned.append(audit.close)
             self.audit: AuditPort = audit
+            self._own_audit = audit
         else:
             self.audit = parts.audit
         self.sanitizer = parts.sanitizer or ProcessSanitizer(
@@ -134,6 +136,7 @@ class Gateway:
                 rules=lambda: self.worker.rules,
             )
         self._releasing: asyncio.Task[None] | None = None
+        self._audit_retention: asyncio.Task[None] | None = None
         self.address: tuple[str, int] | None = None
         self._warming: asyncio.Task[None] | None = None
         self._purging: asyncio.Task[None] | None = None
@@ -163,6 +166,21 @@ class Gateway:
                 "store %s: %d quarantine entries moved in from the old index", store.where, moved
             )
         return store
+
+    async def _purge_audit_forever(self, audit: AuditLog) -> None:
+        """Rotated audit files past ``audit.retention_days``, now and with every quarantine
+        purge; a failure is logged and tried again next time."""
+        while True:
+            try:
+                removed = await asyncio.to_thread(
+                    audit.purge_rotated, self.config.audit.retention_days
+                )
+            except OSError as exc:
+                log.error("audit retention failed: %s", exc)
+            else:
+                if removed:
+                    log.info("audit retention removed %d rotated file(s)", removed)
+            await asyncio.sleep(self.config.quarantine.purge_interval_seconds)
 
     async def _accept(self, received: Received) -> str:
         """Spool a received message durably; only then may SMTP answer 250."""
@@ -232,6 +250,10 @@ class Gateway:
             self._purging = asyncio.create_task(
                 self._purgeable.purge_forever(interval), name="mukaika-quarantine-purge"
             )
+        if self._own_audit is not None and self.config.audit.retention_days > 0:
+            self._audit_retention = asyncio.create_task(
+                self._purge_audit_forever(self._own_audit), name="mukaika-audit-retention"
+            )
         await self.worker.start()
         if self.releasing is not None:
             self._releasing = asyncio.create_task(
@@ -255,7 +277,13 @@ class Gateway:
             self._releasing.cancel()
             await asyncio.gather(self._releasing, return_exceptions=True)
         await self.worker.stop(grace)
-        for task in (self._warming, self._purging, self._probing, self._watching_clock):
+        for task in (
+            self._warming,
+            self._purging,
+            self._probing,
+            self._watching_clock,
+            self._audit_retention,
+        ):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
