@@ -343,3 +343,87 @@ def test_content_filter_layout_filters_through_mukaika_back_into_postfix(
     assert_text_only_and_disarmed(delivered)
     assert_audited(record)
     assert gateway.exit_code == 0
+
+
+def _encrypted_zip() -> bytes:
+    """A ZIP whose entry claims ZipCrypto encryption: the message is held."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("見積書.xlsx", b"PK" + bytes(100))
+    data = bytearray(out.getvalue())
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.find(signature)
+        flags = int.from_bytes(data[at + offset : at + offset + 2], "little") | 1
+        data[at + offset : at + offset + 2] = flags.to_bytes(2, "little")
+    return bytes(data)
+
+
+def test_content_filter_layout_a_release_never_passes_the_filter_again(
+    postfix_root: tuple[str, Path], running: list[Any], tmp_path: Path
+) -> None:
+    """A held message released with ``mukaika quarantine release`` reaches the Maildir through
+    Postfix's return port only: Postfix handed mail to mukaika's filter once (the original)."""
+    binary, root = postfix_root
+    mukaika_port, return_port = free_port(), free_port()
+    ports = {"10025": mukaika_port, "10026": return_port}
+    postfix = PostfixInstance(
+        root,
+        free_port(),
+        DOMAIN,
+        binary,
+        main_cf_extra=snippet_lines("main.cf.snippet", ports),
+        master_cf_extra=snippet_lines("master.cf.snippet", ports),
+    )
+    postfix.write_config()
+    running.append(postfix)
+    postfix.start()
+    changes = loopback_changes(tmp_path, mukaika_port, return_port)
+    changes["delivery"]["dsn_relay_port"] = return_port
+    changes["release"] = {"poll_interval_seconds": 0.2}
+    config = example_for_test("postfix-content-filter.toml", tmp_path, **changes)
+    gateway = Mukaika(config, mukaika_port, tmp_path / "data")
+    running.append(gateway)
+    gateway.start()
+
+    def logs() -> str:
+        return f"{gateway.log()}\nPostfix maillog:\n{postfix.log()}"
+
+    mail = japanese_html_mail(RECIPIENT, [("見積書.zip", "application/zip", _encrypted_zip())])
+    with smtplib.SMTP("127.0.0.1", postfix.port, timeout=30) as client:
+        assert client.sendmail("taro@example.com", [RECIPIENT], mail) == {}
+    notice = wait_for("the held notice", lambda: delivered_files(postfix.maildir), 90, logs)
+    entries = [
+        json.loads(line)
+        for line in cli(config, None, "quarantine", "list", "--json").stdout.splitlines()
+    ]
+    assert [e["state"] for e in entries] == ["held"], entries
+    assert cli(config, None, "user", "add", "suzuki", "--role", "operator").returncode == 0
+    released = cli(config, "suzuki", "quarantine", "release", entries[0]["id"])
+    assert released.returncode == 0, released.stderr
+
+    def two() -> list[Path] | None:
+        files = delivered_files(postfix.maildir)
+        return files if files is not None and len(files) == 2 else None
+
+    files = wait_for("the released mail in the Maildir", two, 90, logs)
+    gateway.stop()
+    copies = [email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files]
+    verdicts = sorted(str(m["X-Mukaika-Verdict"]) for m in copies)
+    assert verdicts == ["deliver", "hold"]
+    assert notice[0] in files
+    # Postfix's filter transport handed mukaika mail exactly once: the original.
+    maillog = postfix.log()
+    assert len(re.findall(r"postfix/mukaika/smtp\[\d+\]: .*status=sent", maillog)) == 1, maillog
+    assert len(re.findall(r"postfix/mukaika-return/smtpd\[\d+\]: [0-9A-F]+: client=", maillog)) == 2
+
+
+def cli(config: Path, user: str | None, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``mukaika ARGV --config CONFIG`` as the person ``user`` (as sudo records them)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SUDO_USER", "SUDO_UID")}
+    if user is not None:
+        env.update(SUDO_USER=user, SUDO_UID="4242")
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *argv, "--config", str(config)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip

@@ -504,8 +504,10 @@ async def test_the_guides_exception_keeps_the_partners_macro_files(
         f'[smtp]\nlisten_port = 0\naccept_domains = ["city.example.lg.jp"]\n'
         "min_free_disk_bytes = 0\n"
         f"[delivery]\nrelay_port = {sink.port}\n[worker]\nprocesses = 1\n"
-        f'[scanner]\nenabled = true\naddress = "unix:{clamd_socket}"\n{block}'
+        f'[scanner]\naddress = "unix:{clamd_socket}"\n'
     )
+    (tmp_path / "local.d").mkdir()
+    (tmp_path / "local.d" / "keiri.toml").write_text(block)  # as printed: the scanner on too
     config = load_config(settings)
     docm = docm_with_vba()
     message = EmailMessage(policy=SMTP_POLICY)

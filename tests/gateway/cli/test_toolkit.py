@@ -50,10 +50,14 @@ def _groups() -> list[tuple[str, str, argparse.ArgumentParser]]:
 
 
 def _positionals(parser: argparse.ArgumentParser) -> list[str]:
+    """The arguments an action needs: its positionals and its required options."""
     values = []
     for action in parser._actions:
         if not action.option_strings and action.nargs not in ("*", "?", argparse.SUPPRESS):
             values.append("20261122T020021Z-03f6c5abc091")
+        elif action.option_strings and action.required:
+            choices = list(action.choices or ["some text"])
+            values += [action.option_strings[0], str(choices[0])]
     return values
 
 

@@ -90,7 +90,7 @@ def test_a_typo_in_a_rule_override_names_file_and_rule(tmp_path: Path) -> None:
         "[[rules]]\nname = 'first'\n[[rules]]\nname = 'finance'\n"
         "recipients = ['keiri@city.example.lg.jp']\n"
         "[rules.policy.body]\nlinkz = 'drop'\n"
-        "[rules.policy.attachments.by_kind]\npdf = 'keep'\n"
+        "[rules.policy.attachments.by_kind]\npdf = 'kept'\n"
         "[[rules]]\nname = 'kinds'\n[rules.policy.attachments.by_kind]\nmovie = 'remove'\n",
     )
     problems = problems_of(main)
