@@ -75,7 +75,7 @@ from lxml import etree
 
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.cdr.findings import rebuilt_outcome
-from sanitizers.cdr.ooxml_media import rebuild_media
+from sanitizers.cdr.ooxml_media import Media, rebuild_media
 from sanitizers.cdr.ooxml_package import (
     A_NS,
     CONTENT_TYPES,
@@ -183,7 +183,7 @@ class Rebuild:
     policy: CdrPolicy = field(default_factory=CdrPolicy)
     level: int = 0
     nested: dict[str, bytes] = field(default_factory=dict)  # rebuilt embedded packages
-    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # checked binary parts
+    media: dict[str, Media] = field(default_factory=dict)  # checked binary parts
     allowed_schemes: Collection[str] = DEFAULT_ALLOWED_SCHEMES
 
     def note(self, code: RemovedItem) -> None:
@@ -241,7 +241,7 @@ def walk(state: Rebuild) -> str:
             if code is None and target is not None and not is_main and _is_binary(ctype):
                 code = _media_verdict(state, target, ctype)
                 if code is None:
-                    ctype = state.media[target][1]
+                    ctype = state.media[target].ctype
             if code is None and target is None:
                 code = ""
             if code is None and target is not None and ctype.lower() == VML_TYPE:
@@ -303,6 +303,8 @@ def _media_verdict(state: Rebuild, target: str, ctype: str) -> RemovedItem | Lit
     if isinstance(verdict, str):
         return verdict
     state.media[target] = verdict
+    for code in verdict.removed:
+        state.note(code)
     return None
 
 
@@ -447,7 +449,7 @@ def rebuild_package(
         if part in state.nested:
             out_parts[part] = state.nested[part]
         elif part in state.media:
-            out_parts[part] = state.media[part][0]
+            out_parts[part] = state.media[part].content
         else:
             out_parts[part] = rebuild_part(part, state)
     buffer = io.BytesIO()

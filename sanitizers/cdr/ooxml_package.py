@@ -387,10 +387,16 @@ def remove(elem: etree._Element) -> None:
 
 
 def unwrap(elem: etree._Element) -> None:
-    """Replace ``elem`` by its children."""
+    """Replace ``elem`` by its text and children."""
     parent = elem.getparent()
     if parent is None:
         return
+    if elem.text:
+        previous = elem.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + elem.text
+        else:
+            parent.text = (parent.text or "") + elem.text
     index = parent.index(elem)
     for offset, child in enumerate(list(elem)):
         parent.insert(index + offset, child)

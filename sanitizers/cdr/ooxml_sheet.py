@@ -47,7 +47,7 @@ AUTO_NAMES: Final = re.compile(r"^(_xlnm\.)?auto_(open|close|activate|deactivate
 _FORMULA_ELEMENTS: Final = ("f", "formula", "formula1", "formula2")
 _TABLE_FORMULAS: Final = ("calculatedColumnFormula", "totalsRowFormula")
 _RULES: Final = ("dataValidation", "cfRule")
-_STRING: Final = re.compile(r'"(?:[^"]|"")*"')
+STRING_LITERAL: Final = re.compile(r'"(?:[^"]|"")*"')
 _FUNCTION: Final = re.compile(r"((?:_x[a-z]+\.)*)([A-Za-z][A-Za-z0-9_.]*)\s*\(")
 # [n]Sheet!A1 or [n]!Name with n >= 1 (an externalLink index; [0] is this workbook), or a
 # quoted path before [book]Sheet.
@@ -59,7 +59,7 @@ _HYPERLINK_TARGET: Final = re.compile(
 
 def formula_danger(untrusted_formula: str, allowed_schemes: Collection[str]) -> RemovedItem | None:
     """The removed-item code of a dangerous formula, or ``None``."""
-    code = _outside_strings(_STRING.sub('""', untrusted_formula))
+    code = _outside_strings(STRING_LITERAL.sub('""', untrusted_formula))
     if code:
         return code
     for match in _HYPERLINK_TARGET.finditer(untrusted_formula):
