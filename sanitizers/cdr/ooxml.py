@@ -57,7 +57,9 @@ tracked changes, the content of metafiles, audio, video and fonts, document prop
 (including custom properties, which are plain text), internal hyperlinks and bookmarks,
 ordinary fields (PAGE, TOC, REF, HYPERLINK to a bookmark or an allowed URL…), formulas that
 neither fetch nor call, and cached values of anything whose formula or link was removed.
-Binary workbooks (``.xlsb``), Visio and XPS packages are not rebuilt: ``unsupported_type``.
+Binary workbooks (``.xlsb``) are kind ``xlsb`` (:mod:`sanitizers.cdr.xlsb`): the same
+rebuild, with their record parts checked by :mod:`sanitizers.cdr.biff12`. Visio and XPS
+packages are not rebuilt: ``unsupported_type``.
 An OLE compound file posing as OOXML is encrypted OOXML (``encrypted``) or not OOXML
 (``malformed``).
 """
@@ -73,6 +75,7 @@ from typing import Any, ClassVar, Literal
 
 from lxml import etree
 
+from sanitizers.cdr import biff12
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.cdr.findings import rebuilt_outcome
 from sanitizers.cdr.ooxml_media import Media, rebuild_media
@@ -238,7 +241,12 @@ def walk(state: Rebuild) -> str:
             ctype = state.types.of(target) if target else ""
             is_main = source == "" and rel.short_type == "officeDocument" and target is not None
             code = None if is_main else classify(rel, target, ctype)
-            if code is None and target is not None and not is_main and _is_binary(ctype):
+            if (
+                code is None
+                and target is not None
+                and (not is_main or ctype.lower() in biff12.PART_TYPES)
+                and _is_binary(ctype)
+            ):
                 code = _media_verdict(state, target, ctype)
                 if code is None:
                     ctype = state.media[target].ctype
@@ -296,6 +304,12 @@ def _media_verdict(state: Rebuild, target: str, ctype: str) -> RemovedItem | Lit
     """A binary part is kept only as checked media (:mod:`sanitizers.cdr.ooxml_media`, the
     result in ``state.media``); else the code it is dropped with."""
     if target in state.media:
+        return None
+    if ctype.lower() in biff12.PART_TYPES:  # a binary workbook's records
+        problem = biff12.problem(state.parts[target])
+        if problem is not None:
+            return problem
+        state.media[target] = Media(state.parts[target], ctype)
         return None
     if not is_media_type(ctype) and ctype.lower() != "image/svg+xml":
         return RemovedItem.UNKNOWN_PART
@@ -478,6 +492,9 @@ class OoxmlSanitizer(CdrSanitizer):
 
     def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
         package = rebuild_package(untrusted_data, ctx.policy, 0, ctx.allowed_schemes)
+        if (package.extension == ".xlsb") != (self.kind == "xlsb"):
+            # Each kind has its own policy: an .xlsb is decided as kind xlsb, never as ooxml.
+            raise SanitizeError(Reason.UNSUPPORTED_TYPE, f"{package.extension} as {self.kind}")
         return rebuilt_outcome(
             package.removed,
             rebuilt=package.data,

@@ -17,7 +17,7 @@ from collections.abc import Collection
 
 from lxml import etree
 
-from sanitizers.cdr import olescan
+from sanitizers.cdr import biff12, olescan
 from sanitizers.cdr.fields import NESTED_MARK, field_danger
 from sanitizers.cdr.ooxml_media import media_problem
 from sanitizers.cdr.ooxml_package import (
@@ -26,6 +26,7 @@ from sanitizers.cdr.ooxml_package import (
     NESTED_MAX,
     REL_CODES,
     S_NS,
+    XLSB_MAIN,
     ContentTypes,
     canonical,
     is_xml_type,
@@ -131,7 +132,7 @@ def find_dangerous(
         low = ctype.lower()
         if low in DANGEROUS_CT:
             found.add(DANGEROUS_CT[low])
-        elif "macroenabled" in low:
+        elif "macroenabled" in low and low != XLSB_MAIN.lower():
             found.add(RemovedItem.VBA)
     for name, content in parts.items():
         low = name.lower()
@@ -164,6 +165,10 @@ def find_dangerous(
             found.add("svg:" + name)
         elif is_xml_type(ctype) or (low.endswith(".xml") and not nested):
             found |= _xml_findings(name, content, allowed_schemes)
+        elif ctype.lower() in biff12.PART_TYPES:
+            code = biff12.problem(content)
+            if code:
+                found.add(f"{code}:{name}")
         elif not nested:
             problem = media_problem(content, ctype)
             if problem:
