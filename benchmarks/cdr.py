@@ -1,4 +1,5 @@
-"""CDR: files/s per core for typical docx, docm, xlsx, PDF (with and without JavaScript), zip.
+"""CDR: files/s per core for typical docx, docm, xlsx, PDF (with and without JavaScript), zip,
+OpenDocument (odt, with a macro, ods), xlsb (with a VBA project) and SVG (with script).
 
 What is measured, per kind, on files built by :mod:`benchmarks.generate` (sizes printed):
 
@@ -36,6 +37,13 @@ KINDS: dict[str, tuple[str, str]] = {
     "pdf": ("pdf", "お知らせ.pdf"),
     "pdf_js": ("pdf", "invoice.pdf"),
     "zip": ("zip", "資料一式.zip"),
+    "odt": ("odf", "議事録.odt"),
+    "odt_macro": ("odf", "議事録.odt"),
+    "ods": ("odf", "集計表.ods"),
+    "xlsb": ("xlsb", "集計表.xlsb"),
+    "xlsb_macro": ("xlsb", "集計表.xlsb"),
+    "svg": ("svg", "案内図.svg"),
+    "svg_script": ("svg", "案内図.svg"),
 }
 
 
@@ -48,6 +56,13 @@ def build(name: str, count: int, seed: int = generate.DEFAULT_SEED) -> list[byte
         "pdf": lambda: generate.make_pdf(rng),
         "pdf_js": lambda: generate.make_pdf(rng, javascript=True),
         "zip": lambda: generate.make_zip(rng),
+        "odt": lambda: generate.make_odt(rng),
+        "odt_macro": lambda: generate.make_odt(rng, macro=True),
+        "ods": lambda: generate.make_ods(rng),
+        "xlsb": lambda: generate.make_xlsb(rng),
+        "xlsb_macro": lambda: generate.make_xlsb(rng, macro=True),
+        "svg": lambda: generate.make_svg(rng),
+        "svg_script": lambda: generate.make_svg(rng, script=True),
     }
     return [makers[name]() for _ in range(count)]
 
