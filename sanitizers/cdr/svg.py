@@ -19,8 +19,10 @@ is not a fragment of this file (``#id``) goes: on a link the link goes and its c
 attachment and anything else removes the element (``external_relationship``), on ``<use>``
 and the rest it removes the element (``external_relationship``); an animation that targets an
 ``href`` or a handler goes (``event_handler``); a style (attribute or element) that imports or
-points ``url(…)`` outside the file goes (``external_relationship``); comments and processing
-instructions go (``xml-stylesheet`` and any other instruction: ``external_relationship``).
+points ``url(…)`` outside the file goes (``external_relationship``), and so does a style
+element holding ``<`` (``unknown_part``: an HTML reader would end it there); comments and processing
+instructions go (``xml-stylesheet`` and any other instruction: ``external_relationship``);
+character data outside text elements, which is never drawn, goes.
 
 ``verify`` parses the output again and checks every element, attribute and style by the
 same allowlist, and decodes each embedded picture.
@@ -72,6 +74,7 @@ _ELEMENT_CODES: Final = {
     "foreignObject": RemovedItem.FOREIGN_OBJECT,
     "metadata": RemovedItem.METADATA,
 }
+_TEXT_HOLDERS: Final = frozenset({"text", "tspan", "textPath", "a", "title", "desc", "style"})
 _ANIMATIONS: Final = frozenset({"animate", "set", "animateMotion", "animateTransform"})
 _HREFS: Final = frozenset({"href", f"{{{XLINK_NS}}}href"})
 # Attributes kept from the XML namespace; xml:base would change where every href points.
@@ -164,6 +167,10 @@ class _Rebuild:
         if local == "style" and _CSS_DANGER.search(_text(elem)):
             self.note(RemovedItem.EXTERNAL_RELATIONSHIP)
             return False
+        if local == "style" and "<" in _text(elem):
+            # CSS needs no "<"; an HTML reader would end the style at "</style>" in it.
+            self.note(RemovedItem.UNKNOWN_PART)
+            return False
         return self.attributes(elem, local)
 
     def attributes(self, elem: etree._Element, local: str) -> bool:
@@ -209,6 +216,18 @@ class _Rebuild:
             if not self.element(elem):
                 remove(elem)  # the text after it stays (it may be part of a <text>)
         self.attributes(root, "svg")
+        _drop_stray_text(root)
+
+
+def _drop_stray_text(root: etree._Element) -> None:
+    """Character data is drawn only inside text elements (and read in title, desc, style);
+    elsewhere it is never shown, so it is not kept (a reader that mistakes the file for HTML
+    finds nothing there to run)."""
+    for elem in root.iter():
+        if etree.QName(elem).localname not in _TEXT_HOLDERS:
+            elem.text = None
+            for child in elem:
+                child.tail = None
 
 
 def _instructions(root: etree._Element) -> list[etree._Element]:
@@ -236,7 +255,7 @@ def find_dangerous(data: bytes, policy: CdrPolicy | None = None) -> set[str]:
         qname = etree.QName(elem)
         if qname.namespace != SVG_NS or qname.localname not in ELEMENTS:
             found.add(f"element:{qname.localname}")
-        if qname.localname == "style" and _CSS_DANGER.search(_text(elem)):
+        if qname.localname == "style" and (_CSS_DANGER.search(_text(elem)) or "<" in _text(elem)):
             found.add("style")
         if qname.localname in _ANIMATIONS:
             target = (elem.get("attributeName") or "").strip().lower()
