@@ -363,7 +363,15 @@ class _Run:
         self._add_text("\n".join(lines))
 
     def _attachment(self, leaf: Leaf, payload: bytes, part: PartReport) -> None:
-        self._file(payload, leaf.filename, leaf.content_type, part, leaf.untrusted_filename)
+        charset = leaf.params.get("charset")
+        self._file(
+            payload,
+            leaf.filename,
+            leaf.content_type,
+            part,
+            leaf.untrusted_filename,
+            charset.text if charset is not None else None,
+        )
 
     def _file(
         self,
@@ -372,10 +380,12 @@ class _Run:
         declared_type: str,
         part: PartReport,
         untrusted_filename: str | None = None,
+        untrusted_charset: str | None = None,
     ) -> None:
         """Detect, scan and disarm one file as the policy says; keep what survives. A file
         delivered under another name than the sender wrote (``untrusted_filename``, else
-        ``filename``) is reported as renamed, whatever the reason."""
+        ``filename``) is reported as renamed, whatever the reason. ``untrusted_charset`` is
+        the charset label the part declares (text is decoded in it before detection)."""
         if not payload:
             part.reason = Reason.EMPTY
             return
@@ -387,7 +397,9 @@ class _Run:
         action = self.policy.attachments.action_for(info.kind)
         name = clean_name(filename)
         budgeted = self._budgeted_policy()
-        outcome = self.disarmer.disarm(payload, name, info.kind, action, budgeted)
+        outcome = self.disarmer.disarm(
+            payload, name, info.kind, action, budgeted, charset=untrusted_charset
+        )
         part.action, part.reason = outcome.action, outcome.reason
         if outcome.reason is Reason.TIMEOUT and budgeted.cdr.seconds < self.policy.cdr.seconds:
             # The message's budget, not the per-file limit, ran out: fail closed, hold it.

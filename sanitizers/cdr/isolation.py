@@ -163,14 +163,20 @@ def _child_main(
             request = conn.recv()
             if request is None:
                 return
-            filename, kind, action, policy, depth = request
+            filename, kind, action, policy, depth, charset = request
             untrusted_data = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the parent went away
         _arm_cpu_limit(policy.cdr.seconds)
         try:
             outcome = registry.disarm(
-                untrusted_data, filename, kind, AttachmentAction(action), policy, depth
+                untrusted_data,
+                filename,
+                kind,
+                AttachmentAction(action),
+                policy,
+                depth,
+                charset=charset,
             )
         except MemoryError:
             outcome = CdrOutcome.drop(Reason.CRASH, "MemoryError")
@@ -343,6 +349,8 @@ class IsolatedDisarmer:
         action: AttachmentAction,
         policy: Policy,
         depth: int = 0,
+        *,
+        charset: str | None = None,
     ) -> CdrOutcome:
         if len(untrusted_data) > policy.cdr.max_file_bytes:
             return CdrOutcome.drop(Reason.LIMIT_SIZE, f"{len(untrusted_data)} bytes")
@@ -350,7 +358,9 @@ class IsolatedDisarmer:
             raise RuntimeError("IsolatedDisarmer is closed")
         if not self._registry.needs_sanitizer(kind, action):
             # Removal by kind or policy parses nothing: no reason to involve a child.
-            return self._registry.disarm(untrusted_data, filename, kind, action, policy, depth)
+            return self._registry.disarm(
+                untrusted_data, filename, kind, action, policy, depth, charset=charset
+            )
         with self._lock:
             if self._closed:
                 raise RuntimeError("IsolatedDisarmer is closed")
@@ -370,7 +380,7 @@ class IsolatedDisarmer:
                 self.spawn_seconds.append(worker.spawn_seconds)
             worker.tasks += 1
             outcome, healthy = self._exchange(
-                worker, untrusted_data, filename, kind, action, policy, depth
+                worker, untrusted_data, filename, kind, action, policy, depth, charset
             )
             if not healthy:
                 self._replace(worker, graceful=False)
@@ -387,12 +397,13 @@ class IsolatedDisarmer:
         action: AttachmentAction,
         policy: Policy,
         depth: int,
+        charset: str | None,
     ) -> tuple[CdrOutcome, bool]:
         """Send one file, wait for the answer. Returns (outcome, child still usable)."""
         deadline = time.monotonic() + policy.cdr.seconds
         conn = worker.conn
         try:
-            conn.send((filename, kind, action.value, policy, depth))
+            conn.send((filename, kind, action.value, policy, depth, charset))
             conn.send_bytes(untrusted_data)
             if not conn.poll(max(0.0, deadline - time.monotonic())):
                 return CdrOutcome.drop(Reason.TIMEOUT, f"{policy.cdr.seconds:.3g} s"), False
