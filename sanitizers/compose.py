@@ -183,10 +183,25 @@ def iso2022jp_misfit(text: str) -> str | None:
     ``None`` when it can."""
     if _iso2022jp_lines(text) is not None:
         return None
+    return _outside_iso2022jp(text) or "a line too long for 7-bit ISO-2022-JP"
+
+
+def header_iso2022jp_misfit(value: str | list[tuple[str, str]]) -> str | None:
+    """Why :func:`encode_header` writes this header's text (or one of its display names) in
+    UTF-8 encoded-words although ISO-2022-JP was asked for, or ``None`` when it does not."""
+    texts = [display for display, _addr in value] if isinstance(value, list) else [value]
+    for text in texts:
+        if text and _needs_encoding(text) and _iso2022jp_words(text) is None:
+            return _outside_iso2022jp(text) or "not in ISO-2022-JP"
+    return None
+
+
+def _outside_iso2022jp(text: str) -> str | None:
+    """The first character (in code point order) of ``text`` that ISO-2022-JP lacks."""
     for char in sorted(set(text)):
         if not char.isascii() and encode_iso2022jp(char) is None:
             return f"U+{ord(char):04X} is not in ISO-2022-JP"
-    return "a line too long for 7-bit ISO-2022-JP"
+    return None
 
 
 def _iso2022jp_lines(text: str) -> list[bytes] | None:

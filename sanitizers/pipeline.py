@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from email.message import Message
+from functools import partial
 from itertools import islice
 
 from sanitizers import compose, notice
@@ -172,9 +173,14 @@ class _Run:
         fields = [(name, self._scrub_field(value)) for name, value in self.headers.fields]
         self._scrub_report()
         language = self.policy.notice.language
-        if self.report.verdict is Verdict.DELIVER:
+        delivered = self.report.verdict is Verdict.DELIVER
+        tag = self.policy.output.subject_tag if delivered else _HELD_TAG[language]
+        fields = _tag_subject(fields, tag)
+        for name, value in fields:
+            self._check_output_charset(name, partial(compose.header_iso2022jp_misfit, value))
+        if delivered:
             segments = "\n\n".join(self._scrub(segment) for segment in self.segments)
-            self._check_output_charset(segments)
+            self._check_output_charset("body", partial(compose.iso2022jp_misfit, segments))
 
             def with_notice() -> str:
                 if not (notice.is_noteworthy(self.report) or self.policy.notice.always):
@@ -183,21 +189,19 @@ class _Run:
                 return (segments.rstrip("\n") + "\n" + block).lstrip("\n")
 
             text = with_notice()
-            if self._check_output_charset(text):  # (a file name in the notice did not fit)
+            # (a file name in the notice did not fit)
+            if self._check_output_charset("body", partial(compose.iso2022jp_misfit, text)):
                 text = with_notice()
             attachments = [
                 compose.OutAttachment(self._scrub(item.filename), item.content_type, item.data)
                 for item in self.attachments
             ]
-            tag = self.policy.output.subject_tag
         else:
             date = next((str(v) for n, v in fields if n.lower() == "date"), "")
             text = notice.render_held(self.report, self.policy.notice, reference, date=date)
-            if self._check_output_charset(text):
+            if self._check_output_charset("body", partial(compose.iso2022jp_misfit, text)):
                 text = notice.render_held(self.report, self.policy.notice, reference, date=date)
             attachments = []
-            tag = _HELD_TAG[language]
-        fields = _tag_subject(fields, tag)
         extra = [("X-Mukaika-Verdict", self.report.verdict.value)]
         extra.append(("X-Mukaika-Summary", _summary(self.report)))
         if reference:
@@ -210,16 +214,19 @@ class _Run:
         self._lap("compose", clock)
         return message
 
-    def _check_output_charset(self, text: str) -> bool:
-        """Record (once) that the body must go out as UTF-8 although the policy asks for
-        ISO-2022-JP; whether that was recorded just now."""
-        if self.policy.output.charset != "iso-2022-jp" or Reason.OUTPUT_UTF8 in self.report.reasons:
+    def _check_output_charset(self, where: str, misfit: Callable[[], str | None]) -> bool:
+        """Record that ``where`` (the body, or a header's name) goes out as UTF-8 although
+        the policy asks for ISO-2022-JP, with why (``misfit()``; None: it fits); whether that
+        was recorded just now (once per place; reason ``output_utf8`` once)."""
+        if self.policy.output.charset != "iso-2022-jp" or where in self.report.sent_as_utf8:
             return False
-        misfit = compose.iso2022jp_misfit(text)
-        if misfit is None:
+        why = misfit()
+        if why is None:
             return False
-        self.report.reasons.append(Reason.OUTPUT_UTF8)
-        self.report.defects.append(f"{Reason.OUTPUT_UTF8.value}: {misfit}")
+        if Reason.OUTPUT_UTF8 not in self.report.reasons:
+            self.report.reasons.append(Reason.OUTPUT_UTF8)
+        self.report.sent_as_utf8.append(where)
+        self.report.defects.append(f"{Reason.OUTPUT_UTF8.value}: {where}: {why}")
         return True
 
     def _scrub(self, text: str) -> str:
