@@ -142,16 +142,19 @@ class _Run:
 
     def sanitize(self, untrusted_raw: bytes) -> None:
         clock = time.monotonic()
-        parsed = parse(
-            untrusted_raw,
-            self.policy.limits,
-            self.deadline,
-            prefer_plain=self.policy.body.prefer_plain,
-        )
-        self.report.defects.extend(parsed.defects)
-        sender = first_raw_header(parsed.message, "from") or ""
+        # The sender's carrier and the prior apply to every decode, file names in the MIME
+        # parameters (decoded while parsing) included: the From header is read first.
+        head = parse_headers_only(untrusted_raw, self.policy.limits)
+        sender = first_raw_header(head, "from") or ""
         chosen = Preferences(self.policy.charsets.japanese_prior, carrier_of(sender))
         with preferences(chosen):
+            parsed = parse(
+                untrusted_raw,
+                self.policy.limits,
+                self.deadline,
+                prefer_plain=self.policy.body.prefer_plain,
+            )
+            self.report.defects.extend(parsed.defects)
             self.headers = rebuild_headers(parsed.message, self.policy.output.headers)
             self._note_headers(self.headers)
             self._lap("parse", clock)

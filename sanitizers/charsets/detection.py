@@ -36,11 +36,11 @@ from sanitizers.charsets.labels import _EUC_JP_PLAN, _Plan, _plan, _strict_plan
 from sanitizers.charsets.steps import (
     _SPECIAL_STEPS,
     _TOLERATED_ERROR_RATE,
-    _USER_DEFINED,
     _ascii,
     _lenient,
     _may_have_user_defined,
     _strict,
+    _user_defined_replaced,
 )
 from sanitizers.safetext import C0, C1, SURROGATES
 
@@ -166,7 +166,8 @@ def _japanese_score(text: str) -> float:
 def _japanese_guess(data: bytes) -> _Lenient | None:
     """The more plausible Japanese decoding, CP932 or the EUC-JP family (CP932 wins a tie), if
     it looks Japanese at all. Strict but for carrier emoji (CP932 user-defined characters),
-    which become replacements: the result is then lossy."""
+    which become the emoji of the sender's carrier, or replacements: the result is then
+    lossy."""
     candidates = [_cp932_with_emoji(data), _strict_plan(_EUC_JP_PLAN, data)]
     scored = [
         (_japanese_score(found[0]) - 3.0 * _jis_x_0213_only(found), found)
@@ -196,7 +197,7 @@ def _cp932_with_emoji(data: bytes) -> _Result | None:
         return None
     if not _may_have_user_defined(data):
         return text, "cp932"
-    return _USER_DEFINED.sub(_REPLACEMENT, text), "cp932"
+    return _user_defined_replaced(text), "cp932"
 
 
 def _share(pattern: re.Pattern[str], text: str) -> tuple[int, float]:
