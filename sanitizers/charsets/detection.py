@@ -406,8 +406,9 @@ def _reads_as_alphabet(text: str) -> bool:
 
 def _utf8_or_japanese(data: bytes) -> _Lenient | None:
     """Strict UTF-8 (None when it fails), unless every character has a two-byte form (or one
-    is in a plane without characters) and a Japanese reading with strong evidence exists: then the Japanese reading, or (when the
-    UTF-8 text reads as one alphabet too) UTF-8 reported lossy, as the choice may be wrong."""
+    is in a plane without characters) and a Japanese reading exists: then the Japanese
+    reading (lossy without strong evidence), or, when the UTF-8 text reads as one alphabet,
+    UTF-8, lossy if the Japanese evidence is strong (the choice may be wrong)."""
     utf8 = _strict("utf-8", data)
     if utf8 is None:
         return None

@@ -20,15 +20,16 @@ from tests.mailfactory import body_text, leaf, mail, multipart
 
 TEXT_ONLY = Policy(attachments=AttachmentPolicy(by_kind={}))
 # Words of a municipality's mail: departments, forms, dates, surnames.
-VOCABULARY = """
-道路 氏名 住所 施設 分担 担当 名簿 課長 部長 市長 町長 村長 町民 村民 救急 議会 予算
-決算 税務 納税 市民 住民 福祉 保健 医療 介護 年金 保険 教育 学校 図書館 公民館 公園
-下水道 水道 河川 農業 観光 文化 広報 総務 企画 財政 人事 会計 監査 選挙 防災 消防 環境
-戸籍 申請 届出 証明 手数料 補助金 交付金 給付 督促 滞納 会議 議事録 資料 報告 連絡 案内
-通知 依頼 回答 照会 確認 承認 決裁 施設予約 道路占用 氏名変更 住所変更 転入 転出 出生
-婚姻 本日 明日 午前 午後 日時 件名 宛先 田中 鈴木 高橋 渡辺 伊藤 山本 中村 小林 加藤
-吉田 山田 佐々木 松本 井上 木村 斎藤 清水 山崎
-""".split()
+VOCABULARY_LINES = (
+    "道路 氏名 住所 施設 分担 担当 名簿 課長 部長 市長 町長 村長 町民 村民 救急 議会 予算",
+    "決算 税務 納税 市民 住民 福祉 保健 医療 介護 年金 保険 教育 学校 図書館 公民館 公園",
+    "下水道 水道 河川 農業 観光 文化 広報 総務 企画 財政 人事 会計 監査 選挙 防災 消防 環境",
+    "戸籍 申請 届出 証明 手数料 補助金 交付金 給付 督促 滞納 会議 議事録 資料 報告 連絡 案内",
+    "通知 依頼 回答 照会 確認 承認 決裁 施設予約 道路占用 氏名変更 住所変更 転入 転出 出生",
+    "婚姻 本日 明日 午前 午後 日時 件名 宛先 田中 鈴木 高橋 渡辺 伊藤 山本 中村 小林 加藤",
+    "吉田 山田 佐々木 松本 井上 木村 斎藤 清水 山崎",
+)
+VOCABULARY = [word for line in VOCABULARY_LINES for word in line.split()]
 # The words above whose bytes another charset read without error before the evidence rule.
 SILENTLY_WRONG_BEFORE = ["道路", "施設", "分担", "町長", "村長", "町民", "村民", "救急"]
 # Frequent kanji of Japanese official text, for generated compounds.
