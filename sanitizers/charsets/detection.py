@@ -4,15 +4,18 @@ Before the declared charset is believed: a UTF-16 BOM wins; 7-bit data with ISO-
 escape sequences is ISO-2022-JP whatever it declares; a declared single-byte charset (which
 decodes anything) yields to UTF-8 and to a Japanese reading (with kana, or two or more kanji
 in double-byte characters only); a declared Chinese or Korean charset yields to a Japanese
-reading with kana unless that language's evidence is strong.
+reading with kana or mostly frequent Japanese kanji unless that language's evidence is strong.
 
 Detection order: ISO-2022-JP (escapes present; if broken, still ISO-2022-JP, lossy), US-ASCII,
-UTF-8, damaged UTF-8 (a few broken sequences among many valid ones: lossy), the most plausible
-Japanese reading (CP932 or EUC-JP, scored on kana and kanji against half-width punctuation,
-private-use characters and controls), unless a Chinese or Korean reading has strong evidence
-(``Preferences.japanese_prior``), then the declared charset with rare replacements, then
-charset-normalizer over a few non-Japanese charsets, and last the least damaged lenient
-reading (lossy). HTML: the MIME charset, else (missing, unknown or failing) its ``<meta>``.
+UTF-8 (unless all its characters have two-byte forms, as EUC-JP kanji give, and a Japanese
+reading has the evidence: kana and frequent kanji), damaged UTF-8 (a few broken sequences
+among many valid ones: lossy), the most plausible Japanese reading (CP932 or EUC-JP, scored on
+kana, kanji and voiced marks against half-width punctuation, misplaced marks, private-use
+characters and controls; lossy when the other reading is about as plausible), unless a Chinese
+or Korean reading has strong evidence (``Preferences.japanese_prior``), then the declared
+charset with rare replacements, then charset-normalizer over a few non-Japanese charsets, and
+last the least damaged lenient reading (lossy). HTML: the MIME charset, else (missing,
+unknown or failing) its ``<meta>``.
 """
 
 from __future__ import annotations
