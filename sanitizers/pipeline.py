@@ -303,9 +303,15 @@ class _Run:
         )
         decoded = self._decode(leaf, payload, part)
         if subtype == "html":
-            text = html_to_text(
-                decoded.text, self.policy.body.links, self.policy.links.allowed_schemes
+            # A block pasted unescaped into the HTML reads right only in its source.
+            html, html_files = extract_inline_files(
+                decoded.text,
+                max_files=max(0, limits.max_parts - len(yenc_files)),
+                max_bytes=limits.max_message_bytes,
+                markup=True,
             )
+            yenc_files += html_files
+            text = html_to_text(html, self.policy.body.links, self.policy.links.allowed_schemes)
             part.action, part.reason = Action.CONVERTED, Reason.HTML_BODY
         elif subtype == "plain":
             text = decoded.text
