@@ -51,7 +51,8 @@ _FIRST_LINE: Final = re.compile(
 # In HTML source: a tag right before a file's first line, and markup after its last line
 # (each split off onto a line of its own: the block's lines are then what the readers expect).
 _TAGGED_FIRST_LINE: Final = re.compile(
-    r">[ \t]*(?=(?:begin(?:-base64)?[ \t]+[0-7]{1,4}[ \t]|=ybegin[ \t]|\(This file must be converted))",
+    r">[ \t]*(?=(?:begin(?:-base64)?[ \t]+[0-7]{1,4}[ \t]|=ybegin[ \t]"
+    r"|\(This file must be converted))",
     re.IGNORECASE,
 )
 _TAGGED_LAST_LINE: Final = re.compile(
