@@ -482,8 +482,8 @@ class _Sink:
     only when more text follows, and each line starts with the current prefix."""
 
     __slots__ = (
-        "_indent", "_marker", "_marker_at", "_prefixes", "_separator", "_separator_written",
-        "_space", "breaks", "first_line", "lines", "newlines", "parts", "space_before_punctuation",
+        "_marker", "_marker_at", "_prefixes", "_separator", "_separator_written", "_space",
+        "breaks", "first_line", "indent", "lines", "newlines", "parts", "space_before_punctuation",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -495,7 +495,7 @@ class _Sink:
         self._prefixes = [""]  # prefix at each nesting level; the last is current
         self._marker = ""  # a list marker owed to the next line
         self._marker_at = 0
-        self._indent = ""  # no-break spaces at the start of a line, owed to the text after them
+        self.indent = ""  # no-break spaces at the start of a line, owed to the text after them
         self._separator_written = -1  # where in parts the last separator was written
         self.lines = 0  # line breaks written so far
         self.first_line = -1  # the line of the first text since it was last set to -1
@@ -505,11 +505,11 @@ class _Sink:
         """Owe ``breaks`` newlines (1: a new line, 2: a blank line) before the next text."""
         if breaks > self.breaks:
             self.breaks = breaks
-        self._indent = ""
+        self.indent = ""
 
     def drop_indent(self) -> None:
         """Forget owed indentation (a table cell of no-break spaces is a spacer)."""
-        self._indent = ""
+        self.indent = ""
 
     def push_prefix(self, prefix: str) -> None:
         levels = len(self._prefixes)
@@ -546,7 +546,7 @@ class _Sink:
             self._flush_breaks()
         if self.newlines < _MAX_BREAK_RUN:
             self._newline()
-        self._indent = ""
+        self.indent = ""
 
     def text(self, collapsed: str) -> None:
         """Inline text, whitespace collapsed; spaces at its ends are owed, not written.
@@ -563,8 +563,8 @@ class _Sink:
             return
         if "\xa0" in stripped:
             if not stripped.strip("\xa0"):  # only no-break spaces
-                if self.breaks or self.newlines or not self.parts or self._indent:
-                    self._indent += " " * len(stripped)
+                if self.breaks or self.newlines or not self.parts or self.indent:
+                    self.indent += " " * len(stripped)
                 else:
                     self._space = True
                 return
@@ -574,7 +574,7 @@ class _Sink:
 
     def verbatim(self, text: str) -> None:
         """Text whose whitespace and line breaks are kept (``<pre>``, ``<hr>``)."""
-        self._indent = ""
+        self.indent = ""
         if not text:
             return
         if self._prefixes[-1] or self._marker:
@@ -632,17 +632,17 @@ class _Sink:
             prefix = self._marked_prefix() if self._marker else self._prefixes[-1]
             if prefix:
                 parts.append(prefix)
-            if self._indent:
-                parts.append(self._indent)
-                self._indent = ""
+            if self.indent:
+                parts.append(self.indent)
+                self.indent = ""
             self.newlines = 0
         elif self._separator:
             self._separator_written = len(parts)
             parts.append(self._separator)
             self._separator = ""
-        elif self._space or self._indent:
-            parts.append(self._indent or " ")
-            self._indent = ""
+        elif self._space or self.indent:
+            parts.append(self.indent or " ")
+            self.indent = ""
         parts.append(text)
         self._space = False
         if self.first_line < 0:
@@ -731,7 +731,10 @@ class _Converter:
         if kind is None:
             self.ends.append(None)
         elif isinstance(kind, int):  # a plain block: owe its newlines before and after
-            self.sink.block(kind)
+            sink = self.sink  # (what sink.block does, written out: this runs per element)
+            if kind > sink.breaks:
+                sink.breaks = kind
+            sink.indent = ""
             self.ends.append(kind)
         else:
             self.ends.append(kind(self, tag, attrib))
@@ -752,7 +755,10 @@ class _Converter:
         if self.veils and self.veils[-1][0] == len(self.ends):
             self.veil = self.veils.pop()[1]
         if isinstance(end, int):
-            self.sink.block(end)
+            sink = self.sink  # (sink.block, written out)
+            if end > sink.breaks:
+                sink.breaks = end
+            sink.indent = ""
         elif end is not None:
             end()
 
@@ -857,7 +863,11 @@ class _Converter:
             return
         if "\n" in text:
             text = _CJK_SEGMENT_BREAK.sub("", text)
-        text = _HTML_SPACE.sub(" ", text)
+            text = _HTML_SPACE.sub(" ", text)
+        elif "  " in text or "\t" in text or "\r" in text or "\f" in text:
+            # (substring tests run at memchr speed; most runs, Japanese ones above all,
+            # have nothing to collapse and skip the regular expression)
+            text = _HTML_SPACE.sub(" ", text)
         if not text.isprintable():  # rare: controls, no-break spaces, format characters
             # No-break spaces stay (collapsing is over; the sink writes them as spaces).
             text = _HTML_SPACE.sub(" ", _printable(text))
