@@ -114,6 +114,7 @@ _FREQUENT_KANJI: Final = re.compile(f"[{_JAPANESE_KANJI_MARKERS}]")
 # Two Japanese readings (CP932, EUC-JP) are too close to choose silently when the less
 # plausible scores at least this share of the more plausible.
 _AMBIGUOUS_SHARE: Final = 0.5
+_SS2_ONLY: Final = re.compile(rb"(?:[\x00-\x7f]|\x8e[\xa1-\xdf])*")
 # ... unless the more plausible has at least this many more marks of Japanese (see _evidence).
 _DECISIVE_EVIDENCE: Final = 2
 # A UTF-8 reading whose characters all have two-byte forms (U+0080-U+07FF) is what EUC-JP
@@ -232,6 +233,9 @@ def _japanese_guess(data: bytes) -> _Lenient | None:
     close = len(scored) > 1 and scored[1][0] >= _AMBIGUOUS_SHARE * score
     if close and _evidence(text) - _evidence(scored[1][1][0]) >= _DECISIVE_EVIDENCE:
         close = False  # the chosen reading has clearly more of what only Japanese gives
+    # Only EUC-JP half-width katakana (SS2 pairs), which CP932 reads as kanji of one row: the
+    # frequent kanji of that row are no evidence here.
+    close = close or (len(scored) > 1 and _SS2_ONLY.fullmatch(data) is not None)
     return text, charset, close or _REPLACEMENT in text
 
 

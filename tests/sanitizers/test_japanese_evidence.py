@@ -113,6 +113,15 @@ def test_half_width_katakana_that_read_as_kanji_too_are_exact_or_reported(text: 
     exact_or_reported(text, decoded.text, decoded.lossy)
 
 
+@pytest.mark.parametrize("text", ["ｶﾀｶﾅ", "ﾔﾏﾀﾞ ﾀﾛｳ", "ﾃｽﾄ", "ｼﾔｸｼﾖ"])
+def test_euc_jp_half_width_katakana_are_exact_or_reported(text: str) -> None:
+    data = text.encode("euc_jp")  # SS2 pairs: CP932 reads them as kanji of one row
+    decoded = decode_body(data, None)
+    exact_or_reported(text, decoded.text, decoded.lossy)
+    header = decode_header(raw_header(data))
+    exact_or_reported(text, header.text, header.lossy)
+
+
 def test_half_width_text_with_marks_where_japanese_puts_them_is_not_reported() -> None:
     for text in ("ｱﾘｶﾞﾄｳｺﾞｻﾞｲﾏｼﾀ", "ﾔﾏﾀﾞ ﾀﾛｳ", "ﾊﾟｽﾎﾟｰﾄ"):
         decoded = decode_body(text.encode("cp932"), None)
