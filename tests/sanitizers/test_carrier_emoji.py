@@ -208,3 +208,12 @@ def test_the_encoder_writes_shared_codes_beside_kanji_in_one_segment(text: str) 
     data = encode_iso2022jp(text)
     assert data is not None
     assert decode_body(data, "iso-2022-jp").text == text
+
+
+def test_the_output_report_names_the_character_outside_not_a_kanji_beside_it() -> None:
+    policy = Policy(output=OutputPolicy(charset="iso-2022-jp"))
+    raw = mail(leaf("text/plain; charset=utf-8", "資料①髙﨑😀".encode()))
+    result = run(raw, policy)
+    assert any("U+1F600 is not in ISO-2022-JP" in defect for defect in result.report.defects)
+    lone = run(mail(leaf("text/plain; charset=utf-8", "資料です。﨑".encode())), policy)
+    assert any("au emoji" in defect for defect in lone.report.defects)
