@@ -122,6 +122,11 @@ class SpoolSettings(Section):
 
     keep_delivered_seconds: float = Field(default=86400.0, ge=0)
     """Delivered messages stay in the spool this long (for mukaika queue show)."""
+    group_commit_seconds: float = Field(default=0.002, ge=0, le=0.1)
+    """Group commit: how long the first of several messages being accepted at once waits for
+    the others to share one flush of the spool directory. Each message is still answered 250
+    only after its own file and the directory are on disk; 0 = share only the flushes that
+    concurrency brings anyway."""
 
 
 class WorkerSettings(Section):

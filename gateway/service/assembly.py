@@ -59,7 +59,7 @@ class Gateway:
         parts = parts or Parts()
         self.config = config
         self.data_dir = Path(config.service.data_dir)
-        self.spool = Spool(self.data_dir / "spool")
+        self.spool = Spool(self.data_dir / "spool", config.spool.group_commit_seconds)
         self.hostname = config.smtp.hostname or socket.getfqdn()
         self._owned: list[Callable[[], None]] = []
         self.metrics_server: MetricsServer | None = None
