@@ -52,6 +52,10 @@ class SmtpSettings(Section):
     """Address the listener binds to."""
     listen_port: int = Field(default=2525, ge=0, le=65535)
     """TCP port of the listener; 0 = any free port."""
+    receivers: int = Field(default=0, ge=0, le=256)
+    """Receiving processes, each with a listener on the same port (SO_REUSEPORT) writing to
+    the shared spool; 0 = one per CPU core. Connection limits, stress mode, metrics, the audit
+    log and reload stay one per gateway, in the gateway's own process."""
     hostname: str = ""
     """Name in the greeting and EHLO reply; "" = the host's FQDN."""
     accept_domains: tuple[str, ...] = ()

@@ -38,6 +38,7 @@ import functools
 import ipaddress
 import logging
 import re
+import socket
 import ssl
 import time
 from collections import Counter, defaultdict
@@ -710,23 +711,30 @@ class SmtpServer:
         accept: Accept,
         free_bytes: Callable[[], int],
         on_reject: Callable[[SmtpRefusal], None] | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.settings = settings
         self.handler = RelayHandler(settings, accept, free_bytes)
-        self.tracker = ConnectionTracker(settings, on_reject)
+        self.tracker = ConnectionTracker(settings, on_reject, admission)
         self.tls = tls_context(settings)
         self.server: asyncio.Server | None = None
 
     def _factory(self) -> GatewaySMTP:
         return GatewaySMTP(self.handler, self.settings, self.tracker, self.tls)
 
-    async def start(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
+    async def start(
+        self, host: str | None = None, port: int | None = None, sock: socket.socket | None = None
+    ) -> tuple[str, int]:
+        """Listen on ``host``:``port`` (default: the settings'), or on the listening ``sock``."""
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
-            self._factory,
-            host=host if host is not None else self.settings.listen_host,
-            port=port if port is not None else self.settings.listen_port,
-        )
+        if sock is not None:
+            self.server = await loop.create_server(self._factory, sock=sock)
+        else:
+            self.server = await loop.create_server(
+                self._factory,
+                host=host if host is not None else self.settings.listen_host,
+                port=port if port is not None else self.settings.listen_port,
+            )
         sockname: Any = self.server.sockets[0].getsockname()
         return str(sockname[0]), int(sockname[1])
 
