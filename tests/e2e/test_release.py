@@ -285,10 +285,12 @@ class _SlowFiles:
         kind: str,
         action: AttachmentAction,
         policy: Policy,
+        *,
+        charset: str | None = None,
     ) -> CdrOutcome:
         if filename == "slow.bin":
             time.sleep(self.seconds)
-        return self.inner.disarm(untrusted_data, filename, kind, action, policy)
+        return self.inner.disarm(untrusted_data, filename, kind, action, policy, charset=charset)
 
 
 def _slow_sanitize(
