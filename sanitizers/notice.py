@@ -131,7 +131,9 @@ def _part_lines(part: PartReport, language: str) -> list[str]:
     words = _WORDS[language]
     action = _label(part.action, language)
     if part.kind is None and part.reason in _BODY_REASONS:  # attachments all have a kind
-        line = f"■ {words['body']} ({part.declared_type}): {action}"
+        # A body taken out of a container (winmail.dat, a .msg) says which.
+        where = f"{part.filename}, " if part.filename else ""
+        line = f"■ {words['body']} ({where}{part.declared_type}): {action}"
         if part.removed:  # links of a scheme that is not allowed, defanged in the text
             removed = ", ".join(_label(item, language) for item in part.removed)
             line += f" — {words['removed']}: {removed}"

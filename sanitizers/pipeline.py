@@ -19,6 +19,7 @@ from email.message import Message
 from itertools import islice
 
 from sanitizers import compose, notice
+from sanitizers.cdr import mailparts
 from sanitizers.cdr.base import CdrOutcome
 from sanitizers.cdr.disarmer import Disarmer
 from sanitizers.cdr.isolation import default_disarmer
@@ -43,7 +44,7 @@ from sanitizers.mime import Leaf, first_raw_header, parse, parse_headers_only
 from sanitizers.policy import Policy
 from sanitizers.report import EntryReport, PartReport, Report, SanitizeResult
 from sanitizers.safetext import body_text, display_text, visible_text
-from sanitizers.vocabulary import Action, Reason, RemovedItem, Verdict, label
+from sanitizers.vocabulary import Action, FileKind, Reason, RemovedItem, Verdict, label
 
 # What a sanitizer returns that is delivered as an attachment (an HTML file converted to text
 # arrives as a .txt file: the body is only ever the mail's own text).
@@ -54,6 +55,10 @@ _LIMIT_REASONS = frozenset(r for r in Reason if r.value.startswith("limit_"))
 _HELD_TAG = {"ja": "[保留]", "en": "[HELD]"}
 _SAFE_TOKEN = re.compile(r"[^A-Za-z0-9._:-]")
 _ATTACHED_MAIL = {"ja": "添付されたメール", "en": "Attached message"}
+# Kinds whose sanitizer unpacks them into parts of the message (sanitizers.cdr.mailparts), and
+# how a part taken out of one is shown: "winmail.dat › 見積書.xlsx".
+_CONTAINERS = frozenset({FileKind.TNEF, FileKind.MSG})
+_INSIDE = " › "
 
 
 def sanitize_message(
@@ -253,8 +258,12 @@ class _Run:
 
     # -- parts ------------------------------------------------------------------------------
 
-    def _leaf(self, leaf: Leaf) -> None:
+    def _leaf(self, leaf: Leaf, shown_in: str | None = None) -> None:
+        """One part; ``shown_in`` names the container (winmail.dat, a .msg) it came out of."""
         payload = b"" if leaf.role == "attached_message" else leaf.decoded_payload()
+        filename = display_text(leaf.filename, 100) if leaf.filename else None
+        if shown_in is not None:
+            filename = f"{shown_in}{_INSIDE}{filename}" if filename else shown_in
         part = PartReport(
             path=leaf.path,
             declared_type=leaf.content_type,
@@ -262,7 +271,7 @@ class _Run:
             reason=Reason.POLICY,
             size=len(payload),
             sha256=hashlib.sha256(payload).hexdigest() if payload else "",
-            filename=display_text(leaf.filename, 100) if leaf.filename else None,
+            filename=filename,
             findings=list(leaf.findings),
             detail="; ".join(leaf.notes),
         )
@@ -396,6 +405,11 @@ class _Run:
         part.entries = list(islice(_entries(outcome.children), _MAX_ENTRIES))
         if outcome.detail:
             part.detail = "; ".join(filter(None, [part.detail, outcome.detail]))
+        if info.kind in _CONTAINERS and outcome.action is Action.CONVERTED and outcome.data:
+            # The container itself never arrives: its parts are handled as the message's own.
+            part.action, part.reason = Action.REMOVED, Reason.UNPACKED
+            self._unpack(outcome.data, outcome.content_type, part)
+            return
         if outcome.action in _DELIVERED and outcome.data is not None:
             # Named after what was rebuilt, never after what the sender claimed.
             content_type = outcome.content_type or info.detected_mime
@@ -406,6 +420,28 @@ class _Run:
             if sent is not None and delivered != sent:
                 part.renamed_from = visible_text(sent, 200)
             self.attachments.append(compose.OutAttachment(delivered, content_type, outcome.data))
+
+    def _unpack(self, data: bytes, content_type: str | None, container: PartReport) -> None:
+        """The parts of a mail container, as a sanitizer composed them (the parts of this
+        message for TNEF, an attached mail for .msg), each handled like one of the message's
+        own and shown under the container's name. The message's limits bound them: their
+        paths continue the container's, so its depth counts, and so do the parts before."""
+        if content_type == mailparts.MESSAGE_TYPE:
+            data = b"Content-Type: message/rfc822\r\n\r\n" + data
+        elif content_type != mailparts.PARTS_TYPE:
+            raise ValueError(f"container result of type {content_type!r}")
+        limits = self.policy.limits
+        parsed = parse(data, limits, self.deadline, prefer_plain=self.policy.body.prefer_plain)
+        shown = container.filename or container.path
+        for inner in parsed.leaves:
+            inner.path = f"{container.path}.{inner.path}"
+            if inner.path.count(".") > limits.max_depth:
+                raise LimitExceeded(Reason.LIMIT_DEPTH, f"over {limits.max_depth} levels")
+            if len(self.report.parts) >= limits.max_parts:
+                raise LimitExceeded(Reason.LIMIT_PARTS, f"over {limits.max_parts} parts")
+            if time.monotonic() > self.deadline:
+                raise LimitExceeded(Reason.LIMIT_TIME, "time budget spent")
+            self._leaf(inner, shown_in=shown)
 
     def _budgeted_policy(self) -> Policy:
         """The policy for one sanitizer call: its wall-clock limit (``cdr.seconds``, which the

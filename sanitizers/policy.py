@@ -126,15 +126,18 @@ class OutputPolicy(Section):
     """Headers copied (rebuilt, never as they were) into the sanitized message."""
 
 
-_SANITIZED_BY_DEFAULT = ("ooxml", "pdf", "image", "zip", "text", "html")
+_SANITIZED_BY_DEFAULT = ("ooxml", "pdf", "image", "zip", "text", "html", "tnef", "msg")
 
 
 class AttachmentPolicy(Section):
     """Per-type attachment actions; kinds are those of :mod:`sanitizers.filetype`.
 
-    Shipped: OOXML, PDF, images, ZIP and text-like files are disarmed; everything else
-    (legacy Office, RTF, SVG, other archives, unknown types) is removed; executables are
-    always removed whatever this says.
+    Shipped: OOXML, PDF, images, ZIP and text-like files are disarmed; Outlook containers
+    (``tnef``: winmail.dat, ``msg``: .msg files) are unpacked and their files and text handled
+    like the message's own; everything else (legacy Office, RTF, SVG, 一太郎, other archives,
+    unknown types) is removed; executables are always removed whatever this says. For
+    ``ichitaro``, "sanitize" (or "keep_if_clean") keeps only the document's text, as a .txt
+    file; the document itself never passes.
     """
 
     default: AttachmentAction = AttachmentAction.REMOVE

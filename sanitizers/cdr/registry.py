@@ -43,6 +43,9 @@ SANITIZERS: Mapping[str, str] = {
     "zip": "sanitizers.cdr.ziparchive:ZipSanitizer",
     "text": "sanitizers.cdr.text:TextSanitizer",
     "html": "sanitizers.cdr.text:HtmlSanitizer",
+    "tnef": "sanitizers.cdr.tnef:TnefSanitizer",
+    "msg": "sanitizers.cdr.outlook_msg:MsgSanitizer",
+    "ichitaro": "sanitizers.cdr.ichitaro:IchitaroSanitizer",
 }
 
 # Kinds that are never kept or sanitized, whatever the policy says.
