@@ -16,7 +16,9 @@ from string import Template
 
 from sanitizers.policy import NoticePolicy
 from sanitizers.report import PartReport, Report
-from sanitizers.vocabulary import Action, Code, Reason, label
+from sanitizers.vocabulary import Action, Code, FileKind, Reason, label
+
+_KINDS = frozenset(kind.value for kind in FileKind)
 
 _BODY_REASONS = frozenset({Reason.TEXT_BODY, Reason.HTML_BODY, Reason.TEXT_CONVERTED})
 # Files inside one archive named in the notice; the report and audit line list them all.
@@ -140,9 +142,12 @@ def _part_lines(part: PartReport, language: str) -> list[str]:
         return [line]
     name = part.filename or words["unnamed"]
     detected = part.detected_type or part.declared_type
+    reason = _label(part.reason, language)
+    if part.reason is Reason.POLICY and part.kind in _KINDS:  # which kind the policy refuses
+        reason += f" ({_label(FileKind(part.kind), language)})"
     lines = [
         f"■ {words['attachment']}: {name} ({_size(part.size)}, {detected})",
-        f"  → {action}: {_label(part.reason, language)}",
+        f"  → {action}: {reason}",
     ]
     if part.renamed_from:
         lines.append(f'  {words["sent_as"]}: "{part.renamed_from}"')

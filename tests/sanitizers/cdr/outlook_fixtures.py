@@ -1,9 +1,9 @@
-"""Outlook containers and 一太郎 files built in code: a TNEF writer, a minimal compound-file
-(CFB, [MS-CFB] version 3) writer and the .msg and 一太郎 layouts on top of it.
+"""Outlook containers and 一太郎 files built in code: a TNEF writer, and the .msg and 一太郎
+layouts on the tests' compound-file writer (:func:`office_fixtures.compound_file`).
 
 Only what the readers need is written: TNEF attributes with their checksums and MAPI property
-blocks; compound files with a mini stream (streams under 4096 bytes, as the format requires),
-a FAT and a directory whose siblings form a chain (olefile does not need a balanced tree).
+blocks; .msg property streams, attachment and embedded-message storages; a 一太郎
+DocumentText stream.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import struct
 from dataclasses import dataclass, field
 
 import compressed_rtf
+
+from tests.sanitizers.cdr.office_fixtures import compound_file
 
 # --- TNEF ----------------------------------------------------------------------------------
 
@@ -75,130 +77,24 @@ def tnef(
     return out
 
 
-# --- compound files -----------------------------------------------------------------------
-
-_SECTOR, _MINI, _CUTOFF = 512, 64, 4096
-_FREE, _END, _FAT_MARK = 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD
-_NONE = 0xFFFFFFFF
+# --- compound files ------------------------------------------------------------------------
 
 Tree = dict[str, "bytes | Tree"]
 
 
-@dataclass
-class _Entry:
-    name: str
-    kind: int  # 1 storage, 2 stream, 5 root
-    data: bytes = b""
-    children: list[int] = field(default_factory=list)
-    start: int = _END
-    clsid: bytes = bytes(16)
-
-
-def _flatten(tree: Tree, entries: list[_Entry], parent: int) -> None:
-    for name, value in tree.items():
-        index = len(entries)
-        if isinstance(value, bytes):
-            entries.append(_Entry(name, 2, value))
-        else:
-            entries.append(_Entry(name, 1))
-            _flatten(value, entries, index)
-        entries[parent].children.append(index)
-
-
-def _chain(fat: list[int], first: int, count: int) -> None:
-    for offset in range(count):
-        fat[first + offset] = first + offset + 1 if offset + 1 < count else _END
-
-
-def cfb(tree: Tree, root_clsid: bytes = bytes(16)) -> bytes:
+def cfb(tree: Tree) -> bytes:
     """A compound file holding ``tree`` (name → bytes for a stream, → dict for a storage)."""
-    entries = [_Entry("Root Entry", 5, clsid=root_clsid)]
-    _flatten(tree, entries, 0)
-    mini_stream = bytearray()
-    mini_fat: list[int] = []
-    big: list[_Entry] = []
-    for entry in entries:
-        if entry.kind != 2:
-            continue
-        if len(entry.data) >= _CUTOFF:
-            big.append(entry)
-            continue
-        if not entry.data:
-            continue
-        sectors = -(-len(entry.data) // _MINI)
-        entry.start = len(mini_fat)
-        for offset in range(sectors):
-            mini_fat.append(entry.start + offset + 1 if offset + 1 < sectors else _END)
-        mini_stream += entry.data + b"\0" * (-len(entry.data) % _MINI)
-    sectors: list[bytes] = []
 
-    def place(data: bytes) -> tuple[int, int]:
-        count = -(-len(data) // _SECTOR)
-        first = len(sectors)
-        padded = data + b"\0" * (-len(data) % _SECTOR)
-        sectors.extend(padded[i : i + _SECTOR] for i in range(0, len(padded), _SECTOR))
-        return first, count
+    def paths(node: Tree, prefix: str) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        for name, value in node.items():
+            if isinstance(value, bytes):
+                found[prefix + name] = value
+            else:
+                found.update(paths(value, f"{prefix}{name}/"))
+        return found
 
-    chains: list[tuple[int, int]] = []
-    root_start, root_count = place(bytes(mini_stream)) if mini_stream else (_END, 0)
-    if root_count:
-        chains.append((root_start, root_count))
-    entries[0].start, entries[0].data = root_start, bytes(mini_stream)
-    for entry in big:
-        entry.start, count = place(entry.data)
-        chains.append((entry.start, count))
-    mini_fat_bytes = struct.pack(f"<{len(mini_fat)}I", *mini_fat) if mini_fat else b""
-    mini_fat_start, mini_fat_count = place(mini_fat_bytes) if mini_fat else (_END, 0)
-    if mini_fat_count:
-        chains.append((mini_fat_start, mini_fat_count))
-    directory = b"".join(_directory_entry(entries, index) for index in range(len(entries)))
-    directory += b"\0" * (-len(directory) % _SECTOR)
-    dir_start, dir_count = place(directory)
-    chains.append((dir_start, dir_count))
-    fat_count = 1
-    while fat_count * (_SECTOR // 4) < len(sectors) + fat_count:
-        fat_count += 1
-    fat = [_FREE] * (fat_count * _SECTOR // 4)
-    for first, count in chains:
-        _chain(fat, first, count)
-    fat_start = len(sectors)
-    for index in range(fat_count):
-        fat[fat_start + index] = _FAT_MARK
-    fat_bytes = struct.pack(f"<{len(fat)}I", *fat)
-    place(fat_bytes)
-    difat = [fat_start + index for index in range(fat_count)] + [_FREE] * (109 - fat_count)
-    header = (
-        bytes.fromhex("d0cf11e0a1b11ae1")
-        + bytes(16)
-        + struct.pack("<HHHHH", 0x3E, 3, 0xFFFE, 9, 6)
-        + bytes(6)
-        + struct.pack("<IIIII", 0, fat_count, dir_start, 0, _CUTOFF)
-        + struct.pack("<IIII", mini_fat_start, mini_fat_count, _END, 0)
-        + struct.pack("<109I", *difat)
-    )
-    return header + b"".join(sectors)
-
-
-def _directory_entry(entries: list[_Entry], index: int) -> bytes:
-    entry = entries[index]
-    name = entry.name.encode("utf-16-le")[:62] + b"\0\0"
-    # Siblings as a chain to the right; the first child hangs from the storage.
-    right = _NONE
-    for parent in entries:
-        if index in parent.children:
-            position = parent.children.index(index)
-            if position + 1 < len(parent.children):
-                right = parent.children[position + 1]
-    child = entry.children[0] if entry.children else _NONE
-    size = len(entry.data) if entry.kind != 1 else 0
-    return (
-        name.ljust(64, b"\0")
-        + struct.pack("<HBB", len(name), entry.kind, 1)
-        + struct.pack("<III", _NONE, right, child)
-        + entry.clsid
-        + bytes(4 + 16)
-        + struct.pack("<IQ", entry.start if entry.kind != 1 else 0, size)
-    )
+    return compound_file(paths(tree, ""))
 
 
 # --- Outlook .msg ---------------------------------------------------------------------------
