@@ -85,6 +85,7 @@ class IchitaroSanitizer(CdrSanitizer):
     kind: ClassVar[str] = "ichitaro"
 
     def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
+        # At most 4 bytes per character in UTF-8: the text always fits the output limit.
         text = extract_text(untrusted_data, ctx.policy.max_file_bytes // 4)
         if not text.strip():
             raise SanitizeError(Reason.EMPTY, "no text in the document")

@@ -35,6 +35,7 @@ from sanitizers.cdr import mailparts
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.cdr.rtf_text import rtf_body
 from sanitizers.errors import LimitExceeded, SanitizeError
+from sanitizers.policy import Limits
 from sanitizers.vocabulary import Action, Reason
 
 _PROPERTIES = "__properties_version1.0"
@@ -223,9 +224,9 @@ def _bodies(message: _Storage, charset: str | None, ctx: CdrContext) -> tuple[An
 
 def read_message(ole: Any, path: list[str], ctx: CdrContext, depth: int = 0) -> mailparts.Mail:
     """The headers, body, files and nested messages of the message stored at ``path``."""
-    limits = ctx.full_policy.limits if ctx.full_policy is not None else None
-    max_depth = limits.max_depth if limits is not None else 16
-    max_parts = limits.max_parts if limits is not None else 500
+    limits = ctx.full_policy.limits if ctx.full_policy is not None else Limits()
+    max_depth = limits.max_depth
+    max_parts = limits.max_parts
     if depth > max_depth:
         raise LimitExceeded(Reason.LIMIT_DEPTH, f".msg messages nested over {max_depth}")
     message = _Storage(ole, path, _EMBEDDED_HEADER if path else _TOP_HEADER)

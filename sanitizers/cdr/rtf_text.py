@@ -9,7 +9,8 @@ Threat model: the RTF is hostile. Nothing in it is interpreted but text: objects
 fields' instructions (only their shown result is kept), font and style tables and every
 ignorable (``\\*``) destination are skipped; the HTML taken out of an encapsulated body is
 untrusted HTML that the pipeline converts to text like any HTML body. Group nesting is bounded
-(``limit_depth``) and so is the text produced (``limit_size``).
+(``limit_depth``) and so is the text produced (``limit_size``); ``\\binN`` data is skipped
+unread, so bytes in it can never open or close a group.
 
 Japanese text exact: ``\\'hh`` bytes are decoded in the code page of the current font's
 ``\\fcharset`` (128 = Shift_JIS, CP932), else the document's ``\\ansicpg``; ``\\uN`` characters
@@ -125,8 +126,15 @@ class _Reader:
         stack: list[_State] = []
         state = _State()
         ignorable_next = False
-        for match in _TOKEN.finditer(untrusted_rtf):
+        position = 0
+        while position < len(untrusted_rtf):
+            match = _TOKEN.match(untrusted_rtf, position)
+            assert match is not None  # the last alternative takes any lone backslash
+            position = match.end()
             word, param, hexbyte, symbol, brace, text, _backslash = match.groups()
+            if word == b"bin" and param:  # \binN: N raw bytes, never text (nor braces)
+                position += max(0, int(param))
+                continue
             if hexbyte is not None:
                 if self.to_skip:
                     self.to_skip -= 1

@@ -61,9 +61,10 @@ class CdrPolicy(Section):
     """Deepest group nesting read before the file is removed (``limit_depth``)."""
 
     # --- Outlook containers (sanitizers.cdr.tnef, sanitizers.cdr.outlook_msg) ---
-    tnef_max_attributes: int = Field(default=100_000, gt=0)
-    """Most attributes in one winmail.dat (``limit_entries``); a real one has a few per
-    attachment."""
+    tnef_max_attributes: int = Field(default=1000, gt=0)
+    """Most attributes in one winmail.dat (``limit_entries``). Outlook writes about 15 for the
+    message and 7 per attachment; the TNEF reader copies the rest of the file for each one,
+    so this bounds its work to this many times the file's size."""
 
     # --- Text-like files (sanitizers.cdr.text) ---
     text_csv_bom: bool = True

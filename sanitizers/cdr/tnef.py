@@ -32,6 +32,7 @@ from sanitizers.cdr import mailparts
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.cdr.rtf_text import rtf_body
 from sanitizers.errors import LimitExceeded, SanitizeError
+from sanitizers.policy import Limits
 from sanitizers.vocabulary import Action, Reason
 
 # tnefparse logs every odd attribute at WARNING/ERROR: the outcome says what matters.
@@ -76,8 +77,8 @@ def _text(value: object, codepage: str) -> mailparts.Text:
 
 def to_mail(tnef: Any, ctx: CdrContext, depth: int = 0) -> mailparts.Mail:
     """The body, files and nested messages of a parsed TNEF stream."""
-    limits = ctx.full_policy.limits if ctx.full_policy is not None else None
-    max_depth = limits.max_depth if limits is not None else 16
+    limits = ctx.full_policy.limits if ctx.full_policy is not None else Limits()
+    max_depth = limits.max_depth
     if depth > max_depth:
         raise LimitExceeded(Reason.LIMIT_DEPTH, f"TNEF messages nested over {max_depth}")
     codepage = str(tnef.codepage or "cp1252")

@@ -248,6 +248,12 @@ def test_rtf_body_takes_the_encapsulated_html() -> None:
     assert '<a href="javascript:x">link</a>' in body.text
 
 
+def test_rtf_body_skips_binary_data_unread() -> None:
+    """Braces and words inside \\binN data neither close the picture group nor show."""
+    rtf = b"{\\rtf1 shown{\\pict\\bin9 }}\\par hid}after picture\\par}"
+    assert rtf_body(rtf, max_depth=50, max_chars=1000).text == "shownafter picture\n"
+
+
 def test_rtf_body_limits_depth_and_size() -> None:
     with pytest.raises(LimitExceeded) as deep:
         rtf_body(b"{\\rtf1" + b"{" * 100 + b"x", max_depth=50, max_chars=1000)
