@@ -345,6 +345,22 @@ def test_tnef_files_are_the_messages_own_with_their_path_shown() -> None:
     assert "Outlook の winmail.dat" not in text  # unpacked, not refused by policy
 
 
+@pytest.mark.parametrize("container", ["winmail.dat", "転送.msg"])
+def test_sanitizing_the_output_again_changes_nothing(container: str) -> None:
+    """The output holds the containers' text and disarmed files, never the containers: a
+    second pass keeps the body as it is (the contract cannot check this for converters)."""
+    files = [("見積書.docm", docm_with_vba()), ("setup.exe", b"MZ" + bytes(64))]
+    if container == "winmail.dat":
+        data = F.tnef([F.TnefFile(n, d) for n, d in files], rtf=JAPANESE_RTF)
+    else:
+        data = F.msg(F.Msg("件名", "本文", files=[F.MsgFile(n, d) for n, d in files]))
+    first = _run([(container, "application/octet-stream", data)])
+    again = sanitize_message(first.message, Policy(), disarmer=InProcessDisarmer())
+    assert again.report.verdict is Verdict.DELIVER
+    assert body_text(again.message) == body_text(first.message)
+    assert set(_attachments(again)) == set(_attachments(first)) == {"見積書.docx"}
+
+
 def test_msg_is_an_attached_mail_and_its_exe_is_removed() -> None:
     outlook = F.msg(
         F.Msg(
