@@ -126,18 +126,30 @@ class OutputPolicy(Section):
     """Headers copied (rebuilt, never as they were) into the sanitized message."""
 
 
-_SANITIZED_BY_DEFAULT = ("ooxml", "pdf", "image", "zip", "text", "html", "tnef", "msg")
+_SANITIZED_BY_DEFAULT = (
+    "ooxml",
+    "xlsb",
+    "odf",
+    "pdf",
+    "image",
+    "svg",
+    "zip",
+    "text",
+    "html",
+    "tnef",
+    "msg",
+)
 
 
 class AttachmentPolicy(Section):
     """Per-type attachment actions; kinds are those of :mod:`sanitizers.filetype`.
 
-    Shipped: OOXML, PDF, images, ZIP and text-like files are disarmed; Outlook containers
-    (``tnef``: winmail.dat, ``msg``: .msg files) are unpacked and their files and text handled
-    like the message's own; everything else (legacy Office, RTF, SVG, 一太郎, other archives,
-    unknown types) is removed; executables are always removed whatever this says. For
-    ``ichitaro``, "sanitize" (or "keep_if_clean") keeps only the document's text, as a .txt
-    file; the document itself never passes.
+    Shipped: OOXML (xlsb included), OpenDocument, PDF, images, SVG, ZIP and text-like files
+    are disarmed; Outlook containers (``tnef``: winmail.dat, ``msg``: .msg files) are unpacked
+    and their files and text handled like the message's own; everything else (legacy Office,
+    RTF, 一太郎, other archives, unknown types) is removed; executables are always removed
+    whatever this says. For ``ichitaro``, "sanitize" (or "keep_if_clean") keeps only the
+    document's text, as a .txt file; the document itself never passes.
     """
 
     default: AttachmentAction = AttachmentAction.REMOVE
