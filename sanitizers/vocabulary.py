@@ -84,6 +84,11 @@ class Reason(StrEnum):
     LIMIT_PIXELS = "limit_pixels"
 
 
+# The reasons a password may lift: a part held for one of them awaits a password
+# (ZIP: ``encrypted_archive``; Office and PDF: ``encrypted``).
+PASSWORD_REASONS: Final = frozenset({Reason.ENCRYPTED, Reason.ENCRYPTED_ARCHIVE})
+
+
 class FileKind(StrEnum):
     """What an attachment really is, by its content (see :mod:`sanitizers.filetype`)."""
 
@@ -147,6 +152,7 @@ class RemovedItem(StrEnum):
     FORMULA_FUNCTION = "formula_function"
     SVG_IMAGE = "svg_image"
     INLINE_FILE = "inline_file"  # a file encoded in body text, taken out as an attachment
+    ENCRYPTION = "encryption"  # a password opened the file; it was disarmed decrypted
 
 
 class SmtpRefusal(StrEnum):
@@ -332,6 +338,7 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         RemovedItem.FORMULA_FUNCTION: "外部を呼び出す数式（WEBSERVICE など）",
         RemovedItem.SVG_IMAGE: "SVG 画像（スクリプトを含み得るもの）",
         RemovedItem.INLINE_FILE: "本文中のファイル（uuencode、yEnc など。添付として扱います）",
+        RemovedItem.ENCRYPTION: "パスワードによる暗号化（解除して無害化しました）",
     },
     SmtpRefusal: {
         SmtpRefusal.RELAY: "中継を許可していない宛先",
@@ -486,6 +493,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         RemovedItem.FORMULA_FUNCTION: "formulas that fetch or call outside (WEBSERVICE, ...)",
         RemovedItem.SVG_IMAGE: "SVG images (they can carry script)",
         RemovedItem.INLINE_FILE: "files encoded in the text (uuencode, yEnc, ...), now attachments",
+        RemovedItem.ENCRYPTION: "password encryption (unlocked, then disarmed)",
     },
     SmtpRefusal: {
         SmtpRefusal.RELAY: "recipient domain not accepted",

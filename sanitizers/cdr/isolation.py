@@ -163,20 +163,26 @@ def _child_main(
             request = conn.recv()
             if request is None:
                 return
-            filename, kind, action, policy, depth = request
+            filename, kind, action, policy, depth, passwords = request
             untrusted_data = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the parent went away
         _arm_cpu_limit(policy.cdr.seconds)
         try:
             outcome = registry.disarm(
-                untrusted_data, filename, kind, AttachmentAction(action), policy, depth
+                untrusted_data,
+                filename,
+                kind,
+                AttachmentAction(action),
+                policy,
+                depth,
+                passwords=passwords,
             )
         except MemoryError:
             outcome = CdrOutcome.drop(Reason.CRASH, "MemoryError")
         except BaseException as exc:  # noqa: BLE001 - report, never die silently
             outcome = CdrOutcome.drop(Reason.ERROR, type(exc).__name__)
-        del untrusted_data
+        del untrusted_data, passwords
         blobs: list[bytes] = []
         try:
             header = json.dumps(_to_wire(outcome, blobs)).encode()
@@ -343,7 +349,11 @@ class IsolatedDisarmer:
         action: AttachmentAction,
         policy: Policy,
         depth: int = 0,
+        *,
+        passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
+        """``passwords`` reach the child through its pipe only (never its arguments or
+        environment), for a password-protected file (:meth:`Registry.unlock`)."""
         if len(untrusted_data) > policy.cdr.max_file_bytes:
             return CdrOutcome.drop(Reason.LIMIT_SIZE, f"{len(untrusted_data)} bytes")
         if self._closed:
@@ -370,7 +380,7 @@ class IsolatedDisarmer:
                 self.spawn_seconds.append(worker.spawn_seconds)
             worker.tasks += 1
             outcome, healthy = self._exchange(
-                worker, untrusted_data, filename, kind, action, policy, depth
+                worker, untrusted_data, filename, kind, action, policy, depth, passwords
             )
             if not healthy:
                 self._replace(worker, graceful=False)
@@ -387,12 +397,13 @@ class IsolatedDisarmer:
         action: AttachmentAction,
         policy: Policy,
         depth: int,
+        passwords: tuple[str, ...],
     ) -> tuple[CdrOutcome, bool]:
         """Send one file, wait for the answer. Returns (outcome, child still usable)."""
         deadline = time.monotonic() + policy.cdr.seconds
         conn = worker.conn
         try:
-            conn.send((filename, kind, action.value, policy, depth))
+            conn.send((filename, kind, action.value, policy, depth, tuple(passwords)))
             conn.send_bytes(untrusted_data)
             if not conn.poll(max(0.0, deadline - time.monotonic())):
                 return CdrOutcome.drop(Reason.TIMEOUT, f"{policy.cdr.seconds:.3g} s"), False

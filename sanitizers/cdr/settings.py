@@ -56,6 +56,12 @@ class CdrPolicy(Section):
     """Deepest nesting of archives inside archives (``limit_depth``); 1 = a zip may hold
     files but no zip inside it is opened."""
 
+    # --- Password-protected files (sanitizers.cdr.registry, unlocking) ---
+    max_passwords: int = Field(default=10, ge=1, le=100)
+    """Most password candidates tried on one encrypted file (ZIP, Office, PDF) when it is
+    unlocked; the rest are ignored. Each try costs a key derivation (Office: 100,000 hash
+    rounds) and is bounded by ``seconds`` like the rest of the file's work."""
+
     # --- RTF (sanitizers.cdr.rtf) ---
     rtf_max_depth: int = Field(default=512, gt=0, le=10_000)
     """Deepest group nesting read before the file is removed (``limit_depth``)."""
