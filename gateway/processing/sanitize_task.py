@@ -28,6 +28,10 @@ def sanitize_scanned(
     from sanitizers.pipeline import sanitize_message
 
     disarmer = scanning(default_disarmer(policy), scanner)
+    if scanner.on_hit == "hold":
+        # The scanner holds a part with ``malware``: that reason holds (hold_reasons fails
+        # closed, so a held part whose reason is not listed would be removed instead).
+        policy = policy.model_copy(update={"hold_reasons": policy.hold_reasons | {Reason.MALWARE}})
     return sanitize_message(untrusted_raw, policy, disarmer=disarmer, reference=reference)
 
 
