@@ -50,8 +50,9 @@ _QUOTES: Final = {
     "<": ">",
     "[": "]",
 }
-# Words that end a value written in running text: パスワードは abc123 です。
-_TAIL: Final = re.compile(r"(?:です|となります|になります|でございます)?[。、.,!！]*$")
+# Words that end a value written in running text: パスワードは abc123です。 (ASCII
+# punctuation may belong to the password: the token as written is offered too).
+_TAIL: Final = re.compile(r"(?:です|となります|になります|でございます)?[。、]*$")
 _ALONE: Final = re.compile(r"[\x21-\x7e]+")
 _NOT_A_PASSWORD: Final = re.compile(r"://|@|^[-=_*#~.]+$|^[>|]")
 
@@ -76,8 +77,7 @@ def _candidates(text: str) -> Iterator[str]:
         normal = unicodedata.normalize("NFKC", line).strip()
         match = _LABELLED.search(normal)
         if match is not None:
-            value = _value(match.group("value"))
-            if value:
+            for value in _values(match.group("value")):
                 yield value
                 original = _original_form(line, value)
                 if original:
@@ -101,17 +101,22 @@ def _looks_alone(line: str) -> bool:
     )
 
 
-def _value(untrusted_value: str) -> str:
+def _values(untrusted_value: str) -> list[str]:
     """The password in what follows the label: inside quotes when quoted, else the first
-    token without the polite ending of the sentence."""
+    token without the polite ending of the sentence, then (when that differs) the token as
+    it was."""
     value = untrusted_value.strip()
     closing = _QUOTES.get(value[:1])
     if closing is not None:
         end = value.find(closing, 1)
         if end > 1:
-            return value[1:end]
-    token = value.split()[0] if value.split() else ""
-    return _TAIL.sub("", token)
+            return [value[1:end]]
+    tokens = value.split()
+    if not tokens:
+        return []
+    token = tokens[0]
+    trimmed = _TAIL.sub("", token)
+    return [v for v in dict.fromkeys((trimmed, token)) if v]
 
 
 def _original_form(line: str, normal_value: str) -> str:

@@ -190,6 +190,8 @@ class MessageState(StrEnum):
     SANITIZED = "sanitized"  # sanitized
     DEFERRED = "deferred"  # delivery failed for now; retried later
     HELD = "held"  # held: the recipients got a notice, not the mail
+    AWAITING_PASSWORD = "awaiting_password"  # noqa: S105 - a state: held for a password
+    RELEASED = "released"  # held, then let out (unlocked): its sanitized mail is spooled
     DELIVERED = "delivered"  # delivered to the LGWAN side
     DEAD = "dead"  # given up: dead letter, the sender is told
 
@@ -202,6 +204,19 @@ class DeadLetterReason(StrEnum):
     REJECTED = "rejected"  # the sanitizer's verdict was reject
 
 
+class UnlockResult(StrEnum):
+    """What became of one attempt to unlock a message held for a password-protected file
+    (audit ``state`` of an ``unlock`` or ``automatic_unlock`` line; the command's answer)."""
+
+    UNLOCKED = "unlocked"  # a password opened it: the sanitized mail is spooled for delivery
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 - a result: no password given opened it
+    NO_ATTEMPTS_LEFT = "no_attempts_left"  # policy.unlock.max_attempts used up
+    HELD = "held"  # opened, but what was inside holds the message for another reason
+    NOT_FOUND = "not_found"  # no held message with that reference
+    WRONG_STATE = "wrong_state"  # the message is not awaiting a password
+    FAILED = "failed"  # the sanitizer failed (crash, scanner down): try again later
+
+
 Code = (
     Action
     | Verdict
@@ -211,9 +226,11 @@ Code = (
     | SmtpRefusal
     | MessageState
     | DeadLetterReason
+    | UnlockResult
 )
 VOCABULARY: Final = (
     Action, Verdict, Reason, FileKind, RemovedItem, SmtpRefusal, MessageState, DeadLetterReason,
+    UnlockResult,
 )  # fmt: skip
 Language = Literal["ja", "en"]
 
@@ -369,6 +386,8 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         MessageState.SANITIZED: "無害化済み",
         MessageState.DEFERRED: "配送延期（後で再送）",
         MessageState.HELD: "保留（宛先には通知のみ）",
+        MessageState.AWAITING_PASSWORD: "パスワード入力待ち（宛先には通知のみ）",
+        MessageState.RELEASED: "保留を解除（無害化して配送へ）",
         MessageState.DELIVERED: "配送済み",
         MessageState.DEAD: "配送断念（送信者に通知）",
     },
@@ -376,6 +395,15 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         DeadLetterReason.LIFETIME: "配送期限切れ",
         DeadLetterReason.UNDELIVERABLE: "すべての宛先が恒久的に拒否",
         DeadLetterReason.REJECTED: "無害化の判定が拒否",
+    },
+    UnlockResult: {
+        UnlockResult.UNLOCKED: "解除しました（無害化して元の宛先へ配送します）",
+        UnlockResult.WRONG_PASSWORD: "パスワードが違います",
+        UnlockResult.NO_ATTEMPTS_LEFT: "試行回数の上限に達しました",
+        UnlockResult.HELD: "解除しましたが、中身が別の理由で保留されました",
+        UnlockResult.NOT_FOUND: "その参照番号の保留メールはありません",
+        UnlockResult.WRONG_STATE: "このメールはパスワード入力待ちではありません",
+        UnlockResult.FAILED: "処理に失敗しました（後でもう一度お試しください）",
     },
 }
 
@@ -524,6 +552,8 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         MessageState.SANITIZED: "sanitized",
         MessageState.DEFERRED: "delivery deferred, retried later",
         MessageState.HELD: "held: recipients got a notice only",
+        MessageState.AWAITING_PASSWORD: "awaiting a password: recipients got a notice only",
+        MessageState.RELEASED: "released from hold: sanitized and queued for delivery",
         MessageState.DELIVERED: "delivered",
         MessageState.DEAD: "given up (dead letter)",
     },
@@ -531,5 +561,14 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         DeadLetterReason.LIFETIME: "delivery lifetime exceeded",
         DeadLetterReason.UNDELIVERABLE: "every recipient refused",
         DeadLetterReason.REJECTED: "rejected by the sanitizer",
+    },
+    UnlockResult: {
+        UnlockResult.UNLOCKED: "unlocked: sanitized and queued for the original recipients",
+        UnlockResult.WRONG_PASSWORD: "wrong password",
+        UnlockResult.NO_ATTEMPTS_LEFT: "no attempts left",
+        UnlockResult.HELD: "unlocked, but what was inside holds the message for another reason",
+        UnlockResult.NOT_FOUND: "no held message with that reference",
+        UnlockResult.WRONG_STATE: "the message is not awaiting a password",
+        UnlockResult.FAILED: "the sanitizer failed; try again later",
     },
 }

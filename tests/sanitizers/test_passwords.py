@@ -18,6 +18,9 @@ from sanitizers.passwords import MAX_LENGTH, password_candidates
         ("【パスワード】 Hello2026", "Hello2026"),
         ("パスワードは「秘密の鍵99」です。", "秘密の鍵99"),
         ("パスワードは abc999 です。", "abc999"),
+        ("パスワードはabc999です。", "abc999"),
+        ("パスワード：Ppap-2026!", "Ppap-2026!"),  # ASCII punctuation is part of it
+        ("PW: secret.", "secret."),
         ("解凍パスワード: zz11", "zz11"),
         ("ﾊﾟｽﾜｰﾄﾞ=xyz789", "xyz789"),  # half-width katakana label
         ("ＰＷ：ａｂｃ１２３", "abc123"),  # full-width label, separator and value

@@ -32,7 +32,7 @@ from gateway.evidence.quarantine.entries import (
     parse_time,
 )
 
-_SCHEMA_VERSION: Final = 1
+_SCHEMA_VERSION: Final = 2
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS messages (
     id          TEXT PRIMARY KEY,
@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS messages (
     message_id  TEXT,
     from_       TEXT,
     subject     TEXT,
-    state       TEXT NOT NULL DEFAULT 'queued'
+    state       TEXT NOT NULL DEFAULT 'queued',
+    unlock_attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_queue_id ON messages (queue_id);
 CREATE INDEX IF NOT EXISTS messages_received_at ON messages (received_at);
@@ -100,12 +101,16 @@ class QuarantineIndex:
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.execute("PRAGMA busy_timeout=30000")
                 version = self._db.execute("PRAGMA user_version").fetchone()[0]
-                if version not in (0, _SCHEMA_VERSION):
+                if version > _SCHEMA_VERSION:
                     raise QuarantineError(
                         f"{self.path.parent}: index schema version {version} is newer than "
                         f"this program ({_SCHEMA_VERSION})"
                     )
                 self._db.executescript(_SCHEMA)
+                if version == 1:  # version 2 counts unlock attempts
+                    self._db.execute(
+                        "ALTER TABLE messages ADD COLUMN unlock_attempts INTEGER NOT NULL DEFAULT 0"
+                    )
                 self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise QuarantineError(f"{self.path.parent}: cannot open the index: {exc}") from exc
@@ -180,6 +185,23 @@ class QuarantineIndex:
             raise QuarantineStoreError(
                 sqlite_errno(exc), f"cannot update quarantine entry {qid}: {exc}"
             ) from exc
+
+    def count_attempt(self, qid: str, limit: int) -> int | None:
+        """Count one more unlock attempt, unless ``limit`` are counted already; the new count,
+        or ``None`` when none is left. One transaction: two processes cannot both take the
+        last attempt."""
+        if not is_valid_id(qid):
+            raise QuarantineNotFoundError(qid)
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE messages SET unlock_attempts = unlock_attempts + 1, updated_at = ?"
+                " WHERE id = ? AND unlock_attempts < ?",
+                (format_time(datetime.now(UTC)), qid, limit),
+            )
+            if cursor.rowcount == 0:
+                return None
+            row = db.execute("SELECT unlock_attempts FROM messages WHERE id = ?", (qid,))
+            return int(row.fetchone()[0])
 
     def delete(self, ids: Sequence[str]) -> None:
         with self._transaction() as db:
@@ -265,7 +287,8 @@ class QuarantineIndex:
     # -- retention -------------------------------------------------------------------------
 
     _EXPIRED: Final = (
-        "(state != 'held' AND received_at < ?) OR (state = 'held' AND received_at < ?)"
+        "(state NOT IN ('held', 'awaiting_password') AND received_at < ?)"
+        " OR (state IN ('held', 'awaiting_password') AND received_at < ?)"
     )
 
     def count_expired(self, cutoff: datetime, held_cutoff: datetime) -> int:
@@ -307,4 +330,5 @@ def _entry(row: sqlite3.Row) -> QuarantineEntry:
         from_=row["from_"],
         subject=row["subject"],
         state=row["state"],
+        unlock_attempts=int(row["unlock_attempts"]),
     )

@@ -200,12 +200,18 @@ class Quarantine:
         )
 
     def record_delivery(self, qid: str, state: MessageState) -> None:
-        """Record the delivery state: one of queued, delivered, deferred, held, dead."""
+        """Record the delivery state: one of queued, delivered, deferred, held,
+        awaiting_password, released, dead."""
         if state not in DELIVERY_STATES:
             raise ValueError(
                 f"unknown delivery state {state!r}; expected one of {sorted(DELIVERY_STATES)}"
             )
         self.index.update(qid, "state = ?", (state,))
+
+    def count_unlock_attempt(self, qid: str, limit: int) -> int | None:
+        """Record one more unlock attempt (its number, never a password); ``None`` when
+        ``limit`` attempts were made already and this one must not run."""
+        return self.index.count_attempt(qid, limit)
 
     # -- reading ---------------------------------------------------------------------------
 
