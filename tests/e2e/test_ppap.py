@@ -172,7 +172,8 @@ async def test_ppap_held_notice_wrong_then_right_password_by_command(tmp_path: P
         wrong.write_text(WRONG + "\n", encoding="utf-8")
         code, _out, err = await asyncio.to_thread(_unlock_cli, data_dir, reference, wrong)
         assert code == ExitCode.WRONG_PASSWORD, err
-        assert "wrong password" in err and "パスワードが違います" in err
+        assert "wrong password" in err
+        assert "パスワードが違います" in err
         assert "attempt 1" in err
         assert _entry(data_dir, reference).unlock_attempts == 1
         assert _entry(data_dir, reference).state == "awaiting_password"
@@ -221,7 +222,8 @@ async def test_attempts_are_limited_per_message(tmp_path: Path) -> None:
         right = tmp_path / "right.txt"
         right.write_text(enc.PASSWORD, encoding="utf-8")
         code, _out, err = await asyncio.to_thread(_unlock_cli, data_dir, reference, right)
-        assert code == ExitCode.WRONG_STATE and "no attempts left" in err
+        assert code == ExitCode.WRONG_STATE
+        assert "no attempts left" in err
         assert _entry(data_dir, reference).unlock_attempts == 2
     assert len(sink.messages) == 1  # only the notice
 
