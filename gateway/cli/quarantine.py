@@ -91,9 +91,8 @@ def register(subparsers: Any) -> None:
     unlock.add_argument("id", metavar="REF", help="the reference in the held notice")
     unlock.add_argument(
         "--password-file",
-        required=True,
         metavar="FILE",
-        help="file holding the password (each line one candidate); - reads standard input",
+        help="(required) file holding the password, each line one candidate; - reads stdin",
     )
     unlock.set_defaults(func=_guarded(_unlock))
 
@@ -312,6 +311,8 @@ def _unlock(args: argparse.Namespace) -> int:
     """Hand the password to ``serve`` over its control socket (never argv, the environment
     or a file of ours); ``serve`` tries it in the isolated sanitizer and, when it opens the
     attachment, spools the sanitized mail for the held copy's recipients."""
+    if args.password_file is None:
+        raise CliError("--password-file FILE is required (- reads standard input)", ExitCode.USAGE)
     config, _ = load(args)
     secret = _read_secret(args.password_file)
     if len(secret) > MAX_SECRET_BYTES:
