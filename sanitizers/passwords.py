@@ -40,6 +40,7 @@ _LABELLED: Final = re.compile(
     r"(?:[:=]|は|】|\]|->|→)\s*(?P<value>.+)",
     re.IGNORECASE,
 )
+_MENTION: Final = re.compile(rf"(?:^|[^a-z])(?:{_LABEL})(?:[^a-z]|$)", re.IGNORECASE | re.MULTILINE)
 _QUOTES: Final = {
     "「": "」",
     "『": "』",
@@ -59,7 +60,11 @@ _NOT_A_PASSWORD: Final = re.compile(r"://|@|^[-=_*#~.]+$|^[>|]")
 
 def password_candidates(text: str, limit: int) -> tuple[str, ...]:
     """Up to ``limit`` distinct candidates from ``text``: labelled values first (in the
-    order they appear), then lines that hold one token alone."""
+    order they appear), then lines that hold one token alone. A text that never names a
+    password (no label word anywhere) offers none: an ordinary mail from the same sender
+    must not use up the attempts of a held one."""
+    if _MENTION.search(unicodedata.normalize("NFKC", text[: MAX_LINES * 200])) is None:
+        return ()
     found: dict[str, None] = {}
     for candidate in _candidates(text):
         if 0 < len(candidate) <= MAX_LENGTH and candidate not in found:

@@ -46,11 +46,16 @@ def test_a_password_alone_on_its_line_comes_after_labelled_ones() -> None:
     ["https://example.com/x", "user@example.com", "-----", "====", "abc", "> quoted1", "よろしく"],
 )
 def test_lines_that_are_not_passwords(line: str) -> None:
-    assert password_candidates(f"{line}\n", 10) == ()
+    assert password_candidates(f"パスワードです。\n{line}\n", 10) == ()
+
+
+def test_a_text_that_never_names_a_password_offers_none() -> None:
+    assert password_candidates("お世話になっております。\n\nx7Yq!pLm\n", 10) == ()
+    assert password_candidates("Compass route\nx7Yq!pLm\n", 10) == ()  # "pass" inside a word
 
 
 def test_bounded_in_number_and_length() -> None:
-    text = "\n".join(f"token{i:04d}" for i in range(5000))
+    text = "パスワードです\n" + "\n".join(f"token{i:04d}" for i in range(5000))
     assert len(password_candidates(text, 7)) == 7
     long_value = "x" * (MAX_LENGTH + 1)
     assert password_candidates(f"PW: {long_value}\n", 10) == ()
