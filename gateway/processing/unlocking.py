@@ -201,7 +201,12 @@ class Unlocking:
         if report.verdict is not Verdict.DELIVER:
             # Opened, but what was inside holds the message for another reason.
             await asyncio.to_thread(self.quarantine.record_result, reference, report)
-            await asyncio.to_thread(self.quarantine.record_delivery, reference, MessageState.HELD)
+            await asyncio.to_thread(
+                self.quarantine.transition,
+                reference,
+                MessageState.AWAITING_PASSWORD,
+                MessageState.HELD,
+            )
             answer = UnlockAnswer(UnlockResult.HELD, attempts, remaining)
             self._audit(entry, answer, automatic)
             return answer

@@ -28,11 +28,11 @@ import pytest
 from gateway.cli import main
 from gateway.cli.exit_codes import ExitCode
 from gateway.configuration.config import Config
-from gateway.evidence.quarantine import Quarantine
 from gateway.service.assembly import Gateway
 from tests.gateway.relaykit import Delivered, Sink
 from tests.sanitizers.cdr import encrypted_fixtures as enc
 from tests.sanitizers.cdr import office_fixtures as office
+from tests.storekit import quarantine_in
 
 SENDER = "partner@example.com"
 RCPTS = ["staff1@example.lg.jp", "staff2@example.lg.jp"]
@@ -135,7 +135,7 @@ def _body(delivered: Delivered) -> str:
 
 
 def _entry(data_dir: Path, reference: str) -> Any:
-    with Quarantine(data_dir / "quarantine") as quarantine:
+    with quarantine_in(data_dir / "quarantine") as quarantine:
         return quarantine.get(reference)
 
 
@@ -193,7 +193,7 @@ async def test_ppap_held_notice_wrong_then_right_password_by_command(tmp_path: P
             assert sorted(archive.namelist()) == ["議事録.docx", "連絡.txt"]  # docm disarmed
             assert not any(info.flag_bits & 1 for info in archive.infolist())
         assert "パスワードによる暗号化" in _body(unlocked)
-        await _until(lambda: _entry(data_dir, reference).state == "delivered")
+        await _until(lambda: _entry(data_dir, reference).state == "released")
 
         again = await asyncio.to_thread(_unlock_cli, data_dir, reference, wrong)
         assert again[0] == ExitCode.WRONG_STATE

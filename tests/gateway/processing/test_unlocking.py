@@ -1,19 +1,20 @@
-"""Unlock bookkeeping: attempts counted in the quarantine index (an index of the previous
-schema gains the column without losing entries), and the password candidates that wait in
-memory for an encrypted mail still to come."""
+"""Unlock bookkeeping: attempts counted in the store's quarantine index, and the password
+candidates that wait in memory for an encrypted mail still to come."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway.evidence.quarantine import Quarantine
+import pytest
+
+from gateway.evidence.quarantine import QuarantineNotFoundError
 from gateway.processing.unlocking import WaitingPasswords
+from tests.storekit import quarantine_in
 
 
 def _stored(directory: Path) -> str:
-    with Quarantine(directory) as quarantine:
+    with quarantine_in(directory) as quarantine:
         return quarantine.store(
             "Q1",
             b"Subject: x\r\n\r\nbody\r\n",
@@ -26,27 +27,21 @@ def _stored(directory: Path) -> str:
 
 
 def test_attempts_are_counted_up_to_the_limit(tmp_path: Path) -> None:
-    qid = _stored(tmp_path)
-    with Quarantine(tmp_path) as quarantine:
+    qid = _stored(tmp_path / "quarantine")
+    with quarantine_in(tmp_path / "quarantine") as quarantine:
         counts = [quarantine.count_unlock_attempt(qid, 2) for _ in range(3)]
         assert counts == [1, 2, None]
         assert quarantine.get(qid).unlock_attempts == 2
         assert quarantine.get(qid).to_dict()["unlock_attempts"] == 2
 
 
-def test_an_index_of_the_previous_schema_gains_the_count_and_keeps_its_entries(
-    tmp_path: Path,
-) -> None:
-    qid = _stored(tmp_path)
-    index = tmp_path / "index.sqlite3"
-    with sqlite3.connect(index) as db:  # back to version 1: no unlock_attempts column
-        db.execute("ALTER TABLE messages DROP COLUMN unlock_attempts")
-        db.execute("PRAGMA user_version=1")
-    with Quarantine(tmp_path) as quarantine:
-        assert quarantine.get(qid).unlock_attempts == 0
-        assert quarantine.count_unlock_attempt(qid, 5) == 1
-    with sqlite3.connect(index) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+def test_unknown_references_are_not_found(tmp_path: Path) -> None:
+    _stored(tmp_path / "quarantine")
+    with quarantine_in(tmp_path / "quarantine") as quarantine:
+        with pytest.raises(QuarantineNotFoundError):
+            quarantine.count_unlock_attempt("20261122T020021Z-000000000000", 5)
+        with pytest.raises(QuarantineNotFoundError):
+            quarantine.count_unlock_attempt("../../etc", 5)
 
 
 class _Clock:
