@@ -222,10 +222,17 @@ class Unlocking:
             verdict=str(report.verdict),
             report=report.to_dict(),
         )
-        # Straight to outgoing: the unlocked mail never enters the filter again.
+        # Spooled straight to outgoing (the unlocked mail never enters the filter again),
+        # then released: a crash in between can only lead to a second unlock, a duplicate,
+        # never a loss. Attempts on one reference are serialised by the lock above.
         await asyncio.to_thread(self.spool.put, "outgoing", envelope, result.message)
+        await asyncio.to_thread(
+            self.quarantine.transition,
+            reference,
+            MessageState.AWAITING_PASSWORD,
+            MessageState.RELEASED,
+        )
         await asyncio.to_thread(self.quarantine.record_result, reference, report)
-        await asyncio.to_thread(self.quarantine.record_delivery, reference, MessageState.RELEASED)
         self.scheduler.submit(envelope.queue_id, "outgoing")
         answer = UnlockAnswer(UnlockResult.UNLOCKED, attempts, remaining, envelope.queue_id)
         self._audit(entry, answer, automatic)

@@ -193,7 +193,10 @@ async def test_ppap_held_notice_wrong_then_right_password_by_command(tmp_path: P
             assert sorted(archive.namelist()) == ["議事録.docx", "連絡.txt"]  # docm disarmed
             assert not any(info.flag_bits & 1 for info in archive.infolist())
         assert "パスワードによる暗号化" in _body(unlocked)
-        await _until(lambda: _entry(data_dir, reference).state == "released")
+        await _until(
+            lambda: _entry(data_dir, reference).state == "released",
+            what=lambda: _entry(data_dir, reference).state,
+        )
 
         again = await asyncio.to_thread(_unlock_cli, data_dir, reference, wrong)
         assert again[0] == ExitCode.WRONG_STATE
@@ -260,8 +263,8 @@ async def test_automatic_unlock_in_either_order(tmp_path: Path, password_first: 
     _no_secret_on_disk(data_dir, enc.PASSWORD)
 
 
-async def _until(predicate: Any, within: float = WAIT) -> None:
+async def _until(predicate: Any, within: float = WAIT, what: Any = None) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        assert asyncio.get_running_loop().time() < deadline, (what or (lambda: ""))()
         await asyncio.sleep(0.05)
