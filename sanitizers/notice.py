@@ -56,6 +56,10 @@ _WORDS = {
         "inside": "圧縮ファイル内",
         "more": "ほか {} 件",
         "contact": "情報システム担当",
+        "unlocked_by_mail": (
+            "パスワード付きの添付ファイルは、同じ送信者から届いたパスワードのメールで"
+            "自動的に解除しました"
+        ),
         "unlock_url": "次のページで参照番号とパスワードを入力してください: {}",
         "unlock_ask": (
             "参照番号とパスワードをお問い合わせ先へお伝えください（電話など、メール以外の方法で）。"
@@ -77,6 +81,10 @@ _WORDS = {
         "inside": "in the archive",
         "more": "and {} more",
         "contact": "your IT administrators",
+        "unlocked_by_mail": (
+            "password-protected attachments were unlocked automatically with the password mail"
+            " from the same sender"
+        ),
         "unlock_url": "Enter the reference and the password on this page: {}",
         "unlock_ask": (
             "Give the reference and the password to the contact below (by phone, or any way"
@@ -113,13 +121,17 @@ def is_noteworthy(report: Report) -> bool:
     return False
 
 
-def render_notice(report: Report, policy: NoticePolicy, reference: str | None) -> str:
-    """The block appended to the text body of a delivered message."""
+def render_notice(
+    report: Report, policy: NoticePolicy, reference: str | None, *, unlocked_by_mail: bool = False
+) -> str:
+    """The block appended to the text body of a delivered message; ``unlocked_by_mail``: a
+    password mail's candidates opened its files (automatic unlock), which it says."""
     language = policy.language
     template = _template(policy.template, policy.templates_dir, f"notice_{language}.txt")
+    automatic = f"\n■ {_WORDS[language]['unlocked_by_mail']}" if unlocked_by_mail else ""
     return template.safe_substitute(
         reference_line=reference_line(reference, language),
-        parts=_parts_block(report, language) + _output_lines(report, language),
+        parts=_parts_block(report, language) + _output_lines(report, language) + automatic,
     )
 
 

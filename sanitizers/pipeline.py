@@ -66,6 +66,7 @@ def sanitize_message(
     reference: str | None = None,
     passwords: tuple[str, ...] = (),
     context: NoticeContext | None = None,
+    unlocked_by_mail: bool = False,
 ) -> SanitizeResult:
     """Turn untrusted mail bytes into a text-only message and a report. Never raises on bad
     input (only :class:`sanitizers.errors.TemporaryFailure` escapes).
@@ -79,10 +80,12 @@ def sanitize_message(
     ``passwords``: candidates for password-protected attachments (an operator's unlock, or
     a password mail's candidates); they reach the disarmer and nothing else: never the
     report, the notice or the output. ``context``: what the held notice says about where
-    to give a password and whom to ask, and the time zone of its dates."""
+    to give a password and whom to ask, and the time zone of its dates. ``unlocked_by_mail``:
+    the passwords came from a password mail (automatic unlock); the notice says so."""
     started = time.monotonic()
     report = Report(size=len(untrusted_raw), sha256=hashlib.sha256(untrusted_raw).hexdigest())
     run = _Run(policy, disarmer, report, started + policy.limits.seconds, passwords=passwords)
+    run.unlocked_by_mail = unlocked_by_mail
     with _guard(run):
         run.sanitize(untrusted_raw)
     message = b""
@@ -139,6 +142,7 @@ class _Run:
     report: Report
     deadline: float
     passwords: tuple[str, ...] = field(default=(), repr=False)
+    unlocked_by_mail: bool = False
     headers: RebuiltHeaders | None = None
     segments: list[str] = field(default_factory=list)
     attachments: list[compose.OutAttachment] = field(default_factory=list)
@@ -192,7 +196,13 @@ class _Run:
             def with_notice() -> str:
                 if not (notice.is_noteworthy(self.report) or self.policy.notice.always):
                     return segments
-                block = notice.render_notice(self.report, self.policy.notice, reference)
+                block = notice.render_notice(
+                    self.report,
+                    self.policy.notice,
+                    reference,
+                    unlocked_by_mail=self.unlocked_by_mail
+                    and RemovedItem.ENCRYPTION in {i for p in self.report.parts for i in p.removed},
+                )
                 return (segments.rstrip("\n") + "\n" + block).lstrip("\n")
 
             text = with_notice()

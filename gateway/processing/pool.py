@@ -55,28 +55,43 @@ class Sanitizer(Protocol):
         isolated: bool,
         policy: Policy | None = None,
         passwords: tuple[str, ...] = (),
+        unlocked_by_mail: bool = False,
     ) -> SanitizeResult:
         """``policy``: this message's effective policy (rules applied); None: the base one.
         ``passwords``: candidates for a password-protected attachment (an unlock); they
-        reach the worker through the pool's pipe and nothing else."""
+        reach the worker through the pool's pipe and nothing else. ``unlocked_by_mail``:
+        they came from a password mail (the notice says so)."""
         ...
 
     def close(self) -> None: ...
 
 
 def _sanitize(
-    untrusted_raw: bytes, policy: Policy, reference: str, *, passwords: tuple[str, ...] = ()
+    untrusted_raw: bytes,
+    policy: Policy,
+    reference: str,
+    *,
+    passwords: tuple[str, ...] = (),
+    unlocked_by_mail: bool = False,
 ) -> SanitizeResult:
     from sanitizers.pipeline import sanitize_message  # imported in the worker process
 
-    return sanitize_message(untrusted_raw, policy, reference=reference, passwords=passwords)
+    return sanitize_message(
+        untrusted_raw,
+        policy,
+        reference=reference,
+        passwords=passwords,
+        unlocked_by_mail=unlocked_by_mail,
+    )
 
 
 def _with_passwords(
-    target: Callable[..., SanitizeResult], passwords: tuple[str, ...]
+    target: Callable[..., SanitizeResult], passwords: tuple[str, ...], unlocked_by_mail: bool
 ) -> Callable[..., SanitizeResult]:
     """The target, given ``passwords`` when there are any (a plain call otherwise)."""
-    return functools.partial(target, passwords=passwords) if passwords else target
+    if not passwords:
+        return target
+    return functools.partial(target, passwords=passwords, unlocked_by_mail=unlocked_by_mail)
 
 
 class ProcessSanitizer:
@@ -146,9 +161,10 @@ class ProcessSanitizer:
         isolated: bool,
         policy: Policy | None = None,
         passwords: tuple[str, ...] = (),
+        unlocked_by_mail: bool = False,
     ) -> SanitizeResult:
         effective = self.policy if policy is None else policy
-        target = _with_passwords(self.target, passwords)
+        target = _with_passwords(self.target, passwords, unlocked_by_mail)
         if isolated:
             async with self._isolation_lock:
                 return await self._run(target, untrusted_raw, reference, effective, isolated=True)
@@ -215,13 +231,14 @@ class InlineSanitizer:
         isolated: bool,
         policy: Policy | None = None,
         passwords: tuple[str, ...] = (),
+        unlocked_by_mail: bool = False,
     ) -> SanitizeResult:
         loop = asyncio.get_running_loop()
         effective = self.policy if policy is None else policy
         try:
             return await loop.run_in_executor(
                 self.executor,
-                _with_passwords(_sanitize, passwords),
+                _with_passwords(_sanitize, passwords, unlocked_by_mail),
                 untrusted_raw,
                 effective,
                 reference,

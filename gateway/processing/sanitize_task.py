@@ -29,6 +29,7 @@ def sanitize_scanned(
     scanner: ScannerSettings,
     context: NoticeContext | None = None,
     passwords: tuple[str, ...] = (),
+    unlocked_by_mail: bool = False,
 ) -> SanitizeResult:
     from gateway.processing.scanner import scanning
     from sanitizers.cdr.isolation import default_disarmer
@@ -46,6 +47,7 @@ def sanitize_scanned(
         reference=reference,
         passwords=passwords,
         context=context,
+        unlocked_by_mail=unlocked_by_mail,
     )
 
 
@@ -56,11 +58,17 @@ def sanitize_unscanned(
     *,
     context: NoticeContext | None = None,
     passwords: tuple[str, ...] = (),
+    unlocked_by_mail: bool = False,
 ) -> SanitizeResult:
     from sanitizers.pipeline import sanitize_message
 
     result = sanitize_message(
-        untrusted_raw, policy, reference=reference, passwords=passwords, context=context
+        untrusted_raw,
+        policy,
+        reference=reference,
+        passwords=passwords,
+        context=context,
+        unlocked_by_mail=unlocked_by_mail,
     )
     mark_not_scanned(result.report)
     return result

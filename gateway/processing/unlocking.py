@@ -48,9 +48,12 @@ from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Envelope, Spool, new_queue_id
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
-from sanitizers.vocabulary import MessageState, UnlockResult, Verdict
+from sanitizers.vocabulary import AuditEvent, MessageState, UnlockResult, Verdict
 
 log = logging.getLogger("mukaika.unlock")
+
+# The actor of an attempt made with a password mail's candidates (automatic unlock).
+AUTOMATIC = "automatic"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,15 +162,16 @@ class Unlocking:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def unlock(
-        self, reference: str, passwords: tuple[str, ...], *, automatic: bool = False
+        self, reference: str, passwords: tuple[str, ...], *, actor: str = AUTOMATIC
     ) -> UnlockAnswer:
-        """One attempt with ``passwords`` on the held message ``reference``."""
+        """One attempt with ``passwords`` on the held message ``reference``; ``actor`` is the
+        account that gave them, or :data:`AUTOMATIC` for a password mail's candidates."""
         lock = self._locks.setdefault(reference, asyncio.Lock())
         async with lock:
-            return await self._attempt(reference, passwords, automatic=automatic)
+            return await self._attempt(reference, passwords, actor=actor)
 
     async def _attempt(
-        self, reference: str, passwords: tuple[str, ...], *, automatic: bool
+        self, reference: str, passwords: tuple[str, ...], *, actor: str
     ) -> UnlockAnswer:
         try:
             entry = await asyncio.to_thread(self.quarantine.get, reference)
@@ -180,23 +184,28 @@ class Unlocking:
         attempts = await asyncio.to_thread(self.quarantine.count_unlock_attempt, reference, limit)
         if attempts is None:
             answer = UnlockAnswer(UnlockResult.NO_ATTEMPTS_LEFT, limit, 0)
-            self._audit(entry, answer, automatic)
+            self._audit(entry, answer, actor)
             return answer
         remaining = limit - attempts
         untrusted_raw = await asyncio.to_thread(self.quarantine.read_original, reference)
         try:
             result = await self.sanitizer.run(
-                untrusted_raw, reference, isolated=False, policy=policy, passwords=passwords
+                untrusted_raw,
+                reference,
+                isolated=False,
+                policy=policy,
+                passwords=passwords,
+                unlocked_by_mail=actor == AUTOMATIC,
             )
         except (TemporaryFailure, SanitizerCrashed) as exc:
             log.warning("%s unlock attempt %d failed: %s", reference, attempts, type(exc).__name__)
             answer = UnlockAnswer(UnlockResult.FAILED, attempts, remaining)
-            self._audit(entry, answer, automatic)
+            self._audit(entry, answer, actor)
             return answer
         report = result.report
         if report.awaiting_password():
             answer = UnlockAnswer(UnlockResult.WRONG_PASSWORD, attempts, remaining)
-            self._audit(entry, answer, automatic)
+            self._audit(entry, answer, actor)
             return answer
         if report.verdict is not Verdict.DELIVER:
             # Opened, but what was inside holds the message for another reason.
@@ -208,7 +217,7 @@ class Unlocking:
                 MessageState.HELD,
             )
             answer = UnlockAnswer(UnlockResult.HELD, attempts, remaining)
-            self._audit(entry, answer, automatic)
+            self._audit(entry, answer, actor)
             return answer
         envelope = Envelope(
             queue_id=new_queue_id(),
@@ -235,11 +244,11 @@ class Unlocking:
         await asyncio.to_thread(self.quarantine.record_result, reference, report)
         self.scheduler.submit(envelope.queue_id, "outgoing")
         answer = UnlockAnswer(UnlockResult.UNLOCKED, attempts, remaining, envelope.queue_id)
-        self._audit(entry, answer, automatic)
+        self._audit(entry, answer, actor)
         log.info(
             "%s unlocked (%s, attempt %d): %s spooled for %d recipient(s)",
             reference,
-            "automatic" if automatic else "by command",
+            "automatic" if actor == AUTOMATIC else f"by {actor}",
             attempts,
             envelope.queue_id,
             len(envelope.rcpt_tos),
@@ -272,7 +281,7 @@ class Unlocking:
                 entry.mail_from.lower() == sender.lower()
                 and {r.lower() for r in entry.rcpt_to} <= wanted
             ):
-                await self.unlock(entry.id, candidates, automatic=True)
+                await self.unlock(entry.id, candidates)
 
     async def held_for_password(self, reference: str, policy: Policy) -> None:
         """A copy was just held awaiting a password: try what waiting password mails from
@@ -282,7 +291,7 @@ class Unlocking:
             entry.mail_from, entry.rcpt_to, window=policy.unlock.window_seconds
         )
         if candidates:
-            await self.unlock(reference, candidates, automatic=True)
+            await self.unlock(reference, candidates)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -294,17 +303,20 @@ class Unlocking:
         groups = rules.groups(sender=entry.mail_from, recipients=entry.rcpt_to, client=entry.client)
         return groups[0].policy
 
-    def _audit(self, entry: QuarantineEntry, answer: UnlockAnswer, automatic: bool) -> None:
-        self.audit.write(
-            audit_record(
-                event="automatic_unlock" if automatic else "unlock",
-                queue_id=answer.queue_id or entry.queue_id,
-                quarantine_id=entry.id,
-                client=entry.client,
-                helo=entry.helo,
-                mail_from=entry.mail_from,
-                rcpt_to=entry.rcpt_to,
-                state=answer.result.value,
-                attempts=answer.attempts,
-            )
+    def _audit(self, entry: QuarantineEntry, answer: UnlockAnswer, actor: str) -> None:
+        """An ``unlock_attempt`` line: who (an account, or ``automatic``), which attempt, what
+        came of it (``outcome``), the new queue id when unlocked; never a password."""
+        record = audit_record(
+            event=AuditEvent.UNLOCK_ATTEMPT.value,
+            queue_id=answer.queue_id or entry.queue_id,
+            quarantine_id=entry.id,
+            client=entry.client,
+            helo=entry.helo,
+            mail_from=entry.mail_from,
+            rcpt_to=entry.rcpt_to,
+            state=entry.state,
+            attempts=answer.attempts,
         )
+        record["actor"] = actor
+        record["outcome"] = answer.result.value
+        self.audit.write(record)

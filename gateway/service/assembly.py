@@ -184,14 +184,14 @@ class Gateway:
         return envelope.queue_id
 
     async def _control(
-        self, command: str, reference: str, passwords: tuple[str, ...]
+        self, command: str, reference: str, passwords: tuple[str, ...], actor: str
     ) -> dict[str, Any]:
         """A request on the control socket: ``unlock`` with the password lines sent."""
         unlocking = self.worker.unlocking
         if command != "unlock" or unlocking is None:
             return {"result": "bad_request"}
         limit = self.config.policy.cdr.max_passwords
-        answer = await unlocking.unlock(reference, passwords[:limit])
+        answer = await unlocking.unlock(reference, passwords[:limit], actor=actor)
         return answer.to_dict()
 
     def reload(self, config: Config) -> list[str]:

@@ -34,7 +34,8 @@ READ_SECONDS: Final = 10.0
 # The answer waits for the sanitizer (decrypting with 10 candidates, then CDR).
 ANSWER_SECONDS: Final = 300.0
 
-Handler = Callable[[str, str, tuple[str, ...]], Awaitable[dict[str, Any]]]
+# (command, reference, password lines, the peer's account name) -> the answer
+Handler = Callable[[str, str, tuple[str, ...], str], Awaitable[dict[str, Any]]]
 
 
 def socket_path(data_dir: Path) -> Path:
@@ -83,7 +84,8 @@ class ControlServer:
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            if not _peer_allowed(writer):
+            peer = _peer_uid(writer)
+            if peer not in (os.getuid(), 0):
                 await _answer(writer, {"result": "refused"})
                 return
             line = await asyncio.wait_for(reader.readline(), READ_SECONDS)
@@ -99,7 +101,8 @@ class ControlServer:
             if not isinstance(command, str) or not isinstance(reference, str):
                 await _answer(writer, {"result": "bad_request"})
                 return
-            answer = await self.handler(command, reference, secret_lines(secret, 100))
+            passwords = secret_lines(secret, 100)
+            answer = await self.handler(command, reference, passwords, _account(peer))
             await _answer(writer, answer)
         except (TimeoutError, ValueError, ConnectionError) as exc:
             log.warning("control request failed: %s", type(exc).__name__)
@@ -109,13 +112,24 @@ class ControlServer:
                 await writer.wait_closed()
 
 
-def _peer_allowed(writer: asyncio.StreamWriter) -> bool:
+def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
+    """The user id of the connected process (``SO_PEERCRED``), set by the kernel."""
     sock = writer.get_extra_info("socket")
     if sock is None:
-        return False
+        return None
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", creds)
-    return uid in (os.getuid(), 0)
+    return int(uid)
+
+
+def _account(uid: int | None) -> str:
+    """The account name of ``uid`` for the audit line (its number when it has none)."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name if uid is not None else "?"
+    except KeyError:
+        return str(uid)
 
 
 async def _answer(writer: asyncio.StreamWriter, answer: dict[str, Any]) -> None:

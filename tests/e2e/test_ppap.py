@@ -200,10 +200,10 @@ async def test_ppap_held_notice_wrong_then_right_password_by_command(tmp_path: P
 
         again = await asyncio.to_thread(_unlock_cli, data_dir, reference, wrong)
         assert again[0] == ExitCode.WRONG_STATE
-    unlocks = [line for line in _audit(data_dir) if line.get("event") == "unlock"]
-    assert [(line["state"], line["attempts"]) for line in unlocks] == [
-        ("wrong_password", 1),
-        ("unlocked", 2),
+    unlocks = [line for line in _audit(data_dir) if line.get("event") == "unlock_attempt"]
+    assert [(line["outcome"], line["attempts"], line["actor"]) for line in unlocks] == [
+        ("wrong_password", 1, "root"),
+        ("unlocked", 2, "root"),
     ]
     assert len(sink.messages) == 2
     _no_secret_on_disk(data_dir, enc.PASSWORD, WRONG)
@@ -258,8 +258,9 @@ async def test_automatic_unlock_in_either_order(tmp_path: Path, password_first: 
     assert sorted(unlocked.rcpt_tos) == sorted(RCPTS)
     assert len(list(unlocked.parsed().iter_attachments())) == 1
     assert "パスワードによる暗号化" in _body(unlocked)
-    events = [line for line in _audit(data_dir) if line.get("event") == "automatic_unlock"]
-    assert [line["state"] for line in events] == ["unlocked"]
+    assert "同じ送信者から届いたパスワードのメールで自動的に解除しました" in _body(unlocked)
+    events = [line for line in _audit(data_dir) if line.get("event") == "unlock_attempt"]
+    assert [(line["outcome"], line["actor"]) for line in events] == [("unlocked", "automatic")]
     _no_secret_on_disk(data_dir, enc.PASSWORD)
 
 

@@ -13,8 +13,10 @@ from gateway.service import control
 async def _serve(tmp_path: Path) -> tuple[control.ControlServer, list[tuple[Any, ...]]]:
     calls: list[tuple[Any, ...]] = []
 
-    async def handler(command: str, reference: str, passwords: tuple[str, ...]) -> dict[str, Any]:
-        calls.append((command, reference, passwords))
+    async def handler(
+        command: str, reference: str, passwords: tuple[str, ...], actor: str
+    ) -> dict[str, Any]:
+        calls.append((command, reference, passwords, actor))
         return {"result": "unlocked", "attempts": 1}
 
     server = control.ControlServer(tmp_path, handler)
@@ -34,7 +36,7 @@ async def test_a_request_carries_its_password_lines_to_the_handler(tmp_path: Pat
     finally:
         await server.close()
     assert answer == {"result": "unlocked", "attempts": 1}
-    assert calls == [("unlock", "REF-1", ("first", "second"))]
+    assert calls == [("unlock", "REF-1", ("first", "second"), "root")]
     assert not control.socket_path(tmp_path).exists()
 
 
