@@ -48,12 +48,13 @@ from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Envelope, Spool, new_queue_id
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
-from sanitizers.vocabulary import AuditEvent, MessageState, UnlockResult, Verdict
+from sanitizers.vocabulary import AuditEvent, MessageState, Reason, UnlockResult, Verdict
 
 log = logging.getLogger("mukaika.unlock")
 
 # The actor of an attempt made with a password mail's candidates (automatic unlock).
 AUTOMATIC = "automatic"
+_TIMED_OUT = frozenset({Reason.TIMEOUT, Reason.LIMIT_TIME})
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +206,11 @@ class Unlocking:
         report = result.report
         if report.awaiting_password():
             answer = UnlockAnswer(UnlockResult.WRONG_PASSWORD, attempts, remaining)
+            self._audit(entry, answer, actor)
+            return answer
+        if _TIMED_OUT & report.reason_codes():
+            # Out of time (many candidates on a slow key derivation): neither wrong nor held.
+            answer = UnlockAnswer(UnlockResult.FAILED, attempts, remaining)
             self._audit(entry, answer, actor)
             return answer
         if report.verdict is not Verdict.DELIVER:
