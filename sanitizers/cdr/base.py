@@ -58,6 +58,7 @@ class EntryDisarmer(Protocol):
         policy: Policy,
         depth: int = 0,
         *,
+        charset: str | None = None,
         passwords: tuple[str, ...] = (),
     ) -> CdrOutcome: ...
 
@@ -65,7 +66,9 @@ class EntryDisarmer(Protocol):
 @dataclass(frozen=True, slots=True)
 class CdrContext:
     """What a sanitizer may consult: the limits, whether keeping an unchanged file is allowed
-    (``keep_if_clean``) and the archive nesting depth it is called at.
+    (``keep_if_clean``), the archive nesting depth it is called at, and the charset label the
+    attachment's MIME header declares (``charset``, untrusted: text is decoded in it before
+    detection, as a body is; None inside archives and when none is declared).
 
     ``full_policy`` and ``entries`` are for sanitizers that recurse: the ZIP sanitizer calls
     ``entries.disarm(..., depth=ctx.depth + 1)`` per entry, with the registry that called it.
@@ -78,6 +81,7 @@ class CdrContext:
     depth: int = 0
     full_policy: Policy | None = None
     entries: EntryDisarmer | None = None
+    charset: str | None = None
     passwords: tuple[str, ...] = field(default=(), repr=False)
 
     @property

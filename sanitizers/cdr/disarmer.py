@@ -10,8 +10,8 @@ from sanitizers.vocabulary import Reason
 
 
 class Disarmer(Protocol):
-    """Decides and carries out what happens to one attachment of a given kind.
-
+    """Decides and carries out what happens to one attachment of a given kind; ``charset`` is
+    the label its MIME header declares (text is decoded in it before detection).
     ``passwords`` are candidates for a password-protected file (never shown, logged or
     stored): a disarmer that cannot use them leaves such a file held."""
 
@@ -23,6 +23,7 @@ class Disarmer(Protocol):
         action: AttachmentAction,
         policy: Policy,
         *,
+        charset: str | None = None,
         passwords: tuple[str, ...] = (),
     ) -> CdrOutcome: ...
 
@@ -38,6 +39,7 @@ class RemoveAll:
         action: AttachmentAction,
         policy: Policy,
         *,
+        charset: str | None = None,
         passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
         return CdrOutcome.drop(Reason.POLICY)

@@ -166,7 +166,7 @@ def _child_main(
             request = conn.recv()
             if request is None:
                 return
-            filename, kind, action, sent_policy, depth, passwords = request
+            filename, kind, action, sent_policy, depth, charset, passwords = request
             untrusted_data = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the parent went away
@@ -185,6 +185,7 @@ def _child_main(
                 AttachmentAction(action),
                 policy,
                 depth,
+                charset=charset,
                 passwords=passwords,
             )
         except MemoryError:
@@ -360,6 +361,7 @@ class IsolatedDisarmer:
         policy: Policy,
         depth: int = 0,
         *,
+        charset: str | None = None,
         passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
         """``passwords`` reach the child through its pipe only (never its arguments or
@@ -370,7 +372,9 @@ class IsolatedDisarmer:
             raise RuntimeError("IsolatedDisarmer is closed")
         if not self._registry.needs_sanitizer(kind, action):
             # Removal by kind or policy parses nothing: no reason to involve a child.
-            return self._registry.disarm(untrusted_data, filename, kind, action, policy, depth)
+            return self._registry.disarm(
+                untrusted_data, filename, kind, action, policy, depth, charset=charset
+            )
         with self._lock:
             if self._closed:
                 raise RuntimeError("IsolatedDisarmer is closed")
@@ -390,7 +394,7 @@ class IsolatedDisarmer:
                 self.spawn_seconds.append(worker.spawn_seconds)
             worker.tasks += 1
             outcome, healthy = self._exchange(
-                worker, untrusted_data, filename, kind, action, policy, depth, passwords
+                worker, untrusted_data, filename, kind, action, policy, depth, charset, passwords
             )
             if not healthy:
                 self._replace(worker, graceful=False)
@@ -407,6 +411,7 @@ class IsolatedDisarmer:
         action: AttachmentAction,
         policy: Policy,
         depth: int,
+        charset: str | None,
         passwords: tuple[str, ...],
     ) -> tuple[CdrOutcome, bool]:
         """Send one file, wait for the answer. Returns (outcome, child still usable)."""
@@ -414,7 +419,7 @@ class IsolatedDisarmer:
         conn = worker.conn
         try:
             sent = None if policy is worker.policy else policy
-            conn.send((filename, kind, action.value, sent, depth, tuple(passwords)))
+            conn.send((filename, kind, action.value, sent, depth, charset, tuple(passwords)))
             worker.policy = policy
             conn.send_bytes(untrusted_data)
             if not conn.poll(max(0.0, deadline - time.monotonic())):

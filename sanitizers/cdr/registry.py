@@ -134,6 +134,7 @@ class Registry:
         policy: Policy,
         depth: int = 0,
         *,
+        charset: str | None = None,
         passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
         """Decide and carry out one file's fate in *this* process. Never raises.
@@ -158,6 +159,7 @@ class Registry:
             depth=depth,
             full_policy=policy,
             entries=self,
+            charset=charset,
             passwords=passwords,
         )
         try:
@@ -230,8 +232,15 @@ class InProcessDisarmer:
         action: AttachmentAction,
         policy: Policy,
         *,
+        charset: str | None = None,
         passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
         return self.registry.disarm(
-            untrusted_data, filename, kind, action, policy, passwords=passwords
+            untrusted_data,
+            filename,
+            kind,
+            action,
+            policy,
+            charset=charset,
+            passwords=passwords,
         )

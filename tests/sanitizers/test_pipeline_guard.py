@@ -137,6 +137,7 @@ class _Recording:
         _action: AttachmentAction,
         policy: Policy,
         *,
+        charset: str | None = None,
         passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
         self.seconds.append(policy.cdr.seconds)
@@ -205,6 +206,7 @@ class _TimingOut:
         _action: AttachmentAction,
         policy: Policy,
         *,
+        charset: str | None = None,
         passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
         return CdrOutcome.drop(Reason.TIMEOUT, f"{policy.cdr.seconds:.3g} s")

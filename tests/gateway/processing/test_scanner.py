@@ -38,6 +38,7 @@ class _Recorder:
         action: AttachmentAction,
         policy: Policy,
         *,
+        charset: str | None = None,
         passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
         self.seen.append(filename)
