@@ -149,10 +149,12 @@ _MIME_KINDS: Final = {
     **dict.fromkeys(
         _words("""application/x-ole-storage application/cdfv2 application/msword
         application/vnd.ms-excel application/vnd.ms-powerpoint application/vnd.ms-office
-        application/vnd.visio application/vnd.ms-project application/x-mspublisher
-        application/encrypted"""),
+        application/vnd.visio application/vnd.ms-project application/x-mspublisher"""),
         "ole",
     ),
+    # libmagic's "CDFV2 Encrypted": a compound file holding an EncryptedPackage, which only
+    # password-protected OOXML documents are (legacy Office encrypts inside its own streams).
+    "application/encrypted": "ooxml",
     **dict.fromkeys(_words("text/rtf application/rtf"), "rtf"),
     **dict.fromkeys(_words("application/pdf application/x-pdf"), "pdf"),
     **dict.fromkeys(_words("application/ms-tnef application/vnd.ms-tnef"), "tnef"),
@@ -468,6 +470,8 @@ def _content_kind(untrusted_data: bytes, mime: str) -> str:
     if untrusted_data.startswith(_TNEF_SIGNATURE):
         return "tnef"
     kind = kind_of_mime(mime)
+    if mime == "application/encrypted":
+        return "ooxml"  # a compound file, not a ZIP: its package is inside, encrypted
     if kind in ("zip", "ooxml", "xlsb") or untrusted_data.startswith(b"PK\x03\x04"):
         return _zip_kind(untrusted_data)
     if kind in ("ole", "msg", "ichitaro") and untrusted_data.startswith(_OLE_MAGIC):
