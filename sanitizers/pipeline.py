@@ -41,6 +41,8 @@ from sanitizers.html_text import html_to_text
 from sanitizers.inline_files import InlineFile, cut_yenc_blocks, extract_inline_files
 from sanitizers.links import UNSAFE_LINK, defang_text
 from sanitizers.mime import Leaf, first_raw_header, parse, parse_headers_only
+from sanitizers.notice import NoticeContext
+from sanitizers.passwords import password_candidates
 from sanitizers.policy import Policy
 from sanitizers.report import EntryReport, PartReport, Report, SanitizeResult
 from sanitizers.safetext import body_text, display_text, visible_text
@@ -63,6 +65,9 @@ def sanitize_message(
     *,
     disarmer: Disarmer | None = None,
     reference: str | None = None,
+    passwords: tuple[str, ...] = (),
+    context: NoticeContext | None = None,
+    unlocked_by_mail: bool = False,
 ) -> SanitizeResult:
     """Turn untrusted mail bytes into a text-only message and a report. Never raises on bad
     input (only :class:`sanitizers.errors.TemporaryFailure` escapes).
@@ -71,10 +76,17 @@ def sanitize_message(
     of this process (:func:`sanitizers.cdr.isolation.default_disarmer`). Every step, the
     composition of the output included, runs inside the fail-closed guard: a fault anywhere
     holds the message, and the notice about it is composed from values nothing untrusted
-    can break (:func:`_fail_safe_message`)."""
+    can break (:func:`_fail_safe_message`).
+
+    ``passwords``: candidates for password-protected attachments (an operator's unlock, or
+    a password mail's candidates); they reach the disarmer and nothing else: never the
+    report, the notice or the output. ``context``: what the held notice says about where
+    to give a password and whom to ask, and the time zone of its dates. ``unlocked_by_mail``:
+    the passwords came from a password mail (automatic unlock); the notice says so."""
     started = time.monotonic()
     report = Report(size=len(untrusted_raw), sha256=hashlib.sha256(untrusted_raw).hexdigest())
-    run = _Run(policy, disarmer, report, started + policy.limits.seconds)
+    run = _Run(policy, disarmer, report, started + policy.limits.seconds, passwords=passwords)
+    run.unlocked_by_mail = unlocked_by_mail
     with _guard(run):
         run.sanitize(untrusted_raw)
     message = b""
@@ -82,12 +94,15 @@ def sanitize_message(
         report.verdict = _verdict(report, policy)
         if run.headers is None:
             run.headers = _headers_for_notice(untrusted_raw, policy)
-        message = run.compose(reference)
+        message = run.compose(reference, context or NoticeContext())
     if not message:
         report.verdict = Verdict.HOLD
         message = _fail_safe_message(report, policy, reference)
     report.timings_ms["total"] = round((time.monotonic() - started) * 1000, 3)
-    return SanitizeResult(message=message, report=report)
+    candidates: tuple[str, ...] = ()
+    if policy.unlock.automatic:
+        candidates = password_candidates("\n".join(run.segments), policy.unlock.max_candidates)
+    return SanitizeResult(message=message, report=report, password_candidates=candidates)
 
 
 @contextmanager
@@ -127,6 +142,8 @@ class _Run:
     disarmer_given: Disarmer | None
     report: Report
     deadline: float
+    passwords: tuple[str, ...] = field(default=(), repr=False)
+    unlocked_by_mail: bool = False
     headers: RebuiltHeaders | None = None
     segments: list[str] = field(default_factory=list)
     attachments: list[compose.OutAttachment] = field(default_factory=list)
@@ -170,7 +187,7 @@ class _Run:
         if detail:
             self.report.defects.append(f"{reason.value}: {detail}")
 
-    def compose(self, reference: str | None) -> bytes:
+    def compose(self, reference: str | None, context: NoticeContext) -> bytes:
         clock = time.monotonic()
         assert self.headers is not None
         fields = [(name, self._scrub_field(value)) for name, value in self.headers.fields]
@@ -188,7 +205,13 @@ class _Run:
             def with_notice() -> str:
                 if not (notice.is_noteworthy(self.report) or self.policy.notice.always):
                     return segments
-                block = notice.render_notice(self.report, self.policy.notice, reference)
+                block = notice.render_notice(
+                    self.report,
+                    self.policy.notice,
+                    reference,
+                    unlocked_by_mail=self.unlocked_by_mail
+                    and RemovedItem.ENCRYPTION in {i for p in self.report.parts for i in p.removed},
+                )
                 return (segments.rstrip("\n") + "\n" + block).lstrip("\n")
 
             text = with_notice()
@@ -201,9 +224,20 @@ class _Run:
             ]
         else:
             date = next((str(v) for n, v in fields if n.lower() == "date"), "")
-            text = notice.render_held(self.report, self.policy.notice, reference, date=date)
+
+            def held() -> str:
+                return notice.render_held(
+                    self.report,
+                    self.policy.notice,
+                    reference,
+                    date=date,
+                    context=context,
+                    automatic_unlock=self.policy.unlock.automatic,
+                )
+
+            text = held()
             if self._check_output_charset("body", partial(compose.iso2022jp_misfit, text)):
-                text = notice.render_held(self.report, self.policy.notice, reference, date=date)
+                text = held()
             attachments = []
         extra = [("X-Mukaika-Verdict", self.report.verdict.value)]
         extra.append(("X-Mukaika-Summary", _summary(self.report)))
@@ -414,7 +448,13 @@ class _Run:
         name = clean_name(filename)
         budgeted = self._budgeted_policy()
         outcome = self.disarmer.disarm(
-            payload, name, info.kind, action, budgeted, charset=untrusted_charset
+            payload,
+            name,
+            info.kind,
+            action,
+            budgeted,
+            charset=untrusted_charset,
+            passwords=self.passwords,
         )
         part.action, part.reason = outcome.action, outcome.reason
         if outcome.reason is Reason.TIMEOUT and budgeted.cdr.seconds < self.policy.cdr.seconds:
@@ -500,7 +540,14 @@ def _entries(
 
 def _verdict(report: Report, policy: Policy) -> Verdict:
     """The message verdict; a part-level cause of a hold or reject is added to the message
-    reasons, so the notice and the audit line say why."""
+    reasons, so the notice and the audit line say why. A part a sanitizer held for a reason
+    that is not in ``policy.hold_reasons`` is removed instead (fail closed: never delivered
+    as it is, and the notice says why)."""
+    for part in report.parts:
+        if part.action is Action.HELD and part.reason not in policy.hold_reasons:
+            part.action = Action.REMOVED
+            note = f"{part.reason.value} is not in policy.hold_reasons: removed"
+            part.detail = "; ".join(filter(None, [part.detail, note]))
     codes = report.reason_codes()
     rejecting = codes & policy.reject_reasons
     if rejecting:
