@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
@@ -54,21 +55,54 @@ class Sanitizer(Protocol):
         *,
         isolated: bool,
         policy: Policy | None = None,
+        passwords: tuple[str, ...] = (),
+        unlocked_by_mail: bool = False,
         release: ReleaseTerms | None = None,
     ) -> SanitizeResult:
-        """``policy``: this message's effective policy (rules applied); None: the base one.
-        ``release``: the terms of a recorded release (:mod:`sanitizers.release`)."""
+        """``release``: the terms of a recorded release (:mod:`sanitizers.release`).
+        ``policy``: this message's effective policy (rules applied); None: the base one.
+        ``passwords``: candidates for a password-protected attachment (an unlock); they
+        reach the worker through the pool's pipe and nothing else. ``unlocked_by_mail``:
+        they came from a password mail (the notice says so)."""
         ...
 
     def close(self) -> None: ...
 
 
 def _sanitize(
-    untrusted_raw: bytes, policy: Policy, reference: str, release: ReleaseTerms | None = None
+    untrusted_raw: bytes,
+    policy: Policy,
+    reference: str,
+    *,
+    passwords: tuple[str, ...] = (),
+    unlocked_by_mail: bool = False,
+    release: ReleaseTerms | None = None,
 ) -> SanitizeResult:
     from sanitizers.pipeline import sanitize_message  # imported in the worker process
 
-    return sanitize_message(untrusted_raw, policy, reference=reference, release=release)
+    return sanitize_message(
+        untrusted_raw,
+        policy,
+        reference=reference,
+        passwords=passwords,
+        unlocked_by_mail=unlocked_by_mail,
+        release=release,
+    )
+
+
+def _with_passwords(
+    target: Callable[..., SanitizeResult],
+    passwords: tuple[str, ...],
+    unlocked_by_mail: bool,
+    release: ReleaseTerms | None = None,
+) -> Callable[..., SanitizeResult]:
+    """The target, given ``passwords`` and a release's terms when there are any (a plain call
+    otherwise: the targets tests substitute take the three arguments of mail as it arrives)."""
+    if release is not None:
+        target = functools.partial(target, release=release)
+    if not passwords:
+        return target
+    return functools.partial(target, passwords=passwords, unlocked_by_mail=unlocked_by_mail)
 
 
 class ProcessSanitizer:
@@ -83,7 +117,7 @@ class ProcessSanitizer:
     ) -> None:
         self.policy = policy
         # A picklable module-level function; tests substitute one that crashes.
-        self.target: Callable[..., SanitizeResult] = target or _sanitize
+        self.target = target or _sanitize
         self.processes = processes or os.cpu_count() or 1
         self.timeout_seconds = timeout_seconds
         self._context = multiprocessing.get_context("forkserver")
@@ -137,24 +171,30 @@ class ProcessSanitizer:
         *,
         isolated: bool,
         policy: Policy | None = None,
+        passwords: tuple[str, ...] = (),
+        unlocked_by_mail: bool = False,
         release: ReleaseTerms | None = None,
     ) -> SanitizeResult:
         effective = self.policy if policy is None else policy
-        # A release's terms are passed only when there are some: the targets tests substitute
-        # take the three arguments of mail as it arrives.
-        args = (untrusted_raw, effective, reference, *(() if release is None else (release,)))
+        target = _with_passwords(self.target, passwords, unlocked_by_mail, release)
         if isolated:
             async with self._isolation_lock:
-                return await self._run(args, reference, isolated=True)
-        return await self._run(args, reference, isolated=False)
+                return await self._run(target, untrusted_raw, reference, effective, isolated=True)
+        return await self._run(target, untrusted_raw, reference, effective, isolated=False)
 
     async def _run(
-        self, args: tuple[Any, ...], reference: str, *, isolated: bool
+        self,
+        target: Callable[..., SanitizeResult],
+        untrusted_raw: bytes,
+        reference: str,
+        policy: Policy,
+        *,
+        isolated: bool,
     ) -> SanitizeResult:
         pool = self._pool(isolated)
         loop = asyncio.get_running_loop()
         try:
-            future = loop.run_in_executor(pool, self.target, *args)
+            future = loop.run_in_executor(pool, target, untrusted_raw, policy, reference)
             return await asyncio.wait_for(future, self.timeout_seconds)
         except TimeoutError as exc:
             log.warning("%s sanitizing timed out: killing its pool", reference)
@@ -202,13 +242,19 @@ class InlineSanitizer:
         *,
         isolated: bool,
         policy: Policy | None = None,
+        passwords: tuple[str, ...] = (),
+        unlocked_by_mail: bool = False,
         release: ReleaseTerms | None = None,
     ) -> SanitizeResult:
         loop = asyncio.get_running_loop()
         effective = self.policy if policy is None else policy
         try:
             return await loop.run_in_executor(
-                self.executor, _sanitize, untrusted_raw, effective, reference, release
+                self.executor,
+                _with_passwords(_sanitize, passwords, unlocked_by_mail, release),
+                untrusted_raw,
+                effective,
+                reference,
             )
         except TemporaryFailure:
             raise

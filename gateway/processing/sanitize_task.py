@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from gateway.configuration.settings import ScannerSettings
+from sanitizers.notice import NoticeContext
 from sanitizers.policy import Policy
 from sanitizers.release import ReleaseTerms
 from sanitizers.report import Report, SanitizeResult
@@ -26,22 +27,43 @@ def sanitize_scanned(
     untrusted_raw: bytes,
     policy: Policy,
     reference: str,
-    release: ReleaseTerms | None = None,
     *,
     scanner: ScannerSettings,
+    context: NoticeContext | None = None,
+    passwords: tuple[str, ...] = (),
+    unlocked_by_mail: bool = False,
+    release: ReleaseTerms | None = None,
 ) -> SanitizeResult:
     from gateway.processing.scanner import scanning
     from sanitizers.cdr.isolation import default_disarmer
     from sanitizers.pipeline import sanitize_message
 
     disarmer = scanning(default_disarmer(policy), scanner)
+    if scanner.on_hit == "hold":
+        # The scanner holds a part with ``malware``: that reason holds (hold_reasons fails
+        # closed, so a held part whose reason is not listed would be removed instead).
+        policy = policy.model_copy(update={"hold_reasons": policy.hold_reasons | {Reason.MALWARE}})
     return sanitize_message(
-        untrusted_raw, policy, disarmer=disarmer, reference=reference, release=release
+        untrusted_raw,
+        policy,
+        disarmer=disarmer,
+        reference=reference,
+        passwords=passwords,
+        context=context,
+        unlocked_by_mail=unlocked_by_mail,
+        release=release,
     )
 
 
 def sanitize_unscanned(
-    untrusted_raw: bytes, policy: Policy, reference: str, release: ReleaseTerms | None = None
+    untrusted_raw: bytes,
+    policy: Policy,
+    reference: str,
+    *,
+    context: NoticeContext | None = None,
+    passwords: tuple[str, ...] = (),
+    unlocked_by_mail: bool = False,
+    release: ReleaseTerms | None = None,
 ) -> SanitizeResult:
     """Without a scanner nothing may cross as it came: an exception's parts are disarmed like
     any other (the gateway refuses such exceptions before they get here; this is the floor)."""
@@ -49,7 +71,15 @@ def sanitize_unscanned(
 
     if release is not None and release.keep_parts:
         release = replace(release, keep_parts=frozenset())
-    result = sanitize_message(untrusted_raw, policy, reference=reference, release=release)
+    result = sanitize_message(
+        untrusted_raw,
+        policy,
+        reference=reference,
+        passwords=passwords,
+        context=context,
+        unlocked_by_mail=unlocked_by_mail,
+        release=release,
+    )
     mark_not_scanned(result.report)
     return result
 
@@ -63,9 +93,11 @@ def mark_not_scanned(report: Report) -> None:
 
 
 def task_for(
-    scanner: ScannerSettings,
-) -> Callable[[bytes, Policy, str, ReleaseTerms | None], SanitizeResult]:
-    """The picklable task for the process pool: scanned when the scanner is on."""
+    scanner: ScannerSettings, context: NoticeContext | None = None
+) -> Callable[..., SanitizeResult]:
+    """The picklable task for the process pool: scanned when the scanner is on; ``context``
+    for the held notices. It takes ``passwords=`` for an unlock (sent through the pool's
+    pipe, never stored)."""
     if not scanner.enabled:
-        return sanitize_unscanned
-    return functools.partial(sanitize_scanned, scanner=scanner)
+        return functools.partial(sanitize_unscanned, context=context)
+    return functools.partial(sanitize_scanned, scanner=scanner, context=context)

@@ -34,10 +34,12 @@ from gateway.processing.scanner_health import ScannerHealth
 from gateway.queue.spool import Spool
 from gateway.receiving.smtp import Received, SmtpServer
 from gateway.service.accepting import spool_received
+from gateway.service.control import ControlServer
 from gateway.service.receivers import ReceiverPool, receiver_count
 from gateway.service.releasing import Releasing
 from gateway.service.worker import Worker
 from gateway.store import Store, migrate_store, open_store
+from sanitizers.notice import NoticeContext
 
 log = logging.getLogger("mukaika.service")
 
@@ -100,11 +102,16 @@ class Gateway:
             self._own_audit = audit
         else:
             self.audit = parts.audit
+        notice_context = NoticeContext(
+            public_url=config.console.public_url,
+            contact=config.console.contact,
+            timezone=config.service.display_timezone,
+        )
         self.sanitizer = parts.sanitizer or ProcessSanitizer(
             config.policy,
             config.worker.processes,
             config.worker.sanitize_timeout_seconds,
-            target=task_for(config.scanner),
+            target=task_for(config.scanner, notice_context),
         )
         self.deliverer = Deliverer(config.delivery)
         self.worker = Worker(
@@ -119,7 +126,11 @@ class Gateway:
             hostname=self.hostname,
             keep_delivered_seconds=config.spool.keep_delivered_seconds,
             rules=RuleSet(config.policy, config.rules),
+            notice_context=notice_context,
+            unlock_from=self._purgeable,
         )
+        # Local commands that carry a secret (quarantine unlock) reach the service here.
+        self.control = ControlServer(self.data_dir, self._control)
         self.receiving: SmtpServer | ReceiverPool
         if parts.receive_in_process:
             self.receiving = SmtpServer(
@@ -203,6 +214,17 @@ class Gateway:
         self.worker.submit(queue_id)
         return queue_id
 
+    async def _control(
+        self, command: str, reference: str, passwords: tuple[str, ...], actor: str
+    ) -> dict[str, Any]:
+        """A request on the control socket: ``unlock`` with the password lines sent."""
+        unlocking = self.worker.unlocking
+        if command != "unlock" or unlocking is None:
+            return {"result": "bad_request"}
+        limit = self.config.policy.cdr.max_passwords
+        answer = await unlocking.unlock(reference, passwords[:limit], actor=actor)
+        return answer.to_dict()
+
     def reload(self, config: Config) -> list[str]:
         """Apply ``config`` (already validated) to what can change while running: the policy
         and the rules, used for every message sanitized from now on. Listeners, sessions and
@@ -253,6 +275,7 @@ class Gateway:
                 self._purge_audit_forever(self._own_audit), name="mukaika-audit-retention"
             )
         await self.worker.start()
+        await self.control.start()
         if self.releasing is not None:
             self._releasing = asyncio.create_task(
                 self.releasing.run_forever(), name="mukaika-release"
@@ -270,6 +293,7 @@ class Gateway:
         grace = self.config.service.shutdown_grace_seconds
         log.info("stopping: new sessions get 421; %.0fs grace for work in flight", grace)
         await self.receiving.drain(grace)
+        await self.control.close()
         if self._releasing is not None:
             # A release cut short stays approved in the store and is carried out next start.
             self._releasing.cancel()
