@@ -33,7 +33,7 @@ from sanitizers.charsets import (
 from sanitizers.compose import scrub_surrogates
 from sanitizers.errors import LimitExceeded, TemporaryFailure
 from sanitizers.filenames import clean_name, delivered_name
-from sanitizers.filetype import detect
+from sanitizers.filetype import detect, kind_of_mime
 from sanitizers.flowed import unflow
 from sanitizers.headers import RebuiltHeaders, rebuild_headers
 from sanitizers.html_text import html_to_text
@@ -43,7 +43,7 @@ from sanitizers.mime import Leaf, first_raw_header, parse, parse_headers_only
 from sanitizers.policy import Policy
 from sanitizers.report import EntryReport, PartReport, Report, SanitizeResult
 from sanitizers.safetext import body_text, display_text, visible_text
-from sanitizers.vocabulary import Action, Reason, RemovedItem, Verdict, label
+from sanitizers.vocabulary import Action, FileKind, Reason, RemovedItem, Verdict, label
 
 # What a sanitizer returns that is delivered as an attachment (an HTML file converted to text
 # arrives as a .txt file: the body is only ever the mail's own text).
@@ -402,6 +402,7 @@ class _Run:
             kept_as_is = None if outcome.content_type else info.kind
             delivered = delivered_name(outcome.filename or name, content_type, kept_as_is)
             part.attached_as = delivered
+            part.rebuilt_as = _rebuilt_kind(outcome, info.kind)
             sent = untrusted_filename or filename
             if sent is not None and delivered != sent:
                 part.renamed_from = visible_text(sent, 200)
@@ -458,6 +459,16 @@ def _param(leaf: Leaf, name: str) -> str:
     """A Content-Type parameter of ``leaf``, lower-cased ("" when absent)."""
     value = leaf.params.get(name)
     return value.text.strip().lower() if value is not None else ""
+
+
+def _rebuilt_kind(outcome: CdrOutcome, kind: str) -> FileKind | None:
+    """The kind a sanitizer rebuilt a file as, when it differs from the kind it came as."""
+    if outcome.content_type is None:
+        return None
+    rebuilt = kind_of_mime(outcome.content_type.split(";", 1)[0].strip().lower())
+    if rebuilt is None or rebuilt == kind or rebuilt not in FileKind.__members__.values():
+        return None
+    return FileKind(rebuilt)
 
 
 def _entries(
