@@ -1,4 +1,5 @@
-"""CDR: files/s per core for typical docx, docm, xlsx, PDF (with and without JavaScript), zip.
+"""CDR: files/s per core for typical docx, docm, xlsx, PDF (with and without JavaScript), zip,
+and the same zip's members as 7z, RAR, LZH and tar.gz (rebuilt as ZIP).
 
 What is measured, per kind, on files built by :mod:`benchmarks.generate` (sizes printed):
 
@@ -36,6 +37,10 @@ KINDS: dict[str, tuple[str, str]] = {
     "pdf": ("pdf", "お知らせ.pdf"),
     "pdf_js": ("pdf", "invoice.pdf"),
     "zip": ("zip", "資料一式.zip"),
+    "7z": ("archive", "資料一式.7z"),
+    "rar": ("archive", "資料一式.rar"),
+    "lzh": ("archive", "資料一式.lzh"),
+    "tar_gz": ("archive", "資料一式.tar.gz"),
 }
 
 
@@ -48,6 +53,10 @@ def build(name: str, count: int, seed: int = generate.DEFAULT_SEED) -> list[byte
         "pdf": lambda: generate.make_pdf(rng),
         "pdf_js": lambda: generate.make_pdf(rng, javascript=True),
         "zip": lambda: generate.make_zip(rng),
+        "7z": lambda: generate.make_archive(rng, "7z"),
+        "rar": lambda: generate.make_archive(rng, "rar"),
+        "lzh": lambda: generate.make_archive(rng, "lzh"),
+        "tar_gz": lambda: generate.make_archive(rng, "tar.gz"),
     }
     return [makers[name]() for _ in range(count)]
 
