@@ -6,8 +6,12 @@ What is particular to RAR:
 
 * rarfile parses the headers in Python; stored members are read by rarfile itself, compressed
   ones by ``unar`` (the only tool allowed: ``unrar`` is not free software, and ``7z`` or
-  ``bsdtar`` are not installed by the project), which rarfile runs on a temporary copy of the
-  archive and reads from a pipe; rarfile checks each member's CRC;
+  ``bsdtar`` are not installed by the project), read from a pipe; rarfile checks each
+  member's CRC. ``unar`` reads archives from a path only, so the archive is copied once into
+  an anonymous in-memory file (``memfd``: never on disk, gone with the process, even a killed
+  one) that both open as ``/proc/<pid>/fd/<n>``; in the isolated child, whose file-size limit
+  is 0, the soft limit is raised to the archive's size for that write alone (its hard limit is
+  ``max_file_bytes``: :mod:`sanitizers.cdr.isolation`);
 * any encrypted member, or an encrypted list of names, holds the part
   (``encrypted_archive``) and no unlock is offered: rarfile gives the password to ``unar``
   on its command line, where other local users could read it (``/proc/*/cmdline``);
@@ -20,8 +24,10 @@ What is particular to RAR:
 
 from __future__ import annotations
 
-import io
-from collections.abc import Sequence
+import os
+import resource
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Final
 
 import rarfile
@@ -41,8 +47,38 @@ _FAULTS: Final = (rarfile.Error, EOFError, OSError, ValueError, KeyError, IndexE
 
 
 def _use_unar_only() -> None:
-    """rarfile may run unrar, unar, 7z or bsdtar; only Debian main's unar is allowed."""
+    """rarfile may run unrar, unar, 7z or bsdtar; only Debian main's unar is allowed, on the
+    archive itself (rarfile's "extract hack" would write a one-member copy to a disk file)."""
+    rarfile.USE_EXTRACT_HACK = False
     rarfile.tool_setup(unrar=False, unar=True, bsdtar=False, sevenzip=False, sevenzip2=False)
+
+
+@contextmanager
+def _file_writes_allowed(size: int) -> Iterator[None]:
+    """Raise the soft file-size limit to ``size`` (never above the hard limit) meanwhile."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft == resource.RLIM_INFINITY or soft >= size:
+        yield
+        return
+    resource.setrlimit(resource.RLIMIT_FSIZE, (min(size, hard), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def _memory_file(untrusted_data: bytes) -> int:
+    """An anonymous in-memory file holding ``untrusted_data``; the caller closes it."""
+    fd = os.memfd_create("mukaika-rar", os.MFD_CLOEXEC)
+    try:
+        with _file_writes_allowed(len(untrusted_data)):
+            view = memoryview(untrusted_data)
+            while view:
+                view = view[os.write(fd, view) :]
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _name(info: rarfile.RarInfo) -> str:
@@ -60,15 +96,20 @@ def _date_time(info: rarfile.RarInfo) -> DateTime:
 
 
 class RarReader(ArchiveReader):
-    """A RAR archive in memory (a temporary copy only while ``unar`` reads a member)."""
+    """A RAR archive in an anonymous in-memory file that rarfile and ``unar`` both read."""
 
     def __init__(self, untrusted_data: bytes) -> None:
         self._data = untrusted_data
+        self._fd: int | None = None
         self._archive: rarfile.RarFile | None = None
 
     def members(self) -> Sequence[Member]:
         try:
-            self._archive = rarfile.RarFile(io.BytesIO(self._data))
+            self._fd = _memory_file(self._data)
+        except OSError as exc:  # no memfd, or beyond the file-size limit
+            raise SanitizeError(Reason.ERROR, f"rar copy: {exc}"[:200]) from exc
+        try:
+            self._archive = rarfile.RarFile(f"/proc/{os.getpid()}/fd/{self._fd}")
             if self._archive.needs_password():
                 raise EncryptedArchive
             infos = self._archive.infolist()
@@ -107,3 +148,6 @@ class RarReader(ArchiveReader):
     def close(self) -> None:
         if self._archive is not None:
             self._archive.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -399,3 +399,18 @@ def test_corpus_archives_are_rebuilt(relative: str) -> None:
 def test_corpus_hostile_archives(relative: str, action: Action, reason: Reason) -> None:
     outcome = _run(_corpus(relative), Path(relative).name)
     assert (outcome.action, outcome.reason) == (action, reason), outcome
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("name", ["TestData.rar", "TestData.rar4"])
+def test_compressed_rar_is_read_by_unar_in_the_isolated_child(name: str) -> None:
+    """The gateway's path: a real limited child (file-size limit 0) hands unar an in-memory
+    copy of the archive; compressed RAR data arrives disarmed, not removed."""
+    from sanitizers.cdr.isolation import IsolatedDisarmer
+
+    data = _corpus(f"{TESTDATA}/TestDataArchives/{name}")
+    with IsolatedDisarmer(CdrPolicy()) as disarmer:
+        outcome = disarmer.disarm(data, name, "archive", AttachmentAction.SANITIZE, _policy())
+    assert (outcome.action, outcome.reason) == (Action.SANITIZED, Reason.CLEAN), outcome
+    assert outcome.data is not None
+    assert len(_names(outcome.data)) == 3
