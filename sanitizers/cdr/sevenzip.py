@@ -19,6 +19,8 @@ collecting the output; nothing is written to disk):
 from __future__ import annotations
 
 import io
+import lzma
+import zlib
 from collections.abc import Sequence
 from typing import Final
 
@@ -33,6 +35,8 @@ from sanitizers.vocabulary import Reason
 
 # What py7zr raises on hostile input, besides its own errors.
 _FAULTS: Final = (
+    lzma.LZMAError,
+    zlib.error,
     py7zr.exceptions.ArchiveError,
     py7zr.exceptions.UnsupportedCompressionMethodError,
     py7zr.exceptions.DecompressionError,
@@ -131,6 +135,8 @@ class SevenZipReader(ArchiveReader):
         self._max_total = max_total_bytes
         self._archive: py7zr.SevenZipFile | None = None
         self._members: list[Member] = []
+        # What py7zr may write for each non-folder entry (links write their target text).
+        self._sizes: dict[str, int] = {}
         self._contents: dict[str, bytes] | None = None
 
     def members(self) -> Sequence[Member]:
@@ -139,6 +145,8 @@ class SevenZipReader(ArchiveReader):
             encrypted = self._archive.needs_password()
             for entry in self._archive.files:
                 special = "" if entry.is_directory else _special(entry)
+                if not entry.is_directory:
+                    self._sizes[entry.filename] = entry.uncompressed
                 self._members.append(
                     Member(
                         untrusted_name=entry.filename,
@@ -159,13 +167,10 @@ class SevenZipReader(ArchiveReader):
 
     def _extract(self) -> dict[str, bytes]:
         assert self._archive is not None
-        # The key py7zr gives each member's writer (names are already checked: no traversal).
-        keys = {
-            get_sanitized_output_path(m.untrusted_name, None).as_posix(): m
-            for m in self._members
-            if not m.is_dir
-        }
-        collector = _Collector({key: m.size for key, m in keys.items()}, self._max_total)
+        # The key py7zr gives each entry's writer (names are already checked: no traversal).
+        keys = {get_sanitized_output_path(name, None).as_posix(): name for name in self._sizes}
+        limits = {key: self._sizes[name] for key, name in keys.items()}
+        collector = _Collector(limits, self._max_total)
         try:
             self._archive.extract(factory=collector)
         except _Overflow as exc:
@@ -173,8 +178,8 @@ class SevenZipReader(ArchiveReader):
         except (py7zr.exceptions.Bad7zFile, *_FAULTS) as exc:
             raise SanitizeError(Reason.MALFORMED, f"7z: {exc}"[:200]) from exc
         return {
-            str(member.key): collector.buffers[key].data
-            for key, member in keys.items()
+            name: collector.buffers[key].data
+            for key, name in keys.items()
             if key in collector.buffers
         }
 

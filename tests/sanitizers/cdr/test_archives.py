@@ -394,6 +394,8 @@ def test_corpus_archives_are_rebuilt(relative: str) -> None:
         (f"{TESTDATA}/Bombs/10GB.rar.bz2", Action.REMOVED, Reason.LIMIT_RATIO),
         (f"{TESTDATA}/Bombs/10GB.gz.bz2", Action.REMOVED, Reason.LIMIT_RATIO),
         (f"{TESTDATA}/TestDataArchives/TestData.arj", Action.REMOVED, Reason.UNSUPPORTED_ARCHIVE),
+        ("py7zr/tests/data/data_corrupted.7z", Action.REMOVED, Reason.MALFORMED),
+        ("py7zr/tests/data/symlink.7z", Action.REMOVED, Reason.UNSUPPORTED_TYPE),
     ],
 )
 def test_corpus_hostile_archives(relative: str, action: Action, reason: Reason) -> None:
@@ -414,3 +416,26 @@ def test_compressed_rar_is_read_by_unar_in_the_isolated_child(name: str) -> None
     assert (outcome.action, outcome.reason) == (Action.SANITIZED, Reason.CLEAN), outcome
     assert outcome.data is not None
     assert len(_names(outcome.data)) == 3
+
+
+def test_7z_links_are_dropped_never_followed(tmp_path: Path) -> None:
+    import py7zr
+
+    (tmp_path / "note.txt").write_text(TEXT, encoding="utf-8")
+    (tmp_path / "passwd").symlink_to("/etc/passwd")
+    out = io.BytesIO()
+    with py7zr.SevenZipFile(out, "w") as archive:
+        archive.write(tmp_path / "note.txt", "note.txt")
+        archive.write(tmp_path / "passwd", "passwd")
+    outcome = _run(out.getvalue(), "links.7z")
+    fates = {name: child.reason for name, child in outcome.children}
+    assert fates == {"note.txt": Reason.CLEAN, "passwd": Reason.UNSUPPORTED_TYPE}
+    assert outcome.data is not None
+    assert _names(outcome.data) == {"note.txt": TEXT.encode()}
+
+
+def test_corrupt_7z_data_is_malformed_not_an_error() -> None:
+    data = bytearray(sevenzip([("a.txt", bytes(range(256)) * 64)]))
+    data[40] ^= 0xFF  # inside the packed stream, which starts after the 32-byte start header
+    outcome = _run(bytes(data), "bad.7z")
+    assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.MALFORMED), outcome
