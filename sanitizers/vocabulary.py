@@ -518,7 +518,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         FileKind.IMAGE: "image",
         FileKind.SVG: "SVG image",
         FileKind.ZIP: "ZIP archive",
-        FileKind.ARCHIVE: "archive (7z, RAR, LZH, tar, gzip…)",
+        FileKind.ARCHIVE: "archive (7z, RAR, LZH, tar, gzip...)",
         FileKind.TEXT: "text file",
         FileKind.HTML: "HTML file",
         FileKind.EXECUTABLE: "executable or script",
