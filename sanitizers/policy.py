@@ -126,16 +126,27 @@ class OutputPolicy(Section):
     """Headers copied (rebuilt, never as they were) into the sanitized message."""
 
 
-_SANITIZED_BY_DEFAULT = ("ooxml", "pdf", "image", "zip", "archive", "text", "html")
+_SANITIZED_BY_DEFAULT = (
+    "ooxml",
+    "xlsb",
+    "odf",
+    "pdf",
+    "image",
+    "svg",
+    "zip",
+    "archive",
+    "text",
+    "html",
+)
 
 
 class AttachmentPolicy(Section):
     """Per-type attachment actions; kinds are those of :mod:`sanitizers.filetype`.
 
-    Shipped: OOXML, PDF, images, ZIP, other archives (7z, RAR, LZH, tar, gzip/bzip2/xz:
-    rebuilt as ZIP) and text-like files are disarmed; everything else (legacy Office, RTF,
-    SVG, unknown types) is removed; executables are
-    always removed whatever this says.
+    Shipped: OOXML (xlsb included), OpenDocument, PDF, images, SVG, ZIP, other archives (7z,
+    RAR, LZH, tar, gzip/bzip2/xz: rebuilt as ZIP) and text-like files are disarmed; everything
+    else (legacy Office, RTF, unknown types) is removed; executables are always removed
+    whatever this says.
     """
 
     default: AttachmentAction = AttachmentAction.REMOVE
