@@ -145,10 +145,12 @@ _MIME_KINDS: Final = {
         _words("""application/x-ole-storage application/cdfv2 application/msword
         application/vnd.ms-excel application/vnd.ms-powerpoint application/vnd.ms-outlook
         application/vnd.ms-office
-        application/vnd.visio application/vnd.ms-project application/x-mspublisher
-        application/encrypted"""),
+        application/vnd.visio application/vnd.ms-project application/x-mspublisher"""),
         "ole",
     ),
+    # libmagic's "CDFV2 Encrypted": a compound file holding an EncryptedPackage, which only
+    # password-protected OOXML documents are (legacy Office encrypts inside its own streams).
+    "application/encrypted": "ooxml",
     **dict.fromkeys(_words("text/rtf application/rtf"), "rtf"),
     **dict.fromkeys(_words("application/pdf application/x-pdf"), "pdf"),
     **dict.fromkeys(
@@ -444,6 +446,8 @@ def _content_kind(untrusted_data: bytes, mime: str) -> str:
     if _has_signature(untrusted_data):
         return "executable"
     kind = kind_of_mime(mime)
+    if mime == "application/encrypted":
+        return "ooxml"  # a compound file, not a ZIP: its package is inside, encrypted
     if kind in ("zip", "ooxml", "xlsb") or untrusted_data.startswith(b"PK\x03\x04"):
         return _zip_kind(untrusted_data)
     if kind in ("text", "html"):

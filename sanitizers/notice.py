@@ -1,7 +1,11 @@
 """The notice that tells the recipient, in Japanese by default, what was done to the mail.
 
 Wording lives in templates (``string.Template``: ``${parts}``, ``${reference_line}``, and for
-held mail ``${sender}``, ``${subject}``, ``${date}``, ``${reasons}``) that operators can replace;
+held mail ``${sender}``, ``${subject}``, ``${date}``, ``${reasons}``, ``${reference}``,
+``${contact}``, ``${unlock_how}``, ``${automatic_line}``) that operators can replace, one by
+one, with files of the same name in ``policy.notice.templates_dir``: ``notice_ja.txt``,
+``held_ja.txt``, ``held_password_ja.txt`` (held awaiting a password), ``crash_ja.txt`` (held
+because sanitizing kept failing; written by the gateway) and their ``_en`` twins;
 the per-part lines use fixed labels for actions, reasons and removed items so that the same
 code reads the same everywhere. Every value shown comes from the report, already made
 display-safe (no controls, no bidi overrides, bounded length).
@@ -9,19 +13,55 @@ display-safe (no controls, no bidi overrides, bounded length).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from string import Template
+from zoneinfo import ZoneInfo
 
 from sanitizers.policy import NoticePolicy
 from sanitizers.report import PartReport, Report
 from sanitizers.vocabulary import Action, Code, Reason, label
 
+
+@dataclass(frozen=True, slots=True)
+class NoticeContext:
+    """What the held notices tell that the pipeline does not know: where a password is given
+    (``[console] public_url``), whom to ask (``[console] contact``), and the time zone dates
+    are shown in (``[service] display_timezone``; "" = the system's)."""
+
+    public_url: str = ""
+    contact: str = ""
+    timezone: str = ""
+
+
 _BODY_REASONS = frozenset({Reason.TEXT_BODY, Reason.HTML_BODY, Reason.TEXT_CONVERTED})
 # Files inside one archive named in the notice; the report and audit line list them all.
 _MAX_ENTRY_LINES = 20
 
+# What may go out as UTF-8 under the ISO-2022-JP policy, by ``Report.sent_as_utf8`` entry
+# (lower case); another header is shown by its name.
+_OUTPUT_PLACES = {
+    "ja": {
+        "body": "本文",
+        "subject": "件名",
+        "from": "差出人の名前",
+        "to": "宛先の名前",
+        "cc": "Cc の名前",
+        "reply-to": "返信先の名前",
+    },
+    "en": {
+        "body": "body",
+        "subject": "Subject",
+        "from": "sender's name",
+        "to": "recipient's name",
+        "cc": "Cc name",
+        "reply-to": "Reply-To name",
+    },
+}
 _WORDS = {
     "ja": {
         "body": "本文",
@@ -36,6 +76,18 @@ _WORDS = {
         "inside": "圧縮ファイル内",
         "more": "ほか {} 件",
         "rebuilt_as": "{}の形式に作り直しました",
+        "contact": "情報システム担当",
+        "unlocked_by_mail": (
+            "パスワード付きの添付ファイルは、同じ送信者から届いたパスワードのメールで"
+            "自動的に解除しました"
+        ),
+        "unlock_url": "次のページで参照番号とパスワードを入力してください: {}",
+        "unlock_ask": (
+            "参照番号とパスワードをお問い合わせ先へお伝えください（電話など、メール以外の方法で）。"
+        ),
+        "automatic": (
+            "送信者から同じ宛先へパスワードを知らせるメールが届いた場合は、自動で解除を試みます。\n"
+        ),
     },
     "en": {
         "body": "body",
@@ -50,6 +102,19 @@ _WORDS = {
         "inside": "in the archive",
         "more": "and {} more",
         "rebuilt_as": "rebuilt as {}",
+        "contact": "your IT administrators",
+        "unlocked_by_mail": (
+            "password-protected attachments were unlocked automatically with the password mail"
+            " from the same sender"
+        ),
+        "unlock_url": "Enter the reference and the password on this page: {}",
+        "unlock_ask": (
+            "Give the reference and the password to the contact below (by phone, or any way"
+            " but mail)."
+        ),
+        "automatic": (
+            "If the sender mails the password to the same recipients, it is tried automatically.\n"
+        ),
     },
 }
 
@@ -78,21 +143,29 @@ def is_noteworthy(report: Report) -> bool:
     return False
 
 
-def render_notice(report: Report, policy: NoticePolicy, reference: str | None) -> str:
-    """The block appended to the text body of a delivered message."""
+def render_notice(
+    report: Report, policy: NoticePolicy, reference: str | None, *, unlocked_by_mail: bool = False
+) -> str:
+    """The block appended to the text body of a delivered message; ``unlocked_by_mail``: a
+    password mail's candidates opened its files (automatic unlock), which it says."""
     language = policy.language
-    template = _template(policy.template, f"notice_{language}.txt")
+    template = _template(policy.template, policy.templates_dir, f"notice_{language}.txt")
+    automatic = f"\n■ {_WORDS[language]['unlocked_by_mail']}" if unlocked_by_mail else ""
     return template.safe_substitute(
         reference_line=reference_line(reference, language),
-        parts=_parts_block(report, language) + _output_lines(report, language),
+        parts=_parts_block(report, language) + _output_lines(report, language) + automatic,
     )
 
 
 def _output_lines(report: Report, language: str) -> str:
-    """Changes to the message as a whole that the parts do not show (its output charset)."""
+    """Changes to the message as a whole that the parts do not show: what went out as UTF-8
+    under the ISO-2022-JP policy (the body, the Subject, a display name)."""
     if Reason.OUTPUT_UTF8 not in report.reasons:
         return ""
-    return f"\n■ {_WORDS[language]['body']}: {_label(Reason.OUTPUT_UTF8, language)}"
+    names = _OUTPUT_PLACES[language]
+    places = "・" if language == "ja" else ", "
+    where = places.join(names.get(place.lower(), place) for place in report.sent_as_utf8)
+    return f"\n■ {where or names['body']}: {_label(Reason.OUTPUT_UTF8, language)}"
 
 
 def render_held(
@@ -101,29 +174,89 @@ def render_held(
     reference: str | None,
     *,
     date: str,
+    context: NoticeContext | None = None,
+    automatic_unlock: bool = False,
 ) -> str:
-    """The whole body of the notice-only message sent in place of a held mail."""
+    """The whole body of the notice-only message sent in place of a held mail: the one
+    awaiting a password (``held_password_*.txt``) says where and how to give it. Only the
+    attachments are listed (the text is not delivered either, whatever became of it)."""
+    context = context or NoticeContext()
     language = policy.language
-    template = _template("", f"held_{language}.txt")
-    none = _WORDS[language]["none"]
+    words = _WORDS[language]
+    awaiting = report.awaiting_password()
+    name = f"held_password_{language}.txt" if awaiting else f"held_{language}.txt"
+    template = _template("", policy.templates_dir, name)
+    none = words["none"]
+    if context.public_url:
+        unlock_how = words["unlock_url"].format(context.public_url)
+    else:
+        unlock_how = words["unlock_ask"]
     return template.safe_substitute(
         sender=report.from_ or none,
         subject=report.subject or none,
-        date=date or none,
+        date=local_time(date, context.timezone) if date else none,
         reasons=", ".join(_label(r, language) for r in report.reasons) or none,
         reference_line=reference_line(reference, language),
-        parts=_parts_block(report, language),
+        reference=reference or none,
+        contact=context.contact or words["contact"],
+        unlock_how=unlock_how,
+        automatic_line=words["automatic"] if automatic_unlock else "",
+        parts=_parts_block(report, language, attachments_only=True),
     )
+
+
+def render_crash(
+    policy: NoticePolicy,
+    context: NoticeContext,
+    *,
+    sender: str,
+    received: datetime,
+    reference: str,
+    queue_id: str,
+) -> str:
+    """The body of the notice recipients get when sanitizing a message kept failing (the
+    gateway writes it; nothing of the message but its envelope sender is shown)."""
+    language = policy.language
+    words = _WORDS[language]
+    template = _template("", policy.templates_dir, f"crash_{language}.txt")
+    return template.safe_substitute(
+        sender=sender or "<>",
+        received=_format_time(received, context.timezone),
+        reference=reference or words["none"],
+        queue_id=queue_id,
+        reasons=_label(Reason.CRASH, language),
+        contact=context.contact or words["contact"],
+    )
+
+
+def local_time(untrusted_date: str, timezone: str) -> str:
+    """A Date header's time in the operator's time zone (``timezone``; "" = the system's),
+    or the header as it was when it is not a date."""
+    try:
+        moment = parsedate_to_datetime(untrusted_date)
+    except (TypeError, ValueError, IndexError):
+        return untrusted_date
+    if moment.tzinfo is None:
+        return untrusted_date
+    return _format_time(moment, timezone)
+
+
+def _format_time(moment: datetime, timezone: str) -> str:
+    zone: tzinfo | None = ZoneInfo(timezone) if timezone else None
+    local = moment.astimezone(zone)
+    return local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or local.strftime("%z"))
 
 
 def reference_line(reference: str | None, language: str) -> str:
     return f"{_WORDS[language]['reference']}: {reference}" if reference else ""
 
 
-def _parts_block(report: Report, language: str) -> str:
+def _parts_block(report: Report, language: str, *, attachments_only: bool = False) -> str:
     lines: list[str] = []
     for part in report.parts:
         if part.reason is Reason.ALTERNATIVE:
+            continue
+        if attachments_only and part.kind is None and part.reason in _BODY_REASONS:
             continue
         lines.extend(_part_lines(part, language))
     return "\n".join(lines)
@@ -191,9 +324,21 @@ def _size(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
-@lru_cache(maxsize=16)
-def _template(path: str, shipped: str) -> Template:
+def _template(path: str, directory: str, shipped: str) -> Template:
+    """``path`` when given, else the file named ``shipped`` in ``directory`` when there is
+    one (looked for each time: a file added later counts), else the shipped template."""
     if path:
-        return Template(Path(path).read_text(encoding="utf-8"))
-    text = resources.files("sanitizers").joinpath("templates", shipped).read_text("utf-8")
-    return Template(text)
+        return _read(path)
+    if directory and (Path(directory) / shipped).is_file():
+        return _read(str(Path(directory) / shipped))
+    return _read_shipped(shipped)
+
+
+@lru_cache(maxsize=32)
+def _read(path: str) -> Template:
+    return Template(Path(path).read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=16)
+def _read_shipped(name: str) -> Template:
+    return Template(resources.files("sanitizers").joinpath("templates", name).read_text("utf-8"))

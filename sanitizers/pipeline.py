@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from email.message import Message
+from functools import partial
 from itertools import islice
 
 from sanitizers import compose, notice
@@ -40,6 +41,8 @@ from sanitizers.html_text import html_to_text
 from sanitizers.inline_files import InlineFile, cut_yenc_blocks, extract_inline_files
 from sanitizers.links import UNSAFE_LINK, defang_text
 from sanitizers.mime import Leaf, first_raw_header, parse, parse_headers_only
+from sanitizers.notice import NoticeContext
+from sanitizers.passwords import password_candidates
 from sanitizers.policy import Policy
 from sanitizers.report import EntryReport, PartReport, Report, SanitizeResult
 from sanitizers.safetext import body_text, display_text, visible_text
@@ -62,6 +65,9 @@ def sanitize_message(
     *,
     disarmer: Disarmer | None = None,
     reference: str | None = None,
+    passwords: tuple[str, ...] = (),
+    context: NoticeContext | None = None,
+    unlocked_by_mail: bool = False,
 ) -> SanitizeResult:
     """Turn untrusted mail bytes into a text-only message and a report. Never raises on bad
     input (only :class:`sanitizers.errors.TemporaryFailure` escapes).
@@ -70,10 +76,17 @@ def sanitize_message(
     of this process (:func:`sanitizers.cdr.isolation.default_disarmer`). Every step, the
     composition of the output included, runs inside the fail-closed guard: a fault anywhere
     holds the message, and the notice about it is composed from values nothing untrusted
-    can break (:func:`_fail_safe_message`)."""
+    can break (:func:`_fail_safe_message`).
+
+    ``passwords``: candidates for password-protected attachments (an operator's unlock, or
+    a password mail's candidates); they reach the disarmer and nothing else: never the
+    report, the notice or the output. ``context``: what the held notice says about where
+    to give a password and whom to ask, and the time zone of its dates. ``unlocked_by_mail``:
+    the passwords came from a password mail (automatic unlock); the notice says so."""
     started = time.monotonic()
     report = Report(size=len(untrusted_raw), sha256=hashlib.sha256(untrusted_raw).hexdigest())
-    run = _Run(policy, disarmer, report, started + policy.limits.seconds)
+    run = _Run(policy, disarmer, report, started + policy.limits.seconds, passwords=passwords)
+    run.unlocked_by_mail = unlocked_by_mail
     with _guard(run):
         run.sanitize(untrusted_raw)
     message = b""
@@ -81,12 +94,15 @@ def sanitize_message(
         report.verdict = _verdict(report, policy)
         if run.headers is None:
             run.headers = _headers_for_notice(untrusted_raw, policy)
-        message = run.compose(reference)
+        message = run.compose(reference, context or NoticeContext())
     if not message:
         report.verdict = Verdict.HOLD
         message = _fail_safe_message(report, policy, reference)
     report.timings_ms["total"] = round((time.monotonic() - started) * 1000, 3)
-    return SanitizeResult(message=message, report=report)
+    candidates: tuple[str, ...] = ()
+    if policy.unlock.automatic:
+        candidates = password_candidates("\n".join(run.segments), policy.unlock.max_candidates)
+    return SanitizeResult(message=message, report=report, password_candidates=candidates)
 
 
 @contextmanager
@@ -126,6 +142,8 @@ class _Run:
     disarmer_given: Disarmer | None
     report: Report
     deadline: float
+    passwords: tuple[str, ...] = field(default=(), repr=False)
+    unlocked_by_mail: bool = False
     headers: RebuiltHeaders | None = None
     segments: list[str] = field(default_factory=list)
     attachments: list[compose.OutAttachment] = field(default_factory=list)
@@ -141,16 +159,19 @@ class _Run:
 
     def sanitize(self, untrusted_raw: bytes) -> None:
         clock = time.monotonic()
-        parsed = parse(
-            untrusted_raw,
-            self.policy.limits,
-            self.deadline,
-            prefer_plain=self.policy.body.prefer_plain,
-        )
-        self.report.defects.extend(parsed.defects)
-        sender = first_raw_header(parsed.message, "from") or ""
+        # The sender's carrier and the prior apply to every decode, file names in the MIME
+        # parameters (decoded while parsing) included: the From header is read first.
+        head = parse_headers_only(untrusted_raw, self.policy.limits)
+        sender = first_raw_header(head, "from") or ""
         chosen = Preferences(self.policy.charsets.japanese_prior, carrier_of(sender))
         with preferences(chosen):
+            parsed = parse(
+                untrusted_raw,
+                self.policy.limits,
+                self.deadline,
+                prefer_plain=self.policy.body.prefer_plain,
+            )
+            self.report.defects.extend(parsed.defects)
             self.headers = rebuild_headers(parsed.message, self.policy.output.headers)
             self._note_headers(self.headers)
             self._lap("parse", clock)
@@ -166,38 +187,58 @@ class _Run:
         if detail:
             self.report.defects.append(f"{reason.value}: {detail}")
 
-    def compose(self, reference: str | None) -> bytes:
+    def compose(self, reference: str | None, context: NoticeContext) -> bytes:
         clock = time.monotonic()
         assert self.headers is not None
         fields = [(name, self._scrub_field(value)) for name, value in self.headers.fields]
         self._scrub_report()
         language = self.policy.notice.language
-        if self.report.verdict is Verdict.DELIVER:
+        delivered = self.report.verdict is Verdict.DELIVER
+        tag = self.policy.output.subject_tag if delivered else _HELD_TAG[language]
+        fields = _tag_subject(fields, tag)
+        for name, value in fields:
+            self._check_output_charset(name, partial(compose.header_iso2022jp_misfit, value))
+        if delivered:
             segments = "\n\n".join(self._scrub(segment) for segment in self.segments)
-            self._check_output_charset(segments)
+            self._check_output_charset("body", partial(compose.iso2022jp_misfit, segments))
 
             def with_notice() -> str:
                 if not (notice.is_noteworthy(self.report) or self.policy.notice.always):
                     return segments
-                block = notice.render_notice(self.report, self.policy.notice, reference)
+                block = notice.render_notice(
+                    self.report,
+                    self.policy.notice,
+                    reference,
+                    unlocked_by_mail=self.unlocked_by_mail
+                    and RemovedItem.ENCRYPTION in {i for p in self.report.parts for i in p.removed},
+                )
                 return (segments.rstrip("\n") + "\n" + block).lstrip("\n")
 
             text = with_notice()
-            if self._check_output_charset(text):  # (a file name in the notice did not fit)
+            # (a file name in the notice did not fit)
+            if self._check_output_charset("body", partial(compose.iso2022jp_misfit, text)):
                 text = with_notice()
             attachments = [
                 compose.OutAttachment(self._scrub(item.filename), item.content_type, item.data)
                 for item in self.attachments
             ]
-            tag = self.policy.output.subject_tag
         else:
             date = next((str(v) for n, v in fields if n.lower() == "date"), "")
-            text = notice.render_held(self.report, self.policy.notice, reference, date=date)
-            if self._check_output_charset(text):
-                text = notice.render_held(self.report, self.policy.notice, reference, date=date)
+
+            def held() -> str:
+                return notice.render_held(
+                    self.report,
+                    self.policy.notice,
+                    reference,
+                    date=date,
+                    context=context,
+                    automatic_unlock=self.policy.unlock.automatic,
+                )
+
+            text = held()
+            if self._check_output_charset("body", partial(compose.iso2022jp_misfit, text)):
+                text = held()
             attachments = []
-            tag = _HELD_TAG[language]
-        fields = _tag_subject(fields, tag)
         extra = [("X-Mukaika-Verdict", self.report.verdict.value)]
         extra.append(("X-Mukaika-Summary", _summary(self.report)))
         if reference:
@@ -210,16 +251,19 @@ class _Run:
         self._lap("compose", clock)
         return message
 
-    def _check_output_charset(self, text: str) -> bool:
-        """Record (once) that the body must go out as UTF-8 although the policy asks for
-        ISO-2022-JP; whether that was recorded just now."""
-        if self.policy.output.charset != "iso-2022-jp" or Reason.OUTPUT_UTF8 in self.report.reasons:
+    def _check_output_charset(self, where: str, misfit: Callable[[], str | None]) -> bool:
+        """Record that ``where`` (the body, or a header's name) goes out as UTF-8 although
+        the policy asks for ISO-2022-JP, with why (``misfit()``; None: it fits); whether that
+        was recorded just now (once per place; reason ``output_utf8`` once)."""
+        if self.policy.output.charset != "iso-2022-jp" or where in self.report.sent_as_utf8:
             return False
-        misfit = compose.iso2022jp_misfit(text)
-        if misfit is None:
+        why = misfit()
+        if why is None:
             return False
-        self.report.reasons.append(Reason.OUTPUT_UTF8)
-        self.report.defects.append(f"{Reason.OUTPUT_UTF8.value}: {misfit}")
+        if Reason.OUTPUT_UTF8 not in self.report.reasons:
+            self.report.reasons.append(Reason.OUTPUT_UTF8)
+        self.report.sent_as_utf8.append(where)
+        self.report.defects.append(f"{Reason.OUTPUT_UTF8.value}: {where}: {why}")
         return True
 
     def _scrub(self, text: str) -> str:
@@ -293,9 +337,15 @@ class _Run:
         )
         decoded = self._decode(leaf, payload, part)
         if subtype == "html":
-            text = html_to_text(
-                decoded.text, self.policy.body.links, self.policy.links.allowed_schemes
+            # A block pasted unescaped into the HTML reads right only in its source.
+            html, html_files = extract_inline_files(
+                decoded.text,
+                max_files=max(0, limits.max_parts - len(yenc_files)),
+                max_bytes=limits.max_message_bytes,
+                markup=True,
             )
+            yenc_files += html_files
+            text = html_to_text(html, self.policy.body.links, self.policy.links.allowed_schemes)
             part.action, part.reason = Action.CONVERTED, Reason.HTML_BODY
         elif subtype == "plain":
             text = decoded.text
@@ -363,7 +413,15 @@ class _Run:
         self._add_text("\n".join(lines))
 
     def _attachment(self, leaf: Leaf, payload: bytes, part: PartReport) -> None:
-        self._file(payload, leaf.filename, leaf.content_type, part, leaf.untrusted_filename)
+        charset = leaf.params.get("charset")
+        self._file(
+            payload,
+            leaf.filename,
+            leaf.content_type,
+            part,
+            leaf.untrusted_filename,
+            charset.text if charset is not None else None,
+        )
 
     def _file(
         self,
@@ -372,10 +430,12 @@ class _Run:
         declared_type: str,
         part: PartReport,
         untrusted_filename: str | None = None,
+        untrusted_charset: str | None = None,
     ) -> None:
         """Detect, scan and disarm one file as the policy says; keep what survives. A file
         delivered under another name than the sender wrote (``untrusted_filename``, else
-        ``filename``) is reported as renamed, whatever the reason."""
+        ``filename``) is reported as renamed, whatever the reason. ``untrusted_charset`` is
+        the charset label the part declares (text is decoded in it before detection)."""
         if not payload:
             part.reason = Reason.EMPTY
             return
@@ -387,7 +447,15 @@ class _Run:
         action = self.policy.attachments.action_for(info.kind)
         name = clean_name(filename)
         budgeted = self._budgeted_policy()
-        outcome = self.disarmer.disarm(payload, name, info.kind, action, budgeted)
+        outcome = self.disarmer.disarm(
+            payload,
+            name,
+            info.kind,
+            action,
+            budgeted,
+            charset=untrusted_charset,
+            passwords=self.passwords,
+        )
         part.action, part.reason = outcome.action, outcome.reason
         if outcome.reason is Reason.TIMEOUT and budgeted.cdr.seconds < self.policy.cdr.seconds:
             # The message's budget, not the per-file limit, ran out: fail closed, hold it.
@@ -483,7 +551,14 @@ def _entries(
 
 def _verdict(report: Report, policy: Policy) -> Verdict:
     """The message verdict; a part-level cause of a hold or reject is added to the message
-    reasons, so the notice and the audit line say why."""
+    reasons, so the notice and the audit line say why. A part a sanitizer held for a reason
+    that is not in ``policy.hold_reasons`` is removed instead (fail closed: never delivered
+    as it is, and the notice says why)."""
+    for part in report.parts:
+        if part.action is Action.HELD and part.reason not in policy.hold_reasons:
+            part.action = Action.REMOVED
+            note = f"{part.reason.value} is not in policy.hold_reasons: removed"
+            part.detail = "; ".join(filter(None, [part.detail, note]))
     codes = report.reason_codes()
     rejecting = codes & policy.reject_reasons
     if rejecting:

@@ -84,6 +84,11 @@ class Reason(StrEnum):
     LIMIT_PIXELS = "limit_pixels"
 
 
+# The reasons a password may lift: a part held for one of them awaits a password
+# (ZIP: ``encrypted_archive``; Office and PDF: ``encrypted``).
+PASSWORD_REASONS: Final = frozenset({Reason.ENCRYPTED, Reason.ENCRYPTED_ARCHIVE})
+
+
 class FileKind(StrEnum):
     """What an attachment really is, by its content (see :mod:`sanitizers.filetype`)."""
 
@@ -148,6 +153,7 @@ class RemovedItem(StrEnum):
     FORMULA_FUNCTION = "formula_function"
     SVG_IMAGE = "svg_image"
     INLINE_FILE = "inline_file"  # a file encoded in body text, taken out as an attachment
+    ENCRYPTION = "encryption"  # a password opened the file; it was disarmed decrypted
     DOCUMENT_MACRO = "document_macro"  # OpenDocument Basic/Python/JavaScript macros, scripts
     EVENT_HANDLER = "event_handler"  # code bound to an event (on open, on click, onload=)
     FOREIGN_OBJECT = "foreign_object"  # SVG foreignObject (HTML or other content inside)
@@ -206,6 +212,19 @@ class DeadLetterReason(StrEnum):
     REJECTED = "rejected"  # the sanitizer's verdict was reject
 
 
+class UnlockResult(StrEnum):
+    """What became of one attempt to unlock a message held for a password-protected file
+    (audit ``state`` of an ``unlock`` or ``automatic_unlock`` line; the command's answer)."""
+
+    UNLOCKED = "unlocked"  # a password opened it: the sanitized mail is spooled for delivery
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 - a result: no password given opened it
+    NO_ATTEMPTS_LEFT = "no_attempts_left"  # policy.unlock.max_attempts used up
+    HELD = "held"  # opened, but what was inside holds the message for another reason
+    NOT_FOUND = "not_found"  # no held message with that reference
+    WRONG_STATE = "wrong_state"  # the message is not awaiting a password
+    FAILED = "failed"  # the sanitizer failed (crash, scanner down): try again later
+
+
 class UserRole(StrEnum):
     """What a user of the held-mail workflow may do."""
 
@@ -254,6 +273,7 @@ Code = (
     | SmtpRefusal
     | MessageState
     | DeadLetterReason
+    | UnlockResult
     | UserRole
     | RequestKind
     | RequestState
@@ -261,7 +281,7 @@ Code = (
 )
 VOCABULARY: Final = (
     Action, Verdict, Reason, FileKind, RemovedItem, SmtpRefusal, MessageState, DeadLetterReason,
-    UserRole, RequestKind, RequestState, AuditEvent,
+    UnlockResult, UserRole, RequestKind, RequestState, AuditEvent,
 )  # fmt: skip
 Language = Literal["ja", "en"]
 
@@ -316,7 +336,7 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.VERIFY_FAILED: "無害化後の検査に合格しなかったため",
         Reason.MALFORMED: "形式に不正な箇所があったため",
         Reason.LOSSY_DECODE: "一部の文字を復元できなかったため",
-        Reason.OUTPUT_UTF8: "ISO-2022-JP で表せない文字を含むため、本文を UTF-8 で送りました",
+        Reason.OUTPUT_UTF8: "ISO-2022-JP で表せない文字を含むため、UTF-8 で送りました",
         Reason.LIMIT_SIZE: "大きさの上限を超えたため",
         Reason.LIMIT_HEADER: "ヘッダーの大きさの上限を超えたため",
         Reason.LIMIT_LINE: "行の長さの上限を超えたため",
@@ -387,6 +407,7 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         RemovedItem.FORMULA_FUNCTION: "外部を呼び出す数式（WEBSERVICE など）",
         RemovedItem.SVG_IMAGE: "SVG 画像（スクリプトを含み得るもの）",
         RemovedItem.INLINE_FILE: "本文中のファイル（uuencode、yEnc など。添付として扱います）",
+        RemovedItem.ENCRYPTION: "パスワードによる暗号化（解除して無害化しました）",
         RemovedItem.DOCUMENT_MACRO: "文書のマクロ・スクリプト（Basic、Python など）",
         RemovedItem.EVENT_HANDLER: "開いたときやクリックしたときに動くマクロ・スクリプト",
         RemovedItem.FOREIGN_OBJECT: "SVG 内に埋め込まれた HTML などの内容",
@@ -432,6 +453,15 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         DeadLetterReason.LIFETIME: "配送期限切れ",
         DeadLetterReason.UNDELIVERABLE: "すべての宛先が恒久的に拒否",
         DeadLetterReason.REJECTED: "無害化の判定が拒否",
+    },
+    UnlockResult: {
+        UnlockResult.UNLOCKED: "解除しました（無害化して元の宛先へ配送します）",
+        UnlockResult.WRONG_PASSWORD: "パスワードが違います",
+        UnlockResult.NO_ATTEMPTS_LEFT: "試行回数の上限に達しました",
+        UnlockResult.HELD: "解除しましたが、中身が別の理由で保留されました",
+        UnlockResult.NOT_FOUND: "その参照番号の保留メールはありません",
+        UnlockResult.WRONG_STATE: "このメールはパスワード入力待ちではありません",
+        UnlockResult.FAILED: "処理に失敗しました（後でもう一度お試しください）",
     },
     UserRole: {
         UserRole.OPERATOR: "運用担当",
@@ -506,7 +536,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.VERIFY_FAILED: "verify failed",
         Reason.MALFORMED: "malformed",
         Reason.LOSSY_DECODE: "lossy decode",
-        Reason.OUTPUT_UTF8: "the body was sent as UTF-8: it has characters ISO-2022-JP cannot hold",
+        Reason.OUTPUT_UTF8: "sent as UTF-8: it has characters ISO-2022-JP cannot hold",
         Reason.LIMIT_SIZE: "limit size",
         Reason.LIMIT_HEADER: "limit header",
         Reason.LIMIT_LINE: "limit line",
@@ -577,6 +607,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         RemovedItem.FORMULA_FUNCTION: "formulas that fetch or call outside (WEBSERVICE, ...)",
         RemovedItem.SVG_IMAGE: "SVG images (they can carry script)",
         RemovedItem.INLINE_FILE: "files encoded in the text (uuencode, yEnc, ...), now attachments",
+        RemovedItem.ENCRYPTION: "password encryption (unlocked, then disarmed)",
         RemovedItem.DOCUMENT_MACRO: "document macros and scripts (Basic, Python, ...)",
         RemovedItem.EVENT_HANDLER: "macros or scripts run on an event (opening, clicking, ...)",
         RemovedItem.FOREIGN_OBJECT: "HTML or other content embedded in an SVG",
@@ -622,6 +653,15 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         DeadLetterReason.LIFETIME: "delivery lifetime exceeded",
         DeadLetterReason.UNDELIVERABLE: "every recipient refused",
         DeadLetterReason.REJECTED: "rejected by the sanitizer",
+    },
+    UnlockResult: {
+        UnlockResult.UNLOCKED: "unlocked: sanitized and queued for the original recipients",
+        UnlockResult.WRONG_PASSWORD: "wrong password",
+        UnlockResult.NO_ATTEMPTS_LEFT: "no attempts left",
+        UnlockResult.HELD: "unlocked, but what was inside holds the message for another reason",
+        UnlockResult.NOT_FOUND: "no held message with that reference",
+        UnlockResult.WRONG_STATE: "the message is not awaiting a password",
+        UnlockResult.FAILED: "the sanitizer failed; try again later",
     },
     UserRole: {
         UserRole.OPERATOR: "operator",

@@ -52,6 +52,10 @@ class SmtpSettings(Section):
     """Address the listener binds to."""
     listen_port: int = Field(default=2525, ge=0, le=65535)
     """TCP port of the listener; 0 = any free port."""
+    receivers: int = Field(default=0, ge=0, le=256)
+    """Receiving processes, each with a listener on the same port (SO_REUSEPORT) writing to
+    the shared spool; 0 = one per CPU core. Connection limits, stress mode, metrics, the audit
+    log and reload stay one per gateway, in the gateway's own process."""
     hostname: str = ""
     """Name in the greeting and EHLO reply; "" = the host's FQDN."""
     accept_domains: tuple[str, ...] = ()
@@ -122,6 +126,11 @@ class SpoolSettings(Section):
 
     keep_delivered_seconds: float = Field(default=86400.0, ge=0)
     """Delivered messages stay in the spool this long (for mukaika queue show)."""
+    group_commit_seconds: float = Field(default=0.002, ge=0, le=0.1)
+    """Group commit: how long the first of several messages being accepted at once waits for
+    the others to share one flush of the spool directory. Each message is still answered 250
+    only after its own file and the directory are on disk; 0 = share only the flushes that
+    concurrency brings anyway."""
 
 
 class WorkerSettings(Section):
@@ -313,3 +322,22 @@ class MetricsSettings(Section):
     """Address the exporter binds to."""
     port: int = Field(default=9464, ge=0, le=65535)
     """TCP port of the exporter (9464: the usual exporter port); 0 = any free port."""
+
+
+class ConsoleSettings(Section):
+    """What staff are told about where and whom to ask: the held notices show these (the web
+    console will serve at public_url)."""
+
+    public_url: str = ""
+    """Address of the page where staff give the password of a held message (PPAP) and see
+    held mail; "" = none yet, the notice asks them to tell the contact instead."""
+    contact: str = ""
+    """Who to ask about held mail, as the notices show it (e.g. "情報政策課 内線1234");
+    "" = the notice says "情報システム担当" (ja) / "your IT administrators" (en)."""
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http://)")
+        return value

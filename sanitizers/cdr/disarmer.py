@@ -10,7 +10,10 @@ from sanitizers.vocabulary import Reason
 
 
 class Disarmer(Protocol):
-    """Decides and carries out what happens to one attachment of a given kind."""
+    """Decides and carries out what happens to one attachment of a given kind; ``charset`` is
+    the label its MIME header declares (text is decoded in it before detection).
+    ``passwords`` are candidates for a password-protected file (never shown, logged or
+    stored): a disarmer that cannot use them leaves such a file held."""
 
     def disarm(
         self,
@@ -19,6 +22,9 @@ class Disarmer(Protocol):
         kind: str,
         action: AttachmentAction,
         policy: Policy,
+        *,
+        charset: str | None = None,
+        passwords: tuple[str, ...] = (),
     ) -> CdrOutcome: ...
 
 
@@ -32,5 +38,8 @@ class RemoveAll:
         kind: str,
         action: AttachmentAction,
         policy: Policy,
+        *,
+        charset: str | None = None,
+        passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
         return CdrOutcome.drop(Reason.POLICY)

@@ -1,18 +1,41 @@
-"""ZIP sanitizer: a reader of ZIP archives for the shared archive mechanism.
+"""ZIP sanitizer: inspect a ZIP in memory, disarm every entry, build a new ZIP from the results.
 
-Threat model and what is done: :mod:`sanitizers.cdr.archive` (the limits, the names, the
-member loop and the rebuilt ZIP are the same for every archive kind). What is particular to
-ZIP, all in memory (``zipfile`` over ``BytesIO``; nothing is written to disk):
+Threat model: the archive is hostile. It may be a bomb (a huge declared or real uncompressed
+size, an extreme compression ratio, entries whose data overlap so one compressed stream is
+inflated many times, archives nested in archives), name files so that extracting them writes
+outside the target folder (``../``, ``/etc``, ``C:\\``, backslashes) or so that two entries
+share a name and different tools extract different files (CVE-2013-4787), hide a payload
+behind encryption the gateway cannot see through, or simply carry a macro document, a script
+or an executable inside.
 
-* the end-of-central-directory count is checked before ``zipfile`` lists the entries;
-* the local headers are checked (``malformed`` when two entries' data overlap, the
-  overlapping-file bomb, or a local header is missing: :func:`check_layout`);
-* an entry with the encryption flag or AES (method 99) makes the part ``held``
-  (``encrypted_archive``); methods other than stored, deflate, bzip2 and LZMA are
-  ``unsupported_archive``;
-* names: entries without the UTF-8 flag are decoded as UTF-8 when valid, else as CP932 (ZIPs
-  made by Japanese Windows), else as CP437 (the ZIP default), so 日本語 names survive;
-* each entry is read with ``zipfile`` (which checks the CRC), bounded by its declared size.
+What is done, all in memory (``zipfile`` over ``BytesIO``; nothing is written to disk):
+
+1. the end-of-central-directory count is checked before ``zipfile`` lists the entries, then
+   every entry is checked before any is decompressed: count (``limit_entries``), declared
+   total size (``limit_size``), declared ratio (``limit_ratio``), names (``path_traversal``
+   for ``..``, absolute and drive-letter names; ``malformed`` for duplicate names, compared
+   case-insensitively and after NFC normalisation, as Windows and macOS do), the local
+   headers (``malformed`` when two entries' data overlap or a local header is missing),
+   encryption (the whole part is ``held`` with ``encrypted_archive``, awaiting a password:
+   :meth:`ZipSanitizer.decrypt` opens ZipCrypto and WinZip AES entries with a candidate, and
+   the plain ZIP it builds in memory goes through every step below), unsupported
+   compression methods (``unsupported_archive``);
+2. each entry is read with a bounded read that never yields more than its declared size
+   (``zipfile`` also checks the CRC), its kind is detected from its content and name, and it
+   goes through the registry with the policy's action for that kind, one level deeper
+   (nested ZIPs deeper than ``CdrPolicy.zip_max_depth`` are removed with ``limit_depth``);
+3. a new ZIP (deflate, UTF-8 names, fixed permissions, no comments or extra fields) is built
+   from the entries that came back ``kept``/``sanitized``/``converted``; the outcome's
+   ``children`` lists every entry's outcome, and ``removed`` the union of what was removed
+   inside plus ``entry`` when whole entries were dropped. If no entry survives, the archive
+   is removed with the reason of its first entry.
+
+Names: entries without the UTF-8 flag are decoded as UTF-8 when valid, else as CP932 (ZIPs
+made by Japanese Windows), else as CP437 (the ZIP default), so 日本語 names survive; backslashes
+count as folder separators; each component is cleaned like an attachment's name
+(:func:`sanitizers.filenames.clean_component`: no bidi or other invisible controls, no
+trailing dots or spaces, forbidden characters as ``_``), and a kept or rebuilt entry is named
+after what it was rebuilt as (:func:`sanitizers.filenames.delivered_name`).
 
 Deliberately left alone: folder entries (folders are implied by the names), timestamps
 (kept, clamped to the range ZIP can store), the archive comment and extra fields (dropped, not
@@ -22,33 +45,37 @@ reported), symlink entries (stored as plain files holding the link text, never l
 from __future__ import annotations
 
 import io
+import itertools
+import re
 import struct
 import zipfile
 import zlib
 from collections.abc import Sequence
 from lzma import LZMAError
-from typing import ClassVar, Final
+from pathlib import PurePosixPath
+from typing import ClassVar
+from unicodedata import normalize
 
-from sanitizers.cdr.archive import (
-    ArchiveReader,
-    Member,
-    check_depth,
-    check_layout,
-    decode_name,
-    disarm_archive,
-    verify_zip,
-)
+from sanitizers.cdr.archive import ArchiveReader, Member
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
-from sanitizers.errors import LimitExceeded, SanitizeError
-from sanitizers.vocabulary import Reason
+from sanitizers.errors import LimitExceeded, Locked, SanitizeError
+from sanitizers.filenames import clean_component, delivered_name
+from sanitizers.filetype import TypeInfo, detect
+from sanitizers.vocabulary import Action, Reason, RemovedItem
 
-_EOCD: Final = b"PK\x05\x06"
-_SUPPORTED_METHODS: Final = frozenset(
+ENTRY = RemovedItem.ENTRY
+
+_EOCD = b"PK\x05\x06"
+_LOCAL = b"PK\x03\x04"
+_SUPPORTED_METHODS = frozenset(
     {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 )
-_AES_METHOD: Final = 99
-_UTF8_FLAG: Final = 0x800
-_ENCRYPTED_FLAG: Final = 0x1
+_AES_METHOD = 99
+_UTF8_FLAG = 0x800
+_ENCRYPTED_FLAG = 0x1
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_PASSED = frozenset({Action.KEPT, Action.SANITIZED, Action.CONVERTED})
+_MAX_NAME = 240
 
 
 def _eocd_count(data: bytes) -> int | None:
@@ -68,11 +95,336 @@ def entry_name(info: zipfile.ZipInfo) -> str:
         raw = info.orig_filename.encode("cp437")
     except UnicodeEncodeError:
         return info.filename
-    return decode_name(raw)
+    for charset in ("utf-8", "cp932"):
+        try:
+            return raw.decode(charset)
+        except UnicodeDecodeError:
+            continue
+    return info.filename
+
+
+def check_name(untrusted_name: str) -> str:
+    """The name with ``/`` separators; raises ``path_traversal`` for names that escape."""
+    name = untrusted_name.replace("\\", "/")
+    if name.startswith("/") or _DRIVE.match(name) or "\x00" in name:
+        raise SanitizeError(Reason.PATH_TRAVERSAL, repr(untrusted_name)[:120])
+    if any(part == ".." for part in name.split("/")):
+        raise SanitizeError(Reason.PATH_TRAVERSAL, repr(untrusted_name)[:120])
+    return name
+
+
+def clean_name(name: str) -> str:
+    """A name safe to show and to extract on Windows and POSIX: every folder component made
+    safe by :func:`sanitizers.filenames.clean_component` (bidi and other invisible controls,
+    trailing dots and spaces, NTFS streams, forbidden characters, device names); no empty
+    components."""
+    parts = [clean_component(part)[:_MAX_NAME] for part in name.split("/")]
+    return "/".join(part for part in parts if part) or "file"
+
+
+def _check_layout(data: bytes, infos: list[zipfile.ZipInfo]) -> None:
+    """Every entry has its own local header and data; no two entries share bytes."""
+    spans: list[tuple[int, int, str]] = []
+    for info in infos:
+        start = info.header_offset
+        header = data[start : start + 30]
+        if len(header) < 30 or header[:4] != _LOCAL:
+            raise SanitizeError(Reason.MALFORMED, f"no local header for {info.filename!r}"[:200])
+        name_len, extra_len = struct.unpack("<HH", header[26:30])
+        end = start + 30 + name_len + extra_len + info.compress_size
+        if end > len(data):
+            raise SanitizeError(Reason.MALFORMED, f"{info.filename!r} runs past the end"[:200])
+        spans.append((start, end, info.filename))
+    spans.sort()
+    for (_s1, end1, name1), (start2, _e2, name2) in itertools.pairwise(spans):
+        if start2 < end1:
+            raise SanitizeError(
+                Reason.MALFORMED, f"overlapping entries {name1!r} and {name2!r}"[:200]
+            )
+
+
+def _is_encrypted(info: zipfile.ZipInfo) -> bool:
+    """ZipCrypto sets the encryption flag; WinZip AES also names method 99."""
+    return bool(info.flag_bits & _ENCRYPTED_FLAG) or info.compress_type == _AES_METHOD
+
+
+def _stamp(date_time: tuple[int, ...]) -> tuple[int, int, int, int, int, int]:
+    """An entry's time, clamped to the years a ZIP can store."""
+    year, month, day, hour, minute, second = date_time[:6]
+    return (min(max(year, 1980), 2107), month, day, hour, minute, second)
+
+
+def _detect(untrusted_data: bytes, name: str) -> TypeInfo:
+    """What an entry is: a ZIP declares no content types, so its content and name decide."""
+    return detect(untrusted_data, "application/octet-stream", name)
+
+
+class ZipSanitizer(CdrSanitizer):
+    """Rebuilds ZIP archives from their disarmed entries."""
+
+    kind: ClassVar[str] = "zip"
+
+    def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
+        from sanitizers.policy import AttachmentAction, Policy
+
+        entries = ctx.entries
+        if entries is None:
+            raise SanitizeError(Reason.ERROR, "no registry for the archive's entries")
+        policy = ctx.full_policy or Policy(cdr=ctx.policy)
+        limits = ctx.policy
+        if ctx.depth > limits.zip_max_depth:
+            raise LimitExceeded(Reason.LIMIT_DEPTH, f"archive nested {ctx.depth} deep")
+        claimed = _eocd_count(untrusted_data)
+        if claimed is not None and claimed > limits.zip_max_entries:
+            raise LimitExceeded(Reason.LIMIT_ENTRIES, f"{claimed} entries")
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(untrusted_data))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+            raise SanitizeError(Reason.MALFORMED, str(exc)[:200]) from exc
+        with archive:
+            infos = archive.infolist()
+            if len(infos) > limits.zip_max_entries:
+                raise LimitExceeded(Reason.LIMIT_ENTRIES, f"{len(infos)} entries")
+            if any(_is_encrypted(info) for info in infos):
+                raise Locked(Reason.ENCRYPTED_ARCHIVE, filename)
+            declared = sum(info.file_size for info in infos)
+            if declared > limits.zip_max_total_bytes:
+                raise LimitExceeded(Reason.LIMIT_SIZE, f"{declared} bytes uncompressed")
+            names: dict[str, str] = {}
+            for info in infos:
+                name = check_name(entry_name(info))
+                # Windows compares names case-insensitively, macOS after Unicode normalisation.
+                key = normalize("NFC", clean_name(name)).casefold() + ("/" if info.is_dir() else "")
+                if key in names:
+                    raise SanitizeError(Reason.MALFORMED, f"duplicate name {name!r}"[:200])
+                names[key] = name
+                if info.compress_type not in _SUPPORTED_METHODS:
+                    raise SanitizeError(
+                        Reason.UNSUPPORTED_ARCHIVE, f"compression method {info.compress_type}"
+                    )
+                ratio = info.file_size / max(info.compress_size, 1)
+                if info.file_size >= limits.zip_ratio_min_bytes and ratio > limits.zip_max_ratio:
+                    raise LimitExceeded(Reason.LIMIT_RATIO, f"{name!r} ratio {ratio:.0f}"[:200])
+            _check_layout(untrusted_data, infos)
+            children: list[tuple[str, CdrOutcome]] = []
+            passed: list[tuple[zipfile.ZipInfo, str, CdrOutcome]] = []
+            total = 0
+            for info in infos:
+                if info.is_dir():
+                    continue
+                name = clean_name(check_name(entry_name(info)))
+                try:
+                    with archive.open(info) as handle:
+                        untrusted_entry = handle.read(info.file_size + 1)
+                except (
+                    zipfile.BadZipFile,
+                    EOFError,
+                    OSError,
+                    ValueError,
+                    zlib.error,
+                    LZMAError,
+                ) as exc:
+                    # Bad CRC, header mismatch, truncated or corrupt compressed data.
+                    raise SanitizeError(Reason.MALFORMED, f"{name!r}: {exc}"[:200]) from exc
+                total += len(untrusted_entry)
+                if len(untrusted_entry) > info.file_size or total > limits.zip_max_total_bytes:
+                    raise LimitExceeded(Reason.LIMIT_SIZE, f"{name!r} larger than declared")
+                folder, _, base = name.rpartition("/")
+                info_type = _detect(untrusted_entry, base)
+                kind = info_type.kind
+                if kind in ("zip", "archive") and ctx.depth + 1 > limits.zip_max_depth:
+                    child = CdrOutcome.drop(Reason.LIMIT_DEPTH, f"archive nested {ctx.depth + 1}")
+                else:
+                    action = policy.attachments.action_for(kind)
+                    if ctx.keep_if_clean and action != AttachmentAction.REMOVE:
+                        action = AttachmentAction.KEEP_IF_CLEAN
+                    child = entries.disarm(
+                        untrusted_entry,
+                        base,
+                        kind,
+                        action,
+                        policy,
+                        depth=ctx.depth + 1,
+                        passwords=ctx.passwords,
+                    )
+                children.append((name, child))
+                if child.action == Action.HELD:
+                    return CdrOutcome(
+                        action=Action.HELD,
+                        reason=child.reason,
+                        detail=f"{name}: {child.detail}"[:200],
+                        children=tuple(children),
+                    )
+                if child.action in _PASSED and child.data is not None:
+                    # Named after what it was rebuilt as, like a mail attachment.
+                    new_base = delivered_name(
+                        child.filename or base,
+                        child.content_type or info_type.detected_mime,
+                        None if child.content_type else info_type.kind,
+                    )
+                    passed.append((info, f"{folder}/{new_base}" if folder else new_base, child))
+        if ctx.keep_if_clean:
+            return self._rebuilt_or_drop(filename, children, passed)
+        return self._build(filename, children, passed)
+
+    def decrypt(self, untrusted_data: bytes, password: str, ctx: CdrContext) -> bytes | None:
+        """The entries of an encrypted ZIP (ZipCrypto or WinZip AES) read with ``password``,
+        as a plain stored ZIP under their own names, which :meth:`rebuild` then checks and
+        disarms like any other; ``None`` when the password does not open the first
+        encrypted entry. Bounded like :meth:`rebuild`: entry count and declared and read
+        sizes are checked before and while reading; nothing touches the disk."""
+        import pyzipper
+
+        limits = ctx.policy
+        secret = password.encode("utf-8")
+        try:
+            archive = pyzipper.AESZipFile(io.BytesIO(untrusted_data))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+            raise SanitizeError(Reason.MALFORMED, str(exc)[:200]) from exc
+        out = io.BytesIO()
+        with archive, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as plain:
+            infos = archive.infolist()
+            if len(infos) > limits.zip_max_entries:
+                raise LimitExceeded(Reason.LIMIT_ENTRIES, f"{len(infos)} entries")
+            if sum(info.file_size for info in infos) > limits.zip_max_total_bytes:
+                raise LimitExceeded(Reason.LIMIT_SIZE, "declared size")
+            seen: set[str] = set()
+            total = 0
+            first = True
+            for info in infos:
+                name = check_name(entry_name(info))
+                key = normalize("NFC", clean_name(name)).casefold() + ("/" if info.is_dir() else "")
+                if key in seen:
+                    raise SanitizeError(Reason.MALFORMED, f"duplicate name {name!r}"[:200])
+                seen.add(key)
+                if info.is_dir():
+                    continue
+                try:
+                    with archive.open(info, pwd=secret) as handle:
+                        data = handle.read(info.file_size + 1)
+                except (RuntimeError, zipfile.BadZipFile, zlib.error, LZMAError, OSError) as exc:
+                    # A wrong password fails its check value, or (ZipCrypto's one-byte check
+                    # passes for 1 in 256 wrong ones) its CRC or its decompression.
+                    if first and _is_encrypted(info):
+                        return None
+                    raise SanitizeError(Reason.MALFORMED, f"{name!r}: {exc}"[:200]) from exc
+                except (NotImplementedError, ValueError, EOFError) as exc:
+                    raise SanitizeError(
+                        Reason.UNSUPPORTED_ARCHIVE, f"{name!r}: {exc}"[:200]
+                    ) from exc
+                first = first and not _is_encrypted(info)
+                total += len(data)
+                if len(data) > info.file_size or total > limits.zip_max_total_bytes:
+                    raise LimitExceeded(Reason.LIMIT_SIZE, f"{name!r} larger than declared")
+                entry = zipfile.ZipInfo(name, date_time=_stamp(info.date_time))
+                plain.writestr(entry, data)
+        return out.getvalue()
+
+    def _rebuilt_or_drop(
+        self,
+        filename: str,
+        children: list[tuple[str, CdrOutcome]],
+        passed: list[tuple[zipfile.ZipInfo, str, CdrOutcome]],
+    ) -> CdrOutcome:
+        """keep_if_clean: when every entry passed and was clean, the archive rebuilt from its
+        verified entries (never the sender's bytes: a comment, data before the first entry or
+        between entries is read by no one); else removed."""
+        clean = len(passed) == len(children) > 0 and all(
+            child.reason == Reason.CLEAN and not child.removed for _name, child in children
+        )
+        if not clean:
+            reasons = [c.reason for _n, c in children if c.reason != Reason.CLEAN]
+            return CdrOutcome(
+                action=Action.REMOVED,
+                reason=reasons[0] if reasons else Reason.EMPTY,
+                detail="keep_if_clean: not every entry is clean",
+                children=tuple(children),
+            )
+        return self._build(filename, children, passed)
+
+    def _build(
+        self,
+        filename: str,
+        children: list[tuple[str, CdrOutcome]],
+        passed: list[tuple[zipfile.ZipInfo, str, CdrOutcome]],
+    ) -> CdrOutcome:
+        removed: set[RemovedItem] = set()
+        for _name, child in children:
+            removed.update(child.removed)
+            if child.action not in _PASSED:
+                removed.add(ENTRY)
+        if children and not passed:
+            first = children[0][1]
+            return CdrOutcome(
+                action=Action.REMOVED,
+                reason=first.reason,
+                detail="no entry survived",
+                removed=tuple(sorted(removed)),
+                children=tuple(children),
+            )
+        if not children:
+            return CdrOutcome.drop(Reason.EMPTY, "no files in the archive")
+        out = io.BytesIO()
+        used: set[str] = set()
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as new:
+            for info, name, child in passed:
+                unique = name
+                counter = 1
+                while unique.casefold() in used:  # a rename (.gif→.png) may collide
+                    stem = PurePosixPath(name)
+                    unique = str(stem.with_name(f"{stem.stem}_{counter}{stem.suffix}"))
+                    counter += 1
+                used.add(unique.casefold())
+                entry = zipfile.ZipInfo(unique, date_time=_stamp(info.date_time))
+                entry.compress_type = zipfile.ZIP_DEFLATED
+                entry.external_attr = 0o644 << 16
+                assert child.data is not None
+                new.writestr(entry, child.data)
+        reasons = [c.reason for _n, c in children if c.reason != Reason.CLEAN]
+        return CdrOutcome(
+            action=Action.SANITIZED,
+            reason=reasons[0] if reasons else Reason.CLEAN,
+            data=out.getvalue(),
+            filename=filename,
+            content_type="application/zip",
+            removed=tuple(sorted(removed)),
+            children=tuple(children),
+        )
+
+    def verify(self, data: bytes, ctx: CdrContext) -> None:
+        limits = ctx.policy
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                infos = archive.infolist()
+                if len(infos) > limits.zip_max_entries:
+                    raise SanitizeError(Reason.VERIFY_FAILED, "too many entries")
+                seen: set[str] = set()
+                for info in infos:
+                    if info.flag_bits & _ENCRYPTED_FLAG or info.compress_type not in (
+                        zipfile.ZIP_DEFLATED,
+                        zipfile.ZIP_STORED,
+                    ):
+                        raise SanitizeError(Reason.VERIFY_FAILED, f"entry {info.filename!r}")
+                    name = check_name(info.filename)
+                    if clean_name(name) != name or name.casefold() in seen:
+                        raise SanitizeError(Reason.VERIFY_FAILED, f"name {name!r}"[:200])
+                    seen.add(name.casefold())
+                _check_layout(data, infos)
+                bad = archive.testzip()
+                if bad is not None:
+                    raise SanitizeError(Reason.VERIFY_FAILED, f"bad CRC in {bad!r}")
+        except zipfile.BadZipFile as exc:
+            raise SanitizeError(Reason.VERIFY_FAILED, str(exc)[:200]) from exc
+        except SanitizeError as exc:
+            if exc.reason == Reason.VERIFY_FAILED:
+                raise
+            raise SanitizeError(Reason.VERIFY_FAILED, exc.detail) from exc
 
 
 class ZipReader(ArchiveReader):
-    """A ZIP archive in memory, its directory checked before ``zipfile`` trusts it."""
+    """A ZIP read for the shared archive mechanism (:mod:`sanitizers.cdr.archive`): how the
+    archive sanitizer reads a ZIP it is given (its own output, sanitized again). The same
+    checks as :meth:`ZipSanitizer.rebuild`: the end record's count first, the local headers."""
 
     def __init__(self, untrusted_data: bytes, max_entries: int) -> None:
         claimed = _eocd_count(untrusted_data)
@@ -96,15 +448,14 @@ class ZipReader(ArchiveReader):
                 packed=info.compress_size,
                 key=info,
                 is_dir=info.is_dir(),
-                encrypted=bool(info.flag_bits & _ENCRYPTED_FLAG)
-                or info.compress_type == _AES_METHOD,
+                encrypted=_is_encrypted(info),
                 supported=info.compress_type in _SUPPORTED_METHODS,
-                date_time=info.date_time,
+                date_time=_stamp(info.date_time),
             )
             for info in infos
         ]
         if not any(member.encrypted for member in members):
-            check_layout(self._data, infos)
+            _check_layout(self._data, infos)
         return members
 
     def read(self, member: Member, limit: int) -> bytes:
@@ -113,27 +464,9 @@ class ZipReader(ArchiveReader):
             with self._archive.open(member.key) as handle:
                 return handle.read(limit)
         except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error, LZMAError) as exc:
-            # Bad CRC, header mismatch, truncated or corrupt compressed data.
             raise SanitizeError(
                 Reason.MALFORMED, f"{member.untrusted_name!r}: {exc}"[:200]
             ) from exc
 
     def close(self) -> None:
         self._archive.close()
-
-
-class ZipSanitizer(CdrSanitizer):
-    """Rebuilds ZIP archives from their disarmed entries."""
-
-    kind: ClassVar[str] = "zip"
-
-    def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
-        check_depth(ctx)
-        reader = ZipReader(untrusted_data, ctx.policy.zip_max_entries)
-        try:
-            return disarm_archive(reader, len(untrusted_data), filename, ctx)
-        finally:
-            reader.close()
-
-    def verify(self, data: bytes, ctx: CdrContext) -> None:
-        verify_zip(data, ctx)

@@ -37,6 +37,9 @@ class _Recorder:
         kind: str,
         action: AttachmentAction,
         policy: Policy,
+        *,
+        charset: str | None = None,
+        passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
         self.seen.append(filename)
         return CdrOutcome(action=Action.SANITIZED, reason=Reason.CLEAN, data=untrusted_data)
