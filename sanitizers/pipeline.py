@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from email.message import Message
 from itertools import islice
 
 from sanitizers import compose, notice
@@ -148,10 +147,10 @@ class _Run:
             prefer_plain=self.policy.body.prefer_plain,
         )
         self.report.defects.extend(parsed.defects)
-        sender = first_raw_header(parsed.message, "from") or ""
+        sender = first_raw_header(parsed.headers, "from") or ""
         chosen = Preferences(self.policy.charsets.japanese_prior, carrier_of(sender))
         with preferences(chosen):
-            self.headers = rebuild_headers(parsed.message, self.policy.output.headers)
+            self.headers = rebuild_headers(parsed.headers, self.policy.output.headers)
             self._note_headers(self.headers)
             self._lap("parse", clock)
             clock = time.monotonic()
@@ -350,10 +349,10 @@ class _Run:
             self.removed_messages.append(leaf.path + ".")
             return
         part.action, part.reason = Action.CONVERTED, Reason.ATTACHED_MESSAGE
-        inner = leaf.message.get_payload()
+        inner = leaf.attached_headers
         lines = [f"---------- {_ATTACHED_MAIL[self.policy.notice.language]} ----------"]
-        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-            shown = rebuild_headers(inner[0], ("From", "Date", "Subject", "To"))
+        if inner is not None:
+            shown = rebuild_headers(inner, ("From", "Date", "Subject", "To"))
             if Reason.LOSSY_DECODE in shown.findings:
                 part.findings.append(Reason.LOSSY_DECODE)
             for name, value in shown.fields:
