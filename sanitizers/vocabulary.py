@@ -186,6 +186,12 @@ class MessageState(StrEnum):
     HELD = "held"  # held: the recipients got a notice, not the mail
     DELIVERED = "delivered"  # delivered to the LGWAN side
     DEAD = "dead"  # given up: dead letter, the sender is told
+    # The held-mail workflow (a quarantine entry's state; gateway.service.held_mail).
+    AWAITING_PASSWORD = "awaiting_password"  # noqa: S105 - held until the archive's password is given
+    RELEASE_REQUESTED = "release_requested"  # an exception (例外措置) waits for its approval
+    APPROVED = "approved"  # a release or an approved exception waits for serve to carry it out
+    RELEASED = "released"  # serve sanitized it again and spooled it for delivery
+    DENIED = "denied"  # the approver refused the exception
 
 
 class DeadLetterReason(StrEnum):
@@ -194,6 +200,45 @@ class DeadLetterReason(StrEnum):
     LIFETIME = "lifetime"  # not delivered within delivery.lifetime_seconds
     UNDELIVERABLE = "undeliverable"  # every recipient refused for good
     REJECTED = "rejected"  # the sanitizer's verdict was reject
+
+
+class UserRole(StrEnum):
+    """What a user of the held-mail workflow may do."""
+
+    OPERATOR = "operator"  # releases held mail, requests exceptions
+    APPROVER = "approver"  # also approves or denies another user's exception request
+
+
+class RequestKind(StrEnum):
+    """What a recorded decision on a held message lets through."""
+
+    RELEASE = "release"  # sanitized again, the hold lifted; what held it is removed
+    EXCEPTION = "exception"  # 例外措置: named original parts cross as they came
+
+
+class RequestState(StrEnum):
+    """Where a recorded decision is."""
+
+    PENDING = "pending"  # waits for an approver
+    APPROVED = "approved"  # waits for serve to carry it out
+    DENIED = "denied"  # refused by an approver
+    DONE = "done"  # serve spooled the sanitized copy for delivery
+    FAILED = "failed"  # serve could not carry it out (the entry is held again)
+
+
+class AuditEvent(StrEnum):
+    """What one audit line records (its ``event``)."""
+
+    MESSAGE = "message"  # a message reached its end: delivered, held, dead
+    RELEASE = "release"  # an operator released a held message
+    REQUEST = "request"  # an exception (例外措置) was requested
+    APPROVAL = "approval"  # an approver approved an exception
+    DENIAL = "denial"  # an approver denied an exception
+    RELEASE_DONE = "release_done"  # serve carried out a release or an exception (or failed)
+    UNLOCK_ATTEMPT = "unlock_attempt"  # a password was tried on a held archive
+    USER = "user"  # a workflow user was added, changed or disabled
+    LOGIN = "login"  # someone signed in to the web console
+    STORE = "store"  # the store was migrated or backed up
 
 
 Code = (
@@ -205,9 +250,14 @@ Code = (
     | SmtpRefusal
     | MessageState
     | DeadLetterReason
+    | UserRole
+    | RequestKind
+    | RequestState
+    | AuditEvent
 )
 VOCABULARY: Final = (
     Action, Verdict, Reason, FileKind, RemovedItem, SmtpRefusal, MessageState, DeadLetterReason,
+    UserRole, RequestKind, RequestState, AuditEvent,
 )  # fmt: skip
 Language = Literal["ja", "en"]
 
@@ -364,11 +414,43 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         MessageState.HELD: "保留（宛先には通知のみ）",
         MessageState.DELIVERED: "配送済み",
         MessageState.DEAD: "配送断念（送信者に通知）",
+        MessageState.AWAITING_PASSWORD: "パスワード入力待ち",
+        MessageState.RELEASE_REQUESTED: "例外措置の承認待ち",
+        MessageState.APPROVED: "解除済み（送信待ち）",
+        MessageState.RELEASED: "解除して送信",
+        MessageState.DENIED: "例外措置を却下",
     },
     DeadLetterReason: {
         DeadLetterReason.LIFETIME: "配送期限切れ",
         DeadLetterReason.UNDELIVERABLE: "すべての宛先が恒久的に拒否",
         DeadLetterReason.REJECTED: "無害化の判定が拒否",
+    },
+    UserRole: {
+        UserRole.OPERATOR: "運用担当",
+        UserRole.APPROVER: "承認者",
+    },
+    RequestKind: {
+        RequestKind.RELEASE: "保留の解除",
+        RequestKind.EXCEPTION: "例外措置（原本の添付を配送）",
+    },
+    RequestState: {
+        RequestState.PENDING: "承認待ち",
+        RequestState.APPROVED: "承認済み（実施待ち）",
+        RequestState.DENIED: "却下",
+        RequestState.DONE: "実施済み",
+        RequestState.FAILED: "実施できず（保留に戻した）",
+    },
+    AuditEvent: {
+        AuditEvent.MESSAGE: "メールの処理結果",
+        AuditEvent.RELEASE: "保留の解除",
+        AuditEvent.REQUEST: "例外措置の申請",
+        AuditEvent.APPROVAL: "例外措置の承認",
+        AuditEvent.DENIAL: "例外措置の却下",
+        AuditEvent.RELEASE_DONE: "解除の実施",
+        AuditEvent.UNLOCK_ATTEMPT: "パスワードの試行",
+        AuditEvent.USER: "利用者の変更",
+        AuditEvent.LOGIN: "コンソールへのログイン",
+        AuditEvent.STORE: "データベースの移行・バックアップ",
     },
 }
 
@@ -518,10 +600,42 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         MessageState.HELD: "held: recipients got a notice only",
         MessageState.DELIVERED: "delivered",
         MessageState.DEAD: "given up (dead letter)",
+        MessageState.AWAITING_PASSWORD: "held until the archive's password is given",
+        MessageState.RELEASE_REQUESTED: "exception requested, waiting for approval",
+        MessageState.APPROVED: "released, waiting to be sent",
+        MessageState.RELEASED: "released and sent again",
+        MessageState.DENIED: "exception denied",
     },
     DeadLetterReason: {
         DeadLetterReason.LIFETIME: "delivery lifetime exceeded",
         DeadLetterReason.UNDELIVERABLE: "every recipient refused",
         DeadLetterReason.REJECTED: "rejected by the sanitizer",
+    },
+    UserRole: {
+        UserRole.OPERATOR: "operator",
+        UserRole.APPROVER: "approver",
+    },
+    RequestKind: {
+        RequestKind.RELEASE: "release of a held message",
+        RequestKind.EXCEPTION: "exception: original parts delivered",
+    },
+    RequestState: {
+        RequestState.PENDING: "waiting for approval",
+        RequestState.APPROVED: "approved, waiting to be carried out",
+        RequestState.DENIED: "denied",
+        RequestState.DONE: "carried out",
+        RequestState.FAILED: "could not be carried out (held again)",
+    },
+    AuditEvent: {
+        AuditEvent.MESSAGE: "message handled",
+        AuditEvent.RELEASE: "held message released",
+        AuditEvent.REQUEST: "exception requested",
+        AuditEvent.APPROVAL: "exception approved",
+        AuditEvent.DENIAL: "exception denied",
+        AuditEvent.RELEASE_DONE: "release carried out",
+        AuditEvent.UNLOCK_ATTEMPT: "password tried",
+        AuditEvent.USER: "user changed",
+        AuditEvent.LOGIN: "console login",
+        AuditEvent.STORE: "store migrated or backed up",
     },
 }

@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = (
     "gateway.cli.queue",
     "gateway.cli.check_config",
     "gateway.cli.explain",
+    "gateway.cli.store",
 )
 
 

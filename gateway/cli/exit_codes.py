@@ -7,6 +7,10 @@ meaning, only added. Where sysexits.h has a code for the case, it is that code.
 missing or unusable). Restarting cannot fix it, so the systemd unit lists it in
 ``RestartPreventExitStatus=``; tests/deploy checks that the unit and this agree.
 
+``STORE_SCHEMA`` (79): the store was written by a newer version (refused: this program would
+misread it), or has not been migrated yet (``mukaika store migrate``). Restarting cannot fix
+it either, so the unit does not restart on it.
+
 ``BROKEN_PIPE`` (141, what a shell reports for a program killed by SIGPIPE): whoever read the
 output stopped reading (``mukaika quarantine list | head``); the command stops quietly.
 """
@@ -43,5 +47,6 @@ class ExitCode(IntEnum):
     IO_ERROR = 74, "reading or writing the data directory failed (EX_IOERR)"
     TEMPFAIL = 75, "a dependency (e.g. the scanner) is unavailable; try later (EX_TEMPFAIL)"
     CONFIG = 78, "the configuration cannot work; systemd does not restart (EX_CONFIG)"
+    STORE_SCHEMA = 79, "the store's schema is newer than this program, or not yet migrated"
     INTERRUPTED = 130, "stopped with Ctrl-C (128 + SIGINT)"
     BROKEN_PIPE = 141, "the reader of the output went away, e.g. | head (128 + SIGPIPE)"

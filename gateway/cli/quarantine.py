@@ -21,8 +21,8 @@ error; 78 invalid configuration. Times are shown in ``service.display_timezone``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, tzinfo
@@ -32,7 +32,7 @@ from typing import Any
 from gateway.cli.exit_codes import ExitCode
 from gateway.cli.toolkit import CliError, add_group, data_dir, display_zone, fit, load, show_time
 from gateway.evidence.quarantine import (
-    DELIVERY_STATES,
+    ENTRY_STATES,
     Quarantine,
     QuarantineEntry,
     QuarantineError,
@@ -40,6 +40,7 @@ from gateway.evidence.quarantine import (
     QuarantineNotFoundError,
     clean_text,
 )
+from gateway.store import StoreError, StoreMissingError, StoreSchemaError, open_store
 from sanitizers.vocabulary import Verdict
 
 Handler = Callable[[argparse.Namespace], int]
@@ -54,7 +55,7 @@ def register(subparsers: Any) -> None:
         description="Quarantined originals: list, show, export, verify and purge.",
     )
     listing = add_action("list", help="list entries, newest first")
-    listing.add_argument("--state", choices=sorted(DELIVERY_STATES))
+    listing.add_argument("--state", choices=sorted(ENTRY_STATES))
     listing.add_argument("--verdict", choices=[str(v) for v in Verdict])
     listing.add_argument(
         "--since", type=_parse_datetime, help="received at or after (ISO 8601; UTC if no zone)"
@@ -115,21 +116,33 @@ def _parse_datetime(text: str) -> datetime:
 # -- opening the quarantine ------------------------------------------------------------------
 
 
-def _open(args: argparse.Namespace) -> tuple[Quarantine, tzinfo | None]:
-    """The quarantine of ``--data-dir`` / ``--config``, and the operator's time zone."""
+@contextlib.contextmanager
+def _open(args: argparse.Namespace) -> Iterator[tuple[Quarantine, tzinfo | None]]:
+    """The quarantine of ``--data-dir`` / ``--config`` (its index in the store), and the
+    operator's time zone."""
     config, _ = load(args)
     root = data_dir(args, config)
     directory = config.quarantine.resolve_directory(root)
-    if not (directory / "index.sqlite3").is_file():
-        raise CliError(
-            f"no quarantine at {directory} (check --data-dir or --config)", ExitCode.NOT_FOUND
-        )
     try:
-        return Quarantine.from_settings(config.quarantine, root), display_zone(config)
-    except (OSError, QuarantineError) as exc:
+        store = open_store(config.store, config.quarantine, root)
+    except StoreMissingError as exc:
         raise CliError(
-            f"cannot open the quarantine at {directory}: {exc}", ExitCode.IO_ERROR
+            f"no quarantine at {directory}: {exc} (check --data-dir or --config)",
+            ExitCode.NOT_FOUND,
         ) from exc
+    except StoreSchemaError as exc:
+        raise CliError(str(exc), ExitCode.STORE_SCHEMA) from exc
+    except StoreError as exc:
+        raise CliError(f"cannot open the store: {exc}", ExitCode.IO_ERROR) from exc
+    with store:
+        try:
+            quarantine = Quarantine.from_settings(config.quarantine, root, store)
+        except (OSError, QuarantineError) as exc:
+            raise CliError(
+                f"cannot open the quarantine at {directory}: {exc}", ExitCode.IO_ERROR
+            ) from exc
+        with quarantine:
+            yield quarantine, display_zone(config)
 
 
 # -- display ---------------------------------------------------------------------------------
@@ -140,8 +153,7 @@ def _show_text(value: str | None) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    quarantine, zone = _open(args)
-    with quarantine:
+    with _open(args) as (quarantine, zone):
         entries = quarantine.list(
             state=args.state,
             verdict=args.verdict,
@@ -173,8 +185,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    quarantine, zone = _open(args)
-    with quarantine:
+    with _open(args) as (quarantine, zone):
         entry = quarantine.get(args.id)
         path = quarantine.path_of(args.id)
     if args.json:
@@ -210,8 +221,7 @@ def _describe(entry: QuarantineEntry, path: Path, zone: tzinfo | None) -> list[t
 
 
 def _export(args: argparse.Namespace) -> int:
-    quarantine, _ = _open(args)
-    with quarantine:
+    with _open(args) as (quarantine, _):
         if args.output == "-":
             if sys.stdout.isatty():
                 raise CliError(
@@ -246,8 +256,7 @@ def _verify_ids(quarantine: Quarantine, ids: list[str]) -> Iterator[tuple[str, s
 def _verify(args: argparse.Namespace) -> int:
     checked = 0
     bad = 0
-    quarantine, _ = _open(args)
-    with quarantine:
+    with _open(args) as (quarantine, _):
         results = _verify_ids(quarantine, args.ids) if args.ids else quarantine.verify()
         for _qid, problem in results:
             checked += 1
@@ -260,8 +269,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _purge(args: argparse.Namespace) -> int:
     now = args.now if args.now is not None else datetime.now(UTC)
-    quarantine, zone = _open(args)
-    with quarantine:
+    with _open(args) as (quarantine, zone):
         count = quarantine.purge(now, dry_run=args.dry_run)
         days = quarantine.retention.total_seconds() / 86400
     verb = "would purge" if args.dry_run else "purged"
@@ -284,7 +292,7 @@ def _guarded(func: Handler) -> Handler:
             raise CliError(f"integrity failure: {exc}", ExitCode.INTEGRITY) from exc
         except (QuarantineError, OSError) as exc:
             raise CliError(str(exc), ExitCode.IO_ERROR) from exc
-        except sqlite3.Error as exc:
-            raise CliError(f"quarantine index: {exc}", ExitCode.IO_ERROR) from exc
+        except StoreError as exc:
+            raise CliError(f"store: {exc}", ExitCode.IO_ERROR) from exc
 
     return wrapper

@@ -15,7 +15,9 @@ configuration stays in force. Listeners and open sessions are untouched either w
 Exit codes (:class:`gateway.cli.exit_codes.ExitCode`): 0 clean stop; 2 usage error; 78
 (``CONFIG``) the configuration cannot work (invalid, or a file it names is missing or unusable:
 each problem is named, and the systemd unit does not restart); 69 (``UNAVAILABLE``) could not
-start for another reason (e.g. the port is in use), which a restart may cure.
+start for another reason (e.g. the port is in use), which a restart may cure; 79
+(``STORE_SCHEMA``) the store's schema is newer than this program's (or not migrated while
+``store.migrate_on_start`` is off); 74 (``IO_ERROR``) the store cannot be opened.
 
 ``mukaika send`` exits 0 when every recipient was accepted; otherwise, with one line saying
 why, 66 (``INPUT``) when the file cannot be read, 69 (``UNAVAILABLE``) when there is no
@@ -39,6 +41,7 @@ from gateway.cli.toolkit import add_config_option
 from gateway.configuration.config import Config, ConfigError, load_layered
 from gateway.configuration.files import file_problems
 from gateway.observation.logtext import use_safe_formatter
+from gateway.store import StoreError, StoreSchemaError
 
 if TYPE_CHECKING:
     from gateway.service.assembly import Parts
@@ -152,6 +155,12 @@ def run_serve(args: argparse.Namespace) -> int:
                 reload=lambda: load_usable(args),
             )
         )
+    except StoreSchemaError as exc:
+        print(f"mukaika serve: {exc}; not started", file=sys.stderr)
+        return ExitCode.STORE_SCHEMA
+    except StoreError as exc:
+        print(f"mukaika serve: cannot start: {exc}", file=sys.stderr)
+        return ExitCode.IO_ERROR
     except OSError as exc:
         print(f"mukaika serve: cannot start: {exc}", file=sys.stderr)
         return ExitCode.UNAVAILABLE

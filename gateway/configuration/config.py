@@ -31,6 +31,7 @@ from gateway.configuration.settings import (
     ServiceSettings,
     SmtpSettings,
     SpoolSettings,
+    StoreSettings,
     WorkerSettings,
 )
 from sanitizers.policy import Policy
@@ -114,6 +115,7 @@ class Config(Section):
     worker: WorkerSettings = WorkerSettings()
     delivery: DeliverySettings = DeliverySettings()
     quarantine: QuarantineSettings = QuarantineSettings()
+    store: StoreSettings = StoreSettings()
     audit: AuditSettings = AuditSettings()
     metrics: MetricsSettings = MetricsSettings()
     scanner: ScannerSettings = ScannerSettings()

@@ -255,6 +255,36 @@ class QuarantineSettings(Section):
         return data_dir / self.directory  # an absolute directory replaces data_dir
 
 
+class StoreSettings(Section):
+    """The database every process shares: quarantine index, release workflow, users. One
+    schema with one migration history (gateway/store/migrations)."""
+
+    url: str = "sqlite:///store.sqlite3"
+    """SQLAlchemy database URL. A relative SQLite path is taken relative to the data
+    directory (the default: DATA_DIR/store.sqlite3). The schema is portable; this version
+    runs on SQLite only."""
+    migrate_on_start: bool = True
+    """serve brings an older schema up to date at start (single node). Off: serve refuses an
+    older schema until mukaika store migrate has run. A newer schema is always refused."""
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if not value.startswith("sqlite:///"):
+            raise ValueError(f"store url {value!r}: this version supports sqlite:///PATH only")
+        return value
+
+    def resolve_url(self, data_dir: Path) -> str:
+        """The URL with a relative SQLite path made relative to ``data_dir``."""
+        prefix = "sqlite:///"
+        if not self.url.startswith(prefix):
+            return self.url
+        path = self.url[len(prefix) :]
+        if not path or path == ":memory:":
+            raise ValueError("store url: an SQLite store needs a file")
+        return prefix + str((data_dir / path).absolute())
+
+
 class AuditSettings(Section):
     """One JSON line per message and per delivery attempt (times in UTC)."""
 

@@ -20,7 +20,10 @@ Record fields (the only ones written; see ``RECORD_FIELDS``)
 ``error``), ``state``, ``error`` (a reason code), ``attempts``, ``dropped_keys``; when rules
 applied to the message (:mod:`gateway.configuration.rules`): ``rules`` (their names, in order) and
 ``exceptions`` (those of them that are exceptions, 例外措置: the record that an approved
-exception weakened the policy).
+exception weakened the policy). Lines of the other events (:class:`~sanitizers.vocabulary.
+AuditEvent`: the held-mail workflow, users, the store) carry ``actor`` (who acted),
+``request`` (the decision's number), ``kind``, ``reason`` (the operator's words), ``expires``,
+``raised_limits``, ``outcome``, ``count``, ``user``, ``role`` and ``schema`` as they apply.
 
 Threat model: never a body
 --------------------------
@@ -90,6 +93,18 @@ RECORD_FIELDS: Final[frozenset[str]] = frozenset(
         "dropped_keys",
         "rules",
         "exceptions",
+        # Events of the held-mail workflow and the store (AuditEvent other than message).
+        "actor",
+        "request",
+        "kind",
+        "reason",
+        "expires",
+        "raised_limits",
+        "outcome",
+        "count",
+        "user",
+        "role",
+        "schema",
     }
 )
 PART_FIELDS: Final[frozenset[str]] = frozenset(

@@ -35,6 +35,7 @@ from gateway.processing.scanner_health import ScannerHealth
 from gateway.queue.spool import Envelope, Spool, new_queue_id
 from gateway.receiving.smtp import Received, SmtpServer
 from gateway.service.worker import Worker
+from gateway.store import Store, migrate_store, open_store
 
 log = logging.getLogger("mukaika.service")
 
@@ -50,6 +51,8 @@ class Parts:
     free_bytes: Callable[[], int] | None = None
     # Whether the system clock is synchronised; None asks systemd-timedated.
     clock: Probe | None = None
+    # The store; None opens the configured one (only when the quarantine is the real one).
+    store: Store | None = None
 
 
 class Gateway:
@@ -73,8 +76,12 @@ class Gateway:
             self.metrics = parts.metrics
         # The quarantine this service owns is purged by it, at quarantine.purge_interval_seconds.
         self._purgeable: Quarantine | None = None
+        self.store: Store | None = parts.store
         if parts.quarantine is None:
-            quarantine = Quarantine.from_settings(config.quarantine, self.data_dir)
+            if self.store is None:
+                self.store = self._open_store(config)
+                self._owned.append(self.store.close)
+            quarantine = Quarantine.from_settings(config.quarantine, self.data_dir, self.store)
             self._owned.append(quarantine.close)
             self.quarantine: QuarantinePort = quarantine
             self._purgeable = quarantine
@@ -122,6 +129,25 @@ class Gateway:
         self._probing: asyncio.Task[None] | None = None
         self.clock_watch = ClockWatch(parts.clock or TimedatedProbe(), self.metrics)
         self._watching_clock: asyncio.Task[None] | None = None
+
+    def _open_store(self, config: Config) -> Store:
+        """The configured store: migrated first when ``store.migrate_on_start`` is on; a schema
+        newer than this program's is refused either way (StoreSchemaError)."""
+        if not config.store.migrate_on_start:
+            return open_store(config.store, config.quarantine, self.data_dir)
+        store, before, moved = migrate_store(config.store, config.quarantine, self.data_dir)
+        if before.current != before.head:
+            log.info(
+                "store %s migrated from schema %s to %s",
+                store.where,
+                before.current or "(none)",
+                before.head,
+            )
+        if moved:
+            log.info(
+                "store %s: %d quarantine entries moved in from the old index", store.where, moved
+            )
+        return store
 
     async def _accept(self, received: Received) -> str:
         """Spool a received message durably; only then may SMTP answer 250."""

@@ -1,4 +1,29 @@
-"""Reserved: the database layer (the next issues fill it).
+"""The database layer: one schema, one migration history, shared by every process.
 
-It stores and queries what the web console and the operator need. It never imports a web
-framework: the console depends on the store, never the other way round."""
+:mod:`.schema` (the tables), :mod:`.database` (:class:`Store`: connections, schema status,
+migration, backup), :mod:`.opening` (how programs open it), :mod:`.legacy_index` (today's
+quarantine index moved in), :mod:`.workflow` and :mod:`.users` (the held-mail workflow's
+records). It never imports a web framework: the console depends on the store, never the other
+way round.
+"""
+
+from gateway.store.database import (
+    SchemaState,
+    SchemaStatus,
+    Store,
+    StoreError,
+    StoreMissingError,
+    StoreSchemaError,
+)
+from gateway.store.opening import migrate_store, open_store
+
+__all__ = [
+    "SchemaState",
+    "SchemaStatus",
+    "Store",
+    "StoreError",
+    "StoreMissingError",
+    "StoreSchemaError",
+    "migrate_store",
+    "open_store",
+]

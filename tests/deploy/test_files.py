@@ -30,8 +30,9 @@ import pytest
 from gateway.cli.exit_codes import ExitCode
 from gateway.configuration.config import Config, load_config
 from gateway.evidence.audit import AuditLog
-from gateway.evidence.quarantine import Quarantine, QuarantineNotFoundError
+from gateway.evidence.quarantine import QuarantineNotFoundError
 from tests.deploy.mails import free_port, smtp_banner, wait_for
+from tests.storekit import quarantine_in
 from tests.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,10 +122,12 @@ def test_the_guides_configuration_check_accepts_the_examples(path: Path, tmp_pat
 
 def test_the_unit_does_not_restart_a_start_that_cannot_work() -> None:
     """serve exits ExitCode.CONFIG for a configuration that cannot work (tests/gateway/
-    test_config_files.py); restarting every 5 s would only fill the journal."""
+    test_config_files.py) and ExitCode.STORE_SCHEMA for a store it cannot use (tests/gateway/
+    store); restarting every 5 s would only fill the journal."""
     assert unit_value("Restart") == "on-failure"
     prevented = unit_value("RestartPreventExitStatus").split()
     assert str(int(ExitCode.CONFIG)) in prevented
+    assert str(int(ExitCode.STORE_SCHEMA)) in prevented
     assert "1" not in prevented  # e.g. the port still in use: a restart can work
 
 
@@ -136,7 +139,7 @@ def test_quarantine_purge_of_the_timer_runs_with_an_example(tmp_path: Path) -> N
     settings = load_config(config)
     assert settings.service.data_dir == str(tmp_path)
     received = datetime(2026, 1, 5, tzinfo=UTC)
-    with Quarantine.from_settings(settings.quarantine, tmp_path) as quarantine:
+    with quarantine_in(settings.quarantine.resolve_directory(tmp_path)) as quarantine:
         stored = quarantine.store(
             "q1", b"Subject: x\r\n\r\nbody\r\n", client="192.0.2.1", helo="mx.example",
             mail_from="a@example.com", rcpt_to=["staff@city.example.lg.jp"], received_at=received,
@@ -149,7 +152,7 @@ def test_quarantine_purge_of_the_timer_runs_with_an_example(tmp_path: Path) -> N
         cwd=ROOT,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    with Quarantine.from_settings(settings.quarantine, tmp_path) as quarantine:
+    with quarantine_in(settings.quarantine.resolve_directory(tmp_path)) as quarantine:
         assert quarantine.get(stored).id == stored
     # ... and after the example's retention (90 days) the original is gone.
     result = subprocess.run(
@@ -159,7 +162,7 @@ def test_quarantine_purge_of_the_timer_runs_with_an_example(tmp_path: Path) -> N
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     with (
-        Quarantine.from_settings(settings.quarantine, tmp_path) as quarantine,
+        quarantine_in(settings.quarantine.resolve_directory(tmp_path)) as quarantine,
         pytest.raises(QuarantineNotFoundError),
     ):
         quarantine.get(stored)

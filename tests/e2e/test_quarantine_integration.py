@@ -24,10 +24,10 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.configuration.config import Config
-from gateway.evidence.quarantine import Quarantine
 from gateway.processing.pool import InlineSanitizer
 from gateway.service.assembly import Gateway, Parts
 from sanitizers.policy import Policy
+from tests.storekit import quarantine_in
 
 SECRET = "SECRET-BODY-MARKER-機密本文"
 RCPT = "staff@example.lg.jp"
@@ -154,7 +154,7 @@ async def test_one_message_through_real_quarantine_audit_and_metrics(
     assert "dropped_keys" not in line
 
     # Quarantine: the original, verified, with the decoded header fields and final state.
-    with Quarantine(data_dir / "quarantine", 90) as quarantine:
+    with quarantine_in(data_dir / "quarantine", 90) as quarantine:
         [entry] = quarantine.list()
         assert entry.id == line["quarantine_id"]
         assert entry.queue_id == line["queue_id"]
@@ -178,27 +178,23 @@ async def test_the_running_gateway_purges_its_quarantine(
     _, relay_port = sink
     data_dir = tmp_path / "data"
     config = _config(data_dir, relay_port)
-    old = Quarantine.from_settings(config.quarantine, data_dir)
-    stale = old.store(
-        "Qold",
-        _mail(),
-        client="192.0.2.1",
-        helo="old",
-        mail_from="taro@example.jp",
-        rcpt_to=[RCPT],
-        received_at=datetime.now(UTC) - timedelta(days=config.quarantine.retention_days + 1),
-    )
-    old.close()
+    with quarantine_in(config.quarantine.resolve_directory(data_dir)) as old:
+        stale = old.store(
+            "Qold",
+            _mail(),
+            client="192.0.2.1",
+            helo="old",
+            mail_from="taro@example.jp",
+            rcpt_to=[RCPT],
+            received_at=datetime.now(UTC) - timedelta(days=config.quarantine.retention_days + 1),
+        )
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
         gateway = Gateway(config, Parts(sanitizer=InlineSanitizer(Policy(), executor)))
         try:
             await gateway.start()
-            check = Quarantine.from_settings(config.quarantine, data_dir)
-            try:
+            with quarantine_in(config.quarantine.resolve_directory(data_dir)) as check:
                 await _until(lambda: check.count() == 0)
                 with pytest.raises(LookupError):
                     check.get(stale)
-            finally:
-                check.close()
         finally:
             await gateway.stop()

@@ -12,9 +12,9 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from gateway.evidence.quarantine import Quarantine
 from gateway.service.assembly import Gateway, Parts
 from tests.gateway.relaykit import SIMPLE, FakeSanitizer, Sink, make_config, wait_until
+from tests.storekit import quarantine_in
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +53,7 @@ async def test_real_quarantine_audit_and_metrics(tmp_path: Path) -> None:
     finally:
         await gateway.stop()
         await sink.stop()
-    with Quarantine(tmp_path / "data" / "quarantine") as quarantine:
+    with quarantine_in(tmp_path / "data" / "quarantine") as quarantine:
         (entry,) = quarantine.list()
         assert entry.queue_id == queue_id
         assert entry.state == "delivered"

@@ -2,12 +2,14 @@
 
 :mod:`.store` (:class:`Quarantine`) puts the parts together: :mod:`.entries` (what is
 recorded: settings, errors, one entry and its text and time forms), :mod:`.files` (the
-compressed originals on disk) and :mod:`.index` (the SQLite index). The names below are the
+compressed originals on disk) and :mod:`.index` (its rows in the store). The names below are the
 quarantine's public face; import them from here.
 """
 
 from gateway.evidence.quarantine.entries import (
     DELIVERY_STATES,
+    ENTRY_STATES,
+    WORKFLOW_STATES,
     QuarantineEntry,
     QuarantineError,
     QuarantineIntegrityError,
@@ -21,6 +23,8 @@ from gateway.evidence.quarantine.store import Quarantine
 
 __all__ = [
     "DELIVERY_STATES",
+    "ENTRY_STATES",
+    "WORKFLOW_STATES",
     "Quarantine",
     "QuarantineEntry",
     "QuarantineError",

@@ -17,7 +17,7 @@ from typing import Any, Final
 from sanitizers.safetext import log_text
 from sanitizers.vocabulary import MessageState
 
-# The message states an index row may record (the vocabulary's MessageState).
+# The delivery states the worker records in an index row (the vocabulary's MessageState).
 DELIVERY_STATES: Final[frozenset[MessageState]] = frozenset(
     {
         MessageState.QUEUED,
@@ -27,6 +27,23 @@ DELIVERY_STATES: Final[frozenset[MessageState]] = frozenset(
         MessageState.DEAD,
     }
 )
+# States owned by the held-mail workflow: once an entry is in one, a delivery record leaves its
+# state alone (a late notice delivery cannot undo a decision).
+WORKFLOW_STATES: Final[frozenset[MessageState]] = frozenset(
+    {
+        MessageState.AWAITING_PASSWORD,
+        MessageState.RELEASE_REQUESTED,
+        MessageState.APPROVED,
+        MessageState.RELEASED,
+        MessageState.DENIED,
+    }
+)
+# Every state an entry may be in (mukaika quarantine list --state).
+ENTRY_STATES: Final[frozenset[MessageState]] = DELIVERY_STATES | WORKFLOW_STATES
+# Entries kept for quarantine.held_retention_days: mail that has not reached its recipients.
+HELD_STATES: Final[frozenset[MessageState]] = WORKFLOW_STATES - {MessageState.RELEASED} | {
+    MessageState.HELD
+}
 
 # Bounds on what one index row may hold (envelope strings, header values, recipients).
 MAX_FIELD_CHARS: Final = 1000

@@ -1,129 +1,46 @@
-"""The quarantine's index: one SQLite row per stored original.
+"""The quarantine's index: one row per stored original, in the store's ``messages`` table.
 
-Durability: WAL with ``synchronous=FULL``, every write in an ``IMMEDIATE`` transaction, so a
-row that is there survives a crash. One connection guarded by a lock, so the methods are safe
-from several threads; another process (the CLI) may open the same index at the same time, and
-SQLite's WAL and busy timeout serialise the writers. The index holds addresses and subjects:
-it is private (mode 0600), like the originals.
+Durability and concurrency are the store's (:mod:`gateway.store.database`): every write is one
+transaction, safe from several threads and processes. The index holds addresses and subjects:
+the store is private, like the originals.
+
+The row's ``state`` is the delivery state the worker records (queued, delivered, deferred,
+held, dead) until the held-mail workflow takes the entry over (awaiting_password,
+release_requested, approved, released, denied): from then on a delivery record never
+overwrites it (:data:`~.entries.WORKFLOW_STATES`), so a late notice delivery cannot undo a
+decision.
 """
 
 from __future__ import annotations
 
 import builtins
-import contextlib
-import errno
 import json
-import os
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Final
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
 
 from gateway.evidence.quarantine.entries import (
+    HELD_STATES,
     MAX_LIST_LIMIT,
+    WORKFLOW_STATES,
     QuarantineEntry,
-    QuarantineError,
     QuarantineNotFoundError,
     QuarantineStoreError,
-    format_time,
     is_valid_id,
-    parse_time,
 )
-
-_SCHEMA_VERSION: Final = 1
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS messages (
-    id          TEXT PRIMARY KEY,
-    queue_id    TEXT NOT NULL,
-    received_at TEXT NOT NULL,
-    stored_at   TEXT NOT NULL,
-    updated_at  TEXT NOT NULL,
-    client      TEXT NOT NULL,
-    helo        TEXT NOT NULL,
-    mail_from   TEXT NOT NULL,
-    rcpt_to     TEXT NOT NULL,
-    size        INTEGER NOT NULL,
-    stored_size INTEGER NOT NULL,
-    sha256      TEXT NOT NULL,
-    verdict     TEXT,
-    reasons     TEXT NOT NULL DEFAULT '[]',
-    message_id  TEXT,
-    from_       TEXT,
-    subject     TEXT,
-    state       TEXT NOT NULL DEFAULT 'queued'
-);
-CREATE INDEX IF NOT EXISTS messages_queue_id ON messages (queue_id);
-CREATE INDEX IF NOT EXISTS messages_received_at ON messages (received_at);
-CREATE INDEX IF NOT EXISTS messages_state ON messages (state, received_at);
-CREATE INDEX IF NOT EXISTS messages_verdict ON messages (verdict, received_at);
-"""
-
-
-def sqlite_errno(exc: sqlite3.Error) -> int:
-    """ENOSPC for SQLITE_FULL (so callers see a full disk as such), else EIO."""
-    return (
-        errno.ENOSPC if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL else errno.EIO
-    )
+from gateway.store import Store, StoreError
+from gateway.store.schema import messages
+from sanitizers.vocabulary import MessageState
 
 
 class QuarantineIndex:
-    """The SQLite index of one quarantine directory."""
+    """The rows of one quarantine in the store."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.RLock()
-        try:
-            self._db = sqlite3.connect(
-                path,
-                timeout=30.0,
-                isolation_level=None,  # explicit BEGIN/COMMIT below
-                check_same_thread=False,  # guarded by self._lock
-            )
-        except sqlite3.Error as exc:
-            raise QuarantineError(f"{path.parent}: cannot open the index: {exc}") from exc
-        self._db.row_factory = sqlite3.Row
-        try:
-            # SQLite gives its -wal and -shm files the permissions of the database file.
-            with contextlib.suppress(PermissionError):  # another user's index: read only
-                os.chmod(path, 0o600)
-            self._prepare()
-        except BaseException:
-            self._db.close()
-            raise
-
-    def _prepare(self) -> None:
-        try:
-            with self._lock:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=FULL")
-                self._db.execute("PRAGMA busy_timeout=30000")
-                version = self._db.execute("PRAGMA user_version").fetchone()[0]
-                if version not in (0, _SCHEMA_VERSION):
-                    raise QuarantineError(
-                        f"{self.path.parent}: index schema version {version} is newer than "
-                        f"this program ({_SCHEMA_VERSION})"
-                    )
-                self._db.executescript(_SCHEMA)
-                self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
-            raise QuarantineError(f"{self.path.parent}: cannot open the index: {exc}") from exc
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -142,75 +59,83 @@ class QuarantineIndex:
         sha256: str,
     ) -> None:
         """Add the row of a newly stored original (state ``queued``); values already clean."""
-        now = format_time(datetime.now(UTC))
-        with self._transaction() as db:
+        now = datetime.now(UTC)
+        with self.store.writing() as db:
             db.execute(
-                "INSERT INTO messages (id, queue_id, received_at, stored_at, updated_at,"
-                " client, helo, mail_from, rcpt_to, size, stored_size, sha256, state)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued')",
-                (
-                    qid,
-                    queue_id,
-                    format_time(received_at),
-                    now,
-                    now,
-                    client,
-                    helo,
-                    mail_from,
-                    json.dumps(list(rcpt_to), ensure_ascii=False),
-                    size,
-                    stored_size,
-                    sha256,
-                ),
+                insert(messages).values(
+                    id=qid,
+                    queue_id=queue_id,
+                    received_at=received_at,
+                    stored_at=now,
+                    updated_at=now,
+                    client=client,
+                    helo=helo,
+                    mail_from=mail_from,
+                    rcpt_to=json.dumps(list(rcpt_to), ensure_ascii=False),
+                    size=size,
+                    stored_size=stored_size,
+                    sha256=sha256,
+                    state=MessageState.QUEUED.value,
+                )
             )
 
-    def update(self, qid: str, assignments: str, values: tuple[Any, ...]) -> None:
-        """Set columns of one row (``assignments`` is this package's own SQL, never input)."""
+    def update(self, qid: str, **values: Any) -> None:
+        """Set columns of one row (names are this package's own, never input)."""
+        self._update(qid, None, values)
+
+    def record_delivery(self, qid: str, state: MessageState) -> None:
+        """Set the delivery state, unless the workflow owns the entry's state."""
+        self._update(
+            qid, messages.c.state.not_in([str(s) for s in WORKFLOW_STATES]), {"state": str(state)}
+        )
+
+    def _update(
+        self, qid: str, condition: ColumnElement[bool] | None, values: dict[str, Any]
+    ) -> None:
         if not is_valid_id(qid):
             raise QuarantineNotFoundError(qid)
+        where = messages.c.id == qid
         try:
-            with self._transaction() as db:
-                cursor = db.execute(
-                    f"UPDATE messages SET {assignments}, updated_at = ? WHERE id = ?",  # noqa: S608
-                    (*values, format_time(datetime.now(UTC)), qid),
-                )
-                if cursor.rowcount == 0:
+            with self.store.writing() as db:
+                if db.execute(select(messages.c.id).where(where)).first() is None:
                     raise QuarantineNotFoundError(qid)
-        except sqlite3.Error as exc:
+                if condition is not None:
+                    where = and_(where, condition)
+                db.execute(
+                    update(messages).where(where).values(**values, updated_at=datetime.now(UTC))
+                )
+        except StoreError as exc:
             raise QuarantineStoreError(
-                sqlite_errno(exc), f"cannot update quarantine entry {qid}: {exc}"
+                exc.errno, f"cannot update quarantine entry {qid}: {exc}"
             ) from exc
 
     def delete(self, ids: Sequence[str]) -> None:
-        with self._transaction() as db:
-            db.executemany("DELETE FROM messages WHERE id = ?", [(qid,) for qid in ids])
+        with self.store.writing() as db:
+            db.execute(delete(messages).where(messages.c.id.in_(list(ids))))
 
     # -- reading ---------------------------------------------------------------------------
 
     def ids_of(self, queue_id: str, sha256: str) -> builtins.list[str]:
         """Rows that already hold this queue id with this content."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id FROM messages WHERE queue_id = ? AND sha256 = ?", (queue_id, sha256)
-            ).fetchall()
-        return [str(row["id"]) for row in rows]
+        query = select(messages.c.id).where(
+            messages.c.queue_id == queue_id, messages.c.sha256 == sha256
+        )
+        with self.store.reading() as db:
+            return [str(qid) for qid in db.scalars(query)]
 
     def knows(self, qid: str) -> bool:
-        with self._lock:
-            return (
-                self._db.execute("SELECT 1 FROM messages WHERE id = ?", (qid,)).fetchone()
-                is not None
-            )
+        with self.store.reading() as db:
+            return db.execute(select(messages.c.id).where(messages.c.id == qid)).first() is not None
 
     def get(self, qid: str) -> QuarantineEntry:
         """The row of ``qid``; :class:`QuarantineNotFoundError` when there is none."""
         if not is_valid_id(qid):
             raise QuarantineNotFoundError(qid)
-        with self._lock:
-            row = self._db.execute("SELECT * FROM messages WHERE id = ?", (qid,)).fetchone()
+        with self.store.reading() as db:
+            row = db.execute(select(messages).where(messages.c.id == qid)).mappings().first()
         if row is None:
             raise QuarantineNotFoundError(qid)
-        return _entry(row)
+        return entry_of(row)
 
     def list(
         self,
@@ -225,75 +150,68 @@ class QuarantineIndex:
         """Entries, newest first, filtered by state, verdict, received time and queue id."""
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise ValueError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
-        clauses: builtins.list[str] = []
-        values: builtins.list[Any] = []
+        query = select(messages)
         if state is not None:
-            clauses.append("state = ?")
-            values.append(state)
+            query = query.where(messages.c.state == state)
         if verdict is not None:
-            clauses.append("verdict = ?")
-            values.append(verdict)
+            query = query.where(messages.c.verdict == verdict)
         if since is not None:
-            clauses.append("received_at >= ?")
-            values.append(format_time(since))
+            query = query.where(messages.c.received_at >= since)
         if until is not None:
-            clauses.append("received_at < ?")
-            values.append(format_time(until))
+            query = query.where(messages.c.received_at < until)
         if queue_id is not None:
-            clauses.append("queue_id = ?")
-            values.append(queue_id)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        query = f"SELECT * FROM messages {where} ORDER BY received_at DESC, id DESC LIMIT ?"  # noqa: S608
-        with self._lock:
-            rows = self._db.execute(query, (*values, limit)).fetchall()
-        return [_entry(row) for row in rows]
+            query = query.where(messages.c.queue_id == queue_id)
+        query = query.order_by(messages.c.received_at.desc(), messages.c.id.desc()).limit(limit)
+        with self.store.reading() as db:
+            return [entry_of(row) for row in db.execute(query).mappings()]
 
     def count(self) -> int:
         """How many entries the index holds."""
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+        with self.store.reading() as db:
+            return int(db.scalar(select(func.count()).select_from(messages)) or 0)
 
     def oldest_first(self, offset: int, limit: int) -> builtins.list[str]:
         """Ids in received order, one page at a time."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id FROM messages ORDER BY received_at, id LIMIT ? OFFSET ?",
-                (limit, offset),
-            ).fetchall()
-        return [str(row["id"]) for row in rows]
+        query = (
+            select(messages.c.id)
+            .order_by(messages.c.received_at, messages.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self.store.reading() as db:
+            return [str(qid) for qid in db.scalars(query)]
 
     # -- retention -------------------------------------------------------------------------
 
-    _EXPIRED: Final = (
-        "(state != 'held' AND received_at < ?) OR (state = 'held' AND received_at < ?)"
-    )
+    @staticmethod
+    def _expired(cutoff: datetime, held_cutoff: datetime) -> ColumnElement[bool]:
+        held = messages.c.state.in_([str(state) for state in HELD_STATES])
+        return or_(
+            and_(~held, messages.c.received_at < cutoff),
+            and_(held, messages.c.received_at < held_cutoff),
+        )
 
     def count_expired(self, cutoff: datetime, held_cutoff: datetime) -> int:
         """Rows received before ``cutoff`` (``held_cutoff`` for held mail)."""
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT COUNT(*) FROM messages WHERE {self._EXPIRED}",  # noqa: S608
-                (format_time(cutoff), format_time(held_cutoff)),
-            ).fetchone()
-        return int(row[0])
+        query = select(func.count()).select_from(messages).where(self._expired(cutoff, held_cutoff))
+        with self.store.reading() as db:
+            return int(db.scalar(query) or 0)
 
     def expired(self, cutoff: datetime, held_cutoff: datetime, limit: int) -> builtins.list[str]:
         """Up to ``limit`` ids of rows past retention."""
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT id FROM messages WHERE {self._EXPIRED} LIMIT ?",  # noqa: S608
-                (format_time(cutoff), format_time(held_cutoff), limit),
-            ).fetchall()
-        return [str(row["id"]) for row in rows]
+        query = select(messages.c.id).where(self._expired(cutoff, held_cutoff)).limit(limit)
+        with self.store.reading() as db:
+            return [str(qid) for qid in db.scalars(query)]
 
 
-def _entry(row: sqlite3.Row) -> QuarantineEntry:
+def entry_of(row: RowMapping) -> QuarantineEntry:
+    """The entry of one ``messages`` row."""
     return QuarantineEntry(
         id=row["id"],
         queue_id=row["queue_id"],
-        received_at=parse_time(row["received_at"]),
-        stored_at=parse_time(row["stored_at"]),
-        updated_at=parse_time(row["updated_at"]),
+        received_at=row["received_at"],
+        stored_at=row["stored_at"],
+        updated_at=row["updated_at"],
         client=row["client"],
         helo=row["helo"],
         mail_from=row["mail_from"],

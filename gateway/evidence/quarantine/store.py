@@ -3,7 +3,8 @@
 Intent
 ------
 Before a message is sanitized, the worker hands the untouched original to :class:`Quarantine`.
-It is stored compressed (gzip, see below) next to its SHA-256, and indexed in SQLite with the
+It is stored compressed (gzip, see below) next to its SHA-256, and indexed in the store
+(:mod:`gateway.store`, the ``messages`` table) with the
 envelope, the decoded From/Subject, the verdict, the reason codes and the delivery state, so an
 operator can find, inspect, export and (after review) release it. Originals are purged after a
 configurable retention.
@@ -41,7 +42,8 @@ threads and processes (:mod:`.index`); they block on fsync, so the service calls
 ``asyncio.to_thread``.
 
 The parts: :mod:`.entries` (what is recorded, settings, errors), :mod:`.files` (the
-compressed originals on disk), :mod:`.index` (the SQLite index); this module puts them together.
+compressed originals on disk), :mod:`.index` (the rows in the store); this module puts them
+together.
 """
 
 from __future__ import annotations
@@ -51,7 +53,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -70,7 +71,8 @@ from gateway.evidence.quarantine.entries import (
     require_utc,
 )
 from gateway.evidence.quarantine.files import STALE_TEMP_SECONDS, OriginalFiles, export_file
-from gateway.evidence.quarantine.index import QuarantineIndex, sqlite_errno
+from gateway.evidence.quarantine.index import QuarantineIndex
+from gateway.store import Store, StoreError
 from sanitizers.report import Report
 from sanitizers.vocabulary import MessageState
 
@@ -81,13 +83,15 @@ PURGE_BATCH = 500
 
 
 class Quarantine:
-    """The store of originals and its SQLite index. See the module docstring."""
+    """The originals and their index in the store. See the module docstring. The store is the
+    caller's: closing the quarantine leaves it open."""
 
     def __init__(
         self,
         directory: Path,
         retention_days: float = 90.0,
         *,
+        store: Store,
         held_retention_days: float | None = None,
         compression_level: int = 1,
     ) -> None:
@@ -101,7 +105,7 @@ class Quarantine:
             self.retention if held_retention_days is None else timedelta(days=held_retention_days)
         )
         self.files = OriginalFiles(self.directory, compression_level)
-        self.index = QuarantineIndex(self.directory / "index.sqlite3")
+        self.index = QuarantineIndex(store)
         # Reading entries needs only the index: get(qid), list(filters...), count().
         self.get = self.index.get
         self.list = self.index.list
@@ -109,11 +113,15 @@ class Quarantine:
         self.files.clean_temp_files()
 
     @classmethod
-    def from_settings(cls, settings: QuarantineSettings, data_dir: Path) -> Quarantine:
-        """Open the quarantine that ``settings`` describe under ``data_dir``."""
+    def from_settings(
+        cls, settings: QuarantineSettings, data_dir: Path, store: Store
+    ) -> Quarantine:
+        """Open the quarantine that ``settings`` describe under ``data_dir``, indexed in
+        ``store``."""
         return cls(
             settings.resolve_directory(data_dir),
             settings.retention_days,
+            store=store,
             held_retention_days=settings.held_retention_days or None,
             compression_level=settings.compression_level,
         )
@@ -121,8 +129,7 @@ class Quarantine:
     # -- life cycle ------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the index. The object must not be used afterwards."""
-        self.index.close()
+        """Nothing to release (the store is the caller's); kept so ``with`` reads well."""
 
     def __enter__(self) -> Quarantine:
         return self
@@ -176,11 +183,11 @@ class Quarantine:
                 stored_size=stored_size,
                 sha256=digest,
             )
-        except sqlite3.Error as exc:
+        except StoreError as exc:
             with contextlib.suppress(OSError):
                 self.files.remove(qid)
             raise QuarantineStoreError(
-                sqlite_errno(exc), f"cannot index queue id {queue_id} in the quarantine: {exc}"
+                exc.errno, f"cannot index queue id {queue_id} in the quarantine: {exc}"
             ) from exc
         return qid
 
@@ -189,23 +196,21 @@ class Quarantine:
         reasons = sorted(str(code) for code in report.reason_codes())
         self.index.update(
             qid,
-            "verdict = ?, reasons = ?, from_ = ?, subject = ?, message_id = ?",
-            (
-                str(report.verdict),
-                json.dumps(reasons),
-                clean_optional(report.from_),
-                clean_optional(report.subject),
-                clean_optional(report.message_id),
-            ),
+            verdict=str(report.verdict),
+            reasons=json.dumps(reasons),
+            from_=clean_optional(report.from_),
+            subject=clean_optional(report.subject),
+            message_id=clean_optional(report.message_id),
         )
 
     def record_delivery(self, qid: str, state: MessageState) -> None:
-        """Record the delivery state: one of queued, delivered, deferred, held, dead."""
+        """Record the delivery state (queued, delivered, deferred, held, dead), unless the
+        held-mail workflow owns the entry's state."""
         if state not in DELIVERY_STATES:
             raise ValueError(
                 f"unknown delivery state {state!r}; expected one of {sorted(DELIVERY_STATES)}"
             )
-        self.index.update(qid, "state = ?", (state,))
+        self.index.record_delivery(qid, state)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -284,7 +289,7 @@ class Quarantine:
         while True:
             try:
                 removed = await asyncio.to_thread(self.purge, now())
-            except (OSError, sqlite3.Error, QuarantineError) as exc:
+            except (OSError, StoreError, QuarantineError) as exc:
                 log.error("quarantine purge failed: %s: %s", type(exc).__name__, exc)
             else:
                 if removed:

@@ -24,11 +24,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.cli.exit_codes import ExitCode
-from gateway.evidence.quarantine import Quarantine
 from gateway.queue.spool import Envelope as SpoolEnvelope
 from gateway.queue.spool import Spool, new_queue_id
 from tests.deploy.mails import free_port
 from tests.paths import ROOT
+from tests.storekit import quarantine_in
 
 MUKAIKA = [sys.executable, "-m", "gateway.cli"]
 
@@ -58,7 +58,7 @@ def data_dir(tmp_path: Path) -> Path:
             ),
             b"Subject: x\r\n\r\nx\r\n",
         )
-    with Quarantine(data / "quarantine", 90) as quarantine:
+    with quarantine_in(data / "quarantine", 90) as quarantine:
         for n in range(60):
             quarantine.store(
                 f"Q{n}",
@@ -83,7 +83,7 @@ def into_a_closed_pipe(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def one_quarantine_id(data_dir: Path) -> str:
-    with Quarantine(data_dir / "quarantine", 90) as quarantine:
+    with quarantine_in(data_dir / "quarantine", 90) as quarantine:
         return quarantine.list()[0].id
 
 

@@ -14,9 +14,9 @@ import pytest
 from gateway.cli import main
 from gateway.cli import quarantine as quarantine_cli
 from gateway.cli.exit_codes import ExitCode
-from gateway.evidence.quarantine import Quarantine
 from sanitizers.report import Report
 from sanitizers.vocabulary import Reason, Verdict
+from tests.storekit import quarantine_in
 
 T0 = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
 RAW = "Subject: test\r\n\r\n本文\r\n".encode()
@@ -44,7 +44,7 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     data = tmp_path / "data"
-    with Quarantine(data / "quarantine", 90) as q:
+    with quarantine_in(data / "quarantine", 90) as q:
         held = q.store(
             "Q1",
             RAW,
@@ -79,7 +79,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 def _ids(data_dir: Path) -> list[str]:
-    with Quarantine(data_dir / "quarantine", 90) as q:
+    with quarantine_in(data_dir / "quarantine", 90) as q:
         return [e.id for e in q.list()]
 
 
@@ -247,10 +247,10 @@ def test_verify(run: Run, data_dir: Path) -> None:
     assert "no quarantined message with id 'nope'" in err
 
 
-def test_unreadable_index_is_a_clear_error(run: Run, tmp_path: Path) -> None:
-    directory = tmp_path / "data" / "quarantine"
-    directory.mkdir(parents=True)
-    (directory / "index.sqlite3").write_bytes(b"this is not a database" * 100)
+def test_unreadable_store_is_a_clear_error(run: Run, tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "store.sqlite3").write_bytes(b"this is not a database" * 100)
     code, out, err = run("list", "--data-dir", str(tmp_path / "data"))
     assert (code, out) == (ExitCode.IO_ERROR, "")
-    assert "cannot open the index" in err
+    assert "cannot open the store" in err
+    assert "not a database" in err

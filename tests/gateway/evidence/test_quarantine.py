@@ -15,11 +15,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from gateway.configuration.settings import QuarantineSettings
 from gateway.evidence.quarantine import (
     Quarantine,
-    QuarantineError,
     QuarantineIntegrityError,
     QuarantineNotFoundError,
     QuarantineStoreError,
@@ -27,6 +28,7 @@ from gateway.evidence.quarantine import (
 )
 from sanitizers.report import PartReport, Report
 from sanitizers.vocabulary import Action, Reason, Verdict
+from tests.storekit import migrated_store, quarantine_in
 
 T0 = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
 RAW = (
@@ -51,9 +53,33 @@ def _store(q: Quarantine, queue_id: str = "Q1", raw: bytes = RAW, when: datetime
 
 @pytest.fixture
 def q(tmp_path: Path) -> Iterator[Quarantine]:
-    quarantine = Quarantine(tmp_path / "quarantine", retention_days=90)
-    yield quarantine
-    quarantine.close()
+    with quarantine_in(tmp_path / "quarantine", retention_days=90) as quarantine:
+        yield quarantine
+
+
+class _FailingEngine:
+    """Stands in for the store's engine: reads work, every write transaction fails with
+    ``error`` as SQLite's driver raises it (wrapped by SQLAlchemy), as on a full disk."""
+
+    def __init__(self, real: Engine, error: sqlite3.Error) -> None:
+        self.connect = real.connect
+        self.error = error
+
+    def execution_options(self, **options: object) -> _FailingEngine:
+        return self
+
+    def begin(self) -> None:
+        raise OperationalError("BEGIN IMMEDIATE", {}, self.error)
+
+
+def _break_writes(q: Quarantine, monkeypatch: pytest.MonkeyPatch, error: sqlite3.Error) -> None:
+    monkeypatch.setattr(q.index.store, "engine", _FailingEngine(q.index.store.engine, error))
+
+
+def _disk_full() -> sqlite3.Error:
+    exc = sqlite3.OperationalError("database or disk is full")
+    exc.sqlite_errorcode = sqlite3.SQLITE_FULL
+    return exc
 
 
 def _report() -> Report:
@@ -100,8 +126,9 @@ def test_file_is_gzip_and_private(q: Quarantine) -> None:
     assert gzip.decompress(path.read_bytes()) == RAW
     assert path.stat().st_mode & 0o777 == 0o600
     assert (q.directory / "messages").stat().st_mode & 0o077 == 0
-    assert (q.directory / "index.sqlite3").stat().st_mode & 0o777 == 0o600
-    assert (q.directory / "index.sqlite3-wal").stat().st_mode & 0o777 == 0o600
+    store = q.directory.parent / "store.sqlite3"
+    assert store.stat().st_mode & 0o777 == 0o600
+    assert (store.parent / "store.sqlite3-wal").stat().st_mode & 0o777 == 0o600
 
 
 def test_storing_same_queue_id_twice_returns_first_id(q: Quarantine) -> None:
@@ -263,7 +290,10 @@ def test_retention_purge_with_injected_now(q: Quarantine) -> None:
 
 def test_held_mail_may_have_its_own_retention(tmp_path: Path) -> None:
     settings = QuarantineSettings(retention_days=30, held_retention_days=365)
-    with Quarantine.from_settings(settings, tmp_path) as q:
+    with (
+        migrated_store(tmp_path) as store,
+        Quarantine.from_settings(settings, tmp_path, store) as q,
+    ):
         assert q.directory == tmp_path / "quarantine"
         plain = _store(q, "Q1", RAW + b"1")
         held = _store(q, "Q2", RAW + b"2")
@@ -289,7 +319,7 @@ def test_purge_removes_rows_whose_file_is_gone_and_orphan_files(q: Quarantine) -
 
 def test_leftover_temp_file_is_ignored_and_cleaned(tmp_path: Path) -> None:
     directory = tmp_path / "quarantine"
-    with Quarantine(directory, 90) as q:
+    with quarantine_in(directory, 90) as q:
         _store(q)
     stale = directory / "tmp" / "20261101T093000Z-aaaaaaaaaaaa.deadbeef.tmp"
     fresh = directory / "tmp" / "20261101T093000Z-bbbbbbbbbbbb.deadbeef.tmp"
@@ -297,7 +327,7 @@ def test_leftover_temp_file_is_ignored_and_cleaned(tmp_path: Path) -> None:
     fresh.write_bytes(b"in progress elsewhere")
     old = time.time() - 2 * 3600
     os.utime(stale, (old, old))
-    with Quarantine(directory, 90) as q:  # reopening after a "crash"
+    with quarantine_in(directory, 90) as q:  # reopening after a "crash"
         assert not stale.exists()
         assert fresh.exists()  # may belong to another live process
         assert q.count() == 1
@@ -340,10 +370,7 @@ def test_disk_full_while_writing(q: Quarantine, monkeypatch: pytest.MonkeyPatch)
 def test_failed_index_insert_removes_the_file(
     q: Quarantine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*args: object, **kwargs: object) -> None:
-        raise sqlite3.OperationalError("database or disk is full")
-
-    monkeypatch.setattr(q.index, "_transaction", broken)
+    _break_writes(q, monkeypatch, sqlite3.OperationalError("disk I/O error"))
     with pytest.raises(QuarantineStoreError, match="cannot index") as info:
         _store(q)
     assert info.value.errno == errno.EIO
@@ -351,12 +378,7 @@ def test_failed_index_insert_removes_the_file(
 
 
 def test_full_index_is_reported_as_enospc(q: Quarantine, monkeypatch: pytest.MonkeyPatch) -> None:
-    def full(*args: object, **kwargs: object) -> None:
-        exc = sqlite3.OperationalError("database or disk is full")
-        exc.sqlite_errorcode = sqlite3.SQLITE_FULL
-        raise exc
-
-    monkeypatch.setattr(q.index, "_transaction", full)
+    _break_writes(q, monkeypatch, _disk_full())
     with pytest.raises(QuarantineStoreError) as info:
         _store(q)
     assert info.value.errno == errno.ENOSPC
@@ -393,7 +415,7 @@ def test_concurrent_writers(q: Quarantine) -> None:
 
 def test_two_processes_share_the_index(tmp_path: Path) -> None:
     directory = tmp_path / "quarantine"
-    with Quarantine(directory, 90) as service, Quarantine(directory, 90) as cli:
+    with quarantine_in(directory, 90) as service, quarantine_in(directory, 90) as cli:
         qid = _store(service)
         assert cli.get(qid).queue_id == "Q1"
         cli.record_delivery(qid, "dead")
@@ -464,10 +486,7 @@ def test_index_failure_on_update_is_an_os_error(
 ) -> None:
     qid = _store(q)
 
-    def broken(*args: object, **kwargs: object) -> None:
-        raise sqlite3.OperationalError("disk I/O error")
-
-    monkeypatch.setattr(q.index, "_transaction", broken)
+    _break_writes(q, monkeypatch, sqlite3.OperationalError("disk I/O error"))
     with pytest.raises(QuarantineStoreError, match="cannot update") as info:
         q.record_delivery(qid, "delivered")
     assert isinstance(info.value, OSError)
@@ -491,16 +510,6 @@ def test_directory_fsync_failure_removes_the_renamed_file(
     assert list((q.directory / "messages").rglob("*.gz")) == [q.path_of(kept)]
     assert list((q.directory / "tmp").iterdir()) == []
     assert q.count() == 1
-
-
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    directory = tmp_path / "quarantine"
-    Quarantine(directory, 90).close()
-    with sqlite3.connect(directory / "index.sqlite3") as db:
-        db.execute("PRAGMA user_version=99")
-    db.close()
-    with pytest.raises(QuarantineError, match="newer than this program"):
-        Quarantine(directory, 90)
 
 
 def test_verify_reports_each_original(q: Quarantine) -> None:

@@ -1,0 +1,138 @@
+"""The store's tables as the code of this version reads and writes them (SQLAlchemy Core).
+
+The migrations in :mod:`gateway.store.migrations` build exactly this schema (a test compares
+the two), so the code and every database it runs on agree. Later versions add tables (tenants,
+nodes) and columns through new migrations; nothing here is ever changed in place.
+
+Times are stored as fixed-width RFC 3339 UTC text (``2026-11-22T01:08:34.123456Z``): text order
+is time order on SQLite and PostgreSQL alike, and today's quarantine index used the same form,
+so its rows move over unchanged.
+
+Threat model: every text column that names mail (envelope, subject, reasons given by operators)
+holds untrusted text, bounded and cleaned by the code that writes it; the database is private to
+the service's user (the SQLite file is created mode 0600).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def format_utc(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds and ``Z``; fixed width, so text order is time order."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("store times must be timezone-aware (got a naive datetime)")
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def parse_utc(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+class UtcTime(TypeDecorator[datetime]):
+    """An aware datetime stored as :func:`format_utc` text."""
+
+    impl = String(27)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | None:
+        return None if value is None else format_utc(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else parse_utc(str(value))
+
+
+metadata = MetaData()
+
+# One row per quarantined original (the index that lived in quarantine/index.sqlite3 before
+# the store existed; same columns). ``state`` is a MessageState of the vocabulary.
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("queue_id", Text, nullable=False),
+    Column("received_at", UtcTime, nullable=False),
+    Column("stored_at", UtcTime, nullable=False),
+    Column("updated_at", UtcTime, nullable=False),
+    Column("client", Text, nullable=False),
+    Column("helo", Text, nullable=False),
+    Column("mail_from", Text, nullable=False),
+    Column("rcpt_to", Text, nullable=False),  # a JSON list
+    Column("size", Integer, nullable=False),
+    Column("stored_size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("verdict", String(20)),
+    Column("reasons", Text, nullable=False, server_default="[]"),  # a JSON list
+    Column("message_id", Text),
+    Column("from_", Text),
+    Column("subject", Text),
+    Column("state", String(30), nullable=False, server_default="queued"),
+    Index("messages_queue_id", "queue_id"),
+    Index("messages_received_at", "received_at"),
+    Index("messages_state", "state", "received_at"),
+    Index("messages_verdict", "verdict", "received_at"),
+)
+
+# The people who act on held mail. ``role`` is a UserRole of the vocabulary. The command line
+# acts as the operating-system account that runs it (gateway.service.identity); the web console
+# will add logins to this table.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default="0"),
+    Column("created_at", UtcTime, nullable=False),
+    Column("created_by", String(100), nullable=False),
+)
+
+# Every decision on a held message: a release, or an exception (例外措置) that lets original
+# parts cross, with who asked, who decided, why, until when, and what serve did with it.
+# ``kind`` is a ReleaseKind and ``state`` a RequestState of the vocabulary. Rows are never
+# deleted while their message exists: they are the record of the decision.
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "message",
+        String(40),
+        ForeignKey("messages.id", ondelete="CASCADE", name="requests_message_fk"),
+        nullable=False,
+    ),
+    Column("kind", String(20), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("requested_by", String(100), nullable=False),
+    Column("requested_at", UtcTime, nullable=False),
+    Column("decided_by", String(100)),
+    Column("decided_at", UtcTime),
+    Column("decision_reason", Text),
+    Column("expires_at", UtcTime),
+    Column("parts", Text, nullable=False, server_default="[]"),  # a JSON list of part paths
+    Column("raised_limits", Text, nullable=False, server_default="{}"),  # JSON: name -> value
+    Column("previous_state", String(30), nullable=False),
+    Column("carried_out_at", UtcTime),
+    Column("queue_ids", Text, nullable=False, server_default="[]"),  # JSON: the copies spooled
+    Column("outcome", Text),
+    Index("requests_message", "message", "id"),
+    Index("requests_state", "state", "id"),
+)

@@ -1,0 +1,237 @@
+"""The store: one schema built by its migrations, refused when newer, backed up live, and
+today's quarantine index moved in without losing an entry.
+
+``legacy/`` holds a quarantine written by the code before the store existed (commit 97ddb6f:
+``Quarantine.store``, ``record_result``, ``record_delivery`` on three mails, one of them with
+Japanese header text): its ``index.sqlite3``, the originals, and ``expected.json``, the entries
+as that code listed them (``entry.to_dict()``, newest first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from gateway.cli import main
+from gateway.cli.exit_codes import ExitCode
+from gateway.configuration.settings import QuarantineSettings, StoreSettings
+from gateway.evidence.quarantine import Quarantine
+from gateway.store import SchemaState, Store, StoreSchemaError, migrate_store, open_store
+from gateway.store.schema import metadata
+from tests.storekit import migrated_store, quarantine_in
+
+LEGACY = Path(__file__).parent / "legacy"
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def _legacy_data_dir(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    shutil.copytree(LEGACY / "quarantine", data / "quarantine")
+    return data
+
+
+def _expected() -> list[dict[str, object]]:
+    loaded: list[dict[str, object]] = json.loads((LEGACY / "expected.json").read_text("utf-8"))
+    return loaded
+
+
+def _make_newer(store: Store) -> None:
+    with store.writing() as db:
+        db.execute(text("UPDATE alembic_version SET version_num = 'f00dfeedbeef'"))
+
+
+def test_the_migrations_build_exactly_the_schema_the_code_uses(tmp_path: Path) -> None:
+    with migrated_store(tmp_path) as store, store.reading() as db:
+        differences = compare_metadata(MigrationContext.configure(db), metadata)
+    assert differences == []
+
+
+def test_a_new_store_is_created_private_and_current(tmp_path: Path) -> None:
+    with migrated_store(tmp_path) as store:
+        assert store.status().state is SchemaState.CURRENT
+    assert (tmp_path / "store.sqlite3").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_newer_schema_is_refused_by_every_way_in(tmp_path: Path) -> None:
+    with migrated_store(tmp_path) as store:
+        _make_newer(store)
+        status = store.status()
+        assert status.state is SchemaState.NEWER
+        with pytest.raises(StoreSchemaError, match="newer than this program"):
+            store.migrate()
+        with pytest.raises(StoreSchemaError, match="newer than this program"):
+            store.require_current()
+    # Nothing was changed by the refusals.
+    with Store.from_settings(StoreSettings(), tmp_path, create=False) as store:
+        assert store.status().current == "f00dfeedbeef"
+    code, _, err = run("store", "migrate", "--data-dir", str(tmp_path))
+    assert code == ExitCode.STORE_SCHEMA
+    assert "newer than this program" in err
+    code, _, err = run("quarantine", "list", "--data-dir", str(tmp_path))
+    assert code == ExitCode.STORE_SCHEMA
+    code, out, _ = run("store", "status", "--data-dir", str(tmp_path))
+    assert code == ExitCode.STORE_SCHEMA
+    assert "newer" in out
+
+
+def test_serve_refuses_a_newer_schema_with_its_exit_code(tmp_path: Path) -> None:
+    with migrated_store(tmp_path) as store:
+        _make_newer(store)
+    code, _, err = run("serve", "--data-dir", str(tmp_path), "--listen", "127.0.0.1:0")
+    assert code == ExitCode.STORE_SCHEMA
+    assert "newer than this program" in err
+    assert "not started" in err
+
+
+def test_commands_refuse_a_store_not_yet_migrated(tmp_path: Path) -> None:
+    data = _legacy_data_dir(tmp_path)
+    # A store exists (e.g. made by another command) but the old index is still beside it.
+    Store.from_settings(StoreSettings(), data, create=True).close()
+    code, _, err = run("quarantine", "list", "--data-dir", str(data))
+    assert code == ExitCode.STORE_SCHEMA
+    assert "mukaika store migrate" in err
+
+
+def test_todays_quarantine_index_moves_in_without_losing_an_entry(tmp_path: Path) -> None:
+    data = _legacy_data_dir(tmp_path)
+    code, out, err = run("store", "migrate", "--data-dir", str(data))
+    assert code == ExitCode.OK, err
+    assert "3 quarantine entries moved in" in out
+    assert not (data / "quarantine" / "index.sqlite3").exists()
+    assert (data / "quarantine" / "index.sqlite3.migrated").is_file()
+    code, out, _ = run("quarantine", "list", "--json", "--data-dir", str(data))
+    assert code == ExitCode.OK
+    assert [json.loads(line) for line in out.splitlines()] == _expected()
+    # The originals are still found and verified through the moved rows.
+    code, out, _ = run("quarantine", "verify", "--data-dir", str(data))
+    assert (code, out.strip()) == (ExitCode.OK, "verified 3 original(s): 3 intact, 0 failed")
+    audit = (data / "audit" / "audit.jsonl").read_text("utf-8").splitlines()
+    assert json.loads(audit[-1])["event"] == "store"
+    # Running it again changes nothing.
+    code, out, _ = run("store", "migrate", "--data-dir", str(data))
+    assert (code, "up to date" in out) == (ExitCode.OK, True)
+
+
+def test_an_interrupted_move_is_completed_without_duplicates(tmp_path: Path) -> None:
+    """A crash after the rows were committed but before the old file was renamed: the next
+    run skips the rows already there."""
+    data = _legacy_data_dir(tmp_path)
+    backup = tmp_path / "index-copy.sqlite3"
+    shutil.copy(data / "quarantine" / "index.sqlite3", backup)
+    store, _, moved = migrate_store(StoreSettings(), QuarantineSettings(), data)
+    store.close()
+    assert moved == 3
+    shutil.copy(backup, data / "quarantine" / "index.sqlite3")  # as if never renamed
+    store, _, moved = migrate_store(StoreSettings(), QuarantineSettings(), data)
+    with store, Quarantine.from_settings(QuarantineSettings(), data, store) as quarantine:
+        assert moved == 0
+        assert quarantine.count() == 3
+
+
+def test_serve_moves_the_old_index_in_at_start(tmp_path: Path) -> None:
+    data = _legacy_data_dir(tmp_path)
+    from gateway.configuration.config import Config
+    from gateway.service.assembly import Gateway, Parts
+    from tests.gateway.relaykit import FakeSanitizer
+
+    config = Config.model_validate({"service": {"data_dir": str(data)}})
+    gateway = Gateway(config, Parts(sanitizer=FakeSanitizer()))
+    try:
+        assert gateway.store is not None
+        with open_store(config.store, config.quarantine, data) as store, store.reading() as db:
+            assert db.execute(text("SELECT count(*) FROM messages")).scalar() == 3
+    finally:
+        for close in gateway._owned:
+            close()
+
+
+def test_an_unknown_old_index_stops_the_move(tmp_path: Path) -> None:
+    data = _legacy_data_dir(tmp_path)
+    with sqlite3.connect(data / "quarantine" / "index.sqlite3") as db:
+        db.execute("PRAGMA user_version=7")
+    db.close()
+    code, _, err = run("store", "migrate", "--data-dir", str(data))
+    assert code == ExitCode.IO_ERROR
+    assert "schema version 7" in err
+    assert (data / "quarantine" / "index.sqlite3").is_file()
+
+
+def test_backup_of_a_live_store_is_consistent(tmp_path: Path) -> None:
+    stop = threading.Event()
+    written: list[int] = []
+    with quarantine_in(tmp_path / "quarantine") as quarantine:
+
+        def keep_writing() -> None:
+            while not stop.is_set():
+                quarantine.store(
+                    f"Q{len(written)}",
+                    f"Subject: {len(written)}\r\n\r\nx\r\n".encode(),
+                    client="192.0.2.1",
+                    helo="h",
+                    mail_from="a@example.jp",
+                    rcpt_to=["b@city.example.lg.jp"],
+                    received_at=datetime.now(UTC),
+                )
+                written.append(1)
+
+        writer = threading.Thread(target=keep_writing)
+        writer.start()
+        try:
+            while len(written) < 5:
+                stop.wait(0.01)
+            code, _, err = run(
+                "store", "backup", str(tmp_path / "copy.sqlite3"), "--data-dir", str(tmp_path)
+            )
+        finally:
+            stop.set()
+            writer.join()
+    assert code == ExitCode.OK, err
+    copy = tmp_path / "copy.sqlite3"
+    assert copy.stat().st_mode & 0o777 == 0o600
+    with sqlite3.connect(copy) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = db.execute("SELECT count(*) FROM messages").fetchone()[0]
+    db.close()
+    assert 5 <= rows <= len(written)
+    with Store(f"sqlite:///{copy}", create=False) as restored:
+        assert restored.status().state is SchemaState.CURRENT
+    # An existing file is never overwritten.
+    code, _, err = run("store", "backup", str(copy), "--data-dir", str(tmp_path))
+    assert code == ExitCode.USAGE
+    assert "exists" in err
+
+
+def test_commands_do_not_create_a_store(tmp_path: Path) -> None:
+    for argv in (
+        ("store", "status"),
+        ("store", "backup", str(tmp_path / "c")),
+        ("quarantine", "list"),
+    ):
+        assert run(*argv, "--data-dir", str(tmp_path / "nowhere"))[0] == ExitCode.NOT_FOUND
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_only_sqlite_urls_are_accepted() -> None:
+    with pytest.raises(ValueError, match="sqlite"):
+        StoreSettings(url="mysql://x/y")
+    assert StoreSettings().resolve_url(Path("/srv/m")) == "sqlite:////srv/m/store.sqlite3"
+    assert (
+        StoreSettings(url="sqlite:////abs/s.db").resolve_url(Path("/srv")) == "sqlite:////abs/s.db"
+    )

@@ -1,0 +1,32 @@
+"""A store and a quarantine in a test's data directory, opened the way serve opens them."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from gateway.configuration.settings import QuarantineSettings, StoreSettings
+from gateway.evidence.quarantine import Quarantine
+from gateway.store import Store, migrate_store
+
+
+def migrated_store(data_dir: Path, quarantine_dir: Path | None = None) -> Store:
+    """The default store of ``data_dir`` (``store.sqlite3``), migrated; an old quarantine index
+    in ``quarantine_dir`` (default ``data_dir/quarantine``) is moved in."""
+    settings = QuarantineSettings(directory=str(quarantine_dir or data_dir / "quarantine"))
+    store, _, _ = migrate_store(StoreSettings(), settings, data_dir)
+    return store
+
+
+@contextlib.contextmanager
+def quarantine_in(
+    directory: Path, retention_days: float = 90.0, **kwargs: Any
+) -> Iterator[Quarantine]:
+    """A quarantine in ``directory`` indexed in the migrated store of its parent directory."""
+    with (
+        migrated_store(directory.parent, directory) as store,
+        Quarantine(directory, retention_days, store=store, **kwargs) as quarantine,
+    ):
+        yield quarantine
