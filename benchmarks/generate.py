@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import io
 import random
+import struct
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -458,6 +459,146 @@ def make_xlsx(rng: random.Random) -> bytes:
             "xl/worksheets/sheet1.xml": sheet.encode(),
         }
     )
+
+
+_ODF_NS = (
+    'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+    'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+    'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+    'xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" '
+    'xmlns:script="urn:oasis:names:tc:opendocument:xmlns:script:1.0" '
+    'xmlns:xlink="http://www.w3.org/1999/xlink"'
+)
+
+
+def make_odt(rng: random.Random, macro: bool = False) -> bytes:
+    """A text document of 20-60 Japanese paragraphs and one picture; ``macro`` adds a Basic
+    library bound to the document's open event."""
+    paragraphs = "".join(f"<text:p>{p}</text:p>" for p in _paragraphs(rng, rng.randint(2000, 8000)))
+    picture = '<text:p><draw:frame><draw:image xlink:href="Pictures/p.png"/></draw:frame></text:p>'
+    head = ""
+    parts = {"Pictures/p.png": _image(rng, 320, 240, "PNG")}
+    if macro:
+        head = (
+            "<office:scripts><office:event-listeners><script:event-listener script:event-name="
+            '"dom:load" xlink:href="vnd.sun.star.script:Standard.M.Main?language=Basic&amp;'
+            'location=document"/></office:event-listeners></office:scripts>'
+        )
+        parts["Basic/Standard/M.xml"] = b"<script:module>Sub Main\nEnd Sub</script:module>"
+    content = (
+        f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {_ODF_NS}>{head}'
+        f"<office:body><office:text>{paragraphs}{picture}</office:text></office:body>"
+        "</office:document-content>"
+    )
+    return _odf("text", content.encode(), parts)
+
+
+def _odf(flavor: str, content: bytes, parts: dict[str, bytes]) -> bytes:
+    media_type = f"application/vnd.oasis.opendocument.{flavor}"
+    entries = "".join(
+        f'<manifest:file-entry manifest:full-path="{name}" manifest:media-type="'
+        f'{"image/png" if name.endswith(".png") else "text/xml"}"/>'
+        for name in ["content.xml", *parts]
+    )
+    manifest = (
+        '<?xml version="1.0"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:'
+        'opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" '
+        f'manifest:media-type="{media_type}"/>{entries}</manifest:manifest>'
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(zipfile.ZipInfo("mimetype"), media_type)
+        archive.writestr("META-INF/manifest.xml", manifest)
+        archive.writestr("content.xml", content)
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def make_ods(rng: random.Random) -> bytes:
+    """A spreadsheet of 200-1,500 rows of numbers, Japanese labels and a SUM formula."""
+    rows = []
+    for r in range(1, rng.randint(200, 1500) + 1):
+        cells = f"<table:table-cell><text:p>{rng.choice(_DEPTS)}</text:p></table:table-cell>"
+        for _ in range(5):
+            value = rng.randint(0, 99999)
+            cells += (
+                f'<table:table-cell office:value-type="float" office:value="{value}">'
+                f"<text:p>{value}</text:p></table:table-cell>"
+            )
+        cells += f'<table:table-cell table:formula="of:=SUM([.B{r}:.F{r}])"/>'
+        rows.append(f"<table:table-row>{cells}</table:table-row>")
+    content = (
+        f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {_ODF_NS}>'
+        f'<office:body><office:spreadsheet><table:table table:name="集計">{"".join(rows)}'
+        "</table:table></office:spreadsheet></office:body></office:document-content>"
+    )
+    return _odf("spreadsheet", content.encode(), {})
+
+
+def _biff12(kind: int, payload: bytes = b"") -> bytes:
+    size, encoded = len(payload), bytearray()
+    while True:
+        encoded.append((size & 0x7F) | (0x80 if size > 0x7F else 0))
+        size >>= 7
+        if not size:
+            break
+    head = bytes([kind]) if kind < 0x80 else bytes([(kind & 0x7F) | 0x80, kind >> 7])
+    return head + bytes(encoded) + payload
+
+
+def make_xlsb(rng: random.Random, macro: bool = False) -> bytes:
+    """A binary workbook: one sheet of 200-1,500 rows of number and text cells (BIFF12
+    records); ``macro`` adds a vbaProject part."""
+    records = [_biff12(129)]
+    for r in range(rng.randint(200, 1500)):
+        records.append(_biff12(0, r.to_bytes(4, "little") + bytes(4)))  # BrtRowHdr (short)
+        label = rng.choice(_DEPTS).encode("utf-16-le")
+        records.append(_biff12(6, bytes(8) + (len(label) // 2).to_bytes(4, "little") + label))
+        for col in range(1, 6):
+            value = float(rng.randint(0, 99999))
+            records.append(
+                _biff12(5, col.to_bytes(4, "little") + bytes(4) + struct.pack("<d", value))
+            )
+    records.append(_biff12(130))
+    main = "application/vnd.ms-excel.sheet.binary.macroEnabled.main"
+    overrides = {
+        "/xl/workbook.bin": main,
+        "/xl/worksheets/sheet1.bin": "application/vnd.ms-excel.worksheet",
+    }
+    book_rels = [("rId1", f"{_RT}/worksheet", "worksheets/sheet1.bin")]
+    parts = {
+        "xl/workbook.bin": _biff12(131) + _biff12(132),
+        "xl/worksheets/sheet1.bin": b"".join(records),
+    }
+    if macro:
+        overrides["/xl/vbaProject.bin"] = "application/vnd.ms-office.vbaProject"
+        book_rels.append(("rId2", f"{_RT}/vbaProject", "vbaProject.bin"))
+        parts["xl/vbaProject.bin"] = bytes.fromhex("d0cf11e0a1b11ae1") + bytes(504)
+    defaults = {"rels": "application/vnd.openxmlformats-package.relationships+xml"}
+    return _zip(
+        {
+            "[Content_Types].xml": _content_types(overrides, defaults),
+            "_rels/.rels": _rels([("rId1", f"{_RT}/officeDocument", "xl/workbook.bin")]),
+            "xl/_rels/workbook.bin.rels": _rels(book_rels),
+            **parts,
+        }
+    )
+
+
+def make_svg(rng: random.Random, script: bool = False) -> bytes:
+    """A drawing of 100-400 shapes and Japanese labels; ``script`` adds a script and handlers."""
+    shapes = []
+    for i in range(rng.randint(100, 400)):
+        x, y = rng.randint(0, 800), rng.randint(0, 600)
+        shapes.append(f'<rect x="{x}" y="{y}" width="20" height="10" fill="#{i % 999:03d}"/>')
+        shapes.append(f'<text x="{x}" y="{y}">{rng.choice(_DEPTS)}</text>')
+    extra = "<script>alert(1)</script>" if script else ""
+    handler = ' onload="alert(1)"' if script else ""
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><svg xmlns="http://www.w3.org/2000/svg"'
+        f' width="800" height="600"{handler}>{extra}{"".join(shapes)}</svg>'
+    ).encode()
 
 
 def make_pdf(rng: random.Random, javascript: bool = False) -> bytes:

@@ -60,6 +60,16 @@ _EXTENSIONS: Final[dict[str, tuple[str, ...]]] = {
     "application/vnd.openxmlformats-officedocument.presentationml.presentation": ("pptx",),
     "application/vnd.openxmlformats-officedocument.presentationml.slideshow": ("ppsx",),
     "application/vnd.openxmlformats-officedocument.presentationml.template": ("potx",),
+    "application/vnd.ms-excel.sheet.binary.macroenabled.12": ("xlsb",),
+    "image/svg+xml": ("svg",),
+    "application/vnd.oasis.opendocument.text": ("odt",),
+    "application/vnd.oasis.opendocument.text-template": ("ott",),
+    "application/vnd.oasis.opendocument.spreadsheet": ("ods",),
+    "application/vnd.oasis.opendocument.spreadsheet-template": ("ots",),
+    "application/vnd.oasis.opendocument.presentation": ("odp",),
+    "application/vnd.oasis.opendocument.presentation-template": ("otp",),
+    "application/vnd.oasis.opendocument.graphics": ("odg",),
+    "application/vnd.oasis.opendocument.graphics-template": ("otg",),
 }
 _UNKNOWN_EXTENSION: Final = "bin"
 # Characters Windows refuses in a name (the colon is handled first, as a stream separator).

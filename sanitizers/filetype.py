@@ -11,7 +11,8 @@ corrupt containers, archives with huge directories). So:
   plus a few signatures libmagic misses (VHD/VHDX, DMG, OneNote, CHM) and, for ZIP files, the
   central directory read in memory with :mod:`zipfile` (bounded, nothing extracted):
   ``[Content_Types].xml`` makes ``ooxml`` (docm/xlsm/pptm included), a ``mimetype`` entry
-  with ``content.xml`` or a manifest makes ``opendocument`` (odt/ods/odp…); a JAR, APK, APPX/MSIX,
+  with ``content.xml`` or a manifest makes ``odf`` (odt/ods/odp…), an OOXML package whose
+  workbook is ``xl/workbook.bin`` makes ``xlsb``; a JAR, APK, APPX/MSIX,
   VSIX or IPA makes ``executable``; anything else is ``zip``.
 * A name or declared type can only make a file more dangerous, never less: an executable,
   script, shortcut, installer or disk-image extension (:data:`EXECUTABLE_EXTENSIONS`) or
@@ -116,7 +117,7 @@ _CLSID_EXTENSION: Final = re.compile(r"\{[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]
 
 _EXTENSION_KINDS: Final = {
     **dict.fromkeys(
-        _words("""docx docm dotx dotm xlsx xlsm xltx xltm xlsb xlam pptx pptm potx potm ppsx
+        _words("""docx docm dotx dotm xlsx xlsm xltx xltm xlam pptx pptm potx potm ppsx
         ppsm ppam sldx sldm vsdx vsdm vstx vstm"""),
         "ooxml",
     ),
@@ -126,7 +127,8 @@ _EXTENSION_KINDS: Final = {
     **dict.fromkeys(_words("png jpg jpeg jpe jfif gif bmp dib tif tiff webp"), "image"),
     **dict.fromkeys(_words("svg svgz"), "svg"),
     **dict.fromkeys(_words("zip epub"), "zip"),
-    **dict.fromkeys(_words("odt ods odp odg odf odc odb odm ott ots otp otg"), "opendocument"),
+    "xlsb": "xlsb",
+    **dict.fromkeys(_words("odt ods odp odg odf odc odb odm ott ots otp otg"), "odf"),
     **dict.fromkeys(
         _words("7z rar gz tgz bz2 tbz tbz2 xz txz tar arj lzh lha cpio zst lz lzma z ace"),
         "archive",
@@ -155,6 +157,7 @@ _MIME_KINDS: Final = {
         "image",
     ),
     **dict.fromkeys(_words("image/svg+xml image/svg"), "svg"),
+    "application/vnd.ms-excel.sheet.binary.macroenabled.12": "xlsb",
     **dict.fromkeys(
         _words(
             "application/zip application/x-zip application/x-zip-compressed application/epub+zip"
@@ -197,7 +200,7 @@ _MIME_KINDS: Final = {
 }
 _MIME_PREFIX_KINDS: Final = (
     ("application/vnd.openxmlformats-officedocument.", "ooxml"),
-    ("application/vnd.oasis.opendocument.", "opendocument"),
+    ("application/vnd.oasis.opendocument.", "odf"),
     ("text/x-script.", "executable"),
     ("message/", "message"),
     ("text/", "text"),
@@ -441,7 +444,7 @@ def _content_kind(untrusted_data: bytes, mime: str) -> str:
     if _has_signature(untrusted_data):
         return "executable"
     kind = kind_of_mime(mime)
-    if kind in ("zip", "ooxml") or untrusted_data.startswith(b"PK\x03\x04"):
+    if kind in ("zip", "ooxml", "xlsb") or untrusted_data.startswith(b"PK\x03\x04"):
         return _zip_kind(untrusted_data)
     if kind in ("text", "html"):
         return _active_text_kind(untrusted_data) or kind
@@ -477,9 +480,9 @@ def _zip_kind(untrusted_data: bytes) -> str:
     if names & _ZIP_EXECUTABLE_ENTRIES or _is_java_or_ios_app(names):
         return "executable"
     if "[content_types].xml" in names:
-        return "ooxml"
+        return "xlsb" if "xl/workbook.bin" in names else "ooxml"
     if "mimetype" in names and ("content.xml" in names or "meta-inf/manifest.xml" in names):
-        return "opendocument"  # its own kind: not an archive of loose files (no sanitizer yet)
+        return "odf"  # its own kind: not an archive of loose files
     return "zip"
 
 
@@ -529,6 +532,6 @@ def _agrees(claim: str, content_kind: str) -> bool:
         return True
     if content_kind == "text":  # HTML, scripts and mail are all text
         return claim in ("html", "executable", "message")
-    if content_kind in ("ooxml", "opendocument"):  # an Office document is a ZIP
-        return claim == "zip"
+    if content_kind in ("ooxml", "odf", "xlsb"):  # an Office document is a ZIP
+        return claim == "zip" or {claim, content_kind} == {"ooxml", "xlsb"}
     return content_kind == "html" and claim == "executable"  # an HTA is HTML

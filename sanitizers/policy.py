@@ -126,15 +126,15 @@ class OutputPolicy(Section):
     """Headers copied (rebuilt, never as they were) into the sanitized message."""
 
 
-_SANITIZED_BY_DEFAULT = ("ooxml", "pdf", "image", "zip", "text", "html")
+_SANITIZED_BY_DEFAULT = ("ooxml", "xlsb", "odf", "pdf", "image", "svg", "zip", "text", "html")
 
 
 class AttachmentPolicy(Section):
     """Per-type attachment actions; kinds are those of :mod:`sanitizers.filetype`.
 
-    Shipped: OOXML, PDF, images, ZIP and text-like files are disarmed; everything else
-    (legacy Office, RTF, SVG, other archives, unknown types) is removed; executables are
-    always removed whatever this says.
+    Shipped: OOXML (xlsb included), OpenDocument, PDF, images, SVG, ZIP and text-like files
+    are disarmed; everything else (legacy Office, RTF, other archives, unknown types) is
+    removed; executables are always removed whatever this says.
     """
 
     default: AttachmentAction = AttachmentAction.REMOVE

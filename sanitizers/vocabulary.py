@@ -100,7 +100,8 @@ class FileKind(StrEnum):
     EXECUTABLE = "executable"  # executable or script
     MESSAGE = "message"  # attached mail
     OTHER = "other"  # anything else
-    OPENDOCUMENT = "opendocument"  # OpenDocument (odt, ods, odp)
+    ODF = "odf"  # OpenDocument (odt, ods, odp)
+    XLSB = "xlsb"  # Excel binary workbook (xlsb): an OOXML package with binary parts
 
 
 class RemovedItem(StrEnum):
@@ -147,6 +148,9 @@ class RemovedItem(StrEnum):
     FORMULA_FUNCTION = "formula_function"
     SVG_IMAGE = "svg_image"
     INLINE_FILE = "inline_file"  # a file encoded in body text, taken out as an attachment
+    DOCUMENT_MACRO = "document_macro"  # OpenDocument Basic/Python/JavaScript macros, scripts
+    EVENT_HANDLER = "event_handler"  # code bound to an event (on open, on click, onload=)
+    FOREIGN_OBJECT = "foreign_object"  # SVG foreignObject (HTML or other content inside)
 
 
 class SmtpRefusal(StrEnum):
@@ -338,7 +342,8 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         FileKind.EXECUTABLE: "実行ファイル・スクリプト",
         FileKind.MESSAGE: "添付されたメール",
         FileKind.OTHER: "その他のファイル",
-        FileKind.OPENDOCUMENT: "OpenDocument 文書（odt・ods・odp）",
+        FileKind.ODF: "OpenDocument 文書（odt・ods・odp）",
+        FileKind.XLSB: "Excel バイナリブック（xlsb）",
     },
     RemovedItem: {
         RemovedItem.VBA: "VBAマクロ",
@@ -382,6 +387,9 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         RemovedItem.FORMULA_FUNCTION: "外部を呼び出す数式（WEBSERVICE など）",
         RemovedItem.SVG_IMAGE: "SVG 画像（スクリプトを含み得るもの）",
         RemovedItem.INLINE_FILE: "本文中のファイル（uuencode、yEnc など。添付として扱います）",
+        RemovedItem.DOCUMENT_MACRO: "文書のマクロ・スクリプト（Basic、Python など）",
+        RemovedItem.EVENT_HANDLER: "開いたときやクリックしたときに動くマクロ・スクリプト",
+        RemovedItem.FOREIGN_OBJECT: "SVG 内に埋め込まれた HTML などの内容",
     },
     SmtpRefusal: {
         SmtpRefusal.RELAY: "中継を許可していない宛先",
@@ -524,7 +532,8 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         FileKind.EXECUTABLE: "executable or script",
         FileKind.MESSAGE: "attached mail",
         FileKind.OTHER: "other file",
-        FileKind.OPENDOCUMENT: "OpenDocument document (odt, ods, odp)",
+        FileKind.ODF: "OpenDocument document (odt, ods, odp)",
+        FileKind.XLSB: "Excel binary workbook (xlsb)",
     },
     RemovedItem: {
         RemovedItem.VBA: "VBA macros",
@@ -568,6 +577,9 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         RemovedItem.FORMULA_FUNCTION: "formulas that fetch or call outside (WEBSERVICE, ...)",
         RemovedItem.SVG_IMAGE: "SVG images (they can carry script)",
         RemovedItem.INLINE_FILE: "files encoded in the text (uuencode, yEnc, ...), now attachments",
+        RemovedItem.DOCUMENT_MACRO: "document macros and scripts (Basic, Python, ...)",
+        RemovedItem.EVENT_HANDLER: "macros or scripts run on an event (opening, clicking, ...)",
+        RemovedItem.FOREIGN_OBJECT: "HTML or other content embedded in an SVG",
     },
     SmtpRefusal: {
         SmtpRefusal.RELAY: "recipient domain not accepted",

@@ -14,6 +14,10 @@ from sanitizers.vocabulary import Action, Reason, RemovedItem
 CODE_REASONS: dict[RemovedItem, Reason] = {
     RemovedItem.VBA: Reason.MACRO,
     RemovedItem.XLM_MACRO: Reason.MACRO,
+    RemovedItem.DOCUMENT_MACRO: Reason.MACRO,
+    RemovedItem.EVENT_HANDLER: Reason.ACTIVE_CONTENT,
+    RemovedItem.FOREIGN_OBJECT: Reason.ACTIVE_CONTENT,
+    RemovedItem.JAVASCRIPT: Reason.ACTIVE_CONTENT,
     RemovedItem.ACTIVEX: Reason.ACTIVE_CONTENT,
     RemovedItem.DDE: Reason.ACTIVE_CONTENT,
     RemovedItem.PROGRAM_ACTION: Reason.ACTIVE_CONTENT,

@@ -31,9 +31,8 @@ pixel limit and that the file has no metadata and nothing after its end.
 
 Deliberately left alone: what the pixels show (steganography, QR codes, phishing text in an
 image are not detected), colour accuracy (dropping an ICC profile may shift colours slightly),
-DPI/gamma hints. SVG is not an image here: it is XML that can carry script, and there is no
-SVG sanitizer; :class:`SvgSanitizer` removes it (``active_content``) when policy asks for more
-than ``remove``.
+DPI/gamma hints. SVG is not a raster image: it is XML that can carry script, and has its own
+sanitizer (:mod:`sanitizers.cdr.svg`).
 """
 
 from __future__ import annotations
@@ -268,18 +267,3 @@ class ImageSanitizer(CdrSanitizer):
                 raise SanitizeError(Reason.VERIFY_FAILED, "metadata: " + ", ".join(found))
         if image_end(data, fmt) is None or has_trailing_data(data, fmt):
             raise SanitizeError(Reason.VERIFY_FAILED, "data after the end of the image")
-
-
-class SvgSanitizer(CdrSanitizer):
-    """There is no SVG sanitizer: SVG is XML that can carry script, event handlers, external
-    references and entity bombs. Registered for kind ``svg`` so that a policy asking to
-    sanitize or keep SVG still removes it, with ``active_content`` rather than a generic
-    ``unsupported_type``."""
-
-    kind: ClassVar[str] = "svg"
-
-    def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
-        return CdrOutcome.drop(Reason.ACTIVE_CONTENT, "SVG can carry script; not sanitized")
-
-    def verify(self, data: bytes, ctx: CdrContext) -> None:
-        raise SanitizeError(Reason.VERIFY_FAILED, "SVG output is never produced")

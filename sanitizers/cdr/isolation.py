@@ -17,6 +17,8 @@ code). Whatever happens in the child, the calling process survives and the part 
 * the child is replaced after ``tasks_per_process`` files, and after any fault;
 * the child holds its parent's lifeline (:mod:`sanitizers.lifeline`): when the parent dies,
   however, the child kills itself at once, even in the middle of a file;
+* the policy is sent to a child once, and again only when a call brings another one (it is
+  frozen: the same object is the same policy);
 * results come back as JSON plus raw bytes, never pickles: a compromised child cannot make the
   parent unpickle attacker-built objects. Every field is validated against the vocabulary.
 
@@ -158,15 +160,22 @@ def _child_main(
     registry.preload()
     _apply_limits(memory_mb)
     conn.send_bytes(_READY + b" %.6f" % time.monotonic())
+    policy: Policy | None = None
     while True:
         try:
             request = conn.recv()
             if request is None:
                 return
-            filename, kind, action, policy, depth = request
+            filename, kind, action, sent_policy, depth = request
             untrusted_data = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the parent went away
+        # The parent sends the policy only when it changes (pickling one costs about as much
+        # as disarming a small file); None means "the same as last time".
+        if sent_policy is not None:
+            policy = sent_policy
+        if policy is None:
+            return  # a parent that never sent a policy is not one we understand
         _arm_cpu_limit(policy.cdr.seconds)
         try:
             outcome = registry.disarm(
@@ -242,6 +251,7 @@ class _Worker:
         child_conn.close()
         self.ready = False
         self.tasks = 0
+        self.policy: Policy | None = None  # the policy the child holds
         self.spawn_seconds: float | None = None
         self._finalizer = weakref.finalize(self, _reap, self.proc, self.conn, False)
 
@@ -392,7 +402,9 @@ class IsolatedDisarmer:
         deadline = time.monotonic() + policy.cdr.seconds
         conn = worker.conn
         try:
-            conn.send((filename, kind, action.value, policy, depth))
+            sent = None if policy is worker.policy else policy
+            conn.send((filename, kind, action.value, sent, depth))
+            worker.policy = policy
             conn.send_bytes(untrusted_data)
             if not conn.poll(max(0.0, deadline - time.monotonic())):
                 return CdrOutcome.drop(Reason.TIMEOUT, f"{policy.cdr.seconds:.3g} s"), False

@@ -130,21 +130,3 @@ def rtf_objects(data: bytes) -> list[tuple[int, int]]:
         parser: Any = rtfobj.RtfObjParser(data)
         parser.parse()
         return [(int(obj.start), int(obj.end)) for obj in parser.objects]
-
-
-def ooxml_scan(data: bytes) -> tuple[bool, list[tuple[str, str]]]:
-    """oleobj's view of a zip container, from one pass over its parts: whether any part is
-    an OLE compound file, and the (type, target) of the external relationships oleobj
-    considers dangerous."""
-    from oletools.ooxml import XmlParser
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module="oletools")
-        parser: Any = XmlParser(oleobj.FakeFile(data))
-        external = [(str(t), str(u)) for t, u in oleobj.find_external_relationships(parser)]
-        ole_parts = False
-        for sub in oleobj.find_ole("file.zip", data, xml_parser=parser):
-            if sub is not None:
-                sub.close()
-                ole_parts = True
-        return ole_parts, external

@@ -31,9 +31,10 @@ written from scratch, macro-enabled content types become macro-free and the file
 ``.xlam``/``.ppam`` → ``.xlsx``/``.pptx``).
 Every element that referred to a dropped relationship is removed too (Office calls a
 dangling ``r:id`` "unreadable content"); an external hyperlink's text is kept, only the link
-goes. Output is verified independently: oletools finds no VBA and no OLE part, oleobj finds
-no external relationship, no content type is macro-enabled, no dangerous field or formula
-remains, every binary part is media of its type, and every XML part parses.
+goes. Output is verified independently (:mod:`~sanitizers.cdr.ooxml_verify`): oletools finds
+no VBA, no part is an OLE file, no relationship is external, no content type is
+macro-enabled, no dangerous field or formula remains, every binary part is media of its type
+(or, in an ``.xlsb``, a well-formed record stream), and every XML part parses.
 
 Removed-item codes (``CdrOutcome.removed``):
 
@@ -57,7 +58,9 @@ tracked changes, the content of metafiles, audio, video and fonts, document prop
 (including custom properties, which are plain text), internal hyperlinks and bookmarks,
 ordinary fields (PAGE, TOC, REF, HYPERLINK to a bookmark or an allowed URL…), formulas that
 neither fetch nor call, and cached values of anything whose formula or link was removed.
-Binary workbooks (``.xlsb``), Visio and XPS packages are not rebuilt: ``unsupported_type``.
+Binary workbooks (``.xlsb``) are kind ``xlsb`` (:mod:`sanitizers.cdr.xlsb`): the same
+rebuild, with their record parts checked by :mod:`sanitizers.cdr.biff12`. Visio and XPS
+packages are not rebuilt: ``unsupported_type``.
 An OLE compound file posing as OOXML is encrypted OOXML (``encrypted``) or not OOXML
 (``malformed``).
 """
@@ -73,9 +76,10 @@ from typing import Any, ClassVar, Literal
 
 from lxml import etree
 
+from sanitizers.cdr import biff12
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.cdr.findings import rebuilt_outcome
-from sanitizers.cdr.ooxml_media import rebuild_media
+from sanitizers.cdr.ooxml_media import Media, rebuild_media
 from sanitizers.cdr.ooxml_package import (
     A_NS,
     CONTENT_TYPES,
@@ -111,7 +115,11 @@ from sanitizers.cdr.ooxml_package import (
     write_content_types,
     write_rels,
 )
-from sanitizers.cdr.ooxml_sheet import disarm_defined_names, disarm_formulas
+from sanitizers.cdr.ooxml_sheet import (
+    disarm_defined_names,
+    disarm_formulas,
+    may_hold_dangerous_formula,
+)
 from sanitizers.cdr.ooxml_verify import find_dangerous
 from sanitizers.cdr.ooxml_word import disarm_fields, disarm_mail_merge
 from sanitizers.cdr.settings import CdrPolicy
@@ -166,6 +174,9 @@ EMPTY_CONTAINERS = frozenset(
         "Fallback",
     }
 )
+# zlib level of the rebuilt package: 1 compresses about 3x faster than the default 6, and a
+# package's XML grows by only about a tenth.
+ZIP_LEVEL = 1
 PROGRAM_ACTIONS = ("ppaction://program", "ppaction://macro", "ppaction://ole")
 
 
@@ -183,7 +194,7 @@ class Rebuild:
     policy: CdrPolicy = field(default_factory=CdrPolicy)
     level: int = 0
     nested: dict[str, bytes] = field(default_factory=dict)  # rebuilt embedded packages
-    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # checked binary parts
+    media: dict[str, Media] = field(default_factory=dict)  # checked binary parts
     allowed_schemes: Collection[str] = DEFAULT_ALLOWED_SCHEMES
 
     def note(self, code: RemovedItem) -> None:
@@ -238,10 +249,15 @@ def walk(state: Rebuild) -> str:
             ctype = state.types.of(target) if target else ""
             is_main = source == "" and rel.short_type == "officeDocument" and target is not None
             code = None if is_main else classify(rel, target, ctype)
-            if code is None and target is not None and not is_main and _is_binary(ctype):
+            if (
+                code is None
+                and target is not None
+                and (not is_main or ctype.lower() in biff12.PART_TYPES)
+                and _is_binary(ctype)
+            ):
                 code = _media_verdict(state, target, ctype)
                 if code is None:
-                    ctype = state.media[target][1]
+                    ctype = state.media[target].ctype
             if code is None and target is None:
                 code = ""
             if code is None and target is not None and ctype.lower() == VML_TYPE:
@@ -297,12 +313,20 @@ def _media_verdict(state: Rebuild, target: str, ctype: str) -> RemovedItem | Lit
     result in ``state.media``); else the code it is dropped with."""
     if target in state.media:
         return None
+    if ctype.lower() in biff12.PART_TYPES:  # a binary workbook's records
+        problem = biff12.problem(state.parts[target])
+        if problem is not None:
+            return problem
+        state.media[target] = Media(state.parts[target], ctype)
+        return None
     if not is_media_type(ctype) and ctype.lower() != "image/svg+xml":
         return RemovedItem.UNKNOWN_PART
     verdict = rebuild_media(state.parts[target], ctype, target, state.policy)
     if isinstance(verdict, str):
         return verdict
     state.media[target] = verdict
+    for code in verdict.removed:
+        state.note(code)
     return None
 
 
@@ -389,7 +413,8 @@ def rebuild_part(part: str, state: Rebuild) -> bytes:
     if namespace == W_NS:
         disarm_mail_merge(root, state.note)
     elif namespace == S_NS:
-        disarm_formulas(root, state.note, state.allowed_schemes)
+        if may_hold_dangerous_formula(raw):
+            disarm_formulas(root, state.note, state.allowed_schemes)
         disarm_defined_names(root, state.note, state.allowed_schemes, state.removed_sheets)
     disarm_actions(root, state)
     drop_empty_containers(root)
@@ -447,7 +472,7 @@ def rebuild_package(
         if part in state.nested:
             out_parts[part] = state.nested[part]
         elif part in state.media:
-            out_parts[part] = state.media[part][0]
+            out_parts[part] = state.media[part].content
         else:
             out_parts[part] = rebuild_part(part, state)
     buffer = io.BytesIO()
@@ -456,7 +481,7 @@ def rebuild_package(
         def put(name: str, content: bytes) -> None:
             info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
-            out.writestr(info, content)
+            out.writestr(info, content, compresslevel=ZIP_LEVEL)
 
         put(CONTENT_TYPES, write_content_types(state.kept, main, new_main_type))
         put("_rels/.rels", write_rels(state.kept_rels.get("", []), ""))
@@ -476,6 +501,9 @@ class OoxmlSanitizer(CdrSanitizer):
 
     def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
         package = rebuild_package(untrusted_data, ctx.policy, 0, ctx.allowed_schemes)
+        if (package.extension == ".xlsb") != (self.kind == "xlsb"):
+            # Each kind has its own policy: an .xlsb is decided as kind xlsb, never as ooxml.
+            raise SanitizeError(Reason.UNSUPPORTED_TYPE, f"{package.extension} as {self.kind}")
         return rebuilt_outcome(
             package.removed,
             rebuilt=package.data,

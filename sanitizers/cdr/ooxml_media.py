@@ -7,8 +7,10 @@ rebuild alone would keep it), a font that is not a font. Whatever Office does no
 still delivered, and a scanner or a curious user may open it.
 
 What is done: raster pictures (PNG, JPEG, GIF, BMP, TIFF, WebP) are re-encoded from their
-pixels by :class:`sanitizers.cdr.images.ImageSanitizer` (PNG and JPEG keep their format, the
-others become PNG and their content type says so); Windows metafiles (EMF, WMF), JPEG XR,
+pixels by :class:`sanitizers.cdr.images.ImageSanitizer`, exactly as an image attachment is
+(PNG and JPEG keep their format, the others become PNG and their content type says so; what
+re-encoding took out, ``metadata``, ``trailing_data`` or ``frames``, is reported for the
+document); Windows metafiles (EMF, WMF), JPEG XR,
 sound, video and plain fonts are kept when their signature matches their type; SVG and
 anything else are dropped. Embedded fonts that are obfuscated (Word's ``.odttf``, whose key is
 stored elsewhere, PowerPoint's ``.fntdata``) cannot be checked: they are dropped without a
@@ -21,6 +23,7 @@ Deliberately left alone: what a metafile, sound, video or font contains beyond i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from sanitizers.cdr.base import CdrContext
@@ -72,11 +75,21 @@ def _signature_ok(content: bytes, ctype: str) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class Media:
+    """A binary part to keep: its (re-encoded) bytes, its content type, and what re-encoding
+    took out of it (``metadata``, ``trailing_data``, ``frames``: as for an image attachment)."""
+
+    content: bytes
+    ctype: str
+    removed: tuple[RemovedItem, ...] = ()
+
+
 def rebuild_media(
     untrusted_content: bytes, ctype: str, name: str, policy: CdrPolicy
-) -> tuple[bytes, str] | RemovedItem | Literal[""]:
-    """The part to keep (bytes, content type), or the removed-item code it is dropped with
-    (``""``: dropped without a report)."""
+) -> Media | RemovedItem | Literal[""]:
+    """The part to keep, or the removed-item code it is dropped with (``""``: dropped without
+    a report)."""
     low = ctype.lower()
     if low == "image/svg+xml":
         return SVG_IMAGE
@@ -85,10 +98,10 @@ def rebuild_media(
     if low in _RASTER:
         outcome = _image.run(untrusted_content, name, CdrContext(policy=policy))
         if outcome.action is Action.SANITIZED and outcome.data is not None:
-            return outcome.data, outcome.content_type or ctype
+            return Media(outcome.data, outcome.content_type or ctype, outcome.removed)
         return UNKNOWN_PART
     if _signature_ok(untrusted_content, ctype):
-        return untrusted_content, ctype
+        return Media(untrusted_content, ctype)
     return UNKNOWN_PART
 
 

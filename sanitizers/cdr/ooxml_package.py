@@ -41,6 +41,7 @@ CONTENT_TYPES = "[Content_Types].xml"
 _WML = "application/vnd.openxmlformats-officedocument.wordprocessingml"
 _SML = "application/vnd.openxmlformats-officedocument.spreadsheetml"
 _PML = "application/vnd.openxmlformats-officedocument.presentationml"
+XLSB_MAIN = "application/vnd.ms-excel.sheet.binary.macroEnabled.main"
 MAIN_TYPES: dict[str, tuple[str, str]] = {
     f"{_WML}.document.main+xml": (f"{_WML}.document.main+xml", ".docx"),
     f"{_WML}.template.main+xml": (f"{_WML}.template.main+xml", ".dotx"),
@@ -79,6 +80,8 @@ MAIN_TYPES: dict[str, tuple[str, str]] = {
         f"{_PML}.presentation.main+xml",
         ".pptx",
     ),
+    # The binary workbook's main part is named macro-enabled whether or not it has macros.
+    XLSB_MAIN: (XLSB_MAIN, ".xlsb"),
 }
 OUTPUT_CONTENT_TYPES = {
     ".docx": f"{_WML}.document",
@@ -88,6 +91,7 @@ OUTPUT_CONTENT_TYPES = {
     ".pptx": f"{_PML}.presentation",
     ".ppsx": f"{_PML}.slideshow",
     ".potx": f"{_PML}.template",
+    ".xlsb": "application/vnd.ms-excel.sheet.binary.macroEnabled.12",
 }
 
 # Relationship type (last segment, or a known suffix) → removed-item code.
@@ -387,10 +391,16 @@ def remove(elem: etree._Element) -> None:
 
 
 def unwrap(elem: etree._Element) -> None:
-    """Replace ``elem`` by its children."""
+    """Replace ``elem`` by its text and children."""
     parent = elem.getparent()
     if parent is None:
         return
+    if elem.text:
+        previous = elem.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + elem.text
+        else:
+            parent.text = (parent.text or "") + elem.text
     index = parent.index(elem)
     for offset, child in enumerate(list(elem)):
         parent.insert(index + offset, child)

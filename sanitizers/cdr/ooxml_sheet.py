@@ -47,7 +47,7 @@ AUTO_NAMES: Final = re.compile(r"^(_xlnm\.)?auto_(open|close|activate|deactivate
 _FORMULA_ELEMENTS: Final = ("f", "formula", "formula1", "formula2")
 _TABLE_FORMULAS: Final = ("calculatedColumnFormula", "totalsRowFormula")
 _RULES: Final = ("dataValidation", "cfRule")
-_STRING: Final = re.compile(r'"(?:[^"]|"")*"')
+STRING_LITERAL: Final = re.compile(r'"(?:[^"]|"")*"')
 _FUNCTION: Final = re.compile(r"((?:_x[a-z]+\.)*)([A-Za-z][A-Za-z0-9_.]*)\s*\(")
 # [n]Sheet!A1 or [n]!Name with n >= 1 (an externalLink index; [0] is this workbook), or a
 # quoted path before [book]Sheet.
@@ -57,9 +57,49 @@ _HYPERLINK_TARGET: Final = re.compile(
 )
 
 
+# Everything a dangerous formula must contain (a sound over-approximation of the checks
+# below: "|" for DDE, "[" for a reference into another workbook, a fetching function's name,
+# "_xll." or HYPERLINK): a formula without any of these is decided at once. Most are.
+_SUSPECT: Final = re.compile(
+    "|".join(
+        [r"[|\[]", r"_xll\.", "HYPERLINK"]
+        + [re.escape(name) for name in sorted(FETCHING_FUNCTIONS)]
+    ),
+    re.IGNORECASE,
+)
+
+
+# The same tokens, lower-cased bytes, for a whole part (bytes.find is much faster than a
+# case-insensitive regular expression over a large sheet); "&#" starts a character reference.
+_SUSPECT_BYTES: Final = (
+    b"|", b"[", b"&#", b"_xll.", b"hyperlink",
+    *(name.lower().encode() for name in sorted(FETCHING_FUNCTIONS)),
+)  # fmt: skip
+_XML_DECLARATION: Final = re.compile(rb"\A(?:\xef\xbb\xbf)?<\?xml\s[^>]*\?>")
+_ENCODING: Final = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]*)["']""")
+
+
+def may_hold_dangerous_formula(untrusted_xml: bytes) -> bool:
+    """False only when no formula in this XML part can be dangerous, judged on its bytes:
+    the part starts with an XML declaration naming UTF-8 (or ASCII, or no encoding: UTF-8),
+    so every character of a formula is written as itself or as a character reference, and
+    neither a :data:`_SUSPECT` token nor "&#" occurs in it. Anything else answers True, and
+    each formula is then judged by :func:`formula_danger`."""
+    declaration = _XML_DECLARATION.match(untrusted_xml)
+    if declaration is None:
+        return True
+    encoding = _ENCODING.search(declaration.group())
+    if encoding is not None and encoding.group(1).lower() not in (b"utf-8", b"us-ascii"):
+        return True
+    lowered = untrusted_xml.lower()
+    return any(token in lowered for token in _SUSPECT_BYTES)
+
+
 def formula_danger(untrusted_formula: str, allowed_schemes: Collection[str]) -> RemovedItem | None:
     """The removed-item code of a dangerous formula, or ``None``."""
-    code = _outside_strings(_STRING.sub('""', untrusted_formula))
+    if _SUSPECT.search(untrusted_formula) is None:
+        return None
+    code = _outside_strings(STRING_LITERAL.sub('""', untrusted_formula))
     if code:
         return code
     for match in _HYPERLINK_TARGET.finditer(untrusted_formula):

@@ -35,11 +35,13 @@ from sanitizers.vocabulary import Reason
 # kind (from sanitizers.filetype) -> "module:Class". Kinds absent here have no sanitizer.
 SANITIZERS: Mapping[str, str] = {
     "ooxml": "sanitizers.cdr.ooxml:OoxmlSanitizer",
+    "xlsb": "sanitizers.cdr.xlsb:XlsbSanitizer",
+    "odf": "sanitizers.cdr.odf:OdfSanitizer",
     "ole": "sanitizers.cdr.ole:OleSanitizer",
     "rtf": "sanitizers.cdr.rtf:RtfSanitizer",
     "pdf": "sanitizers.cdr.pdf:PdfSanitizer",
     "image": "sanitizers.cdr.images:ImageSanitizer",
-    "svg": "sanitizers.cdr.images:SvgSanitizer",
+    "svg": "sanitizers.cdr.svg:SvgSanitizer",
     "zip": "sanitizers.cdr.ziparchive:ZipSanitizer",
     "text": "sanitizers.cdr.text:TextSanitizer",
     "html": "sanitizers.cdr.text:HtmlSanitizer",

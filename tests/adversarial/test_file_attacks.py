@@ -355,7 +355,8 @@ def test_active_text_under_a_lying_name_never_crosses(case: tuple[bytes, str]) -
     data, name = case
     result = run(attach(data, name, "text/plain"))
     assert_not_crossed(result, data)
-    assert attachment_report(result).action in (Action.REMOVED, Action.HELD)
+    disarmed = (Action.SANITIZED,) if data.startswith(b"<svg") else ()  # rebuilt without script
+    assert attachment_report(result).action in (Action.REMOVED, Action.HELD, *disarmed)
 
 
 def _png() -> bytes:

@@ -1,5 +1,6 @@
-"""OpenDocument files are their own kind: removed with a notice (no sanitizer yet), never
-treated as a ZIP of loose files (which renamed content.xml and delivered a broken file)."""
+"""OpenDocument files are their own kind (``odf``): disarmed as a document, with a notice in
+Japanese naming what was removed, never treated as a ZIP of loose files (which renamed
+content.xml and delivered a broken file)."""
 
 from __future__ import annotations
 
@@ -51,22 +52,42 @@ def opendocument(mimetype: str, manifest: bool = True) -> bytes:
 def test_detected_as_opendocument(extension: str, name_of: object, declared_of: object) -> None:
     data = opendocument(FLAVORS[extension], manifest=extension != "odg")
     info = detect(data, declared_of(extension), name_of(extension))  # type: ignore[operator]
-    assert info.kind == "opendocument", info
+    assert info.kind == "odf", info
 
 
-@pytest.mark.parametrize("extension", list(FLAVORS))
-def test_removed_with_a_notice(extension: str) -> None:
-    name = f"報告書.{extension}"
+def test_a_macro_document_arrives_disarmed_with_a_japanese_notice() -> None:
+    from tests.sanitizers.cdr.test_odf import odt_macro_on_open
+
+    name = "議事録.odt"
     attachment = leaf(
-        f'{FLAVORS[extension]}; name="{name}"',
-        opendocument(FLAVORS[extension]),
+        f'{FLAVORS["odt"]}; name="{name}"',
+        odt_macro_on_open(),
         cte="base64",
         extra=[("Content-Disposition", f'attachment; filename="{name}"')],
     )
     raw = mail(multipart("mixed", [leaf("text/plain; charset=utf-8", "本文".encode()), attachment]))
     result = sanitize_message(raw, Policy())
     part = next(p for p in result.report.parts if p.filename == name)
-    assert (part.kind, part.action, part.reason) == ("opendocument", Action.REMOVED, Reason.POLICY)
-    assert name in body_text(result.message)  # the notice names it
-    delivered = [p for p in parse(result.message).walk() if p.get_filename()]
-    assert delivered == []
+    assert (part.kind, part.action, part.reason) == ("odf", Action.SANITIZED, Reason.MACRO)
+    text = body_text(result.message)
+    assert name in text
+    assert "文書のマクロ・スクリプト（Basic、Python など）" in text
+    assert "開いたときやクリックしたときに動くマクロ・スクリプト" in text
+    delivered = [p.get_filename() for p in parse(result.message).walk() if p.get_filename()]
+    assert delivered == [name]
+
+
+def test_a_loose_odf_without_content_is_removed_with_a_notice() -> None:
+    name = "報告書.odg"
+    attachment = leaf(
+        f'{FLAVORS["odg"]}; name="{name}"',
+        opendocument(FLAVORS["odg"], manifest=False),
+        cte="base64",
+        extra=[("Content-Disposition", f'attachment; filename="{name}"')],
+    )
+    raw = mail(multipart("mixed", [leaf("text/plain; charset=utf-8", "本文".encode()), attachment]))
+    result = sanitize_message(raw, Policy())
+    part = next(p for p in result.report.parts if p.filename == name)
+    assert (part.kind, part.action, part.reason) == ("odf", Action.REMOVED, Reason.MALFORMED)
+    assert name in body_text(result.message)
+    assert [p for p in parse(result.message).walk() if p.get_filename()] == []

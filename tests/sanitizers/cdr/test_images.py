@@ -218,15 +218,6 @@ def test_unsupported_format_is_not_opened() -> None:
     assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.MALFORMED)
 
 
-def test_svg_is_removed_as_active_content() -> None:
-    from sanitizers.cdr.registry import Registry
-    from sanitizers.policy import AttachmentAction, Policy
-
-    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
-    outcome = Registry().disarm(svg, "a.svg", "svg", AttachmentAction.SANITIZE, Policy())
-    assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.ACTIVE_CONTENT)
-
-
 def test_truncated_image_is_malformed() -> None:
     data = _save(_picture(size=(200, 200)), "JPEG", quality=95)
     outcome = ImageSanitizer().run(data[: len(data) * 2 // 3], "t.jpg", _ctx())

@@ -213,6 +213,31 @@ def test_policy_decisions_also_apply_in_the_child(disarmer: IsolatedDisarmer) ->
     assert outcome.reason == Reason.POLICY
 
 
+def test_the_child_follows_each_calls_policy_although_it_is_sent_once() -> None:
+    """The policy is sent again only when a call brings another one: a call with a stricter
+    policy, then the first one again, must each be decided by its own."""
+    roomy = policy()
+    strict = Policy(cdr=roomy.cdr.model_copy(update={"image_max_pixels": 1}))
+    picture = _two_pixels()
+    with IsolatedDisarmer(roomy.cdr) as d:
+        first = d.disarm(picture, "a.png", "image", SANITIZE, roomy)
+        again = d.disarm(picture, "a.png", "image", SANITIZE, roomy)
+        limited = d.disarm(picture, "a.png", "image", SANITIZE, strict)
+        back = d.disarm(picture, "a.png", "image", SANITIZE, roomy)
+    assert first.action == again.action == back.action == Action.SANITIZED
+    assert limited.reason == Reason.LIMIT_PIXELS
+
+
+def _two_pixels() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (2, 1)).save(out, "PNG")
+    return out.getvalue()
+
+
 @pytest.mark.parametrize(
     "raw",
     [

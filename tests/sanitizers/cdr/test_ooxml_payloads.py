@@ -328,3 +328,31 @@ def test_opaque_fonts_and_svg_pictures_leave_no_dangling_reference() -> None:
     assert b"embedRegular" not in parts["word/fontTable.xml"]
     assert b"svgBlip" not in parts["word/document.xml"]
     assert b'r:embed="rId9"' in parts["word/document.xml"]
+
+
+def _photo_with_gps_and_appended_zip() -> bytes:
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x8825] = {1: "N", 2: (35.0, 41.0, 22.0)}  # GPS position
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), (120, 30, 200)).save(out, "JPEG", exif=exif, comment=b"secret")
+    return out.getvalue() + b"PK\x03\x04appended archive" + PE
+
+
+def test_a_hostile_picture_is_reencoded_like_an_image_attachment() -> None:
+    """A docx picture with GPS EXIF, a comment and an archive appended is re-encoded from its
+    pixels, and what was taken out is reported for the document, as for an attachment."""
+    from tests.sanitizers.cdr.test_images import metadata_and_trailers
+
+    outcome = run(docx_with_media(_photo_with_gps_and_appended_zip(), "image1.jpeg", "image/jpeg"))
+    assert outcome.action == Action.SANITIZED
+    assert {"metadata", "trailing_data"} <= set(outcome.removed)
+    assert outcome.data is not None
+    picture = members(outcome.data)["word/media/image1.jpeg"]
+    assert picture.startswith(b"\xff\xd8\xff")
+    assert metadata_and_trailers(picture) == set()
+    assert b"payload-marker-7c1e" not in picture
+    assert find_dangerous(outcome.data) == set()
