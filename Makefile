@@ -3,6 +3,8 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 TEST_PACKAGES ?= clamav-daemon postfix prometheus logrotate systemd w3m
+# The peers of the relay benchmark (benchmarks/peers.py), run as private instances.
+BENCH_PACKAGES ?= postfix mimedefang
 
 .PHONY: demo check lint types contracts test install test-packages
 
@@ -46,9 +48,11 @@ check: lint types contracts test
 .PHONY: bench
 bench: install
 	$(BIN)/python -m pip install -q -e '.[bench]'
+	sh deploy/system-packages.sh $(BENCH_PACKAGES)
 	$(BIN)/python -m benchmarks.pipeline
 	$(BIN)/python -m benchmarks.cdr
 	$(BIN)/python -m benchmarks.memory
 	$(BIN)/python -m benchmarks.relay
+	$(BIN)/python -m benchmarks.peers
 	$(BIN)/python -m benchmarks.proposals
 	$(BIN)/python -m benchmarks.report

@@ -18,5 +18,21 @@ case " $need " in
     echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
     ;;
 esac
+# MIMEDefang (a peer of the relay benchmark) runs only as a private instance of the
+# benchmark: its own service must not start at install. Where no policy-rc.d says otherwise,
+# one is put in place for the install and removed afterwards.
+guard=""
+case " $need " in
+*" mimedefang "*)
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod +x /usr/sbin/policy-rc.d
+        guard=yes
+    fi
+    ;;
+esac
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need
+status=0
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need || status=$?
+[ -n "$guard" ] && $SUDO rm -f /usr/sbin/policy-rc.d
+exit $status

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import quote
 
 from sanitizers.charsets import encode_iso2022jp
@@ -178,15 +179,39 @@ def _fold(name: str, value: str) -> str:
     return "\r\n".join(line if i == 0 else " " + line.lstrip(" ") for i, line in enumerate(lines))
 
 
+# A JIS X 0208 kanji: beside it, an IBM-extension kanji is always written in ISO-2022-JP.
+_A_KANJI: Final = "一"
+_LONE_SHARED_CODE: Final = "an IBM-extension kanji alone whose ISO-2022-JP code is an au emoji"
+
+
 def iso2022jp_misfit(text: str) -> str | None:
     """Why ``text`` cannot go out as a 7-bit ISO-2022-JP body (then it goes out as UTF-8), or
     ``None`` when it can."""
     if _iso2022jp_lines(text) is not None:
         return None
+    if encode_iso2022jp(text.replace("\r\n", "\n").replace("\r", "\n")) is not None:
+        return "a line too long for 7-bit ISO-2022-JP"
+    return _outside_iso2022jp(text) or _LONE_SHARED_CODE
+
+
+def header_iso2022jp_misfit(value: str | list[tuple[str, str]]) -> str | None:
+    """Why :func:`encode_header` writes this header's text (or one of its display names) in
+    UTF-8 encoded-words although ISO-2022-JP was asked for, or ``None`` when it does not."""
+    texts = [display for display, _addr in value] if isinstance(value, list) else [value]
+    for text in texts:
+        if text and _needs_encoding(text) and _iso2022jp_words(text) is None:
+            return _outside_iso2022jp(text) or _LONE_SHARED_CODE
+    return None
+
+
+def _outside_iso2022jp(text: str) -> str | None:
+    """The first character (in code point order) of ``text`` that ISO-2022-JP lacks (each is
+    tried beside a kanji: an IBM-extension kanji alone may not be written, see
+    :func:`sanitizers.charsets.encode_iso2022jp`, but it is in ISO-2022-JP)."""
     for char in sorted(set(text)):
-        if not char.isascii() and encode_iso2022jp(char) is None:
+        if not char.isascii() and encode_iso2022jp(_A_KANJI + char) is None:
             return f"U+{ord(char):04X} is not in ISO-2022-JP"
-    return "a line too long for 7-bit ISO-2022-JP"
+    return None
 
 
 def _iso2022jp_lines(text: str) -> list[bytes] | None:

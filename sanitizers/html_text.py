@@ -18,6 +18,13 @@ text, to crash or stall the converter, or to smuggle something clickable across.
     remove the gaps between inline blocks), and transparent text colour (a child with its own
     colour shows). Images stay visible under a zero font size or transparent colour.
 
+  Rules of ``<style>`` blocks with simple selectors (``.name``, ``#name``, ``tag.name``,
+  ``tag#name``, comma lists of them) hide the same way for the elements after the block that
+  match them, in the cascade's order (a class, then a tag with a class, then an id, then the
+  inline style; ``!important`` first). Other selectors (descendants, attributes,
+  pseudo-classes) and rules inside ``@media`` and other at-rules are ignored; at most
+  ``_MAX_STYLE_CHARS`` of style sheets and ``_MAX_STYLE_RULES`` rules are read.
+
   ``aria-hidden`` is *not* hiding (the text is on screen), and ``<noscript>`` is kept (mail
   readers run no scripts, so they show it).
 * Links are shown as ``text <URL>`` only for the schemes of ``policy.links.allowed_schemes``
@@ -52,8 +59,8 @@ layout spacers vanish); a cell of several lines (``<br>``, blocks inside) stands
 neighbours, on lines of its own. A shown URL follows its link's text (``text <URL>``), with no
 space before closing punctuation.
 
-Not handled: CSS in ``<style>`` blocks (class-based hiding), off-screen positioning, text
-coloured like its background, and relative URLs resolved against ``<base>``.
+Not handled: style-sheet selectors other than simple class and id ones, off-screen
+positioning, text coloured like its background, and relative URLs resolved against ``<base>``.
 """
 
 from __future__ import annotations
@@ -118,6 +125,17 @@ _MAX_BREAK_RUN: Final = 3  # <br> never makes more than two blank lines in a row
 _MAX_LINK_TEXT: Final = 512  # longer link texts are never compared with their URL
 _MAX_LINK_PARTS: Final = 64  # nor are link texts written in more pieces than this
 _MAX_OL_START: Final = 10**6
+_MAX_STYLE_CHARS: Final = 256 * 1024  # of <style> text read per document; the rest is ignored
+_MAX_STYLE_RULES: Final = 2000  # simple rules kept per document
+
+# --- style sheets ----------------------------------------------------------------------------
+
+# A style sheet read as tokens: braces, and what lies between them.
+_CSS_TOKENS: Final = re.compile(r"[{}]|[^{}]+")
+# A simple selector: an optional tag name, then one class or id.
+_SIMPLE_SELECTOR: Final = re.compile(r"\s*([a-z][a-z0-9]*)?([.#])(-?[_a-z][_a-z0-9-]*)\s*")
+# Specificity order of the simple selectors: class, tag with class, id, tag with id.
+_SPECIFICITY: Final = {(False, "."): 0, (True, "."): 1, (False, "#"): 2, (True, "#"): 3}
 
 # --- text normalisation ------------------------------------------------------------------
 
@@ -207,6 +225,64 @@ def _utf8(untrusted_html: str) -> bytes:
         return untrusted_html.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates, which no encoding can hold
         return _SURROGATES.sub("\ufffd", untrusted_html).encode("utf-8")
+
+
+# --- style sheets ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """One simple rule of a style sheet: the tag it requires (or None), its specificity rank,
+    its place in the sheets, and its declarations (lower-cased CSS text)."""
+
+    tag: str | None
+    rank: int
+    order: int
+    declarations: str
+
+
+def _style_rules(untrusted_css: str, first: int) -> dict[str, list[_Rule]]:
+    """The simple rules of a style sheet that may hide or show (see :func:`_may_affect`), by
+    selector key (``.name`` or ``#name``), numbered from ``first``. Rules inside at-rules
+    (``@media``…) and rules with any other selector are left out."""
+    css = untrusted_css.lower()
+    if "/*" in css:
+        css = _CSS_COMMENT.sub("", css)
+    rules: dict[str, list[_Rule]] = {}
+    depth = 0
+    skipped_depth = 0  # depth at which an at-rule or a broken rule started (0: none)
+    prelude = ""
+    order = first
+    for piece in _CSS_TOKENS.findall(css):
+        if piece == "{":
+            depth += 1
+            if not skipped_depth and (depth > 1 or prelude.lstrip().startswith("@")):
+                skipped_depth = depth
+        elif piece == "}":
+            if skipped_depth == depth:
+                skipped_depth = 0
+            depth = max(0, depth - 1)
+            prelude = ""
+        elif depth == 0:
+            prelude = piece.rsplit(";", 1)[-1]  # (a stray @import …; before a rule)
+        elif depth == 1 and not skipped_depth and _may_affect(piece):
+            order = _add_rule(rules, prelude, piece, order)
+    return rules
+
+
+def _add_rule(rules: dict[str, list[_Rule]], prelude: str, declarations: str, order: int) -> int:
+    """Record ``declarations`` under each simple selector of ``prelude`` (none when any of its
+    selectors is not simple); the next rule's number."""
+    parsed = [_SIMPLE_SELECTOR.fullmatch(selector) for selector in prelude.split(",")]
+    if not all(parsed):
+        return order
+    for match in parsed:
+        assert match is not None  # (checked above)
+        tag, sigil, name = match.groups()
+        rank = _SPECIFICITY[(tag is not None, sigil)]
+        rules.setdefault(sigil + name, []).append(_Rule(tag, rank, order, declarations))
+        order += 1
+    return order
 
 
 # --- inline styles -------------------------------------------------------------------------
@@ -406,8 +482,8 @@ class _Sink:
     only when more text follows, and each line starts with the current prefix."""
 
     __slots__ = (
-        "_indent", "_marker", "_marker_at", "_prefixes", "_separator", "_separator_written",
-        "_space", "breaks", "first_line", "lines", "newlines", "parts", "space_before_punctuation",
+        "_marker", "_marker_at", "_prefixes", "_separator", "_separator_written", "_space",
+        "breaks", "first_line", "indent", "lines", "newlines", "parts", "space_before_punctuation",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -419,7 +495,7 @@ class _Sink:
         self._prefixes = [""]  # prefix at each nesting level; the last is current
         self._marker = ""  # a list marker owed to the next line
         self._marker_at = 0
-        self._indent = ""  # no-break spaces at the start of a line, owed to the text after them
+        self.indent = ""  # no-break spaces at the start of a line, owed to the text after them
         self._separator_written = -1  # where in parts the last separator was written
         self.lines = 0  # line breaks written so far
         self.first_line = -1  # the line of the first text since it was last set to -1
@@ -429,11 +505,11 @@ class _Sink:
         """Owe ``breaks`` newlines (1: a new line, 2: a blank line) before the next text."""
         if breaks > self.breaks:
             self.breaks = breaks
-        self._indent = ""
+        self.indent = ""
 
     def drop_indent(self) -> None:
         """Forget owed indentation (a table cell of no-break spaces is a spacer)."""
-        self._indent = ""
+        self.indent = ""
 
     def push_prefix(self, prefix: str) -> None:
         levels = len(self._prefixes)
@@ -470,7 +546,7 @@ class _Sink:
             self._flush_breaks()
         if self.newlines < _MAX_BREAK_RUN:
             self._newline()
-        self._indent = ""
+        self.indent = ""
 
     def text(self, collapsed: str) -> None:
         """Inline text, whitespace collapsed; spaces at its ends are owed, not written.
@@ -487,8 +563,8 @@ class _Sink:
             return
         if "\xa0" in stripped:
             if not stripped.strip("\xa0"):  # only no-break spaces
-                if self.breaks or self.newlines or not self.parts or self._indent:
-                    self._indent += " " * len(stripped)
+                if self.breaks or self.newlines or not self.parts or self.indent:
+                    self.indent += " " * len(stripped)
                 else:
                     self._space = True
                 return
@@ -498,7 +574,7 @@ class _Sink:
 
     def verbatim(self, text: str) -> None:
         """Text whose whitespace and line breaks are kept (``<pre>``, ``<hr>``)."""
-        self._indent = ""
+        self.indent = ""
         if not text:
             return
         if self._prefixes[-1] or self._marker:
@@ -556,17 +632,17 @@ class _Sink:
             prefix = self._marked_prefix() if self._marker else self._prefixes[-1]
             if prefix:
                 parts.append(prefix)
-            if self._indent:
-                parts.append(self._indent)
-                self._indent = ""
+            if self.indent:
+                parts.append(self.indent)
+                self.indent = ""
             self.newlines = 0
         elif self._separator:
             self._separator_written = len(parts)
             parts.append(self._separator)
             self._separator = ""
-        elif self._space or self._indent:
-            parts.append(self._indent or " ")
-            self._indent = ""
+        elif self._space or self.indent:
+            parts.append(self.indent or " ")
+            self.indent = ""
         parts.append(text)
         self._space = False
         if self.first_line < 0:
@@ -626,10 +702,17 @@ class _Converter:
         self.opened = ""  # the tag just opened, when no text has followed it yet
         self.styles: dict[str, _StyleEffect] = {}  # inline style -> what it does
         self.paragraphs: dict[tuple[str | None, str | None], bool] = {}  # -> no margins
+        self.sheet: list[str] | None = None  # the text of the <style> being read
+        self.sheet_depth = 0  # the value of ``hidden`` inside that <style>
+        self.sheet_chars = 0  # style-sheet text read so far (at most _MAX_STYLE_CHARS)
+        self.rules: dict[str, list[_Rule]] = {}  # simple style-sheet rules by .class / #id
+        self.rule_count = 0
 
     def start(self, tag: str, attrib: _Attributes) -> None:
         if self.hidden:
             self.hidden += 1
+            if tag == "style":  # (in <head>, which is never shown)
+                self._open_sheet()
             return
         if self.pending:
             self._flush_text()
@@ -638,6 +721,8 @@ class _Converter:
         attrib = attrib or _NO_ATTRIBUTES
         if tag in _DROPPED:
             self.hidden = 1
+            if tag == "style":
+                self._open_sheet()
             return
         if (attrib or tag == "dialog") and self._hides(tag, attrib):
             self.hidden = 1
@@ -646,7 +731,10 @@ class _Converter:
         if kind is None:
             self.ends.append(None)
         elif isinstance(kind, int):  # a plain block: owe its newlines before and after
-            self.sink.block(kind)
+            sink = self.sink  # (what sink.block does, written out: this runs per element)
+            if kind > sink.breaks:
+                sink.breaks = kind
+            sink.indent = ""
             self.ends.append(kind)
         else:
             self.ends.append(kind(self, tag, attrib))
@@ -654,6 +742,8 @@ class _Converter:
 
     def end(self, _tag: str) -> None:
         if self.hidden:
+            if self.sheet is not None and self.hidden == self.sheet_depth:
+                self._read_sheet(self.sheet)
             self.hidden -= 1
             return
         if self.pending:
@@ -665,13 +755,55 @@ class _Converter:
         if self.veils and self.veils[-1][0] == len(self.ends):
             self.veil = self.veils.pop()[1]
         if isinstance(end, int):
-            self.sink.block(end)
+            sink = self.sink  # (sink.block, written out)
+            if end > sink.breaks:
+                sink.breaks = end
+            sink.indent = ""
         elif end is not None:
             end()
 
     def data(self, data: str) -> None:
-        if data and not self.hidden and not self.veil & _HIDES_TEXT:
+        if self.hidden:
+            if self.sheet is not None:
+                self.sheet.append(data)
+            return
+        if data and not self.veil & _HIDES_TEXT:
             self.pending.append(data)
+
+    def _open_sheet(self) -> None:
+        """Start reading a ``<style>`` element's text (until its end, at this depth)."""
+        if self.sheet is None and self.sheet_chars < _MAX_STYLE_CHARS:
+            self.sheet = []
+            self.sheet_depth = self.hidden
+
+    def _read_sheet(self, sheet: list[str]) -> None:
+        """Keep the simple rules of the ``<style>`` just read, within the limits."""
+        self.sheet = None
+        css = "".join(sheet)[: _MAX_STYLE_CHARS - self.sheet_chars]
+        self.sheet_chars += len(css)
+        for key, rules in _style_rules(css, self.rule_count).items():
+            room = _MAX_STYLE_RULES - self.rule_count
+            if room <= 0:
+                return
+            self.rules.setdefault(key, []).extend(rules[:room])
+            self.rule_count += min(room, len(rules))
+
+    def _cascaded(self, tag: str, attrib: _Attributes, style: str | None) -> str | None:
+        """The element's style as the style-sheet rules matching its classes and id, then its
+        inline style, in cascade order (later wins, ``!important`` aside)."""
+        found: list[_Rule] = []
+        classes = attrib.get("class")
+        if classes:
+            for name in classes.lower().split():
+                found += self.rules.get("." + name, ())
+        ident = attrib.get("id")
+        if ident:
+            found += self.rules.get("#" + ident.strip().lower(), ())
+        matching = [rule for rule in found if rule.tag is None or rule.tag == tag]
+        if not matching:
+            return style
+        matching.sort(key=lambda rule: (rule.rank, rule.order))
+        return ";".join([*(rule.declarations for rule in matching), style or ""])
 
     def close(self) -> None:
         """The end of the document (events of a broken one may stop earlier)."""
@@ -699,6 +831,8 @@ class _Converter:
         """Whether the element is hidden for good; records the inherited hiding it sets or
         clears (undone at its end)."""
         style = attrib.get("style")
+        if self.rules:
+            style = self._cascaded(tag, attrib, style)
         effect = _NO_EFFECT
         if style is not None:
             # Mail templates repeat a few styles on every element: decide each one once.
@@ -729,7 +863,11 @@ class _Converter:
             return
         if "\n" in text:
             text = _CJK_SEGMENT_BREAK.sub("", text)
-        text = _HTML_SPACE.sub(" ", text)
+            text = _HTML_SPACE.sub(" ", text)
+        elif "  " in text or "\t" in text or "\r" in text or "\f" in text:
+            # (substring tests run at memchr speed; most runs, Japanese ones above all,
+            # have nothing to collapse and skip the regular expression)
+            text = _HTML_SPACE.sub(" ", text)
         if not text.isprintable():  # rare: controls, no-break spaces, format characters
             # No-break spaces stay (collapsing is over; the sink writes them as spaces).
             text = _HTML_SPACE.sub(" ", _printable(text))

@@ -9,7 +9,12 @@ document disarmed). A block that cannot be decoded whole (no end line, a bad lin
 length or checksum) is still cut out, marked malformed, and never delivered (fail closed).
 A block quoted in a reply (``> `` before each line) is found too, and read without the quote.
 yEnc, 8-bit, is cut from the body's bytes before its charset is judged
-(:func:`cut_yenc_blocks`); the text reader still catches one that a charset decoded.
+(:func:`cut_yenc_blocks`); the text reader still catches one that a charset decoded. In an
+HTML body the blocks are looked for in its source first (``markup``), because a block pasted
+unescaped (in ``<pre>``) holds ``<`` and ``&`` that an HTML parser reads as tags and entities:
+there a file's first line may follow tags and its last line precede them, and only a block
+that decodes whole is cut (an escaped one reads right only in the converted text, where it is
+looked for again).
 
 Bounded: one pass over the lines; every decoder's output is bounded by its input (BinHex's
 run-length expansion by ``max_bytes``); at most ``max_files`` blocks, then
@@ -41,6 +46,17 @@ _BINHEX_BEGIN: Final = re.compile(r"\(This file must be converted with BinHex.*"
 _QUOTE: Final = re.compile(r"(?:>[ \t]?)*")
 _FIRST_LINE: Final = re.compile(
     r"^(?:>[ \t]?)*(?:begin|=ybegin|\(This file must be converted with BinHex)",
+    re.IGNORECASE | re.MULTILINE,
+)
+# In HTML source: a tag right before a file's first line, and markup after its last line
+# (each split off onto a line of its own: the block's lines are then what the readers expect).
+_TAGGED_FIRST_LINE: Final = re.compile(
+    r">[ \t]*(?=(?:begin(?:-base64)?[ \t]+[0-7]{1,4}[ \t]|=ybegin[ \t]"
+    r"|\(This file must be converted))",
+    re.IGNORECASE,
+)
+_TAGGED_LAST_LINE: Final = re.compile(
+    r"^(end|====|=yend[^<\n]{0,500}|[^<\n]{0,500}:)[ \t]*(<[^\n]*)$",
     re.IGNORECASE | re.MULTILINE,
 )
 _UU_LINE: Final = re.compile("[ -`]+")
@@ -78,10 +94,17 @@ _Reader = Callable[[list[str], int, int], tuple[InlineFile, int]]
 
 
 def extract_inline_files(
-    text: str, *, max_files: int, max_bytes: int
+    text: str, *, max_files: int, max_bytes: int, markup: bool = False
 ) -> tuple[str, list[InlineFile]]:
-    """The text without its embedded file blocks, and those files in order of appearance."""
-    if _FIRST_LINE.search(text) is None:  # the common case: one scan, no copy
+    """The text without its embedded file blocks, and those files in order of appearance.
+    With ``markup`` (HTML source): tags may share a block's first and last lines, and only
+    blocks that decode whole are cut (see the module docstring)."""
+    original = text
+    if markup:
+        if _TAGGED_FIRST_LINE.search(text) is None:
+            return text, []
+        text = _TAGGED_LAST_LINE.sub("\\1\n\\2", _TAGGED_FIRST_LINE.sub(">\n", text))
+    elif _FIRST_LINE.search(text) is None:  # the common case: one scan, no copy
         return text, []
     lines = text.split("\n")
     kept: list[str] = []
@@ -98,13 +121,17 @@ def extract_inline_files(
             continue
         if len(files) >= max_files:
             raise LimitExceeded(Reason.LIMIT_PARTS, f"over {max_files} files in the text")
+        start = index
         if prefix:
             found, used = reader(_unquoted(lines, index, prefix), 0, max_bytes)
             index += used
         else:
             found, index = reader(lines, index, max_bytes)
+        if markup and found.data is None:
+            kept += lines[start:index]  # left for the converted text
+            continue
         files.append(found)
-    return ("\n".join(kept), files) if files else (text, [])
+    return ("\n".join(kept), files) if files else (original, [])
 
 
 def _unquoted(lines: list[str], start: int, prefix: str) -> list[str]:

@@ -22,6 +22,26 @@ _BODY_REASONS = frozenset({Reason.TEXT_BODY, Reason.HTML_BODY, Reason.TEXT_CONVE
 # Files inside one archive named in the notice; the report and audit line list them all.
 _MAX_ENTRY_LINES = 20
 
+# What may go out as UTF-8 under the ISO-2022-JP policy, by ``Report.sent_as_utf8`` entry
+# (lower case); another header is shown by its name.
+_OUTPUT_PLACES = {
+    "ja": {
+        "body": "本文",
+        "subject": "件名",
+        "from": "差出人の名前",
+        "to": "宛先の名前",
+        "cc": "Cc の名前",
+        "reply-to": "返信先の名前",
+    },
+    "en": {
+        "body": "body",
+        "subject": "Subject",
+        "from": "sender's name",
+        "to": "recipient's name",
+        "cc": "Cc name",
+        "reply-to": "Reply-To name",
+    },
+}
 _WORDS = {
     "ja": {
         "body": "本文",
@@ -87,10 +107,14 @@ def render_notice(report: Report, policy: NoticePolicy, reference: str | None) -
 
 
 def _output_lines(report: Report, language: str) -> str:
-    """Changes to the message as a whole that the parts do not show (its output charset)."""
+    """Changes to the message as a whole that the parts do not show: what went out as UTF-8
+    under the ISO-2022-JP policy (the body, the Subject, a display name)."""
     if Reason.OUTPUT_UTF8 not in report.reasons:
         return ""
-    return f"\n■ {_WORDS[language]['body']}: {_label(Reason.OUTPUT_UTF8, language)}"
+    names = _OUTPUT_PLACES[language]
+    places = "・" if language == "ja" else ", "
+    where = places.join(names.get(place.lower(), place) for place in report.sent_as_utf8)
+    return f"\n■ {where or names['body']}: {_label(Reason.OUTPUT_UTF8, language)}"
 
 
 def render_held(

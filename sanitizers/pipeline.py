@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from itertools import islice
 
 from sanitizers import compose, notice
@@ -140,16 +141,19 @@ class _Run:
 
     def sanitize(self, untrusted_raw: bytes) -> None:
         clock = time.monotonic()
-        parsed = parse(
-            untrusted_raw,
-            self.policy.limits,
-            self.deadline,
-            prefer_plain=self.policy.body.prefer_plain,
-        )
-        self.report.defects.extend(parsed.defects)
-        sender = first_raw_header(parsed.headers, "from") or ""
+        # The sender's carrier and the prior apply to every decode, file names in the MIME
+        # parameters (decoded while parsing) included: the From header is read first.
+        head = parse_headers_only(untrusted_raw, self.policy.limits)
+        sender = first_raw_header(head, "from") or ""
         chosen = Preferences(self.policy.charsets.japanese_prior, carrier_of(sender))
         with preferences(chosen):
+            parsed = parse(
+                untrusted_raw,
+                self.policy.limits,
+                self.deadline,
+                prefer_plain=self.policy.body.prefer_plain,
+            )
+            self.report.defects.extend(parsed.defects)
             self.headers = rebuild_headers(parsed.headers, self.policy.output.headers)
             self._note_headers(self.headers)
             self._lap("parse", clock)
@@ -171,9 +175,14 @@ class _Run:
         fields = [(name, self._scrub_field(value)) for name, value in self.headers.fields]
         self._scrub_report()
         language = self.policy.notice.language
-        if self.report.verdict is Verdict.DELIVER:
+        delivered = self.report.verdict is Verdict.DELIVER
+        tag = self.policy.output.subject_tag if delivered else _HELD_TAG[language]
+        fields = _tag_subject(fields, tag)
+        for name, value in fields:
+            self._check_output_charset(name, partial(compose.header_iso2022jp_misfit, value))
+        if delivered:
             segments = "\n\n".join(self._scrub(segment) for segment in self.segments)
-            self._check_output_charset(segments)
+            self._check_output_charset("body", partial(compose.iso2022jp_misfit, segments))
 
             def with_notice() -> str:
                 if not (notice.is_noteworthy(self.report) or self.policy.notice.always):
@@ -182,21 +191,19 @@ class _Run:
                 return (segments.rstrip("\n") + "\n" + block).lstrip("\n")
 
             text = with_notice()
-            if self._check_output_charset(text):  # (a file name in the notice did not fit)
+            # (a file name in the notice did not fit)
+            if self._check_output_charset("body", partial(compose.iso2022jp_misfit, text)):
                 text = with_notice()
             attachments = [
                 compose.OutAttachment(self._scrub(item.filename), item.content_type, item.data)
                 for item in self.attachments
             ]
-            tag = self.policy.output.subject_tag
         else:
             date = next((str(v) for n, v in fields if n.lower() == "date"), "")
             text = notice.render_held(self.report, self.policy.notice, reference, date=date)
-            if self._check_output_charset(text):
+            if self._check_output_charset("body", partial(compose.iso2022jp_misfit, text)):
                 text = notice.render_held(self.report, self.policy.notice, reference, date=date)
             attachments = []
-            tag = _HELD_TAG[language]
-        fields = _tag_subject(fields, tag)
         extra = [("X-Mukaika-Verdict", self.report.verdict.value)]
         extra.append(("X-Mukaika-Summary", _summary(self.report)))
         if reference:
@@ -209,16 +216,19 @@ class _Run:
         self._lap("compose", clock)
         return message
 
-    def _check_output_charset(self, text: str) -> bool:
-        """Record (once) that the body must go out as UTF-8 although the policy asks for
-        ISO-2022-JP; whether that was recorded just now."""
-        if self.policy.output.charset != "iso-2022-jp" or Reason.OUTPUT_UTF8 in self.report.reasons:
+    def _check_output_charset(self, where: str, misfit: Callable[[], str | None]) -> bool:
+        """Record that ``where`` (the body, or a header's name) goes out as UTF-8 although
+        the policy asks for ISO-2022-JP, with why (``misfit()``; None: it fits); whether that
+        was recorded just now (once per place; reason ``output_utf8`` once)."""
+        if self.policy.output.charset != "iso-2022-jp" or where in self.report.sent_as_utf8:
             return False
-        misfit = compose.iso2022jp_misfit(text)
-        if misfit is None:
+        why = misfit()
+        if why is None:
             return False
-        self.report.reasons.append(Reason.OUTPUT_UTF8)
-        self.report.defects.append(f"{Reason.OUTPUT_UTF8.value}: {misfit}")
+        if Reason.OUTPUT_UTF8 not in self.report.reasons:
+            self.report.reasons.append(Reason.OUTPUT_UTF8)
+        self.report.sent_as_utf8.append(where)
+        self.report.defects.append(f"{Reason.OUTPUT_UTF8.value}: {where}: {why}")
         return True
 
     def _scrub(self, text: str) -> str:
@@ -292,9 +302,15 @@ class _Run:
         )
         decoded = self._decode(leaf, payload, part)
         if subtype == "html":
-            text = html_to_text(
-                decoded.text, self.policy.body.links, self.policy.links.allowed_schemes
+            # A block pasted unescaped into the HTML reads right only in its source.
+            html, html_files = extract_inline_files(
+                decoded.text,
+                max_files=max(0, limits.max_parts - len(yenc_files)),
+                max_bytes=limits.max_message_bytes,
+                markup=True,
             )
+            yenc_files += html_files
+            text = html_to_text(html, self.policy.body.links, self.policy.links.allowed_schemes)
             part.action, part.reason = Action.CONVERTED, Reason.HTML_BODY
         elif subtype == "plain":
             text = decoded.text
@@ -362,7 +378,15 @@ class _Run:
         self._add_text("\n".join(lines))
 
     def _attachment(self, leaf: Leaf, payload: bytes, part: PartReport) -> None:
-        self._file(payload, leaf.filename, leaf.content_type, part, leaf.untrusted_filename)
+        charset = leaf.params.get("charset")
+        self._file(
+            payload,
+            leaf.filename,
+            leaf.content_type,
+            part,
+            leaf.untrusted_filename,
+            charset.text if charset is not None else None,
+        )
 
     def _file(
         self,
@@ -371,10 +395,12 @@ class _Run:
         declared_type: str,
         part: PartReport,
         untrusted_filename: str | None = None,
+        untrusted_charset: str | None = None,
     ) -> None:
         """Detect, scan and disarm one file as the policy says; keep what survives. A file
         delivered under another name than the sender wrote (``untrusted_filename``, else
-        ``filename``) is reported as renamed, whatever the reason."""
+        ``filename``) is reported as renamed, whatever the reason. ``untrusted_charset`` is
+        the charset label the part declares (text is decoded in it before detection)."""
         if not payload:
             part.reason = Reason.EMPTY
             return
@@ -386,7 +412,9 @@ class _Run:
         action = self.policy.attachments.action_for(info.kind)
         name = clean_name(filename)
         budgeted = self._budgeted_policy()
-        outcome = self.disarmer.disarm(payload, name, info.kind, action, budgeted)
+        outcome = self.disarmer.disarm(
+            payload, name, info.kind, action, budgeted, charset=untrusted_charset
+        )
         part.action, part.reason = outcome.action, outcome.reason
         if outcome.reason is Reason.TIMEOUT and budgeted.cdr.seconds < self.policy.cdr.seconds:
             # The message's budget, not the per-file limit, ran out: fail closed, hold it.

@@ -52,6 +52,9 @@ class Report:
     reasons: list[Reason] = field(default_factory=list)
     parts: list[PartReport] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
+    # Under the ISO-2022-JP output policy: what went out as UTF-8 instead ("body", or a
+    # header's name: "Subject", "From"...), in the order found (reason ``output_utf8``).
+    sent_as_utf8: list[str] = field(default_factory=list)
     size: int = 0
     sha256: str = ""
     message_id: str | None = None

@@ -135,7 +135,7 @@ def run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr)
     # Every line on stderr printable, whichever library logged it (aiosmtpd logs command words
     # raw): gateway.observation.logtext.
-    use_safe_formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    use_safe_formatter()
     if not args.verbose:
         # aiosmtpd logs every command at INFO; the gateway logs what matters with queue ids.
         logging.getLogger("mail.log").setLevel(logging.WARNING)

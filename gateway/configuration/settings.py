@@ -52,6 +52,10 @@ class SmtpSettings(Section):
     """Address the listener binds to."""
     listen_port: int = Field(default=2525, ge=0, le=65535)
     """TCP port of the listener; 0 = any free port."""
+    receivers: int = Field(default=0, ge=0, le=256)
+    """Receiving processes, each with a listener on the same port (SO_REUSEPORT) writing to
+    the shared spool; 0 = one per CPU core. Connection limits, stress mode, metrics, the audit
+    log and reload stay one per gateway, in the gateway's own process."""
     hostname: str = ""
     """Name in the greeting and EHLO reply; "" = the host's FQDN."""
     accept_domains: tuple[str, ...] = ()
@@ -122,6 +126,11 @@ class SpoolSettings(Section):
 
     keep_delivered_seconds: float = Field(default=86400.0, ge=0)
     """Delivered messages stay in the spool this long (for mukaika queue show)."""
+    group_commit_seconds: float = Field(default=0.002, ge=0, le=0.1)
+    """Group commit: how long the first of several messages being accepted at once waits for
+    the others to share one flush of the spool directory. Each message is still answered 250
+    only after its own file and the directory are on disk; 0 = share only the flushes that
+    concurrency brings anyway."""
 
 
 class WorkerSettings(Section):

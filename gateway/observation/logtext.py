@@ -49,7 +49,11 @@ def _safe_lines(text: str) -> str:
     return "\n".join(_safe_line(line) for line in text.split("\n"))
 
 
-def use_safe_formatter(fmt: str) -> None:
+# The layout of every line the service logs (the gateway process and its receivers alike).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def use_safe_formatter(fmt: str = LOG_FORMAT) -> None:
     """Give every handler of the root logger a :class:`SafeFormatter` with ``fmt``."""
     for handler in logging.getLogger().handlers:
         handler.setFormatter(SafeFormatter(fmt))

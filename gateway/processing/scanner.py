@@ -158,11 +158,13 @@ class ScanningDisarmer:
         kind: str,
         action: AttachmentAction,
         policy: Policy,
+        *,
+        charset: str | None = None,
     ) -> CdrOutcome:
         hit = self._verdict(untrusted_data, "")
         if hit is not None:
             return hit
-        outcome = self.inner.disarm(untrusted_data, filename, kind, action, policy)
+        outcome = self.inner.disarm(untrusted_data, filename, kind, action, policy, charset=charset)
         if outcome.data is None or outcome.data == untrusted_data:
             return outcome
         # The rebuilt file holds the files inside the container as the sanitizer read them,

@@ -2,10 +2,14 @@
 
 Intent: never lose mail. A message is accepted (``250``) only after its file, envelope
 included, is written to ``tmp/``, fsynced, renamed into ``incoming/`` and the directory is
-fsynced. Every later state change is one atomic ``rename`` (or an atomic replace of a file by
-a fsynced new one), followed by an fsync of the target directory; the old copy is removed only
-after that. The one exception is the final ``delivered`` record, written without fsync (see
-:meth:`Spool.advance`): after delivery a crash may cost a duplicate, never a message.
+fsynced. That last flush is a group commit (:class:`DirectoryFlusher`): one fsync of
+``incoming/`` that starts after a rename covers it, so concurrent acceptances share one
+directory flush instead of paying one each; each still returns only once its own file and the
+directory entry naming it are durable. Every later state change is one atomic ``rename`` (or
+an atomic replace of a file by a fsynced new one), followed by an fsync of the target
+directory; the old copy is removed only after that. The one exception is the final
+``delivered`` record, written without fsync (see :meth:`Spool.advance`): after delivery a
+crash may cost a duplicate, never a message.
 
 States are directories::
 
@@ -27,6 +31,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -104,15 +109,83 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class DirectoryFlusher:
+    """Group commit of one directory: :meth:`flush` returns once an fsync of the directory
+    that began after the call has completed.
+
+    Callers arrive from many threads (each after its own rename). The first to find no flush
+    running leads: it waits up to ``window_seconds`` for more renames to join, then fsyncs once
+    for every call made before that fsync began. Callers that arrive while a flush runs wait
+    for the next one, which covers them all. A failed fsync fails every caller it covered (the
+    error is raised in each), so none of them answers 250.
+    """
+
+    def __init__(self, path: Path, window_seconds: float = 0.0) -> None:
+        self.path = path
+        self.window_seconds = window_seconds
+        self._lock = threading.Condition()
+        self._requested = 0  # calls so far; a call's ticket is its number
+        self._flushed = 0  # every ticket up to this one has been through a flush
+        # A failed flush: (first ticket, last ticket) -> [error, callers not yet told].
+        self._failed: dict[tuple[int, int], list[Any]] = {}
+        self._leading = False
+        self.flushes = 0  # fsyncs done (tests and the benchmark count them)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._requested += 1
+            ticket = self._requested
+            while self._flushed < ticket:
+                if self._leading:
+                    self._lock.wait()
+                else:
+                    self._lead()
+            self._raise_if_failed(ticket)
+
+    def _lead(self) -> None:
+        """Flush for every call made so far (the lock is held on entry and on exit)."""
+        self._leading = True
+        if self.window_seconds:
+            self._lock.wait(self.window_seconds)
+        first, covered = self._flushed + 1, self._requested
+        self._lock.release()
+        error: OSError | None = None
+        try:
+            _fsync_dir(self.path)
+        except OSError as exc:  # handed to every caller this flush covered
+            error = exc
+        finally:
+            self._lock.acquire()
+        if error is not None:
+            self._failed[(first, covered)] = [error, covered - first + 1]
+        self._flushed = covered
+        self.flushes += 1
+        self._leading = False
+        self._lock.notify_all()
+
+    def _raise_if_failed(self, ticket: int) -> None:
+        for (first, last), entry in self._failed.items():
+            if first <= ticket <= last:
+                entry[1] -= 1
+                if entry[1] == 0:  # every caller it covered is told: forget it
+                    del self._failed[(first, last)]
+                raise entry[0]
+
+
 class Spool:
     """One spool directory. Methods block on disk I/O: call them from a thread in async code.
-    Only one service may use a spool at a time."""
+    Several receiving processes may accept into it at once (every file name is unique); one
+    process, the gateway's, moves messages on from ``incoming/``.
 
-    def __init__(self, root: Path) -> None:
+    ``group_commit_seconds``: how long the first of concurrent acceptances waits for others to
+    share its directory flush (:class:`DirectoryFlusher`)."""
+
+    def __init__(self, root: Path, group_commit_seconds: float = 0.0) -> None:
         self.root = root
         self.tmp = root / "tmp"
         for name in ("tmp", *STATES):
             (root / name).mkdir(parents=True, exist_ok=True)
+        self.incoming_flusher = DirectoryFlusher(root / "incoming", group_commit_seconds)
 
     # --- paths -----------------------------------------------------------------------------
 
@@ -140,11 +213,12 @@ class Spool:
         return tmp
 
     def accept(self, envelope: Envelope, untrusted_raw: bytes) -> Path:
-        """Make a received message durable. Returns only once it survives a crash."""
+        """Make a received message durable. Returns only once it survives a crash: its file is
+        fsynced before the rename, and a directory flush begun after the rename has ended."""
         tmp = self._write_tmp(envelope, untrusted_raw)
         target = self.path("incoming", envelope.queue_id)
         os.rename(tmp, target)
-        _fsync_dir(target.parent)
+        self.incoming_flusher.flush()
         return target
 
     def put(self, state: str, envelope: Envelope, message: bytes, *, sync: bool = True) -> Path:

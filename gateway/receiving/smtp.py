@@ -38,12 +38,13 @@ import functools
 import ipaddress
 import logging
 import re
+import socket
 import ssl
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, AnyStr
+from typing import Any, AnyStr, Protocol
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -126,78 +127,125 @@ class Received:
     untrusted_raw: bytes
 
 
+class Admission(Protocol):
+    """Who counts the gateway's sessions: :class:`ConnectionLimits` in this process, or the
+    gateway's process on behalf of every receiving process (``gateway.service.receivers``)."""
+
+    async def admit(self, client: str) -> str | None:
+        """Count a new session of ``client``; the refusal to send instead, if over a limit."""
+        ...
+
+    def release(self, client: str) -> None:
+        """A session counted by :meth:`admit` has ended."""
+        ...
+
+
+class ConnectionLimits:
+    """The gateway-wide counts: open sessions overall and per client address, against
+    ``max_connections`` and ``max_connections_per_client``; and stress mode, on while more than
+    ``stress_threshold_ratio`` of ``max_connections`` are open (``on_stress`` is told each
+    change, and logged here once for the whole gateway)."""
+
+    def __init__(
+        self, settings: SmtpSettings, on_stress: Callable[[bool], None] = lambda on: None
+    ) -> None:
+        self.settings = settings
+        self.on_stress = on_stress
+        self.stress_above = settings.stress_threshold_ratio * settings.max_connections
+        self.stressed = False
+        self.total = 0
+        self.per_client: Counter[str] = Counter()
+
+    def admit_now(self, client: str) -> str | None:
+        if self.total >= self.settings.max_connections:
+            return REPLY_TOO_MANY
+        if self.per_client[client] >= self.settings.max_connections_per_client:
+            return REPLY_TOO_MANY_CLIENT
+        self.total += 1
+        self.per_client[client] += 1
+        self._check_stress()
+        return None
+
+    async def admit(self, client: str) -> str | None:
+        return self.admit_now(client)
+
+    def release(self, client: str) -> None:
+        if self.per_client[client] <= 0:
+            return
+        self.total -= 1
+        self.per_client[client] -= 1
+        if self.per_client[client] <= 0:
+            del self.per_client[client]
+        self._check_stress()
+
+    def _check_stress(self) -> None:
+        stressed = self.total > self.stress_above
+        if stressed == self.stressed:
+            return
+        self.stressed = stressed
+        settings = self.settings
+        log.warning(
+            "stress mode %s: %d of %d connections open; time limits now %gs",
+            "on" if stressed else "off",
+            self.total,
+            settings.max_connections,
+            settings.stress_timeout_seconds if stressed else settings.command_timeout_seconds,
+        )
+        self.on_stress(stressed)
+
+
 class ConnectionTracker:
-    """Counts open sessions overall and per client address; knows when we are draining and
-    when we are under stress (and then tightens the time limit of every open session)."""
+    """The sessions of this process: admits each through ``admission`` (the gateway-wide
+    counts), knows when we are draining, and applies stress mode (the tighter time limit) to
+    every open session when told (:meth:`set_stress`)."""
 
     def __init__(
         self,
         settings: SmtpSettings,
         on_reject: Callable[[SmtpRefusal], None] | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.on_reject = on_reject or (lambda reason: None)
-        self.max_total = settings.max_connections
-        self.max_per_client = settings.max_connections_per_client
         self.normal_timeout = settings.command_timeout_seconds
         self.stress_timeout = settings.stress_timeout_seconds  # never longer: validated
-        self.stress_above = settings.stress_threshold_ratio * settings.max_connections
+        self.admission: Admission = admission or ConnectionLimits(settings, self.set_stress)
         self.stressed = False
         self.sessions: set[GatewaySMTP] = set()  # admitted
         self.open: set[GatewaySMTP] = set()  # every connection, refused ones too
-        self.per_client: Counter[str] = Counter()
         self.draining = False
         self.idle = asyncio.Event()
         self.idle.set()
 
-    def admit(self, session: GatewaySMTP, client: str) -> str | None:
+    async def admit(self, session: GatewaySMTP, client: str) -> str | None:
         """Register a session; return the refusal to send instead, if any."""
         if self.draining:
             return REPLY_SHUTDOWN
-        if len(self.sessions) >= self.max_total:
-            return REPLY_TOO_MANY
-        if self.per_client[client] >= self.max_per_client:
-            return REPLY_TOO_MANY_CLIENT
+        refusal = await self.admission.admit(client)
+        if refusal is not None:
+            return refusal
         self.sessions.add(session)
-        self.per_client[client] += 1
         self.idle.clear()
-        self._check_stress()
+        if self.stressed:  # its limit was armed at connect, maybe before stress began
+            session.tighten(self.stress_timeout)
         return None
 
     def release(self, session: GatewaySMTP, client: str) -> None:
         if session in self.sessions:
             self.sessions.discard(session)
-            self.per_client[client] -= 1
-            if self.per_client[client] <= 0:
-                del self.per_client[client]
+            self.admission.release(client)
         if not self.sessions:
             self.idle.set()
-        self._check_stress()
 
     def record_timeout(self) -> float:
         """Seconds a client has for its next complete command line or data record."""
         return self.stress_timeout if self.stressed else self.normal_timeout
 
-    def _check_stress(self) -> None:
-        stressed = len(self.sessions) > self.stress_above
-        if stressed == self.stressed:
-            return
+    def set_stress(self, stressed: bool) -> None:
+        """Stress mode on or off for the whole gateway; on tightens every open session."""
         self.stressed = stressed
         if stressed:
-            log.warning(
-                "stress mode on: %d of %d connections open; time limits now %gs",
-                len(self.sessions),
-                self.max_total,
-                self.stress_timeout,
-            )
             for session in list(self.sessions):
                 session.tighten(self.stress_timeout)
-        else:
-            log.warning(
-                "stress mode off: %d of %d connections open; time limits back to %gs",
-                len(self.sessions),
-                self.max_total,
-                self.normal_timeout,
-            )
 
 
 class GatewaySMTP(SMTP):
@@ -230,8 +278,9 @@ class GatewaySMTP(SMTP):
         self.command_size_limit = settings.max_command_bytes
         self.command_size_limits = defaultdict(lambda: settings.max_command_bytes)
         self._client = ""
+        self.tracker_seen = False  # connection_made runs again after STARTTLS
         self._counted = False
-        self._refusal: str | None = None
+        self._lost = False
         self._deadline: asyncio.TimerHandle | None = None
         self._timed_under_stress = False
         self._command = ""  # the command being answered, for the refusal log
@@ -287,19 +336,19 @@ class GatewaySMTP(SMTP):
     # --- connection life --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        first = not self._counted and self._refusal is None
+        first = not self.tracker_seen
         super().connection_made(transport)
         if first:
+            self.tracker_seen = True
             self.tracker.open.add(self)
             peer = transport.get_extra_info("peername")
             self._client = str(peer[0]) if peer else ""
-            self._refusal = self.tracker.admit(self, self._client)
-            self._counted = self._refusal is None
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
         self.tracker.open.discard(self)
+        self._lost = True
         if self._counted:
             self._counted = False
             self.tracker.release(self, self._client)
@@ -312,8 +361,15 @@ class GatewaySMTP(SMTP):
         return False
 
     async def _handle_client(self) -> None:
-        if self._refusal is not None:
-            await self.push(self._refusal)
+        refusal = await self.tracker.admit(self, self._client)
+        if refusal is None:
+            self._counted = True
+            if self._lost:  # gone while it was being counted
+                self._counted = False
+                self.tracker.release(self, self._client)
+                return
+        else:
+            await self.push(refusal)
             self._close()
             return
         self._deadline = self.loop.call_later(
@@ -655,23 +711,30 @@ class SmtpServer:
         accept: Accept,
         free_bytes: Callable[[], int],
         on_reject: Callable[[SmtpRefusal], None] | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.settings = settings
         self.handler = RelayHandler(settings, accept, free_bytes)
-        self.tracker = ConnectionTracker(settings, on_reject)
+        self.tracker = ConnectionTracker(settings, on_reject, admission)
         self.tls = tls_context(settings)
         self.server: asyncio.Server | None = None
 
     def _factory(self) -> GatewaySMTP:
         return GatewaySMTP(self.handler, self.settings, self.tracker, self.tls)
 
-    async def start(self, host: str | None = None, port: int | None = None) -> tuple[str, int]:
+    async def start(
+        self, host: str | None = None, port: int | None = None, sock: socket.socket | None = None
+    ) -> tuple[str, int]:
+        """Listen on ``host``:``port`` (default: the settings'), or on the listening ``sock``."""
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
-            self._factory,
-            host=host if host is not None else self.settings.listen_host,
-            port=port if port is not None else self.settings.listen_port,
-        )
+        if sock is not None:
+            self.server = await loop.create_server(self._factory, sock=sock)
+        else:
+            self.server = await loop.create_server(
+                self._factory,
+                host=host if host is not None else self.settings.listen_host,
+                port=port if port is not None else self.settings.listen_port,
+            )
         sockname: Any = self.server.sockets[0].getsockname()
         return str(sockname[0]), int(sockname[1])
 

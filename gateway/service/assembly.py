@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +31,10 @@ from gateway.observation.ports import MetricsPort
 from gateway.processing.pool import ProcessSanitizer, Sanitizer
 from gateway.processing.sanitize_task import task_for
 from gateway.processing.scanner_health import ScannerHealth
-from gateway.queue.spool import Envelope, Spool, new_queue_id
+from gateway.queue.spool import Spool
 from gateway.receiving.smtp import Received, SmtpServer
+from gateway.service.accepting import spool_received
+from gateway.service.receivers import ReceiverPool, receiver_count
 from gateway.service.worker import Worker
 from gateway.store import Store, migrate_store, open_store
 
@@ -51,6 +52,9 @@ class Parts:
     free_bytes: Callable[[], int] | None = None
     # Whether the system clock is synchronised; None asks systemd-timedated.
     clock: Probe | None = None
+    # Receive SMTP in this process's event loop instead of smtp.receivers processes (tests
+    # whose fakes, free_bytes included, must reach the SMTP side).
+    receive_in_process: bool = False
     # The store; None opens the configured one (only when the quarantine is the real one).
     store: Store | None = None
 
@@ -62,7 +66,7 @@ class Gateway:
         parts = parts or Parts()
         self.config = config
         self.data_dir = Path(config.service.data_dir)
-        self.spool = Spool(self.data_dir / "spool")
+        self.spool = Spool(self.data_dir / "spool", config.spool.group_commit_seconds)
         self.hostname = config.smtp.hostname or socket.getfqdn()
         self._owned: list[Callable[[], None]] = []
         self.metrics_server: MetricsServer | None = None
@@ -113,12 +117,21 @@ class Gateway:
             keep_delivered_seconds=config.spool.keep_delivered_seconds,
             rules=RuleSet(config.policy, config.rules),
         )
-        self.smtp = SmtpServer(
-            config.smtp,
-            self._accept,
-            parts.free_bytes or self.spool.free_bytes,
-            on_reject=self.metrics.rejected,
-        )
+        self.receiving: SmtpServer | ReceiverPool
+        if parts.receive_in_process:
+            self.receiving = SmtpServer(
+                config.smtp,
+                self._accept,
+                parts.free_bytes or self.spool.free_bytes,
+                on_reject=self.metrics.rejected,
+            )
+        else:
+            self.receiving = ReceiverPool(
+                config,
+                receiver_count(config.smtp.receivers),
+                on_queued=self.worker.submit,
+                metrics=self.metrics,
+            )
         self.address: tuple[str, int] | None = None
         self._warming: asyncio.Task[None] | None = None
         self._purging: asyncio.Task[None] | None = None
@@ -151,26 +164,10 @@ class Gateway:
 
     async def _accept(self, received: Received) -> str:
         """Spool a received message durably; only then may SMTP answer 250."""
-        envelope = Envelope(
-            queue_id=new_queue_id(),
-            mail_from=received.mail_from,
-            rcpt_tos=received.rcpt_tos,
-            client=received.client,
-            helo=received.helo,
-            received_at=time.time(),
-            size=len(received.untrusted_raw),
-        )
-        await asyncio.to_thread(self.spool.accept, envelope, received.untrusted_raw)
+        queue_id = await spool_received(self.spool, received, None)
         self.metrics.received()
-        self.worker.submit(envelope.queue_id)
-        log.info(
-            "%s accepted from %s, %d bytes, %d recipient(s)",
-            envelope.queue_id,
-            received.client,
-            envelope.size,
-            len(envelope.rcpt_tos),
-        )
-        return envelope.queue_id
+        self.worker.submit(queue_id)
+        return queue_id
 
     def reload(self, config: Config) -> list[str]:
         """Apply ``config`` (already validated) to what can change while running: the policy
@@ -218,7 +215,7 @@ class Gateway:
                 self._purgeable.purge_forever(interval), name="mukaika-quarantine-purge"
             )
         await self.worker.start()
-        self.address = await self.smtp.start()
+        self.address = await self.receiving.start()
         log.info(
             "listening on %s:%d, relaying to %s:%d",
             *self.address,
@@ -230,7 +227,7 @@ class Gateway:
     async def stop(self) -> None:
         grace = self.config.service.shutdown_grace_seconds
         log.info("stopping: new sessions get 421; %.0fs grace for work in flight", grace)
-        await self.smtp.drain(grace)
+        await self.receiving.drain(grace)
         await self.worker.stop(grace)
         for task in (self._warming, self._purging, self._probing, self._watching_clock):
             if task is not None:

@@ -57,13 +57,17 @@ class EntryDisarmer(Protocol):
         action: AttachmentAction,
         policy: Policy,
         depth: int = 0,
+        *,
+        charset: str | None = None,
     ) -> CdrOutcome: ...
 
 
 @dataclass(frozen=True, slots=True)
 class CdrContext:
     """What a sanitizer may consult: the limits, whether keeping an unchanged file is allowed
-    (``keep_if_clean``) and the archive nesting depth it is called at.
+    (``keep_if_clean``), the archive nesting depth it is called at, and the charset label the
+    attachment's MIME header declares (``charset``, untrusted: text is decoded in it before
+    detection, as a body is; None inside archives and when none is declared).
 
     ``full_policy`` and ``entries`` are for sanitizers that recurse: the ZIP sanitizer calls
     ``entries.disarm(..., depth=ctx.depth + 1)`` per entry, with the registry that called it.
@@ -74,6 +78,7 @@ class CdrContext:
     depth: int = 0
     full_policy: Policy | None = None
     entries: EntryDisarmer | None = None
+    charset: str | None = None
 
     @property
     def allowed_schemes(self) -> tuple[str, ...]:

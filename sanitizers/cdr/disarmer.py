@@ -10,7 +10,8 @@ from sanitizers.vocabulary import Reason
 
 
 class Disarmer(Protocol):
-    """Decides and carries out what happens to one attachment of a given kind."""
+    """Decides and carries out what happens to one attachment of a given kind; ``charset`` is
+    the label its MIME header declares (text is decoded in it before detection)."""
 
     def disarm(
         self,
@@ -19,6 +20,8 @@ class Disarmer(Protocol):
         kind: str,
         action: AttachmentAction,
         policy: Policy,
+        *,
+        charset: str | None = None,
     ) -> CdrOutcome: ...
 
 
@@ -32,5 +35,7 @@ class RemoveAll:
         kind: str,
         action: AttachmentAction,
         policy: Policy,
+        *,
+        charset: str | None = None,
     ) -> CdrOutcome:
         return CdrOutcome.drop(Reason.POLICY)

@@ -166,7 +166,7 @@ def _child_main(
             request = conn.recv()
             if request is None:
                 return
-            filename, kind, action, sent_policy, depth = request
+            filename, kind, action, sent_policy, depth, charset = request
             untrusted_data = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the parent went away
@@ -179,7 +179,13 @@ def _child_main(
         _arm_cpu_limit(policy.cdr.seconds)
         try:
             outcome = registry.disarm(
-                untrusted_data, filename, kind, AttachmentAction(action), policy, depth
+                untrusted_data,
+                filename,
+                kind,
+                AttachmentAction(action),
+                policy,
+                depth,
+                charset=charset,
             )
         except MemoryError:
             outcome = CdrOutcome.drop(Reason.CRASH, "MemoryError")
@@ -353,6 +359,8 @@ class IsolatedDisarmer:
         action: AttachmentAction,
         policy: Policy,
         depth: int = 0,
+        *,
+        charset: str | None = None,
     ) -> CdrOutcome:
         if len(untrusted_data) > policy.cdr.max_file_bytes:
             return CdrOutcome.drop(Reason.LIMIT_SIZE, f"{len(untrusted_data)} bytes")
@@ -360,7 +368,9 @@ class IsolatedDisarmer:
             raise RuntimeError("IsolatedDisarmer is closed")
         if not self._registry.needs_sanitizer(kind, action):
             # Removal by kind or policy parses nothing: no reason to involve a child.
-            return self._registry.disarm(untrusted_data, filename, kind, action, policy, depth)
+            return self._registry.disarm(
+                untrusted_data, filename, kind, action, policy, depth, charset=charset
+            )
         with self._lock:
             if self._closed:
                 raise RuntimeError("IsolatedDisarmer is closed")
@@ -380,7 +390,7 @@ class IsolatedDisarmer:
                 self.spawn_seconds.append(worker.spawn_seconds)
             worker.tasks += 1
             outcome, healthy = self._exchange(
-                worker, untrusted_data, filename, kind, action, policy, depth
+                worker, untrusted_data, filename, kind, action, policy, depth, charset
             )
             if not healthy:
                 self._replace(worker, graceful=False)
@@ -397,13 +407,14 @@ class IsolatedDisarmer:
         action: AttachmentAction,
         policy: Policy,
         depth: int,
+        charset: str | None,
     ) -> tuple[CdrOutcome, bool]:
         """Send one file, wait for the answer. Returns (outcome, child still usable)."""
         deadline = time.monotonic() + policy.cdr.seconds
         conn = worker.conn
         try:
             sent = None if policy is worker.policy else policy
-            conn.send((filename, kind, action.value, sent, depth))
+            conn.send((filename, kind, action.value, sent, depth, charset))
             worker.policy = policy
             conn.send_bytes(untrusted_data)
             if not conn.poll(max(0.0, deadline - time.monotonic())):

@@ -124,6 +124,8 @@ class Registry:
         action: AttachmentAction,
         policy: Policy,
         depth: int = 0,
+        *,
+        charset: str | None = None,
     ) -> CdrOutcome:
         """Decide and carry out one file's fate in *this* process. Never raises."""
         always = ALWAYS_REMOVED.get(kind)
@@ -146,6 +148,7 @@ class Registry:
             depth=depth,
             full_policy=policy,
             entries=self,
+            charset=charset,
         )
         try:
             return sanitizer.run(untrusted_data, filename, ctx)
@@ -167,5 +170,7 @@ class InProcessDisarmer:
         kind: str,
         action: AttachmentAction,
         policy: Policy,
+        *,
+        charset: str | None = None,
     ) -> CdrOutcome:
-        return self.registry.disarm(untrusted_data, filename, kind, action, policy)
+        return self.registry.disarm(untrusted_data, filename, kind, action, policy, charset=charset)

@@ -9,8 +9,9 @@ runs script when opened in a browser. CSV opened in Excel can also carry formula
 What is done:
 
 * ``TextSanitizer`` (kind ``text``: .txt, .csv and similar): the bytes are decoded with the
-  shared charset logic (:func:`sanitizers.charsets.decode_body`: BOM, strict UTF-8, the
-  Japanese charsets, detection); what :func:`sanitizers.safetext.body_text` removes is
+  shared charset logic (:func:`sanitizers.charsets.decode_body`: BOM, the charset the
+  attachment's MIME header declares (``CdrContext.charset``), strict UTF-8, the Japanese
+  charsets, detection); what :func:`sanitizers.safetext.body_text` removes is
   removed and its other line breaks become LF (``control_characters``); the text is written
   anew as UTF-8. UTF-16 text (Windows Notepad's "Unicode") is recognised by its byte-order mark, or
   without one by the NUL high bytes of its ASCII characters, and decoded as such; other text
@@ -23,7 +24,7 @@ What is done:
   ``.doc.`` opens in Word. A lossy decode (bytes that fit no charset, lone surrogates) is
   still delivered, with reason ``lossy_decode`` so the notice can say so.
 * ``HtmlSanitizer`` (kind ``html``): decoded the same way (a ``<meta charset>`` in the first
-  2 KiB counts as the declared charset), converted to plain text by
+  2 KiB counts when the MIME header declares none, or one that fails), converted to plain text by
   :func:`sanitizers.html_text.html_to_text` with the body policy's link mode, and delivered
   as ``<name>.txt`` (action ``converted``, reason ``text_converted``).
 
@@ -127,8 +128,9 @@ def _utf16_codec(untrusted_data: bytes) -> tuple[str, int] | None:
     return None
 
 
-def _decode_text(untrusted_data: bytes) -> tuple[str, str, bool]:
-    """(text, charset, lossy): UTF-16 by its mark or shape, else the shared charset logic.
+def _decode_text(untrusted_data: bytes, declared: str | None) -> tuple[str, str, bool]:
+    """(text, charset, lossy): UTF-16 by its mark or shape, else the shared charset logic
+    with the charset the attachment declares (``declared``) before detection.
     Empty files and other files with NUL bytes (binary) are not text: removed rather than
     delivered as replacement characters."""
     if not untrusted_data.strip():
@@ -146,7 +148,7 @@ def _decode_text(untrusted_data: bytes) -> tuple[str, str, bool]:
         return text, codec, lossy
     if b"\0" in untrusted_data:
         raise SanitizeError(Reason.TYPE_MISMATCH, "NUL bytes: not text")
-    text, charset, lossy = decode(untrusted_data, None)
+    text, charset, lossy = decode(untrusted_data, declared)
     scrubbed, had_surrogates = scrub_surrogates(text)
     return scrubbed, charset, lossy or had_surrogates
 
@@ -206,7 +208,7 @@ class TextSanitizer(CdrSanitizer):
     kind: ClassVar[str] = "text"
 
     def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
-        text, charset, lossy = _decode_text(untrusted_data)
+        text, charset, lossy = _decode_text(untrusted_data, ctx.charset)
         if lossy and text.count("\ufffd") * 100 > len(text):
             raise SanitizeError(Reason.TYPE_MISMATCH, f"not text: undecodable as {charset}")
         limit = _max_chars(ctx)
@@ -276,7 +278,7 @@ class HtmlSanitizer(CdrSanitizer):
             raise SanitizeError(Reason.TYPE_MISMATCH, "NUL bytes: not text")
         if ctx.keep_if_clean:
             return CdrOutcome.drop(Reason.ACTIVE_CONTENT, "HTML is converted, never kept")
-        html, charset, lossy = decode(untrusted_data, None, html=True)
+        html, charset, lossy = decode(untrusted_data, ctx.charset, html=True)
         limit = _max_chars(ctx)
         if limit is not None and len(html) > limit:
             raise LimitExceeded(Reason.LIMIT_SIZE, f"{len(html)} characters")

@@ -3,7 +3,9 @@
 Intent: Japanese text is preserved exactly (DESIGN rule 6). The charset a message declares is a
 hint, never a fact: it may be missing, unknown, wrong, or carry Windows extensions that the
 standard codecs reject. Every decode here either succeeds strictly, or says so: ``lossy`` is True
-exactly when some input was replaced by U+FFFD (never by another real character), and
+when some input was replaced by U+FFFD (never by another real character), or when the bytes read
+as well in two charsets and the evidence cannot settle which (the text is then the more
+plausible reading, and the reader is told it may be wrong); and
 ``detected`` is True when the declared charset was missing, unknown or wrong and another one
 was chosen.
 

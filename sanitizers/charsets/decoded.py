@@ -4,8 +4,9 @@
 sender's mobile carrier) are set per message by the pipeline with ``preferences(...)`` and read
 by the decoders through a context variable, so that every decode of one message (headers, file
 names, bodies) applies the same operator setting without threading it through every caller.
-The carrier comes from the sender's address, which the sender chooses: it only decides whether
-ambiguous codes are reported as lost emoji or read as IBM-extension kanji.
+The carrier comes from the sender's address, which the sender chooses: it only decides which
+carrier's emoji table reads CP932 user-defined codes, and whether ISO-2022-JP codes that are
+both au emoji and IBM-extension kanji are read as emoji.
 """
 
 from __future__ import annotations
@@ -37,9 +38,14 @@ class Decoded:
 # How strongly a valid Japanese reading is preferred to a Chinese or Korean one (see
 # ``detection._foreign_reading``); the default of ``policy.charsets.japanese_prior``.
 DEFAULT_JAPANESE_PRIOR: Final = 0.15
-# Mail domains of the carrier whose ISO-2022-JP mail puts emoji in JIS rows 0x75-0x7C (au by
-# KDDI, and UQ mobile on the same mail system).
-_AU_DOMAINS: Final = ("ezweb.ne.jp", "au.com", "uqmobile.jp")
+# Mail domains of the Japanese mobile carriers whose phones write their own emoji codes: au by
+# KDDI (and UQ mobile on the same mail system; its ISO-2022-JP mail puts emoji in JIS rows
+# 0x75-0x7C), NTT DoCoMo, SoftBank (and the former Vodafone and J-Phone domains it kept).
+_CARRIER_DOMAINS: Final = {
+    "au": ("ezweb.ne.jp", "au.com", "uqmobile.jp"),
+    "docomo": ("docomo.ne.jp",),
+    "softbank": ("softbank.ne.jp", "i.softbank.jp", "disney.ne.jp", "vodafone.ne.jp"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +53,8 @@ class Preferences:
     """What a decoding may assume about the mail it is part of (set per message)."""
 
     japanese_prior: float = DEFAULT_JAPANESE_PRIOR
-    # The sender's mobile carrier, when its address says so ("au"); None when unknown.
+    # The sender's mobile carrier, when its address says so ("au", "docomo", "softbank");
+    # None when unknown.
     carrier: str | None = None
 
 
@@ -74,8 +81,9 @@ def preferences(chosen: Preferences) -> Iterator[None]:
 def carrier_of(untrusted_address: str) -> str | None:
     """The mobile carrier whose emoji the mail of ``untrusted_address`` may carry, or None."""
     domain = untrusted_address.rpartition("@")[2].strip().strip(">").lower()
-    if any(domain == known or domain.endswith("." + known) for known in _AU_DOMAINS):
-        return "au"
+    for carrier, domains in _CARRIER_DOMAINS.items():
+        if any(domain == known or domain.endswith("." + known) for known in domains):
+            return carrier
     return None
 
 

@@ -4,15 +4,18 @@ Before the declared charset is believed: a UTF-16 BOM wins; 7-bit data with ISO-
 escape sequences is ISO-2022-JP whatever it declares; a declared single-byte charset (which
 decodes anything) yields to UTF-8 and to a Japanese reading (with kana, or two or more kanji
 in double-byte characters only); a declared Chinese or Korean charset yields to a Japanese
-reading with kana unless that language's evidence is strong.
+reading with kana or mostly frequent Japanese kanji unless that language's evidence is strong.
 
 Detection order: ISO-2022-JP (escapes present; if broken, still ISO-2022-JP, lossy), US-ASCII,
-UTF-8, damaged UTF-8 (a few broken sequences among many valid ones: lossy), the most plausible
-Japanese reading (CP932 or EUC-JP, scored on kana and kanji against half-width punctuation,
-private-use characters and controls), unless a Chinese or Korean reading has strong evidence
-(``Preferences.japanese_prior``), then the declared charset with rare replacements, then
-charset-normalizer over a few non-Japanese charsets, and last the least damaged lenient
-reading (lossy). HTML: the MIME charset, else (missing, unknown or failing) its ``<meta>``.
+UTF-8 (unless all its characters have two-byte forms, as EUC-JP kanji give, and a Japanese
+reading has the evidence: kana and frequent kanji), damaged UTF-8 (a few broken sequences
+among many valid ones: lossy), the most plausible Japanese reading (CP932 or EUC-JP, scored on
+kana, kanji and voiced marks against half-width punctuation, misplaced marks, private-use
+characters and controls; lossy when the other reading is about as plausible), unless a Chinese
+or Korean reading has strong evidence (``Preferences.japanese_prior``), then the declared
+charset with rare replacements, then charset-normalizer over a few non-Japanese charsets, and
+last the least damaged lenient reading (lossy). HTML: the MIME charset, else (missing,
+unknown or failing) its ``<meta>``.
 """
 
 from __future__ import annotations
@@ -36,11 +39,11 @@ from sanitizers.charsets.labels import _EUC_JP_PLAN, _Plan, _plan, _strict_plan
 from sanitizers.charsets.steps import (
     _SPECIAL_STEPS,
     _TOLERATED_ERROR_RATE,
-    _USER_DEFINED,
     _ascii,
     _lenient,
     _may_have_user_defined,
     _strict,
+    _user_defined_replaced,
 )
 from sanitizers.safetext import C0, C1, SURROGATES
 
@@ -54,9 +57,19 @@ _JAPANESE_SYMBOLS: Final = re.compile(
 )
 _HALFWIDTH_KANA: Final = re.compile("[\uff66-\uff9f]")
 _HALFWIDTH_PUNCTUATION: Final = re.compile("[\uff61-\uff65]")
-# The voiced marks after a half-width katakana: real half-width text has them; EUC-JP kanji
-# read as CP932 (two half-width katakana each) seldom do.
-_HALFWIDTH_MARKS: Final = re.compile("(?<=[\uff66-\uff9d])[\uff9e\uff9f]")
+# The voiced marks where Japanese has them: dakuten after ｳ and the k, s, t, h rows, handakuten
+# after the h row. Real half-width text has them; EUC-JP kanji read as CP932 (two half-width
+# katakana each) seldom do, and often put a mark where none can be (ｻﾜﾀﾟ for 施設).
+_HALFWIDTH_MARKS: Final = re.compile(
+    "(?<=[\uff73\uff76-\uff84\uff8a-\uff8e])\uff9e|(?<=[\uff8a-\uff8e])\uff9f"
+)
+_HALFWIDTH_MARKS_ANYWHERE: Final = re.compile("[\uff9e\uff9f]")
+# Small half-width vowels and ya/yu/yo where Japanese never puts them (after ｳ, ｷ, ｼ, ﾁ, ﾂ,
+# ﾃ, ﾄ, ﾆ, ﾋ, ﾌ, ﾐ, ﾘ or a voiced mark they can follow): counted against, like a misplaced mark.
+_MISPLACED_SMALL_KANA: Final = re.compile(
+    "(?<![\uff73\uff77\uff7c\uff81\uff82\uff83\uff84\uff86\uff8b\uff8c\uff90\uff98"
+    "\uff9e\uff9f])[\uff67-\uff6e]"
+)
 # A half-width katakana right beside a kanji or a full-width kana: what EUC-JP read as CP932
 # gives, and seldom what anyone writes.
 _WIDTH_CLASH: Final = re.compile(
@@ -96,6 +109,35 @@ _JAPANESE_KANJI_MARKERS: Final = (
 )
 _JAPANESE_EVIDENCE: Final = re.compile(
     f"[\u3041-\u3096\u30a1-\u30fa\u30fc{_JAPANESE_KANJI_MARKERS}]"
+)
+_FREQUENT_KANJI: Final = re.compile(f"[{_JAPANESE_KANJI_MARKERS}]")
+# Two Japanese readings (CP932, EUC-JP) are too close to choose silently when the less
+# plausible scores at least this share of the more plausible.
+_AMBIGUOUS_SHARE: Final = 0.5
+_SS2_ONLY: Final = re.compile(rb"(?:[\x00-\x7f]|\x8e[\xa1-\xdf])*")
+# ... unless the more plausible has at least this many more marks of Japanese (see _evidence).
+_DECISIVE_EVIDENCE: Final = 2
+# A UTF-8 reading whose characters all have two-byte forms (U+0080-U+07FF) is what EUC-JP
+# kanji give (道路 reads as "ƻϩ"); it yields to a Japanese reading with at least this share of
+# kana and frequent kanji unless it reads as text of one alphabet (or Latin-1 symbols).
+_TWO_BYTE_UTF8: Final = re.compile("[\x00-\u07ff]*")
+_JAPANESE_SHARE_OVERRULES: Final = 0.5
+# Planes with no characters (4-13) and the private planes (15-16): UTF-8 that reads as them is
+# another charset's bytes (EUC-JP kanji pairs can form four-byte sequences).
+_UNASSIGNED_PLANES: Final = re.compile("[\U00040000-\U000dffff\U000f0000-\U0010ffff]")
+_ASCII_RUNS: Final = re.compile("[\x00-\x7f]+")
+_LATIN1_SYMBOLS: Final = re.compile("[\u00a0-\u00bf\u00d7\u00f7]")
+# Letters of one alphabet each (Latin with diacritics, Greek, Cyrillic, Hebrew, Arabic); an
+# accented Latin letter is plausible only inside a word with ASCII letters (Müller, São).
+_ALPHABETS: Final = (
+    re.compile("[\u0386-\u03ce]+"),
+    re.compile("[\u0400-\u045f]+"),
+    re.compile("[\u05d0-\u05ea]+"),
+    re.compile("[\u0620-\u064a]+"),
+)
+_LATIN_IN_WORDS: Final = re.compile(
+    "(?<=[A-Za-z])[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u017f]+"
+    "|[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u017f]+(?=[A-Za-z])"
 )
 _FOREIGN_READINGS: Final = (
     ("gb18030", re.compile(f"[{_CHINESE_MARKERS}]")),
@@ -137,10 +179,11 @@ _UTF8_EVIDENCE: Final = 4
 
 
 def _japanese_score(text: str) -> float:
-    """How much ``text`` looks like Japanese: kana weigh most, then kanji and symbols (a kanji
-    weighs more than the two half-width katakana its EUC-JP bytes read as in CP932);
-    half-width punctuation, private-use characters and controls (what EUC-JP read as CP932,
-    or CP932 read as EUC-JP, produces) weigh against."""
+    """How much ``text`` looks like Japanese: kana weigh most, then kanji (twice for the
+    frequent ones) and symbols (a kanji weighs more than the two half-width katakana its
+    EUC-JP bytes read as in CP932), half-width voiced marks where Japanese puts them;
+    half-width punctuation, marks and small kana where none can be, private-use characters
+    and controls (what EUC-JP read as CP932, or CP932 read as EUC-JP, produces) weigh against."""
     kana = len(_KANA.findall(text))
     halfwidth = len(_HALFWIDTH_KANA.findall(text))
     non_ascii = len(text) - len(text.encode("ascii", "ignore"))
@@ -151,12 +194,16 @@ def _japanese_score(text: str) -> float:
         and _MARKS_PER_HALFWIDTH * len(_HALFWIDTH_MARKS.findall(text)) < halfwidth
     ):
         return 0.0
+    marks = len(_HALFWIDTH_MARKS.findall(text))
     return (
         3.0 * kana
         + len(_KANJI.findall(text))
+        + len(_FREQUENT_KANJI.findall(text))
         + len(_JAPANESE_SYMBOLS.findall(text))
         + 0.4 * halfwidth
-        + 1.1 * len(_HALFWIDTH_MARKS.findall(text))
+        + 1.1 * marks
+        - 1.1 * (len(_HALFWIDTH_MARKS_ANYWHERE.findall(text)) - marks)
+        - 1.1 * len(_MISPLACED_SMALL_KANA.findall(text))
         - len(_WIDTH_CLASH.findall(text))
         - len(_HALFWIDTH_PUNCTUATION.findall(text))
         - 3.0 * len(_GARBAGE.findall(text))
@@ -166,17 +213,36 @@ def _japanese_score(text: str) -> float:
 def _japanese_guess(data: bytes) -> _Lenient | None:
     """The more plausible Japanese decoding, CP932 or the EUC-JP family (CP932 wins a tie), if
     it looks Japanese at all. Strict but for carrier emoji (CP932 user-defined characters),
-    which become replacements: the result is then lossy."""
+    which become the emoji of the sender's carrier, or replacements: the result is then
+    lossy. It is lossy too when the other reading is nearly as plausible and only the chosen
+    one's evidence does not settle it (``ｶﾀｶﾅ`` in CP932 is two real kanji in EUC-JP): the
+    choice may be wrong, and the reader is told."""
     candidates = [_cp932_with_emoji(data), _strict_plan(_EUC_JP_PLAN, data)]
-    scored = [
-        (_japanese_score(found[0]) - 3.0 * _jis_x_0213_only(found), found)
-        for found in candidates
-        if found is not None
-    ]
-    score, best = max(scored, key=lambda pair: pair[0], default=(0.0, None))
-    if best is None or score <= 0:
+    scored = sorted(
+        (
+            (_japanese_score(found[0]) - 3.0 * _jis_x_0213_only(found), found)
+            for found in candidates
+            if found is not None
+        ),
+        key=lambda pair: pair[0],
+        reverse=True,
+    )
+    if not scored or scored[0][0] <= 0:
         return None
-    return best[0], best[1], _REPLACEMENT in best[0]
+    score, (text, charset) = scored[0]
+    close = len(scored) > 1 and scored[1][0] >= _AMBIGUOUS_SHARE * score
+    if close and _evidence(text) - _evidence(scored[1][1][0]) >= _DECISIVE_EVIDENCE:
+        close = False  # the chosen reading has clearly more of what only Japanese gives
+    # Only EUC-JP half-width katakana (SS2 pairs), which CP932 reads as kanji of one row: the
+    # frequent kanji of that row are no evidence here.
+    close = close or (len(scored) > 1 and _SS2_ONLY.fullmatch(data) is not None)
+    return text, charset, close or _REPLACEMENT in text
+
+
+def _evidence(text: str) -> int:
+    """How much of what only Japanese gives ``text`` has: kana, frequent Japanese kanji, and
+    half-width voiced marks where Japanese puts them."""
+    return len(_JAPANESE_EVIDENCE.findall(text)) + len(_HALFWIDTH_MARKS.findall(text))
 
 
 def _jis_x_0213_only(found: _Result) -> int:
@@ -196,7 +262,7 @@ def _cp932_with_emoji(data: bytes) -> _Result | None:
         return None
     if not _may_have_user_defined(data):
         return text, "cp932"
-    return _USER_DEFINED.sub(_REPLACEMENT, text), "cp932"
+    return _user_defined_replaced(text), "cp932"
 
 
 def _share(pattern: re.Pattern[str], text: str) -> tuple[int, float]:
@@ -266,26 +332,38 @@ def _kanji_japanese(data: bytes) -> _Lenient | None:
     return found
 
 
+def _frequent_kanji_japanese(data: bytes) -> _Lenient | None:
+    """A Japanese decoding without half-width katakana in which kana and frequent Japanese
+    kanji make at least ``_JAPANESE_SHARE_OVERRULES`` of the non-ASCII characters: kanji-only
+    Japanese (市民課, 固定資産税) labelled as Chinese or Korean, whose readings in those
+    tables are rare characters."""
+    found = _japanese_guess(data)
+    if found is None or _HALFWIDTH_KANA.search(found[0]):
+        return None
+    return found if _share(_JAPANESE_EVIDENCE, found[0])[1] >= _JAPANESE_SHARE_OVERRULES else None
+
+
 def _mislabelled(plan: _Plan, data: bytes) -> _Lenient | None:
     """Common mislabels: ISO-2022-JP declared as anything else (US-ASCII, ISO-8859-1, UTF-8
     all read its escape sequences as text); UTF-8 or Japanese declared as a single-byte
     charset, which decodes anything; Japanese declared as Chinese or Korean (whose
-    double-byte tables read Japanese bytes as other real characters)."""
+    double-byte tables read Japanese bytes as other real characters), with kana or mostly
+    frequent Japanese kanji, unless the declared language's own evidence is strong."""
     if data.isascii():
         if plan[0] != "iso-2022-jp" and _has_jis_escapes(data):
             found = _iso2022jp_strict(data)
             return None if found is None else (*found, False)
         return None
     if plan[0] in _FOREIGN_CJK:
-        japanese = _kana_japanese(data)
+        japanese = _kana_japanese(data) or _frequent_kanji_japanese(data)
         if japanese is None or _foreign_reading(japanese, data, (plan[0],)) is not None:
             return None
         return japanese
     if not _is_single_byte(plan[0]):
         return None
-    utf8 = _strict("utf-8", data)
+    utf8 = _utf8_or_japanese(data)
     if utf8 is not None:
-        return (*utf8, False)
+        return utf8
     japanese = _kana_japanese(data)
     if japanese is None and plan[0] in _LATIN_STEPS:  # mailers' default label, not a choice
         japanese = _kanji_japanese(data)
@@ -326,6 +404,34 @@ def _damaged_utf8(data: bytes) -> _Result | None:
     return text, "utf-8"
 
 
+def _reads_as_alphabet(text: str) -> bool:
+    """Whether the non-ASCII characters of ``text`` are Latin-1 symbols and letters of one
+    alphabet, accented Latin letters only inside words: text someone could have written."""
+    rest = _ASCII_RUNS.sub("", _LATIN_IN_WORDS.sub("", _LATIN1_SYMBOLS.sub("", text)))
+    return not rest or any(alphabet.fullmatch(rest) for alphabet in _ALPHABETS)
+
+
+def _utf8_or_japanese(data: bytes) -> _Lenient | None:
+    """Strict UTF-8 (None when it fails), unless every character has a two-byte form (or one
+    is in a plane without characters) and a Japanese reading exists: then the Japanese
+    reading (lossy without strong evidence), or, when the UTF-8 text reads as one alphabet,
+    UTF-8, lossy if the Japanese evidence is strong (the choice may be wrong)."""
+    utf8 = _strict("utf-8", data)
+    if utf8 is None:
+        return None
+    if not _TWO_BYTE_UTF8.fullmatch(utf8[0]) and not _UNASSIGNED_PLANES.search(utf8[0]):
+        return (*utf8, False)
+    japanese = _japanese_guess(data)
+    if japanese is None:
+        return (*utf8, False)
+    evidence = _share(_JAPANESE_EVIDENCE, japanese[0])[1]
+    if _reads_as_alphabet(utf8[0]):
+        # Latin-1 symbols alone ("¥" is also 促) say nothing either way.
+        symbols_only = not _LATIN1_SYMBOLS.sub("", utf8[0]).strip()
+        return (*utf8, symbols_only or evidence >= _JAPANESE_SHARE_OVERRULES)
+    return japanese[0], japanese[1], japanese[2] or evidence < _JAPANESE_SHARE_OVERRULES
+
+
 def _least_lossy(plan: _Plan | None, data: bytes) -> Decoded:
     """Last resort: the lenient decoding with the fewest replacements (the declared one wins
     ties)."""
@@ -348,9 +454,9 @@ def _guess(data: bytes, plan: _Plan | None) -> Decoded:
         return Decoded(text, charset, lossy=lossy, detected=detected)
     if data.isascii():
         return Decoded(*_ascii(data), lossy=False, detected=plan is not None)
-    utf8 = _strict("utf-8", data)
+    utf8 = _utf8_or_japanese(data)
     if utf8 is not None:
-        return Decoded(*utf8, lossy=False, detected=True)
+        return Decoded(*utf8, detected=True)
     damaged = _damaged_utf8(data)
     if damaged is not None:
         return Decoded(*damaged, lossy=True, detected=plan is None or plan[0] != "utf-8")

@@ -3,7 +3,8 @@
 The CP932 repertoire, half-width katakana with ``ESC ( I``, the IBM extensions as their NEC
 equivalents, always ending in ASCII; None for text that would not come back unchanged from
 ``decode_body(..., "iso-2022-jp")`` (ESC, SO, SI, private-use characters, the six characters
-CP932 writes only one way).
+CP932 writes only one way, and an IBM-extension character standing alone whose code is also an
+au emoji, which the decoder reports as ambiguous).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from functools import lru_cache
 from typing import Final
 
+from sanitizers.charsets.iso2022jp import _ambiguous_positions
 from sanitizers.charsets.jis import (
     _CP932_TO_JIS,
     _CP932_TO_JIS_CHARS,
@@ -26,6 +28,8 @@ __all__ = ["encode_iso2022jp"]
 # Half-width katakana runs, and runs of double-byte characters, in Shift_JIS.
 _SJIS_RUNS: Final = re.compile(rb"([\xa1-\xdf]+)|((?:[\x81-\x9f\xe0-\xef][\x40-\xfc])+)")
 _NOT_JIS: Final = re.compile("[^\u2121-\u7e7e]")
+_TO_KANJI, _TO_ASCII = b"\x1b$B", b"\x1b(B"
+_KANJI_SEGMENTS: Final = re.compile(rb"\x1b\$B((?:[\x21-\x7e]{2})*)")
 # ESC, SO and SI would change the shift state; the JIS-side mappings do not round-trip.
 _NOT_ENCODABLE: Final = ("\x0e", "\x0f", "\x1b", *_JIS_CP932_PAIRS)
 
@@ -112,4 +116,28 @@ def encode_iso2022jp(text: str) -> bytes | None:
         pieces.append(text[position:].encode("iso2022_jp"))
     except (UnicodeEncodeError, _NotEncodableError):
         return None
-    return b"".join(pieces)
+    data = _joined(pieces)
+    for segment in _KANJI_SEGMENTS.finditer(data):
+        if _ambiguous_positions(segment.group(1)):  # would come back as U+FFFD
+            return None
+    return data
+
+
+def _joined(pieces: list[bytes]) -> bytes:
+    """The pieces as one text, a kanji run that one piece ends and the next starts written as
+    one segment (as Windows writes it: the decoder reads a code's neighbours in its segment)."""
+    out: list[bytes] = []
+    for piece in pieces:
+        if out and piece.startswith(_TO_KANJI) and _ends_in_kanji(out[-1]):
+            out[-1] = out[-1][: -len(_TO_ASCII)] + piece[len(_TO_KANJI) :]
+        else:
+            out.append(piece)
+    return b"".join(out)
+
+
+def _ends_in_kanji(piece: bytes) -> bool:
+    """Whether ``piece`` ends with a kanji segment closed by a return to ASCII."""
+    if not piece.endswith(_TO_ASCII):
+        return False
+    last = piece.rfind(b"\x1b", 0, len(piece) - len(_TO_ASCII))
+    return last != -1 and piece.startswith(_TO_KANJI, last)

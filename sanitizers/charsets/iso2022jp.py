@@ -6,9 +6,13 @@ byte outside its set, or a code CP932 lacks is an error (strict) or U+FFFD (leni
 ``ESC ( I`` and SO ... SI (CP50221/CP50222) as half-width katakana, ``ESC $ ( D`` as JIS X 0212;
 ``ESC & @`` is ignored; a missing final ``ESC ( B`` is accepted; line breaks do not reset the
 shift state. JIS X 0213 text (``ESC $ ( O/P/Q``) is read by Python's ISO-2022-JP-2004 codec.
-au (KDDI) emoji sit in JIS rows 0x75-0x7C; rows 0x79-0x7C are also the NEC-selected IBM
-extensions, so they are read as emoji (U+FFFD, lossy: no public table is shipped) only for an au
-sender or in text that also has rows 0x75-0x78, which only au uses.
+au (KDDI) emoji sit in JIS rows 0x75-0x7C and become the Unicode emoji of Unicode's
+EmojiSources.txt (:mod:`.carrier_emoji`; U+FFFD, lossy, for the few it lists none for). Rows
+0x79-0x7C are also the NEC-selected IBM extensions (髙, 﨑), so they are read as emoji for an au
+sender or in text that also has rows 0x75-0x78, which only au uses; otherwise a code that is
+both is read as a kanji beside a JIS X 0208 kanji (a name: 髙橋, 山﨑) or beside a code au
+never uses (ⅰ, 髙); alone (after kana, punctuation or ASCII, where au mail puts emoji) it is
+ambiguous: U+FFFD, lossy, never a guessed kanji or emoji.
 """
 
 from __future__ import annotations
@@ -17,8 +21,16 @@ import codecs
 import re
 from typing import Final
 
+from sanitizers.charsets.carrier_emoji import carrier_emoji
 from sanitizers.charsets.decoded import _Convert, _Lenient, _preferences, _Result
-from sanitizers.charsets.jis import _REPLACEMENT, _TO_HIGH, _cp932_mapping, _jis_pairs, _jis_table
+from sanitizers.charsets.jis import (
+    _REPLACEMENT,
+    _TO_HIGH,
+    _cp932_mapping,
+    _jis_pairs,
+    _jis_table,
+    _jis_to_sjis,
+)
 
 _AS_ASCII, _AS_KANJI, _AS_KANA, _AS_JIS0212, _AS_UNKNOWN = range(5)
 _DESIGNATIONS: Final = {
@@ -40,11 +52,17 @@ _ISO2022JP_SIGNATURE: Final = re.compile(rb"\x1b(?:\$[@B]|\(I|\$\(D)|\x0e[\x21-\
 # also the NEC-selected IBM extensions (髙, 﨑), so they are read as emoji only in au mail or in
 # text that also has codes of rows 0x75-0x78.
 _AU_EMOJI_ROWS: Final = range(0x75, 0x7D)
+# The rows au shares with the NEC-selected IBM extensions, and the JIS X 0208 kanji rows whose
+# characters beside such a code make it a kanji (of a name) rather than an emoji.
+_SHARED_ROWS: Final = range(0x79, 0x7D)
+_KANJI_ROWS: Final = range(0x30, 0x75)
 _AU_ONLY_ROW: Final = re.compile(rb"\x1b\$[@B](?:[\x21-\x7e]{2})*?[\x75-\x78][\x21-\x7e]")
 # Designations of JIS X 0213 (ISO-2022-JP-3 and -2004): Python's codecs read them.
 _JIS_X_0213_SETS: Final = re.compile(rb"\x1b\$\([OPQ]")
 # Inside a segment: runs of characters, runs of whitespace/controls, or bad bytes.
 _ALL_PAIRS: Final = re.compile(rb"(?:[\x21-\x7e]{2})+")
+# A byte that may lead a pair of the shared rows (a cheap test before the exact decoder runs).
+_SHARED_ROW_PAIR: Final = re.compile(rb"[\x79-\x7c][\x21-\x7e]")
 _PAIR_TOKENS: Final = re.compile(
     rb"((?:[\x21-\x7e]{2})+)|([\x00-\x20]+)|([\x7f-\xff]+|[\x21-\x7e])"
 )
@@ -121,24 +139,33 @@ class _Iso2022Decoder:
         return "".join(out)
 
     def kanji_run(self, run: bytes) -> str:
-        if self.au_emoji and any(run[i] in _AU_EMOJI_ROWS for i in range(0, len(run), 2)):
-            return self.with_emoji(run)
+        leads = run[::2]
+        if self.au_emoji and any(lead in _AU_EMOJI_ROWS for lead in leads):
+            return self.with_emoji(run, _emoji_positions(run))
+        if not self.au_emoji and any(lead in _SHARED_ROWS for lead in leads):
+            ambiguous = _ambiguous_positions(run)
+            if ambiguous:
+                return self.with_emoji(run, ambiguous, read=False)
+        return self.pairs(run)
+
+    def pairs(self, run: bytes) -> str:
         text, extended = _jis_pairs(run, strict=self.strict)
         self.extended |= extended
         return text
 
-    def with_emoji(self, run: bytes) -> str:
-        """A run with au emoji: no public table maps them here, so each is a replacement."""
+    def with_emoji(self, run: bytes, positions: list[int], *, read: bool = True) -> str:
+        """A run whose pairs at ``positions`` are au emoji: each becomes its Unicode emoji
+        (when ``read``, and Unicode lists one), else a replacement."""
         out: list[str] = []
         start = 0
-        for index in range(0, len(run), 2):
-            if run[index] in _AU_EMOJI_ROWS:
-                if start < index:
-                    out.append(self.kanji_run(run[start:index]))
-                out.append(self.bad())
-                start = index + 2
+        for index in positions:
+            if start < index:
+                out.append(self.pairs(run[start:index]))
+            emoji = _au_emoji_char(run[index : index + 2]) if read else None
+            out.append(emoji if emoji is not None else self.bad())
+            start = index + 2
         if start < len(run):
-            out.append(self.kanji_run(run[start:]))
+            out.append(self.pairs(run[start:]))
         return "".join(out)
 
     @staticmethod
@@ -154,6 +181,44 @@ class _Iso2022Decoder:
         if self.kana or self.extended:
             return "iso-2022-jp-ms"
         return "iso-2022-jp-1" if self.jis0212 else "iso-2022-jp"
+
+
+def _au_emoji_char(pair: bytes) -> str | None:
+    """The Unicode emoji for the au mail emoji at JIS code ``pair``, or None. au mail writes
+    the phones' Shift_JIS emoji codes moved down: the JIS code read as Shift_JIS (0xEB40-0xEEFC)
+    is the phones' code less 0x0B00 (leads 0xEB-0xEC) or 0x0600 (leads 0xED-0xEE), as KDDI's
+    emoji tables list them side by side."""
+    mail_code = int.from_bytes(_jis_to_sjis(pair[0], pair[1]), "big")
+    return carrier_emoji("au", mail_code + (0x0B00 if mail_code < 0xED00 else 0x0600))
+
+
+def _emoji_positions(run: bytes) -> list[int]:
+    """Where the pairs of au emoji rows are in ``run`` (an au sender's text)."""
+    return [index for index in range(0, len(run), 2) if run[index] in _AU_EMOJI_ROWS]
+
+
+def _ambiguous_positions(run: bytes) -> list[int]:
+    """Where ``run`` (text not known to be au's) has codes that read as well as an au emoji
+    as an IBM-extension character: in a block of shared-row codes that are all au emoji
+    codes (a code au never uses proves the block is Windows text), with no JIS X 0208 kanji
+    right before or after it (a name: 髙橋, 山﨑)."""
+    ambiguous: list[int] = []
+    index = 0
+    while index < len(run):
+        if run[index] not in _SHARED_ROWS:
+            index += 2
+            continue
+        end = index
+        while end < len(run) and run[end] in _SHARED_ROWS:
+            end += 2
+        block = range(index, end, 2)
+        beside_kanji = (index > 0 and run[index - 2] in _KANJI_ROWS) or (
+            end < len(run) and run[end] in _KANJI_ROWS
+        )
+        if not beside_kanji and all(_au_emoji_char(run[at : at + 2]) for at in block):
+            ambiguous += block
+        index = end
+    return ambiguous
 
 
 def _jis_extension(exc: UnicodeError) -> tuple[str, int]:
@@ -181,8 +246,8 @@ def _iso2022jp_fast(data: bytes) -> _Result | None:
     try:  # JIS X 0208 only: no extension rows, so no au emoji either
         text, charset = data.decode("iso2022_jp"), "iso-2022-jp"
     except UnicodeDecodeError:
-        if _au_emoji(data):  # rows 0x79-0x7C are emoji here, not IBM-extension kanji
-            return None
+        if _au_emoji(data) or _SHARED_ROW_PAIR.search(data):
+            return None  # rows 0x79-0x7C may be emoji, not IBM-extension kanji: decided slowly
         try:
             text, charset = data.decode("iso2022_jp", _JIS_EXTENSION), "iso-2022-jp-ms"
         except UnicodeDecodeError:

@@ -3,7 +3,9 @@
 A step is a Python codec name or one of the special steps here: UTF-8 (with an optional BOM),
 US-ASCII, ISO-2022-JP, EUC-JP as ``euc_jp`` (JIS mappings), CP51932/eucJP-ms (EUC-JP with the
 CP932 repertoire and mappings, JIS X 0212 and the eucJP-ms IBM extensions), and CP932 without
-its user-defined area 0xF040-0xF9FC (carrier emoji: a strict failure, U+FFFD when lenient).
+its user-defined area 0xF040-0xF9FC (carrier emoji: the Unicode emoji of the sender's carrier's
+table when the sender's address names a carrier and the table has the code, else a strict
+failure, U+FFFD when lenient).
 Strict steps return None on any error; lenient ones replace and say so.
 """
 
@@ -13,7 +15,8 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-from sanitizers.charsets.decoded import _Lenient, _Result
+from sanitizers.charsets.carrier_emoji import carrier_emoji
+from sanitizers.charsets.decoded import _Lenient, _preferences, _Result
 from sanitizers.charsets.iso2022jp import _iso2022jp_lenient, _iso2022jp_strict
 from sanitizers.charsets.jis import _REPLACEMENT, _TO_LOW, _jis_pairs
 
@@ -101,8 +104,25 @@ _USER_DEFINED_LEAD: Final = re.compile(rb"[\xf0-\xf9]")
 def _cp932(data: bytes) -> _Result:
     text = data.decode("cp932")
     if _may_have_user_defined(data) and _USER_DEFINED.search(text):
-        raise ValueError("CP932 user-defined characters (carrier emoji)")
+        text = _user_defined_replaced(text)
+        if _REPLACEMENT in text:
+            raise ValueError("CP932 user-defined characters (carrier emoji)")
     return text, "cp932"
+
+
+def _carrier_emoji(found: re.Match[str]) -> str:
+    """The Unicode emoji for a CP932 user-defined character, in the table of the sender's
+    carrier (when the sender's address names one), else U+FFFD."""
+    carrier = _preferences().carrier
+    if carrier is None:
+        return _REPLACEMENT
+    code = int.from_bytes(found.group().encode("cp932"), "big")
+    return carrier_emoji(carrier, code) or _REPLACEMENT
+
+
+def _user_defined_replaced(text: str) -> str:
+    """CP932 text with its user-defined characters read as carrier emoji, else U+FFFD."""
+    return _USER_DEFINED.sub(_carrier_emoji, text)
 
 
 def _may_have_user_defined(data: bytes) -> bool:
@@ -111,7 +131,7 @@ def _may_have_user_defined(data: bytes) -> bool:
 
 
 def _cp932_lenient(data: bytes) -> _Lenient:
-    text = _USER_DEFINED.sub(_REPLACEMENT, data.decode("cp932", "replace"))
+    text = _user_defined_replaced(data.decode("cp932", "replace"))
     return text, "cp932", _REPLACEMENT in text
 
 

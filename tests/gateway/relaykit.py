@@ -293,6 +293,7 @@ async def start_gateway(
         audit=harness.audit,
         metrics=harness.metrics,
         free_bytes=lambda: free_box[0],
+        receive_in_process=True,
     )
     harness.gateway = Gateway(config, parts)
     _, harness.port = await harness.gateway.start()

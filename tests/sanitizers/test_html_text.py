@@ -552,3 +552,98 @@ def test_plain_text_comes_back_collapsed(plain: str) -> None:
     spaced = re.sub("[\r\f\v\x1c-\x1e\x85\u2028\u2029]", " ", plain.replace("\x00", "\ufffd"))
     visible = re.sub("[\x00-\x08\x0b-\x1f\x7f-\x9f]", "", spaced)
     assert out.split() == visible.replace("\xa0", " ").split()
+
+
+# --- hiding by <style> rules with simple selectors ------------------------------------------
+
+SHOWN, SECRET = "見える本文です", "隠された指示文"
+# Declarations that hide for good or for the text, as inline styles do.
+HIDING_DECLARATIONS = [
+    "display:none",
+    "visibility:hidden",
+    "font-size:0",
+    "opacity:0",
+    "mso-hide:all",
+    "color:transparent",
+    "max-height:0;overflow:hidden",
+    "DISPLAY : NONE !important",
+]
+
+
+def styled(css: str, body: str) -> str:
+    return f"<html><head><style>{css}</style></head><body><p>{SHOWN}</p>{body}</body></html>"
+
+
+@pytest.mark.parametrize("declarations", HIDING_DECLARATIONS)
+@pytest.mark.parametrize(
+    ("selector", "element"),
+    [
+        (".x", '<p class="x">{}</p>'),
+        (".x", '<div class="a x b"><span>{}</span></div>'),
+        ("p.x", '<p class="x">{}</p>'),
+        ("#y", '<td id="y">{}</td>'),
+        ("div#y", '<div id="y">{}</div>'),
+        (".q, .x", '<p class="x">{}</p>'),
+        (".X", '<p class="x">{}</p>'),
+    ],
+)
+def test_a_simple_style_sheet_rule_hides_like_an_inline_style(
+    declarations: str, selector: str, element: str
+) -> None:
+    out = text(styled(f"{selector} {{ {declarations} }}", element.format(SECRET)))
+    assert SHOWN in out
+    assert SECRET not in out
+
+
+@pytest.mark.parametrize(
+    ("css", "element"),
+    [
+        (".x{display:none}", '<p class="x" style="display:block">{}</p>'),  # inline wins
+        (".x{font-size:0}", '<div class="x"><span style="font-size:14px">{}</span></div>'),
+        (".x{display:none}", '<p class="xx">{}</p>'),  # another class
+        ("span.x{display:none}", '<p class="x">{}</p>'),  # another tag
+        ("@media (max-width:480px){.x{display:none}}", '<p class="x">{}</p>'),  # mobile only
+        (".a .x{display:none}", '<div class="a"><p class="x">{}</p></div>'),  # not simple
+        (".x:hover{display:none}", '<p class="x">{}</p>'),
+        ("[class=x]{display:none}", '<p class="x">{}</p>'),
+        (".x{display:none} .x{display:block}", '<p class="x">{}</p>'),  # later rule wins
+        ("#y{display:block} .x{display:none}", '<p class="x" id="y">{}</p>'),  # id wins
+        (".x{color:transparent}.y{color:red}", '<p class="x"><b class="y">{}</b></p>'),
+    ],
+)
+def test_what_the_cascade_shows_stays(css: str, element: str) -> None:
+    out = text(styled(css, element.format(SHOWN + "2")))
+    assert SHOWN + "2" in out
+
+
+def test_important_in_a_rule_beats_an_inline_style() -> None:
+    out = text(
+        styled(".x{display:none!important}", f'<p class="x" style="display:block">{SECRET}</p>')
+    )
+    assert SECRET not in out
+
+
+def test_a_style_in_the_body_hides_the_elements_after_it() -> None:
+    html = (
+        f'<body><p class="x">{SHOWN}</p><style>.x{{display:none}}</style>'
+        f'<p class="x">{SECRET}</p></body>'
+    )
+    out = text(html)
+    assert SHOWN in out
+    assert SECRET not in out
+
+
+def test_style_sheets_are_read_within_their_limits() -> None:
+    many = "".join(f".c{i}{{display:none}}" for i in range(5000))
+    out = text(styled(many, f'<p class="c10">{SECRET}</p><p class="c4999">{SHOWN}2</p>'))
+    assert SECRET not in out  # an early rule is read
+    assert SHOWN + "2" in out  # rules past the limit are not
+    huge = "/*" + "x" * (300 * 1024) + "*/ .x{display:none}"
+    assert SECRET in text(styled(huge, f'<p class="x">{SECRET}</p>'))
+
+
+@given(st.text(alphabet="{}.#,;:@ax-/*", max_size=200))
+@settings(max_examples=200)
+def test_any_style_sheet_is_read_without_error(css: str) -> None:
+    out = text(styled(css, f'<p class="a">{SHOWN}2</p>'))
+    assert SHOWN in out

@@ -2,7 +2,8 @@
 
 For every distinct text/html part of the corpus's mails: every word of
 ``w3m -dump -T text/html`` (Debian's w3m) appears in our text, except words inside elements
-hidden by inline CSS or the ``hidden`` attribute (w3m reads no CSS: it shows hidden text),
+hidden by inline CSS, by a ``<style>`` rule whose selector is one class or id (with or
+without a tag name), or by the ``hidden`` attribute (w3m reads no CSS: it shows hidden text),
 and so does every http, https and mailto link target. Failures are listed by file.
 
 What is not a word: w3m's own decorations (table borders, list bullets, ``[name]``
@@ -90,19 +91,54 @@ def parse_html(html: str) -> etree._Element | None:
         return None
 
 
+SIMPLE_RULE = re.compile(
+    r"(?:^|})\s*((?:[a-z0-9]*[.#][\w-]+\s*,\s*)*[a-z0-9]*[.#][\w-]+)\s*{([^{}]*)}"
+)
+MEDIA = re.compile(r"@[^{]*{(?:[^{}]*{[^{}]*})*[^{}]*}")
+
+
+def sheet_rules(root: etree._Element) -> dict[str, list[tuple[str, str]]]:
+    """Declarations of the top-level rules of the style sheets whose selectors are one class
+    or id with an optional tag name: ``.name``/``#name`` -> [(tag or "", declarations)]."""
+    rules: dict[str, list[tuple[str, str]]] = {}
+    for style in root.iter("style"):
+        css = MEDIA.sub("}", re.sub(r"/\*.*?\*/", "", (style.text or "").lower(), flags=re.S))
+        for selectors, body in SIMPLE_RULE.findall(css):
+            for selector in selectors.split(","):
+                tag, sigil, name = re.fullmatch(
+                    r"\s*([a-z0-9]*)([.#])([\w-]+)\s*", selector
+                ).groups()
+                rules.setdefault(sigil + name, []).append((tag, body))
+    return rules
+
+
+def element_css(element: etree._Element, rules: dict[str, list[tuple[str, str]]]) -> dict[str, str]:
+    css: dict[str, str] = {}
+    keys = ["." + name for name in (element.get("class") or "").lower().split()]
+    keys.append("#" + (element.get("id") or "").strip().lower())
+    for key in keys:
+        for tag, body in rules.get(key, ()):
+            if not tag or tag == element.tag:
+                css.update(declarations(body))
+    css.update(declarations(element.get("style", "")))
+    return css
+
+
 def hidden_parts(root: etree._Element | None) -> tuple[list[str], set[etree._Element]]:
-    """Text a browser does not show, as CSS applies inline styles (see html_text), and the
-    elements that are not shown at all (so neither are their links)."""
+    """Text a browser does not show, as CSS applies inline styles and simple style-sheet
+    rules (see html_text), and the elements that are not shown at all (so neither are their
+    links)."""
     fragments: list[str] = []
     unseen: set[etree._Element] = set()
     if root is None:
         return fragments, unseen
+    rules = sheet_rules(root)
     stack: list[tuple[etree._Element, bool, frozenset[str]]] = [(root, False, frozenset())]
     while stack:
         element, gone, veils = stack.pop()
         if not isinstance(element.tag, str):
             continue
-        css = declarations(element.get("style", ""))
+        css = element_css(element, rules)
         clipped = any(css.get(o) in ("hidden", "clip") for o in ("overflow", "overflow-y"))
         gone = (
             gone

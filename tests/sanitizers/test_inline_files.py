@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -393,3 +394,79 @@ def test_a_binhex_block_with_a_wrong_checksum_keeps_its_claimed_name(name: str) 
     assert rest == "a\nb\n"
     assert (files[0].data, files[0].filename) == (None, name)
     assert "header checksum" in files[0].problem
+
+
+# --- blocks in HTML bodies --------------------------------------------------------------------
+
+HTML_CHARSETS = ["utf-8", "shift_jis", "euc-jp", "iso-2022-jp"]
+# Bytes whose uuencoded lines hold "<" followed by letters and "&": an HTML parser reads tags
+# and entities in them when the block is pasted unescaped.
+TAG_LIKE = bytes(range(256)) * 3
+
+
+def html_mail(html: str, charset: str) -> bytes:
+    return mail(leaf(f"text/html; charset={charset}", encoded(html, charset)))
+
+
+def unescaped_in_pre(block: str) -> str:
+    return (
+        f"<html><head><title>t</title></head><body><p>{BEFORE}</p>"
+        f"<pre>{block}</pre><p>{AFTER}</p></body></html>"
+    )
+
+
+@pytest.mark.parametrize("charset", HTML_CHARSETS)
+@pytest.mark.parametrize("encoding", ["uuencode", "base64", "binhex"])
+def test_an_unescaped_block_in_html_pre_is_the_file(charset: str, encoding: str) -> None:
+    block = ENCODERS[encoding]("data.bin", TAG_LIKE)
+    if encoding == "uuencode":
+        assert re.search(r"<[A-Za-z]", block) is not None  # the parser would eat it
+    result = sanitize_message(html_mail(unescaped_in_pre(block), charset), Policy())
+    inline = [p for p in result.report.parts if ".text" in p.path]
+    assert len(inline) == 1
+    assert inline[0].reason is not Reason.MALFORMED
+    assert inline[0].size == len(TAG_LIKE)
+    body = body_text(result.message)
+    assert BEFORE in body
+    assert AFTER in body
+    assert "begin" not in body.split(AFTER)[0]
+
+
+@pytest.mark.parametrize("charset", HTML_CHARSETS)
+def test_an_inline_executable_in_html_is_removed_as_an_executable(charset: str) -> None:
+    exe = b"MZ" + b"<html&amp;>" * 40
+    html = unescaped_in_pre(uuencode("setup.exe", exe))
+    result = sanitize_message(html_mail(html, charset), Policy())
+    (inline,) = [p for p in result.report.parts if ".text" in p.path]
+    assert (inline.action, inline.reason) == (Action.REMOVED, Reason.EXECUTABLE)
+    assert "setup.exe" in body_text(result.message)
+
+
+def test_an_escaped_block_in_html_is_still_read_from_the_text() -> None:
+    block = uuencode("data.bin", TAG_LIKE)
+    escaped = block.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    result = sanitize_message(html_mail(unescaped_in_pre(escaped), "utf-8"), Policy())
+    (inline,) = [p for p in result.report.parts if ".text" in p.path]
+    assert inline.reason is not Reason.MALFORMED
+    assert inline.size == len(TAG_LIKE)
+
+
+def test_a_block_start_after_other_markup_on_its_line_is_found() -> None:
+    block = uuencode("data.bin", TAG_LIKE)
+    html = f"<div><b>{BEFORE}</b><br><tt>{block}</tt><br>{AFTER}</div>"
+    text, files = extract_inline_files(html, markup=True, **LIMITS)
+    assert [(f.filename, f.data) for f in files] == [("data.bin", TAG_LIKE)]
+    assert BEFORE in text
+    assert AFTER in text
+
+
+def test_a_broken_block_in_html_source_is_left_for_the_text() -> None:
+    html = "<pre>begin 644 x.bin\nnot uuencoded at all\nend</pre>"
+    assert extract_inline_files(html, markup=True, **LIMITS) == (html, [])
+
+
+def test_html_without_blocks_is_returned_as_is() -> None:
+    html = "<p>begin 644 is what uuencode writes</p><p>end</p>"
+    text, files = extract_inline_files(html, markup=True, **LIMITS)
+    assert files == []
+    assert text == html

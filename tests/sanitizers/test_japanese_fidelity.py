@@ -377,7 +377,7 @@ AU_SUBJECT = b"\x1b$B%F%9%H\x1b(B\x1b$By[\x1b(B"  # テスト and an au emoji in
 
 
 @pytest.mark.parametrize("sender", [b"au@ezweb.ne.jp", b"taro@au.com"])
-def test_au_emoji_in_iso2022jp_are_reported_never_kanji(sender: bytes) -> None:
+def test_au_emoji_in_iso2022jp_are_emoji_never_kanji(sender: bytes) -> None:
     body = b"\x1b$B$*CN$i$;\x1b(B\x1b$Bz!\x1b(B\r\n"
     result = run(
         message(
@@ -386,17 +386,22 @@ def test_au_emoji_in_iso2022jp_are_reported_never_kanji(sender: bytes) -> None:
             body=leaf("text/plain; charset=iso-2022-jp", body),
         )
     )
-    assert headers(result)["Subject"] == "テスト\ufffd"
-    assert body_text(result.message).startswith("お知らせ\ufffd\n")
-    assert lossy(result)
+    assert headers(result)["Subject"] == "テスト\U0001f499"  # EmojiSources: KDDI F77A
+    assert body_text(result.message).startswith("お知らせ\U0001f630\n")  # KDDI F79F
+    assert not lossy(result)
 
 
 def test_au_emoji_rows_without_the_sender_are_known_by_the_rows_only_au_uses() -> None:
     data = b"\x1b$Bu*\x1b(B \x1b$By[\x1b(B"  # row 0x75 (au only), then row 0x79
     decoded = decode_body(data, "iso-2022-jp")
-    assert (decoded.text, decoded.lossy) == ("\ufffd \ufffd", True)
-    # Without either signal, row 0x79-0x7C is what Windows wrote: NEC-selected IBM kanji.
-    assert decode_body(b"\x1b$Bz\\\x1b(B", "iso-2022-jp").text == b"\xed\xda".decode("cp932")
+    assert (decoded.text, decoded.lossy) == ("\U0001f603 \U0001f499", False)
+    # Without either signal, a row 0x79-0x7C code beside a kanji is what Windows wrote: a
+    # NEC-selected IBM kanji; alone it could be either, and is reported.
+    assert decode_body(b"\x1b$B;3z\\\x1b(B", "iso-2022-jp").text == "山" + b"\xed\xda".decode(
+        "cp932"
+    )
+    alone = decode_body(b"\x1b$Bz\\\x1b(B", "iso-2022-jp")
+    assert (alone.text, alone.lossy) == ("\ufffd", True)
 
 
 @pytest.mark.parametrize(

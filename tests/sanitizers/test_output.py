@@ -4,7 +4,10 @@ re-encoded text attachments go out as text/plain or text/csv with their charset.
 
 from __future__ import annotations
 
+import base64
+from email import message_from_bytes
 from email.message import Message
+from email.policy import compat32
 
 import pytest
 
@@ -137,3 +140,75 @@ def test_re_encoded_text_attachments_say_they_are_text(
     assert files[0].get_content_type() == expected_type
     assert files[0].get_content_charset() == "utf-8"
     assert content in files[0].get_payload(decode=True).decode("utf-8-sig")
+
+
+def _headed(subject: bytes, from_: bytes, body: bytes = "本文です。".encode()) -> bytes:
+    return mail(
+        leaf("text/plain; charset=utf-8", body),
+        ("From", from_),
+        ("To", b"staff@city.example.lg.jp"),
+        ("Subject", subject),
+    )
+
+
+def _utf8_word(text: str) -> bytes:
+    return b"=?UTF-8?B?" + base64.b64encode(text.encode()) + b"?="
+
+
+@pytest.mark.parametrize("outside", OUTSIDE)
+@pytest.mark.parametrize(
+    ("header", "expected_place"),
+    [("Subject", "Subject"), ("From", "From")],
+)
+def test_a_header_that_needs_utf8_is_reported(
+    outside: str, header: str, expected_place: str
+) -> None:
+    text = f"会議{outside}のお知らせ"
+    subject = _utf8_word(text) if header == "Subject" else "件名".encode("iso2022_jp")
+    sender = _utf8_word(text) + b" <a@example.jp>" if header == "From" else b"a@example.jp"
+    result = sanitize_message(_headed(subject, sender), JIS_POLICY)
+    assert Reason.OUTPUT_UTF8 in result.report.reasons
+    assert result.report.sent_as_utf8 == [expected_place]
+    assert any(
+        d.startswith(f"output_utf8: {expected_place}: U+{ord(outside):04X}")
+        for d in result.report.defects
+    )
+    out = message_from_bytes(result.message, policy=compat32)
+    assert "=?UTF-8?B?" in str(out[header])
+    # The body fitted: it still goes out in ISO-2022-JP.
+    assert text_part(out).get_content_charset() == "iso-2022-jp"
+    again = sanitize_message(result.message, JIS_POLICY)
+    assert body_text(again.message) == body_text(result.message)
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_a_notice_names_each_place_that_went_out_as_utf8(language: str) -> None:
+    policy = JIS_POLICY.model_copy(update={"notice": NoticePolicy(language=language, always=True)})
+    sender = _utf8_word("山田𠮷") + b" <a@example.jp>"
+    raw = _headed(_utf8_word("件名😀"), sender, "本文😀".encode())
+    result = sanitize_message(raw, policy)
+    assert result.report.sent_as_utf8 == ["From", "Subject", "body"]
+    body = body_text(result.message)
+    expected = (
+        "■ 差出人の名前・件名・本文: ISO-2022-JP で表せない文字を含むため、UTF-8 で送りました"
+        if language == "ja"
+        else "■ sender's name, Subject, body: sent as UTF-8"
+    )
+    assert expected in body
+
+
+def test_headers_that_fit_are_not_reported() -> None:
+    raw = _headed(_utf8_word("会議①㈱～髙﨑ｶﾀｶﾅ"), _utf8_word("山田　太郎") + b" <a@example.jp>")
+    result = sanitize_message(raw, JIS_POLICY)
+    assert Reason.OUTPUT_UTF8 not in result.report.reasons
+    assert result.report.sent_as_utf8 == []
+    subject = str(message_from_bytes(result.message, policy=compat32)["Subject"])
+    assert "=?ISO-2022-JP?B?" in subject
+
+
+def test_an_operator_subject_tag_outside_iso2022jp_is_reported() -> None:
+    policy = JIS_POLICY.model_copy(
+        update={"output": OutputPolicy(charset="iso-2022-jp", subject_tag="[外部👀]")}
+    )
+    result = sanitize_message(_headed(b"plain", b"a@example.jp"), policy)
+    assert result.report.sent_as_utf8 == ["Subject"]

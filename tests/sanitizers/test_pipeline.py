@@ -75,7 +75,7 @@ class FakeDisarmer:
         self.outcome = outcome
         self.calls: list[tuple[str, str, AttachmentAction]] = []
 
-    def disarm(self, untrusted_data, filename, kind, action, policy):  # type: ignore[no-untyped-def]
+    def disarm(self, untrusted_data, filename, kind, action, policy, *, charset=None):  # type: ignore[no-untyped-def]
         self.calls.append((filename, kind, action))
         if isinstance(self.outcome, Exception):
             raise self.outcome

@@ -130,7 +130,14 @@ class _Recording:
         self.seconds: list[float] = []
 
     def disarm(
-        self, _data: bytes, _name: str, _kind: str, _action: AttachmentAction, policy: Policy
+        self,
+        _data: bytes,
+        _name: str,
+        _kind: str,
+        _action: AttachmentAction,
+        policy: Policy,
+        *,
+        charset: str | None = None,
     ) -> CdrOutcome:
         self.seconds.append(policy.cdr.seconds)
         return CdrOutcome.drop(Reason.POLICY, "recorded")
@@ -191,7 +198,14 @@ class _TimingOut:
     """A disarmer whose every file runs out of the wall-clock limit it was given."""
 
     def disarm(
-        self, _data: bytes, _name: str, _kind: str, _action: AttachmentAction, policy: Policy
+        self,
+        _data: bytes,
+        _name: str,
+        _kind: str,
+        _action: AttachmentAction,
+        policy: Policy,
+        *,
+        charset: str | None = None,
     ) -> CdrOutcome:
         return CdrOutcome.drop(Reason.TIMEOUT, f"{policy.cdr.seconds:.3g} s")
 

@@ -37,6 +37,8 @@ class _Recorder:
         kind: str,
         action: AttachmentAction,
         policy: Policy,
+        *,
+        charset: str | None = None,
     ) -> CdrOutcome:
         self.seen.append(filename)
         return CdrOutcome(action=Action.SANITIZED, reason=Reason.CLEAN, data=untrusted_data)

@@ -1,0 +1,27 @@
+"""A short run of the peers benchmark's code on the Python systems (the long run with the
+Postfix peers is ``make bench``): the harness starts each system, checks it on the sample,
+drives it with Postfix's smtp-source into smtp-sink and reports medians and ratios."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks import peers
+
+
+def test_peers_harness_smoke_run(tmp_path: Path) -> None:
+    for program in (peers.SMTP_SOURCE, peers.SMTP_SINK):
+        if not Path(program).exists():
+            pytest.fail(f"{program} is missing: apt-get install postfix (make check installs it)")
+    result = peers.run(rounds=1, count=20, sessions=4, smoke=True)
+    systems = {row["system"]: row for row in result["rows"]}
+    assert set(systems) == {"aiosmtpd discard", "mukaika serve"}
+    assert result["checks"] == {"aiosmtpd discard": "ok", "mukaika serve": "ok"}
+    for row in systems.values():
+        assert row["rounds"]
+        assert row["msg_per_s_median"] > 0
+        assert row["msg_per_s_min"] <= row["msg_per_s_median"] <= row["msg_per_s_max"]
+    assert result["ratios"]["mukaika serve / aiosmtpd discard"] > 0
+    assert result["skipped"] == {}

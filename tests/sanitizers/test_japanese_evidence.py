@@ -1,0 +1,180 @@
+"""Issue 12, classes 2 and 5: short Japanese text (subjects, names, file names, one-line bodies)
+whose bytes also read without error in another charset. EUC-JP kanji can be valid UTF-8
+(道路 as "ƻϩ") or CP932 half-width katakana (施設 as "ｻﾜﾀﾟ"); kanji-only Japanese can be
+labelled as Chinese or Korean. The Japanese evidence (kana, frequent kanji, voiced marks where
+Japanese puts them) decides; when it cannot, the text is reported lossy: never a different
+real character in silence. Every fixture is built here."""
+
+from __future__ import annotations
+
+import base64
+import random
+
+import pytest
+
+from sanitizers.charsets import decode_body, decode_header, decode_param
+from sanitizers.pipeline import sanitize_message
+from sanitizers.policy import AttachmentPolicy, Policy
+from sanitizers.vocabulary import Reason
+from tests.mailfactory import body_text, leaf, mail, multipart
+
+TEXT_ONLY = Policy(attachments=AttachmentPolicy(by_kind={}))
+# Words of a municipality's mail: departments, forms, dates, surnames.
+VOCABULARY_LINES = (
+    "道路 氏名 住所 施設 分担 担当 名簿 課長 部長 市長 町長 村長 町民 村民 救急 議会 予算",
+    "決算 税務 納税 市民 住民 福祉 保健 医療 介護 年金 保険 教育 学校 図書館 公民館 公園",
+    "下水道 水道 河川 農業 観光 文化 広報 総務 企画 財政 人事 会計 監査 選挙 防災 消防 環境",
+    "戸籍 申請 届出 証明 手数料 補助金 交付金 給付 督促 滞納 会議 議事録 資料 報告 連絡 案内",
+    "通知 依頼 回答 照会 確認 承認 決裁 施設予約 道路占用 氏名変更 住所変更 転入 転出 出生",
+    "婚姻 本日 明日 午前 午後 日時 件名 宛先 田中 鈴木 高橋 渡辺 伊藤 山本 中村 小林 加藤",
+    "吉田 山田 佐々木 松本 井上 木村 斎藤 清水 山崎",
+)
+VOCABULARY = [word for line in VOCABULARY_LINES for word in line.split()]
+# The words above whose bytes another charset read without error before the evidence rule.
+SILENTLY_WRONG_BEFORE = ["道路", "施設", "分担", "町長", "村長", "町民", "村民", "救急"]
+# Frequent kanji of Japanese official text, for generated compounds.
+COMMON_KANJI = (
+    "日本国会人年大中長出市区町村県都府民住所氏名申請届書課部係長税務福祉保健医療介護年金"
+    "教育学校図館公園道路河川水農業商工観光文化広報総企画財政人事会計監査選挙防災消環境戸籍"
+    "証明料金補助交付給還督促滞納議資報告連絡案内通知依頼回答照確認承決裁予約変更転入出生"
+)
+ENCODINGS = ["euc_jp", "cp932", "iso2022_jp"]
+# Real text in UTF-8 whose characters have two-byte forms: never read as Japanese.
+ALPHABETIC_UTF8 = [
+    "café",
+    "Müller",
+    "±5°C",
+    "© 2024",
+    "naïve",
+    "résumé",
+    "Größe",
+    "µg",
+    "Ελληνικά",
+    "Москва",
+    "שלום",
+    "Ça va",
+    "São Paulo",
+    "Ø 12mm",
+]
+
+
+def exact_or_reported(text: str, decoded_text: str, lossy: bool) -> None:
+    assert decoded_text == text or lossy, (text, decoded_text)
+
+
+def raw_header(data: bytes) -> str:
+    return data.decode("ascii", "surrogateescape")
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_the_vocabulary_is_exact_or_reported_in_every_place(encoding: str) -> None:
+    for word in VOCABULARY:
+        data = word.encode(encoding)
+        body = decode_body(data, None)
+        exact_or_reported(word, body.text, body.lossy)
+        header = decode_header(raw_header(data))
+        exact_or_reported(word, header.text, header.lossy)
+        for label in (None, "iso-8859-1", "us-ascii"):
+            param = decode_param(label, data)
+            exact_or_reported(word, param.text, param.lossy)
+
+
+@pytest.mark.parametrize("word", SILENTLY_WRONG_BEFORE)
+@pytest.mark.parametrize("encoding", ["euc_jp", "cp932"])
+def test_words_another_charset_also_reads_are_japanese(word: str, encoding: str) -> None:
+    data = word.encode(encoding)
+    for label in (None, "iso-8859-1", "windows-1252"):
+        decoded = decode_body(data, label)
+        assert (decoded.text, decoded.lossy) == (word, False), label
+    assert decode_header(raw_header(data)).text == word
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("encoding", ["euc_jp", "cp932"])
+def test_generated_compounds_are_never_silently_wrong(seed: int, encoding: str) -> None:
+    rng = random.Random(seed)
+    for _ in range(400):
+        word = "".join(rng.choice(COMMON_KANJI) for _ in range(rng.randint(1, 4)))
+        decoded = decode_body(word.encode(encoding), None)
+        exact_or_reported(word, decoded.text, decoded.lossy)
+
+
+@pytest.mark.parametrize("text", ALPHABETIC_UTF8)
+def test_real_utf8_with_two_byte_characters_stays_utf8(text: str) -> None:
+    for label in (None, "iso-8859-1"):
+        decoded = decode_body(text.encode(), label)
+        assert (decoded.text, decoded.charset, decoded.lossy) == (text, "utf-8", False)
+    assert decode_header(raw_header(text.encode())).text == text
+
+
+@pytest.mark.parametrize("text", ["ｶﾀｶﾅ", "ﾃｽﾄﾒｰﾙ", "ﾌﾘｺﾐ"])
+def test_half_width_katakana_that_read_as_kanji_too_are_exact_or_reported(text: str) -> None:
+    decoded = decode_body(text.encode("cp932"), None)
+    exact_or_reported(text, decoded.text, decoded.lossy)
+
+
+@pytest.mark.parametrize("text", ["ｶﾀｶﾅ", "ﾔﾏﾀﾞ ﾀﾛｳ", "ﾃｽﾄ", "ｼﾔｸｼﾖ"])
+def test_euc_jp_half_width_katakana_are_exact_or_reported(text: str) -> None:
+    data = text.encode("euc_jp")  # SS2 pairs: CP932 reads them as kanji of one row
+    decoded = decode_body(data, None)
+    exact_or_reported(text, decoded.text, decoded.lossy)
+    header = decode_header(raw_header(data))
+    exact_or_reported(text, header.text, header.lossy)
+
+
+def test_half_width_text_with_marks_where_japanese_puts_them_is_not_reported() -> None:
+    for text in ("ｱﾘｶﾞﾄｳｺﾞｻﾞｲﾏｼﾀ", "ﾔﾏﾀﾞ ﾀﾛｳ", "ﾊﾟｽﾎﾟｰﾄ"):
+        decoded = decode_body(text.encode("cp932"), None)
+        assert (decoded.text, decoded.lossy) == (text, False)
+
+
+@pytest.mark.parametrize("word", SILENTLY_WRONG_BEFORE)
+def test_the_pipeline_keeps_short_euc_jp_subjects_names_and_file_names(word: str) -> None:
+    data = word.encode("euc_jp")
+    attachment = leaf(
+        "application/octet-stream",
+        b"data",
+        cte="base64",
+        extra=[("Content-Disposition", b'attachment; filename="' + data + b'.txt"')],
+    )
+    raw = mail(
+        multipart("mixed", [leaf("text/plain", data + b"\r\n"), attachment]),
+        ("From", data + b" <sender@example.jp>"),
+        ("Subject", data),
+    )
+    result = sanitize_message(raw, TEXT_ONLY)
+    assert result.report.subject == word
+    assert body_text(result.message).startswith(word + "\n")
+    assert result.report.parts[-1].filename == word + ".txt"
+    assert Reason.LOSSY_DECODE not in result.report.reason_codes()
+
+
+# --- kanji-only Japanese labelled as Chinese or Korean ------------------------------------
+
+KANJI_ONLY = ["会議", "議事録", "市民課", "固定資産税課税台帳", "国民健康保険料", "防災訓練"]
+CHINESE = ["我们明天在北京开会", "这是一个重要的问题", "中华人民共和国", "关于会议的通知"]
+KOREAN = ["안녕하세요", "회의 자료를 보내드립니다", "감사합니다", "서울특별시"]
+
+
+@pytest.mark.parametrize("text", KANJI_ONLY)
+@pytest.mark.parametrize(
+    ("encoding", "label"),
+    [("euc_jp", "gb2312"), ("euc_jp", "euc-kr"), ("cp932", "gbk"), ("euc_jp", "big5")],
+)
+def test_kanji_only_japanese_labelled_chinese_or_korean_is_japanese(
+    text: str, encoding: str, label: str
+) -> None:
+    data = text.encode(encoding)
+    decoded = decode_body(data, label)
+    assert decoded.text == text
+    word = b"=?" + label.encode() + b"?B?" + base64.b64encode(data) + b"?="
+    assert decode_header(word.decode("ascii")).text == text
+
+
+@pytest.mark.parametrize(
+    ("text", "codec", "label"),
+    [*((t, "gb2312", "gb2312") for t in CHINESE), *((t, "euc_kr", "euc-kr") for t in KOREAN)],
+)
+def test_real_chinese_and_korean_keep_their_label(text: str, codec: str, label: str) -> None:
+    decoded = decode_body(text.encode(codec), label)
+    assert (decoded.text, decoded.lossy) == (text, False)
