@@ -18,6 +18,13 @@ class LimitExceeded(SanitizeError):
     """A named, configurable limit was hit (the reason is one of the ``limit_*`` codes)."""
 
 
+class Locked(SanitizeError):
+    """The file is encrypted and needs a password (reason ``encrypted`` or
+    ``encrypted_archive``): the part is held, awaiting a password, never removed unread as
+    if it were broken. Raised by a sanitizer; :class:`sanitizers.cdr.base.CdrSanitizer`
+    turns it into a ``held`` outcome."""
+
+
 class TemporaryFailure(Exception):
     """A dependency the policy requires is unavailable (e.g. the virus scanner): the message
     must be deferred and retried, never passed on unchecked. The pipeline never catches it."""

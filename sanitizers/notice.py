@@ -1,7 +1,11 @@
 """The notice that tells the recipient, in Japanese by default, what was done to the mail.
 
 Wording lives in templates (``string.Template``: ``${parts}``, ``${reference_line}``, and for
-held mail ``${sender}``, ``${subject}``, ``${date}``, ``${reasons}``) that operators can replace;
+held mail ``${sender}``, ``${subject}``, ``${date}``, ``${reasons}``, ``${reference}``,
+``${contact}``, ``${unlock_how}``, ``${automatic_line}``) that operators can replace, one by
+one, with files of the same name in ``policy.notice.templates_dir``: ``notice_ja.txt``,
+``held_ja.txt``, ``held_password_ja.txt`` (held awaiting a password), ``crash_ja.txt`` (held
+because sanitizing kept failing; written by the gateway) and their ``_en`` twins;
 the per-part lines use fixed labels for actions, reasons and removed items so that the same
 code reads the same everywhere. Every value shown comes from the report, already made
 display-safe (no controls, no bidi overrides, bounded length).
@@ -9,14 +13,32 @@ display-safe (no controls, no bidi overrides, bounded length).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from string import Template
+from zoneinfo import ZoneInfo
 
 from sanitizers.policy import NoticePolicy
 from sanitizers.report import PartReport, Report
-from sanitizers.vocabulary import Action, Code, Reason, label
+from sanitizers.vocabulary import Action, Code, FileKind, Reason, label
+
+_KINDS = frozenset(kind.value for kind in FileKind)
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeContext:
+    """What the held notices tell that the pipeline does not know: where a password is given
+    (``[console] public_url``), whom to ask (``[console] contact``), and the time zone dates
+    are shown in (``[service] display_timezone``; "" = the system's)."""
+
+    public_url: str = ""
+    contact: str = ""
+    timezone: str = ""
+
 
 _BODY_REASONS = frozenset({Reason.TEXT_BODY, Reason.HTML_BODY, Reason.TEXT_CONVERTED})
 # Files inside one archive named in the notice; the report and audit line list them all.
@@ -55,6 +77,18 @@ _WORDS = {
         "none": "(なし)",
         "inside": "圧縮ファイル内",
         "more": "ほか {} 件",
+        "contact": "情報システム担当",
+        "unlocked_by_mail": (
+            "パスワード付きの添付ファイルは、同じ送信者から届いたパスワードのメールで"
+            "自動的に解除しました"
+        ),
+        "unlock_url": "次のページで参照番号とパスワードを入力してください: {}",
+        "unlock_ask": (
+            "参照番号とパスワードをお問い合わせ先へお伝えください（電話など、メール以外の方法で）。"
+        ),
+        "automatic": (
+            "送信者から同じ宛先へパスワードを知らせるメールが届いた場合は、自動で解除を試みます。\n"
+        ),
     },
     "en": {
         "body": "body",
@@ -68,6 +102,19 @@ _WORDS = {
         "none": "(none)",
         "inside": "in the archive",
         "more": "and {} more",
+        "contact": "your IT administrators",
+        "unlocked_by_mail": (
+            "password-protected attachments were unlocked automatically with the password mail"
+            " from the same sender"
+        ),
+        "unlock_url": "Enter the reference and the password on this page: {}",
+        "unlock_ask": (
+            "Give the reference and the password to the contact below (by phone, or any way"
+            " but mail)."
+        ),
+        "automatic": (
+            "If the sender mails the password to the same recipients, it is tried automatically.\n"
+        ),
     },
 }
 
@@ -96,13 +143,17 @@ def is_noteworthy(report: Report) -> bool:
     return False
 
 
-def render_notice(report: Report, policy: NoticePolicy, reference: str | None) -> str:
-    """The block appended to the text body of a delivered message."""
+def render_notice(
+    report: Report, policy: NoticePolicy, reference: str | None, *, unlocked_by_mail: bool = False
+) -> str:
+    """The block appended to the text body of a delivered message; ``unlocked_by_mail``: a
+    password mail's candidates opened its files (automatic unlock), which it says."""
     language = policy.language
-    template = _template(policy.template, f"notice_{language}.txt")
+    template = _template(policy.template, policy.templates_dir, f"notice_{language}.txt")
+    automatic = f"\n■ {_WORDS[language]['unlocked_by_mail']}" if unlocked_by_mail else ""
     return template.safe_substitute(
         reference_line=reference_line(reference, language),
-        parts=_parts_block(report, language) + _output_lines(report, language),
+        parts=_parts_block(report, language) + _output_lines(report, language) + automatic,
     )
 
 
@@ -123,29 +174,89 @@ def render_held(
     reference: str | None,
     *,
     date: str,
+    context: NoticeContext | None = None,
+    automatic_unlock: bool = False,
 ) -> str:
-    """The whole body of the notice-only message sent in place of a held mail."""
+    """The whole body of the notice-only message sent in place of a held mail: the one
+    awaiting a password (``held_password_*.txt``) says where and how to give it. Only the
+    attachments are listed (the text is not delivered either, whatever became of it)."""
+    context = context or NoticeContext()
     language = policy.language
-    template = _template("", f"held_{language}.txt")
-    none = _WORDS[language]["none"]
+    words = _WORDS[language]
+    awaiting = report.awaiting_password()
+    name = f"held_password_{language}.txt" if awaiting else f"held_{language}.txt"
+    template = _template("", policy.templates_dir, name)
+    none = words["none"]
+    if context.public_url:
+        unlock_how = words["unlock_url"].format(context.public_url)
+    else:
+        unlock_how = words["unlock_ask"]
     return template.safe_substitute(
         sender=report.from_ or none,
         subject=report.subject or none,
-        date=date or none,
+        date=local_time(date, context.timezone) if date else none,
         reasons=", ".join(_label(r, language) for r in report.reasons) or none,
         reference_line=reference_line(reference, language),
-        parts=_parts_block(report, language),
+        reference=reference or none,
+        contact=context.contact or words["contact"],
+        unlock_how=unlock_how,
+        automatic_line=words["automatic"] if automatic_unlock else "",
+        parts=_parts_block(report, language, attachments_only=True),
     )
+
+
+def render_crash(
+    policy: NoticePolicy,
+    context: NoticeContext,
+    *,
+    sender: str,
+    received: datetime,
+    reference: str,
+    queue_id: str,
+) -> str:
+    """The body of the notice recipients get when sanitizing a message kept failing (the
+    gateway writes it; nothing of the message but its envelope sender is shown)."""
+    language = policy.language
+    words = _WORDS[language]
+    template = _template("", policy.templates_dir, f"crash_{language}.txt")
+    return template.safe_substitute(
+        sender=sender or "<>",
+        received=_format_time(received, context.timezone),
+        reference=reference or words["none"],
+        queue_id=queue_id,
+        reasons=_label(Reason.CRASH, language),
+        contact=context.contact or words["contact"],
+    )
+
+
+def local_time(untrusted_date: str, timezone: str) -> str:
+    """A Date header's time in the operator's time zone (``timezone``; "" = the system's),
+    or the header as it was when it is not a date."""
+    try:
+        moment = parsedate_to_datetime(untrusted_date)
+    except (TypeError, ValueError, IndexError):
+        return untrusted_date
+    if moment.tzinfo is None:
+        return untrusted_date
+    return _format_time(moment, timezone)
+
+
+def _format_time(moment: datetime, timezone: str) -> str:
+    zone: tzinfo | None = ZoneInfo(timezone) if timezone else None
+    local = moment.astimezone(zone)
+    return local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or local.strftime("%z"))
 
 
 def reference_line(reference: str | None, language: str) -> str:
     return f"{_WORDS[language]['reference']}: {reference}" if reference else ""
 
 
-def _parts_block(report: Report, language: str) -> str:
+def _parts_block(report: Report, language: str, *, attachments_only: bool = False) -> str:
     lines: list[str] = []
     for part in report.parts:
         if part.reason is Reason.ALTERNATIVE:
+            continue
+        if attachments_only and part.kind is None and part.reason in _BODY_REASONS:
             continue
         lines.extend(_part_lines(part, language))
     return "\n".join(lines)
@@ -155,16 +266,21 @@ def _part_lines(part: PartReport, language: str) -> list[str]:
     words = _WORDS[language]
     action = _label(part.action, language)
     if part.kind is None and part.reason in _BODY_REASONS:  # attachments all have a kind
-        line = f"■ {words['body']} ({part.declared_type}): {action}"
+        # A body taken out of a container (winmail.dat, a .msg) says which.
+        where = f"{part.filename}, " if part.filename else ""
+        line = f"■ {words['body']} ({where}{part.declared_type}): {action}"
         if part.removed:  # links of a scheme that is not allowed, defanged in the text
             removed = ", ".join(_label(item, language) for item in part.removed)
             line += f" — {words['removed']}: {removed}"
         return [line]
     name = part.filename or words["unnamed"]
     detected = part.detected_type or part.declared_type
+    reason = _label(part.reason, language)
+    if part.reason is Reason.POLICY and part.kind in _KINDS:  # which kind the policy refuses
+        reason += f" ({_label(FileKind(part.kind), language)})"
     lines = [
         f"■ {words['attachment']}: {name} ({_size(part.size)}, {detected})",
-        f"  → {action}: {_label(part.reason, language)}",
+        f"  → {action}: {reason}",
     ]
     if part.renamed_from:
         lines.append(f'  {words["sent_as"]}: "{part.renamed_from}"')
@@ -211,9 +327,21 @@ def _size(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
-@lru_cache(maxsize=16)
-def _template(path: str, shipped: str) -> Template:
+def _template(path: str, directory: str, shipped: str) -> Template:
+    """``path`` when given, else the file named ``shipped`` in ``directory`` when there is
+    one (looked for each time: a file added later counts), else the shipped template."""
     if path:
-        return Template(Path(path).read_text(encoding="utf-8"))
-    text = resources.files("sanitizers").joinpath("templates", shipped).read_text("utf-8")
-    return Template(text)
+        return _read(path)
+    if directory and (Path(directory) / shipped).is_file():
+        return _read(str(Path(directory) / shipped))
+    return _read_shipped(shipped)
+
+
+@lru_cache(maxsize=32)
+def _read(path: str) -> Template:
+    return Template(Path(path).read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=16)
+def _read_shipped(name: str) -> Template:
+    return Template(resources.files("sanitizers").joinpath("templates", name).read_text("utf-8"))

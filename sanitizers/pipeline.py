@@ -19,6 +19,7 @@ from functools import partial
 from itertools import islice
 
 from sanitizers import compose, notice
+from sanitizers.cdr import mailparts
 from sanitizers.cdr.base import CdrOutcome
 from sanitizers.cdr.disarmer import Disarmer
 from sanitizers.cdr.isolation import default_disarmer
@@ -40,10 +41,12 @@ from sanitizers.html_text import html_to_text
 from sanitizers.inline_files import InlineFile, cut_yenc_blocks, extract_inline_files
 from sanitizers.links import UNSAFE_LINK, defang_text
 from sanitizers.mime import Leaf, first_raw_header, parse, parse_headers_only
+from sanitizers.notice import NoticeContext
+from sanitizers.passwords import password_candidates
 from sanitizers.policy import Policy
 from sanitizers.report import EntryReport, PartReport, Report, SanitizeResult
 from sanitizers.safetext import body_text, display_text, visible_text
-from sanitizers.vocabulary import Action, Reason, RemovedItem, Verdict, label
+from sanitizers.vocabulary import Action, FileKind, Reason, RemovedItem, Verdict, label
 
 # What a sanitizer returns that is delivered as an attachment (an HTML file converted to text
 # arrives as a .txt file: the body is only ever the mail's own text).
@@ -54,6 +57,10 @@ _LIMIT_REASONS = frozenset(r for r in Reason if r.value.startswith("limit_"))
 _HELD_TAG = {"ja": "[保留]", "en": "[HELD]"}
 _SAFE_TOKEN = re.compile(r"[^A-Za-z0-9._:-]")
 _ATTACHED_MAIL = {"ja": "添付されたメール", "en": "Attached message"}
+# Kinds whose sanitizer unpacks them into parts of the message (sanitizers.cdr.mailparts), and
+# how a part taken out of one is shown: "winmail.dat › 見積書.xlsx".
+_CONTAINERS = frozenset({FileKind.TNEF, FileKind.MSG})
+_INSIDE = " › "
 
 
 def sanitize_message(
@@ -62,6 +69,9 @@ def sanitize_message(
     *,
     disarmer: Disarmer | None = None,
     reference: str | None = None,
+    passwords: tuple[str, ...] = (),
+    context: NoticeContext | None = None,
+    unlocked_by_mail: bool = False,
 ) -> SanitizeResult:
     """Turn untrusted mail bytes into a text-only message and a report. Never raises on bad
     input (only :class:`sanitizers.errors.TemporaryFailure` escapes).
@@ -70,10 +80,17 @@ def sanitize_message(
     of this process (:func:`sanitizers.cdr.isolation.default_disarmer`). Every step, the
     composition of the output included, runs inside the fail-closed guard: a fault anywhere
     holds the message, and the notice about it is composed from values nothing untrusted
-    can break (:func:`_fail_safe_message`)."""
+    can break (:func:`_fail_safe_message`).
+
+    ``passwords``: candidates for password-protected attachments (an operator's unlock, or
+    a password mail's candidates); they reach the disarmer and nothing else: never the
+    report, the notice or the output. ``context``: what the held notice says about where
+    to give a password and whom to ask, and the time zone of its dates. ``unlocked_by_mail``:
+    the passwords came from a password mail (automatic unlock); the notice says so."""
     started = time.monotonic()
     report = Report(size=len(untrusted_raw), sha256=hashlib.sha256(untrusted_raw).hexdigest())
-    run = _Run(policy, disarmer, report, started + policy.limits.seconds)
+    run = _Run(policy, disarmer, report, started + policy.limits.seconds, passwords=passwords)
+    run.unlocked_by_mail = unlocked_by_mail
     with _guard(run):
         run.sanitize(untrusted_raw)
     message = b""
@@ -81,12 +98,15 @@ def sanitize_message(
         report.verdict = _verdict(report, policy)
         if run.headers is None:
             run.headers = _headers_for_notice(untrusted_raw, policy)
-        message = run.compose(reference)
+        message = run.compose(reference, context or NoticeContext())
     if not message:
         report.verdict = Verdict.HOLD
         message = _fail_safe_message(report, policy, reference)
     report.timings_ms["total"] = round((time.monotonic() - started) * 1000, 3)
-    return SanitizeResult(message=message, report=report)
+    candidates: tuple[str, ...] = ()
+    if policy.unlock.automatic:
+        candidates = password_candidates("\n".join(run.segments), policy.unlock.max_candidates)
+    return SanitizeResult(message=message, report=report, password_candidates=candidates)
 
 
 @contextmanager
@@ -126,6 +146,8 @@ class _Run:
     disarmer_given: Disarmer | None
     report: Report
     deadline: float
+    passwords: tuple[str, ...] = field(default=(), repr=False)
+    unlocked_by_mail: bool = False
     headers: RebuiltHeaders | None = None
     segments: list[str] = field(default_factory=list)
     attachments: list[compose.OutAttachment] = field(default_factory=list)
@@ -169,7 +191,7 @@ class _Run:
         if detail:
             self.report.defects.append(f"{reason.value}: {detail}")
 
-    def compose(self, reference: str | None) -> bytes:
+    def compose(self, reference: str | None, context: NoticeContext) -> bytes:
         clock = time.monotonic()
         assert self.headers is not None
         fields = [(name, self._scrub_field(value)) for name, value in self.headers.fields]
@@ -187,7 +209,13 @@ class _Run:
             def with_notice() -> str:
                 if not (notice.is_noteworthy(self.report) or self.policy.notice.always):
                     return segments
-                block = notice.render_notice(self.report, self.policy.notice, reference)
+                block = notice.render_notice(
+                    self.report,
+                    self.policy.notice,
+                    reference,
+                    unlocked_by_mail=self.unlocked_by_mail
+                    and RemovedItem.ENCRYPTION in {i for p in self.report.parts for i in p.removed},
+                )
                 return (segments.rstrip("\n") + "\n" + block).lstrip("\n")
 
             text = with_notice()
@@ -200,9 +228,20 @@ class _Run:
             ]
         else:
             date = next((str(v) for n, v in fields if n.lower() == "date"), "")
-            text = notice.render_held(self.report, self.policy.notice, reference, date=date)
+
+            def held() -> str:
+                return notice.render_held(
+                    self.report,
+                    self.policy.notice,
+                    reference,
+                    date=date,
+                    context=context,
+                    automatic_unlock=self.policy.unlock.automatic,
+                )
+
+            text = held()
             if self._check_output_charset("body", partial(compose.iso2022jp_misfit, text)):
-                text = notice.render_held(self.report, self.policy.notice, reference, date=date)
+                text = held()
             attachments = []
         extra = [("X-Mukaika-Verdict", self.report.verdict.value)]
         extra.append(("X-Mukaika-Summary", _summary(self.report)))
@@ -262,8 +301,12 @@ class _Run:
 
     # -- parts ------------------------------------------------------------------------------
 
-    def _leaf(self, leaf: Leaf) -> None:
+    def _leaf(self, leaf: Leaf, shown_in: str | None = None) -> None:
+        """One part; ``shown_in`` names the container (winmail.dat, a .msg) it came out of."""
         payload = b"" if leaf.role == "attached_message" else leaf.decoded_payload()
+        filename = display_text(leaf.filename, 100) if leaf.filename else None
+        if shown_in is not None:
+            filename = f"{shown_in}{_INSIDE}{filename}" if filename else shown_in
         part = PartReport(
             path=leaf.path,
             declared_type=leaf.content_type,
@@ -271,7 +314,7 @@ class _Run:
             reason=Reason.POLICY,
             size=len(payload),
             sha256=hashlib.sha256(payload).hexdigest() if payload else "",
-            filename=display_text(leaf.filename, 100) if leaf.filename else None,
+            filename=filename,
             findings=list(leaf.findings),
             detail="; ".join(leaf.notes),
         )
@@ -413,7 +456,13 @@ class _Run:
         name = clean_name(filename)
         budgeted = self._budgeted_policy()
         outcome = self.disarmer.disarm(
-            payload, name, info.kind, action, budgeted, charset=untrusted_charset
+            payload,
+            name,
+            info.kind,
+            action,
+            budgeted,
+            charset=untrusted_charset,
+            passwords=self.passwords,
         )
         part.action, part.reason = outcome.action, outcome.reason
         if outcome.reason is Reason.TIMEOUT and budgeted.cdr.seconds < self.policy.cdr.seconds:
@@ -423,6 +472,11 @@ class _Run:
         part.entries = list(islice(_entries(outcome.children), _MAX_ENTRIES))
         if outcome.detail:
             part.detail = "; ".join(filter(None, [part.detail, outcome.detail]))
+        if info.kind in _CONTAINERS and outcome.action is Action.CONVERTED and outcome.data:
+            # The container itself never arrives: its parts are handled as the message's own.
+            part.action, part.reason = Action.REMOVED, Reason.UNPACKED
+            self._unpack(outcome.data, outcome.content_type, part)
+            return
         if outcome.action in _DELIVERED and outcome.data is not None:
             # Named after what was rebuilt, never after what the sender claimed.
             content_type = outcome.content_type or info.detected_mime
@@ -433,6 +487,28 @@ class _Run:
             if sent is not None and delivered != sent:
                 part.renamed_from = visible_text(sent, 200)
             self.attachments.append(compose.OutAttachment(delivered, content_type, outcome.data))
+
+    def _unpack(self, data: bytes, content_type: str | None, container: PartReport) -> None:
+        """The parts of a mail container, as a sanitizer composed them (the parts of this
+        message for TNEF, an attached mail for .msg), each handled like one of the message's
+        own and shown under the container's name. The message's limits bound them: their
+        paths continue the container's, so its depth counts, and so do the parts before."""
+        if content_type == mailparts.MESSAGE_TYPE:
+            data = b"Content-Type: message/rfc822\r\n\r\n" + data
+        elif content_type != mailparts.PARTS_TYPE:
+            raise ValueError(f"container result of type {content_type!r}")
+        limits = self.policy.limits
+        parsed = parse(data, limits, self.deadline, prefer_plain=self.policy.body.prefer_plain)
+        shown = container.filename or container.path
+        for inner in parsed.leaves:
+            inner.path = f"{container.path}.{inner.path}"
+            if inner.path.count(".") > limits.max_depth:
+                raise LimitExceeded(Reason.LIMIT_DEPTH, f"over {limits.max_depth} levels")
+            if len(self.report.parts) >= limits.max_parts:
+                raise LimitExceeded(Reason.LIMIT_PARTS, f"over {limits.max_parts} parts")
+            if time.monotonic() > self.deadline:
+                raise LimitExceeded(Reason.LIMIT_TIME, "time budget spent")
+            self._leaf(inner, shown_in=shown)
 
     def _budgeted_policy(self) -> Policy:
         """The policy for one sanitizer call: its wall-clock limit (``cdr.seconds``, which the
@@ -499,7 +575,14 @@ def _entries(
 
 def _verdict(report: Report, policy: Policy) -> Verdict:
     """The message verdict; a part-level cause of a hold or reject is added to the message
-    reasons, so the notice and the audit line say why."""
+    reasons, so the notice and the audit line say why. A part a sanitizer held for a reason
+    that is not in ``policy.hold_reasons`` is removed instead (fail closed: never delivered
+    as it is, and the notice says why)."""
+    for part in report.parts:
+        if part.action is Action.HELD and part.reason not in policy.hold_reasons:
+            part.action = Action.REMOVED
+            note = f"{part.reason.value} is not in policy.hold_reasons: removed"
+            part.detail = "; ".join(filter(None, [part.detail, note]))
     codes = report.reason_codes()
     rejecting = codes & policy.reject_reasons
     if rejecting:

@@ -91,6 +91,10 @@ class NoticePolicy(Section):
     template: str = ""
     """A file whose text replaces the shipped template for the language (string.Template
     syntax); "" = the shipped one."""
+    templates_dir: str = ""
+    """A directory whose files replace the shipped templates of the same name: notice_ja.txt,
+    held_ja.txt, held_password_ja.txt (held awaiting a password), crash_ja.txt (held because
+    sanitizing kept failing) and their _en twins; "" = the shipped ones."""
     always: bool = False
     """Append a notice even when every part was kept and nothing was found."""
 
@@ -126,15 +130,50 @@ class OutputPolicy(Section):
     """Headers copied (rebuilt, never as they were) into the sanitized message."""
 
 
-_SANITIZED_BY_DEFAULT = ("ooxml", "xlsb", "odf", "pdf", "image", "svg", "zip", "text", "html")
+class UnlockPolicy(Section):
+    """Password-protected attachments (PPAP): how a held message may be unlocked."""
+
+    automatic: bool = False
+    """Unlock a message held for a password-protected attachment with the password
+    candidates found in the text of another mail from the same envelope sender to (at least)
+    the same recipients within window_seconds, whichever of the two came first. The password
+    mail itself is delivered as usual. Off by default."""
+    window_seconds: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    """How far apart the encrypted mail and its password mail may arrive (automatic unlock)."""
+    max_candidates: int = Field(default=10, ge=1, le=100)
+    """Most password candidates taken from one password mail."""
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    """Unlock attempts per held message (by command and automatic alike); each is recorded
+    (its number, never the password). Then only an operator's release remains."""
+    max_waiting: int = Field(default=1000, ge=0, le=1_000_000)
+    """Password mails whose candidates the running service keeps in memory (never on disk),
+    waiting for an encrypted mail that comes after them; the oldest is forgotten first."""
+
+
+_SANITIZED_BY_DEFAULT = (
+    "ooxml",
+    "xlsb",
+    "odf",
+    "pdf",
+    "image",
+    "svg",
+    "zip",
+    "text",
+    "html",
+    "tnef",
+    "msg",
+)
 
 
 class AttachmentPolicy(Section):
     """Per-type attachment actions; kinds are those of :mod:`sanitizers.filetype`.
 
     Shipped: OOXML (xlsb included), OpenDocument, PDF, images, SVG, ZIP and text-like files
-    are disarmed; everything else (legacy Office, RTF, other archives, unknown types) is
-    removed; executables are always removed whatever this says.
+    are disarmed; Outlook containers (``tnef``: winmail.dat, ``msg``: .msg files) are unpacked
+    and their files and text handled like the message's own; everything else (legacy Office,
+    RTF, 一太郎, other archives, unknown types) is removed; executables are always removed
+    whatever this says. For ``ichitaro``, "sanitize" (or "keep_if_clean") keeps only the
+    document's text, as a .txt file; the document itself never passes.
     """
 
     default: AttachmentAction = AttachmentAction.REMOVE
@@ -170,7 +209,10 @@ class Policy(Section):
     charsets: CharsetPolicy = CharsetPolicy()
     attachments: AttachmentPolicy = AttachmentPolicy()
     cdr: CdrPolicy = CdrPolicy()
-    hold_reasons: frozenset[Reason] = frozenset({Reason.ENCRYPTED_ARCHIVE})
-    """Part-level reason codes that hold the whole message (limits always do)."""
+    unlock: UnlockPolicy = UnlockPolicy()
+    hold_reasons: frozenset[Reason] = frozenset({Reason.ENCRYPTED_ARCHIVE, Reason.ENCRYPTED})
+    """Part-level reason codes that hold the whole message (limits always do). A part that a
+    sanitizer would hold for a reason not listed here (e.g. an encrypted archive when
+    "encrypted_archive" is left out) is removed with a notice instead, never delivered."""
     reject_reasons: frozenset[Reason] = frozenset()
     """Part-level reason codes that reject the whole message."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sanitizers.vocabulary import Action, Reason, RemovedItem, Verdict
+from sanitizers.vocabulary import PASSWORD_REASONS, Action, Reason, RemovedItem, Verdict
+
+# Message-level reasons that hold whatever the parts are (no password lifts them).
+_HOLDING_ALWAYS = frozenset({Reason.ERROR} | {r for r in Reason if r.value.startswith("limit_")})
 
 
 @dataclass(slots=True)
@@ -67,6 +70,17 @@ class Report:
         data["from"] = data.pop("from_")
         return data
 
+    def awaiting_password(self) -> bool:
+        """Held only because of password-protected files: every held part awaits a
+        password, and no limit or fault holds the message as well."""
+        held = [part for part in self.parts if part.action is Action.HELD]
+        return (
+            self.verdict is Verdict.HOLD
+            and bool(held)
+            and all(part.reason in PASSWORD_REASONS for part in held)
+            and not _HOLDING_ALWAYS & set(self.reasons)
+        )
+
     def reason_codes(self) -> set[Reason]:
         """Every reason that appears anywhere: message level, part actions and findings."""
         codes = set(self.reasons)
@@ -78,10 +92,14 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class SanitizeResult:
-    """The rebuilt message (for ``hold``, a notice-only message) and its report."""
+    """The rebuilt message (for ``hold``, a notice-only message) and its report.
+
+    ``password_candidates``: with ``policy.unlock.automatic``, what the text offers as
+    passwords (:mod:`sanitizers.passwords`); kept out of the report, never written."""
 
     message: bytes
     report: Report
+    password_candidates: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def verdict(self) -> Verdict:

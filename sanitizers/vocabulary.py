@@ -39,6 +39,10 @@ class Reason(StrEnum):
     ALTERNATIVE = "alternative"  # an alternative dropped because a better one exists
     TEXT_CONVERTED = "text_converted"  # another text type converted to plain text
     ATTACHED_MESSAGE = "attached_message"  # a message/rfc822 part, flattened into the body
+    UNPACKED = (
+        "unpacked"  # a mail container (winmail.dat, .msg) whose parts were handled one by one
+    )
+    TEXT_EXTRACTED = "text_extracted"  # only the text of a document was kept, as a .txt file
     EMPTY = "empty"  # a part with no content
     # Attachments, by policy or by what they are.
     POLICY = "policy"  # removed because policy says so for this type
@@ -84,11 +88,16 @@ class Reason(StrEnum):
     LIMIT_PIXELS = "limit_pixels"
 
 
+# The reasons a password may lift: a part held for one of them awaits a password
+# (ZIP: ``encrypted_archive``; Office and PDF: ``encrypted``).
+PASSWORD_REASONS: Final = frozenset({Reason.ENCRYPTED, Reason.ENCRYPTED_ARCHIVE})
+
+
 class FileKind(StrEnum):
     """What an attachment really is, by its content (see :mod:`sanitizers.filetype`)."""
 
     OOXML = "ooxml"  # Office Open XML (docx, xlsx, pptx)
-    OLE = "ole"  # legacy Office (doc, xls, ppt, msg)
+    OLE = "ole"  # legacy Office (doc, xls, ppt)
     RTF = "rtf"  # Rich Text Format
     PDF = "pdf"  # PDF
     IMAGE = "image"  # raster image
@@ -102,6 +111,9 @@ class FileKind(StrEnum):
     OTHER = "other"  # anything else
     ODF = "odf"  # OpenDocument (odt, ods, odp)
     XLSB = "xlsb"  # Excel binary workbook (xlsb): an OOXML package with binary parts
+    TNEF = "tnef"  # Outlook's winmail.dat (application/ms-tnef)
+    MSG = "msg"  # an Outlook message saved as a file (.msg)
+    ICHITARO = "ichitaro"  # 一太郎 document or template (jtd, jtt, jtdc)
 
 
 class RemovedItem(StrEnum):
@@ -148,6 +160,7 @@ class RemovedItem(StrEnum):
     FORMULA_FUNCTION = "formula_function"
     SVG_IMAGE = "svg_image"
     INLINE_FILE = "inline_file"  # a file encoded in body text, taken out as an attachment
+    ENCRYPTION = "encryption"  # a password opened the file; it was disarmed decrypted
     DOCUMENT_MACRO = "document_macro"  # OpenDocument Basic/Python/JavaScript macros, scripts
     EVENT_HANDLER = "event_handler"  # code bound to an event (on open, on click, onload=)
     FOREIGN_OBJECT = "foreign_object"  # SVG foreignObject (HTML or other content inside)
@@ -206,6 +219,19 @@ class DeadLetterReason(StrEnum):
     REJECTED = "rejected"  # the sanitizer's verdict was reject
 
 
+class UnlockResult(StrEnum):
+    """What became of one attempt to unlock a message held for a password-protected file
+    (audit ``state`` of an ``unlock`` or ``automatic_unlock`` line; the command's answer)."""
+
+    UNLOCKED = "unlocked"  # a password opened it: the sanitized mail is spooled for delivery
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 - a result: no password given opened it
+    NO_ATTEMPTS_LEFT = "no_attempts_left"  # policy.unlock.max_attempts used up
+    HELD = "held"  # opened, but what was inside holds the message for another reason
+    NOT_FOUND = "not_found"  # no held message with that reference
+    WRONG_STATE = "wrong_state"  # the message is not awaiting a password
+    FAILED = "failed"  # the sanitizer failed (crash, scanner down): try again later
+
+
 class UserRole(StrEnum):
     """What a user of the held-mail workflow may do."""
 
@@ -254,6 +280,7 @@ Code = (
     | SmtpRefusal
     | MessageState
     | DeadLetterReason
+    | UnlockResult
     | UserRole
     | RequestKind
     | RequestState
@@ -261,7 +288,7 @@ Code = (
 )
 VOCABULARY: Final = (
     Action, Verdict, Reason, FileKind, RemovedItem, SmtpRefusal, MessageState, DeadLetterReason,
-    UserRole, RequestKind, RequestState, AuditEvent,
+    UnlockResult, UserRole, RequestKind, RequestState, AuditEvent,
 )  # fmt: skip
 Language = Literal["ja", "en"]
 
@@ -291,6 +318,8 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.ALTERNATIVE: "同じ内容の別形式",
         Reason.TEXT_CONVERTED: "テキスト形式の部分",
         Reason.ATTACHED_MESSAGE: "添付されたメール",
+        Reason.UNPACKED: "中のファイルと本文を取り出し、それぞれ処理しました",
+        Reason.TEXT_EXTRACTED: "文書の文字だけを取り出し、テキストファイルにしました",
         Reason.EMPTY: "内容が空",
         Reason.POLICY: "この種類のファイルは受け付けない設定のため",
         Reason.EXECUTABLE: "実行ファイルまたはスクリプトのため",
@@ -344,6 +373,9 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         FileKind.OTHER: "その他のファイル",
         FileKind.ODF: "OpenDocument 文書（odt・ods・odp）",
         FileKind.XLSB: "Excel バイナリブック（xlsb）",
+        FileKind.TNEF: "Outlook の winmail.dat（TNEF）",
+        FileKind.MSG: "Outlook のメールファイル（msg）",
+        FileKind.ICHITARO: "一太郎文書（jtd・jtt・jtdc）",
     },
     RemovedItem: {
         RemovedItem.VBA: "VBAマクロ",
@@ -387,6 +419,7 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         RemovedItem.FORMULA_FUNCTION: "外部を呼び出す数式（WEBSERVICE など）",
         RemovedItem.SVG_IMAGE: "SVG 画像（スクリプトを含み得るもの）",
         RemovedItem.INLINE_FILE: "本文中のファイル（uuencode、yEnc など。添付として扱います）",
+        RemovedItem.ENCRYPTION: "パスワードによる暗号化（解除して無害化しました）",
         RemovedItem.DOCUMENT_MACRO: "文書のマクロ・スクリプト（Basic、Python など）",
         RemovedItem.EVENT_HANDLER: "開いたときやクリックしたときに動くマクロ・スクリプト",
         RemovedItem.FOREIGN_OBJECT: "SVG 内に埋め込まれた HTML などの内容",
@@ -432,6 +465,15 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         DeadLetterReason.LIFETIME: "配送期限切れ",
         DeadLetterReason.UNDELIVERABLE: "すべての宛先が恒久的に拒否",
         DeadLetterReason.REJECTED: "無害化の判定が拒否",
+    },
+    UnlockResult: {
+        UnlockResult.UNLOCKED: "解除しました（無害化して元の宛先へ配送します）",
+        UnlockResult.WRONG_PASSWORD: "パスワードが違います",
+        UnlockResult.NO_ATTEMPTS_LEFT: "試行回数の上限に達しました",
+        UnlockResult.HELD: "解除しましたが、中身が別の理由で保留されました",
+        UnlockResult.NOT_FOUND: "その参照番号の保留メールはありません",
+        UnlockResult.WRONG_STATE: "このメールはパスワード入力待ちではありません",
+        UnlockResult.FAILED: "処理に失敗しました（後でもう一度お試しください）",
     },
     UserRole: {
         UserRole.OPERATOR: "運用担当",
@@ -481,6 +523,8 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.ALTERNATIVE: "alternative",
         Reason.TEXT_CONVERTED: "text converted",
         Reason.ATTACHED_MESSAGE: "attached message",
+        Reason.UNPACKED: "unpacked: its files and text were handled one by one",
+        Reason.TEXT_EXTRACTED: "only the document's text was kept, as a text file",
         Reason.EMPTY: "empty",
         Reason.POLICY: "policy",
         Reason.EXECUTABLE: "executable",
@@ -534,6 +578,9 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         FileKind.OTHER: "other file",
         FileKind.ODF: "OpenDocument document (odt, ods, odp)",
         FileKind.XLSB: "Excel binary workbook (xlsb)",
+        FileKind.TNEF: "Outlook winmail.dat (TNEF)",
+        FileKind.MSG: "Outlook message file (msg)",
+        FileKind.ICHITARO: "Ichitaro document (jtd, jtt, jtdc)",
     },
     RemovedItem: {
         RemovedItem.VBA: "VBA macros",
@@ -577,6 +624,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         RemovedItem.FORMULA_FUNCTION: "formulas that fetch or call outside (WEBSERVICE, ...)",
         RemovedItem.SVG_IMAGE: "SVG images (they can carry script)",
         RemovedItem.INLINE_FILE: "files encoded in the text (uuencode, yEnc, ...), now attachments",
+        RemovedItem.ENCRYPTION: "password encryption (unlocked, then disarmed)",
         RemovedItem.DOCUMENT_MACRO: "document macros and scripts (Basic, Python, ...)",
         RemovedItem.EVENT_HANDLER: "macros or scripts run on an event (opening, clicking, ...)",
         RemovedItem.FOREIGN_OBJECT: "HTML or other content embedded in an SVG",
@@ -622,6 +670,15 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         DeadLetterReason.LIFETIME: "delivery lifetime exceeded",
         DeadLetterReason.UNDELIVERABLE: "every recipient refused",
         DeadLetterReason.REJECTED: "rejected by the sanitizer",
+    },
+    UnlockResult: {
+        UnlockResult.UNLOCKED: "unlocked: sanitized and queued for the original recipients",
+        UnlockResult.WRONG_PASSWORD: "wrong password",
+        UnlockResult.NO_ATTEMPTS_LEFT: "no attempts left",
+        UnlockResult.HELD: "unlocked, but what was inside holds the message for another reason",
+        UnlockResult.NOT_FOUND: "no held message with that reference",
+        UnlockResult.WRONG_STATE: "the message is not awaiting a password",
+        UnlockResult.FAILED: "the sanitizer failed; try again later",
     },
     UserRole: {
         UserRole.OPERATOR: "operator",

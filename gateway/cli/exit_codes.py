@@ -39,6 +39,7 @@ class ExitCode(IntEnum):
     WRONG_STATE = 5, "the message's state does not allow the action (e.g. retry a delivered one)"
     EXPIRED_EXCEPTIONS = 6, "valid configuration, but expired exceptions (例外措置) are skipped"
     REFUSED = 7, "send: the server refused the message or a recipient"
+    WRONG_PASSWORD = 8, "quarantine unlock: the password did not open the held message"
     HOLD = 10, "sanitize: the message would be held"
     REJECT = 11, "sanitize: the message would be rejected"
     INTEGRITY = 65, "a quarantined original failed its integrity check (EX_DATAERR)"

@@ -40,8 +40,11 @@ from gateway.evidence.quarantine import (
     QuarantineNotFoundError,
     clean_text,
 )
+from gateway.service import control
+from gateway.service.control import MAX_SECRET_BYTES, secret_lines
 from gateway.store import StoreError, StoreMissingError, StoreSchemaError, open_store
-from sanitizers.vocabulary import Verdict
+from sanitizers.vocabulary import UnlockResult, Verdict
+from sanitizers.vocabulary import label as code_label
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -82,6 +85,17 @@ def register(subparsers: Any) -> None:
     verify = add_action("verify", help="check stored originals against their SHA-256")
     verify.add_argument("ids", nargs="*", metavar="ID", help="only these ids (default: all)")
     verify.set_defaults(func=_guarded(_verify))
+
+    unlock = add_action(
+        "unlock", help="give the password of a message awaiting one (PPAP) to the running serve"
+    )
+    unlock.add_argument("id", metavar="REF", help="the reference in the held notice")
+    unlock.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="(required) file holding the password, each line one candidate; - reads stdin",
+    )
+    unlock.set_defaults(func=_guarded(_unlock))
 
     purge = add_action("purge", help="remove entries past retention")
     purge.add_argument(
@@ -276,6 +290,67 @@ def _purge(args: argparse.Namespace) -> int:
     when = show_time(now, zone)
     print(f"{verb} {count} message(s) past retention ({days:g} days before {when})")
     return ExitCode.OK
+
+
+# What each answer of the service means for the command's exit status.
+_UNLOCK_EXIT: dict[str, ExitCode] = {
+    UnlockResult.UNLOCKED: ExitCode.OK,
+    UnlockResult.WRONG_PASSWORD: ExitCode.WRONG_PASSWORD,
+    UnlockResult.NO_ATTEMPTS_LEFT: ExitCode.WRONG_STATE,
+    UnlockResult.WRONG_STATE: ExitCode.WRONG_STATE,
+    UnlockResult.NOT_FOUND: ExitCode.NOT_FOUND,
+    UnlockResult.HELD: ExitCode.HOLD,
+    UnlockResult.FAILED: ExitCode.TEMPFAIL,
+}
+
+
+def _read_secret(name: str) -> bytes:
+    """The password file's bytes (bounded), or standard input's for ``-``."""
+    try:
+        if name == "-":
+            return sys.stdin.buffer.read(MAX_SECRET_BYTES + 1)
+        with open(name, "rb") as handle:
+            return handle.read(MAX_SECRET_BYTES + 1)
+    except OSError as exc:
+        raise CliError(f"cannot read {name}: {exc.strerror}", ExitCode.INPUT) from exc
+
+
+def _unlock(args: argparse.Namespace) -> int:
+    """Hand the password to ``serve`` over its control socket (never argv, the environment
+    or a file of ours); ``serve`` tries it in the isolated sanitizer and, when it opens the
+    attachment, spools the sanitized mail for the held copy's recipients."""
+    if args.password_file is None:
+        raise CliError("--password-file FILE is required (- reads standard input)", ExitCode.USAGE)
+    config, _ = load(args)
+    secret = _read_secret(args.password_file)
+    if len(secret) > MAX_SECRET_BYTES:
+        raise CliError(f"the password file is larger than {MAX_SECRET_BYTES} bytes", ExitCode.USAGE)
+    if not secret_lines(secret, 1):
+        raise CliError("the password file holds no password (UTF-8, one per line)", ExitCode.USAGE)
+    root = data_dir(args, config)
+    try:
+        answer = control.request(root, "unlock", args.id, secret)
+    except OSError as exc:
+        raise CliError(
+            f"cannot reach the running mukaika serve at {control.socket_path(root)} "
+            f"({exc.strerror or exc}); unlocking needs the service",
+            ExitCode.UNAVAILABLE,
+        ) from exc
+    del secret
+    raw_result = str(answer.get("result"))
+    if raw_result not in UnlockResult.__members__.values():
+        raise CliError(
+            f"the service refused the request ({clean_text(raw_result, 40)})", ExitCode.UNAVAILABLE
+        )
+    result = UnlockResult(raw_result)
+    attempts, remaining = answer.get("attempts", 0), answer.get("remaining", 0)
+    line = f"{args.id}: {code_label(result, 'en')} / {code_label(result, 'ja')}"
+    if result in (UnlockResult.UNLOCKED, UnlockResult.WRONG_PASSWORD, UnlockResult.HELD):
+        line += f" (attempt {attempts}, {remaining} left)"
+    if result is UnlockResult.UNLOCKED:
+        print(f"{line}; queue id {answer.get('queue_id')}")
+        return ExitCode.OK
+    raise CliError(line, _UNLOCK_EXIT[result])
 
 
 def _guarded(func: Handler) -> Handler:

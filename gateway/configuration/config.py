@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 from gateway.configuration.rules import Rule, deep_merge, override_problems
 from gateway.configuration.settings import (
     AuditSettings,
+    ConsoleSettings,
     DeliverySettings,
     MetricsSettings,
     QuarantineSettings,
@@ -119,6 +120,7 @@ class Config(Section):
     audit: AuditSettings = AuditSettings()
     metrics: MetricsSettings = MetricsSettings()
     scanner: ScannerSettings = ScannerSettings()
+    console: ConsoleSettings = ConsoleSettings()
     rules: tuple[Rule, ...] = ()
     """Rules by recipient, sender and client network, and exceptions (例外措置); none by
     default. Each is a [[rules]] table (see the README)."""

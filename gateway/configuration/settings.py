@@ -322,3 +322,22 @@ class MetricsSettings(Section):
     """Address the exporter binds to."""
     port: int = Field(default=9464, ge=0, le=65535)
     """TCP port of the exporter (9464: the usual exporter port); 0 = any free port."""
+
+
+class ConsoleSettings(Section):
+    """What staff are told about where and whom to ask: the held notices show these (the web
+    console will serve at public_url)."""
+
+    public_url: str = ""
+    """Address of the page where staff give the password of a held message (PPAP) and see
+    held mail; "" = none yet, the notice asks them to tell the contact instead."""
+    contact: str = ""
+    """Who to ask about held mail, as the notices show it (e.g. "情報政策課 内線1234");
+    "" = the notice says "情報システム担当" (ja) / "your IT administrators" (en)."""
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http://)")
+        return value

@@ -92,7 +92,7 @@ class Delivering:
             )
             return
         await asyncio.to_thread(self.spool.advance, "outgoing", envelope, message, "delivered")
-        state = MessageState.HELD if envelope.verdict == Verdict.HOLD else MessageState.DELIVERED
+        state = _final_state(envelope)
         await asyncio.to_thread(self.quarantine.record_delivery, envelope.quarantine_id, state)
         self.metrics.delivered()
         self.metrics.observe_end_to_end(max(0.0, self.clock() - envelope.received_at))
@@ -128,6 +128,13 @@ class Delivering:
         self.metrics.deferred()
         log.info("%s deferred %.0fs: %s", envelope.queue_id, delay, first_reply[:60])
         self.scheduler.later("outgoing", envelope.queue_id, envelope.next_attempt)
+
+
+def _final_state(envelope: Envelope) -> MessageState:
+    """The quarantine state once the message (or, when held, its notice) is delivered."""
+    if envelope.verdict != Verdict.HOLD:
+        return MessageState.DELIVERED
+    return MessageState.AWAITING_PASSWORD if envelope.awaiting_password else MessageState.HELD
 
 
 def _attempt_record(

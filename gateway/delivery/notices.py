@@ -22,6 +22,8 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
 from gateway.queue.spool import Envelope
+from sanitizers.notice import NoticeContext, render_crash
+from sanitizers.policy import NoticePolicy
 
 
 def _stamp(now: float | None) -> str:
@@ -100,27 +102,29 @@ def build_dsn(
 
 
 def build_crash_hold_notice(
-    envelope: Envelope, *, from_address: str, now: float | None = None
+    envelope: Envelope,
+    *,
+    from_address: str,
+    notice: NoticePolicy | None = None,
+    context: NoticeContext | None = None,
+    now: float | None = None,
 ) -> bytes:
-    """The text-only notice recipients get instead of a message that could not be sanitized."""
-    lines = [
-        "このメールは安全に無害化できなかったため、ゲートウェイで保留されました。",
-        "内容は転送されていません。必要な場合はシステム管理者にお問い合わせください。",
-        "",
-        "This message was held by the mail gateway because it could not be sanitized",
-        "safely. Its content was not forwarded; ask your administrator if you need it.",
-        "",
-        f"Envelope sender: {envelope.mail_from or '<>'}",
-        f"Queue ID: {envelope.queue_id}",
-        f"Quarantine ID: {envelope.quarantine_id or '-'}",
-        f"Received: {_stamp(envelope.received_at)}",
-        "Reason: crash",
-    ]
+    """The text-only notice recipients get instead of a message that could not be sanitized:
+    the ``crash_ja.txt`` / ``crash_en.txt`` template (``policy.notice``), times in the
+    operator's time zone."""
+    text = render_crash(
+        notice or NoticePolicy(),
+        context or NoticeContext(),
+        sender=envelope.mail_from,
+        received=datetime.fromtimestamp(envelope.received_at, UTC),
+        reference=envelope.quarantine_id,
+        queue_id=envelope.queue_id,
+    )
     message = EmailMessage(policy=SMTP)
     message["From"] = from_address
     message["To"] = "undisclosed-recipients:;"
     message["Subject"] = "[mukaika] 保留されたメール / Message held"
     message["Date"] = _stamp(now)
     message["Message-ID"] = make_msgid()
-    message.set_content("\n".join(lines) + "\n", charset="utf-8")
+    message.set_content(text if text.endswith("\n") else text + "\n", charset="utf-8")
     return message.as_bytes()

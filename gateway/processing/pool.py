@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
@@ -53,17 +54,44 @@ class Sanitizer(Protocol):
         *,
         isolated: bool,
         policy: Policy | None = None,
+        passwords: tuple[str, ...] = (),
+        unlocked_by_mail: bool = False,
     ) -> SanitizeResult:
-        """``policy``: this message's effective policy (rules applied); None: the base one."""
+        """``policy``: this message's effective policy (rules applied); None: the base one.
+        ``passwords``: candidates for a password-protected attachment (an unlock); they
+        reach the worker through the pool's pipe and nothing else. ``unlocked_by_mail``:
+        they came from a password mail (the notice says so)."""
         ...
 
     def close(self) -> None: ...
 
 
-def _sanitize(untrusted_raw: bytes, policy: Policy, reference: str) -> SanitizeResult:
+def _sanitize(
+    untrusted_raw: bytes,
+    policy: Policy,
+    reference: str,
+    *,
+    passwords: tuple[str, ...] = (),
+    unlocked_by_mail: bool = False,
+) -> SanitizeResult:
     from sanitizers.pipeline import sanitize_message  # imported in the worker process
 
-    return sanitize_message(untrusted_raw, policy, reference=reference)
+    return sanitize_message(
+        untrusted_raw,
+        policy,
+        reference=reference,
+        passwords=passwords,
+        unlocked_by_mail=unlocked_by_mail,
+    )
+
+
+def _with_passwords(
+    target: Callable[..., SanitizeResult], passwords: tuple[str, ...], unlocked_by_mail: bool
+) -> Callable[..., SanitizeResult]:
+    """The target, given ``passwords`` when there are any (a plain call otherwise)."""
+    if not passwords:
+        return target
+    return functools.partial(target, passwords=passwords, unlocked_by_mail=unlocked_by_mail)
 
 
 class ProcessSanitizer:
@@ -74,7 +102,7 @@ class ProcessSanitizer:
         policy: Policy,
         processes: int,
         timeout_seconds: float,
-        target: Callable[[bytes, Policy, str], SanitizeResult] | None = None,
+        target: Callable[..., SanitizeResult] | None = None,
     ) -> None:
         self.policy = policy
         # A picklable module-level function; tests substitute one that crashes.
@@ -132,20 +160,29 @@ class ProcessSanitizer:
         *,
         isolated: bool,
         policy: Policy | None = None,
+        passwords: tuple[str, ...] = (),
+        unlocked_by_mail: bool = False,
     ) -> SanitizeResult:
         effective = self.policy if policy is None else policy
+        target = _with_passwords(self.target, passwords, unlocked_by_mail)
         if isolated:
             async with self._isolation_lock:
-                return await self._run(untrusted_raw, reference, effective, isolated=True)
-        return await self._run(untrusted_raw, reference, effective, isolated=False)
+                return await self._run(target, untrusted_raw, reference, effective, isolated=True)
+        return await self._run(target, untrusted_raw, reference, effective, isolated=False)
 
     async def _run(
-        self, untrusted_raw: bytes, reference: str, policy: Policy, *, isolated: bool
+        self,
+        target: Callable[..., SanitizeResult],
+        untrusted_raw: bytes,
+        reference: str,
+        policy: Policy,
+        *,
+        isolated: bool,
     ) -> SanitizeResult:
         pool = self._pool(isolated)
         loop = asyncio.get_running_loop()
         try:
-            future = loop.run_in_executor(pool, self.target, untrusted_raw, policy, reference)
+            future = loop.run_in_executor(pool, target, untrusted_raw, policy, reference)
             return await asyncio.wait_for(future, self.timeout_seconds)
         except TimeoutError as exc:
             log.warning("%s sanitizing timed out: killing its pool", reference)
@@ -193,12 +230,18 @@ class InlineSanitizer:
         *,
         isolated: bool,
         policy: Policy | None = None,
+        passwords: tuple[str, ...] = (),
+        unlocked_by_mail: bool = False,
     ) -> SanitizeResult:
         loop = asyncio.get_running_loop()
         effective = self.policy if policy is None else policy
         try:
             return await loop.run_in_executor(
-                self.executor, _sanitize, untrusted_raw, effective, reference
+                self.executor,
+                _with_passwords(_sanitize, passwords, unlocked_by_mail),
+                untrusted_raw,
+                effective,
+                reference,
             )
         except TemporaryFailure:
             raise

@@ -15,26 +15,61 @@ import functools
 from collections.abc import Callable
 
 from gateway.configuration.settings import ScannerSettings
+from sanitizers.notice import NoticeContext
 from sanitizers.policy import Policy
 from sanitizers.report import Report, SanitizeResult
 from sanitizers.vocabulary import Reason
 
 
 def sanitize_scanned(
-    untrusted_raw: bytes, policy: Policy, reference: str, *, scanner: ScannerSettings
+    untrusted_raw: bytes,
+    policy: Policy,
+    reference: str,
+    *,
+    scanner: ScannerSettings,
+    context: NoticeContext | None = None,
+    passwords: tuple[str, ...] = (),
+    unlocked_by_mail: bool = False,
 ) -> SanitizeResult:
     from gateway.processing.scanner import scanning
     from sanitizers.cdr.isolation import default_disarmer
     from sanitizers.pipeline import sanitize_message
 
     disarmer = scanning(default_disarmer(policy), scanner)
-    return sanitize_message(untrusted_raw, policy, disarmer=disarmer, reference=reference)
+    if scanner.on_hit == "hold":
+        # The scanner holds a part with ``malware``: that reason holds (hold_reasons fails
+        # closed, so a held part whose reason is not listed would be removed instead).
+        policy = policy.model_copy(update={"hold_reasons": policy.hold_reasons | {Reason.MALWARE}})
+    return sanitize_message(
+        untrusted_raw,
+        policy,
+        disarmer=disarmer,
+        reference=reference,
+        passwords=passwords,
+        context=context,
+        unlocked_by_mail=unlocked_by_mail,
+    )
 
 
-def sanitize_unscanned(untrusted_raw: bytes, policy: Policy, reference: str) -> SanitizeResult:
+def sanitize_unscanned(
+    untrusted_raw: bytes,
+    policy: Policy,
+    reference: str,
+    *,
+    context: NoticeContext | None = None,
+    passwords: tuple[str, ...] = (),
+    unlocked_by_mail: bool = False,
+) -> SanitizeResult:
     from sanitizers.pipeline import sanitize_message
 
-    result = sanitize_message(untrusted_raw, policy, reference=reference)
+    result = sanitize_message(
+        untrusted_raw,
+        policy,
+        reference=reference,
+        passwords=passwords,
+        context=context,
+        unlocked_by_mail=unlocked_by_mail,
+    )
     mark_not_scanned(result.report)
     return result
 
@@ -47,8 +82,12 @@ def mark_not_scanned(report: Report) -> None:
             part.findings.append(Reason.NOT_SCANNED)
 
 
-def task_for(scanner: ScannerSettings) -> Callable[[bytes, Policy, str], SanitizeResult]:
-    """The picklable task for the process pool: scanned when the scanner is on."""
+def task_for(
+    scanner: ScannerSettings, context: NoticeContext | None = None
+) -> Callable[..., SanitizeResult]:
+    """The picklable task for the process pool: scanned when the scanner is on; ``context``
+    for the held notices. It takes ``passwords=`` for an unlock (sent through the pool's
+    pipe, never stored)."""
     if not scanner.enabled:
-        return sanitize_unscanned
-    return functools.partial(sanitize_scanned, scanner=scanner)
+        return functools.partial(sanitize_unscanned, context=context)
+    return functools.partial(sanitize_scanned, scanner=scanner, context=context)

@@ -34,9 +34,12 @@ from gateway.delivery.notices import build_crash_hold_notice
 from gateway.evidence.ports import QuarantinePort
 from gateway.observation.ports import MetricsPort
 from gateway.processing.pool import Sanitizer, SanitizerCrashed
+from gateway.processing.unlocking import Unlocking
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Envelope, Spool, SpoolError, new_queue_id
 from sanitizers.errors import TemporaryFailure
+from sanitizers.notice import NoticeContext
+from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult
 from sanitizers.vocabulary import DeadLetterReason, SmtpRefusal, Verdict
 
@@ -60,6 +63,8 @@ class Sanitizing:
         metrics: MetricsPort,
         clock: Callable[[], float] = time.time,
         rules: RuleSet | None = None,
+        notice_context: NoticeContext | None = None,
+        unlocking: Unlocking | None = None,
     ) -> None:
         self.spool = spool
         self.sanitizer = sanitizer
@@ -73,6 +78,9 @@ class Sanitizing:
         self.clock = clock
         # Replaced whole on reload; read once per message when it is sanitized.
         self.rules = rules
+        self.notice_context = notice_context or NoticeContext()
+        # Automatic unlock (policy.unlock.automatic) of password-protected attachments.
+        self.unlocking = unlocking
 
     async def run(self, queue_id: str) -> None:
         """Sanitize a spooled incoming message and hand it on."""
@@ -171,7 +179,12 @@ class Sanitizing:
             await asyncio.to_thread(self.spool.put, "incoming", envelope, untrusted_raw)
             self.scheduler.submit(envelope.queue_id, "incoming")
             return
-        notice = build_crash_hold_notice(envelope, from_address=self.bounces.notice_from)
+        notice = build_crash_hold_notice(
+            envelope,
+            from_address=self.bounces.notice_from,
+            notice=self._base_policy().notice,
+            context=self.notice_context,
+        )
         envelope = envelope.with_(verdict=str(Verdict.HOLD))
         await asyncio.to_thread(self.spool.advance, "incoming", envelope, notice, "outgoing")
         await self.delivering.deliver(envelope, notice)
@@ -188,7 +201,9 @@ class Sanitizing:
         if group is not None and group.rules:
             data["rules"] = list(group.rules)
             data["exceptions"] = list(group.exceptions)
-        envelope = envelope.with_(verdict=str(report.verdict), report=data)
+        envelope = envelope.with_(
+            verdict=str(report.verdict), report=data, awaiting_password=report.awaiting_password()
+        )
         if report.verdict == Verdict.REJECT:
             self.metrics.rejected(SmtpRefusal.VERDICT)
             failures = {rcpt: "550 5.7.1 message rejected by policy" for rcpt in envelope.rcpt_tos}
@@ -200,3 +215,27 @@ class Sanitizing:
             self.spool.advance, "incoming", envelope, result.message, "outgoing"
         )
         await self.delivering.deliver(envelope, result.message)
+        await self._automatic_unlock(envelope, result, group)
+
+    async def _automatic_unlock(
+        self, envelope: Envelope, result: SanitizeResult, group: PolicyGroup | None
+    ) -> None:
+        """With ``policy.unlock.automatic``: a password mail's candidates are tried on held
+        copies from its sender (and kept for one still to come); a copy just held awaiting
+        a password is tried with the candidates already waiting. Never fails the mail that
+        was just handled: a fault is logged."""
+        policy = self._base_policy() if group is None else group.policy
+        if self.unlocking is None or not policy.unlock.automatic:
+            return
+        try:
+            if envelope.awaiting_password:
+                await self.unlocking.held_for_password(envelope.quarantine_id, policy)
+            elif result.password_candidates:
+                await self.unlocking.password_mail(
+                    envelope.mail_from, envelope.rcpt_tos, result.password_candidates, policy
+                )
+        except Exception as exc:  # noqa: BLE001 - the mail is handled; the unlock can wait
+            log.warning("%s automatic unlock failed: %s", envelope.queue_id, type(exc).__name__)
+
+    def _base_policy(self) -> Policy:
+        return self.rules.base if self.rules is not None else Policy()

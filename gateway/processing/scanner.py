@@ -160,11 +160,14 @@ class ScanningDisarmer:
         policy: Policy,
         *,
         charset: str | None = None,
+        passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
         hit = self._verdict(untrusted_data, "")
         if hit is not None:
             return hit
-        outcome = self.inner.disarm(untrusted_data, filename, kind, action, policy, charset=charset)
+        outcome = self.inner.disarm(
+            untrusted_data, filename, kind, action, policy, charset=charset, passwords=passwords
+        )
         if outcome.data is None or outcome.data == untrusted_data:
             return outcome
         # The rebuilt file holds the files inside the container as the sanitizer read them,

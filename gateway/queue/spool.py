@@ -72,6 +72,8 @@ class Envelope:
     # Filled in once sanitized.
     quarantine_id: str = ""
     verdict: str = ""
+    # Held only for password-protected attachments (PPAP): the quarantine state says so.
+    awaiting_password: bool = False
     # Delivery bookkeeping.
     attempts: int = 0
     next_attempt: float = 0.0

@@ -34,9 +34,11 @@ from gateway.processing.scanner_health import ScannerHealth
 from gateway.queue.spool import Spool
 from gateway.receiving.smtp import Received, SmtpServer
 from gateway.service.accepting import spool_received
+from gateway.service.control import ControlServer
 from gateway.service.receivers import ReceiverPool, receiver_count
 from gateway.service.worker import Worker
 from gateway.store import Store, migrate_store, open_store
+from sanitizers.notice import NoticeContext
 
 log = logging.getLogger("mukaika.service")
 
@@ -97,11 +99,16 @@ class Gateway:
             self.audit: AuditPort = audit
         else:
             self.audit = parts.audit
+        notice_context = NoticeContext(
+            public_url=config.console.public_url,
+            contact=config.console.contact,
+            timezone=config.service.display_timezone,
+        )
         self.sanitizer = parts.sanitizer or ProcessSanitizer(
             config.policy,
             config.worker.processes,
             config.worker.sanitize_timeout_seconds,
-            target=task_for(config.scanner),
+            target=task_for(config.scanner, notice_context),
         )
         self.deliverer = Deliverer(config.delivery)
         self.worker = Worker(
@@ -116,7 +123,11 @@ class Gateway:
             hostname=self.hostname,
             keep_delivered_seconds=config.spool.keep_delivered_seconds,
             rules=RuleSet(config.policy, config.rules),
+            notice_context=notice_context,
+            unlock_from=self._purgeable,
         )
+        # Local commands that carry a secret (quarantine unlock) reach the service here.
+        self.control = ControlServer(self.data_dir, self._control)
         self.receiving: SmtpServer | ReceiverPool
         if parts.receive_in_process:
             self.receiving = SmtpServer(
@@ -169,6 +180,17 @@ class Gateway:
         self.worker.submit(queue_id)
         return queue_id
 
+    async def _control(
+        self, command: str, reference: str, passwords: tuple[str, ...], actor: str
+    ) -> dict[str, Any]:
+        """A request on the control socket: ``unlock`` with the password lines sent."""
+        unlocking = self.worker.unlocking
+        if command != "unlock" or unlocking is None:
+            return {"result": "bad_request"}
+        limit = self.config.policy.cdr.max_passwords
+        answer = await unlocking.unlock(reference, passwords[:limit], actor=actor)
+        return answer.to_dict()
+
     def reload(self, config: Config) -> list[str]:
         """Apply ``config`` (already validated) to what can change while running: the policy
         and the rules, used for every message sanitized from now on. Listeners, sessions and
@@ -215,6 +237,7 @@ class Gateway:
                 self._purgeable.purge_forever(interval), name="mukaika-quarantine-purge"
             )
         await self.worker.start()
+        await self.control.start()
         self.address = await self.receiving.start()
         log.info(
             "listening on %s:%d, relaying to %s:%d",
@@ -228,6 +251,7 @@ class Gateway:
         grace = self.config.service.shutdown_grace_seconds
         log.info("stopping: new sessions get 421; %.0fs grace for work in flight", grace)
         await self.receiving.drain(grace)
+        await self.control.close()
         await self.worker.stop(grace)
         for task in (self._warming, self._purging, self._probing, self._watching_clock):
             if task is not None:

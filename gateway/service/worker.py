@@ -24,11 +24,15 @@ from gateway.delivery.attempts import Delivering
 from gateway.delivery.bounces import Bounces
 from gateway.delivery.client import Deliverer
 from gateway.evidence.ports import AuditPort, QuarantinePort
+from gateway.evidence.quarantine import Quarantine
 from gateway.observation.ports import MetricsPort
 from gateway.processing.pool import Sanitizer
 from gateway.processing.sanitizing import Sanitizing
+from gateway.processing.unlocking import Unlocking
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Spool
+from sanitizers.notice import NoticeContext
+from sanitizers.policy import Policy
 
 
 class Worker:
@@ -49,7 +53,11 @@ class Worker:
         keep_delivered_seconds: float = 86400.0,
         clock: Callable[[], float] = time.time,
         rules: RuleSet | None = None,
+        notice_context: NoticeContext | None = None,
+        unlock_from: Quarantine | None = None,
     ) -> None:
+        """``unlock_from``: the real quarantine, which unlocking (PPAP) reads originals from
+        and counts attempts in; without it nothing can be unlocked."""
         self.metrics = metrics
         self.scheduler = Scheduler(
             spool,
@@ -78,6 +86,20 @@ class Worker:
             metrics=metrics,
             clock=clock,
         )
+        self.unlocking = (
+            None
+            if unlock_from is None
+            else Unlocking(
+                spool,
+                sanitizer,
+                self.scheduler,
+                quarantine=unlock_from,
+                audit=audit,
+                rules=lambda: self.rules,
+                base_policy=lambda: self.rules.base if self.rules is not None else Policy(),
+                clock=clock,
+            )
+        )
         self.sanitizing = Sanitizing(
             spool,
             sanitizer,
@@ -90,6 +112,8 @@ class Worker:
             metrics=metrics,
             clock=clock,
             rules=rules,
+            notice_context=notice_context,
+            unlocking=self.unlocking,
         )
 
     @property

@@ -84,6 +84,8 @@ messages = Table(
     Column("from_", Text),
     Column("subject", Text),
     Column("state", String(30), nullable=False, server_default="queued"),
+    # Unlock attempts made (PPAP, migration 0002): how many, never which password.
+    Column("unlock_attempts", Integer, nullable=False, server_default="0"),
     Index("messages_queue_id", "queue_id"),
     Index("messages_received_at", "received_at"),
     Index("messages_state", "state", "received_at"),

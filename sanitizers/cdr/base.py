@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from sanitizers.cdr.settings import CdrPolicy
-from sanitizers.errors import SanitizeError
+from sanitizers.errors import Locked, SanitizeError
 from sanitizers.links import DEFAULT_ALLOWED_SCHEMES
 from sanitizers.vocabulary import Action, Reason, RemovedItem
 
@@ -59,6 +59,7 @@ class EntryDisarmer(Protocol):
         depth: int = 0,
         *,
         charset: str | None = None,
+        passwords: tuple[str, ...] = (),
     ) -> CdrOutcome: ...
 
 
@@ -71,7 +72,9 @@ class CdrContext:
 
     ``full_policy`` and ``entries`` are for sanitizers that recurse: the ZIP sanitizer calls
     ``entries.disarm(..., depth=ctx.depth + 1)`` per entry, with the registry that called it.
-    Without ``entries`` an archive's entries cannot be decided, and the archive is removed."""
+    Without ``entries`` an archive's entries cannot be decided, and the archive is removed.
+    ``passwords`` are the candidates an archive hands on to its entries (an encrypted
+    document inside an encrypted ZIP); never shown, logged or stored."""
 
     policy: CdrPolicy
     keep_if_clean: bool = False
@@ -79,6 +82,7 @@ class CdrContext:
     full_policy: Policy | None = None
     entries: EntryDisarmer | None = None
     charset: str | None = None
+    passwords: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def allowed_schemes(self) -> tuple[str, ...]:
@@ -105,6 +109,9 @@ class CdrSanitizer(ABC):
                 if len(outcome.data) > ctx.policy.max_file_bytes:
                     return CdrOutcome.drop(Reason.LIMIT_SIZE, "output too large")
                 self.verify(outcome.data, ctx)
+        except Locked as exc:
+            # Encrypted: held awaiting a password (the registry tries any it was given).
+            return CdrOutcome(action=Action.HELD, reason=exc.reason, detail=exc.detail)
         except SanitizeError as exc:
             return CdrOutcome.drop(exc.reason, exc.detail)
         except MemoryError:
@@ -123,3 +130,12 @@ class CdrSanitizer(ABC):
     @abstractmethod
     def verify(self, data: bytes, ctx: CdrContext) -> None:
         """Independently re-check an output; raise ``SanitizeError(VERIFY_FAILED)`` if unclean."""
+
+    def decrypt(self, untrusted_data: bytes, password: str, ctx: CdrContext) -> bytes | None:
+        """The hook for password-protected files: the plaintext of a file this sanitizer
+        raised :class:`~sanitizers.errors.Locked` for, opened with ``password``, as one file
+        that CDR reads again from the start (an archive gives a plain ZIP of its entries);
+        ``None`` when the password is wrong. Raises ``SanitizeError`` (or ``LimitExceeded``)
+        when the file is malformed or too large once opened. Formats that cannot be
+        decrypted keep this default: every password is wrong."""
+        return None

@@ -11,7 +11,9 @@ from sanitizers.vocabulary import Reason
 
 class Disarmer(Protocol):
     """Decides and carries out what happens to one attachment of a given kind; ``charset`` is
-    the label its MIME header declares (text is decoded in it before detection)."""
+    the label its MIME header declares (text is decoded in it before detection).
+    ``passwords`` are candidates for a password-protected file (never shown, logged or
+    stored): a disarmer that cannot use them leaves such a file held."""
 
     def disarm(
         self,
@@ -22,6 +24,7 @@ class Disarmer(Protocol):
         policy: Policy,
         *,
         charset: str | None = None,
+        passwords: tuple[str, ...] = (),
     ) -> CdrOutcome: ...
 
 
@@ -37,5 +40,6 @@ class RemoveAll:
         policy: Policy,
         *,
         charset: str | None = None,
+        passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
         return CdrOutcome.drop(Reason.POLICY)

@@ -166,7 +166,7 @@ def _child_main(
             request = conn.recv()
             if request is None:
                 return
-            filename, kind, action, sent_policy, depth, charset = request
+            filename, kind, action, sent_policy, depth, charset, passwords = request
             untrusted_data = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the parent went away
@@ -186,12 +186,13 @@ def _child_main(
                 policy,
                 depth,
                 charset=charset,
+                passwords=passwords,
             )
         except MemoryError:
             outcome = CdrOutcome.drop(Reason.CRASH, "MemoryError")
         except BaseException as exc:  # noqa: BLE001 - report, never die silently
             outcome = CdrOutcome.drop(Reason.ERROR, type(exc).__name__)
-        del untrusted_data
+        del untrusted_data, passwords
         blobs: list[bytes] = []
         try:
             header = json.dumps(_to_wire(outcome, blobs)).encode()
@@ -361,7 +362,10 @@ class IsolatedDisarmer:
         depth: int = 0,
         *,
         charset: str | None = None,
+        passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
+        """``passwords`` reach the child through its pipe only (never its arguments or
+        environment), for a password-protected file (:meth:`Registry.unlock`)."""
         if len(untrusted_data) > policy.cdr.max_file_bytes:
             return CdrOutcome.drop(Reason.LIMIT_SIZE, f"{len(untrusted_data)} bytes")
         if self._closed:
@@ -390,7 +394,7 @@ class IsolatedDisarmer:
                 self.spawn_seconds.append(worker.spawn_seconds)
             worker.tasks += 1
             outcome, healthy = self._exchange(
-                worker, untrusted_data, filename, kind, action, policy, depth, charset
+                worker, untrusted_data, filename, kind, action, policy, depth, charset, passwords
             )
             if not healthy:
                 self._replace(worker, graceful=False)
@@ -408,13 +412,14 @@ class IsolatedDisarmer:
         policy: Policy,
         depth: int,
         charset: str | None,
+        passwords: tuple[str, ...],
     ) -> tuple[CdrOutcome, bool]:
         """Send one file, wait for the answer. Returns (outcome, child still usable)."""
         deadline = time.monotonic() + policy.cdr.seconds
         conn = worker.conn
         try:
             sent = None if policy is worker.policy else policy
-            conn.send((filename, kind, action.value, sent, depth, charset))
+            conn.send((filename, kind, action.value, sent, depth, charset, tuple(passwords)))
             worker.policy = policy
             conn.send_bytes(untrusted_data)
             if not conn.poll(max(0.0, deadline - time.monotonic())):

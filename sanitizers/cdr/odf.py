@@ -34,6 +34,7 @@ without their events and submit addresses, formulas that neither fetch nor call.
 from __future__ import annotations
 
 import io
+import mimetypes
 import zipfile
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -124,7 +125,8 @@ def _sort_parts(state: _Rebuild) -> None:
         if name in (MIMETYPE, MANIFEST) or name in XML_PARTS:
             continue
         if name.startswith(MEDIA_DIRECTORIES) and name.count("/") == 1:
-            ctype = state.manifest.entries.get(name, "")
+            # OpenOffice.org wrote pictures into the manifest with an empty media type.
+            ctype = state.manifest.entries.get(name) or mimetypes.guess_type(name)[0] or ""
             verdict = rebuild_media(content, ctype, name, state.policy)
             if isinstance(verdict, Media):
                 state.media[name] = verdict

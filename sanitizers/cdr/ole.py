@@ -11,7 +11,8 @@ What it does: it only **decides**. Rebuilding a compound file (rewriting the FIB
 record stream or the PowerPoint record tree without the dangerous parts) is out of scope, so
 nothing here is ever ``sanitized``:
 
-* encrypted → ``removed`` (``encrypted``; msoffcrypto-tool decides);
+* encrypted → ``held`` (``encrypted``; msoffcrypto-tool decides), awaiting a password
+  (:meth:`OleSanitizer.decrypt`);
 * anything found → ``removed`` with the gravest reason (``macro``, ``active_content``,
   ``embedded_object``) and the items in ``removed``;
 * nothing found → ``kept`` (``clean``) with the original bytes — under ``keep_if_clean``
@@ -39,7 +40,7 @@ import olefile
 from sanitizers.cdr import olescan
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.cdr.findings import gravest
-from sanitizers.errors import SanitizeError
+from sanitizers.errors import Locked, SanitizeError
 from sanitizers.vocabulary import Action, Reason, RemovedItem
 
 MAIN_STREAMS = ("WordDocument", "Workbook", "Book", "PowerPoint Document")
@@ -57,7 +58,7 @@ def inspect(untrusted_data: bytes, filename: str) -> set[RemovedItem]:
     except Exception as exc:
         raise SanitizeError(Reason.MALFORMED, f"olefile: {type(exc).__name__}") from exc
     if package:
-        raise SanitizeError(Reason.ENCRYPTED, "encrypted OOXML package")
+        raise Locked(Reason.ENCRYPTED, "encrypted OOXML package")
     if not mains:
         raise SanitizeError(Reason.UNSUPPORTED_TYPE, "compound file without an Office stream")
     try:
@@ -65,7 +66,7 @@ def inspect(untrusted_data: bytes, filename: str) -> set[RemovedItem]:
     except Exception as exc:
         raise SanitizeError(Reason.MALFORMED, f"msoffcrypto: {type(exc).__name__}") from exc
     if encrypted:
-        raise SanitizeError(Reason.ENCRYPTED, "password-protected Office file")
+        raise Locked(Reason.ENCRYPTED, "password-protected Office file")
     try:
         found = olescan.macros(untrusted_data, filename, first_only=True)
         found |= olescan.embedded(untrusted_data)
@@ -95,6 +96,10 @@ class OleSanitizer(CdrSanitizer):
         return CdrOutcome(
             action=Action.KEPT, reason=Reason.CLEAN, data=untrusted_data, filename=filename
         )
+
+    def decrypt(self, untrusted_data: bytes, password: str, ctx: CdrContext) -> bytes | None:
+        """A password-protected legacy file (RC4) opened with msoffcrypto."""
+        return olescan.decrypt(untrusted_data, password)
 
     def verify(self, data: bytes, ctx: CdrContext) -> None:
         try:

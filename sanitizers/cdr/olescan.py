@@ -64,6 +64,23 @@ def is_encrypted(data: bytes) -> bool:
         return False
 
 
+def decrypt(untrusted_data: bytes, password: str) -> bytes | None:
+    """The plaintext of a password-protected Office file (OOXML in an ``EncryptedPackage``,
+    legacy RC4 doc/xls/ppt) opened with ``password``; ``None`` when the password is wrong.
+    Raises ``msoffcrypto`` errors for files it cannot read (the caller fails closed)."""
+    office: Any = msoffcrypto.OfficeFile(io.BytesIO(untrusted_data))
+    try:
+        office.load_key(password=password, verify_password=True)
+    except (msoffcrypto_exceptions.InvalidKeyError, msoffcrypto_exceptions.DecryptionError):
+        return None
+    out = io.BytesIO()
+    try:
+        office.decrypt(out)
+    except (msoffcrypto_exceptions.InvalidKeyError, msoffcrypto_exceptions.DecryptionError):
+        return None
+    return out.getvalue()
+
+
 def macros(data: bytes, filename: str, *, first_only: bool = False) -> set[RemovedItem]:
     """VBA projects anywhere in the file (OLE, OOXML, nested) and, in BIFF workbooks, Excel 4
     macro sheets. Raises on files olevba cannot open. ``first_only`` skips the (slow, BIFF

@@ -76,7 +76,7 @@ from typing import Any, ClassVar, Literal
 
 from lxml import etree
 
-from sanitizers.cdr import biff12
+from sanitizers.cdr import biff12, olescan
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.cdr.findings import rebuilt_outcome
 from sanitizers.cdr.ooxml_media import Media, rebuild_media
@@ -512,6 +512,10 @@ class OoxmlSanitizer(CdrSanitizer):
             content_type=OUTPUT_CONTENT_TYPES[package.extension],
             keep_if_clean=ctx.keep_if_clean,
         )
+
+    def decrypt(self, untrusted_data: bytes, password: str, ctx: CdrContext) -> bytes | None:
+        """A password-protected document (an OLE ``EncryptedPackage``) opened with msoffcrypto."""
+        return olescan.decrypt(untrusted_data, password)
 
     def verify(self, data: bytes, ctx: CdrContext) -> None:
         found = find_dangerous(data, ctx.policy, 0, ctx.allowed_schemes)

@@ -23,7 +23,7 @@ from lxml import etree
 
 from sanitizers.cdr import olescan
 from sanitizers.cdr.settings import CdrPolicy
-from sanitizers.errors import LimitExceeded, SanitizeError
+from sanitizers.errors import LimitExceeded, Locked, SanitizeError
 from sanitizers.vocabulary import Reason, RemovedItem
 
 CT_NS = "http://schemas.openxmlformats.org/package/2006/content-types"
@@ -236,7 +236,7 @@ def read_package(untrusted_data: bytes, policy: CdrPolicy) -> dict[str, bytes]:
     """Every file of the zip, bounded by the ZIP limits; names normalised, case-unique."""
     if olescan.is_ole(untrusted_data):
         if olescan.is_encrypted(untrusted_data):
-            raise SanitizeError(Reason.ENCRYPTED, "EncryptedPackage")
+            raise Locked(Reason.ENCRYPTED, "EncryptedPackage")
         raise SanitizeError(Reason.MALFORMED, "OLE file, not OOXML")
     try:
         archive = zipfile.ZipFile(io.BytesIO(untrusted_data))

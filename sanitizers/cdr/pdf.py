@@ -30,7 +30,8 @@ What is done:
 * ``verify`` re-opens the written bytes with a fresh parser and walks every object again;
   any finding is ``verify_failed``.
 
-Decisions: a PDF that needs a user password is removed (``encrypted``). A PDF with only an
+Decisions: a PDF that needs a user password is held (``encrypted``), awaiting a password
+(:meth:`PdfSanitizer.decrypt`). A PDF with only an
 owner password (empty user password, "permissions") opens without a password, so it is
 sanitized and written unencrypted: the restrictions are advisory and not a security boundary,
 and the recipient must be able to read what they receive. ``/OpenAction`` is removed even when
@@ -59,7 +60,7 @@ from pikepdf import Array, Dictionary, Name, Stream
 
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.cdr.settings import CdrPolicy
-from sanitizers.errors import LimitExceeded, SanitizeError
+from sanitizers.errors import LimitExceeded, Locked, SanitizeError
 from sanitizers.links import UNSAFE_LINK, is_allowed
 from sanitizers.vocabulary import Action, Reason, RemovedItem
 
@@ -381,7 +382,7 @@ def _open(data: bytes) -> pikepdf.Pdf:
     try:
         return pikepdf.open(io.BytesIO(data), conversion_mode="explicit")
     except pikepdf.PasswordError as exc:
-        raise SanitizeError(Reason.ENCRYPTED, "needs a password") from exc
+        raise Locked(Reason.ENCRYPTED, "needs a password") from exc
     except pikepdf.PdfError as exc:
         raise SanitizeError(Reason.MALFORMED, str(exc)[:200]) from exc
 
@@ -444,6 +445,20 @@ class PdfSanitizer(CdrSanitizer):
             content_type="application/pdf",
             removed=codes,
         )
+
+    def decrypt(self, untrusted_data: bytes, password: str, ctx: CdrContext) -> bytes | None:
+        """A PDF that needs a user password, opened with ``password`` and written without
+        encryption (nothing else changed: :meth:`rebuild` then disarms it)."""
+        try:
+            pdf = pikepdf.open(io.BytesIO(untrusted_data), password=password)
+        except pikepdf.PasswordError:
+            return None
+        except pikepdf.PdfError as exc:
+            raise SanitizeError(Reason.MALFORMED, str(exc)[:200]) from exc
+        out = io.BytesIO()
+        with _qpdf_limits(ctx.policy), pdf:
+            pdf.save(out, encryption=False)
+        return out.getvalue()
 
     def verify(self, data: bytes, ctx: CdrContext) -> None:
         policy = ctx.policy

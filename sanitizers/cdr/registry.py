@@ -14,7 +14,14 @@ removal):
 3. policy action ``remove`` → removed (``policy``);
 4. a kind without a sanitizer → removed (``unsupported_archive`` for ``archive``,
    ``unsupported_type`` otherwise);
-5. ``sanitize`` / ``keep_if_clean`` → the sanitizer's :meth:`CdrSanitizer.run`.
+5. ``sanitize`` / ``keep_if_clean`` → the sanitizer's :meth:`CdrSanitizer.run`;
+6. a ``held`` outcome for a password-protected file (``encrypted``, ``encrypted_archive``)
+   with password candidates given → :meth:`Registry.unlock`: at most ``cdr.max_passwords``
+   candidates go to the sanitizer's :meth:`CdrSanitizer.decrypt` hook, and the plaintext of
+   the first that opens it is decided again from step 1 (its kind detected anew, one level
+   deeper), with ``encryption`` among what was removed; when none opens it, it stays held.
+   The hook is generic: any sanitizer (ZIP, Office, PDF, and 7z when it comes) that raises
+   :class:`~sanitizers.errors.Locked` and implements ``decrypt`` takes part.
 
 Sanitizer classes are named by import path and imported lazily, so a heavy library (pikepdf,
 Pillow, oletools) is loaded only in the process and only when its kind is seen. A module that
@@ -27,10 +34,12 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
+from sanitizers.errors import SanitizeError
 from sanitizers.policy import AttachmentAction, Policy
-from sanitizers.vocabulary import Reason
+from sanitizers.vocabulary import PASSWORD_REASONS, Action, Reason, RemovedItem
 
 # kind (from sanitizers.filetype) -> "module:Class". Kinds absent here have no sanitizer.
 SANITIZERS: Mapping[str, str] = {
@@ -45,6 +54,9 @@ SANITIZERS: Mapping[str, str] = {
     "zip": "sanitizers.cdr.ziparchive:ZipSanitizer",
     "text": "sanitizers.cdr.text:TextSanitizer",
     "html": "sanitizers.cdr.text:HtmlSanitizer",
+    "tnef": "sanitizers.cdr.tnef:TnefSanitizer",
+    "msg": "sanitizers.cdr.outlook_msg:MsgSanitizer",
+    "ichitaro": "sanitizers.cdr.ichitaro:IchitaroSanitizer",
 }
 
 # Kinds that are never kept or sanitized, whatever the policy says.
@@ -126,8 +138,10 @@ class Registry:
         depth: int = 0,
         *,
         charset: str | None = None,
+        passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
-        """Decide and carry out one file's fate in *this* process. Never raises."""
+        """Decide and carry out one file's fate in *this* process. Never raises.
+        ``passwords``: candidates for a password-protected file (step 6 above)."""
         always = ALWAYS_REMOVED.get(kind)
         if always is not None:
             return CdrOutcome.drop(always, kind)
@@ -149,11 +163,61 @@ class Registry:
             full_policy=policy,
             entries=self,
             charset=charset,
+            passwords=passwords,
         )
         try:
-            return sanitizer.run(untrusted_data, filename, ctx)
+            outcome = sanitizer.run(untrusted_data, filename, ctx)
         except Exception as exc:  # noqa: BLE001 - run() should not raise; if it does, remove
             return CdrOutcome.drop(Reason.ERROR, f"{type(exc).__name__}"[:200])
+        if outcome.action is Action.HELD and outcome.reason in PASSWORD_REASONS and passwords:
+            return self.unlock(sanitizer, untrusted_data, filename, action, ctx, outcome)
+        return outcome
+
+    def unlock(
+        self,
+        sanitizer: CdrSanitizer,
+        untrusted_data: bytes,
+        filename: str,
+        action: AttachmentAction,
+        ctx: CdrContext,
+        held: CdrOutcome,
+    ) -> CdrOutcome:
+        """Try the first ``cdr.max_passwords`` candidates of ``ctx.passwords`` on a held,
+        password-protected file; the plaintext of the first that opens it goes through CDR
+        again. Fails closed: a fault while decrypting removes the file; no candidate that
+        fits leaves it held (the caller reports a wrong password)."""
+        from sanitizers.filetype import detect
+
+        policy = ctx.full_policy or Policy(cdr=ctx.policy)
+        tried = ctx.passwords[: ctx.policy.max_passwords]
+        for password in tried:
+            try:
+                plaintext = sanitizer.decrypt(untrusted_data, password, ctx)
+            except SanitizeError as exc:
+                return CdrOutcome.drop(exc.reason, exc.detail)
+            except MemoryError:
+                return CdrOutcome.drop(Reason.CRASH, "MemoryError while decrypting")
+            except Exception as exc:  # noqa: BLE001 - fail closed: a fault removes the file
+                return CdrOutcome.drop(Reason.ERROR, f"decrypting: {type(exc).__name__}")
+            if plaintext is None:
+                continue
+            kind = detect(plaintext, "application/octet-stream", filename).kind
+            inner_action = policy.attachments.action_for(kind)
+            if action == AttachmentAction.KEEP_IF_CLEAN and inner_action != AttachmentAction.REMOVE:
+                inner_action = AttachmentAction.KEEP_IF_CLEAN
+            inner = self.disarm(
+                plaintext,
+                filename,
+                kind,
+                inner_action,
+                policy,
+                ctx.depth + 1,
+                passwords=ctx.passwords,
+            )
+            removed = tuple(sorted({*inner.removed, RemovedItem.ENCRYPTION}))
+            detail = "; ".join(filter(None, ["unlocked with a password", inner.detail]))
+            return replace(inner, removed=removed, detail=detail[:500])
+        return replace(held, detail=f"{held.detail}; none of {len(tried)} password(s) fits")
 
 
 class InProcessDisarmer:
@@ -172,5 +236,14 @@ class InProcessDisarmer:
         policy: Policy,
         *,
         charset: str | None = None,
+        passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
-        return self.registry.disarm(untrusted_data, filename, kind, action, policy, charset=charset)
+        return self.registry.disarm(
+            untrusted_data,
+            filename,
+            kind,
+            action,
+            policy,
+            charset=charset,
+            passwords=passwords,
+        )

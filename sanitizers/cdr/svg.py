@@ -27,8 +27,10 @@ character data outside text elements, which is never drawn, goes.
 ``verify`` parses the output again and checks every element, attribute and style by the
 same allowlist, and decodes each embedded picture.
 
-Rasterising to PNG is not offered: the libraries that render SVG in Python (CairoSVG,
-svglib, librsvg bindings) are LGPL, and a renderer is a large parser to expose to hostile input.
+Rasterising to PNG is not offered as a policy option: CairoSVG, svglib and librsvg are LGPL;
+resvg (a Rust renderer under permissive licences) has only small, young Python bindings
+(``resvg-py``, ``resvglite``…), not a well-kept dependency for a gateway; and any renderer is
+a large parser to expose to hostile input.
 
 Deliberately left alone: what the drawing shows (text, shapes, gradients, filters), internal
 links and references (``#id``), and ``title``/``desc``.

@@ -16,7 +16,9 @@ What is done, all in memory (``zipfile`` over ``BytesIO``; nothing is written to
    for ``..``, absolute and drive-letter names; ``malformed`` for duplicate names, compared
    case-insensitively and after NFC normalisation, as Windows and macOS do), the local
    headers (``malformed`` when two entries' data overlap or a local header is missing),
-   encryption (the whole part is ``held`` with ``encrypted_archive``), unsupported
+   encryption (the whole part is ``held`` with ``encrypted_archive``, awaiting a password:
+   :meth:`ZipSanitizer.decrypt` opens ZipCrypto and WinZip AES entries with a candidate, and
+   the plain ZIP it builds in memory goes through every step below), unsupported
    compression methods (``unsupported_archive``);
 2. each entry is read with a bounded read that never yields more than its declared size
    (``zipfile`` also checks the CRC), its kind is detected from its content and name, and it
@@ -54,7 +56,7 @@ from typing import ClassVar
 from unicodedata import normalize
 
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
-from sanitizers.errors import LimitExceeded, SanitizeError
+from sanitizers.errors import LimitExceeded, Locked, SanitizeError
 from sanitizers.filenames import clean_component, delivered_name
 from sanitizers.filetype import TypeInfo, detect
 from sanitizers.vocabulary import Action, Reason, RemovedItem
@@ -139,6 +141,17 @@ def _check_layout(data: bytes, infos: list[zipfile.ZipInfo]) -> None:
             )
 
 
+def _is_encrypted(info: zipfile.ZipInfo) -> bool:
+    """ZipCrypto sets the encryption flag; WinZip AES also names method 99."""
+    return bool(info.flag_bits & _ENCRYPTED_FLAG) or info.compress_type == _AES_METHOD
+
+
+def _stamp(date_time: tuple[int, ...]) -> tuple[int, int, int, int, int, int]:
+    """An entry's time, clamped to the years a ZIP can store."""
+    year, month, day, hour, minute, second = date_time[:6]
+    return (min(max(year, 1980), 2107), month, day, hour, minute, second)
+
+
 def _detect(untrusted_data: bytes, name: str) -> TypeInfo:
     """What an entry is: a ZIP declares no content types, so its content and name decide."""
     return detect(untrusted_data, "application/octet-stream", name)
@@ -170,10 +183,8 @@ class ZipSanitizer(CdrSanitizer):
             infos = archive.infolist()
             if len(infos) > limits.zip_max_entries:
                 raise LimitExceeded(Reason.LIMIT_ENTRIES, f"{len(infos)} entries")
-            if any(i.flag_bits & _ENCRYPTED_FLAG or i.compress_type == _AES_METHOD for i in infos):
-                return CdrOutcome(
-                    action=Action.HELD, reason=Reason.ENCRYPTED_ARCHIVE, detail=filename
-                )
+            if any(_is_encrypted(info) for info in infos):
+                raise Locked(Reason.ENCRYPTED_ARCHIVE, filename)
             declared = sum(info.file_size for info in infos)
             if declared > limits.zip_max_total_bytes:
                 raise LimitExceeded(Reason.LIMIT_SIZE, f"{declared} bytes uncompressed")
@@ -226,7 +237,13 @@ class ZipSanitizer(CdrSanitizer):
                     if ctx.keep_if_clean and action != AttachmentAction.REMOVE:
                         action = AttachmentAction.KEEP_IF_CLEAN
                     child = entries.disarm(
-                        untrusted_entry, base, kind, action, policy, depth=ctx.depth + 1
+                        untrusted_entry,
+                        base,
+                        kind,
+                        action,
+                        policy,
+                        depth=ctx.depth + 1,
+                        passwords=ctx.passwords,
                     )
                 children.append((name, child))
                 if child.action == Action.HELD:
@@ -247,6 +264,59 @@ class ZipSanitizer(CdrSanitizer):
         if ctx.keep_if_clean:
             return self._rebuilt_or_drop(filename, children, passed)
         return self._build(filename, children, passed)
+
+    def decrypt(self, untrusted_data: bytes, password: str, ctx: CdrContext) -> bytes | None:
+        """The entries of an encrypted ZIP (ZipCrypto or WinZip AES) read with ``password``,
+        as a plain stored ZIP under their own names, which :meth:`rebuild` then checks and
+        disarms like any other; ``None`` when the password does not open the first
+        encrypted entry. Bounded like :meth:`rebuild`: entry count and declared and read
+        sizes are checked before and while reading; nothing touches the disk."""
+        import pyzipper
+
+        limits = ctx.policy
+        secret = password.encode("utf-8")
+        try:
+            archive = pyzipper.AESZipFile(io.BytesIO(untrusted_data))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+            raise SanitizeError(Reason.MALFORMED, str(exc)[:200]) from exc
+        out = io.BytesIO()
+        with archive, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as plain:
+            infos = archive.infolist()
+            if len(infos) > limits.zip_max_entries:
+                raise LimitExceeded(Reason.LIMIT_ENTRIES, f"{len(infos)} entries")
+            if sum(info.file_size for info in infos) > limits.zip_max_total_bytes:
+                raise LimitExceeded(Reason.LIMIT_SIZE, "declared size")
+            seen: set[str] = set()
+            total = 0
+            first = True
+            for info in infos:
+                name = check_name(entry_name(info))
+                key = normalize("NFC", clean_name(name)).casefold() + ("/" if info.is_dir() else "")
+                if key in seen:
+                    raise SanitizeError(Reason.MALFORMED, f"duplicate name {name!r}"[:200])
+                seen.add(key)
+                if info.is_dir():
+                    continue
+                try:
+                    with archive.open(info, pwd=secret) as handle:
+                        data = handle.read(info.file_size + 1)
+                except (RuntimeError, zipfile.BadZipFile, zlib.error, LZMAError, OSError) as exc:
+                    # A wrong password fails its check value, or (ZipCrypto's one-byte check
+                    # passes for 1 in 256 wrong ones) its CRC or its decompression.
+                    if first and _is_encrypted(info):
+                        return None
+                    raise SanitizeError(Reason.MALFORMED, f"{name!r}: {exc}"[:200]) from exc
+                except (NotImplementedError, ValueError, EOFError) as exc:
+                    raise SanitizeError(
+                        Reason.UNSUPPORTED_ARCHIVE, f"{name!r}: {exc}"[:200]
+                    ) from exc
+                first = first and not _is_encrypted(info)
+                total += len(data)
+                if len(data) > info.file_size or total > limits.zip_max_total_bytes:
+                    raise LimitExceeded(Reason.LIMIT_SIZE, f"{name!r} larger than declared")
+                entry = zipfile.ZipInfo(name, date_time=_stamp(info.date_time))
+                plain.writestr(entry, data)
+        return out.getvalue()
 
     def _rebuilt_or_drop(
         self,
@@ -303,9 +373,7 @@ class ZipSanitizer(CdrSanitizer):
                     unique = str(stem.with_name(f"{stem.stem}_{counter}{stem.suffix}"))
                     counter += 1
                 used.add(unique.casefold())
-                year, *rest = info.date_time
-                stamp = (min(max(year, 1980), 2107), *rest)
-                entry = zipfile.ZipInfo(unique, date_time=stamp)  # type: ignore[arg-type]
+                entry = zipfile.ZipInfo(unique, date_time=_stamp(info.date_time))
                 entry.compress_type = zipfile.ZIP_DEFLATED
                 entry.external_attr = 0o644 << 16
                 assert child.data is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -11,7 +12,7 @@ import aiosmtplib
 import pytest
 
 from gateway.configuration.config import Config
-from gateway.processing.sanitize_task import sanitize_unscanned, task_for
+from gateway.processing.sanitize_task import sanitize_scanned, sanitize_unscanned, task_for
 from gateway.service.assembly import Gateway, Parts
 from tests.gateway.relaykit import (
     CountingMetrics,
@@ -30,9 +31,13 @@ def _collect_garbage() -> Iterator[None]:
 
 
 def test_task_scans_only_when_enabled() -> None:
-    assert task_for(Config().scanner) is sanitize_unscanned
+    unscanned = task_for(Config().scanner)
+    assert isinstance(unscanned, functools.partial)
+    assert unscanned.func is sanitize_unscanned
     enabled = Config.model_validate({"scanner": {"enabled": True}}).scanner
-    assert task_for(enabled) is not sanitize_unscanned
+    scanned = task_for(enabled)
+    assert isinstance(scanned, functools.partial)
+    assert scanned.func is sanitize_scanned
 
 
 async def test_clamd_unreachable_defers(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ class FakeDisarmer:
         self.outcome = outcome
         self.calls: list[tuple[str, str, AttachmentAction]] = []
 
-    def disarm(self, untrusted_data, filename, kind, action, policy, *, charset=None):  # type: ignore[no-untyped-def]
+    def disarm(self, untrusted_data, filename, kind, action, policy, *, charset=None, passwords=()):  # type: ignore[no-untyped-def]
         self.calls.append((filename, kind, action))
         if isinstance(self.outcome, Exception):
             raise self.outcome
@@ -330,7 +330,20 @@ def test_held_part_holds_the_message() -> None:
     assert result.verdict is Verdict.HOLD
     assert Reason.ENCRYPTED_ARCHIVE in result.report.reasons
     text = body_text(result.message)
-    assert "保留の理由: パスワード付きの圧縮ファイルで検査できないため" in text
+    # Held for a password: the notice that asks for it, naming the file and why.
+    assert "【パスワード入力待ちのお知らせ】" in text
+    assert "→ 保留: パスワード付きの圧縮ファイルで検査できないため" in text
+
+
+def test_a_part_held_for_another_reason_gets_the_plain_held_notice() -> None:
+    disarmer = FakeDisarmer(CdrOutcome(action=Action.HELD, reason=Reason.MALWARE))
+    raw = attachment_mail(b"PK\x03\x04", 'filename="a.zip"', "application/zip")
+    policy = PolicyModel(hold_reasons=frozenset({Reason.MALWARE}))
+    result = run(raw, disarmer=disarmer, policy=policy)
+    assert result.verdict is Verdict.HOLD
+    text = body_text(result.message)
+    assert "【保留のお知らせ】" in text
+    assert "保留の理由: " in text
 
 
 # -- headers ------------------------------------------------------------------------------

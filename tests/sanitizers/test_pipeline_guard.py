@@ -138,6 +138,7 @@ class _Recording:
         policy: Policy,
         *,
         charset: str | None = None,
+        passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
         self.seconds.append(policy.cdr.seconds)
         return CdrOutcome.drop(Reason.POLICY, "recorded")
@@ -206,6 +207,7 @@ class _TimingOut:
         policy: Policy,
         *,
         charset: str | None = None,
+        passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
         return CdrOutcome.drop(Reason.TIMEOUT, f"{policy.cdr.seconds:.3g} s")
 

@@ -24,6 +24,8 @@ DELIVERY_STATES: Final[frozenset[MessageState]] = frozenset(
         MessageState.DELIVERED,
         MessageState.DEFERRED,
         MessageState.HELD,
+        MessageState.AWAITING_PASSWORD,
+        MessageState.RELEASED,
         MessageState.DEAD,
     }
 )
@@ -102,6 +104,8 @@ class QuarantineEntry:
     from_: str | None
     subject: str | None
     state: str
+    # Unlock attempts made (PPAP): the count, never a password.
+    unlock_attempts: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (times in RFC 3339 UTC, ``from`` without the underscore)."""
@@ -124,6 +128,7 @@ class QuarantineEntry:
             "from": self.from_,
             "subject": self.subject,
             "state": self.state,
+            "unlock_attempts": self.unlock_attempts,
         }
 
 

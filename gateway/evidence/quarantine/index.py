@@ -109,6 +109,39 @@ class QuarantineIndex:
                 exc.errno, f"cannot update quarantine entry {qid}: {exc}"
             ) from exc
 
+    def count_attempt(self, qid: str, limit: int) -> int | None:
+        """Count one more unlock attempt, unless ``limit`` are counted already; the new count,
+        or ``None`` when none is left. One statement: two processes cannot both take the
+        last attempt."""
+        if not is_valid_id(qid):
+            raise QuarantineNotFoundError(qid)
+        row = messages.c.id == qid
+        with self.store.writing() as db:
+            counted = db.execute(
+                update(messages)
+                .where(row, messages.c.unlock_attempts < limit)
+                .values(
+                    unlock_attempts=messages.c.unlock_attempts + 1, updated_at=datetime.now(UTC)
+                )
+            )
+            attempts = db.scalar(select(messages.c.unlock_attempts).where(row))
+        if attempts is None:
+            raise QuarantineNotFoundError(qid)
+        return int(attempts) if counted.rowcount else None
+
+    def transition(self, qid: str, expected: MessageState, state: MessageState) -> bool:
+        """Move the entry from ``expected`` to ``state`` (a workflow step); whether it was in
+        ``expected``."""
+        if not is_valid_id(qid):
+            raise QuarantineNotFoundError(qid)
+        with self.store.writing() as db:
+            moved = db.execute(
+                update(messages)
+                .where(messages.c.id == qid, messages.c.state == str(expected))
+                .values(state=str(state), updated_at=datetime.now(UTC))
+            )
+        return bool(moved.rowcount)
+
     def delete(self, ids: Sequence[str]) -> None:
         with self.store.writing() as db:
             db.execute(delete(messages).where(messages.c.id.in_(list(ids))))
@@ -225,4 +258,5 @@ def entry_of(row: RowMapping) -> QuarantineEntry:
         from_=row["from_"],
         subject=row["subject"],
         state=row["state"],
+        unlock_attempts=int(row["unlock_attempts"]),
     )

@@ -212,6 +212,16 @@ class Quarantine:
             )
         self.index.record_delivery(qid, state)
 
+    def count_unlock_attempt(self, qid: str, limit: int) -> int | None:
+        """Record one more unlock attempt (its number, never a password); ``None`` when
+        ``limit`` attempts were made already and this one must not run."""
+        return self.index.count_attempt(qid, limit)
+
+    def transition(self, qid: str, expected: MessageState, state: MessageState) -> bool:
+        """A workflow step (e.g. ``awaiting_password`` to ``released``): whether the entry was
+        in ``expected`` and moved."""
+        return self.index.transition(qid, expected, state)
+
     # -- reading ---------------------------------------------------------------------------
 
     def verify(self, *, limit: int = MAX_LIST_LIMIT) -> Iterator[tuple[str, str | None]]:

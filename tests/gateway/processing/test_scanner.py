@@ -39,6 +39,7 @@ class _Recorder:
         policy: Policy,
         *,
         charset: str | None = None,
+        passwords: tuple[str, ...] = (),
     ) -> CdrOutcome:
         self.seen.append(filename)
         return CdrOutcome(action=Action.SANITIZED, reason=Reason.CLEAN, data=untrusted_data)

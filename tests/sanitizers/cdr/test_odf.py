@@ -394,3 +394,20 @@ def test_a_database_document_is_not_rebuilt() -> None:
 )  # fmt: skip
 def test_verification_catches_each_hostile_input(make: object) -> None:
     assert find_dangerous(make())  # type: ignore[operator]
+
+
+def test_a_picture_listed_without_a_media_type_is_kept() -> None:
+    """OpenOffice.org wrote pictures into the manifest with media-type="": the type is then
+    taken from the name, and the picture is checked and kept like any other."""
+    data = rewritten(
+        clean_odt(),
+        "META-INF/manifest.xml",
+        b'manifest:full-path="Pictures/p.png" manifest:media-type="image/png"',
+        b'manifest:full-path="Pictures/p.png" manifest:media-type=""',
+    )
+    outcome = TestOdfContract().run(data, "old.odt")
+    assert outcome.removed == ()
+    assert outcome.data is not None
+    with zipfile.ZipFile(io.BytesIO(outcome.data)) as archive:
+        assert archive.read("Pictures/p.png").startswith(b"\x89PNG")
+        assert b'media-type="image/png"' in archive.read("META-INF/manifest.xml")

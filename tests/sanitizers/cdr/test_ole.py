@@ -48,7 +48,7 @@ class TestOleContract(CdrContract):
                 "encrypted-package",
                 F.encrypted_ooxml(),
                 "a.docx",
-                action=removed,
+                action=Action.HELD,
                 reason=Reason.ENCRYPTED,
             ),
             Case(

@@ -84,7 +84,7 @@ class TestOoxmlContract(CdrContract):
                 "encrypted-ooxml",
                 F.encrypted_ooxml(),
                 "secret.docx",
-                action=Action.REMOVED,
+                action=Action.HELD,
                 reason=Reason.ENCRYPTED,
                 detectable=False,
             ),

@@ -314,7 +314,7 @@ class TestPdfContract(CdrContract):
                 "user-password",
                 _pdf(save={"encryption": pikepdf.Encryption(owner="o", user="secret")}),
                 "enc.pdf",
-                action=Action.REMOVED,
+                action=Action.HELD,
                 reason=Reason.ENCRYPTED,
                 detectable=False,
             ),

@@ -1,0 +1,56 @@
+"""The control socket of serve: private, bounded, and the secret reaches the handler only."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from pathlib import Path
+from typing import Any
+
+from gateway.service import control
+
+
+async def _serve(tmp_path: Path) -> tuple[control.ControlServer, list[tuple[Any, ...]]]:
+    calls: list[tuple[Any, ...]] = []
+
+    async def handler(
+        command: str, reference: str, passwords: tuple[str, ...], actor: str
+    ) -> dict[str, Any]:
+        calls.append((command, reference, passwords, actor))
+        return {"result": "unlocked", "attempts": 1}
+
+    server = control.ControlServer(tmp_path, handler)
+    await server.start()
+    return server, calls
+
+
+async def test_a_request_carries_its_password_lines_to_the_handler(tmp_path: Path) -> None:
+    server, calls = await _serve(tmp_path)
+    try:
+        path = control.socket_path(tmp_path)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        answer = await asyncio.to_thread(
+            control.request, tmp_path, "unlock", "REF-1", b"first\r\n\nsecond\n"
+        )
+    finally:
+        await server.close()
+    assert answer == {"result": "unlocked", "attempts": 1}
+    assert calls == [("unlock", "REF-1", ("first", "second"), "root")]
+    assert not control.socket_path(tmp_path).exists()
+
+
+async def test_an_oversized_secret_is_refused_unread(tmp_path: Path) -> None:
+    server, calls = await _serve(tmp_path)
+    try:
+        secret = b"x" * (control.MAX_SECRET_BYTES + 1)
+        answer = await asyncio.to_thread(control.request, tmp_path, "unlock", "REF-1", secret)
+    finally:
+        await server.close()
+    assert answer == {"result": "bad_request"}
+    assert calls == []
+
+
+def test_secret_lines_are_bounded_and_must_be_utf8() -> None:
+    assert control.secret_lines(b"a\nb\nc\n", 2) == ("a", "b")
+    assert control.secret_lines(b"\xff\xfe", 5) == ()
