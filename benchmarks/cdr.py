@@ -30,6 +30,7 @@ from typing import Any
 
 from benchmarks import generate
 from benchmarks.common import latency_summary, peak_rss_mb, run_in_child, table, write_result
+from tests.sanitizers.cdr import outlook_fixtures as outlook  # the one writer of these formats
 
 FILES_PER_KIND = 8
 
@@ -52,6 +53,9 @@ KINDS: dict[str, tuple[str, str]] = {
     "xlsb_macro": ("xlsb", "集計表.xlsb"),
     "svg": ("svg", "案内図.svg"),
     "svg_script": ("svg", "案内図.svg"),
+    "tnef": ("tnef", "winmail.dat"),
+    "msg": ("msg", "転送.msg"),
+    "jtd": ("ichitaro", "議事録.jtd"),
 }
 
 
@@ -75,8 +79,34 @@ def build(name: str, count: int, seed: int = generate.DEFAULT_SEED) -> list[byte
         "xlsb_macro": lambda: generate.make_xlsb(rng, macro=True),
         "svg": lambda: generate.make_svg(rng),
         "svg_script": lambda: generate.make_svg(rng, script=True),
+        "tnef": lambda: _tnef(rng),
+        "msg": lambda: _msg(rng),
+        "jtd": lambda: outlook.ichitaro(generate._letter(rng, 4000)),
     }
     return [makers[name]() for _ in range(count)]
+
+
+def _tnef(rng: random.Random) -> bytes:
+    """A winmail.dat with an RTF body, a docx and an xlsx (the tests' TNEF writer)."""
+    rtf = b"{\\rtf1\\ansi\\ansicpg932 " + generate._letter(rng, 2000).encode("cp932", "replace")
+    files = [
+        outlook.TnefFile("資料.docx", generate.make_docx(rng)),
+        outlook.TnefFile("集計表.xlsx", generate.make_xlsx(rng)),
+    ]
+    return outlook.tnef(files, rtf=rtf + b"}")
+
+
+def _msg(rng: random.Random) -> bytes:
+    """A .msg with a body, a PDF and a forwarded .msg inside (the tests' .msg writer)."""
+    inner = outlook.Msg("前回の件", generate._letter(rng, 1000))
+    return outlook.msg(
+        outlook.Msg(
+            "転送: ご確認ください",
+            generate._letter(rng, 3000),
+            files=[outlook.MsgFile("お知らせ.pdf", generate.make_pdf(rng))],
+            messages=[("前回.msg", inner)],
+        )
+    )
 
 
 def _policy() -> Any:

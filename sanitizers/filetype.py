@@ -121,7 +121,12 @@ _EXTENSION_KINDS: Final = {
         ppsm ppam sldx sldm vsdx vsdm vstx vstm"""),
         "ooxml",
     ),
-    **dict.fromkeys(_words("doc dot xls xlt xla ppt pot pps msg vsd pub mpp"), "ole"),
+    **dict.fromkeys(_words("doc dot xls xlt xla ppt pot pps vsd pub mpp"), "ole"),
+    "msg": "msg",
+    "tnef": "tnef",
+    # 一太郎 documents and templates: current (jtd, jtt, compressed jtdc, jttc) and older
+    # generations (jfw, jvw, jsw, jaw, jtw, jbw, juw).
+    **dict.fromkeys(_words("jtd jtt jtdc jttc jfw jvw jsw jaw jtw jbw juw"), "ichitaro"),
     "rtf": "rtf",
     "pdf": "pdf",
     **dict.fromkeys(_words("png jpg jpeg jpe jfif gif bmp dib tif tiff webp"), "image"),
@@ -143,8 +148,7 @@ _EXTENSION_KINDS: Final = {
 _MIME_KINDS: Final = {
     **dict.fromkeys(
         _words("""application/x-ole-storage application/cdfv2 application/msword
-        application/vnd.ms-excel application/vnd.ms-powerpoint application/vnd.ms-outlook
-        application/vnd.ms-office
+        application/vnd.ms-excel application/vnd.ms-powerpoint application/vnd.ms-office
         application/vnd.visio application/vnd.ms-project application/x-mspublisher"""),
         "ole",
     ),
@@ -153,6 +157,13 @@ _MIME_KINDS: Final = {
     "application/encrypted": "ooxml",
     **dict.fromkeys(_words("text/rtf application/rtf"), "rtf"),
     **dict.fromkeys(_words("application/pdf application/x-pdf"), "pdf"),
+    **dict.fromkeys(_words("application/ms-tnef application/vnd.ms-tnef"), "tnef"),
+    "application/vnd.ms-outlook": "msg",
+    **dict.fromkeys(
+        _words("""application/x-js-taro application/x-ichitaro4 application/x-ichitaro5
+        application/x-ichitaro6"""),
+        "ichitaro",
+    ),
     **dict.fromkeys(
         _words("""image/png image/jpeg image/pjpeg image/gif image/bmp image/x-bmp image/x-ms-bmp
         image/tiff image/webp"""),
@@ -267,6 +278,17 @@ _ACTIVE_TEXT: Final = (
     ("other", re.compile(rb"schemas\.microsoft\.com/office/word/2003/wordml")),
     ("other", re.compile(rb"\Aid;p")),
 )
+
+# Outlook's TNEF stream (winmail.dat) and compound files (OLE2/CFB), with the root entries that
+# tell an Outlook message and a 一太郎 document from legacy Office.
+_TNEF_SIGNATURE: Final = b"\x78\x9f\x3e\x22"
+_OLE_MAGIC: Final = bytes.fromhex("d0cf11e0a1b11ae1")
+_MAX_OLE_ROOT_ENTRIES: Final = 10_000
+_MSG_PROPERTIES: Final = "__properties_version1.0"
+_MSG_PROPERTY: Final = "__substg1.0_"
+_ICHITARO_TEXT: Final = "DocumentText"
+_ICHITARO_TEXT_MAGIC: Final = b"SsmgV.01"
+_ICHITARO_COMPRESSED: Final = "JSCompDocument"
 
 # Entries that make a ZIP something that installs or runs.
 _ZIP_EXECUTABLE_ENTRIES: Final = frozenset(
@@ -445,11 +467,15 @@ def _content_kind(untrusted_data: bytes, mime: str) -> str:
         return "other"
     if _has_signature(untrusted_data):
         return "executable"
+    if untrusted_data.startswith(_TNEF_SIGNATURE):
+        return "tnef"
     kind = kind_of_mime(mime)
     if mime == "application/encrypted":
         return "ooxml"  # a compound file, not a ZIP: its package is inside, encrypted
     if kind in ("zip", "ooxml", "xlsb") or untrusted_data.startswith(b"PK\x03\x04"):
         return _zip_kind(untrusted_data)
+    if kind in ("ole", "msg", "ichitaro") and untrusted_data.startswith(_OLE_MAGIC):
+        return _ole_kind(untrusted_data)
     if kind in ("text", "html"):
         return _active_text_kind(untrusted_data) or kind
     return kind or "other"
@@ -517,6 +543,28 @@ def _zip_names(untrusted_data: bytes) -> frozenset[str] | None:
             return frozenset(name.lower() for name in archive.namelist())
     except Exception:  # noqa: BLE001 - zipfile raises many types on hostile input (fuzzed)
         return None
+
+
+def _ole_kind(untrusted_data: bytes) -> str:
+    """What a compound file holds, by the streams at its root: an Outlook message
+    (``__properties_version1.0`` and ``__substg1.0_…`` property streams), a 一太郎 document
+    (its ``DocumentText`` stream, or ``JSCompDocument`` in a compressed one) or anything else
+    (``ole``: the legacy-Office sanitizer decides, and refuses what it does not know)."""
+    import olefile  # only for compound files (a small pure-Python reader)
+
+    try:
+        with olefile.OleFileIO(io.BytesIO(untrusted_data)) as ole:
+            root = {entry.name for entry in ole.root.kids[:_MAX_OLE_ROOT_ENTRIES]}
+            text = ole.openstream(_ICHITARO_TEXT).read(8) if _ICHITARO_TEXT in root else b""
+    except Exception:  # noqa: BLE001 - olefile raises many types on hostile input
+        return "ole"
+    if _ICHITARO_TEXT in root and text.startswith(_ICHITARO_TEXT_MAGIC):
+        return "ichitaro"
+    if _ICHITARO_COMPRESSED in root:
+        return "ichitaro"
+    if _MSG_PROPERTIES in root and any(name.startswith(_MSG_PROPERTY) for name in root):
+        return "msg"
+    return "ole"
 
 
 # --- decision ----------------------------------------------------------------------------------

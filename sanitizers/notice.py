@@ -24,7 +24,9 @@ from zoneinfo import ZoneInfo
 
 from sanitizers.policy import NoticePolicy
 from sanitizers.report import PartReport, Report
-from sanitizers.vocabulary import Action, Code, Reason, label
+from sanitizers.vocabulary import Action, Code, FileKind, Reason, label
+
+_KINDS = frozenset(kind.value for kind in FileKind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,16 +268,21 @@ def _part_lines(part: PartReport, language: str) -> list[str]:
     words = _WORDS[language]
     action = _label(part.action, language)
     if part.kind is None and part.reason in _BODY_REASONS:  # attachments all have a kind
-        line = f"■ {words['body']} ({part.declared_type}): {action}"
+        # A body taken out of a container (winmail.dat, a .msg) says which.
+        where = f"{part.filename}, " if part.filename else ""
+        line = f"■ {words['body']} ({where}{part.declared_type}): {action}"
         if part.removed:  # links of a scheme that is not allowed, defanged in the text
             removed = ", ".join(_label(item, language) for item in part.removed)
             line += f" — {words['removed']}: {removed}"
         return [line]
     name = part.filename or words["unnamed"]
     detected = part.detected_type or part.declared_type
+    reason = _label(part.reason, language)
+    if part.reason is Reason.POLICY and part.kind in _KINDS:  # which kind the policy refuses
+        reason += f" ({_label(FileKind(part.kind), language)})"
     lines = [
         f"■ {words['attachment']}: {name} ({_size(part.size)}, {detected})",
-        f"  → {action}: {_label(part.reason, language)}",
+        f"  → {action}: {reason}",
     ]
     if part.renamed_from:
         lines.append(f'  {words["sent_as"]}: "{part.renamed_from}"')

@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from email.message import Message
 from functools import partial
 from itertools import islice
 
 from sanitizers import compose, notice
+from sanitizers.cdr import mailparts
 from sanitizers.cdr.base import CdrOutcome
 from sanitizers.cdr.disarmer import Disarmer
 from sanitizers.cdr.isolation import default_disarmer
@@ -57,6 +57,10 @@ _LIMIT_REASONS = frozenset(r for r in Reason if r.value.startswith("limit_"))
 _HELD_TAG = {"ja": "[保留]", "en": "[HELD]"}
 _SAFE_TOKEN = re.compile(r"[^A-Za-z0-9._:-]")
 _ATTACHED_MAIL = {"ja": "添付されたメール", "en": "Attached message"}
+# Kinds whose sanitizer unpacks them into parts of the message (sanitizers.cdr.mailparts), and
+# how a part taken out of one is shown: "winmail.dat › 見積書.xlsx".
+_CONTAINERS = frozenset({FileKind.TNEF, FileKind.MSG})
+_INSIDE = " › "
 
 
 def sanitize_message(
@@ -172,7 +176,7 @@ class _Run:
                 prefer_plain=self.policy.body.prefer_plain,
             )
             self.report.defects.extend(parsed.defects)
-            self.headers = rebuild_headers(parsed.message, self.policy.output.headers)
+            self.headers = rebuild_headers(parsed.headers, self.policy.output.headers)
             self._note_headers(self.headers)
             self._lap("parse", clock)
             clock = time.monotonic()
@@ -297,8 +301,12 @@ class _Run:
 
     # -- parts ------------------------------------------------------------------------------
 
-    def _leaf(self, leaf: Leaf) -> None:
+    def _leaf(self, leaf: Leaf, shown_in: str | None = None) -> None:
+        """One part; ``shown_in`` names the container (winmail.dat, a .msg) it came out of."""
         payload = b"" if leaf.role == "attached_message" else leaf.decoded_payload()
+        filename = display_text(leaf.filename, 100) if leaf.filename else None
+        if shown_in is not None:
+            filename = f"{shown_in}{_INSIDE}{filename}" if filename else shown_in
         part = PartReport(
             path=leaf.path,
             declared_type=leaf.content_type,
@@ -306,7 +314,7 @@ class _Run:
             reason=Reason.POLICY,
             size=len(payload),
             sha256=hashlib.sha256(payload).hexdigest() if payload else "",
-            filename=display_text(leaf.filename, 100) if leaf.filename else None,
+            filename=filename,
             findings=list(leaf.findings),
             detail="; ".join(leaf.notes),
         )
@@ -400,10 +408,10 @@ class _Run:
             self.removed_messages.append(leaf.path + ".")
             return
         part.action, part.reason = Action.CONVERTED, Reason.ATTACHED_MESSAGE
-        inner = leaf.message.get_payload()
+        inner = leaf.attached_headers
         lines = [f"---------- {_ATTACHED_MAIL[self.policy.notice.language]} ----------"]
-        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-            shown = rebuild_headers(inner[0], ("From", "Date", "Subject", "To"))
+        if inner is not None:
+            shown = rebuild_headers(inner, ("From", "Date", "Subject", "To"))
             if Reason.LOSSY_DECODE in shown.findings:
                 part.findings.append(Reason.LOSSY_DECODE)
             for name, value in shown.fields:
@@ -464,6 +472,11 @@ class _Run:
         part.entries = list(islice(_entries(outcome.children), _MAX_ENTRIES))
         if outcome.detail:
             part.detail = "; ".join(filter(None, [part.detail, outcome.detail]))
+        if info.kind in _CONTAINERS and outcome.action is Action.CONVERTED and outcome.data:
+            # The container itself never arrives: its parts are handled as the message's own.
+            part.action, part.reason = Action.REMOVED, Reason.UNPACKED
+            self._unpack(outcome.data, outcome.content_type, part)
+            return
         if outcome.action in _DELIVERED and outcome.data is not None:
             # Named after what was rebuilt, never after what the sender claimed.
             content_type = outcome.content_type or info.detected_mime
@@ -475,6 +488,28 @@ class _Run:
             if sent is not None and delivered != sent:
                 part.renamed_from = visible_text(sent, 200)
             self.attachments.append(compose.OutAttachment(delivered, content_type, outcome.data))
+
+    def _unpack(self, data: bytes, content_type: str | None, container: PartReport) -> None:
+        """The parts of a mail container, as a sanitizer composed them (the parts of this
+        message for TNEF, an attached mail for .msg), each handled like one of the message's
+        own and shown under the container's name. The message's limits bound them: their
+        paths continue the container's, so its depth counts, and so do the parts before."""
+        if content_type == mailparts.MESSAGE_TYPE:
+            data = b"Content-Type: message/rfc822\r\n\r\n" + data
+        elif content_type != mailparts.PARTS_TYPE:
+            raise ValueError(f"container result of type {content_type!r}")
+        limits = self.policy.limits
+        parsed = parse(data, limits, self.deadline, prefer_plain=self.policy.body.prefer_plain)
+        shown = container.filename or container.path
+        for inner in parsed.leaves:
+            inner.path = f"{container.path}.{inner.path}"
+            if inner.path.count(".") > limits.max_depth:
+                raise LimitExceeded(Reason.LIMIT_DEPTH, f"over {limits.max_depth} levels")
+            if len(self.report.parts) >= limits.max_parts:
+                raise LimitExceeded(Reason.LIMIT_PARTS, f"over {limits.max_parts} parts")
+            if time.monotonic() > self.deadline:
+                raise LimitExceeded(Reason.LIMIT_TIME, "time budget spent")
+            self._leaf(inner, shown_in=shown)
 
     def _budgeted_policy(self) -> Policy:
         """The policy for one sanitizer call: its wall-clock limit (``cdr.seconds``, which the

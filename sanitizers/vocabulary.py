@@ -39,6 +39,10 @@ class Reason(StrEnum):
     ALTERNATIVE = "alternative"  # an alternative dropped because a better one exists
     TEXT_CONVERTED = "text_converted"  # another text type converted to plain text
     ATTACHED_MESSAGE = "attached_message"  # a message/rfc822 part, flattened into the body
+    UNPACKED = (
+        "unpacked"  # a mail container (winmail.dat, .msg) whose parts were handled one by one
+    )
+    TEXT_EXTRACTED = "text_extracted"  # only the text of a document was kept, as a .txt file
     EMPTY = "empty"  # a part with no content
     # Attachments, by policy or by what they are.
     POLICY = "policy"  # removed because policy says so for this type
@@ -93,7 +97,7 @@ class FileKind(StrEnum):
     """What an attachment really is, by its content (see :mod:`sanitizers.filetype`)."""
 
     OOXML = "ooxml"  # Office Open XML (docx, xlsx, pptx)
-    OLE = "ole"  # legacy Office (doc, xls, ppt, msg)
+    OLE = "ole"  # legacy Office (doc, xls, ppt)
     RTF = "rtf"  # Rich Text Format
     PDF = "pdf"  # PDF
     IMAGE = "image"  # raster image
@@ -107,6 +111,9 @@ class FileKind(StrEnum):
     OTHER = "other"  # anything else
     ODF = "odf"  # OpenDocument (odt, ods, odp)
     XLSB = "xlsb"  # Excel binary workbook (xlsb): an OOXML package with binary parts
+    TNEF = "tnef"  # Outlook's winmail.dat (application/ms-tnef)
+    MSG = "msg"  # an Outlook message saved as a file (.msg)
+    ICHITARO = "ichitaro"  # 一太郎 document or template (jtd, jtt, jtdc)
 
 
 class RemovedItem(StrEnum):
@@ -311,6 +318,8 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.ALTERNATIVE: "同じ内容の別形式",
         Reason.TEXT_CONVERTED: "テキスト形式の部分",
         Reason.ATTACHED_MESSAGE: "添付されたメール",
+        Reason.UNPACKED: "中のファイルと本文を取り出し、それぞれ処理しました",
+        Reason.TEXT_EXTRACTED: "文書の文字だけを取り出し、テキストファイルにしました",
         Reason.EMPTY: "内容が空",
         Reason.POLICY: "この種類のファイルは受け付けない設定のため",
         Reason.EXECUTABLE: "実行ファイルまたはスクリプトのため",
@@ -364,6 +373,9 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         FileKind.OTHER: "その他のファイル",
         FileKind.ODF: "OpenDocument 文書（odt・ods・odp）",
         FileKind.XLSB: "Excel バイナリブック（xlsb）",
+        FileKind.TNEF: "Outlook の winmail.dat（TNEF）",
+        FileKind.MSG: "Outlook のメールファイル（msg）",
+        FileKind.ICHITARO: "一太郎文書（jtd・jtt・jtdc）",
     },
     RemovedItem: {
         RemovedItem.VBA: "VBAマクロ",
@@ -511,6 +523,8 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.ALTERNATIVE: "alternative",
         Reason.TEXT_CONVERTED: "text converted",
         Reason.ATTACHED_MESSAGE: "attached message",
+        Reason.UNPACKED: "unpacked: its files and text were handled one by one",
+        Reason.TEXT_EXTRACTED: "only the document's text was kept, as a text file",
         Reason.EMPTY: "empty",
         Reason.POLICY: "policy",
         Reason.EXECUTABLE: "executable",
@@ -564,6 +578,9 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         FileKind.OTHER: "other file",
         FileKind.ODF: "OpenDocument document (odt, ods, odp)",
         FileKind.XLSB: "Excel binary workbook (xlsb)",
+        FileKind.TNEF: "Outlook winmail.dat (TNEF)",
+        FileKind.MSG: "Outlook message file (msg)",
+        FileKind.ICHITARO: "Ichitaro document (jtd, jtt, jtdc)",
     },
     RemovedItem: {
         RemovedItem.VBA: "VBA macros",

@@ -55,6 +55,9 @@ SANITIZERS: Mapping[str, str] = {
     "archive": "sanitizers.cdr.other_archives:ArchiveSanitizer",
     "text": "sanitizers.cdr.text:TextSanitizer",
     "html": "sanitizers.cdr.text:HtmlSanitizer",
+    "tnef": "sanitizers.cdr.tnef:TnefSanitizer",
+    "msg": "sanitizers.cdr.outlook_msg:MsgSanitizer",
+    "ichitaro": "sanitizers.cdr.ichitaro:IchitaroSanitizer",
 }
 
 # Kinds that are never kept or sanitized, whatever the policy says.

@@ -68,6 +68,12 @@ class CdrPolicy(Section):
     rtf_max_depth: int = Field(default=512, gt=0, le=10_000)
     """Deepest group nesting read before the file is removed (``limit_depth``)."""
 
+    # --- Outlook containers (sanitizers.cdr.tnef, sanitizers.cdr.outlook_msg) ---
+    tnef_max_attributes: int = Field(default=1000, gt=0)
+    """Most attributes in one winmail.dat (``limit_entries``). Outlook writes about 15 for the
+    message and 7 per attachment; the TNEF reader copies the rest of the file for each one,
+    so this bounds its work to this many times the file's size."""
+
     # --- Text-like files (sanitizers.cdr.text) ---
     text_csv_bom: bool = True
     """Write a UTF-8 byte-order mark on rebuilt .csv files, so Excel on Windows opens

@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
+from dataclasses import dataclass, field
 
 ENDOFCHAIN = 0xFFFFFFFE
 FREESECT = 0xFFFFFFFF
@@ -29,106 +30,144 @@ NOSTREAM = 0xFFFFFFFF
 SECTOR = 512
 
 
+Tree = dict[str, "bytes | Tree"]
+
+
 def compound_file(streams: dict[str, bytes]) -> bytes:
-    """A minimal OLE compound file holding ``streams`` (paths with "/" make storages)."""
-    # Build the directory tree: node = (name, is_storage, data, children)
-    root: dict[str, object] = {}
+    """A minimal OLE compound file ([MS-CFB] version 3) holding ``streams`` (paths with "/"
+    make storages). Streams under 4096 bytes go to the mini stream, as the format requires, so
+    a reader sees each stream's exact bytes; siblings form a chain (olefile needs no balanced
+    tree)."""
+    root: Tree = {}
     for path, data in streams.items():
         node = root
-        parts = path.split("/")
-        for storage in parts[:-1]:
+        *storages, name = path.split("/")
+        for storage in storages:
             child = node.setdefault(storage, {})
             assert isinstance(child, dict)
             node = child
-        node[parts[-1]] = data
-    entries: list[list[object]] = []  # [name, type, data, child_ids]
+        node[name] = data
+    return _compound(root)
 
-    def add(name: str, content: object, kind: int) -> int:
+
+_SECTOR, _MINI, _CUTOFF = 512, 64, 4096
+_FREE, _END, _FAT_MARK, _NONE = FREESECT, ENDOFCHAIN, FATSECT, NOSTREAM
+
+
+@dataclass
+class _Entry:
+    name: str
+    kind: int  # 1 storage, 2 stream, 5 root
+    data: bytes = b""
+    children: list[int] = field(default_factory=list)
+    start: int = _END
+    clsid: bytes = bytes(16)
+
+
+def _flatten(tree: Tree, entries: list[_Entry], parent: int) -> None:
+    for name, value in tree.items():
         index = len(entries)
-        entries.append([name, kind, content if isinstance(content, bytes) else b"", []])
-        if isinstance(content, dict):
-            ids = [add(n, c, 1 if isinstance(c, dict) else 2) for n, c in content.items()]
-            entries[index][3] = ids
-        return index
-
-    add("Root Entry", root, 5)
-    # Sector layout: FAT sectors, directory sectors, then stream data.
-    stream_sectors: list[int] = []
-    for entry in entries:
-        stream = entry[2]
-        assert isinstance(stream, bytes)
-        if entry[1] == 2:
-            if len(stream) < 4096:
-                stream = stream + bytes(4096 - len(stream))
-                entry[2] = stream
-            stream_sectors.append((len(stream) + SECTOR - 1) // SECTOR)
+        if isinstance(value, bytes):
+            entries.append(_Entry(name, 2, value))
         else:
-            stream_sectors.append(0)
-    dir_sectors = (len(entries) + 3) // 4
-    data_sectors = sum(stream_sectors)
-    fat_sectors = 1
-    while fat_sectors * 128 < fat_sectors + dir_sectors + data_sectors:
-        fat_sectors += 1
-    total = fat_sectors + dir_sectors + data_sectors
-    fat = [FREESECT] * (fat_sectors * 128)
-    for i in range(fat_sectors):
-        fat[i] = FATSECT
-    first_dir = fat_sectors
-    for i in range(dir_sectors):
-        sector = first_dir + i
-        fat[sector] = sector + 1 if i < dir_sectors - 1 else ENDOFCHAIN
-    starts: list[int] = []
-    cursor = first_dir + dir_sectors
-    for count in stream_sectors:
-        if count == 0:
-            starts.append(ENDOFCHAIN)
+            entries.append(_Entry(name, 1))
+            _flatten(value, entries, index)
+        entries[parent].children.append(index)
+
+
+def _chain(fat: list[int], first: int, count: int) -> None:
+    for offset in range(count):
+        fat[first + offset] = first + offset + 1 if offset + 1 < count else _END
+
+
+def _compound(tree: Tree) -> bytes:
+    entries = [_Entry("Root Entry", 5)]
+    _flatten(tree, entries, 0)
+    mini_stream = bytearray()
+    mini_fat: list[int] = []
+    big: list[_Entry] = []
+    for entry in entries:
+        if entry.kind != 2:
             continue
-        starts.append(cursor)
-        for i in range(count):
-            fat[cursor + i] = cursor + i + 1 if i < count - 1 else ENDOFCHAIN
-        cursor += count
-    assert cursor == total
-    # Directory entries: children as a right-sibling chain.
-    directory = bytearray()
-    for index, (name, kind, content, children) in enumerate(entries):
-        assert isinstance(name, str)
-        assert isinstance(kind, int)
-        assert isinstance(content, bytes)
-        assert isinstance(children, list)
-        right = NOSTREAM
-        for parent in entries:
-            siblings = parent[3]
-            assert isinstance(siblings, list)
-            if index in siblings:
-                position = siblings.index(index)
-                if position + 1 < len(siblings):
-                    right = siblings[position + 1]
-        encoded = name.encode("utf-16-le")[:62]
-        directory += encoded + bytes(64 - len(encoded))
-        directory += struct.pack("<HBB", len(encoded) + 2, kind, 1)
-        directory += struct.pack("<III", NOSTREAM, right, children[0] if children else NOSTREAM)
-        directory += bytes(16 + 4 + 8 + 8)
-        start = starts[index] if kind == 2 else ENDOFCHAIN
-        directory += struct.pack("<IQ", start, len(content) if kind == 2 else 0)
-    directory += bytes(dir_sectors * SECTOR - len(directory))
-    header = bytearray()
-    header += bytes.fromhex("D0CF11E0A1B11AE1") + bytes(16)
-    header += struct.pack("<HHHHH", 0x3E, 3, 0xFFFE, 9, 6) + bytes(6)
-    header += struct.pack(
-        "<IIIIIIIII", 0, fat_sectors, first_dir, 0, 4096, ENDOFCHAIN, 0, ENDOFCHAIN, 0
+        if len(entry.data) >= _CUTOFF:
+            big.append(entry)
+            continue
+        if not entry.data:
+            continue
+        sectors = -(-len(entry.data) // _MINI)
+        entry.start = len(mini_fat)
+        for offset in range(sectors):
+            mini_fat.append(entry.start + offset + 1 if offset + 1 < sectors else _END)
+        mini_stream += entry.data + b"\0" * (-len(entry.data) % _MINI)
+    sectors: list[bytes] = []
+
+    def place(data: bytes) -> tuple[int, int]:
+        count = -(-len(data) // _SECTOR)
+        first = len(sectors)
+        padded = data + b"\0" * (-len(data) % _SECTOR)
+        sectors.extend(padded[i : i + _SECTOR] for i in range(0, len(padded), _SECTOR))
+        return first, count
+
+    chains: list[tuple[int, int]] = []
+    root_start, root_count = place(bytes(mini_stream)) if mini_stream else (_END, 0)
+    if root_count:
+        chains.append((root_start, root_count))
+    entries[0].start, entries[0].data = root_start, bytes(mini_stream)
+    for entry in big:
+        entry.start, count = place(entry.data)
+        chains.append((entry.start, count))
+    mini_fat_bytes = struct.pack(f"<{len(mini_fat)}I", *mini_fat) if mini_fat else b""
+    mini_fat_start, mini_fat_count = place(mini_fat_bytes) if mini_fat else (_END, 0)
+    if mini_fat_count:
+        chains.append((mini_fat_start, mini_fat_count))
+    directory = b"".join(_directory_entry(entries, index) for index in range(len(entries)))
+    directory += b"\0" * (-len(directory) % _SECTOR)
+    dir_start, dir_count = place(directory)
+    chains.append((dir_start, dir_count))
+    fat_count = 1
+    while fat_count * (_SECTOR // 4) < len(sectors) + fat_count:
+        fat_count += 1
+    fat = [_FREE] * (fat_count * _SECTOR // 4)
+    for first, count in chains:
+        _chain(fat, first, count)
+    fat_start = len(sectors)
+    for index in range(fat_count):
+        fat[fat_start + index] = _FAT_MARK
+    fat_bytes = struct.pack(f"<{len(fat)}I", *fat)
+    place(fat_bytes)
+    difat = [fat_start + index for index in range(fat_count)] + [_FREE] * (109 - fat_count)
+    header = (
+        bytes.fromhex("d0cf11e0a1b11ae1")
+        + bytes(16)
+        + struct.pack("<HHHHH", 0x3E, 3, 0xFFFE, 9, 6)
+        + bytes(6)
+        + struct.pack("<IIIII", 0, fat_count, dir_start, 0, _CUTOFF)
+        + struct.pack("<IIII", mini_fat_start, mini_fat_count, _END, 0)
+        + struct.pack("<109I", *difat)
     )
-    difat = list(range(fat_sectors)) + [FREESECT] * (109 - fat_sectors)
-    header += struct.pack("<109I", *difat)
-    assert len(header) == SECTOR
-    body = bytearray(header)
-    body += struct.pack(f"<{len(fat)}I", *fat)
-    body += directory
-    for entry, count in zip(entries, stream_sectors, strict=True):
-        if count:
-            blob = entry[2]
-            assert isinstance(blob, bytes)
-            body += blob + bytes(count * SECTOR - len(blob))
-    return bytes(body)
+    return header + b"".join(sectors)
+
+
+def _directory_entry(entries: list[_Entry], index: int) -> bytes:
+    entry = entries[index]
+    name = entry.name.encode("utf-16-le")[:62] + b"\0\0"
+    # Siblings as a chain to the right; the first child hangs from the storage.
+    right = _NONE
+    for parent in entries:
+        if index in parent.children:
+            position = parent.children.index(index)
+            if position + 1 < len(parent.children):
+                right = parent.children[position + 1]
+    child = entry.children[0] if entry.children else _NONE
+    size = len(entry.data) if entry.kind != 1 else 0
+    return (
+        name.ljust(64, b"\0")
+        + struct.pack("<HBB", len(name), entry.kind, 1)
+        + struct.pack("<III", _NONE, right, child)
+        + entry.clsid
+        + bytes(4 + 16)
+        + struct.pack("<IQ", entry.start if entry.kind != 1 else 0, size)
+    )
 
 
 VBA_SOURCE = b'Attribute VB_Name = "ThisDocument"\r\nSub AutoOpen()\r\nEnd Sub\r\n'
