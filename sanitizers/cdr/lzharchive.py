@@ -4,11 +4,13 @@
 Threat model: :mod:`sanitizers.cdr.archive`; this is the only module that imports lhafile.
 What is particular to LZH, still common in Japanese offices (LHA, Lhaplus, Explzh):
 
-* lhafile parses the level 0, 1 and 2 headers in Python and decodes ``-lh0-`` (stored),
-  ``-lh5-``, ``-lh6-`` and ``-lh7-`` with its C extension, checking each member's size and
-  CRC-16; other methods (``-lzs-``, ``-lh1-``…) make the archive ``unsupported_archive``;
-* lhafile decodes a member whole, so every member's declared size and ratio are checked by
-  the shared mechanism before it is read, and a member is never read past its declared size;
+* lhafile parses the level 0, 1 and 2 headers in Python (it accepts the methods ``-lh0-``,
+  stored, and ``-lh5-``, ``-lh6-``, ``-lh7-``; others, ``-lzs-``, ``-lh1-``…, make the archive
+  ``unsupported_archive``); its C decoder is never used: it decodes to the end of the input
+  whatever size the header declares (a few bytes can describe gigabytes) and crashes the
+  process when its output cannot be written. :mod:`sanitizers.cdr.lzhdecode` decodes instead,
+  never past the declared size, which the shared mechanism has checked; each member's CRC-16
+  is checked (``malformed`` otherwise), and a stored member must be as long as it says;
 * names are the creator's bytes (lhafile hands them over as Latin-1): decoded as UTF-8 when
   valid, else as CP932 (Shift_JIS names from Japanese Windows), with ``\\`` and the level-2
   folder separator as folder separators; the MS-DOS attributes and the comment are dropped.
@@ -23,11 +25,13 @@ from typing import Final
 
 import lhafile
 
+from sanitizers.cdr import lzhdecode
 from sanitizers.cdr.archive import OLDEST, ArchiveReader, DateTime, Member, decode_name
 from sanitizers.errors import SanitizeError
 from sanitizers.vocabulary import Reason
 
 _DIRECTORY: Final = b"-lhd-"
+_STORED: Final = b"-lh0-"
 # lhafile raises these on hostile input (its parser unpacks fields without checking lengths).
 _FAULTS: Final = (
     lhafile.BadLhafile,
@@ -87,12 +91,15 @@ class LzhReader(ArchiveReader):
         ]
 
     def read(self, member: Member, limit: int) -> bytes:
-        assert self._archive is not None
-        assert isinstance(member.key, lhafile.LhaInfo)
-        # lhafile reads by name; the shared mechanism has refused duplicate names already.
-        try:
-            return bytes(self._archive.read(member.key.filename))[:limit]
-        except (RuntimeError, *_FAULTS) as exc:
-            raise SanitizeError(
-                Reason.MALFORMED, f"{member.untrusted_name!r}: {exc}"[:200]
-            ) from exc
+        info = member.key
+        assert isinstance(info, lhafile.LhaInfo)
+        packed = self._data[info.file_offset : info.file_offset + info.compress_size]
+        if info.compress_type == _STORED:
+            if len(packed) != info.file_size:
+                raise SanitizeError(Reason.MALFORMED, f"{member.untrusted_name!r}: stored size")
+            data = packed
+        else:
+            data = lzhdecode.decode(info.compress_type, packed, min(info.file_size, limit))
+        if lzhdecode.crc16(data) != info.CRC:
+            raise SanitizeError(Reason.MALFORMED, f"{member.untrusted_name!r}: bad CRC")
+        return data

@@ -8,6 +8,7 @@ import bz2
 import gzip
 import io
 import lzma
+import math
 import struct
 import tarfile
 import zlib
@@ -32,21 +33,74 @@ def crc16_arc(data: bytes) -> int:
     return crc
 
 
-def lzh(members: list[tuple[bytes, bytes]]) -> bytes:
-    """An LZH archive of stored (``-lh0-``) members with level-0 headers; names are raw
-    bytes (Shift_JIS for a Japanese Windows archive)."""
+def lzh(
+    members: list[tuple[bytes, bytes]], method: bytes = b"-lh0-", declared: int | None = None
+) -> bytes:
+    """An LZH archive with level-0 headers, its members stored (``-lh0-``) or compressed with
+    :func:`lh5` (``-lh5-``); names are raw bytes (Shift_JIS for a Japanese Windows archive).
+    ``declared`` overrides every member's declared size (a member that lies about it)."""
     out = bytearray()
     for name, data in members:
+        packed = data if method == b"-lh0-" else lh5(list(data))
         body = (
-            b"-lh0-"
-            + struct.pack("<II", len(data), len(data))
+            method
+            + struct.pack("<II", len(packed), len(data) if declared is None else declared)
             + struct.pack("<HH", 0, (2024 - 1980) << 9 | 4 << 5 | 1)  # time, date
             + bytes([0x20, 0, len(name)])
             + name
             + struct.pack("<H", crc16_arc(data))
         )
-        out += bytes([len(body), sum(body) & 0xFF]) + body + data
+        out += bytes([len(body), sum(body) & 0xFF]) + body + packed
     return bytes(out + b"\x00")
+
+
+class _BitWriter:
+    def __init__(self):
+        self.bits = []
+
+    def put(self, value, count):
+        for shift in range(count - 1, -1, -1):
+            self.bits.append((value >> shift) & 1)
+
+    def data(self):
+        bits = self.bits + [0] * (-len(self.bits) % 8)
+        return bytes(int("".join(map(str, bits[i : i + 8])), 2) for i in range(0, len(bits), 8))
+
+
+def lh5(tokens, pbit=4):
+    """Encode tokens (an int byte, or ("run", n): the previous byte n more times, 3..256)
+    as one -lh5- block per 65535 tokens, with complete canonical codes."""
+    out = _BitWriter()
+    for start in range(0, len(tokens), 65535):
+        block = tokens[start : start + 65535]
+        symbols = sorted({t if isinstance(t, int) else 256 + t[1] - 3 for t in block})
+        width = max(1, math.ceil(math.log2(len(symbols))))
+        padded = list(symbols)
+        filler = 0
+        while len(padded) < 1 << width:
+            if filler not in padded:
+                padded.append(filler)
+            filler += 1
+        padded.sort()
+        codes = {symbol: rank for rank, symbol in enumerate(padded)}
+        out.put(len(block), 16)
+        # The table of the code lengths: symbols 0 (one zero) and width + 2, one bit each.
+        top = width + 2
+        out.put(top + 1, 5)
+        for index in range(top + 1):
+            out.put(1 if index in (0, top) else 0, 3)
+            if index == 2:
+                out.put(0, 2)
+        n = max(padded) + 1
+        out.put(n, 9)
+        for symbol in range(n):
+            out.put(1 if symbol in codes else 0, 1)  # pt code: 0 -> zero, 1 -> width
+        out.put(0, pbit)  # positions: one constant code, 0 (distance 1)
+        out.put(0, pbit)
+        for token in block:
+            symbol = token if isinstance(token, int) else 256 + token[1] - 3
+            out.put(codes[symbol], width)
+    return out.data()
 
 
 def _rar_block(kind: int, flags: int, body: bytes) -> bytes:

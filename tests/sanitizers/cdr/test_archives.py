@@ -7,6 +7,7 @@ import bz2
 import gzip
 import io
 import lzma
+import struct
 import tarfile
 import zipfile
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from tests.corpus import require_corpus
 from tests.sanitizers.cdr.archive_fixtures import (
     EXE,
     archive_findings,
+    lh5,
     lzh,
     rar4,
     sevenzip,
@@ -438,4 +440,55 @@ def test_corrupt_7z_data_is_malformed_not_an_error() -> None:
     data = bytearray(sevenzip([("a.txt", bytes(range(256)) * 64)]))
     data[40] ^= 0xFF  # inside the packed stream, which starts after the 32-byte start header
     outcome = _run(bytes(data), "bad.7z")
+    assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.MALFORMED), outcome
+
+
+def test_lzh_lh5_members_are_decoded() -> None:
+    """-lh5- (what LHA and Lhaplus write by default), decoded without lhafile's C decoder;
+    the fixture itself is checked against lhafile's."""
+    import lhafile
+
+    data = lzh([("議事録.txt".encode("cp932"), TEXT.encode() * 50)], b"-lh5-")
+    oracle = lhafile.LhaFile(io.BytesIO(data))
+    assert oracle.read(oracle.infolist()[0].filename) == TEXT.encode() * 50
+    outcome = _run(data, "議事録.lzh")
+    assert outcome.data is not None
+    assert _names(outcome.data) == {"議事録.txt": TEXT.encode() * 50}
+
+
+def test_lzh_member_lying_about_its_size_stops_at_the_declared_size() -> None:
+    """Under a megabyte of one-bit Huffman codes decodes to 2 GB; the member declares
+    1,000 bytes. Decoding stops there (its CRC then fails): in the isolated child, not a
+    crash from decoding the whole stream as lhafile's C decoder does."""
+    from sanitizers.cdr.isolation import IsolatedDisarmer
+
+    bomb = lh5([65] + [("run", 256)] * (65535 * 120 - 1))
+    name = b"bomb.txt"
+    body = (
+        b"-lh5-"
+        + struct.pack("<II", len(bomb), 1000)
+        + struct.pack("<HH", 0, 0x5821)
+        + bytes([0x20, 0, len(name)])
+        + name
+        + struct.pack("<H", 0)
+    )
+    data = bytes([len(body), sum(body) & 0xFF]) + body + bomb + b"\x00"
+    with IsolatedDisarmer(CdrPolicy()) as disarmer:
+        outcome = disarmer.disarm(data, "bomb.lzh", "archive", AttachmentAction.SANITIZE, _policy())
+    assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.MALFORMED), outcome
+
+
+def test_lzh_match_before_the_start_is_malformed() -> None:
+    stream = lh5([("run", 10)])  # repeats a byte that was never written
+    name = b"a.txt"
+    body = (
+        b"-lh5-"
+        + struct.pack("<II", len(stream), 11)
+        + struct.pack("<HH", 0, 0x5821)
+        + bytes([0x20, 0, len(name)])
+        + name
+        + struct.pack("<H", 0)
+    )
+    data = bytes([len(body), sum(body) & 0xFF]) + body + stream + b"\x00"
+    outcome = _run(data, "a.lzh")
     assert (outcome.action, outcome.reason) == (Action.REMOVED, Reason.MALFORMED), outcome
