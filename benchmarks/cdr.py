@@ -1,5 +1,6 @@
 """CDR: files/s per core for typical docx, docm, xlsx, PDF (with and without JavaScript), zip,
-OpenDocument (odt, with a macro, ods), xlsb (with a VBA project) and SVG (with script).
+OpenDocument (odt, with a macro, ods), xlsb (with a VBA project) and SVG (with script), and the
+same zip's members as 7z, RAR, LZH and tar.gz (rebuilt as ZIP).
 
 What is measured, per kind, on files built by :mod:`benchmarks.generate` (sizes printed):
 
@@ -41,6 +42,10 @@ KINDS: dict[str, tuple[str, str]] = {
     "pdf": ("pdf", "お知らせ.pdf"),
     "pdf_js": ("pdf", "invoice.pdf"),
     "zip": ("zip", "資料一式.zip"),
+    "7z": ("archive", "資料一式.7z"),
+    "rar": ("archive", "資料一式.rar"),
+    "lzh": ("archive", "資料一式.lzh"),
+    "tar_gz": ("archive", "資料一式.tar.gz"),
     "odt": ("odf", "議事録.odt"),
     "odt_macro": ("odf", "議事録.odt"),
     "ods": ("odf", "集計表.ods"),
@@ -63,6 +68,10 @@ def build(name: str, count: int, seed: int = generate.DEFAULT_SEED) -> list[byte
         "pdf": lambda: generate.make_pdf(rng),
         "pdf_js": lambda: generate.make_pdf(rng, javascript=True),
         "zip": lambda: generate.make_zip(rng),
+        "7z": lambda: generate.make_archive(rng, "7z"),
+        "rar": lambda: generate.make_archive(rng, "rar"),
+        "lzh": lambda: generate.make_archive(rng, "lzh"),
+        "tar_gz": lambda: generate.make_archive(rng, "tar.gz"),
         "odt": lambda: generate.make_odt(rng),
         "odt_macro": lambda: generate.make_odt(rng, macro=True),
         "ods": lambda: generate.make_ods(rng),

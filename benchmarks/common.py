@@ -42,7 +42,14 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size so far (MB)."""
+    """This process's peak resident set size so far (MB): the high-water mark of its own
+    memory (``VmHWM``). Not ``ru_maxrss``: Linux carries that over exec from the process that
+    forked, so a spawned child would report at least its parent's size at the start (the
+    runner holding a generated 50 MB message made the pipeline's peak look like 323 MB)."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -657,6 +657,21 @@ def make_zip(rng: random.Random) -> bytes:
     )
 
 
+def make_archive(rng: random.Random, fmt: str) -> bytes:
+    """The members of :func:`make_zip` in another archive format: ``7z``, ``rar`` (RAR 4,
+    stored), ``lzh`` (``-lh0-``, Shift_JIS names) or ``tar.gz``; the writers are the tests'."""
+    from tests.sanitizers.cdr import archive_fixtures as build
+
+    with zipfile.ZipFile(io.BytesIO(make_zip(rng))) as source:
+        members = [(name, source.read(name)) for name in source.namelist()]
+    if fmt == "7z":
+        return build.sevenzip(members)
+    if fmt == "tar.gz":
+        return build.tar(list(members), "gz")
+    raw = [(name.replace("/", "\\").encode("cp932"), data) for name, data in members]
+    return build.rar4(raw) if fmt == "rar" else build.lzh(raw)
+
+
 def _with_attachment(
     rng: random.Random, cls: str, index: int, data: bytes, ctype: str, filename: str
 ) -> bytes:

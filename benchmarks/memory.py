@@ -3,7 +3,7 @@
 What is measured: a message of about 50 MB on the wire (short Japanese text plus one base64
 attachment of random bytes, from :func:`benchmarks.generate.big_message`) is written to a
 temporary file. In a fresh spawned child per case, the file is read (the input itself: 1x),
-the RSS is noted, the case runs once, and the child's peak RSS (``ru_maxrss``) is taken.
+the RSS is noted, the case runs once, and the child's peak RSS (``VmHWM``) is taken.
 
 Cases: ``sanitize_message`` with the shipped policy (attachment removed), and the standard
 library's ``BytesParser(policy=compat32).parsebytes`` for comparison. Reported: peak RSS,

@@ -9,14 +9,6 @@ the host's drift hits both alike, and reports the median of the rounds.
 
 Proposals:
 
-``line_scan`` — ``sanitizers.mime.check_raw_limits``: the over-long-line check runs the
-  regex ``(?:\\A|\\n)[^\\n]{65537}`` over the whole message (the regex engine steps through
-  every byte of every line). Replacement: jump ``max_line_bytes + 1`` bytes at a time and
-  ``bytes.rfind(b"\\n")`` back inside the window (memrchr speed; same semantics: a run of more
-  than ``max_line_bytes`` non-LF bytes).
-``b64_check`` — ``sanitizers.mime._decode_base64``: validity pre-check with the regex
-  ``[^A-Za-z0-9+/=\\s]`` over the payload. Replacement: ``bytes.translate(None, alphabet)``
-  (C speed) and the same fall-back path.
 ``cp932_map`` — ``sanitizers.charsets.jis._cp932_mapping``: ``str.translate`` with a dict table
   (a dict lookup per character) once any of six JIS/CP932 code points (～ − ‖ ¢ £ ¬) occurs,
   which is common in business mail (``9時～17時``). Replacement: ``str.replace`` per pair present.
@@ -32,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import binascii
 import re
 import statistics
 import time
@@ -45,40 +36,11 @@ from benchmarks.common import run_in_child, table, write_result
 
 CLASSES = ["plain_jis", "reply", "html_30k", "newsletter", "att_image", "big_10mb"]
 
-_B64_ALLOWED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \t\n\r\x0b\x0c"
-
 
 def _patches() -> dict[str, tuple[Any, str, Callable[..., Any]]]:
     """name -> (module, attribute, replacement)."""
-    from sanitizers import compose, mime
+    from sanitizers import compose
     from sanitizers.charsets import jis
-    from sanitizers.errors import LimitExceeded
-    from sanitizers.vocabulary import Reason
-
-    original_check = mime.check_raw_limits
-    original_b64 = mime._decode_base64
-
-    def check_raw_limits(untrusted_raw: bytes, limits: Any) -> None:
-        if len(untrusted_raw) > limits.max_message_bytes:
-            original_check(untrusted_raw, limits)  # raises with the usual detail
-        head_end = mime._HEADER_END.search(untrusted_raw, 0, limits.max_header_bytes + 4)
-        if head_end is None and len(untrusted_raw) > limits.max_header_bytes:
-            raise LimitExceeded(Reason.LIMIT_HEADER, f"over {limits.max_header_bytes} bytes")
-        longest = limits.max_line_bytes
-        pos, size = 0, len(untrusted_raw)
-        while size - pos > longest:
-            newline = untrusted_raw.rfind(b"\n", pos, pos + longest + 1)
-            if newline < 0:
-                raise LimitExceeded(Reason.LIMIT_LINE, f"a line over {longest} bytes")
-            pos = newline + 1
-
-    def decode_base64(untrusted_raw: bytes, leaf: Any) -> bytes:
-        if not untrusted_raw.translate(None, _B64_ALLOWED):
-            try:
-                return binascii.a2b_base64(untrusted_raw)
-            except binascii.Error:
-                pass
-        return original_b64(untrusted_raw, leaf)
 
     pairs = tuple(jis._JIS_CP932_PAIRS.items())
     controls = re.compile(r"[\x00-\x1f\x7f]")
@@ -101,8 +63,6 @@ def _patches() -> dict[str, tuple[Any, str, Callable[..., Any]]]:
         return text
 
     return {
-        "line_scan": (mime, "check_raw_limits", check_raw_limits),
-        "b64_check": (mime, "_decode_base64", decode_base64),
         "cp932_map": (jis, "_cp932_mapping", cp932_mapping),
         "compose_ascii": (compose, "_needs_encoding", needs_encoding),
         "compose_b64": (compose, "_base64_lines", base64_lines),

@@ -1,10 +1,11 @@
 #!/bin/sh
-# Debian packages mukaika needs at run time (libmagic for type detection), plus the test
+# Debian packages mukaika needs at run time (libmagic for type detection, unar for the data
+# of compressed RAR archives), plus the test
 # packages named as arguments (the Makefile's TEST_PACKAGES). Installs only what is missing;
 # needs root (or sudo) the first time.
 set -eu
 need=""
-for pkg in "$@" libmagic1; do
+for pkg in "$@" libmagic1 unar; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 [ -z "$need" ] && exit 0

@@ -8,8 +8,10 @@ a named limit whose breach raises :class:`LimitExceeded`. Nothing is decoded imp
 standard library: transfer encodings, charsets and parameters are decoded by our own code so
 that a failure is seen, never silently replaced.
 
-The stdlib parser runs with ``policy.compat32`` (about 3.5 times cheaper than ``default``, and
-it keeps raw 8-bit header bytes as surrogates we can recover).
+The tree comes from :mod:`sanitizers.mimesplit` (which checks the size, header, line, parts,
+depth and time limits while it splits); here it is classified. Header fields are compat32
+``Message`` objects holding raw values (8-bit bytes as surrogates we can recover); bodies stay
+views of the message until a leaf is decoded, one at a time, in C (``binascii``).
 """
 
 from __future__ import annotations
@@ -20,18 +22,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
-from email.parser import BytesHeaderParser, BytesParser
-from email.policy import compat32
 
 from sanitizers.alternatives import MAX_POINTER_CHARS, text_loses
 from sanitizers.charsets import Decoded, decode_body
 from sanitizers.errors import LimitExceeded
 from sanitizers.html_text import html_to_text
 from sanitizers.mimeparams import parse_header_params
+from sanitizers.mimesplit import Part, read_header_block, split
 from sanitizers.policy import Limits, LinkMode
 from sanitizers.vocabulary import Reason
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 _BASE64_ALLOWED = (
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \t\n\r\x0b\x0c"
@@ -44,6 +44,8 @@ _KNOWN_ENCODINGS = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printa
 # (at most MAX_POINTER_CHARS characters of up to 4 bytes, with as much room again for
 # whitespace), so only blankness matters.
 _JUDGED_TEXT_BYTES = 8 * MAX_POINTER_CHARS
+# Base64 bodies are checked for stray characters this much at a time (a bounded copy).
+_CHECK_CHUNK = 1 << 20
 
 
 @dataclass(slots=True)
@@ -51,7 +53,7 @@ class Leaf:
     """One non-multipart part, classified, with its payload still encoded."""
 
     path: str
-    message: Message
+    part: Part
     content_type: str
     params: dict[str, Decoded]
     disposition: str
@@ -66,54 +68,38 @@ class Leaf:
 
     def decoded_payload(self) -> bytes:
         """The payload with its transfer encoding undone; problems become findings."""
-        return _decoded_payload(self.message, self)
+        return _decoded_payload(self.part, self)
+
+    @property
+    def attached_headers(self) -> Message | None:
+        """The header fields of the mail attached in this ``message/*`` part, if any."""
+        children = self.part.children
+        return children[0].headers if children else None
 
 
 @dataclass(slots=True)
 class ParsedMail:
-    """The top-level message and its leaves in document order."""
+    """The top-level header fields and the leaves in document order."""
 
-    message: Message
+    headers: Message
     leaves: list[Leaf]
     defects: list[str]
 
 
-def check_raw_limits(untrusted_raw: bytes, limits: Limits) -> None:
-    """Limits that are checked on the raw bytes, before any parser sees them."""
-    if len(untrusted_raw) > limits.max_message_bytes:
-        raise LimitExceeded(Reason.LIMIT_SIZE, f"{len(untrusted_raw)} bytes")
-    head_end = _HEADER_END.search(untrusted_raw, 0, limits.max_header_bytes + 4)
-    if head_end is None and len(untrusted_raw) > limits.max_header_bytes:
-        raise LimitExceeded(Reason.LIMIT_HEADER, f"over {limits.max_header_bytes} bytes")
-    # A line may be at most max_line_bytes long (its CR counts, its LF does not): jump a
-    # window ahead and look back for a newline inside it (memrchr speed, linear).
-    longest, position, size = limits.max_line_bytes, 0, len(untrusted_raw)
-    while size - position > longest:
-        newline = untrusted_raw.rfind(b"\n", position, position + longest + 1)
-        if newline < 0:
-            raise LimitExceeded(Reason.LIMIT_LINE, f"a line over {longest} bytes")
-        position = newline + 1
-
-
 def parse_headers_only(untrusted_raw: bytes, limits: Limits) -> Message:
     """Just the header block (bounded), for a notice about a message too large to parse."""
-    head = untrusted_raw[: limits.max_header_bytes]
-    return BytesHeaderParser(policy=compat32).parsebytes(head)
+    return read_header_block(untrusted_raw, limits)
 
 
 def parse(
     untrusted_raw: bytes, limits: Limits, deadline: float, *, prefer_plain: bool = True
 ) -> ParsedMail:
-    """Parse and classify every part, or raise LimitExceeded."""
-    check_raw_limits(untrusted_raw, limits)
-    try:
-        message = BytesParser(policy=compat32).parsebytes(untrusted_raw)
-    except RecursionError as exc:
-        raise LimitExceeded(Reason.LIMIT_DEPTH, "nesting too deep to parse") from exc
+    """Split and classify every part, or raise LimitExceeded."""
+    root = split(untrusted_raw, limits, deadline)
     _check_deadline(deadline)
-    walker = _Walker(limits, deadline, prefer_plain)
-    walker.walk(message)
-    return ParsedMail(message=message, leaves=walker.leaves, defects=walker.defects)
+    walker = _Walker(deadline, prefer_plain)
+    walker.walk(root)
+    return ParsedMail(headers=root.headers, leaves=walker.leaves, defects=walker.defects)
 
 
 def header_params(message: Message, name: str) -> tuple[str, dict[str, Decoded], list[str]]:
@@ -143,31 +129,24 @@ def _check_deadline(deadline: float) -> None:
         raise LimitExceeded(Reason.LIMIT_TIME, "time budget spent")
 
 
-def _raw_payload(message: Message) -> bytes:
-    """The payload exactly as received. ``get_payload`` is not used: for 8-bit content it
-    re-decodes with the declared charset and replaces what fails, which would hide bytes."""
-    payload = vars(message).get("_payload")
-    if not isinstance(payload, str):  # a multipart used as a leaf: nothing to decode
-        return b""
-    return payload.encode("ascii", "surrogateescape")
-
-
 def _encoding_token(untrusted_value: str) -> str:
     """The mechanism token of a Content-Transfer-Encoding value, lower-case, without RFC 822
     comments (``base64 (sent by X)`` is base64) or surrounding space."""
     return _COMMENT.sub(" ", str(untrusted_value)).strip().lower()
 
 
-def _decoded_payload(message: Message, leaf: Leaf | None) -> bytes:
-    """The payload with its transfer encoding undone; problems become findings of ``leaf``
-    (when there is one)."""
-    untrusted_raw = _raw_payload(message)
-    encoding = _transfer_encoding(message, leaf)
+def _decoded_payload(part: Part, leaf: Leaf | None) -> bytes:
+    """The body with its transfer encoding undone (empty for a part that holds parts);
+    problems become findings of ``leaf`` (when there is one)."""
+    encoding = _transfer_encoding(part.headers, leaf)
+    body = part.body
+    if body is None:
+        return b""
     if encoding == "base64":
-        return _decode_base64(untrusted_raw, leaf)
+        return _decode_base64(body, leaf)
     if encoding == "quoted-printable":
-        return binascii.a2b_qp(untrusted_raw)
-    return untrusted_raw
+        return binascii.a2b_qp(body)
+    return bytes(body)
 
 
 def _transfer_encoding(message: Message, leaf: Leaf | None) -> str:
@@ -190,15 +169,15 @@ def _transfer_encoding(message: Message, leaf: Leaf | None) -> str:
     return encoding
 
 
-def _decode_base64(untrusted_raw: bytes, leaf: Leaf | None) -> bytes:
-    if not untrusted_raw.translate(None, _BASE64_ALLOWED):  # nothing outside the alphabet
+def _decode_base64(untrusted_body: memoryview, leaf: Leaf | None) -> bytes:
+    if _only_base64_alphabet(untrusted_body):
         try:
-            return binascii.a2b_base64(untrusted_raw)
+            return binascii.a2b_base64(untrusted_body)
         except binascii.Error:
             pass
     # Broken padding or stray characters: keep the alphabet, drop a dangling sixth bit group,
     # pad, and say so. One deterministic reading of a broken encoding.
-    cleaned = _BASE64_JUNK.sub(b"", untrusted_raw)
+    cleaned = _BASE64_JUNK.sub(b"", untrusted_body)
     cleaned = cleaned[: len(cleaned) - (len(cleaned) % 4 == 1)]
     cleaned += b"=" * (-len(cleaned) % 4)
     if leaf is not None:
@@ -207,70 +186,66 @@ def _decode_base64(untrusted_raw: bytes, leaf: Leaf | None) -> bytes:
     return binascii.a2b_base64(cleaned)
 
 
-class _Walker:
-    """Iterative depth-first walk that classifies leaves and enforces parts/depth/time."""
+def _only_base64_alphabet(untrusted_body: memoryview) -> bool:
+    """Whether nothing outside the alphabet, padding and whitespace occurs (checked in
+    bounded slices, so a large body is not copied whole)."""
+    return not any(
+        bytes(untrusted_body[start : start + _CHECK_CHUNK]).translate(None, _BASE64_ALLOWED)
+        for start in range(0, len(untrusted_body), _CHECK_CHUNK)
+    )
 
-    def __init__(self, limits: Limits, deadline: float, prefer_plain: bool) -> None:
-        self.limits = limits
+
+class _Walker:
+    """Iterative depth-first walk that classifies leaves (the splitter bounded the tree)."""
+
+    def __init__(self, deadline: float, prefer_plain: bool) -> None:
         self.deadline = deadline
         self.prefer_plain = prefer_plain
         self.leaves: list[Leaf] = []
         self.defects: list[str] = []
         self.count = 0
 
-    def walk(self, root: Message) -> None:
-        stack: list[tuple[Message, str, int, str]] = [(root, "1", 0, "body")]
+    def walk(self, root: Part) -> None:
+        stack: list[tuple[Part, str, int, str]] = [(root, "1", 0, "body")]
         while stack:
-            message, path, depth, role = stack.pop()
+            part, path, depth, role = stack.pop()
             self.count += 1
-            if self.count > self.limits.max_parts:
-                raise LimitExceeded(Reason.LIMIT_PARTS, f"over {self.limits.max_parts} parts")
-            if depth > self.limits.max_depth:
-                raise LimitExceeded(Reason.LIMIT_DEPTH, f"over {self.limits.max_depth} levels")
             if self.count % 64 == 0:
                 _check_deadline(self.deadline)
-            self.defects.extend(f"{path}: {type(d).__name__}" for d in message.defects)
-            children = list(self._children(message, path, depth, role))
+            self.defects.extend(f"{path}: {defect}" for defect in part.defects)
+            self.defects.extend(f"{path}: {note}" for note in part.type_notes)
+            children = list(self._children(part, path, depth, role))
             stack.extend(reversed(children))
 
     def _children(
-        self, message: Message, path: str, depth: int, role: str
-    ) -> Iterator[tuple[Message, str, int, str]]:
-        content_type, params, defects = header_params(message, "content-type")
-        self.defects.extend(f"{path}: {d}" for d in defects)
-        if raw_header_count(message, "content-type") > 1:
+        self, part: Part, path: str, depth: int, role: str
+    ) -> Iterator[tuple[Part, str, int, str]]:
+        if raw_header_count(part.headers, "content-type") > 1:
             self.defects.append(f"{path}: duplicate Content-Type, the first one is used")
-        if not content_type or "/" not in content_type:
-            content_type = message.get_default_type()
-        payload = message.get_payload()
-        children = (
-            [child for child in payload if isinstance(child, Message)]
-            if isinstance(payload, list)
-            else None
-        )
+        content_type, params, children = part.content_type, part.params, part.children
         if content_type.startswith("multipart/") and children is not None:
             yield from self._multipart_children(content_type, params, children, path, depth, role)
             return
         if content_type == "message/rfc822" and children is not None and role != "attachment":
             # An attached mail: its own parts are walked, its headers shown by the pipeline.
-            self._add_leaf(message, path, depth, content_type, params, "attached_message")
+            self._add_leaf(part, path, depth, "attached_message")
             for index, inner in enumerate(children, 1):
                 yield inner, f"{path}.{index}", depth + 1, "body"
             return
         if content_type.startswith("multipart/"):
             self.defects.append(f"{path}: multipart without its boundary, read as text")
             content_type, params = "text/plain", {}
-        self._add_leaf(message, path, depth, content_type, params, role)
+        self._add_leaf(part, path, depth, role, content_type, params)
 
     def _multipart_children(
         self,
         content_type: str,
         params: dict[str, Decoded],
-        payload: list[Message],
+        payload: list[Part],
         path: str,
         depth: int,
         role: str,
-    ) -> Iterator[tuple[Message, str, int, str]]:
+    ) -> Iterator[tuple[Part, str, int, str]]:
         subtype = content_type.split("/", 1)[1]
         if subtype == "alternative":
             winner = _choose_alternative(payload, self.prefer_plain)
@@ -293,20 +268,22 @@ class _Walker:
 
     def _add_leaf(
         self,
-        message: Message,
+        part: Part,
         path: str,
         depth: int,
-        content_type: str,
-        params: dict[str, Decoded],
         role: str,
+        content_type: str | None = None,
+        params: dict[str, Decoded] | None = None,
     ) -> None:
-        disposition, disp_params, defects = header_params(message, "content-disposition")
+        content_type = part.content_type if content_type is None else content_type
+        params = part.params if params is None else params
+        disposition, disp_params, defects = header_params(part.headers, "content-disposition")
         self.defects.extend(f"{path}: {d}" for d in defects)
         name = disp_params.get("filename") or params.get("name")
         filename = name.text if name is not None else None
         leaf = Leaf(
             path=path,
-            message=message,
+            part=part,
             content_type=content_type,
             params=params,
             disposition=disposition,
@@ -329,16 +306,11 @@ def _leaf_role(role: str, content_type: str, disposition: str, filename: str | N
     return role
 
 
-def _simple_type(message: Message) -> str:
-    content_type, _, _ = header_params(message, "content-type")
-    return content_type or message.get_default_type()
-
-
-def _choose_alternative(payload: list[Message], prefer_plain: bool) -> int:
+def _choose_alternative(payload: list[Part], prefer_plain: bool) -> int:
     """Index of the alternative to read: a useful text/plain when preferred (see
     :mod:`sanitizers.alternatives`), else the last HTML (or related HTML), else the last
     text, else the first part."""
-    types = [_simple_type(child) for child in payload]
+    types = [child.content_type for child in payload]
     richest = next(
         (
             index
@@ -360,7 +332,7 @@ def _choose_alternative(payload: list[Message], prefer_plain: bool) -> int:
     return 0
 
 
-def _plain_loses(plain: Message, rich: Message | None) -> bool:
+def _plain_loses(plain: Part, rich: Part | None) -> bool:
     """Whether a text/plain alternative gives way to the rich one: judged on its decoded text."""
     data = _decoded_payload(plain, None)
     if len(data) > _JUDGED_TEXT_BYTES:
@@ -368,34 +340,30 @@ def _plain_loses(plain: Message, rich: Message | None) -> bool:
     return text_loses(_decoded_text(plain, data), lambda: _html_text(rich))
 
 
-def _decoded_text(message: Message, data: bytes) -> str:
-    _, params, _ = header_params(message, "content-type")
-    charset = params.get("charset")
+def _decoded_text(part: Part, data: bytes) -> str:
+    charset = part.params.get("charset")
     return decode_body(data, charset.text if charset else None).text
 
 
-def _html_text(rich: Message | None) -> str | None:
+def _html_text(rich: Part | None) -> str | None:
     """The text of an HTML alternative (or of the HTML root of a related or mixed one)."""
     if rich is None:
         return None
-    if _simple_type(rich) != "text/html":
-        payload = rich.get_payload()
-        listed = payload if isinstance(payload, list) else []
-        children = [child for child in listed if isinstance(child, Message)]
+    if rich.content_type != "text/html":
+        children = rich.children
         if not children:
             return None
-        _, params, _ = header_params(rich, "content-type")
-        root = children[_related_root(children, params)]
-        if _simple_type(root) != "text/html":
+        root = children[_related_root(children, rich.params)]
+        if root.content_type != "text/html":
             return None
         rich = root
     return html_to_text(_decoded_text(rich, _decoded_payload(rich, None)), LinkMode.DROP)
 
 
-def _related_root(payload: list[Message], params: dict[str, Decoded]) -> int:
+def _related_root(payload: list[Part], params: dict[str, Decoded]) -> int:
     start = params.get("start")
     if start is not None:
         for index, child in enumerate(payload):
-            if (first_raw_header(child, "content-id") or "").strip() == start.text.strip():
+            if (first_raw_header(child.headers, "content-id") or "").strip() == start.text.strip():
                 return index
     return 0

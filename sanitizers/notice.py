@@ -77,6 +77,7 @@ _WORDS = {
         "none": "(なし)",
         "inside": "圧縮ファイル内",
         "more": "ほか {} 件",
+        "rebuilt_as": "{}の形式に作り直しました",
         "contact": "情報システム担当",
         "unlocked_by_mail": (
             "パスワード付きの添付ファイルは、同じ送信者から届いたパスワードのメールで"
@@ -102,6 +103,7 @@ _WORDS = {
         "none": "(none)",
         "inside": "in the archive",
         "more": "and {} more",
+        "rebuilt_as": "rebuilt as {}",
         "contact": "your IT administrators",
         "unlocked_by_mail": (
             "password-protected attachments were unlocked automatically with the password mail"
@@ -135,7 +137,7 @@ def is_noteworthy(report: Report) -> bool:
     if any(reason is not Reason.OUTPUT_UTF8 for reason in report.reasons):
         return True
     for part in report.parts:
-        if part.findings or part.removed or part.renamed_from:
+        if part.findings or part.removed or part.renamed_from or part.rebuilt_as:
             return True
         changed = part.action in (Action.REMOVED, Action.HELD, Action.CONVERTED)
         if changed and part.reason is not Reason.ALTERNATIVE:
@@ -286,6 +288,8 @@ def _part_lines(part: PartReport, language: str) -> list[str]:
         lines.append(f'  {words["sent_as"]}: "{part.renamed_from}"')
     if part.renamed_from or (part.attached_as and part.attached_as != part.filename):
         lines.append(f"  {words['becomes']}: {part.attached_as}")
+    if part.rebuilt_as:
+        lines.append(f"  {words['rebuilt_as'].format(_label(part.rebuilt_as, language))}")
     if part.removed:
         items = ", ".join(_label(item, language) for item in part.removed)
         lines.append(f"  {words['removed']}: {items}")

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from email.message import Message
 from functools import partial
 from itertools import islice
 
@@ -35,7 +34,7 @@ from sanitizers.charsets import (
 from sanitizers.compose import scrub_surrogates
 from sanitizers.errors import LimitExceeded, TemporaryFailure
 from sanitizers.filenames import clean_name, delivered_name
-from sanitizers.filetype import detect
+from sanitizers.filetype import detect, kind_of_mime
 from sanitizers.flowed import unflow
 from sanitizers.headers import RebuiltHeaders, rebuild_headers
 from sanitizers.html_text import html_to_text
@@ -184,7 +183,7 @@ class _Run:
                 prefer_plain=self.policy.body.prefer_plain,
             )
             self.report.defects.extend(parsed.defects)
-            self.headers = rebuild_headers(parsed.message, self.policy.output.headers)
+            self.headers = rebuild_headers(parsed.headers, self.policy.output.headers)
             self._note_headers(self.headers)
             self._lap("parse", clock)
             clock = time.monotonic()
@@ -416,10 +415,10 @@ class _Run:
             self.removed_messages.append(leaf.path + ".")
             return
         part.action, part.reason = Action.CONVERTED, Reason.ATTACHED_MESSAGE
-        inner = leaf.message.get_payload()
+        inner = leaf.attached_headers
         lines = [f"---------- {_ATTACHED_MAIL[self.policy.notice.language]} ----------"]
-        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-            shown = rebuild_headers(inner[0], ("From", "Date", "Subject", "To"))
+        if inner is not None:
+            shown = rebuild_headers(inner, ("From", "Date", "Subject", "To"))
             if Reason.LOSSY_DECODE in shown.findings:
                 part.findings.append(Reason.LOSSY_DECODE)
             for name, value in shown.fields:
@@ -503,6 +502,7 @@ class _Run:
             naming = "" if outcome.reason is Reason.EXCEPTION else content_type
             delivered = delivered_name(outcome.filename or name, naming, kept_as_is)
             part.attached_as = delivered
+            part.rebuilt_as = _rebuilt_kind(outcome, info.kind)
             sent = untrusted_filename or filename
             if sent is not None and delivered != sent:
                 part.renamed_from = visible_text(sent, 200)
@@ -581,6 +581,16 @@ def _param(leaf: Leaf, name: str) -> str:
     """A Content-Type parameter of ``leaf``, lower-cased ("" when absent)."""
     value = leaf.params.get(name)
     return value.text.strip().lower() if value is not None else ""
+
+
+def _rebuilt_kind(outcome: CdrOutcome, kind: str) -> FileKind | None:
+    """The kind a sanitizer rebuilt a file as, when it differs from the kind it came as."""
+    if outcome.content_type is None:
+        return None
+    rebuilt = kind_of_mime(outcome.content_type.split(";", 1)[0].strip().lower())
+    if rebuilt is None or rebuilt == kind or rebuilt not in FileKind.__members__.values():
+        return None
+    return FileKind(rebuilt)
 
 
 def _entries(

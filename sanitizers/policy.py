@@ -161,6 +161,7 @@ _SANITIZED_BY_DEFAULT = (
     "image",
     "svg",
     "zip",
+    "archive",
     "text",
     "html",
     "tnef",
@@ -171,12 +172,13 @@ _SANITIZED_BY_DEFAULT = (
 class AttachmentPolicy(Section):
     """Per-type attachment actions; kinds are those of :mod:`sanitizers.filetype`.
 
-    Shipped: OOXML (xlsb included), OpenDocument, PDF, images, SVG, ZIP and text-like files
-    are disarmed; Outlook containers (``tnef``: winmail.dat, ``msg``: .msg files) are unpacked
-    and their files and text handled like the message's own; everything else (legacy Office,
-    RTF, 一太郎, other archives, unknown types) is removed; executables are always removed
-    whatever this says. For ``ichitaro``, "sanitize" (or "keep_if_clean") keeps only the
-    document's text, as a .txt file; the document itself never passes.
+    Shipped: OOXML (xlsb included), OpenDocument, PDF, images, SVG, ZIP, other archives (7z,
+    RAR, LZH, tar, gzip/bzip2/xz: rebuilt as ZIP) and text-like files are disarmed; Outlook
+    containers (``tnef``: winmail.dat, ``msg``: .msg files) are unpacked and their files and
+    text handled like the message's own; everything else (legacy Office, RTF, 一太郎, unknown
+    types) is removed; executables are always removed whatever this says. For ``ichitaro``,
+    "sanitize" (or "keep_if_clean") keeps only the document's text, as a .txt file; the
+    document itself never passes.
     """
 
     default: AttachmentAction = AttachmentAction.REMOVE

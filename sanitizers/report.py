@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sanitizers.vocabulary import PASSWORD_REASONS, Action, Reason, RemovedItem, Verdict
+from sanitizers.vocabulary import PASSWORD_REASONS, Action, FileKind, Reason, RemovedItem, Verdict
 
 # Message-level reasons that hold whatever the parts are (no password lifts them).
 _HOLDING_ALWAYS = frozenset({Reason.ERROR} | {r for r in Reason if r.value.startswith("limit_")})
@@ -43,6 +43,9 @@ class PartReport:
     # The sender's file name (unsafe characters as code points) when ``attached_as`` differs
     # from it, so the notice can say the file was renamed.
     renamed_from: str | None = None
+    # The kind it was rebuilt as, when another than it arrived as (a 7z, RAR, LZH or tar
+    # delivered as a ZIP), so the notice can say so.
+    rebuilt_as: FileKind | None = None
     # For an archive: each file inside it, nested archives' files as "outer.zip/inner.txt".
     entries: list[EntryReport] = field(default_factory=list)
 

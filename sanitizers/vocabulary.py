@@ -106,7 +106,7 @@ class FileKind(StrEnum):
     IMAGE = "image"  # raster image
     SVG = "svg"  # SVG drawing
     ZIP = "zip"  # ZIP archive
-    ARCHIVE = "archive"  # other archive (7z, rar, tar, …)
+    ARCHIVE = "archive"  # other archive: 7z, RAR, LZH, tar, gzip/bzip2/xz (rebuilt as ZIP)
     TEXT = "text"  # text-like file (txt, csv, …)
     HTML = "html"  # HTML file
     EXECUTABLE = "executable"  # executable or script
@@ -370,7 +370,7 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         FileKind.IMAGE: "画像",
         FileKind.SVG: "SVG 画像",
         FileKind.ZIP: "ZIP 圧縮ファイル",
-        FileKind.ARCHIVE: "その他の圧縮ファイル",
+        FileKind.ARCHIVE: "圧縮ファイル（7z・RAR・LZH・tar・gzip など）",
         FileKind.TEXT: "テキストファイル",
         FileKind.HTML: "HTML ファイル",
         FileKind.EXECUTABLE: "実行ファイル・スクリプト",
@@ -577,7 +577,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         FileKind.IMAGE: "image",
         FileKind.SVG: "SVG image",
         FileKind.ZIP: "ZIP archive",
-        FileKind.ARCHIVE: "other archive",
+        FileKind.ARCHIVE: "archive (7z, RAR, LZH, tar, gzip...)",
         FileKind.TEXT: "text file",
         FileKind.HTML: "HTML file",
         FileKind.EXECUTABLE: "executable or script",

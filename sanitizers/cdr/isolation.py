@@ -7,7 +7,11 @@ code). Whatever happens in the child, the calling process survives and the part 
 * the child runs :meth:`sanitizers.cdr.registry.Registry.disarm` under ``resource.setrlimit``:
   ``RLIMIT_AS`` = ``memory_mb``, ``RLIMIT_CPU`` (per file: ``seconds`` + 1 more CPU seconds
   than it had used), ``RLIMIT_CORE`` 0, ``RLIMIT_NOFILE`` small and ``RLIMIT_FSIZE`` 0 (no
-  sanitizer writes files; CPython ignores SIGXFSZ, so a write fails with ``EFBIG``);
+  sanitizer writes files; CPython ignores SIGXFSZ, so a write fails with ``EFBIG``) with a
+  hard limit of ``max_file_bytes``: the one sanitizer that must hand a file to a program (the
+  RAR reader's in-memory copy for ``unar``, :mod:`sanitizers.cdr.rararchive`) raises its soft
+  limit for that write alone, so no file written in the child is larger than the largest file
+  a sanitizer accepts;
 * a file that takes longer than ``seconds`` (wall clock, from the moment the child is ready;
   the pipeline lowers it to what is left of the message's time budget, so the budget bounds
   the work inside a sanitizer too) → the child is killed (SIGKILL) and replaced, the part is
@@ -62,14 +66,14 @@ class _ChildGone(Exception):
     pass
 
 
-def _apply_limits(memory_mb: int) -> None:
+def _apply_limits(memory_mb: int, max_file_bytes: int) -> None:
     import resource
 
     limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NOFILE, (_NOFILE, _NOFILE))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, max_file_bytes))
 
 
 def _arm_cpu_limit(seconds: float) -> None:
@@ -146,7 +150,10 @@ def _from_wire(raw: object, blobs: list[bytes], budget: list[int]) -> CdrOutcome
 
 
 def _child_main(
-    conn: Connection, parent_alive: Connection, memory_mb: int, sanitizers: dict[str, str]
+    conn: Connection,
+    parent_alive: Connection,
+    limits: CdrPolicy,
+    sanitizers: dict[str, str],
 ) -> None:
     """The child's loop: one request in, one outcome out, until told to stop or orphaned."""
 
@@ -158,7 +165,7 @@ def _child_main(
     os.close(devnull)
     registry = Registry(sanitizers)
     registry.preload()
-    _apply_limits(memory_mb)
+    _apply_limits(limits.memory_mb, limits.max_file_bytes)
     conn.send_bytes(_READY + b" %.6f" % time.monotonic())
     policy: Policy | None = None
     while True:
@@ -244,12 +251,12 @@ def _start_context() -> Any:
 class _Worker:
     """One child process and its end of the pipe."""
 
-    def __init__(self, memory_mb: int, sanitizers: dict[str, str]) -> None:
+    def __init__(self, limits: CdrPolicy, sanitizers: dict[str, str]) -> None:
         ctx = _start_context()
         self.conn, child_conn = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(
             target=_child_main,
-            args=(child_conn, lifeline.lifeline(), memory_mb, sanitizers),
+            args=(child_conn, lifeline.lifeline(), limits, sanitizers),
             name="mukaika-cdr",
             daemon=True,
         )
@@ -325,7 +332,7 @@ class IsolatedDisarmer:
             self._worker = self._new_worker()
 
     def _new_worker(self) -> _Worker:
-        return _Worker(self._policy.memory_mb, dict(self._registry.sanitizers))
+        return _Worker(self._policy, dict(self._registry.sanitizers))
 
     def __enter__(self) -> IsolatedDisarmer:
         return self

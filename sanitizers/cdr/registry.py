@@ -52,6 +52,7 @@ SANITIZERS: Mapping[str, str] = {
     "image": "sanitizers.cdr.images:ImageSanitizer",
     "svg": "sanitizers.cdr.svg:SvgSanitizer",
     "zip": "sanitizers.cdr.ziparchive:ZipSanitizer",
+    "archive": "sanitizers.cdr.other_archives:ArchiveSanitizer",
     "text": "sanitizers.cdr.text:TextSanitizer",
     "html": "sanitizers.cdr.text:HtmlSanitizer",
     "tnef": "sanitizers.cdr.tnef:TnefSanitizer",

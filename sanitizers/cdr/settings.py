@@ -40,9 +40,10 @@ class CdrPolicy(Section):
     """Largest number of frames kept from an animated GIF/WebP/TIFF (more:
     ``limit_entries``)."""
 
-    # --- ZIP (sanitizers.cdr.ziparchive) ---
+    # --- Archives (sanitizers.cdr.archive): ZIP, and 7z, RAR, LZH, tar, gzip/bzip2/xz alike ---
     zip_max_entries: int = Field(default=1000, gt=0)
-    """Most entries (files and directories) in one archive (``limit_entries``)."""
+    """Most entries (files and directories) in one archive of any kind: ZIP, 7z, RAR, LZH,
+    tar (``limit_entries``). Every zip_* limit applies to every archive kind."""
     zip_max_total_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
     """Most uncompressed bytes of all entries together, declared and actually read
     (``limit_size``)."""
@@ -53,8 +54,8 @@ class CdrPolicy(Section):
     zip_ratio_min_bytes: int = Field(default=1024 * 1024, ge=0)
     """Entries smaller than this uncompressed are not held to zip_max_ratio."""
     zip_max_depth: int = Field(default=3, ge=0)
-    """Deepest nesting of archives inside archives (``limit_depth``); 1 = a zip may hold
-    files but no zip inside it is opened."""
+    """Deepest nesting of archives inside archives (``limit_depth``); 0 = an archive may hold
+    files but no archive inside it is opened."""
 
     # --- Password-protected files (sanitizers.cdr.registry, unlocking) ---
     max_passwords: int = Field(default=5, ge=1, le=100)

@@ -50,11 +50,13 @@ import re
 import struct
 import zipfile
 import zlib
+from collections.abc import Sequence
 from lzma import LZMAError
 from pathlib import PurePosixPath
 from typing import ClassVar
 from unicodedata import normalize
 
+from sanitizers.cdr.archive import ArchiveReader, Member
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.errors import LimitExceeded, Locked, SanitizeError
 from sanitizers.filenames import clean_component, delivered_name
@@ -417,3 +419,54 @@ class ZipSanitizer(CdrSanitizer):
             if exc.reason == Reason.VERIFY_FAILED:
                 raise
             raise SanitizeError(Reason.VERIFY_FAILED, exc.detail) from exc
+
+
+class ZipReader(ArchiveReader):
+    """A ZIP read for the shared archive mechanism (:mod:`sanitizers.cdr.archive`): how the
+    archive sanitizer reads a ZIP it is given (its own output, sanitized again). The same
+    checks as :meth:`ZipSanitizer.rebuild`: the end record's count first, the local headers."""
+
+    def __init__(self, untrusted_data: bytes, max_entries: int) -> None:
+        claimed = _eocd_count(untrusted_data)
+        if claimed is not None and claimed > max_entries:
+            raise LimitExceeded(Reason.LIMIT_ENTRIES, f"{claimed} entries")
+        try:
+            self._archive = zipfile.ZipFile(io.BytesIO(untrusted_data))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+            raise SanitizeError(Reason.MALFORMED, str(exc)[:200]) from exc
+        self._data = untrusted_data
+        self._max_entries = max_entries
+
+    def members(self) -> Sequence[Member]:
+        infos = self._archive.infolist()
+        if len(infos) > self._max_entries:
+            raise LimitExceeded(Reason.LIMIT_ENTRIES, f"{len(infos)} entries")
+        members = [
+            Member(
+                untrusted_name=entry_name(info),
+                size=info.file_size,
+                packed=info.compress_size,
+                key=info,
+                is_dir=info.is_dir(),
+                encrypted=_is_encrypted(info),
+                supported=info.compress_type in _SUPPORTED_METHODS,
+                date_time=_stamp(info.date_time),
+            )
+            for info in infos
+        ]
+        if not any(member.encrypted for member in members):
+            _check_layout(self._data, infos)
+        return members
+
+    def read(self, member: Member, limit: int) -> bytes:
+        assert isinstance(member.key, zipfile.ZipInfo)
+        try:
+            with self._archive.open(member.key) as handle:
+                return handle.read(limit)
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error, LZMAError) as exc:
+            raise SanitizeError(
+                Reason.MALFORMED, f"{member.untrusted_name!r}: {exc}"[:200]
+            ) from exc
+
+    def close(self) -> None:
+        self._archive.close()

@@ -45,7 +45,10 @@ SOURCES = (
 BUDGET_SECONDS = 150.0
 MAX_FILE_BYTES = 8 * 1024 * 1024  # larger corpus files are counted as skipped, not swept
 # The shipped default: sanitize OOXML, PDF, images, ZIP and text-like files.
-SANITIZE = {k: AttachmentAction.SANITIZE for k in ("ooxml", "pdf", "image", "zip", "text", "html")}
+SANITIZE = {
+    k: AttachmentAction.SANITIZE
+    for k in ("ooxml", "pdf", "image", "zip", "archive", "text", "html")
+}
 _OOXML_BAD = re.compile(r"(vbaproject|vbadata|activex|embeddings/|macrosheets/|/xlm)", re.I)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _SKIP_NAMES = {"MANIFEST.tsv", "SOURCES.md"}
@@ -112,7 +115,7 @@ def independent_findings(data: bytes, kind: str, depth: int = 0) -> set[str]:
         except UnicodeDecodeError:
             return {"not-utf8"}
         return {"control"} if _CONTROL.search(text) else set()
-    if kind == "zip":
+    if kind in ("zip", "archive"):  # every archive kind is delivered as a ZIP
         return _zip_findings(data, depth)
     if kind == "ooxml":
         return _ooxml_findings(data)
