@@ -222,7 +222,11 @@ class Spool:
         fsynced before the rename, and a directory flush begun after the rename has ended."""
         tmp = self._write_tmp(envelope, untrusted_raw)
         target = self.path("incoming", envelope.queue_id)
-        os.rename(tmp, target)
+        try:
+            os.rename(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # tmp/ is otherwise cleared only at start
+            raise
         self.incoming_flusher.flush()
         return target
 

@@ -151,6 +151,9 @@ class ReceiverPool:
                 pass_fds=(theirs.fileno(), line.fileno()),
                 stdin=asyncio.subprocess.DEVNULL,
             )
+        except BaseException:
+            ours.close()  # a failed start (EAGAIN, ENOMEM) retried each second leaks nothing
+            raise
         finally:
             theirs.close()
         reader, writer = await asyncio.open_unix_connection(sock=ours)
@@ -184,7 +187,7 @@ class ReceiverPool:
         try:
             while line := await receiver.reader.readline():
                 self._handle(receiver, json.loads(line))
-        except (ValueError, LookupError, ConnectionError) as exc:
+        except (ValueError, LookupError, TypeError, ConnectionError) as exc:
             log.error("receiver %d: bad channel (%s): stopping it", receiver.index, exc)
             with contextlib.suppress(ProcessLookupError):
                 receiver.process.kill()

@@ -75,3 +75,19 @@ def test_purge_delivered(tmp_path: Path) -> None:
     assert spool.purge_delivered(3600) == 0
     assert spool.purge_delivered(0, now=10**12) == 1
     assert spool.ids("delivered") == []
+
+
+def test_a_failed_rename_leaves_no_file_in_tmp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tmp/ is cleared only at start: a receiver that keeps failing must not fill it."""
+    spool = Spool(tmp_path)
+
+    def refuse(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("gateway.queue.spool.os.rename", refuse)
+    with pytest.raises(OSError, match="No space left"):
+        spool.accept(envelope(), b"message")
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert spool.ids("incoming") == []
