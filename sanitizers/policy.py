@@ -17,7 +17,7 @@ from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.charsets import DEFAULT_JAPANESE_PRIOR
 from sanitizers.links import DEFAULT_ALLOWED_SCHEMES, normalize_schemes
 from sanitizers.section import Section
-from sanitizers.vocabulary import Reason
+from sanitizers.vocabulary import FORMER_FILE_KINDS, Reason
 
 
 class LinkMode(StrEnum):
@@ -188,6 +188,13 @@ class AttachmentPolicy(Section):
     )
     """Action per file kind (the kinds of sanitizers.filetype); executables are always
     removed."""
+
+    @field_validator("by_kind", mode="before")
+    @classmethod
+    def _current_names(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        return {FORMER_FILE_KINDS.get(kind, kind): action for kind, action in value.items()}
 
     @field_validator("by_kind")
     @classmethod

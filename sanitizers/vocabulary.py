@@ -119,6 +119,11 @@ class FileKind(StrEnum):
     ICHITARO = "ichitaro"  # 一太郎 document or template (jtd, jtt, jtdc)
 
 
+# The one kind that was renamed (issue 21 names OpenDocument ``odf``; versions before it said
+# ``opendocument``): configurations written for them keep working.
+FORMER_FILE_KINDS: Final = {"opendocument": FileKind.ODF}
+
+
 class RemovedItem(StrEnum):
     """One kind of thing a sanitizer took out of a file (``CdrOutcome.removed``)."""
 
