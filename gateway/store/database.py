@@ -192,13 +192,44 @@ class Store:
         if before.state is SchemaState.CURRENT:
             return before
         try:
-            with self.writing() as connection:
-                config = _alembic_config()
-                config.attributes["connection"] = connection
+            with self.migrating() as config:
                 command.upgrade(config, "head")
         except CommandError as exc:
             raise StoreError(f"store {self.where}: migration failed: {exc}") from exc
         return before
+
+    @contextlib.contextmanager
+    def migrating(self) -> Iterator[AlembicConfig]:
+        """Alembic's configuration bound to one write transaction, committed when the block ends.
+
+        On SQLite, foreign keys are off inside it: a batch migration copies a table and drops
+        the old one, and with them on that drop would cascade into every decision record that
+        refers to a message. The references are checked before the commit instead.
+        """
+        try:
+            with self.engine.connect() as connection:
+                sqlite = connection.dialect.name == "sqlite"
+                raw = connection.connection.dbapi_connection
+                assert raw is not None
+                if sqlite:  # outside any transaction: SQLite ignores it inside one
+                    raw.execute("PRAGMA foreign_keys=OFF")
+                try:
+                    with connection.execution_options(immediate=True).begin():
+                        config = _alembic_config()
+                        config.attributes["connection"] = connection
+                        yield config
+                        if sqlite:
+                            broken = connection.exec_driver_sql("PRAGMA foreign_key_check")
+                            if broken.first() is not None:
+                                raise StoreError(
+                                    f"store {self.where}: migration left dangling references; "
+                                    "rolled back"
+                                )
+                finally:
+                    if sqlite:
+                        raw.execute("PRAGMA foreign_keys=ON")
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store {self.where}: {_short(exc)}", store_errno(exc)) from exc
 
     # -- backup ----------------------------------------------------------------------------
 
@@ -226,7 +257,7 @@ class Store:
             with open(partial, "rb") as handle:
                 os.fsync(handle.fileno())
             os.rename(partial, target)
-            _fsync_directory(target.parent)
+            fsync_directory(target.parent)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
@@ -289,7 +320,7 @@ def _tune_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _fsync_directory(path: Path) -> None:
+def fsync_directory(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -238,3 +238,56 @@ def test_only_sqlite_urls_are_accepted() -> None:
     assert (
         StoreSettings(url="sqlite:////abs/s.db").resolve_url(Path("/srv")) == "sqlite:////abs/s.db"
     )
+
+
+def test_a_migration_that_rebuilds_a_table_keeps_every_decision_record(tmp_path: Path) -> None:
+    """SQLite batch migrations copy a table and drop the old one; with foreign keys on, the drop
+    would cascade into the decisions that refer to its rows. 0002's downgrade is such a copy."""
+    from alembic import command
+    from sqlalchemy import func, insert, select
+
+    from gateway.store.schema import messages, requests
+
+    now = datetime(2026, 12, 3, tzinfo=UTC)
+    with migrated_store(tmp_path) as store:
+        with store.writing() as db:
+            db.execute(
+                insert(messages).values(
+                    id="20261203T000000Z-0123456789ab", queue_id="q", received_at=now,
+                    stored_at=now, updated_at=now, client="192.0.2.1", helo="h", mail_from="",
+                    rcpt_to="[]", size=1, stored_size=1, sha256="0" * 64,
+                )
+            )  # fmt: skip
+            db.execute(
+                insert(requests).values(
+                    message="20261203T000000Z-0123456789ab", kind="release", state="pending",
+                    reason="r", requested_by="a", requested_at=now, previous_state="held",
+                )
+            )  # fmt: skip
+        with store.migrating() as config:
+            command.downgrade(config, "0001")
+        with store.reading() as db:
+            assert db.execute(select(func.count()).select_from(requests)).scalar() == 1
+            assert db.execute(text("PRAGMA foreign_keys")).scalar() == 1  # on again afterwards
+
+
+def test_the_move_is_refused_while_the_previous_version_has_the_index_open(
+    tmp_path: Path,
+) -> None:
+    """Rows the old service wrote after they were read would be lost: the move waits for it."""
+    data = _legacy_data_dir(tmp_path)
+    index = data / "quarantine" / "index.sqlite3"
+    running = sqlite3.connect(index)  # the previous version, still running
+    try:
+        running.execute("PRAGMA journal_mode=WAL")
+        running.execute("SELECT count(*) FROM messages").fetchone()
+        code, _, err = run("store", "migrate", "--data-dir", str(data))
+        assert code != ExitCode.OK
+        assert "still running" in err
+        assert index.is_file()
+        assert not index.with_name("index.sqlite3.migrated").exists()
+    finally:
+        running.close()
+    code, out, err = run("store", "migrate", "--data-dir", str(data))
+    assert code == ExitCode.OK, err
+    assert "3 quarantine entries moved in" in out
