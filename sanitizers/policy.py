@@ -146,8 +146,9 @@ class UnlockPolicy(Section):
     max_candidates: int = Field(default=10, ge=1, le=100)
     """Most password candidates taken from one password mail."""
     max_attempts: int = Field(default=5, ge=1, le=100)
-    """Unlock attempts per held message (by command and automatic alike); each is recorded
-    (its number, never the password). Then only an operator's release remains."""
+    """Unlock attempts per held message by command, and as many again by password mails (a
+    count of their own, so forged password mails cannot use up the operator's); each is
+    recorded (its number, never the password). Then only an operator's release remains."""
     max_waiting: int = Field(default=1000, ge=0, le=1_000_000)
     """Password mails whose candidates the running service keeps in memory (never on disk),
     waiting for an encrypted mail that comes after them; the oldest is forgotten first."""

@@ -12,7 +12,8 @@ control socket or the pool's result to the sanitizer process only through pipes,
 never written to a log, the audit line, the spool, the quarantine or any store. Attempts are
 limited per message (``policy.unlock.max_attempts``), counted in the quarantine index before
 the attempt runs (so a crash cannot give free tries), and each one is audited with its
-number and result, never the password.
+number and result, never the password. Automatic attempts have a count of their own (in
+memory), so forged password mails cannot use up the operator's attempts.
 
 Automatic unlock, in either order, for one envelope sender and (at least) the recipients of
 the held copy within ``policy.unlock.window_seconds``:
@@ -54,6 +55,8 @@ log = logging.getLogger("mukaika.unlock")
 
 # The actor of an attempt made with a password mail's candidates (automatic unlock).
 AUTOMATIC = "automatic"
+# How many held messages' automatic-attempt counts are kept in memory.
+AUTOMATIC_COUNTS_KEPT = 10_000
 _TIMED_OUT = frozenset({Reason.TIMEOUT, Reason.LIMIT_TIME})
 
 
@@ -159,6 +162,7 @@ class Unlocking:
         self.base_policy = base_policy
         self.clock = clock
         self.waiting = WaitingPasswords(clock)
+        self._automatic_attempts: OrderedDict[str, int] = OrderedDict()
         # One attempt per message at a time: the count and the state change stay in order.
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -182,7 +186,12 @@ class Unlocking:
             return UnlockAnswer(UnlockResult.WRONG_STATE)
         policy = self._policy_for(entry)
         limit = policy.unlock.max_attempts
-        attempts = await asyncio.to_thread(self.quarantine.count_unlock_attempt, reference, limit)
+        if actor == AUTOMATIC:
+            attempts = self._count_automatic_attempt(reference, limit)
+        else:
+            attempts = await asyncio.to_thread(
+                self.quarantine.count_unlock_attempt, reference, limit
+            )
         if attempts is None:
             answer = UnlockAnswer(UnlockResult.NO_ATTEMPTS_LEFT, limit, 0)
             self._audit(entry, answer, actor)
@@ -300,6 +309,23 @@ class Unlocking:
             await self.unlock(reference, candidates)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _count_automatic_attempt(self, reference: str, limit: int) -> int | None:
+        """Count one try with a password mail's candidates; None when ``limit`` are used.
+
+        Their own count, apart from the operator's in the quarantine index: a password mail's
+        sender can be forged, and forged mails must never use up the attempts of the person
+        who really has the password. Kept in memory (the oldest forgotten past
+        :data:`AUTOMATIC_COUNTS_KEPT`); a restart starts them again, each try still bounded by
+        ``policy.unlock.max_candidates`` and audited."""
+        used = self._automatic_attempts.pop(reference, 0)
+        self._automatic_attempts[reference] = used
+        while len(self._automatic_attempts) > AUTOMATIC_COUNTS_KEPT:
+            self._automatic_attempts.popitem(last=False)
+        if used >= limit:
+            return None
+        self._automatic_attempts[reference] = used + 1
+        return used + 1
 
     def _policy_for(self, entry: QuarantineEntry) -> Policy:
         """The policy of the held copy's recipients, as it was sanitized (rules applied)."""

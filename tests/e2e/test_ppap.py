@@ -269,3 +269,32 @@ async def _until(predicate: Any, within: float = WAIT, what: Any = None) -> None
     while not predicate():
         assert asyncio.get_running_loop().time() < deadline, (what or (lambda: ""))()
         await asyncio.sleep(0.05)
+
+
+async def test_forged_password_mails_never_use_up_the_operators_attempts(tmp_path: Path) -> None:
+    """A password mail's sender can be forged: its tries have their own count."""
+    data_dir = tmp_path / "data"
+    async with _running(tmp_path, automatic=True, max_attempts=2) as (_gateway, sink, port):
+        await _send(port, _ppap_mail(enc.zipcrypto_zip({"a.txt": b"x"}), "a.zip"))
+        (notice,) = await sink.wait_for(1, WAIT)
+        reference = notice.parsed()["X-Mukaika-Reference"]
+        await _until(lambda: _entry(data_dir, reference).state == "awaiting_password")
+        for guess in ("guess-1", "guess-2", "guess-3"):
+            await _send(port, _password_mail(guess))
+        await sink.wait_for(4, WAIT)  # the forged mails are delivered as usual
+        await _until(
+            lambda: sum(line.get("event") == "unlock_attempt" for line in _audit(data_dir)) == 3
+        )
+        assert _entry(data_dir, reference).unlock_attempts == 0
+        right = tmp_path / "right.txt"
+        right.write_text(enc.PASSWORD, encoding="utf-8")
+        code, _out, err = await asyncio.to_thread(_unlock_cli, data_dir, reference, right)
+        assert code == ExitCode.OK, err
+        await sink.wait_for(5, WAIT)
+    unlocks = [line for line in _audit(data_dir) if line.get("event") == "unlock_attempt"]
+    assert [(line["outcome"], line["actor"]) for line in unlocks] == [
+        ("wrong_password", "automatic"),
+        ("wrong_password", "automatic"),
+        ("no_attempts_left", "automatic"),
+        ("unlocked", "root"),
+    ]
