@@ -42,6 +42,7 @@ from gateway.evidence.ports import AuditPort
 from gateway.evidence.quarantine import (
     Quarantine,
     QuarantineEntry,
+    QuarantineError,
     QuarantineNotFoundError,
 )
 from gateway.processing.pool import Sanitizer, SanitizerCrashed
@@ -163,6 +164,8 @@ class Unlocking:
         self.clock = clock
         self.waiting = WaitingPasswords(clock)
         self._automatic_attempts: OrderedDict[str, int] = OrderedDict()
+        # Messages this service has spooled unlocked, whatever the store says of them.
+        self._spooled: set[str] = set()
         # One attempt per message at a time: the count and the state change stay in order.
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -182,7 +185,7 @@ class Unlocking:
             entry = await asyncio.to_thread(self.quarantine.get, reference)
         except QuarantineNotFoundError:
             return UnlockAnswer(UnlockResult.NOT_FOUND)
-        if entry.state != MessageState.AWAITING_PASSWORD:
+        if entry.state != MessageState.AWAITING_PASSWORD or reference in self._spooled:
             return UnlockAnswer(UnlockResult.WRONG_STATE)
         policy = self._policy_for(entry)
         limit = policy.unlock.max_attempts
@@ -250,14 +253,24 @@ class Unlocking:
         # then released: a crash in between can only lead to a second unlock, a duplicate,
         # never a loss. Attempts on one reference are serialised by the lock above.
         await asyncio.to_thread(self.spool.put, "outgoing", envelope, result.message)
-        await asyncio.to_thread(
-            self.quarantine.transition,
-            reference,
-            MessageState.AWAITING_PASSWORD,
-            MessageState.RELEASED,
-        )
-        await asyncio.to_thread(self.quarantine.record_result, reference, report)
         self.scheduler.submit(envelope.queue_id, "outgoing")
+        self._spooled.add(reference)
+        try:
+            await asyncio.to_thread(
+                self.quarantine.transition,
+                reference,
+                MessageState.AWAITING_PASSWORD,
+                MessageState.RELEASED,
+            )
+            await asyncio.to_thread(self.quarantine.record_result, reference, report)
+        except QuarantineError as exc:
+            # Spooled all the same; this service will not unlock it again (no duplicate).
+            log.error(
+                "%s unlocked and spooled as %s, but the store did not record it: %s",
+                reference,
+                envelope.queue_id,
+                exc,
+            )
         answer = UnlockAnswer(UnlockResult.UNLOCKED, attempts, remaining, envelope.queue_id)
         self._audit(entry, answer, actor)
         log.info(

@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
+from sanitizers.vocabulary import UnlockResult
+
 log = logging.getLogger("mukaika.control")
 
 MAX_REQUEST_BYTES: Final = 1024
@@ -106,6 +108,10 @@ class ControlServer:
             await _answer(writer, answer)
         except (TimeoutError, ValueError, ConnectionError) as exc:
             log.warning("control request failed: %s", type(exc).__name__)
+        except Exception:  # a fault of ours (the store, a purged original): say so, go on
+            log.exception("control request failed")
+            with contextlib.suppress(ConnectionError):
+                await _answer(writer, {"result": str(UnlockResult.FAILED)})
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError):

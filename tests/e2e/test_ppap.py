@@ -298,3 +298,33 @@ async def test_forged_password_mails_never_use_up_the_operators_attempts(tmp_pat
         ("no_attempts_left", "automatic"),
         ("unlocked", "root"),
     ]
+
+
+async def test_an_unlock_the_store_failed_to_record_is_never_delivered_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spooled, then the store refused the state change: delivered once, not unlocked again."""
+    from gateway.evidence.quarantine import QuarantineStoreError
+
+    data_dir = tmp_path / "data"
+    async with _running(tmp_path) as (gateway, sink, port):
+        await _send(port, _ppap_mail(enc.zipcrypto_zip({"a.txt": b"x"}), "a.zip"))
+        (notice,) = await sink.wait_for(1, WAIT)
+        reference = notice.parsed()["X-Mukaika-Reference"]
+        await _until(lambda: _entry(data_dir, reference).state == "awaiting_password")
+        unlocking = gateway.worker.unlocking
+        assert unlocking is not None
+
+        def store_down(*_: object) -> bool:
+            raise QuarantineStoreError("database is locked")
+
+        monkeypatch.setattr(unlocking.quarantine, "transition", store_down)
+        right = tmp_path / "right.txt"
+        right.write_text(enc.PASSWORD, encoding="utf-8")
+        code, _out, err = await asyncio.to_thread(_unlock_cli, data_dir, reference, right)
+        assert code == ExitCode.OK, err
+        await sink.wait_for(2, WAIT)
+        again, _out, _err = await asyncio.to_thread(_unlock_cli, data_dir, reference, right)
+        assert again == ExitCode.WRONG_STATE
+        assert _entry(data_dir, reference).state == "awaiting_password"  # as the store says
+    assert len(sink.messages) == 2  # the notice and one unlocked mail

@@ -54,3 +54,22 @@ async def test_an_oversized_secret_is_refused_unread(tmp_path: Path) -> None:
 def test_secret_lines_are_bounded_and_must_be_utf8() -> None:
     assert control.secret_lines(b"a\nb\nc\n", 2) == ("a", "b")
     assert control.secret_lines(b"\xff\xfe", 5) == ()
+
+
+async def test_a_fault_in_the_handler_is_answered_failed_not_silence(
+    tmp_path: Path, caplog: Any
+) -> None:
+    """The store down, an original purged meanwhile: the operator's command gets an answer."""
+
+    async def broken(*_: object) -> dict[str, Any]:
+        raise RuntimeError("the store is unreachable")
+
+    server = control.ControlServer(tmp_path, broken)
+    await server.start()
+    try:
+        answer = await asyncio.to_thread(control.request, tmp_path, "unlock", "REF-1", b"pw\n")
+        again = await asyncio.to_thread(control.request, tmp_path, "unlock", "REF-1", b"pw\n")
+    finally:
+        await server.close()
+    assert answer == again == {"result": "failed"}  # and the server still answers
+    assert "control request failed" in caplog.text
