@@ -52,7 +52,7 @@ _HEADER_LINE: Final = re.compile(r"From |[\041-\071\073-\176]*:|[\t ]")
 _TRAILING_EOL: Final = re.compile(r"[\r\n]+\Z")
 _MULTIPART_ENCODINGS: Final = frozenset({"7bit", "8bit", "binary"})
 _DEADLINE_EVERY: Final = 64
-_CR, _LF, _DASH, _SPACE, _TAB = 13, 10, 45, 32, 9
+_CR, _LF, _SPACE, _TAB = 13, 10, 32, 9
 
 
 @dataclass(slots=True, eq=False)

@@ -15,6 +15,7 @@ are base64-encoded; text in a code page Python does not know is sent as bytes wi
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -126,7 +127,24 @@ def compose(mail: Mail) -> bytes:
         root.attach(_file_part(file))
     for inner in mail.messages:
         root.attach(_message_part(inner))
+    _set_boundaries(root)
     return root.as_bytes()
+
+
+def _set_boundaries(root: Message) -> None:
+    """Boundaries from a digest of the leaves (the standard library draws random ones): the same
+    container always becomes the same bytes. A hex digest of the content cannot occur in that
+    content except by a collision of SHA-256."""
+    digest = hashlib.sha256()
+    multiparts = []
+    for part in root.walk():
+        if part.get_content_maintype() == "multipart":
+            multiparts.append(part)
+        elif not part.is_multipart():
+            digest.update(part.as_bytes())
+    stem = digest.hexdigest()[:40]
+    for number, part in enumerate(multiparts):
+        part.set_boundary(f"mukaika-{stem}-{number}")
 
 
 def _message_part(inner: Mail) -> Message:
