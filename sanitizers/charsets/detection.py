@@ -135,6 +135,9 @@ _ALPHABETS: Final = (
     re.compile("[\u05d0-\u05ea]+"),
     re.compile("[\u0620-\u064a]+"),
 )
+# One or two Greek, Cyrillic, Hebrew or Arabic letters are no evidence of that alphabet (a
+# lone EUC-JP kanji such as 乖 is also the UTF-8 of "Ъ"): the Japanese reading wins, reported.
+_FEW_LETTERS: Final = range(1, 3)
 _LATIN_IN_WORDS: Final = re.compile(
     "(?<=[A-Za-z])[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u017f]+"
     "|[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u017f]+(?=[A-Za-z])"
@@ -404,18 +407,25 @@ def _damaged_utf8(data: bytes) -> _Result | None:
     return text, "utf-8"
 
 
+def _alphabet_letters(text: str) -> str:
+    """The non-ASCII characters of ``text`` but Latin-1 symbols and accented Latin letters
+    inside words."""
+    return _ASCII_RUNS.sub("", _LATIN_IN_WORDS.sub("", _LATIN1_SYMBOLS.sub("", text)))
+
+
 def _reads_as_alphabet(text: str) -> bool:
     """Whether the non-ASCII characters of ``text`` are Latin-1 symbols and letters of one
     alphabet, accented Latin letters only inside words: text someone could have written."""
-    rest = _ASCII_RUNS.sub("", _LATIN_IN_WORDS.sub("", _LATIN1_SYMBOLS.sub("", text)))
+    rest = _alphabet_letters(text)
     return not rest or any(alphabet.fullmatch(rest) for alphabet in _ALPHABETS)
 
 
 def _utf8_or_japanese(data: bytes) -> _Lenient | None:
     """Strict UTF-8 (None when it fails), unless every character has a two-byte form (or one
     is in a plane without characters) and a Japanese reading exists: then the Japanese
-    reading (lossy without strong evidence), or, when the UTF-8 text reads as one alphabet,
-    UTF-8, lossy if the Japanese evidence is strong (the choice may be wrong)."""
+    reading (lossy without strong evidence), or, when the UTF-8 text reads as one alphabet
+    (three letters or more, or Latin), UTF-8, lossy if the Japanese evidence is strong (the
+    choice may be wrong)."""
     utf8 = _strict("utf-8", data)
     if utf8 is None:
         return None
@@ -425,7 +435,7 @@ def _utf8_or_japanese(data: bytes) -> _Lenient | None:
     if japanese is None:
         return (*utf8, False)
     evidence = _share(_JAPANESE_EVIDENCE, japanese[0])[1]
-    if _reads_as_alphabet(utf8[0]):
+    if _reads_as_alphabet(utf8[0]) and len(_alphabet_letters(utf8[0])) not in _FEW_LETTERS:
         # Latin-1 symbols alone ("¥" is also 促) say nothing either way.
         symbols_only = not _LATIN1_SYMBOLS.sub("", utf8[0]).strip()
         return (*utf8, symbols_only or evidence >= _JAPANESE_SHARE_OVERRULES)

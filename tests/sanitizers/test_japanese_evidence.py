@@ -178,3 +178,29 @@ def test_kanji_only_japanese_labelled_chinese_or_korean_is_japanese(
 def test_real_chinese_and_korean_keep_their_label(text: str, codec: str, label: str) -> None:
     decoded = decode_body(text.encode(codec), label)
     assert (decoded.text, decoded.lossy) == (text, False)
+
+
+def _every_jis_kanji() -> list[str]:
+    """Every kanji of JIS X 0208 (levels 1 and 2), by its EUC-JP code."""
+    found = []
+    for first in range(0xB0, 0xF5):
+        for second in range(0xA1, 0xFF):
+            try:
+                found.append(bytes((first, second)).decode("euc_jp"))
+            except UnicodeDecodeError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize("encoding", ["euc_jp", "cp932"])
+def test_every_kanji_alone_is_exact_or_reported(encoding: str) -> None:
+    """A lone rare kanji's bytes may also be one Greek or Cyrillic letter in UTF-8 (乖 / Ъ):
+    one or two letters are no evidence of that alphabet."""
+    wrong = []
+    for kanji in _every_jis_kanji():
+        decoded = decode_body(kanji.encode(encoding), None)
+        if decoded.text != kanji and not decoded.lossy:
+            wrong.append((kanji, decoded.text))
+    assert wrong == []
+    lone = decode_body("乖".encode("euc_jp"), None)
+    assert (lone.text, lone.lossy) == ("乖", True)
