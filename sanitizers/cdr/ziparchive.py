@@ -45,8 +45,6 @@ reported), symlink entries (stored as plain files holding the link text, never l
 from __future__ import annotations
 
 import io
-import itertools
-import re
 import struct
 import zipfile
 import zlib
@@ -56,26 +54,23 @@ from pathlib import PurePosixPath
 from typing import ClassVar
 from unicodedata import normalize
 
-from sanitizers.cdr.archive import ArchiveReader, Member
+from sanitizers.cdr.archive import ArchiveReader, Member, check_layout, check_name, clean_name
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.errors import LimitExceeded, Locked, SanitizeError
-from sanitizers.filenames import clean_component, delivered_name
+from sanitizers.filenames import delivered_name
 from sanitizers.filetype import TypeInfo, detect
 from sanitizers.vocabulary import Action, Reason, RemovedItem
 
 ENTRY = RemovedItem.ENTRY
 
 _EOCD = b"PK\x05\x06"
-_LOCAL = b"PK\x03\x04"
 _SUPPORTED_METHODS = frozenset(
     {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 )
 _AES_METHOD = 99
 _UTF8_FLAG = 0x800
 _ENCRYPTED_FLAG = 0x1
-_DRIVE = re.compile(r"^[A-Za-z]:")
 _PASSED = frozenset({Action.KEPT, Action.SANITIZED, Action.CONVERTED})
-_MAX_NAME = 240
 
 
 def _eocd_count(data: bytes) -> int | None:
@@ -101,46 +96,6 @@ def entry_name(info: zipfile.ZipInfo) -> str:
         except UnicodeDecodeError:
             continue
     return info.filename
-
-
-def check_name(untrusted_name: str) -> str:
-    """The name with ``/`` separators; raises ``path_traversal`` for names that escape."""
-    name = untrusted_name.replace("\\", "/")
-    if name.startswith("/") or _DRIVE.match(name) or "\x00" in name:
-        raise SanitizeError(Reason.PATH_TRAVERSAL, repr(untrusted_name)[:120])
-    if any(part == ".." for part in name.split("/")):
-        raise SanitizeError(Reason.PATH_TRAVERSAL, repr(untrusted_name)[:120])
-    return name
-
-
-def clean_name(name: str) -> str:
-    """A name safe to show and to extract on Windows and POSIX: every folder component made
-    safe by :func:`sanitizers.filenames.clean_component` (bidi and other invisible controls,
-    trailing dots and spaces, NTFS streams, forbidden characters, device names); no empty
-    components."""
-    parts = [clean_component(part)[:_MAX_NAME] for part in name.split("/")]
-    return "/".join(part for part in parts if part) or "file"
-
-
-def _check_layout(data: bytes, infos: list[zipfile.ZipInfo]) -> None:
-    """Every entry has its own local header and data; no two entries share bytes."""
-    spans: list[tuple[int, int, str]] = []
-    for info in infos:
-        start = info.header_offset
-        header = data[start : start + 30]
-        if len(header) < 30 or header[:4] != _LOCAL:
-            raise SanitizeError(Reason.MALFORMED, f"no local header for {info.filename!r}"[:200])
-        name_len, extra_len = struct.unpack("<HH", header[26:30])
-        end = start + 30 + name_len + extra_len + info.compress_size
-        if end > len(data):
-            raise SanitizeError(Reason.MALFORMED, f"{info.filename!r} runs past the end"[:200])
-        spans.append((start, end, info.filename))
-    spans.sort()
-    for (_s1, end1, name1), (start2, _e2, name2) in itertools.pairwise(spans):
-        if start2 < end1:
-            raise SanitizeError(
-                Reason.MALFORMED, f"overlapping entries {name1!r} and {name2!r}"[:200]
-            )
 
 
 def _is_encrypted(info: zipfile.ZipInfo) -> bool:
@@ -205,7 +160,7 @@ class ZipSanitizer(CdrSanitizer):
                 ratio = info.file_size / max(info.compress_size, 1)
                 if info.file_size >= limits.zip_ratio_min_bytes and ratio > limits.zip_max_ratio:
                     raise LimitExceeded(Reason.LIMIT_RATIO, f"{name!r} ratio {ratio:.0f}"[:200])
-            _check_layout(untrusted_data, infos)
+            check_layout(untrusted_data, infos)
             children: list[tuple[str, CdrOutcome]] = []
             passed: list[tuple[zipfile.ZipInfo, str, CdrOutcome]] = []
             total = 0
@@ -409,7 +364,7 @@ class ZipSanitizer(CdrSanitizer):
                     if clean_name(name) != name or name.casefold() in seen:
                         raise SanitizeError(Reason.VERIFY_FAILED, f"name {name!r}"[:200])
                     seen.add(name.casefold())
-                _check_layout(data, infos)
+                check_layout(data, infos)
                 bad = archive.testzip()
                 if bad is not None:
                     raise SanitizeError(Reason.VERIFY_FAILED, f"bad CRC in {bad!r}")
@@ -455,7 +410,7 @@ class ZipReader(ArchiveReader):
             for info in infos
         ]
         if not any(member.encrypted for member in members):
-            _check_layout(self._data, infos)
+            check_layout(self._data, infos)
         return members
 
     def read(self, member: Member, limit: int) -> bytes:
