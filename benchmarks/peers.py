@@ -55,6 +55,7 @@ from typing import Any
 
 from benchmarks import generate
 from benchmarks.common import RESULTS, ROOT, write_result
+from tests.deploy.postfix_instance import MASTER_CF
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 SMTP_SINK = "/usr/sbin/smtp-sink"
@@ -98,29 +99,6 @@ sub filter_end {
 }
 
 1;
-"""
-
-POSTFIX_MASTER = """\
-{listen} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 POSTFIX_MAIN = """\
@@ -320,7 +298,7 @@ def _postfix_start(work: Path, relay_port: int, extra: str = "") -> tuple[int, C
     port = free_port()
     values = {"root": root, "domain": DOMAIN, "relay_port": relay_port, "extra": extra}
     (root / "etc" / "main.cf").write_text(POSTFIX_MAIN.format(**values), encoding="utf-8")
-    master = POSTFIX_MASTER.format(listen=f"127.0.0.1:{port}")
+    master = MASTER_CF.format(port=f"127.0.0.1:{port}")
     (root / "etc" / "master.cf").write_text(master, encoding="utf-8")
     base = [POSTFIX, "-c", str(root / "etc")]
     checked = subprocess.run([*base, "check"], capture_output=True, text=True, check=False)
