@@ -54,7 +54,14 @@ from pathlib import PurePosixPath
 from typing import ClassVar
 from unicodedata import normalize
 
-from sanitizers.cdr.archive import ArchiveReader, Member, check_layout, check_name, clean_name
+from sanitizers.cdr.archive import (
+    ArchiveReader,
+    Member,
+    check_layout,
+    check_name,
+    clean_name,
+    verify_zip,
+)
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.errors import LimitExceeded, Locked, SanitizeError
 from sanitizers.filenames import delivered_name
@@ -347,33 +354,7 @@ class ZipSanitizer(CdrSanitizer):
         )
 
     def verify(self, data: bytes, ctx: CdrContext) -> None:
-        limits = ctx.policy
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                infos = archive.infolist()
-                if len(infos) > limits.zip_max_entries:
-                    raise SanitizeError(Reason.VERIFY_FAILED, "too many entries")
-                seen: set[str] = set()
-                for info in infos:
-                    if info.flag_bits & _ENCRYPTED_FLAG or info.compress_type not in (
-                        zipfile.ZIP_DEFLATED,
-                        zipfile.ZIP_STORED,
-                    ):
-                        raise SanitizeError(Reason.VERIFY_FAILED, f"entry {info.filename!r}")
-                    name = check_name(info.filename)
-                    if clean_name(name) != name or name.casefold() in seen:
-                        raise SanitizeError(Reason.VERIFY_FAILED, f"name {name!r}"[:200])
-                    seen.add(name.casefold())
-                check_layout(data, infos)
-                bad = archive.testzip()
-                if bad is not None:
-                    raise SanitizeError(Reason.VERIFY_FAILED, f"bad CRC in {bad!r}")
-        except zipfile.BadZipFile as exc:
-            raise SanitizeError(Reason.VERIFY_FAILED, str(exc)[:200]) from exc
-        except SanitizeError as exc:
-            if exc.reason == Reason.VERIFY_FAILED:
-                raise
-            raise SanitizeError(Reason.VERIFY_FAILED, exc.detail) from exc
+        verify_zip(data, ctx)
 
 
 class ZipReader(ArchiveReader):
