@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.cli.exit_codes import ExitCode
-from gateway.cli.toolkit import add_config_option
+from gateway.cli.toolkit import add_config_option, add_store_url_option, with_store_url
 from gateway.configuration.config import Config, ConfigError, load_layered
 from gateway.configuration.files import file_problems
 from gateway.observation.logtext import use_safe_formatter
@@ -75,6 +75,7 @@ def register(subparsers: Any) -> None:
         help="a recipient domain to accept (repeatable; replaces the configured list)",
     )
     serve.add_argument("--data-dir", type=Path, metavar="DIR", help="spool, quarantine, logs")
+    add_store_url_option(serve)
     serve.add_argument(
         "--metrics", type=_host_port, metavar="HOST:PORT", help="serve Prometheus metrics"
     )
@@ -113,7 +114,7 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
         data["metrics"].update(enabled=True, host=args.metrics[0], port=args.metrics[1])
     if args.demo and not data["smtp"]["accept_domains"]:
         data["smtp"]["accept_domains"] = ("example.lg.jp",)
-    return Config.model_validate(data)
+    return with_store_url(Config.model_validate(data), args.store_url)
 
 
 def load_usable(args: argparse.Namespace) -> Config:

@@ -1,7 +1,7 @@
 """What every ``mukaika`` subcommand shares: global options, loading the configuration,
 reporting errors with one exit code each, and showing text and times on a terminal.
 
-- Global options (``--config``, ``--data-dir``) are accepted before and after the action of a
+- Global options (``--config``, ``--data-dir``, ``--store-url``) are accepted before and after the action of a
   command group (``mukaika queue --data-dir X list`` and ``mukaika queue list --data-dir X``).
 - The configuration is loaded one way: every problem is printed as ``FILE: KEY: message`` and
   the command ends with :attr:`ExitCode.CONFIG`.
@@ -50,9 +50,20 @@ def add_config_option(parser: argparse.ArgumentParser, *, default: Any = None) -
     )
 
 
+def add_store_url_option(parser: argparse.ArgumentParser, *, default: Any = None) -> None:
+    """``--store-url URL``, the same in every command that opens the store."""
+    parser.add_argument(
+        "--store-url",
+        default=default,
+        metavar="URL",
+        help="the store's database URL (sqlite:///PATH or postgresql://USER@HOST/DB); "
+        "default: store.url of the configuration",
+    )
+
+
 def add_global_options(parser: argparse.ArgumentParser, *, after_action: bool = False) -> None:
-    """``--config`` and ``--data-dir`` on ``parser``. On an action's parser (``after_action``)
-    they have no default, so a value given before the action is kept."""
+    """``--config``, ``--data-dir`` and ``--store-url`` on ``parser``. On an action's parser
+    (``after_action``) they have no default, so a value given before the action is kept."""
     default: Any = argparse.SUPPRESS if after_action else None
     add_config_option(parser, default=default)
     parser.add_argument(
@@ -62,6 +73,17 @@ def add_global_options(parser: argparse.ArgumentParser, *, after_action: bool = 
         metavar="DIR",
         help="data directory (default: service.data_dir of the configuration)",
     )
+    add_store_url_option(parser, default=default)
+
+
+def with_store_url(config: Config, url: str | None) -> Config:
+    """``config`` with ``store.url`` replaced by ``url`` (``--store-url``) when one is given;
+    ValueError when the URL is refused."""
+    if url is None:
+        return config
+    data = config.model_dump(mode="python")
+    data["store"]["url"] = url
+    return Config.model_validate(data)
 
 
 def add_group(
@@ -87,13 +109,23 @@ def load(args: argparse.Namespace, *, check_files: bool = False) -> tuple[Config
     :attr:`ExitCode.CONFIG`."""
     try:
         config, layered = load_layered(getattr(args, "config", None))
+        config = with_store_url(config, getattr(args, "store_url", None))
     except ConfigError as exc:
         raise CliError(exc.problems, ExitCode.CONFIG) from exc
+    except ValueError as exc:  # pydantic's refusal of --store-url
+        raise CliError(f"--store-url: {_first_error(exc)}", ExitCode.CONFIG) from exc
     if check_files:
         problems = file_problems(config, layered)
         if problems:
             raise CliError(problems, ExitCode.CONFIG)
     return config, layered
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        return str(errors()[0]["msg"])
+    return str(exc)
 
 
 def data_dir(args: argparse.Namespace, config: Config) -> Path:

@@ -266,32 +266,53 @@ class QuarantineSettings(Section):
 
 class StoreSettings(Section):
     """The database every process shares: quarantine index, release workflow, users. One
-    schema with one migration history (gateway/store/migrations)."""
+    schema with one migration history (gateway/store/migrations), on SQLite (one node) or
+    PostgreSQL (any number of nodes sharing it)."""
 
     url: str = "sqlite:///store.sqlite3"
-    """SQLAlchemy database URL. A relative SQLite path is taken relative to the data
-    directory (the default: DATA_DIR/store.sqlite3). The schema is portable; this version
-    runs on SQLite only."""
+    """Database URL: sqlite:///PATH (a relative path is taken relative to the data directory;
+    the default: DATA_DIR/store.sqlite3) or postgresql://USER:PASSWORD@HOST:PORT/DATABASE
+    (psycopg 3; libpq's options may follow ?, e.g. target_session_attrs=read-write with several
+    hosts for failover, sslmode=verify-full). --store-url overrides it."""
     migrate_on_start: bool = True
     """serve brings an older schema up to date at start (single node). Off: serve refuses an
-    older schema until mukaika store migrate has run. A newer schema is always refused."""
+    older schema until mukaika store migrate has run (the choice for several nodes). A newer
+    schema is always refused."""
+    pool_size: int = Field(default=5, ge=1, le=100)
+    """PostgreSQL: connections each process keeps open at most (the pool never opens more;
+    a request waits for a free one up to pool_timeout_seconds)."""
+    pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """PostgreSQL: how long a request waits for a free pooled connection before it fails
+    (mail is then answered 4xx, never accepted unrecorded)."""
+    connect_timeout_seconds: int = Field(default=5, ge=1, le=300)
+    """PostgreSQL: how long opening a connection may take before the database counts as
+    unreachable."""
 
     @field_validator("url")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        if not value.startswith("sqlite:///"):
-            raise ValueError(f"store url {value!r}: this version supports sqlite:///PATH only")
+        if not value.startswith(STORE_URL_SCHEMES):
+            raise ValueError(
+                f"store url {value.split('@')[-1]!r}: expected sqlite:///PATH or "
+                "postgresql://USER@HOST/DATABASE"
+            )
         return value
 
     def resolve_url(self, data_dir: Path) -> str:
-        """The URL with a relative SQLite path made relative to ``data_dir``."""
+        """The URL SQLAlchemy opens: a relative SQLite path made relative to ``data_dir``;
+        ``postgresql://`` given psycopg 3 as its driver."""
         prefix = "sqlite:///"
         if not self.url.startswith(prefix):
-            return self.url
+            scheme, _, rest = self.url.partition("://")
+            return f"postgresql+psycopg://{rest}" if scheme == "postgresql" else self.url
         path = self.url[len(prefix) :]
         if not path or path == ":memory:":
             raise ValueError("store url: an SQLite store needs a file")
         return prefix + str((data_dir / path).absolute())
+
+
+# The store URLs this version opens (StoreSettings.url).
+STORE_URL_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://")
 
 
 class ReleaseSettings(Section):
