@@ -129,9 +129,10 @@ def test_file_is_gzip_and_private(q: Quarantine) -> None:
     assert gzip.decompress(path.read_bytes()) == RAW
     assert path.stat().st_mode & 0o777 == 0o600
     assert (q.directory / "messages").stat().st_mode & 0o077 == 0
-    if q.index.store.path is not None:  # SQLite: the index is private too
-        assert q.index.store.path.stat().st_mode & 0o777 == 0o600
-    assert (store.parent / "store.sqlite3-wal").stat().st_mode & 0o777 == 0o600
+    store = q.index.store.path
+    if store is not None:  # SQLite: the index is private too
+        assert store.stat().st_mode & 0o777 == 0o600
+        assert (store.parent / "store.sqlite3-wal").stat().st_mode & 0o777 == 0o600
 
 
 def test_storing_same_queue_id_twice_returns_first_id(q: Quarantine) -> None:
