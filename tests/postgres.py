@@ -124,7 +124,7 @@ class Cluster:
         assert self.process is None
         options = [f"-c{option}" for option in SERVER_OPTIONS]
         with (self.root / "server.log").open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 (our own arguments)
+            self.process = subprocess.Popen(
                 [
                     str(self.bin / "postgres"),
                     "-D",

@@ -1,8 +1,8 @@
 """What every ``mukaika`` subcommand shares: global options, loading the configuration,
 reporting errors with one exit code each, and showing text and times on a terminal.
 
-- Global options (``--config``, ``--data-dir``, ``--store-url``) are accepted before and after the action of a
-  command group (``mukaika queue --data-dir X list`` and ``mukaika queue list --data-dir X``).
+- Global options (``--config``, ``--data-dir``, ``--store-url``) are accepted before and after
+  the action of a command group (``mukaika queue --data-dir X list`` and ``mukaika queue list --data-dir X``).
 - The configuration is loaded one way: every problem is printed as ``FILE: KEY: message`` and
   the command ends with :attr:`ExitCode.CONFIG`.
 - A :class:`CliError` carries its exit code; :func:`gateway.cli.main` prints it as one line
@@ -24,6 +24,8 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
 
 from gateway.cli.exit_codes import ExitCode
 from gateway.configuration.config import Config, ConfigError, Layered, load_layered
@@ -78,12 +80,16 @@ def add_global_options(parser: argparse.ArgumentParser, *, after_action: bool = 
 
 def with_store_url(config: Config, url: str | None) -> Config:
     """``config`` with ``store.url`` replaced by ``url`` (``--store-url``) when one is given;
-    ValueError when the URL is refused."""
+    ValueError saying why when the URL is refused (never repeating it: it may hold a
+    password)."""
     if url is None:
         return config
     data = config.model_dump(mode="python")
     data["store"]["url"] = url
-    return Config.model_validate(data)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(str(exc.errors()[0]["msg"])) from None
 
 
 def add_group(
@@ -112,20 +118,13 @@ def load(args: argparse.Namespace, *, check_files: bool = False) -> tuple[Config
         config = with_store_url(config, getattr(args, "store_url", None))
     except ConfigError as exc:
         raise CliError(exc.problems, ExitCode.CONFIG) from exc
-    except ValueError as exc:  # pydantic's refusal of --store-url
-        raise CliError(f"--store-url: {_first_error(exc)}", ExitCode.CONFIG) from exc
+    except ValueError as exc:  # a refused --store-url
+        raise CliError(f"--store-url: {exc}", ExitCode.CONFIG) from exc
     if check_files:
         problems = file_problems(config, layered)
         if problems:
             raise CliError(problems, ExitCode.CONFIG)
     return config, layered
-
-
-def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        return str(errors()[0]["msg"])
-    return str(exc)
 
 
 def data_dir(args: argparse.Namespace, config: Config) -> Path:
