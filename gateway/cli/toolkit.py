@@ -2,7 +2,8 @@
 reporting errors with one exit code each, and showing text and times on a terminal.
 
 - Global options (``--config``, ``--data-dir``, ``--store-url``) are accepted before and after
-  the action of a command group (``mukaika queue --data-dir X list`` and ``mukaika queue list --data-dir X``).
+  the action of a command group (``mukaika queue --data-dir X list`` and
+  ``mukaika queue list --data-dir X``).
 - The configuration is loaded one way: every problem is printed as ``FILE: KEY: message`` and
   the command ends with :attr:`ExitCode.CONFIG`.
 - A :class:`CliError` carries its exit code; :func:`gateway.cli.main` prints it as one line
