@@ -272,8 +272,9 @@ class StoreSettings(Section):
     url: str = "sqlite:///store.sqlite3"
     """Database URL: sqlite:///PATH (a relative path is taken relative to the data directory;
     the default: DATA_DIR/store.sqlite3) or postgresql://USER:PASSWORD@HOST:PORT/DATABASE
-    (psycopg 3; libpq's options may follow ?, e.g. target_session_attrs=read-write with several
-    hosts for failover, sslmode=verify-full). --store-url overrides it."""
+    (psycopg 3; libpq's options may follow ?, e.g. sslmode=verify-full, or for failover
+    postgresql://USER:PASSWORD@/DATABASE?host=A:5432&host=B:5432&target_session_attrs=read-write).
+    --store-url overrides it."""
     migrate_on_start: bool = True
     """serve brings an older schema up to date at start (single node). Off: serve refuses an
     older schema until mukaika store migrate has run (the choice for several nodes). A newer

@@ -383,3 +383,19 @@ def test_the_move_is_refused_while_the_previous_version_has_the_index_open(
     code, out, err = run("store", "migrate", "--data-dir", str(data), *store_args)
     assert code == ExitCode.OK, err
     assert "3 quarantine entries moved in" in out
+
+
+def test_failover_is_a_connection_string(tmp_path: Path, postgres_url: str) -> None:
+    """Several hosts with target_session_attrs=read-write: the store connects to the first
+    that accepts writes; a host that is down (here: a closed port) is passed over."""
+    from tests.clamd import free_port
+
+    credentials, _, rest = postgres_url.partition("@")
+    address, _, database = rest.partition("/")
+    url = (
+        f"{credentials}@/{database}?host=127.0.0.1:{free_port()}&host={address}"
+        "&target_session_attrs=read-write"
+    )
+    with migrated_store(tmp_path, settings=StoreSettings(url=url)) as store:
+        assert store.status().state is SchemaState.CURRENT
+        assert "***" in store.where
