@@ -93,7 +93,7 @@ def _migrate(args: argparse.Namespace) -> int:
         )
         if moved:
             print(f"{moved} quarantine entries moved in from the old index")
-        with AuditLog.from_settings(config.audit, root) as audit:
+        with AuditLog.from_settings(config.audit, root, config.node.resolved_name()) as audit:
             audit.write(
                 {
                     "event": AuditEvent.STORE,
@@ -173,13 +173,11 @@ def _copy(args: argparse.Namespace) -> int:
                 raise CliError(f"copy failed: {exc}", ExitCode.IO_ERROR) from exc
             counts = ", ".join(f"{table} {n}" for table, n in copied.items())
             print(f"store {source.where} copied to {target.where}: {counts} (counts verified)")
-            with AuditLog.from_settings(config.audit, root) as audit:
+            with AuditLog.from_settings(config.audit, root, config.node.resolved_name()) as audit:
                 audit.write(
                     {
                         "event": AuditEvent.STORE,
                         "outcome": "copied",
-                        "source": source.where,
-                        "target": target.where,
                         "count": sum(copied.values()),
                     }
                 )

@@ -10,6 +10,7 @@ string below it, its description. ``config/defaults.toml`` is generated from the
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from pathlib import Path
 from typing import Literal, Self
@@ -264,6 +265,42 @@ class QuarantineSettings(Section):
         return data_dir / self.directory  # an absolute directory replaces data_dir
 
 
+class NodeSettings(Section):
+    """This node among the ones that share one store (PostgreSQL): its name in every record it
+    writes, and how far its clock may be from the database's."""
+
+    name: str = ""
+    """The node's name in quarantine entries (quarantine list --json: node), the decisions it
+    carries out and its audit lines; "" = the host name. Unique among the nodes of one store;
+    a machine that replaces a dead node and takes over its disk takes its name too."""
+    max_clock_offset_seconds: float = Field(default=1.0, gt=0, le=3600)
+    """serve refuses to start (exit 80) when this node's clock differs from the PostgreSQL
+    server's by more; while running, a larger offset is logged as an error. Logs of several
+    nodes are evidence only if their clocks agree. (SQLite is this machine's clock: no check.)"""
+    clock_check_interval_seconds: float = Field(default=3600.0, gt=0)
+    """How often serve measures the offset again (each measure is an audit line)."""
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if value and not NODE_NAME.fullmatch(value):
+            raise ValueError(
+                "node name: letters, digits and . _ - (at most 100, starting with a letter or "
+                "digit)"
+            )
+        return value
+
+    def resolved_name(self) -> str:
+        """``name``, or this host's name (cut to a valid node name) when it is empty."""
+        if self.name:
+            return self.name
+        host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).lstrip("._-")[:100]
+        return host or "localhost"
+
+
+NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
 class StoreSettings(Section):
     """The database every process shares: quarantine index, release workflow, users. One
     schema with one migration history (gateway/store/migrations), on SQLite (one node) or
@@ -288,6 +325,9 @@ class StoreSettings(Section):
     connect_timeout_seconds: int = Field(default=5, ge=1, le=300)
     """PostgreSQL: how long opening a connection may take before the database counts as
     unreachable."""
+    probe_interval_seconds: float = Field(default=5.0, gt=0, le=300)
+    """serve asks the store this often whether it answers; while it does not, new mail is
+    answered 451 (mail already spooled is still delivered)."""
 
     @field_validator("url")
     @classmethod
@@ -328,6 +368,9 @@ class ReleaseSettings(Section):
     exception_days: float = Field(default=7.0, gt=0, le=366)
     """An approved exception expires this long after its approval unless the approver gives
     --expires; serve does not carry out an expired one."""
+    lease_seconds: float = Field(default=600.0, gt=0, le=86400)
+    """A node that takes an approved release to carry it out holds it this long; if the node
+    dies meanwhile, another node (or itself, restarted) takes it after that."""
 
 
 class AuditSettings(Section):

@@ -37,6 +37,7 @@ import errno
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -56,6 +57,8 @@ from gateway.configuration.settings import StoreSettings
 MIGRATIONS: Final = Path(__file__).parent / "migrations"
 SQLITE_PREFIX: Final = "sqlite:///"
 BUSY_TIMEOUT_MS: Final = 30_000
+# Readings of the database's clock per measure (the one with the shortest round trip counts).
+CLOCK_SAMPLES: Final = 5
 # PostgreSQL's SQLSTATE for a full disk (class 53, insufficient resources).
 PG_DISK_FULL: Final = "53100"
 # The advisory lock a migration holds on PostgreSQL ("mukaika" in ASCII, as a bigint key).
@@ -68,6 +71,10 @@ class StoreError(Exception):
     def __init__(self, message: str, code: int = errno.EIO) -> None:
         super().__init__(message)
         self.errno = code
+
+
+class ClockOffsetError(Exception):
+    """This node's clock and the database server's differ by more than the configured bound."""
 
 
 class StoreMissingError(StoreError):
@@ -179,6 +186,29 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def ping(self) -> None:
+        """One trivial query: StoreError when the store does not answer."""
+        with self.reading() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def clock_offset(self, samples: int = CLOCK_SAMPLES) -> float | None:
+        """How far the database server's clock is ahead of this machine's, in seconds (the
+        sample with the shortest round trip, its midpoint taken as the moment read); None on
+        SQLite, whose clock is this machine's."""
+        if self.dialect != "postgresql":
+            return None
+        best: tuple[float, float] | None = None
+        with self.reading() as connection:
+            for _ in range(samples):
+                before = time.time()
+                server = connection.scalar(text("SELECT extract(epoch FROM clock_timestamp())"))
+                after = time.time()
+                offset = float(server) - (before + after) / 2
+                if best is None or after - before < best[0]:
+                    best = (after - before, offset)
+        assert best is not None
+        return best[1]
 
     def __enter__(self) -> Store:
         return self
