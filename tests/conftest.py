@@ -8,13 +8,15 @@ from __future__ import annotations
 import pytest
 
 from gateway.configuration.settings import StoreSettings
+from tests.browser import browser
 from tests.clamd import clamd_socket, clamd_tcp
 from tests.postgres import postgres_cluster, postgres_url
 
-__all__ = ["clamd_socket", "clamd_tcp", "postgres_cluster", "postgres_url"]
+__all__ = ["browser", "clamd_socket", "clamd_tcp", "postgres_cluster", "postgres_url"]
 
 # fixture name -> the marker of what it needs (markers are registered in pyproject.toml)
 NEEDS = {
+    "browser": "browser",
     "clamd_socket": "clamd",
     "clamd_tcp": "clamd",
     "postfix_root": "postfix",
