@@ -30,7 +30,7 @@ MIN_KEY_CHARS: Final = 32
 # A key file larger than this is not a key (a wrong path).
 MAX_KEY_FILE_BYTES: Final = 4096
 # Where the key lives when ``secret_key_file`` is "" (under the data directory).
-DEFAULT_NAME: Final = "console/secret_key"
+DEFAULT_NAME: Final = "secret_key"
 
 
 class SecretKeyError(Exception):
@@ -39,7 +39,7 @@ class SecretKeyError(Exception):
 
 def secret_key_path(secret_key_file: str, data_dir: Path) -> Path:
     """The key file's path: ``secret_key_file``, relative to ``data_dir`` when not absolute;
-    "" = ``DATA_DIR/console/secret_key``."""
+    "" = ``DATA_DIR/secret_key``."""
     return Path(data_dir) / (secret_key_file or DEFAULT_NAME)
 
 

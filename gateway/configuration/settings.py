@@ -438,7 +438,7 @@ class ConsoleSettings(Section):
     secret_key_file: str = ""
     """The key that signs the PPAP links in held notices (serve) and the console's sessions,
     shared by both: a path, relative to service.data_dir unless absolute; "" =
-    DATA_DIR/console/secret_key. Created (mode 0600) when missing; a file others may read is
+    DATA_DIR/secret_key. Created (mode 0600) when missing; a file others may read is
     refused."""
     link_lifetime_seconds: float = Field(default=7 * 86400, gt=0, le=90 * 86400)
     """How long the PPAP link in a held notice stays valid (7 days)."""

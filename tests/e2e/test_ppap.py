@@ -345,8 +345,8 @@ async def test_each_recipient_gets_a_notice_with_their_own_signed_link(tmp_path:
         started = time.time()
         await _send(port, _ppap_mail(_archive(), "資料.zip"))
         notices = await sink.wait_for(2, WAIT)
-    key = load_secret_key(data_dir / "console" / "secret_key")
-    assert stat.S_IMODE((data_dir / "console" / "secret_key").stat().st_mode) == 0o600
+    key = load_secret_key(data_dir / "secret_key")
+    assert stat.S_IMODE((data_dir / "secret_key").stat().st_mode) == 0o600
     links = UnlockLinks(key, console["public_url"], 3600)
     assert sorted(rcpt for notice in notices for rcpt in notice.rcpt_tos) == sorted(RCPTS)
     for notice in notices:

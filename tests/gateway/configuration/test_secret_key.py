@@ -46,7 +46,7 @@ def test_processes_starting_together_agree_on_one_key(tmp_path: Path) -> None:
 
 
 def test_default_path_is_under_the_data_directory(tmp_path: Path) -> None:
-    assert secret_key_path("", tmp_path) == tmp_path / "console" / "secret_key"
+    assert secret_key_path("", tmp_path) == tmp_path / "secret_key"
     assert secret_key_path("keys/k", tmp_path) == tmp_path / "keys" / "k"
     assert secret_key_path("/etc/mukaika/key", tmp_path) == Path("/etc/mukaika/key")
 
