@@ -43,7 +43,7 @@ def secret_key_path(secret_key_file: str, data_dir: Path) -> Path:
     return Path(data_dir) / (secret_key_file or DEFAULT_NAME)
 
 
-def load_secret_key(path: Path) -> bytes:
+def load_secret_key(path: Path) -> str:
     """The key in ``path``, created (mode 0600) when the file does not exist."""
     try:
         return read_secret_key(path)
@@ -53,7 +53,7 @@ def load_secret_key(path: Path) -> bytes:
     return read_secret_key(path)
 
 
-def read_secret_key(path: Path) -> bytes:
+def read_secret_key(path: Path) -> str:
     """The key in ``path``; raises ``FileNotFoundError`` when there is none yet and
     :class:`SecretKeyError` when the file cannot be used."""
     try:
@@ -76,12 +76,12 @@ def read_secret_key(path: Path) -> bytes:
     if len(data) > MAX_KEY_FILE_BYTES:
         raise SecretKeyError(f"{path}: larger than {MAX_KEY_FILE_BYTES} bytes: not a key file")
     key = data.strip()
-    if len(key) < MIN_KEY_CHARS or b"\n" in key:
+    if len(key) < MIN_KEY_CHARS or b"\n" in key or not key.isascii():
         raise SecretKeyError(
-            f"{path}: a key is one line of at least {MIN_KEY_CHARS} characters "
+            f"{path}: a key is one line of at least {MIN_KEY_CHARS} ASCII characters "
             "(delete the file and a new one is made)"
         )
-    return key
+    return key.decode("ascii")
 
 
 def _create(path: Path) -> None:

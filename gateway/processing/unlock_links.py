@@ -72,7 +72,7 @@ class UnlockLinks:
 
     def __init__(
         self,
-        key: bytes,
+        key: str,
         public_url: str,
         lifetime_seconds: float,
         clock: Callable[[], float] = time.time,

@@ -42,7 +42,7 @@ def test_processes_starting_together_agree_on_one_key(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert len(set(keys)) == 1
-    assert keys[0] == path.read_bytes().strip()
+    assert keys[0] == path.read_text().strip()
 
 
 def test_default_path_is_under_the_data_directory(tmp_path: Path) -> None:
@@ -69,6 +69,7 @@ def test_a_key_others_may_read_is_refused(tmp_path: Path, mode: int) -> None:
         b"a" * (MIN_KEY_CHARS - 1),
         b"a" * 40 + b"\n" + b"b" * 40,
         b"x" * 5000,
+        "é".encode() * 40,
     ],
 )
 def test_a_file_that_is_no_key_is_refused(tmp_path: Path, content: bytes) -> None:

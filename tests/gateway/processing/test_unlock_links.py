@@ -17,14 +17,14 @@ from gateway.processing.unlock_links import (
     UnlockLinks,
 )
 
-KEY = b"k" * 64
-OTHER_KEY = b"o" * 64
+KEY = "k" * 64
+OTHER_KEY = "o" * 64
 REF = "20261203T200000Z-0123456789ab"
 OTHER_REF = "20261203T200000Z-ba9876543210"
 NOW = 1_800_000_000.0
 
 
-def _links(key: bytes = KEY, now: float = NOW, lifetime: float = 3600) -> UnlockLinks:
+def _links(key: str = KEY, now: float = NOW, lifetime: float = 3600) -> UnlockLinks:
     return UnlockLinks(key, "https://mukaika.example.lg.jp/console/", lifetime, clock=lambda: now)
 
 
