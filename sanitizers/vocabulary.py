@@ -282,7 +282,8 @@ class AuditEvent(StrEnum):
     LOGOUT = "logout"  # a console session ended by its user
     VIEW = "view"  # a console user looked at a quarantined original (its text rendering)
     DOWNLOAD = "download"  # an operator downloaded a quarantined original from the console
-    STORE = "store"  # the store was migrated or backed up
+    STORE = "store"  # the store was migrated, backed up or copied
+    NODE = "node"  # serve started on a node, or measured its clock against the database's
 
 
 Code = (
@@ -522,7 +523,8 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         AuditEvent.LOGOUT: "コンソールからのログアウト",
         AuditEvent.VIEW: "原本の閲覧",
         AuditEvent.DOWNLOAD: "原本のダウンロード",
-        AuditEvent.STORE: "データベースの移行・バックアップ",
+        AuditEvent.STORE: "データベースの移行・バックアップ・複製",
+        AuditEvent.NODE: "ノードの起動・時刻の照合",
     },
 }
 
@@ -735,6 +737,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         AuditEvent.LOGOUT: "console logout",
         AuditEvent.VIEW: "original viewed",
         AuditEvent.DOWNLOAD: "original downloaded",
-        AuditEvent.STORE: "store migrated or backed up",
+        AuditEvent.STORE: "store migrated, backed up or copied",
+        AuditEvent.NODE: "node started or its clock checked",
     },
 }

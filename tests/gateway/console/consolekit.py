@@ -21,7 +21,7 @@ import pyotp
 from django.contrib.auth.hashers import Argon2PasswordHasher
 from django.test import Client
 
-from gateway.configuration.config import Config, Layered
+from gateway.configuration.config import Config, Layered, load_layered
 from gateway.console import settings as console_settings
 from gateway.console.passwords import hash_password
 from gateway.console.runtime import Runtime, install, open_runtime
@@ -142,12 +142,13 @@ class ConsoleWorld:
 
 
 @contextlib.contextmanager
-def console_world(data_dir: Path, config: Config | None = None) -> Iterator[ConsoleWorld]:
-    """A migrated store in ``data_dir`` and the console's runtime on it, installed."""
-    config = config or Config()
+def console_world(data_dir: Path, config_file: Path | None = None) -> Iterator[ConsoleWorld]:
+    """A migrated store in ``data_dir`` and the console's runtime on it (with the configuration
+    of ``config_file``, else the defaults), installed."""
+    config, layered = load_layered(config_file) if config_file else (Config(), Layered())
     configure_django(config)
     migrated_store(data_dir).close()
-    with open_runtime(config, Layered(), data_dir) as runtime:
+    with open_runtime(config, layered, data_dir) as runtime:
         install(runtime)
         try:
             yield ConsoleWorld(runtime, {})
