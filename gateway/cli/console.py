@@ -14,16 +14,23 @@ certificate, a secret key others may read); 79 the store's schema is not this pr
 from __future__ import annotations
 
 import argparse
+import asyncio
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from gateway.cli.exit_codes import ExitCode
 from gateway.cli.toolkit import CliError, add_global_options, data_dir, load
-from gateway.configuration.settings import ConsoleSettings
+from gateway.configuration.config import Config
+from gateway.configuration.settings import ConsoleSettings, split_listen
 from gateway.evidence.quarantine import QuarantineError
 from gateway.service.secret_key import SecretKeyError
-from gateway.store import StoreError, StoreMissingError, StoreSchemaError
+from gateway.store import StoreError, StoreMissingError, StoreSchemaError, open_store
+from gateway.store.users import find_user
 
 
 def register(subparsers: Any) -> None:
@@ -70,3 +77,55 @@ def run_console(args: argparse.Namespace) -> int:
         if exc.code not in (0, None):
             raise CliError("cannot listen (address in use?)", ExitCode.UNAVAILABLE) from exc
     return ExitCode.OK
+
+
+# -- the demo (mukaika serve --demo) -------------------------------------------------------
+
+DEMO_USER = "demo"
+
+
+@dataclass
+class DemoConsole:
+    """The console started beside ``serve --demo``, as a child process."""
+
+    process: asyncio.subprocess.Process
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.terminate()
+            await self.process.wait()
+
+
+async def _add_demo_user(config: Config, config_file: Path | None, root: Path) -> str | None:
+    """Add the demo operator on first start (through ``mukaika user add``, the password on its
+    standard input); its new password, or None if it exists already."""
+    with open_store(config.store, config.quarantine, root) as store:
+        if find_user(store, DEMO_USER) is not None:
+            return None
+    password = secrets.token_urlsafe(12)
+    argv = _mukaika(config_file, root, "user", "add", DEMO_USER, "--role", "operator")
+    adding = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE)
+    await adding.communicate((password + "\n").encode())
+    return password if adding.returncode == 0 else None
+
+
+def _mukaika(config_file: Path | None, root: Path, *command: str) -> list[str]:
+    """The command line of a ``mukaika`` command on the demo's configuration and data."""
+    config = ["--config", str(config_file)] if config_file is not None else []
+    return [sys.executable, "-m", "gateway.cli", *command, "--data-dir", str(root), *config]
+
+
+async def start_demo_console(config: Config, config_file: Path | None) -> DemoConsole:
+    """Start ``mukaika console`` on the demo's data directory (serve migrated the store) with
+    a demo operator, and say how to sign in."""
+    root = Path(config.service.data_dir)
+    password = await _add_demo_user(config, config_file, root)
+    process = await asyncio.create_subprocess_exec(*_mukaika(config_file, root, "console"))
+    host, port = split_listen(config.console.listen)
+    login = (
+        f"user {DEMO_USER}, password {password} (shown once)"
+        if password
+        else f"user {DEMO_USER} (its password was shown at the demo's first start)"
+    )
+    print(f"mukaika demo: the web console is at http://{host}:{port}/ ; sign in as {login}")
+    return DemoConsole(process)

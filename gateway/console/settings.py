@@ -88,6 +88,7 @@ def django_settings(config: Config, secret_key: str) -> dict[str, Any]:
                         "django.template.context_processors.i18n",
                         "gateway.console.middleware.page_context",
                     ],
+                    "builtins": ["gateway.console.labels"],
                     "string_if_invalid": "",
                     "autoescape": True,
                 },

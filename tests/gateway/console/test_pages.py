@@ -107,8 +107,8 @@ def test_the_explain_page_refuses_a_missing_mail_and_a_bad_address(ruled: Consol
 def test_the_users_page_lists_roles_addresses_and_missing_codes(world: ConsoleWorld) -> None:
     page = world.signed_in("ada").get("/users").content.decode()
     assert "kacho@city.example.lg.jp" in page
-    assert "approver" in page
-    assert "auditor" in page
+    assert "承認者" in page
+    assert "監査担当" in page
 
 
 def test_the_style_sheet_is_served(world: ConsoleWorld) -> None:
