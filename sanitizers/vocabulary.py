@@ -239,6 +239,7 @@ class UnlockResult(StrEnum):
     NOT_FOUND = "not_found"  # no held message with that reference
     WRONG_STATE = "wrong_state"  # the message is not awaiting a password
     FAILED = "failed"  # the sanitizer failed (crash, scanner down): try again later
+    LOCKED_OUT = "locked_out"  # console: too many wrong ones by this link, user or address
 
 
 class UserRole(StrEnum):
@@ -493,6 +494,7 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         UnlockResult.NOT_FOUND: "その参照番号の保留メールはありません",
         UnlockResult.WRONG_STATE: "このメールはパスワード入力待ちではありません",
         UnlockResult.FAILED: "処理に失敗しました（後でもう一度お試しください）",
+        UnlockResult.LOCKED_OUT: "誤ったパスワードが続いたため、しばらく入力できません",
     },
     UserRole: {
         UserRole.RECIPIENT: "受信者",
@@ -708,6 +710,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         UnlockResult.NOT_FOUND: "no held message with that reference",
         UnlockResult.WRONG_STATE: "the message is not awaiting a password",
         UnlockResult.FAILED: "the sanitizer failed; try again later",
+        UnlockResult.LOCKED_OUT: "too many wrong passwords: wait before trying again",
     },
     UserRole: {
         UserRole.RECIPIENT: "recipient",

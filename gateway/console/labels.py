@@ -21,6 +21,7 @@ from sanitizers.vocabulary import (
     Reason,
     RequestKind,
     RequestState,
+    UnlockResult,
     UserRole,
     Verdict,
     label,
@@ -36,6 +37,7 @@ KINDS: Final[dict[str, type[Code]]] = {
     "kind": RequestKind,
     "role": UserRole,
     "state": MessageState,
+    "unlock": UnlockResult,
     "verdict": Verdict,
 }
 

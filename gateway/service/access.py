@@ -25,10 +25,11 @@ class Permission(StrEnum):
     READ_AUDIT = "read_audit"  # the audit trail
     SEE_RULES = "see_rules"  # the effective rules and exceptions; the explain page
     MANAGE_USERS = "manage_users"  # the users of the console
+    GIVE_PASSWORD = "give_password"  # noqa: S105 - a permission: a held message's password (PPAP)
 
 
 PERMISSIONS: Final[dict[UserRole, frozenset[Permission]]] = {
-    UserRole.RECIPIENT: frozenset({Permission.SEE_OWN_MAIL}),
+    UserRole.RECIPIENT: frozenset({Permission.SEE_OWN_MAIL, Permission.GIVE_PASSWORD}),
     UserRole.OPERATOR: frozenset(
         {
             Permission.SEE_OWN_MAIL,
@@ -36,6 +37,7 @@ PERMISSIONS: Final[dict[UserRole, frozenset[Permission]]] = {
             Permission.DOWNLOAD_ORIGINAL,
             Permission.RELEASE,
             Permission.SEE_RULES,
+            Permission.GIVE_PASSWORD,
         }
     ),
     UserRole.APPROVER: frozenset(
@@ -45,6 +47,7 @@ PERMISSIONS: Final[dict[UserRole, frozenset[Permission]]] = {
             Permission.RELEASE,
             Permission.DECIDE,
             Permission.SEE_RULES,
+            Permission.GIVE_PASSWORD,
         }
     ),
     UserRole.AUDITOR: frozenset(

@@ -21,6 +21,10 @@ from gateway.store.schema import login_limits
 
 USER: Final = "user"
 ADDRESS: Final = "address"
+# Wrong passwords on the PPAP page (gateway.console.unlock): per link, per user, per address.
+UNLOCK_LINK: Final = "unlock_link"
+UNLOCK_USER: Final = "unlock_user"
+UNLOCK_ADDRESS: Final = "unlock_address"
 MAX_SUBJECT_CHARS: Final = 320
 
 

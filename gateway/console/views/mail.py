@@ -169,6 +169,8 @@ def message(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
         and pending is not None
         and pending.requested_by != user.name,
         "may_download": user.may(Permission.DOWNLOAD_ORIGINAL),
+        "may_give_password": user.may(Permission.GIVE_PASSWORD)
+        and entry.state == MessageState.AWAITING_PASSWORD,
         "releasable": entry.state
         in {MessageState.HELD, MessageState.AWAITING_PASSWORD, MessageState.DENIED},
     }

@@ -179,7 +179,7 @@ def test_every_answer_carries_the_security_headers(world: ConsoleWorld) -> None:
         assert "unsafe-inline" not in policy
         assert response["X-Frame-Options"] == "DENY"
         assert response["X-Content-Type-Options"] == "nosniff"
-        assert response["Referrer-Policy"] == "no-referrer"
+        assert response["Referrer-Policy"] == "same-origin"
     for response in answers[:4]:
         assert response["Cache-Control"] == "no-store"
 
