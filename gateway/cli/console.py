@@ -26,9 +26,9 @@ from pydantic import ValidationError
 from gateway.cli.exit_codes import ExitCode
 from gateway.cli.toolkit import CliError, add_global_options, data_dir, load
 from gateway.configuration.config import Config
+from gateway.configuration.secret_key import SecretKeyError
 from gateway.configuration.settings import ConsoleSettings, split_listen
 from gateway.evidence.quarantine import QuarantineError
-from gateway.service.secret_key import SecretKeyError
 from gateway.store import StoreError, StoreMissingError, StoreSchemaError, open_store
 from gateway.store.users import find_user
 

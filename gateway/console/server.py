@@ -18,10 +18,10 @@ import logging
 from pathlib import Path
 
 from gateway.configuration.config import Config, Layered
+from gateway.configuration.secret_key import load_secret_key, secret_key_path
 from gateway.configuration.settings import split_listen
 from gateway.console import settings
 from gateway.console.runtime import install, open_runtime
-from gateway.service.secret_key import load_secret_key
 
 log = logging.getLogger("mukaika.console")
 
@@ -32,7 +32,7 @@ def run(config: Config, layered: Layered, data_dir: Path) -> None:
     import uvicorn
 
     console = config.console
-    secret_key = load_secret_key(console, data_dir)
+    secret_key = load_secret_key(secret_key_path(console.secret_key_file, data_dir))
     settings.configure(config, secret_key)
     from django.core.asgi import get_asgi_application
 
