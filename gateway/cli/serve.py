@@ -215,12 +215,12 @@ async def _serve(
                 from gateway.service.demo import instructions
 
                 print(instructions(host, port, config), flush=True)
+            print(f"mukaika: listening on {host}:{port}", flush=True)
             if console:
                 from gateway.cli.console import start_demo_console
 
                 demo_console = await start_demo_console(config, config_file)
                 stack.push_async_callback(demo_console.stop)
-            print(f"mukaika: listening on {host}:{port}", flush=True)
             await stop.wait()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -426,9 +426,9 @@ class MetricsSettings(Section):
 
 
 class ConsoleSettings(Section):
-    """The web console (mukaika console): where it listens, how it is reached, how sign-ins are
-    limited; the held notices show public_url and contact, and a signed PPAP link per recipient
-    when public_url is set."""
+    """The web console (mukaika console): where it listens, how it is reached, how sign-ins
+    and PPAP attempts are limited; the held notices show public_url and contact, with a signed
+    PPAP link per recipient when public_url is set."""
 
     listen: str = "127.0.0.1:8025"
     """HOST:PORT the console listens on. Without tls_cert_file and tls_key_file it serves plain
@@ -449,18 +449,6 @@ class ConsoleSettings(Section):
     shared by both: a path, relative to service.data_dir unless absolute; "" =
     DATA_DIR/secret_key. Created (mode 0600) when missing; a file others may read is
     refused."""
-    link_lifetime_seconds: float = Field(default=7 * 86400, gt=0, le=90 * 86400)
-    """How long the PPAP link in a held notice stays valid (7 days)."""
-    unlock_attempts_per_link: int = Field(default=5, ge=1, le=1000)
-    """Password attempts on the PPAP page with one link (one recipient of one message) per
-    unlock_attempts_window_seconds; the message's own limit is policy.unlock.max_attempts."""
-    unlock_attempts_per_user: int = Field(default=10, ge=1, le=1000)
-    """Password attempts on the PPAP page by one logged-in user per window."""
-    unlock_attempts_per_address: int = Field(default=100, ge=1, le=100_000)
-    """Password attempts on the PPAP page from one client address per window; high, since a
-    whole town hall may arrive through one screen-transfer server or proxy."""
-    unlock_attempts_window_seconds: float = Field(default=3600, gt=0, le=86400)
-    """The window of the attempt limits above."""
     trusted_proxies: tuple[str, ...] = ()
     """Addresses or networks (CIDR) of the reverse proxies or screen-transfer servers in front
     of the console: only from these is X-Forwarded-For / X-Forwarded-Proto believed, and the
@@ -477,6 +465,18 @@ class ConsoleSettings(Section):
     """A console session ends after this long without a request."""
     session_max_seconds: float = Field(default=36000.0, gt=0)
     """A console session ends this long after its sign-in, however active."""
+    link_lifetime_seconds: float = Field(default=7 * 86400, gt=0, le=90 * 86400)
+    """How long the PPAP link in a held notice stays valid (7 days)."""
+    unlock_attempts_per_link: int = Field(default=5, ge=1, le=1000)
+    """Password attempts on the PPAP page with one link (one recipient of one message) per
+    unlock_attempts_window_seconds; the message's own limit is policy.unlock.max_attempts."""
+    unlock_attempts_per_user: int = Field(default=10, ge=1, le=1000)
+    """Password attempts on the PPAP page by one logged-in user per window."""
+    unlock_attempts_per_address: int = Field(default=100, ge=1, le=100_000)
+    """Password attempts on the PPAP page from one client address per window; high, since a
+    whole town hall may arrive through one screen-transfer server or proxy."""
+    unlock_attempts_window_seconds: float = Field(default=3600, gt=0, le=86400)
+    """The window of the attempt limits above."""
 
     @field_validator("public_url")
     @classmethod
