@@ -637,7 +637,8 @@ def test_a_style_in_the_body_hides_the_elements_before_and_after_it() -> None:
 def test_style_sheets_beyond_their_limits_hide_nothing() -> None:
     many = "".join(f".c{i}{{display:none}}" for i in range(5000))
     out = text(styled(many, f'<p class="c10">{SECRET}</p><p style="display:none">{SECRET}2</p>'))
-    assert SECRET in out and SECRET + "2" in out  # fail-safe: shown, never hidden
+    assert SECRET in out  # fail-safe: shown, never hidden
+    assert SECRET + "2" in out
     huge = "/*" + "x" * (300 * 1024) + "*/ .x{display:none}"
     assert SECRET in text(styled(huge, f'<p class="x">{SECRET}</p>'))
 
