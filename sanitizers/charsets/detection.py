@@ -126,6 +126,18 @@ _JAPANESE_SHARE_OVERRULES: Final = 0.5
 # another charset's bytes (EUC-JP kanji pairs can form four-byte sequences).
 _UNASSIGNED_PLANES: Final = re.compile("[\U00040000-\U000dffff\U000f0000-\U0010ffff]")
 _ASCII_RUNS: Final = re.compile("[\x00-\x7f]+")
+# Short UTF-8 (at most this many bytes) that also reads as Japanese double-byte characters is
+# weighed by the evidence (longer text of three-byte characters never reads both ways).
+_SHORT_AMBIGUOUS_BYTES: Final = 256
+# Each run of non-ASCII characters followed by an ASCII letter or symbol of 0x40-0x7E: what
+# CP932 kanji read as UTF-8 give (a trail byte after the characters its bytes made).
+_GLUED_LETTERS: Final = re.compile("(?:[^\x00-\x7f]+[\x40-\x7e]|[\x00-\x7f])*")
+# The scripts and symbols mail is written in (Latin, Greek, Cyrillic, Hebrew, Arabic,
+# punctuation and symbols, CJK, kana, Hangul, full-width forms).
+_MAILED_SCRIPTS: Final = re.compile(
+    "[\x00-\u024f\u0370-\u052f\u0590-\u06ff\u2000-\u2bff\u2e80-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]+"
+)
 _LATIN1_SYMBOLS: Final = re.compile("[\u00a0-\u00bf\u00d7\u00f7]")
 # Letters of one alphabet each (Latin with diacritics, Greek, Cyrillic, Hebrew, Arabic); an
 # accented Latin letter is plausible only inside a word with ASCII letters (Müller, São).
@@ -147,6 +159,10 @@ _FOREIGN_READINGS: Final = (
     ("big5", re.compile(f"[{_CHINESE_MARKERS}]")),
     ("cp949", re.compile(f"[{_KOREAN_MARKERS}]")),
 )
+_FOREIGN_MARKERS: Final = dict(_FOREIGN_READINGS)
+# Undeclared text read as Chinese or Korean with fewer marker characters than this is read as
+# Japanese and reported (the Japanese prior over evidence that short text cannot give).
+_STRONG_FOREIGN_MARKERS: Final = 4
 # The evidence for a language is read on this many bytes (and characters) of the text.
 _EVIDENCE_BYTES: Final = 64 * 1024
 # Fewer marker characters than this are never strong evidence (a short name or subject).
@@ -300,6 +316,18 @@ def _foreign_reading(
     return None if best is None else best[1]
 
 
+def _strong_foreign(found: _Result) -> bool:
+    """Whether a Chinese or Korean reading of undeclared bytes has enough of its language's
+    marker characters to be chosen over a Japanese reading in silence:
+    ``_STRONG_FOREIGN_MARKERS``, or one fewer making half the text. Two in a two-character
+    text (祥蛍 read as GB18030 就分) are chance."""
+    text, charset = found
+    hits, share = _share(_FOREIGN_MARKERS[charset], text[:_EVIDENCE_BYTES])
+    return hits >= _STRONG_FOREIGN_MARKERS or (
+        hits >= _STRONG_FOREIGN_MARKERS - 1 and share >= _JAPANESE_SHARE_OVERRULES
+    )
+
+
 def _has_jis_escapes(data: bytes) -> bool:
     """ISO-2022-JP designations, or SO ... SI around half-width katakana (CP50221)."""
     return (b"\x1b" in data or b"\x0e" in data) and _ISO2022JP_SIGNATURE.search(data) is not None
@@ -425,11 +453,15 @@ def _utf8_or_japanese(data: bytes) -> _Lenient | None:
     is in a plane without characters) and a Japanese reading exists: then the Japanese
     reading (lossy without strong evidence), or, when the UTF-8 text reads as one alphabet
     (three letters or more, or Latin), UTF-8, lossy if the Japanese evidence is strong (the
-    choice may be wrong)."""
+    choice may be wrong). Short text that also reads as Japanese double-byte characters
+    (rare kanji whose bytes are three-byte UTF-8: 陜汽 as "蝋D") is decided by
+    :func:`_short_utf8_or_japanese`."""
     utf8 = _strict("utf-8", data)
     if utf8 is None:
         return None
     if not _TWO_BYTE_UTF8.fullmatch(utf8[0]) and not _UNASSIGNED_PLANES.search(utf8[0]):
+        if len(data) <= _SHORT_AMBIGUOUS_BYTES:
+            return _short_utf8_or_japanese(utf8, data)
         return (*utf8, False)
     japanese = _japanese_guess(data)
     if japanese is None:
@@ -440,6 +472,43 @@ def _utf8_or_japanese(data: bytes) -> _Lenient | None:
         symbols_only = not _LATIN1_SYMBOLS.sub("", utf8[0]).strip()
         return (*utf8, symbols_only or evidence >= _JAPANESE_SHARE_OVERRULES)
     return japanese[0], japanese[1], japanese[2] or evidence < _JAPANESE_SHARE_OVERRULES
+
+
+def _short_utf8_or_japanese(utf8: _Result, data: bytes) -> _Lenient:
+    """Short strict UTF-8 with characters of three or four bytes whose bytes also read as
+    Japanese in double-byte characters only (CP932 or EUC-JP kanji and kana; no half-width
+    katakana, which is what real UTF-8 read as CP932 mostly gives). Real UTF-8 is kept: its
+    characters are of the scripts mail is written in, and not each glued to one ASCII letter.
+    UTF-8 that is not (rare kanji pairs in CP932 read as three-byte UTF-8 give 陜汽 as
+    "蝋D", or letters of scripts nobody mails in) yields to the Japanese reading, reported
+    (lossy) unless the Japanese evidence (kana, frequent kanji) decides; when the UTF-8
+    reading has more evidence, it is kept and reported."""
+    text = utf8[0]
+    if not _not_written_in_utf8(text):
+        return (*utf8, False)
+    japanese = _japanese_guess(data)
+    if (
+        japanese is None
+        or _HALFWIDTH_KANA.search(japanese[0])
+        or _HALFWIDTH_PUNCTUATION.search(japanese[0])
+        or _REPLACEMENT in japanese[0]
+    ):
+        return (*utf8, False)
+    utf8_evidence, japanese_evidence = _evidence(text), _evidence(japanese[0])
+    if utf8_evidence > japanese_evidence:
+        return (*utf8, True)
+    decided = japanese_evidence - utf8_evidence >= _DECISIVE_EVIDENCE
+    return japanese[0], japanese[1], japanese[2] or not decided
+
+
+def _not_written_in_utf8(text: str) -> bool:
+    """Whether short UTF-8 text looks like another charset's bytes: a character of a script
+    mail is not written in (Samaritan, Yi, N'Ko… : ``_MAILED_SCRIPTS`` lists the ones it is),
+    or every run of non-ASCII characters followed by an ASCII letter or symbol of 0x40-0x7E
+    (what CP932 kanji read as UTF-8 give: a trail byte after the characters the others made)."""
+    if _MAILED_SCRIPTS.sub("", text):
+        return True
+    return not text.isascii() and _GLUED_LETTERS.fullmatch(text) is not None
 
 
 def _least_lossy(plan: _Plan | None, data: bytes) -> Decoded:
@@ -473,8 +542,10 @@ def _guess(data: bytes, plan: _Plan | None) -> Decoded:
     japanese = _japanese_guess(data)
     if japanese is not None:
         foreign = _foreign_reading(japanese, data)
-        if foreign is not None:
+        if foreign is not None and _strong_foreign(foreign):
             return Decoded(*foreign, lossy=False, detected=True)
+        if foreign is not None:  # a few markers in a short text: Japanese, reported
+            return Decoded(japanese[0], japanese[1], lossy=True, detected=True)
         return Decoded(*japanese, detected=plan is None or japanese[1] not in plan)
     lenient = None if plan is None else _declared_lenient(plan, data)
     if lenient is not None:

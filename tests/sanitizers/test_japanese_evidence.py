@@ -204,3 +204,61 @@ def test_every_kanji_alone_is_exact_or_reported(encoding: str) -> None:
     assert wrong == []
     lone = decode_body("乖".encode("euc_jp"), None)
     assert (lone.text, lone.lossy) == ("乖", True)
+
+
+# --- rare kanji whose bytes read in another charset too (issue 12, class 2) --------------------
+
+
+def _jis_level(first: range) -> list[str]:
+    """The kanji of one JIS X 0208 level, by the EUC-JP lead bytes ``first``."""
+    return [kanji for kanji in _every_jis_kanji() if kanji.encode("euc_jp")[0] in first]
+
+
+LEVEL_1 = range(0xB0, 0xD0)
+LEVEL_2 = range(0xD0, 0xF5)
+
+
+@pytest.mark.parametrize(("level", "seed"), [(LEVEL_2, 0), (LEVEL_2, 1), (LEVEL_1, 2)])
+def test_random_kanji_pairs_are_exact_or_reported_in_every_charset(level: range, seed: int) -> None:
+    """Pairs of rare kanji in CP932 can be valid three-byte UTF-8 (陜汽 as "蝋D"), in EUC-JP
+    a few Chinese or Korean marker characters (祥蛍 as 就分): never a silent wrong reading.
+    Real UTF-8 of the same pairs stays UTF-8, unreported."""
+    rng = random.Random(seed)
+    kanji = _jis_level(level)
+    wrong = []
+    for _ in range(1000):
+        word = rng.choice(kanji) + rng.choice(kanji)
+        for encoding in ("cp932", "euc_jp"):
+            data = word.encode(encoding)
+            body = decode_body(data, None)
+            header = decode_header(raw_header(data))
+            for decoded in (body, header):
+                if decoded.text != word and not decoded.lossy:
+                    wrong.append((encoding, word, decoded.text))
+        utf8 = decode_body(word.encode(), None)
+        if (utf8.text, utf8.lossy) != (word, False):
+            wrong.append(("utf-8", word, utf8.text))
+    assert wrong == []
+
+
+@pytest.mark.parametrize(
+    ("word", "encoding"),
+    [("陜汽", "cp932"), ("燿廡", "cp932"), ("祥蛍", "euc_jp"), ("依馬", "euc_jp")],
+)
+def test_known_silent_misreadings_are_exact_or_reported(word: str, encoding: str) -> None:
+    decoded = decode_body(word.encode(encoding), None)
+    exact_or_reported(word, decoded.text, decoded.lossy)
+
+
+@pytest.mark.parametrize(
+    ("text", "codec"),
+    [
+        ("我们明天在北京开会", "gb18030"),
+        ("中华人民共和国", "gb18030"),
+        ("회의 자료를 보내드립니다", "cp949"),
+        ("감사합니다", "cp949"),
+    ],
+)
+def test_undeclared_chinese_and_korean_with_strong_evidence_stay_so(text: str, codec: str) -> None:
+    decoded = decode_body(text.encode(codec), None)
+    assert (decoded.text, decoded.lossy) == (text, False)
