@@ -40,6 +40,7 @@ from sanitizers.charsets.steps import (
     _SPECIAL_STEPS,
     _TOLERATED_ERROR_RATE,
     _ascii,
+    _cp932_decode,
     _lenient,
     _may_have_user_defined,
     _strict,
@@ -276,7 +277,7 @@ def _jis_x_0213_only(found: _Result) -> int:
 
 def _cp932_with_emoji(data: bytes) -> _Result | None:
     try:
-        text = data.decode("cp932")
+        text = _cp932_decode(data, "strict")
     except UnicodeDecodeError:
         return None
     if not _may_have_user_defined(data):
