@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
 from dataclasses import replace
 from functools import lru_cache
 from typing import Final
@@ -127,6 +128,7 @@ _JAPANESE_SHARE_OVERRULES: Final = 0.5
 # another charset's bytes (EUC-JP kanji pairs can form four-byte sequences).
 _UNASSIGNED_PLANES: Final = re.compile("[\U00040000-\U000dffff\U000f0000-\U0010ffff]")
 _ASCII_RUNS: Final = re.compile("[\x00-\x7f]+")
+_ASCII_LETTER: Final = re.compile("[A-Za-z]")
 # Short UTF-8 (at most this many bytes) that also reads as Japanese double-byte characters is
 # weighed by the evidence (longer text of three-byte characters never reads both ways).
 _SHORT_AMBIGUOUS_BYTES: Final = 256
@@ -391,6 +393,8 @@ def _mislabelled(plan: _Plan, data: bytes) -> _Lenient | None:
         if japanese is None or _foreign_reading(japanese, data, (plan[0],)) is not None:
             return None
         return japanese
+    if plan[0] == "utf-8":
+        return _declared_utf8_or_japanese(data)
     if not _is_single_byte(plan[0]):
         return None
     utf8 = _utf8_or_japanese(data)
@@ -398,8 +402,90 @@ def _mislabelled(plan: _Plan, data: bytes) -> _Lenient | None:
         return utf8
     japanese = _kana_japanese(data)
     if japanese is None and plan[0] in _LATIN_STEPS:  # mailers' default label, not a choice
-        japanese = _kanji_japanese(data)
+        japanese = _kanji_japanese(data) or _implausible_latin(plan[0], data)
     return japanese
+
+
+def _implausible_latin(step: str, data: bytes) -> _Lenient | None:
+    """Japanese labelled as a Western charset whose Western reading nobody writes (accented
+    letters outside words, modifier letters: 亜 in CP932 as "ˆŸ", 枝追 in EUC-JP as "»ÞÄÉ"),
+    that is Latin-1 symbols alone (亜 in EUC-JP as "°¡"), or one or two letters where the
+    Japanese reading is kanji alone: the Japanese reading, lossy unless its evidence decides
+    (a lone kanji among the frequent ones)."""
+    latin = data.decode(step, "replace")
+    found = _japanese_guess(data)
+    if found is None:
+        return None
+    # A lone kanji (or two) with no ASCII letter beside it: one or two Western letters are
+    # no evidence either (亜 in CP932 as "ˆŸ", 晦 as "ŠA").
+    few_letters = not _ASCII_LETTER.search(found[0]) and (
+        len(_alphabet_letters(latin)) + len(_LATIN_IN_WORDS.findall(latin)) in _FEW_LETTERS
+    )
+    if _reads_as_alphabet(latin) and not _symbols_only(latin) and not few_letters:
+        return None
+    decided = _share(_JAPANESE_EVIDENCE, found[0])[1] >= _JAPANESE_SHARE_OVERRULES
+    return found[0], found[1], found[2] or not decided
+
+
+def _symbols_only(text: str) -> bool:
+    """Whether a text is Latin-1 symbols (and spaces) alone: no letter, digit or character
+    of any script, which says nothing about its charset."""
+    return not text.isascii() and not _LATIN1_SYMBOLS.sub("", text).strip()
+
+
+def _declared_utf8_or_japanese(data: bytes) -> _Lenient | None:
+    """Japanese declared as UTF-8 whose bytes happen to be valid UTF-8 (EUC-JP 表 as "ɽ",
+    CP932 kanji pairs as "錘O"): when the UTF-8 reading is no alphabet's text, has code points
+    without characters, or is short text of another charset's shape
+    (:func:`_not_written_in_utf8`), the Japanese reading, lossy unless its evidence decides;
+    UTF-8 that is Latin-1 symbols or one or two letters alone (EUC-JP 臓 as "¡", 痢 as "Ρ")
+    is kept and reported. Real UTF-8 text is left to the declared charset (None)."""
+    utf8 = _strict("utf-8", data)
+    if utf8 is None or (japanese := _double_byte_japanese(data)) is None:
+        return None
+    text = utf8[0]
+    if _has_unassigned(text):
+        pass  # no character: the Japanese reading
+    elif _TWO_BYTE_UTF8.fullmatch(text):
+        if _symbols_only(text) or len(_alphabet_letters(text)) in _FEW_LETTERS:
+            return (*utf8, True)  # real UTF-8 as likely as Japanese: kept, reported
+        if _reads_as_alphabet(text):
+            return None
+    elif len(data) > _SHORT_AMBIGUOUS_BYTES or not _not_written_in_utf8(text):
+        return None
+    utf8_evidence, japanese_evidence = _evidence(text), _evidence(japanese[0])
+    if utf8_evidence > japanese_evidence:
+        return (*utf8, True)
+    decided = japanese_evidence - utf8_evidence >= _DECISIVE_EVIDENCE or (
+        _share(_JAPANESE_EVIDENCE, japanese[0])[1] >= _JAPANESE_SHARE_OVERRULES
+    )
+    return japanese[0], japanese[1], japanese[2] or not decided
+
+
+def _has_unassigned(text: str) -> bool:
+    """Whether a text has code points that are no character (U+03A2): another charset's
+    bytes."""
+    return any(unicodedata.category(char) == "Cn" for char in text)
+
+
+def _double_byte_japanese(data: bytes) -> _Lenient | None:
+    """The Japanese reading of ``data`` in double-byte characters only (no half-width
+    katakana or punctuation, what UTF-8 read as CP932 mostly gives) and without replacement:
+    the more plausible one, else the EUC-JP one (then lossy: CP932 half-width katakana were
+    as plausible)."""
+    japanese = _japanese_guess(data)
+    if japanese is not None and not _narrow_or_replaced(japanese[0]):
+        return japanese
+    euc = _strict_plan(_EUC_JP_PLAN, data)
+    if euc is None or _narrow_or_replaced(euc[0]) or not _KANJI.search(euc[0]):
+        return None
+    return euc[0], euc[1], True
+
+
+def _narrow_or_replaced(text: str) -> bool:
+    return bool(
+        _HALFWIDTH_KANA.search(text) or _HALFWIDTH_PUNCTUATION.search(text) or _REPLACEMENT in text
+    )
 
 
 def _declared_lenient(plan: _Plan, data: bytes) -> Decoded | None:
@@ -487,13 +573,8 @@ def _short_utf8_or_japanese(utf8: _Result, data: bytes) -> _Lenient:
     text = utf8[0]
     if not _not_written_in_utf8(text):
         return (*utf8, False)
-    japanese = _japanese_guess(data)
-    if (
-        japanese is None
-        or _HALFWIDTH_KANA.search(japanese[0])
-        or _HALFWIDTH_PUNCTUATION.search(japanese[0])
-        or _REPLACEMENT in japanese[0]
-    ):
+    japanese = _double_byte_japanese(data)
+    if japanese is None:
         return (*utf8, False)
     utf8_evidence, japanese_evidence = _evidence(text), _evidence(japanese[0])
     if utf8_evidence > japanese_evidence:

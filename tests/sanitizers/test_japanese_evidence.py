@@ -264,3 +264,42 @@ def test_a_few_foreign_markers_do_not_outweigh_japanese_but_many_do(word: str) -
     for text, codec in STRONG_FOREIGN:
         foreign = decode_body(text.encode(codec), None)
         assert (foreign.text, foreign.lossy) == (text, False)
+
+
+# --- Japanese under a Western or UTF-8 label (issue 12, class 3: encoded-words, bodies) -------
+
+REAL_WESTERN = [
+    "Müller",
+    "café",
+    "Größe",
+    "São Paulo",
+    "naïve",
+    "½ kg",
+    "© 2024",
+    "±5°C",
+    "Ångström",
+]
+REAL_UTF8 = [*REAL_WESTERN, "Ελληνικά", "Москва", "שלום", "日本語", "こんにちは", "①②", "µg"]
+
+
+@pytest.mark.parametrize("encoding", ["cp932", "euc_jp"])
+@pytest.mark.parametrize("label", ["iso-8859-1", "windows-1252", "utf-8"])
+def test_lone_kanji_under_a_wrong_label_are_exact_or_reported(encoding: str, label: str) -> None:
+    """One or two kanji (a name, a one-word subject) mislabelled as Latin-1 read as Western
+    characters (亜 as "ˆŸ" or "°¡", 十 as "\\"), as UTF-8 as a letter (表 as "ɽ"):
+    never in silence. Real Western and UTF-8 text under its own label stays exact."""
+    rng = random.Random(label + encoding)
+    every = _every_jis_kanji()
+    wrong = []
+    for index, kanji in enumerate(rng.sample(every, 1500)):
+        if index % 2:
+            kanji += rng.choice(every)  # and pairs (CP932 pairs can be valid UTF-8)
+        data = kanji.encode(encoding)
+        word = f"=?{label}?B?{base64.b64encode(data).decode()}?="
+        for decoded in (decode_body(data, label), decode_header(word)):
+            if decoded.text != kanji and not decoded.lossy:
+                wrong.append((kanji, decoded.text))
+    assert wrong == []
+    for text in REAL_UTF8 if label == "utf-8" else REAL_WESTERN:
+        decoded = decode_body(text.encode("latin-1" if label != "utf-8" else "utf-8"), label)
+        assert (decoded.text, decoded.lossy) == (text, False)
