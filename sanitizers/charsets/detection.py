@@ -6,16 +6,22 @@ decodes anything) yields to UTF-8 and to a Japanese reading (with kana, or two o
 in double-byte characters only); a declared Chinese or Korean charset yields to a Japanese
 reading with kana or mostly frequent Japanese kanji unless that language's evidence is strong.
 
+A declared UTF-8 yields to a Japanese reading when its own reading is no alphabet's text,
+has code points without characters, or is short text of another charset's shape; a declared
+Western charset yields to one Japanese kanji whose Western reading nobody writes.
+
 Detection order: ISO-2022-JP (escapes present; if broken, still ISO-2022-JP, lossy), US-ASCII,
 UTF-8 (unless all its characters have two-byte forms, as EUC-JP kanji give, and a Japanese
-reading has the evidence: kana and frequent kanji), damaged UTF-8 (a few broken sequences
+reading has the evidence: kana and frequent kanji; or it is short, reads as Japanese double-
+byte characters too, and looks like CP932 read as UTF-8), damaged UTF-8 (a few broken sequences
 among many valid ones: lossy), the most plausible Japanese reading (CP932 or EUC-JP, scored on
 kana, kanji and voiced marks against half-width punctuation, misplaced marks, private-use
 characters and controls; lossy when the other reading is about as plausible), unless a Chinese
-or Korean reading has strong evidence (``Preferences.japanese_prior``), then the declared
-charset with rare replacements, then charset-normalizer over a few non-Japanese charsets, and
-last the least damaged lenient reading (lossy). HTML: the MIME charset, else (missing,
-unknown or failing) its ``<meta>``.
+or Korean reading has strong evidence (``Preferences.japanese_prior``; with only a few of its
+marker characters the Japanese reading stays, lossy), then the declared charset with rare
+replacements, then charset-normalizer over a few non-Japanese charsets, and last the least
+damaged lenient reading (lossy). HTML: the MIME charset, else (missing, unknown or failing) its
+``<meta>``.
 """
 
 from __future__ import annotations
