@@ -198,6 +198,8 @@ _LATIN_STEPS: Final = frozenset({"cp1252", "iso8859-1", "iso8859-15"})
 # as CP932, not Japanese.
 _HALFWIDTH_ONLY_LIMIT: Final = 16
 _MARKS_PER_HALFWIDTH: Final = 10
+# Declared Japanese multi-byte charsets (plan steps) that UTF-8 text is mislabelled as.
+_JAPANESE_MULTIBYTE_STEPS: Final = frozenset({"cp932", "shift_jis_2004", "euc-jp"})
 # Declared Chinese and Korean charsets (plan steps) that Japanese mail is mislabelled as.
 _FOREIGN_CJK: Final = frozenset({"gb18030", "big5", "cp949", "big5hkscs", "euc_kr"})
 # Damaged UTF-8: at most 2 or 1 in 50 characters replaced, and this many valid multi-byte
@@ -401,6 +403,8 @@ def _mislabelled(plan: _Plan, data: bytes) -> _Lenient | None:
         return japanese
     if plan[0] == "utf-8":
         return _declared_utf8_or_japanese(data)
+    if plan[0] in _JAPANESE_MULTIBYTE_STEPS:
+        return _utf8_declared_japanese(plan, data)
     if not _is_single_byte(plan[0]):
         return None
     utf8 = _utf8_or_japanese(data)
@@ -410,6 +414,27 @@ def _mislabelled(plan: _Plan, data: bytes) -> _Lenient | None:
     if japanese is None and plan[0] in _LATIN_STEPS:  # mailers' default label, not a choice
         japanese = _kanji_japanese(data) or _implausible_latin(plan[0], data)
     return japanese
+
+
+def _utf8_declared_japanese(plan: _Plan, data: bytes) -> _Lenient | None:
+    """UTF-8 labelled Shift_JIS or EUC-JP (a mailer's default label over UTF-8 text): the
+    declared reading is the classic 文字化け (こんにちは as 縺薙ｓ縺ｫ縺｡縺ｯ), kanji and
+    half-width katakana side by side, or fails. Strict UTF-8 with characters of three bytes
+    or more that is Japanese writing and scores better as Japanese than the declared reading
+    is UTF-8, lossy when the two are close; a declared reading that such UTF-8 nearly
+    matches (short text: たし read as 縺溘＠) stays, reported."""
+    utf8 = _strict("utf-8", data)
+    if utf8 is None or _TWO_BYTE_UTF8.fullmatch(utf8[0]) or _not_written_in_utf8(utf8[0]):
+        return None
+    declared = _strict_plan(plan, data)
+    if declared is None:
+        return None  # (detection reads it)
+    utf8_score, declared_score = _japanese_score(utf8[0]), _japanese_score(declared[0])
+    if utf8_score > max(0.0, declared_score):
+        return (*utf8, declared_score >= _AMBIGUOUS_SHARE * utf8_score)
+    if utf8_score > 0 and utf8_score >= _AMBIGUOUS_SHARE * declared_score:
+        return declared[0], declared[1], True  # as plausible as UTF-8: the label, reported
+    return None
 
 
 def _implausible_latin(step: str, data: bytes) -> _Lenient | None:

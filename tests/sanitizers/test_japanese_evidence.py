@@ -303,3 +303,38 @@ def test_lone_kanji_under_a_wrong_label_are_exact_or_reported(encoding: str, lab
     for text in REAL_UTF8 if label == "utf-8" else REAL_WESTERN:
         decoded = decode_body(text.encode("latin-1" if label != "utf-8" else "utf-8"), label)
         assert (decoded.text, decoded.lossy) == (text, False)
+
+
+# --- UTF-8 labelled Shift_JIS or EUC-JP (issue 12, class 5's reverse) -------------------------
+
+UTF8_TEXTS = [
+    "こんにちは",
+    "本日の会議資料を送付します。",
+    "東京都千代田区",
+    "ありがとうございました",
+    "テスト",
+    "\u3000\u3000",
+    "の",
+    "たし",
+]
+
+
+@pytest.mark.parametrize("label", ["shift_jis", "windows-31j", "shift-jis"])
+def test_utf8_labelled_shift_jis_is_utf8_or_reported(label: str) -> None:
+    """A mailer's default Japanese label over UTF-8 text gives the classic 文字化け
+    (こんにちは as 縺薙ｓ縺ｫ縺｡縺ｯ): the UTF-8 reading wins when it is the better Japanese,
+    and a short text both read as well is reported. Real text in the label's charset stays."""
+    rng = random.Random(label)
+    kana = [chr(code) for code in range(0x3041, 0x3094)] + [chr(c) for c in range(0x30A1, 0x30F7)]
+    words = UTF8_TEXTS + [
+        "".join(rng.choice(kana) for _ in range(rng.randint(1, 5))) for _ in range(500)
+    ]
+    wrong = []
+    for word in words:
+        decoded = decode_body(word.encode(), label)
+        if decoded.text != word and not decoded.lossy:
+            wrong.append((word, decoded.text))
+    assert wrong == []
+    for word in VOCABULARY:
+        decoded = decode_body(word.encode("cp932"), label)
+        assert (decoded.text, decoded.lossy) == (word, False)
