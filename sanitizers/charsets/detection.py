@@ -287,7 +287,7 @@ def _jis_x_0213_only(found: _Result) -> int:
 
 def _cp932_with_emoji(data: bytes) -> _Result | None:
     try:
-        text = _cp932_decode(data, "strict")
+        text = _cp932_decode(data, "strict", declared=False)
     except UnicodeDecodeError:
         return None
     if not _may_have_user_defined(data):

@@ -117,14 +117,17 @@ _AU_MAIL_LEADS: Final = range(0xEB, 0xEF)
 _JIS_KANJI_LEADS: Final = frozenset({*range(0x88, 0xA0), *range(0xE0, 0xEB)})
 
 
-def _cp932_decode(data: bytes, errors: str) -> str:
+def _cp932_decode(data: bytes, errors: str, *, declared: bool = True) -> str:
     """CP932 with au mail's emoji codes read as the module docstring says (``errors``: as
-    for ``bytes.decode``; a code left ambiguous is U+FFFD either way)."""
+    for ``bytes.decode``; a code left ambiguous is U+FFFD either way). Undeclared bytes
+    (``declared`` false) are au mail only when the sender is au: leads 0xEB-0xEC there are
+    more likely EUC-JP kanji, which CP932 then fails to read."""
     if _AU_MAIL_CHARACTER.match(data) is None:
         return data.decode("cp932", errors)
     characters = _SJIS_CHARACTER.findall(data)
-    au = _preferences().carrier == "au" or any(
-        len(character) == 2 and character[0] in _AU_ONLY_LEADS for character in characters
+    au = _preferences().carrier == "au" or (
+        declared
+        and any(len(character) == 2 and character[0] in _AU_ONLY_LEADS for character in characters)
     )
     pieces: list[str] = []
     plain: list[bytes] = []
@@ -147,7 +150,8 @@ def _cp932_decode(data: bytes, errors: str) -> str:
             beside_kanji = (index > 0 and _is_jis_kanji(characters[index - 1])) or (
                 end < len(characters) and _is_jis_kanji(characters[end])
             )
-            if beside_kanji or not all(emoji):  # Windows text: NEC-selected IBM kanji
+            never_kanji = any(code[0] in _AU_ONLY_LEADS for code in block)
+            if beside_kanji or never_kanji or not all(emoji):  # kanji, or CP932 fails
                 plain += block
                 index = end
                 continue
