@@ -68,6 +68,15 @@ class Reason(StrEnum):
     # The held-mail workflow (sanitizers/release.py).
     EXCEPTION = "exception"  # the sender's bytes, let through by an approved exception (例外措置)
     TEXT_ONLY = "text_only"  # removed: a message held for a limit is released as text only
+    # The outbound direction (mail from the municipality to the Internet; gateway/outbound).
+    PERSONAL_NUMBER = "personal_number"  # a My Number (個人番号) with context, in text or a file
+    KEYWORD = "keyword"  # a keyword or pattern of the outbound checks (policy.outbound)
+    FILE_TYPE = "file_type"  # an attachment kind or extension the outbound checks name
+    RECIPIENT_DOMAIN = "recipient_domain"  # a recipient domain the outbound checks name
+    RECIPIENT_COUNT = "recipient_count"  # more outside recipients than the outbound checks allow
+    AUTO_FORWARD = "auto_forward"  # the marks of automatic forwarding to the outside
+    RATE_LIMIT = "rate_limit"  # the sender (or everyone) sent more than the outbound rate limits
+    UNREADABLE = "unreadable"  # an attachment whose text could not be checked
     # Faults while sanitizing: the part is removed, never kept.
     CRASH = "crash"
     TIMEOUT = "timeout"
@@ -225,6 +234,8 @@ class DeadLetterReason(StrEnum):
     LIFETIME = "lifetime"  # not delivered within delivery.lifetime_seconds
     UNDELIVERABLE = "undeliverable"  # every recipient refused for good
     REJECTED = "rejected"  # the sanitizer's verdict was reject
+    CANCELLED = "cancelled"  # outbound: its sender cancelled it during the delay
+    DENIED = "denied"  # outbound: the approver refused it, or nobody approved it in time
 
 
 class UnlockResult(StrEnum):
@@ -252,6 +263,7 @@ class RequestKind(StrEnum):
 
     RELEASE = "release"  # sanitized again, the hold lifted; what held it is removed
     EXCEPTION = "exception"  # 例外措置: named original parts cross as they came
+    OUTBOUND = "outbound"  # 上長承認: an outbound mail held until an approver of its sender decides
 
 
 class RequestState(StrEnum):
@@ -366,6 +378,14 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.NOT_SCANNED: "ウイルス検査未実施",
         Reason.EXCEPTION: "承認された例外措置により原本のまま",
         Reason.TEXT_ONLY: "保留の解除は本文のみのため",
+        Reason.PERSONAL_NUMBER: "個人番号（マイナンバー）を含むため",
+        Reason.KEYWORD: "送信禁止の語句を含むため",
+        Reason.FILE_TYPE: "送信が制限された種類のファイルのため",
+        Reason.RECIPIENT_DOMAIN: "送信が制限された宛先ドメインのため",
+        Reason.RECIPIENT_COUNT: "外部の宛先が多すぎるため",
+        Reason.AUTO_FORWARD: "外部への自動転送のため",
+        Reason.RATE_LIMIT: "送信数が上限を超えたため",
+        Reason.UNREADABLE: "内容を確認できないファイルのため",
     },
     FileKind: {
         FileKind.OOXML: "Office 文書（docx・xlsx・pptx）",
@@ -475,6 +495,8 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         DeadLetterReason.LIFETIME: "配送期限切れ",
         DeadLetterReason.UNDELIVERABLE: "すべての宛先が恒久的に拒否",
         DeadLetterReason.REJECTED: "無害化の判定が拒否",
+        DeadLetterReason.CANCELLED: "送信者が送信を取り消した",
+        DeadLetterReason.DENIED: "承認されなかった",
     },
     UnlockResult: {
         UnlockResult.UNLOCKED: "解除しました（無害化して元の宛先へ配送します）",
@@ -492,6 +514,7 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
     RequestKind: {
         RequestKind.RELEASE: "保留の解除",
         RequestKind.EXCEPTION: "例外措置（原本の添付を配送）",
+        RequestKind.OUTBOUND: "外部への送信の承認（上長承認）",
     },
     RequestState: {
         RequestState.PENDING: "承認待ち",
@@ -573,6 +596,14 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.NOT_SCANNED: "not scanned",
         Reason.EXCEPTION: "original kept by an approved exception",
         Reason.TEXT_ONLY: "released as text only",
+        Reason.PERSONAL_NUMBER: "contains a My Number (individual number)",
+        Reason.KEYWORD: "contains a word or pattern not to be sent",
+        Reason.FILE_TYPE: "a kind of file whose sending is restricted",
+        Reason.RECIPIENT_DOMAIN: "a recipient domain whose sending is restricted",
+        Reason.RECIPIENT_COUNT: "too many outside recipients",
+        Reason.AUTO_FORWARD: "automatic forwarding to the outside",
+        Reason.RATE_LIMIT: "more mail than the sending limit",
+        Reason.UNREADABLE: "a file whose content could not be checked",
     },
     FileKind: {
         FileKind.OOXML: "Office document (docx, xlsx, pptx)",
@@ -682,6 +713,8 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         DeadLetterReason.LIFETIME: "delivery lifetime exceeded",
         DeadLetterReason.UNDELIVERABLE: "every recipient refused",
         DeadLetterReason.REJECTED: "rejected by the sanitizer",
+        DeadLetterReason.CANCELLED: "cancelled by its sender",
+        DeadLetterReason.DENIED: "not approved",
     },
     UnlockResult: {
         UnlockResult.UNLOCKED: "unlocked: sanitized and queued for the original recipients",
@@ -699,6 +732,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
     RequestKind: {
         RequestKind.RELEASE: "release of a held message",
         RequestKind.EXCEPTION: "exception: original parts delivered",
+        RequestKind.OUTBOUND: "approval of an outbound mail",
     },
     RequestState: {
         RequestState.PENDING: "waiting for approval",
