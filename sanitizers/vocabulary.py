@@ -291,6 +291,21 @@ class AuditEvent(StrEnum):
     STORE = "store"  # the store was migrated or backed up
 
 
+class OutboundEvent(StrEnum):
+    """What happened to an outbound mail (metric ``mukaika_outbound_total{event}``)."""
+
+    RECEIVED = "received"  # accepted on the outbound listener
+    DELIVERED = "delivered"  # handed to the outbound relay
+    DEFERRED = "deferred"  # a delivery attempt to the relay will be retried
+    HELD = "held"  # held for an approver (上長承認)
+    REJECTED = "rejected"  # refused by the checks; its sender was told
+    CANCELLED = "cancelled"  # cancelled by its sender during the delay
+    APPROVED = "approved"  # an approver let it go
+    DENIED = "denied"  # an approver refused it, or nobody decided in time
+    DEAD = "dead"  # the relay refused it for good, or it was not delivered in time
+    RATE_LIMITED = "rate_limited"  # held because its sender (or everyone) sent too much
+
+
 Code = (
     Action
     | Verdict
@@ -305,10 +320,11 @@ Code = (
     | RequestKind
     | RequestState
     | AuditEvent
+    | OutboundEvent
 )
 VOCABULARY: Final = (
     Action, Verdict, Reason, FileKind, RemovedItem, SmtpRefusal, MessageState, DeadLetterReason,
-    UnlockResult, UserRole, RequestKind, RequestState, AuditEvent,
+    UnlockResult, UserRole, RequestKind, RequestState, AuditEvent, OutboundEvent,
 )  # fmt: skip
 Language = Literal["ja", "en"]
 
@@ -535,6 +551,18 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         AuditEvent.LOGIN: "コンソールへのログイン",
         AuditEvent.STORE: "データベースの移行・バックアップ",
     },
+    OutboundEvent: {
+        OutboundEvent.RECEIVED: "受付",
+        OutboundEvent.DELIVERED: "送信",
+        OutboundEvent.DEFERRED: "送信延期（再試行）",
+        OutboundEvent.HELD: "承認待ちで保留",
+        OutboundEvent.REJECTED: "送信拒否",
+        OutboundEvent.CANCELLED: "送信者が取り消し",
+        OutboundEvent.APPROVED: "承認",
+        OutboundEvent.DENIED: "否認",
+        OutboundEvent.DEAD: "送信不能",
+        OutboundEvent.RATE_LIMITED: "送信数の上限で保留",
+    },
 }
 
 _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
@@ -752,5 +780,17 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         AuditEvent.USER: "user changed",
         AuditEvent.LOGIN: "console login",
         AuditEvent.STORE: "store migrated or backed up",
+    },
+    OutboundEvent: {
+        OutboundEvent.RECEIVED: "received",
+        OutboundEvent.DELIVERED: "sent to the relay",
+        OutboundEvent.DEFERRED: "deferred, retried later",
+        OutboundEvent.HELD: "held for approval",
+        OutboundEvent.REJECTED: "refused",
+        OutboundEvent.CANCELLED: "cancelled by its sender",
+        OutboundEvent.APPROVED: "approved",
+        OutboundEvent.DENIED: "denied",
+        OutboundEvent.DEAD: "could not be sent",
+        OutboundEvent.RATE_LIMITED: "held: sending limit",
     },
 }

@@ -27,6 +27,7 @@ from gateway.configuration.settings import (
     ConsoleSettings,
     DeliverySettings,
     MetricsSettings,
+    OutboundSettings,
     QuarantineSettings,
     ReleaseSettings,
     ScannerSettings,
@@ -123,6 +124,7 @@ class Config(Section):
     metrics: MetricsSettings = MetricsSettings()
     scanner: ScannerSettings = ScannerSettings()
     console: ConsoleSettings = ConsoleSettings()
+    outbound: OutboundSettings = OutboundSettings()
     rules: tuple[Rule, ...] = ()
     """Rules by recipient, sender and client network, and exceptions (例外措置); none by
     default. Each is a [[rules]] table (see the README)."""

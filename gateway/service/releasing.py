@@ -32,14 +32,14 @@ from typing import Final
 
 from gateway.configuration.config import Config
 from gateway.configuration.rules import PolicyGroup, RuleSet
+from gateway.evidence.message_record import decision_record
 from gateway.evidence.ports import AuditPort
 from gateway.evidence.quarantine import Quarantine, QuarantineEntry, QuarantineError
 from gateway.processing.pool import Sanitizer, SanitizerCrashed
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Envelope, Spool
-from gateway.service.held_mail import decision_record
 from gateway.store import Store, StoreError
-from gateway.store.workflow import Decision, StateConflict, due, finish
+from gateway.store.workflow import Decision, StateConflict, due, finish, release_queue_id
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
 from sanitizers.release import ReleaseTerms
@@ -79,12 +79,6 @@ def raised_policy(policy: Policy, raised: Mapping[str, float]) -> Policy:
     return policy.model_copy(update={"limits": limits})
 
 
-def release_queue_id(decision: Decision, index: int) -> str:
-    """The queue id of the ``index``-th copy of a decision: the same on every attempt."""
-    stamp = (decision.decided_at or decision.requested_at).strftime("%Y%m%d%H%M%S")
-    return f"{stamp}-{decision.id % 16**8:08x}{index % 256:02x}"
-
-
 class Releasing:
     """Carries out approved decisions. Runs in serve only (one per spool)."""
 
@@ -120,7 +114,8 @@ class Releasing:
     async def carry_out_due(self) -> int:
         """Carry out the approved decisions; return how many were finished."""
         finished = 0
-        for decision in await asyncio.to_thread(due, self.store, self.config.release.batch):
+        kinds = (RequestKind.RELEASE, RequestKind.EXCEPTION)  # outbound: gateway/outbound
+        for decision in await asyncio.to_thread(due, self.store, self.config.release.batch, kinds):
             if await self.carry_out(decision):
                 finished += 1
         return finished

@@ -200,16 +200,53 @@ def open_decision_of(store: Store, message: str) -> Decision | None:
         return _open_of(db, message)
 
 
-def due(store: Store, limit: int) -> list[Decision]:
-    """Approved decisions serve has not carried out yet, oldest first."""
-    query = (
-        select(requests)
-        .where(requests.c.state == str(RequestState.APPROVED))
-        .order_by(requests.c.id)
-        .limit(limit)
+def due(
+    store: Store, limit: int, kinds: Iterable[RequestKind] = tuple(RequestKind)
+) -> list[Decision]:
+    """Approved decisions of ``kinds`` serve has not carried out yet, oldest first."""
+    return of_kinds(store, RequestState.APPROVED, kinds, limit=limit)
+
+
+def of_kinds(
+    store: Store,
+    state: RequestState,
+    kinds: Iterable[RequestKind],
+    *,
+    limit: int,
+    unclosed: bool = False,
+) -> list[Decision]:
+    """Decisions in ``state`` of ``kinds``, oldest first; ``unclosed``: only those serve has
+    not recorded an outcome for yet (a denial whose sender was not told)."""
+    query = select(requests).where(
+        requests.c.state == str(state), requests.c.kind.in_([str(k) for k in kinds])
     )
+    if unclosed:
+        query = query.where(requests.c.carried_out_at.is_(None))
     with store.reading() as db:
-        return [_decision(row) for row in db.execute(query).mappings()]
+        rows = db.execute(query.order_by(requests.c.id).limit(limit)).mappings()
+        return [_decision(row) for row in rows]
+
+
+def close_denied(store: Store, decision: Decision, *, outcome: str, now: datetime) -> bool:
+    """Record what serve did after a denial (the sender told); False when done already."""
+    with store.writing() as db:
+        changed = db.execute(
+            update(requests)
+            .where(
+                requests.c.id == decision.id,
+                requests.c.state == str(RequestState.DENIED),
+                requests.c.carried_out_at.is_(None),
+            )
+            .values(carried_out_at=now, outcome=outcome)
+        ).rowcount
+        return changed == 1
+
+
+def release_queue_id(decision: Decision, index: int) -> str:
+    """The queue id of the ``index``-th copy spooled for a decision: the same on every
+    attempt, so a crash between spooling and recording never spools twice."""
+    stamp = (decision.decided_at or decision.requested_at).strftime("%Y%m%d%H%M%S")
+    return f"{stamp}-{decision.id % 16**8:08x}{index % 256:02x}"
 
 
 def history(store: Store, message: str) -> list[Decision]:
