@@ -27,6 +27,7 @@ from gateway.configuration.settings import (
     ConsoleSettings,
     DeliverySettings,
     MetricsSettings,
+    NodeSettings,
     OutboundSettings,
     QuarantineSettings,
     ReleaseSettings,
@@ -119,6 +120,7 @@ class Config(Section):
     delivery: DeliverySettings = DeliverySettings()
     quarantine: QuarantineSettings = QuarantineSettings()
     store: StoreSettings = StoreSettings()
+    node: NodeSettings = NodeSettings()
     release: ReleaseSettings = ReleaseSettings()
     audit: AuditSettings = AuditSettings()
     metrics: MetricsSettings = MetricsSettings()

@@ -21,9 +21,10 @@ envelope. Every step writes its audit line.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from gateway.configuration.config import Config
@@ -39,6 +40,7 @@ from gateway.store import Store, StoreError
 from gateway.store.workflow import (
     Decision,
     StateConflict,
+    claim_due,
     close_denied,
     decide,
     finish,
@@ -78,6 +80,7 @@ class OutboundApprovals:
         self.metrics = metrics
         self.signer = signer
         self.hostname = hostname
+        self.node = config.node.resolved_name()
 
     async def run_forever(self) -> None:
         while True:
@@ -90,11 +93,20 @@ class OutboundApprovals:
     async def look(self) -> None:
         """One round: approved ones sent, expired ones denied, denied senders told."""
         batch = self.config.release.batch
-        for decision in await asyncio.to_thread(
-            of_kinds, self.store, RequestState.APPROVED, OUTBOUND_KIND, limit=batch
-        ):
-            await self._send(decision)
         now = datetime.now(UTC)
+        claimed = await asyncio.to_thread(
+            functools.partial(
+                claim_due,
+                self.store,
+                self.node,
+                batch,
+                now=now,
+                lease=timedelta(seconds=self.config.release.lease_seconds),
+                kinds=OUTBOUND_KIND,
+            )
+        )
+        for decision in claimed:
+            await self._send(decision)
         for decision in await asyncio.to_thread(
             of_kinds, self.store, RequestState.PENDING, OUTBOUND_KIND, limit=batch
         ):
@@ -163,6 +175,7 @@ class OutboundApprovals:
                 outcome=outcome,
                 queue_ids=queue_ids,
                 now=datetime.now(UTC),
+                node=self.node,
             )
         except StateConflict:
             return False

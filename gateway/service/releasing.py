@@ -24,10 +24,11 @@ asks for any of it: the decision is in the store, and the spool envelope carries
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from gateway.configuration.config import Config
@@ -39,7 +40,7 @@ from gateway.processing.pool import Sanitizer, SanitizerCrashed
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Envelope, Spool
 from gateway.store import Store, StoreError
-from gateway.store.workflow import Decision, StateConflict, due, finish, release_queue_id
+from gateway.store.workflow import Decision, StateConflict, claim_due, finish, release_queue_id
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
 from sanitizers.release import ReleaseTerms
@@ -101,6 +102,7 @@ class Releasing:
         self.audit = audit
         self.config = config
         self.rules = rules
+        self.node = config.node.resolved_name()
 
     async def run_forever(self) -> None:
         """Look for approved decisions now and every ``release.poll_interval_seconds``."""
@@ -114,8 +116,18 @@ class Releasing:
     async def carry_out_due(self) -> int:
         """Carry out the approved decisions; return how many were finished."""
         finished = 0
-        kinds = (RequestKind.RELEASE, RequestKind.EXCEPTION)  # outbound: gateway/outbound
-        for decision in await asyncio.to_thread(due, self.store, self.config.release.batch, kinds):
+        claimed = await asyncio.to_thread(
+            functools.partial(
+                claim_due,
+                self.store,
+                self.node,
+                self.config.release.batch,
+                now=datetime.now(UTC),
+                lease=timedelta(seconds=self.config.release.lease_seconds),
+                kinds=(RequestKind.RELEASE, RequestKind.EXCEPTION),  # outbound: gateway/outbound
+            )
+        )
+        for decision in claimed:
             if await self.carry_out(decision):
                 finished += 1
         return finished
@@ -169,6 +181,7 @@ class Releasing:
                 outcome=what,
                 queue_ids=queue_ids,
                 now=datetime.now(UTC),
+                node=self.node,
             )
         except StateConflict:
             log.warning("release %d of %s was finished meanwhile", decision.id, entry.id)
@@ -230,6 +243,7 @@ class Releasing:
                 outcome=why,
                 queue_ids=(),
                 now=datetime.now(UTC),
+                node=self.node,
             )
         except StateConflict:
             return True
