@@ -527,12 +527,23 @@ class OutboundSettings(Section):
     groups: tuple[ApprovalGroup, ...] = ()
     """[[outbound.groups]]: who approves whose held mail (until the directory exists). A held
     mail of a sender in no group can be decided by any approver."""
+    disclaimer: str = ""
+    """A text (免責文) appended to outbound mail that can take it unchanged otherwise: single-part
+    text/plain, 7bit or 8bit, UTF-8, US-ASCII or ISO-2022-JP; other mail leaves without it (the
+    audit line says so). "" = none."""
     notify_sender: bool = True
     """Tell the sender (through the LGWAN-side MTA, delivery.relay_host) when their mail is
     held, refused, cancelled or decided."""
     dkim: tuple[DkimKey, ...] = ()
     """[[outbound.dkim]]: one signing key per sending domain; mail from other domains leaves
     unsigned."""
+
+    @field_validator("disclaimer")
+    @classmethod
+    def _plain_text(cls, value: str) -> str:
+        if any(ord(c) < 0x20 and c not in "\n\t" for c in value):
+            raise ValueError("control characters other than line breaks are not allowed")
+        return value
 
     @field_validator("client_networks")
     @classmethod

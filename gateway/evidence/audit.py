@@ -21,8 +21,9 @@ Record fields (the only ones written; see ``RECORD_FIELDS``)
 applied to the message (:mod:`gateway.configuration.rules`): ``rules`` (their names, in order) and
 ``exceptions`` (those of them that are exceptions, 例外措置: the record that an approved
 exception weakened the policy); for outbound mail (``gateway/outbound``): ``direction``
-(``outbound``), ``findings`` (each: ``reason``, ``action``, ``where``) and ``notice`` (what
-became of the notice to the sender). Lines of the other events (:class:`~sanitizers.vocabulary.
+(``outbound``), ``findings`` (each: ``reason``, ``action``, ``where``), ``conversion``
+(``bcc_converted``, ``dkim``, ``disclaimer``) and ``notice`` (what became of the notice to the
+sender). Lines of the other events (:class:`~sanitizers.vocabulary.
 AuditEvent`: the held-mail workflow, users, the store) carry ``actor`` (who acted),
 ``request`` (the decision's number), ``kind``, ``reason`` (the operator's words), ``expires``,
 ``raised_limits``, ``outcome``, ``count``, ``user``, ``role`` and ``schema`` as they apply.
@@ -107,6 +108,7 @@ RECORD_FIELDS: Final[frozenset[str]] = frozenset(
         # The outbound direction (gateway/outbound): absent means inbound.
         "direction",
         "findings",
+        "conversion",
         "notice",
         # Events of the held-mail workflow and the store (AuditEvent other than message).
         "actor",

@@ -45,6 +45,10 @@ def message_record(
         record["request"] = envelope.release
     if envelope.direction != "inbound":
         record["direction"] = envelope.direction
+        record["findings"] = report.get("findings", [])
+        conversion = {k: report[k] for k in ("bcc_converted", "dkim", "disclaimer") if k in report}
+        if conversion:
+            record["conversion"] = conversion
     if report.get("rules"):
         record["rules"] = report["rules"]
         record["exceptions"] = report.get("exceptions", [])

@@ -2,10 +2,12 @@
 signature.
 
 No rebuild outbound: the municipality's own mail must reach its recipients as it was written
-(a rebuilt mail would break the sender's signatures and formatting). Two changes only:
+(a rebuilt mail would break the sender's signatures and formatting). Three changes only:
 
 - Bcc conversion (:mod:`sanitizers.bcc_conversion`) when more than ``[outbound]
   bcc_threshold`` outside recipients are in To and Cc;
+- the optional disclaimer (``[outbound] disclaimer``), on mail that takes it without a rebuild
+  (:mod:`sanitizers.disclaimer`);
 - a DKIM signature (dkimpy) with the key of the From domain (``[[outbound.dkim]]``), which
   municipalities need for their own DMARC; mail from a domain without a key leaves unsigned.
 
@@ -25,6 +27,7 @@ from pathlib import Path
 from gateway.configuration.config import Config
 from gateway.configuration.settings import DkimKey
 from sanitizers.bcc_conversion import convert_to_bcc
+from sanitizers.disclaimer import append_disclaimer
 
 # Header fields signed when present (RFC 6376 5.4.1's recommendation, less what relays change).
 SIGNED_HEADERS = (
@@ -54,6 +57,7 @@ class Leaving:
     message: bytes
     bcc_converted: int
     dkim_domain: str
+    disclaimer: bool = False
 
 
 def from_domain(message: bytes) -> str:
@@ -104,5 +108,6 @@ def leaving(message: bytes, config: Config, signer: Signer) -> Leaving:
         threshold=config.outbound.bcc_threshold,
         is_outside=lambda address: not config.smtp.accepts(address),
     )
-    signed, domain = signer.sign(converted)
-    return Leaving(signed, removed, domain)
+    with_disclaimer, appended = append_disclaimer(converted, config.outbound.disclaimer)
+    signed, domain = signer.sign(with_disclaimer)
+    return Leaving(signed, removed, domain, appended)

@@ -236,6 +236,8 @@ class OutboundStage:
         data = dict(envelope.report or {})
         data["bcc_converted"] = leaving_message.bcc_converted
         data["dkim"] = leaving_message.dkim_domain or None
+        if self.config.outbound.disclaimer:
+            data["disclaimer"] = leaving_message.disclaimer
         envelope = envelope.with_(report=data)
         await asyncio.to_thread(
             self.spool.advance, "incoming", envelope, leaving_message.message, "outgoing"
@@ -376,6 +378,4 @@ def _record(envelope: Envelope, state: str, told: str, error: str | None = None)
     """The audit line of an outbound mail that ended here (``told``: the sender's notice)."""
     record = message_record(envelope, state, "sent" if told == "sent" else "none", error)
     record["notice"] = told
-    report = envelope.report or {}
-    record["findings"] = report.get("findings", [])
     return record

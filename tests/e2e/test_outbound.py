@@ -293,6 +293,8 @@ async def test_twenty_outside_recipients_in_to_arrive_as_bcc(
     assert sorted(arrived[0].rcpt_tos) == sorted(recipients)  # the envelope keeps them all
     headers = email.message_from_bytes(arrived[0].data)
     assert headers["To"] == APPROVER  # the internal one stays
+    (line,) = [line for line in _audit(data_dir) if line.get("state") == "delivered"]
+    assert line["conversion"]["bcc_converted"] == 20
     assert not any(address in arrived[0].data.decode() for address in outside)
 
 

@@ -80,3 +80,19 @@ def test_bcc_conversion_applies_above_the_threshold() -> None:
     assert result.bcc_converted == 2
     assert b"To: kacho@city.example.lg.jp\r\n" in result.message
     assert leaving(RAW, _config(bcc_threshold=2), Signer(())).message == RAW
+
+
+def test_the_disclaimer_comes_before_the_signature(tmp_path: Path) -> None:
+    path, record = _key(tmp_path)
+    config = _config(
+        disclaimer="Sent from City Hall.",
+        dkim=[{"domain": "city.example.lg.jp", "selector": "s1", "key_file": str(path)}],
+    )
+    result = leaving(RAW, config, Signer(config.outbound.dkim))
+    assert result.disclaimer
+    assert result.message.endswith(b"body\r\n\r\nSent from City Hall.\r\n")
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        return record
+
+    assert dkim.verify(result.message, dnsfunc=dns)  # the signature covers the disclaimer
