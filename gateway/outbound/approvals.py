@@ -69,7 +69,7 @@ class OutboundApprovals:
         audit: AuditPort,
         metrics: MetricsPort,
         signer: Signer,
-        hostname: str,
+        notice_from: str,
     ) -> None:
         self.config = config
         self.store = store
@@ -79,7 +79,7 @@ class OutboundApprovals:
         self.audit = audit
         self.metrics = metrics
         self.signer = signer
-        self.hostname = hostname
+        self.notice_from = notice_from
         self.node = config.node.resolved_name()
 
     async def run_forever(self) -> None:
@@ -159,7 +159,7 @@ class OutboundApprovals:
             untrusted_raw=original,
             received_at=entry.received_at.timestamp(),
             reference=entry.id,
-            hostname=self.hostname,
+            from_address=self.notice_from,
         )
         log.info("%s approved by %s: sent as %s", entry.id, decision.decided_by, queue_id)
 
@@ -218,7 +218,7 @@ class OutboundApprovals:
                 reference=entry.id,
                 reasons=[Reason(r) for r in entry.reasons if r in _REASONS],
                 comment=decision.decision_reason or "",
-                hostname=self.hostname,
+                from_address=self.notice_from,
             )
         if await asyncio.to_thread(
             close_denied,

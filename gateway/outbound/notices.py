@@ -146,9 +146,10 @@ async def tell_sender(
     reference: str,
     reasons: Sequence[Reason] = (),
     comment: str = "",
-    hostname: str = "",
+    from_address: str,
 ) -> str:
-    """Send the notice (``outbound.notify_sender``); what happened, for the audit line."""
+    """Send the notice (``outbound.notify_sender``) from ``from_address`` (the gateway's
+    notices' sender: ``delivery.dsn_from`` or MAILER-DAEMON); what happened, for the audit."""
     if not config.outbound.notify_sender:
         return "none: notify_sender is off"
     if not sender:
@@ -164,7 +165,7 @@ async def tell_sender(
         reasons=reasons,
         comment=comment,
         timezone=config.service.display_timezone,
-        from_address=delivery.dsn_from or f"MAILER-DAEMON@{hostname or 'mukaika'}",
+        from_address=from_address,
     )
     try:
         await send_once(

@@ -98,7 +98,6 @@ class OutboundStage:
         audit: AuditPort,
         metrics: MetricsPort,
         rules: Callable[[], RuleSet | None],
-        hostname: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -112,7 +111,6 @@ class OutboundStage:
         self.audit = audit
         self.metrics = metrics
         self.rules = rules
-        self.hostname = hostname
         self.clock = clock
         outbound = config.outbound
         self.rates = RateLimits(outbound.max_per_sender_per_hour, outbound.max_per_hour)
@@ -323,7 +321,7 @@ class OutboundStage:
             received_at=envelope.received_at,
             reference=envelope.quarantine_id or envelope.queue_id,
             reasons=reasons,
-            hostname=self.hostname,
+            from_address=self.bounces.notice_from,
         )
 
     # -- cancel by the sender ---------------------------------------------------------------

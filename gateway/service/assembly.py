@@ -233,7 +233,6 @@ class Gateway:
             audit=self.audit,
             metrics=self.metrics,
             rules=lambda: self.worker.rules,
-            hostname=self.hostname,
         )
         self.worker.outbound = self.outbound.run
         self.outbound_receiving = outbound_listener(
@@ -252,7 +251,7 @@ class Gateway:
                 self.audit,
                 self.metrics,
                 self.outbound.signer,
-                self.hostname,
+                self.worker.bounces.notice_from,
             )
 
     async def _accept_outbound(self, received: Received) -> str:
