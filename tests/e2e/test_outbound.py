@@ -390,3 +390,26 @@ async def test_a_mailbox_that_sends_too_much_is_held(
     assert len(smarthost.messages) == 1
     assert "送信数が上限を超えたため" in _text(_notices(lgwan)[0])
     assert 'mukaika_outbound_rate_limited_total{scope="sender"} 1.0' in exposition
+
+
+async def test_required_tls_domains_wait_for_a_relay_that_offers_starttls(
+    tmp_path: Path, lgwan: Sink, smarthost: Sink
+) -> None:
+    """The recording smarthost offers no STARTTLS: mail to a domain that requires TLS is
+    deferred (never sent in clear), mail to others leaves (tls = "opportunistic")."""
+    data_dir = tmp_path / "data"
+    config = _config(
+        data_dir,
+        lgwan,
+        smarthost,
+        tls="opportunistic",
+        require_tls_domains=["secure.example.jp"],
+    )
+    async with _gateway(config) as gateway:
+        secure_id = await _send(gateway, _mail(to=["a@secure.example.jp"]), ["a@secure.example.jp"])
+        await _send(gateway, _mail())
+        await smarthost.wait_for(1)
+        await _until(lambda: gateway.spool.find(secure_id) == "outgoing")
+        await _until(lambda: gateway.spool.envelope("outgoing", secure_id).attempts >= 1)
+        assert "STARTTLS" in gateway.spool.envelope("outgoing", secure_id).last_error
+    assert [m.rcpt_tos for m in smarthost.messages] == [[PARTNER]]
