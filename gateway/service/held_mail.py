@@ -278,6 +278,12 @@ class HeldMail:
     ) -> Decision:
         if entry.verdict != "hold" and kind is RequestKind.RELEASE:
             raise WrongStateError(f"message {entry.id} was not held (verdict {entry.verdict})")
+        if any(d.kind is RequestKind.OUTBOUND for d in history(self.store, entry.id)):
+            # Outbound mail is never sanitized and delivered inward; only its approvers decide.
+            raise WrongStateError(
+                f"message {entry.id} is outbound mail: an approver of its sender's group "
+                "decides on it (quarantine approve / deny), nothing else releases it"
+            )
         try:
             return open_decision(
                 self.store,

@@ -372,6 +372,14 @@ async def test_nobody_decides_in_time_so_it_is_refused_with_a_notice(
         await _send(gateway, _mail(text="個人番号 621498320257"))
         await lgwan.wait_for(2, within=30)
         await _until(lambda: _entries(monkeypatch, data_dir)[0]["state"] == "denied")
+        ref = _entries(monkeypatch, data_dir)[0]["id"]
+        # A refused outbound mail is never released inward (sanitized, to the LGWAN side).
+        code, _, err = _cli(
+            monkeypatch, data_dir, "root", "user", "add", "ops", "--role", "operator"
+        )
+        assert code == ExitCode.OK, err
+        code, _, err = _cli(monkeypatch, data_dir, "ops", "quarantine", "release", ref)
+        assert code == ExitCode.WRONG_STATE, err
     assert smarthost.messages == []
     assert "承認者により送信が認められませんでした" in _text(_notices(lgwan)[1])
 
