@@ -79,13 +79,13 @@ def find_personal_numbers(text: str, limit: int = MAX_MATCHES) -> list[PersonalN
     """Every number in ``text`` that is valid and has context, in order, at most ``limit``."""
     normalized = text.translate(_FULL_WIDTH_DIGITS)  # one character for one: offsets hold
     found: list[PersonalNumber] = []
-    columns = _ColumnHeaders(normalized)
+    columns: _ColumnHeaders | None = None  # read only when a number needs it
     for start, end, digits in _candidates(normalized):
         if not is_valid_number(digits):
             continue
         if has_keyword(normalized[max(0, start - CONTEXT_CHARS) : end + CONTEXT_CHARS]):
             context = "keyword"
-        elif columns.under_keyword(start):
+        elif (columns := columns or _ColumnHeaders(normalized)).under_keyword(start):
             context = "column"
         else:
             continue
