@@ -103,7 +103,7 @@ class Delivering:
             return
         await asyncio.to_thread(self.spool.advance, "outgoing", envelope, message, "delivered")
         state = _final_state(envelope)
-        await asyncio.to_thread(self.quarantine.record_delivery, envelope.quarantine_id, state)
+        await self.bounces.records.record(envelope.quarantine_id, state)
         if outbound:
             self.metrics.outbound(OutboundEvent.DELIVERED)
         else:
@@ -135,9 +135,7 @@ class Delivering:
             last_error=first_reply,
         )
         await asyncio.to_thread(self.spool.put, "outgoing", envelope, message)
-        await asyncio.to_thread(
-            self.quarantine.record_delivery, envelope.quarantine_id, MessageState.DEFERRED
-        )
+        await self.bounces.records.record(envelope.quarantine_id, MessageState.DEFERRED)
         if envelope.direction == "outbound":
             self.metrics.outbound(OutboundEvent.DEFERRED)
         else:

@@ -55,7 +55,7 @@ from gateway.processing.pool import SanitizerCrashed, TaskRunner
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Envelope, Spool, SpoolError
 from gateway.store import Store
-from gateway.store.workflow import StateConflict, open_decision
+from gateway.store.workflow import StateConflict, open_decision, open_decision_of
 from sanitizers.errors import TemporaryFailure
 from sanitizers.outbound_checks import OutboundReport
 from sanitizers.report import Report
@@ -255,6 +255,8 @@ class OutboundStage:
             return
         report.verdict = Verdict.HOLD
         envelope = await self._quarantine(envelope, untrusted_raw, report)
+        # Straight to the store (not the delivery records kept through a store outage): the
+        # decision below needs the entry held, and a store that does not answer defers.
         await asyncio.to_thread(
             self.quarantine.record_delivery, envelope.quarantine_id, MessageState.HELD
         )
@@ -274,6 +276,10 @@ class OutboundStage:
                 expires_at=now + timedelta(seconds=self.config.outbound.approval_expiry_seconds),
             )
         except StateConflict:
+            # A repeated step after a crash finds its decision open; anything else is wrong.
+            existing = await asyncio.to_thread(open_decision_of, self.store, envelope.quarantine_id)
+            if existing is None or existing.kind is not RequestKind.OUTBOUND:
+                raise
             log.info("%s was held already (a repeated step)", envelope.queue_id)
         told = await self._tell(envelope, untrusted_raw, event, report.reasons)
         self.audit.write(_record(envelope, "held", told))
@@ -293,9 +299,7 @@ class OutboundStage:
         failures = {r: "550 5.7.1 refused by the outbound checks" for r in envelope.rcpt_tos}
         envelope = envelope.with_(failed=tuple(failures.items()))
         await asyncio.to_thread(self.spool.advance, "incoming", envelope, b"", "dead")
-        await asyncio.to_thread(
-            self.quarantine.record_delivery, envelope.quarantine_id, MessageState.DEAD
-        )
+        await self.bounces.records.record(envelope.quarantine_id, MessageState.DEAD)
         told = await self._tell(envelope, untrusted_raw, OutboundEvent.REJECTED, report.reasons)
         self.audit.write(_record(envelope, "dead", told, error=DeadLetterReason.REJECTED))
         self.metrics.outbound(OutboundEvent.REJECTED)

@@ -30,6 +30,7 @@ from gateway.evidence.quarantine import Quarantine
 from gateway.observation.ports import MetricsPort
 from gateway.processing.pool import Sanitizer
 from gateway.processing.sanitizing import Sanitizing
+from gateway.processing.unlock_links import UnlockLinks
 from gateway.processing.unlocking import Unlocking
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Spool, SpoolError
@@ -59,9 +60,11 @@ class Worker:
         rules: RuleSet | None = None,
         notice_context: NoticeContext | None = None,
         unlock_from: Quarantine | None = None,
+        links: UnlockLinks | None = None,
     ) -> None:
         """``unlock_from``: the real quarantine, which unlocking (PPAP) reads originals from
-        and counts attempts in; without it nothing can be unlocked."""
+        and counts attempts in; without it nothing can be unlocked. ``links``: signs the PPAP
+        link of each recipient of a held notice (None: no links)."""
         self.metrics = metrics
         # The outbound stage (gateway/outbound), set by the assembly when [outbound] is on.
         self.outbound: Callable[[str], Awaitable[None]] | None = None
@@ -120,6 +123,7 @@ class Worker:
             rules=rules,
             notice_context=notice_context,
             unlocking=self.unlocking,
+            links=links,
         )
 
     @property

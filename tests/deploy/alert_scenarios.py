@@ -46,6 +46,7 @@ from gateway.outbound.rates import RateLimits
 from gateway.processing.scanner_health import ScannerHealth
 from gateway.queue.spool import Envelope, Spool, new_queue_id
 from gateway.service.worker import Worker
+from sanitizers.notice import NoticeContext
 from sanitizers.policy import Policy
 from sanitizers.report import PartReport, SanitizeResult
 from sanitizers.vocabulary import Action, Reason
@@ -479,6 +480,7 @@ class CrashingPart(FakeSanitizer):
         *,
         isolated: bool,
         policy: Policy | None = None,
+        context: NoticeContext | None = None,
     ) -> SanitizeResult:
         result = await super().run(untrusted_raw, reference, isolated=isolated, policy=policy)
         part = PartReport(

@@ -1,4 +1,4 @@
-"""The outbound layout against Debian's real Postfix (guide section 13): the LGWAN-side MTA
+"""The outbound layout against Debian's real Postfix (guide section 14): the LGWAN-side MTA
 relays mail for outside domains through mukaika's outbound listener (``relayhost``), keeps its
 own domain local, and mukaika's notices to a sender come back through it into the sender's
 mailbox.
