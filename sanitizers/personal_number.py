@@ -48,6 +48,9 @@ _GROUP: Final = re.compile(r"[0-9]+")
 _DIGITS: Final = 12
 # What a keyword is compared in: width and case folded, spaces and the middle dot removed.
 _SQUEEZE: Final = re.compile(r"[\s・･_]+")
+# A character every keyword has in any width (番, ナ, ﾅ, n): text without one has none (most
+# table cells: names, addresses, dates), so it is not normalised at all.
+_KEYWORD_HINT: Final = re.compile(r"[番ナﾅnNｎＮ]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,8 @@ def mask(digits: str) -> str:
 
 def has_keyword(text: str) -> bool:
     """Whether ``text`` names the individual number (any width, case or spacing)."""
+    if not _KEYWORD_HINT.search(text):
+        return False
     folded = _SQUEEZE.sub("", unicodedata.normalize("NFKC", text).casefold())
     return any(keyword in folded for keyword in KEYWORDS)
 
