@@ -194,6 +194,7 @@ class SmtpRefusal(StrEnum):
     CONNECTIONS = "connections"  # overall connection cap (421 4.7.0)
     CONNECTIONS_PER_CLIENT = "connections_per_client"  # per-address connection cap (421 4.7.0)
     DISK = "disk"  # free disk below the threshold (452 4.3.1)
+    STORE = "store"  # the store (database) does not answer: mail could not be recorded (451)
     SHUTDOWN = "shutdown"  # stopping (421 4.3.2)
     INTERNAL = "internal"  # internal error (451 4.3.0)
     VERDICT = "verdict"  # the sanitizer's verdict was reject (after 250: a dead letter)
@@ -276,7 +277,8 @@ class AuditEvent(StrEnum):
     UNLOCK_ATTEMPT = "unlock_attempt"  # a password was tried on a held archive
     USER = "user"  # a workflow user was added, changed or disabled
     LOGIN = "login"  # someone signed in to the web console
-    STORE = "store"  # the store was migrated or backed up
+    STORE = "store"  # the store was migrated, backed up or copied
+    NODE = "node"  # serve started on a node, or measured its clock against the database's
 
 
 Code = (
@@ -447,6 +449,7 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         SmtpRefusal.CONNECTIONS: "同時接続数の上限",
         SmtpRefusal.CONNECTIONS_PER_CLIENT: "接続元ごとの同時接続数の上限",
         SmtpRefusal.DISK: "ディスクの空き不足",
+        SmtpRefusal.STORE: "データベースに接続できない",
         SmtpRefusal.SHUTDOWN: "停止中",
         SmtpRefusal.INTERNAL: "内部エラー",
         SmtpRefusal.VERDICT: "無害化の判定が拒否",
@@ -510,7 +513,8 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         AuditEvent.UNLOCK_ATTEMPT: "パスワードの試行",
         AuditEvent.USER: "利用者の変更",
         AuditEvent.LOGIN: "コンソールへのログイン",
-        AuditEvent.STORE: "データベースの移行・バックアップ",
+        AuditEvent.STORE: "データベースの移行・バックアップ・複製",
+        AuditEvent.NODE: "ノードの起動・時刻の照合",
     },
 }
 
@@ -654,6 +658,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         SmtpRefusal.CONNECTIONS: "too many connections",
         SmtpRefusal.CONNECTIONS_PER_CLIENT: "too many connections from one client",
         SmtpRefusal.DISK: "too little free disk space",
+        SmtpRefusal.STORE: "the database does not answer",
         SmtpRefusal.SHUTDOWN: "service stopping",
         SmtpRefusal.INTERNAL: "internal error",
         SmtpRefusal.VERDICT: "rejected by the sanitizer's verdict",
@@ -717,6 +722,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         AuditEvent.UNLOCK_ATTEMPT: "password tried",
         AuditEvent.USER: "user changed",
         AuditEvent.LOGIN: "console login",
-        AuditEvent.STORE: "store migrated or backed up",
+        AuditEvent.STORE: "store migrated, backed up or copied",
+        AuditEvent.NODE: "node started or its clock checked",
     },
 }

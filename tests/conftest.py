@@ -7,12 +7,38 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.configuration.settings import StoreSettings
+from tests.browser import browser
 from tests.clamd import clamd_socket, clamd_tcp
+from tests.postgres import postgres_cluster, postgres_url
 
-__all__ = ["clamd_socket", "clamd_tcp"]
+__all__ = ["browser", "clamd_socket", "clamd_tcp", "postgres_cluster", "postgres_url"]
 
 # fixture name -> the marker of what it needs (markers are registered in pyproject.toml)
-NEEDS = {"clamd_socket": "clamd", "clamd_tcp": "clamd", "postfix_root": "postfix"}
+NEEDS = {
+    "browser": "browser",
+    "clamd_socket": "clamd",
+    "clamd_tcp": "clamd",
+    "postfix_root": "postfix",
+    "postgres_cluster": "postgresql",
+}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_settings(request: pytest.FixtureRequest) -> StoreSettings:
+    """The store's settings on each backend: the default SQLite file of the test's data
+    directory, then a new database of the private PostgreSQL cluster (tests/postgres.py). A
+    test that takes it runs on both."""
+    if request.param == "sqlite":
+        return StoreSettings()
+    url: str = request.getfixturevalue("postgres_url")
+    return StoreSettings(url=url)
+
+
+@pytest.fixture
+def store_args(store_settings: StoreSettings) -> list[str]:
+    """The command-line options that open ``store_settings``' store (none for the default)."""
+    return [] if store_settings == StoreSettings() else ["--store-url", store_settings.url]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -20,3 +46,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for fixture in getattr(item, "fixturenames", ()):
             if fixture in NEEDS:
                 item.add_marker(NEEDS[fixture])
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("store_settings") == "postgresql":
+            item.add_marker("postgresql")

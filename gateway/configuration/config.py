@@ -27,6 +27,7 @@ from gateway.configuration.settings import (
     ConsoleSettings,
     DeliverySettings,
     MetricsSettings,
+    NodeSettings,
     QuarantineSettings,
     ReleaseSettings,
     ScannerSettings,
@@ -118,6 +119,7 @@ class Config(Section):
     delivery: DeliverySettings = DeliverySettings()
     quarantine: QuarantineSettings = QuarantineSettings()
     store: StoreSettings = StoreSettings()
+    node: NodeSettings = NodeSettings()
     release: ReleaseSettings = ReleaseSettings()
     audit: AuditSettings = AuditSettings()
     metrics: MetricsSettings = MetricsSettings()

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from sanitizers import lifeline
 from sanitizers.errors import TemporaryFailure
+from sanitizers.notice import NoticeContext
 from sanitizers.policy import Policy
 from sanitizers.release import ReleaseTerms
 from sanitizers.report import SanitizeResult
@@ -58,8 +59,11 @@ class Sanitizer(Protocol):
         passwords: tuple[str, ...] = (),
         unlocked_by_mail: bool = False,
         release: ReleaseTerms | None = None,
+        context: NoticeContext | None = None,
     ) -> SanitizeResult:
         """``release``: the terms of a recorded release (:mod:`sanitizers.release`).
+        ``context``: this message's notice context (its recipients' PPAP links); None: the
+        sanitizer's own.
         ``policy``: this message's effective policy (rules applied); None: the base one.
         ``passwords``: candidates for a password-protected attachment (an unlock); they
         reach the worker through the pool's pipe and nothing else. ``unlocked_by_mail``:
@@ -77,6 +81,7 @@ def _sanitize(
     passwords: tuple[str, ...] = (),
     unlocked_by_mail: bool = False,
     release: ReleaseTerms | None = None,
+    context: NoticeContext | None = None,
 ) -> SanitizeResult:
     from sanitizers.pipeline import sanitize_message  # imported in the worker process
 
@@ -87,6 +92,7 @@ def _sanitize(
         passwords=passwords,
         unlocked_by_mail=unlocked_by_mail,
         release=release,
+        context=context,
     )
 
 
@@ -95,11 +101,15 @@ def _with_passwords(
     passwords: tuple[str, ...],
     unlocked_by_mail: bool,
     release: ReleaseTerms | None = None,
+    context: NoticeContext | None = None,
 ) -> Callable[..., SanitizeResult]:
-    """The target, given ``passwords`` and a release's terms when there are any (a plain call
-    otherwise: the targets tests substitute take the three arguments of mail as it arrives)."""
+    """The target, given ``passwords``, a release's terms and a notice context when there are
+    any (a plain call otherwise: the targets tests substitute take the three arguments of mail
+    as it arrives)."""
     if release is not None:
         target = functools.partial(target, release=release)
+    if context is not None:
+        target = functools.partial(target, context=context)
     if not passwords:
         return target
     return functools.partial(target, passwords=passwords, unlocked_by_mail=unlocked_by_mail)
@@ -174,9 +184,10 @@ class ProcessSanitizer:
         passwords: tuple[str, ...] = (),
         unlocked_by_mail: bool = False,
         release: ReleaseTerms | None = None,
+        context: NoticeContext | None = None,
     ) -> SanitizeResult:
         effective = self.policy if policy is None else policy
-        target = _with_passwords(self.target, passwords, unlocked_by_mail, release)
+        target = _with_passwords(self.target, passwords, unlocked_by_mail, release, context)
         if isolated:
             async with self._isolation_lock:
                 return await self._run(target, untrusted_raw, reference, effective, isolated=True)
@@ -245,13 +256,14 @@ class InlineSanitizer:
         passwords: tuple[str, ...] = (),
         unlocked_by_mail: bool = False,
         release: ReleaseTerms | None = None,
+        context: NoticeContext | None = None,
     ) -> SanitizeResult:
         loop = asyncio.get_running_loop()
         effective = self.policy if policy is None else policy
         try:
             return await loop.run_in_executor(
                 self.executor,
-                _with_passwords(_sanitize, passwords, unlocked_by_mail, release),
+                _with_passwords(_sanitize, passwords, unlocked_by_mail, release, context),
                 untrusted_raw,
                 effective,
                 reference,

@@ -21,6 +21,7 @@ from typing import Any
 
 from gateway.configuration.config import Config
 from gateway.configuration.rules import RuleSet
+from gateway.configuration.secret_key import load_secret_key, secret_key_path
 from gateway.delivery.client import Deliverer
 from gateway.evidence.audit import AuditLog
 from gateway.evidence.ports import AuditPort, QuarantinePort
@@ -31,12 +32,15 @@ from gateway.observation.ports import MetricsPort
 from gateway.processing.pool import ProcessSanitizer, Sanitizer
 from gateway.processing.sanitize_task import task_for
 from gateway.processing.scanner_health import ScannerHealth
+from gateway.processing.unlock_links import UnlockLinks
 from gateway.queue.spool import Spool
 from gateway.receiving.smtp import Received, SmtpServer
 from gateway.service.accepting import spool_received
 from gateway.service.control import ControlServer
+from gateway.service.node_clock import NodeClock
 from gateway.service.receivers import ReceiverPool, receiver_count
 from gateway.service.releasing import Releasing
+from gateway.service.store_health import StoreHealth
 from gateway.service.worker import Worker
 from gateway.store import Store, migrate_store, open_store
 from sanitizers.notice import NoticeContext
@@ -71,6 +75,7 @@ class Gateway:
         self.data_dir = Path(config.service.data_dir)
         self.spool = Spool(self.data_dir / "spool", config.spool.group_commit_seconds)
         self.hostname = config.smtp.hostname or socket.getfqdn()
+        self.node = config.node.resolved_name()
         self._owned: list[Callable[[], None]] = []
         self.metrics_server: MetricsServer | None = None
         if parts.metrics is None:
@@ -88,7 +93,9 @@ class Gateway:
             if self.store is None:
                 self.store = self._open_store(config)
                 self._owned.append(self.store.close)
-            quarantine = Quarantine.from_settings(config.quarantine, self.data_dir, self.store)
+            quarantine = Quarantine.from_settings(
+                config.quarantine, self.data_dir, self.store, self.node
+            )
             self._owned.append(quarantine.close)
             self.quarantine: QuarantinePort = quarantine
             self._purgeable = quarantine
@@ -96,7 +103,7 @@ class Gateway:
             self.quarantine = parts.quarantine
         self._own_audit: AuditLog | None = None
         if parts.audit is None:
-            audit = AuditLog.from_settings(config.audit, self.data_dir)
+            audit = AuditLog.from_settings(config.audit, self.data_dir, self.node)
             self._owned.append(audit.close)
             self.audit: AuditPort = audit
             self._own_audit = audit
@@ -128,6 +135,7 @@ class Gateway:
             rules=RuleSet(config.policy, config.rules),
             notice_context=notice_context,
             unlock_from=self._purgeable,
+            links=self._unlock_links(config),
         )
         # Local commands that carry a secret (quarantine unlock) reach the service here.
         self.control = ControlServer(self.data_dir, self._control)
@@ -172,6 +180,39 @@ class Gateway:
         self._probing: asyncio.Task[None] | None = None
         self.clock_watch = ClockWatch(parts.clock or TimedatedProbe(), self.metrics)
         self._watching_clock: asyncio.Task[None] | None = None
+        # This node's clock against the database's (several nodes: their logs must agree).
+        self.node_clock = (
+            NodeClock(self.store, config.node, self.node, self.audit)
+            if self.store is not None
+            else None
+        )
+        self._checking_node_clock: asyncio.Task[None] | None = None
+        # Whether the store answers: while not, receivers answer new mail 451.
+        self.store_health = (
+            StoreHealth(
+                self.store,
+                config.store.probe_interval_seconds,
+                self.metrics,
+                self._store_changed,
+            )
+            if self.store is not None
+            else None
+        )
+        self._probing_store: asyncio.Task[None] | None = None
+        self._flushing: asyncio.Task[None] | None = None
+
+    def _store_changed(self, up: bool) -> None:
+        """The store went away or came back: receivers refuse or accept new mail; when it is
+        back, mail that waits to be quarantined is taken up at once and the delivery states
+        kept meanwhile are written."""
+        self.receiving.set_store_up(up)
+        if up:
+            resumed = self.worker.scheduler.resume("incoming")
+            if resumed:
+                log.info("store back: %d message(s) waiting to be quarantined taken up", resumed)
+            self._flushing = asyncio.create_task(
+                self.worker.bounces.records.flush(), name="mukaika-delivery-records"
+            )
 
     def _open_store(self, config: Config) -> Store:
         """The configured store: migrated first when ``store.migrate_on_start`` is on; a schema
@@ -214,6 +255,15 @@ class Gateway:
         self.worker.submit(queue_id)
         return queue_id
 
+    def _unlock_links(self, config: Config) -> UnlockLinks | None:
+        """The signer of the PPAP links in held notices, when the console has a public
+        address (the key is created on first use; check-config refused an unusable one)."""
+        console = config.console
+        if not console.public_url:
+            return None
+        key = load_secret_key(secret_key_path(console.secret_key_file, self.data_dir))
+        return UnlockLinks(key, console.public_url, console.link_lifetime_seconds)
+
     async def _control(
         self, command: str, reference: str, passwords: tuple[str, ...], actor: str
     ) -> dict[str, Any]:
@@ -253,6 +303,15 @@ class Gateway:
             )
 
     async def start(self) -> tuple[str, int]:
+        if self.node_clock is not None:  # ClockOffsetError: not started
+            await asyncio.to_thread(self.node_clock.check_at_start)
+            self._checking_node_clock = asyncio.create_task(
+                self.node_clock.run_forever(), name="mukaika-node-clock"
+            )
+        if self.store_health is not None:
+            self._probing_store = asyncio.create_task(
+                self.store_health.run(), name="mukaika-store-probe"
+            )
         if self.worker.rules is not None:
             self._report_expired(self.worker.rules)
         warm = getattr(self.sanitizer, "warm", None)
@@ -304,6 +363,9 @@ class Gateway:
             self._purging,
             self._probing,
             self._watching_clock,
+            self._checking_node_clock,
+            self._probing_store,
+            self._flushing,
             self._audit_retention,
         ):
             if task is not None:

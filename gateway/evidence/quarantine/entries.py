@@ -70,6 +70,20 @@ class QuarantineNotFoundError(QuarantineError, LookupError):
         return str(self.args[0])
 
 
+class QuarantineElsewhereError(QuarantineError, LookupError):
+    """The entry's original is on another node's disk (several nodes share one store)."""
+
+    def __init__(self, qid: str, node: str) -> None:
+        super().__init__(
+            f"the original of {clean_text(qid, 80)} is on node {node}'s disk: run this there"
+        )
+        self.qid = qid
+        self.node = node
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class QuarantineIntegrityError(QuarantineError):
     """The stored original is missing, unreadable, or does not match its SHA-256."""
 
@@ -106,6 +120,8 @@ class QuarantineEntry:
     state: str
     # Unlock attempts made (PPAP): the count, never a password.
     unlock_attempts: int = 0
+    # The node that quarantined it (its original is on that node's disk); "" before nodes.
+    node: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (times in RFC 3339 UTC, ``from`` without the underscore)."""
@@ -129,6 +145,7 @@ class QuarantineEntry:
             "subject": self.subject,
             "state": self.state,
             "unlock_attempts": self.unlock_attempts,
+            "node": self.node,
         }
 
 

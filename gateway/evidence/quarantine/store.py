@@ -62,6 +62,7 @@ from gateway.evidence.quarantine.entries import (
     DELIVERY_STATES,
     MAX_LIST_LIMIT,
     MAX_RECIPIENTS,
+    QuarantineElsewhereError,
     QuarantineError,
     QuarantineIntegrityError,
     QuarantineNotFoundError,
@@ -70,7 +71,12 @@ from gateway.evidence.quarantine.entries import (
     clean_text,
     require_utc,
 )
-from gateway.evidence.quarantine.files import STALE_TEMP_SECONDS, OriginalFiles, export_file
+from gateway.evidence.quarantine.files import (
+    STALE_TEMP_SECONDS,
+    OriginalFiles,
+    Originals,
+    export_file,
+)
 from gateway.evidence.quarantine.index import QuarantineIndex
 from gateway.store import Store, StoreError
 from sanitizers.report import Report
@@ -94,6 +100,7 @@ class Quarantine:
         store: Store,
         held_retention_days: float | None = None,
         compression_level: int = 1,
+        node: str = "",
     ) -> None:
         if retention_days <= 0:
             raise ValueError("retention_days must be positive")
@@ -104,26 +111,28 @@ class Quarantine:
         self.held_retention = (
             self.retention if held_retention_days is None else timedelta(days=held_retention_days)
         )
-        self.files = OriginalFiles(self.directory, compression_level)
-        self.index = QuarantineIndex(store)
+        # Where the originals are kept (gateway.evidence.quarantine.files.Originals): files.
+        self.originals: Originals = OriginalFiles(self.directory, compression_level)
+        self.index = QuarantineIndex(store, node)
         # Reading entries needs only the index: get(qid), list(filters...), count().
         self.get = self.index.get
         self.list = self.index.list
         self.count = self.index.count
-        self.files.clean_temp_files()
+        self.originals.clean_temp_files()
 
     @classmethod
     def from_settings(
-        cls, settings: QuarantineSettings, data_dir: Path, store: Store
+        cls, settings: QuarantineSettings, data_dir: Path, store: Store, node: str = ""
     ) -> Quarantine:
         """Open the quarantine that ``settings`` describe under ``data_dir``, indexed in
-        ``store``."""
+        ``store``; entries it stores name ``node``."""
         return cls(
             settings.resolve_directory(data_dir),
             settings.retention_days,
             store=store,
             held_retention_days=settings.held_retention_days or None,
             compression_level=settings.compression_level,
+            node=node,
         )
 
     # -- life cycle ------------------------------------------------------------------------
@@ -140,7 +149,9 @@ class Quarantine:
     def path_of(self, qid: str) -> Path:
         """The compressed file of an entry (for operators; read it with :meth:`read_original`)."""
         self.get(qid)
-        return self.files.path(qid)
+        if not isinstance(self.originals, OriginalFiles):
+            raise QuarantineError(f"{qid}: the originals are not kept as files")
+        return self.originals.path(qid)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -166,10 +177,10 @@ class Quarantine:
         digest = hashlib.sha256(untrusted_raw).hexdigest()
         queue_id = clean_text(queue_id)
         for existing in self.index.ids_of(queue_id, digest):
-            if self.files.path(existing).exists():
+            if self.originals.exists(existing):
                 return existing
-        qid = self.files.new_id(received_at)
-        stored_size = self.files.write(qid, untrusted_raw, queue_id)
+        qid = self.originals.new_id(received_at)
+        stored_size = self.originals.write(qid, untrusted_raw, queue_id)
         try:
             self.index.insert(
                 qid,
@@ -185,7 +196,7 @@ class Quarantine:
             )
         except StoreError as exc:
             with contextlib.suppress(OSError):
-                self.files.remove(qid)
+                self.originals.remove(qid)
             raise QuarantineStoreError(
                 exc.errno, f"cannot index queue id {queue_id} in the quarantine: {exc}"
             ) from exc
@@ -225,7 +236,8 @@ class Quarantine:
     # -- reading ---------------------------------------------------------------------------
 
     def verify(self, *, limit: int = MAX_LIST_LIMIT) -> Iterator[tuple[str, str | None]]:
-        """Check stored originals, oldest first: yield ``(id, None)`` or ``(id, problem)``."""
+        """Check stored originals, oldest first: yield ``(id, None)`` or ``(id, problem)``;
+        with several nodes, those on this node's disk."""
         offset = 0
         checked = 0
         while checked < limit:
@@ -251,7 +263,10 @@ class Quarantine:
         :class:`QuarantineIntegrityError` when the file is missing, corrupt or altered.
         """
         entry = self.get(qid)
-        return self.files.read(qid, entry.size, entry.sha256)
+        node = self.index.node
+        if node and entry.node and entry.node != node:
+            raise QuarantineElsewhereError(qid, entry.node)
+        return self.originals.read(qid, entry.size, entry.sha256)
 
     def export(self, qid: str, out_path: Path, *, overwrite: bool = False) -> int:
         """Write the verified original to ``out_path`` (mode 0600, atomically); return its size.
@@ -277,11 +292,11 @@ class Quarantine:
             # File first, then row: a crash in between leaves a row whose file is gone, which
             # the next purge removes; never a file nobody knows about.
             for qid in ids:
-                self.files.remove(qid)
+                self.originals.remove(qid)
             self.index.delete(ids)
             removed += len(ids)
-        self.files.remove_orphans(min(cutoff, held_cutoff), self.index.knows)
-        self.files.clean_temp_files()
+        self.originals.remove_orphans(min(cutoff, held_cutoff), self.index.knows)
+        self.originals.clean_temp_files()
         return removed
 
     async def purge_forever(
@@ -308,4 +323,4 @@ class Quarantine:
 
     def clean_temp_files(self, *, older_than: float = STALE_TEMP_SECONDS) -> int:
         """Delete abandoned temp files (older than ``older_than`` seconds); return how many."""
-        return self.files.clean_temp_files(older_than=older_than)
+        return self.originals.clean_temp_files(older_than=older_than)
