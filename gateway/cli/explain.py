@@ -101,7 +101,8 @@ def explain_outbound(
         lines.append(f"  rules applied: {', '.join(group.rules) or 'none'}")
         lines.append(f"  verdict: {report.verdict}")
         rows = [
-            [str(f.reason), f.action, table_text(f.where), table_text(f.detail)] for f in report.findings
+            [str(f.reason), f.action, table_text(f.where), table_text(f.detail)]
+            for f in report.findings
         ]
         lines.extend(
             "  " + line for line in format_table(["reason", "action", "where", "detail"], rows)
