@@ -73,7 +73,7 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[s
     return lines
 
 
-def _clean(text: str | None) -> str:
+def table_text(text: str | None) -> str:
     """Control characters out (the values come from the mail), so the table stays a table."""
     if not text:
         return "-"
@@ -135,13 +135,13 @@ def explain(
         rows = [
             [
                 part.path,
-                _clean(part.filename),
-                _clean(part.detected_type or part.declared_type),
-                _clean(part.kind),
+                table_text(part.filename),
+                table_text(part.detected_type or part.declared_type),
+                table_text(part.kind),
                 str(part.action),
                 str(part.reason),
-                _clean(", ".join(part.removed + [str(f) for f in part.findings])),
-                _clean(part.attached_as),
+                table_text(", ".join(part.removed + [str(f) for f in part.findings])),
+                table_text(part.attached_as),
             ]
             for part in report.parts
         ]
