@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import pytest
 
+from tests.authdns import auth_dns
 from tests.clamd import clamd_socket, clamd_tcp
 
-__all__ = ["clamd_socket", "clamd_tcp"]
+__all__ = ["auth_dns", "clamd_socket", "clamd_tcp"]
 
 # fixture name -> the marker of what it needs (markers are registered in pyproject.toml)
-NEEDS = {"clamd_socket": "clamd", "clamd_tcp": "clamd", "postfix_root": "postfix"}
+NEEDS = {
+    "clamd_socket": "clamd",
+    "clamd_tcp": "clamd",
+    "postfix_root": "postfix",
+    "auth_dns": "dns",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
