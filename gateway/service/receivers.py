@@ -250,21 +250,35 @@ class ReceiverPool:
 
     async def drain(self, grace_seconds: float) -> None:
         """Every receiver refuses new sessions (421), lets transactions finish within the
-        grace period, and exits; one that does not is killed. Then the port is let go."""
+        grace period, and exits; one that does not is killed. Then the port is let go.
+
+        A receiver whose restart was under way when the drain began appears only later: the
+        drain goes round until no receiver is left undrained and no follower is still running,
+        so none is left listening."""
         self._stopping = True
-        receivers = list(self._receivers.values())
-        for receiver in receivers:
-            receiver.send("drain", grace_seconds)
-        for receiver in receivers:
-            try:
-                await asyncio.wait_for(receiver.process.wait(), grace_seconds + EXIT_SECONDS)
-            except TimeoutError:
-                log.error("receiver %d did not stop: killed", receiver.index)
-                with contextlib.suppress(ProcessLookupError):
-                    receiver.process.kill()
-                await receiver.process.wait()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        drained: set[int] = set()
+        while True:
+            receivers = [r for r in self._receivers.values() if id(r) not in drained]
+            followers = set(self._tasks)
+            if not receivers and not followers:
+                break
+            for receiver in receivers:
+                receiver.send("drain", grace_seconds)
+            for receiver in receivers:
+                drained.add(id(receiver))
+                await self._stopped(receiver, grace_seconds + EXIT_SECONDS)
+            await asyncio.gather(*followers, return_exceptions=True)
         self._receivers.clear()
         if self._held is not None:
             self._held.close()
             self._held = None
+
+    @staticmethod
+    async def _stopped(receiver: _Receiver, within: float) -> None:
+        try:
+            await asyncio.wait_for(receiver.process.wait(), within)
+        except TimeoutError:
+            log.error("receiver %d did not stop: killed", receiver.index)
+            with contextlib.suppress(ProcessLookupError):
+                receiver.process.kill()
+            await receiver.process.wait()

@@ -7,6 +7,7 @@ import asyncio
 import socket
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +41,47 @@ async def test_an_unreadable_channel_message_kills_the_receiver_and_frees_its_co
     assert receiver.admitted == Counter()
     for _ in range(pool.config.smtp.max_connections_per_client):
         assert pool.limits.admit_now("192.0.2.1") is None
+
+
+async def test_a_receiver_restarted_while_the_pool_drains_is_drained_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receiver that dies just before a stop is started again; if the drain begins while that
+    start is under way, the new receiver must be drained as well, never left listening."""
+    monkeypatch.setattr("gateway.service.receivers.RESTART_PAUSE_SECONDS", 0.01)
+    config = Config.model_validate(
+        {
+            "service": {"data_dir": str(tmp_path)},
+            "smtp": {"listen_host": "127.0.0.1", "listen_port": 0, "min_free_disk_bytes": 0},
+        }
+    )
+    pool = ReceiverPool(config, 1, on_queued=lambda _: None, metrics=Metrics())
+    host, port = await pool.start()
+    started = pool._start_one
+    entered, gate = asyncio.Event(), asyncio.Event()
+    restarted: list[asyncio.subprocess.Process] = []
+
+    async def held_start(index: int) -> None:
+        entered.set()
+        await gate.wait()
+        await started(index)
+        restarted.append(pool._receivers[index].process)
+
+    monkeypatch.setattr(pool, "_start_one", held_start)
+    first = pool._receivers[0].process
+    first.kill()
+    await asyncio.wait_for(entered.wait(), 30)  # the restart has begun: past its stop check
+    draining = asyncio.create_task(pool.drain(1.0))
+    await asyncio.sleep(0.05)  # the drain has taken its look at the receivers
+    gate.set()
+    try:
+        await asyncio.wait_for(draining, 60)
+    finally:
+        for process in restarted:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert len(restarted) == 1
+    assert restarted[0].returncode is not None, "the restarted receiver was left running"
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection(host, port)
