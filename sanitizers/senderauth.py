@@ -28,13 +28,16 @@ class AuthAction(StrEnum):
     NONE = "none"  # delivered; the result is recorded
 
 
+# The methods evaluated and the results RFC 8601 names for them (rules match these).
+AUTH_METHODS = ("spf", "dkim", "dmarc", "arc")
+AUTH_RESULTS = ("pass", "fail", "softfail", "neutral", "none", "temperror", "permerror")
 # Strongest first: several findings give the strongest action among them.
 _STRENGTH = (AuthAction.REJECT, AuthAction.HOLD, AuthAction.WARN, AuthAction.NONE)
 # A property value or result keyword written into the header: a domain, an address, a
 # selector, an IP address.
 _VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+:=/-]{0,253}")
 _KEYWORD = re.compile(r"[a-z][a-z0-9.-]{0,40}")
-_COMMENT = re.compile(r"[ -'*-\[\]-~]{1,200}")  # printable ASCII without ( ) \
+_COMMENT = re.compile(r"[A-Za-z0-9 ._=@:/+,!-]{1,200}")  # no parentheses, semicolons, quotes
 
 
 def strongest(actions: list[AuthAction]) -> AuthAction:
@@ -77,6 +80,8 @@ class AuthOutcome:
     reasons: tuple[Reason, ...] = ()
     # The relay in front whose Authentication-Results were taken instead of evaluating.
     trusted_from: str = ""
+    # The action comes only from a DNS failure (temperror): a "reject" is then answered 451.
+    temporary: bool = False
 
     def header_value(self) -> str:
         """The value of our ``Authentication-Results`` header (RFC 8601 section 2.2)."""
@@ -99,7 +104,12 @@ class AuthOutcome:
         if self.action is not AuthAction.REJECT:
             return self
         return AuthOutcome(
-            self.authserv_id, self.results, AuthAction.HOLD, self.reasons, self.trusted_from
+            self.authserv_id,
+            self.results,
+            AuthAction.HOLD,
+            self.reasons,
+            self.trusted_from,
+            self.temporary,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,6 +130,8 @@ class AuthOutcome:
         }
         if self.trusted_from:
             data["trusted_from"] = self.trusted_from
+        if self.temporary:
+            data["temporary"] = True
         return data
 
     @classmethod
@@ -139,4 +151,5 @@ class AuthOutcome:
             action=AuthAction(data.get("action", "none")),
             reasons=tuple(Reason(code) for code in data.get("reasons", [])),
             trusted_from=str(data.get("trusted_from", "")),
+            temporary=bool(data.get("temporary", False)),
         )

@@ -53,7 +53,7 @@ RECORDS: dict[str, list[tuple[str, str]]] = {
         ("_dmarc.quarantined", "v=DMARC1; p=quarantine"),
         ("bank", f"v=spf1 ip4:{PARTNER_IP} -all"),
         ("_dmarc.bank", "v=DMARC1; p=reject; rua=mailto:reports@dmarc-vendor.ne.jp"),
-        ("_dmarc.untrusted", "v=DMARC1; p=reject"),
+        ("_dmarc.leaky", "v=DMARC1; p=none; rua=mailto:r@collector.ne.jp"),
     ],
     "ne.jp": [
         ("town", f"v=spf1 ip4:{PARTNER_IP} -all"),

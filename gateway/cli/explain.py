@@ -1,8 +1,11 @@
 """``mukaika explain MESSAGE.eml``: a dry run that shows which rules apply and why.
 
-The envelope comes from ``--from``, ``--to`` (repeatable) and ``--client``; without them, the
-sender and recipients are read from the message's From, To and Cc headers (and the client
-address is unknown, so rules with ``networks`` do not match). Recipients are grouped by the
+The envelope comes from ``--from``, ``--to`` (repeatable), ``--client`` and ``--helo``; without
+them, the sender and recipients are read from the message's From, To and Cc headers (and the
+client address is unknown, so rules with ``networks`` do not match). With ``[auth]`` enabled,
+sender authentication is evaluated as the gateway does before its 250 (real DNS queries
+through ``auth.nameservers``), its results and action are shown, and rules with ``auth``
+match them. Recipients are grouped by the
 rules that apply to them, exactly as the gateway does; for each group the real pipeline runs
 with that group's effective policy, and every part is listed: its path, file name (as is,
 Japanese included), detected type, action, reason, what was removed or found, and the name it
@@ -29,10 +32,12 @@ from gateway.cli.exit_codes import ExitCode
 from gateway.cli.toolkit import CliError, add_config_option, load
 from gateway.configuration.config import Config
 from gateway.configuration.rules import PolicyGroup, RuleSet
+from gateway.senderauth.evaluate import Transaction, authenticate
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult
 from sanitizers.safetext import terminal_text
+from sanitizers.senderauth import AuthOutcome
 
 
 def register(subparsers: Any) -> None:
@@ -49,6 +54,7 @@ def register(subparsers: Any) -> None:
         "--to", dest="recipients", action="append", default=[], metavar="ADDR", help="recipient"
     )
     parser.add_argument("--client", default="", metavar="IP", help="the sending client's address")
+    parser.add_argument("--helo", default="", metavar="NAME", help="the client's HELO name")
     parser.add_argument(
         "--on", type=date.fromisoformat, metavar="YYYY-MM-DD", help="date for exception expiry"
     )
@@ -111,6 +117,17 @@ def _clean(text: str | None) -> str:
     return terminal_text(text)
 
 
+def auth_lines(auth: AuthOutcome) -> list[str]:
+    """Sender authentication's results and action, as the Authentication-Results header and
+    the report say them."""
+    results = " ".join(f"{r.method}={r.result}" for r in auth.results) or "none"
+    why = ", ".join(reason.value for reason in auth.reasons) or "-"
+    lines = [f"sender authentication: {results}; action {auth.action.value} ({why})"]
+    if auth.trusted_from:
+        lines.append(f"  (the results of the trusted relay {auth.trusted_from})")
+    return lines
+
+
 def explain(
     untrusted_raw: bytes,
     config: Config,
@@ -119,21 +136,26 @@ def explain(
     recipients: Sequence[str],
     client: str,
     today: date,
+    helo: str = "",
 ) -> tuple[list[str], list[tuple[PolicyGroup, SanitizeResult]]]:
     """The explanation as lines, and each group with its result (the real pipeline)."""
     from sanitizers.pipeline import sanitize_message
 
     rules = RuleSet(config.policy, config.rules, lambda: today)
     lines = [
-        f"envelope: from <{sender}> client {client or '(unknown)'}; "
+        f"envelope: from <{sender}> client {client or '(unknown)'}"
+        f"{f' helo {helo}' if helo else ''}; "
         f"{len(recipients)} recipient(s); date {today.isoformat()}"
     ]
+    auth = authenticate(untrusted_raw, config, Transaction(client, helo, sender))
+    if auth is not None:
+        lines += auth_lines(auth)
     skipped = [
         rule
         for rule in rules.expired()
         if any(rule.matches(sender=sender, recipient=r, client=client) for r in recipients)
     ]
-    groups = rules.groups(sender=sender, recipients=recipients, client=client)
+    groups = rules.groups(sender=sender, recipients=recipients, client=client, auth=auth)
     if len(groups) > 1:
         lines.append(
             f"the recipients resolve to {len(groups)} different policies: the gateway "
@@ -142,7 +164,7 @@ def explain(
     results: list[tuple[PolicyGroup, SanitizeResult]] = []
     by_name = {rule.name: rule for rule in config.rules}
     for number, group in enumerate(groups, 1):
-        result = sanitize_message(untrusted_raw, group.policy, reference="explain")
+        result = sanitize_message(untrusted_raw, group.policy, reference="explain", auth=auth)
         results.append((group, result))
         lines.append("")
         lines.append(f"group {number}: {', '.join(group.recipients) or '(no recipient)'}")
@@ -212,6 +234,7 @@ def run_explain(args: argparse.Namespace) -> int:
             recipients=recipients,
             client=args.client,
             today=args.on or date.today(),
+            helo=args.helo,
         )
     except TemporaryFailure as exc:
         raise CliError(f"temporary failure: {exc}", ExitCode.TEMPFAIL) from exc

@@ -20,10 +20,12 @@ Record fields (the only ones written; see ``RECORD_FIELDS``)
 ``error``), ``state``, ``error`` (a reason code), ``attempts``, ``dropped_keys``; when rules
 applied to the message (:mod:`gateway.configuration.rules`): ``rules`` (their names, in order) and
 ``exceptions`` (those of them that are exceptions, 例外措置: the record that an approved
-exception weakened the policy). Lines of the other events (:class:`~sanitizers.vocabulary.
-AuditEvent`: the held-mail workflow, users, the store) carry ``actor`` (who acted),
-``request`` (the decision's number), ``kind``, ``reason`` (the operator's words), ``expires``,
-``raised_limits``, ``outcome``, ``count``, ``user``, ``role`` and ``schema`` as they apply.
+exception weakened the policy); with sender authentication on: ``auth`` (``results`` such as
+``dmarc=fail``, the ``action`` and its ``reasons``). Lines of the other events
+(:class:`~sanitizers.vocabulary.AuditEvent`: the held-mail workflow, users, the store) carry
+``actor`` (who acted), ``request`` (the decision's number), ``kind``, ``reason`` (the
+operator's words), ``expires``, ``raised_limits``, ``outcome``, ``count``, ``user``, ``role``
+and ``schema`` as they apply.
 
 Threat model: never a body
 --------------------------
@@ -97,6 +99,7 @@ RECORD_FIELDS: Final[frozenset[str]] = frozenset(
         "dropped_keys",
         "rules",
         "exceptions",
+        "auth",
         # Events of the held-mail workflow and the store (AuditEvent other than message).
         "actor",
         "request",

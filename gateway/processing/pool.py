@@ -31,6 +31,7 @@ from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
 from sanitizers.release import ReleaseTerms
 from sanitizers.report import SanitizeResult
+from sanitizers.senderauth import AuthOutcome
 
 log = logging.getLogger("mukaika.pool")
 
@@ -58,12 +59,14 @@ class Sanitizer(Protocol):
         passwords: tuple[str, ...] = (),
         unlocked_by_mail: bool = False,
         release: ReleaseTerms | None = None,
+        auth: AuthOutcome | None = None,
     ) -> SanitizeResult:
         """``release``: the terms of a recorded release (:mod:`sanitizers.release`).
         ``policy``: this message's effective policy (rules applied); None: the base one.
         ``passwords``: candidates for a password-protected attachment (an unlock); they
         reach the worker through the pool's pipe and nothing else. ``unlocked_by_mail``:
-        they came from a password mail (the notice says so)."""
+        they came from a password mail (the notice says so). ``auth``: what sender
+        authentication found (:mod:`sanitizers.senderauth`), written into the message."""
         ...
 
     def close(self) -> None: ...
@@ -77,6 +80,7 @@ def _sanitize(
     passwords: tuple[str, ...] = (),
     unlocked_by_mail: bool = False,
     release: ReleaseTerms | None = None,
+    auth: AuthOutcome | None = None,
 ) -> SanitizeResult:
     from sanitizers.pipeline import sanitize_message  # imported in the worker process
 
@@ -87,6 +91,7 @@ def _sanitize(
         passwords=passwords,
         unlocked_by_mail=unlocked_by_mail,
         release=release,
+        auth=auth,
     )
 
 
@@ -95,11 +100,15 @@ def _with_passwords(
     passwords: tuple[str, ...],
     unlocked_by_mail: bool,
     release: ReleaseTerms | None = None,
+    auth: AuthOutcome | None = None,
 ) -> Callable[..., SanitizeResult]:
-    """The target, given ``passwords`` and a release's terms when there are any (a plain call
-    otherwise: the targets tests substitute take the three arguments of mail as it arrives)."""
+    """The target, given ``passwords``, a release's terms and sender authentication's outcome
+    when there are any (a plain call otherwise: the targets tests substitute take the three
+    arguments of mail as it arrives)."""
     if release is not None:
         target = functools.partial(target, release=release)
+    if auth is not None:
+        target = functools.partial(target, auth=auth)
     if not passwords:
         return target
     return functools.partial(target, passwords=passwords, unlocked_by_mail=unlocked_by_mail)
@@ -174,9 +183,10 @@ class ProcessSanitizer:
         passwords: tuple[str, ...] = (),
         unlocked_by_mail: bool = False,
         release: ReleaseTerms | None = None,
+        auth: AuthOutcome | None = None,
     ) -> SanitizeResult:
         effective = self.policy if policy is None else policy
-        target = _with_passwords(self.target, passwords, unlocked_by_mail, release)
+        target = _with_passwords(self.target, passwords, unlocked_by_mail, release, auth)
         if isolated:
             async with self._isolation_lock:
                 return await self._run(target, untrusted_raw, reference, effective, isolated=True)
@@ -245,13 +255,14 @@ class InlineSanitizer:
         passwords: tuple[str, ...] = (),
         unlocked_by_mail: bool = False,
         release: ReleaseTerms | None = None,
+        auth: AuthOutcome | None = None,
     ) -> SanitizeResult:
         loop = asyncio.get_running_loop()
         effective = self.policy if policy is None else policy
         try:
             return await loop.run_in_executor(
                 self.executor,
-                _with_passwords(_sanitize, passwords, unlocked_by_mail, release),
+                _with_passwords(_sanitize, passwords, unlocked_by_mail, release, auth),
                 untrusted_raw,
                 effective,
                 reference,

@@ -21,8 +21,10 @@ below.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import logging
+import socket
 import unicodedata
 from dataclasses import dataclass
 from email.message import Message
@@ -35,11 +37,18 @@ import dkim
 import dmarc
 from publicsuffixlist import PublicSuffixList
 
+from gateway.configuration.config import Config
 from gateway.configuration.settings import AuthSettings
 from gateway.senderauth.resolver import DnsTemporaryError, Lookup, Resolver
 from gateway.senderauth.spf import SpfResult, check_host
 from sanitizers.headers import rebuild_headers
-from sanitizers.senderauth import AuthAction, AuthOutcome, MethodResult, strongest
+from sanitizers.senderauth import (
+    AUTH_METHODS,
+    AuthAction,
+    AuthOutcome,
+    MethodResult,
+    strongest,
+)
 from sanitizers.vocabulary import Reason
 
 log = logging.getLogger("mukaika.senderauth")
@@ -54,6 +63,32 @@ _FORWARDED = "trusted forwarder"
 
 
 @dataclass(frozen=True, slots=True)
+class Published:
+    """A DMARC record that was applied, and how the message fared under it: what an aggregate
+    report (RFC 7489 section 7.2) says about one message."""
+
+    domain: str  # where the record was found: the From domain or its organisational domain
+    header_from: str
+    p: str
+    sp: str
+    adkim: str
+    aspf: str
+    pct: int
+    rua: tuple[str, ...]
+    dkim_aligned: bool
+    spf_aligned: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """The outcome for the message, and the DMARC records it was judged under (for the
+    aggregate reports)."""
+
+    outcome: AuthOutcome
+    published: tuple[Published, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Transaction:
     """What the SMTP session said: the client's address, its HELO name, the MAIL FROM
     ("" for the null sender)."""
@@ -63,17 +98,25 @@ class Transaction:
     mail_from: str
 
 
-class _Psl:
-    """The organisational domain (RFC 7489 3.2) as the ``dmarc`` library asks for it."""
+@functools.cache
+def _suffixes() -> PublicSuffixList:
+    """The public suffix list the package ships (read once per process)."""
+    return PublicSuffixList()
 
-    def __init__(self) -> None:
-        self._list = PublicSuffixList()
+
+def organisational_domain(domain: str) -> str:
+    """The organisational domain (RFC 7489 3.2): the public suffix and one label more."""
+    return str(_suffixes().privatesuffix(domain.lower()) or domain.lower())
+
+
+class _Psl:
+    """The organisational domain as the ``dmarc`` library asks for it."""
 
     def get_public_suffix(self, domain: str) -> str:
-        return self._list.privatesuffix(domain.lower()) or domain.lower()
+        return organisational_domain(domain)
 
     def is_public(self, domain: str) -> bool:
-        return self._list.is_public(domain.lower())
+        return bool(_suffixes().is_public(domain.lower()))
 
 
 class Authenticator:
@@ -103,7 +146,7 @@ class Authenticator:
         )
         return self._decide(results, [Reason.AUTH_TEMPERROR], trusted_from="")
 
-    def evaluate(self, untrusted_raw: bytes, transaction: Transaction) -> AuthOutcome:
+    def evaluate(self, untrusted_raw: bytes, transaction: Transaction) -> Evaluation:
         """Evaluate ``untrusted_raw`` as received in ``transaction`` (blocking: run it in a
         thread; its DNS queries share the ``auth.timeout_seconds`` budget)."""
         headers = BytesHeaderParser(policy=compat32).parsebytes(untrusted_raw)
@@ -112,13 +155,17 @@ class Authenticator:
         lookup = self.resolver.budget()
         if trusted is not None:
             reported = self._trusted_results(trusted, lookup)
-            return self._decide(reported, spoofing, trusted_from=str(trusted.authserv_id))
+            return Evaluation(
+                self._decide(reported, spoofing, trusted_from=str(trusted.authserv_id))
+            )
         results: list[MethodResult] = []
+        published: list[Published] = []
         spf_mailfrom = self._spf(lookup, transaction, results)
         signatures = self._dkim(lookup, untrusted_raw, results)
         arc_sealer = self._arc(lookup, untrusted_raw, results)
-        results += self._dmarc(lookup, headers, spf_mailfrom, signatures, arc_sealer)
-        return self._decide(tuple(results), spoofing, trusted_from="")
+        results += self._dmarc(lookup, headers, spf_mailfrom, signatures, arc_sealer, published)
+        outcome = self._decide(tuple(results), spoofing, trusted_from="")
+        return Evaluation(outcome, tuple(published))
 
     # -- SPF ----------------------------------------------------------------------------
 
@@ -209,6 +256,7 @@ class Authenticator:
         spf: tuple[str, SpfResult],
         signatures: list[tuple[str, str]],
         arc_sealer: str,
+        published: list[Published],
     ) -> list[MethodResult]:
         domains = _from_domains(headers)
         if not domains:
@@ -226,7 +274,7 @@ class Authenticator:
             result == "temperror" for _d, result in signatures
         )
         return [
-            self._dmarc_of(lookup, domain, auth_results, undecided, arc_sealer)
+            self._dmarc_of(lookup, domain, auth_results, undecided, arc_sealer, published)
             for domain in domains[:MAX_FROM_DOMAINS]
         ]
 
@@ -237,6 +285,7 @@ class Authenticator:
         auth_results: list[dmarc.AuthResult],
         undecided: bool,
         arc_sealer: str,
+        published: list[Published],
     ) -> MethodResult:
         from_property = (("header.from", domain),)
         try:
@@ -256,12 +305,13 @@ class Authenticator:
             policy.verify(auth_results=auth_results)
         evaluated = policy.result
         assert evaluated is not None
-        published = _policy_name(policy.policy, org_domain)
+        applied = _policy_name(policy.policy, org_domain)
+        published.append(_published(policy, domain, org_domain, evaluated))
         if evaluated.result is dmarc.DMARCResult.PASS:
-            return MethodResult("dmarc", "pass", from_property, f"p={published}")
+            return MethodResult("dmarc", "pass", from_property, f"p={applied}")
         if undecided:
-            return MethodResult("dmarc", "temperror", from_property, f"p={published}")
-        comment = f"p={published}"
+            return MethodResult("dmarc", "temperror", from_property, f"p={applied}")
+        comment = f"p={applied}"
         if arc_sealer and arc_sealer in self.settings.arc_trusted_sealers:
             comment += f" {_FORWARDED} {arc_sealer}"
         return MethodResult("dmarc", "fail", from_property, comment)
@@ -301,7 +351,7 @@ class Authenticator:
         results: list[MethodResult] = []
         for item in header.results:
             method, result = str(item.method).lower(), str(item.result).lower()
-            if method not in ("spf", "dkim", "dmarc", "arc"):
+            if method not in AUTH_METHODS:
                 continue
             properties = tuple(
                 (f"{p.type}.{p.name}".lower(), str(p.value)) for p in item.properties
@@ -358,6 +408,7 @@ class Authenticator:
     ) -> AuthOutcome:
         reasons: list[Reason] = []
         actions: list[AuthAction] = []
+        temporary: list[AuthAction] = []  # actions a DNS failure led to
         settings = self.settings
         for item in results:
             if item.method == "dmarc" and item.result == "fail":
@@ -370,16 +421,18 @@ class Authenticator:
                     actions.append(action)
             if item.result == "temperror" and Reason.AUTH_TEMPERROR not in reasons:
                 reasons.append(Reason.AUTH_TEMPERROR)
-                actions.append(settings.temperror_action)
+                temporary.append(settings.temperror_action)
         for reason in spoofing:
             reasons.append(reason)
             actions.append(AuthAction.WARN)
+        action = strongest(actions + temporary)
         return AuthOutcome(
             authserv_id=self.authserv_id,
             results=results,
-            action=strongest(actions),
+            action=action,
             reasons=tuple(dict.fromkeys(reasons)),
             trusted_from=trusted_from,
+            temporary=action is not strongest(actions),
         )
 
 
@@ -439,3 +492,47 @@ def _policy_name(policy: dmarc.Policy, org_domain: str | None) -> str:
     if org_domain and policy.sp is not dmarc.DMARCDisposition.UNSPECIFIED:
         chosen = policy.sp
     return str(chosen.value) if chosen is not dmarc.DMARCDisposition.UNSPECIFIED else "none"
+
+
+def _published(
+    policy: dmarc.DMARCPolicy, domain: str, org_domain: str | None, evaluated: dmarc.Result
+) -> Published:
+    record = policy.policy
+
+    def value(setting: object, default: str) -> str:
+        text = getattr(setting, "value", None)
+        return str(text) if text else default
+
+    return Published(
+        domain=org_domain or domain,
+        header_from=domain,
+        p=value(record.p, "none"),
+        sp=value(record.sp, value(record.p, "none")),
+        adkim=value(record.adkim, "r"),
+        aspf=value(record.aspf, "r"),
+        pct=record.pct if record.pct >= 0 else 100,
+        rua=tuple(str(uri) for uri in record.rua),
+        dkim_aligned=evaluated.dkim is dmarc.DMARCResult.PASS,
+        spf_aligned=evaluated.spf is dmarc.DMARCResult.PASS,
+    )
+
+
+def authenticator_for(config: Config) -> Authenticator | None:
+    """The configuration's authenticator, None when ``[auth]`` is off."""
+    if not config.auth.enabled:
+        return None
+    return Authenticator(
+        config.auth,
+        authserv_id=config.smtp.hostname or socket.getfqdn(),
+        protected_domains=config.smtp.accept_domains,
+    )
+
+
+def authenticate(
+    untrusted_raw: bytes, config: Config, transaction: Transaction
+) -> AuthOutcome | None:
+    """One evaluation as the command line runs it (None when ``[auth]`` is off)."""
+    authenticator = authenticator_for(config)
+    if authenticator is None:
+        return None
+    return authenticator.evaluate(untrusted_raw, transaction).outcome

@@ -3,7 +3,8 @@
 dnspython (ISC licence) with the configured name servers (``auth.nameservers``; empty: the
 system's), a bounded least-recently-used cache (``auth.cache_entries``) and a time budget per
 message (:meth:`Resolver.budget`): each query may take only what is left of the message's
-``auth.timeout_seconds``, and once that is spent every further query fails at once.
+``auth.timeout_seconds`` (less :data:`CHECKS_SECONDS`), and once that is spent every further
+query fails at once.
 
 Threat model: the names asked come from hostile mail (a sender's domain, a DKIM selector, SPF
 macros) and the answers from hostile DNS. A name that is not a valid DNS name is answered as
@@ -25,6 +26,12 @@ import dns.reversename
 from dns.rdatatype import RdataType
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+# What auth.timeout_seconds keeps back from a message's DNS queries for the checks themselves
+# (at most half of it): a DNS outage then gives temperror results before the evaluation runs
+# out of time.
+CHECKS_SECONDS = 2.0
 
 
 class DnsTemporaryError(Exception):
@@ -65,9 +72,10 @@ class Resolver:
         self._resolver = resolver
 
     def budget(self, seconds: float | None = None) -> Lookup:
-        """Lookups for one message, all of them within ``seconds`` (default: the
-        configured timeout)."""
-        allowed = self.timeout_seconds if seconds is None else seconds
+        """Lookups for one message, all of them within ``seconds`` (default: the configured
+        timeout less :data:`CHECKS_SECONDS`, or half of it when it is shorter)."""
+        spare = min(CHECKS_SECONDS, self.timeout_seconds / 2)
+        allowed = self.timeout_seconds - spare if seconds is None else seconds
         return Lookup(self, time.monotonic() + allowed)
 
     def _answer(self, name: str, rdtype: RdataType, lifetime: float) -> dns.resolver.Answer | None:

@@ -33,7 +33,7 @@ from gateway.processing.sanitize_task import task_for
 from gateway.processing.scanner_health import ScannerHealth
 from gateway.queue.spool import Spool
 from gateway.receiving.smtp import Received, SmtpServer
-from gateway.service.accepting import spool_received
+from gateway.service.accepting import authenticating_for, spool_received
 from gateway.service.control import ControlServer
 from gateway.service.receivers import ReceiverPool, receiver_count
 from gateway.service.releasing import Releasing
@@ -114,6 +114,8 @@ class Gateway:
             target=task_for(config.scanner, notice_context),
         )
         self.deliverer = Deliverer(config.delivery)
+        # Sender authentication before the 250 (for mail received in this process).
+        self._authenticating = authenticating_for(config)
         self.worker = Worker(
             self.spool,
             self.sanitizer,
@@ -209,7 +211,7 @@ class Gateway:
 
     async def _accept(self, received: Received) -> str:
         """Spool a received message durably; only then may SMTP answer 250."""
-        queue_id = await spool_received(self.spool, received, None)
+        queue_id = await spool_received(self.spool, received, None, self._authenticating)
         self.metrics.received()
         self.worker.submit(queue_id)
         return queue_id

@@ -40,7 +40,7 @@ def authenticator(dns: AuthDns | str, **settings: object) -> Authenticator:
 def evaluate(
     checker: Authenticator, raw: bytes, *, ip: str = PARTNER_IP, mail_from: str = "", helo: str = ""
 ) -> AuthOutcome:
-    return checker.evaluate(raw, Transaction(client=ip, helo=helo, mail_from=mail_from))
+    return checker.evaluate(raw, Transaction(client=ip, helo=helo, mail_from=mail_from)).outcome
 
 
 def results(outcome: AuthOutcome) -> set[str]:
