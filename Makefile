@@ -2,7 +2,7 @@
 # (install and run every check: lint, types, tests). Both create .venv on first use.
 VENV ?= .venv
 BIN := $(VENV)/bin
-TEST_PACKAGES ?= clamav-daemon postfix prometheus logrotate systemd w3m knot
+TEST_PACKAGES ?= clamav-daemon postfix prometheus logrotate systemd w3m chromium chromium-driver fonts-noto-cjk postgresql knot
 # The peers of the relay benchmark (benchmarks/peers.py), run as private instances.
 BENCH_PACKAGES ?= postfix mimedefang
 
@@ -33,7 +33,9 @@ contracts: install
 
 # Debian packages only the tests use, never for `make demo`: a real clamd and a real Postfix,
 # Prometheus' promtool (the alert rules' unit tests), logrotate and systemd-analyze (the
-# deploy files), w3m (the yardstick of the HTML-to-text corpus test). A test whose tool is
+# deploy files), w3m (the yardstick of the HTML-to-text corpus test), chromium, its driver and
+# Japanese fonts (the web console's browser tests, tests/browser.py), PostgreSQL (a private
+# cluster the store's tests run on, tests/postgres.py; no system cluster). A test whose tool is
 # missing fails rather than skips (tests/tools.py).
 test-packages:
 	sh deploy/system-packages.sh $(TEST_PACKAGES)

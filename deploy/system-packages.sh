@@ -1,11 +1,11 @@
 #!/bin/sh
 # Debian packages mukaika needs at run time (libmagic for type detection, unar for the data
-# of compressed RAR archives), plus the test
+# of compressed RAR archives, libpq5 for a store on PostgreSQL), plus the test
 # packages named as arguments (the Makefile's TEST_PACKAGES). Installs only what is missing;
 # needs root (or sudo) the first time.
 set -eu
 need=""
-for pkg in "$@" libmagic1 unar; do
+for pkg in "$@" libmagic1 unar libpq5; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 [ -z "$need" ] && exit 0
@@ -17,6 +17,14 @@ case " $need " in
     # installer's question in advance so the install never stops at a prompt, and leave the
     # system's own /etc/postfix unconfigured (the test runs a private instance).
     echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+    ;;
+esac
+case " $need " in
+*" postgresql "*)
+    # PostgreSQL is only a test fixture (tests/postgres.py starts a private cluster as an
+    # unprivileged user): the package must not create and start a system cluster of its own.
+    $SUDO mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.d/mukaika-tests.conf >/dev/null
     ;;
 esac
 # MIMEDefang (a peer of the relay benchmark) and Knot DNS (the sender authentication tests'

@@ -285,7 +285,8 @@ class AuditEvent(StrEnum):
     UNLOCK_ATTEMPT = "unlock_attempt"  # a password was tried on a held archive
     USER = "user"  # a workflow user was added, changed or disabled
     LOGIN = "login"  # someone signed in to the web console
-    STORE = "store"  # the store was migrated or backed up
+    STORE = "store"  # the store was migrated, backed up or copied
+    NODE = "node"  # serve started on a node, or measured its clock against the database's
 
 
 Code = (
@@ -527,7 +528,8 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         AuditEvent.UNLOCK_ATTEMPT: "パスワードの試行",
         AuditEvent.USER: "利用者の変更",
         AuditEvent.LOGIN: "コンソールへのログイン",
-        AuditEvent.STORE: "データベースの移行・バックアップ",
+        AuditEvent.STORE: "データベースの移行・バックアップ・複製",
+        AuditEvent.NODE: "ノードの起動・時刻の照合",
     },
 }
 
@@ -742,6 +744,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         AuditEvent.UNLOCK_ATTEMPT: "password tried",
         AuditEvent.USER: "user changed",
         AuditEvent.LOGIN: "console login",
-        AuditEvent.STORE: "store migrated or backed up",
+        AuditEvent.STORE: "store migrated, backed up or copied",
+        AuditEvent.NODE: "node started or its clock checked",
     },
 }

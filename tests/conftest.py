@@ -7,18 +7,47 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.configuration.settings import StoreSettings
 from tests.authdns import auth_dns
+from tests.browser import browser
 from tests.clamd import clamd_socket, clamd_tcp
+from tests.postgres import postgres_cluster, postgres_url
 
-__all__ = ["auth_dns", "clamd_socket", "clamd_tcp"]
+__all__ = [
+    "auth_dns",
+    "browser",
+    "clamd_socket",
+    "clamd_tcp",
+    "postgres_cluster",
+    "postgres_url",
+]
 
 # fixture name -> the marker of what it needs (markers are registered in pyproject.toml)
 NEEDS = {
+    "browser": "browser",
     "clamd_socket": "clamd",
     "clamd_tcp": "clamd",
     "postfix_root": "postfix",
+    "postgres_cluster": "postgresql",
     "auth_dns": "dns",
 }
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_settings(request: pytest.FixtureRequest) -> StoreSettings:
+    """The store's settings on each backend: the default SQLite file of the test's data
+    directory, then a new database of the private PostgreSQL cluster (tests/postgres.py). A
+    test that takes it runs on both."""
+    if request.param == "sqlite":
+        return StoreSettings()
+    url: str = request.getfixturevalue("postgres_url")
+    return StoreSettings(url=url)
+
+
+@pytest.fixture
+def store_args(store_settings: StoreSettings) -> list[str]:
+    """The command-line options that open ``store_settings``' store (none for the default)."""
+    return [] if store_settings == StoreSettings() else ["--store-url", store_settings.url]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -26,3 +55,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for fixture in getattr(item, "fixturenames", ()):
             if fixture in NEEDS:
                 item.add_marker(NEEDS[fixture])
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("store_settings") == "postgresql":
+            item.add_marker("postgresql")

@@ -12,21 +12,30 @@ from gateway.evidence.quarantine import Quarantine
 from gateway.store import Store, migrate_store
 
 
-def migrated_store(data_dir: Path, quarantine_dir: Path | None = None) -> Store:
-    """The default store of ``data_dir`` (``store.sqlite3``), migrated; an old quarantine index
-    in ``quarantine_dir`` (default ``data_dir/quarantine``) is moved in."""
-    settings = QuarantineSettings(directory=str(quarantine_dir or data_dir / "quarantine"))
-    store, _, _ = migrate_store(StoreSettings(), settings, data_dir)
+def migrated_store(
+    data_dir: Path,
+    quarantine_dir: Path | None = None,
+    settings: StoreSettings | None = None,
+) -> Store:
+    """The store of ``settings`` (default: ``data_dir/store.sqlite3``), migrated; an old
+    quarantine index in ``quarantine_dir`` (default ``data_dir/quarantine``) is moved in."""
+    quarantine = QuarantineSettings(directory=str(quarantine_dir or data_dir / "quarantine"))
+    store, _, _ = migrate_store(settings or StoreSettings(), quarantine, data_dir)
     return store
 
 
 @contextlib.contextmanager
 def quarantine_in(
-    directory: Path, retention_days: float = 90.0, **kwargs: Any
+    directory: Path,
+    retention_days: float = 90.0,
+    *,
+    settings: StoreSettings | None = None,
+    **kwargs: Any,
 ) -> Iterator[Quarantine]:
-    """A quarantine in ``directory`` indexed in the migrated store of its parent directory."""
+    """A quarantine in ``directory`` indexed in the migrated store of ``settings`` (default:
+    the SQLite file of its parent directory)."""
     with (
-        migrated_store(directory.parent, directory) as store,
+        migrated_store(directory.parent, directory, settings) as store,
         Quarantine(directory, retention_days, store=store, **kwargs) as quarantine,
     ):
         yield quarantine

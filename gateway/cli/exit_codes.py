@@ -11,6 +11,10 @@ missing or unusable). Restarting cannot fix it, so the systemd unit lists it in
 misread it), or has not been migrated yet (``mukaika store migrate``). Restarting cannot fix
 it either, so the unit does not restart on it.
 
+``CLOCK`` (80): serve measured this node's clock against the PostgreSQL server's and found them
+further apart than ``node.max_clock_offset_seconds``: logs of several nodes would not agree.
+A restart may cure it once NTP has corrected the clock, so the unit restarts on it.
+
 ``BROKEN_PIPE`` (141, what a shell reports for a program killed by SIGPIPE): whoever read the
 output stopped reading (``mukaika quarantine list | head``); the command stops quietly.
 """
@@ -50,5 +54,6 @@ class ExitCode(IntEnum):
     DENIED = 77, "the acting user may not do this: unknown, disabled, wrong role, own request"
     CONFIG = 78, "the configuration cannot work; systemd does not restart (EX_CONFIG)"
     STORE_SCHEMA = 79, "the store's schema is newer than this program, or not yet migrated"
+    CLOCK = 80, "serve: this node's clock is off the database's by more than the bound"
     INTERRUPTED = 130, "stopped with Ctrl-C (128 + SIGINT)"
     BROKEN_PIPE = 141, "the reader of the output went away, e.g. | head (128 + SIGPIPE)"

@@ -125,7 +125,7 @@ def _workflow(args: argparse.Namespace) -> Iterator[HeldMail]:
         raise CliError(str(exc), ExitCode.STORE_SCHEMA) from exc
     except StoreError as exc:
         raise CliError(f"cannot open the store: {exc}", ExitCode.IO_ERROR) from exc
-    with store, AuditLog.from_settings(config.audit, root) as audit:
+    with store, AuditLog.from_settings(config.audit, root, config.node.resolved_name()) as audit:
         yield HeldMail(store, config, audit)
 
 

@@ -17,7 +17,9 @@ Exit codes (:class:`gateway.cli.exit_codes.ExitCode`): 0 clean stop; 2 usage err
 each problem is named, and the systemd unit does not restart); 69 (``UNAVAILABLE``) could not
 start for another reason (e.g. the port is in use), which a restart may cure; 79
 (``STORE_SCHEMA``) the store's schema is newer than this program's (or not migrated while
-``store.migrate_on_start`` is off); 74 (``IO_ERROR``) the store cannot be opened.
+``store.migrate_on_start`` is off); 74 (``IO_ERROR``) the store cannot be opened; 80
+(``CLOCK``) this node's clock is further from the PostgreSQL server's than
+``node.max_clock_offset_seconds``.
 
 ``mukaika send`` exits 0 when every recipient was accepted; otherwise, with one line saying
 why, 66 (``INPUT``) when the file cannot be read, 69 (``UNAVAILABLE``) when there is no
@@ -37,11 +39,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.cli.exit_codes import ExitCode
-from gateway.cli.toolkit import add_config_option
+from gateway.cli.toolkit import add_config_option, add_store_url_option, with_store_url
 from gateway.configuration.config import Config, ConfigError, load_layered
 from gateway.configuration.files import file_problems
 from gateway.observation.logtext import use_safe_formatter
-from gateway.store import StoreError, StoreSchemaError
+from gateway.store import ClockOffsetError, StoreError, StoreSchemaError
 
 if TYPE_CHECKING:
     from gateway.service.assembly import Parts
@@ -75,6 +77,7 @@ def register(subparsers: Any) -> None:
         help="a recipient domain to accept (repeatable; replaces the configured list)",
     )
     serve.add_argument("--data-dir", type=Path, metavar="DIR", help="spool, quarantine, logs")
+    add_store_url_option(serve)
     serve.add_argument(
         "--metrics", type=_host_port, metavar="HOST:PORT", help="serve Prometheus metrics"
     )
@@ -113,7 +116,7 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
         data["metrics"].update(enabled=True, host=args.metrics[0], port=args.metrics[1])
     if args.demo and not data["smtp"]["accept_domains"]:
         data["smtp"]["accept_domains"] = ("example.lg.jp",)
-    return Config.model_validate(data)
+    return with_store_url(Config.model_validate(data), args.store_url)
 
 
 def load_usable(args: argparse.Namespace) -> Config:
@@ -158,6 +161,9 @@ def run_serve(args: argparse.Namespace) -> int:
     except StoreSchemaError as exc:
         print(f"mukaika serve: {exc}; not started", file=sys.stderr)
         return ExitCode.STORE_SCHEMA
+    except ClockOffsetError as exc:
+        print(f"mukaika serve: {exc}; not started", file=sys.stderr)
+        return ExitCode.CLOCK
     except StoreError as exc:
         print(f"mukaika serve: cannot start: {exc}", file=sys.stderr)
         return ExitCode.IO_ERROR

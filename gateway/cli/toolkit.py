@@ -1,8 +1,9 @@
 """What every ``mukaika`` subcommand shares: global options, loading the configuration,
 reporting errors with one exit code each, and showing text and times on a terminal.
 
-- Global options (``--config``, ``--data-dir``) are accepted before and after the action of a
-  command group (``mukaika queue --data-dir X list`` and ``mukaika queue list --data-dir X``).
+- Global options (``--config``, ``--data-dir``, ``--store-url``) are accepted before and after
+  the action of a command group (``mukaika queue --data-dir X list`` and
+  ``mukaika queue list --data-dir X``).
 - The configuration is loaded one way: every problem is printed as ``FILE: KEY: message`` and
   the command ends with :attr:`ExitCode.CONFIG`.
 - A :class:`CliError` carries its exit code; :func:`gateway.cli.main` prints it as one line
@@ -24,6 +25,8 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
 
 from gateway.cli.exit_codes import ExitCode
 from gateway.configuration.config import Config, ConfigError, Layered, load_layered
@@ -50,9 +53,20 @@ def add_config_option(parser: argparse.ArgumentParser, *, default: Any = None) -
     )
 
 
+def add_store_url_option(parser: argparse.ArgumentParser, *, default: Any = None) -> None:
+    """``--store-url URL``, the same in every command that opens the store."""
+    parser.add_argument(
+        "--store-url",
+        default=default,
+        metavar="URL",
+        help="the store's database URL (sqlite:///PATH or postgresql://USER@HOST/DB); "
+        "default: store.url of the configuration",
+    )
+
+
 def add_global_options(parser: argparse.ArgumentParser, *, after_action: bool = False) -> None:
-    """``--config`` and ``--data-dir`` on ``parser``. On an action's parser (``after_action``)
-    they have no default, so a value given before the action is kept."""
+    """``--config``, ``--data-dir`` and ``--store-url`` on ``parser``. On an action's parser
+    (``after_action``) they have no default, so a value given before the action is kept."""
     default: Any = argparse.SUPPRESS if after_action else None
     add_config_option(parser, default=default)
     parser.add_argument(
@@ -62,6 +76,21 @@ def add_global_options(parser: argparse.ArgumentParser, *, after_action: bool = 
         metavar="DIR",
         help="data directory (default: service.data_dir of the configuration)",
     )
+    add_store_url_option(parser, default=default)
+
+
+def with_store_url(config: Config, url: str | None) -> Config:
+    """``config`` with ``store.url`` replaced by ``url`` (``--store-url``) when one is given;
+    ValueError saying why when the URL is refused (never repeating it: it may hold a
+    password)."""
+    if url is None:
+        return config
+    data = config.model_dump(mode="python")
+    data["store"]["url"] = url
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(str(exc.errors()[0]["msg"])) from None
 
 
 def add_group(
@@ -87,8 +116,11 @@ def load(args: argparse.Namespace, *, check_files: bool = False) -> tuple[Config
     :attr:`ExitCode.CONFIG`."""
     try:
         config, layered = load_layered(getattr(args, "config", None))
+        config = with_store_url(config, getattr(args, "store_url", None))
     except ConfigError as exc:
         raise CliError(exc.problems, ExitCode.CONFIG) from exc
+    except ValueError as exc:  # a refused --store-url
+        raise CliError(f"--store-url: {exc}", ExitCode.CONFIG) from exc
     if check_files:
         problems = file_problems(config, layered)
         if problems:

@@ -75,7 +75,7 @@ def _store(args: argparse.Namespace, *, create: bool) -> Iterator[tuple[Store, A
         raise CliError(str(exc), ExitCode.STORE_SCHEMA) from exc
     except StoreError as exc:
         raise CliError(f"cannot open the store: {exc}", ExitCode.IO_ERROR) from exc
-    with store, AuditLog.from_settings(config.audit, root) as audit:
+    with store, AuditLog.from_settings(config.audit, root, config.node.resolved_name()) as audit:
         yield store, audit
 
 

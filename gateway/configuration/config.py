@@ -29,6 +29,7 @@ from gateway.configuration.settings import (
     ConsoleSettings,
     DeliverySettings,
     MetricsSettings,
+    NodeSettings,
     QuarantineSettings,
     ReleaseSettings,
     ScannerSettings,
@@ -121,6 +122,7 @@ class Config(Section):
     delivery: DeliverySettings = DeliverySettings()
     quarantine: QuarantineSettings = QuarantineSettings()
     store: StoreSettings = StoreSettings()
+    node: NodeSettings = NodeSettings()
     release: ReleaseSettings = ReleaseSettings()
     audit: AuditSettings = AuditSettings()
     metrics: MetricsSettings = MetricsSettings()

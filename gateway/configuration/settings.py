@@ -266,34 +266,95 @@ class QuarantineSettings(Section):
         return data_dir / self.directory  # an absolute directory replaces data_dir
 
 
+class NodeSettings(Section):
+    """This node among the ones that share one store (PostgreSQL): its name in every record it
+    writes, and how far its clock may be from the database's."""
+
+    name: str = ""
+    """The node's name in quarantine entries (quarantine list --json: node), the decisions it
+    carries out and its audit lines; "" = the host name. Unique among the nodes of one store;
+    a machine that replaces a dead node and takes over its disk takes its name too."""
+    max_clock_offset_seconds: float = Field(default=1.0, gt=0, le=3600)
+    """serve refuses to start (exit 80) when this node's clock differs from the PostgreSQL
+    server's by more; while running, a larger offset is logged as an error. Logs of several
+    nodes are evidence only if their clocks agree. (SQLite is this machine's clock: no check.)"""
+    clock_check_interval_seconds: float = Field(default=3600.0, gt=0)
+    """How often serve measures the offset again (each measure is an audit line)."""
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if value and not NODE_NAME.fullmatch(value):
+            raise ValueError(
+                "node name: letters, digits and . _ - (at most 100, starting with a letter or "
+                "digit)"
+            )
+        return value
+
+    def resolved_name(self) -> str:
+        """``name``, or this host's name (cut to a valid node name) when it is empty."""
+        if self.name:
+            return self.name
+        host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).lstrip("._-")[:100]
+        return host or "localhost"
+
+
+NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
 class StoreSettings(Section):
     """The database every process shares: quarantine index, release workflow, users. One
-    schema with one migration history (gateway/store/migrations)."""
+    schema with one migration history (gateway/store/migrations), on SQLite (one node) or
+    PostgreSQL (any number of nodes sharing it)."""
 
     url: str = "sqlite:///store.sqlite3"
-    """SQLAlchemy database URL. A relative SQLite path is taken relative to the data
-    directory (the default: DATA_DIR/store.sqlite3). The schema is portable; this version
-    runs on SQLite only."""
+    """Database URL: sqlite:///PATH (a relative path is taken relative to the data directory;
+    the default: DATA_DIR/store.sqlite3) or postgresql://USER:PASSWORD@HOST:PORT/DATABASE
+    (psycopg 3; libpq's options may follow ?, e.g. sslmode=verify-full, or for failover
+    postgresql://USER:PASSWORD@/DATABASE?host=A:5432&host=B:5432&target_session_attrs=read-write).
+    --store-url overrides it."""
     migrate_on_start: bool = True
     """serve brings an older schema up to date at start (single node). Off: serve refuses an
-    older schema until mukaika store migrate has run. A newer schema is always refused."""
+    older schema until mukaika store migrate has run (the choice for several nodes). A newer
+    schema is always refused."""
+    pool_size: int = Field(default=5, ge=1, le=100)
+    """PostgreSQL: connections each process keeps open at most (the pool never opens more;
+    a request waits for a free one up to pool_timeout_seconds)."""
+    pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """PostgreSQL: how long a request waits for a free pooled connection before it fails
+    (mail is then answered 4xx, never accepted unrecorded)."""
+    connect_timeout_seconds: int = Field(default=5, ge=1, le=300)
+    """PostgreSQL: how long opening a connection may take before the database counts as
+    unreachable."""
+    probe_interval_seconds: float = Field(default=5.0, gt=0, le=300)
+    """serve asks the store this often whether it answers; while it does not, new mail is
+    answered 451 (mail already spooled is still delivered)."""
 
     @field_validator("url")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        if not value.startswith("sqlite:///"):
-            raise ValueError(f"store url {value!r}: this version supports sqlite:///PATH only")
+        if not value.startswith(STORE_URL_SCHEMES):
+            raise ValueError(
+                f"store url {value.split('@')[-1]!r}: expected sqlite:///PATH or "
+                "postgresql://USER@HOST/DATABASE"
+            )
         return value
 
     def resolve_url(self, data_dir: Path) -> str:
-        """The URL with a relative SQLite path made relative to ``data_dir``."""
+        """The URL SQLAlchemy opens: a relative SQLite path made relative to ``data_dir``;
+        ``postgresql://`` given psycopg 3 as its driver."""
         prefix = "sqlite:///"
         if not self.url.startswith(prefix):
-            return self.url
+            scheme, _, rest = self.url.partition("://")
+            return f"postgresql+psycopg://{rest}" if scheme == "postgresql" else self.url
         path = self.url[len(prefix) :]
         if not path or path == ":memory:":
             raise ValueError("store url: an SQLite store needs a file")
         return prefix + str((data_dir / path).absolute())
+
+
+# The store URLs this version opens (StoreSettings.url).
+STORE_URL_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://")
 
 
 class ReleaseSettings(Section):
@@ -308,6 +369,9 @@ class ReleaseSettings(Section):
     exception_days: float = Field(default=7.0, gt=0, le=366)
     """An approved exception expires this long after its approval unless the approver gives
     --expires; serve does not carry out an expired one."""
+    lease_seconds: float = Field(default=600.0, gt=0, le=86400)
+    """A node that takes an approved release to carry it out holds it this long; if the node
+    dies meanwhile, another node (or itself, restarted) takes it after that."""
 
 
 class AuditSettings(Section):

@@ -26,6 +26,9 @@ exception weakened the policy); with sender authentication on: ``auth`` (``resul
 ``actor`` (who acted), ``request`` (the decision's number), ``kind``, ``reason`` (the
 operator's words), ``expires``, ``raised_limits``, ``outcome``, ``count``, ``user``, ``role``
 and ``schema`` as they apply.
+Every line written by serve or a command names its ``node`` (``node.name``); ``node`` events
+(serve's start and its clock checks) carry ``clock_offset_seconds``, the database's clock minus
+this node's.
 
 Threat model: never a body
 --------------------------
@@ -78,6 +81,8 @@ RECORD_FIELDS: Final[frozenset[str]] = frozenset(
     {
         "time",
         "event",
+        "node",
+        "clock_offset_seconds",
         "queue_id",
         "quarantine_id",
         "client",
@@ -231,10 +236,12 @@ class AuditLog:
         fsync: bool = False,
         stream: TextIO | None = None,
         raise_errors: bool = False,
+        node: str = "",
     ) -> None:
         self.path = None if path is None else Path(path)
         self.fsync = fsync
         self.raise_errors = raise_errors
+        self.node = node  # written into every line (several nodes, one cluster)
         self.errors = 0
         self._stream = stream
         self._lock = threading.Lock()
@@ -246,8 +253,8 @@ class AuditLog:
             self._open()
 
     @classmethod
-    def from_settings(cls, settings: AuditSettings, data_dir: Path) -> AuditLog:
-        audit = cls(settings.resolve_path(data_dir), fsync=settings.fsync)
+    def from_settings(cls, settings: AuditSettings, data_dir: Path, node: str = "") -> AuditLog:
+        audit = cls(settings.resolve_path(data_dir), fsync=settings.fsync, node=node)
         if settings.syslog:
             audit.syslog = _syslog_handler(settings)
         return audit
@@ -301,6 +308,8 @@ class AuditLog:
         of its log. The cleaned line goes to the ``mukaika.audit`` logger instead (stderr or
         journald), and ``errors`` counts the failures. With ``raise_errors`` it propagates.
         """
+        if self.node:
+            record = {**record, "node": self.node}
         line = json.dumps(clean_record(record), ensure_ascii=False, separators=(",", ":"))
         if self.syslog is not None:
             info = {"msg": line, "levelno": logging.INFO, "levelname": "INFO"}

@@ -35,6 +35,7 @@ from gateway.queue.spool import Spool
 from gateway.receiving.smtp import Received, SmtpServer
 from gateway.service.accepting import authenticating_for, spool_received
 from gateway.service.control import ControlServer
+from gateway.service.node_clock import NodeClock
 from gateway.service.receivers import ReceiverPool, receiver_count
 from gateway.service.releasing import Releasing
 from gateway.service.worker import Worker
@@ -71,6 +72,7 @@ class Gateway:
         self.data_dir = Path(config.service.data_dir)
         self.spool = Spool(self.data_dir / "spool", config.spool.group_commit_seconds)
         self.hostname = config.smtp.hostname or socket.getfqdn()
+        self.node = config.node.resolved_name()
         self._owned: list[Callable[[], None]] = []
         self.metrics_server: MetricsServer | None = None
         if parts.metrics is None:
@@ -88,7 +90,9 @@ class Gateway:
             if self.store is None:
                 self.store = self._open_store(config)
                 self._owned.append(self.store.close)
-            quarantine = Quarantine.from_settings(config.quarantine, self.data_dir, self.store)
+            quarantine = Quarantine.from_settings(
+                config.quarantine, self.data_dir, self.store, self.node
+            )
             self._owned.append(quarantine.close)
             self.quarantine: QuarantinePort = quarantine
             self._purgeable = quarantine
@@ -96,7 +100,7 @@ class Gateway:
             self.quarantine = parts.quarantine
         self._own_audit: AuditLog | None = None
         if parts.audit is None:
-            audit = AuditLog.from_settings(config.audit, self.data_dir)
+            audit = AuditLog.from_settings(config.audit, self.data_dir, self.node)
             self._owned.append(audit.close)
             self.audit: AuditPort = audit
             self._own_audit = audit
@@ -174,6 +178,13 @@ class Gateway:
         self._probing: asyncio.Task[None] | None = None
         self.clock_watch = ClockWatch(parts.clock or TimedatedProbe(), self.metrics)
         self._watching_clock: asyncio.Task[None] | None = None
+        # This node's clock against the database's (several nodes: their logs must agree).
+        self.node_clock = (
+            NodeClock(self.store, config.node, self.node, self.audit)
+            if self.store is not None
+            else None
+        )
+        self._checking_node_clock: asyncio.Task[None] | None = None
 
     def _open_store(self, config: Config) -> Store:
         """The configured store: migrated first when ``store.migrate_on_start`` is on; a schema
@@ -255,6 +266,11 @@ class Gateway:
             )
 
     async def start(self) -> tuple[str, int]:
+        if self.node_clock is not None:  # ClockOffsetError: not started
+            await asyncio.to_thread(self.node_clock.check_at_start)
+            self._checking_node_clock = asyncio.create_task(
+                self.node_clock.run_forever(), name="mukaika-node-clock"
+            )
         if self.worker.rules is not None:
             self._report_expired(self.worker.rules)
         warm = getattr(self.sanitizer, "warm", None)
@@ -306,6 +322,7 @@ class Gateway:
             self._purging,
             self._probing,
             self._watching_clock,
+            self._checking_node_clock,
             self._audit_retention,
         ):
             if task is not None:

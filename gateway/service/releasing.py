@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from gateway.configuration.config import Config
@@ -39,7 +39,7 @@ from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Envelope, Spool
 from gateway.service.held_mail import decision_record
 from gateway.store import Store, StoreError
-from gateway.store.workflow import Decision, StateConflict, due, finish
+from gateway.store.workflow import Decision, StateConflict, claim_due, finish
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
 from sanitizers.release import ReleaseTerms
@@ -107,6 +107,7 @@ class Releasing:
         self.audit = audit
         self.config = config
         self.rules = rules
+        self.node = config.node.resolved_name()
 
     async def run_forever(self) -> None:
         """Look for approved decisions now and every ``release.poll_interval_seconds``."""
@@ -120,7 +121,15 @@ class Releasing:
     async def carry_out_due(self) -> int:
         """Carry out the approved decisions; return how many were finished."""
         finished = 0
-        for decision in await asyncio.to_thread(due, self.store, self.config.release.batch):
+        claimed = await asyncio.to_thread(
+            claim_due,
+            self.store,
+            self.node,
+            self.config.release.batch,
+            now=datetime.now(UTC),
+            lease=timedelta(seconds=self.config.release.lease_seconds),
+        )
+        for decision in claimed:
             if await self.carry_out(decision):
                 finished += 1
         return finished
@@ -174,6 +183,7 @@ class Releasing:
                 outcome=what,
                 queue_ids=queue_ids,
                 now=datetime.now(UTC),
+                node=self.node,
             )
         except StateConflict:
             log.warning("release %d of %s was finished meanwhile", decision.id, entry.id)
@@ -235,6 +245,7 @@ class Releasing:
                 outcome=why,
                 queue_ids=(),
                 now=datetime.now(UTC),
+                node=self.node,
             )
         except StateConflict:
             return True

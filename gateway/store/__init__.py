@@ -8,6 +8,7 @@ way round.
 """
 
 from gateway.store.database import (
+    ClockOffsetError,
     SchemaState,
     SchemaStatus,
     Store,
@@ -18,6 +19,7 @@ from gateway.store.database import (
 from gateway.store.opening import migrate_store, open_store
 
 __all__ = [
+    "ClockOffsetError",
     "SchemaState",
     "SchemaStatus",
     "Store",

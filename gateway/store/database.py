@@ -1,4 +1,5 @@
-"""One database for every process of a node: open it, keep its schema right, back it up.
+"""One database for every process of a node (SQLite) or of many nodes (PostgreSQL): open it,
+keep its schema right, back it up.
 
 Intent
 ------
@@ -15,6 +16,15 @@ console) queue instead of failing half-way, and a row that is there survives a c
 is created mode 0600 (its ``-wal`` and ``-shm`` files inherit that): it holds addresses and
 subjects.
 
+On PostgreSQL (psycopg 3) each process keeps a bounded pool (``store.pool_size``, no overflow;
+a request waits ``store.pool_timeout_seconds`` for a free connection, a new connection
+``store.connect_timeout_seconds``); every connection is tested before it is handed out, so after
+the database restarts or fails over the pool refills itself without an operator. Transactions
+are READ COMMITTED: every state change in this package is a conditional ``UPDATE`` that
+re-checks the state it starts from, so concurrent writers on any node still end with one
+winner. Migrations hold an advisory lock: two nodes starting at once migrate one after the
+other.
+
 Threat model: the URL comes from the operator's configuration; nothing from mail reaches SQL
 except as bound parameters (SQLAlchemy Core everywhere). This layer never imports a web
 framework: the console depends on the store, never the other way round.
@@ -25,7 +35,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -37,7 +49,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.configuration.settings import StoreSettings
@@ -45,6 +57,12 @@ from gateway.configuration.settings import StoreSettings
 MIGRATIONS: Final = Path(__file__).parent / "migrations"
 SQLITE_PREFIX: Final = "sqlite:///"
 BUSY_TIMEOUT_MS: Final = 30_000
+# Readings of the database's clock per measure (the one with the shortest round trip counts).
+CLOCK_SAMPLES: Final = 5
+# PostgreSQL's SQLSTATE for a full disk (class 53, insufficient resources).
+PG_DISK_FULL: Final = "53100"
+# The advisory lock a migration holds on PostgreSQL ("mukaika" in ASCII, as a bigint key).
+MIGRATION_LOCK: Final = 0x6D756B61696B61
 
 
 class StoreError(Exception):
@@ -53,6 +71,10 @@ class StoreError(Exception):
     def __init__(self, message: str, code: int = errno.EIO) -> None:
         super().__init__(message)
         self.errno = code
+
+
+class ClockOffsetError(Exception):
+    """This node's clock and the database server's differ by more than the configured bound."""
 
 
 class StoreMissingError(StoreError):
@@ -86,9 +108,13 @@ class SchemaStatus:
 
 
 def store_errno(exc: BaseException) -> int:
-    """ENOSPC for SQLite's "database or disk is full", else EIO."""
+    """ENOSPC for a full disk (SQLite's "database or disk is full", PostgreSQL's disk_full),
+    else EIO."""
     original = getattr(exc, "orig", exc)
-    full = getattr(original, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    full = (
+        getattr(original, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        or getattr(original, "sqlstate", None) == PG_DISK_FULL
+    )
     return errno.ENOSPC if full else errno.EIO
 
 
@@ -103,29 +129,40 @@ class Store:
     """An open store. Thread-safe (a connection pool); methods block: call them from a thread
     in asyncio code."""
 
-    def __init__(self, url: str, *, create: bool = True) -> None:
+    def __init__(
+        self, url: str, *, create: bool = True, limits: StoreSettings | None = None
+    ) -> None:
+        """Open the store at ``url`` (an SQLite file is made when missing if ``create``);
+        ``limits`` bound a PostgreSQL pool (the settings' defaults when None)."""
         self.url = url
         self.path = sqlite_path(url)
         if self.path is not None:
             _prepare_sqlite_file(self.path, create=create)
         try:
-            self.engine: Engine = create_engine(url)
-        except SQLAlchemyError as exc:
+            if self.path is not None:
+                self.engine: Engine = create_engine(url)
+                _tune_sqlite(self.engine)
+            else:
+                self.engine = _pooled_engine(url, limits or StoreSettings())
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StoreError(f"store {self.where}: {exc}") from exc
-        if self.path is not None:
-            _tune_sqlite(self.engine)
 
     @classmethod
     def from_settings(cls, settings: StoreSettings, data_dir: Path, *, create: bool) -> Store:
         """The store that ``settings`` name for ``data_dir``."""
-        return cls(settings.resolve_url(data_dir), create=create)
+        return cls(settings.resolve_url(data_dir), create=create, limits=settings)
 
     @property
     def where(self) -> str:
         """The store for messages: its file, or its URL without a password."""
         if self.path is not None:
             return str(self.path)
-        return _without_password(self.url)
+        return without_password(self.url)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
 
     # -- connections -----------------------------------------------------------------------
 
@@ -149,6 +186,29 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def ping(self) -> None:
+        """One trivial query: StoreError when the store does not answer."""
+        with self.reading() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def clock_offset(self, samples: int = CLOCK_SAMPLES) -> float | None:
+        """How far the database server's clock is ahead of this machine's, in seconds (the
+        sample with the shortest round trip, its midpoint taken as the moment read); None on
+        SQLite, whose clock is this machine's."""
+        if self.dialect != "postgresql":
+            return None
+        best: tuple[float, float] | None = None
+        with self.reading() as connection:
+            for _ in range(samples):
+                before = time.time()
+                server = connection.scalar(text("SELECT extract(epoch FROM clock_timestamp())"))
+                after = time.time()
+                offset = float(server) - (before + after) / 2
+                if best is None or after - before < best[0]:
+                    best = (after - before, offset)
+        assert best is not None
+        return best[1]
 
     def __enter__(self) -> Store:
         return self
@@ -215,6 +275,10 @@ class Store:
                     raw.execute("PRAGMA foreign_keys=OFF")
                 try:
                     with connection.execution_options(immediate=True).begin():
+                        if connection.dialect.name == "postgresql":
+                            connection.execute(
+                                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                            )
                         config = _alembic_config()
                         config.attributes["connection"] = connection
                         yield config
@@ -238,7 +302,10 @@ class Store:
         not at all); returns its size. Writers may go on meanwhile: SQLite's online backup
         copies one snapshot."""
         if self.path is None:
-            raise StoreError("mukaika store backup copies an SQLite store only")
+            raise StoreError(
+                "mukaika store backup copies an SQLite store only; back up PostgreSQL with "
+                "pg_dump (see the guide)"
+            )
         if target.exists():
             raise FileExistsError(errno.EEXIST, "exists", str(target))
         partial = target.with_name(f".{target.name}.partial")
@@ -300,6 +367,22 @@ def _prepare_sqlite_file(path: Path, *, create: bool) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
+def _pooled_engine(url: str, limits: StoreSettings) -> Engine:
+    """A PostgreSQL engine (psycopg 3) with a bounded pool that tests each connection before
+    handing it out, so a restarted or failed-over database is reached again by itself."""
+    return create_engine(
+        url,
+        pool_size=limits.pool_size,
+        max_overflow=0,
+        pool_timeout=limits.pool_timeout_seconds,
+        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": limits.connect_timeout_seconds,
+            "application_name": "mukaika",
+        },
+    )
+
+
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -328,13 +411,20 @@ def fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
+    """``url`` as shown to people: the password (in the user part or as a ``password=``
+    option) replaced by ``***``, the driver name left out."""
     scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not sep or not at:
+    if not sep:
         return url
-    user = credentials.partition(":")[0]
-    return f"{scheme}://{user}:***@{host}"
+    scheme = scheme.partition("+")[0]
+    credentials, at, host = rest.rpartition("@")
+    if at and ":" in credentials:
+        rest = f"{credentials.partition(':')[0]}:***@{host}"
+    return f"{scheme}://" + PASSWORD_OPTION.sub(r"\1***", rest)
+
+
+PASSWORD_OPTION: Final = re.compile(r"((?:^|[?&])password=)[^&]*", re.IGNORECASE)
 
 
 def _short(exc: SQLAlchemyError) -> str:

@@ -86,6 +86,9 @@ messages = Table(
     Column("state", String(30), nullable=False, server_default="queued"),
     # Unlock attempts made (PPAP, migration 0002): how many, never which password.
     Column("unlock_attempts", Integer, nullable=False, server_default="0"),
+    # The node that quarantined it (migration 0003; "" before: the only node there was). Its
+    # original is on that node's disk.
+    Column("node", String(100), nullable=False, server_default=""),
     Index("messages_queue_id", "queue_id"),
     Index("messages_received_at", "received_at"),
     Index("messages_state", "state", "received_at"),
@@ -135,6 +138,11 @@ requests = Table(
     Column("carried_out_at", UtcTime),
     Column("queue_ids", Text, nullable=False, server_default="[]"),  # JSON: the copies spooled
     Column("outcome", Text),
+    # The node that carried it out (migration 0003).
+    Column("carried_out_by", String(100)),
+    # The node carrying it out now, and until when no other node may take it (migration 0003).
+    Column("claimed_by", String(100)),
+    Column("claimed_until", UtcTime),
     Index("requests_message", "message", "id"),
     Index("requests_state", "state", "id"),
 )

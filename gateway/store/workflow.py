@@ -7,7 +7,16 @@ found. The rules of who may decide what are the service's (:mod:`gateway.service
 this module keeps the record and the states consistent.
 
 A decision row is never deleted while its message exists: it is the record of who asked, who
-decided, why, until when, and what serve did (``carried_out_at``, ``queue_ids``, ``outcome``).
+decided, why, until when, and what serve did (``carried_out_at``, ``carried_out_by``,
+``queue_ids``, ``outcome``).
+
+Several nodes share the work: :func:`claim_due` hands each approved decision to one node for a
+lease (``claimed_by``, ``claimed_until``). On PostgreSQL the rows are taken ``FOR UPDATE SKIP
+LOCKED``: a node never waits for, nor takes, a decision another node is claiming at that moment;
+on SQLite the claim is one ``BEGIN IMMEDIATE`` transaction, alone by construction. A node takes
+only decisions on messages it quarantined (their originals are on its disk) or on entries from
+before nodes existed; a node that dies mid-release leaves its lease to run out, and then takes
+the decision up again when it returns (or the machine that takes over its disk and name does).
 """
 
 from __future__ import annotations
@@ -15,10 +24,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from gateway.store.database import Store
@@ -62,6 +71,7 @@ class Decision:
     carried_out_at: datetime | None
     queue_ids: tuple[str, ...]
     outcome: str | None
+    carried_out_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (times as aware datetimes: the caller formats them)."""
@@ -80,6 +90,7 @@ class Decision:
             "parts": list(self.parts),
             "raised_limits": dict(self.raised_limits),
             "carried_out_at": self.carried_out_at,
+            "carried_out_by": self.carried_out_by,
             "queue_ids": list(self.queue_ids),
             "outcome": self.outcome,
         }
@@ -172,9 +183,10 @@ def finish(
     outcome: str,
     queue_ids: Iterable[str],
     now: datetime,
+    node: str = "",
 ) -> Decision:
-    """Record what serve did with an approved decision: ``done`` (the entry is ``released``) or
-    failed (the entry goes back to the state it had before the decision)."""
+    """Record what serve on ``node`` did with an approved decision: ``done`` (the entry is
+    ``released``) or failed (the entry goes back to the state it had before the decision)."""
     with store.writing() as db:
         changed = db.execute(
             update(requests)
@@ -182,8 +194,10 @@ def finish(
             .values(
                 state=str(RequestState.DONE if done else RequestState.FAILED),
                 carried_out_at=now,
+                carried_out_by=node,
                 queue_ids=json.dumps(list(queue_ids)),
                 outcome=outcome,
+                claimed_until=None,
             )
         ).rowcount
         if changed != 1:
@@ -210,6 +224,40 @@ def due(store: Store, limit: int) -> list[Decision]:
     )
     with store.reading() as db:
         return [_decision(row) for row in db.execute(query).mappings()]
+
+
+def claim_due(
+    store: Store, node: str, limit: int, *, now: datetime, lease: timedelta
+) -> list[Decision]:
+    """Up to ``limit`` approved decisions for ``node`` to carry out, oldest first, each
+    claimed for it until ``now + lease``: those no other node holds a live lease on, on
+    messages ``node`` quarantined (or from before nodes)."""
+    free = or_(
+        requests.c.claimed_until.is_(None),
+        requests.c.claimed_until < now,
+        requests.c.claimed_by == node,
+    )
+    query = (
+        select(requests.c.id)
+        .join(messages, messages.c.id == requests.c.message)
+        .where(
+            requests.c.state == str(RequestState.APPROVED),
+            free,
+            messages.c.node.in_([node, ""]),
+        )
+        .order_by(requests.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=requests)
+    )
+    with store.writing() as db:
+        ids = list(db.scalars(query))
+        if ids:
+            db.execute(
+                update(requests)
+                .where(requests.c.id.in_(ids))
+                .values(claimed_by=node, claimed_until=now + lease)
+            )
+        return [_decision_by_id(db, decision_id) for decision_id in ids]
 
 
 def history(store: Store, message: str) -> list[Decision]:
@@ -277,4 +325,5 @@ def _decision(row: RowMapping) -> Decision:
         carried_out_at=row["carried_out_at"],
         queue_ids=tuple(json.loads(row["queue_ids"])),
         outcome=row["outcome"],
+        carried_out_by=row["carried_out_by"],
     )

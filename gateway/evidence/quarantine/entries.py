@@ -106,6 +106,8 @@ class QuarantineEntry:
     state: str
     # Unlock attempts made (PPAP): the count, never a password.
     unlock_attempts: int = 0
+    # The node that quarantined it (its original is on that node's disk); "" before nodes.
+    node: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (times in RFC 3339 UTC, ``from`` without the underscore)."""
@@ -129,6 +131,7 @@ class QuarantineEntry:
             "subject": self.subject,
             "state": self.state,
             "unlock_attempts": self.unlock_attempts,
+            "node": self.node,
         }
 
 

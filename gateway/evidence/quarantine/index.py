@@ -39,8 +39,9 @@ from sanitizers.vocabulary import MessageState
 class QuarantineIndex:
     """The rows of one quarantine in the store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, node: str = "") -> None:
         self.store = store
+        self.node = node  # written into every row this index inserts
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -76,6 +77,7 @@ class QuarantineIndex:
                     stored_size=stored_size,
                     sha256=sha256,
                     state=MessageState.QUEUED.value,
+                    node=self.node,
                 )
             )
 
@@ -259,4 +261,5 @@ def entry_of(row: RowMapping) -> QuarantineEntry:
         subject=row["subject"],
         state=row["state"],
         unlock_attempts=int(row["unlock_attempts"]),
+        node=row["node"],
     )

@@ -94,6 +94,7 @@ class Quarantine:
         store: Store,
         held_retention_days: float | None = None,
         compression_level: int = 1,
+        node: str = "",
     ) -> None:
         if retention_days <= 0:
             raise ValueError("retention_days must be positive")
@@ -105,7 +106,7 @@ class Quarantine:
             self.retention if held_retention_days is None else timedelta(days=held_retention_days)
         )
         self.files = OriginalFiles(self.directory, compression_level)
-        self.index = QuarantineIndex(store)
+        self.index = QuarantineIndex(store, node)
         # Reading entries needs only the index: get(qid), list(filters...), count().
         self.get = self.index.get
         self.list = self.index.list
@@ -114,16 +115,17 @@ class Quarantine:
 
     @classmethod
     def from_settings(
-        cls, settings: QuarantineSettings, data_dir: Path, store: Store
+        cls, settings: QuarantineSettings, data_dir: Path, store: Store, node: str = ""
     ) -> Quarantine:
         """Open the quarantine that ``settings`` describe under ``data_dir``, indexed in
-        ``store``."""
+        ``store``; entries it stores name ``node``."""
         return cls(
             settings.resolve_directory(data_dir),
             settings.retention_days,
             store=store,
             held_retention_days=settings.held_retention_days or None,
             compression_level=settings.compression_level,
+            node=node,
         )
 
     # -- life cycle ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from gateway.configuration.settings import QuarantineSettings
+from gateway.configuration.settings import QuarantineSettings, StoreSettings
 from gateway.evidence.quarantine import (
     Quarantine,
     QuarantineIntegrityError,
@@ -52,8 +52,11 @@ def _store(q: Quarantine, queue_id: str = "Q1", raw: bytes = RAW, when: datetime
 
 
 @pytest.fixture
-def q(tmp_path: Path) -> Iterator[Quarantine]:
-    with quarantine_in(tmp_path / "quarantine", retention_days=90) as quarantine:
+def q(tmp_path: Path, store_settings: StoreSettings) -> Iterator[Quarantine]:
+    """A quarantine on each backend of the store (SQLite, PostgreSQL)."""
+    with quarantine_in(
+        tmp_path / "quarantine", retention_days=90, settings=store_settings
+    ) as quarantine:
         yield quarantine
 
 
@@ -126,9 +129,10 @@ def test_file_is_gzip_and_private(q: Quarantine) -> None:
     assert gzip.decompress(path.read_bytes()) == RAW
     assert path.stat().st_mode & 0o777 == 0o600
     assert (q.directory / "messages").stat().st_mode & 0o077 == 0
-    store = q.directory.parent / "store.sqlite3"
-    assert store.stat().st_mode & 0o777 == 0o600
-    assert (store.parent / "store.sqlite3-wal").stat().st_mode & 0o777 == 0o600
+    store = q.index.store.path
+    if store is not None:  # SQLite: the index is private too
+        assert store.stat().st_mode & 0o777 == 0o600
+        assert (store.parent / "store.sqlite3-wal").stat().st_mode & 0o777 == 0o600
 
 
 def test_storing_same_queue_id_twice_returns_first_id(q: Quarantine) -> None:

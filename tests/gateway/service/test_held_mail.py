@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.configuration.config import Config
+from gateway.configuration.settings import StoreSettings
 from gateway.evidence.quarantine import Quarantine
 from gateway.service.held_mail import (
     HeldMail,
@@ -28,8 +29,9 @@ from tests.storekit import quarantine_in
 
 
 @pytest.fixture
-def quarantine(tmp_path: Path) -> Iterator[Quarantine]:
-    with quarantine_in(tmp_path / "quarantine") as q:
+def quarantine(tmp_path: Path, store_settings: StoreSettings) -> Iterator[Quarantine]:
+    """A quarantine with three users, on each backend of the store (SQLite, PostgreSQL)."""
+    with quarantine_in(tmp_path / "quarantine", settings=store_settings) as q:
         store = q.index.store
         add_user(store, "alice", UserRole.OPERATOR, "root")
         add_user(store, "bob", UserRole.APPROVER, "root")

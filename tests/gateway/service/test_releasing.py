@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from gateway.configuration.config import Config
+from gateway.configuration.settings import StoreSettings
 from gateway.evidence.quarantine import Quarantine
 from gateway.queue.spool import Spool
 from gateway.service.held_mail import HeldMail
@@ -35,8 +36,9 @@ class _Scheduler:
 
 
 @pytest.fixture
-def quarantine(tmp_path: Path) -> Iterator[Quarantine]:
-    with quarantine_in(tmp_path / "quarantine") as q:
+def quarantine(tmp_path: Path, store_settings: StoreSettings) -> Iterator[Quarantine]:
+    """A quarantine with two users, on each backend of the store (SQLite, PostgreSQL)."""
+    with quarantine_in(tmp_path / "quarantine", settings=store_settings) as q:
         add_user(q.index.store, "alice", UserRole.OPERATOR, "root")
         add_user(q.index.store, "bob", UserRole.APPROVER, "root")
         yield q
