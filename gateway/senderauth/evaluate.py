@@ -161,8 +161,9 @@ class Authenticator:
         results: list[MethodResult] = []
         published: list[Published] = []
         spf_mailfrom = self._spf(lookup, transaction, results)
-        signatures = self._dkim(lookup, untrusted_raw, results)
-        arc_sealer = self._arc(lookup, untrusted_raw, results)
+        count = len(headers.get_all("DKIM-Signature") or [])
+        signatures = self._dkim(lookup, untrusted_raw, count, results)
+        arc_sealer = self._arc(lookup, headers, untrusted_raw, results)
         results += self._dmarc(lookup, headers, spf_mailfrom, signatures, arc_sealer, published)
         outcome = self._decide(tuple(results), spoofing, trusted_from="")
         return Evaluation(outcome, tuple(published))
@@ -195,12 +196,11 @@ class Authenticator:
     # -- DKIM and ARC -------------------------------------------------------------------
 
     def _dkim(
-        self, lookup: Lookup, untrusted_raw: bytes, results: list[MethodResult]
+        self, lookup: Lookup, untrusted_raw: bytes, count: int, results: list[MethodResult]
     ) -> list[tuple[str, str]]:
-        """Every DKIM signature (up to :data:`MAX_SIGNATURES`); returns (d=, result)."""
+        """Each of the ``count`` DKIM signatures (up to :data:`MAX_SIGNATURES`); returns
+        (d=, result) of each."""
         checked: list[tuple[str, str]] = []
-        count = sum(1 for line in untrusted_raw.split(b"\n\n", 1)[0].splitlines()
-                    if line[:15].lower() == b"dkim-signature:")  # fmt: skip
         dnsfunc = lookup.dkim_txt()
         for index in range(min(count, MAX_SIGNATURES)):
             verifier = dkim.DKIM(untrusted_raw, logger=_DKIM_LOG, minkey=MIN_KEY_BITS)
@@ -224,9 +224,11 @@ class Authenticator:
             results.append(MethodResult("dkim", "none"))
         return checked
 
-    def _arc(self, lookup: Lookup, untrusted_raw: bytes, results: list[MethodResult]) -> str:
+    def _arc(
+        self, lookup: Lookup, headers: Message, untrusted_raw: bytes, results: list[MethodResult]
+    ) -> str:
         """The ARC chain (RFC 8617); returns the latest sealer's domain when it passes."""
-        if b"arc-seal:" not in untrusted_raw.split(b"\r\n\r\n", 1)[0].lower():
+        if not headers.get_all("ARC-Seal"):
             return ""
         try:
             verdict, sets, _why = dkim.arc_verify(

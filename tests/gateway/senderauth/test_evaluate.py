@@ -260,3 +260,10 @@ def test_the_resolver_caches_answers(auth_dns: AuthDns) -> None:
     cache = resolver._resolver.cache
     assert cache is not None
     assert len(cache.data) == 1
+
+
+def test_a_body_line_that_looks_like_a_signature_is_not_one(auth_dns: AuthDns) -> None:
+    body = "DKIM-Signature: v=1; a=rsa-sha256; d=evil.co.jp; s=x; h=from; bh=; b=\r\n" * 20
+    raw = auth_dns.sign(mail("info@partner.co.jp", body=body), "partner.co.jp")
+    outcome = evaluate(authenticator(auth_dns), raw, mail_from="info@partner.co.jp")
+    assert [r.result for r in outcome.results if r.method == "dkim"] == ["pass"]
