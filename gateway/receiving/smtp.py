@@ -576,8 +576,12 @@ class GatewaySMTP(SMTP):
             status = await self._call_handler_hook("DATA")
         finally:
             self._reset_timeout()  # the client's next record starts now
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
-        await self.push(status)
+        if status[:1] in ("4", "5"):  # refused (sender authentication): logged with its envelope
+            await self.push(status)
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+        else:
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            await self.push(status)
         await self._handle_pipelined()
 
     def _check_newlines(self, data: bytearray) -> bytes | None:
