@@ -201,6 +201,7 @@ class SmtpRefusal(StrEnum):
     CONNECTIONS = "connections"  # overall connection cap (421 4.7.0)
     CONNECTIONS_PER_CLIENT = "connections_per_client"  # per-address connection cap (421 4.7.0)
     DISK = "disk"  # free disk below the threshold (452 4.3.1)
+    STORE = "store"  # the store (database) does not answer: mail could not be recorded (451)
     SHUTDOWN = "shutdown"  # stopping (421 4.3.2)
     INTERNAL = "internal"  # internal error (451 4.3.0)
     VERDICT = "verdict"  # the sanitizer's verdict was reject (after 250: a dead letter)
@@ -463,6 +464,7 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         SmtpRefusal.CONNECTIONS: "同時接続数の上限",
         SmtpRefusal.CONNECTIONS_PER_CLIENT: "接続元ごとの同時接続数の上限",
         SmtpRefusal.DISK: "ディスクの空き不足",
+        SmtpRefusal.STORE: "データベースに接続できない",
         SmtpRefusal.SHUTDOWN: "停止中",
         SmtpRefusal.INTERNAL: "内部エラー",
         SmtpRefusal.VERDICT: "無害化の判定が拒否",
@@ -679,6 +681,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         SmtpRefusal.CONNECTIONS: "too many connections",
         SmtpRefusal.CONNECTIONS_PER_CLIENT: "too many connections from one client",
         SmtpRefusal.DISK: "too little free disk space",
+        SmtpRefusal.STORE: "the database does not answer",
         SmtpRefusal.SHUTDOWN: "service stopping",
         SmtpRefusal.INTERNAL: "internal error",
         SmtpRefusal.VERDICT: "rejected by the sanitizer's verdict",

@@ -93,7 +93,7 @@ class Delivering:
             return
         await asyncio.to_thread(self.spool.advance, "outgoing", envelope, message, "delivered")
         state = _final_state(envelope)
-        await asyncio.to_thread(self.quarantine.record_delivery, envelope.quarantine_id, state)
+        await self.bounces.records.record(envelope.quarantine_id, state)
         self.metrics.delivered()
         self.metrics.observe_end_to_end(max(0.0, self.clock() - envelope.received_at))
         dsn = (
@@ -122,9 +122,7 @@ class Delivering:
             last_error=first_reply,
         )
         await asyncio.to_thread(self.spool.put, "outgoing", envelope, message)
-        await asyncio.to_thread(
-            self.quarantine.record_delivery, envelope.quarantine_id, MessageState.DEFERRED
-        )
+        await self.bounces.records.record(envelope.quarantine_id, MessageState.DEFERRED)
         self.metrics.deferred()
         log.info("%s deferred %.0fs: %s", envelope.queue_id, delay, first_reply[:60])
         self.scheduler.later("outgoing", envelope.queue_id, envelope.next_attempt)

@@ -15,6 +15,7 @@ import logging
 from gateway.configuration.settings import DeliverySettings
 from gateway.delivery.client import send_once
 from gateway.delivery.notices import build_dsn
+from gateway.delivery.recording import DeliveryRecords
 from gateway.evidence.message_record import message_record
 from gateway.evidence.ports import AuditPort, QuarantinePort
 from gateway.observation.ports import MetricsPort
@@ -40,6 +41,8 @@ class Bounces:
         self.spool = spool
         self.delivery = delivery
         self.quarantine = quarantine
+        # Delivery states for the index, kept while the store is away (shared with delivery).
+        self.records = DeliveryRecords(quarantine)
         self.audit = audit
         self.metrics = metrics
         self.hostname = hostname
@@ -78,10 +81,7 @@ class Bounces:
         # A message that was never sanitized is kept without content: the original is in
         # the quarantine, and a dead letter must never be retried as it came in.
         await asyncio.to_thread(self.spool.advance, from_state, envelope, message, "dead")
-        if envelope.quarantine_id:
-            await asyncio.to_thread(
-                self.quarantine.record_delivery, envelope.quarantine_id, MessageState.DEAD
-            )
+        await self.records.record(envelope.quarantine_id, MessageState.DEAD)
         self.metrics.dead_lettered()
         if tell_sender:
             dsn = await self.notify(envelope, failures, reason)

@@ -25,6 +25,7 @@ Every name starts with ``mukaika_``:
 ``mukaika_busy_workers``                   gauge      workers busy right now
 ``mukaika_expired_exceptions``             gauge      exceptions (例外措置) past their expiry date
 ``mukaika_scanner_up``                     gauge      1 when clamd answered the last probe, else 0
+``mukaika_store_up``                       gauge      1 when the store answered the last probe
 ``mukaika_clock_synchronized``             gauge      1 when NTP synchronised the system clock
 =========================================  =========  =========================================
 
@@ -232,6 +233,12 @@ class Metrics:
         # Created by the first probe: absent while the scanner is off, so no alert fires then.
         self._scanner_up: Gauge | None = None
         self._scanner_lock = threading.Lock()
+        self._store_up = Gauge(
+            "mukaika_store_up",
+            "1 when the store (database) answered serve's last probe, else 0 (new mail gets 451).",
+            registry=reg,
+        )
+        self._store_up.set(1)  # serve opened it: it answered
         # 0 until the first answer: unknown counts as not synchronised (observation/clock.py).
         self._clock_synchronized = Gauge(
             "mukaika_clock_synchronized",
@@ -317,6 +324,9 @@ class Metrics:
 
     def set_clock_synchronized(self, synchronized: bool) -> None:
         self._clock_synchronized.set(1 if synchronized else 0)
+
+    def set_store_up(self, up: bool) -> None:
+        self._store_up.set(1 if up else 0)
 
     # -- exposition ------------------------------------------------------------------------
 

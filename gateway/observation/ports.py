@@ -28,6 +28,7 @@ class MetricsPort(Protocol):
     def set_busy_workers(self, n: int) -> None: ...
     def set_expired_exceptions(self, n: int) -> None: ...
     def set_scanner_up(self, up: bool) -> None: ...
+    def set_store_up(self, up: bool) -> None: ...
     def set_clock_synchronized(self, synchronized: bool) -> None: ...
 
 
@@ -80,6 +81,9 @@ class NullMetrics:
         return None
 
     def set_scanner_up(self, up: bool) -> None:
+        return None
+
+    def set_store_up(self, up: bool) -> None:
         return None
 
     def set_clock_synchronized(self, synchronized: bool) -> None:

@@ -79,6 +79,19 @@ class Scheduler:
         heapq.heappush(self._delayed, (due, next(self._counter), state, queue_id))
         self._changed.set()
 
+    def resume(self, state: str) -> int:
+        """Make every message of ``state`` waiting for a retry due now (what failed them, e.g.
+        the store, answers again); return how many."""
+        now = self.clock()
+        waiting = [
+            queue_id
+            for due, _, waiting_state, queue_id in self._delayed
+            if waiting_state == state and self._due.get(queue_id) == due and due > now
+        ]
+        for queue_id in waiting:
+            self.later(state, queue_id, now)  # the old heap entry is skipped as rescheduled
+        return len(waiting)
+
     def retry_later(self, state: str, queue_id: str) -> None:
         """Work on a message again after ``worker.temporary_failure_retry_seconds``."""
         self.later(state, queue_id, self.clock() + self.settings.temporary_failure_retry_seconds)

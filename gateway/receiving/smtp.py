@@ -23,6 +23,9 @@ What this module does about it:
   HELO name and the envelope so far, and counted in ``mukaika_rejected_total``.
 - Recipients outside the accepted domains are refused (``554 5.7.1``); after
   ``max_recipients`` each extra one gets ``452 4.5.3``. Low disk: ``452 4.3.1`` at MAIL.
+- While the store (the database) does not answer (the gateway's probe,
+  :mod:`gateway.service.store_health`): ``451 4.3.0`` at MAIL and at the end of DATA, so no
+  mail is answered 250 that could not be recorded.
 - Any internal fault answers ``451 4.3.0`` (aiosmtpd's default would say 500).
 - ``250`` is sent only after the spool has fsynced the message (``RelayHandler.handle_DATA``).
 
@@ -81,6 +84,7 @@ REPLY_LINE = "500 5.5.2 Line too long"
 REPLY_BARE = "550 5.5.2 Bare CR or LF in message data is not allowed"
 REPLY_PIPELINING = "503 5.5.0 Improper command pipelining after end of data"
 REPLY_DISK = "452 4.3.1 Insufficient system storage"
+REPLY_STORE = "451 4.3.0 Mail store unavailable; please try again later"
 REPLY_NUL = "550 5.5.2 NUL in message data is not allowed"
 REPLY_BAD_SENDER = "553 5.1.7 Bad sender address syntax"
 REPLY_BAD_RECIPIENT = "553 5.1.3 Bad recipient address syntax"
@@ -106,6 +110,7 @@ _REFUSALS: dict[str, SmtpRefusal] = {
     REPLY_BARE: SmtpRefusal.BARE_NEWLINE,
     REPLY_PIPELINING: SmtpRefusal.PIPELINING,
     REPLY_DISK: SmtpRefusal.DISK,
+    REPLY_STORE: SmtpRefusal.STORE,
     REPLY_NUL: SmtpRefusal.SMUGGLING,
     REPLY_BAD_SENDER: SmtpRefusal.SYNTAX,
     REPLY_BAD_RECIPIENT: SmtpRefusal.SYNTAX,
@@ -635,7 +640,8 @@ def _bad_address(address: str) -> bool:
 
 
 class RelayHandler:
-    """aiosmtpd handler: relay policy, recipient limit, disk check; hands DATA to ``accept``."""
+    """aiosmtpd handler: relay policy, recipient limit, disk and store checks; hands DATA to
+    ``accept``."""
 
     def __init__(
         self,
@@ -646,6 +652,7 @@ class RelayHandler:
         self.settings = settings
         self.accept = accept
         self.free_bytes = free_bytes
+        self.store_up = True  # set by the gateway's store probe (set_store_up)
         self.domains = frozenset(d.lower().rstrip(".") for d in settings.accept_domains)
         self.trusted = tuple(
             ipaddress.ip_network(n, strict=False) for n in settings.trusted_networks
@@ -674,6 +681,8 @@ class RelayHandler:
         if self.free_bytes() < self.settings.min_free_disk_bytes:
             log.warning("free disk below min_free_disk_bytes: MAIL answered 452")
             return REPLY_DISK
+        if not self.store_up:
+            return REPLY_STORE
         if _bad_address(address):
             return REPLY_BAD_SENDER
         envelope.mail_from = address
@@ -695,6 +704,8 @@ class RelayHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if not self.store_up:  # went away since MAIL
+            return REPLY_STORE
         mail_from = envelope.mail_from or ""
         raw = envelope.original_content
         assert isinstance(raw, bytes)
@@ -741,6 +752,10 @@ class SmtpServer:
 
     def _factory(self) -> GatewaySMTP:
         return GatewaySMTP(self.handler, self.settings, self.tracker, self.tls)
+
+    def set_store_up(self, up: bool) -> None:
+        """Whether the store answers: while it does not, new mail is answered 451."""
+        self.handler.store_up = up
 
     async def start(
         self, host: str | None = None, port: int | None = None, sock: socket.socket | None = None

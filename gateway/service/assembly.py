@@ -38,6 +38,7 @@ from gateway.service.control import ControlServer
 from gateway.service.node_clock import NodeClock
 from gateway.service.receivers import ReceiverPool, receiver_count
 from gateway.service.releasing import Releasing
+from gateway.service.store_health import StoreHealth
 from gateway.service.worker import Worker
 from gateway.store import Store, migrate_store, open_store
 from sanitizers.notice import NoticeContext
@@ -185,6 +186,32 @@ class Gateway:
             else None
         )
         self._checking_node_clock: asyncio.Task[None] | None = None
+        # Whether the store answers: while not, receivers answer new mail 451.
+        self.store_health = (
+            StoreHealth(
+                self.store,
+                config.store.probe_interval_seconds,
+                self.metrics,
+                self._store_changed,
+            )
+            if self.store is not None
+            else None
+        )
+        self._probing_store: asyncio.Task[None] | None = None
+        self._flushing: asyncio.Task[None] | None = None
+
+    def _store_changed(self, up: bool) -> None:
+        """The store went away or came back: receivers refuse or accept new mail; when it is
+        back, mail that waits to be quarantined is taken up at once and the delivery states
+        kept meanwhile are written."""
+        self.receiving.set_store_up(up)
+        if up:
+            resumed = self.worker.scheduler.resume("incoming")
+            if resumed:
+                log.info("store back: %d message(s) waiting to be quarantined taken up", resumed)
+            self._flushing = asyncio.create_task(
+                self.worker.bounces.records.flush(), name="mukaika-delivery-records"
+            )
 
     def _open_store(self, config: Config) -> Store:
         """The configured store: migrated first when ``store.migrate_on_start`` is on; a schema
@@ -271,6 +298,10 @@ class Gateway:
             self._checking_node_clock = asyncio.create_task(
                 self.node_clock.run_forever(), name="mukaika-node-clock"
             )
+        if self.store_health is not None:
+            self._probing_store = asyncio.create_task(
+                self.store_health.run(), name="mukaika-store-probe"
+            )
         if self.worker.rules is not None:
             self._report_expired(self.worker.rules)
         warm = getattr(self.sanitizer, "warm", None)
@@ -323,6 +354,8 @@ class Gateway:
             self._probing,
             self._watching_clock,
             self._checking_node_clock,
+            self._probing_store,
+            self._flushing,
             self._audit_retention,
         ):
             if task is not None:

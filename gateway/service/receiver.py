@@ -5,7 +5,8 @@ Started by :mod:`gateway.service.receivers` as ``python -m gateway.service.recei
 FD --lifeline FD``. The channel is a Unix socket to the gateway process carrying one JSON
 array per line. The gateway sends ``["start", config, host, port, log_level]`` once, then
 ``["admit", n, refusal-or-null]`` (its answer to our ``["admit", n, client]``), ``["stress",
-on]`` and ``["drain", seconds]``. We send ``["ready"]``, ``["admit", n, client]``,
+on]``, ``["store", up]`` (whether the store answers: while not, new mail gets 451) and
+``["drain", seconds]``. We send ``["ready"]``, ``["admit", n, client]``,
 ``["release", client]``, ``["queued", queue_id]`` (a message is durable and answered 250),
 ``["received"]`` and ``["rejected", reason]`` (the gateway counts them in its metrics).
 
@@ -152,6 +153,8 @@ async def serve(channel_fd: int) -> None:
                 admission.answer(int(message[1]), message[2])
             elif message[0] == "stress":
                 smtp.tracker.set_stress(bool(message[1]))
+            elif message[0] == "store":
+                smtp.set_store_up(bool(message[1]))
             elif message[0] == "drain":
                 grace[0] = float(message[1])
                 break

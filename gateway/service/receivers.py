@@ -107,6 +107,7 @@ class ReceiverPool:
         self.on_queued = on_queued
         self.metrics = metrics
         self.limits = ConnectionLimits(config.smtp, self._broadcast_stress)
+        self.store_up = True  # told to every receiver, a restarted one too
         self._receivers: dict[int, _Receiver] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._held: socket.socket | None = None
@@ -180,6 +181,8 @@ class ReceiverPool:
             raise OSError(f"receiver {index} did not start listening on {self._address}")
         if self.limits.stressed:
             receiver.send("stress", True)
+        if not self.store_up:
+            receiver.send("store", False)
         log.info("receiver %d (pid %d) listening", index, process.pid)
 
     async def _follow(self, receiver: _Receiver) -> None:
@@ -243,6 +246,12 @@ class ReceiverPool:
             self.metrics.rejected(SmtpRefusal(message[1]))
         elif kind == "ready" and not receiver.ready.done():
             receiver.ready.set_result(None)
+
+    def set_store_up(self, up: bool) -> None:
+        """Every receiver answers new mail 451 while the store does not answer."""
+        self.store_up = up
+        for receiver in self._receivers.values():
+            receiver.send("store", up)
 
     def _broadcast_stress(self, stressed: bool) -> None:
         for receiver in self._receivers.values():

@@ -24,6 +24,7 @@ import pytest
 
 from tests.e2e.servekit import Serve, serve
 from tests.gateway.relaykit import SIMPLE, RawClient, Sink, free_port
+from tests.postgres import Cluster
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
 
@@ -362,3 +363,37 @@ def receiver_alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] != "Z" and RECEIVER in cmdline
+
+
+async def test_every_receiver_refuses_new_mail_while_the_store_is_away(
+    tmp_path: Path, sink: Sink, postgres_cluster: Cluster, postgres_url: str
+) -> None:
+    """PostgreSQL stopped under serve with two receiving processes: MAIL gets 451 on every
+    session, whichever receiver serves it; started again, mail is accepted and delivered."""
+    config = tmp_path / "mukaika.toml"
+    text = config_text(tmp_path, sink.port)
+    text += f'[store]\nurl = "{postgres_url}"\nprobe_interval_seconds = 0.05\n'
+    config.write_text(text, encoding="utf-8")
+    async with serve(config) as running:
+        pids = await receivers_of(running)
+        await send_one(running.port, 0)
+        postgres_cluster.stop()
+        await running.wait_log("store unreachable")
+        refused_by: set[int] = set()
+        for _ in range(200):
+            client, _ = await connect(running.port)
+            refused_by.add(serving_pid(client, running.port, pids))
+            assert (await client.cmd(b"HELO x\r\n")).startswith(b"250")
+            reply = await client.cmd(b"MAIL FROM:<a@example.com>\r\n")
+            assert reply.startswith(b"451 4.3.0"), reply
+            await client.close()
+            if refused_by == pids:
+                break
+        assert refused_by == pids
+        postgres_cluster.start()
+        await running.wait_log("answers again")
+        await send_one(running.port, 1)
+        # n0 may have waited to be quarantined: taken up when the store answers, not after
+        # worker.temporary_failure_retry_seconds (60 s).
+        await sink.wait_for(2, within=20)
+    assert sorted(d.parsed()["Subject"] for d in sink.messages) == ["n0", "n1"]

@@ -1,5 +1,12 @@
 """The stored originals on disk: one gzip file per message under ``messages/DAY/``.
 
+:class:`Originals` is what the quarantine needs of wherever its originals are kept; today that
+is :class:`OriginalFiles`, on the node's own disk (with several nodes on PostgreSQL, an
+original is read on the node that stored it: ``node`` of its entry). The interface is written
+so the originals can move into the store itself (a table written in the same transaction as the
+index row, so that any node reads any original and a purge is one job for the cluster) without
+the quarantine changing; that move is not made yet.
+
 Durability (DESIGN.md rule 3): a file is written to ``tmp/``, flushed and fsynced, renamed into
 ``messages/DAY/`` and the directory is fsynced. A crash leaves at worst a temp file (deleted
 once it is older than :data:`STALE_TEMP_SECONDS`, so a second process never removes a write in
@@ -27,7 +34,7 @@ import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from gateway.evidence.quarantine.entries import (
     ID_PATTERN,
@@ -49,8 +56,28 @@ def fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+class Originals(Protocol):
+    """Where the compressed originals are kept: ids are made here, bytes are written durably
+    before their index row exists, read back verified, removed with their row, and leftovers
+    of a crash cleaned up."""
+
+    def new_id(self, received_at: datetime) -> str: ...
+
+    def exists(self, qid: str) -> bool: ...
+
+    def write(self, qid: str, untrusted_raw: bytes, queue_id: str) -> int: ...
+
+    def read(self, qid: str, size: int, sha256: str) -> bytes: ...
+
+    def remove(self, qid: str) -> None: ...
+
+    def remove_orphans(self, oldest_kept: datetime, indexed: Callable[[str], bool]) -> None: ...
+
+    def clean_temp_files(self, *, older_than: float = STALE_TEMP_SECONDS) -> int: ...
+
+
 class OriginalFiles:
-    """The compressed originals of one quarantine directory."""
+    """The compressed originals of one quarantine directory (:class:`Originals` on disk)."""
 
     def __init__(self, directory: Path, compression_level: int = 1) -> None:
         if not 1 <= compression_level <= 9:
@@ -66,6 +93,9 @@ class OriginalFiles:
         if match is None:
             raise QuarantineNotFoundError(qid)
         return self.messages / match["day"] / f"{qid}.eml.gz"
+
+    def exists(self, qid: str) -> bool:
+        return self.path(qid).exists()
 
     def new_id(self, received_at: datetime) -> str:
         """A fresh id: the receive time (UTC) and 48 random bits, not yet used on disk."""

@@ -70,7 +70,12 @@ from gateway.evidence.quarantine.entries import (
     clean_text,
     require_utc,
 )
-from gateway.evidence.quarantine.files import STALE_TEMP_SECONDS, OriginalFiles, export_file
+from gateway.evidence.quarantine.files import (
+    STALE_TEMP_SECONDS,
+    OriginalFiles,
+    Originals,
+    export_file,
+)
 from gateway.evidence.quarantine.index import QuarantineIndex
 from gateway.store import Store, StoreError
 from sanitizers.report import Report
@@ -105,13 +110,14 @@ class Quarantine:
         self.held_retention = (
             self.retention if held_retention_days is None else timedelta(days=held_retention_days)
         )
-        self.files = OriginalFiles(self.directory, compression_level)
+        # Where the originals are kept (gateway.evidence.quarantine.files.Originals): files.
+        self.originals: Originals = OriginalFiles(self.directory, compression_level)
         self.index = QuarantineIndex(store, node)
         # Reading entries needs only the index: get(qid), list(filters...), count().
         self.get = self.index.get
         self.list = self.index.list
         self.count = self.index.count
-        self.files.clean_temp_files()
+        self.originals.clean_temp_files()
 
     @classmethod
     def from_settings(
@@ -142,7 +148,9 @@ class Quarantine:
     def path_of(self, qid: str) -> Path:
         """The compressed file of an entry (for operators; read it with :meth:`read_original`)."""
         self.get(qid)
-        return self.files.path(qid)
+        if not isinstance(self.originals, OriginalFiles):
+            raise QuarantineError(f"{qid}: the originals are not kept as files")
+        return self.originals.path(qid)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -168,10 +176,10 @@ class Quarantine:
         digest = hashlib.sha256(untrusted_raw).hexdigest()
         queue_id = clean_text(queue_id)
         for existing in self.index.ids_of(queue_id, digest):
-            if self.files.path(existing).exists():
+            if self.originals.exists(existing):
                 return existing
-        qid = self.files.new_id(received_at)
-        stored_size = self.files.write(qid, untrusted_raw, queue_id)
+        qid = self.originals.new_id(received_at)
+        stored_size = self.originals.write(qid, untrusted_raw, queue_id)
         try:
             self.index.insert(
                 qid,
@@ -187,7 +195,7 @@ class Quarantine:
             )
         except StoreError as exc:
             with contextlib.suppress(OSError):
-                self.files.remove(qid)
+                self.originals.remove(qid)
             raise QuarantineStoreError(
                 exc.errno, f"cannot index queue id {queue_id} in the quarantine: {exc}"
             ) from exc
@@ -253,7 +261,7 @@ class Quarantine:
         :class:`QuarantineIntegrityError` when the file is missing, corrupt or altered.
         """
         entry = self.get(qid)
-        return self.files.read(qid, entry.size, entry.sha256)
+        return self.originals.read(qid, entry.size, entry.sha256)
 
     def export(self, qid: str, out_path: Path, *, overwrite: bool = False) -> int:
         """Write the verified original to ``out_path`` (mode 0600, atomically); return its size.
@@ -279,11 +287,11 @@ class Quarantine:
             # File first, then row: a crash in between leaves a row whose file is gone, which
             # the next purge removes; never a file nobody knows about.
             for qid in ids:
-                self.files.remove(qid)
+                self.originals.remove(qid)
             self.index.delete(ids)
             removed += len(ids)
-        self.files.remove_orphans(min(cutoff, held_cutoff), self.index.knows)
-        self.files.clean_temp_files()
+        self.originals.remove_orphans(min(cutoff, held_cutoff), self.index.knows)
+        self.originals.clean_temp_files()
         return removed
 
     async def purge_forever(
@@ -310,4 +318,4 @@ class Quarantine:
 
     def clean_temp_files(self, *, older_than: float = STALE_TEMP_SECONDS) -> int:
         """Delete abandoned temp files (older than ``older_than`` seconds); return how many."""
-        return self.files.clean_temp_files(older_than=older_than)
+        return self.originals.clean_temp_files(older_than=older_than)

@@ -258,3 +258,22 @@ async def test_a_stage_that_fails_unexpectedly_is_deferred_not_dropped(bench: Be
     bench.clock.now += 60  # worker.temporary_failure_retry_seconds
     await wait_until(lambda: len(bench.stage.jobs) >= 2)
     assert bench.stage.jobs == [("incoming", ID_A)] * 2
+
+
+async def test_resume_takes_up_at_once_what_waits_for_a_retry_in_that_state(bench: Bench) -> None:
+    """The store answers again: mail its outage deferred before quarantining is taken up now,
+    not after temporary_failure_retry_seconds; mail waiting in another state keeps its time."""
+    bench.stage.failures = 1
+    incoming = spooled(bench.spool, "incoming", received_at=bench.clock.now)
+    later = bench.clock.now + 600
+    outgoing = spooled(bench.spool, "outgoing", received_at=bench.clock.now, next_attempt=later)
+    await bench.start()
+    await wait_until(lambda: len(bench.stage.jobs) == 1)  # failed: due again in 60 s
+    await rescans(bench.metrics)
+    assert bench.stage.jobs == [("incoming", incoming)]
+    assert bench.scheduler.resume("incoming") == 1
+    await wait_until(lambda: len(bench.stage.jobs) == 2)
+    assert bench.stage.jobs[-1] == ("incoming", incoming)
+    await rescans(bench.metrics)
+    assert ("outgoing", outgoing) not in bench.stage.jobs
+    assert bench.scheduler.resume("incoming") == 0

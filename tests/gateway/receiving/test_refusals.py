@@ -198,6 +198,22 @@ async def _disk(rx: Receiver) -> None:
     await client.close()
 
 
+@scenario(SmtpRefusal.STORE)
+async def _store(rx: Receiver) -> None:
+    """While the store does not answer: 451 at MAIL, and at the end of DATA for a transaction
+    begun before it went away; nothing is accepted."""
+    client = await session(rx)
+    await client.envelope(SENDER, LOCAL)
+    assert (await client.cmd(b"DATA\r\n")).startswith(b"354")
+    rx.server.set_store_up(False)
+    assert (await client.cmd(SIMPLE + b".\r\n")).startswith(b"451 4.3.0")
+    assert (await client.cmd(b"MAIL FROM:<sender@example.com>\r\n")).startswith(b"451 4.3.0")
+    await client.close()
+    assert rx.accepted == []
+    rx.server.set_store_up(True)
+    assert (await with_data(rx, SIMPLE + b".\r\n")).startswith(b"250")
+
+
 @scenario(SmtpRefusal.SHUTDOWN)
 async def _shutdown(rx: Receiver) -> None:
     client = await session(rx)
