@@ -52,6 +52,16 @@ HTML_POINTERS: Final[dict[str, re.Pattern[str]]] = {
     "ja_not_shown_properly": re.compile(
         r"(?:正しく|うまく|正常に|きちんと)\s*(?:表示|閲覧)\s*(?:されない|できない|されていない)"
     ),
+    "ja_html_version_here": re.compile(
+        r"html\s*(?:版|形式|メール)?\s*(?:は|を)?\s*(?:こちら|下記|以下|次の)"
+    ),
+    "ja_no_text_version": re.compile(
+        r"テキスト\s*(?:版|形式|メール)[^。\n]{0,10}?"
+        r"(?:準備中|ありません|ございません|用意して(?:い|お)りません|配信して(?:い|お)りません)"
+    ),
+    "en_enable_html": re.compile(
+        r"\b(?:enable|turn\s+on|switch\s+(?:on|to)|allow)\s+(?:the\s+)?html\b"
+    ),
     "en_view_in_browser": re.compile(
         r"\b(?:view|read|see|open)\b.{0,40}\b(?:in|with)\s+(?:your|a)\s+(?:web\s+)?browser\b"
     ),

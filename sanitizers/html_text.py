@@ -18,12 +18,11 @@ text, to crash or stall the converter, or to smuggle something clickable across.
     remove the gaps between inline blocks), and transparent text colour (a child with its own
     colour shows). Images stay visible under a zero font size or transparent colour.
 
-  Rules of ``<style>`` blocks with simple selectors (``.name``, ``#name``, ``tag.name``,
-  ``tag#name``, comma lists of them) hide the same way for the elements after the block that
-  match them, in the cascade's order (a class, then a tag with a class, then an id, then the
-  inline style; ``!important`` first). Other selectors (descendants, attributes,
-  pseudo-classes) and rules inside ``@media`` and other at-rules are ignored; at most
-  ``_MAX_STYLE_CHARS`` of style sheets and ``_MAX_STYLE_RULES`` rules are read.
+  The document's ``<style>`` sheets hide and show the same way, applied to the whole tree as
+  CSS applies them (:mod:`sanitizers.html_css`: every selector, ``@media`` for a desktop
+  reader, specificity and order, the inline style after them, ``!important`` first). When
+  the sheets cannot be applied within their limits, nothing is hidden by CSS in that
+  document: shown text is the fail-safe, never hidden text.
 
   ``aria-hidden`` is *not* hiding (the text is on screen), and ``<noscript>`` is kept (mail
   readers run no scripts, so they show it).
@@ -59,8 +58,8 @@ layout spacers vanish); a cell of several lines (``<br>``, blocks inside) stands
 neighbours, on lines of its own. A shown URL follows its link's text (``text <URL>``), with no
 space before closing punctuation.
 
-Not handled: style-sheet selectors other than simple class and id ones, off-screen
-positioning, text coloured like its background, and relative URLs resolved against ``<base>``.
+Not handled: off-screen positioning, text coloured like its background, and relative URLs
+resolved against ``<base>``.
 """
 
 from __future__ import annotations
@@ -72,6 +71,7 @@ from typing import Final, cast
 
 from lxml import etree
 
+from sanitizers.html_css import cascaded_sheets
 from sanitizers.links import DEFANGED_SCHEMES, DEFAULT_ALLOWED_SCHEMES
 from sanitizers.policy import LinkMode
 from sanitizers.safetext import SURROGATES, body_text
@@ -125,17 +125,6 @@ _MAX_BREAK_RUN: Final = 3  # <br> never makes more than two blank lines in a row
 _MAX_LINK_TEXT: Final = 512  # longer link texts are never compared with their URL
 _MAX_LINK_PARTS: Final = 64  # nor are link texts written in more pieces than this
 _MAX_OL_START: Final = 10**6
-_MAX_STYLE_CHARS: Final = 256 * 1024  # of <style> text read per document; the rest is ignored
-_MAX_STYLE_RULES: Final = 2000  # simple rules kept per document
-
-# --- style sheets ----------------------------------------------------------------------------
-
-# A style sheet read as tokens: braces, and what lies between them.
-_CSS_TOKENS: Final = re.compile(r"[{}]|[^{}]+")
-# A simple selector: an optional tag name, then one class or id.
-_SIMPLE_SELECTOR: Final = re.compile(r"\s*([a-z][a-z0-9]*)?([.#])(-?[_a-z][_a-z0-9-]*)\s*")
-# Specificity order of the simple selectors: class, tag with class, id, tag with id.
-_SPECIFICITY: Final = {(False, "."): 0, (True, "."): 1, (False, "#"): 2, (True, "#"): 3}
 
 # --- text normalisation ------------------------------------------------------------------
 
@@ -198,7 +187,8 @@ def html_to_text(
     allowed_schemes: Collection[str] = DEFAULT_ALLOWED_SCHEMES,
 ) -> str:
     """Readable plain text of ``untrusted_html``; see the module docstring. Never raises."""
-    converter = _Converter(links, allowed_schemes)
+    utf8 = _utf8(untrusted_html)
+    converter = _Converter(links, allowed_schemes, cascaded_sheets(untrusted_html, utf8))
     # The converter is the parser's target: libxml2 reports elements and text as it reads them
     # and no tree is built (a tree costs time, limits nesting to 256 levels, and takes time
     # quadratic in the number of attributes of an element).
@@ -208,7 +198,7 @@ def html_to_text(
         no_network=True,
     )
     try:
-        parser.feed(_utf8(untrusted_html))
+        parser.feed(utf8)
         parser.close()
     except etree.LxmlError:  # e.g. an empty document: what was read so far stands
         pass
@@ -225,64 +215,6 @@ def _utf8(untrusted_html: str) -> bytes:
         return untrusted_html.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates, which no encoding can hold
         return _SURROGATES.sub("\ufffd", untrusted_html).encode("utf-8")
-
-
-# --- style sheets ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    """One simple rule of a style sheet: the tag it requires (or None), its specificity rank,
-    its place in the sheets, and its declarations (lower-cased CSS text)."""
-
-    tag: str | None
-    rank: int
-    order: int
-    declarations: str
-
-
-def _style_rules(untrusted_css: str, first: int) -> dict[str, list[_Rule]]:
-    """The simple rules of a style sheet that may hide or show (see :func:`_may_affect`), by
-    selector key (``.name`` or ``#name``), numbered from ``first``. Rules inside at-rules
-    (``@media``…) and rules with any other selector are left out."""
-    css = untrusted_css.lower()
-    if "/*" in css:
-        css = _CSS_COMMENT.sub("", css)
-    rules: dict[str, list[_Rule]] = {}
-    depth = 0
-    skipped_depth = 0  # depth at which an at-rule or a broken rule started (0: none)
-    prelude = ""
-    order = first
-    for piece in _CSS_TOKENS.findall(css):
-        if piece == "{":
-            depth += 1
-            if not skipped_depth and (depth > 1 or prelude.lstrip().startswith("@")):
-                skipped_depth = depth
-        elif piece == "}":
-            if skipped_depth == depth:
-                skipped_depth = 0
-            depth = max(0, depth - 1)
-            prelude = ""
-        elif depth == 0:
-            prelude = piece.rsplit(";", 1)[-1]  # (a stray @import …; before a rule)
-        elif depth == 1 and not skipped_depth and _may_affect(piece):
-            order = _add_rule(rules, prelude, piece, order)
-    return rules
-
-
-def _add_rule(rules: dict[str, list[_Rule]], prelude: str, declarations: str, order: int) -> int:
-    """Record ``declarations`` under each simple selector of ``prelude`` (none when any of its
-    selectors is not simple); the next rule's number."""
-    parsed = [_SIMPLE_SELECTOR.fullmatch(selector) for selector in prelude.split(",")]
-    if not all(parsed):
-        return order
-    for match in parsed:
-        assert match is not None  # (checked above)
-        tag, sigil, name = match.groups()
-        rank = _SPECIFICITY[(tag is not None, sigil)]
-        rules.setdefault(sigil + name, []).append(_Rule(tag, rank, order, declarations))
-        order += 1
-    return order
 
 
 # --- inline styles -------------------------------------------------------------------------
@@ -685,7 +617,12 @@ class _Converter:
     (``None``), a number of newlines owed after a block, or a function to call. These methods
     run for every element and text run, so the common cases are written out in them."""
 
-    def __init__(self, links: LinkMode, allowed_schemes: Collection[str]) -> None:
+    def __init__(
+        self,
+        links: LinkMode,
+        allowed_schemes: Collection[str],
+        sheets: Mapping[int, str] | None,
+    ) -> None:
         self.links = links
         self.allowed_schemes = allowed_schemes
         self.sink = _Sink()
@@ -702,17 +639,16 @@ class _Converter:
         self.opened = ""  # the tag just opened, when no text has followed it yet
         self.styles: dict[str, _StyleEffect] = {}  # inline style -> what it does
         self.paragraphs: dict[tuple[str | None, str | None], bool] = {}  # -> no margins
-        self.sheet: list[str] | None = None  # the text of the <style> being read
-        self.sheet_depth = 0  # the value of ``hidden`` inside that <style>
-        self.sheet_chars = 0  # style-sheet text read so far (at most _MAX_STYLE_CHARS)
-        self.rules: dict[str, list[_Rule]] = {}  # simple style-sheet rules by .class / #id
-        self.rule_count = 0
+        # Style-sheet declarations per element, by the place of its start event (None: the
+        # sheets could not be applied, and nothing is hidden by CSS).
+        self.sheets = sheets
+        self.css = sheets is not None
+        self.position = -1  # the place of the element being started
 
     def start(self, tag: str, attrib: _Attributes) -> None:
+        self.position += 1
         if self.hidden:
             self.hidden += 1
-            if tag == "style":  # (in <head>, which is never shown)
-                self._open_sheet()
             return
         if self.pending:
             self._flush_text()
@@ -721,10 +657,9 @@ class _Converter:
         attrib = attrib or _NO_ATTRIBUTES
         if tag in _DROPPED:
             self.hidden = 1
-            if tag == "style":
-                self._open_sheet()
             return
-        if (attrib or tag == "dialog") and self._hides(tag, attrib):
+        sheet = self.sheets.get(self.position) if self.sheets else None
+        if (attrib or sheet or tag == "dialog") and self.css and self._hides(tag, attrib, sheet):
             self.hidden = 1
             return
         kind = _KINDS.get(tag)
@@ -742,8 +677,6 @@ class _Converter:
 
     def end(self, _tag: str) -> None:
         if self.hidden:
-            if self.sheet is not None and self.hidden == self.sheet_depth:
-                self._read_sheet(self.sheet)
             self.hidden -= 1
             return
         if self.pending:
@@ -764,46 +697,9 @@ class _Converter:
 
     def data(self, data: str) -> None:
         if self.hidden:
-            if self.sheet is not None:
-                self.sheet.append(data)
             return
         if data and not self.veil & _HIDES_TEXT:
             self.pending.append(data)
-
-    def _open_sheet(self) -> None:
-        """Start reading a ``<style>`` element's text (until its end, at this depth)."""
-        if self.sheet is None and self.sheet_chars < _MAX_STYLE_CHARS:
-            self.sheet = []
-            self.sheet_depth = self.hidden
-
-    def _read_sheet(self, sheet: list[str]) -> None:
-        """Keep the simple rules of the ``<style>`` just read, within the limits."""
-        self.sheet = None
-        css = "".join(sheet)[: _MAX_STYLE_CHARS - self.sheet_chars]
-        self.sheet_chars += len(css)
-        for key, rules in _style_rules(css, self.rule_count).items():
-            room = _MAX_STYLE_RULES - self.rule_count
-            if room <= 0:
-                return
-            self.rules.setdefault(key, []).extend(rules[:room])
-            self.rule_count += min(room, len(rules))
-
-    def _cascaded(self, tag: str, attrib: _Attributes, style: str | None) -> str | None:
-        """The element's style as the style-sheet rules matching its classes and id, then its
-        inline style, in cascade order (later wins, ``!important`` aside)."""
-        found: list[_Rule] = []
-        classes = attrib.get("class")
-        if classes:
-            for name in classes.lower().split():
-                found += self.rules.get("." + name, ())
-        ident = attrib.get("id")
-        if ident:
-            found += self.rules.get("#" + ident.strip().lower(), ())
-        matching = [rule for rule in found if rule.tag is None or rule.tag == tag]
-        if not matching:
-            return style
-        matching.sort(key=lambda rule: (rule.rank, rule.order))
-        return ";".join([*(rule.declarations for rule in matching), style or ""])
 
     def close(self) -> None:
         """The end of the document (events of a broken one may stop earlier)."""
@@ -827,12 +723,13 @@ class _Converter:
             self.sink.space()
         self.opened = ""
 
-    def _hides(self, tag: str, attrib: _Attributes) -> bool:
+    def _hides(self, tag: str, attrib: _Attributes, sheet: str | None) -> bool:
         """Whether the element is hidden for good; records the inherited hiding it sets or
-        clears (undone at its end)."""
+        clears (undone at its end). ``sheet``: the style sheets' declarations for it, which its
+        inline style follows in the cascade."""
         style = attrib.get("style")
-        if self.rules:
-            style = self._cascaded(tag, attrib, style)
+        if sheet:
+            style = sheet if style is None else f"{sheet};{style}"
         effect = _NO_EFFECT
         if style is not None:
             # Mail templates repeat a few styles on every element: decide each one once.

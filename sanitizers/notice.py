@@ -33,12 +33,18 @@ _KINDS = frozenset(kind.value for kind in FileKind)
 @dataclass(frozen=True, slots=True)
 class NoticeContext:
     """What the held notices tell that the pipeline does not know: where a password is given
-    (``[console] public_url``), whom to ask (``[console] contact``), and the time zone dates
-    are shown in (``[service] display_timezone``; "" = the system's)."""
+    (``[console] public_url``, and a signed link per recipient), whom to ask (``[console]
+    contact``), and the time zone dates are shown in (``[service] display_timezone``; "" = the
+    system's)."""
 
     public_url: str = ""
     contact: str = ""
     timezone: str = ""
+    links: tuple[tuple[str, str], ...] = ()
+    """(recipient, signed PPAP link) for each envelope recipient of this message (the gateway
+    signs them); a held notice awaiting a password goes to each recipient with theirs only."""
+    links_expire: datetime | None = None
+    """When those links stop working, as the notice says."""
 
 
 _BODY_REASONS = frozenset({Reason.TEXT_BODY, Reason.HTML_BODY, Reason.TEXT_CONVERTED})
@@ -85,6 +91,12 @@ _WORDS = {
             "自動的に解除しました"
         ),
         "unlock_url": "次のページで参照番号とパスワードを入力してください: {}",
+        "unlock_link": (
+            "次のリンクを開いて、パスワードを入力してください（あなた専用のリンクです。"
+            "{expires} まで有効）。\n"
+            "{link}\n"
+            "リンクが開けない場合は、上の行をコピーしてブラウザーのアドレス欄に貼り付けてください。"
+        ),
         "unlock_ask": (
             "参照番号とパスワードをお問い合わせ先へお伝えください（電話など、メール以外の方法で）。"
         ),
@@ -111,6 +123,11 @@ _WORDS = {
             " from the same sender"
         ),
         "unlock_url": "Enter the reference and the password on this page: {}",
+        "unlock_link": (
+            "Open this link and enter the password (it is yours alone; valid until {expires}).\n"
+            "{link}\n"
+            "If the link does not open, copy the line above into the browser's address bar."
+        ),
         "unlock_ask": (
             "Give the reference and the password to the contact below (by phone, or any way"
             " but mail)."
@@ -188,10 +205,13 @@ def render_held(
     date: str,
     context: NoticeContext | None = None,
     automatic_unlock: bool = False,
+    link: str = "",
 ) -> str:
     """The whole body of the notice-only message sent in place of a held mail: the one
-    awaiting a password (``held_password_*.txt``) says where and how to give it. Only the
-    attachments are listed (the text is not delivered either, whatever became of it)."""
+    awaiting a password (``held_password_*.txt``) says where and how to give it: with
+    ``link``, the recipient's own signed link to the PPAP page, on a line of its own so it can
+    be copied. Only the attachments are listed (the text is not delivered either, whatever
+    became of it)."""
     context = context or NoticeContext()
     language = policy.language
     words = _WORDS[language]
@@ -199,7 +219,11 @@ def render_held(
     name = f"held_password_{language}.txt" if awaiting else f"held_{language}.txt"
     template = _template("", policy.templates_dir, name)
     none = words["none"]
-    if context.public_url:
+    if link:
+        expires = context.links_expire
+        until = _format_time(expires, context.timezone) if expires is not None else none
+        unlock_how = words["unlock_link"].format(link=link, expires=until)
+    elif context.public_url:
         unlock_how = words["unlock_url"].format(context.public_url)
     else:
         unlock_how = words["unlock_ask"]

@@ -117,6 +117,12 @@ def sanitize_message(
         if run.headers is None:
             run.headers = _headers_for_notice(untrusted_raw, policy)
         message = run.compose(reference, context or NoticeContext())
+    notices: tuple[tuple[str, bytes], ...] = ()
+    if message and context is not None and context.links and report.awaiting_password():
+        with _guard(run):
+            notices = tuple(
+                (rcpt, run.compose(reference, context, link=link)) for rcpt, link in context.links
+            )
     if not message:
         report.verdict = Verdict.HOLD
         message = _fail_safe_message(report, policy, reference)
@@ -124,7 +130,9 @@ def sanitize_message(
     candidates: tuple[str, ...] = ()
     if policy.unlock.automatic:
         candidates = password_candidates("\n".join(run.segments), policy.unlock.max_candidates)
-    return SanitizeResult(message=message, report=report, password_candidates=candidates)
+    return SanitizeResult(
+        message=message, report=report, password_candidates=candidates, notices=notices
+    )
 
 
 @contextmanager
@@ -211,7 +219,8 @@ class _Run:
         if detail:
             self.report.defects.append(f"{reason.value}: {detail}")
 
-    def compose(self, reference: str | None, context: NoticeContext) -> bytes:
+    def compose(self, reference: str | None, context: NoticeContext, link: str = "") -> bytes:
+        """The output message; ``link``: one recipient's PPAP link for a held notice."""
         clock = time.monotonic()
         assert self.headers is not None
         fields = [(name, self._scrub_field(value)) for name, value in self.headers.fields]
@@ -264,6 +273,7 @@ class _Run:
                     date=date,
                     context=context,
                     automatic_unlock=self.policy.unlock.automatic,
+                    link=link,
                 )
 
             text = held()

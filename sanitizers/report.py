@@ -105,6 +105,9 @@ class SanitizeResult:
     message: bytes
     report: Report
     password_candidates: tuple[str, ...] = field(default=(), repr=False)
+    notices: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
+    """For mail held awaiting a password whose context carries links: (recipient, the notice
+    for that recipient alone, with only their link), sent in place of ``message``."""
 
     @property
     def verdict(self) -> Verdict:

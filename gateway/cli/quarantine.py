@@ -35,6 +35,7 @@ from gateway.cli.toolkit import CliError, add_group, data_dir, display_zone, fit
 from gateway.evidence.quarantine import (
     ENTRY_STATES,
     Quarantine,
+    QuarantineElsewhereError,
     QuarantineEntry,
     QuarantineError,
     QuarantineIntegrityError,
@@ -156,7 +157,9 @@ def _open(args: argparse.Namespace) -> Iterator[tuple[Quarantine, tzinfo | None]
         raise CliError(f"cannot open the store: {exc}", ExitCode.IO_ERROR) from exc
     with store:
         try:
-            quarantine = Quarantine.from_settings(config.quarantine, root, store)
+            quarantine = Quarantine.from_settings(
+                config.quarantine, root, store, config.node.resolved_name()
+            )
         except (OSError, QuarantineError) as exc:
             raise CliError(
                 f"cannot open the quarantine at {directory}: {exc}", ExitCode.IO_ERROR
@@ -397,7 +400,7 @@ def _guarded(func: Handler) -> Handler:
             return func(args)
         except BrokenPipeError:
             raise  # the reader went away: gateway.cli.main stops quietly
-        except QuarantineNotFoundError as exc:
+        except (QuarantineNotFoundError, QuarantineElsewhereError) as exc:
             raise CliError(str(exc), ExitCode.NOT_FOUND) from exc
         except QuarantineIntegrityError as exc:
             raise CliError(f"integrity failure: {exc}", ExitCode.INTEGRITY) from exc

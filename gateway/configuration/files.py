@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from gateway.configuration.config import Config, Layered, Origin
+from gateway.configuration.secret_key import SecretKeyError, read_secret_key, secret_key_path
 from gateway.delivery.client import client_tls_context
 from gateway.receiving.smtp import tls_context
 
@@ -77,6 +78,10 @@ def file_problems(config: Config, layered: Layered | None = None) -> list[str]:
             f"{where.origin(given)}: {where.key_name(given)}: set without its pair "
             "(STARTTLS needs both smtp.tls_cert_file and smtp.tls_key_file)"
         )
+    key_problem = secret_key_problem(config)
+    if key_problem is not None:
+        key = ("console", "secret_key_file")
+        problems.append(f"{where.origin(key)}: {where.key_name(key)}: {key_problem}")
     if problems:
         return problems  # the TLS libraries would only repeat "no such file"
     try:
@@ -96,3 +101,16 @@ def file_problems(config: Config, layered: Layered | None = None) -> list[str]:
             f"not a usable CA bundle ({exc.reason or exc})"
         )
     return problems
+
+
+def secret_key_problem(config: Config) -> str | None:
+    """Why the existing ``[console] secret_key_file`` cannot be used, or None (a missing one
+    is created when serve or the console starts)."""
+    path = secret_key_path(config.console.secret_key_file, Path(config.service.data_dir))
+    try:
+        read_secret_key(path)
+    except FileNotFoundError:
+        return None
+    except SecretKeyError as exc:
+        return str(exc)
+    return None

@@ -427,8 +427,8 @@ class MetricsSettings(Section):
 
 
 class ConsoleSettings(Section):
-    """What staff are told about where and whom to ask: the held notices show these (the web
-    console will serve at public_url)."""
+    """The web console, and what staff are told about where and whom to ask: the held notices
+    show these, with a signed PPAP link per recipient when public_url is set."""
 
     public_url: str = ""
     """Address of the page where staff give the password of a held message (PPAP) and see
@@ -436,6 +436,23 @@ class ConsoleSettings(Section):
     contact: str = ""
     """Who to ask about held mail, as the notices show it (e.g. "情報政策課 内線1234");
     "" = the notice says "情報システム担当" (ja) / "your IT administrators" (en)."""
+    secret_key_file: str = ""
+    """The key that signs the PPAP links in held notices (serve) and the console's sessions,
+    shared by both: a path, relative to service.data_dir unless absolute; "" =
+    DATA_DIR/secret_key. Created (mode 0600) when missing; a file others may read is
+    refused."""
+    link_lifetime_seconds: float = Field(default=7 * 86400, gt=0, le=90 * 86400)
+    """How long the PPAP link in a held notice stays valid (7 days)."""
+    unlock_attempts_per_link: int = Field(default=5, ge=1, le=1000)
+    """Password attempts on the PPAP page with one link (one recipient of one message) per
+    unlock_attempts_window_seconds; the message's own limit is policy.unlock.max_attempts."""
+    unlock_attempts_per_user: int = Field(default=10, ge=1, le=1000)
+    """Password attempts on the PPAP page by one logged-in user per window."""
+    unlock_attempts_per_address: int = Field(default=100, ge=1, le=100_000)
+    """Password attempts on the PPAP page from one client address per window; high, since a
+    whole town hall may arrive through one screen-transfer server or proxy."""
+    unlock_attempts_window_seconds: float = Field(default=3600, gt=0, le=86400)
+    """The window of the attempt limits above."""
 
     @field_validator("public_url")
     @classmethod

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from sanitizers import lifeline
 from sanitizers.errors import TemporaryFailure
+from sanitizers.notice import NoticeContext
 from sanitizers.policy import Policy
 from sanitizers.release import ReleaseTerms
 from sanitizers.report import SanitizeResult
@@ -59,9 +60,12 @@ class Sanitizer(Protocol):
         passwords: tuple[str, ...] = (),
         unlocked_by_mail: bool = False,
         release: ReleaseTerms | None = None,
+        context: NoticeContext | None = None,
         auth: AuthOutcome | None = None,
     ) -> SanitizeResult:
         """``release``: the terms of a recorded release (:mod:`sanitizers.release`).
+        ``context``: this message's notice context (its recipients' PPAP links); None: the
+        sanitizer's own.
         ``policy``: this message's effective policy (rules applied); None: the base one.
         ``passwords``: candidates for a password-protected attachment (an unlock); they
         reach the worker through the pool's pipe and nothing else. ``unlocked_by_mail``:
@@ -80,6 +84,7 @@ def _sanitize(
     passwords: tuple[str, ...] = (),
     unlocked_by_mail: bool = False,
     release: ReleaseTerms | None = None,
+    context: NoticeContext | None = None,
     auth: AuthOutcome | None = None,
 ) -> SanitizeResult:
     from sanitizers.pipeline import sanitize_message  # imported in the worker process
@@ -91,6 +96,7 @@ def _sanitize(
         passwords=passwords,
         unlocked_by_mail=unlocked_by_mail,
         release=release,
+        context=context,
         auth=auth,
     )
 
@@ -100,13 +106,16 @@ def _with_passwords(
     passwords: tuple[str, ...],
     unlocked_by_mail: bool,
     release: ReleaseTerms | None = None,
+    context: NoticeContext | None = None,
     auth: AuthOutcome | None = None,
 ) -> Callable[..., SanitizeResult]:
-    """The target, given ``passwords``, a release's terms and sender authentication's outcome
-    when there are any (a plain call otherwise: the targets tests substitute take the three
-    arguments of mail as it arrives)."""
+    """The target, given ``passwords``, a release's terms, a notice context and sender
+    authentication's outcome when there are any (a plain call otherwise: the targets tests
+    substitute take the three arguments of mail as it arrives)."""
     if release is not None:
         target = functools.partial(target, release=release)
+    if context is not None:
+        target = functools.partial(target, context=context)
     if auth is not None:
         target = functools.partial(target, auth=auth)
     if not passwords:
@@ -183,10 +192,13 @@ class ProcessSanitizer:
         passwords: tuple[str, ...] = (),
         unlocked_by_mail: bool = False,
         release: ReleaseTerms | None = None,
+        context: NoticeContext | None = None,
         auth: AuthOutcome | None = None,
     ) -> SanitizeResult:
         effective = self.policy if policy is None else policy
-        target = _with_passwords(self.target, passwords, unlocked_by_mail, release, auth)
+        target = _with_passwords(
+            self.target, passwords, unlocked_by_mail, release, context=context, auth=auth
+        )
         if isolated:
             async with self._isolation_lock:
                 return await self._run(target, untrusted_raw, reference, effective, isolated=True)
@@ -255,6 +267,7 @@ class InlineSanitizer:
         passwords: tuple[str, ...] = (),
         unlocked_by_mail: bool = False,
         release: ReleaseTerms | None = None,
+        context: NoticeContext | None = None,
         auth: AuthOutcome | None = None,
     ) -> SanitizeResult:
         loop = asyncio.get_running_loop()
@@ -262,7 +275,9 @@ class InlineSanitizer:
         try:
             return await loop.run_in_executor(
                 self.executor,
-                _with_passwords(_sanitize, passwords, unlocked_by_mail, release, auth),
+                _with_passwords(
+                    _sanitize, passwords, unlocked_by_mail, release, context=context, auth=auth
+                ),
                 untrusted_raw,
                 effective,
                 reference,

@@ -13,6 +13,12 @@ made durable before the original is narrowed, so a crash in between can only dup
 each copy is sanitized with its group's policy. The audit line names the rules and exceptions
 that applied (``rules``, ``exceptions``).
 
+Held awaiting a password, with PPAP links on (``links``): each recipient gets a notice of their
+own carrying only their signed link (:mod:`.unlock_links`); the copies for the other
+recipients are made durable in ``outgoing`` before the message moves on narrowed to the first,
+so a crash in between can only duplicate a notice, and no recipient sees another's link (a
+Bcc recipient stays unseen).
+
 A sanitizer crash or timeout is retried in isolation; after ``worker.max_crashes`` the message
 is held: recipients get a content-free notice. Sender authentication's outcome, evaluated
 before the 250 and kept in the envelope, reaches the pipeline as data; after the 250 its
@@ -28,6 +34,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from gateway.configuration.rules import PolicyGroup, RuleSet
@@ -38,6 +45,7 @@ from gateway.delivery.notices import build_crash_hold_notice
 from gateway.evidence.ports import QuarantinePort
 from gateway.observation.ports import MetricsPort
 from gateway.processing.pool import Sanitizer, SanitizerCrashed
+from gateway.processing.unlock_links import UnlockLinks
 from gateway.processing.unlocking import Unlocking
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Envelope, Spool, SpoolError, new_queue_id
@@ -70,6 +78,7 @@ class Sanitizing:
         rules: RuleSet | None = None,
         notice_context: NoticeContext | None = None,
         unlocking: Unlocking | None = None,
+        links: UnlockLinks | None = None,
     ) -> None:
         self.spool = spool
         self.sanitizer = sanitizer
@@ -86,6 +95,8 @@ class Sanitizing:
         self.notice_context = notice_context or NoticeContext()
         # Automatic unlock (policy.unlock.automatic) of password-protected attachments.
         self.unlocking = unlocking
+        # Signs each recipient's PPAP link for the held notices; None: no links.
+        self.links = links
 
     async def run(self, queue_id: str) -> None:
         """Sanitize a spooled incoming message and hand it on."""
@@ -131,6 +142,7 @@ class Sanitizing:
                 envelope.quarantine_id,
                 isolated=envelope.crashes > 0,
                 policy=None if group is None else group.policy,
+                context=self._with_links(envelope),
             )
         except TemporaryFailure as exc:
             await self._later(envelope, untrusted_raw, f"temporary: {exc}")
@@ -140,6 +152,15 @@ class Sanitizing:
             return
         self.metrics.observe_sanitize(time.monotonic() - started)
         await self._sanitized(envelope, result, group)
+
+    def _with_links(self, envelope: Envelope) -> NoticeContext | None:
+        """The notice context with each recipient's PPAP link; None (the sanitizer's own
+        context) when links are off."""
+        if self.links is None:
+            return None
+        links = self.links.links(envelope.quarantine_id, envelope.rcpt_tos)
+        expires = datetime.fromtimestamp(self.links.clock() + self.links.lifetime_seconds, UTC)
+        return replace(self.notice_context, links=links, links_expire=expires)
 
     async def _split(
         self, envelope: Envelope, untrusted_raw: bytes, groups: list[PolicyGroup]
@@ -234,11 +255,30 @@ class Sanitizing:
                 tell_sender=not auth_reasons & {str(r) for r in report.reasons},
             )
             return
-        await asyncio.to_thread(
-            self.spool.advance, "incoming", envelope, result.message, "outgoing"
-        )
-        await self.delivering.deliver(envelope, result.message)
+        narrowed, message = await self._notices_apart(envelope, result)
+        await asyncio.to_thread(self.spool.advance, "incoming", narrowed, message, "outgoing")
+        await self.delivering.deliver(narrowed, message)
         await self._automatic_unlock(envelope, result, group)
+
+    async def _notices_apart(
+        self, envelope: Envelope, result: SanitizeResult
+    ) -> tuple[Envelope, bytes]:
+        """What goes on from ``incoming``: the message as it is, or, when each recipient has a
+        notice of their own (PPAP links), the first recipient's, the others' copies spooled
+        to ``outgoing`` first (see the module docstring)."""
+        notices = dict(result.notices)
+        if not notices or set(notices) != set(envelope.rcpt_tos):
+            return envelope, result.message
+        first, *others = envelope.rcpt_tos
+        copies = [
+            (envelope.with_(queue_id=new_queue_id(), rcpt_tos=(rcpt,)), notices[rcpt])
+            for rcpt in others
+        ]
+        for copy, message in copies:
+            await asyncio.to_thread(self.spool.put, "outgoing", copy, message)
+        for copy, _ in copies:
+            self.scheduler.submit(copy.queue_id, "outgoing")
+        return envelope.with_(rcpt_tos=(first,)), notices[first]
 
     async def _automatic_unlock(
         self, envelope: Envelope, result: SanitizeResult, group: PolicyGroup | None

@@ -21,6 +21,7 @@ from typing import Any
 
 from gateway.configuration.config import Config
 from gateway.configuration.rules import RuleSet
+from gateway.configuration.secret_key import load_secret_key, secret_key_path
 from gateway.delivery.client import Deliverer
 from gateway.evidence.audit import AuditLog
 from gateway.evidence.ports import AuditPort, QuarantinePort
@@ -31,6 +32,7 @@ from gateway.observation.ports import MetricsPort
 from gateway.processing.pool import ProcessSanitizer, Sanitizer
 from gateway.processing.sanitize_task import task_for
 from gateway.processing.scanner_health import ScannerHealth
+from gateway.processing.unlock_links import UnlockLinks
 from gateway.queue.spool import Spool
 from gateway.receiving.smtp import Received, SmtpServer
 from gateway.service.accepting import authenticating_for, spool_received
@@ -135,6 +137,7 @@ class Gateway:
             rules=RuleSet(config.policy, config.rules),
             notice_context=notice_context,
             unlock_from=self._purgeable,
+            links=self._unlock_links(config),
         )
         # Local commands that carry a secret (quarantine unlock) reach the service here.
         self.control = ControlServer(self.data_dir, self._control)
@@ -253,6 +256,15 @@ class Gateway:
         self.metrics.received()
         self.worker.submit(queue_id)
         return queue_id
+
+    def _unlock_links(self, config: Config) -> UnlockLinks | None:
+        """The signer of the PPAP links in held notices, when the console has a public
+        address (the key is created on first use; check-config refused an unusable one)."""
+        console = config.console
+        if not console.public_url:
+            return None
+        key = load_secret_key(secret_key_path(console.secret_key_file, self.data_dir))
+        return UnlockLinks(key, console.public_url, console.link_lifetime_seconds)
 
     async def _control(
         self, command: str, reference: str, passwords: tuple[str, ...], actor: str

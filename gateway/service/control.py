@@ -8,7 +8,9 @@ From here the password travels only through pipes (the pool's, then the CDR chil
 
 Authentication: the socket lives in ``DATA_DIR/ctl/`` (mode 0700) with mode 0600, and every
 connection's peer credentials (``SO_PEERCRED``) must be the service's own user or root;
-anyone else is answered ``refused`` and disconnected. Bounded: one request line of at most
+anyone else is answered ``refused`` and disconnected. Such a peer may name the person it acts
+for (``on_behalf``: the web console's user or PPAP link), which the audit records as the
+actor; otherwise the actor is the peer's account. Bounded: one request line of at most
 :data:`MAX_REQUEST_BYTES`, a secret of at most :data:`MAX_SECRET_BYTES`, each read within
 :data:`READ_SECONDS`.
 """
@@ -26,11 +28,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
+from gateway.evidence.quarantine import clean_text
 from sanitizers.vocabulary import UnlockResult
 
 log = logging.getLogger("mukaika.control")
 
 MAX_REQUEST_BYTES: Final = 1024
+# The name a trusted local program (the console) gives for the person it acts for.
+MAX_ACTOR_CHARS: Final = 200
 MAX_SECRET_BYTES: Final = 8192
 READ_SECONDS: Final = 10.0
 # The answer waits for the sanitizer (decrypting with 10 candidates, then CDR).
@@ -100,11 +105,13 @@ class ControlServer:
                 await _answer(writer, {"result": "bad_request"})
                 return
             command, reference = request.get("command"), request.get("reference")
-            if not isinstance(command, str) or not isinstance(reference, str):
+            on_behalf = request.get("on_behalf", "")
+            if not all(isinstance(value, str) for value in (command, reference, on_behalf)):
                 await _answer(writer, {"result": "bad_request"})
                 return
             passwords = secret_lines(secret, 100)
-            answer = await self.handler(command, reference, passwords, _account(peer))
+            actor = clean_text(on_behalf, MAX_ACTOR_CHARS) or _account(peer)
+            answer = await self.handler(command, reference, passwords, actor)
             await _answer(writer, answer)
         except (TimeoutError, ValueError, ConnectionError) as exc:
             log.warning("control request failed: %s", type(exc).__name__)
@@ -143,13 +150,17 @@ async def _answer(writer: asyncio.StreamWriter, answer: dict[str, Any]) -> None:
     await writer.drain()
 
 
-def request(data_dir: Path, command: str, reference: str, secret: bytes) -> dict[str, Any]:
+def request(
+    data_dir: Path, command: str, reference: str, secret: bytes, *, on_behalf: str = ""
+) -> dict[str, Any]:
     """Send one request to the running service and return its answer (blocking). Raises
-    ``OSError`` when no service listens."""
+    ``OSError`` when no service listens. ``on_behalf``: who the audit names as the actor (the
+    console's user or link); "" = this process's account."""
+    line = {"command": command, "reference": reference, "on_behalf": on_behalf}
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.settimeout(ANSWER_SECONDS)
         client.connect(str(socket_path(data_dir)))
-        client.sendall(json.dumps({"command": command, "reference": reference}).encode() + b"\n")
+        client.sendall(json.dumps(line).encode() + b"\n")
         client.sendall(secret)
         client.shutdown(socket.SHUT_WR)
         data = b""

@@ -28,6 +28,7 @@ from gateway.evidence.quarantine import Quarantine
 from gateway.observation.ports import MetricsPort
 from gateway.processing.pool import Sanitizer
 from gateway.processing.sanitizing import Sanitizing
+from gateway.processing.unlock_links import UnlockLinks
 from gateway.processing.unlocking import Unlocking
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Spool
@@ -55,9 +56,11 @@ class Worker:
         rules: RuleSet | None = None,
         notice_context: NoticeContext | None = None,
         unlock_from: Quarantine | None = None,
+        links: UnlockLinks | None = None,
     ) -> None:
         """``unlock_from``: the real quarantine, which unlocking (PPAP) reads originals from
-        and counts attempts in; without it nothing can be unlocked."""
+        and counts attempts in; without it nothing can be unlocked. ``links``: signs the PPAP
+        link of each recipient of a held notice (None: no links)."""
         self.metrics = metrics
         self.scheduler = Scheduler(
             spool,
@@ -114,6 +117,7 @@ class Worker:
             rules=rules,
             notice_context=notice_context,
             unlocking=self.unlocking,
+            links=links,
         )
 
     @property

@@ -18,7 +18,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Final
 
-__all__ = ["CARRIERS", "carrier_emoji"]
+__all__ = ["CARRIERS", "au_mail_emoji", "carrier_emoji"]
 
 # Shift_JIS code -> Unicode code points, one carrier each (EmojiSources.txt columns).
 _TABLES: Final = {
@@ -221,3 +221,11 @@ def carrier_emoji(carrier: str, sjis_code: int) -> str | None:
     if carrier not in _TABLES:
         return None
     return _table(carrier).get(sjis_code)
+
+
+def au_mail_emoji(mail_code: int) -> str | None:
+    """The Unicode emoji for an au emoji as au mail writes it (Shift_JIS 0xEB40-0xEEFC, JIS
+    rows 0x75-0x7C in ISO-2022-JP): the phones' code less 0x0B00 (leads 0xEB-0xEC) or 0x0600
+    (leads 0xED-0xEE), as KDDI's emoji tables list them side by side; None when Unicode lists
+    none."""
+    return carrier_emoji("au", mail_code + (0x0B00 if mail_code < 0xED00 else 0x0600))

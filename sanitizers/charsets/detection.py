@@ -6,22 +6,29 @@ decodes anything) yields to UTF-8 and to a Japanese reading (with kana, or two o
 in double-byte characters only); a declared Chinese or Korean charset yields to a Japanese
 reading with kana or mostly frequent Japanese kanji unless that language's evidence is strong.
 
+A declared UTF-8 yields to a Japanese reading when its own reading is no alphabet's text,
+has code points without characters, or is short text of another charset's shape; a declared
+Western charset yields to one Japanese kanji whose Western reading nobody writes.
+
 Detection order: ISO-2022-JP (escapes present; if broken, still ISO-2022-JP, lossy), US-ASCII,
 UTF-8 (unless all its characters have two-byte forms, as EUC-JP kanji give, and a Japanese
-reading has the evidence: kana and frequent kanji), damaged UTF-8 (a few broken sequences
+reading has the evidence: kana and frequent kanji; or it is short, reads as Japanese double-
+byte characters too, and looks like CP932 read as UTF-8), damaged UTF-8 (a few broken sequences
 among many valid ones: lossy), the most plausible Japanese reading (CP932 or EUC-JP, scored on
 kana, kanji and voiced marks against half-width punctuation, misplaced marks, private-use
 characters and controls; lossy when the other reading is about as plausible), unless a Chinese
-or Korean reading has strong evidence (``Preferences.japanese_prior``), then the declared
-charset with rare replacements, then charset-normalizer over a few non-Japanese charsets, and
-last the least damaged lenient reading (lossy). HTML: the MIME charset, else (missing,
-unknown or failing) its ``<meta>``.
+or Korean reading has strong evidence (``Preferences.japanese_prior``; with only a few of its
+marker characters the Japanese reading stays, lossy), then the declared charset with rare
+replacements, then charset-normalizer over a few non-Japanese charsets, and last the least
+damaged lenient reading (lossy). HTML: the MIME charset, else (missing, unknown or failing) its
+``<meta>``.
 """
 
 from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
 from dataclasses import replace
 from functools import lru_cache
 from typing import Final
@@ -40,6 +47,7 @@ from sanitizers.charsets.steps import (
     _SPECIAL_STEPS,
     _TOLERATED_ERROR_RATE,
     _ascii,
+    _cp932_decode,
     _lenient,
     _may_have_user_defined,
     _strict,
@@ -126,6 +134,19 @@ _JAPANESE_SHARE_OVERRULES: Final = 0.5
 # another charset's bytes (EUC-JP kanji pairs can form four-byte sequences).
 _UNASSIGNED_PLANES: Final = re.compile("[\U00040000-\U000dffff\U000f0000-\U0010ffff]")
 _ASCII_RUNS: Final = re.compile("[\x00-\x7f]+")
+_ASCII_LETTER: Final = re.compile("[A-Za-z]")
+# Short UTF-8 (at most this many bytes) that also reads as Japanese double-byte characters is
+# weighed by the evidence (longer text of three-byte characters never reads both ways).
+_SHORT_AMBIGUOUS_BYTES: Final = 256
+# Each run of non-ASCII characters followed by an ASCII letter or symbol of 0x40-0x7E: what
+# CP932 kanji read as UTF-8 give (a trail byte after the characters its bytes made).
+_GLUED_LETTERS: Final = re.compile("(?:[^\x00-\x7f]+[\x40-\x7e]|[\x00-\x7f])*")
+# The scripts and symbols mail is written in (Latin, Greek, Cyrillic, Hebrew, Arabic,
+# punctuation and symbols, CJK, kana, Hangul, full-width forms).
+_MAILED_SCRIPTS: Final = re.compile(
+    "[\x00-\u024f\u0370-\u052f\u0590-\u06ff\u2000-\u2bff\u2e80-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]+"
+)
 _LATIN1_SYMBOLS: Final = re.compile("[\u00a0-\u00bf\u00d7\u00f7]")
 # Letters of one alphabet each (Latin with diacritics, Greek, Cyrillic, Hebrew, Arabic); an
 # accented Latin letter is plausible only inside a word with ASCII letters (Müller, São).
@@ -147,6 +168,10 @@ _FOREIGN_READINGS: Final = (
     ("big5", re.compile(f"[{_CHINESE_MARKERS}]")),
     ("cp949", re.compile(f"[{_KOREAN_MARKERS}]")),
 )
+_FOREIGN_MARKERS: Final = dict(_FOREIGN_READINGS)
+# Undeclared text read as Chinese or Korean with fewer marker characters than this is read as
+# Japanese and reported (the Japanese prior over evidence that short text cannot give).
+_STRONG_FOREIGN_MARKERS: Final = 4
 # The evidence for a language is read on this many bytes (and characters) of the text.
 _EVIDENCE_BYTES: Final = 64 * 1024
 # Fewer marker characters than this are never strong evidence (a short name or subject).
@@ -173,6 +198,8 @@ _LATIN_STEPS: Final = frozenset({"cp1252", "iso8859-1", "iso8859-15"})
 # as CP932, not Japanese.
 _HALFWIDTH_ONLY_LIMIT: Final = 16
 _MARKS_PER_HALFWIDTH: Final = 10
+# Declared Japanese multi-byte charsets (plan steps) that UTF-8 text is mislabelled as.
+_JAPANESE_MULTIBYTE_STEPS: Final = frozenset({"cp932", "shift_jis_2004", "euc-jp"})
 # Declared Chinese and Korean charsets (plan steps) that Japanese mail is mislabelled as.
 _FOREIGN_CJK: Final = frozenset({"gb18030", "big5", "cp949", "big5hkscs", "euc_kr"})
 # Damaged UTF-8: at most 2 or 1 in 50 characters replaced, and this many valid multi-byte
@@ -260,7 +287,7 @@ def _jis_x_0213_only(found: _Result) -> int:
 
 def _cp932_with_emoji(data: bytes) -> _Result | None:
     try:
-        text = data.decode("cp932")
+        text = _cp932_decode(data, "strict", declared=False)
     except UnicodeDecodeError:
         return None
     if not _may_have_user_defined(data):
@@ -298,6 +325,18 @@ def _foreign_reading(
         if found is not None:
             best = (share, found)
     return None if best is None else best[1]
+
+
+def _strong_foreign(found: _Result) -> bool:
+    """Whether a Chinese or Korean reading of undeclared bytes has enough of its language's
+    marker characters to be chosen over a Japanese reading in silence:
+    ``_STRONG_FOREIGN_MARKERS``, or one fewer making half the text. Two in a two-character
+    text (祥蛍 read as GB18030 就分) are chance."""
+    text, charset = found
+    hits, share = _share(_FOREIGN_MARKERS[charset], text[:_EVIDENCE_BYTES])
+    return hits >= _STRONG_FOREIGN_MARKERS or (
+        hits >= _STRONG_FOREIGN_MARKERS - 1 and share >= _JAPANESE_SHARE_OVERRULES
+    )
 
 
 def _has_jis_escapes(data: bytes) -> bool:
@@ -362,6 +401,10 @@ def _mislabelled(plan: _Plan, data: bytes) -> _Lenient | None:
         if japanese is None or _foreign_reading(japanese, data, (plan[0],)) is not None:
             return None
         return japanese
+    if plan[0] == "utf-8":
+        return _declared_utf8_or_japanese(data)
+    if plan[0] in _JAPANESE_MULTIBYTE_STEPS:
+        return _utf8_declared_japanese(plan, data)
     if not _is_single_byte(plan[0]):
         return None
     utf8 = _utf8_or_japanese(data)
@@ -369,8 +412,111 @@ def _mislabelled(plan: _Plan, data: bytes) -> _Lenient | None:
         return utf8
     japanese = _kana_japanese(data)
     if japanese is None and plan[0] in _LATIN_STEPS:  # mailers' default label, not a choice
-        japanese = _kanji_japanese(data)
+        japanese = _kanji_japanese(data) or _implausible_latin(plan[0], data)
     return japanese
+
+
+def _utf8_declared_japanese(plan: _Plan, data: bytes) -> _Lenient | None:
+    """UTF-8 labelled Shift_JIS or EUC-JP (a mailer's default label over UTF-8 text): the
+    declared reading is the classic 文字化け (こんにちは as 縺薙ｓ縺ｫ縺｡縺ｯ), kanji and
+    half-width katakana side by side, or fails. Strict UTF-8 with characters of three bytes
+    or more that is Japanese writing and scores better as Japanese than the declared reading
+    is UTF-8, lossy when the two are close; a declared reading that such UTF-8 nearly
+    matches (short text: たし read as 縺溘＠) stays, reported."""
+    utf8 = _strict("utf-8", data)
+    if utf8 is None or _TWO_BYTE_UTF8.fullmatch(utf8[0]) or _not_written_in_utf8(utf8[0]):
+        return None
+    declared = _strict_plan(plan, data)
+    if declared is None:
+        return None  # (detection reads it)
+    utf8_score, declared_score = _japanese_score(utf8[0]), _japanese_score(declared[0])
+    if utf8_score > max(0.0, declared_score):
+        return (*utf8, declared_score >= _AMBIGUOUS_SHARE * utf8_score)
+    if utf8_score > 0 and utf8_score >= _AMBIGUOUS_SHARE * declared_score:
+        return declared[0], declared[1], True  # as plausible as UTF-8: the label, reported
+    return None
+
+
+def _implausible_latin(step: str, data: bytes) -> _Lenient | None:
+    """Japanese labelled as a Western charset whose Western reading nobody writes (accented
+    letters outside words, modifier letters: 亜 in CP932 as "ˆŸ", 枝追 in EUC-JP as "»ÞÄÉ"),
+    that is Latin-1 symbols alone (亜 in EUC-JP as "°¡"), or one or two letters where the
+    Japanese reading is kanji alone: the Japanese reading, lossy unless its evidence decides
+    (a lone kanji among the frequent ones)."""
+    latin = data.decode(step, "replace")
+    found = _japanese_guess(data)
+    if found is None:
+        return None
+    # A lone kanji (or two) with no ASCII letter beside it: one or two Western letters are
+    # no evidence either (亜 in CP932 as "ˆŸ", 晦 as "ŠA").
+    few_letters = not _ASCII_LETTER.search(found[0]) and (
+        len(_alphabet_letters(latin)) + len(_LATIN_IN_WORDS.findall(latin)) in _FEW_LETTERS
+    )
+    if _reads_as_alphabet(latin) and not _symbols_only(latin) and not few_letters:
+        return None
+    decided = _share(_JAPANESE_EVIDENCE, found[0])[1] >= _JAPANESE_SHARE_OVERRULES
+    return found[0], found[1], found[2] or not decided
+
+
+def _symbols_only(text: str) -> bool:
+    """Whether a text is Latin-1 symbols (and spaces) alone: no letter, digit or character
+    of any script, which says nothing about its charset."""
+    return not text.isascii() and not _LATIN1_SYMBOLS.sub("", text).strip()
+
+
+def _declared_utf8_or_japanese(data: bytes) -> _Lenient | None:
+    """Japanese declared as UTF-8 whose bytes happen to be valid UTF-8 (EUC-JP 表 as "ɽ",
+    CP932 kanji pairs as "錘O"): when the UTF-8 reading is no alphabet's text, has code points
+    without characters, or is short text of another charset's shape
+    (:func:`_not_written_in_utf8`), the Japanese reading, lossy unless its evidence decides;
+    UTF-8 that is Latin-1 symbols or one or two letters alone (EUC-JP 臓 as "¡", 痢 as "Ρ")
+    is kept and reported. Real UTF-8 text is left to the declared charset (None)."""
+    utf8 = _strict("utf-8", data)
+    if utf8 is None or (japanese := _double_byte_japanese(data)) is None:
+        return None
+    text = utf8[0]
+    if _has_unassigned(text):
+        pass  # no character: the Japanese reading
+    elif _TWO_BYTE_UTF8.fullmatch(text):
+        if _symbols_only(text) or len(_alphabet_letters(text)) in _FEW_LETTERS:
+            return (*utf8, True)  # real UTF-8 as likely as Japanese: kept, reported
+        if _reads_as_alphabet(text):
+            return None
+    elif len(data) > _SHORT_AMBIGUOUS_BYTES or not _not_written_in_utf8(text):
+        return None
+    utf8_evidence, japanese_evidence = _evidence(text), _evidence(japanese[0])
+    if utf8_evidence > japanese_evidence:
+        return (*utf8, True)
+    decided = japanese_evidence - utf8_evidence >= _DECISIVE_EVIDENCE or (
+        _share(_JAPANESE_EVIDENCE, japanese[0])[1] >= _JAPANESE_SHARE_OVERRULES
+    )
+    return japanese[0], japanese[1], japanese[2] or not decided
+
+
+def _has_unassigned(text: str) -> bool:
+    """Whether a text has code points that are no character (U+03A2): another charset's
+    bytes."""
+    return any(unicodedata.category(char) == "Cn" for char in text)
+
+
+def _double_byte_japanese(data: bytes) -> _Lenient | None:
+    """The Japanese reading of ``data`` in double-byte characters only (no half-width
+    katakana or punctuation, what UTF-8 read as CP932 mostly gives) and without replacement:
+    the more plausible one, else the EUC-JP one (then lossy: CP932 half-width katakana were
+    as plausible)."""
+    japanese = _japanese_guess(data)
+    if japanese is not None and not _narrow_or_replaced(japanese[0]):
+        return japanese
+    euc = _strict_plan(_EUC_JP_PLAN, data)
+    if euc is None or _narrow_or_replaced(euc[0]) or not _KANJI.search(euc[0]):
+        return None
+    return euc[0], euc[1], True
+
+
+def _narrow_or_replaced(text: str) -> bool:
+    return bool(
+        _HALFWIDTH_KANA.search(text) or _HALFWIDTH_PUNCTUATION.search(text) or _REPLACEMENT in text
+    )
 
 
 def _declared_lenient(plan: _Plan, data: bytes) -> Decoded | None:
@@ -425,11 +571,15 @@ def _utf8_or_japanese(data: bytes) -> _Lenient | None:
     is in a plane without characters) and a Japanese reading exists: then the Japanese
     reading (lossy without strong evidence), or, when the UTF-8 text reads as one alphabet
     (three letters or more, or Latin), UTF-8, lossy if the Japanese evidence is strong (the
-    choice may be wrong)."""
+    choice may be wrong). Short text that also reads as Japanese double-byte characters
+    (rare kanji whose bytes are three-byte UTF-8: 陜汽 as "蝋D") is decided by
+    :func:`_short_utf8_or_japanese`."""
     utf8 = _strict("utf-8", data)
     if utf8 is None:
         return None
     if not _TWO_BYTE_UTF8.fullmatch(utf8[0]) and not _UNASSIGNED_PLANES.search(utf8[0]):
+        if len(data) <= _SHORT_AMBIGUOUS_BYTES:
+            return _short_utf8_or_japanese(utf8, data)
         return (*utf8, False)
     japanese = _japanese_guess(data)
     if japanese is None:
@@ -440,6 +590,38 @@ def _utf8_or_japanese(data: bytes) -> _Lenient | None:
         symbols_only = not _LATIN1_SYMBOLS.sub("", utf8[0]).strip()
         return (*utf8, symbols_only or evidence >= _JAPANESE_SHARE_OVERRULES)
     return japanese[0], japanese[1], japanese[2] or evidence < _JAPANESE_SHARE_OVERRULES
+
+
+def _short_utf8_or_japanese(utf8: _Result, data: bytes) -> _Lenient:
+    """Short strict UTF-8 with characters of three or four bytes whose bytes also read as
+    Japanese in double-byte characters only (CP932 or EUC-JP kanji and kana; no half-width
+    katakana, which is what real UTF-8 read as CP932 mostly gives). Real UTF-8 is kept: its
+    characters are of the scripts mail is written in, and not each glued to one ASCII letter.
+    UTF-8 that is not (rare kanji pairs in CP932 read as three-byte UTF-8 give 陜汽 as
+    "蝋D", or letters of scripts nobody mails in) yields to the Japanese reading, reported
+    (lossy) unless the Japanese evidence (kana, frequent kanji) decides; when the UTF-8
+    reading has more evidence, it is kept and reported."""
+    text = utf8[0]
+    if not _not_written_in_utf8(text):
+        return (*utf8, False)
+    japanese = _double_byte_japanese(data)
+    if japanese is None:
+        return (*utf8, False)
+    utf8_evidence, japanese_evidence = _evidence(text), _evidence(japanese[0])
+    if utf8_evidence > japanese_evidence:
+        return (*utf8, True)
+    decided = japanese_evidence - utf8_evidence >= _DECISIVE_EVIDENCE
+    return japanese[0], japanese[1], japanese[2] or not decided
+
+
+def _not_written_in_utf8(text: str) -> bool:
+    """Whether short UTF-8 text looks like another charset's bytes: a character of a script
+    mail is not written in (Samaritan, Yi, N'Ko… : ``_MAILED_SCRIPTS`` lists the ones it is),
+    or every run of non-ASCII characters followed by an ASCII letter or symbol of 0x40-0x7E
+    (what CP932 kanji read as UTF-8 give: a trail byte after the characters the others made)."""
+    if _MAILED_SCRIPTS.sub("", text):
+        return True
+    return not text.isascii() and _GLUED_LETTERS.fullmatch(text) is not None
 
 
 def _least_lossy(plan: _Plan | None, data: bytes) -> Decoded:
@@ -473,8 +655,10 @@ def _guess(data: bytes, plan: _Plan | None) -> Decoded:
     japanese = _japanese_guess(data)
     if japanese is not None:
         foreign = _foreign_reading(japanese, data)
-        if foreign is not None:
+        if foreign is not None and _strong_foreign(foreign):
             return Decoded(*foreign, lossy=False, detected=True)
+        if foreign is not None:  # a few markers in a short text: Japanese, reported
+            return Decoded(japanese[0], japanese[1], lossy=True, detected=True)
         return Decoded(*japanese, detected=plan is None or japanese[1] not in plan)
     lenient = None if plan is None else _declared_lenient(plan, data)
     if lenient is not None:

@@ -21,7 +21,7 @@ import codecs
 import re
 from typing import Final
 
-from sanitizers.charsets.carrier_emoji import carrier_emoji
+from sanitizers.charsets.carrier_emoji import au_mail_emoji
 from sanitizers.charsets.decoded import _Convert, _Lenient, _preferences, _Result
 from sanitizers.charsets.jis import (
     _REPLACEMENT,
@@ -184,12 +184,8 @@ class _Iso2022Decoder:
 
 
 def _au_emoji_char(pair: bytes) -> str | None:
-    """The Unicode emoji for the au mail emoji at JIS code ``pair``, or None. au mail writes
-    the phones' Shift_JIS emoji codes moved down: the JIS code read as Shift_JIS (0xEB40-0xEEFC)
-    is the phones' code less 0x0B00 (leads 0xEB-0xEC) or 0x0600 (leads 0xED-0xEE), as KDDI's
-    emoji tables list them side by side."""
-    mail_code = int.from_bytes(_jis_to_sjis(pair[0], pair[1]), "big")
-    return carrier_emoji("au", mail_code + (0x0B00 if mail_code < 0xED00 else 0x0600))
+    """The Unicode emoji for the au mail emoji at JIS code ``pair``, or None."""
+    return au_mail_emoji(int.from_bytes(_jis_to_sjis(pair[0], pair[1]), "big"))
 
 
 def _emoji_positions(run: bytes) -> list[int]:

@@ -5,7 +5,11 @@ US-ASCII, ISO-2022-JP, EUC-JP as ``euc_jp`` (JIS mappings), CP51932/eucJP-ms (EU
 CP932 repertoire and mappings, JIS X 0212 and the eucJP-ms IBM extensions), and CP932 without
 its user-defined area 0xF040-0xF9FC (carrier emoji: the Unicode emoji of the sender's carrier's
 table when the sender's address names a carrier and the table has the code, else a strict
-failure, U+FFFD when lenient).
+failure, U+FFFD when lenient), and with au mail's emoji codes 0xEB40-0xEEFC: emoji in au mail
+(the sender is au, or the text has a code of leads 0xEB-0xEC, which only au uses); otherwise
+0xED-0xEE are the NEC-selected IBM extensions (髙, 﨑), read as kanji beside a JIS X 0208
+kanji (a name: 髙橋) or when a code of the block is no au emoji, and alone a code that is
+both is ambiguous: U+FFFD (a strict failure), never a guessed kanji or emoji.
 Strict steps return None on any error; lenient ones replace and say so.
 """
 
@@ -15,7 +19,7 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-from sanitizers.charsets.carrier_emoji import carrier_emoji
+from sanitizers.charsets.carrier_emoji import au_mail_emoji, carrier_emoji
 from sanitizers.charsets.decoded import _Lenient, _preferences, _Result
 from sanitizers.charsets.iso2022jp import _iso2022jp_lenient, _iso2022jp_strict
 from sanitizers.charsets.jis import _REPLACEMENT, _TO_LOW, _jis_pairs
@@ -101,8 +105,73 @@ _USER_DEFINED: Final = re.compile("[\ue000-\ue757]")
 _USER_DEFINED_LEAD: Final = re.compile(rb"[\xf0-\xf9]")
 
 
+# au mail's emoji codes (its ISO-2022-JP rows 0x75-0x7C), found at a character boundary: the
+# regular expression steps over whole characters, so a trail byte never counts.
+_AU_MAIL_CHARACTER: Final = re.compile(
+    rb"(?:[\x81-\x9f\xe0-\xea\xef-\xfc][\x40-\x7e\x80-\xfc]|[\x00-\x80\xa0-\xdf\xfd-\xff])*"
+    rb"[\xeb-\xee][\x40-\x7e\x80-\xfc]"
+)
+_SJIS_CHARACTER: Final = re.compile(rb"[\x81-\x9f\xe0-\xfc][\x40-\x7e\x80-\xfc]|[\x00-\xff]")
+_AU_ONLY_LEADS: Final = frozenset({0xEB, 0xEC})  # unassigned in CP932
+_AU_MAIL_LEADS: Final = range(0xEB, 0xEF)
+_JIS_KANJI_LEADS: Final = frozenset({*range(0x88, 0xA0), *range(0xE0, 0xEB)})
+
+
+def _cp932_decode(data: bytes, errors: str, *, declared: bool = True) -> str:
+    """CP932 with au mail's emoji codes read as the module docstring says (``errors``: as
+    for ``bytes.decode``; a code left ambiguous is U+FFFD either way). Undeclared bytes
+    (``declared`` false) are au mail only when the sender is au: leads 0xEB-0xEC there are
+    more likely EUC-JP kanji, which CP932 then fails to read."""
+    if _AU_MAIL_CHARACTER.match(data) is None:
+        return data.decode("cp932", errors)
+    characters = _SJIS_CHARACTER.findall(data)
+    au = _preferences().carrier == "au" or (
+        declared
+        and any(len(character) == 2 and character[0] in _AU_ONLY_LEADS for character in characters)
+    )
+    pieces: list[str] = []
+    plain: list[bytes] = []
+    index = 0
+    while index < len(characters):
+        if len(characters[index]) < 2 or characters[index][0] not in _AU_MAIL_LEADS:
+            plain.append(characters[index])
+            index += 1
+            continue
+        end = index
+        while (
+            end < len(characters)
+            and len(characters[end]) == 2
+            and characters[end][0] in _AU_MAIL_LEADS
+        ):
+            end += 1
+        block = characters[index:end]
+        emoji = [au_mail_emoji(int.from_bytes(code, "big")) for code in block]
+        if not au:
+            beside_kanji = (index > 0 and _is_jis_kanji(characters[index - 1])) or (
+                end < len(characters) and _is_jis_kanji(characters[end])
+            )
+            never_kanji = any(code[0] in _AU_ONLY_LEADS for code in block)
+            if beside_kanji or never_kanji or not all(emoji):  # kanji, or CP932 fails
+                plain += block
+                index = end
+                continue
+            emoji = [None] * len(block)  # both, alone: ambiguous
+        pieces.append(b"".join(plain).decode("cp932", errors))
+        plain.clear()
+        pieces += [found or _REPLACEMENT for found in emoji]
+        index = end
+    pieces.append(b"".join(plain).decode("cp932", errors))
+    return "".join(pieces)
+
+
+def _is_jis_kanji(character: bytes) -> bool:
+    return len(character) == 2 and character[0] in _JIS_KANJI_LEADS
+
+
 def _cp932(data: bytes) -> _Result:
-    text = data.decode("cp932")
+    text = _cp932_decode(data, "strict")
+    if _REPLACEMENT in text:
+        raise ValueError("an au mail emoji code that is also an IBM-extension kanji")
     if _may_have_user_defined(data) and _USER_DEFINED.search(text):
         text = _user_defined_replaced(text)
         if _REPLACEMENT in text:
@@ -131,7 +200,7 @@ def _may_have_user_defined(data: bytes) -> bool:
 
 
 def _cp932_lenient(data: bytes) -> _Lenient:
-    text = _user_defined_replaced(data.decode("cp932", "replace"))
+    text = _user_defined_replaced(_cp932_decode(data, "replace"))
     return text, "cp932", _REPLACEMENT in text
 
 

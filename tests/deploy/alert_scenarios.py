@@ -45,6 +45,7 @@ from gateway.observation.metrics import Metrics
 from gateway.processing.scanner_health import ScannerHealth
 from gateway.queue.spool import Envelope, Spool, new_queue_id
 from gateway.service.worker import Worker
+from sanitizers.notice import NoticeContext
 from sanitizers.policy import Policy
 from sanitizers.report import PartReport, SanitizeResult
 from sanitizers.vocabulary import Action, Reason
@@ -478,6 +479,7 @@ class CrashingPart(FakeSanitizer):
         *,
         isolated: bool,
         policy: Policy | None = None,
+        context: NoticeContext | None = None,
     ) -> SanitizeResult:
         result = await super().run(untrusted_raw, reference, isolated=isolated, policy=policy)
         part = PartReport(

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import stat
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, redirect_stderr, redirect_stdout
@@ -28,6 +30,8 @@ import pytest
 from gateway.cli import main
 from gateway.cli.exit_codes import ExitCode
 from gateway.configuration.config import Config
+from gateway.configuration.secret_key import load_secret_key
+from gateway.processing.unlock_links import PAGE_PATH, UnlockLinks
 from gateway.service.assembly import Gateway
 from tests.gateway.relaykit import Delivered, Sink
 from tests.sanitizers.cdr import encrypted_fixtures as enc
@@ -40,7 +44,9 @@ WRONG = "wrong-guess-1"
 WAIT = 120.0  # generous: the machine may be loaded; nothing is timed
 
 
-def _config(data_dir: Path, relay_port: int, **unlock: Any) -> Config:
+def _config(
+    data_dir: Path, relay_port: int, console: dict[str, Any] | None = None, **unlock: Any
+) -> Config:
     return Config.model_validate(
         {
             "service": {
@@ -57,16 +63,18 @@ def _config(data_dir: Path, relay_port: int, **unlock: Any) -> Config:
             },
             "worker": {"processes": 1, "concurrency": 2},
             "delivery": {"relay_host": "127.0.0.1", "relay_port": relay_port},
-            "console": {"contact": "情報政策課 内線1234"},
+            "console": {"contact": "情報政策課 内線1234", **(console or {})},
             "policy": {"unlock": unlock},
         }
     )
 
 
 @asynccontextmanager
-async def _running(tmp_path: Path, **unlock: Any) -> AsyncIterator[tuple[Gateway, Sink, int]]:
+async def _running(
+    tmp_path: Path, console: dict[str, Any] | None = None, **unlock: Any
+) -> AsyncIterator[tuple[Gateway, Sink, int]]:
     sink = await Sink().start()
-    gateway = Gateway(_config(tmp_path / "data", sink.port, **unlock))
+    gateway = Gateway(_config(tmp_path / "data", sink.port, console, **unlock))
     try:
         _, port = await gateway.start()
         yield gateway, sink, port
@@ -328,3 +336,26 @@ async def test_an_unlock_the_store_failed_to_record_is_never_delivered_twice(
         assert again == ExitCode.WRONG_STATE
         assert _entry(data_dir, reference).state == "awaiting_password"  # as the store says
     assert len(sink.messages) == 2  # the notice and one unlocked mail
+
+
+async def test_each_recipient_gets_a_notice_with_their_own_signed_link(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    console = {"public_url": "https://mukaika.example.lg.jp/", "link_lifetime_seconds": 3600}
+    async with _running(tmp_path, console) as (_gateway, sink, port):
+        started = time.time()
+        await _send(port, _ppap_mail(_archive(), "資料.zip"))
+        notices = await sink.wait_for(2, WAIT)
+    key = load_secret_key(data_dir / "secret_key")
+    assert stat.S_IMODE((data_dir / "secret_key").stat().st_mode) == 0o600
+    links = UnlockLinks(key, console["public_url"], 3600)
+    assert sorted(rcpt for notice in notices for rcpt in notice.rcpt_tos) == sorted(RCPTS)
+    for notice in notices:
+        (rcpt,) = notice.rcpt_tos  # one notice per recipient
+        text = _body(notice)
+        (line,) = [line for line in text.splitlines() if line.startswith(console["public_url"])]
+        claim = links.verify(line.removeprefix(console["public_url"] + PAGE_PATH))
+        assert claim.recipient == rcpt
+        assert claim.reference == notice.parsed()["X-Mukaika-Reference"]
+        assert started + 3600 - 5 <= claim.expires <= time.time() + 3600
+        others = [other for other in RCPTS if other != rcpt]
+        assert not any(other in text for other in others)  # nor another's link

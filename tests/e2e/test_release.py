@@ -34,6 +34,7 @@ from gateway.processing.sanitize_task import task_for
 from gateway.service.assembly import Gateway, Parts
 from sanitizers.cdr.base import CdrOutcome
 from sanitizers.cdr.isolation import default_disarmer
+from sanitizers.notice import NoticeContext
 from sanitizers.pipeline import sanitize_message
 from sanitizers.policy import AttachmentAction, Policy
 from sanitizers.release import ReleaseTerms
@@ -312,6 +313,7 @@ class _SlowSanitizer(InlineSanitizer):
         isolated: bool,
         policy: Policy | None = None,
         release: ReleaseTerms | None = None,
+        context: NoticeContext | None = None,
     ) -> SanitizeResult:
         loop = asyncio.get_running_loop()
         effective = self.policy if policy is None else policy
@@ -412,6 +414,7 @@ class _TaskSanitizer(InlineSanitizer):
         isolated: bool,
         policy: Policy | None = None,
         release: ReleaseTerms | None = None,
+        context: NoticeContext | None = None,
     ) -> SanitizeResult:
         loop = asyncio.get_running_loop()
         effective = self.policy if policy is None else policy

@@ -22,6 +22,7 @@ from gateway.configuration.config import Config
 from gateway.processing.pool import SanitizerCrashed
 from gateway.service.assembly import Gateway, Parts
 from sanitizers.errors import TemporaryFailure
+from sanitizers.notice import NoticeContext
 from sanitizers.policy import Policy
 from sanitizers.release import ReleaseTerms
 from sanitizers.report import Report, SanitizeResult
@@ -213,6 +214,7 @@ class FakeSanitizer:
         isolated: bool,
         policy: Policy | None = None,
         release: ReleaseTerms | None = None,
+        context: NoticeContext | None = None,
     ) -> SanitizeResult:
         self.calls.append((reference, isolated))
         self.policies.append(policy)

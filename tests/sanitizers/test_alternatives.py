@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import quopri
+
 import pytest
 
 from sanitizers.alternatives import (
@@ -32,6 +34,9 @@ EXAMPLES = {
     "en_html_capable_client": "Please open it in an HTML-capable mail program.",
     "en_trouble_viewing": "Having trouble viewing this email? Click here.",
     "en_not_displayed_properly": "If this email is not displaying properly, click here.",
+    "ja_html_version_here": "ＨＴＭＬ版はこちら",
+    "ja_no_text_version": "テキスト版は準備中です。",
+    "en_enable_html": "Please enable HTML to view this message.",
 }
 
 
@@ -127,3 +132,33 @@ def test_the_pipeline_delivers_the_html_behind_a_pointer(pointer: str) -> None:
     ]
     out = body_text(sanitize_message(mail(multipart("alternative", parts)), Policy()).message)
     assert out.startswith("本文です"), out
+
+
+# Pointers written in every Japanese charset and transfer encoding: the decoded text decides.
+ENCODED_POINTERS = [
+    "HTML版はこちら",
+    "ＨＴＭＬメールは下記のＵＲＬです",
+    "テキスト版は用意しておりません。",
+    "Please enable HTML to view this message.",
+]
+CHARSETS = [("iso-2022-jp", "iso2022_jp", "7bit"), ("shift_jis", "cp932", "8bit"),
+            ("euc-jp", "euc_jp", "8bit"), ("utf-8", "utf-8", "8bit")]  # fmt: skip
+
+
+@pytest.mark.parametrize("pointer", ENCODED_POINTERS)
+@pytest.mark.parametrize(("label", "codec", "plain_cte"), CHARSETS)
+@pytest.mark.parametrize("transfer", ["base64", "quoted-printable", "plain"])
+def test_pointers_in_every_charset_and_transfer_encoding_give_way_to_the_html(
+    pointer: str, label: str, codec: str, plain_cte: str, transfer: str
+) -> None:
+    data = (pointer + "\r\n").encode(codec)
+    if transfer == "quoted-printable":
+        data = quopri.encodestring(data)
+    cte = plain_cte if transfer == "plain" else transfer
+    html = "<p>本日の会議資料を送付いたします。議題は予算案です。</p>"
+    parts = [
+        leaf(f"text/plain; charset={label}", data, cte=cte),
+        leaf("text/html; charset=utf-8", html.encode(), cte="base64"),
+    ]
+    out = body_text(sanitize_message(mail(multipart("alternative", parts)), Policy()).message)
+    assert out.startswith("本日の会議資料を送付いたします。"), out

@@ -217,3 +217,66 @@ def test_the_output_report_names_the_character_outside_not_a_kanji_beside_it() -
     assert any("U+1F600 is not in ISO-2022-JP" in defect for defect in result.report.defects)
     lone = run(mail(leaf("text/plain; charset=utf-8", "資料です。﨑".encode())), policy)
     assert any("au emoji" in defect for defect in lone.report.defects)
+
+
+# --- au mail in Shift_JIS: the same codes at 0xEB40-0xEEFC ------------------------------------
+
+
+def sjis(pair: bytes) -> bytes:
+    return jis_to_sjis(pair).to_bytes(2, "big")
+
+
+def test_au_emoji_in_shift_jis_from_an_au_sender_become_unicode_emoji() -> None:
+    wrong = []
+    with preferences(Preferences(carrier="au")):
+        for pair in AU_CODES:
+            data = "こんにちは".encode("cp932") + sjis(pair) + "また".encode("cp932")
+            for label in ("shift_jis", "windows-31j", None):
+                decoded = decode_body(data, label)
+                expected = "こんにちは" + (au_mail_emoji(pair) or "") + "また"
+                if (decoded.text, decoded.lossy) != (expected, False):
+                    wrong.append((pair, label, decoded.text))
+    assert wrong == []
+
+
+def test_a_lone_shared_shift_jis_code_from_an_unknown_sender_is_reported_never_guessed() -> None:
+    wrong = []
+    for pair, kanji in SHARED.items():
+        data = "はい".encode("cp932") + sjis(pair) + b"!"
+        decoded = decode_body(data, "shift_jis")
+        if decoded.text != "はい\ufffd!" or not decoded.lossy or kanji in decoded.text:
+            wrong.append((pair, decoded.text))
+    assert wrong == []
+    for name in ("髙橋", "山﨑", "神﨑", "髙木"):  # beside a kanji: the kanji of a name
+        data = name.encode("cp932")
+        assert any(byte in range(0xED, 0xEF) for byte in data[::2])
+        named = decode_body(data + "様".encode("cp932"), "shift_jis")
+        assert (named.text, named.lossy) == (name + "様", False)
+
+
+def test_au_only_shift_jis_codes_make_the_shared_codes_emoji_too() -> None:
+    au_only = next(pair for pair in AU_CODES if pair[0] in range(0x75, 0x79))
+    shared = next(iter(SHARED))
+    data = "はい".encode("cp932") + sjis(au_only) + "と".encode("cp932") + sjis(shared)
+    decoded = decode_body(data, "shift_jis")
+    assert decoded.text == "はい" + str(au_mail_emoji(au_only)) + "と" + str(au_mail_emoji(shared))
+    assert not decoded.lossy
+
+
+def test_an_au_shift_jis_mail_goes_through_the_pipeline_with_its_emoji() -> None:
+    pair = next(iter(SHARED))
+    body = "了解です".encode("cp932") + sjis(pair) + b"\r\n"
+    raw = mail(
+        leaf("text/plain; charset=shift_jis", body),
+        ("From", b"taro@ezweb.ne.jp"),
+        ("To", b"staff@city.example.lg.jp"),
+        (
+            "Subject",
+            b"=?shift_jis?B?" + base64.b64encode("了解".encode("cp932") + sjis(pair)) + b"?=",
+        ),
+    )
+    result = run(raw)
+    emoji = str(au_mail_emoji(pair))
+    assert body_text(result.message).startswith("了解です" + emoji)
+    assert result.report.subject == "了解" + emoji
+    assert Reason.LOSSY_DECODE not in result.report.reason_codes()

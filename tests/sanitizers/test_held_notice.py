@@ -4,6 +4,7 @@ claims the content is both left out and kept."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email import policy as email_policy
@@ -118,3 +119,52 @@ def test_operators_replace_each_template_by_name(tmp_path: Path) -> None:
         queue_id="Q1",
     )
     assert crash == "障害 REF-9\n"
+
+
+LINKS = (
+    ("a@city.example.lg.jp", "https://mukaika.city.example.lg.jp/ppap/TOKEN-A.sigA"),
+    ("bcc@city.example.lg.jp", "https://mukaika.city.example.lg.jp/ppap/TOKEN-B.sigB"),
+)
+LINKED = replace(CONTEXT, links=LINKS, links_expire=datetime(2026, 12, 10, 11, 0, tzinfo=UTC))
+
+
+def test_each_recipient_gets_a_notice_with_their_own_link_only() -> None:
+    result = sanitize_message(
+        _mail(enc.aes_zip({"a.txt": b"x"})),
+        Policy(),
+        disarmer=InProcessDisarmer(),
+        reference="REF-42",
+        context=LINKED,
+    )
+    assert [rcpt for rcpt, _ in result.notices] == [rcpt for rcpt, _ in LINKS]
+    for (_, link), (_, other) in ((LINKS[0], LINKS[1]), (LINKS[1], LINKS[0])):
+        (notice,) = [raw for rcpt, raw in result.notices if link in _body(raw)]
+        text = _body(notice)
+        assert other not in text  # nobody sees another's link (a Bcc recipient stays unseen)
+        assert link in text.splitlines()  # a line of its own: copyable through screen transfer
+        assert "2026-12-10 20:00:00 JST まで有効" in text
+        assert "参照番号: REF-42" in text
+    # The message for everyone (used when links are off) carries no link at all.
+    assert "TOKEN-" not in _body(result.message)
+
+
+def test_english_notice_with_a_link() -> None:
+    policy = Policy(notice=NoticePolicy(language="en"))
+    result = sanitize_message(
+        _mail(enc.aes_zip({"a.txt": b"x"})),
+        policy,
+        disarmer=InProcessDisarmer(),
+        reference="REF-42",
+        context=LINKED,
+    )
+    text = _body(result.notices[0][1])
+    assert "Open this link and enter the password" in text
+    assert LINKS[0][1] in text.splitlines()
+
+
+def test_no_per_recipient_notices_unless_awaiting_a_password() -> None:
+    for raw in (_mail(None), _mail(b"MZ\x90\x00" + b"\x00" * 200, "a.exe")):
+        result = sanitize_message(
+            raw, Policy(), disarmer=InProcessDisarmer(), reference="REF-42", context=LINKED
+        )
+        assert result.notices == ()

@@ -204,3 +204,137 @@ def test_every_kanji_alone_is_exact_or_reported(encoding: str) -> None:
     assert wrong == []
     lone = decode_body("乖".encode("euc_jp"), None)
     assert (lone.text, lone.lossy) == ("乖", True)
+
+
+# --- rare kanji whose bytes read in another charset too (issue 12, class 2) --------------------
+
+
+def _jis_level(first: range) -> list[str]:
+    """The kanji of one JIS X 0208 level, by the EUC-JP lead bytes ``first``."""
+    return [kanji for kanji in _every_jis_kanji() if kanji.encode("euc_jp")[0] in first]
+
+
+LEVEL_1 = range(0xB0, 0xD0)
+LEVEL_2 = range(0xD0, 0xF5)
+
+
+@pytest.mark.parametrize(("level", "seed"), [(LEVEL_2, 0), (LEVEL_2, 1), (LEVEL_1, 2)])
+def test_random_kanji_pairs_are_exact_or_reported_in_every_charset(level: range, seed: int) -> None:
+    """Pairs of rare kanji in CP932 can be valid three-byte UTF-8 (陜汽 as "蝋D"), in EUC-JP
+    a few Chinese or Korean marker characters (祥蛍 as 就分): never a silent wrong reading.
+    Real UTF-8 of the same pairs stays UTF-8, unreported."""
+    rng = random.Random(seed)
+    kanji = _jis_level(level)
+    wrong = []
+    for _ in range(1000):
+        word = rng.choice(kanji) + rng.choice(kanji)
+        for encoding in ("cp932", "euc_jp"):
+            data = word.encode(encoding)
+            body = decode_body(data, None)
+            header = decode_header(raw_header(data))
+            for decoded in (body, header):
+                if decoded.text != word and not decoded.lossy:
+                    wrong.append((encoding, word, decoded.text))
+        utf8 = decode_body(word.encode(), None)
+        if (utf8.text, utf8.lossy) != (word, False):
+            wrong.append(("utf-8", word, utf8.text))
+    assert wrong == []
+
+
+@pytest.mark.parametrize("word", ["陜汽", "燿廡"])
+def test_cp932_kanji_that_read_as_utf8_are_exact_or_reported(word: str) -> None:
+    decoded = decode_body(word.encode("cp932"), None)
+    exact_or_reported(word, decoded.text, decoded.lossy)
+
+
+STRONG_FOREIGN = [
+    ("我们明天在北京开会", "gb18030"),
+    ("中华人民共和国", "gb18030"),
+    ("회의 자료를 보내드립니다", "cp949"),
+    ("감사합니다", "cp949"),
+]
+
+
+@pytest.mark.parametrize("word", ["祥蛍", "依馬", "高冏艦拭"])
+def test_a_few_foreign_markers_do_not_outweigh_japanese_but_many_do(word: str) -> None:
+    """Undeclared EUC-JP whose Chinese or Korean reading has two marker characters (祥蛍 as
+    就分) is Japanese, reported; real Chinese and Korean with many markers stay so."""
+    decoded = decode_body(word.encode("euc_jp"), None)
+    exact_or_reported(word, decoded.text, decoded.lossy)
+    for text, codec in STRONG_FOREIGN:
+        foreign = decode_body(text.encode(codec), None)
+        assert (foreign.text, foreign.lossy) == (text, False)
+
+
+# --- Japanese under a Western or UTF-8 label (issue 12, class 3: encoded-words, bodies) -------
+
+REAL_WESTERN = [
+    "Müller",
+    "café",
+    "Größe",
+    "São Paulo",
+    "naïve",
+    "½ kg",
+    "© 2024",
+    "±5°C",
+    "Ångström",
+]
+REAL_UTF8 = [*REAL_WESTERN, "Ελληνικά", "Москва", "שלום", "日本語", "こんにちは", "①②", "µg"]
+
+
+@pytest.mark.parametrize("encoding", ["cp932", "euc_jp"])
+@pytest.mark.parametrize("label", ["iso-8859-1", "windows-1252", "utf-8"])
+def test_lone_kanji_under_a_wrong_label_are_exact_or_reported(encoding: str, label: str) -> None:
+    """One or two kanji (a name, a one-word subject) mislabelled as Latin-1 read as Western
+    characters (亜 as "ˆŸ" or "°¡", 十 as "\\"), as UTF-8 as a letter (表 as "ɽ"):
+    never in silence. Real Western and UTF-8 text under its own label stays exact."""
+    rng = random.Random(label + encoding)
+    every = _every_jis_kanji()
+    wrong = []
+    for index, kanji in enumerate(rng.sample(every, 1500)):
+        if index % 2:
+            kanji += rng.choice(every)  # and pairs (CP932 pairs can be valid UTF-8)
+        data = kanji.encode(encoding)
+        word = f"=?{label}?B?{base64.b64encode(data).decode()}?="
+        for decoded in (decode_body(data, label), decode_header(word)):
+            if decoded.text != kanji and not decoded.lossy:
+                wrong.append((kanji, decoded.text))
+    assert wrong == []
+    for text in REAL_UTF8 if label == "utf-8" else REAL_WESTERN:
+        decoded = decode_body(text.encode("latin-1" if label != "utf-8" else "utf-8"), label)
+        assert (decoded.text, decoded.lossy) == (text, False)
+
+
+# --- UTF-8 labelled Shift_JIS or EUC-JP (issue 12, class 5's reverse) -------------------------
+
+UTF8_TEXTS = [
+    "こんにちは",
+    "本日の会議資料を送付します。",
+    "東京都千代田区",
+    "ありがとうございました",
+    "テスト",
+    "\u3000\u3000",
+    "の",
+    "たし",
+]
+
+
+@pytest.mark.parametrize("label", ["shift_jis", "windows-31j", "shift-jis"])
+def test_utf8_labelled_shift_jis_is_utf8_or_reported(label: str) -> None:
+    """A mailer's default Japanese label over UTF-8 text gives the classic 文字化け
+    (こんにちは as 縺薙ｓ縺ｫ縺｡縺ｯ): the UTF-8 reading wins when it is the better Japanese,
+    and a short text both read as well is reported. Real text in the label's charset stays."""
+    rng = random.Random(label)
+    kana = [chr(code) for code in range(0x3041, 0x3094)] + [chr(c) for c in range(0x30A1, 0x30F7)]
+    words = UTF8_TEXTS + [
+        "".join(rng.choice(kana) for _ in range(rng.randint(1, 5))) for _ in range(500)
+    ]
+    wrong = []
+    for word in words:
+        decoded = decode_body(word.encode(), label)
+        if decoded.text != word and not decoded.lossy:
+            wrong.append((word, decoded.text))
+    assert wrong == []
+    for word in VOCABULARY:
+        decoded = decode_body(word.encode("cp932"), label)
+        assert (decoded.text, decoded.lossy) == (word, False)

@@ -70,6 +70,20 @@ class QuarantineNotFoundError(QuarantineError, LookupError):
         return str(self.args[0])
 
 
+class QuarantineElsewhereError(QuarantineError, LookupError):
+    """The entry's original is on another node's disk (several nodes share one store)."""
+
+    def __init__(self, qid: str, node: str) -> None:
+        super().__init__(
+            f"the original of {clean_text(qid, 80)} is on node {node}'s disk: run this there"
+        )
+        self.qid = qid
+        self.node = node
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class QuarantineIntegrityError(QuarantineError):
     """The stored original is missing, unreadable, or does not match its SHA-256."""
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, true, update
 from sqlalchemy.engine import RowMapping
 
 from gateway.evidence.quarantine.entries import (
@@ -206,9 +206,11 @@ class QuarantineIndex:
             return int(db.scalar(select(func.count()).select_from(messages)) or 0)
 
     def oldest_first(self, offset: int, limit: int) -> builtins.list[str]:
-        """Ids in received order, one page at a time."""
+        """Ids in received order, one page at a time; with a node, only entries whose original
+        is on its disk (its own, and those from before nodes)."""
         query = (
             select(messages.c.id)
+            .where(messages.c.node.in_([self.node, ""]) if self.node else true())
             .order_by(messages.c.received_at, messages.c.id)
             .limit(limit)
             .offset(offset)

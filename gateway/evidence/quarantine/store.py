@@ -62,6 +62,7 @@ from gateway.evidence.quarantine.entries import (
     DELIVERY_STATES,
     MAX_LIST_LIMIT,
     MAX_RECIPIENTS,
+    QuarantineElsewhereError,
     QuarantineError,
     QuarantineIntegrityError,
     QuarantineNotFoundError,
@@ -235,7 +236,8 @@ class Quarantine:
     # -- reading ---------------------------------------------------------------------------
 
     def verify(self, *, limit: int = MAX_LIST_LIMIT) -> Iterator[tuple[str, str | None]]:
-        """Check stored originals, oldest first: yield ``(id, None)`` or ``(id, problem)``."""
+        """Check stored originals, oldest first: yield ``(id, None)`` or ``(id, problem)``;
+        with several nodes, those on this node's disk."""
         offset = 0
         checked = 0
         while checked < limit:
@@ -261,6 +263,9 @@ class Quarantine:
         :class:`QuarantineIntegrityError` when the file is missing, corrupt or altered.
         """
         entry = self.get(qid)
+        node = self.index.node
+        if node and entry.node and entry.node != node:
+            raise QuarantineElsewhereError(qid, entry.node)
         return self.originals.read(qid, entry.size, entry.sha256)
 
     def export(self, qid: str, out_path: Path, *, overwrite: bool = False) -> int:

@@ -207,3 +207,25 @@ def test_a_reload_cannot_bring_in_a_missing_file(tmp_path: Path) -> None:
         f"{path}: rules[0] ('finance').policy.notice.template: {tmp_path}/none.txt: "
         "No such file or directory"
     ]
+
+
+@pytest.mark.parametrize(
+    ("content", "mode", "reason"),
+    [
+        ("a" * 64, 0o644, "readable by others"),
+        ("short", 0o600, "at least"),
+    ],
+)
+def test_an_unsafe_secret_key_is_a_problem_a_missing_one_is_not(
+    tmp_path: Path, content: str, mode: int, reason: str
+) -> None:
+    key = tmp_path / "console.key"
+    path = write_config(tmp_path, f'[console]\nsecret_key_file = "{key}"\n')
+    assert problems_of(path) == []  # missing: serve or the console creates it
+    assert not key.exists()  # the check itself creates nothing
+    key.write_text(content)
+    key.chmod(mode)
+    (problem,) = problems_of(path)
+    assert problem.startswith(f"{path}: console.secret_key_file: {key}: ")
+    assert reason in problem
+    assert content not in problem.removeprefix(f"{path}: console.secret_key_file: {key}: ")

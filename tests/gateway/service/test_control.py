@@ -73,3 +73,22 @@ async def test_a_fault_in_the_handler_is_answered_failed_not_silence(
         await server.close()
     assert answer == again == {"result": "failed"}  # and the server still answers
     assert "control request failed" in caplog.text
+
+
+async def test_a_local_program_names_the_person_it_acts_for(tmp_path: Path) -> None:
+    # The console (same account as serve) names its user or link; the audit records that
+    # name, cleaned and bounded, instead of the console's account.
+    server, calls = await _serve(tmp_path)
+    try:
+        for on_behalf in ("link:keiri@example.lg.jp", "user:suzuki\n\u202eforged", "x" * 500):
+            await asyncio.to_thread(
+                control.request, tmp_path, "unlock", "REF-1", b"pw\n", on_behalf=on_behalf
+            )
+    finally:
+        await server.close()
+    actors = [call[3] for call in calls]
+    assert actors[0] == "link:keiri@example.lg.jp"
+    assert "\n" not in actors[1]
+    assert "\u202e" not in actors[1]
+    assert actors[1].startswith("user:suzuki")
+    assert len(actors[2]) <= control.MAX_ACTOR_CHARS

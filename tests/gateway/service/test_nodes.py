@@ -196,3 +196,30 @@ def test_nodes_claiming_at_once_never_share_a_release(
             thread.join()
     every = [qid for mine in taken.values() for qid in mine]
     assert sorted(every) == sorted(expected)  # each once, none lost
+
+
+def test_a_node_reads_and_verifies_only_the_originals_on_its_disk(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Two nodes' data directories, one store: each node verifies its own originals, and asking
+    one node for the other's original names the node that has it (never a false integrity
+    failure)."""
+    settings = StoreSettings(url=postgres_url)
+    ids = {}
+    with migrated_store(tmp_path, settings=settings) as store:
+        for node in ("node-1", "node-2"):
+            quarantine = Quarantine(tmp_path / node / "quarantine", store=store, node=node)
+            ids[node] = _held(quarantine, int(node[-1]))
+    config = tmp_path / "node-2.toml"
+    config.write_text('[node]\nname = "node-2"\n')
+    on_2 = ("--config", str(config), "--data-dir", str(tmp_path / "node-2"))
+    code, out, err = run("quarantine", "verify", *on_2, "--store-url", postgres_url)
+    assert (code, out.strip()) == (ExitCode.OK, "verified 1 original(s): 1 intact, 0 failed"), err
+    code, _, err = run("quarantine", "export", ids["node-1"], str(tmp_path / "x.eml"), *on_2,
+                       "--store-url", postgres_url)  # fmt: skip
+    assert code == ExitCode.NOT_FOUND
+    assert "on node node-1's disk" in err
+    assert not (tmp_path / "x.eml").exists()
+    code, _, err = run("quarantine", "export", ids["node-2"], str(tmp_path / "y.eml"), *on_2,
+                       "--store-url", postgres_url)  # fmt: skip
+    assert code == ExitCode.OK, err
