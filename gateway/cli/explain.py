@@ -11,6 +11,10 @@ with that group's effective policy, and every part is listed: its path, file nam
 Japanese included), detected type, action, reason, what was removed or found, and the name it
 is attached under in the delivered mail.
 
+``--direction outbound`` shows the outbound decision instead (the checks of each group's
+policy, the strictest deciding, then the Bcc conversion and DKIM signature of what would
+leave) and exits like ``sanitize``: 0 pass, 10 hold, 11 reject.
+
 Nothing is sent and nothing is written to disk. Exit codes (:class:`~gateway.cli.exit_codes.
 ExitCode`): 0 done; 2 usage; 66 unreadable message; 75 temporary failure (a required scanner
 is unavailable); 78 invalid configuration.
@@ -38,6 +42,7 @@ from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult
 from sanitizers.safetext import terminal_text
 from sanitizers.senderauth import AuthOutcome
+from sanitizers.vocabulary import Verdict
 
 
 def register(subparsers: Any) -> None:
@@ -57,6 +62,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--helo", default="", metavar="NAME", help="the client's HELO name")
     parser.add_argument(
         "--on", type=date.fromisoformat, metavar="YYYY-MM-DD", help="date for exception expiry"
+    )
+    parser.add_argument(
+        "--direction",
+        choices=("inbound", "outbound"),
+        default="inbound",
+        help="outbound: the checks of mail leaving for the Internet, with their reason codes",
     )
     parser.set_defaults(func=run_explain)
 
@@ -217,6 +228,71 @@ def explain(
     return lines, results
 
 
+def explain_outbound(
+    untrusted_raw: bytes,
+    config: Config,
+    *,
+    sender: str,
+    recipients: Sequence[str],
+    client: str,
+    today: date,
+) -> tuple[list[str], Verdict]:
+    """The outbound decision as lines: the checks of each recipient group's policy (the
+    strictest decides the whole mail, as the gateway does), then what leaves."""
+    from gateway.outbound.checking import clamd_scan
+    from gateway.outbound.leaving import Signer, leaving
+    from sanitizers.outbound_checks import check_outbound
+
+    rules = RuleSet(config.policy, config.rules, lambda: today)
+    outside = [r for r in recipients if not config.smtp.accepts(r)]
+    lines = [
+        f"envelope: from <{sender}> client {client or '(unknown)'}; {len(recipients)} "
+        f"recipient(s), {len(outside)} outside; date {today.isoformat()}; direction outbound",
+        "order: delay → filters and approval → conversion",
+        f"delay: {config.outbound.delay_seconds:g} s (the sender may cancel meanwhile)",
+    ]
+    verdict = Verdict.DELIVER
+    scan = clamd_scan(config.scanner) if config.scanner.enabled else None
+    groups = rules.groups(sender=sender, recipients=recipients, client=client)
+    for number, group in enumerate(groups, 1):
+        report = check_outbound(
+            untrusted_raw,
+            group.policy,
+            recipients=recipients,
+            is_outside=lambda address: not config.smtp.accepts(address),
+            scan=scan,
+        )
+        if _STRICTNESS[report.verdict] > _STRICTNESS[verdict]:
+            verdict = report.verdict
+        lines.append("")
+        lines.append(f"group {number}: {', '.join(group.recipients) or '(no recipient)'}")
+        lines.append(f"  rules applied: {', '.join(group.rules) or 'none'}")
+        lines.append(f"  verdict: {report.verdict}")
+        rows = [
+            [str(f.reason), f.action, _clean(f.where), _clean(f.detail)] for f in report.findings
+        ]
+        lines.extend(
+            "  " + line for line in format_table(["reason", "action", "where", "detail"], rows)
+        )
+    result = leaving(untrusted_raw, config, Signer(config.outbound.dkim))
+    lines.append("")
+    lines.append(f"decision (the strictest): {verdict}")
+    lines.append(
+        f"conversion: Bcc conversion removed {result.bcc_converted} outside address(es) "
+        f"from To/Cc (threshold {config.outbound.bcc_threshold}); DKIM: "
+        f"{result.dkim_domain or 'not signed (no key for the From domain)'}"
+    )
+    return lines, verdict
+
+
+_STRICTNESS = {Verdict.DELIVER: 0, Verdict.HOLD: 1, Verdict.REJECT: 2}
+_VERDICT_EXIT = {
+    Verdict.DELIVER: ExitCode.OK,
+    Verdict.HOLD: ExitCode.HOLD,
+    Verdict.REJECT: ExitCode.REJECT,
+}
+
+
 def run_explain(args: argparse.Namespace) -> int:
     config, _ = load(args)
     try:
@@ -227,17 +303,29 @@ def run_explain(args: argparse.Namespace) -> int:
     sender = args.sender if args.sender is not None else header_sender
     recipients = args.recipients or header_recipients
     try:
-        lines, _ = explain(
-            untrusted_raw,
-            config,
-            sender=sender,
-            recipients=recipients,
-            client=args.client,
-            today=args.on or date.today(),
-            helo=args.helo,
-        )
+        if args.direction == "outbound":
+            lines, verdict = explain_outbound(
+                untrusted_raw,
+                config,
+                sender=sender,
+                recipients=recipients,
+                client=args.client,
+                today=args.on or date.today(),
+            )
+        else:
+            lines, _ = explain(
+                untrusted_raw,
+                config,
+                sender=sender,
+                recipients=recipients,
+                client=args.client,
+                today=args.on or date.today(),
+                helo=args.helo,
+            )
     except TemporaryFailure as exc:
         raise CliError(f"temporary failure: {exc}", ExitCode.TEMPFAIL) from exc
     print(f"message: {args.message} ({len(untrusted_raw)} bytes)")
     print("\n".join(lines))
+    if args.direction == "outbound":
+        return _VERDICT_EXIT[verdict]
     return ExitCode.OK

@@ -30,6 +30,7 @@ from gateway.configuration.settings import (
     DeliverySettings,
     MetricsSettings,
     NodeSettings,
+    OutboundSettings,
     QuarantineSettings,
     ReleaseSettings,
     ScannerSettings,
@@ -129,6 +130,7 @@ class Config(Section):
     scanner: ScannerSettings = ScannerSettings()
     console: ConsoleSettings = ConsoleSettings()
     auth: AuthSettings = AuthSettings()
+    outbound: OutboundSettings = OutboundSettings()
     rules: tuple[Rule, ...] = ()
     """Rules by recipient, sender and client network, and exceptions (例外措置); none by
     default. Each is a [[rules]] table (see the README)."""

@@ -38,6 +38,8 @@ def named_files(config: Config) -> Iterator[tuple[Origin, str]]:
         (("delivery", "tls_ca_file"), config.delivery.tls_ca_file),
         (("policy", "notice", "template"), config.policy.notice.template),
     ]
+    for index, signing in enumerate(config.outbound.dkim):
+        candidates.append((("outbound", "dkim", index, "key_file"), signing.key_file))
     for index, rule in enumerate(config.rules):
         notice = rule.policy.get("notice")
         template = notice.get("template") if isinstance(notice, dict) else None

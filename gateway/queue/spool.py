@@ -92,6 +92,9 @@ class Envelope:
     # Sender authentication's outcome (``AuthOutcome.to_dict()``), evaluated before the 250;
     # None when it was off.
     auth: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+    # "inbound" (sanitized, to the LGWAN side) or "outbound" (checked, to the Internet relay;
+    # gateway/outbound). Set by the listener that accepted it, never by the message.
+    direction: str = "inbound"
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=True, separators=(",", ":")).encode()

@@ -81,11 +81,14 @@ async def spool_received(
     spool: Spool,
     received: Received,
     executor: Executor | None,
+    direction: str = "inbound",
     authenticating: Authenticating | None = None,
 ) -> str:
     """Write ``received`` into ``incoming/`` and return its queue id once it is durable (its
     file and the directory fsynced); the disk work runs on ``executor`` (None: asyncio's).
-    With ``authenticating``, sender authentication runs first (it may refuse)."""
+    ``direction``: which listener took it (``outbound``: the LGWAN side's outbound port).
+    With ``authenticating`` (inbound mail only), sender authentication runs first (it may
+    refuse)."""
     auth = None if authenticating is None else await authenticating.check(received)
     envelope = Envelope(
         queue_id=new_queue_id(),
@@ -96,12 +99,14 @@ async def spool_received(
         received_at=time.time(),
         size=len(received.untrusted_raw),
         auth=None if auth is None else auth.to_dict(),
+        direction=direction,
     )
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(executor, spool.accept, envelope, received.untrusted_raw)
     log.info(
-        "%s accepted from %s, %d bytes, %d recipient(s)",
+        "%s accepted (%s) from %s, %d bytes, %d recipient(s)",
         envelope.queue_id,
+        direction,
         received.client,
         envelope.size,
         len(envelope.rcpt_tos),

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from gateway.configuration.config import Config
+from gateway.evidence.message_record import decision_record
 from gateway.evidence.ports import AuditPort
 from gateway.evidence.quarantine import QuarantineEntry, clean_text, is_valid_id
 from gateway.evidence.quarantine.index import QuarantineIndex
@@ -41,6 +42,7 @@ from gateway.store.workflow import (
     open_decision,
     open_decision_of,
 )
+from sanitizers.addresses import address_matches
 from sanitizers.policy import Limits
 from sanitizers.vocabulary import AuditEvent, MessageState, RequestKind, RequestState, UserRole
 
@@ -231,7 +233,11 @@ class HeldMail:
             raise WrongStateError(
                 f"message {ref} has no request waiting for approval ({entry.state})"
             )
-        if pending.requested_by == user.name:
+        if pending.kind is RequestKind.OUTBOUND:
+            problem = outbound_approval_problem(self.config, user.name, entry.mail_from)
+            if problem:
+                raise NotAllowedError(problem)
+        elif pending.requested_by == user.name:
             raise NotAllowedError(
                 f"user {user.name!r} made this request: another approver must decide it"
             )
@@ -272,6 +278,12 @@ class HeldMail:
     ) -> Decision:
         if entry.verdict != "hold" and kind is RequestKind.RELEASE:
             raise WrongStateError(f"message {entry.id} was not held (verdict {entry.verdict})")
+        if any(d.kind is RequestKind.OUTBOUND for d in history(self.store, entry.id)):
+            # Outbound mail is never sanitized and delivered inward; only its approvers decide.
+            raise WrongStateError(
+                f"message {entry.id} is outbound mail: an approver of its sender's group "
+                "decides on it (quarantine approve / deny), nothing else releases it"
+            )
         try:
             return open_decision(
                 self.store,
@@ -318,28 +330,22 @@ class HeldMail:
         self.audit.write(decision_record(event, decision, actor))
 
 
-def decision_record(event: AuditEvent, decision: Decision, actor: str) -> dict[str, object]:
-    """The audit line of one workflow event."""
-    record: dict[str, object] = {
-        "event": event,
-        "quarantine_id": decision.message,
-        "request": decision.id,
-        "kind": decision.kind,
-        "state": decision.state,
-        "actor": actor,
-        "reason": decision.decision_reason or decision.reason or None,
-    }
-    if decision.parts:
-        record["parts"] = [{"path": part} for part in decision.parts]
-    if decision.raised_limits:
-        record["raised_limits"] = dict(decision.raised_limits)
-    if decision.expires_at is not None:
-        record["expires"] = decision.expires_at
-    if decision.queue_ids:
-        record["queue_id"] = ",".join(decision.queue_ids)
-    if decision.outcome:
-        record["outcome"] = decision.outcome
-    return record
+def outbound_approval_problem(config: Config, approver: str, sender: str) -> str | None:
+    """Why ``approver`` may not decide on held outbound mail of ``sender``, or None. The
+    sender's groups (``[[outbound.groups]]``) name their approvers; a sender in no group may be
+    decided by any approver. Deciding on one's own mail (the approver named by the sender's
+    address) needs ``self_approval`` in the group."""
+    groups = [g for g in config.outbound.groups if address_matches(sender, g.senders)]
+    own = approver.strip().lower() == sender.strip().lower()
+    if not groups:
+        return f"user {approver!r} may not approve their own mail" if own else None
+    allowed = [g for g in groups if approver.lower() in {a.lower() for a in g.approvers}]
+    if not allowed:
+        names = ", ".join(g.name for g in groups)
+        return f"user {approver!r} is not an approver of the sender's group ({names})"
+    if own and not any(g.self_approval for g in allowed):
+        return f"user {approver!r} may not approve their own mail (self_approval is off)"
+    return None
 
 
 def _state_problem(ref: str, found: str) -> str:

@@ -126,7 +126,7 @@ async def serve(channel_fd: int) -> None:
     authenticating = authenticating_for(config)
 
     async def accept(received: Received) -> str:
-        queue_id = await spool_received(spool, received, disk, authenticating)
+        queue_id = await spool_received(spool, received, disk, authenticating=authenticating)
         channel.send("queued", queue_id)
         channel.send("received")
         return queue_id

@@ -401,3 +401,36 @@ def test_failover_is_a_connection_string(tmp_path: Path, postgres_url: str) -> N
     with migrated_store(tmp_path, settings=StoreSettings(url=url)) as store:
         assert store.status().state is SchemaState.CURRENT
         assert "***" in store.where
+
+
+def test_nodes_starting_at_once_migrate_one_after_the_other(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Several nodes with migrate_on_start, started together on an empty database: the
+    migration's advisory lock lets one build the schema; the others then find it current."""
+    settings = StoreSettings(url=postgres_url)
+    stores = [Store.from_settings(settings, tmp_path, create=True) for _ in range(4)]
+    start = threading.Barrier(len(stores))
+    failures: list[BaseException] = []
+
+    def migrate(store: Store) -> None:
+        start.wait()
+        try:
+            with store.migrating() as config:
+                from alembic import command
+
+                command.upgrade(config, "head")
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert failures == []
+        assert {store.status().state for store in stores} == {SchemaState.CURRENT}
+    finally:
+        for store in stores:
+            store.close()
