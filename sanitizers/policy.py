@@ -154,6 +154,76 @@ class UnlockPolicy(Section):
     waiting for an encrypted mail that comes after them; the oldest is forgotten first."""
 
 
+OutboundAction = Literal["pass", "hold", "reject"]
+
+
+class OutboundPolicy(Section):
+    """The checks of the outbound direction (mail leaving for the Internet), overridable per
+    sender, recipient and client network by [[rules]] like the rest of [policy]. Each check
+    has an action: "pass", "hold" (for approval) or "reject" (with a notice to the sender);
+    the strictest one found decides. "Outside" means a domain not in smtp.accept_domains."""
+
+    personal_number: OutboundAction = "hold"
+    """A My Number (個人番号, valid check digit, with a keyword or column header beside it) in
+    the text or in an attachment (reason personal_number)."""
+    unreadable: Literal["hold", "reject"] = "hold"
+    """An attachment whose content cannot be checked: password-protected (PPAP sent out),
+    broken, or of a kind whose text is not read (reasons encrypted, encrypted_archive,
+    unreadable)."""
+    auto_forward: OutboundAction = "reject"
+    """Mail that carries the marks of automatic forwarding (Auto-Submitted: auto-forwarded,
+    Resent-*, X-MS-Exchange-Inbox-Rules-Loop) to an outside recipient (reason
+    auto_forward)."""
+    keywords: tuple[str, ...] = ()
+    """Words that may not leave, found in the Subject, the text or an attachment's text
+    (width and case folded; reason keyword)."""
+    patterns: tuple[str, ...] = ()
+    """Regular expressions (Python syntax) with the same effect as keywords."""
+    keyword_action: OutboundAction = "hold"
+    """The action for keywords and patterns."""
+    file_kinds: tuple[str, ...] = ()
+    """Attachment kinds (those of sanitizers.filetype: ooxml, pdf, zip...) that may not leave
+    freely (reason file_type)."""
+    file_extensions: tuple[str, ...] = ()
+    """File name extensions (".xlsx") with the same effect as file_kinds."""
+    max_attachment_bytes: int = Field(default=0, ge=0)
+    """An attachment larger than this (reason limit_size); 0 = no limit."""
+    file_action: OutboundAction = "hold"
+    """The action for file_kinds, file_extensions and max_attachment_bytes."""
+    recipient_domains: tuple[str, ...] = ()
+    """Recipient domains (``*.example.com`` for sub-domains) that may not receive freely
+    (reason recipient_domain)."""
+    recipient_domain_action: OutboundAction = "hold"
+    """The action for recipient_domains."""
+    max_outside_recipients: int = Field(default=0, ge=0)
+    """More outside recipients than this in one mail (reason recipient_count); 0 = no
+    limit."""
+    recipient_count_action: OutboundAction = "hold"
+    """The action for max_outside_recipients."""
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {pattern!r}: {exc}") from exc
+        return value
+
+    @field_validator("file_kinds")
+    @classmethod
+    def _kinds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from sanitizers.filetype import KINDS
+
+        unknown = sorted(set(value) - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown kind(s) {unknown}; known: {', '.join(KINDS)}")
+        return value
+
+
 _SANITIZED_BY_DEFAULT = (
     "ooxml",
     "xlsb",
@@ -223,6 +293,7 @@ class Policy(Section):
     attachments: AttachmentPolicy = AttachmentPolicy()
     cdr: CdrPolicy = CdrPolicy()
     unlock: UnlockPolicy = UnlockPolicy()
+    outbound: OutboundPolicy = OutboundPolicy()
     hold_reasons: frozenset[Reason] = frozenset({Reason.ENCRYPTED_ARCHIVE, Reason.ENCRYPTED})
     """Part-level reason codes that hold the whole message (limits always do). A part that a
     sanitizer would hold for a reason not listed here (e.g. an encrypted archive when

@@ -68,6 +68,15 @@ class Reason(StrEnum):
     # The held-mail workflow (sanitizers/release.py).
     EXCEPTION = "exception"  # the sender's bytes, let through by an approved exception (例外措置)
     TEXT_ONLY = "text_only"  # removed: a message held for a limit is released as text only
+    # The outbound direction (mail from the municipality to the Internet; gateway/outbound).
+    PERSONAL_NUMBER = "personal_number"  # a My Number (個人番号) with context, in text or a file
+    KEYWORD = "keyword"  # a keyword or pattern of the outbound checks (policy.outbound)
+    FILE_TYPE = "file_type"  # an attachment kind or extension the outbound checks name
+    RECIPIENT_DOMAIN = "recipient_domain"  # a recipient domain the outbound checks name
+    RECIPIENT_COUNT = "recipient_count"  # more outside recipients than the outbound checks allow
+    AUTO_FORWARD = "auto_forward"  # the marks of automatic forwarding to the outside
+    RATE_LIMIT = "rate_limit"  # the sender (or everyone) sent more than the outbound rate limits
+    UNREADABLE = "unreadable"  # an attachment whose text could not be checked
     # Faults while sanitizing: the part is removed, never kept.
     CRASH = "crash"
     TIMEOUT = "timeout"
@@ -226,6 +235,8 @@ class DeadLetterReason(StrEnum):
     LIFETIME = "lifetime"  # not delivered within delivery.lifetime_seconds
     UNDELIVERABLE = "undeliverable"  # every recipient refused for good
     REJECTED = "rejected"  # the sanitizer's verdict was reject
+    CANCELLED = "cancelled"  # outbound: its sender cancelled it during the delay
+    DENIED = "denied"  # outbound: the approver refused it, or nobody approved it in time
 
 
 class UnlockResult(StrEnum):
@@ -244,8 +255,11 @@ class UnlockResult(StrEnum):
 class UserRole(StrEnum):
     """What a user of the held-mail workflow may do."""
 
+    RECIPIENT = "recipient"  # sees the mail addressed to their addresses (web console)
     OPERATOR = "operator"  # releases held mail, requests exceptions
     APPROVER = "approver"  # also approves or denies another user's exception request
+    AUDITOR = "auditor"  # reads the audit trail and the held mail; changes nothing
+    ADMIN = "admin"  # manages the users of the web console
 
 
 class RequestKind(StrEnum):
@@ -253,6 +267,7 @@ class RequestKind(StrEnum):
 
     RELEASE = "release"  # sanitized again, the hold lifted; what held it is removed
     EXCEPTION = "exception"  # 例外措置: named original parts cross as they came
+    OUTBOUND = "outbound"  # 上長承認: an outbound mail held until an approver of its sender decides
 
 
 class RequestState(StrEnum):
@@ -276,9 +291,27 @@ class AuditEvent(StrEnum):
     RELEASE_DONE = "release_done"  # serve carried out a release or an exception (or failed)
     UNLOCK_ATTEMPT = "unlock_attempt"  # a password was tried on a held archive
     USER = "user"  # a workflow user was added, changed or disabled
-    LOGIN = "login"  # someone signed in to the web console
+    LOGIN = "login"  # a sign-in to the web console: ok, failed or locked (its outcome)
+    LOGOUT = "logout"  # a console session ended by its user
+    VIEW = "view"  # a console user looked at a quarantined original (its text rendering)
+    DOWNLOAD = "download"  # an operator downloaded a quarantined original from the console
     STORE = "store"  # the store was migrated, backed up or copied
     NODE = "node"  # serve started on a node, or measured its clock against the database's
+
+
+class OutboundEvent(StrEnum):
+    """What happened to an outbound mail (metric ``mukaika_outbound_total{event}``)."""
+
+    RECEIVED = "received"  # accepted on the outbound listener
+    DELIVERED = "delivered"  # handed to the outbound relay
+    DEFERRED = "deferred"  # a delivery attempt to the relay will be retried
+    HELD = "held"  # held for an approver (上長承認)
+    REJECTED = "rejected"  # refused by the checks; its sender was told
+    CANCELLED = "cancelled"  # cancelled by its sender during the delay
+    APPROVED = "approved"  # an approver let it go
+    DENIED = "denied"  # an approver refused it, or nobody decided in time
+    DEAD = "dead"  # the relay refused it for good, or it was not delivered in time
+    RATE_LIMITED = "rate_limited"  # held because its sender (or everyone) sent too much
 
 
 Code = (
@@ -295,10 +328,11 @@ Code = (
     | RequestKind
     | RequestState
     | AuditEvent
+    | OutboundEvent
 )
 VOCABULARY: Final = (
     Action, Verdict, Reason, FileKind, RemovedItem, SmtpRefusal, MessageState, DeadLetterReason,
-    UnlockResult, UserRole, RequestKind, RequestState, AuditEvent,
+    UnlockResult, UserRole, RequestKind, RequestState, AuditEvent, OutboundEvent,
 )  # fmt: skip
 Language = Literal["ja", "en"]
 
@@ -368,6 +402,14 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.NOT_SCANNED: "ウイルス検査未実施",
         Reason.EXCEPTION: "承認された例外措置により原本のまま",
         Reason.TEXT_ONLY: "保留の解除は本文のみのため",
+        Reason.PERSONAL_NUMBER: "個人番号（マイナンバー）を含むため",
+        Reason.KEYWORD: "送信禁止の語句を含むため",
+        Reason.FILE_TYPE: "送信が制限された種類のファイルのため",
+        Reason.RECIPIENT_DOMAIN: "送信が制限された宛先ドメインのため",
+        Reason.RECIPIENT_COUNT: "外部の宛先が多すぎるため",
+        Reason.AUTO_FORWARD: "外部への自動転送のため",
+        Reason.RATE_LIMIT: "送信数が上限を超えたため",
+        Reason.UNREADABLE: "内容を確認できないファイルのため",
     },
     FileKind: {
         FileKind.OOXML: "Office 文書（docx・xlsx・pptx）",
@@ -478,6 +520,8 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         DeadLetterReason.LIFETIME: "配送期限切れ",
         DeadLetterReason.UNDELIVERABLE: "すべての宛先が恒久的に拒否",
         DeadLetterReason.REJECTED: "無害化の判定が拒否",
+        DeadLetterReason.CANCELLED: "送信者が送信を取り消した",
+        DeadLetterReason.DENIED: "承認されなかった",
     },
     UnlockResult: {
         UnlockResult.UNLOCKED: "解除しました（無害化して元の宛先へ配送します）",
@@ -489,12 +533,16 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         UnlockResult.FAILED: "処理に失敗しました（後でもう一度お試しください）",
     },
     UserRole: {
+        UserRole.RECIPIENT: "受信者",
         UserRole.OPERATOR: "運用担当",
         UserRole.APPROVER: "承認者",
+        UserRole.AUDITOR: "監査担当",
+        UserRole.ADMIN: "管理者",
     },
     RequestKind: {
         RequestKind.RELEASE: "保留の解除",
         RequestKind.EXCEPTION: "例外措置（原本の添付を配送）",
+        RequestKind.OUTBOUND: "外部への送信の承認（上長承認）",
     },
     RequestState: {
         RequestState.PENDING: "承認待ち",
@@ -513,8 +561,23 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         AuditEvent.UNLOCK_ATTEMPT: "パスワードの試行",
         AuditEvent.USER: "利用者の変更",
         AuditEvent.LOGIN: "コンソールへのログイン",
+        AuditEvent.LOGOUT: "コンソールからのログアウト",
+        AuditEvent.VIEW: "原本の閲覧",
+        AuditEvent.DOWNLOAD: "原本のダウンロード",
         AuditEvent.STORE: "データベースの移行・バックアップ・複製",
         AuditEvent.NODE: "ノードの起動・時刻の照合",
+    },
+    OutboundEvent: {
+        OutboundEvent.RECEIVED: "受付",
+        OutboundEvent.DELIVERED: "送信",
+        OutboundEvent.DEFERRED: "送信延期（再試行）",
+        OutboundEvent.HELD: "承認待ちで保留",
+        OutboundEvent.REJECTED: "送信拒否",
+        OutboundEvent.CANCELLED: "送信者が取り消し",
+        OutboundEvent.APPROVED: "承認",
+        OutboundEvent.DENIED: "否認",
+        OutboundEvent.DEAD: "送信不能",
+        OutboundEvent.RATE_LIMITED: "送信数の上限で保留",
     },
 }
 
@@ -577,6 +640,14 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.NOT_SCANNED: "not scanned",
         Reason.EXCEPTION: "original kept by an approved exception",
         Reason.TEXT_ONLY: "released as text only",
+        Reason.PERSONAL_NUMBER: "contains a My Number (individual number)",
+        Reason.KEYWORD: "contains a word or pattern not to be sent",
+        Reason.FILE_TYPE: "a kind of file whose sending is restricted",
+        Reason.RECIPIENT_DOMAIN: "a recipient domain whose sending is restricted",
+        Reason.RECIPIENT_COUNT: "too many outside recipients",
+        Reason.AUTO_FORWARD: "automatic forwarding to the outside",
+        Reason.RATE_LIMIT: "more mail than the sending limit",
+        Reason.UNREADABLE: "a file whose content could not be checked",
     },
     FileKind: {
         FileKind.OOXML: "Office document (docx, xlsx, pptx)",
@@ -687,6 +758,8 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         DeadLetterReason.LIFETIME: "delivery lifetime exceeded",
         DeadLetterReason.UNDELIVERABLE: "every recipient refused",
         DeadLetterReason.REJECTED: "rejected by the sanitizer",
+        DeadLetterReason.CANCELLED: "cancelled by its sender",
+        DeadLetterReason.DENIED: "not approved",
     },
     UnlockResult: {
         UnlockResult.UNLOCKED: "unlocked: sanitized and queued for the original recipients",
@@ -698,12 +771,16 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         UnlockResult.FAILED: "the sanitizer failed; try again later",
     },
     UserRole: {
+        UserRole.RECIPIENT: "recipient",
         UserRole.OPERATOR: "operator",
         UserRole.APPROVER: "approver",
+        UserRole.AUDITOR: "auditor",
+        UserRole.ADMIN: "administrator",
     },
     RequestKind: {
         RequestKind.RELEASE: "release of a held message",
         RequestKind.EXCEPTION: "exception: original parts delivered",
+        RequestKind.OUTBOUND: "approval of an outbound mail",
     },
     RequestState: {
         RequestState.PENDING: "waiting for approval",
@@ -722,7 +799,22 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         AuditEvent.UNLOCK_ATTEMPT: "password tried",
         AuditEvent.USER: "user changed",
         AuditEvent.LOGIN: "console login",
+        AuditEvent.LOGOUT: "console logout",
+        AuditEvent.VIEW: "original viewed",
+        AuditEvent.DOWNLOAD: "original downloaded",
         AuditEvent.STORE: "store migrated, backed up or copied",
         AuditEvent.NODE: "node started or its clock checked",
+    },
+    OutboundEvent: {
+        OutboundEvent.RECEIVED: "received",
+        OutboundEvent.DELIVERED: "sent to the relay",
+        OutboundEvent.DEFERRED: "deferred, retried later",
+        OutboundEvent.HELD: "held for approval",
+        OutboundEvent.REJECTED: "refused",
+        OutboundEvent.CANCELLED: "cancelled by its sender",
+        OutboundEvent.APPROVED: "approved",
+        OutboundEvent.DENIED: "denied",
+        OutboundEvent.DEAD: "could not be sent",
+        OutboundEvent.RATE_LIMITED: "held: sending limit",
     },
 }

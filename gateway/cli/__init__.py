@@ -23,6 +23,8 @@ SUBCOMMAND_MODULES = (
     "gateway.cli.explain",
     "gateway.cli.store",
     "gateway.cli.user",
+    "gateway.cli.console",
+    "gateway.cli.outbound",
 )
 
 

@@ -48,6 +48,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-o", "--output", help="rebuilt mail (default: standard output)")
     parser.add_argument("--report", help="write the JSON report to FILE, or - for stderr")
     add_config_option(parser)
+    parser.add_argument(
+        "--direction",
+        choices=("inbound", "outbound"),
+        default="inbound",
+        help="outbound: the checks of mail leaving for the Internet (-o writes it as it leaves)",
+    )
     parser.add_argument("--batch", type=Path, metavar="SRC", help="a directory, mbox or Maildir")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output directory for --batch")
     parser.set_defaults(func=run)
@@ -55,6 +61,10 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config, _ = load(args)
+    if args.direction == "outbound":
+        if args.batch is not None:
+            raise CliError("--batch is for the inbound direction", ExitCode.USAGE)
+        return run_outbound(args, config)
     if args.batch is not None:
         if args.out is None or args.input or args.output:
             raise CliError("--batch SRC needs --out DIR (and no IN/-o)", ExitCode.USAGE)
@@ -80,6 +90,56 @@ def run_single(args: argparse.Namespace, config: Config) -> int:
     except OSError as exc:
         raise CliError(f"cannot write: {exc.strerror or exc}", ExitCode.IO_ERROR) from exc
     return EXIT_CODES[result.verdict]
+
+
+def run_outbound(args: argparse.Namespace, config: Config) -> int:
+    """The outbound decision on one mail (its recipients from To, Cc and Bcc); ``-o`` gets
+    the message as it would leave (Bcc conversion, DKIM), whatever the decision."""
+    from gateway.outbound.checking import clamd_scan
+    from gateway.outbound.leaving import Signer, SigningError, leaving
+    from sanitizers.outbound_checks import check_outbound
+
+    try:
+        untrusted_raw = _read_input(args.input)
+    except OSError as exc:
+        raise CliError(f"cannot read {args.input}: {exc.strerror or exc}", ExitCode.INPUT) from exc
+    try:
+        report = check_outbound(
+            untrusted_raw,
+            config.policy,
+            recipients=header_recipients(untrusted_raw),
+            is_outside=lambda address: not config.smtp.accepts(address),
+            scan=clamd_scan(config.scanner) if config.scanner.enabled else None,
+        )
+        message = leaving(untrusted_raw, config, Signer(config.outbound.dkim)).message
+    except TemporaryFailure as exc:
+        raise CliError(f"temporary failure, try again later: {exc}", ExitCode.TEMPFAIL) from exc
+    except SigningError as exc:
+        raise CliError(str(exc), ExitCode.CONFIG) from exc
+    try:
+        _write_output(args.output, message)
+        if args.report:
+            text = json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n"
+            if args.report == "-":
+                sys.stderr.write(text)
+            else:
+                Path(args.report).write_text(text, encoding="utf-8")
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise CliError(f"cannot write: {exc.strerror or exc}", ExitCode.IO_ERROR) from exc
+    return EXIT_CODES[report.verdict]
+
+
+def header_recipients(untrusted_raw: bytes) -> list[str]:
+    """The addresses of the To, Cc and Bcc headers (a mail file has no envelope)."""
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+    from email.utils import getaddresses
+
+    headers = BytesHeaderParser(policy=compat32).parsebytes(untrusted_raw)
+    values = [str(v) for name in ("To", "Cc", "Bcc") for v in headers.get_all(name, [])]
+    return [address for _, address in getaddresses(values) if "@" in address]
 
 
 def _read_input(path: str | None) -> bytes:

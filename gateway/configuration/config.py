@@ -28,6 +28,7 @@ from gateway.configuration.settings import (
     DeliverySettings,
     MetricsSettings,
     NodeSettings,
+    OutboundSettings,
     QuarantineSettings,
     ReleaseSettings,
     ScannerSettings,
@@ -125,6 +126,7 @@ class Config(Section):
     metrics: MetricsSettings = MetricsSettings()
     scanner: ScannerSettings = ScannerSettings()
     console: ConsoleSettings = ConsoleSettings()
+    outbound: OutboundSettings = OutboundSettings()
     rules: tuple[Rule, ...] = ()
     """Rules by recipient, sender and client network, and exceptions (例外措置); none by
     default. Each is a [[rules]] table (see the README)."""

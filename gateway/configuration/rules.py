@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic import model_validator as _model_validator
 from pydantic_core import PydanticCustomError
 
+from sanitizers.addresses import address_matches
 from sanitizers.policy import Policy
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -147,32 +148,15 @@ class Rule(BaseModel):
         return self.exception and self.expires is not None and today > self.expires
 
     def matches(self, *, sender: str, recipient: str, client: str) -> bool:
-        if self.recipients and not _address_matches(recipient, self.recipients):
+        if self.recipients and not address_matches(recipient, self.recipients):
             return False
-        if self.senders and not _address_matches(sender, self.senders):
+        if self.senders and not address_matches(sender, self.senders):
             return False
         if self.networks:
             address = _client_address(client)
             if address is None or not any(address in net for net in self.networks):
                 return False
         return True
-
-
-def _address_matches(address: str, selectors: Sequence[str]) -> bool:
-    text = address.strip().strip("<>").lower()
-    if not text or "@" not in text:
-        return False  # the null sender or a bare name matches no address or domain
-    domain = text.rpartition("@")[2]
-    for selector in selectors:
-        if "@" in selector:
-            if text == selector:
-                return True
-        elif selector.startswith("*."):
-            if domain.endswith(selector[1:]):
-                return True
-        elif domain == selector:
-            return True
-    return False
 
 
 def _client_address(client: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -111,6 +111,17 @@ class SmtpSettings(Section):
     min_free_disk_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     """Free space on the spool's file system below this: 452 4.3.1 at MAIL."""
 
+    def accepts(self, address: str) -> bool:
+        """Whether ``address`` is in an accepted domain: the municipality's own (inbound: may
+        be received; outbound: an internal, not an outside, recipient)."""
+        domain = address.rpartition("@")[2].lower().rstrip(".")
+        if not domain or "@" not in address:
+            return False
+        domains = {d.lower().rstrip(".") for d in self.accept_domains}
+        if domain in domains:
+            return True
+        return self.accept_subdomains and any(domain.endswith("." + d) for d in domains)
+
     @model_validator(mode="after")
     def _stress_limit_is_shorter(self) -> Self:
         if self.stress_timeout_seconds > self.command_timeout_seconds:
@@ -161,8 +172,9 @@ class DeliverySettings(Section):
     """The LGWAN-side MTA that receives the sanitized mail."""
     relay_port: int = Field(default=10025, gt=0, le=65535)
     """Its SMTP port."""
-    tls: Literal["none", "starttls", "tls"] = "none"
-    """"none", "starttls" (required) or "tls" (implicit TLS)."""
+    tls: Literal["none", "opportunistic", "starttls", "tls"] = "none"
+    """"none", "opportunistic" (STARTTLS when offered), "starttls" (required) or "tls"
+    (implicit TLS)."""
     tls_verify: bool = True
     """Verify the relay's certificate and name."""
     tls_ca_file: str = ""
@@ -426,9 +438,18 @@ class MetricsSettings(Section):
 
 
 class ConsoleSettings(Section):
-    """The web console, and what staff are told about where and whom to ask: the held notices
-    show these, with a signed PPAP link per recipient when public_url is set."""
+    """The web console (mukaika console): where it listens, how it is reached, how sign-ins
+    and PPAP attempts are limited; the held notices show public_url and contact, with a signed
+    PPAP link per recipient when public_url is set."""
 
+    listen: str = "127.0.0.1:8025"
+    """HOST:PORT the console listens on. Without tls_cert_file and tls_key_file it serves plain
+    HTTP, which is allowed on a loopback address only (behind a reverse proxy on the same
+    host)."""
+    tls_cert_file: str = ""
+    """PEM certificate chain for HTTPS; "" = plain HTTP (loopback only)."""
+    tls_key_file: str = ""
+    """PEM private key of tls_cert_file."""
     public_url: str = ""
     """Address of the page where staff give the password of a held message (PPAP) and see
     held mail; "" = none yet, the notice asks them to tell the contact instead."""
@@ -440,6 +461,22 @@ class ConsoleSettings(Section):
     shared by both: a path, relative to service.data_dir unless absolute; "" =
     DATA_DIR/secret_key. Created (mode 0600) when missing; a file others may read is
     refused."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (CIDR) of the reverse proxies or screen-transfer servers in front
+    of the console: only from these is X-Forwarded-For / X-Forwarded-Proto believed, and the
+    client address (sign-in limits, audit) is then taken from it."""
+    max_failures_per_user: int = Field(default=5, ge=1, le=1000)
+    """Failed sign-ins of one user name before that user is locked out for lockout_seconds."""
+    max_failures_per_address: int = Field(default=50, ge=1, le=100000)
+    """Failed sign-ins from one client address (all users) before that address is locked out
+    for lockout_seconds; higher than the per-user limit because many staff share one address
+    behind a proxy."""
+    lockout_seconds: float = Field(default=900.0, gt=0)
+    """How long failures are counted, and how long a lockout lasts."""
+    session_idle_seconds: float = Field(default=1800.0, gt=0)
+    """A console session ends after this long without a request."""
+    session_max_seconds: float = Field(default=36000.0, gt=0)
+    """A console session ends this long after its sign-in, however active."""
     link_lifetime_seconds: float = Field(default=7 * 86400, gt=0, le=90 * 86400)
     """How long the PPAP link in a held notice stays valid (7 days)."""
     unlock_attempts_per_link: int = Field(default=5, ge=1, le=1000)
@@ -459,3 +496,167 @@ class ConsoleSettings(Section):
         if value and not value.startswith(("https://", "http://")):
             raise ValueError("must start with https:// (or http://)")
         return value
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        split_listen(value)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or network") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _https_or_loopback(self) -> Self:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("tls_cert_file and tls_key_file are given together (or neither)")
+        host, _ = split_listen(self.listen)
+        if not self.tls_cert_file and not is_loopback(host):
+            raise ValueError(
+                f"listen = {self.listen!r} serves plain HTTP on a non-loopback address: give "
+                "tls_cert_file and tls_key_file, or listen on 127.0.0.1 behind a reverse proxy"
+            )
+        return self
+
+    @property
+    def https(self) -> bool:
+        """Whether the console serves HTTPS itself."""
+        return bool(self.tls_cert_file)
+
+
+def split_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (IPv6 in brackets) as a pair; ValueError if it is not one."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1 or localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ApprovalGroup(Section):
+    """One group of senders and the approvers (上長) who decide on their held outbound mail."""
+
+    name: str = Field(min_length=1, max_length=100)
+    """The group's name (shown in the audit and the notices)."""
+    senders: tuple[str, ...] = ()
+    """Sender addresses or domains (``*.example.lg.jp`` for sub-domains) in the group."""
+    approvers: tuple[str, ...] = ()
+    """Workflow users (mukaika user add NAME --role approver) who may approve or deny. Name
+    them by their mail address so that self-approval can be recognised."""
+    self_approval: bool = False
+    """An approver may decide on their own mail."""
+
+
+class DkimKey(Section):
+    """The DKIM signing key of one sending domain."""
+
+    domain: str = Field(min_length=1)
+    """The sender domain (From) signed with this key; its own d= tag."""
+    selector: str = Field(min_length=1)
+    """The selector: its public key is published at SELECTOR._domainkey.DOMAIN."""
+    key_file: str = Field(min_length=1)
+    """The private key (PEM, RSA or Ed25519), readable by the service only."""
+
+
+class OutboundSettings(Section):
+    """The outbound direction: mail from the LGWAN-side MTA to the Internet, checked (malware,
+    My Number, the [policy.outbound] checks), held for approval or refused, and relayed to
+    the prefecture's security cloud unchanged but for Bcc conversion and a DKIM signature.
+    Checks in this order: delay → filters and approval → conversion."""
+
+    enabled: bool = False
+    """Run the outbound listener (its own port; never the Internet-facing one)."""
+    listen_host: str = "127.0.0.1"
+    """Address the outbound listener binds to (the LGWAN side)."""
+    listen_port: int = Field(default=2526, ge=0, le=65535)
+    """TCP port of the outbound listener; 0 = any free port."""
+    client_networks: tuple[str, ...] = ()
+    """Networks (CIDR) of the LGWAN-side MTAs allowed to send outbound; everyone else is
+    refused (554 5.7.1). Required when enabled."""
+    relay_host: str = ""
+    """The smarthost outbound mail is relayed to (the prefecture's security cloud)."""
+    relay_port: int = Field(default=25, gt=0, le=65535)
+    """Its SMTP port."""
+    tls: Literal["opportunistic", "starttls", "none"] = "opportunistic"
+    """To the relay: STARTTLS when offered ("opportunistic"), always ("starttls": a relay
+    that does not offer it defers the mail), or never."""
+    require_tls_domains: tuple[str, ...] = ()
+    """Recipient domains whose mail leaves only over STARTTLS, whatever tls says."""
+    max_message_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    """SIZE of the outbound listener (552 5.3.4); the outbound size limit (⑭ウ)."""
+    max_recipients: int = Field(default=100, ge=1)
+    """Recipients per outbound transaction; each further one: 452 4.5.3."""
+    delay_seconds: float = Field(default=0.0, ge=0)
+    """送信遅延: every outbound mail waits this long before it is checked and sent; its
+    sender can cancel it meanwhile (mukaika outbound cancel). 0 = no delay."""
+    bcc_threshold: int = Field(default=0, ge=0)
+    """Bcc conversion: when more outside recipients than this are in To and Cc, they are
+    removed from those headers (kept in the envelope; To becomes undisclosed-recipients:;
+    when nothing is left). 0 = never."""
+    max_per_sender_per_hour: int = Field(default=0, ge=0)
+    """Messages one sender may send in an hour; past it the sender's mail is held and counted
+    in mukaika_outbound_rate_limited_total. 0 = no limit."""
+    max_per_hour: int = Field(default=0, ge=0)
+    """Messages all senders together may send in an hour (the same hold). 0 = no limit."""
+    approval_expiry_seconds: float = Field(default=72 * 3600.0, gt=0)
+    """A held outbound mail nobody decided on in this time is refused, with a notice to the
+    sender."""
+    groups: tuple[ApprovalGroup, ...] = ()
+    """[[outbound.groups]]: who approves whose held mail (until the directory exists). A held
+    mail of a sender in no group can be decided by any approver."""
+    disclaimer: str = ""
+    """A text (免責文) appended to outbound mail that can take it unchanged otherwise: single-part
+    text/plain, 7bit or 8bit, UTF-8, US-ASCII or ISO-2022-JP; other mail leaves without it (the
+    audit line says so). "" = none."""
+    notify_sender: bool = True
+    """Tell the sender (through the LGWAN-side MTA, delivery.relay_host) when their mail is
+    held, refused, cancelled or decided."""
+    dkim: tuple[DkimKey, ...] = ()
+    """[[outbound.dkim]]: one signing key per sending domain; mail from other domains leaves
+    unsigned."""
+
+    @field_validator("disclaimer")
+    @classmethod
+    def _plain_text(cls, value: str) -> str:
+        if any(ord(c) < 0x20 and c not in "\n\t" for c in value):
+            raise ValueError("control characters other than line breaks are not allowed")
+        return value
+
+    @field_validator("client_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r}: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _usable(self) -> Self:
+        if self.enabled and not self.client_networks:
+            raise ValueError(
+                "outbound.enabled needs outbound.client_networks (who may send outbound)"
+            )
+        if self.enabled and not self.relay_host:
+            raise ValueError("outbound.enabled needs outbound.relay_host (where mail leaves)")
+        names = [group.name for group in self.groups]
+        if len(set(names)) != len(names):
+            raise ValueError("outbound.groups: duplicate group name")
+        return self

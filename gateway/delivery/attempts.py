@@ -27,7 +27,7 @@ from gateway.evidence.ports import QuarantinePort
 from gateway.observation.ports import MetricsPort
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Envelope, Spool, SpoolError
-from sanitizers.vocabulary import DeadLetterReason, MessageState, Verdict
+from sanitizers.vocabulary import DeadLetterReason, MessageState, OutboundEvent, Verdict
 
 log = logging.getLogger("mukaika.worker")
 
@@ -46,9 +46,13 @@ class Delivering:
         quarantine: QuarantinePort,
         metrics: MetricsPort,
         clock: Callable[[], float] = time.time,
+        route: Callable[[Envelope], Deliverer] | None = None,
     ) -> None:
+        """``route``: the deliverer for an envelope of the outbound direction (its relay to
+        the Internet); inbound mail always goes to ``deliverer`` (the LGWAN side)."""
         self.spool = spool
         self.deliverer = deliverer
+        self.route = route
         self.scheduler = scheduler
         self.bounces = bounces
         self.delivery = delivery
@@ -69,9 +73,15 @@ class Delivering:
         """One attempt for the recipients still open; the message is in ``outgoing``."""
         now = self.clock()
         recipients = list(envelope.rcpt_tos)
-        outcome = await self.deliverer.deliver(envelope.mail_from, recipients, message)
+        outbound = envelope.direction == "outbound"
+        deliverer = self.deliverer
+        if outbound:
+            if self.route is None:
+                raise RuntimeError("an outbound message, but no outbound relay is configured")
+            deliverer = self.route(envelope)
+        outcome = await deliverer.deliver(envelope.mail_from, recipients, message)
         attempt = envelope.attempts + 1
-        record = _attempt_record(now, attempt, self.deliverer, outcome)
+        record = _attempt_record(now, attempt, deliverer, outcome)
         failed = dict(envelope.failed) | outcome.permanent
         delivered = envelope.delivered + tuple(outcome.delivered)
         envelope = envelope.with_(
@@ -94,7 +104,10 @@ class Delivering:
         await asyncio.to_thread(self.spool.advance, "outgoing", envelope, message, "delivered")
         state = _final_state(envelope)
         await self.bounces.records.record(envelope.quarantine_id, state)
-        self.metrics.delivered()
+        if outbound:
+            self.metrics.outbound(OutboundEvent.DELIVERED)
+        else:
+            self.metrics.delivered()
         self.metrics.observe_end_to_end(max(0.0, self.clock() - envelope.received_at))
         dsn = (
             await self.bounces.notify(envelope, failed, DeadLetterReason.UNDELIVERABLE)
@@ -123,7 +136,10 @@ class Delivering:
         )
         await asyncio.to_thread(self.spool.put, "outgoing", envelope, message)
         await self.bounces.records.record(envelope.quarantine_id, MessageState.DEFERRED)
-        self.metrics.deferred()
+        if envelope.direction == "outbound":
+            self.metrics.outbound(OutboundEvent.DEFERRED)
+        else:
+            self.metrics.deferred()
         log.info("%s deferred %.0fs: %s", envelope.queue_id, delay, first_reply[:60])
         self.scheduler.later("outgoing", envelope.queue_id, envelope.next_attempt)
 

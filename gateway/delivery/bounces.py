@@ -89,7 +89,13 @@ class Bounces:
         """Send a delivery-status notice; never to the null sender. Returns what happened."""
         if not envelope.mail_from:
             return "none: null sender"
-        if not self.delivery.dsn_relay_host:
+        # An outbound mail's sender is inside: the notice goes back to the LGWAN side.
+        host, port = (
+            (self.delivery.relay_host, self.delivery.relay_port)
+            if envelope.direction == "outbound"
+            else (self.delivery.dsn_relay_host, self.delivery.dsn_relay_port)
+        )
+        if not host:
             return "none: no dsn relay"
         try:
             notice = build_dsn(
@@ -100,8 +106,8 @@ class Bounces:
                 reason=reason,
             )
             await send_once(
-                self.delivery.dsn_relay_host,
-                self.delivery.dsn_relay_port,
+                host,
+                port,
                 "",
                 [envelope.mail_from],
                 notice,

@@ -76,7 +76,8 @@ class Deliverer:
             port=self.port,
             timeout=s.timeout_seconds,
             use_tls=s.tls == "tls",
-            start_tls=s.tls == "starttls",
+            # None: STARTTLS when the server offers it (opportunistic).
+            start_tls=None if s.tls == "opportunistic" else s.tls == "starttls",
             validate_certs=s.tls_verify,
             tls_context=self._tls,
             local_hostname=s.helo_name or None,

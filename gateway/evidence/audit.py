@@ -20,7 +20,10 @@ Record fields (the only ones written; see ``RECORD_FIELDS``)
 ``error``), ``state``, ``error`` (a reason code), ``attempts``, ``dropped_keys``; when rules
 applied to the message (:mod:`gateway.configuration.rules`): ``rules`` (their names, in order) and
 ``exceptions`` (those of them that are exceptions, 例外措置: the record that an approved
-exception weakened the policy). Lines of the other events (:class:`~sanitizers.vocabulary.
+exception weakened the policy); for outbound mail (``gateway/outbound``): ``direction``
+(``outbound``), ``findings`` (each: ``reason``, ``action``, ``where``), ``conversion``
+(``bcc_converted``, ``dkim``, ``disclaimer``) and ``notice`` (what became of the notice to the
+sender). Lines of the other events (:class:`~sanitizers.vocabulary.
 AuditEvent`: the held-mail workflow, users, the store) carry ``actor`` (who acted),
 ``request`` (the decision's number), ``kind``, ``reason`` (the operator's words), ``expires``,
 ``raised_limits``, ``outcome``, ``count``, ``user``, ``role`` and ``schema`` as they apply.
@@ -102,6 +105,11 @@ RECORD_FIELDS: Final[frozenset[str]] = frozenset(
         "dropped_keys",
         "rules",
         "exceptions",
+        # The outbound direction (gateway/outbound): absent means inbound.
+        "direction",
+        "findings",
+        "conversion",
+        "notice",
         # Events of the held-mail workflow and the store (AuditEvent other than message).
         "actor",
         "request",
@@ -136,10 +144,13 @@ PART_FIELDS: Final[frozenset[str]] = frozenset(
 DELIVERY_FIELDS: Final[frozenset[str]] = frozenset(
     {"time", "host", "code", "reply", "recipients", "attempt", "error"}
 )
+# What an outbound check found: never its detail (a masked number, a keyword matched).
+FINDING_FIELDS: Final[frozenset[str]] = frozenset({"reason", "action", "where"})
 # Nested records with their own allow-list; ``timings`` maps step names to numbers.
 _NESTED_FIELDS: Final[Mapping[str, frozenset[str]]] = {
     "parts": PART_FIELDS,
     "deliveries": DELIVERY_FIELDS,
+    "findings": FINDING_FIELDS,
 }
 
 _OMITTED_BYTES: Final = "<bytes omitted>"

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.queue.spool import Envelope
-from sanitizers.vocabulary import AuditEvent
+from gateway.store.workflow import Decision
+from sanitizers.vocabulary import AuditEvent, RequestKind
 
 
 def message_record(
@@ -42,9 +43,41 @@ def message_record(
     }
     if envelope.release:
         record["request"] = envelope.release
+    if envelope.direction != "inbound":
+        record["direction"] = envelope.direction
+        record["findings"] = report.get("findings", [])
+        conversion = {k: report[k] for k in ("bcc_converted", "dkim", "disclaimer") if k in report}
+        if conversion:
+            record["conversion"] = conversion
     if report.get("rules"):
         record["rules"] = report["rules"]
         record["exceptions"] = report.get("exceptions", [])
     if error is not None or dsn not in ("none", "sent"):
         record["error"] = error or f"dsn {dsn}"
+    return record
+
+
+def decision_record(event: AuditEvent, decision: Decision, actor: str) -> dict[str, object]:
+    """The audit line of one workflow event."""
+    record: dict[str, object] = {
+        "event": event,
+        "quarantine_id": decision.message,
+        "request": decision.id,
+        "kind": decision.kind,
+        "state": decision.state,
+        "actor": actor,
+        "reason": decision.decision_reason or decision.reason or None,
+    }
+    if decision.parts:
+        record["parts"] = [{"path": part} for part in decision.parts]
+    if decision.raised_limits:
+        record["raised_limits"] = dict(decision.raised_limits)
+    if decision.expires_at is not None:
+        record["expires"] = decision.expires_at
+    if decision.queue_ids:
+        record["queue_id"] = ",".join(decision.queue_ids)
+    if decision.outcome:
+        record["outcome"] = decision.outcome
+    if decision.kind is RequestKind.OUTBOUND:
+        record["direction"] = "outbound"
     return record

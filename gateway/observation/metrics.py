@@ -26,6 +26,11 @@ Every name starts with ``mukaika_``:
 ``mukaika_scanner_up``                     gauge      1 when clamd answered the last probe, else 0
 ``mukaika_store_up``                       gauge      1 when the store answered the last probe
 ``mukaika_clock_synchronized``             gauge      1 when NTP synchronised the system clock
+``mukaika_outbound_total{event}``          counter    outbound mail by event (received, held,
+                                                      rejected, delivered, ...); the counters
+                                                      above count inbound mail only
+``mukaika_outbound_rate_limited_total``    counter    outbound mail held by the rate limits
+  ``{scope}``                                         (``sender`` or ``all``)
 =========================================  =========  =========================================
 
 Threat model
@@ -56,7 +61,14 @@ from prometheus_client import (
     make_wsgi_app,
 )
 
-from sanitizers.vocabulary import Action, MessageState, Reason, SmtpRefusal, Verdict
+from sanitizers.vocabulary import (
+    Action,
+    MessageState,
+    OutboundEvent,
+    Reason,
+    SmtpRefusal,
+    Verdict,
+)
 
 OTHER: Final = "other"
 
@@ -68,6 +80,8 @@ ACTIONS: Final[frozenset[str]] = frozenset(str(a) for a in Action)
 REASONS: Final[frozenset[str]] = frozenset(str(r) for r in Reason)
 VERDICTS: Final[frozenset[str]] = frozenset(str(v) for v in Verdict)
 QUEUE_STATES: Final[frozenset[str]] = frozenset(str(s) for s in MessageState)
+OUTBOUND_EVENTS: Final[frozenset[str]] = frozenset(str(e) for e in OutboundEvent)
+RATE_SCOPES: Final = frozenset({"sender", "all"})
 
 # Sanitizing takes milliseconds for text mail and up to the CDR limit (20 s) for files.
 SANITIZE_BUCKETS: Final = (
@@ -214,6 +228,17 @@ class Metrics:
             registry=reg,
         )
         self._busy = Gauge("mukaika_busy_workers", "Workers busy right now.", registry=reg)
+        self._outbound = Counter(
+            "mukaika_outbound", "Outbound mail by event.", ["event"], registry=reg
+        )
+        self._rate_limited = Counter(
+            "mukaika_outbound_rate_limited",
+            "Outbound mail held by the rate limits.",
+            ["scope"],
+            registry=reg,
+        )
+        for scope in sorted(RATE_SCOPES):  # served at 0 from the start: increase() sees the 1st
+            self._rate_limited.labels(scope)
         # No label: a rule name is operator text, and check-config lists the names.
         self._expired_exceptions = Gauge(
             "mukaika_expired_exceptions",
@@ -313,6 +338,12 @@ class Metrics:
         self._store_up.set(1 if up else 0)
 
     # -- exposition ------------------------------------------------------------------------
+
+    def outbound(self, event: OutboundEvent) -> None:
+        self._outbound.labels(bounded_label(event, OUTBOUND_EVENTS)).inc()
+
+    def rate_limited(self, scope: str) -> None:
+        self._rate_limited.labels(bounded_label(scope, RATE_SCOPES)).inc()
 
     def render(self) -> bytes:
         """The text exposition format (``text/plain; version=0.0.4``)."""

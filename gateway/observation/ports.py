@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sanitizers.vocabulary import Action, MessageState, Reason, SmtpRefusal, Verdict
+from sanitizers.vocabulary import (
+    Action,
+    MessageState,
+    OutboundEvent,
+    Reason,
+    SmtpRefusal,
+    Verdict,
+)
 
 
 class MetricsPort(Protocol):
@@ -29,6 +36,8 @@ class MetricsPort(Protocol):
     def set_scanner_up(self, up: bool) -> None: ...
     def set_store_up(self, up: bool) -> None: ...
     def set_clock_synchronized(self, synchronized: bool) -> None: ...
+    def outbound(self, event: OutboundEvent) -> None: ...
+    def rate_limited(self, scope: str) -> None: ...
 
 
 class NullMetrics:
@@ -83,4 +92,10 @@ class NullMetrics:
         return None
 
     def set_clock_synchronized(self, synchronized: bool) -> None:
+        return None
+
+    def outbound(self, event: OutboundEvent) -> None:
+        return None
+
+    def rate_limited(self, scope: str) -> None:
         return None

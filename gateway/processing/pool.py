@@ -24,7 +24,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sanitizers import lifeline
 from sanitizers.errors import TemporaryFailure
@@ -33,6 +33,7 @@ from sanitizers.policy import Policy
 from sanitizers.release import ReleaseTerms
 from sanitizers.report import SanitizeResult
 
+T = TypeVar("T")
 log = logging.getLogger("mukaika.pool")
 
 
@@ -71,6 +72,12 @@ class Sanitizer(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class TaskRunner(Protocol):
+    """Runs a picklable task away from the event loop, bounded in time (the outbound checks)."""
+
+    async def run_task(self, task: Callable[..., T], *args: Any, reference: str) -> T: ...
 
 
 def _sanitize(
@@ -190,22 +197,30 @@ class ProcessSanitizer:
         target = _with_passwords(self.target, passwords, unlocked_by_mail, release, context)
         if isolated:
             async with self._isolation_lock:
-                return await self._run(target, untrusted_raw, reference, effective, isolated=True)
-        return await self._run(target, untrusted_raw, reference, effective, isolated=False)
+                return await self._run(
+                    target, untrusted_raw, effective, reference, reference=reference, isolated=True
+                )
+        return await self._run(
+            target, untrusted_raw, effective, reference, reference=reference, isolated=False
+        )
+
+    async def run_task(self, task: Callable[..., T], *args: Any, reference: str) -> T:
+        """Any picklable ``task(*args)`` in the pool, under the same time limit and with the
+        same answers to a crash or a hang (:class:`SanitizerCrashed`) as sanitizing (the
+        outbound checks run here)."""
+        return await self._run(task, *args, reference=reference, isolated=False)
 
     async def _run(
         self,
-        target: Callable[..., SanitizeResult],
-        untrusted_raw: bytes,
+        target: Callable[..., T],
+        *args: Any,
         reference: str,
-        policy: Policy,
-        *,
         isolated: bool,
-    ) -> SanitizeResult:
+    ) -> T:
         pool = self._pool(isolated)
         loop = asyncio.get_running_loop()
         try:
-            future = loop.run_in_executor(pool, target, untrusted_raw, policy, reference)
+            future = loop.run_in_executor(pool, target, *args)
             return await asyncio.wait_for(future, self.timeout_seconds)
         except TimeoutError as exc:
             log.warning("%s sanitizing timed out: killing its pool", reference)
@@ -277,3 +292,6 @@ class InlineSanitizer:
     def close(self) -> None:
         if self.executor is not None:
             self.executor.shutdown(wait=True)
+
+    async def run_task(self, task: Callable[..., T], *args: Any, reference: str) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, task, *args)

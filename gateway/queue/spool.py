@@ -89,6 +89,9 @@ class Envelope:
     # The store's decision this copy carries out (a release of a held message); 0: mail as it
     # arrived. Set by serve only, from the store: nothing in a message can set it.
     release: int = 0
+    # "inbound" (sanitized, to the LGWAN side) or "outbound" (checked, to the Internet relay;
+    # gateway/outbound). Set by the listener that accepted it, never by the message.
+    direction: str = "inbound"
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=True, separators=(",", ":")).encode()

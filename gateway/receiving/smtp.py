@@ -132,6 +132,12 @@ class Received:
     untrusted_raw: bytes
 
 
+# Whether a client may send to a recipient: (client address, recipient) -> allowed. The
+# Internet-facing listener's is :meth:`RelayHandler.inbound_relay`; the outbound listener
+# (gateway/outbound) gives its own.
+RelayPolicy = Callable[[str, str], bool]
+
+
 class Admission(Protocol):
     """Who counts the gateway's sessions: :class:`ConnectionLimits` in this process, or the
     gateway's process on behalf of every receiving process (``gateway.service.receivers``)."""
@@ -631,25 +637,24 @@ class RelayHandler:
         settings: SmtpSettings,
         accept: Accept,
         free_bytes: Callable[[], int],
+        relay_policy: RelayPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.accept = accept
         self.free_bytes = free_bytes
         self.store_up = True  # set by the gateway's store probe (set_store_up)
-        self.domains = frozenset(d.lower().rstrip(".") for d in settings.accept_domains)
         self.trusted = tuple(
             ipaddress.ip_network(n, strict=False) for n in settings.trusted_networks
         )
+        self.relay_policy = relay_policy or self.inbound_relay
+
+    def inbound_relay(self, client: str, address: str) -> bool:
+        """The Internet-facing policy: an accepted domain, or a client of
+        ``smtp.trusted_networks`` (whose mail is still sanitized and goes to the LGWAN side)."""
+        return self.domain_accepted(address) or self.client_trusted(client)
 
     def domain_accepted(self, address: str) -> bool:
-        domain = address.rpartition("@")[2].lower().rstrip(".")
-        if not domain or "@" not in address:
-            return False
-        if domain in self.domains:
-            return True
-        if self.settings.accept_subdomains:
-            return any(domain.endswith("." + accepted) for accepted in self.domains)
-        return False
+        return self.settings.accepts(address)
 
     def client_trusted(self, client: str) -> bool:
         try:
@@ -680,7 +685,7 @@ class RelayHandler:
         if _bad_address(address):
             return REPLY_BAD_RECIPIENT
         client = str(session.peer[0]) if session.peer else ""
-        if not self.domain_accepted(address) and not self.client_trusted(client):
+        if not self.relay_policy(client, address):
             return REPLY_RELAY
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
@@ -723,9 +728,10 @@ class SmtpServer:
         free_bytes: Callable[[], int],
         on_reject: Callable[[SmtpRefusal], None] | None = None,
         admission: Admission | None = None,
+        relay_policy: RelayPolicy | None = None,
     ) -> None:
         self.settings = settings
-        self.handler = RelayHandler(settings, accept, free_bytes)
+        self.handler = RelayHandler(settings, accept, free_bytes, relay_policy)
         self.tracker = ConnectionTracker(settings, on_reject, admission)
         self.tls = tls_context(settings)
         self.server: asyncio.Server | None = None

@@ -17,9 +17,12 @@ from gateway.receiving.smtp import Received
 log = logging.getLogger("mukaika.service")
 
 
-async def spool_received(spool: Spool, received: Received, executor: Executor | None) -> str:
+async def spool_received(
+    spool: Spool, received: Received, executor: Executor | None, direction: str = "inbound"
+) -> str:
     """Write ``received`` into ``incoming/`` and return its queue id once it is durable (its
-    file and the directory fsynced); the disk work runs on ``executor`` (None: asyncio's)."""
+    file and the directory fsynced); the disk work runs on ``executor`` (None: asyncio's).
+    ``direction``: which listener took it (``outbound``: the LGWAN side's outbound port)."""
     envelope = Envelope(
         queue_id=new_queue_id(),
         mail_from=received.mail_from,
@@ -28,12 +31,14 @@ async def spool_received(spool: Spool, received: Received, executor: Executor | 
         helo=received.helo,
         received_at=time.time(),
         size=len(received.untrusted_raw),
+        direction=direction,
     )
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(executor, spool.accept, envelope, received.untrusted_raw)
     log.info(
-        "%s accepted from %s, %d bytes, %d recipient(s)",
+        "%s accepted (%s) from %s, %d bytes, %d recipient(s)",
         envelope.queue_id,
+        direction,
         received.client,
         envelope.size,
         len(envelope.rcpt_tos),

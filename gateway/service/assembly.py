@@ -29,11 +29,14 @@ from gateway.evidence.quarantine import Quarantine
 from gateway.observation.clock import ClockWatch, Probe, TimedatedProbe
 from gateway.observation.metrics import Metrics, MetricsServer
 from gateway.observation.ports import MetricsPort
-from gateway.processing.pool import ProcessSanitizer, Sanitizer
+from gateway.outbound.approvals import OutboundApprovals
+from gateway.outbound.listener import outbound_listener
+from gateway.outbound.stage import CancelError, OutboundStage
+from gateway.processing.pool import InlineSanitizer, ProcessSanitizer, Sanitizer, TaskRunner
 from gateway.processing.sanitize_task import task_for
 from gateway.processing.scanner_health import ScannerHealth
 from gateway.processing.unlock_links import UnlockLinks
-from gateway.queue.spool import Spool
+from gateway.queue.spool import Envelope, Spool, is_queue_id
 from gateway.receiving.smtp import Received, SmtpServer
 from gateway.service.accepting import spool_received
 from gateway.service.control import ControlServer
@@ -43,7 +46,9 @@ from gateway.service.releasing import Releasing
 from gateway.service.store_health import StoreHealth
 from gateway.service.worker import Worker
 from gateway.store import Store, migrate_store, open_store
+from sanitizers.addresses import address_matches
 from sanitizers.notice import NoticeContext
+from sanitizers.vocabulary import OutboundEvent
 
 log = logging.getLogger("mukaika.service")
 
@@ -64,6 +69,8 @@ class Parts:
     receive_in_process: bool = False
     # The store; None opens the configured one (only when the quarantine is the real one).
     store: Store | None = None
+    # Where the outbound checks run; None: the sanitizer's pool (threads with a fake one).
+    outbound_runner: TaskRunner | None = None
 
 
 class Gateway:
@@ -121,6 +128,8 @@ class Gateway:
             target=task_for(config.scanner, notice_context),
         )
         self.deliverer = Deliverer(config.delivery)
+        self._outbound_deliverers: tuple[Deliverer, ...] = ()
+        self.outbound_address: tuple[str, int] | None = None
         self.worker = Worker(
             self.spool,
             self.sanitizer,
@@ -169,6 +178,12 @@ class Gateway:
                 rules=lambda: self.worker.rules,
             )
         self._releasing: asyncio.Task[None] | None = None
+        self.outbound: OutboundStage | None = None
+        self.outbound_receiving: SmtpServer | None = None
+        self.outbound_approvals: OutboundApprovals | None = None
+        self._approving: asyncio.Task[None] | None = None
+        if config.outbound.enabled:
+            self._wire_outbound(config, parts)
         self._audit_retention: asyncio.Task[None] | None = None
         self.address: tuple[str, int] | None = None
         self._warming: asyncio.Task[None] | None = None
@@ -206,6 +221,8 @@ class Gateway:
         back, mail that waits to be quarantined is taken up at once and the delivery states
         kept meanwhile are written."""
         self.receiving.set_store_up(up)
+        if self.outbound_receiving is not None:
+            self.outbound_receiving.set_store_up(up)
         if up:
             resumed = self.worker.scheduler.resume("incoming")
             if resumed:
@@ -213,6 +230,68 @@ class Gateway:
             self._flushing = asyncio.create_task(
                 self.worker.bounces.records.flush(), name="mukaika-delivery-records"
             )
+
+    def _wire_outbound(self, config: Config, parts: Parts) -> None:
+        """The outbound direction: its listener, stage, relay and approvals job."""
+        settings = config.outbound
+        relay = config.delivery.model_copy(
+            update={"relay_host": settings.relay_host, "relay_port": settings.relay_port}
+        )
+        relaying = Deliverer(relay.model_copy(update={"tls": settings.tls}))
+        strict = Deliverer(relay.model_copy(update={"tls": "starttls"}))
+        self._outbound_deliverers = (relaying, strict)
+
+        def route(envelope: Envelope) -> Deliverer:
+            required = settings.tls == "starttls" or any(
+                address_matches(r, settings.require_tls_domains) for r in envelope.rcpt_tos
+            )
+            return strict if required else relaying
+
+        self.worker.delivering.route = route
+        runner: TaskRunner = parts.outbound_runner or (
+            self.sanitizer
+            if isinstance(self.sanitizer, ProcessSanitizer)
+            else InlineSanitizer(config.policy)
+        )
+        self.outbound = OutboundStage(
+            config,
+            self.spool,
+            self.worker.scheduler,
+            self.worker.delivering,
+            self.worker.bounces,
+            runner=runner,
+            quarantine=self.quarantine,
+            store=self.store,
+            audit=self.audit,
+            metrics=self.metrics,
+            rules=lambda: self.worker.rules,
+        )
+        self.worker.outbound = self.outbound.run
+        self.outbound_receiving = outbound_listener(
+            config,
+            self._accept_outbound,
+            parts.free_bytes or self.spool.free_bytes,
+            on_reject=self.metrics.rejected,
+        )
+        if self.store is not None and self._purgeable is not None:
+            self.outbound_approvals = OutboundApprovals(
+                config,
+                self.store,
+                self._purgeable,
+                self.spool,
+                self.worker.scheduler,
+                self.audit,
+                self.metrics,
+                self.outbound.signer,
+                self.worker.bounces.notice_from,
+            )
+
+    async def _accept_outbound(self, received: Received) -> str:
+        """Spool mail from the outbound listener (direction outbound); then 250."""
+        queue_id = await spool_received(self.spool, received, None, direction="outbound")
+        self.metrics.outbound(OutboundEvent.RECEIVED)
+        self.worker.submit(queue_id)
+        return queue_id
 
     def _open_store(self, config: Config) -> Store:
         """The configured store: migrated first when ``store.migrate_on_start`` is on; a schema
@@ -268,12 +347,25 @@ class Gateway:
         self, command: str, reference: str, passwords: tuple[str, ...], actor: str
     ) -> dict[str, Any]:
         """A request on the control socket: ``unlock`` with the password lines sent."""
+        if command == "cancel":
+            return await self._cancel(reference, passwords, actor)
         unlocking = self.worker.unlocking
         if command != "unlock" or unlocking is None:
             return {"result": "bad_request"}
         limit = self.config.policy.cdr.max_passwords
         answer = await unlocking.unlock(reference, passwords[:limit], actor=actor)
         return answer.to_dict()
+
+    async def _cancel(self, queue_id: str, lines: tuple[str, ...], actor: str) -> dict[str, Any]:
+        """``cancel``: an outbound mail in its delay, for the sender named on the first line."""
+        if self.outbound is None:
+            return {"result": "bad_request", "message": "[outbound] is off"}
+        if not is_queue_id(queue_id) or not lines:
+            return {"result": "not_found", "message": "no such outbound mail"}
+        try:
+            return await self.outbound.cancel(queue_id, lines[0], actor)
+        except CancelError as exc:
+            return {"result": exc.result, "message": str(exc)}
 
     def reload(self, config: Config) -> list[str]:
         """Apply ``config`` (already validated) to what can change while running: the policy
@@ -339,6 +431,18 @@ class Gateway:
             self._releasing = asyncio.create_task(
                 self.releasing.run_forever(), name="mukaika-release"
             )
+        if self.outbound_approvals is not None:
+            self._approving = asyncio.create_task(
+                self.outbound_approvals.run_forever(), name="mukaika-outbound-approvals"
+            )
+        if self.outbound_receiving is not None:
+            self.outbound_address = await self.outbound_receiving.start()
+            log.info(
+                "outbound: listening on %s:%d, relaying to %s:%d",
+                *self.outbound_address,
+                self.config.outbound.relay_host,
+                self.config.outbound.relay_port,
+            )
         self.address = await self.receiving.start()
         log.info(
             "listening on %s:%d, relaying to %s:%d",
@@ -351,7 +455,10 @@ class Gateway:
     async def stop(self) -> None:
         grace = self.config.service.shutdown_grace_seconds
         log.info("stopping: new sessions get 421; %.0fs grace for work in flight", grace)
-        await self.receiving.drain(grace)
+        if self.outbound_receiving is not None:
+            await asyncio.gather(self.receiving.drain(grace), self.outbound_receiving.drain(grace))
+        else:
+            await self.receiving.drain(grace)
         await self.control.close()
         if self._releasing is not None:
             # A release cut short stays approved in the store and is carried out next start.
@@ -359,6 +466,7 @@ class Gateway:
             await asyncio.gather(self._releasing, return_exceptions=True)
         await self.worker.stop(grace)
         for task in (
+            self._approving,
             self._warming,
             self._purging,
             self._probing,
@@ -372,6 +480,8 @@ class Gateway:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         await self.deliverer.close()
+        for deliverer in self._outbound_deliverers:
+            await deliverer.close()
         await asyncio.to_thread(self.sanitizer.close)
         for close in reversed(self._owned):
             close()

@@ -27,9 +27,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from gateway.configuration.config import Config
+from gateway.evidence.message_record import decision_record
 from gateway.evidence.ports import AuditPort
 from gateway.evidence.quarantine import QuarantineEntry, clean_text, is_valid_id
 from gateway.evidence.quarantine.index import QuarantineIndex
+from gateway.service.access import Permission, may
 from gateway.store import Store
 from gateway.store.users import User, find_user
 from gateway.store.workflow import (
@@ -41,8 +43,9 @@ from gateway.store.workflow import (
     open_decision,
     open_decision_of,
 )
+from sanitizers.addresses import address_matches
 from sanitizers.policy import Limits
-from sanitizers.vocabulary import AuditEvent, MessageState, RequestKind, RequestState, UserRole
+from sanitizers.vocabulary import AuditEvent, MessageState, RequestKind, RequestState
 
 MAX_REASON_CHARS: Final = 500
 PART_PATH_CHARS: Final = frozenset("0123456789.")
@@ -99,7 +102,7 @@ class HeldMail:
         self, ref: str, actor: str, *, raised_limits: Mapping[str, float] | None = None
     ) -> Outcome:
         """Release a held message now (serve carries it out)."""
-        user = self._user(actor, UserRole.OPERATOR)
+        user = self._user(actor, Permission.RELEASE)
         entry = self._entry(ref)
         limits = self.checked_limits(raised_limits or {})
         decision = self._open(
@@ -125,7 +128,7 @@ class HeldMail:
     ) -> Outcome:
         """Ask for a release (without ``parts``) or an exception for ``parts`` (例外措置); an
         approver other than ``actor`` decides."""
-        user = self._user(actor, UserRole.OPERATOR)
+        user = self._user(actor, Permission.RELEASE)
         entry = self._entry(ref)
         text = self._reason(reason)
         wanted = self._parts(parts)
@@ -202,7 +205,7 @@ class HeldMail:
             )
         return checked
 
-    def _user(self, name: str, role: UserRole) -> User:
+    def _user(self, name: str, permission: Permission) -> User:
         user = find_user(self.store, name)
         if user is None:
             raise NotAllowedError(
@@ -211,8 +214,13 @@ class HeldMail:
             )
         if user.disabled:
             raise NotAllowedError(f"user {user.name!r} is disabled")
-        if role is UserRole.APPROVER and user.role is not UserRole.APPROVER:
-            raise NotAllowedError(f"user {user.name!r} is not an approver")
+        if not may(user.role, permission):
+            if permission is Permission.DECIDE:
+                raise NotAllowedError(f"user {user.name!r} is not an approver")
+            raise NotAllowedError(
+                f"user {user.name!r} ({user.role}) may not release held mail: "
+                "an operator or an approver may"
+            )
         return user
 
     def _entry(self, ref: str) -> QuarantineEntry:
@@ -224,14 +232,18 @@ class HeldMail:
             raise NotFoundError(str(exc)) from exc
 
     def _deciding(self, ref: str, actor: str) -> tuple[User, Decision]:
-        user = self._user(actor, UserRole.APPROVER)
+        user = self._user(actor, Permission.DECIDE)
         entry = self._entry(ref)
         pending = open_decision_of(self.store, ref)
         if pending is None or pending.state is not RequestState.PENDING:
             raise WrongStateError(
                 f"message {ref} has no request waiting for approval ({entry.state})"
             )
-        if pending.requested_by == user.name:
+        if pending.kind is RequestKind.OUTBOUND:
+            problem = outbound_approval_problem(self.config, user.name, entry.mail_from)
+            if problem:
+                raise NotAllowedError(problem)
+        elif pending.requested_by == user.name:
             raise NotAllowedError(
                 f"user {user.name!r} made this request: another approver must decide it"
             )
@@ -272,6 +284,12 @@ class HeldMail:
     ) -> Decision:
         if entry.verdict != "hold" and kind is RequestKind.RELEASE:
             raise WrongStateError(f"message {entry.id} was not held (verdict {entry.verdict})")
+        if any(d.kind is RequestKind.OUTBOUND for d in history(self.store, entry.id)):
+            # Outbound mail is never sanitized and delivered inward; only its approvers decide.
+            raise WrongStateError(
+                f"message {entry.id} is outbound mail: an approver of its sender's group "
+                "decides on it (quarantine approve / deny), nothing else releases it"
+            )
         try:
             return open_decision(
                 self.store,
@@ -318,28 +336,22 @@ class HeldMail:
         self.audit.write(decision_record(event, decision, actor))
 
 
-def decision_record(event: AuditEvent, decision: Decision, actor: str) -> dict[str, object]:
-    """The audit line of one workflow event."""
-    record: dict[str, object] = {
-        "event": event,
-        "quarantine_id": decision.message,
-        "request": decision.id,
-        "kind": decision.kind,
-        "state": decision.state,
-        "actor": actor,
-        "reason": decision.decision_reason or decision.reason or None,
-    }
-    if decision.parts:
-        record["parts"] = [{"path": part} for part in decision.parts]
-    if decision.raised_limits:
-        record["raised_limits"] = dict(decision.raised_limits)
-    if decision.expires_at is not None:
-        record["expires"] = decision.expires_at
-    if decision.queue_ids:
-        record["queue_id"] = ",".join(decision.queue_ids)
-    if decision.outcome:
-        record["outcome"] = decision.outcome
-    return record
+def outbound_approval_problem(config: Config, approver: str, sender: str) -> str | None:
+    """Why ``approver`` may not decide on held outbound mail of ``sender``, or None. The
+    sender's groups (``[[outbound.groups]]``) name their approvers; a sender in no group may be
+    decided by any approver. Deciding on one's own mail (the approver named by the sender's
+    address) needs ``self_approval`` in the group."""
+    groups = [g for g in config.outbound.groups if address_matches(sender, g.senders)]
+    own = approver.strip().lower() == sender.strip().lower()
+    if not groups:
+        return f"user {approver!r} may not approve their own mail" if own else None
+    allowed = [g for g in groups if approver.lower() in {a.lower() for a in g.approvers}]
+    if not allowed:
+        names = ", ".join(g.name for g in groups)
+        return f"user {approver!r} is not an approver of the sender's group ({names})"
+    if own and not any(g.self_approval for g in allowed):
+        return f"user {approver!r} may not approve their own mail (self_approval is off)"
+    return None
 
 
 def _state_problem(ref: str, found: str) -> str:

@@ -24,6 +24,7 @@ asks for any of it: the decision is in the store, and the spool envelope carries
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -32,14 +33,14 @@ from typing import Final
 
 from gateway.configuration.config import Config
 from gateway.configuration.rules import PolicyGroup, RuleSet
+from gateway.evidence.message_record import decision_record
 from gateway.evidence.ports import AuditPort
 from gateway.evidence.quarantine import Quarantine, QuarantineEntry, QuarantineError
 from gateway.processing.pool import Sanitizer, SanitizerCrashed
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Envelope, Spool
-from gateway.service.held_mail import decision_record
 from gateway.store import Store, StoreError
-from gateway.store.workflow import Decision, StateConflict, claim_due, finish
+from gateway.store.workflow import Decision, StateConflict, claim_due, finish, release_queue_id
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
 from sanitizers.release import ReleaseTerms
@@ -79,12 +80,6 @@ def raised_policy(policy: Policy, raised: Mapping[str, float]) -> Policy:
     return policy.model_copy(update={"limits": limits})
 
 
-def release_queue_id(decision: Decision, index: int) -> str:
-    """The queue id of the ``index``-th copy of a decision: the same on every attempt."""
-    stamp = (decision.decided_at or decision.requested_at).strftime("%Y%m%d%H%M%S")
-    return f"{stamp}-{decision.id % 16**8:08x}{index % 256:02x}"
-
-
 class Releasing:
     """Carries out approved decisions. Runs in serve only (one per spool)."""
 
@@ -122,12 +117,15 @@ class Releasing:
         """Carry out the approved decisions; return how many were finished."""
         finished = 0
         claimed = await asyncio.to_thread(
-            claim_due,
-            self.store,
-            self.node,
-            self.config.release.batch,
-            now=datetime.now(UTC),
-            lease=timedelta(seconds=self.config.release.lease_seconds),
+            functools.partial(
+                claim_due,
+                self.store,
+                self.node,
+                self.config.release.batch,
+                now=datetime.now(UTC),
+                lease=timedelta(seconds=self.config.release.lease_seconds),
+                kinds=(RequestKind.RELEASE, RequestKind.EXCEPTION),  # outbound: gateway/outbound
+            )
         )
         for decision in claimed:
             if await self.carry_out(decision):

@@ -15,8 +15,10 @@ any point leaves each message where it can continue.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from gateway.configuration.rules import RuleSet
 from gateway.configuration.settings import DeliverySettings, WorkerSettings
@@ -31,9 +33,11 @@ from gateway.processing.sanitizing import Sanitizing
 from gateway.processing.unlock_links import UnlockLinks
 from gateway.processing.unlocking import Unlocking
 from gateway.queue.scheduler import Scheduler
-from gateway.queue.spool import Spool
+from gateway.queue.spool import Spool, SpoolError
 from sanitizers.notice import NoticeContext
 from sanitizers.policy import Policy
+
+log = logging.getLogger("mukaika.worker")
 
 
 class Worker:
@@ -62,6 +66,8 @@ class Worker:
         and counts attempts in; without it nothing can be unlocked. ``links``: signs the PPAP
         link of each recipient of a held notice (None: no links)."""
         self.metrics = metrics
+        # The outbound stage (gateway/outbound), set by the assembly when [outbound] is on.
+        self.outbound: Callable[[str], Awaitable[None]] | None = None
         self.scheduler = Scheduler(
             spool,
             self._work,
@@ -129,6 +135,14 @@ class Worker:
     def rules(self, rules: RuleSet | None) -> None:
         self.sanitizing.rules = rules
 
+    def direction(self, queue_id: str) -> str:
+        """The direction of an incoming message (its envelope says); "inbound" when the file
+        cannot be read (the sanitizing stage sets it aside)."""
+        try:
+            return self.scheduler.spool.envelope("incoming", queue_id).direction
+        except SpoolError:
+            return "inbound"
+
     def submit(self, queue_id: str, state: str = "incoming") -> None:
         """Work on a message now (called after the SMTP side spooled it)."""
         self.scheduler.submit(queue_id, state)
@@ -143,9 +157,21 @@ class Worker:
 
     async def _work(self, state: str, queue_id: str) -> None:
         if state == "incoming":
-            await self.sanitizing.run(queue_id)
+            if await asyncio.to_thread(self.direction, queue_id) == "outbound":
+                await self._outbound(queue_id)
+            else:
+                await self.sanitizing.run(queue_id)
         elif state == "outgoing":
             await self.delivering.run(queue_id)
+
+    async def _outbound(self, queue_id: str) -> None:
+        """Outbound mail goes to the outbound stage, never through the sanitizer; with the
+        direction off, it waits in the spool (never sent, never sanitized as inbound)."""
+        if self.outbound is None:
+            log.error("%s is outbound mail but [outbound] is off: kept waiting", queue_id)
+            self.scheduler.retry_later("incoming", queue_id)
+            return
+        await self.outbound(queue_id)
 
     def _report_expired(self) -> None:
         if self.rules is not None:

@@ -214,24 +214,67 @@ def open_decision_of(store: Store, message: str) -> Decision | None:
         return _open_of(db, message)
 
 
-def due(store: Store, limit: int) -> list[Decision]:
-    """Approved decisions serve has not carried out yet, oldest first."""
-    query = (
-        select(requests)
-        .where(requests.c.state == str(RequestState.APPROVED))
-        .order_by(requests.c.id)
-        .limit(limit)
+def due(
+    store: Store, limit: int, kinds: Iterable[RequestKind] = tuple(RequestKind)
+) -> list[Decision]:
+    """Approved decisions of ``kinds`` serve has not carried out yet, oldest first."""
+    return of_kinds(store, RequestState.APPROVED, kinds, limit=limit)
+
+
+def of_kinds(
+    store: Store,
+    state: RequestState,
+    kinds: Iterable[RequestKind],
+    *,
+    limit: int,
+    unclosed: bool = False,
+) -> list[Decision]:
+    """Decisions in ``state`` of ``kinds``, oldest first; ``unclosed``: only those serve has
+    not recorded an outcome for yet (a denial whose sender was not told)."""
+    query = select(requests).where(
+        requests.c.state == str(state), requests.c.kind.in_([str(k) for k in kinds])
     )
+    if unclosed:
+        query = query.where(requests.c.carried_out_at.is_(None))
     with store.reading() as db:
-        return [_decision(row) for row in db.execute(query).mappings()]
+        rows = db.execute(query.order_by(requests.c.id).limit(limit)).mappings()
+        return [_decision(row) for row in rows]
+
+
+def close_denied(store: Store, decision: Decision, *, outcome: str, now: datetime) -> bool:
+    """Record what serve did after a denial (the sender told); False when done already."""
+    with store.writing() as db:
+        changed = db.execute(
+            update(requests)
+            .where(
+                requests.c.id == decision.id,
+                requests.c.state == str(RequestState.DENIED),
+                requests.c.carried_out_at.is_(None),
+            )
+            .values(carried_out_at=now, outcome=outcome)
+        ).rowcount
+        return changed == 1
+
+
+def release_queue_id(decision: Decision, index: int) -> str:
+    """The queue id of the ``index``-th copy spooled for a decision: the same on every
+    attempt, so a crash between spooling and recording never spools twice."""
+    stamp = (decision.decided_at or decision.requested_at).strftime("%Y%m%d%H%M%S")
+    return f"{stamp}-{decision.id % 16**8:08x}{index % 256:02x}"
 
 
 def claim_due(
-    store: Store, node: str, limit: int, *, now: datetime, lease: timedelta
+    store: Store,
+    node: str,
+    limit: int,
+    *,
+    now: datetime,
+    lease: timedelta,
+    kinds: Iterable[RequestKind] = tuple(RequestKind),
 ) -> list[Decision]:
-    """Up to ``limit`` approved decisions for ``node`` to carry out, oldest first, each
-    claimed for it until ``now + lease``: those no other node holds a live lease on, on
-    messages ``node`` quarantined (or from before nodes)."""
+    """Up to ``limit`` approved decisions of ``kinds`` for ``node`` to carry out, oldest
+    first, each claimed for it until ``now + lease``: those no other node holds a live lease
+    on, on messages ``node`` quarantined (or from before nodes)."""
     free = or_(
         requests.c.claimed_until.is_(None),
         requests.c.claimed_until < now,
@@ -242,6 +285,7 @@ def claim_due(
         .join(messages, messages.c.id == requests.c.message)
         .where(
             requests.c.state == str(RequestState.APPROVED),
+            requests.c.kind.in_([str(kind) for kind in kinds]),
             free,
             messages.c.node.in_([node, ""]),
         )

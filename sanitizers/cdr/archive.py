@@ -52,7 +52,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Final
+from typing import ClassVar, Final
 from unicodedata import normalize
 
 from sanitizers.cdr.base import CdrContext, CdrOutcome
@@ -95,7 +95,12 @@ class ArchiveReader(ABC):
     """One format's view of an archive: its members, and a bounded read of one of them.
 
     Readers turn every failure of their library on hostile input into
-    ``SanitizeError(MALFORMED)``; ``read`` never returns more than ``limit`` bytes."""
+    ``SanitizeError(MALFORMED)``; ``read`` never returns more than ``limit`` bytes.
+    ``decryptable``: the format's sanitizer can open it with a password (PPAP unlock), so an
+    encrypted archive is held for one; otherwise it is removed, never held for a password
+    that no one could enter."""
+
+    decryptable: ClassVar[bool] = False
 
     @abstractmethod
     def members(self) -> Sequence[Member]:
@@ -112,6 +117,11 @@ class ArchiveReader(ABC):
 class EncryptedArchive(Exception):
     """Raised by a reader whose archive (or its list of names) is encrypted: the part is
     held (``encrypted_archive``), never opened or guessed at."""
+
+
+class WrongPassword(Exception):
+    """Raised by a reader given a password that does not open its archive (formats without
+    a password check value fail while decrypting: a corrupt header, stream or CRC)."""
 
 
 def decode_name(raw: bytes) -> str:
@@ -213,16 +223,12 @@ def disarm_archive(
         raise SanitizeError(Reason.ERROR, "no registry for the archive's entries")
     policy = ctx.full_policy or Policy(cdr=ctx.policy)
     limits = ctx.policy
-    encrypted = CdrOutcome(action=Action.HELD, reason=Reason.ENCRYPTED_ARCHIVE, detail=filename)
     try:
-        members = reader.members()
+        members = _checked_members(reader, archive_bytes, ctx)
     except EncryptedArchive:
-        return encrypted
-    if len(members) > limits.zip_max_entries:
-        raise LimitExceeded(Reason.LIMIT_ENTRIES, f"{len(members)} entries")
-    if any(member.encrypted for member in members):
-        return encrypted
-    _check_members(members, archive_bytes, ctx)
+        if reader.decryptable:
+            return CdrOutcome(action=Action.HELD, reason=Reason.ENCRYPTED_ARCHIVE, detail=filename)
+        return CdrOutcome.drop(Reason.ENCRYPTED_ARCHIVE, "cannot be opened with a password here")
     children: list[tuple[str, CdrOutcome]] = []
     passed: list[tuple[Member, str, CdrOutcome]] = []
     total = 0
@@ -233,10 +239,8 @@ def disarm_archive(
         if member.special:
             children.append((name, CdrOutcome.drop(Reason.UNSUPPORTED_TYPE, member.special)))
             continue
-        untrusted_entry = reader.read(member, member.size + 1)
+        untrusted_entry = _read_bounded(reader, member, name, total, limits.zip_max_total_bytes)
         total += len(untrusted_entry)
-        if len(untrusted_entry) > member.size or total > limits.zip_max_total_bytes:
-            raise LimitExceeded(Reason.LIMIT_SIZE, f"{name!r} larger than declared")
         folder, _, base = name.rpartition("/")
         info_type = _detect(untrusted_entry, base)
         kind = info_type.kind
@@ -246,7 +250,15 @@ def disarm_archive(
             action = policy.attachments.action_for(kind)
             if ctx.keep_if_clean and action != AttachmentAction.REMOVE:
                 action = AttachmentAction.KEEP_IF_CLEAN
-            child = entries.disarm(untrusted_entry, base, kind, action, policy, depth=ctx.depth + 1)
+            child = entries.disarm(
+                untrusted_entry,
+                base,
+                kind,
+                action,
+                policy,
+                depth=ctx.depth + 1,
+                passwords=ctx.passwords,
+            )
         children.append((name, child))
         if child.action == Action.HELD:
             return CdrOutcome(
@@ -266,6 +278,53 @@ def disarm_archive(
     if ctx.keep_if_clean:
         return _rebuilt_or_drop(filename, children, passed)
     return _build(filename, children, passed)
+
+
+def _checked_members(
+    reader: ArchiveReader, archive_bytes: int, ctx: CdrContext
+) -> Sequence[Member]:
+    """The reader's members, checked against every limit that the declarations decide;
+    :class:`EncryptedArchive` when any member is encrypted."""
+    members = reader.members()
+    if len(members) > ctx.policy.zip_max_entries:
+        raise LimitExceeded(Reason.LIMIT_ENTRIES, f"{len(members)} entries")
+    if any(member.encrypted for member in members):
+        raise EncryptedArchive
+    _check_members(members, archive_bytes, ctx)
+    return members
+
+
+def _read_bounded(
+    reader: ArchiveReader, member: Member, name: str, total: int, limit: int
+) -> bytes:
+    """One member's data, refused when it is larger than declared or takes the archive's
+    running ``total`` past ``limit``."""
+    untrusted_entry = reader.read(member, member.size + 1)
+    if len(untrusted_entry) > member.size or total + len(untrusted_entry) > limit:
+        raise LimitExceeded(Reason.LIMIT_SIZE, f"{name!r} larger than declared")
+    return untrusted_entry
+
+
+def plain_zip(reader: ArchiveReader, archive_bytes: int, ctx: CdrContext) -> bytes:
+    """The plain files of a reader opened with a password, as a stored ZIP under their own
+    (checked) names: the plaintext that CDR then reads again from the start, like any ZIP.
+    Bounded by the same declarations and limits as :func:`disarm_archive`; links and other
+    special members are left out (they would be dropped there too). A reader that finds the
+    password wrong raises :class:`WrongPassword`."""
+    members = _checked_members(reader, archive_bytes, ctx)
+    out = io.BytesIO()
+    total = 0
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as plain:
+        for member in members:
+            if member.is_dir or member.special:
+                continue
+            name = check_name(member.untrusted_name)
+            data = _read_bounded(reader, member, name, total, ctx.policy.zip_max_total_bytes)
+            total += len(data)
+            year, *rest = member.date_time
+            stamp = (min(max(year, 1980), 2107), *rest)
+            plain.writestr(zipfile.ZipInfo(name, date_time=stamp), data)  # type: ignore[arg-type]
+    return out.getvalue()
 
 
 def _rebuilt_or_drop(

@@ -11,13 +11,21 @@ from __future__ import annotations
 
 from typing import ClassVar, Final
 
-from sanitizers.cdr.archive import ArchiveReader, check_depth, disarm_archive, verify_zip
+from sanitizers.cdr.archive import (
+    ArchiveReader,
+    WrongPassword,
+    check_depth,
+    disarm_archive,
+    plain_zip,
+    verify_zip,
+)
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.errors import SanitizeError
 from sanitizers.vocabulary import Reason
 
 _STREAMS: Final = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"))
+_SEVENZIP: Final = b"7z\xbc\xaf\x27\x1c"
 
 
 def open_reader(untrusted_data: bytes, filename: str, limits: CdrPolicy) -> ArchiveReader:
@@ -26,7 +34,7 @@ def open_reader(untrusted_data: bytes, filename: str, limits: CdrPolicy) -> Arch
 
     if untrusted_data.startswith(b"PK\x03\x04"):  # its own output, sanitized again
         return ziparchive.ZipReader(untrusted_data, limits.zip_max_entries)
-    if untrusted_data.startswith(b"7z\xbc\xaf\x27\x1c"):
+    if untrusted_data.startswith(_SEVENZIP):
         from sanitizers.cdr.sevenzip import SevenZipReader
 
         return SevenZipReader(untrusted_data, limits.zip_max_total_bytes)
@@ -58,6 +66,24 @@ class ArchiveSanitizer(CdrSanitizer):
         reader = open_reader(untrusted_data, filename, ctx.policy)
         try:
             return disarm_archive(reader, len(untrusted_data), filename, ctx)
+        finally:
+            reader.close()
+
+    def decrypt(self, untrusted_data: bytes, password: str, ctx: CdrContext) -> bytes | None:
+        """An encrypted 7z read with ``password`` (data or names encrypted), as a plain ZIP
+        of its files that CDR then disarms like any ZIP; ``None`` when the password does not
+        open it. The other formats keep every password wrong (an encrypted RAR stays
+        held)."""
+        if not untrusted_data.startswith(_SEVENZIP):
+            return None
+        check_depth(ctx)
+        from sanitizers.cdr.sevenzip import SevenZipReader
+
+        reader = SevenZipReader(untrusted_data, ctx.policy.zip_max_total_bytes, password)
+        try:
+            return plain_zip(reader, len(untrusted_data), ctx)
+        except WrongPassword:
+            return None
         finally:
             reader.close()
 

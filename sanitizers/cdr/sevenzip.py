@@ -6,6 +6,9 @@ collecting the output; nothing is written to disk):
 
 * the list of names may itself be encrypted (``-mhe``), and the data of any folder may be: the
   part is held (``encrypted_archive``, :class:`sanitizers.cdr.archive.EncryptedArchive`);
+  given a password (PPAP unlock), the same reader decrypts, and since 7z keeps no password
+  check value, any fault while reading the header or the data is a wrong password
+  (:class:`sanitizers.cdr.archive.WrongPassword`): the file stays held;
 * members of a solid folder share one compressed stream, so their compressed size is not
   their own: their declared total is held to ``zip_max_ratio`` against the whole archive
   before anything is decompressed;
@@ -22,14 +25,21 @@ import io
 import lzma
 import zlib
 from collections.abc import Sequence
-from typing import Final
+from typing import ClassVar, Final, NoReturn
 
 import py7zr
 import py7zr.exceptions
 import py7zr.io
 from py7zr.helpers import get_sanitized_output_path
 
-from sanitizers.cdr.archive import OLDEST, ArchiveReader, DateTime, EncryptedArchive, Member
+from sanitizers.cdr.archive import (
+    OLDEST,
+    ArchiveReader,
+    DateTime,
+    EncryptedArchive,
+    Member,
+    WrongPassword,
+)
 from sanitizers.errors import LimitExceeded, SanitizeError
 from sanitizers.vocabulary import Reason
 
@@ -128,11 +138,15 @@ def _special(entry: py7zr.py7zr.ArchiveFile) -> str:
 
 
 class SevenZipReader(ArchiveReader):
-    """A 7z archive in memory; its data decompressed once, on the first read."""
+    """A 7z archive in memory; its data decompressed once, on the first read (with
+    ``password``, decrypted)."""
 
-    def __init__(self, untrusted_data: bytes, max_total_bytes: int) -> None:
+    decryptable: ClassVar[bool] = True
+
+    def __init__(self, untrusted_data: bytes, max_total_bytes: int, password: str | None = None):
         self._data = untrusted_data
         self._max_total = max_total_bytes
+        self._password = password
         self._archive: py7zr.SevenZipFile | None = None
         self._members: list[Member] = []
         # What py7zr may write for each non-folder entry (links write their target text).
@@ -141,8 +155,8 @@ class SevenZipReader(ArchiveReader):
 
     def members(self) -> Sequence[Member]:
         try:
-            self._archive = py7zr.SevenZipFile(io.BytesIO(self._data))
-            encrypted = self._archive.needs_password()
+            self._archive = py7zr.SevenZipFile(io.BytesIO(self._data), password=self._password)
+            encrypted = self._archive.needs_password() and self._password is None
             for entry in self._archive.files:
                 special = "" if entry.is_directory else _special(entry)
                 if not entry.is_directory:
@@ -162,8 +176,13 @@ class SevenZipReader(ArchiveReader):
         except py7zr.exceptions.PasswordRequired as exc:
             raise EncryptedArchive from exc
         except (py7zr.exceptions.Bad7zFile, *_FAULTS) as exc:
-            raise SanitizeError(Reason.MALFORMED, f"7z: {exc}"[:200]) from exc
+            self._fault(exc)
         return self._members
+
+    def _fault(self, exc: BaseException) -> NoReturn:
+        if self._password is not None:
+            raise WrongPassword from exc
+        raise SanitizeError(Reason.MALFORMED, f"7z: {exc}"[:200]) from exc
 
     def _extract(self) -> dict[str, bytes]:
         assert self._archive is not None
@@ -174,9 +193,11 @@ class SevenZipReader(ArchiveReader):
         try:
             self._archive.extract(factory=collector)
         except _Overflow as exc:
+            if self._password is not None:  # a wrong key decompresses into noise
+                raise WrongPassword from exc
             raise LimitExceeded(Reason.LIMIT_SIZE, "7z member larger than declared") from exc
         except (py7zr.exceptions.Bad7zFile, *_FAULTS) as exc:
-            raise SanitizeError(Reason.MALFORMED, f"7z: {exc}"[:200]) from exc
+            self._fault(exc)
         return {
             name: collector.buffers[key].data
             for key, name in keys.items()

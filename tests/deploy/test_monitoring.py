@@ -237,7 +237,7 @@ def test_every_series_label_and_value_exists(expr: str) -> None:
     used = selectors(expr.replace("$instance", "x"))
     metric_labels: set[str] = set(TARGET_LABELS)
     for name, labels in used:
-        if name in ("instance", "job", "state", "reason", "action", "verdict", "le"):
+        if name in ("instance", "job", "state", "reason", "action", "verdict", "scope", "le"):
             continue  # a label name inside by (...) / on (...)
         if name in EXTERNAL:
             metric_labels.add("mountpoint")

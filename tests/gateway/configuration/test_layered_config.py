@@ -49,7 +49,10 @@ def test_every_error_of_every_file_is_reported_with_its_file(tmp_path: Path) -> 
     main = write(tmp_path / "mukaika.toml", "[delivery]\ntls = 'maybe'\n[nonsense]\nx = 1\n")
     local = write(tmp_path / "local.d" / "a.toml", "[policy.body]\nlinks = 'hide'\n")
     problems = problems_of(main)
-    assert f"{main}: delivery.tls: Input should be 'none', 'starttls' or 'tls'" in problems
+    assert (
+        f"{main}: delivery.tls: Input should be 'none', 'opportunistic', 'starttls' or 'tls'"
+        in problems
+    )
     assert f"{main}: nonsense: unknown key" in problems
     assert any(p.startswith(f"{local}: policy.body.links:") for p in problems)
     assert len(problems) == 3

@@ -302,7 +302,9 @@ def test_the_store_url_option_reaches_every_command(tmp_path: Path, postgres_url
     assert code == ExitCode.OK, err
     assert "postgresql://mukaika:***@127.0.0.1" in out
     assert postgres_url.split(":")[2].split("@")[0] not in out  # the password
-    code, _, err = run("user", "add", "alice", "--role", "operator", "--store-url", postgres_url)
+    code, _, err = run(
+        "user", "add", "alice", "--role", "operator", "--no-password", "--store-url", postgres_url
+    )
     assert code == ExitCode.OK, err
     code, out, _ = run("user", "list", "--store-url", postgres_url, "--data-dir", str(data))
     assert "alice" in out
@@ -401,3 +403,36 @@ def test_failover_is_a_connection_string(tmp_path: Path, postgres_url: str) -> N
     with migrated_store(tmp_path, settings=StoreSettings(url=url)) as store:
         assert store.status().state is SchemaState.CURRENT
         assert "***" in store.where
+
+
+def test_nodes_starting_at_once_migrate_one_after_the_other(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Several nodes with migrate_on_start, started together on an empty database: the
+    migration's advisory lock lets one build the schema; the others then find it current."""
+    settings = StoreSettings(url=postgres_url)
+    stores = [Store.from_settings(settings, tmp_path, create=True) for _ in range(4)]
+    start = threading.Barrier(len(stores))
+    failures: list[BaseException] = []
+
+    def migrate(store: Store) -> None:
+        start.wait()
+        try:
+            with store.migrating() as config:
+                from alembic import command
+
+                command.upgrade(config, "head")
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert failures == []
+        assert {store.status().state for store in stores} == {SchemaState.CURRENT}
+    finally:
+        for store in stores:
+            store.close()

@@ -133,6 +133,18 @@ def aes_zip(files: dict[str, bytes], password: str = PASSWORD) -> bytes:
     return out.getvalue()
 
 
+def sevenzip(files: dict[str, bytes], password: str = PASSWORD, *, names: bool = False) -> bytes:
+    """An AES-256 7z archive of ``files``; with ``names`` its list of names is encrypted too
+    (7-Zip's ``-mhe``)."""
+    import py7zr
+
+    out = io.BytesIO()
+    with py7zr.SevenZipFile(out, "w", password=password, header_encryption=names) as archive:
+        for name, data in files.items():
+            archive.writestr(data, name)
+    return out.getvalue()
+
+
 def padded_docx() -> bytes:
     """A clean document larger than 4,096 bytes (see the module docstring)."""
     filler = os.urandom(4000).hex()

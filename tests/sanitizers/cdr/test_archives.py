@@ -378,17 +378,17 @@ def test_corpus_archives_are_rebuilt(relative: str) -> None:
         ),
         (
             f"{TESTDATA}/TestDataArchives/TestDataEncrypted.rar",
-            Action.HELD,
+            Action.REMOVED,  # RAR cannot be unlocked: never held for a password
             Reason.ENCRYPTED_ARCHIVE,
         ),
         (
             f"{TESTDATA}/TestDataArchives/TestDataEncrypted.rar4",
-            Action.HELD,
+            Action.REMOVED,  # RAR cannot be unlocked: never held for a password
             Reason.ENCRYPTED_ARCHIVE,
         ),
         (
             f"{TESTDATA}/TestDataArchives/EncryptedWithPlainNames.rar4",
-            Action.HELD,
+            Action.REMOVED,  # RAR cannot be unlocked: never held for a password
             Reason.ENCRYPTED_ARCHIVE,
         ),
         (f"{TESTDATA}/Bombs/zip-slip.tar", Action.REMOVED, Reason.PATH_TRAVERSAL),
@@ -403,6 +403,32 @@ def test_corpus_archives_are_rebuilt(relative: str) -> None:
 def test_corpus_hostile_archives(relative: str, action: Action, reason: Reason) -> None:
     outcome = _run(_corpus(relative), Path(relative).name)
     assert (outcome.action, outcome.reason) == (action, reason), outcome
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize(
+    ("relative", "password"),
+    [
+        (f"{TESTDATA}/TestDataArchives/TestDataEncrypted.7z", "TestData"),
+        ("py7zr/tests/data/filename_encryption.7z", "hello"),
+        ("py7zr/tests/data/encrypted_1.7z", "secret"),
+    ],
+)
+def test_corpus_encrypted_7z_opens_with_its_password_and_is_rebuilt(
+    relative: str, password: str
+) -> None:
+
+    data = _corpus(relative)
+    policy = _policy(None)
+    ctx = CdrContext(policy=policy.cdr, full_policy=policy, entries=Registry())
+    assert ArchiveSanitizer().decrypt(data, "not-" + password, ctx) is None
+    plain = ArchiveSanitizer().decrypt(data, password, ctx)
+    assert plain is not None
+    outcome = _run(plain, Path(relative).name)
+    assert outcome.children, outcome  # its members were read and judged one by one
+    for _name, child in outcome.children:
+        assert child.action is not Action.HELD
+        assert child.reason not in (Reason.MALFORMED, Reason.ERROR), child
 
 
 @pytest.mark.corpus

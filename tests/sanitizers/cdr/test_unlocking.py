@@ -41,6 +41,12 @@ CASES: dict[str, tuple[str, Callable[[str], bytes], Reason]] = {
         Reason.ENCRYPTED_ARCHIVE,
     ),
     "aes": ("資料.zip", lambda pw: enc.aes_zip(_docm_zip_entries(), pw), Reason.ENCRYPTED_ARCHIVE),
+    "7z": ("資料.7z", lambda pw: enc.sevenzip(_docm_zip_entries(), pw), Reason.ENCRYPTED_ARCHIVE),
+    "7z-names": (
+        "資料.7z",
+        lambda pw: enc.sevenzip(_docm_zip_entries(), pw, names=True),
+        Reason.ENCRYPTED_ARCHIVE,
+    ),
     "docx": (
         "議事録.docx",
         lambda pw: enc.encrypted_office(enc.padded_docx(), pw),
@@ -53,6 +59,9 @@ CASES: dict[str, tuple[str, Callable[[str], bytes], Reason]] = {
     ),
     "pdf": ("案内.pdf", lambda pw: enc.encrypted_pdf(pw), Reason.ENCRYPTED),
 }
+
+
+ARCHIVES = frozenset({"zipcrypto", "aes", "7z", "7z-names"})
 
 
 def _mail(name: str, data: bytes) -> bytes:
@@ -118,7 +127,7 @@ def test_the_right_password_delivers_the_disarmed_file(case: str) -> None:
     assert part.action is Action.SANITIZED
     assert RemovedItem.ENCRYPTION in part.removed
     delivered_name, data = _attachment(result)
-    if case in ("zipcrypto", "aes"):
+    if case in ARCHIVES:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             assert not any(info.flag_bits & 1 for info in archive.infolist())
             assert sorted(archive.namelist()) == ["readme.txt", "資料/議事録.docx"]
@@ -133,7 +142,8 @@ def test_the_right_password_delivers_the_disarmed_file(case: str) -> None:
         assert data.startswith(b"PK\x03\x04")  # a rebuilt OOXML zip, no longer encrypted
         if case == "xlsx":
             assert RemovedItem.HYPERLINK in part.removed
-    assert delivered_name.endswith(name.rsplit(".", 1)[1])
+    # an archive is rebuilt as a ZIP and named so; a document keeps its extension
+    assert delivered_name.endswith("zip" if case in ARCHIVES else name.rsplit(".", 1)[1])
     # the notice says a password opened it
     assert "パスワードによる暗号化" in render_notice(result.report, NoticePolicy(), None)
 
@@ -208,3 +218,41 @@ def test_the_isolated_child_unlocks_with_passwords_sent_through_its_pipe() -> No
     assert held.report.verdict is Verdict.HOLD
     assert opened.report.verdict is Verdict.DELIVER
     assert RemovedItem.ENCRYPTION in opened.report.parts[-1].removed
+
+
+@pytest.mark.parametrize("names", [False, True], ids=["data", "names"])
+def test_an_encrypted_zip_inside_an_encrypted_7z_opens_with_the_same_password(
+    names: bool,
+) -> None:
+    archive = enc.sevenzip(
+        {"中/資料.zip": enc.aes_zip({"議事録.docx": enc.padded_docx()})}, names=names
+    )
+    assert _run(_mail("送付.7z", archive)).report.verdict is Verdict.HOLD
+    opened = _run(_mail("送付.7z", archive), passwords=(WRONG, enc.PASSWORD))
+    assert opened.report.verdict is Verdict.DELIVER, opened.report.parts[-1]
+    _name, data = _attachment(opened)
+    with zipfile.ZipFile(io.BytesIO(data)) as outer:
+        inner = outer.read("中/資料.zip")
+    with zipfile.ZipFile(io.BytesIO(inner)) as archive_inside:
+        assert archive_inside.namelist() == ["議事録.docx"]
+        assert not any(info.flag_bits & 1 for info in archive_inside.infolist())
+
+
+@pytest.mark.parametrize(
+    ("files", "reason"),
+    [
+        ({"C:/Windows/evil.txt": b"x"}, Reason.PATH_TRAVERSAL),
+        ({"big.txt": b"a" * 200_000}, Reason.LIMIT_SIZE),
+        ({f"f{n}.txt": b"x" for n in range(12)}, Reason.LIMIT_ENTRIES),
+    ],
+    ids=["traversal", "size", "entries"],
+)
+def test_an_unlocked_7z_is_held_to_the_archive_limits(
+    files: dict[str, bytes], reason: Reason
+) -> None:
+    """The names and sizes an encrypted list of names hid are checked once it is open."""
+    policy = Policy(cdr=CdrPolicy(zip_max_total_bytes=100_000, zip_max_entries=10))
+    archive = enc.sevenzip(files, names=True)
+    result = _run(_mail("a.7z", archive), passwords=(enc.PASSWORD,), policy=policy)
+    part = result.report.parts[-1]
+    assert (part.action, part.reason) == (Action.REMOVED, reason)

@@ -1,0 +1,70 @@
+"""Who may decide on held outbound mail: an approver of the sender's group; self-approval only
+where the group allows it."""
+
+from __future__ import annotations
+
+from gateway.configuration.config import Config
+from gateway.service.held_mail import outbound_approval_problem
+
+CONFIG = Config.model_validate(
+    {
+        "outbound": {
+            "groups": [
+                {
+                    "name": "総務課",
+                    "senders": ["somu.city.example.lg.jp"],
+                    "approvers": ["kacho@somu.city.example.lg.jp"],
+                },
+                {
+                    "name": "財政課",
+                    "senders": ["zaisei@city.example.lg.jp", "*.zaisei.city.example.lg.jp"],
+                    "approvers": ["bucho@city.example.lg.jp", "zaisei@city.example.lg.jp"],
+                    "self_approval": True,
+                },
+            ]
+        }
+    }
+)
+
+
+def test_an_approver_of_the_group_may_decide() -> None:
+    assert (
+        outbound_approval_problem(
+            CONFIG, "kacho@somu.city.example.lg.jp", "a@somu.city.example.lg.jp"
+        )
+        is None
+    )
+    assert (
+        outbound_approval_problem(
+            CONFIG, "bucho@city.example.lg.jp", "x@y.zaisei.city.example.lg.jp"
+        )
+        is None
+    )
+
+
+def test_an_approver_of_another_group_may_not() -> None:
+    problem = outbound_approval_problem(
+        CONFIG, "bucho@city.example.lg.jp", "a@somu.city.example.lg.jp"
+    )
+    assert problem is not None
+    assert "総務課" in problem
+
+
+def test_self_approval_only_where_the_group_allows_it() -> None:
+    own = outbound_approval_problem(
+        CONFIG, "kacho@somu.city.example.lg.jp", "kacho@somu.city.example.lg.jp"
+    )
+    assert own is not None
+    assert "own mail" in own
+    assert (
+        outbound_approval_problem(CONFIG, "ZAISEI@city.example.lg.jp", "zaisei@city.example.lg.jp")
+        is None
+    )
+
+
+def test_a_sender_in_no_group_any_approver_but_never_oneself() -> None:
+    assert outbound_approval_problem(CONFIG, "anyone", "x@other.example.lg.jp") is None
+    assert (
+        outbound_approval_problem(CONFIG, "x@other.example.lg.jp", "x@other.example.lg.jp")
+        is not None
+    )
