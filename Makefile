@@ -2,7 +2,7 @@
 # (install and run every check: lint, types, tests). Both create .venv on first use.
 VENV ?= .venv
 BIN := $(VENV)/bin
-TEST_PACKAGES ?= clamav-daemon postfix prometheus logrotate systemd w3m chromium chromium-driver fonts-noto-cjk postgresql knot
+TEST_PACKAGES ?= clamav-daemon postfix prometheus logrotate systemd w3m chromium chromium-driver fonts-noto-cjk postgresql gettext knot
 # The peers of the relay benchmark (benchmarks/peers.py), run as private instances.
 BENCH_PACKAGES ?= postfix mimedefang
 
@@ -35,8 +35,9 @@ contracts: install
 # Prometheus' promtool (the alert rules' unit tests), logrotate and systemd-analyze (the
 # deploy files), w3m (the yardstick of the HTML-to-text corpus test), chromium, its driver and
 # Japanese fonts (the web console's browser tests, tests/browser.py), PostgreSQL (a private
-# cluster the store's tests run on, tests/postgres.py; no system cluster). A test whose tool is
-# missing fails rather than skips (tests/tools.py).
+# cluster the store's tests run on, tests/postgres.py; no system cluster), gettext (msgfmt and
+# xgettext: the console's translations are checked against the committed catalogue). A test
+# whose tool is missing fails rather than skips (tests/tools.py).
 test-packages:
 	sh deploy/system-packages.sh $(TEST_PACKAGES)
 
@@ -44,6 +45,13 @@ test: install test-packages
 	$(BIN)/pytest
 
 check: lint types contracts test
+
+# The web console's Japanese catalogue: after editing gateway/console/locale/ja/LC_MESSAGES/
+# django.po, rebuild the committed django.mo (needs Debian's gettext).
+.PHONY: translations
+translations:
+	msgfmt --check -o gateway/console/locale/ja/LC_MESSAGES/django.mo \
+		gateway/console/locale/ja/LC_MESSAGES/django.po
 
 # Benchmarks (issue 5): about 10 minutes on 2 cores; results in benchmarks/results/.
 # Postfix's smtp-sink (the C ceiling) is used when /usr/sbin/smtp-sink exists.

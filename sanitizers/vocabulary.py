@@ -264,8 +264,11 @@ class UnlockResult(StrEnum):
 class UserRole(StrEnum):
     """What a user of the held-mail workflow may do."""
 
+    RECIPIENT = "recipient"  # sees the mail addressed to their addresses (web console)
     OPERATOR = "operator"  # releases held mail, requests exceptions
     APPROVER = "approver"  # also approves or denies another user's exception request
+    AUDITOR = "auditor"  # reads the audit trail and the held mail; changes nothing
+    ADMIN = "admin"  # manages the users of the web console
 
 
 class RequestKind(StrEnum):
@@ -297,7 +300,10 @@ class AuditEvent(StrEnum):
     RELEASE_DONE = "release_done"  # serve carried out a release or an exception (or failed)
     UNLOCK_ATTEMPT = "unlock_attempt"  # a password was tried on a held archive
     USER = "user"  # a workflow user was added, changed or disabled
-    LOGIN = "login"  # someone signed in to the web console
+    LOGIN = "login"  # a sign-in to the web console: ok, failed or locked (its outcome)
+    LOGOUT = "logout"  # a console session ended by its user
+    VIEW = "view"  # a console user looked at a quarantined original (its text rendering)
+    DOWNLOAD = "download"  # an operator downloaded a quarantined original from the console
     STORE = "store"  # the store was migrated, backed up or copied
     NODE = "node"  # serve started on a node, or measured its clock against the database's
 
@@ -544,8 +550,11 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         UnlockResult.FAILED: "処理に失敗しました（後でもう一度お試しください）",
     },
     UserRole: {
+        UserRole.RECIPIENT: "受信者",
         UserRole.OPERATOR: "運用担当",
         UserRole.APPROVER: "承認者",
+        UserRole.AUDITOR: "監査担当",
+        UserRole.ADMIN: "管理者",
     },
     RequestKind: {
         RequestKind.RELEASE: "保留の解除",
@@ -569,6 +578,9 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         AuditEvent.UNLOCK_ATTEMPT: "パスワードの試行",
         AuditEvent.USER: "利用者の変更",
         AuditEvent.LOGIN: "コンソールへのログイン",
+        AuditEvent.LOGOUT: "コンソールからのログアウト",
+        AuditEvent.VIEW: "原本の閲覧",
+        AuditEvent.DOWNLOAD: "原本のダウンロード",
         AuditEvent.STORE: "データベースの移行・バックアップ・複製",
         AuditEvent.NODE: "ノードの起動・時刻の照合",
     },
@@ -784,8 +796,11 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         UnlockResult.FAILED: "the sanitizer failed; try again later",
     },
     UserRole: {
+        UserRole.RECIPIENT: "recipient",
         UserRole.OPERATOR: "operator",
         UserRole.APPROVER: "approver",
+        UserRole.AUDITOR: "auditor",
+        UserRole.ADMIN: "administrator",
     },
     RequestKind: {
         RequestKind.RELEASE: "release of a held message",
@@ -809,6 +824,9 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         AuditEvent.UNLOCK_ATTEMPT: "password tried",
         AuditEvent.USER: "user changed",
         AuditEvent.LOGIN: "console login",
+        AuditEvent.LOGOUT: "console logout",
+        AuditEvent.VIEW: "original viewed",
+        AuditEvent.DOWNLOAD: "original downloaded",
         AuditEvent.STORE: "store migrated, backed up or copied",
         AuditEvent.NODE: "node started or its clock checked",
     },

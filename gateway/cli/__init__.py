@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = (
     "gateway.cli.store",
     "gateway.cli.user",
     "gateway.cli.dmarc_reports",
+    "gateway.cli.console",
     "gateway.cli.outbound",
 )
 

@@ -2,9 +2,11 @@
 
 The common settings can be given on the command line over the configuration file, so a
 one-line start works. ``--demo`` also starts a local stand-in for the LGWAN-side MTA that
-writes delivered mail into a Maildir under the data directory, and prints how to send a test
-mail. SIGTERM and SIGINT (Ctrl-C) stop cleanly: new sessions get 421, work in flight finishes
-within ``service.shutdown_grace_seconds``, and whatever is left stays spooled.
+writes delivered mail into a Maildir under the data directory, prints how to send a test
+mail, and starts the web console (``mukaika console``) with a demo operator whose password
+it prints at the first start. SIGTERM and SIGINT (Ctrl-C) stop cleanly: new sessions get 421,
+work in flight finishes within ``service.shutdown_grace_seconds``, and whatever is left stays
+spooled.
 
 SIGHUP reloads: the configuration (main file and ``local.d``) is read and validated again. If
 valid, its policy and rules apply to every message sanitized from then on, and the audit log
@@ -154,6 +156,8 @@ def run_serve(args: argparse.Namespace) -> int:
             _serve(
                 config,
                 demo=args.demo,
+                console=args.demo,
+                config_file=args.config,
                 relay_given=bool(args.relay_to),
                 reload=lambda: load_usable(args),
             )
@@ -177,13 +181,16 @@ async def _serve(
     config: Config,
     *,
     demo: bool,
+    console: bool = False,
+    config_file: Path | None = None,
     relay_given: bool = False,
     parts: Parts | None = None,
     stop: asyncio.Event | None = None,
     reload: Callable[[], Config] | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``), then stop cleanly; SIGHUP calls ``reload`` for
-    a new configuration and applies it (see the module docstring)."""
+    a new configuration and applies it (see the module docstring). ``console``: also run the
+    web console as a child process, with a demo operator (``--demo``)."""
     from gateway.service.assembly import Gateway
 
     stop = stop or asyncio.Event()
@@ -209,6 +216,11 @@ async def _serve(
 
                 print(instructions(host, port, config), flush=True)
             print(f"mukaika: listening on {host}:{port}", flush=True)
+            if console:
+                from gateway.cli.console import start_demo_console
+
+                demo_console = await start_demo_console(config, config_file)
+                stack.push_async_callback(demo_console.stop)
             await stop.wait()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -1,34 +1,51 @@
-"""``mukaika user add|list|disable|enable``: the users of the held-mail workflow.
+"""``mukaika user add|list|disable|enable|totp``: the users of the held-mail workflow and the
+web console.
 
 A user is a name (the login of the person, as :mod:`gateway.service.identity` finds it), a
-role (``operator``: releases and requests; ``approver``: also approves or denies another user's
-request) and a disabled flag. Users are never deleted: the decisions they made name them.
-Whoever can run commands as the service's user manages them; each change is an audit line
-(event ``user``) naming who made it. The web console will add logins to the same users.
+role (:class:`~sanitizers.vocabulary.UserRole`: ``recipient`` sees the held mail of their
+addresses in the console; ``operator`` releases and requests; ``approver`` also approves or
+denies another user's request; ``auditor`` reads the audit trail; ``admin`` manages users), the
+addresses whose mail they see (``--address``, repeatable; several users may share one), a
+console password and, for approvers and admins, a TOTP secret. Users are never deleted: the
+decisions they made name them. Whoever can run commands as the service's user manages them;
+each change is an audit line (event ``user``) naming who made it.
 
-Exit codes: 0 done; 2 usage (a bad name); 4 no such user; 5 the user exists already; 74 the
-store cannot be written; 79 the store's schema is not this program's.
+The password is read from the terminal (twice, not echoed) or, when standard input is not a
+terminal, from its first line; never from the command line, where other users see it.
+``user totp NAME`` makes a new secret and prints it once with its ``otpauth://`` URI for an
+authenticator app.
+
+Exit codes: 0 done; 2 usage (a bad name, address or password); 4 no such user; 5 the user exists
+already; 74 the store cannot be written; 79 the store's schema is not this program's.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 from gateway.cli.exit_codes import ExitCode
 from gateway.cli.toolkit import CliError, add_group, data_dir, load
 from gateway.evidence.audit import AuditLog
+from gateway.service.access import SECOND_FACTOR_ROLES
 from gateway.service.identity import acting_user
+from gateway.service.totp import new_secret
 from gateway.store import Store, StoreError, StoreSchemaError, migrate_store, open_store
+from gateway.store.sessions import delete_sessions_of
 from gateway.store.users import (
     UnknownUserError,
     User,
     UserExistsError,
     add_user,
+    addresses_of,
     change_user,
+    check_address,
     check_name,
+    find_user,
     list_users,
 )
 from sanitizers.vocabulary import AuditEvent, UserRole
@@ -39,15 +56,31 @@ def register(subparsers: Any) -> None:
     add_action = add_group(
         subparsers,
         "user",
-        help="the users of the held-mail workflow (operators, approvers)",
+        help="the users of the held-mail workflow and the web console",
         description="Users of the held-mail workflow: who may release, request and approve.",
     )
     add = add_action("add", help="add a user")
     add.add_argument("name", type=_name, help="the person's login name")
     add.add_argument("--role", required=True, choices=[str(role) for role in UserRole])
+    add.add_argument(
+        "--address",
+        action="append",
+        default=[],
+        type=_address,
+        metavar="ADDR",
+        help="a mail address whose held mail the user sees in the console (repeatable)",
+    )
+    add.add_argument(
+        "--no-password",
+        action="store_true",
+        help="no console login (the user acts on the command line only)",
+    )
     add.set_defaults(func=_add)
     listing = add_action("list", help="list the users")
     listing.set_defaults(func=_list)
+    totp = add_action("totp", help="make a new TOTP secret (printed once) for the console")
+    totp.add_argument("name", type=_name)
+    totp.set_defaults(func=_totp)
     for action, disabled in (("disable", True), ("enable", False)):
         parser = add_action(action, help=f"{action} a user")
         parser.add_argument("name", type=_name)
@@ -59,6 +92,32 @@ def _name(text: str) -> str:
         return check_name(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _address(text: str) -> str:
+    try:
+        return check_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def read_password() -> str:
+    """The new password: typed twice on a terminal, else the first line of standard input."""
+    if sys.stdin.isatty():
+        first = getpass.getpass("password for the console: ")
+        if getpass.getpass("again: ") != first:
+            raise CliError("the two passwords differ", ExitCode.USAGE)
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _hashed(password: str) -> str:
+    from gateway.console.passwords import WeakPasswordError, hash_password
+
+    try:
+        return hash_password(password)
+    except WeakPasswordError as exc:
+        raise CliError(f"password refused: {exc}", ExitCode.USAGE) from exc
 
 
 @contextlib.contextmanager
@@ -81,22 +140,50 @@ def _store(args: argparse.Namespace, *, create: bool) -> Iterator[tuple[Store, A
 
 def _add(args: argparse.Namespace) -> int:
     actor = acting_user()
+    password_hash = None if args.no_password else _hashed(read_password())
     with _store(args, create=True) as (store, audit):
         try:
-            user = add_user(store, args.name, UserRole(args.role), created_by=actor)
+            user = add_user(
+                store,
+                args.name,
+                UserRole(args.role),
+                created_by=actor,
+                password_hash=password_hash,
+                addresses=tuple(args.address),
+            )
         except UserExistsError as exc:
             raise CliError(str(exc), ExitCode.WRONG_STATE) from exc
         _record(audit, user, actor, "added")
     print(f"user {user.name} added ({user.role})")
+    if user.role in SECOND_FACTOR_ROLES and password_hash is not None:
+        print(f"a {user.role} signs in with a one-time code: run mukaika user totp {user.name}")
+    return ExitCode.OK
+
+
+def _totp(args: argparse.Namespace) -> int:
+    actor = acting_user()
+    with _store(args, create=False) as (store, audit):
+        user = find_user(store, args.name)
+        if user is None:
+            raise CliError(f"no user {args.name!r}", ExitCode.NOT_FOUND)
+        secret, uri = new_secret(store, user.name)
+        _record(audit, user, actor, "totp_secret_made")
+    print(f"TOTP secret of {user.name} (shown once; enter it or the URI in an authenticator app):")
+    print(f"  secret: {secret}")
+    print(f"  uri:    {uri}")
     return ExitCode.OK
 
 
 def _list(args: argparse.Namespace) -> int:
     with _store(args, create=False) as (store, _):
         users = list_users(store)
+        addresses = {user.name: addresses_of(store, user.name) for user in users}
     for user in users:
         flag = "disabled" if user.disabled else "enabled"
-        print(f"{user.name:<30} {user.role:<9} {flag:<9} added by {user.created_by}")
+        print(
+            f"{user.name:<30} {user.role:<9} {flag:<9} added by {user.created_by:<20} "
+            f"{' '.join(addresses[user.name])}"
+        )
     return ExitCode.OK
 
 
@@ -107,6 +194,8 @@ def _change(args: argparse.Namespace) -> int:
             user = change_user(store, args.name, disabled=args.disabled)
         except UnknownUserError as exc:
             raise CliError(str(exc), ExitCode.NOT_FOUND) from exc
+        if user.disabled:
+            delete_sessions_of(store, user.name)
         _record(audit, user, actor, "disabled" if user.disabled else "enabled")
     print(f"user {user.name} {'disabled' if user.disabled else 'enabled'}")
     return ExitCode.OK

@@ -36,6 +36,8 @@ def named_files(config: Config) -> Iterator[tuple[Origin, str]]:
         (("smtp", "tls_cert_file"), config.smtp.tls_cert_file),
         (("smtp", "tls_key_file"), config.smtp.tls_key_file),
         (("delivery", "tls_ca_file"), config.delivery.tls_ca_file),
+        (("console", "tls_cert_file"), config.console.tls_cert_file),
+        (("console", "tls_key_file"), config.console.tls_key_file),
         (("policy", "notice", "template"), config.policy.notice.template),
     ]
     for index, signing in enumerate(config.outbound.dkim):

@@ -439,9 +439,18 @@ class MetricsSettings(Section):
 
 
 class ConsoleSettings(Section):
-    """The web console, and what staff are told about where and whom to ask: the held notices
-    show these, with a signed PPAP link per recipient when public_url is set."""
+    """The web console (mukaika console): where it listens, how it is reached, how sign-ins
+    and PPAP attempts are limited; the held notices show public_url and contact, with a signed
+    PPAP link per recipient when public_url is set."""
 
+    listen: str = "127.0.0.1:8025"
+    """HOST:PORT the console listens on. Without tls_cert_file and tls_key_file it serves plain
+    HTTP, which is allowed on a loopback address only (behind a reverse proxy on the same
+    host)."""
+    tls_cert_file: str = ""
+    """PEM certificate chain for HTTPS; "" = plain HTTP (loopback only)."""
+    tls_key_file: str = ""
+    """PEM private key of tls_cert_file."""
     public_url: str = ""
     """Address of the page where staff give the password of a held message (PPAP) and see
     held mail; "" = none yet, the notice asks them to tell the contact instead."""
@@ -453,6 +462,22 @@ class ConsoleSettings(Section):
     shared by both: a path, relative to service.data_dir unless absolute; "" =
     DATA_DIR/secret_key. Created (mode 0600) when missing; a file others may read is
     refused."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (CIDR) of the reverse proxies or screen-transfer servers in front
+    of the console: only from these is X-Forwarded-For / X-Forwarded-Proto believed, and the
+    client address (sign-in limits, audit) is then taken from it."""
+    max_failures_per_user: int = Field(default=5, ge=1, le=1000)
+    """Failed sign-ins of one user name before that user is locked out for lockout_seconds."""
+    max_failures_per_address: int = Field(default=50, ge=1, le=100000)
+    """Failed sign-ins from one client address (all users) before that address is locked out
+    for lockout_seconds; higher than the per-user limit because many staff share one address
+    behind a proxy."""
+    lockout_seconds: float = Field(default=900.0, gt=0)
+    """How long failures are counted, and how long a lockout lasts."""
+    session_idle_seconds: float = Field(default=1800.0, gt=0)
+    """A console session ends after this long without a request."""
+    session_max_seconds: float = Field(default=36000.0, gt=0)
+    """A console session ends this long after its sign-in, however active."""
     link_lifetime_seconds: float = Field(default=7 * 86400, gt=0, le=90 * 86400)
     """How long the PPAP link in a held notice stays valid (7 days)."""
     unlock_attempts_per_link: int = Field(default=5, ge=1, le=1000)
@@ -472,6 +497,57 @@ class ConsoleSettings(Section):
         if value and not value.startswith(("https://", "http://")):
             raise ValueError("must start with https:// (or http://)")
         return value
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        split_listen(value)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or network") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _https_or_loopback(self) -> Self:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("tls_cert_file and tls_key_file are given together (or neither)")
+        host, _ = split_listen(self.listen)
+        if not self.tls_cert_file and not is_loopback(host):
+            raise ValueError(
+                f"listen = {self.listen!r} serves plain HTTP on a non-loopback address: give "
+                "tls_cert_file and tls_key_file, or listen on 127.0.0.1 behind a reverse proxy"
+            )
+        return self
+
+    @property
+    def https(self) -> bool:
+        """Whether the console serves HTTPS itself."""
+        return bool(self.tls_cert_file)
+
+
+def split_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (IPv6 in brackets) as a pair; ValueError if it is not one."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1 or localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _host_port(value: str) -> str:

@@ -31,6 +31,7 @@ from gateway.evidence.message_record import decision_record
 from gateway.evidence.ports import AuditPort
 from gateway.evidence.quarantine import QuarantineEntry, clean_text, is_valid_id
 from gateway.evidence.quarantine.index import QuarantineIndex
+from gateway.service.access import Permission, may
 from gateway.store import Store
 from gateway.store.users import User, find_user
 from gateway.store.workflow import (
@@ -44,7 +45,7 @@ from gateway.store.workflow import (
 )
 from sanitizers.addresses import address_matches
 from sanitizers.policy import Limits
-from sanitizers.vocabulary import AuditEvent, MessageState, RequestKind, RequestState, UserRole
+from sanitizers.vocabulary import AuditEvent, MessageState, RequestKind, RequestState
 
 MAX_REASON_CHARS: Final = 500
 PART_PATH_CHARS: Final = frozenset("0123456789.")
@@ -101,7 +102,7 @@ class HeldMail:
         self, ref: str, actor: str, *, raised_limits: Mapping[str, float] | None = None
     ) -> Outcome:
         """Release a held message now (serve carries it out)."""
-        user = self._user(actor, UserRole.OPERATOR)
+        user = self._user(actor, Permission.RELEASE)
         entry = self._entry(ref)
         limits = self.checked_limits(raised_limits or {})
         decision = self._open(
@@ -127,7 +128,7 @@ class HeldMail:
     ) -> Outcome:
         """Ask for a release (without ``parts``) or an exception for ``parts`` (例外措置); an
         approver other than ``actor`` decides."""
-        user = self._user(actor, UserRole.OPERATOR)
+        user = self._user(actor, Permission.RELEASE)
         entry = self._entry(ref)
         text = self._reason(reason)
         wanted = self._parts(parts)
@@ -204,7 +205,7 @@ class HeldMail:
             )
         return checked
 
-    def _user(self, name: str, role: UserRole) -> User:
+    def _user(self, name: str, permission: Permission) -> User:
         user = find_user(self.store, name)
         if user is None:
             raise NotAllowedError(
@@ -213,8 +214,13 @@ class HeldMail:
             )
         if user.disabled:
             raise NotAllowedError(f"user {user.name!r} is disabled")
-        if role is UserRole.APPROVER and user.role is not UserRole.APPROVER:
-            raise NotAllowedError(f"user {user.name!r} is not an approver")
+        if not may(user.role, permission):
+            if permission is Permission.DECIDE:
+                raise NotAllowedError(f"user {user.name!r} is not an approver")
+            raise NotAllowedError(
+                f"user {user.name!r} ({user.role}) may not release held mail: "
+                "an operator or an approver may"
+            )
         return user
 
     def _entry(self, ref: str) -> QuarantineEntry:
@@ -226,7 +232,7 @@ class HeldMail:
             raise NotFoundError(str(exc)) from exc
 
     def _deciding(self, ref: str, actor: str) -> tuple[User, Decision]:
-        user = self._user(actor, UserRole.APPROVER)
+        user = self._user(actor, Permission.DECIDE)
         entry = self._entry(ref)
         pending = open_decision_of(self.store, ref)
         if pending is None or pending.state is not RequestState.PENDING:

@@ -397,7 +397,10 @@ def test_content_filter_layout_a_release_never_passes_the_filter_again(
         for line in cli(config, None, "quarantine", "list", "--json").stdout.splitlines()
     ]
     assert [e["state"] for e in entries] == ["awaiting_password"], entries
-    assert cli(config, None, "user", "add", "suzuki", "--role", "operator").returncode == 0
+    assert (
+        cli(config, None, "user", "add", "suzuki", "--role", "operator", "--no-password").returncode
+        == 0
+    )
     released = cli(config, "suzuki", "quarantine", "release", entries[0]["id"])
     assert released.returncode == 0, released.stderr
 

@@ -91,7 +91,7 @@ class Cli:
 
     def users(self) -> None:
         for name, role in (("alice", "operator"), ("bob", "approver"), ("carol", "approver")):
-            code, _, err = self(None, "user", "add", name, "--role", role)
+            code, _, err = self(None, "user", "add", name, "--role", role, "--no-password")
             assert code == ExitCode.OK, err
 
 

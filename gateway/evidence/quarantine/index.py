@@ -16,6 +16,7 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +35,36 @@ from gateway.evidence.quarantine.entries import (
 from gateway.store import Store, StoreError
 from gateway.store.schema import messages
 from sanitizers.vocabulary import MessageState
+
+
+@dataclass(frozen=True, slots=True)
+class MailFilter:
+    """What the console's lists ask for; every field is optional (None: any).
+
+    ``recipients`` limits the rows to mail for any of those addresses (a recipient's own view:
+    an empty tuple then matches nothing); ``text`` is searched in the subject, the From header,
+    the envelope sender and the Message-ID. Values are bound parameters, with ``%`` and ``_``
+    escaped, never SQL."""
+
+    states: tuple[str, ...] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    sender: str | None = None
+    recipient: str | None = None
+    reason: str | None = None
+    text: str | None = None
+    recipients: tuple[str, ...] | None = None
+
+
+def _like(value: str) -> str:
+    """``value`` as a LIKE pattern matched anywhere, wildcards escaped (escape char ``\\``)."""
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _json_item(value: str) -> str:
+    """How ``value`` appears inside a stored JSON list (quoted, escaped as json.dumps does)."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 class QuarantineIndex:
@@ -199,6 +230,61 @@ class QuarantineIndex:
         query = query.order_by(messages.c.received_at.desc(), messages.c.id.desc()).limit(limit)
         with self.store.reading() as db:
             return [entry_of(row) for row in db.execute(query).mappings()]
+
+    def search(
+        self, wanted: MailFilter, *, offset: int = 0, limit: int = 100
+    ) -> builtins.list[QuarantineEntry]:
+        """Entries matching ``wanted``, newest first, one page (the console's lists)."""
+        if not 1 <= limit <= MAX_LIST_LIMIT or offset < 0:
+            raise ValueError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
+        query = select(messages)
+        if wanted.states is not None:
+            query = query.where(messages.c.state.in_(wanted.states))
+        if wanted.since is not None:
+            query = query.where(messages.c.received_at >= wanted.since)
+        if wanted.until is not None:
+            query = query.where(messages.c.received_at < wanted.until)
+        if wanted.sender:
+            pattern = _like(wanted.sender.lower())
+            query = query.where(
+                or_(
+                    func.lower(messages.c.mail_from).like(pattern, escape="\\"),
+                    func.lower(messages.c.from_).like(pattern, escape="\\"),
+                )
+            )
+        if wanted.recipient:
+            query = query.where(
+                func.lower(messages.c.rcpt_to).like(_like(wanted.recipient.lower()), escape="\\")
+            )
+        if wanted.reason:
+            query = query.where(
+                messages.c.reasons.like(_like(_json_item(wanted.reason)), escape="\\")
+            )
+        if wanted.text:
+            pattern = _like(wanted.text.lower())
+            query = query.where(
+                or_(
+                    func.lower(messages.c.subject).like(pattern, escape="\\"),
+                    func.lower(messages.c.from_).like(pattern, escape="\\"),
+                    func.lower(messages.c.mail_from).like(pattern, escape="\\"),
+                    func.lower(messages.c.message_id).like(pattern, escape="\\"),
+                )
+            )
+        if wanted.recipients is not None:
+            own = [_like(_json_item(address.lower())) for address in wanted.recipients]
+            if not own:
+                return []
+            query = query.where(
+                or_(*(func.lower(messages.c.rcpt_to).like(p, escape="\\") for p in own))
+            )
+        query = query.order_by(messages.c.received_at.desc(), messages.c.id.desc())
+        with self.store.reading() as db:
+            rows = db.execute(query.limit(limit).offset(offset)).mappings()
+            entries = [entry_of(row) for row in rows]
+        if wanted.recipients is not None:
+            mine = {address.lower() for address in wanted.recipients}
+            entries = [e for e in entries if mine & {r.lower() for r in e.rcpt_to}]
+        return entries
 
     def count(self) -> int:
         """How many entries the index holds."""

@@ -134,3 +134,21 @@ def test_the_acting_user_is_the_login_sudo_records(monkeypatch: pytest.MonkeyPat
     assert acting_user() == "root"
     monkeypatch.delenv("SUDO_USER")
     assert acting_user() == "root"
+
+
+@pytest.mark.parametrize("role", [UserRole.RECIPIENT, UserRole.AUDITOR, UserRole.ADMIN])
+def test_roles_without_the_release_permission_are_refused(
+    quarantine: Quarantine, role: UserRole
+) -> None:
+    """The console's roles reach the same functions: none of them releases or decides."""
+    ref = _held(quarantine)
+    add_user(quarantine.index.store, "dave", role, "root")
+    held, audit = _held_mail(quarantine)
+    with pytest.raises(NotAllowedError, match="may not release"):
+        held.release(ref, "dave")
+    with pytest.raises(NotAllowedError, match="may not release"):
+        held.request(ref, "dave", "理由")
+    held.request(ref, "alice", "理由")
+    with pytest.raises(NotAllowedError, match="not an approver"):
+        held.approve(ref, "dave")
+    assert [r["actor"] for r in audit.records] == ["alice"]

@@ -302,7 +302,9 @@ def test_the_store_url_option_reaches_every_command(tmp_path: Path, postgres_url
     assert code == ExitCode.OK, err
     assert "postgresql://mukaika:***@127.0.0.1" in out
     assert postgres_url.split(":")[2].split("@")[0] not in out  # the password
-    code, _, err = run("user", "add", "alice", "--role", "operator", "--store-url", postgres_url)
+    code, _, err = run(
+        "user", "add", "alice", "--role", "operator", "--no-password", "--store-url", postgres_url
+    )
     assert code == ExitCode.OK, err
     code, out, _ = run("user", "list", "--store-url", postgres_url, "--data-dir", str(data))
     assert "alice" in out

@@ -1,0 +1,28 @@
+"""The console's addresses. Every page is listed here; nothing else answers."""
+
+from __future__ import annotations
+
+from django.urls import path
+from django.views.i18n import set_language
+
+from gateway.console.views import account, audit, mail, rules, static, users
+
+urlpatterns = [
+    path("", mail.mail_list, name="mail_list"),
+    path("login", account.login, name="login"),
+    path("logout", account.logout, name="logout"),
+    path("language", set_language, name="language"),
+    path("mail/<str:ref>", mail.message, name="message"),
+    path("mail/<str:ref>/download", mail.download, name="download"),
+    path("mail/<str:ref>/release", mail.release, name="release"),
+    path("mail/<str:ref>/request", mail.request_release, name="request"),
+    path("mail/<str:ref>/approve", mail.approve, name="approve"),
+    path("mail/<str:ref>/deny", mail.deny, name="deny"),
+    path("audit", audit.audit_trail, name="audit"),
+    path("rules", rules.rules, name="rules"),
+    path("explain", rules.explain_page, name="explain"),
+    path("users", users.users, name="users"),
+    path("static/console.css", static.stylesheet, name="stylesheet"),
+]
+
+handler404 = "gateway.console.views.errors.page_not_found"
