@@ -27,12 +27,13 @@ case " $need " in
     echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.d/mukaika-tests.conf >/dev/null
     ;;
 esac
-# MIMEDefang (a peer of the relay benchmark) runs only as a private instance of the
-# benchmark: its own service must not start at install. Where no policy-rc.d says otherwise,
-# one is put in place for the install and removed afterwards.
+# MIMEDefang (a peer of the relay benchmark) and Knot DNS (the sender authentication tests'
+# DNS server) run only as private instances: their own services must not start at install.
+# Where no policy-rc.d says otherwise, one is put in place for the install and removed
+# afterwards.
 guard=""
 case " $need " in
-*" mimedefang "*)
+*" mimedefang "*|*" knot "*)
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
         $SUDO chmod +x /usr/sbin/policy-rc.d

@@ -159,7 +159,7 @@ def _add_addresses(rebuilt: RebuiltHeaders, name: str, untrusted_value: str) -> 
         display = display_text(decoded.text, _SUBJECT_LIMIT)
         if _looks_like_another_address(display, addr):
             # A display name that looks like another address is how From is forged for eyes.
-            rebuilt.findings.append(Reason.MALFORMED)
+            rebuilt.findings.append(Reason.DISPLAY_NAME_ADDRESS)
             rebuilt.notes.append(f"{name}: a display name that looked like an address was dropped")
             display = ""
         mailboxes.append((display, addr))

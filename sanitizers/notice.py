@@ -5,7 +5,8 @@ held mail ``${sender}``, ``${subject}``, ``${date}``, ``${reasons}``, ``${refere
 ``${contact}``, ``${unlock_how}``, ``${automatic_line}``) that operators can replace, one by
 one, with files of the same name in ``policy.notice.templates_dir``: ``notice_ja.txt``,
 ``held_ja.txt``, ``held_password_ja.txt`` (held awaiting a password), ``crash_ja.txt`` (held
-because sanitizing kept failing; written by the gateway) and their ``_en`` twins;
+because sanitizing kept failing; written by the gateway), ``spoofing_ja.txt`` (the warning at
+the top of a mail whose sender may be forged: ``${reasons}``) and their ``_en`` twins;
 the per-part lines use fixed labels for actions, reasons and removed items so that the same
 code reads the same everywhere. Every value shown comes from the report, already made
 display-safe (no controls, no bidi overrides, bounded length).
@@ -174,6 +175,15 @@ def render_notice(
         reference_line=reference_line(reference, language),
         parts=_parts_block(report, language) + _output_lines(report, language) + automatic,
     )
+
+
+def render_spoofing_warning(reasons: tuple[Reason, ...], policy: NoticePolicy) -> str:
+    """The warning at the top of the body of a mail whose sender may be forged (sender
+    authentication's "warn"), naming why."""
+    language = policy.language
+    template = _template("", policy.templates_dir, f"spoofing_{language}.txt")
+    separator = "、" if language == "ja" else "; "
+    return template.safe_substitute(reasons=separator.join(_label(r, language) for r in reasons))
 
 
 def _output_lines(report: Report, language: str) -> str:

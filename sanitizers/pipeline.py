@@ -47,6 +47,7 @@ from sanitizers.policy import AttachmentAction, Policy
 from sanitizers.release import ReleaseTerms
 from sanitizers.report import EntryReport, PartReport, Report, SanitizeResult
 from sanitizers.safetext import body_text, display_text, visible_text
+from sanitizers.senderauth import AuthAction, AuthOutcome
 from sanitizers.vocabulary import Action, FileKind, Reason, RemovedItem, Verdict, label
 
 # What a sanitizer returns that is delivered as an attachment (an HTML file converted to text
@@ -56,6 +57,8 @@ _DELIVERED = frozenset({Action.KEPT, Action.SANITIZED, Action.CONVERTED})
 _MAX_ENTRIES = 1000
 _LIMIT_REASONS = frozenset(r for r in Reason if r.value.startswith("limit_"))
 _HELD_TAG = {"ja": "[保留]", "en": "[HELD]"}
+# The subject tag of a mail whose sender may be forged (sender authentication's "warn").
+_SPOOFING_TAG = {"ja": "[なりすまし注意]", "en": "[SPOOFING?]"}
 _SAFE_TOKEN = re.compile(r"[^A-Za-z0-9._:-]")
 _ATTACHED_MAIL = {"ja": "添付されたメール", "en": "Attached message"}
 # Kinds whose sanitizer unpacks them into parts of the message (sanitizers.cdr.mailparts), and
@@ -74,6 +77,7 @@ def sanitize_message(
     context: NoticeContext | None = None,
     unlocked_by_mail: bool = False,
     release: ReleaseTerms | None = None,
+    auth: AuthOutcome | None = None,
 ) -> SanitizeResult:
     """Turn untrusted mail bytes into a text-only message and a report. Never raises on bad
     input (only :class:`sanitizers.errors.TemporaryFailure` escapes).
@@ -90,18 +94,26 @@ def sanitize_message(
     to give a password and whom to ask, and the time zone of its dates. ``unlocked_by_mail``:
     the passwords came from a password mail (automatic unlock); the notice says so.
     ``release``: the terms of an operator's recorded decision on a held message
-    (:mod:`sanitizers.release`); None for mail as it arrives."""
+    (:mod:`sanitizers.release`); None for mail as it arrives. ``auth``: what sender
+    authentication found (evaluated by the gateway before the rebuild; None: not evaluated):
+    written as the Authentication-Results header; its action rejects, holds or, for "warn",
+    tags the subject and puts a warning at the top of the body."""
     started = time.monotonic()
     report = Report(size=len(untrusted_raw), sha256=hashlib.sha256(untrusted_raw).hexdigest())
     run = _Run(policy, disarmer, report, started + policy.limits.seconds, passwords=passwords)
     run.unlocked_by_mail = unlocked_by_mail
     run.release = release
+    run.auth = auth
+    if auth is not None:
+        report.auth = auth.to_dict()
+        if auth.action is not AuthAction.NONE:
+            _add_reasons(report, set(auth.reasons))
     with _guard(run):
         run.sanitize(untrusted_raw)
     message = b""
     with _guard(run):
         lifting = release is not None and release.lift_holds
-        report.verdict = _verdict(report, policy, lift_holds=lifting)
+        report.verdict = _verdict(report, policy, lift_holds=lifting, auth=auth)
         if run.headers is None:
             run.headers = _headers_for_notice(untrusted_raw, policy)
         message = run.compose(reference, context or NoticeContext())
@@ -163,6 +175,7 @@ class _Run:
     passwords: tuple[str, ...] = field(default=(), repr=False)
     unlocked_by_mail: bool = False
     release: ReleaseTerms | None = None
+    auth: AuthOutcome | None = None
     headers: RebuiltHeaders | None = None
     segments: list[str] = field(default_factory=list)
     attachments: list[compose.OutAttachment] = field(default_factory=list)
@@ -216,6 +229,9 @@ class _Run:
         delivered = self.report.verdict is Verdict.DELIVER
         tag = self.policy.output.subject_tag if delivered else _HELD_TAG[language]
         fields = _tag_subject(fields, tag)
+        warned = self.auth is not None and self.auth.action is AuthAction.WARN and delivered
+        if warned:
+            fields = _tag_subject(fields, _SPOOFING_TAG[language])
         for name, value in fields:
             self._check_output_charset(name, partial(compose.header_iso2022jp_misfit, value))
         if delivered:
@@ -235,6 +251,10 @@ class _Run:
                 return (segments.rstrip("\n") + "\n" + block).lstrip("\n")
 
             text = with_notice()
+            if warned:
+                assert self.auth is not None
+                warning = notice.render_spoofing_warning(self.auth.reasons, self.policy.notice)
+                text = warning + "\n" + text
             # (a file name in the notice did not fit)
             if self._check_output_charset("body", partial(compose.iso2022jp_misfit, text)):
                 text = with_notice()
@@ -262,6 +282,8 @@ class _Run:
             attachments = []
         extra = [("X-Mukaika-Verdict", self.report.verdict.value)]
         extra.append(("X-Mukaika-Summary", _summary(self.report)))
+        if self.auth is not None:
+            extra.insert(0, ("Authentication-Results", self.auth.header_value()))
         if reference:
             extra.append(("X-Mukaika-Reference", self._scrub(reference)))
         text = self._scrub(text)
@@ -613,12 +635,15 @@ def _entries(
         yield from _entries(child.children, f"{path}/")
 
 
-def _verdict(report: Report, policy: Policy, *, lift_holds: bool = False) -> Verdict:
+def _verdict(
+    report: Report, policy: Policy, *, lift_holds: bool = False, auth: AuthOutcome | None = None
+) -> Verdict:
     """The message verdict; a part-level cause of a hold or reject is added to the message
     reasons, so the notice and the audit line say why. ``lift_holds`` (a release): the hold
     reasons hold nothing; limits and faults still do. A part a sanitizer held for a reason
     that is not in ``policy.hold_reasons`` is removed instead (fail closed: never delivered
-    as it is, and the notice says why)."""
+    as it is, and the notice says why). ``auth``: sender authentication's action "reject"
+    rejects, "hold" holds (a release lifts it like the other holds)."""
     for part in report.parts:
         if part.action is Action.HELD and part.reason not in policy.hold_reasons:
             part.action = Action.REMOVED
@@ -629,12 +654,16 @@ def _verdict(report: Report, policy: Policy, *, lift_holds: bool = False) -> Ver
     if rejecting:
         _add_reasons(report, rejecting)
         return Verdict.REJECT
+    if auth is not None and auth.action is AuthAction.REJECT:
+        return Verdict.REJECT
     if _LIMIT_REASONS & set(report.reasons) or Reason.ERROR in report.reasons:
         return Verdict.HOLD
     hold_reasons = frozenset() if lift_holds else policy.hold_reasons
     holding = (codes & hold_reasons) | {p.reason for p in report.parts if p.action is Action.HELD}
     if holding:
         _add_reasons(report, holding)
+        return Verdict.HOLD
+    if auth is not None and auth.action is AuthAction.HOLD and not lift_holds:
         return Verdict.HOLD
     return Verdict.DELIVER
 

@@ -67,6 +67,8 @@ class Report:
     from_: str | None = None
     subject: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # Sender authentication's outcome (``AuthOutcome.to_dict()``) when it was evaluated.
+    auth: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -98,6 +98,13 @@ class Reason(StrEnum):
     LIMIT_RATIO = "limit_ratio"
     LIMIT_ENTRIES = "limit_entries"
     LIMIT_PIXELS = "limit_pixels"
+    # Sender authentication (gateway/senderauth): why a message is tagged, held or refused.
+    DMARC_REJECT = "dmarc_reject"  # DMARC failed; the sender's domain publishes p=reject
+    DMARC_QUARANTINE = "dmarc_quarantine"  # DMARC failed; the domain publishes p=quarantine
+    DMARC_FAIL = "dmarc_fail"  # DMARC failed; the domain publishes p=none
+    AUTH_TEMPERROR = "auth_temperror"  # a DNS failure left SPF, DKIM or DMARC undecided
+    DISPLAY_NAME_ADDRESS = "display_name_address"  # a From display name names another address
+    LOOKALIKE_SENDER = "lookalike_sender"  # a From domain made to look like one of ours
 
 
 # The reasons a password may lift: a part held for one of them awaits a password
@@ -207,6 +214,8 @@ class SmtpRefusal(StrEnum):
     SHUTDOWN = "shutdown"  # stopping (421 4.3.2)
     INTERNAL = "internal"  # internal error (451 4.3.0)
     VERDICT = "verdict"  # the sanitizer's verdict was reject (after 250: a dead letter)
+    AUTH_REJECT = "auth_reject"  # sender authentication failed, action reject (550 5.7.1)
+    AUTH_TEMPORARY = "auth_temporary"  # authentication undecided in time or by DNS (451 4.7.0)
 
 
 class MessageState(StrEnum):
@@ -400,6 +409,12 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.LIMIT_RATIO: "圧縮率の上限を超えたため",
         Reason.LIMIT_ENTRIES: "ファイル数の上限を超えたため",
         Reason.LIMIT_PIXELS: "画像の画素数の上限を超えたため",
+        Reason.DMARC_REJECT: "送信元ドメインの認証（DMARC）に失敗（ドメインの方針: 拒否）",
+        Reason.DMARC_QUARANTINE: "送信元ドメインの認証（DMARC）に失敗（ドメインの方針: 隔離）",
+        Reason.DMARC_FAIL: "送信元ドメインの認証（DMARC）に失敗しました",
+        Reason.AUTH_TEMPERROR: "DNS の障害で送信元を認証できませんでした",
+        Reason.DISPLAY_NAME_ADDRESS: "差出人の表示名に別のメールアドレスが書かれています",
+        Reason.LOOKALIKE_SENDER: "差出人のドメインが当団体のドメインに似せてあります",
         Reason.NOT_SCANNED: "ウイルス検査未実施",
         Reason.EXCEPTION: "承認された例外措置により原本のまま",
         Reason.TEXT_ONLY: "保留の解除は本文のみのため",
@@ -496,6 +511,8 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         SmtpRefusal.SHUTDOWN: "停止中",
         SmtpRefusal.INTERNAL: "内部エラー",
         SmtpRefusal.VERDICT: "無害化の判定が拒否",
+        SmtpRefusal.AUTH_REJECT: "送信元の認証に失敗（DMARC）",
+        SmtpRefusal.AUTH_TEMPORARY: "送信元の認証が一時的にできない",
         SmtpRefusal.PROTOCOL: "コマンドの誤りまたは順序の誤り",
         SmtpRefusal.STRESS_TIMEOUT: "高負荷時の時間切れ",
         SmtpRefusal.DEADLINE: "セッションの時間切れ",
@@ -639,6 +656,12 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.LIMIT_RATIO: "limit ratio",
         Reason.LIMIT_ENTRIES: "limit entries",
         Reason.LIMIT_PIXELS: "limit pixels",
+        Reason.DMARC_REJECT: "the sender's domain failed DMARC (its policy: reject)",
+        Reason.DMARC_QUARANTINE: "the sender's domain failed DMARC (its policy: quarantine)",
+        Reason.DMARC_FAIL: "the sender's domain failed DMARC",
+        Reason.AUTH_TEMPERROR: "a DNS failure left the sender unauthenticated",
+        Reason.DISPLAY_NAME_ADDRESS: "the sender's display name shows another address",
+        Reason.LOOKALIKE_SENDER: "the sender's domain imitates one of ours",
         Reason.NOT_SCANNED: "not scanned",
         Reason.EXCEPTION: "original kept by an approved exception",
         Reason.TEXT_ONLY: "released as text only",
@@ -735,6 +758,8 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         SmtpRefusal.SHUTDOWN: "service stopping",
         SmtpRefusal.INTERNAL: "internal error",
         SmtpRefusal.VERDICT: "rejected by the sanitizer's verdict",
+        SmtpRefusal.AUTH_REJECT: "sender authentication failed (DMARC)",
+        SmtpRefusal.AUTH_TEMPORARY: "sender authentication temporarily impossible",
         SmtpRefusal.PROTOCOL: "bad command or sequence",
         SmtpRefusal.STRESS_TIMEOUT: "timeout under stress",
         SmtpRefusal.DEADLINE: "session deadline",

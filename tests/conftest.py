@@ -8,11 +8,19 @@ from __future__ import annotations
 import pytest
 
 from gateway.configuration.settings import StoreSettings
+from tests.authdns import auth_dns
 from tests.browser import browser
 from tests.clamd import clamd_socket, clamd_tcp
 from tests.postgres import postgres_cluster, postgres_url
 
-__all__ = ["browser", "clamd_socket", "clamd_tcp", "postgres_cluster", "postgres_url"]
+__all__ = [
+    "auth_dns",
+    "browser",
+    "clamd_socket",
+    "clamd_tcp",
+    "postgres_cluster",
+    "postgres_url",
+]
 
 # fixture name -> the marker of what it needs (markers are registered in pyproject.toml)
 NEEDS = {
@@ -21,6 +29,7 @@ NEEDS = {
     "clamd_tcp": "clamd",
     "postfix_root": "postfix",
     "postgres_cluster": "postgresql",
+    "auth_dns": "dns",
 }
 
 

@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = (
     "gateway.cli.explain",
     "gateway.cli.store",
     "gateway.cli.user",
+    "gateway.cli.dmarc_reports",
     "gateway.cli.console",
     "gateway.cli.outbound",
 )

@@ -1,7 +1,8 @@
 """``mukaika explain MESSAGE.eml``: a dry run that shows which rules apply and why.
 
-The envelope comes from ``--from``, ``--to`` (repeatable) and ``--client``; without them, the
-sender and recipients are read from the message's From, To and Cc headers (and the client
+The envelope comes from ``--from``, ``--to`` (repeatable), ``--client`` and ``--helo``; without
+them, the sender and recipients are read from the message's From, To and Cc headers (and the
+client
 address is unknown, so rules with ``networks`` do not match). Recipients are grouped by the
 rules that apply to them, exactly as the gateway does; for each group the real pipeline runs
 with that group's effective policy, and every part is listed: its path, file name (as is,
@@ -48,6 +49,7 @@ def register(subparsers: Any) -> None:
         "--to", dest="recipients", action="append", default=[], metavar="ADDR", help="recipient"
     )
     parser.add_argument("--client", default="", metavar="IP", help="the sending client's address")
+    parser.add_argument("--helo", default="", metavar="NAME", help="the client's HELO name")
     parser.add_argument(
         "--on", type=date.fromisoformat, metavar="YYYY-MM-DD", help="date for exception expiry"
     )
@@ -153,6 +155,7 @@ def run_explain(args: argparse.Namespace) -> int:
                 recipients=recipients,
                 client=args.client,
                 today=args.on or date.today(),
+                helo=args.helo,
             )
     except TemporaryFailure as exc:
         raise CliError(f"temporary failure: {exc}", ExitCode.TEMPFAIL) from exc

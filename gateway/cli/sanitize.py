@@ -6,6 +6,12 @@ is also in the report): 0 deliver, 10 hold, 11 reject, 2 usage error, 66 unreada
 unavailable; nothing was written). A held or rejected message still writes its notice-only
 message to OUT. ``--batch`` exits 0 when every message was processed, else the highest of 1
 (a message hit an unexpected fault), 66 (unreadable) and 75 (temporarily deferred).
+
+With ``[auth]`` enabled, the single-message form evaluates sender authentication first, as the
+gateway does before its 250, from ``--from`` (envelope sender), ``--client`` (client address)
+and ``--helo`` (real DNS queries through ``auth.nameservers``); the rebuilt mail carries the
+Authentication-Results header and the action (a "reject" exits 11). ``--batch`` does not
+evaluate (a saved mailbox has no envelope).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from tqdm import tqdm
 from gateway.cli.exit_codes import ExitCode
 from gateway.cli.toolkit import CliError, add_config_option, load
 from gateway.configuration.config import Config
+from gateway.senderauth.evaluate import Transaction, authenticate
 from sanitizers.errors import TemporaryFailure
 from sanitizers.pipeline import sanitize_message
 from sanitizers.report import SanitizeResult
@@ -56,6 +63,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--batch", type=Path, metavar="SRC", help="a directory, mbox or Maildir")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output directory for --batch")
+    parser.add_argument("--from", dest="sender", default="", metavar="ADDR", help="envelope sender")
+    parser.add_argument("--client", default="", metavar="IP", help="the sending client's address")
+    parser.add_argument("--helo", default="", metavar="NAME", help="the client's HELO name")
     parser.set_defaults(func=run)
 
 
@@ -77,8 +87,10 @@ def run_single(args: argparse.Namespace, config: Config) -> int:
         untrusted_raw = _read_input(args.input)
     except OSError as exc:
         raise CliError(f"cannot read {args.input}: {exc.strerror or exc}", ExitCode.INPUT) from exc
+    transaction = Transaction(args.client, args.helo, args.sender)
+    auth = authenticate(untrusted_raw, config, transaction)
     try:
-        result = sanitize_message(untrusted_raw, config.policy)
+        result = sanitize_message(untrusted_raw, config.policy, auth=auth)
     except TemporaryFailure as exc:
         raise CliError(f"temporary failure, try again later: {exc}", ExitCode.TEMPFAIL) from exc
     try:

@@ -13,6 +13,7 @@ file that set the offending key (the origin of every key is tracked through the 
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from pydantic_core import PydanticCustomError
 from gateway.configuration.rules import Rule, deep_merge, override_problems
 from gateway.configuration.settings import (
     AuditSettings,
+    AuthSettings,
     ConsoleSettings,
     DeliverySettings,
     MetricsSettings,
@@ -40,6 +42,7 @@ from gateway.configuration.settings import (
 )
 from sanitizers.policy import AttachmentAction, Policy
 from sanitizers.section import Section
+from sanitizers.senderauth import AuthAction
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class Config(Section):
     metrics: MetricsSettings = MetricsSettings()
     scanner: ScannerSettings = ScannerSettings()
     console: ConsoleSettings = ConsoleSettings()
+    auth: AuthSettings = AuthSettings()
     outbound: OutboundSettings = OutboundSettings()
     rules: tuple[Rule, ...] = ()
     """Rules by recipient, sender and client network, and exceptions (例外措置); none by
@@ -140,6 +144,7 @@ class Config(Section):
             ((_loc(ordering.lower), _loc(ordering.upper)), message)
             for ordering, message in broken_orderings(self)
         ]
+        problems.extend(_reject_behind_a_filter(self))
         for keep in _keep_keys(self.policy):
             problems.append(((("policy", *keep),), _KEEP_OUTSIDE_EXCEPTION))
         seen: set[str] = set()
@@ -178,6 +183,48 @@ class Config(Section):
                 },
             )
         return self
+
+
+def content_filter_layout(config: Config) -> bool:
+    """Whether ``config`` is the Postfix content-filter layout: mukaika listens on loopback
+    only and hands both the sanitized mail and its notices back to the same loopback MTA."""
+    delivery = config.delivery
+    return (
+        _loopback(config.smtp.listen_host)
+        and _loopback(delivery.relay_host)
+        and delivery.dsn_relay_host == delivery.relay_host
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _reject_behind_a_filter(config: Config) -> list[tuple[tuple[Origin, ...], str]]:
+    """Behind Postfix, a 550 at the end of DATA makes Postfix bounce to the (forged) sender:
+    "reject" is refused there."""
+    auth = config.auth
+    if not auth.enabled or not content_filter_layout(config):
+        return []
+    return [
+        (
+            (("auth", key),),
+            '"reject" in the Postfix content-filter layout would make Postfix bounce to the '
+            '(possibly forged) sender: use "hold" or "warn"',
+        )
+        for key in (
+            "dmarc_reject_action",
+            "dmarc_quarantine_action",
+            "dmarc_fail_action",
+            "temperror_action",
+        )
+        if getattr(auth, key) is AuthAction.REJECT
+    ]
 
 
 _KEEP_OUTSIDE_EXCEPTION = (

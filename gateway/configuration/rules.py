@@ -8,11 +8,16 @@ policy (``[policy]`` of the configuration) for them::
     recipients = ["keiri@example.lg.jp", "zaimu.example.lg.jp"]   # address or domain
     senders = ["bank.example.co.jp"]                              # address or domain
     networks = ["203.0.113.0/24"]                                 # client network (CIDR)
+    auth = ["dmarc=fail"]                                         # sender authentication
     [rules.policy.attachments.by_kind]
     pdf = "keep_if_clean"
 
 Matching: a criterion that is given must match, all given criteria must match (a rule with no
-criterion matches every message). An entry with ``@`` is a whole address; without, a domain
+criterion matches every message). ``auth`` entries are ``method=result`` (methods ``spf``,
+``dkim``, ``dmarc``, ``arc``; results as in Authentication-Results: ``pass``, ``fail``,
+``softfail``, ``neutral``, ``none``, ``temperror``, ``permerror``); one of them must be among
+the message's results (``[auth]`` must be enabled: a message not evaluated matches no
+``auth`` entry). An entry with ``@`` is a whole address; without, a domain
 (exact); ``*.example.jp`` matches the sub-domains of ``example.jp`` only. Comparison is
 case-insensitive. Recipients are matched one by one: a message whose recipients resolve to
 different sets of rules is split, and each group's copy is sanitized with its own policy.
@@ -43,6 +48,7 @@ from pydantic_core import PydanticCustomError
 
 from sanitizers.addresses import address_matches
 from sanitizers.policy import Policy
+from sanitizers.senderauth import AUTH_METHODS, AUTH_RESULTS, AuthOutcome
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Today = Callable[[], date]
@@ -96,6 +102,7 @@ class Rule(BaseModel):
     recipients: tuple[str, ...] = ()
     senders: tuple[str, ...] = ()
     networks: tuple[Network, ...] = ()
+    auth: tuple[str, ...] = ()
     # A partial policy: any key of ``[policy]``; validated over the configuration's policy.
     policy: dict[str, Any] = Field(default_factory=dict)
     exception: bool = False
@@ -107,6 +114,20 @@ class Rule(BaseModel):
     @classmethod
     def _selectors(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_check_selector(item) for item in value)
+
+    @field_validator("auth")
+    @classmethod
+    def _auth_results(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        checked = []
+        for item in value:
+            method, _, result = item.strip().lower().partition("=")
+            if method not in AUTH_METHODS or result not in AUTH_RESULTS:
+                raise ValueError(
+                    f"{item!r}: expected method=result, method one of {', '.join(AUTH_METHODS)}, "
+                    f"result one of {', '.join(AUTH_RESULTS)}"
+                )
+            checked.append(f"{method}={result}")
+        return tuple(checked)
 
     @field_validator("networks", mode="before")
     @classmethod
@@ -147,7 +168,11 @@ class Rule(BaseModel):
     def expired(self, today: date) -> bool:
         return self.exception and self.expires is not None and today > self.expires
 
-    def matches(self, *, sender: str, recipient: str, client: str) -> bool:
+    def matches(
+        self, *, sender: str, recipient: str, client: str, auth: AuthOutcome | None = None
+    ) -> bool:
+        if self.auth and (auth is None or not any(auth.matches(item) for item in self.auth)):
+            return False
         if self.recipients and not address_matches(recipient, self.recipients):
             return False
         if self.senders and not address_matches(sender, self.senders):
@@ -203,13 +228,15 @@ class RuleSet:
         today = self.today()
         return [rule for rule in self.rules if rule.expired(today)]
 
-    def matching(self, *, sender: str, recipient: str, client: str) -> tuple[int, ...]:
+    def matching(
+        self, *, sender: str, recipient: str, client: str, auth: AuthOutcome | None = None
+    ) -> tuple[int, ...]:
         today = self.today()
         return tuple(
             index
             for index, rule in enumerate(self.rules)
             if not rule.expired(today)
-            and rule.matches(sender=sender, recipient=recipient, client=client)
+            and rule.matches(sender=sender, recipient=recipient, client=client, auth=auth)
         )
 
     def policy_for(self, indexes: tuple[int, ...]) -> Policy:
@@ -225,11 +252,18 @@ class RuleSet:
             self._cache[indexes] = policy
         return policy
 
-    def groups(self, *, sender: str, recipients: Sequence[str], client: str) -> list[PolicyGroup]:
+    def groups(
+        self,
+        *,
+        sender: str,
+        recipients: Sequence[str],
+        client: str,
+        auth: AuthOutcome | None = None,
+    ) -> list[PolicyGroup]:
         """The recipients grouped by the rules that apply to them, in first-recipient order."""
         by_rules: dict[tuple[int, ...], list[str]] = {}
         for recipient in recipients:
-            key = self.matching(sender=sender, recipient=recipient, client=client)
+            key = self.matching(sender=sender, recipient=recipient, client=client, auth=auth)
             by_rules.setdefault(key, []).append(recipient)
         if not by_rules:
             by_rules[()] = []

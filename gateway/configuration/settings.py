@@ -18,6 +18,7 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from sanitizers.section import Section
+from sanitizers.senderauth import AuthAction
 
 
 class ServiceSettings(Section):
@@ -547,6 +548,112 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _host_port(value: str) -> str:
+    """A name server as "host:port" (IPv6 in brackets: "[::1]:53")."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]") if host.startswith("[") else host
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"name server {value!r}: expected host:port (IPv6 as [addr]:port)")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError as exc:
+        raise ValueError(f"name server {value!r}: the host must be an IP address") from exc
+    return value
+
+
+class AuthReportsSettings(Section):
+    """DMARC aggregate reports (RFC 7489 section 7) to the domains whose record asks for them
+    (rua); off by default."""
+
+    enabled: bool = False
+    """Record each DMARC evaluation and send the daily aggregate reports
+    (mukaika dmarc-reports)."""
+    from_address: str = ""
+    """The From address of the reports (required when enabled)."""
+    org_name: str = ""
+    """The reporting organisation's name in the reports (required when enabled)."""
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> Self:
+        if self.enabled and not (self.from_address.strip() and self.org_name.strip()):
+            raise ValueError("auth.reports.enabled needs from_address and org_name")
+        if self.from_address and "@" not in self.from_address:
+            raise ValueError(f"auth.reports.from_address {self.from_address!r} is no address")
+        return self
+
+
+class AuthSettings(Section):
+    """Sender authentication of incoming mail (SPF, DKIM, DMARC, ARC), evaluated before the
+    250 from the envelope and the original bytes; the result is written into the rebuilt
+    message as an Authentication-Results header. Off by default."""
+
+    enabled: bool = False
+    """Evaluate SPF, DKIM, DMARC and ARC for every message."""
+    nameservers: tuple[str, ...] = ()
+    """Name servers to ask, each "host:port" (IPv6 as "[addr]:port"); empty = the system's
+    resolver (/etc/resolv.conf)."""
+    authserv_id: str = ""
+    """The authserv-id of our Authentication-Results header (RFC 8601); "" = the SMTP
+    hostname. Incoming headers that claim it are removed."""
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """The whole evaluation of one message at the end of DATA (every DNS query included);
+    when it runs out, the results are temperror, and a message a "reject" action might
+    refuse is answered 451 (try again later)."""
+    cache_entries: int = Field(default=10000, ge=0, le=1_000_000)
+    """DNS answers kept in memory (least recently used); 0 = no cache."""
+    trusted_authserv_ids: tuple[str, ...] = ()
+    """Relays in front (e.g. Postfix with OpenDKIM/OpenDMARC) whose Authentication-Results
+    are taken instead of evaluating again; each must remove incoming headers with its id."""
+    arc_trusted_sealers: tuple[str, ...] = ()
+    """Forwarders (ARC sealer domains, d= of ARC-Seal) whose valid ARC chain vouches for the
+    authentication results they saw: a DMARC failure under such a chain gets no action (the
+    header says "trusted forwarder")."""
+    dmarc_reject_action: AuthAction = AuthAction.REJECT
+    """DMARC fails and the sender's domain publishes p=reject. Each action is one of
+    "reject" (550 5.7.1 at the end of DATA, before the 250), "hold" (the recipients get a
+    notice), "warn" (a subject tag and a warning at the top of the body) or "none" (the
+    result is recorded). After a 250 an authentication failure never bounces to the sender."""
+    dmarc_quarantine_action: AuthAction = AuthAction.HOLD
+    """DMARC fails and the domain publishes p=quarantine."""
+    dmarc_fail_action: AuthAction = AuthAction.WARN
+    """DMARC fails and the domain publishes p=none (most Japanese municipalities)."""
+    temperror_action: AuthAction = AuthAction.NONE
+    """A DNS failure (temperror): "none" delivers with the result recorded; "reject" answers
+    451 (the sender retries)."""
+    reports: AuthReportsSettings = AuthReportsSettings()
+
+    @field_validator("nameservers")
+    @classmethod
+    def _servers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_host_port(item) for item in value)
+
+    @field_validator("authserv_id", "trusted_authserv_ids", "arc_trusted_sealers")
+    @classmethod
+    def _names(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        for name in [value] if isinstance(value, str) else value:
+            if name and not _DOMAIN_LIKE.fullmatch(name):
+                raise ValueError(f"{name!r} is not a host or domain name")
+        if isinstance(value, tuple):
+            return tuple(name.lower() for name in value)
+        return value.lower()
+
+    def actions(self) -> tuple[AuthAction, ...]:
+        """Every action configured."""
+        return (
+            self.dmarc_reject_action,
+            self.dmarc_quarantine_action,
+            self.dmarc_fail_action,
+            self.temperror_action,
+        )
+
+
+# A host or domain name: dot-separated labels of letters, digits and inner hyphens.
+_DOMAIN_LIKE = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
 
 
 class ApprovalGroup(Section):

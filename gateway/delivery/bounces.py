@@ -71,15 +71,22 @@ class Bounces:
         message: bytes,
         failures: dict[str, str],
         reason: DeadLetterReason,
+        *,
+        tell_sender: bool = True,
     ) -> None:
-        """Move a message to dead/ with ``failures`` (recipient: reply) and tell the sender."""
+        """Move a message to dead/ with ``failures`` (recipient: reply) and tell the sender,
+        unless ``tell_sender`` is false (the sender failed authentication: a notice would go
+        to whoever it forged)."""
         envelope = envelope.with_(failed=tuple((dict(envelope.failed) | failures).items()))
         # A message that was never sanitized is kept without content: the original is in
         # the quarantine, and a dead letter must never be retried as it came in.
         await asyncio.to_thread(self.spool.advance, from_state, envelope, message, "dead")
         await self.records.record(envelope.quarantine_id, MessageState.DEAD)
         self.metrics.dead_lettered()
-        dsn = await self.notify(envelope, failures, reason)
+        if tell_sender:
+            dsn = await self.notify(envelope, failures, reason)
+        else:
+            dsn = "none: the sender failed authentication"
         self.record(envelope, "dead", dsn, error=reason)
         log.warning("%s dead-lettered (%s)", envelope.queue_id, reason)
 

@@ -20,13 +20,15 @@ Record fields (the only ones written; see ``RECORD_FIELDS``)
 ``error``), ``state``, ``error`` (a reason code), ``attempts``, ``dropped_keys``; when rules
 applied to the message (:mod:`gateway.configuration.rules`): ``rules`` (their names, in order) and
 ``exceptions`` (those of them that are exceptions, 例外措置: the record that an approved
-exception weakened the policy); for outbound mail (``gateway/outbound``): ``direction``
-(``outbound``), ``findings`` (each: ``reason``, ``action``, ``where``), ``conversion``
-(``bcc_converted``, ``dkim``, ``disclaimer``) and ``notice`` (what became of the notice to the
-sender). Lines of the other events (:class:`~sanitizers.vocabulary.
-AuditEvent`: the held-mail workflow, users, the store) carry ``actor`` (who acted),
-``request`` (the decision's number), ``kind``, ``reason`` (the operator's words), ``expires``,
-``raised_limits``, ``outcome``, ``count``, ``user``, ``role`` and ``schema`` as they apply.
+exception weakened the policy); with sender authentication on: ``auth`` (``results`` such as
+``dmarc=fail``, the ``action`` and its ``reasons``); for outbound mail (``gateway/outbound``):
+``direction`` (``outbound``), ``findings`` (each: ``reason``, ``action``, ``where``),
+``conversion`` (``bcc_converted``, ``dkim``, ``disclaimer``) and ``notice`` (what became of the
+notice to the sender). Lines of the other events
+(:class:`~sanitizers.vocabulary.AuditEvent`: the held-mail workflow, users, the store) carry
+``actor`` (who acted), ``request`` (the decision's number), ``kind``, ``reason`` (the
+operator's words), ``expires``, ``raised_limits``, ``outcome``, ``count``, ``user``, ``role``
+and ``schema`` as they apply.
 Every line written by serve or a command names its ``node`` (``node.name``); ``node`` events
 (serve's start and its clock checks) carry ``clock_offset_seconds``, the database's clock minus
 this node's.
@@ -105,6 +107,7 @@ RECORD_FIELDS: Final[frozenset[str]] = frozenset(
         "dropped_keys",
         "rules",
         "exceptions",
+        "auth",
         # The outbound direction (gateway/outbound): absent means inbound.
         "direction",
         "findings",

@@ -43,6 +43,14 @@ def message_record(
     }
     if envelope.release:
         record["request"] = envelope.release
+    auth = report.get("auth")
+    if isinstance(auth, dict):
+        # Sender authentication: "spf=pass", "dmarc=fail"..., the action and why.
+        record["auth"] = {
+            "results": [f"{r['method']}={r['result']}" for r in auth.get("results", [])],
+            "action": auth.get("action"),
+            "reasons": auth.get("reasons", []),
+        }
     if envelope.direction != "inbound":
         record["direction"] = envelope.direction
         record["findings"] = report.get("findings", [])

@@ -17,6 +17,7 @@ Every name starts with ``mukaika_``:
 ``mukaika_verdicts_total{verdict}``        counter    sanitizer verdicts
 ``mukaika_parts_total{action,reason}``     counter    MIME parts by action and reason
 ``mukaika_quarantined_total``              counter    originals stored in the quarantine
+``mukaika_auth_results_total{method,result}`` counter sender authentication results
 ``mukaika_sanitize_seconds``               histogram  time to sanitize one message
 ``mukaika_end_to_end_seconds``             histogram  from 250 to delivered
 ``mukaika_queue_depth{state}``             gauge      spool entries per state
@@ -61,6 +62,7 @@ from prometheus_client import (
     make_wsgi_app,
 )
 
+from sanitizers.senderauth import AUTH_METHODS, AUTH_RESULTS
 from sanitizers.vocabulary import (
     Action,
     MessageState,
@@ -71,6 +73,8 @@ from sanitizers.vocabulary import (
 )
 
 OTHER: Final = "other"
+AUTH_METHOD_LABELS: Final = frozenset(AUTH_METHODS)
+AUTH_RESULT_LABELS: Final = frozenset(AUTH_RESULTS)
 
 SMTP_REJECT_REASONS: Final[frozenset[str]] = frozenset(str(r) for r in SmtpRefusal)
 # Why a part was removed when its sanitizer failed (the MukaikaSanitizerFailures alert).
@@ -207,6 +211,12 @@ class Metrics:
         self._quarantined = Counter(
             "mukaika_quarantined", "Originals stored in the quarantine.", registry=reg
         )
+        self._auth_results = Counter(
+            "mukaika_auth_results",
+            "Sender authentication results (SPF, DKIM, DMARC, ARC) of the messages sanitized.",
+            ["method", "result"],
+            registry=reg,
+        )
         self._sanitize = Histogram(
             "mukaika_sanitize_seconds",
             "Time to sanitize one message.",
@@ -297,6 +307,12 @@ class Metrics:
 
     def quarantined(self) -> None:
         self._quarantined.inc()
+
+    def auth_result(self, method: str, result: str) -> None:
+        self._auth_results.labels(
+            method=bounded_label(method, AUTH_METHOD_LABELS),
+            result=bounded_label(result, AUTH_RESULT_LABELS),
+        ).inc()
 
     # -- histograms ------------------------------------------------------------------------
 

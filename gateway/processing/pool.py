@@ -32,6 +32,7 @@ from sanitizers.notice import NoticeContext
 from sanitizers.policy import Policy
 from sanitizers.release import ReleaseTerms
 from sanitizers.report import SanitizeResult
+from sanitizers.senderauth import AuthOutcome
 
 T = TypeVar("T")
 log = logging.getLogger("mukaika.pool")
@@ -61,6 +62,7 @@ class Sanitizer(Protocol):
         unlocked_by_mail: bool = False,
         release: ReleaseTerms | None = None,
         context: NoticeContext | None = None,
+        auth: AuthOutcome | None = None,
     ) -> SanitizeResult:
         """``release``: the terms of a recorded release (:mod:`sanitizers.release`).
         ``context``: this message's notice context (its recipients' PPAP links); None: the
@@ -68,7 +70,8 @@ class Sanitizer(Protocol):
         ``policy``: this message's effective policy (rules applied); None: the base one.
         ``passwords``: candidates for a password-protected attachment (an unlock); they
         reach the worker through the pool's pipe and nothing else. ``unlocked_by_mail``:
-        they came from a password mail (the notice says so)."""
+        they came from a password mail (the notice says so). ``auth``: what sender
+        authentication found (:mod:`sanitizers.senderauth`), written into the message."""
         ...
 
     def close(self) -> None: ...
@@ -89,6 +92,7 @@ def _sanitize(
     unlocked_by_mail: bool = False,
     release: ReleaseTerms | None = None,
     context: NoticeContext | None = None,
+    auth: AuthOutcome | None = None,
 ) -> SanitizeResult:
     from sanitizers.pipeline import sanitize_message  # imported in the worker process
 
@@ -100,6 +104,7 @@ def _sanitize(
         unlocked_by_mail=unlocked_by_mail,
         release=release,
         context=context,
+        auth=auth,
     )
 
 
@@ -109,14 +114,17 @@ def _with_passwords(
     unlocked_by_mail: bool,
     release: ReleaseTerms | None = None,
     context: NoticeContext | None = None,
+    auth: AuthOutcome | None = None,
 ) -> Callable[..., SanitizeResult]:
-    """The target, given ``passwords``, a release's terms and a notice context when there are
-    any (a plain call otherwise: the targets tests substitute take the three arguments of mail
-    as it arrives)."""
+    """The target, given ``passwords``, a release's terms, a notice context and sender
+    authentication's outcome when there are any (a plain call otherwise: the targets tests
+    substitute take the three arguments of mail as it arrives)."""
     if release is not None:
         target = functools.partial(target, release=release)
     if context is not None:
         target = functools.partial(target, context=context)
+    if auth is not None:
+        target = functools.partial(target, auth=auth)
     if not passwords:
         return target
     return functools.partial(target, passwords=passwords, unlocked_by_mail=unlocked_by_mail)
@@ -192,9 +200,12 @@ class ProcessSanitizer:
         unlocked_by_mail: bool = False,
         release: ReleaseTerms | None = None,
         context: NoticeContext | None = None,
+        auth: AuthOutcome | None = None,
     ) -> SanitizeResult:
         effective = self.policy if policy is None else policy
-        target = _with_passwords(self.target, passwords, unlocked_by_mail, release, context)
+        target = _with_passwords(
+            self.target, passwords, unlocked_by_mail, release, context=context, auth=auth
+        )
         if isolated:
             async with self._isolation_lock:
                 return await self._run(
@@ -272,13 +283,16 @@ class InlineSanitizer:
         unlocked_by_mail: bool = False,
         release: ReleaseTerms | None = None,
         context: NoticeContext | None = None,
+        auth: AuthOutcome | None = None,
     ) -> SanitizeResult:
         loop = asyncio.get_running_loop()
         effective = self.policy if policy is None else policy
         try:
             return await loop.run_in_executor(
                 self.executor,
-                _with_passwords(_sanitize, passwords, unlocked_by_mail, release, context),
+                _with_passwords(
+                    _sanitize, passwords, unlocked_by_mail, release, context=context, auth=auth
+                ),
                 untrusted_raw,
                 effective,
                 reference,

@@ -20,6 +20,7 @@ from sanitizers.notice import NoticeContext
 from sanitizers.policy import Policy
 from sanitizers.release import ReleaseTerms
 from sanitizers.report import Report, SanitizeResult
+from sanitizers.senderauth import AuthOutcome
 from sanitizers.vocabulary import Reason
 
 
@@ -33,6 +34,7 @@ def sanitize_scanned(
     passwords: tuple[str, ...] = (),
     unlocked_by_mail: bool = False,
     release: ReleaseTerms | None = None,
+    auth: AuthOutcome | None = None,
 ) -> SanitizeResult:
     from gateway.processing.scanner import scanning
     from sanitizers.cdr.isolation import default_disarmer
@@ -52,6 +54,7 @@ def sanitize_scanned(
         context=context,
         unlocked_by_mail=unlocked_by_mail,
         release=release,
+        auth=auth,
     )
 
 
@@ -64,6 +67,7 @@ def sanitize_unscanned(
     passwords: tuple[str, ...] = (),
     unlocked_by_mail: bool = False,
     release: ReleaseTerms | None = None,
+    auth: AuthOutcome | None = None,
 ) -> SanitizeResult:
     """Without a scanner nothing may cross as it came: an exception's parts are disarmed like
     any other (the gateway refuses such exceptions before they get here; this is the floor)."""
@@ -79,6 +83,7 @@ def sanitize_unscanned(
         context=context,
         unlocked_by_mail=unlocked_by_mail,
         release=release,
+        auth=auth,
     )
     mark_not_scanned(result.report)
     return result

@@ -20,13 +20,17 @@ so a crash in between can only duplicate a notice, and no recipient sees another
 Bcc recipient stays unseen).
 
 A sanitizer crash or timeout is retried in isolation; after ``worker.max_crashes`` the message
-is held: recipients get a content-free notice. A temporary failure of a dependency (virus
+is held: recipients get a content-free notice. Sender authentication's outcome, evaluated
+before the 250 and kept in the envelope, reaches the pipeline as data; after the 250 its
+"reject" holds, and a message rejected for an authentication failure is never bounced to its
+(possibly forged) sender. A temporary failure of a dependency (virus
 scanner) defers, until ``delivery.lifetime_seconds`` since receipt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -49,6 +53,7 @@ from sanitizers.errors import TemporaryFailure
 from sanitizers.notice import NoticeContext
 from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult
+from sanitizers.senderauth import AuthOutcome
 from sanitizers.vocabulary import DeadLetterReason, SmtpRefusal, Verdict
 
 log = logging.getLogger("mukaika.worker")
@@ -100,10 +105,16 @@ class Sanitizing:
         except SpoolError:
             await self.bounces.set_aside("incoming", queue_id)
             return
+        # Evaluated before the 250 (gateway.senderauth); after it, reject means hold.
+        auth = None if envelope.auth is None else AuthOutcome.from_dict(envelope.auth)
+        auth = None if auth is None else auth.after_acceptance()
         group: PolicyGroup | None = None
         if self.rules is not None:
             groups = self.rules.groups(
-                sender=envelope.mail_from, recipients=envelope.rcpt_tos, client=envelope.client
+                sender=envelope.mail_from,
+                recipients=envelope.rcpt_tos,
+                client=envelope.client,
+                auth=auth,
             )
             if len(groups) > 1:
                 envelope = await self._split(envelope, untrusted_raw, groups)
@@ -122,8 +133,11 @@ class Sanitizing:
             envelope = envelope.with_(quarantine_id=quarantine_id)
             self.metrics.quarantined()
         started = time.monotonic()
+        run = (
+            self.sanitizer.run if auth is None else functools.partial(self.sanitizer.run, auth=auth)
+        )
         try:
-            result = await self.sanitizer.run(
+            result = await run(
                 untrusted_raw,
                 envelope.quarantine_id,
                 isolated=envelope.crashes > 0,
@@ -215,6 +229,9 @@ class Sanitizing:
     ) -> None:
         report = result.report
         self.metrics.verdict(report.verdict)
+        if report.auth is not None:
+            for item in report.auth["results"]:
+                self.metrics.auth_result(item["method"], item["result"])
         for part in report.parts:
             self.metrics.part(part.action, part.reason)
         await asyncio.to_thread(self.quarantine.record_result, envelope.quarantine_id, report)
@@ -228,8 +245,14 @@ class Sanitizing:
         if report.verdict == Verdict.REJECT:
             self.metrics.rejected(SmtpRefusal.VERDICT)
             failures = {rcpt: "550 5.7.1 message rejected by policy" for rcpt in envelope.rcpt_tos}
+            auth_reasons = set((report.auth or {}).get("reasons", []))
             await self.bounces.dead(
-                envelope, "incoming", result.message, failures, DeadLetterReason.REJECTED
+                envelope,
+                "incoming",
+                result.message,
+                failures,
+                DeadLetterReason.REJECTED,
+                tell_sender=not auth_reasons & {str(r) for r in report.reasons},
             )
             return
         narrowed, message = await self._notices_apart(envelope, result)

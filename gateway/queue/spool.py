@@ -89,6 +89,9 @@ class Envelope:
     # The store's decision this copy carries out (a release of a held message); 0: mail as it
     # arrived. Set by serve only, from the store: nothing in a message can set it.
     release: int = 0
+    # Sender authentication's outcome (``AuthOutcome.to_dict()``), evaluated before the 250;
+    # None when it was off.
+    auth: dict[str, Any] | None = field(default=None, hash=False, compare=False)
     # "inbound" (sanitized, to the LGWAN side) or "outbound" (checked, to the Internet relay;
     # gateway/outbound). Set by the listener that accepted it, never by the message.
     direction: str = "inbound"

@@ -88,6 +88,8 @@ REPLY_STORE = "451 4.3.0 Mail store unavailable; please try again later"
 REPLY_NUL = "550 5.5.2 NUL in message data is not allowed"
 REPLY_BAD_SENDER = "553 5.1.7 Bad sender address syntax"
 REPLY_BAD_RECIPIENT = "553 5.1.3 Bad recipient address syntax"
+REPLY_AUTH_REJECT = "550 5.7.1 The sender's domain does not authorise this message (DMARC)"
+REPLY_AUTH_TEMPORARY = "451 4.7.0 Sender authentication not possible now; please try again later"
 AIOSMTPD_LINE_TOO_LONG = "500 Command line too long"  # aiosmtpd's own reply
 # The reason code of each reply this module sends; any other 4xx/5xx (aiosmtpd's syntax and
 # sequence errors) is ``protocol``.
@@ -112,6 +114,8 @@ _REFUSALS: dict[str, SmtpRefusal] = {
     REPLY_NUL: SmtpRefusal.SMUGGLING,
     REPLY_BAD_SENDER: SmtpRefusal.SYNTAX,
     REPLY_BAD_RECIPIENT: SmtpRefusal.SYNTAX,
+    REPLY_AUTH_REJECT: SmtpRefusal.AUTH_REJECT,
+    REPLY_AUTH_TEMPORARY: SmtpRefusal.AUTH_TEMPORARY,
 }
 # Commands whose argument is the envelope and may be logged; others' may carry credentials.
 _LOGGED_ARGUMENTS = frozenset({"MAIL", "RCPT", "HELO", "EHLO"})
@@ -119,6 +123,15 @@ _LOGGED_ARGUMENTS = frozenset({"MAIL", "RCPT", "HELO", "EHLO"})
 _MAX_PATH, _MAX_LOCAL, _MAX_DOMAIN = 256, 64, 255
 
 Accept = Callable[["Received"], Awaitable[str]]
+
+
+class Refused(Exception):
+    """Raised by an ``accept`` callback to answer ``reply`` instead of 250 (the message was
+    not spooled)."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -574,8 +587,12 @@ class GatewaySMTP(SMTP):
             status = await self._call_handler_hook("DATA")
         finally:
             self._reset_timeout()  # the client's next record starts now
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
-        await self.push(status)
+        if status[:1] in ("4", "5"):  # refused (sender authentication): logged with its envelope
+            await self.push(status)
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+        else:
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            await self.push(status)
         await self._handle_pipelined()
 
     def _check_newlines(self, data: bytearray) -> bytes | None:
@@ -704,7 +721,10 @@ class RelayHandler:
             helo=session.host_name or "",
             untrusted_raw=raw,
         )
-        queue_id = await self.accept(received)
+        try:
+            queue_id = await self.accept(received)
+        except Refused as refusal:
+            return refusal.reply
         return f"250 2.0.0 OK queued as {queue_id}"
 
 

@@ -1,2 +1,2 @@
-"""Reserved: sender authentication of incoming mail, SPF, DKIM, DMARC and ARC (the next
-issues fill it)."""
+"""Sender authentication of incoming mail: SPF, DKIM, DMARC and ARC over one DNS resolver,
+evaluated before the 250 (:mod:`.evaluate`), and the DMARC aggregate reports (:mod:`.reports`)."""

@@ -38,7 +38,7 @@ from gateway.processing.scanner_health import ScannerHealth
 from gateway.processing.unlock_links import UnlockLinks
 from gateway.queue.spool import Envelope, Spool, is_queue_id
 from gateway.receiving.smtp import Received, SmtpServer
-from gateway.service.accepting import spool_received
+from gateway.service.accepting import authenticating_for, spool_received
 from gateway.service.control import ControlServer
 from gateway.service.node_clock import NodeClock
 from gateway.service.receivers import ReceiverPool, receiver_count
@@ -128,6 +128,8 @@ class Gateway:
             target=task_for(config.scanner, notice_context),
         )
         self.deliverer = Deliverer(config.delivery)
+        # Sender authentication before the 250 (for mail received in this process).
+        self._authenticating = authenticating_for(config)
         self._outbound_deliverers: tuple[Deliverer, ...] = ()
         self.outbound_address: tuple[str, int] | None = None
         self.worker = Worker(
@@ -329,7 +331,9 @@ class Gateway:
 
     async def _accept(self, received: Received) -> str:
         """Spool a received message durably; only then may SMTP answer 250."""
-        queue_id = await spool_received(self.spool, received, None)
+        queue_id = await spool_received(
+            self.spool, received, None, authenticating=self._authenticating
+        )
         self.metrics.received()
         self.worker.submit(queue_id)
         return queue_id

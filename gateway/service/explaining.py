@@ -19,9 +19,11 @@ from typing import Any
 
 from gateway.configuration.config import Config
 from gateway.configuration.rules import PolicyGroup, RuleSet
+from gateway.senderauth.evaluate import Transaction, authenticate
 from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult
 from sanitizers.safetext import terminal_text
+from sanitizers.senderauth import AuthOutcome
 
 
 def header_addresses(untrusted_raw: bytes) -> tuple[str, list[str]]:
@@ -80,6 +82,17 @@ def table_text(text: str | None) -> str:
     return terminal_text(text)
 
 
+def auth_lines(auth: AuthOutcome) -> list[str]:
+    """Sender authentication's results and action, as the Authentication-Results header and
+    the report say them."""
+    results = " ".join(f"{r.method}={r.result}" for r in auth.results) or "none"
+    why = ", ".join(reason.value for reason in auth.reasons) or "-"
+    lines = [f"sender authentication: {results}; action {auth.action.value} ({why})"]
+    if auth.trusted_from:
+        lines.append(f"  (the results of the trusted relay {auth.trusted_from})")
+    return lines
+
+
 def explain(
     untrusted_raw: bytes,
     config: Config,
@@ -88,21 +101,28 @@ def explain(
     recipients: Sequence[str],
     client: str,
     today: date,
+    helo: str = "",
 ) -> tuple[list[str], list[tuple[PolicyGroup, SanitizeResult]]]:
-    """The explanation as lines, and each group with its result (the real pipeline)."""
+    """The explanation as lines, and each group with its result (the real pipeline). With
+    ``[auth]`` enabled, sender authentication is evaluated as the gateway does before its 250
+    (real DNS queries), shown, and given to the rules and the pipeline."""
     from sanitizers.pipeline import sanitize_message
 
     rules = RuleSet(config.policy, config.rules, lambda: today)
     lines = [
-        f"envelope: from <{sender}> client {client or '(unknown)'}; "
+        f"envelope: from <{sender}> client {client or '(unknown)'}"
+        f"{f' helo {helo}' if helo else ''}; "
         f"{len(recipients)} recipient(s); date {today.isoformat()}"
     ]
+    auth = authenticate(untrusted_raw, config, Transaction(client, helo, sender))
+    if auth is not None:
+        lines += auth_lines(auth)
     skipped = [
         rule
         for rule in rules.expired()
         if any(rule.matches(sender=sender, recipient=r, client=client) for r in recipients)
     ]
-    groups = rules.groups(sender=sender, recipients=recipients, client=client)
+    groups = rules.groups(sender=sender, recipients=recipients, client=client, auth=auth)
     if len(groups) > 1:
         lines.append(
             f"the recipients resolve to {len(groups)} different policies: the gateway "
@@ -111,7 +131,7 @@ def explain(
     results: list[tuple[PolicyGroup, SanitizeResult]] = []
     by_name = {rule.name: rule for rule in config.rules}
     for number, group in enumerate(groups, 1):
-        result = sanitize_message(untrusted_raw, group.policy, reference="explain")
+        result = sanitize_message(untrusted_raw, group.policy, reference="explain", auth=auth)
         results.append((group, result))
         lines.append("")
         lines.append(f"group {number}: {', '.join(group.recipients) or '(no recipient)'}")

@@ -39,7 +39,7 @@ from gateway.configuration.config import Config
 from gateway.observation.logtext import use_safe_formatter
 from gateway.queue.spool import Spool
 from gateway.receiving.smtp import Received, SmtpServer
-from gateway.service.accepting import spool_received
+from gateway.service.accepting import authenticating_for, spool_received
 from sanitizers import lifeline
 
 log = logging.getLogger("mukaika.receiver")
@@ -123,8 +123,10 @@ async def serve(channel_fd: int) -> None:
     spool = Spool(Path(config.service.data_dir) / "spool", config.spool.group_commit_seconds)
     disk = ThreadPoolExecutor(DISK_THREADS, thread_name_prefix="mukaika-spool")
 
+    authenticating = authenticating_for(config)
+
     async def accept(received: Received) -> str:
-        queue_id = await spool_received(spool, received, disk)
+        queue_id = await spool_received(spool, received, disk, authenticating=authenticating)
         channel.send("queued", queue_id)
         channel.send("received")
         return queue_id

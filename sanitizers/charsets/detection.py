@@ -472,18 +472,24 @@ def _declared_utf8_or_japanese(data: bytes) -> _Lenient | None:
     UTF-8 that is Latin-1 symbols or one or two letters alone (EUC-JP 臓 as "¡", 痢 as "Ρ")
     is kept and reported. Real UTF-8 text is left to the declared charset (None)."""
     utf8 = _strict("utf-8", data)
-    if utf8 is None or (japanese := _double_byte_japanese(data)) is None:
+    if utf8 is None:
         return None
     text = utf8[0]
-    if _has_unassigned(text):
-        pass  # no character: the Japanese reading
-    elif _TWO_BYTE_UTF8.fullmatch(text):
-        if _symbols_only(text) or len(_alphabet_letters(text)) in _FEW_LETTERS:
-            return (*utf8, True)  # real UTF-8 as likely as Japanese: kept, reported
-        if _reads_as_alphabet(text):
+    few = False  # one or two letters or symbols alone: as likely UTF-8 as Japanese
+    if _TWO_BYTE_UTF8.fullmatch(text):
+        unassigned = len(data) <= _SHORT_AMBIGUOUS_BYTES and _has_unassigned(text)
+        few = not unassigned and (
+            _symbols_only(text) or len(_alphabet_letters(text)) in _FEW_LETTERS
+        )
+        if not unassigned and not few and _reads_as_alphabet(text):
             return None
     elif len(data) > _SHORT_AMBIGUOUS_BYTES or not _not_written_in_utf8(text):
+        return None  # (real UTF-8: the Japanese readings are not even tried)
+    japanese = _double_byte_japanese(data)
+    if japanese is None:
         return None
+    if few:
+        return (*utf8, True)  # kept, reported
     utf8_evidence, japanese_evidence = _evidence(text), _evidence(japanese[0])
     if utf8_evidence > japanese_evidence:
         return (*utf8, True)

@@ -130,3 +130,32 @@ def test_the_guides_rules_section_shows_valid_commands_and_configurations(
         config = load_config(path)
         assert config.rules
     assert "mukaika_expired_exceptions" in body
+
+
+def test_reject_is_refused_in_the_postfix_content_filter_layout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Behind Postfix a 550 at the end of DATA becomes Postfix's bounce to the forged sender."""
+    example = (ROOT / "config" / "examples" / "postfix-content-filter.toml").read_text("utf-8")
+    auth = "\n[auth]\nenabled = true\ntemperror_action = 'reject'\n"
+    main_file = setup(tmp_path, example + auth, local="[auth]\ndmarc_fail_action = 'hold'\n")
+    assert main(["check-config", "--config", str(main_file), "-q"]) == ExitCode.CONFIG
+    err = capsys.readouterr().err
+    assert 'auth.dmarc_reject_action: "reject" in the Postfix content-filter layout' in err
+    assert "auth.temperror_action" in err
+    assert "dmarc_fail_action" not in err
+    held = auth.replace("temperror_action = 'reject'", "dmarc_reject_action = 'hold'")
+    other = tmp_path / "other"
+    other.mkdir()
+    assert main(["check-config", "--config", str(setup(other, example + held)), "-q"]) == 0
+
+
+def test_auth_settings_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = (
+        "[auth]\nnameservers = ['ns.example.jp']\ndmarc_fail_action = 'tag'\n"
+        "authserv_id = 'mx;evil'\n[auth.reports]\nenabled = true\n"
+    )
+    assert main(["check-config", "--config", str(setup(tmp_path, bad)), "-q"]) == ExitCode.CONFIG
+    err = capsys.readouterr().err
+    for key in ("auth.nameservers", "auth.dmarc_fail_action", "auth.authserv_id", "auth.reports"):
+        assert key in err

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from gateway.configuration.rules import Rule, RuleSet
 from sanitizers.policy import AttachmentAction, LinkMode, Policy
+from sanitizers.senderauth import AuthOutcome, MethodResult
 
 
 def rule(name: str, **fields: Any) -> Rule:
@@ -180,3 +181,23 @@ def test_effective_policies_are_cached_per_rule_combination() -> None:
     first = rules.groups(sender="", recipients=["x@y.jp"], client="")[0].policy
     second = rules.groups(sender="", recipients=["z@y.jp"], client="")[0].policy
     assert first is second
+
+
+def test_a_rule_with_auth_matches_only_those_results() -> None:
+    rule = Rule.model_validate({"name": "spoofed", "auth": ["DMARC=fail", "spf=softfail"]})
+    assert rule.auth == ("dmarc=fail", "spf=softfail")
+
+    def outcome(*results: tuple[str, str]) -> AuthOutcome:
+        return AuthOutcome("mx.example.lg.jp", tuple(MethodResult(m, r) for m, r in results))
+
+    where = {"sender": "a@b.jp", "recipient": "c@example.lg.jp", "client": "192.0.2.1"}
+    assert rule.matches(**where, auth=outcome(("spf", "pass"), ("dmarc", "fail")))
+    assert rule.matches(**where, auth=outcome(("spf", "softfail"), ("dmarc", "pass")))
+    assert not rule.matches(**where, auth=outcome(("spf", "pass"), ("dmarc", "pass")))
+    assert not rule.matches(**where)  # not evaluated: an auth criterion never matches
+
+
+@pytest.mark.parametrize("entry", ["dmarc", "dmarc=maybe", "bimi=pass", "=fail", ""])
+def test_a_bad_auth_entry_is_refused(entry: str) -> None:
+    with pytest.raises(ValueError, match="expected method=result"):
+        Rule.model_validate({"name": "x", "auth": [entry]})

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from gateway.receiving.smtp import REPLY_AUTH_REJECT, REPLY_AUTH_TEMPORARY, Refused
 from sanitizers.vocabulary import SmtpRefusal
 from tests.gateway.receiving.test_smtp import Receiver
 from tests.gateway.relaykit import SIMPLE, RawClient
@@ -227,6 +228,18 @@ async def _internal(rx: Receiver) -> None:
     assert (await with_data(rx, SIMPLE + b".\r\n")).startswith(b"451 4.3.0")
 
 
+@scenario(SmtpRefusal.AUTH_REJECT)
+async def _auth_reject(rx: Receiver) -> None:
+    rx.fail = Refused(REPLY_AUTH_REJECT)  # what sender authentication raises for "reject"
+    assert (await with_data(rx, SIMPLE + b".\r\n")).startswith(b"550 5.7.1")
+
+
+@scenario(SmtpRefusal.AUTH_TEMPORARY)
+async def _auth_temporary(rx: Receiver) -> None:
+    rx.fail = Refused(REPLY_AUTH_TEMPORARY)
+    assert (await with_data(rx, SIMPLE + b".\r\n")).startswith(b"451 4.7.0")
+
+
 # ``verdict`` is counted by the worker after the 250 (a rejecting verdict), not by the receiver.
 RECEIVER_REFUSALS = [reason for reason in SmtpRefusal if reason is not SmtpRefusal.VERDICT]
 
@@ -261,6 +274,8 @@ async def test_refusal_is_logged_with_client_envelope_and_reason(
         SmtpRefusal.TOO_SLOW,
         SmtpRefusal.SHUTDOWN,
         SmtpRefusal.INTERNAL,
+        SmtpRefusal.AUTH_REJECT,
+        SmtpRefusal.AUTH_TEMPORARY,
     }
     if envelope_known:
         assert any('from="sender@example.com"' in line for line in mine), mine
