@@ -127,9 +127,11 @@ class ConsoleWorld:
     def client(self, *, csrf_checks: bool = False, address: str = "127.0.0.1") -> Client:
         return Client(enforce_csrf_checks=csrf_checks, HTTP_HOST=HOST, REMOTE_ADDR=address)
 
-    def signed_in(self, name: str, *, csrf_checks: bool = False) -> Client:
+    def signed_in(
+        self, name: str, *, csrf_checks: bool = False, address: str = "127.0.0.1"
+    ) -> Client:
         """A client signed in as ``name`` (with its one-time code when it has a secret)."""
-        client = self.client(csrf_checks=csrf_checks)
+        client = self.client(csrf_checks=csrf_checks, address=address)
         form = {"name": name, "password": PASSWORD}
         if name in self.totp_secrets:
             form["code"] = self.code(name)

@@ -9,6 +9,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +17,13 @@ import pytest
 from gateway.console.unlock import MAX_PASSWORD_CHARS
 from gateway.processing.unlock_links import UnlockLinks
 from gateway.service.control import ControlServer
-from sanitizers.vocabulary import MessageState
-from tests.gateway.console.consolekit import TEST_SECRET_KEY, ConsoleWorld, sample_mail
+from sanitizers.vocabulary import MessageState, UserRole
+from tests.gateway.console.consolekit import (
+    TEST_SECRET_KEY,
+    ConsoleWorld,
+    console_world,
+    sample_mail,
+)
 
 RIN = "rin@city.example.lg.jp"
 
@@ -154,3 +160,58 @@ def test_a_signed_in_user_reaches_only_mail_they_may_see(
     assert page.status_code == 200
     assert serve.calls == [("unlock", mine, ("right",), "rin")]
     assert world.signed_in("kai").get(f"/ppap/mail/{mine}").status_code == 403  # auditor
+
+
+@pytest.fixture
+def limited(tmp_path: Path) -> Iterator[ConsoleWorld]:
+    """A console whose PPAP limits per user and per address are 3 (the per-link one high)."""
+    config = tmp_path / "mukaika.toml"
+    config.write_text(
+        "[console]\nunlock_attempts_per_user = 3\nunlock_attempts_per_address = 3\n"
+        "unlock_attempts_per_link = 1000\n",
+        encoding="utf-8",
+    )
+    with console_world(tmp_path / "data", config) as world:
+        world.add("rin", UserRole.RECIPIENT, RIN, "kacho@city.example.lg.jp")
+        world.add("ren", UserRole.RECIPIENT, "ren@city.example.lg.jp", "kacho@city.example.lg.jp")
+        yield world
+
+
+def test_wrong_passwords_lock_the_user_across_messages_but_not_a_colleague(
+    limited: ConsoleWorld,
+) -> None:
+    """One person's mistakes over several messages lock that person, not the town hall (the
+    colleague signs in from another address of the same screen-transfer pool)."""
+    world = limited
+    serve = FakeServe(world)
+    refs = [_awaiting(world, "kacho@city.example.lg.jp") for _ in range(3)]
+    rin = world.signed_in("rin")
+    for ref in refs:
+        assert rin.post(f"/ppap/mail/{ref}", {"password": "wrong"}).status_code == 403
+    assert rin.post(f"/ppap/mail/{refs[0]}", {"password": "right"}).status_code == 429
+    assert len(serve.calls) == 3  # the locked user's password was not sent
+    ren = world.signed_in("ren", address="192.0.2.9")  # the same shared mailbox
+    try:
+        assert ren.post(f"/ppap/mail/{refs[0]}", {"password": "x"}).status_code == 403
+        assert serve.calls[-1] == ("unlock", refs[0], ("x",), "ren")
+    finally:
+        serve.close()
+
+
+def test_wrong_passwords_lock_an_address_across_links_but_not_another_address(
+    limited: ConsoleWorld,
+) -> None:
+    world = limited
+    serve = FakeServe(world)
+    links = [_link(_awaiting(world)) for _ in range(4)]
+    guesser = world.client(address="192.0.2.7")
+    for url in links[:3]:
+        assert guesser.post(url, {"password": "wrong"}).status_code == 403
+    assert guesser.post(links[3], {"password": "wrong"}).status_code == 429
+    assert len(serve.calls) == 3
+    elsewhere = world.client(address="192.0.2.8")
+    try:
+        assert elsewhere.post(links[3], {"password": "x"}).status_code == 403
+        assert len(serve.calls) == 4
+    finally:
+        serve.close()
