@@ -13,13 +13,26 @@ import ipaddress
 import re
 import socket
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from sanitizers.section import Section
 from sanitizers.senderauth import AuthAction
 
+
+def _ip_networks(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Every item an IP address or network (``192.0.2.0/24``, ``2001:db8::/32``)."""
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"{item!r} is not an IP address or network") from exc
+    return value
+
+
+# A list of client addresses or networks, checked when the configuration is loaded.
+Networks = Annotated[tuple[str, ...], AfterValidator(_ip_networks)]
 
 class ServiceSettings(Section):
     """Where the service keeps its state, how it stops, and how it shows times."""
@@ -65,7 +78,7 @@ class SmtpSettings(Section):
     refused (554 5.7.1). Give them here or with --accept-domain."""
     accept_subdomains: bool = False
     """Also accept sub-domains of accept_domains."""
-    trusted_networks: tuple[str, ...] = ()
+    trusted_networks: Networks = ()
     """Client networks (CIDR) that may send to any recipient domain; nothing else is relaxed
     for them."""
     max_message_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
@@ -462,7 +475,7 @@ class ConsoleSettings(Section):
     shared by both: a path, relative to service.data_dir unless absolute; "" =
     DATA_DIR/secret_key. Created (mode 0600) when missing; a file others may read is
     refused."""
-    trusted_proxies: tuple[str, ...] = ()
+    trusted_proxies: Networks = ()
     """Addresses or networks (CIDR) of the reverse proxies or screen-transfer servers in front
     of the console: only from these is X-Forwarded-For / X-Forwarded-Proto believed, and the
     client address (sign-in limits, audit) is then taken from it."""
@@ -502,16 +515,6 @@ class ConsoleSettings(Section):
     @classmethod
     def _host_port(cls, value: str) -> str:
         split_listen(value)
-        return value
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"{item!r} is not an IP address or network") from exc
         return value
 
     @model_validator(mode="after")
@@ -693,7 +696,7 @@ class OutboundSettings(Section):
     """Address the outbound listener binds to (the LGWAN side)."""
     listen_port: int = Field(default=2526, ge=0, le=65535)
     """TCP port of the outbound listener; 0 = any free port."""
-    client_networks: tuple[str, ...] = ()
+    client_networks: Networks = ()
     """Networks (CIDR) of the LGWAN-side MTAs allowed to send outbound; everyone else is
     refused (554 5.7.1). Required when enabled."""
     relay_host: str = ""
@@ -743,16 +746,6 @@ class OutboundSettings(Section):
     def _plain_text(cls, value: str) -> str:
         if any(ord(c) < 0x20 and c not in "\n\t" for c in value):
             raise ValueError("control characters other than line breaks are not allowed")
-        return value
-
-    @field_validator("client_networks")
-    @classmethod
-    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"{item!r}: {exc}") from exc
         return value
 
     @model_validator(mode="after")

@@ -181,3 +181,40 @@ def test_loading_the_configuration_does_not_import_the_scanner() -> None:
         "assert 'gateway.processing.scanner' not in sys.modules, 'scanner imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+NETWORK_LISTS = ("smtp.trusted_networks", "console.trusted_proxies", "outbound.client_networks")
+
+
+def test_every_list_of_client_networks_is_one_checked_type() -> None:
+    """Lists of addresses or networks are found by name; each is the checked type."""
+    found = {
+        key for key, _ in _leaves() if key.endswith(("_networks", "_proxies", "_nets", "_cidrs"))
+    }
+    assert found == set(NETWORK_LISTS)
+
+
+@pytest.mark.parametrize("key", NETWORK_LISTS)
+@pytest.mark.parametrize("bad", ["192.0.2.300", "example.lg.jp", "10.0.0.0/33", ""])
+def test_a_bad_network_in_any_list_is_refused_at_load(tmp_path: Path, key: str, bad: str) -> None:
+    table, name = key.rsplit(".", 1)
+    path = tmp_path / "mukaika.toml"
+    path.write_text(f'[{table}]\n{name} = ["127.0.0.1", "{bad}"]\n', encoding="utf-8")
+    problem = _only_problem(path)
+    assert problem.startswith(f"{path}: {key}")
+    assert "is not an IP address or network" in problem
+
+
+@pytest.mark.parametrize("key", NETWORK_LISTS)
+def test_addresses_and_networks_of_both_families_load(tmp_path: Path, key: str) -> None:
+    table, name = key.rsplit(".", 1)
+    path = tmp_path / "mukaika.toml"
+    values = '["127.0.0.1", "192.0.2.0/24", "2001:db8::/32", "::1"]'
+    path.write_text(f"[{table}]\n{name} = {values}\n", encoding="utf-8")
+    config = load_config(path)
+    assert getattr(getattr(config, table), name) == (
+        "127.0.0.1",
+        "192.0.2.0/24",
+        "2001:db8::/32",
+        "::1",
+    )
