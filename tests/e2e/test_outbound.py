@@ -189,7 +189,15 @@ async def test_my_numbers_are_held_approved_by_the_group_approver_and_arrive(
     async with _gateway(_config(data_dir, lgwan, smarthost)) as gateway:
         for name in (APPROVER, "tanin@city.example.lg.jp"):
             code, _, err = _cli(
-                monkeypatch, data_dir, "root", "user", "add", name, "--role", "approver"
+                monkeypatch,
+                data_dir,
+                "root",
+                "user",
+                "add",
+                name,
+                "--role",
+                "approver",
+                "--no-password",
             )
             assert code == ExitCode.OK, err
         await _send(gateway, raw)
@@ -375,7 +383,15 @@ async def test_nobody_decides_in_time_so_it_is_refused_with_a_notice(
         ref = _entries(monkeypatch, data_dir)[0]["id"]
         # A refused outbound mail is never released inward (sanitized, to the LGWAN side).
         code, _, err = _cli(
-            monkeypatch, data_dir, "root", "user", "add", "ops", "--role", "operator"
+            monkeypatch,
+            data_dir,
+            "root",
+            "user",
+            "add",
+            "ops",
+            "--role",
+            "operator",
+            "--no-password",
         )
         assert code == ExitCode.OK, err
         code, _, err = _cli(monkeypatch, data_dir, "ops", "quarantine", "release", ref)
