@@ -58,3 +58,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("store_settings") == "postgresql":
             item.add_marker("postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Django is configured once per process, by whoever asks first: the console's test
+    settings (its secret key, a cheap hasher) are put in place before any test can run, so a
+    command-line test that hashes a password first cannot leave the console tests with the
+    command line's bare settings (their signed links would then never verify)."""
+    from tests.gateway.console.consolekit import configure_django
+
+    configure_django()

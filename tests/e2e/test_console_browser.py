@@ -26,9 +26,9 @@ from typing import Any
 import pyotp
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
 from gateway.configuration.secret_key import load_secret_key
@@ -123,9 +123,14 @@ def _text(driver: webdriver.Chrome) -> str:
 
 
 def _submit(driver: webdriver.Chrome, button: WebElement) -> None:
-    """Click a form's button and wait until the next page has replaced this one."""
+    """Click a form's button and wait until the next page has replaced this one (a mark left
+    in this page's window is gone; asking while the page is being replaced may fail, with a
+    stale or a detached node, and is asked again)."""
+    driver.execute_script("window.mukaikaPageBeforeSubmit = true;")
     button.click()
-    WebDriverWait(driver, WAIT_SECONDS).until(staleness_of(button))
+    WebDriverWait(driver, WAIT_SECONDS, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script("return window.mukaikaPageBeforeSubmit === undefined;")
+    )
 
 
 def _sign_in(driver: webdriver.Chrome, stack: Stack, name: str, code: str = "") -> None:
