@@ -34,6 +34,7 @@ def _ip_networks(value: tuple[str, ...]) -> tuple[str, ...]:
 # A list of client addresses or networks, checked when the configuration is loaded.
 Networks = Annotated[tuple[str, ...], AfterValidator(_ip_networks)]
 
+
 class ServiceSettings(Section):
     """Where the service keeps its state, how it stops, and how it shows times."""
 
