@@ -29,14 +29,22 @@ from sanitizers.section import Section
 
 # Keys a tenant's own local.d files may set in its [[tenants]] table.
 TENANT_FILE_KEYS = ("policy", "rules", "outbound", "auth")
-# [outbound] keys of the one shared listener: before a mail is read, its tenant is not known.
-SHARED_OUTBOUND_KEYS = (
-    "enabled",
-    "listen_host",
-    "listen_port",
-    "client_networks",
-    "max_message_bytes",
-    "max_recipients",
+# [outbound] keys a tenant may set; the others belong to the one shared listener (before a
+# mail is read, its tenant is not known).
+TENANT_OUTBOUND_KEYS = (
+    "relay_host",
+    "relay_port",
+    "tls",
+    "require_tls_domains",
+    "delay_seconds",
+    "bcc_threshold",
+    "max_per_sender_per_hour",
+    "max_per_hour",
+    "approval_expiry_seconds",
+    "groups",
+    "disclaimer",
+    "notify_sender",
+    "dkim",
 )
 # [auth] keys a tenant may set: evaluation happens before the 250, for the whole message.
 TENANT_AUTH_KEYS = ("authserv_id", "reports")
@@ -73,15 +81,10 @@ class Tenant(Section):
 
 
 def _override(
-    base: Section, override: Mapping[str, Any], allowed: Iterable[str] | None, refused: str
+    base: Section, override: Mapping[str, Any], allowed: Iterable[str], refused: str
 ) -> list[tuple[str, str]]:
     """``(dotted key, message)`` for each problem of ``override`` over ``base``."""
-    problems = [
-        (key, refused)
-        for key in override
-        if (allowed is not None and key not in allowed)
-        or (allowed is None and key in SHARED_OUTBOUND_KEYS)
-    ]
+    problems = [(key, refused) for key in override if key not in allowed]
     if problems:
         return problems
     try:
@@ -99,8 +102,9 @@ def outbound_problems(shared: OutboundSettings, tenant: Tenant) -> list[tuple[st
     return _override(
         shared,
         tenant.outbound,
-        None,
-        "the shared outbound listener's setting, not a tenant's: set it in [outbound]",
+        TENANT_OUTBOUND_KEYS,
+        "not a tenant's setting (the shared outbound listener's, or unknown): a tenant sets "
+        f"only {', '.join(TENANT_OUTBOUND_KEYS)}",
     )
 
 

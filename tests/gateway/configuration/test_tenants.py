@@ -121,14 +121,12 @@ def test_bad_names_duplicates_and_missing_relay_are_refused(tmp_path: Path) -> N
 
 
 def test_a_tenant_cannot_set_the_shared_listener_or_auth_actions(tmp_path: Path) -> None:
-    text = TWO.replace("bcc_threshold = 5", "bcc_threshold = 5\nlisten_port = 25").replace(
+    text = TWO.replace("bcc_threshold = 5", 'bcc_threshold = 5\nlisten = "127.0.0.1:25"').replace(
         'authserv_id = "mx.minami.example.lg.jp"', 'dmarc_fail_action = "hold"'
     )
     problems = problems_of(write(tmp_path / "mukaika.toml", text))
     assert len(problems) == 2
-    assert (
-        "tenants[1] ('minami').outbound.listen_port: the shared outbound listener's" in problems[0]
-    )
+    assert "tenants[1] ('minami').outbound.listen: not a tenant's" in problems[0]
     assert (
         "tenants[1] ('minami').auth.dmarc_fail_action: a tenant sets only authserv_id"
         in (problems[1])
