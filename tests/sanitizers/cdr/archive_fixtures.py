@@ -112,9 +112,7 @@ RAR4_FILE_ENCRYPTED = 0x0004  # a file header's flag: its data is encrypted
 RAR4_HEADERS_ENCRYPTED = 0x0080  # the main header's flag: every later header is encrypted
 
 
-def rar4(
-    members: list[tuple[bytes, bytes]], *, file_flags: int = 0, main_flags: int = 0
-) -> bytes:
+def rar4(members: list[tuple[bytes, bytes]], *, file_flags: int = 0, main_flags: int = 0) -> bytes:
     """A RAR 4 archive of stored members (method 0x30), Windows names as raw bytes;
     ``file_flags``/``main_flags`` are or-ed into the file and main header flags (the
     encryption flags mark it encrypted whatever the bytes are)."""

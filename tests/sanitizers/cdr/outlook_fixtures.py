@@ -124,6 +124,9 @@ class Msg:
     sender: tuple[str, str] = ("差出人", "sender@example.jp")
     files: list[MsgFile] = field(default_factory=list)
     messages: list[tuple[str, Msg]] = field(default_factory=list)
+    # (name, attach method, the 3701000D storage or None): OLE objects (6), references (2, 4,
+    # 7: no data here), and storages that lie about their method.
+    objects: list[tuple[str, int, Tree | None]] = field(default_factory=list)
 
 
 def _msg_tree(msg: Msg, header: int) -> Tree:
@@ -146,6 +149,12 @@ def _msg_tree(msg: Msg, header: int) -> Tree:
         attachment = dict([_unicode(0x3707, name)])
         attachment["__substg1.0_3701000D"] = _msg_tree(inner, 24)
         attachment["__properties_version1.0"] = _prop_stream(8, {0x3705: (0x0003, b"\x05")})
+        attachments.append(attachment)
+    for name, method, storage in msg.objects:
+        attachment = dict([_unicode(0x3707, name)])
+        if storage is not None:
+            attachment["__substg1.0_3701000D"] = storage
+        attachment["__properties_version1.0"] = _prop_stream(8, {0x3705: (0x0003, bytes([method]))})
         attachments.append(attachment)
     for number, attachment in enumerate(attachments):
         tree[f"__attach_version1.0_#{number:08X}"] = attachment
