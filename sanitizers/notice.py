@@ -89,6 +89,7 @@ _WORDS = {
         "inside_mail": "メール内",
         "more": "ほか {} 件",
         "rebuilt_as": "{}の形式に作り直しました",
+        "no_text": "文書の文字を取り出せませんでした",
         "contact": "情報システム担当",
         "unlocked_by_mail": (
             "パスワード付きの添付ファイルは、同じ送信者から届いたパスワードのメールで"
@@ -122,6 +123,7 @@ _WORDS = {
         "inside_mail": "in the mail",
         "more": "and {} more",
         "rebuilt_as": "rebuilt as {}",
+        "no_text": "its text could not be extracted",
         "contact": "your IT administrators",
         "unlocked_by_mail": (
             "password-protected attachments were unlocked automatically with the password mail"
@@ -329,6 +331,9 @@ def _part_lines(part: PartReport, language: str) -> list[str]:
         lines.append(f"  {words['becomes']}: {part.attached_as}")
     if part.rebuilt_as:
         lines.append(f"  {words['rebuilt_as'].format(_label(part.rebuilt_as, language))}")
+    unread = part.action is Action.REMOVED and part.reason is not Reason.POLICY
+    if part.kind == FileKind.ICHITARO and unread:  # its text was asked for, and not read
+        lines.append(f"  {words['no_text']}")
     if part.removed:
         items = ", ".join(_label(item, language) for item in part.removed)
         lines.append(f"  {words['removed']}: {items}")

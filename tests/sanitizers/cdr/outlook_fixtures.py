@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import compressed_rtf
 
+from tests.sanitizers.cdr.archive_fixtures import lzh
 from tests.sanitizers.cdr.office_fixtures import compound_file
 
 # --- TNEF ----------------------------------------------------------------------------------
@@ -192,3 +193,22 @@ def ichitaro(text: str, *, extra: Tree | None = None) -> bytes:
     tree: Tree = {"DocumentText": stream, "JSRV_SegmentInformation": bytes(64)}
     tree.update(extra or {})
     return cfb(tree)
+
+
+def ichitaro_compressed(
+    document: bytes,
+    *,
+    members: int = 1,
+    method: bytes = b"-lh5-",
+    name: bytes = b"JustCompressedDocument\x00",
+    declared: int | None = None,
+) -> bytes:
+    """A compressed 一太郎 (.jtdc) holding ``document`` (the uncompressed compound file): a
+    ``JSCompDocument`` stream of a header (its length, the name, 12 bytes of fields) and an
+    LZH archive of ``members`` copies of it."""
+    header = name + bytes(12)
+    archive = lzh(
+        [(f"TempNativeFile{n}".encode(), document) for n in range(members)], method, declared
+    )
+    stream = (2 + len(header)).to_bytes(2, "little") + header + archive
+    return cfb({"JSCompDocument": stream, "JSRV_SegmentInformation": bytes(64)})

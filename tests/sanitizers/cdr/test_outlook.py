@@ -215,6 +215,50 @@ class TestIchitaroContract(CdrContract):
                 text=("本文", "赤"),
             ),
             Case(
+                "compressed-with-macro-storage",
+                F.ichitaro_compressed(
+                    F.ichitaro("圧縮\x1b本文", extra={"DocumentMacro": {"MacrosStream": b"x"}})
+                ),
+                "文書.jtdc",
+                action=Action.CONVERTED,
+                text=("圧縮", "本文"),
+            ),
+            Case(
+                "compressed-inside-compressed",
+                F.ichitaro_compressed(F.ichitaro_compressed(F.ichitaro("入れ子"))),
+                "文書.jtdc",
+                action=Action.REMOVED,
+                reason=Reason.UNSUPPORTED_TYPE,
+            ),
+            Case(
+                "compressed-two-members",
+                F.ichitaro_compressed(F.ichitaro("二つ"), members=2),
+                "文書.jtdc",
+                action=Action.REMOVED,
+                reason=Reason.UNSUPPORTED_TYPE,
+            ),
+            Case(
+                "compressed-unknown-header",
+                F.ichitaro_compressed(F.ichitaro("見知らぬ"), name=b"OtherCompression\x00"),
+                "文書.jtdc",
+                action=Action.REMOVED,
+                reason=Reason.UNSUPPORTED_TYPE,
+            ),
+            Case(
+                "compressed-declares-a-huge-size",
+                F.ichitaro_compressed(F.ichitaro("大きい"), declared=2**31),
+                "文書.jtdc",
+                action=Action.REMOVED,
+                reason=Reason.LIMIT_SIZE,
+            ),
+            Case(
+                "compressed-declares-more-than-it-holds",
+                F.ichitaro_compressed(F.ichitaro("短い"), method=b"-lh0-", declared=9000),
+                "文書.jtdc",
+                action=Action.REMOVED,
+                reason=Reason.MALFORMED,
+            ),
+            Case(
                 "lying-segment-length",
                 F.cfb(
                     {"DocumentText": b"SsmgV.01TextV.01\xff\xff\xff\xff" + "あ".encode("utf-16-be")}
@@ -228,7 +272,9 @@ class TestIchitaroContract(CdrContract):
 
     def clean_cases(self) -> Sequence[Case]:
         return [Case("text", F.ichitaro("一太郎の文書\n二行目"), "文書.jtd",
-                     action=Action.CONVERTED, text=("一太郎の文書\n二行目",))]  # fmt: skip
+                     action=Action.CONVERTED, text=("一太郎の文書\n二行目",)),
+                Case("compressed-text", F.ichitaro_compressed(F.ichitaro("圧縮した文書")),
+                     "文書.jtdc", action=Action.CONVERTED, text=("圧縮した文書",))]  # fmt: skip
 
     def dangerous_items(self, data: bytes) -> set[str]:
         if data.startswith(bytes.fromhex("d0cf11e0")):
@@ -532,6 +578,30 @@ def test_ichitaro_text_extracted_when_the_policy_says_sanitize() -> None:
     assert "文書の文字だけを取り出し、テキストファイルにしました" in body_text(result.message)
 
 
+def test_compressed_ichitaro_bomb_keeps_the_archive_ratio_limit() -> None:
+    from sanitizers.cdr.ichitaro import extract_text
+
+    data = F.ichitaro_compressed(F.ichitaro("圧縮率"))
+    assert extract_text(data, CdrPolicy()) == "圧縮率"
+    with pytest.raises(LimitExceeded) as raised:
+        extract_text(data, CdrPolicy(zip_ratio_min_bytes=0, zip_max_ratio=1))
+    assert raised.value.reason is Reason.LIMIT_RATIO
+
+
+def test_ichitaro_whose_text_cannot_be_extracted_is_removed_with_a_notice_saying_so() -> None:
+    policy = Policy(attachments=AttachmentPolicy(by_kind={"ichitaro": AttachmentAction.SANITIZE}))
+    broken = F.ichitaro_compressed(F.ichitaro("二つ"), members=2)
+    result = _run([("議事録.jtdc", "application/octet-stream", broken)], policy)
+    (part,) = [p for p in result.report.parts if p.filename == "議事録.jtdc"]
+    assert (part.kind, part.action) == ("ichitaro", Action.REMOVED)
+    assert _attachments(result) == {}
+    text = body_text(result.message)
+    assert "議事録.jtdc" in text
+    assert "文書の文字を取り出せませんでした" in text
+    default = _run([("議事録.jtdc", "application/octet-stream", broken)])
+    assert "文書の文字を取り出せませんでした" not in body_text(default.message)  # not asked for
+
+
 # --- corpus ----------------------------------------------------------------------------------
 
 
@@ -562,11 +632,13 @@ def test_corpus_ichitaro_detected_and_its_text_read() -> None:
         assert (part.kind, part.reason) == ("ichitaro", Reason.TEXT_EXTRACTED)
         (text,) = _attachments(result).values()
         assert "テスト\n\n一太郎\n\nsheet1\n\nシート1" in text.decode("utf-8")
-    for name in ("taro2016_basic_zip.jtdc", "taro2016_temp_zip.jttc"):
+    for name in ("taro2016_basic_zip.jtdc", "taro2016_temp_zip.jttc"):  # compressed
         result = _run([(name, "application/octet-stream", (folder / name).read_bytes())], policy)
         (part,) = [p for p in result.report.parts if p.filename == name]
         assert (part.kind, part.action, part.reason) == (
             "ichitaro",
-            Action.REMOVED,
-            Reason.UNSUPPORTED_TYPE,
+            Action.CONVERTED,
+            Reason.TEXT_EXTRACTED,
         )
+        (text,) = _attachments(result).values()
+        assert "テスト\n\n一太郎\n\nsheet1\n\nシート1" in text.decode("utf-8")
