@@ -28,6 +28,7 @@ from gateway.configuration.settings import (
     AuthSettings,
     ConsoleSettings,
     DeliverySettings,
+    DirectorySettings,
     MetricsSettings,
     NodeSettings,
     OutboundSettings,
@@ -131,6 +132,7 @@ class Config(Section):
     console: ConsoleSettings = ConsoleSettings()
     auth: AuthSettings = AuthSettings()
     outbound: OutboundSettings = OutboundSettings()
+    directory: DirectorySettings = DirectorySettings()
     rules: tuple[Rule, ...] = ()
     """Rules by recipient, sender and client network, and exceptions (例外措置); none by
     default. Each is a [[rules]] table (see the README)."""
