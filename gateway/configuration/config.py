@@ -28,6 +28,7 @@ from gateway.configuration.settings import (
     AuthSettings,
     ConsoleSettings,
     DeliverySettings,
+    DigestSettings,
     MetricsSettings,
     NodeSettings,
     OutboundSettings,
@@ -129,6 +130,7 @@ class Config(Section):
     metrics: MetricsSettings = MetricsSettings()
     scanner: ScannerSettings = ScannerSettings()
     console: ConsoleSettings = ConsoleSettings()
+    digest: DigestSettings = DigestSettings()
     auth: AuthSettings = AuthSettings()
     outbound: OutboundSettings = OutboundSettings()
     rules: tuple[Rule, ...] = ()
@@ -173,6 +175,13 @@ class Config(Section):
             for ordering, message in broken_orderings(self.model_copy(update={"policy": merged})):
                 keys = [k for k in (ordering.lower, ordering.upper) if k.startswith("policy.")]
                 problems.append((tuple(("rules", index, *_loc(k)) for k in keys), message))
+        if self.digest.enabled and not self.console.public_url:
+            problems.append(
+                (
+                    (("digest", "enabled"), ("console", "public_url")),
+                    "digest.enabled needs console.public_url (where the digests' links lead)",
+                )
+            )
         if problems:
             raise PydanticCustomError(
                 INCONSISTENT,
