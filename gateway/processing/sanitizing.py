@@ -7,7 +7,8 @@ Intent: nothing unsanitized ever leaves. Per message::
 
 Policy: the rules (:mod:`gateway.configuration.rules`) are resolved per recipient when a
 message is sanitized, with the rule set current at that moment (a reload applies from the next
-message on). Recipients that resolve to different policies are split first: each group becomes
+message on). Recipients that resolve to different tenants or policies are split first (the
+tenant is resolved here, once, and carried in the envelope's ``tenant``): each group becomes
 its own spooled message (new queue id, same original, its recipients only; the new ones are
 made durable before the original is narrowed, so a crash in between can only duplicate), and
 each copy is sanitized with its group's policy. The audit line names the rules and exceptions
@@ -119,6 +120,8 @@ class Sanitizing:
             if len(groups) > 1:
                 envelope = await self._split(envelope, untrusted_raw, groups)
             group = groups[0]
+            envelope = envelope.with_(tenant=group.tenant)
+            auth = self._tenants_authserv_id(auth, group.tenant)
         if not envelope.quarantine_id:
             quarantine_id = await asyncio.to_thread(
                 self.quarantine.store,
@@ -129,6 +132,7 @@ class Sanitizing:
                 mail_from=envelope.mail_from,
                 rcpt_to=list(envelope.rcpt_tos),
                 received_at=datetime.fromtimestamp(envelope.received_at, UTC),
+                tenant=envelope.tenant,
             )
             envelope = envelope.with_(quarantine_id=quarantine_id)
             self.metrics.quarantined()
@@ -153,6 +157,14 @@ class Sanitizing:
         self.metrics.observe_sanitize(time.monotonic() - started)
         await self._sanitized(envelope, result, group)
 
+    def _tenants_authserv_id(self, auth: AuthOutcome | None, tenant: str) -> AuthOutcome | None:
+        """The outcome under the tenant's own authserv-id, when it has one."""
+        tenants = None if self.rules is None else self.rules.tenants
+        if auth is None or not tenant or tenants is None:
+            return auth
+        own = tenants.auth(tenant).authserv_id
+        return replace(auth, authserv_id=own) if own else auth
+
     def _with_links(self, envelope: Envelope) -> NoticeContext | None:
         """The notice context with each recipient's PPAP link; None (the sanitizer's own
         context) when links are off."""
@@ -167,12 +179,12 @@ class Sanitizing:
     ) -> Envelope:
         """One spooled message per policy group; returns the original, narrowed to group 1."""
         copies = [
-            envelope.with_(queue_id=new_queue_id(), rcpt_tos=group.recipients)
+            envelope.with_(queue_id=new_queue_id(), rcpt_tos=group.recipients, tenant=group.tenant)
             for group in groups[1:]
         ]
         for copy in copies:
             await asyncio.to_thread(self.spool.accept, copy, untrusted_raw)
-        narrowed = envelope.with_(rcpt_tos=groups[0].recipients)
+        narrowed = envelope.with_(rcpt_tos=groups[0].recipients, tenant=groups[0].tenant)
         await asyncio.to_thread(self.spool.put, "incoming", narrowed, untrusted_raw)
         for copy in copies:
             self.scheduler.submit(copy.queue_id)
@@ -229,6 +241,8 @@ class Sanitizing:
     ) -> None:
         report = result.report
         self.metrics.verdict(report.verdict)
+        if envelope.tenant:
+            self.metrics.tenant_message(envelope.tenant, report.verdict)
         if report.auth is not None:
             for item in report.auth["results"]:
                 self.metrics.auth_result(item["method"], item["result"])
