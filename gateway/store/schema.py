@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -90,6 +91,10 @@ messages = Table(
     # The node that quarantined it (migration 0003; "" before: the only node there was). Its
     # original is on that node's disk.
     Column("node", String(100), nullable=False, server_default=""),
+    # Where its original is kept (migration 0005): "database" (the table original_chunks,
+    # readable on every node) or "directory" (a file on ``node``'s disk; every row before
+    # 0005, when the originals were only files).
+    Column("kept_in", String(10), nullable=False, server_default="directory"),
     Index("messages_queue_id", "queue_id"),
     Index("messages_received_at", "received_at"),
     Index("messages_state", "state", "received_at"),
@@ -196,4 +201,18 @@ requests = Table(
     Column("claimed_until", UtcTime),
     Index("requests_message", "message", "id"),
     Index("requests_state", "state", "id"),
+)
+
+# The originals kept in the database (migration 0005): the gzip stream of each original cut
+# into pieces of at most gateway.evidence.quarantine.stored.CHUNK_BYTES, in order of ``seq``
+# (concatenated they are the same .gz an on-disk original is). Written before the index row
+# (like a file), so there is no foreign key: a crash between the two leaves chunks without a
+# row, which the purge removes once past retention.
+original_chunks = Table(
+    "original_chunks",
+    metadata,
+    Column("id", String(40), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("id", "seq", name="original_chunks_pk"),
 )
