@@ -37,6 +37,12 @@ log = logging.getLogger("mukaika.singleton")
 # The first half of every job's lock key ("muka" in ASCII); the second is the name's CRC-32.
 LOCK_CLASS: Final = 0x6D756B61
 
+# The singleton jobs of serve (each name is its lock and appears in the log line of the node
+# that takes it): the quarantine purge (retention, held mail's longer retention included), and
+# the expiry of held outbound mail with its denial notices.
+PURGE_JOB: Final = "quarantine-purge"
+OUTBOUND_EXPIRY_JOB: Final = "outbound-expiry"
+
 
 def lock_key(name: str) -> tuple[int, int]:
     """The two 32-bit signed integers of ``name``'s advisory lock."""
@@ -103,8 +109,13 @@ class SingletonLocks:
         self._held.clear()
 
     def close(self) -> None:
-        """Give every job up (the connection's end releases its locks)."""
+        """Give every job up now (not only when the server notices the connection's end)."""
         with self._mutex:
+            if self._connection is not None and self._held:
+                try:
+                    self._connection.execute(text("SELECT pg_advisory_unlock_all()"))
+                except SQLAlchemyError as exc:  # gone already: so are its locks
+                    log.debug("releasing the singleton jobs: %s", exc)
             self._drop()
 
 
