@@ -17,13 +17,14 @@ import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from gateway.configuration.rules import Rule, deep_merge, override_problems
+from gateway.configuration.rules import Rule, RuleSet, Today, deep_merge, override_problems
 from gateway.configuration.settings import (
     AuditSettings,
     AuthSettings,
@@ -289,6 +290,11 @@ def tenants_of(config: Config) -> Tenants:
         outbound=config.outbound,
         auth=config.auth,
     )
+
+
+def rule_set(config: Config, today: Today = date.today) -> RuleSet:
+    """The rules of ``config`` (shared and tenants') over its policy, expiring by ``today``."""
+    return RuleSet(config.policy, config.rules, today, tenants=tenants_of(config))
 
 
 def content_filter_layout(config: Config) -> bool:

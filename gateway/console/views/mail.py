@@ -2,8 +2,9 @@
 an original (operators), and the workflow's actions (release, request, approve, deny), which
 call the same functions as the command line (:class:`gateway.service.held_mail.HeldMail`).
 
-Threat model: a recipient sees only mail whose envelope names one of their addresses, in the
-list and on every message URL alike (another's message answers 404, as a missing one does).
+Threat model: a recipient sees only mail whose envelope names one of their addresses, and a
+tenant's user only that tenant's mail, in the list and on every message URL alike (another's
+message answers 404, as a missing one does).
 Every value from mail is shown through the templates' escaping. A look at an original and a
 download are audit lines.
 """
@@ -52,7 +53,9 @@ ALL_FILTER: Final = "all"
 
 
 def visible(user: ConsoleUser, entry: QuarantineEntry) -> bool:
-    """Whether ``user`` may see ``entry``."""
+    """Whether ``user`` may see ``entry``: never another tenant's."""
+    if not user.sees_tenant(entry.tenant):
+        return False
     if user.may(Permission.SEE_ALL_MAIL):
         return True
     mine = set(user.addresses)
@@ -110,6 +113,7 @@ def _filter_of(request: HttpRequest, user: ConsoleUser) -> tuple[MailFilter, dic
         reason=reason or None,
         text=form["q"] or None,
         recipients=None if user.may(Permission.SEE_ALL_MAIL) else user.addresses,
+        tenant=user.only_tenant,
     )
     return wanted, form
 
@@ -152,6 +156,7 @@ def message(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
         {
             "event": AuditEvent.VIEW,
             "quarantine_id": entry.id,
+            **({"tenant": entry.tenant} if entry.tenant else {}),
             "actor": user.name,
             "client": client_address(request),
         }
@@ -192,6 +197,7 @@ def download(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
         {
             "event": AuditEvent.DOWNLOAD,
             "quarantine_id": entry.id,
+            **({"tenant": entry.tenant} if entry.tenant else {}),
             "sha256": entry.sha256,
             "actor": user.name,
             "client": client_address(request),

@@ -124,6 +124,8 @@ class QuarantineEntry:
     node: str = ""
     # Where its original is: "database" (any node reads it) or "directory" (on ``node``'s disk).
     kept_in: str = "directory"
+    # The tenant whose recipients it carries; "" without tenants.
+    tenant: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (times in RFC 3339 UTC, ``from`` without the underscore)."""
@@ -149,6 +151,7 @@ class QuarantineEntry:
             "unlock_attempts": self.unlock_attempts,
             "node": self.node,
             "kept_in": self.kept_in,
+            "tenant": self.tenant,
         }
 
 

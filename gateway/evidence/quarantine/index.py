@@ -54,6 +54,7 @@ class MailFilter:
     reason: str | None = None
     text: str | None = None
     recipients: tuple[str, ...] | None = None
+    tenant: str | None = None  # one tenant's mail only (a tenant's console users)
 
 
 def _like(value: str) -> str:
@@ -90,6 +91,7 @@ class QuarantineIndex:
         stored_size: int,
         sha256: str,
         kept_in: str,
+        tenant: str = "",
     ) -> None:
         """Add the row of a newly stored original (state ``queued``) kept in ``kept_in``;
         values already clean."""
@@ -112,6 +114,7 @@ class QuarantineIndex:
                     state=MessageState.QUEUED.value,
                     node=self.node,
                     kept_in=kept_in,
+                    tenant=tenant,
                 )
             )
 
@@ -241,6 +244,8 @@ class QuarantineIndex:
         if not 1 <= limit <= MAX_LIST_LIMIT or offset < 0:
             raise ValueError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
         query = select(messages)
+        if wanted.tenant is not None:
+            query = query.where(messages.c.tenant == wanted.tenant)
         if wanted.states is not None:
             query = query.where(messages.c.state.in_(wanted.states))
         if wanted.since is not None:
@@ -287,6 +292,8 @@ class QuarantineIndex:
         if wanted.recipients is not None:
             mine = {address.lower() for address in wanted.recipients}
             entries = [e for e in entries if mine & {r.lower() for r in e.rcpt_to}]
+        if wanted.tenant is not None:
+            entries = [e for e in entries if e.tenant == wanted.tenant]
         return entries
 
     def count(self) -> int:
@@ -361,4 +368,5 @@ def entry_of(row: RowMapping) -> QuarantineEntry:
         unlock_attempts=int(row["unlock_attempts"]),
         node=row["node"],
         kept_in=row["kept_in"],
+        tenant=row["tenant"],
     )

@@ -182,8 +182,9 @@ class Quarantine:
         mail_from: str,
         rcpt_to: Sequence[str],
         received_at: datetime,
+        tenant: str = "",
     ) -> str:
-        """Keep the original durably and index it; return its quarantine id.
+        """Keep the original durably and index it (under ``tenant``); return its quarantine id.
 
         Blocking (compression and two fsyncs): call it from a thread in asyncio code. Raises
         :class:`QuarantineStoreError` (an ``OSError``) when the disk refuses; then no file and
@@ -211,9 +212,10 @@ class Quarantine:
                 stored_size=stored_size,
                 sha256=digest,
                 kept_in=self.kept_in,
+                tenant=tenant,
             )
         except StoreError as exc:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, StoreError):  # else the purge removes it later
                 self.originals.remove(qid)
             raise QuarantineStoreError(
                 exc.errno, f"cannot index queue id {queue_id} in the quarantine: {exc}"
