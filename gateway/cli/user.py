@@ -6,7 +6,9 @@ role (:class:`~sanitizers.vocabulary.UserRole`: ``recipient`` sees the held mail
 addresses in the console; ``operator`` releases and requests; ``approver`` also approves or
 denies another user's request; ``auditor`` reads the audit trail; ``admin`` manages users), the
 addresses whose mail they see (``--address``, repeatable; several users may share one), a
-console password and, for approvers and admins, a TOTP secret. Users are never deleted: the
+console password and, for approvers and admins, a TOTP secret. With tenants, ``--tenant NAME``
+makes a user of that tenant only (its mail, its audit lines, its users); without it a user sees
+every tenant's (the cluster's own). Users are never deleted: the
 decisions they made name them. Whoever can run commands as the service's user manages them;
 each change is an audit line (event ``user``) naming who made it.
 
@@ -16,7 +18,8 @@ terminal, from its first line; never from the command line, where other users se
 authenticator app.
 
 Exit codes: 0 done; 2 usage (a bad name, address or password); 4 no such user; 5 the user exists
-already; 74 the store cannot be written; 79 the store's schema is not this program's.
+already; 74 the store cannot be written; 78 an unknown tenant (or a bad configuration); 79 the
+store's schema is not this program's.
 """
 
 from __future__ import annotations
@@ -69,6 +72,13 @@ def register(subparsers: Any) -> None:
         type=_address,
         metavar="ADDR",
         help="a mail address whose held mail the user sees in the console (repeatable)",
+    )
+    add.add_argument(
+        "--tenant",
+        default="",
+        metavar="NAME",
+        help="the tenant ([[tenants]] name) whose mail alone the user sees and acts on; "
+        "without it, every tenant's (the cluster's own users)",
     )
     add.add_argument(
         "--no-password",
@@ -140,6 +150,14 @@ def _store(args: argparse.Namespace, *, create: bool) -> Iterator[tuple[Store, A
 
 def _add(args: argparse.Namespace) -> int:
     actor = acting_user()
+    config, _ = load(args)
+    known = [tenant.name for tenant in config.tenants]
+    if args.tenant and args.tenant not in known:
+        raise CliError(
+            f"unknown tenant {args.tenant!r}: the configuration's tenants are "
+            f"{', '.join(known) or '(none)'}",
+            ExitCode.CONFIG,
+        )
     password_hash = None if args.no_password else _hashed(read_password())
     with _store(args, create=True) as (store, audit):
         try:
@@ -150,6 +168,7 @@ def _add(args: argparse.Namespace) -> int:
                 created_by=actor,
                 password_hash=password_hash,
                 addresses=tuple(args.address),
+                tenant=args.tenant,
             )
         except UserExistsError as exc:
             raise CliError(str(exc), ExitCode.WRONG_STATE) from exc
@@ -180,9 +199,10 @@ def _list(args: argparse.Namespace) -> int:
         addresses = {user.name: addresses_of(store, user.name) for user in users}
     for user in users:
         flag = "disabled" if user.disabled else "enabled"
+        tenant = f" tenant {user.tenant}" if user.tenant else ""
         print(
             f"{user.name:<30} {user.role:<9} {flag:<9} added by {user.created_by:<20} "
-            f"{' '.join(addresses[user.name])}"
+            f"{' '.join(addresses[user.name])}{tenant}"
         )
     return ExitCode.OK
 
@@ -209,5 +229,6 @@ def _record(audit: AuditLog, user: User, actor: str, outcome: str) -> None:
             "role": user.role,
             "actor": actor,
             "outcome": outcome,
+            **({"tenant": user.tenant} if user.tenant else {}),
         }
     )
