@@ -93,9 +93,9 @@ messages = Table(
     Column("node", String(100), nullable=False, server_default=""),
     # The tenant whose recipients it carries (migration 0005; "" without tenants).
     Column("tenant", String(63), nullable=False, server_default=""),
-    # Where its original is kept (migration 0006): "database" (the table original_chunks,
+    # Where its original is kept (migration 0007): "database" (the table original_chunks,
     # readable on every node) or "directory" (a file on ``node``'s disk; every row before
-    # 0006, when the originals were only files).
+    # 0007, when the originals were only files).
     Column("kept_in", String(10), nullable=False, server_default="directory"),
     Index("messages_queue_id", "queue_id"),
     Index("messages_tenant", "tenant", "received_at"),
@@ -125,6 +125,8 @@ users = Table(
     # The tenant whose mail the user sees and acts on (migration 0005); "" = every tenant's
     # (the cluster's own users, and every user of a single installation).
     Column("tenant", String(63), nullable=False, server_default=""),
+    # The import that manages the user (migration 0006): "csv", "ldap", or NULL (added by hand).
+    Column("directory", String(10)),
 )
 
 # The addresses whose mail a user sees in the console (a recipient); several users may share
@@ -211,7 +213,37 @@ requests = Table(
     Index("requests_state", "state", "id"),
 )
 
-# The originals kept in the database (migration 0006): the gzip stream of each original cut
+# The directory (migration 0006): the groups (課) of the staff, from `mukaika user import`
+# (a CSV file or LDAP). A member whose role is approver approves the held outbound mail of
+# the group's other members (上長承認). ``directory`` on a user names the import that manages
+# it ("csv" or "ldap"); users added by hand have none and an import never touches them.
+directory_groups = Table(
+    "directory_groups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column(
+        "group_id",
+        Integer,
+        ForeignKey("directory_groups.id", ondelete="CASCADE", name="group_members_group_fk"),
+        nullable=False,
+    ),
+    Column(
+        "user_id",
+        Integer,
+        ForeignKey("users.id", ondelete="CASCADE", name="group_members_user_fk"),
+        nullable=False,
+    ),
+    PrimaryKeyConstraint("group_id", "user_id", name="group_members_pk"),
+    Index("group_members_user", "user_id"),
+)
+
+# The originals kept in the database (migration 0007): the gzip stream of each original cut
 # into pieces of at most gateway.evidence.quarantine.stored.CHUNK_BYTES, in order of ``seq``
 # (concatenated they are the same .gz an on-disk original is). Written before the index row
 # (like a file), so there is no foreign key: a crash between the two leaves chunks without a

@@ -149,7 +149,7 @@ def test_todays_quarantine_index_moves_in_without_losing_an_entry(
     # Today's fields unchanged; the unlock attempts (PPAP, migration 0002) start at 0 and the
     # node (0003) is "" (written before nodes: the only node there was, never guessed), and
     # so is the tenant (0005: a single installation), and the original stays a file in the
-    # quarantine directory (0006).
+    # quarantine directory (0007).
     later = ("unlock_attempts", "node", "tenant", "kept_in")
     assert {e["kept_in"] for e in listed} == {"directory"}
     assert [{k: v for k, v in e.items() if k not in later} for e in listed] == _expected()

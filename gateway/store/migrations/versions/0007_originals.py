@@ -4,8 +4,8 @@ on each quarantine entry where its original is kept (``kept_in``).
 Rows written before this revision have their original in a file on their node's disk: their
 ``kept_in`` is "directory", so an installation that upgrades reads them where they are.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-04
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
