@@ -22,6 +22,7 @@ is allowed to a loopback address only (checked in the settings).
 from __future__ import annotations
 
 import contextlib
+import math
 import ssl
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -148,7 +149,8 @@ class _connected:
             read_only=True,
             auto_referrals=False,
             raise_exceptions=True,
-            receive_timeout=settings.timeout_seconds,
+            # ldap3 sets the socket's receive timeout in whole seconds.
+            receive_timeout=math.ceil(settings.timeout_seconds),
         )
         self.connection = connection
         where = settings.url
@@ -170,8 +172,10 @@ class _connected:
 
     def __exit__(self, *exc_info: object) -> None:
         if self.connection is not None:
-            with contextlib.suppress(LDAPException):  # gone already: nothing to end
+            with contextlib.suppress(LDAPException, OSError):  # gone already: nothing to end
                 self.connection.unbind()
+            if self.connection.socket is not None:  # an unbind that failed leaves it open
+                self.connection.socket.close()
             self.connection = None
 
 
@@ -226,7 +230,7 @@ def _texts(values: Mapping[str, list[bytes]], attribute: str) -> list[str]:
     return out
 
 
-def _group_name(value: str) -> str:
+def group_name(value: str) -> str:
     """A group value as a name: a DN (memberOf) names it by its first RDN's value."""
     if "=" in value:
         try:
@@ -247,7 +251,7 @@ def _person(values: Mapping[str, list[bytes]], settings: DirectorySettings) -> P
     role = _role(
         _texts(values, settings.role_attribute) if settings.role_attribute else [], settings
     )
-    groups = [_group_name(value) for value in _texts(values, settings.group_attribute)]
+    groups = [group_name(value) for value in _texts(values, settings.group_attribute)]
     return person(logins[0], str(role), _texts(values, settings.mail_attribute), groups)
 
 
