@@ -238,6 +238,8 @@ class HeldMail:
                 "an operator or an approver may"
             )
         own = set(addresses_of(self.store, user.name))
+        if user.tenant and entry.tenant != user.tenant:
+            own = set()  # another tenant's mail is never one's own
         if not own & {address.lower() for address in entry.rcpt_to}:
             raise NotAllowedError(
                 f"user {user.name!r} may ask only for mail to their own addresses"

@@ -140,3 +140,13 @@ def test_the_summary_text_is_exact(day: Day) -> None:
         "メトリクス mukaika_rejected_total で確認してください。",
         "詳細：https://mukaika.city.example.lg.jp/statistics",
     ]
+
+
+def test_a_tenants_figures_are_of_its_own_mail(day: Day) -> None:
+    day.quarantine.index.update(day.refs["urgent"], tenant="kita")
+    statistics = Statistics(day.config, day.store)
+    own = statistics.review(*DAY, now=NOW, tenant="kita").figures
+    assert (own.messages, own.top_recipients, own.held_backlog) == (1, [(KACHO, 1)], {"held": 1})
+    assert statistics.review(*DAY, now=NOW, tenant="minami").figures.messages == 0
+    assert statistics.review(*DAY, now=NOW, tenant="kita").expired_rules == ()  # shared rules
+    assert statistics.review(*DAY, now=NOW).figures.messages == 7
