@@ -272,6 +272,10 @@ class ScannerSettings(Section):
         return value
 
 
+# Where a quarantined original is kept (QuarantineSettings.originals; each entry's kept_in).
+OriginalsPlace = Literal["database", "directory"]
+
+
 class QuarantineSettings(Section):
     """The originals kept on the Internet side (compressed, hashed, indexed) as evidence."""
 
@@ -283,8 +287,15 @@ class QuarantineSettings(Section):
     """gzip level 1..9; 1 is the measured best trade-off for mail."""
     purge_interval_seconds: float = Field(default=3600.0, gt=0)
     """How often the running service purges the quarantine."""
+    originals: OriginalsPlace = "database"
+    """Where new originals are kept: "database" (compressed in the store, so every node and
+    console reads them and store copy moves them; the default) or "directory" (gzip files in
+    quarantine.directory on this node's disk, read only on this node). Originals already kept
+    stay where they were written: changing this moves nothing."""
     directory: str = ""
-    """Absolute, or relative to the data directory; "" = DATA_DIR/quarantine."""
+    """Absolute, or relative to the data directory; "" = DATA_DIR/quarantine. Holds the
+    originals kept as files (quarantine.originals = "directory", and every original from
+    before originals moved into the database)."""
 
     def resolve_directory(self, data_dir: Path) -> Path:
         """Where the quarantine lives for a given data directory."""
