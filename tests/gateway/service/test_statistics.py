@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from gateway.configuration.settings import StoreSettings
 from gateway.service.held_mail import HeldMail
 from gateway.service.statistics import WAITING, PeriodError, Statistics, summary_text
 from gateway.store.schema import requests
@@ -29,8 +30,14 @@ EXPIRED_RULE = {
 
 
 @pytest.fixture
-def day(tmp_path: Path) -> Iterator[Day]:
-    config = day_config(tmp_path / "data", rules=(EXPIRED_RULE,), scanner={"enabled": True})
+def day(tmp_path: Path, store_settings: StoreSettings) -> Iterator[Day]:
+    """The day on each backend of the store (SQLite, PostgreSQL)."""
+    config = day_config(
+        tmp_path / "data",
+        rules=(EXPIRED_RULE,),
+        scanner={"enabled": True},
+        store=store_settings.model_dump(),
+    )
     with day_of_mail(config) as built:
         yield built
 
