@@ -789,8 +789,10 @@ class OutboundSettings(Section):
     """A held outbound mail nobody decided on in this time is refused, with a notice to the
     sender."""
     groups: tuple[ApprovalGroup, ...] = ()
-    """[[outbound.groups]]: who approves whose held mail (until the directory exists). A held
-    mail of a sender in no group can be decided by any approver."""
+    """[[outbound.groups]]: who approves whose held mail, for installations without a
+    directory. Once mukaika user import has put groups in the store, the directory's groups
+    decide and these are not read. A held mail of a sender in no group can be decided by any
+    approver."""
     disclaimer: str = ""
     """A text (免責文) appended to outbound mail that can take it unchanged otherwise: single-part
     text/plain, 7bit or 8bit, UTF-8, US-ASCII or ISO-2022-JP; other mail leaves without it (the
@@ -890,6 +892,8 @@ class DirectorySettings(Section):
     """Connecting, the bind and each search page must answer within this time."""
     max_users: int = Field(default=20000, ge=1, le=1_000_000)
     """The most users one import (LDAP or CSV) may list; a larger one is refused whole."""
+    self_approval: bool = False
+    """An approver of a directory group may decide on their own held outbound mail."""
 
     @field_validator("role_map")
     @classmethod

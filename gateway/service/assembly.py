@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.configuration.config import Config, rule_set
+from gateway.configuration.config import Config, rule_set, tenants_of
 from gateway.configuration.rules import RuleSet
 from gateway.configuration.secret_key import load_secret_key, secret_key_path
+from gateway.configuration.settings import OutboundSettings
 from gateway.configuration.tenants import Tenant
 from gateway.delivery.client import Deliverer
 from gateway.evidence.audit import AuditLog
@@ -170,6 +171,9 @@ class Gateway:
             links=self._unlock_links(config),
         )
         self.worker.delivering.tenants = self.tenant_deliverers
+        self.worker.bounces.tenant_relays = {
+            tenant.name: (tenant.relay_host, tenant.relay_port) for tenant in config.tenants
+        }
         # Local commands that carry a secret (quarantine unlock) reach the service here.
         self.control = ControlServer(self.data_dir, self._control)
         self.receiving: SmtpServer | ReceiverPool
@@ -267,15 +271,23 @@ class Gateway:
 
     def _wire_outbound(self, config: Config, parts: Parts) -> None:
         """The outbound direction: its listener, stage, relay and approvals job."""
-        settings = config.outbound
-        relay = config.delivery.model_copy(
-            update={"relay_host": settings.relay_host, "relay_port": settings.relay_port}
-        )
-        relaying = Deliverer(relay.model_copy(update={"tls": settings.tls}))
-        strict = Deliverer(relay.model_copy(update={"tls": "starttls"}))
-        self._outbound_deliverers = (relaying, strict)
+        tenants = tenants_of(config)
+        # The relay of each tenant's outbound settings ([tenants.outbound] over [outbound]).
+        relays: dict[str, tuple[OutboundSettings, Deliverer, Deliverer]] = {}
+        for name in ["", *tenants.by_name]:
+            settings = tenants.outbound(name)
+            relay = config.delivery.model_copy(
+                update={"relay_host": settings.relay_host, "relay_port": settings.relay_port}
+            )
+            relays[name] = (
+                settings,
+                Deliverer(relay.model_copy(update={"tls": settings.tls})),
+                Deliverer(relay.model_copy(update={"tls": "starttls"})),
+            )
+        self._outbound_deliverers = tuple(d for _, *pair in relays.values() for d in pair)
 
         def route(envelope: Envelope) -> Deliverer:
+            settings, relaying, strict = relays.get(envelope.tenant, relays[""])
             required = settings.tls == "starttls" or any(
                 address_matches(r, settings.require_tls_domains) for r in envelope.rcpt_tos
             )

@@ -34,6 +34,7 @@ from gateway.evidence.quarantine import QuarantineEntry, clean_text, is_valid_id
 from gateway.evidence.quarantine.index import QuarantineIndex
 from gateway.service.access import Permission, may
 from gateway.store import Store
+from gateway.store.directory import groups_of_sender, has_groups
 from gateway.store.users import User, addresses_of, find_user
 from gateway.store.workflow import (
     Decision,
@@ -263,7 +264,7 @@ class HeldMail:
                 f"message {ref} has no request waiting for approval ({entry.state})"
             )
         if pending.kind is RequestKind.OUTBOUND:
-            problem = outbound_approval_problem(self.config, user.name, entry.mail_from)
+            problem = outbound_approval_problem(self.config, user.name, entry.mail_from, self.store)
             if problem:
                 raise NotAllowedError(problem)
         elif pending.requested_by == user.name:
@@ -359,11 +360,19 @@ class HeldMail:
         self.audit.write(decision_record(event, decision, actor))
 
 
-def outbound_approval_problem(config: Config, approver: str, sender: str) -> str | None:
-    """Why ``approver`` may not decide on held outbound mail of ``sender``, or None. The
-    sender's groups (``[[outbound.groups]]``) name their approvers; a sender in no group may be
-    decided by any approver. Deciding on one's own mail (the approver named by the sender's
-    address) needs ``self_approval`` in the group."""
+def outbound_approval_problem(
+    config: Config, approver: str, sender: str, store: Store | None = None
+) -> str | None:
+    """Why ``approver`` may not decide on held outbound mail of ``sender``, or None.
+
+    When the directory in ``store`` holds groups (``mukaika user import``), it decides and
+    ``[[outbound.groups]]`` is not read: the approvers of the sender's groups are the members
+    of those groups with the role approver (:func:`directory_approval_problem`). Otherwise the
+    sender's groups of ``[[outbound.groups]]`` name their approvers. Either way a sender in no
+    group may be decided by any approver, and deciding on one's own mail (the approver named by
+    the sender's address) needs ``self_approval`` in the group."""
+    if store is not None and has_groups(store):
+        return directory_approval_problem(store, config, approver, sender)
     groups = [g for g in config.outbound.groups if address_matches(sender, g.senders)]
     own = approver.strip().lower() == sender.strip().lower()
     if not groups:
@@ -374,6 +383,25 @@ def outbound_approval_problem(config: Config, approver: str, sender: str) -> str
         return f"user {approver!r} is not an approver of the sender's group ({names})"
     if own and not any(g.self_approval for g in allowed):
         return f"user {approver!r} may not approve their own mail (self_approval is off)"
+    return None
+
+
+def directory_approval_problem(
+    store: Store, config: Config, approver: str, sender: str
+) -> str | None:
+    """The directory's answer to :func:`outbound_approval_problem`: the sender's groups are
+    those of the enabled users owning the sender's address; ``approver`` must be an approver
+    of one of them. Their own mail (the sender's address is one of ``approver``'s) needs
+    ``directory.self_approval``."""
+    groups = groups_of_sender(store, sender)
+    own = sender.strip().lower() in addresses_of(store, approver)
+    if own and not config.directory.self_approval:
+        return f"user {approver!r} may not approve their own mail (directory.self_approval is off)"
+    if not groups:
+        return None
+    if not any(approver in group.approvers for group in groups):
+        names = ", ".join(group.name for group in groups)
+        return f"user {approver!r} is not an approver of the sender's group ({names})"
     return None
 
 

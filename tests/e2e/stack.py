@@ -146,10 +146,12 @@ class Stack:
 
         asyncio.run(sending())
 
-    def user(self, name: str, role: str, *addresses: str, password: str) -> None:
+    def user(self, name: str, role: str, *addresses: str, password: str, tenant: str = "") -> None:
         args = ["user", "add", name, "--role", role, "--config", str(self.config)]
         for address in addresses:
             args += ["--address", address]
+        if tenant:
+            args += ["--tenant", tenant]
         done = mukaika(*args, stdin=password + "\n")
         assert done.returncode == 0, done.stderr
 
@@ -164,7 +166,10 @@ class Stack:
         return "\n".join(p.output() for p in self.processes)
 
 
-def write_config(root: Path, smtp_port: int, console_port: int, relay_port: int) -> Path:
+def write_config(
+    root: Path, smtp_port: int, console_port: int, relay_port: int, extra: str = ""
+) -> Path:
+    """The stack's configuration; ``extra`` is TOML appended to it (tables after [console])."""
     config = root / "mukaika.toml"
     config.write_text(
         f"""
@@ -188,18 +193,20 @@ listen = "127.0.0.1:{console_port}"
 public_url = "http://127.0.0.1:{console_port}/"
 contact = "{CONTACT}"
 trusted_proxies = ["127.0.0.1"]
-""",
+{extra}""",
         encoding="utf-8",
     )
     return config
 
 
 @contextlib.contextmanager
-def running_stack(root: Path) -> Iterator[Stack]:
-    """serve and console started on a fresh data directory; stopped after."""
+def running_stack(root: Path, extra: Callable[[int], str] | None = None) -> Iterator[Stack]:
+    """serve and console started on a fresh data directory; stopped after. ``extra`` makes
+    more configuration from the recording MTA's port."""
     sink = SinkThread()
     smtp_port, console_port = free_port(), free_port()
-    config = write_config(root, smtp_port, console_port, sink.port)
+    more = "" if extra is None else extra(sink.port)
+    config = write_config(root, smtp_port, console_port, sink.port, more)
     stack = Stack(
         root,
         config,
