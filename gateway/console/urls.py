@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path
 from django.views.i18n import set_language
 
-from gateway.console.views import account, audit, mail, ppap, rules, static, users
+from gateway.console.views import account, audit, mail, outbound, ppap, rules, static, users
 
 urlpatterns = [
     path("", mail.mail_list, name="mail_list"),
@@ -18,6 +18,11 @@ urlpatterns = [
     path("mail/<str:ref>/request", mail.request_release, name="request"),
     path("mail/<str:ref>/approve", mail.approve, name="approve"),
     path("mail/<str:ref>/deny", mail.deny, name="deny"),
+    path("outbound", outbound.outbound_list, name="outbound"),
+    path("outbound/cancel/<str:queue_id>", outbound.cancel, name="outbound_cancel"),
+    path("outbound/<str:ref>", outbound.outbound_message, name="outbound_message"),
+    path("outbound/<str:ref>/approve", outbound.approve, name="outbound_approve"),
+    path("outbound/<str:ref>/reject", outbound.reject, name="outbound_reject"),
     path("ppap/mail/<str:ref>", ppap.by_user, name="ppap_mail"),
     path("ppap/<str:token>", ppap.by_link, name="ppap_link"),
     path("audit", audit.audit_trail, name="audit"),

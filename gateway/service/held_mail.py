@@ -27,29 +27,33 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from gateway.configuration.config import Config
+from gateway.configuration.settings import ApprovalGroup
 from gateway.evidence.message_record import decision_record
 from gateway.evidence.ports import AuditPort
 from gateway.evidence.quarantine import QuarantineEntry, clean_text, is_valid_id
 from gateway.evidence.quarantine.index import QuarantineIndex
 from gateway.service.access import Permission, may
 from gateway.store import Store
-from gateway.store.users import User, find_user
+from gateway.store.users import User, addresses_of, find_user
 from gateway.store.workflow import (
     Decision,
     StateConflict,
     UnknownMessageError,
     decide,
     history,
+    of_kinds,
     open_decision,
     open_decision_of,
 )
 from sanitizers.addresses import address_matches
 from sanitizers.policy import Limits
-from sanitizers.vocabulary import AuditEvent, MessageState, RequestKind, RequestState
+from sanitizers.vocabulary import AuditEvent, MessageState, RequestKind, RequestState, UserRole
 
 MAX_REASON_CHARS: Final = 500
 PART_PATH_CHARS: Final = frozenset("0123456789.")
 MAX_PARTS: Final = 100
+# Held outbound mail the console lists at most (oldest first; expiry keeps the number small).
+MAX_LISTED: Final = 500
 
 # Where a release may start: mail held (or waiting for a password), or an exception denied.
 RELEASABLE_FROM: Final = frozenset(
@@ -150,8 +154,11 @@ class HeldMail:
         self._audit(AuditEvent.REQUEST, decision, user.name)
         return Outcome(decision, self._entry(ref))
 
-    def approve(self, ref: str, actor: str, *, expires: datetime | None = None) -> Outcome:
-        """Approve the pending request of ``ref`` (not one's own)."""
+    def approve(
+        self, ref: str, actor: str, *, expires: datetime | None = None, comment: str = ""
+    ) -> Outcome:
+        """Approve the pending request of ``ref`` (not one's own); ``comment``: the approver's
+        words on held outbound mail (optional, recorded)."""
         user, pending = self._deciding(ref, actor)
         now = datetime.now(UTC)
         if pending.kind is RequestKind.EXCEPTION and not self.config.scanner.enabled:
@@ -159,7 +166,8 @@ class HeldMail:
         until = expires or now + timedelta(days=self.config.release.exception_days)
         if until <= now:
             raise InvalidRequestError("the expiry must be in the future")
-        decision = self._decide(pending, approve=True, actor=user.name, reason=None, expires=until)
+        words = clean_text(comment.strip(), MAX_REASON_CHARS) or None
+        decision = self._decide(pending, approve=True, actor=user.name, reason=words, expires=until)
         self._audit(AuditEvent.APPROVAL, decision, user.name)
         return Outcome(decision, self._entry(ref))
 
@@ -170,6 +178,27 @@ class HeldMail:
         decision = self._decide(pending, approve=False, actor=user.name, reason=text, expires=None)
         self._audit(AuditEvent.DENIAL, decision, user.name)
         return Outcome(decision, self._entry(ref))
+
+    def held_outbound(self) -> list[tuple[Decision, QuarantineEntry]]:
+        """Held outbound mail waiting for its approvers (at most :data:`MAX_LISTED`, oldest
+        first), each with its entry: the console shows each user the ones they may see."""
+        pending = of_kinds(
+            self.store, RequestState.PENDING, (RequestKind.OUTBOUND,), limit=MAX_LISTED
+        )
+        found = []
+        for decision in pending:
+            try:
+                found.append((decision, self.index.get(decision.message)))
+            except LookupError:
+                continue  # purged meanwhile
+        return found
+
+    def outbound_decision(self, ref: str) -> Decision | None:
+        """The outbound decision of ``ref`` (the latest), or None: not outbound mail."""
+        return next(
+            (d for d in reversed(history(self.store, ref)) if d.kind is RequestKind.OUTBOUND),
+            None,
+        )
 
     def history(self, ref: str) -> list[Decision]:
         """Every decision on ``ref``, oldest first."""
@@ -240,7 +269,9 @@ class HeldMail:
                 f"message {ref} has no request waiting for approval ({entry.state})"
             )
         if pending.kind is RequestKind.OUTBOUND:
-            problem = outbound_approval_problem(self.config, user.name, entry.mail_from)
+            problem = outbound_approval_problem(
+                self.config, user.name, entry.mail_from, addresses_of(self.store, user.name)
+            )
             if problem:
                 raise NotAllowedError(problem)
         elif pending.requested_by == user.name:
@@ -336,13 +367,20 @@ class HeldMail:
         self.audit.write(decision_record(event, decision, actor))
 
 
-def outbound_approval_problem(config: Config, approver: str, sender: str) -> str | None:
+def outbound_groups(config: Config, sender: str) -> list[ApprovalGroup]:
+    """The ``[[outbound.groups]]`` ``sender`` belongs to."""
+    return [g for g in config.outbound.groups if address_matches(sender, g.senders)]
+
+
+def outbound_approval_problem(
+    config: Config, approver: str, sender: str, addresses: Iterable[str] = ()
+) -> str | None:
     """Why ``approver`` may not decide on held outbound mail of ``sender``, or None. The
     sender's groups (``[[outbound.groups]]``) name their approvers; a sender in no group may be
-    decided by any approver. Deciding on one's own mail (the approver named by the sender's
-    address) needs ``self_approval`` in the group."""
-    groups = [g for g in config.outbound.groups if address_matches(sender, g.senders)]
-    own = approver.strip().lower() == sender.strip().lower()
+    decided by any approver. Deciding on one's own mail (the sender is the approver's name or
+    one of their ``addresses``) needs ``self_approval`` in the group."""
+    groups = outbound_groups(config, sender)
+    own = sender.strip().lower() in {approver.strip().lower(), *(a.lower() for a in addresses)}
     if not groups:
         return f"user {approver!r} may not approve their own mail" if own else None
     allowed = [g for g in groups if approver.lower() in {a.lower() for a in g.approvers}]
@@ -352,6 +390,21 @@ def outbound_approval_problem(config: Config, approver: str, sender: str) -> str
     if own and not any(g.self_approval for g in allowed):
         return f"user {approver!r} may not approve their own mail (self_approval is off)"
     return None
+
+
+def may_see_outbound(
+    config: Config, name: str, role: UserRole, addresses: Iterable[str], sender: str
+) -> bool:
+    """Whether a user may see a held outbound mail of ``sender``: its sender (one of their
+    addresses), or an approver of the sender's group (any approver for a sender in no group).
+    Nobody else, whatever else their role sees: the mail may carry personal numbers that only
+    the decision needs."""
+    if sender.strip().lower() in {a.lower() for a in addresses}:
+        return True
+    if not may(role, Permission.DECIDE):
+        return False
+    groups = outbound_groups(config, sender)
+    return not groups or any(name.lower() in {a.lower() for a in g.approvers} for g in groups)
 
 
 def _state_problem(ref: str, found: str) -> str:
