@@ -672,6 +672,19 @@ class ApprovalGroup(Section):
     them by their mail address so that self-approval can be recognised."""
     self_approval: bool = False
     """An approver may decide on their own mail."""
+    approvals_required: int = Field(default=1, ge=1, le=100)
+    """k of n: how many of the approvers must approve a held mail before it is sent (each
+    approval recorded in the audit); one rejection rejects it. At most the number of
+    approvers."""
+
+    @model_validator(mode="after")
+    def _enough_approvers(self) -> Self:
+        if self.approvers and self.approvals_required > len(self.approvers):
+            raise ValueError(
+                f"outbound.groups {self.name!r}: approvals_required "
+                f"({self.approvals_required}) is more than its approvers ({len(self.approvers)})"
+            )
+        return self
 
 
 class DkimKey(Section):

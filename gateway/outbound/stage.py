@@ -49,7 +49,7 @@ from gateway.evidence.ports import AuditPort, QuarantinePort
 from gateway.observation.ports import MetricsPort
 from gateway.outbound.checking import check_task
 from gateway.outbound.leaving import Signer, SigningError, leaving
-from gateway.outbound.notices import subject_of, tell_sender
+from gateway.outbound.notices import shown_headers, subject_of, tell_sender
 from gateway.outbound.rates import RateLimits
 from gateway.processing.pool import SanitizerCrashed, TaskRunner
 from gateway.queue.scheduler import Scheduler
@@ -224,7 +224,9 @@ class OutboundStage:
             envelope = envelope.with_(quarantine_id=quarantine_id)
             self.metrics.quarantined()
         await asyncio.to_thread(
-            self.quarantine.record_result, envelope.quarantine_id, _index_report(report)
+            self.quarantine.record_result,
+            envelope.quarantine_id,
+            _index_report(report, untrusted_raw),
         )
         return envelope.with_(verdict=str(report.verdict), report=report.to_dict())
 
@@ -407,11 +409,18 @@ def _severity(report: OutboundReport) -> int:
     return {Verdict.DELIVER: 0, Verdict.HOLD: 1, Verdict.REJECT: 2}[report.verdict]
 
 
-def _index_report(report: OutboundReport) -> Report:
-    """What the quarantine index keeps of an outbound decision: its verdict and reasons."""
+def _index_report(report: OutboundReport, untrusted_raw: bytes) -> Report:
+    """What the quarantine index keeps of an outbound decision: its verdict and reasons, and
+    the headers the lists show (Subject, From, Message-ID)."""
     index = Report(size=0, sha256="")
     index.verdict = report.verdict
     index.reasons = list(report.reasons)
+    headers = shown_headers(untrusted_raw)
+    index.subject, index.from_, index.message_id = (
+        headers.subject,
+        headers.from_,
+        headers.message_id,
+    )
     return index
 
 

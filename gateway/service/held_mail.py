@@ -12,6 +12,9 @@ Rules (each one checked here, recorded in the store, and written to the audit lo
   required; an exception needs the malware scanner on.
 - **Approve / deny**: by a user with the approver role who is not the requester. An approved
   exception expires (``release.exception_days`` unless given); serve refuses an expired one.
+  Held outbound mail: by an approver of the sender's group (its own only with
+  ``self_approval``), and approved once ``approvals_required`` of them approved (k of n; each
+  approval is an audit line with the count); one denial denies it.
 - A message has one open decision at a time; a released message is never released again.
 
 Threat model: the acting user's name comes from :mod:`.identity` and must be an enabled user of
@@ -36,9 +39,11 @@ from gateway.service.access import Permission, may
 from gateway.store import Store
 from gateway.store.users import User, addresses_of, find_user
 from gateway.store.workflow import (
+    ALREADY,
     Decision,
     StateConflict,
     UnknownMessageError,
+    add_approval,
     decide,
     history,
     of_kinds,
@@ -167,8 +172,36 @@ class HeldMail:
         if until <= now:
             raise InvalidRequestError("the expiry must be in the future")
         words = clean_text(comment.strip(), MAX_REASON_CHARS) or None
-        decision = self._decide(pending, approve=True, actor=user.name, reason=words, expires=until)
-        self._audit(AuditEvent.APPROVAL, decision, user.name)
+        if pending.kind is not RequestKind.OUTBOUND:
+            decision = self._decide(
+                pending, approve=True, actor=user.name, reason=words, expires=until
+            )
+            self._audit(AuditEvent.APPROVAL, decision, user.name)
+            return Outcome(decision, self._entry(ref))
+        required = approvals_required(self.config, self._entry(ref).mail_from)
+        try:
+            decision, count = add_approval(
+                self.store,
+                pending,
+                approver=user.name,
+                comment=words,
+                required=required,
+                expires_at=until,
+                now=now,
+            )
+        except StateConflict as exc:
+            if exc.found == ALREADY:
+                raise WrongStateError(
+                    f"user {user.name!r} approved this mail already: "
+                    f"{required} approvers must approve it"
+                ) from exc
+            raise WrongStateError(
+                f"request {pending.id} was decided meanwhile ({exc.found})"
+            ) from exc
+        record = decision_record(AuditEvent.APPROVAL, decision, user.name)
+        record["approvals"] = count
+        record["approvals_required"] = required
+        self.audit.write(record)
         return Outcome(decision, self._entry(ref))
 
     def deny(self, ref: str, actor: str, reason: str) -> Outcome:
@@ -370,6 +403,12 @@ class HeldMail:
 def outbound_groups(config: Config, sender: str) -> list[ApprovalGroup]:
     """The ``[[outbound.groups]]`` ``sender`` belongs to."""
     return [g for g in config.outbound.groups if address_matches(sender, g.senders)]
+
+
+def approvals_required(config: Config, sender: str) -> int:
+    """How many approvers must approve held outbound mail of ``sender`` (k of n): the largest
+    ``approvals_required`` of the sender's groups; 1 for a sender in no group."""
+    return max((g.approvals_required for g in outbound_groups(config, sender)), default=1)
 
 
 def outbound_approval_problem(

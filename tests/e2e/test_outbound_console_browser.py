@@ -14,7 +14,9 @@ cancels their mail from the console and it never leaves.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
@@ -26,6 +28,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.wait import WebDriverWait
 
+from gateway.service.totp import DRIFT_STEPS
 from tests.browser import alert_text, fresh_page, screenshot
 from tests.e2e.stack import WAIT_SECONDS, SinkThread, Stack, running_stack, until
 from tests.gateway.relaykit import Delivered
@@ -54,8 +57,21 @@ approvers = ["{BUCHO}"]
 """
 
 
-# The approvers' one-time code generators (their TOTP secrets are made when they are added).
+# The approvers' one-time code generators (their TOTP secrets are made when they are added),
+# and the last time step each signed in with (a code is never accepted twice).
 CODES: dict[str, pyotp.TOTP] = {}
+USED: dict[str, int] = {}
+
+
+def _code(name: str) -> str:
+    """A code ``name`` has not used: the current step's, or the next one's (within the
+    accepted drift); if that is used too, the next step is waited for."""
+    totp = CODES[name]
+    step = max(totp.timecode(datetime.now(UTC)), USED.get(name, -1) + 1)
+    while step > totp.timecode(datetime.now(UTC)) + DRIFT_STEPS:
+        time.sleep(1)
+    USED[name] = step
+    return str(totp.generate_otp(step))
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +166,7 @@ def _sign_in(driver: webdriver.Chrome, stack: Stack, name: str) -> None:
     driver.find_element(By.NAME, "name").send_keys(name)
     driver.find_element(By.NAME, "password").send_keys(PASSWORD)
     if name in CODES:
-        driver.find_element(By.NAME, "code").send_keys(CODES[name].now())
+        driver.find_element(By.NAME, "code").send_keys(_code(name))
     _submit(driver, driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]"))
     assert "ログアウト" in _text(driver), _text(driver)
 

@@ -36,8 +36,12 @@ from gateway.evidence.quarantine import QuarantineEntry, QuarantineError, is_val
 from gateway.queue.spool import is_queue_id
 from gateway.service import control
 from gateway.service.access import Permission
-from gateway.service.held_mail import may_see_outbound, outbound_approval_problem
-from gateway.store.workflow import Decision, history
+from gateway.service.held_mail import (
+    approvals_required,
+    may_see_outbound,
+    outbound_approval_problem,
+)
+from gateway.store.workflow import Decision, approvals_of, history
 from sanitizers.vocabulary import AuditEvent, RequestKind, RequestState
 
 log = logging.getLogger("mukaika.console")
@@ -131,6 +135,9 @@ def outbound_message(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpR
     )
     pending = decision.state is RequestState.PENDING
     problem = outbound_approval_problem(runtime.config, user.name, entry.mail_from, user.addresses)
+    given = approvals_of(runtime.store, decision.id)
+    if pending and any(a.approver == user.name for a in given):
+        problem = _("You have approved it; it waits for the other approvers.")
     context = {
         "entry": entry,
         "decision": decision,
@@ -139,6 +146,8 @@ def outbound_message(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpR
         ],
         "rendering": rendering,
         "parts": rendering.report.parts if rendering.report else [],
+        "approvals": given,
+        "required": approvals_required(runtime.config, entry.mail_from),
         "may_decide": pending and user.may(Permission.DECIDE) and problem is None,
         "why_not": problem if pending and user.may(Permission.DECIDE) else None,
     }

@@ -25,6 +25,12 @@ senders = ["{SOMU}"]
 approvers = ["kacho@{SOMU}", "aki"]
 
 [[outbound.groups]]
+name = "財政課"
+senders = ["zaisei@city.example.lg.jp"]
+approvers = ["kacho@{SOMU}", "aki", "kacho@{KIKAKU}"]
+approvals_required = 2
+
+[[outbound.groups]]
 name = "企画課"
 senders = ["{KIKAKU}"]
 approvers = ["kacho@{KIKAKU}"]
@@ -154,3 +160,34 @@ def test_outbound_actions_need_the_csrf_token(world: ConsoleWorld) -> None:
     kacho = world.signed_in(f"kacho@{SOMU}", csrf_checks=True)
     assert kacho.post(f"/outbound/{ref}/approve", {"comment": "x"}).status_code == 403
     assert history(world.store, ref)[0].state is RequestState.PENDING
+
+
+def test_two_of_three_approvers_must_approve_and_each_is_audited(world: ConsoleWorld) -> None:
+    ref = held_outbound(world, "zaisei@city.example.lg.jp", subject="予算資料")
+    aki, kacho = world.signed_in("aki"), world.signed_in(f"kacho@{SOMU}")
+    assert "必要な承認数：2（これまでの承認：0）" in aki.get(f"/outbound/{ref}").content.decode()
+    assert aki.post(f"/outbound/{ref}/approve", {"comment": "一人目"}).status_code == 302
+    assert history(world.store, ref)[0].state is RequestState.PENDING
+    page = aki.get(f"/outbound/{ref}").content.decode()
+    assert "必要な承認数：2（これまでの承認：1）" in page
+    assert "承認済みです" in page
+    assert "送信を承認する" not in page
+    assert aki.post(f"/outbound/{ref}/approve").status_code == 409  # never twice
+    assert kacho.post(f"/outbound/{ref}/approve").status_code == 302
+    (decision,) = history(world.store, ref)
+    assert (decision.state, decision.decided_by) == (RequestState.APPROVED, f"kacho@{SOMU}")
+    lines = [line for line in world.audit_lines() if line["event"] == "approval"]
+    assert [(x["actor"], x["approvals"], x["approvals_required"], x["state"]) for x in lines] == [
+        ("aki", 1, 2, "pending"),
+        (f"kacho@{SOMU}", 2, 2, "approved"),
+    ]
+
+
+def test_one_rejection_rejects_after_an_approval(world: ConsoleWorld) -> None:
+    ref = held_outbound(world, "zaisei@city.example.lg.jp", subject="予算資料")
+    assert world.signed_in("aki").post(f"/outbound/{ref}/approve").status_code == 302
+    rejected = world.signed_in(f"kacho@{KIKAKU}").post(
+        f"/outbound/{ref}/reject", {"comment": "添付が違います"}
+    )
+    assert rejected.status_code == 302
+    assert history(world.store, ref)[0].state is RequestState.DENIED
