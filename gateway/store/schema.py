@@ -199,7 +199,7 @@ requests = Table(
 )
 
 # Each approval of a decision that needs several (k of n approval of held outbound mail,
-# migration 0005): one row per approver, never two; the decision is approved when its
+# migration 0006): one row per approver, never two; the decision is approved when its
 # group's approvals_required are in, and one denial denies it.
 approvals = Table(
     "approvals",
