@@ -660,6 +660,14 @@ _DOMAIN_LIKE = re.compile(
 )
 
 
+def domain_name(value: str) -> str:
+    """A domain name, lower-case and without a final dot; ValueError when it is none."""
+    text = value.strip().lower().rstrip(".")
+    if not _DOMAIN_LIKE.fullmatch(text):
+        raise ValueError(f"{value!r} is not a domain name")
+    return text
+
+
 class ApprovalGroup(Section):
     """One group of senders and the approvers (上長) who decide on their held outbound mail."""
 

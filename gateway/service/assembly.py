@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.configuration.config import Config
+from gateway.configuration.config import Config, rule_set
 from gateway.configuration.rules import RuleSet
 from gateway.configuration.secret_key import load_secret_key, secret_key_path
+from gateway.configuration.tenants import Tenant
 from gateway.delivery.client import Deliverer
 from gateway.evidence.audit import AuditLog
 from gateway.evidence.ports import AuditPort, QuarantinePort
@@ -128,6 +129,11 @@ class Gateway:
             target=task_for(config.scanner, notice_context),
         )
         self.deliverer = Deliverer(config.delivery)
+        # Each tenant's mail goes to its own MTA only (gateway/configuration/tenants.py).
+        self.tenant_deliverers = {
+            tenant.name: Deliverer(config.delivery, tenant.relay_host, tenant.relay_port)
+            for tenant in config.tenants
+        }
         # Sender authentication before the 250 (for mail received in this process).
         self._authenticating = authenticating_for(config)
         self._outbound_deliverers: tuple[Deliverer, ...] = ()
@@ -143,11 +149,12 @@ class Gateway:
             metrics=self.metrics,
             hostname=self.hostname,
             keep_delivered_seconds=config.spool.keep_delivered_seconds,
-            rules=RuleSet(config.policy, config.rules),
+            rules=rule_set(config),
             notice_context=notice_context,
             unlock_from=self._purgeable,
             links=self._unlock_links(config),
         )
+        self.worker.delivering.tenants = self.tenant_deliverers
         # Local commands that carry a secret (quarantine unlock) reach the service here.
         self.control = ControlServer(self.data_dir, self._control)
         self.receiving: SmtpServer | ReceiverPool
@@ -383,12 +390,19 @@ class Gateway:
         work in flight are untouched. Returns the dotted keys of the other settings that differ:
         they need a restart and are not applied."""
         needs_restart = _changed_keys(self.config, config, ignore=HOT_RELOADABLE)
-        rules = RuleSet(config.policy, config.rules)
+        # A tenant's policy and rules apply at once; its name, domains, MTA, outbound or auth
+        # only after a restart (until then the running tenants stay whole).
+        tenants = config.tenants
+        if [_route(t) for t in tenants] != [_route(t) for t in self.config.tenants]:
+            tenants = self.config.tenants
+        else:
+            needs_restart = [key for key in needs_restart if key != "tenants"]
+        rules = rule_set(config.model_copy(update={"tenants": tenants}))
         self.worker.rules = rules
         if isinstance(self.sanitizer, ProcessSanitizer):
             self.sanitizer.policy = config.policy
         self.config = self.config.model_copy(
-            update={"policy": config.policy, "rules": config.rules}
+            update={"policy": config.policy, "rules": config.rules, "tenants": tenants}
         )
         self._report_expired(rules)
         log.info("configuration reloaded: %d rule(s)", len(config.rules))
@@ -490,7 +504,7 @@ class Gateway:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         await self.deliverer.close()
-        for deliverer in self._outbound_deliverers:
+        for deliverer in (*self.tenant_deliverers.values(), *self._outbound_deliverers):
             await deliverer.close()
         await asyncio.to_thread(self.sanitizer.close)
         for close in reversed(self._owned):
@@ -511,6 +525,11 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def _route(tenant: Tenant) -> tuple[Any, ...]:
+    """What of a tenant needs a restart to change: all but its policy and rules."""
+    return (*tenant.model_dump(exclude={"policy", "rules"}).items(),)
 
 
 def _changed_keys(old: Config, new: Config, *, ignore: frozenset[str]) -> list[str]:

@@ -46,6 +46,8 @@ class User:
     disabled: bool
     created_at: datetime
     created_by: str
+    # The tenant whose mail the user sees and acts on; "" = every tenant's (the cluster's).
+    tenant: str = ""
 
 
 def check_name(name: str) -> str:
@@ -82,8 +84,9 @@ def add_user(
     *,
     password_hash: str | None = None,
     addresses: tuple[str, ...] = (),
+    tenant: str = "",
 ) -> User:
-    """Add a user (with a console login and addresses when given)."""
+    """Add a user (with a console login, addresses and a tenant when given)."""
     check_name(name)
     wanted = tuple(dict.fromkeys(check_address(a) for a in addresses))
     if len(wanted) > MAX_ADDRESSES:
@@ -99,6 +102,7 @@ def add_user(
                     created_at=now,
                     created_by=created_by,
                     password_hash=password_hash,
+                    tenant=tenant,
                 )
             ).inserted_primary_key
             user_id = inserted[0] if inserted is not None else None
@@ -108,7 +112,7 @@ def add_user(
         if isinstance(exc.__cause__, IntegrityError):
             raise UserExistsError(f"user {name!r} exists already") from exc
         raise
-    return User(name, role, False, now, created_by)
+    return User(name, role, False, now, created_by, tenant)
 
 
 def find_user(store: Store, name: str) -> User | None:
@@ -147,6 +151,7 @@ def _user(row: RowMapping) -> User:
         disabled=bool(row["disabled"]),
         created_at=row["created_at"],
         created_by=row["created_by"],
+        tenant=row["tenant"],
     )
 
 

@@ -5,8 +5,9 @@ call the same functions as the command line (:class:`gateway.service.held_mail.H
 Held outbound mail is not listed here: it has its pages (:mod:`.outbound`), and only its
 sender and its group's approvers see it.
 
-Threat model: a recipient sees only mail whose envelope names one of their addresses, in the
-list and on every message URL alike (another's message answers 404, as a missing one does).
+Threat model: a recipient sees only mail whose envelope names one of their addresses, and a
+tenant's user only that tenant's mail, in the list and on every message URL alike (another's
+message answers 404, as a missing one does).
 Every value from mail is shown through the templates' escaping. A look at an original and a
 download are audit lines.
 """
@@ -56,8 +57,10 @@ ALL_FILTER: Final = "all"
 
 
 def visible(user: ConsoleUser, entry: QuarantineEntry) -> bool:
-    """Whether ``user`` may see ``entry`` (held outbound mail: its sender and its group's
-    approvers only, on the outbound pages)."""
+    """Whether ``user`` may see ``entry``: never another tenant's; held outbound mail only
+    its sender and its group's approvers, on the outbound pages."""
+    if not user.sees_tenant(entry.tenant):
+        return False
     runtime = current()
     if runtime.held.outbound_decision(entry.id) is not None:
         return may_see_outbound(
@@ -121,6 +124,7 @@ def _filter_of(request: HttpRequest, user: ConsoleUser) -> tuple[MailFilter, dic
         text=form["q"] or None,
         recipients=None if user.may(Permission.SEE_ALL_MAIL) else user.addresses,
         without_kind=str(RequestKind.OUTBOUND),
+        tenant=user.only_tenant,
     )
     return wanted, form
 
@@ -165,6 +169,7 @@ def message(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
         {
             "event": AuditEvent.VIEW,
             "quarantine_id": entry.id,
+            **({"tenant": entry.tenant} if entry.tenant else {}),
             "actor": user.name,
             "client": client_address(request),
         }
@@ -205,6 +210,7 @@ def download(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
         {
             "event": AuditEvent.DOWNLOAD,
             "quarantine_id": entry.id,
+            **({"tenant": entry.tenant} if entry.tenant else {}),
             "sha256": entry.sha256,
             "actor": user.name,
             "client": client_address(request),

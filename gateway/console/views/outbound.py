@@ -10,7 +10,7 @@ serve's spool, not in the store: the page asks serve over its control socket
 user's addresses; serve cancels only mail whose envelope sender is the one named.
 
 Threat model: a held outbound mail is shown only to its sender and the approvers of the
-sender's group (:func:`gateway.service.held_mail.may_see_outbound`); anyone else gets 404, as
+sender's group, never to another tenant's users (:func:`gateway.service.held_mail.may_see_outbound`); anyone else gets 404, as
 for a missing message. A cancel names a sender the page checks is one of the user's addresses.
 Every value from mail goes through the templates' escaping; actions are CSRF-checked POSTs.
 """
@@ -48,8 +48,10 @@ log = logging.getLogger("mukaika.console")
 
 
 def may_see(runtime: Runtime, user: ConsoleUser, entry: QuarantineEntry) -> bool:
-    """Whether ``user`` may see the held outbound mail ``entry``."""
-    return may_see_outbound(runtime.config, user.name, user.role, user.addresses, entry.mail_from)
+    """Whether ``user`` may see the held outbound mail ``entry`` (never another tenant's)."""
+    return user.sees_tenant(entry.tenant) and may_see_outbound(
+        runtime.config, user.name, user.role, user.addresses, entry.mail_from
+    )
 
 
 def _held_for(user: ConsoleUser, ref: str) -> tuple[QuarantineEntry, Decision]:
@@ -100,6 +102,8 @@ def outbound_list(request: HttpRequest, user: ConsoleUser) -> HttpResponse:
     to_decide, own_held = [], []
     mine = set(user.addresses)
     for decision, entry in runtime.held.held_outbound():
+        if not user.sees_tenant(entry.tenant):
+            continue
         if entry.mail_from.lower() in mine:
             own_held.append((decision, entry))
         elif user.may(Permission.DECIDE) and may_see(runtime, user, entry):

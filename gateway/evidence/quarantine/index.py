@@ -67,6 +67,7 @@ class MailFilter:
     recipients: tuple[str, ...] | None = None
     # Leave out messages with a decision of this kind (held outbound mail has pages of its own).
     without_kind: str | None = None
+    tenant: str | None = None  # one tenant's mail only (a tenant's console users)
 
 
 def _like(value: str) -> str:
@@ -102,6 +103,7 @@ class QuarantineIndex:
         size: int,
         stored_size: int,
         sha256: str,
+        tenant: str = "",
     ) -> None:
         """Add the row of a newly stored original (state ``queued``); values already clean."""
         now = datetime.now(UTC)
@@ -122,6 +124,7 @@ class QuarantineIndex:
                     sha256=sha256,
                     state=MessageState.QUEUED.value,
                     node=self.node,
+                    tenant=tenant,
                 )
             )
 
@@ -251,6 +254,8 @@ class QuarantineIndex:
         if not 1 <= limit <= MAX_LIST_LIMIT or offset < 0:
             raise ValueError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
         query = select(messages)
+        if wanted.tenant is not None:
+            query = query.where(messages.c.tenant == wanted.tenant)
         if wanted.states is not None:
             query = query.where(messages.c.state.in_(wanted.states))
         if wanted.since is not None:
@@ -303,6 +308,8 @@ class QuarantineIndex:
         if wanted.recipients is not None:
             mine = {address.lower() for address in wanted.recipients}
             entries = [e for e in entries if mine & {r.lower() for r in e.rcpt_to}]
+        if wanted.tenant is not None:
+            entries = [e for e in entries if e.tenant == wanted.tenant]
         return entries
 
     def count(self) -> int:
@@ -369,4 +376,5 @@ def entry_of(row: RowMapping) -> QuarantineEntry:
         state=row["state"],
         unlock_attempts=int(row["unlock_attempts"]),
         node=row["node"],
+        tenant=row["tenant"],
     )
