@@ -752,9 +752,10 @@ class OutboundSettings(Section):
     """[[outbound.groups]]: who approves whose held mail (until the directory exists). A held
     mail of a sender in no group can be decided by any approver."""
     disclaimer: str = ""
-    """A text (免責文) appended to outbound mail that can take it unchanged otherwise: single-part
-    text/plain, 7bit or 8bit, UTF-8, US-ASCII or ISO-2022-JP; other mail leaves without it (the
-    audit line says so). "" = none."""
+    """A text (免責文) appended to the text of outbound mail where that needs no re-encoding: a
+    text/plain body in 7bit or 8bit UTF-8, US-ASCII or ISO-2022-JP, alone or first in
+    multipart/mixed, or the text/plain alternative of multipart/alternative (the HTML one is
+    left as it is); other mail leaves without it (the audit line says so). "" = none."""
     notify_sender: bool = True
     """Tell the sender (through the LGWAN-side MTA, delivery.relay_host) when their mail is
     held, refused, cancelled or decided."""

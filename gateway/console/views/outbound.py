@@ -10,9 +10,10 @@ serve's spool, not in the store: the page asks serve over its control socket
 user's addresses; serve cancels only mail whose envelope sender is the one named.
 
 Threat model: a held outbound mail is shown only to its sender and the approvers of the
-sender's group, never to another tenant's users (:func:`gateway.service.held_mail.may_see_outbound`); anyone else gets 404, as
-for a missing message. A cancel names a sender the page checks is one of the user's addresses.
-Every value from mail goes through the templates' escaping; actions are CSRF-checked POSTs.
+sender's group (:func:`gateway.service.held_mail.may_see_outbound`), never to another tenant's
+users; anyone else gets 404, as for a missing message. A cancel names a sender the page
+checks is one of the user's addresses. Every value from mail goes through the templates'
+escaping; actions are CSRF-checked POSTs.
 """
 
 from __future__ import annotations
