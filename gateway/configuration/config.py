@@ -30,6 +30,8 @@ from gateway.configuration.settings import (
     AuthSettings,
     ConsoleSettings,
     DeliverySettings,
+    DigestSettings,
+    DirectorySettings,
     MetricsSettings,
     NodeSettings,
     OutboundSettings,
@@ -139,8 +141,10 @@ class Config(Section):
     metrics: MetricsSettings = MetricsSettings()
     scanner: ScannerSettings = ScannerSettings()
     console: ConsoleSettings = ConsoleSettings()
+    digest: DigestSettings = DigestSettings()
     auth: AuthSettings = AuthSettings()
     outbound: OutboundSettings = OutboundSettings()
+    directory: DirectorySettings = DirectorySettings()
     rules: tuple[Rule, ...] = ()
     """Rules by recipient, sender and client network, and exceptions (例外措置); none by
     default. Each is a [[rules]] table (see the README)."""
@@ -184,6 +188,13 @@ class Config(Section):
             problems.append(((("policy", *keep),), _KEEP_OUTSIDE_EXCEPTION))
         problems.extend(_rule_problems(self, self.policy, self.rules, ("rules",)))
         problems.extend(_tenant_problems(self))
+        if self.digest.enabled and not self.console.public_url:
+            problems.append(
+                (
+                    (("digest", "enabled"), ("console", "public_url")),
+                    "digest.enabled needs console.public_url (where the digests' links lead)",
+                )
+            )
         if problems:
             raise PydanticCustomError(
                 INCONSISTENT,

@@ -19,6 +19,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from sanitizers.section import Section
 from sanitizers.senderauth import AuthAction
+from sanitizers.vocabulary import UserRole
 
 
 def _ip_networks(value: tuple[str, ...]) -> tuple[str, ...]:
@@ -398,6 +399,47 @@ class ReleaseSettings(Section):
     lease_seconds: float = Field(default=600.0, gt=0, le=86400)
     """A node that takes an approved release to carry it out holds it this long; if the node
     dies meanwhile, another node (or itself, restarted) takes it after that."""
+
+
+class DigestSettings(Section):
+    """The daily digests: each recipient address of a console user is sent, once a day, the
+    list of its mail held in the last day, with signed links that only open the console's page
+    (a release is asked for there, signed in); and the operators' daily summary of the same
+    figures as the statistics page (log review, 6(5)⑥ウ)."""
+
+    enabled: bool = False
+    """serve sends the digests and the operators' summary every day at send_at."""
+    send_at: str = "08:00"
+    """Time of day (HH:MM, 24-hour) in service.display_timezone at which serve sends them;
+    they cover the day before that moment."""
+    link_lifetime_seconds: float = Field(default=3 * 86400, gt=0, le=90 * 86400)
+    """How long a digest's links stay valid (3 days)."""
+    max_entries: int = Field(default=100, ge=1, le=1000)
+    """Held messages listed in one digest; the digest says when there are more."""
+    max_recipients: int = Field(default=10_000, ge=1, le=1_000_000)
+    """Addresses sent a digest per day (the console users' addresses, in sorted order); serve
+    logs when there are more."""
+    summary_recipients: tuple[str, ...] = ()
+    """Addresses of the operators who get the daily summary (log review); [] = none."""
+    top_count: int = Field(default=10, ge=1, le=100)
+    """Senders and recipients listed in the statistics page and the summary."""
+    statistics_max_days: int = Field(default=31, ge=1, le=366)
+    """The longest period the statistics page counts over."""
+    statistics_max_messages: int = Field(default=200_000, ge=1000, le=10_000_000)
+    """Messages one statistics page (or summary) reads at most; over a period with more, the
+    figures are of the first ones and the page says so."""
+
+    @field_validator("send_at")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+            raise ValueError("expected HH:MM (24-hour), e.g. 08:00")
+        return value
+
+    @property
+    def send_hour_minute(self) -> tuple[int, int]:
+        hour, minute = self.send_at.split(":")
+        return int(hour), int(minute)
 
 
 class AuditSettings(Section):
@@ -803,3 +845,82 @@ class OutboundSettings(Section):
         if len(set(names)) != len(names):
             raise ValueError("outbound.groups: duplicate group name")
         return self
+
+
+class DirectorySettings(Section):
+    """[directory]: where `mukaika user import --ldap` reads the staff, their addresses,
+    groups (課) and roles: an LDAP or Active Directory server, read with a read-only bind (a
+    bind and searches, never a change). `mukaika user import --csv` reads only max_users."""
+
+    url: str = ""
+    """The server: ldap://HOST[:PORT] (with tls = "starttls" or "none") or ldaps://HOST[:PORT]
+    (TLS from the first byte); "" = no directory server."""
+    bind_dn: str = ""
+    """The DN the import binds as (a read-only account); "" = an anonymous bind."""
+    bind_password_file: str = ""
+    """A file holding the bind password (its first line), readable by the service only; the
+    password is never written in the configuration."""
+    base_dn: str = ""
+    """Where the search for users starts (subtree), e.g. "ou=staff,dc=city,dc=example,dc=jp"."""
+    user_filter: str = "(&(objectClass=inetOrgPerson)(mail=*))"
+    """The LDAP filter (RFC 4515) that selects the users to import; for Active Directory e.g.
+    "(&(objectCategory=person)(objectClass=user)(mail=*))"."""
+    login_attribute: str = "uid"
+    """The attribute holding the user's login name (the name of the workflow user; Active
+    Directory: sAMAccountName)."""
+    mail_attribute: str = "mail"
+    """The attribute holding the user's addresses (every value is imported)."""
+    group_attribute: str = "ou"
+    """The attribute naming the user's groups (課; every value is a group, e.g. ou or
+    department). A value that is a DN (memberOf: "cn=税務課,ou=groups,...") names the group by
+    its first RDN's value."""
+    role_attribute: str = ""
+    """The attribute that decides the role through role_map (e.g. employeeType or memberOf);
+    "" = every user gets default_role."""
+    role_map: dict[str, UserRole] = Field(default_factory=dict)
+    """[directory.role_map]: a value of role_attribute (compared without regard to case) and
+    the role it gives, e.g. "cn=approvers,ou=groups,dc=city,dc=example,dc=jp" = "approver".
+    A user with values mapping to two different roles is refused."""
+    default_role: UserRole = UserRole.RECIPIENT
+    """The role of a user none of whose role_attribute values is in role_map."""
+    tls: Literal["starttls", "none"] = "starttls"
+    """For ldap:// URLs: "starttls" upgrades the connection before the bind (the server's
+    certificate is verified); "none" sends the bind password in the clear and is allowed only
+    to a loopback address. Ignored for ldaps://."""
+    tls_ca_file: str = ""
+    """PEM CA bundle that verifies the server's certificate; "" = the system's."""
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """Connecting, the bind and each search page must answer within this time."""
+    max_users: int = Field(default=20000, ge=1, le=1_000_000)
+    """The most users one import (LDAP or CSV) may list; a larger one is refused whole."""
+
+    @field_validator("role_map")
+    @classmethod
+    def _folded(cls, value: dict[str, UserRole]) -> dict[str, UserRole]:
+        return {key.strip().lower(): role for key, role in value.items()}
+
+    @model_validator(mode="after")
+    def _usable(self) -> Self:
+        if not self.url:
+            return self
+        scheme, _, rest = self.url.partition("://")
+        if scheme not in ("ldap", "ldaps") or not rest:
+            raise ValueError("directory.url must be ldap://HOST[:PORT] or ldaps://HOST[:PORT]")
+        if not self.base_dn:
+            raise ValueError("directory.url needs directory.base_dn (where the users are)")
+        if bool(self.bind_dn) != bool(self.bind_password_file):
+            raise ValueError("directory.bind_dn and directory.bind_password_file are set together")
+        host = rest.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        if scheme == "ldap" and self.tls == "none" and not _is_loopback(host):
+            raise ValueError(
+                'directory.tls = "none" sends the bind password in the clear: only to a '
+                "loopback address (use starttls or ldaps://)"
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

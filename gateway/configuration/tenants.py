@@ -138,6 +138,7 @@ class Tenants:
         self.subdomains = subdomains
         self._outbound = outbound or OutboundSettings()
         self._auth = auth or AuthSettings()
+        self._merged_auth: dict[str, AuthSettings] = {}
 
     def __bool__(self) -> bool:
         return bool(self.by_name)
@@ -178,4 +179,8 @@ class Tenants:
         known = self.by_name.get(tenant)
         if known is None or not known.auth:
             return self._auth
-        return AuthSettings.model_validate(deep_merge(self._auth.model_dump(), known.auth))
+        merged = self._merged_auth.get(tenant)
+        if merged is None:
+            merged = AuthSettings.model_validate(deep_merge(self._auth.model_dump(), known.auth))
+            self._merged_auth[tenant] = merged
+        return merged

@@ -5,7 +5,18 @@ from __future__ import annotations
 from django.urls import path
 from django.views.i18n import set_language
 
-from gateway.console.views import account, audit, mail, outbound, ppap, rules, static, users
+from gateway.console.views import (
+    account,
+    audit,
+    digest,
+    mail,
+    outbound,
+    ppap,
+    rules,
+    static,
+    statistics,
+    users,
+)
 
 urlpatterns = [
     path("", mail.mail_list, name="mail_list"),
@@ -25,6 +36,8 @@ urlpatterns = [
     path("outbound/<str:ref>/reject", outbound.reject, name="outbound_reject"),
     path("ppap/mail/<str:ref>", ppap.by_user, name="ppap_mail"),
     path("ppap/<str:token>", ppap.by_link, name="ppap_link"),
+    path("digest/<str:token>", digest.by_link, name="digest_link"),
+    path("statistics", statistics.statistics, name="statistics"),
     path("audit", audit.audit_trail, name="audit"),
     path("rules", rules.rules, name="rules"),
     path("explain", rules.explain_page, name="explain"),

@@ -36,11 +36,13 @@ from gateway.outbound.stage import CancelError, OutboundStage
 from gateway.processing.pool import InlineSanitizer, ProcessSanitizer, Sanitizer, TaskRunner
 from gateway.processing.sanitize_task import task_for
 from gateway.processing.scanner_health import ScannerHealth
-from gateway.processing.unlock_links import UnlockLinks
+from gateway.processing.unlock_links import UnlockLinks, digest_links
 from gateway.queue.spool import Envelope, Spool, is_queue_id
 from gateway.receiving.smtp import Received, SmtpServer
 from gateway.service.accepting import authenticating_for, spool_received
 from gateway.service.control import ControlServer
+from gateway.service.decision_notices import DecisionNotices
+from gateway.service.digests import DailyDigests, Digests
 from gateway.service.node_clock import NodeClock
 from gateway.service.receivers import ReceiverPool, receiver_count
 from gateway.service.releasing import Releasing
@@ -185,8 +187,14 @@ class Gateway:
                 self.audit,
                 config,
                 rules=lambda: self.worker.rules,
+                notices=DecisionNotices(
+                    config, self.store, self.audit, self.worker.bounces.notice_from
+                ),
             )
         self._releasing: asyncio.Task[None] | None = None
+        # The daily digests and summary: scheduled in serve, once per cluster (DailyDigests).
+        self.daily_digests = self._daily_digests(config)
+        self._digesting: asyncio.Task[None] | None = None
         self.outbound: OutboundStage | None = None
         self.outbound_receiving: SmtpServer | None = None
         self.outbound_approvals: OutboundApprovals | None = None
@@ -345,6 +353,18 @@ class Gateway:
         self.worker.submit(queue_id)
         return queue_id
 
+    def _daily_digests(self, config: Config) -> DailyDigests | None:
+        """serve's daily digest job, when ``digest.enabled`` (the configuration check made
+        sure the console has a public address)."""
+        if not config.digest.enabled or self.store is None:
+            return None
+        console = config.console
+        key = load_secret_key(secret_key_path(console.secret_key_file, self.data_dir))
+        links = digest_links(key, console.public_url, config.digest.link_lifetime_seconds)
+        return DailyDigests(
+            Digests(config, self.store, links, self.audit, self.worker.bounces.notice_from)
+        )
+
     def _unlock_links(self, config: Config) -> UnlockLinks | None:
         """The signer of the PPAP links in held notices, when the console has a public
         address (the key is created on first use; check-config refused an unusable one)."""
@@ -455,6 +475,10 @@ class Gateway:
             self._releasing = asyncio.create_task(
                 self.releasing.run_forever(), name="mukaika-release"
             )
+        if self.daily_digests is not None:
+            self._digesting = asyncio.create_task(
+                self.daily_digests.run_forever(), name="mukaika-digest"
+            )
         if self.outbound_approvals is not None:
             self._approving = asyncio.create_task(
                 self.outbound_approvals.run_forever(), name="mukaika-outbound-approvals"
@@ -490,6 +514,7 @@ class Gateway:
             await asyncio.gather(self._releasing, return_exceptions=True)
         await self.worker.stop(grace)
         for task in (
+            self._digesting,
             self._approving,
             self._warming,
             self._purging,

@@ -120,6 +120,8 @@ users = Table(
     # The tenant whose mail the user sees and acts on (migration 0005); "" = every tenant's
     # (the cluster's own users, and every user of a single installation).
     Column("tenant", String(63), nullable=False, server_default=""),
+    # The import that manages the user (migration 0006): "csv", "ldap", or NULL (added by hand).
+    Column("directory", String(10)),
 )
 
 # The addresses whose mail a user sees in the console (a recipient); several users may share
@@ -206,8 +208,38 @@ requests = Table(
     Index("requests_state", "state", "id"),
 )
 
+# The directory (migration 0006): the groups (課) of the staff, from `mukaika user import`
+# (a CSV file or LDAP). A member whose role is approver approves the held outbound mail of
+# the group's other members (上長承認). ``directory`` on a user names the import that manages
+# it ("csv" or "ldap"); users added by hand have none and an import never touches them.
+directory_groups = Table(
+    "directory_groups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column(
+        "group_id",
+        Integer,
+        ForeignKey("directory_groups.id", ondelete="CASCADE", name="group_members_group_fk"),
+        nullable=False,
+    ),
+    Column(
+        "user_id",
+        Integer,
+        ForeignKey("users.id", ondelete="CASCADE", name="group_members_user_fk"),
+        nullable=False,
+    ),
+    PrimaryKeyConstraint("group_id", "user_id", name="group_members_pk"),
+    Index("group_members_user", "user_id"),
+)
+
 # Each approval of a decision that needs several (k of n approval of held outbound mail,
-# migration 0006): one row per approver, never two; the decision is approved when its
+# migration 0007): one row per approver, never two; the decision is approved when its
 # group's approvals_required are in, and one denial denies it.
 approvals = Table(
     "approvals",

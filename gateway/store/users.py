@@ -232,3 +232,17 @@ def set_addresses(store: Store, name: str, addresses: tuple[str, ...]) -> list[s
         for address in wanted:
             db.execute(insert(user_addresses).values(user_id=user_id, address=address))
     return wanted
+
+
+def enabled_addresses(store: Store, limit: int) -> list[str]:
+    """The distinct addresses of enabled users, sorted, at most ``limit`` (the digests')."""
+    with store.reading() as db:
+        rows = db.execute(
+            select(user_addresses.c.address)
+            .join(users, users.c.id == user_addresses.c.user_id)
+            .where(users.c.disabled.is_(False))
+            .group_by(user_addresses.c.address)
+            .order_by(user_addresses.c.address)
+            .limit(limit)
+        )
+        return [row[0] for row in rows]

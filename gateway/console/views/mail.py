@@ -28,7 +28,7 @@ from gateway.console.rendering import render as render_original
 from gateway.console.runtime import current
 from gateway.console.views.access import requires
 from gateway.console.views.account import client_address
-from gateway.console.views.errors import error_page
+from gateway.console.views.errors import error_page, forbidden
 from gateway.evidence.quarantine import (
     QuarantineEntry,
     QuarantineError,
@@ -183,6 +183,7 @@ def message(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
         "decisions": decisions,
         "pending": pending,
         "may_release": user.may(Permission.RELEASE),
+        "may_request": may_request(user, entry),
         "may_decide": user.may(Permission.DECIDE)
         and pending is not None
         and pending.requested_by != user.name,
@@ -243,10 +244,21 @@ def release(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
     return act(request, f"/mail/{ref}", lambda: current().held.release(entry.id, user.name))
 
 
+def may_request(user: ConsoleUser, entry: QuarantineEntry) -> bool:
+    """Whether the page offers ``user`` to ask for a release of ``entry`` (the workflow checks
+    again): whoever may release, and a recipient for mail to their own addresses."""
+    if user.may(Permission.RELEASE):
+        return True
+    own = set(user.addresses)
+    return user.may(Permission.REQUEST_OWN) and bool(own & {a.lower() for a in entry.rcpt_to})
+
+
 @require_POST
-@requires(Permission.RELEASE)
+@requires(Permission.SEE_OWN_MAIL)
 def request_release(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
     entry = _entry_for(user, ref)
+    if not may_request(user, entry):
+        return forbidden(request)
     reason = request.POST.get("reason", "")
     parts = [p for p in request.POST.get("parts", "").replace(",", " ").split() if p]
     return act(

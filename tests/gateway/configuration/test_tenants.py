@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.configuration.config import Config, ConfigError, load_config, tenants_of
+from gateway.configuration.config import Config, ConfigError, load_config, rule_set, tenants_of
 
 TWO = """\
 [smtp]
@@ -195,3 +195,54 @@ def test_check_config_answers_a_duplicate_domain_with_exit_code_and_message(
     )
     assert main(["check-config", "--config", str(main_file)]) != 0
     assert "a domain belongs to one tenant only" in capsys.readouterr().err
+
+
+def test_the_rules_split_a_message_per_tenant_and_apply_a_tenants_rules_to_it_only(
+    tmp_path: Path,
+) -> None:
+    main_file = write(tmp_path / "mukaika.toml", TWO)
+    write(
+        tmp_path / "tenants" / "kita" / "local.d" / "a.toml",
+        "[policy.output]\nsubject_tag = '[北]'\n"
+        "[[rules]]\nname = 'kita-keiri'\nrecipients = ['keiri@city.kita.example.lg.jp']\n"
+        "[rules.policy.body]\nlinks = 'drop'\n",
+    )
+    write(
+        tmp_path / "local.d" / "shared.toml",
+        "[[rules]]\nname = 'shared-keiri'\nrecipients = ['keiri@town.minami.example.lg.jp']\n"
+        "[rules.policy.output]\nsubject_tag = '[共通]'\n",
+    )
+    rules = rule_set(load_config(main_file))
+    groups = rules.groups(
+        sender="info@bank.example.co.jp",
+        recipients=[
+            "keiri@city.kita.example.lg.jp",
+            "keiri@town.minami.example.lg.jp",
+            "soumu@city.kita.example.lg.jp",
+            "x@minami.example.lg.jp",
+        ],
+        client="192.0.2.1",
+    )
+    by_tenant = {(g.tenant, g.rules): g for g in groups}
+    assert set(by_tenant) == {
+        ("kita", ("kita-keiri",)),
+        ("minami", ("shared-keiri",)),
+        ("kita", ()),
+        ("minami", ()),
+    }
+    assert by_tenant[("kita", ("kita-keiri",))].recipients == ("keiri@city.kita.example.lg.jp",)
+    assert by_tenant[("kita", ())].policy.output.subject_tag == "[北]"
+    assert by_tenant[("kita", ("kita-keiri",))].policy.body.links.value == "drop"
+    assert by_tenant[("minami", ())].policy.output.subject_tag == ""
+    assert by_tenant[("minami", ("shared-keiri",))].policy.output.subject_tag == "[共通]"
+    # Kita's rule never matches Minami's recipients, even with the same local part.
+    assert by_tenant[("minami", ("shared-keiri",))].recipients == (
+        "keiri@town.minami.example.lg.jp",
+    )
+
+
+def test_without_tenants_the_groups_are_as_before(tmp_path: Path) -> None:
+    groups = rule_set(Config()).groups(
+        sender="a@example.com", recipients=["x@example.lg.jp"], client=""
+    )
+    assert [(g.tenant, g.rules, g.recipients) for g in groups] == [("", (), ("x@example.lg.jp",))]

@@ -76,10 +76,23 @@ class ConsoleWorld:
     def store(self) -> Any:
         return self.runtime.store
 
-    def add(self, name: str, role: UserRole, *addresses: str, password: str = PASSWORD) -> None:
+    def add(
+        self,
+        name: str,
+        role: UserRole,
+        *addresses: str,
+        password: str = PASSWORD,
+        tenant: str = "",
+    ) -> None:
         """A user with a console password (and a TOTP secret when the role needs one)."""
         add_user(
-            self.store, name, role, "test", password_hash=hashed(password), addresses=addresses
+            self.store,
+            name,
+            role,
+            "test",
+            password_hash=hashed(password),
+            addresses=addresses,
+            tenant=tenant,
         )
         if role in (UserRole.APPROVER, UserRole.ADMIN):
             from gateway.service.totp import new_secret
@@ -99,6 +112,7 @@ class ConsoleWorld:
         mail_from: str = "sender@example.com",
         reasons: tuple[Reason, ...] = (Reason.MACRO,),
         subject: str | None = None,
+        tenant: str = "",
     ) -> str:
         """Store ``raw`` as a held message (as the worker does); its reference."""
         quarantine = self.runtime.quarantine
@@ -110,6 +124,7 @@ class ConsoleWorld:
             mail_from=mail_from,
             rcpt_to=list(rcpt_to),
             received_at=datetime.now(UTC),
+            tenant=tenant,
         )
         quarantine.record_result(
             qid, Report(verdict=Verdict.HOLD, reasons=list(reasons), subject=subject)

@@ -1,0 +1,173 @@
+"""Tenants in the running gateway, over real SMTP: a message for two tenants is split, each
+copy sanitized with its tenant's policy and rules and delivered to its tenant's MTA only;
+audit lines, quarantine entries and metrics carry the tenant."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from email.header import decode_header, make_header
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import pytest
+
+from gateway.configuration.config import Config
+from gateway.observation.metrics import Metrics
+from gateway.processing.pool import InlineSanitizer
+from gateway.queue.spool import Envelope, new_queue_id
+from gateway.service.assembly import Gateway, Parts
+from sanitizers.policy import Policy
+from tests.gateway.relaykit import FakeAudit, FakeQuarantine, Sink, make_config, wait_until
+
+KITA = "taro@city.kita.example.lg.jp"
+MINAMI = "hanako@town.minami.example.lg.jp"
+MAIL = (
+    "From: Bank <info@bank.example.co.jp>\r\n"
+    f"To: {KITA}, {MINAMI}\r\n"
+    "Subject: =?UTF-8?B?6KuL5rGC5pu4?=\r\n"
+    "Message-ID: <tenants@example.jp>\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "\r\n"
+    "請求書をお送りします。\r\n"
+).encode()
+
+
+def tenants_config(tmp_path: Path, shared: Sink, kita: Sink, minami: Sink) -> Config:
+    base = make_config(tmp_path, shared.port, smtp={"accept_domains": []})
+    data = base.model_dump()
+    data["tenants"] = [
+        {
+            "name": "kita",
+            "domains": ["city.kita.example.lg.jp"],
+            "relay_host": "127.0.0.1",
+            "relay_port": kita.port,
+            # Kita's own layer: a policy and a rule for all its recipients.
+            "policy": {"output": {"subject_tag": "[北市]"}},
+            "rules": [
+                {
+                    "name": "kita-bank",
+                    "senders": ["bank.example.co.jp"],
+                    "policy": {"output": {"subject_tag": "[北市・銀行]"}},
+                }
+            ],
+        },
+        {
+            "name": "minami",
+            "domains": ["town.minami.example.lg.jp"],
+            "relay_host": "127.0.0.1",
+            "relay_port": minami.port,
+        },
+    ]
+    return Config.model_validate(data)
+
+
+def subject(raw: bytes) -> str:
+    for line in raw.decode("ascii", "replace").split("\r\n"):
+        if line.lower().startswith("subject:"):
+            return str(make_header(decode_header(line.split(":", 1)[1].strip())))
+    raise AssertionError("no subject")
+
+
+async def start(config: Config) -> tuple[Gateway, FakeQuarantine, FakeAudit, Metrics, int]:
+    quarantine, audit, metrics = FakeQuarantine(), FakeAudit(), Metrics()
+    parts = Parts(
+        sanitizer=InlineSanitizer(Policy(), ThreadPoolExecutor(2)),
+        quarantine=quarantine,
+        audit=audit,
+        metrics=metrics,
+        free_bytes=lambda: 10**12,
+        receive_in_process=True,
+    )
+    gateway = Gateway(config, parts)
+    _, port = await gateway.start()
+    return gateway, quarantine, audit, metrics, port
+
+
+async def test_a_message_for_two_tenants_reaches_each_tenants_mta_only(tmp_path: Path) -> None:
+    shared, kita, minami = Sink(), Sink(), Sink()
+    for sink in (shared, kita, minami):
+        await sink.start()
+    gateway, quarantine, audit, metrics, port = await start(
+        tenants_config(tmp_path, shared, kita, minami)
+    )
+    try:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+        async with client:
+            await client.sendmail("info@bank.example.co.jp", [KITA, MINAMI], MAIL)
+        (to_kita,) = await kita.wait_for(1)
+        (to_minami,) = await minami.wait_for(1)
+        await wait_until(
+            lambda: len([r for r in audit.records if r.get("event") == "message"]) == 2
+        )
+    finally:
+        await gateway.stop()
+        for sink in (shared, kita, minami):
+            await sink.stop()
+    # Each MTA got its own tenant's recipient and nothing else; the shared relay nothing.
+    assert to_kita.rcpt_tos == [KITA]
+    assert to_minami.rcpt_tos == [MINAMI]
+    assert shared.messages == []
+    # Kita's policy and its rule applied to Kita's copy only.
+    assert subject(to_kita.data).startswith("[北市・銀行]")
+    assert subject(to_minami.data) == "請求書"
+    lines: dict[str, dict[str, Any]] = {
+        r["tenant"]: r for r in audit.records if r.get("event") == "message"
+    }
+    assert set(lines) == {"kita", "minami"}
+    assert lines["kita"]["rules"] == ["kita-bank"]
+    assert lines["minami"].get("rules") is None
+    assert sorted(quarantine.tenants.values()) == ["kita", "minami"]
+    text = metrics.render().decode()
+    for tenant in ("kita", "minami"):
+        assert f'mukaika_tenant_messages_total{{outcome="delivered",tenant="{tenant}"}} 1.0' in text
+        assert f'mukaika_tenant_messages_total{{outcome="deliver",tenant="{tenant}"}} 1.0' in text
+
+
+async def test_a_recipient_of_no_tenant_is_refused_at_rcpt(tmp_path: Path) -> None:
+    shared, kita, minami = Sink(), Sink(), Sink()
+    for sink in (shared, kita, minami):
+        await sink.start()
+    gateway, *_, port = await start(tenants_config(tmp_path, shared, kita, minami))
+    try:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+        async with client:
+            await client.mail("info@bank.example.co.jp")
+            with pytest.raises(aiosmtplib.SMTPRecipientRefused) as refused:
+                await client.rcpt("someone@example.lg.jp")
+            await client.rcpt(KITA)  # a tenant's domain is an accepted domain
+    finally:
+        await gateway.stop()
+        for sink in (shared, kita, minami):
+            await sink.stop()
+    assert refused.value.code == 554  # relay denied: in no tenant's domains
+
+
+async def test_mail_of_a_tenant_no_longer_configured_waits_and_never_goes_elsewhere(
+    tmp_path: Path,
+) -> None:
+    shared, kita, minami = Sink(), Sink(), Sink()
+    for sink in (shared, kita, minami):
+        await sink.start()
+    gateway, *_ = await start(tenants_config(tmp_path, shared, kita, minami))
+    envelope = Envelope(
+        queue_id=new_queue_id(),
+        mail_from="info@bank.example.co.jp",
+        rcpt_tos=("a@city.gone.example.lg.jp",),
+        received_at=time.time(),
+        tenant="gone",
+        verdict="deliver",
+    )
+    try:
+        gateway.spool.put("outgoing", envelope, MAIL)
+        await gateway.worker.delivering.deliver(envelope, MAIL)
+        waiting, _ = gateway.spool.load("outgoing", envelope.queue_id)
+    finally:
+        await gateway.stop()
+        for sink in (shared, kita, minami):
+            await sink.stop()
+    assert waiting.last_error == "451 4.3.0 tenant 'gone' is not configured: not delivered"
+    assert waiting.deliveries[-1]["host"] == "(no MTA for tenant 'gone'):0"
+    assert shared.messages == kita.messages == minami.messages == []
