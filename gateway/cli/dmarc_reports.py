@@ -6,7 +6,8 @@ each outside destination as RFC 7489 7.1 asks (real DNS queries through ``auth.n
 and checks each report against the DMARC schema. ``--out DIR`` writes each report (``.xml.gz``)
 and the mail that carries it (``.eml``, From ``auth.reports.from_address``); ``--dry-run``
 only lists them. Sending waits for the outbound relay (issue 19): hand the ``.eml`` files to
-the municipality's outgoing MTA meanwhile (e.g. ``sendmail -t < FILE``).
+the municipality's outgoing MTA meanwhile (e.g. ``sendmail -t < FILE``). ``--tenant NAME``
+reports that tenant's mail with its own ``[tenants.auth.reports]`` (From, org_name).
 
 Exit codes: 0 done (also with nothing to report); 2 usage; 78 invalid configuration or
 reports off.
@@ -23,7 +24,8 @@ from typing import Any
 
 from gateway.cli.exit_codes import ExitCode
 from gateway.cli.toolkit import CliError, add_config_option, load
-from gateway.configuration.config import Config
+from gateway.configuration.config import tenants_of
+from gateway.configuration.settings import AuthReportsSettings
 from gateway.senderauth.evaluate import organisational_domain
 from gateway.senderauth.reports import Report, build_reports, read_day, schema_problems
 from gateway.senderauth.resolver import Resolver
@@ -45,12 +47,21 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--out", type=Path, metavar="DIR", help="write the reports and their mails")
     parser.add_argument("--dry-run", action="store_true", help="only list what would be sent")
+    parser.add_argument(
+        "--tenant",
+        default="",
+        metavar="NAME",
+        help="the reports of this tenant's mail, with its [tenants.auth.reports]",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config, _ = load(args)
-    settings = config.auth.reports
+    tenants = tenants_of(config)
+    if args.tenant and args.tenant not in tenants.by_name:
+        raise CliError(f"unknown tenant {args.tenant!r}", ExitCode.CONFIG)
+    settings = tenants.auth(args.tenant).reports
     if not (config.auth.enabled and settings.enabled):
         raise CliError("auth.enabled and auth.reports.enabled must be true", ExitCode.CONFIG)
     if args.out is None and not args.dry_run:
@@ -59,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     directory = Path(config.service.data_dir) / "dmarc"
     resolver = Resolver(config.auth.nameservers, config.auth.timeout_seconds, 0)
     reports = build_reports(
-        read_day(directory, day),
+        read_day(directory, day, args.tenant),
         day,
         org_name=settings.org_name,
         email=settings.from_address,
@@ -76,13 +87,12 @@ def run(args: argparse.Namespace) -> int:
         for why in report.refused:
             print(f"  left out: {why}")
         if args.out is not None and not args.dry_run and report.destinations:
-            write(args.out, report, day, config)
+            write(args.out, report, day, settings)
     return ExitCode.OK
 
 
-def write(directory: Path, report: Report, day: date, config: Config) -> None:
+def write(directory: Path, report: Report, day: date, settings: AuthReportsSettings) -> None:
     """``report`` as ``.xml.gz`` and as the mail that carries it (``.eml``)."""
-    settings = config.auth.reports
     begin = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
     end = begin + 86399
     ours = organisational_domain(settings.from_address.rpartition("@")[2])

@@ -210,11 +210,11 @@ def _list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     with _open(args) as (quarantine, zone):
         entry = quarantine.get(args.id)
-        path = quarantine.path_of(args.id)
+        path = quarantine.where_kept(args.id)
         decisions = history(quarantine.index.store, args.id)
     if args.json:
         data = entry.to_dict()
-        data["path"] = str(path)
+        data["path"] = path
         data["decisions"] = [
             {key: format_time(v) if isinstance(v, datetime) else v for key, v in d.items()}
             for d in (decision.to_dict() for decision in decisions)
@@ -251,7 +251,7 @@ def _decision_line(decision: Decision, zone: tzinfo | None) -> str:
     return "; ".join(words)
 
 
-def _describe(entry: QuarantineEntry, path: Path, zone: tzinfo | None) -> list[tuple[str, str]]:
+def _describe(entry: QuarantineEntry, path: str, zone: tzinfo | None) -> list[tuple[str, str]]:
     return [
         ("id", entry.id),
         ("queue id", _show_text(entry.queue_id)),
@@ -269,7 +269,7 @@ def _describe(entry: QuarantineEntry, path: Path, zone: tzinfo | None) -> list[t
         ("rcpt to", ", ".join(_show_text(r) for r in entry.rcpt_to) or "-"),
         ("size", f"{entry.size} bytes ({entry.stored_size} stored)"),
         ("sha256", entry.sha256),
-        ("file", str(path)),
+        ("file", path),
     ]
 
 

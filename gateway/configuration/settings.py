@@ -272,6 +272,10 @@ class ScannerSettings(Section):
         return value
 
 
+# Where a quarantined original is kept (QuarantineSettings.originals; each entry's kept_in).
+OriginalsPlace = Literal["database", "directory"]
+
+
 class QuarantineSettings(Section):
     """The originals kept on the Internet side (compressed, hashed, indexed) as evidence."""
 
@@ -283,8 +287,15 @@ class QuarantineSettings(Section):
     """gzip level 1..9; 1 is the measured best trade-off for mail."""
     purge_interval_seconds: float = Field(default=3600.0, gt=0)
     """How often the running service purges the quarantine."""
+    originals: OriginalsPlace = "database"
+    """Where new originals are kept: "database" (compressed in the store, so every node and
+    console reads them and store copy moves them; the default) or "directory" (gzip files in
+    quarantine.directory on this node's disk, read only on this node). Originals already kept
+    stay where they were written: changing this moves nothing."""
     directory: str = ""
-    """Absolute, or relative to the data directory; "" = DATA_DIR/quarantine."""
+    """Absolute, or relative to the data directory; "" = DATA_DIR/quarantine. Holds the
+    originals kept as files (quarantine.originals = "directory", and every original from
+    before originals moved into the database)."""
 
     def resolve_directory(self, data_dir: Path) -> Path:
         """Where the quarantine lives for a given data directory."""
@@ -791,8 +802,10 @@ class OutboundSettings(Section):
     """A held outbound mail nobody decided on in this time is refused, with a notice to the
     sender."""
     groups: tuple[ApprovalGroup, ...] = ()
-    """[[outbound.groups]]: who approves whose held mail (until the directory exists). A held
-    mail of a sender in no group can be decided by any approver."""
+    """[[outbound.groups]]: who approves whose held mail, for installations without a
+    directory. Once mukaika user import has put groups in the store, the directory's groups
+    decide and these are not read. A held mail of a sender in no group can be decided by any
+    approver."""
     disclaimer: str = ""
     """A text (免責文) appended to the text of outbound mail where that needs no re-encoding: a
     text/plain body in 7bit or 8bit UTF-8, US-ASCII or ISO-2022-JP, alone or first in
@@ -893,6 +906,8 @@ class DirectorySettings(Section):
     """Connecting, the bind and each search page must answer within this time."""
     max_users: int = Field(default=20000, ge=1, le=1_000_000)
     """The most users one import (LDAP or CSV) may list; a larger one is refused whole."""
+    self_approval: bool = False
+    """An approver of a directory group may decide on their own held outbound mail."""
 
     @field_validator("role_map")
     @classmethod

@@ -46,3 +46,4 @@ urlpatterns = [
 ]
 
 handler404 = "gateway.console.views.errors.page_not_found"
+handler500 = "gateway.console.views.errors.server_error"

@@ -19,7 +19,7 @@ from email.utils import format_datetime, make_msgid
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from gateway.configuration.config import Config
+from gateway.configuration.config import Config, tenants_of
 from gateway.delivery.client import send_once
 from sanitizers.headers import RebuiltHeaders, rebuild_headers
 from sanitizers.mime import parse_headers_only
@@ -161,6 +161,12 @@ async def tell_sender(
     if not sender:
         return "none: null sender"
     delivery = config.delivery
+    # Back through the sender's own LGWAN-side MTA: its tenant's, when it has one.
+    tenants = tenants_of(config)
+    host, port = tenants.relay(tenants.tenant_of(sender)) or (
+        delivery.relay_host,
+        delivery.relay_port,
+    )
     notice = build_notice(
         event,
         sender=sender,
@@ -175,8 +181,8 @@ async def tell_sender(
     )
     try:
         await send_once(
-            delivery.relay_host,
-            delivery.relay_port,
+            host,
+            port,
             "",
             [sender],
             notice,

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.configuration.config import Config
+from gateway.configuration.config import Config, tenants_of
 from gateway.configuration.rules import RuleSet
 from gateway.delivery.attempts import Delivering
 from gateway.delivery.bounces import Bounces
@@ -119,6 +119,7 @@ class OutboundStage:
         outbound = config.outbound
         self.rates = RateLimits(outbound.max_per_sender_per_hour, outbound.max_per_hour)
         self.signer = Signer(outbound.dkim)
+        self.tenants = tenants_of(config)
         # Queue ids checked in this process (so a deferred retry is not counted twice).
         self._counted: set[str] = set()
         self._cancelling: set[str] = set()
@@ -138,6 +139,8 @@ class OutboundStage:
             return
         if queue_id in self._cancelling:
             return
+        # Outbound mail belongs to its sender's tenant (its records, its approvers).
+        envelope = envelope.with_(tenant=self.tenants.tenant_of(envelope.mail_from))
         over = None
         if queue_id not in self._counted:
             over = self.rates.take(envelope.mail_from)
@@ -220,6 +223,7 @@ class OutboundStage:
                 mail_from=envelope.mail_from,
                 rcpt_to=list(envelope.rcpt_tos),
                 received_at=datetime.fromtimestamp(envelope.received_at, UTC),
+                tenant=envelope.tenant,
             )
             envelope = envelope.with_(quarantine_id=quarantine_id)
             self.metrics.quarantined()

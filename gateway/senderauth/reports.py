@@ -2,7 +2,9 @@
 
 Recording: with ``auth.reports.enabled``, each DMARC evaluation (refused mail included) is one
 JSON line in ``DATA_DIR/dmarc/YYYY-MM-DD.PID.jsonl`` (UTC day; one file per process, so the
-receiving processes never share a file). Reporting (``mukaika dmarc-reports``): a day's lines
+receiving processes never share a file); with tenants, a message for several tenants is one
+line per tenant (``tenant``), and each tenant reports its own mail with its own
+``[tenants.auth.reports]``. Reporting (``mukaika dmarc-reports``): a day's lines
 are grouped by the domain whose record applied; for each domain that publishes ``rua``, one
 ``feedback`` document (RFC 7489 Appendix C, checked against the schema the ``dmarc`` package
 ships) with one row per distinct source address, identifiers, results and disposition.
@@ -20,12 +22,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import ipaddress
+import itertools
 import json
 import os
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -50,7 +53,15 @@ class Recorder:
         self.directory = directory
         self.clock = clock
 
-    def record(self, evaluation: Evaluation, transaction: Transaction, action: AuthAction) -> None:
+    def record(
+        self,
+        evaluation: Evaluation,
+        transaction: Transaction,
+        action: AuthAction,
+        tenants: Sequence[str] = ("",),
+    ) -> None:
+        """One line per published policy and per tenant the message is for (each tenant
+        reports the mail it received; "" without tenants)."""
         if not evaluation.published:
             return
         now = self.clock()
@@ -74,10 +85,11 @@ class Recorder:
             None,
         )
         lines = []
-        for published in evaluation.published:
+        for published, tenant in itertools.product(evaluation.published, tenants):
             lines.append(
                 json.dumps(
                     {
+                        **({"tenant": tenant} if tenant else {}),
                         "time": int(now),
                         "source_ip": transaction.client,
                         "envelope_from": transaction.mail_from.rpartition("@")[2].lower(),
@@ -107,17 +119,20 @@ class Recorder:
             handle.write("".join(line + "\n" for line in lines))
 
 
-def read_day(directory: Path, day: date) -> Iterator[dict[str, Any]]:
-    """Every record of ``day`` (UTC), from every process's file."""
+def read_day(directory: Path, day: date, tenant: str = "") -> Iterator[dict[str, Any]]:
+    """Every record of ``day`` (UTC) for ``tenant`` ("" without tenants), from every
+    process's file."""
     for path in sorted(directory.glob(f"{day.isoformat()}.*.jsonl")):
         with path.open("r", encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 if len(line) > MAX_RECORD_LINE or not line.strip():
                     continue
                 try:
-                    yield json.loads(line)
+                    record = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut by a crash
+                if isinstance(record, dict) and record.get("tenant", "") == tenant:
+                    yield record
 
 
 @dataclass(frozen=True, slots=True)

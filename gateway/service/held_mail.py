@@ -38,6 +38,7 @@ from gateway.evidence.quarantine import QuarantineEntry, clean_text, is_valid_id
 from gateway.evidence.quarantine.index import QuarantineIndex
 from gateway.service.access import Permission, may
 from gateway.store import Store
+from gateway.store.directory import groups_of_sender, has_groups
 from gateway.store.users import User, addresses_of, find_user
 from gateway.store.workflow import (
     ALREADY,
@@ -326,7 +327,11 @@ class HeldMail:
             )
         if pending.kind is RequestKind.OUTBOUND:
             problem = outbound_approval_problem(
-                self.config, user.name, entry.mail_from, addresses_of(self.store, user.name)
+                self.config,
+                user.name,
+                entry.mail_from,
+                self.store,
+                addresses_of(self.store, user.name),
             )
             if problem:
                 raise NotAllowedError(problem)
@@ -430,17 +435,28 @@ def outbound_groups(config: Config, sender: str) -> list[ApprovalGroup]:
 
 def approvals_required(config: Config, sender: str) -> int:
     """How many approvers must approve held outbound mail of ``sender`` (k of n): the largest
-    ``approvals_required`` of the sender's groups; 1 for a sender in no group."""
+    ``approvals_required`` of the sender's ``[[outbound.groups]]``; 1 for a sender in none
+    (and for the directory's groups, which name no number)."""
     return max((g.approvals_required for g in outbound_groups(config, sender)), default=1)
 
 
 def outbound_approval_problem(
-    config: Config, approver: str, sender: str, addresses: Iterable[str] = ()
+    config: Config,
+    approver: str,
+    sender: str,
+    store: Store | None = None,
+    addresses: Iterable[str] = (),
 ) -> str | None:
-    """Why ``approver`` may not decide on held outbound mail of ``sender``, or None. The
-    sender's groups (``[[outbound.groups]]``) name their approvers; a sender in no group may be
-    decided by any approver. Deciding on one's own mail (the sender is the approver's name or
-    one of their ``addresses``) needs ``self_approval`` in the group."""
+    """Why ``approver`` may not decide on held outbound mail of ``sender``, or None.
+
+    When the directory in ``store`` holds groups (``mukaika user import``), it decides and
+    ``[[outbound.groups]]`` is not read: the approvers of the sender's groups are the members
+    of those groups with the role approver (:func:`directory_approval_problem`). Otherwise the
+    sender's groups of ``[[outbound.groups]]`` name their approvers. Either way a sender in no
+    group may be decided by any approver, and deciding on one's own mail (the sender is the
+    approver's name or one of their ``addresses``) needs ``self_approval`` in the group."""
+    if store is not None and has_groups(store):
+        return directory_approval_problem(store, config, approver, sender)
     groups = outbound_groups(config, sender)
     own = sender.strip().lower() in {approver.strip().lower(), *(a.lower() for a in addresses)}
     if not groups:
@@ -454,17 +470,45 @@ def outbound_approval_problem(
     return None
 
 
+def directory_approval_problem(
+    store: Store, config: Config, approver: str, sender: str
+) -> str | None:
+    """The directory's answer to :func:`outbound_approval_problem`: the sender's groups are
+    those of the enabled users owning the sender's address; ``approver`` must be an approver
+    of one of them. Their own mail (the sender's address is one of ``approver``'s) needs
+    ``directory.self_approval``."""
+    groups = groups_of_sender(store, sender)
+    own = sender.strip().lower() in addresses_of(store, approver)
+    if own and not config.directory.self_approval:
+        return f"user {approver!r} may not approve their own mail (directory.self_approval is off)"
+    if not groups:
+        return None
+    if not any(approver in group.approvers for group in groups):
+        names = ", ".join(group.name for group in groups)
+        return f"user {approver!r} is not an approver of the sender's group ({names})"
+    return None
+
+
 def may_see_outbound(
-    config: Config, name: str, role: UserRole, addresses: Iterable[str], sender: str
+    config: Config,
+    name: str,
+    role: UserRole,
+    addresses: Iterable[str],
+    sender: str,
+    store: Store | None = None,
 ) -> bool:
     """Whether a user may see a held outbound mail of ``sender``: its sender (one of their
-    addresses), or an approver of the sender's group (any approver for a sender in no group).
-    Nobody else, whatever else their role sees: the mail may carry personal numbers that only
-    the decision needs."""
+    addresses), or an approver of the sender's group (the directory's when ``store`` holds
+    groups, else ``[[outbound.groups]]``; any approver for a sender in no group). Nobody else,
+    whatever else their role sees: the mail may carry personal numbers that only the decision
+    needs."""
     if sender.strip().lower() in {a.lower() for a in addresses}:
         return True
     if not may(role, Permission.DECIDE):
         return False
+    if store is not None and has_groups(store):
+        found = groups_of_sender(store, sender)
+        return not found or any(name in group.approvers for group in found)
     groups = outbound_groups(config, sender)
     return not groups or any(name.lower() in {a.lower() for a in g.approvers} for g in groups)
 

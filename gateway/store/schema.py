@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -92,6 +93,10 @@ messages = Table(
     Column("node", String(100), nullable=False, server_default=""),
     # The tenant whose recipients it carries (migration 0005; "" without tenants).
     Column("tenant", String(63), nullable=False, server_default=""),
+    # Where its original is kept (migration 0007): "database" (the table original_chunks,
+    # readable on every node) or "directory" (a file on ``node``'s disk; every row before
+    # 0007, when the originals were only files).
+    Column("kept_in", String(10), nullable=False, server_default="directory"),
     Index("messages_queue_id", "queue_id"),
     Index("messages_tenant", "tenant", "received_at"),
     Index("messages_received_at", "received_at"),
@@ -238,8 +243,22 @@ group_members = Table(
     Index("group_members_user", "user_id"),
 )
 
+# The originals kept in the database (migration 0007): the gzip stream of each original cut
+# into pieces of at most gateway.evidence.quarantine.stored.CHUNK_BYTES, in order of ``seq``
+# (concatenated they are the same .gz an on-disk original is). Written before the index row
+# (like a file), so there is no foreign key: a crash between the two leaves chunks without a
+# row, which the purge removes once past retention.
+original_chunks = Table(
+    "original_chunks",
+    metadata,
+    Column("id", String(40), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("id", "seq", name="original_chunks_pk"),
+)
+
 # Each approval of a decision that needs several (k of n approval of held outbound mail,
-# migration 0007): one row per approver, never two; the decision is approved when its
+# migration 0008): one row per approver, never two; the decision is approved when its
 # group's approvals_required are in, and one denial denies it.
 approvals = Table(
     "approvals",

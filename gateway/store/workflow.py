@@ -377,7 +377,8 @@ def claim_due(
 ) -> list[Decision]:
     """Up to ``limit`` approved decisions of ``kinds`` for ``node`` to carry out, oldest
     first, each claimed for it until ``now + lease``: those no other node holds a live lease
-    on, on messages ``node`` quarantined (or from before nodes)."""
+    on, on messages whose original ``node`` can read (in the database, or on its own disk:
+    those it quarantined and those from before nodes)."""
     free = or_(
         requests.c.claimed_until.is_(None),
         requests.c.claimed_until < now,
@@ -390,7 +391,7 @@ def claim_due(
             requests.c.state == str(RequestState.APPROVED),
             requests.c.kind.in_([str(kind) for kind in kinds]),
             free,
-            messages.c.node.in_([node, ""]),
+            or_(messages.c.kept_in == "database", messages.c.node.in_([node, ""])),
         )
         .order_by(requests.c.id)
         .limit(limit)

@@ -152,10 +152,12 @@ class Stack:
 
         asyncio.run(sending())
 
-    def user(self, name: str, role: str, *addresses: str, password: str) -> None:
+    def user(self, name: str, role: str, *addresses: str, password: str, tenant: str = "") -> None:
         args = ["user", "add", name, "--role", role, "--config", str(self.config)]
         for address in addresses:
             args += ["--address", address]
+        if tenant:
+            args += ["--tenant", tenant]
         done = mukaika(*args, stdin=password + "\n")
         assert done.returncode == 0, done.stderr
 
@@ -188,6 +190,7 @@ tls = "none"
 def write_config(
     root: Path, smtp_port: int, console_port: int, relay_port: int, extra: str = ""
 ) -> Path:
+    """The stack's configuration; ``extra`` is TOML appended to it (tables after [console])."""
     config = root / "mukaika.toml"
     config.write_text(
         f"""
@@ -218,19 +221,20 @@ trusted_proxies = ["127.0.0.1"]
 
 
 @contextlib.contextmanager
-def running_stack(root: Path, outbound: str | None = None) -> Iterator[Stack]:
-    """serve and console started on a fresh data directory; stopped after. ``outbound``: run
-    the outbound direction too, with these further [outbound] settings."""
+def running_stack(
+    root: Path, extra: Callable[[int], str] | None = None, outbound: str | None = None
+) -> Iterator[Stack]:
+    """serve and console started on a fresh data directory; stopped after. ``extra`` makes
+    more configuration from the recording MTA's port; ``outbound``: run the outbound direction
+    too, with these further [outbound] settings."""
     sink = SinkThread()
     smarthost = SinkThread() if outbound is not None else None
     smtp_port, console_port = free_port(), free_port()
     outbound_port = free_port() if smarthost is not None else 0
-    extra = (
-        outbound_config(outbound_port, smarthost.port, outbound or "")
-        if smarthost is not None
-        else ""
-    )
-    config = write_config(root, smtp_port, console_port, sink.port, extra)
+    more = "" if extra is None else extra(sink.port)
+    if smarthost is not None:
+        more += outbound_config(outbound_port, smarthost.port, outbound or "")
+    config = write_config(root, smtp_port, console_port, sink.port, more)
     stack = Stack(
         root,
         config,

@@ -76,7 +76,7 @@ def _code(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("outbound-stack"), GROUPS) as stack:
+    with running_stack(tmp_path_factory.mktemp("outbound-stack"), outbound=GROUPS) as stack:
         stack.user("taro", "recipient", TARO, password=PASSWORD)
         for name in (KACHO, BUCHO):
             stack.user(name, "approver", name, password=PASSWORD)
@@ -268,7 +268,7 @@ def test_an_approver_cannot_approve_their_own_mail_unless_allowed(
 def delayed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack whose outbound mail waits an hour before it is checked (送信遅延)."""
     more = "delay_seconds = 3600\n" + GROUPS
-    with running_stack(tmp_path_factory.mktemp("delayed-stack"), more) as stack:
+    with running_stack(tmp_path_factory.mktemp("delayed-stack"), outbound=more) as stack:
         stack.user("taro", "recipient", TARO, password=PASSWORD)
         yield stack
 

@@ -171,3 +171,49 @@ async def test_mail_of_a_tenant_no_longer_configured_waits_and_never_goes_elsewh
     assert waiting.last_error == "451 4.3.0 tenant 'gone' is not configured: not delivered"
     assert waiting.deliveries[-1]["host"] == "(no MTA for tenant 'gone'):0"
     assert shared.messages == kita.messages == minami.messages == []
+
+
+async def test_outbound_mail_is_its_senders_tenants_and_leaves_by_its_relay(
+    tmp_path: Path,
+) -> None:
+    """Kita's outbound mail goes to Kita's relay ([tenants.outbound]), its entry is Kita's,
+    and a refused one's notice goes back through Kita's own LGWAN-side MTA."""
+    from tests.e2e import test_outbound as outbound
+
+    shared_lgwan, kita_lgwan, shared_relay, kita_relay = Sink(), Sink(), Sink(), Sink()
+    for sink in (shared_lgwan, kita_lgwan, shared_relay, kita_relay):
+        await sink.start()
+    data_dir = tmp_path / "data"
+    base = outbound._config(
+        data_dir, shared_lgwan, shared_relay, policy={"personal_number": "reject"}
+    ).model_dump()
+    base["smtp"]["accept_domains"] = []
+    base["tenants"] = [
+        {
+            "name": "kita",
+            "domains": [outbound.DOMAIN],
+            "relay_host": "127.0.0.1",
+            "relay_port": kita_lgwan.port,
+            "outbound": {"relay_port": kita_relay.port},
+        },
+        {
+            "name": "minami",
+            "domains": ["town.minami.example.lg.jp"],
+            "relay_host": "127.0.0.1",
+            "relay_port": shared_lgwan.port,
+        },
+    ]
+    try:
+        async with outbound._gateway(Config.model_validate(base)) as gateway:
+            await outbound._send(gateway, outbound._mail(text="資料をお送りします。"))
+            (sent,) = await kita_relay.wait_for(1)
+            await outbound._send(gateway, outbound._mail(text="マイナンバーは 6214 9832 0257 です"))
+            (notice,) = await kita_lgwan.wait_for(1)
+            entries = list(gateway.quarantine.index.list(limit=10))  # type: ignore[attr-defined]
+    finally:
+        for sink in (shared_lgwan, kita_lgwan, shared_relay, kita_relay):
+            await sink.stop()
+    assert sent.rcpt_tos == [outbound.PARTNER]
+    assert notice.rcpt_tos == [outbound.SENDER]
+    assert shared_relay.messages == shared_lgwan.messages == []
+    assert [entry.tenant for entry in entries] == ["kita", "kita"]

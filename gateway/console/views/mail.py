@@ -64,7 +64,7 @@ def visible(user: ConsoleUser, entry: QuarantineEntry) -> bool:
     runtime = current()
     if runtime.held.outbound_decision(entry.id) is not None:
         return may_see_outbound(
-            runtime.config, user.name, user.role, user.addresses, entry.mail_from
+            runtime.config, user.name, user.role, user.addresses, entry.mail_from, runtime.store
         )
     if user.may(Permission.SEE_ALL_MAIL):
         return True

@@ -51,7 +51,7 @@ log = logging.getLogger("mukaika.console")
 def may_see(runtime: Runtime, user: ConsoleUser, entry: QuarantineEntry) -> bool:
     """Whether ``user`` may see the held outbound mail ``entry`` (never another tenant's)."""
     return user.sees_tenant(entry.tenant) and may_see_outbound(
-        runtime.config, user.name, user.role, user.addresses, entry.mail_from
+        runtime.config, user.name, user.role, user.addresses, entry.mail_from, runtime.store
     )
 
 
@@ -139,7 +139,9 @@ def outbound_message(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpR
         }
     )
     pending = decision.state is RequestState.PENDING
-    problem = outbound_approval_problem(runtime.config, user.name, entry.mail_from, user.addresses)
+    problem = outbound_approval_problem(
+        runtime.config, user.name, entry.mail_from, runtime.store, user.addresses
+    )
     given = approvals_of(runtime.store, decision.id)
     if pending and any(a.approver == user.name for a in given):
         problem = _("You have approved it; it waits for the other approvers.")

@@ -120,8 +120,10 @@ class QuarantineEntry:
     state: str
     # Unlock attempts made (PPAP): the count, never a password.
     unlock_attempts: int = 0
-    # The node that quarantined it (its original is on that node's disk); "" before nodes.
+    # The node that quarantined it; "" before nodes.
     node: str = ""
+    # Where its original is: "database" (any node reads it) or "directory" (on ``node``'s disk).
+    kept_in: str = "directory"
     # The tenant whose recipients it carries; "" without tenants.
     tenant: str = ""
 
@@ -148,6 +150,7 @@ class QuarantineEntry:
             "state": self.state,
             "unlock_attempts": self.unlock_attempts,
             "node": self.node,
+            "kept_in": self.kept_in,
             "tenant": self.tenant,
         }
 

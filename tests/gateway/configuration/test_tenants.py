@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from gateway.cli.exit_codes import ExitCode
 from gateway.configuration.config import Config, ConfigError, load_config, rule_set, tenants_of
 
 TWO = """\
@@ -246,3 +247,15 @@ def test_without_tenants_the_groups_are_as_before(tmp_path: Path) -> None:
         sender="a@example.com", recipients=["x@example.lg.jp"], client=""
     )
     assert [(g.tenant, g.rules, g.recipients) for g in groups] == [("", (), ("x@example.lg.jp",))]
+
+
+def test_a_user_of_an_unknown_tenant_is_refused_naming_the_tenants(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main_file = write(tmp_path / "mukaika.toml", f'[service]\ndata_dir = "{tmp_path}"\n{TWO}')
+    args = ["user", "add", "ken", "--role", "operator", "--no-password", "--config"]
+    assert main([*args, str(main_file), "--tenant", "higashi"]) == ExitCode.CONFIG
+    assert "unknown tenant 'higashi': the configuration's tenants are kita, minami" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "store.sqlite3").exists()  # refused before anything was written

@@ -164,7 +164,7 @@ def console_world(data_dir: Path, config_file: Path | None = None) -> Iterator[C
     of ``config_file``, else the defaults), installed."""
     config, layered = load_layered(config_file) if config_file else (Config(), Layered())
     configure_django(config)
-    migrated_store(data_dir).close()
+    migrated_store(data_dir, settings=config.store).close()
     with open_runtime(config, layered, data_dir) as runtime:
         install(runtime)
         try:

@@ -110,6 +110,8 @@ def test_an_approver_whose_address_is_the_sender_is_approving_their_own() -> Non
     )
     sender = "kacho@city.example.lg.jp"
     assert outbound_approval_problem(config, "kacho", sender) is None  # not known as theirs
-    problem = outbound_approval_problem(config, "kacho", sender, ["KACHO@city.example.lg.jp"])
+    problem = outbound_approval_problem(
+        config, "kacho", sender, addresses=["KACHO@city.example.lg.jp"]
+    )
     assert problem is not None
     assert "own mail" in problem

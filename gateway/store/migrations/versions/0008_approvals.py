@@ -1,8 +1,8 @@
 """k of n approval of held outbound mail: each approver's approval of a decision, recorded
 once per approver; the decision is approved when its group's ``approvals_required`` are in.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-04
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
