@@ -209,3 +209,17 @@ def test_refusals_of_the_commands(held: tuple[Path, str], tmp_path: Path) -> Non
     code, said = _verify(data, tmp_path / "nothing")
     assert code == ExitCode.INPUT
     assert os.path.isdir(out)
+
+
+def test_after_a_new_secret_key_only_the_hashes_verify(
+    held: tuple[Path, str], tmp_path: Path
+) -> None:
+    data, ref = held
+    out = tmp_path / "evidence"
+    _export(data, ref, out)
+    (data / "secret_key").write_text("0" * 64 + "\n")
+    code, said = _verify(data, out)
+    assert code == ExitCode.INTEGRITY
+    assert "the HMAC does not match this installation's key" in said
+    code, said = _verify(data, out, "--hashes-only")
+    assert code == ExitCode.OK, said
