@@ -19,6 +19,7 @@ from gateway.processing.pool import InlineSanitizer
 from gateway.queue.spool import Envelope, new_queue_id
 from gateway.service.assembly import Gateway, Parts
 from sanitizers.policy import Policy
+from tests.authdns import AuthDns
 from tests.gateway.relaykit import FakeAudit, FakeQuarantine, Sink, make_config, wait_until
 
 KITA = "taro@city.kita.example.lg.jp"
@@ -174,7 +175,7 @@ async def test_mail_of_a_tenant_no_longer_configured_waits_and_never_goes_elsewh
 
 
 async def test_outbound_mail_is_its_senders_tenants_and_leaves_by_its_relay(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Kita's outbound mail goes to Kita's relay ([tenants.outbound]), its entry is Kita's,
     and a refused one's notice goes back through Kita's own LGWAN-side MTA."""
@@ -209,11 +210,74 @@ async def test_outbound_mail_is_its_senders_tenants_and_leaves_by_its_relay(
             (sent,) = await kita_relay.wait_for(1)
             await outbound._send(gateway, outbound._mail(text="マイナンバーは 6214 9832 0257 です"))
             (notice,) = await kita_lgwan.wait_for(1)
-            entries = list(gateway.quarantine.index.list(limit=10))  # type: ignore[attr-defined]
     finally:
         for sink in (shared_lgwan, kita_lgwan, shared_relay, kita_relay):
             await sink.stop()
     assert sent.rcpt_tos == [outbound.PARTNER]
     assert notice.rcpt_tos == [outbound.SENDER]
     assert shared_relay.messages == shared_lgwan.messages == []
-    assert [entry.tenant for entry in entries] == ["kita", "kita"]
+    # quarantine list --json names the tenant of each entry.
+    assert [entry["tenant"] for entry in outbound._entries(monkeypatch, data_dir)] == [
+        "kita",
+        "kita",
+    ]
+
+
+async def test_each_tenants_copy_carries_its_own_authserv_id(
+    tmp_path: Path, auth_dns: AuthDns
+) -> None:
+    shared, kita, minami = Sink(), Sink(), Sink()
+    for sink in (shared, kita, minami):
+        await sink.start()
+    data = tenants_config(tmp_path, shared, kita, minami).model_dump()
+    data["auth"].update(enabled=True, nameservers=[auth_dns.nameserver])
+    data["tenants"][0]["auth"] = {"authserv_id": "mx.city.kita.example.lg.jp"}
+    gateway, *_, port = await start(Config.model_validate(data))
+    raw = auth_dns.sign(
+        MAIL.replace(b"info@bank.example.co.jp", b"info@partner.co.jp"), "partner.co.jp"
+    )
+    try:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+        async with client:
+            await client.sendmail("info@partner.co.jp", [KITA, MINAMI], raw)
+        (to_kita,) = await kita.wait_for(1)
+        (to_minami,) = await minami.wait_for(1)
+    finally:
+        await gateway.stop()
+        for sink in (shared, kita, minami):
+            await sink.stop()
+    kita_header = to_kita.parsed()["Authentication-Results"]
+    minami_header = to_minami.parsed()["Authentication-Results"]
+    assert str(kita_header).startswith("mx.city.kita.example.lg.jp; ")
+    assert str(minami_header).startswith("gw.test; ")  # the shared one: smtp.hostname
+    assert "dkim=pass" in str(kita_header)
+
+
+async def test_a_reload_applies_a_tenants_rules_and_keeps_its_mta_until_a_restart(
+    tmp_path: Path,
+) -> None:
+    shared, kita, minami = Sink(), Sink(), Sink()
+    for sink in (shared, kita, minami):
+        await sink.start()
+    config = tenants_config(tmp_path, shared, kita, minami)
+    gateway, *_ = await start(config)
+    try:
+        data = config.model_dump()
+        data["tenants"][1]["policy"] = {"output": {"subject_tag": "[南町]"}}
+        assert gateway.reload(Config.model_validate(data)) == []
+        rules = gateway.worker.rules
+        assert rules is not None
+        (group,) = rules.groups(sender="a@example.com", recipients=[MINAMI], client="")
+        assert group.policy.output.subject_tag == "[南町]"
+        data["tenants"][1]["relay_port"] = shared.port  # a new MTA: only after a restart
+        data["tenants"][1]["policy"] = {"output": {"subject_tag": "[変更]"}}
+        assert gateway.reload(Config.model_validate(data)) == ["tenants"]
+        (group,) = gateway.worker.rules.groups(  # type: ignore[union-attr]
+            sender="a@example.com", recipients=[MINAMI], client=""
+        )
+        assert group.policy.output.subject_tag == "[南町]"  # the running tenants stay whole
+        assert gateway.config.tenants[1].relay_port == minami.port
+    finally:
+        await gateway.stop()
+        for sink in (shared, kita, minami):
+            await sink.stop()

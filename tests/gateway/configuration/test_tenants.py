@@ -26,7 +26,7 @@ name = "minami"
 domains = ["town.minami.example.lg.jp", "Minami.Example.LG.jp."]
 relay_host = "127.0.0.12"
 [tenants.outbound]
-bcc_threshold = 5
+relay_port = 2525
 [tenants.auth]
 authserv_id = "mx.minami.example.lg.jp"
 """
@@ -66,8 +66,8 @@ def test_tenants_domains_are_accepted_and_resolve_to_their_tenant(tmp_path: Path
     assert tenants.tenant_of("x@example.com") == ""
     assert tenants.relay("kita") == ("127.0.0.11", 2601)
     assert tenants.relay("minami") == ("127.0.0.12", 25)
-    assert tenants.outbound("minami").bcc_threshold == 5
-    assert tenants.outbound("kita").bcc_threshold == 0
+    assert tenants.outbound("minami").relay_port == 2525
+    assert tenants.outbound("kita").relay_port == 25
     assert tenants.auth("minami").authserv_id == "mx.minami.example.lg.jp"
     assert tenants.auth("kita").authserv_id == ""
     # Validating the dumped configuration again gives the same one (reload, copies).
@@ -122,7 +122,7 @@ def test_bad_names_duplicates_and_missing_relay_are_refused(tmp_path: Path) -> N
 
 
 def test_a_tenant_cannot_set_the_shared_listener_or_auth_actions(tmp_path: Path) -> None:
-    text = TWO.replace("bcc_threshold = 5", 'bcc_threshold = 5\nlisten = "127.0.0.1:25"').replace(
+    text = TWO.replace("relay_port = 2525", 'relay_port = 2525\nlisten = "127.0.0.1:25"').replace(
         'authserv_id = "mx.minami.example.lg.jp"', 'dmarc_fail_action = "hold"'
     )
     problems = problems_of(write(tmp_path / "mukaika.toml", text))
@@ -149,7 +149,7 @@ def test_a_tenants_own_local_d_is_layered_into_its_table_only(tmp_path: Path) ->
     write(
         tmp_path / "tenants" / "kita" / "local.d" / "10-a.toml",
         "[policy.body]\nlinks = 'defang'\n[[rules]]\nname = 'kita-a'\n"
-        "[outbound]\ndelay_seconds = 60\n",
+        "[outbound]\ntls = 'starttls'\n",
     )
     config = load_config(main_file)
     kita, minami = config.tenants
@@ -159,7 +159,7 @@ def test_a_tenants_own_local_d_is_layered_into_its_table_only(tmp_path: Path) ->
     assert minami.rules == ()
     assert [rule.name for rule in config.rules] == ["shared"]
     assert config.policy.body.links.value == "drop"
-    assert tenants_of(config).outbound("kita").delay_seconds == 60
+    assert tenants_of(config).outbound("kita").tls == "starttls"
 
 
 def test_a_tenants_own_file_cannot_claim_domains_or_move_its_relay(tmp_path: Path) -> None:
@@ -259,3 +259,13 @@ def test_a_user_of_an_unknown_tenant_is_refused_naming_the_tenants(
         capsys.readouterr().err
     )
     assert not (tmp_path / "store.sqlite3").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("key", ["delay_seconds = 60", "bcc_threshold = 5", "max_per_hour = 9"])
+def test_outbound_settings_for_every_sender_are_refused_per_tenant(
+    tmp_path: Path, key: str
+) -> None:
+    text = TWO.replace("relay_port = 2525", f"relay_port = 2525\n{key}")
+    (problem,) = problems_of(write(tmp_path / "mukaika.toml", text))
+    assert f"outbound.{key.split()[0]}: not a tenant's setting" in problem
+    assert "a tenant sets only relay_host, relay_port, tls, require_tls_domains" in problem
