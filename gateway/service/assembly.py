@@ -40,6 +40,7 @@ from gateway.queue.spool import Envelope, Spool, is_queue_id
 from gateway.receiving.smtp import Received, SmtpServer
 from gateway.service.accepting import authenticating_for, spool_received
 from gateway.service.control import ControlServer
+from gateway.service.dmarc_reporting import DmarcReporting
 from gateway.service.node_clock import NodeClock
 from gateway.service.receivers import ReceiverPool, receiver_count
 from gateway.service.releasing import Releasing
@@ -186,6 +187,13 @@ class Gateway:
         self._approving: asyncio.Task[None] | None = None
         if config.outbound.enabled:
             self._wire_outbound(config, parts)
+        # DMARC aggregate reports: this node's days handed in, the cluster's reports sent.
+        self.dmarc_reporting = (
+            DmarcReporting(config, self.store, self.spool, self.worker.scheduler)
+            if self.store is not None and config.auth.enabled and config.auth.reports.enabled
+            else None
+        )
+        self._reporting: asyncio.Task[None] | None = None
         self._audit_retention: asyncio.Task[None] | None = None
         self.address: tuple[str, int] | None = None
         self._warming: asyncio.Task[None] | None = None
@@ -435,6 +443,10 @@ class Gateway:
             self._releasing = asyncio.create_task(
                 self.releasing.run_forever(), name="mukaika-release"
             )
+        if self.dmarc_reporting is not None:
+            self._reporting = asyncio.create_task(
+                self.dmarc_reporting.run_forever(), name="mukaika-dmarc-reports"
+            )
         if self.outbound_approvals is not None:
             self._approving = asyncio.create_task(
                 self.outbound_approvals.run_forever(), name="mukaika-outbound-approvals"
@@ -471,6 +483,7 @@ class Gateway:
         await self.worker.stop(grace)
         for task in (
             self._approving,
+            self._reporting,
             self._warming,
             self._purging,
             self._probing,

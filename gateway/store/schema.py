@@ -90,6 +90,9 @@ messages = Table(
     # The node that quarantined it (migration 0003; "" before: the only node there was). Its
     # original is on that node's disk.
     Column("node", String(100), nullable=False, server_default=""),
+    # What sender authentication found before the 250 (AuthOutcome.to_dict() as JSON; NULL
+    # when it was off; migration 0005): a release rebuilds with it, the console shows it.
+    Column("auth", Text),
     Index("messages_queue_id", "queue_id"),
     Index("messages_received_at", "received_at"),
     Index("messages_state", "state", "received_at"),
@@ -196,4 +199,25 @@ requests = Table(
     Column("claimed_until", UtcTime),
     Index("requests_message", "message", "id"),
     Index("requests_state", "state", "id"),
+)
+
+# DMARC aggregate rows (migration 0005): each node hands in its day's evaluations, counted by
+# row (source, identifiers, results); the cluster's one report job reports the rows of past
+# days and marks them. ``policy`` and ``row`` are JSON (gateway.senderauth.reports).
+dmarc_rows = Table(
+    "dmarc_rows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("day", String(10), nullable=False),  # YYYY-MM-DD, UTC
+    Column("domain", String(253), nullable=False),  # the policy domain
+    Column("policy", Text, nullable=False),
+    Column("row", Text, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("node", String(100), nullable=False),
+    # The file the row was counted from ("node:file"): a file is never handed in twice.
+    Column("source", String(300), nullable=False),
+    Column("handed_in_at", UtcTime, nullable=False),
+    Column("reported_at", UtcTime),
+    Index("dmarc_rows_pending", "reported_at", "day", "domain"),
+    Index("dmarc_rows_source", "source"),
 )

@@ -122,6 +122,8 @@ class QuarantineEntry:
     unlock_attempts: int = 0
     # The node that quarantined it (its original is on that node's disk); "" before nodes.
     node: str = ""
+    # Sender authentication's outcome as evaluated before the 250 (AuthOutcome.to_dict()).
+    auth: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (times in RFC 3339 UTC, ``from`` without the underscore)."""
@@ -146,6 +148,7 @@ class QuarantineEntry:
             "state": self.state,
             "unlock_attempts": self.unlock_attempts,
             "node": self.node,
+            "auth": self.auth,
         }
 
 

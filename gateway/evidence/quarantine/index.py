@@ -350,4 +350,5 @@ def entry_of(row: RowMapping) -> QuarantineEntry:
         state=row["state"],
         unlock_attempts=int(row["unlock_attempts"]),
         node=row["node"],
+        auth=json.loads(row["auth"]) if row["auth"] else None,
     )
