@@ -99,8 +99,10 @@ class ConsoleWorld:
         mail_from: str = "sender@example.com",
         reasons: tuple[Reason, ...] = (Reason.MACRO,),
         subject: str | None = None,
+        auth: dict[str, Any] | None = None,
     ) -> str:
-        """Store ``raw`` as a held message (as the worker does); its reference."""
+        """Store ``raw`` as a held message (as the worker does), with what sender
+        authentication found (``AuthOutcome.to_dict()``); its reference."""
         quarantine = self.runtime.quarantine
         qid = quarantine.store(
             "Q" + datetime.now(UTC).strftime("%H%M%S%f"),
@@ -111,9 +113,8 @@ class ConsoleWorld:
             rcpt_to=list(rcpt_to),
             received_at=datetime.now(UTC),
         )
-        quarantine.record_result(
-            qid, Report(verdict=Verdict.HOLD, reasons=list(reasons), subject=subject)
-        )
+        report = Report(verdict=Verdict.HOLD, reasons=list(reasons), subject=subject, auth=auth)
+        quarantine.record_result(qid, report)
         quarantine.record_delivery(qid, MessageState.HELD)
         return qid
 
