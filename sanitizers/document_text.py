@@ -134,7 +134,7 @@ def _text_of(kind: str, data: bytes, name: str, policy: CdrPolicy, max_chars: in
         text, _, _ = decode(data, None, html=True)
         return html_to_text(text, LinkMode.KEEP)
     if kind == FileKind.ICHITARO:
-        return ichitaro_text(data, max_chars)
+        return ichitaro_text(data, policy, max_chars=max_chars)
     if kind == FileKind.OLE and olescan.is_encrypted(data):
         raise Unreadable(Reason.ENCRYPTED, f"{name}: a password-protected Office file")
     if kind in (FileKind.ARCHIVE, FileKind.OLE, FileKind.ODF, FileKind.XLSB, FileKind.RTF):

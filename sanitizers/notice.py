@@ -47,6 +47,9 @@ class NoticeContext:
     """When those links stop working, as the notice says."""
 
 
+# Kinds whose entries are what a mail container held back (a .msg's OLE objects), not files of
+# an archive.
+_MAIL_CONTAINERS = frozenset({FileKind.TNEF.value, FileKind.MSG.value})
 _BODY_REASONS = frozenset({Reason.TEXT_BODY, Reason.HTML_BODY, Reason.TEXT_CONVERTED})
 # Files inside one archive named in the notice; the report and audit line list them all.
 _MAX_ENTRY_LINES = 20
@@ -83,8 +86,10 @@ _WORDS = {
         "unnamed": "(名前なし)",
         "none": "(なし)",
         "inside": "圧縮ファイル内",
+        "inside_mail": "メール内",
         "more": "ほか {} 件",
         "rebuilt_as": "{}の形式に作り直しました",
+        "no_text": "文書の文字を取り出せませんでした",
         "contact": "情報システム担当",
         "unlocked_by_mail": (
             "パスワード付きの添付ファイルは、同じ送信者から届いたパスワードのメールで"
@@ -115,8 +120,10 @@ _WORDS = {
         "unnamed": "(no name)",
         "none": "(none)",
         "inside": "in the archive",
+        "inside_mail": "in the mail",
         "more": "and {} more",
         "rebuilt_as": "rebuilt as {}",
+        "no_text": "its text could not be extracted",
         "contact": "your IT administrators",
         "unlocked_by_mail": (
             "password-protected attachments were unlocked automatically with the password mail"
@@ -324,6 +331,9 @@ def _part_lines(part: PartReport, language: str) -> list[str]:
         lines.append(f"  {words['becomes']}: {part.attached_as}")
     if part.rebuilt_as:
         lines.append(f"  {words['rebuilt_as'].format(_label(part.rebuilt_as, language))}")
+    unread = part.action is Action.REMOVED and part.reason is not Reason.POLICY
+    if part.kind == FileKind.ICHITARO and unread:  # its text was asked for, and not read
+        lines.append(f"  {words['no_text']}")
     if part.removed:
         items = ", ".join(_label(item, language) for item in part.removed)
         lines.append(f"  {words['removed']}: {items}")
@@ -338,20 +348,19 @@ def _part_lines(part: PartReport, language: str) -> list[str]:
 
 
 def _entry_lines(part: PartReport, language: str) -> list[str]:
-    """The files inside an archive that were removed or changed, each by name (at most
-    :data:`_MAX_ENTRY_LINES`, then how many more)."""
+    """The files inside an archive (or held back by a mail container) that were removed or
+    changed, each by name (at most :data:`_MAX_ENTRY_LINES`, then how many more)."""
     words = _WORDS[language]
     changed = [
         entry
         for entry in part.entries
         if entry.action in (Action.REMOVED, Action.HELD) or entry.removed
     ]
+    inside = words["inside_mail" if part.kind in _MAIL_CONTAINERS else "inside"]
     lines = []
     for entry in changed[:_MAX_ENTRY_LINES]:
         action = _label(entry.action, language)
-        lines.append(
-            f"  {words['inside']}: {entry.name} → {action}: {_label(entry.reason, language)}"
-        )
+        lines.append(f"  {inside}: {entry.name} → {action}: {_label(entry.reason, language)}")
     if len(changed) > _MAX_ENTRY_LINES:
         lines.append(f"  {words['more'].format(len(changed) - _MAX_ENTRY_LINES)}")
     return lines

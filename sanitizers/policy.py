@@ -294,7 +294,9 @@ class Policy(Section):
     cdr: CdrPolicy = CdrPolicy()
     unlock: UnlockPolicy = UnlockPolicy()
     outbound: OutboundPolicy = OutboundPolicy()
-    hold_reasons: frozenset[Reason] = frozenset({Reason.ENCRYPTED_ARCHIVE, Reason.ENCRYPTED})
+    hold_reasons: frozenset[Reason] = frozenset(
+        {Reason.ENCRYPTED_ARCHIVE, Reason.ENCRYPTED, Reason.ENCRYPTED_NO_UNLOCK}
+    )
     """Part-level reason codes that hold the whole message (limits always do). A part that a
     sanitizer would hold for a reason not listed here (e.g. an encrypted archive when
     "encrypted_archive" is left out) is removed with a notice instead, never delivered."""

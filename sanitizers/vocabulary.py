@@ -61,6 +61,9 @@ class Reason(StrEnum):
     METADATA = "metadata"
     ENCRYPTED = "encrypted"
     ENCRYPTED_ARCHIVE = "encrypted_archive"
+    # A password-protected archive that no password given here could open (RAR: its reader
+    # would put the password on a command line): held for an operator, no unlock offered.
+    ENCRYPTED_NO_UNLOCK = "encrypted_no_unlock"
     PATH_TRAVERSAL = "path_traversal"
     MALWARE = "malware"
     SCANNER_UNAVAILABLE = "scanner_unavailable"
@@ -108,7 +111,8 @@ class Reason(StrEnum):
 
 
 # The reasons a password may lift: a part held for one of them awaits a password
-# (ZIP: ``encrypted_archive``; Office and PDF: ``encrypted``).
+# (ZIP and 7z: ``encrypted_archive``; Office and PDF: ``encrypted``). ``encrypted_no_unlock``
+# (RAR) holds a part too, but no password is asked for: only an operator's release ends it.
 PASSWORD_REASONS: Final = frozenset({Reason.ENCRYPTED, Reason.ENCRYPTED_ARCHIVE})
 
 
@@ -390,6 +394,9 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.METADATA: "付随情報を含むため",
         Reason.ENCRYPTED: "暗号化されていて検査できないため",
         Reason.ENCRYPTED_ARCHIVE: "パスワード付きの圧縮ファイルで検査できないため",
+        Reason.ENCRYPTED_NO_UNLOCK: (
+            "パスワード付きの圧縮ファイルで検査できず、この形式はここではパスワードで開けないため"
+        ),
         Reason.PATH_TRAVERSAL: "不正なファイル名を含むため",
         Reason.MALWARE: "ウイルスが検出されたため",
         Reason.SCANNER_UNAVAILABLE: "ウイルス検査ができなかったため",
@@ -637,6 +644,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         Reason.METADATA: "metadata",
         Reason.ENCRYPTED: "encrypted",
         Reason.ENCRYPTED_ARCHIVE: "encrypted archive",
+        Reason.ENCRYPTED_NO_UNLOCK: "encrypted archive that cannot be unlocked here",
         Reason.PATH_TRAVERSAL: "path traversal",
         Reason.MALWARE: "malware",
         Reason.SCANNER_UNAVAILABLE: "scanner unavailable",

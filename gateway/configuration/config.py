@@ -14,6 +14,7 @@ file that set the offending key (the origin of every key is tracked through the 
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,14 @@ from gateway.configuration.settings import (
     SpoolSettings,
     StoreSettings,
     WorkerSettings,
+)
+from gateway.configuration.tenants import (
+    TENANT_FILE_KEYS,
+    TENANT_NAME,
+    Tenant,
+    Tenants,
+    auth_problems,
+    outbound_problems,
 )
 from sanitizers.policy import AttachmentAction, Policy
 from sanitizers.section import Section
@@ -134,12 +143,37 @@ class Config(Section):
     rules: tuple[Rule, ...] = ()
     """Rules by recipient, sender and client network, and exceptions (例外措置); none by
     default. Each is a [[rules]] table (see the README)."""
+    tenants: tuple[Tenant, ...] = ()
+    """Tenants (one municipality each) sharing this gateway; none by default (one
+    installation). Each is a [[tenants]] table (see the guides)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tenant_domains_accepted(cls, data: Any) -> Any:
+        """With tenants, their domains are accepted domains: added to smtp.accept_domains."""
+        if not isinstance(data, dict) or not data.get("tenants"):
+            return data
+        smtp = data.get("smtp", {})
+        if isinstance(smtp, SmtpSettings):
+            smtp = smtp.model_dump()
+        tenants = data["tenants"]
+        given = smtp.get("accept_domains", ()) if isinstance(smtp, dict) else None
+        if not isinstance(given, list | tuple) or not isinstance(tenants, list | tuple):
+            return data  # the model's own checks name the bad value
+        domains = list(given)
+        for tenant in tenants:
+            own = tenant.get("domains") if isinstance(tenant, dict) else None
+            own = tenant.domains if isinstance(tenant, Tenant) else own
+            if isinstance(own, list | tuple):
+                domains.extend(str(d).strip().lower().rstrip(".") for d in own)
+        return {**data, "smtp": {**smtp, "accept_domains": tuple(dict.fromkeys(domains))}}
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
         """Cross-section orderings hold; rule names are unique; each rule's policy override is
         valid over ``policy`` and keeps the orderings; "keep" appears only in exceptions, and
-        only with the scanner on."""
+        only with the scanner on; tenants have distinct names and domains, valid overrides,
+        and cover every accepted domain."""
         problems: list[tuple[tuple[Origin, ...], str]] = [
             ((_loc(ordering.lower), _loc(ordering.upper)), message)
             for ordering, message in broken_orderings(self)
@@ -147,32 +181,8 @@ class Config(Section):
         problems.extend(_reject_behind_a_filter(self))
         for keep in _keep_keys(self.policy):
             problems.append(((("policy", *keep),), _KEEP_OUTSIDE_EXCEPTION))
-        seen: set[str] = set()
-        for index, rule in enumerate(self.rules):
-            if rule.name in seen:
-                problems.append(((("rules", index, "name"),), f"duplicate rule name {rule.name!r}"))
-            seen.add(rule.name)
-            invalid = override_problems(self.policy, rule.policy)
-            for key, message in invalid:
-                problems.append(((("rules", index, "policy", *key.split(".")),), message))
-            if invalid or not rule.policy:
-                continue
-            merged = Policy.model_validate(deep_merge(self.policy.model_dump(), rule.policy))
-            for keep in _keep_keys(merged):
-                where: Origin = ("rules", index, "policy", *keep)
-                if not rule.exception:
-                    problems.append(((where,), _KEEP_OUTSIDE_EXCEPTION))
-                elif not self.scanner.enabled:
-                    problems.append(
-                        (
-                            (where, ("scanner", "enabled")),
-                            f"exception {rule.name!r} keeps original files: scanner.enabled must "
-                            "be true (an original crosses only after the malware scan)",
-                        )
-                    )
-            for ordering, message in broken_orderings(self.model_copy(update={"policy": merged})):
-                keys = [k for k in (ordering.lower, ordering.upper) if k.startswith("policy.")]
-                problems.append((tuple(("rules", index, *_loc(k)) for k in keys), message))
+        problems.extend(_rule_problems(self, self.policy, self.rules, ("rules",)))
+        problems.extend(_tenant_problems(self))
         if problems:
             raise PydanticCustomError(
                 INCONSISTENT,
@@ -183,6 +193,102 @@ class Config(Section):
                 },
             )
         return self
+
+
+def _rule_problems(
+    config: Config, base: Policy, rules: tuple[Rule, ...], where: Origin
+) -> list[tuple[tuple[Origin, ...], str]]:
+    """Problems of ``rules`` (at ``where``) over the policy ``base``."""
+    problems: list[tuple[tuple[Origin, ...], str]] = []
+    seen: set[str] = set()
+    for index, rule in enumerate(rules):
+        at: Origin = (*where, index)
+        if rule.name in seen:
+            problems.append((((*at, "name"),), f"duplicate rule name {rule.name!r}"))
+        seen.add(rule.name)
+        invalid = override_problems(base, rule.policy)
+        for key, message in invalid:
+            problems.append((((*at, "policy", *key.split(".")),), message))
+        if invalid or not rule.policy:
+            continue
+        merged = Policy.model_validate(deep_merge(base.model_dump(), rule.policy))
+        for keep in _keep_keys(merged):
+            kept: Origin = (*at, "policy", *keep)
+            if not rule.exception:
+                problems.append(((kept,), _KEEP_OUTSIDE_EXCEPTION))
+            elif not config.scanner.enabled:
+                problems.append(
+                    (
+                        (kept, ("scanner", "enabled")),
+                        f"exception {rule.name!r} keeps original files: scanner.enabled must "
+                        "be true (an original crosses only after the malware scan)",
+                    )
+                )
+        for ordering, message in broken_orderings(config.model_copy(update={"policy": merged})):
+            keys = [k for k in (ordering.lower, ordering.upper) if k.startswith("policy.")]
+            problems.append((tuple((*at, *_loc(k)) for k in keys), message))
+    return problems
+
+
+def _tenant_problems(config: Config) -> list[tuple[tuple[Origin, ...], str]]:
+    """Tenants: distinct names, each domain in one tenant, every accepted domain in a tenant,
+    and each tenant's policy, rules, outbound and auth valid over the shared ones."""
+    if not config.tenants:
+        return []
+    problems: list[tuple[tuple[Origin, ...], str]] = []
+    owners: dict[str, str] = {}
+    for index, tenant in enumerate(config.tenants):
+        at: Origin = ("tenants", index)
+        if tenant.name in {t.name for t in config.tenants[:index]}:
+            problems.append((((*at, "name"),), f"duplicate tenant name {tenant.name!r}"))
+        for domain in tenant.domains:
+            owner = owners.setdefault(domain, tenant.name)
+            if owner != tenant.name or tenant.domains.count(domain) > 1:
+                problems.append(
+                    (
+                        ((*at, "domains"),),
+                        f"domain {domain!r} is already a domain of tenant {owner!r}: a domain "
+                        "belongs to one tenant only",
+                    )
+                )
+        invalid = override_problems(config.policy, tenant.policy)
+        for key, message in invalid:
+            problems.append((((*at, "policy", *key.split(".")),), message))
+        own = config.policy
+        if not invalid and tenant.policy:
+            own = Policy.model_validate(deep_merge(config.policy.model_dump(), tenant.policy))
+            for keep in _keep_keys(own):
+                problems.append((((*at, "policy", *keep),), _KEEP_OUTSIDE_EXCEPTION))
+            for ordering, message in broken_orderings(config.model_copy(update={"policy": own})):
+                keys = [k for k in (ordering.lower, ordering.upper) if k.startswith("policy.")]
+                problems.append((tuple((*at, *_loc(k)) for k in keys), message))
+        problems.extend(_rule_problems(config, own, tenant.rules, (*at, "rules")))
+        for key, message in outbound_problems(config.outbound, tenant):
+            problems.append((((*at, "outbound", *key.split(".")),), message))
+        for key, message in auth_problems(config.auth, tenant):
+            problems.append((((*at, "auth", *key.split(".")),), message))
+    resolver = tenants_of(config)
+    for domain in config.smtp.accept_domains:
+        if not resolver.tenant_of(f"postmaster@{domain}"):
+            problems.append(
+                (
+                    (("smtp", "accept_domains"),),
+                    f"{domain!r} is in no tenant's domains: with [[tenants]], every accepted "
+                    "domain belongs to a tenant (its mail would have no tenant's MTA or "
+                    "operators)",
+                )
+            )
+    return problems
+
+
+def tenants_of(config: Config) -> Tenants:
+    """The tenants of ``config``, with their settings merged over the shared ones."""
+    return Tenants(
+        config.tenants,
+        subdomains=config.smtp.accept_subdomains,
+        outbound=config.outbound,
+        auth=config.auth,
+    )
 
 
 def content_filter_layout(config: Config) -> bool:
@@ -248,6 +354,7 @@ def _keep_keys(policy: Policy) -> list[tuple[str, ...]]:
 
 INCONSISTENT = "inconsistent"
 LOCAL_DIR = "local.d"
+TENANTS_DIR = "tenants"
 
 
 class ConfigError(Exception):
@@ -299,13 +406,14 @@ class Layered:
         for key, value in layer.items():
             here = (*path, key)
             current = base.get(key)
-            if here == ("rules",) and isinstance(value, list):
+            if _is_rules(here) and isinstance(value, list):
                 start = len(current) if isinstance(current, list) else 0
                 base[key] = (current if isinstance(current, list) else []) + value
                 self.origins[here] = source
                 for offset, rule in enumerate(value):
-                    self._record(("rules", start + offset), rule, source)
-                    self.rule_sources.append((source, offset))
+                    self._record((*here, start + offset), rule, source)
+                    if here == ("rules",):
+                        self.rule_sources.append((source, offset))
             elif isinstance(value, dict) and isinstance(current, dict):
                 self.origins.setdefault(here, source)
                 self._merge(current, value, here, source)
@@ -313,6 +421,22 @@ class Layered:
                 self._forget(here)
                 base[key] = value
                 self._record(here, value, source)
+
+    def add_tenant(self, source: Path, index: int, layer: dict[str, Any]) -> list[str]:
+        """Merge one of a tenant's own files into its table; problems for keys it may not set."""
+        self.files.append(source)
+        refused = [key for key in layer if key not in TENANT_FILE_KEYS]
+        if refused:
+            return [
+                f"{source}: {key}: a tenant's own file sets only "
+                f"{', '.join(TENANT_FILE_KEYS)} (its domains and MTA are in the main file)"
+                for key in refused
+            ]
+        tenants = self.data.get("tenants")
+        assert isinstance(tenants, list)
+        assert isinstance(tenants[index], dict)
+        self._merge(tenants[index], layer, ("tenants", index), str(source))
+        return []
 
     def is_set(self, loc: Origin) -> bool:
         """Whether a file set the key ``loc`` itself."""
@@ -340,6 +464,15 @@ class Layered:
                     head += f" ({name!r})"
             rest = ".".join(str(part) for part in loc[2:])
             return f"{head}.{rest}" if rest else head
+        if len(loc) >= 2 and loc[0] == "tenants" and isinstance(loc[1], int):
+            tenants = self.data.get("tenants")
+            head = f"tenants[{loc[1]}]"
+            if isinstance(tenants, list) and loc[1] < len(tenants):
+                name = tenants[loc[1]].get("name") if isinstance(tenants[loc[1]], dict) else None
+                if isinstance(name, str):
+                    head += f" ({name!r})"
+            rest = ".".join(str(part) for part in loc[2:])
+            return f"{head}.{rest}" if rest else head
         return ".".join(str(part) for part in loc) or "(top level)"
 
 
@@ -351,8 +484,22 @@ def local_files(path: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.toml") if p.is_file())
 
 
+def _is_rules(loc: Origin) -> bool:
+    """Whether ``loc`` is a list of rules: ``[[rules]]`` or a tenant's ``[[tenants.rules]]``."""
+    return loc == ("rules",) or (len(loc) == 3 and loc[0] == "tenants" and loc[2] == "rules")
+
+
+def tenant_files(path: Path, name: str) -> list[Path]:
+    """The ``*.toml`` files of tenant ``name``'s own ``tenants/NAME/local.d`` beside ``path``."""
+    directory = path.parent / TENANTS_DIR / name / LOCAL_DIR
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.glob("*.toml") if p.is_file())
+
+
 def read_layers(path: Path) -> Layered:
-    """Read and merge the main file and its ``local.d`` files; every unreadable file is named."""
+    """Read and merge the main file and its ``local.d`` files, then each tenant's own files
+    into its table; every unreadable file is named."""
     layered = Layered()
     problems: list[str] = []
     for source in [path, *local_files(path)]:
@@ -360,6 +507,16 @@ def read_layers(path: Path) -> Layered:
             layered.add(source, read_toml(source))
         except ConfigError as exc:
             problems.extend(exc.problems)
+    tenants = layered.data.get("tenants")
+    for index, tenant in enumerate(tenants if isinstance(tenants, list) else []):
+        name = tenant.get("name") if isinstance(tenant, dict) else None
+        if not isinstance(name, str) or not re.fullmatch(TENANT_NAME, name):
+            continue  # validation names the bad name
+        for source in tenant_files(path, name):
+            try:
+                problems.extend(layered.add_tenant(source, index, read_toml(source)))
+            except ConfigError as exc:
+                problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
     return layered

@@ -660,6 +660,14 @@ _DOMAIN_LIKE = re.compile(
 )
 
 
+def domain_name(value: str) -> str:
+    """A domain name, lower-case and without a final dot; ValueError when it is none."""
+    text = value.strip().lower().rstrip(".")
+    if not _DOMAIN_LIKE.fullmatch(text):
+        raise ValueError(f"{value!r} is not a domain name")
+    return text
+
+
 class ApprovalGroup(Section):
     """One group of senders and the approvers (上長) who decide on their held outbound mail."""
 
@@ -693,10 +701,9 @@ class OutboundSettings(Section):
 
     enabled: bool = False
     """Run the outbound listener (its own port; never the Internet-facing one)."""
-    listen_host: str = "127.0.0.1"
-    """Address the outbound listener binds to (the LGWAN side)."""
-    listen_port: int = Field(default=2526, ge=0, le=65535)
-    """TCP port of the outbound listener; 0 = any free port."""
+    listen: str = "127.0.0.1:2526"
+    """HOST:PORT the outbound listener binds to (the LGWAN side; IPv6 in brackets); port 0 =
+    any free port."""
     client_networks: Networks = ()
     """Networks (CIDR) of the LGWAN-side MTAs allowed to send outbound; everyone else is
     refused (554 5.7.1). Required when enabled."""
@@ -748,6 +755,27 @@ class OutboundSettings(Section):
         if any(ord(c) < 0x20 and c not in "\n\t" for c in value):
             raise ValueError("control characters other than line breaks are not allowed")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: object) -> object:
+        if isinstance(data, dict) and ({"listen_host", "listen_port"} & data.keys()):
+            raise ValueError(
+                "outbound.listen_host and outbound.listen_port were replaced by "
+                'outbound.listen = "HOST:PORT"'
+            )
+        return data
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        split_listen(value)
+        return value
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The listener's host and port, from ``listen``."""
+        return split_listen(self.listen)
 
     @model_validator(mode="after")
     def _usable(self) -> Self:

@@ -131,10 +131,10 @@ def defaults_toml() -> str:
     """Every setting of the model with its default, each preceded by its description."""
     config = Config()
     lines = [HEADER.rstrip("\n")]
-    rules = Config.model_fields["rules"]
-    lines.append("")
-    lines.extend(_comment(rules.description or ""))
-    lines.append("# (rules is a list of [[rules]] tables and has no default entries.)")
+    for listed in ("rules", "tenants"):
+        lines.append("")
+        lines.extend(_comment(Config.model_fields[listed].description or ""))
+        lines.append(f"# ({listed} is a list of [[{listed}]] tables and has no default entries.)")
     for field in Config.model_fields:
         value = getattr(config, field)
         if isinstance(value, BaseModel):

@@ -1,7 +1,7 @@
 """The outbound direction: mail from the LGWAN side to the Internet, checked and approved before
 it leaves (issue 19).
 
-- :mod:`.listener`: its own SMTP listener (``[outbound] listen_*``), only for
+- :mod:`.listener`: its own SMTP listener (``[outbound] listen``), only for
   ``client_networks``; 250 only once spooled, like inbound mail.
 - :mod:`.checking`: the checks in a pool process (malware scan with clamd, My Number, the
   ``[policy.outbound]`` rules), pure but for the scanner.

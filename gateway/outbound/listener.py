@@ -25,10 +25,11 @@ def outbound_smtp_settings(config: Config) -> SmtpSettings:
     address, size and recipient limits (and no domains of its own: its relay policy is the
     client network)."""
     outbound = config.outbound
+    host, port = outbound.address
     return config.smtp.model_copy(
         update={
-            "listen_host": outbound.listen_host,
-            "listen_port": outbound.listen_port,
+            "listen_host": host,
+            "listen_port": port,
             "max_message_bytes": outbound.max_message_bytes,
             "max_recipients": outbound.max_recipients,
             "trusted_networks": (),

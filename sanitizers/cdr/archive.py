@@ -16,7 +16,8 @@ limits of :class:`sanitizers.cdr.settings.CdrPolicy` (``zip_*``: every archive k
 the ZIP limits):
 
 1. before any member is read: nesting depth (``limit_depth``), member count
-   (``limit_entries``), encryption (the part is ``held`` with ``encrypted_archive``), declared
+   (``limit_entries``), encryption (the part is ``held``: ``encrypted_archive`` awaiting a
+   password when the format can be unlocked, else ``encrypted_no_unlock``), declared
    total size (``limit_size``), per-member declared ratio, and for members whose compressed
    size is not their own (solid 7z, tar inside gzip) the ratio of their total to the whole
    archive (``limit_ratio``), names (``path_traversal`` for ``..``, absolute and drive-letter
@@ -97,8 +98,9 @@ class ArchiveReader(ABC):
     Readers turn every failure of their library on hostile input into
     ``SanitizeError(MALFORMED)``; ``read`` never returns more than ``limit`` bytes.
     ``decryptable``: the format's sanitizer can open it with a password (PPAP unlock), so an
-    encrypted archive is held for one; otherwise it is removed, never held for a password
-    that no one could enter."""
+    encrypted archive is held for one (``encrypted_archive``); otherwise it is held with
+    ``encrypted_no_unlock``: no password is asked for, only an operator's release ends the
+    hold."""
 
     decryptable: ClassVar[bool] = False
 
@@ -228,7 +230,11 @@ def disarm_archive(
     except EncryptedArchive:
         if reader.decryptable:
             return CdrOutcome(action=Action.HELD, reason=Reason.ENCRYPTED_ARCHIVE, detail=filename)
-        return CdrOutcome.drop(Reason.ENCRYPTED_ARCHIVE, "cannot be opened with a password here")
+        return CdrOutcome(
+            action=Action.HELD,
+            reason=Reason.ENCRYPTED_NO_UNLOCK,
+            detail=f"{filename}: cannot be opened with a password here",
+        )
     children: list[tuple[str, CdrOutcome]] = []
     passed: list[tuple[Member, str, CdrOutcome]] = []
     total = 0

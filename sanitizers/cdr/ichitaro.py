@@ -13,9 +13,18 @@ were left behind.
 Threat model: the file is hostile (broken sector chains, lying segment lengths, control
 characters in the text). olefile reads the compound file in memory; each segment's length is
 bounded by the stream; controls other than newlines and tabs are dropped
-(:func:`sanitizers.safetext.body_text`). A compressed 一太郎 file (``.jtdc``, ``.jttc``: a
-``JSCompDocument`` stream) or one of the pre-OLE generations has no readable text stream: it is
-removed (``unsupported_type``).
+(:func:`sanitizers.safetext.body_text`). One of the pre-OLE generations has no readable text
+stream: it is removed (``unsupported_type``).
+
+A compressed 一太郎 file (``.jtdc``, ``.jttc``) is a compound file whose ``JSCompDocument``
+stream is a ``JustCompressedDocument`` header followed by an LZH archive of one ``-lh5-``
+member: the whole uncompressed document, itself a compound file with its ``DocumentText``. Its
+text is read the same way, once the member is decoded by the project's bounded LHA decoder
+(:mod:`sanitizers.cdr.lzharchive`) under the archive limits (``zip_max_total_bytes`` and
+``zip_max_ratio``, like any LZH; CRC-16 checked). Anything else in that stream (another
+header, several members, a compressed document inside the compressed one) is not guessed at:
+the file is removed (``unsupported_type``; the notice says no text could be extracted from
+it), and a member that lies or breaks is ``malformed``.
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ from typing import ClassVar
 import olefile
 
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
+from sanitizers.cdr.lzharchive import LzhReader, is_lzh
+from sanitizers.cdr.settings import CdrPolicy
 from sanitizers.errors import LimitExceeded, SanitizeError
 from sanitizers.filenames import delivered_name
 from sanitizers.safetext import body_text
@@ -35,6 +46,9 @@ from sanitizers.vocabulary import Action, Reason
 TEXT_STREAM = "DocumentText"
 COMPRESSED_STREAM = "JSCompDocument"
 _HEADER = b"SsmgV.01"
+# A JSCompDocument stream: the header's length (little-endian), this name, fields whose meaning
+# is not public, then the LZH archive.
+_COMPRESSED_NAME = b"JustCompressedDocument\x00"
 _SEGMENT = b"TextV.01"
 
 
@@ -61,21 +75,60 @@ def document_text(untrusted_stream: bytes, max_chars: int) -> str:
     return body_text("\n".join(segments))
 
 
-def extract_text(untrusted_data: bytes, max_chars: int) -> str:
-    """The text of a 一太郎 document; raises for one whose text cannot be read."""
+def decompress_document(untrusted_stream: bytes, limits: CdrPolicy) -> bytes:
+    """The uncompressed document held in a ``JSCompDocument`` stream (bounded, CRC-checked)."""
+    header = int.from_bytes(untrusted_stream[:2], "little")
+    archive = untrusted_stream[header:]
+    named = untrusted_stream[2:].startswith(_COMPRESSED_NAME)
+    if not named or header < 2 + len(_COMPRESSED_NAME) or not is_lzh(archive):
+        raise SanitizeError(Reason.UNSUPPORTED_TYPE, "JSCompDocument of an unknown layout")
+    reader = LzhReader(archive)
+    members = reader.members()
+    if len(members) != 1 or members[0].is_dir:
+        raise SanitizeError(Reason.UNSUPPORTED_TYPE, f"JSCompDocument of {len(members)} members")
+    (member,) = members
+    if member.size > min(limits.zip_max_total_bytes, limits.max_file_bytes):
+        raise LimitExceeded(Reason.LIMIT_SIZE, f"compressed 一太郎 of {member.size} bytes")
+    ratio = member.size / max(member.packed or 0, 1)
+    if member.size >= limits.zip_ratio_min_bytes and ratio > limits.zip_max_ratio:
+        raise LimitExceeded(Reason.LIMIT_RATIO, f"compressed 一太郎 ratio {ratio:.0f}")
+    document = reader.read(member, member.size)
+    if len(document) != member.size:
+        raise SanitizeError(Reason.MALFORMED, "JSCompDocument shorter than declared")
+    return document
+
+
+def extract_text(
+    untrusted_data: bytes,
+    limits: CdrPolicy,
+    *,
+    max_chars: int | None = None,
+    compressed: bool = True,
+) -> str:
+    """The text of a 一太郎 document, compressed (``compressed``: one level allowed) or not,
+    at most ``max_chars`` characters (default: what fits ``max_file_bytes`` as UTF-8); raises
+    for one whose text cannot be read."""
+    if max_chars is None:
+        max_chars = limits.max_file_bytes // 4  # at most 4 bytes per character in UTF-8
     if not untrusted_data.startswith(olefile.MAGIC):
         raise SanitizeError(Reason.UNSUPPORTED_TYPE, "not a compound file (an older 一太郎?)")
+    inner: bytes | None = None
     try:
         with olefile.OleFileIO(io.BytesIO(untrusted_data)) as ole:
-            if ole.exists(COMPRESSED_STREAM) and not ole.exists(TEXT_STREAM):
-                raise SanitizeError(Reason.UNSUPPORTED_TYPE, "compressed 一太郎 (jtdc, jttc)")
-            if not ole.exists(TEXT_STREAM):
+            if ole.exists(TEXT_STREAM):
+                stream = ole.openstream(TEXT_STREAM).read()
+            elif ole.exists(COMPRESSED_STREAM) and compressed:
+                inner = decompress_document(ole.openstream(COMPRESSED_STREAM).read(), limits)
+            elif ole.exists(COMPRESSED_STREAM):
+                raise SanitizeError(Reason.UNSUPPORTED_TYPE, "a compressed 一太郎 inside another")
+            else:
                 raise SanitizeError(Reason.MALFORMED, "no DocumentText stream")
-            stream = ole.openstream(TEXT_STREAM).read()
-    except SanitizeError:
+    except (SanitizeError, LimitExceeded):
         raise
     except Exception as exc:
         raise SanitizeError(Reason.MALFORMED, f"olefile: {type(exc).__name__}") from exc
+    if inner is not None:
+        return extract_text(inner, limits, max_chars=max_chars, compressed=False)
     return document_text(stream, max_chars)
 
 
@@ -85,8 +138,7 @@ class IchitaroSanitizer(CdrSanitizer):
     kind: ClassVar[str] = "ichitaro"
 
     def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
-        # At most 4 bytes per character in UTF-8: the text always fits the output limit.
-        text = extract_text(untrusted_data, ctx.policy.max_file_bytes // 4)
+        text = extract_text(untrusted_data, ctx.policy)
         if not text.strip():
             raise SanitizeError(Reason.EMPTY, "no text in the document")
         return CdrOutcome(

@@ -13,10 +13,16 @@ property types, strings in any code page, messages nested in messages). olefile 
 memory with its own checks; a file it cannot read is ``malformed``. Nested messages are
 bounded by ``limits.max_depth`` (``limit_depth``) and attachments by ``limits.max_parts``
 (``limit_parts``). The headers shown (From, To, Cc, Date, Subject) are rebuilt from the
-message's properties, never copied from its transport headers. An attachment that is an OLE
-object rather than a file (attach method 6) cannot be handed on without rebuilding a compound
-file: it is listed as an empty file, which the pipeline removes. A ``.msg`` inside an archive is
-not unpacked (``unsupported_type``).
+message's properties, never copied from its transport headers.
+
+Attachments by their attach method ([MS-OXCMSG] ``PidTagAttachMethod``): a file (1) is handed
+on for the pipeline to decide like any file (a ``.docm`` is disarmed, an ``.exe`` removed, a
+``.msg`` file unpacked in turn); an embedded message (5) becomes an attached ``message/rfc822``,
+read the same way one level deeper, and one whose storage holds no message is ``malformed``;
+an OLE object (6: a compound storage a program would activate) and a reference to a file
+elsewhere (2, 4, 7: a path or a web address) are never handed on: each is withheld and listed
+by name among the ``.msg``'s entries (``embedded_object``, ``external_reference``), so the
+notice names it as removed. A ``.msg`` inside an archive is not unpacked (``unsupported_type``).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
 from sanitizers.cdr.rtf_text import rtf_body
 from sanitizers.errors import LimitExceeded, SanitizeError
 from sanitizers.policy import Limits
-from sanitizers.vocabulary import Action, Reason
+from sanitizers.vocabulary import Action, Reason, RemovedItem
 
 _PROPERTIES = "__properties_version1.0"
 _ATTACHMENT = "__attach_version1.0_#"
@@ -61,6 +67,7 @@ _EMAIL_ADDRESS = 0x3003
 _SMTP_ADDRESS = 0x39FE
 _RECIPIENT_TYPE = 0x0C15
 _ATTACH_DATA = 0x3701
+_ATTACH_METHOD = 0x3705
 _ATTACH_LONG_NAME = 0x3707
 _ATTACH_NAME = 0x3704
 # Property types.
@@ -79,6 +86,21 @@ _CODEPAGE_CHARSETS = {
     50221: "iso-2022-jp", 50222: "iso-2022-jp", 51932: "euc-jp", 65001: "utf-8",
 }  # fmt: skip
 _MAX_RECIPIENTS = 500
+# Attach methods whose attachment is never handed on (besides a storage that is not a
+# message), and why it is withheld.
+_EMBEDDED_MESSAGE = 5
+_WITHHELD_METHODS = {
+    2: (Reason.EXTERNAL_REFERENCE, "attached by reference"),
+    4: (Reason.EXTERNAL_REFERENCE, "attached by reference only"),
+    6: (Reason.EMBEDDED_OBJECT, "an OLE object"),
+    7: (Reason.EXTERNAL_REFERENCE, "attached by web reference"),
+}
+_INSIDE = " › "
+# What the .msg reports as removed for each kind of withheld attachment.
+_REMOVED = {
+    Reason.EMBEDDED_OBJECT: RemovedItem.OLE_OBJECT,
+    Reason.EXTERNAL_REFERENCE: RemovedItem.EXTERNAL_RELATIONSHIP,
+}
 
 
 def charset_of(codepage: int | None) -> str | None:
@@ -222,8 +244,28 @@ def _bodies(message: _Storage, charset: str | None, ctx: CdrContext) -> tuple[An
     return plain, html
 
 
-def read_message(ole: Any, path: list[str], ctx: CdrContext, depth: int = 0) -> mailparts.Mail:
-    """The headers, body, files and nested messages of the message stored at ``path``."""
+def _withheld(method: int | None, *, storage: bool) -> tuple[Reason, str] | None:
+    """Why an attachment is not handed on, or ``None`` for a file. ``storage``: it holds a
+    storage that is not a message (an OLE object, whatever method it declares)."""
+    if storage:
+        if method == _EMBEDDED_MESSAGE:
+            return Reason.MALFORMED, "an embedded message without properties"
+        return Reason.EMBEDDED_OBJECT, "an OLE object"
+    return _WITHHELD_METHODS.get(method or 0)
+
+
+def read_message(
+    ole: Any,
+    path: list[str],
+    ctx: CdrContext,
+    depth: int = 0,
+    withheld: list[tuple[str, CdrOutcome]] | None = None,
+    shown_in: str = "",
+) -> mailparts.Mail:
+    """The headers, body, files and nested messages of the message stored at ``path``;
+    attachments never handed on are added to ``withheld`` (named under ``shown_in``, the
+    nested messages' names)."""
+    withheld = [] if withheld is None else withheld
     limits = ctx.full_policy.limits if ctx.full_policy is not None else Limits()
     max_depth = limits.max_depth
     max_parts = limits.max_parts
@@ -248,10 +290,18 @@ def read_message(ole: Any, path: list[str], ctx: CdrContext, depth: int = 0) -> 
             or ""
         )
         inner = [*attachment_path, _EMBEDDED]
+        method = attachment.long(_ATTACH_METHOD)
         if ole.exists("/".join([*inner, _PROPERTIES])):  # an attached message, not a file
-            nested = read_message(ole, inner, ctx, depth + 1)
+            nested = read_message(
+                ole, inner, ctx, depth + 1, withheld, f"{shown_in}{name}{_INSIDE}"
+            )
             nested.name = name
             mail.messages.append(nested)
+            continue
+        withholding = _withheld(method, storage=ole.exists("/".join(inner)))
+        if withholding is not None:
+            reason, what = withholding
+            withheld.append((f"{shown_in}{name or what}", CdrOutcome.drop(reason, what)))
             continue
         mail.files.append(mailparts.File(name, attachment.stream(_ATTACH_DATA, _BINARY) or b""))
     return mail
@@ -277,9 +327,10 @@ class MsgSanitizer(CdrSanitizer):
             raise SanitizeError(Reason.UNSUPPORTED_TYPE, ".msg inside an archive")
         if not untrusted_data.startswith(olefile.MAGIC):
             raise SanitizeError(Reason.MALFORMED, "not a compound file")
+        withheld: list[tuple[str, CdrOutcome]] = []
         try:
             with olefile.OleFileIO(io.BytesIO(untrusted_data)) as ole:
-                mail = read_message(ole, [], ctx)
+                mail = read_message(ole, [], ctx, withheld=withheld)
         except (SanitizeError, LimitExceeded):
             raise
         except Exception as exc:
@@ -290,6 +341,10 @@ class MsgSanitizer(CdrSanitizer):
             data=mailparts.compose(mail),
             filename=filename,
             content_type=mailparts.MESSAGE_TYPE,
+            removed=tuple(
+                sorted({_REMOVED[c.reason] for _n, c in withheld if c.reason in _REMOVED})
+            ),
+            children=tuple(withheld),
         )
 
     def verify(self, data: bytes, ctx: CdrContext) -> None:

@@ -12,10 +12,11 @@ What is particular to RAR:
   one) that both open as ``/proc/<pid>/fd/<n>``; in the isolated child, whose file-size limit
   is 0, the soft limit is raised to the archive's size for that write alone (its hard limit is
   ``max_file_bytes``: :mod:`sanitizers.cdr.isolation`);
-* any encrypted member, or an encrypted list of names, removes the part
-  (``encrypted_archive``): no unlock is offered, because rarfile gives the password to
-  ``unar`` on its command line, where other local users could read it (``/proc/*/cmdline``),
-  and a part is never held for a password that could not open it;
+* any encrypted member, or an encrypted list of names, holds the part
+  (``encrypted_no_unlock``): the recipient is told it is held and cannot be unlocked here, and
+  an operator may release the mail (the RAR itself is then removed). No unlock is offered,
+  because rarfile gives the password to ``unar`` on its command line, where other local users
+  could read it (``/proc/*/cmdline``), so no password is ever asked for;
 * names: RAR 5 and Unicode-flagged RAR 4 names are Unicode; other RAR 4 names are the
   creator's bytes, decoded as UTF-8, else CP932;
 * links (RAR 5 redirections, RAR 4 Unix symlinks) are special members (dropped, never

@@ -87,8 +87,7 @@ async def test_lgwan_postfix_relays_outbound_through_mukaika(
         release={"poll_interval_seconds": 0.05},
         outbound={
             "enabled": True,
-            "listen_host": "127.0.0.1",
-            "listen_port": outbound_port,
+            "listen": f"127.0.0.1:{outbound_port}",
             "client_networks": ["127.0.0.1/32"],
             "relay_host": "127.0.0.1",
             "relay_port": smarthost.port,

@@ -56,8 +56,7 @@ async def smarthost() -> AsyncIterator[Sink]:
 def _config(data_dir: Path, lgwan: Sink, smarthost: Sink, **outbound: Any) -> Config:
     settings: dict[str, Any] = {
         "enabled": True,
-        "listen_host": "127.0.0.1",
-        "listen_port": 0,
+        "listen": "127.0.0.1:0",
         "client_networks": ["127.0.0.0/8"],
         "relay_host": "127.0.0.1",
         "relay_port": smarthost.port,

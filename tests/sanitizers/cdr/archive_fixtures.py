@@ -108,10 +108,18 @@ def _rar_block(kind: int, flags: int, body: bytes) -> bytes:
     return struct.pack("<H", zlib.crc32(header) & 0xFFFF) + header
 
 
-def rar4(members: list[tuple[bytes, bytes]]) -> bytes:
-    """A RAR 4 archive of stored members (method 0x30), Windows names as raw bytes."""
+RAR4_FILE_ENCRYPTED = 0x0004  # a file header's flag: its data is encrypted
+RAR4_HEADERS_ENCRYPTED = 0x0080  # the main header's flag: every later header is encrypted
+
+
+def rar4(members: list[tuple[bytes, bytes]], *, file_flags: int = 0, main_flags: int = 0) -> bytes:
+    """A RAR 4 archive of stored members (method 0x30), Windows names as raw bytes;
+    ``file_flags``/``main_flags`` are or-ed into the file and main header flags (the
+    encryption flags mark it encrypted whatever the bytes are)."""
     out = bytearray(b"Rar!\x1a\x07\x00")
-    out += _rar_block(0x73, 0, bytes(6))
+    out += _rar_block(0x73, main_flags, bytes(6))
+    if main_flags & RAR4_HEADERS_ENCRYPTED:
+        return bytes(out + bytes(8) + bytes(range(64)))  # the salt, then ciphertext
     for name, data in members:
         body = struct.pack(
             "<IIBIIBBHI",
@@ -125,7 +133,7 @@ def rar4(members: list[tuple[bytes, bytes]]) -> bytes:
             len(name),
             0x20,
         )
-        out += _rar_block(0x74, 0x8000, body + name) + data
+        out += _rar_block(0x74, 0x8000 | file_flags, body + name) + data
     out += _rar_block(0x7B, 0x4000, b"")
     return bytes(out)
 
@@ -205,6 +213,8 @@ def archive_findings(data: bytes) -> set[str]:
         return {"traversal" for n in names if _traversal(n)} | _payload_findings(contents)
     if data.startswith(b"Rar!"):
         rar = rarfile.RarFile(io.BytesIO(data))
+        if rar.needs_password() or any(info.needs_password() for info in rar.infolist()):
+            return {"encrypted"}
         found = {
             "traversal"
             for info in rar.infolist()

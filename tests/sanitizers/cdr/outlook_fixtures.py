@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import compressed_rtf
 
+from tests.sanitizers.cdr.archive_fixtures import lzh
 from tests.sanitizers.cdr.office_fixtures import compound_file
 
 # --- TNEF ----------------------------------------------------------------------------------
@@ -124,6 +125,9 @@ class Msg:
     sender: tuple[str, str] = ("差出人", "sender@example.jp")
     files: list[MsgFile] = field(default_factory=list)
     messages: list[tuple[str, Msg]] = field(default_factory=list)
+    # (name, attach method, the 3701000D storage or None): OLE objects (6), references (2, 4,
+    # 7: no data here), and storages that lie about their method.
+    objects: list[tuple[str, int, Tree | None]] = field(default_factory=list)
 
 
 def _msg_tree(msg: Msg, header: int) -> Tree:
@@ -146,6 +150,12 @@ def _msg_tree(msg: Msg, header: int) -> Tree:
         attachment = dict([_unicode(0x3707, name)])
         attachment["__substg1.0_3701000D"] = _msg_tree(inner, 24)
         attachment["__properties_version1.0"] = _prop_stream(8, {0x3705: (0x0003, b"\x05")})
+        attachments.append(attachment)
+    for name, method, storage in msg.objects:
+        attachment = dict([_unicode(0x3707, name)])
+        if storage is not None:
+            attachment["__substg1.0_3701000D"] = storage
+        attachment["__properties_version1.0"] = _prop_stream(8, {0x3705: (0x0003, bytes([method]))})
         attachments.append(attachment)
     for number, attachment in enumerate(attachments):
         tree[f"__attach_version1.0_#{number:08X}"] = attachment
@@ -183,3 +193,22 @@ def ichitaro(text: str, *, extra: Tree | None = None) -> bytes:
     tree: Tree = {"DocumentText": stream, "JSRV_SegmentInformation": bytes(64)}
     tree.update(extra or {})
     return cfb(tree)
+
+
+def ichitaro_compressed(
+    document: bytes,
+    *,
+    members: int = 1,
+    method: bytes = b"-lh5-",
+    name: bytes = b"JustCompressedDocument\x00",
+    declared: int | None = None,
+) -> bytes:
+    """A compressed 一太郎 (.jtdc) holding ``document`` (the uncompressed compound file): a
+    ``JSCompDocument`` stream of a header (its length, the name, 12 bytes of fields) and an
+    LZH archive of ``members`` copies of it."""
+    header = name + bytes(12)
+    archive = lzh(
+        [(f"TempNativeFile{n}".encode(), document) for n in range(members)], method, declared
+    )
+    stream = (2 + len(header)).to_bytes(2, "little") + header + archive
+    return cfb({"JSCompDocument": stream, "JSRV_SegmentInformation": bytes(64)})

@@ -24,6 +24,8 @@ from sanitizers.vocabulary import Action, Reason
 from tests.corpus import require_corpus
 from tests.sanitizers.cdr.archive_fixtures import (
     EXE,
+    RAR4_FILE_ENCRYPTED,
+    RAR4_HEADERS_ENCRYPTED,
     archive_findings,
     lh5,
     lzh,
@@ -96,6 +98,20 @@ class TestArchiveContract(CdrContract):
                 "c.rar",
                 action=Action.REMOVED,
                 reason=Reason.PATH_TRAVERSAL,
+            ),
+            Case(
+                "rar-encrypted-data",
+                rar4([(b"report.docm", EXE)], file_flags=RAR4_FILE_ENCRYPTED),
+                "g.rar",
+                action=Action.HELD,
+                reason=Reason.ENCRYPTED_NO_UNLOCK,
+            ),
+            Case(
+                "rar-encrypted-names",
+                rar4([(b"setup.exe", EXE)], main_flags=RAR4_HEADERS_ENCRYPTED),
+                "h.rar",
+                action=Action.HELD,
+                reason=Reason.ENCRYPTED_NO_UNLOCK,
             ),
             Case(
                 "tar-traversal",
@@ -378,18 +394,18 @@ def test_corpus_archives_are_rebuilt(relative: str) -> None:
         ),
         (
             f"{TESTDATA}/TestDataArchives/TestDataEncrypted.rar",
-            Action.REMOVED,  # RAR cannot be unlocked: never held for a password
-            Reason.ENCRYPTED_ARCHIVE,
+            Action.HELD,  # held for an operator: RAR is never unlocked here
+            Reason.ENCRYPTED_NO_UNLOCK,
         ),
         (
             f"{TESTDATA}/TestDataArchives/TestDataEncrypted.rar4",
-            Action.REMOVED,  # RAR cannot be unlocked: never held for a password
-            Reason.ENCRYPTED_ARCHIVE,
+            Action.HELD,  # held for an operator: RAR is never unlocked here
+            Reason.ENCRYPTED_NO_UNLOCK,
         ),
         (
             f"{TESTDATA}/TestDataArchives/EncryptedWithPlainNames.rar4",
-            Action.REMOVED,  # RAR cannot be unlocked: never held for a password
-            Reason.ENCRYPTED_ARCHIVE,
+            Action.HELD,  # held for an operator: RAR is never unlocked here
+            Reason.ENCRYPTED_NO_UNLOCK,
         ),
         (f"{TESTDATA}/Bombs/zip-slip.tar", Action.REMOVED, Reason.PATH_TRAVERSAL),
         (f"{TESTDATA}/Bombs/10GB.7z.bz2", Action.REMOVED, Reason.LIMIT_RATIO),

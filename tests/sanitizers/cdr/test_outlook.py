@@ -27,7 +27,7 @@ from tests.corpus import require_corpus
 from tests.mailfactory import body_text, leaf, mail, multipart
 from tests.sanitizers.cdr import outlook_fixtures as F
 from tests.sanitizers.cdr.contract import Case, CdrContract
-from tests.sanitizers.cdr.office_fixtures import clean_doc, docm_with_vba
+from tests.sanitizers.cdr.office_fixtures import clean_doc, docm_with_vba, ole10native
 
 INJECTION = "件名\r\nBcc: victim@example.jp\r\nContent-Type: text/html"
 JAPANESE_RTF = (
@@ -146,6 +146,21 @@ class TestMsgContract(CdrContract):
                 detectable=False,
             ),
             Case(
+                "ole-object-and-web-reference",
+                F.msg(
+                    F.Msg(
+                        "オブジェクト",
+                        "本文です",
+                        objects=[("図.bin", 6, OLE_OBJECT), ("共有.docx", 7, None)],
+                    )
+                ),
+                "転送.msg",
+                frozenset({"ole_object", "external_relationship"}),
+                action=Action.CONVERTED,
+                text=("本文です",),
+                detectable=False,
+            ),
+            Case(
                 "nested-past-the-depth-limit",
                 F.nested_msg(6),
                 "深い.msg",
@@ -200,6 +215,50 @@ class TestIchitaroContract(CdrContract):
                 text=("本文", "赤"),
             ),
             Case(
+                "compressed-with-macro-storage",
+                F.ichitaro_compressed(
+                    F.ichitaro("圧縮\x1b本文", extra={"DocumentMacro": {"MacrosStream": b"x"}})
+                ),
+                "文書.jtdc",
+                action=Action.CONVERTED,
+                text=("圧縮", "本文"),
+            ),
+            Case(
+                "compressed-inside-compressed",
+                F.ichitaro_compressed(F.ichitaro_compressed(F.ichitaro("入れ子"))),
+                "文書.jtdc",
+                action=Action.REMOVED,
+                reason=Reason.UNSUPPORTED_TYPE,
+            ),
+            Case(
+                "compressed-two-members",
+                F.ichitaro_compressed(F.ichitaro("二つ"), members=2),
+                "文書.jtdc",
+                action=Action.REMOVED,
+                reason=Reason.UNSUPPORTED_TYPE,
+            ),
+            Case(
+                "compressed-unknown-header",
+                F.ichitaro_compressed(F.ichitaro("見知らぬ"), name=b"OtherCompression\x00"),
+                "文書.jtdc",
+                action=Action.REMOVED,
+                reason=Reason.UNSUPPORTED_TYPE,
+            ),
+            Case(
+                "compressed-declares-a-huge-size",
+                F.ichitaro_compressed(F.ichitaro("大きい"), declared=2**31),
+                "文書.jtdc",
+                action=Action.REMOVED,
+                reason=Reason.LIMIT_SIZE,
+            ),
+            Case(
+                "compressed-declares-more-than-it-holds",
+                F.ichitaro_compressed(F.ichitaro("短い"), method=b"-lh0-", declared=9000),
+                "文書.jtdc",
+                action=Action.REMOVED,
+                reason=Reason.MALFORMED,
+            ),
+            Case(
                 "lying-segment-length",
                 F.cfb(
                     {"DocumentText": b"SsmgV.01TextV.01\xff\xff\xff\xff" + "あ".encode("utf-16-be")}
@@ -213,7 +272,9 @@ class TestIchitaroContract(CdrContract):
 
     def clean_cases(self) -> Sequence[Case]:
         return [Case("text", F.ichitaro("一太郎の文書\n二行目"), "文書.jtd",
-                     action=Action.CONVERTED, text=("一太郎の文書\n二行目",))]  # fmt: skip
+                     action=Action.CONVERTED, text=("一太郎の文書\n二行目",)),
+                Case("compressed-text", F.ichitaro_compressed(F.ichitaro("圧縮した文書")),
+                     "文書.jtdc", action=Action.CONVERTED, text=("圧縮した文書",))]  # fmt: skip
 
     def dangerous_items(self, data: bytes) -> set[str]:
         if data.startswith(bytes.fromhex("d0cf11e0")):
@@ -384,6 +445,78 @@ def test_msg_is_an_attached_mail_and_its_exe_is_removed() -> None:
     assert "よろしくお願いします。" in text
 
 
+EXE = b"MZ" + bytes(64)
+# An OLE object's storage: a Package whose native data is a compound file holding a .bat.
+OLE_OBJECT: F.Tree = {"\x01Ole10Native": ole10native(), "\x01CompObj": b"\x01\xfe\x00\x00"}
+
+
+def test_msg_carrying_a_docm_delivers_it_disarmed() -> None:
+    outlook = F.msg(F.Msg("マクロ", "本文", files=[F.MsgFile("集計.docm", docm_with_vba())]))
+    result = _run([("転送.msg", "application/vnd.ms-outlook", outlook)])
+    assert result.report.verdict is Verdict.DELIVER
+    (part,) = [p for p in result.report.parts if p.filename == "転送.msg › 集計.docm"]
+    assert part.action is Action.SANITIZED
+    assert RemovedItem.VBA in part.removed
+    delivered = _attachments(result)
+    assert set(delivered) == {"集計.docx"}
+    with zipfile.ZipFile(io.BytesIO(delivered["集計.docx"])) as package:
+        assert not [n for n in package.namelist() if "vba" in n.lower()]
+
+
+@pytest.mark.parametrize("carried", ["embedded", "by_value"])
+def test_msg_carrying_a_msg_carrying_an_exe_never_passes_it(carried: str) -> None:
+    """The inner .msg as an embedded message (attach method 5) or as a .msg file (method 1):
+    either way it is read like an attached mail and its .exe is removed."""
+    inner = F.Msg("内側", "内側の本文", files=[F.MsgFile("請求書.exe", EXE)])
+    if carried == "embedded":
+        outer = F.Msg("外側", "外側の本文", messages=[("内側.msg", inner)])
+    else:
+        outer = F.Msg("外側", "外側の本文", files=[F.MsgFile("内側.msg", F.msg(inner))])
+    result = _run([("転送.msg", "application/vnd.ms-outlook", F.msg(outer))])
+    assert result.report.verdict is Verdict.DELIVER
+    exes = [p for p in result.report.parts if p.filename and p.filename.endswith("請求書.exe")]
+    assert [(p.action, p.reason) for p in exes] == [(Action.REMOVED, Reason.EXECUTABLE)]
+    assert "転送.msg › " in (exes[0].filename or "")
+    assert _attachments(result) == {}
+    text = body_text(result.message)
+    assert "内側の本文" in text
+    assert "請求書.exe" in text
+
+
+@pytest.mark.parametrize(
+    ("method", "storage", "reason", "label"),
+    [
+        (6, OLE_OBJECT, Reason.EMBEDDED_OBJECT, "埋め込みオブジェクト"),
+        (1, OLE_OBJECT, Reason.EMBEDDED_OBJECT, "埋め込みオブジェクト"),  # lies about its method
+        (5, OLE_OBJECT, Reason.MALFORMED, "形式に不正な箇所"),  # a "message" with no properties
+        (2, None, Reason.EXTERNAL_REFERENCE, "外部への参照"),
+        (7, None, Reason.EXTERNAL_REFERENCE, "外部への参照"),
+    ],
+)
+def test_msg_objects_and_references_are_removed_with_a_notice_naming_them(
+    method: int, storage: F.Tree | None, reason: Reason, label: str
+) -> None:
+    """An OLE object (a compound storage, here a Package holding a program) or a reference to
+    a file elsewhere is never handed on, at any depth: the notice names it as removed."""
+    inner = F.Msg("内側", "内側の本文", objects=[("図.bin", method, storage)])
+    outer = F.Msg("外側", "外側の本文", objects=[("表.xls", method, storage)])
+    outer.messages.append(("内側.msg", inner))
+    result = _run([("転送.msg", "application/vnd.ms-outlook", F.msg(outer))])
+    assert result.report.verdict is Verdict.DELIVER
+    (container,) = [p for p in result.report.parts if p.path == "1.2"]
+    fates = {entry.name: (entry.action, entry.reason) for entry in container.entries}
+    assert fates == {
+        "表.xls": (Action.REMOVED, reason),
+        "内側.msg › 図.bin": (Action.REMOVED, reason),
+    }
+    assert _attachments(result) == {}
+    text = body_text(result.message)
+    assert "メール内: 表.xls → 削除" in text
+    assert "メール内: 内側.msg › 図.bin → 削除" in text
+    assert label in text
+    assert "内側の本文" in text
+
+
 def test_msg_attached_messages_removed_by_policy() -> None:
     outlook = F.msg(F.Msg("件名", "消える本文", files=[F.MsgFile("memo.txt", b"memo")]))
     policy = Policy(body=BodyPolicy(attached_messages="remove"))
@@ -445,6 +578,30 @@ def test_ichitaro_text_extracted_when_the_policy_says_sanitize() -> None:
     assert "文書の文字だけを取り出し、テキストファイルにしました" in body_text(result.message)
 
 
+def test_compressed_ichitaro_bomb_keeps_the_archive_ratio_limit() -> None:
+    from sanitizers.cdr.ichitaro import extract_text
+
+    data = F.ichitaro_compressed(F.ichitaro("圧縮率"))
+    assert extract_text(data, CdrPolicy()) == "圧縮率"
+    with pytest.raises(LimitExceeded) as raised:
+        extract_text(data, CdrPolicy(zip_ratio_min_bytes=0, zip_max_ratio=1))
+    assert raised.value.reason is Reason.LIMIT_RATIO
+
+
+def test_ichitaro_whose_text_cannot_be_extracted_is_removed_with_a_notice_saying_so() -> None:
+    policy = Policy(attachments=AttachmentPolicy(by_kind={"ichitaro": AttachmentAction.SANITIZE}))
+    broken = F.ichitaro_compressed(F.ichitaro("二つ"), members=2)
+    result = _run([("議事録.jtdc", "application/octet-stream", broken)], policy)
+    (part,) = [p for p in result.report.parts if p.filename == "議事録.jtdc"]
+    assert (part.kind, part.action) == ("ichitaro", Action.REMOVED)
+    assert _attachments(result) == {}
+    text = body_text(result.message)
+    assert "議事録.jtdc" in text
+    assert "文書の文字を取り出せませんでした" in text
+    default = _run([("議事録.jtdc", "application/octet-stream", broken)])
+    assert "文書の文字を取り出せませんでした" not in body_text(default.message)  # not asked for
+
+
 # --- corpus ----------------------------------------------------------------------------------
 
 
@@ -475,11 +632,13 @@ def test_corpus_ichitaro_detected_and_its_text_read() -> None:
         assert (part.kind, part.reason) == ("ichitaro", Reason.TEXT_EXTRACTED)
         (text,) = _attachments(result).values()
         assert "テスト\n\n一太郎\n\nsheet1\n\nシート1" in text.decode("utf-8")
-    for name in ("taro2016_basic_zip.jtdc", "taro2016_temp_zip.jttc"):
+    for name in ("taro2016_basic_zip.jtdc", "taro2016_temp_zip.jttc"):  # compressed
         result = _run([(name, "application/octet-stream", (folder / name).read_bytes())], policy)
         (part,) = [p for p in result.report.parts if p.filename == name]
         assert (part.kind, part.action, part.reason) == (
             "ichitaro",
-            Action.REMOVED,
-            Reason.UNSUPPORTED_TYPE,
+            Action.CONVERTED,
+            Reason.TEXT_EXTRACTED,
         )
+        (text,) = _attachments(result).values()
+        assert "テスト\n\n一太郎\n\nsheet1\n\nシート1" in text.decode("utf-8")

@@ -1,0 +1,197 @@
+"""Tenants in the configuration: [[tenants]], each tenant's own local.d, accepted domains, and
+the errors the loader and check-config answer with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.configuration.config import Config, ConfigError, load_config, tenants_of
+
+TWO = """\
+[smtp]
+hostname = "gw.pref.example.jp"
+
+[[tenants]]
+name = "kita"
+domains = ["city.kita.example.lg.jp"]
+relay_host = "127.0.0.11"
+relay_port = 2601
+
+[[tenants]]
+name = "minami"
+domains = ["town.minami.example.lg.jp", "Minami.Example.LG.jp."]
+relay_host = "127.0.0.12"
+[tenants.outbound]
+bcc_threshold = 5
+[tenants.auth]
+authserv_id = "mx.minami.example.lg.jp"
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return info.value.problems
+
+
+def test_no_tenants_is_one_installation() -> None:
+    tenants = tenants_of(Config())
+    assert not tenants
+    assert tenants.tenant_of("someone@city.kita.example.lg.jp") == ""
+    assert tenants.relay("") is None
+
+
+def test_tenants_domains_are_accepted_and_resolve_to_their_tenant(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path / "mukaika.toml", TWO))
+    assert set(config.smtp.accept_domains) == {
+        "city.kita.example.lg.jp",
+        "town.minami.example.lg.jp",
+        "minami.example.lg.jp",
+    }
+    assert config.smtp.accepts("a@minami.example.lg.jp")
+    tenants = tenants_of(config)
+    assert tenants.tenant_of("Taro@CITY.kita.example.lg.jp") == "kita"
+    assert tenants.tenant_of("<h@minami.example.lg.jp>") == "minami"
+    assert tenants.tenant_of("x@sub.minami.example.lg.jp") == ""  # no accept_subdomains
+    assert tenants.tenant_of("x@example.com") == ""
+    assert tenants.relay("kita") == ("127.0.0.11", 2601)
+    assert tenants.relay("minami") == ("127.0.0.12", 25)
+    assert tenants.outbound("minami").bcc_threshold == 5
+    assert tenants.outbound("kita").bcc_threshold == 0
+    assert tenants.auth("minami").authserv_id == "mx.minami.example.lg.jp"
+    assert tenants.auth("kita").authserv_id == ""
+    # Validating the dumped configuration again gives the same one (reload, copies).
+    assert Config.model_validate(config.model_dump()) == config
+
+
+def test_sub_domains_go_to_the_most_specific_tenant(tmp_path: Path) -> None:
+    text = TWO.replace("[smtp]\n", "[smtp]\naccept_subdomains = true\n").replace(
+        '"town.minami.example.lg.jp", ', '"kita.example.lg.jp", '
+    )
+    tenants = tenants_of(load_config(write(tmp_path / "mukaika.toml", text)))
+    assert tenants.tenant_of("a@ward.city.kita.example.lg.jp") == "kita"
+    assert tenants.tenant_of("a@other.kita.example.lg.jp") == "minami"
+
+
+def test_a_domain_in_two_tenants_is_refused_naming_both(tmp_path: Path) -> None:
+    main_file = write(
+        tmp_path / "mukaika.toml",
+        TWO.replace('"Minami.Example.LG.jp."', '"city.kita.example.lg.jp"'),
+    )
+    assert problems_of(main_file) == [
+        f"{main_file}: tenants[1] ('minami').domains: domain 'city.kita.example.lg.jp' is already "
+        "a domain of tenant 'kita': a domain belongs to one tenant only"
+    ]
+
+
+def test_an_accepted_domain_of_no_tenant_is_refused(tmp_path: Path) -> None:
+    main_file = write(
+        tmp_path / "mukaika.toml",
+        TWO.replace("[smtp]\n", "[smtp]\naccept_domains = ['pref.example.jp']\n"),
+    )
+    (problem,) = problems_of(main_file)
+    assert problem.startswith(
+        f"{main_file}: smtp.accept_domains: 'pref.example.jp' is in no tenant"
+    )
+
+
+def test_bad_names_duplicates_and_missing_relay_are_refused(tmp_path: Path) -> None:
+    text = TWO.replace('name = "minami"', 'name = "kita"').replace(
+        'relay_host = "127.0.0.11"\n', ""
+    )
+    main_file = write(
+        tmp_path / "mukaika.toml",
+        text + '\n[[tenants]]\nname = "Bad Name"\ndomains = ["x.example.jp"]\nrelay_host = "h"\n',
+    )
+    problems = problems_of(main_file)
+    assert f"{main_file}: tenants[0] ('kita').relay_host: Field required" in problems
+    assert any(
+        p.startswith(f"{main_file}: tenants[2] ('Bad Name').name: String should match")
+        for p in problems
+    )
+
+
+def test_a_tenant_cannot_set_the_shared_listener_or_auth_actions(tmp_path: Path) -> None:
+    text = TWO.replace("bcc_threshold = 5", 'bcc_threshold = 5\nlisten = "127.0.0.1:25"').replace(
+        'authserv_id = "mx.minami.example.lg.jp"', 'dmarc_fail_action = "hold"'
+    )
+    problems = problems_of(write(tmp_path / "mukaika.toml", text))
+    assert len(problems) == 2
+    assert "tenants[1] ('minami').outbound.listen: not a tenant's" in problems[0]
+    assert (
+        "tenants[1] ('minami').auth.dmarc_fail_action: a tenant sets only authserv_id"
+        in (problems[1])
+    )
+
+
+def test_a_tenants_own_local_d_is_layered_into_its_table_only(tmp_path: Path) -> None:
+    main_file = write(tmp_path / "mukaika.toml", TWO)
+    write(
+        tmp_path / "local.d" / "10-shared.toml",
+        "[policy.body]\nlinks = 'drop'\n"
+        "[[rules]]\nname = 'shared'\nsenders = ['bank.example.co.jp']\n"
+        "[rules.policy.attachments.by_kind]\npdf = 'remove'\n",
+    )
+    write(
+        tmp_path / "tenants" / "kita" / "local.d" / "20-b.toml",
+        "[[rules]]\nname = 'kita-b'\n[rules.policy.body]\nlinks = 'keep'\n",
+    )
+    write(
+        tmp_path / "tenants" / "kita" / "local.d" / "10-a.toml",
+        "[policy.body]\nlinks = 'defang'\n[[rules]]\nname = 'kita-a'\n"
+        "[outbound]\ndelay_seconds = 60\n",
+    )
+    config = load_config(main_file)
+    kita, minami = config.tenants
+    assert kita.policy == {"body": {"links": "defang"}}
+    assert [rule.name for rule in kita.rules] == ["kita-a", "kita-b"]  # sorted file order
+    assert minami.policy == {}
+    assert minami.rules == ()
+    assert [rule.name for rule in config.rules] == ["shared"]
+    assert config.policy.body.links.value == "drop"
+    assert tenants_of(config).outbound("kita").delay_seconds == 60
+
+
+def test_a_tenants_own_file_cannot_claim_domains_or_move_its_relay(tmp_path: Path) -> None:
+    main_file = write(tmp_path / "mukaika.toml", TWO)
+    own = write(
+        tmp_path / "tenants" / "minami" / "local.d" / "a.toml",
+        "domains = ['city.kita.example.lg.jp']\nrelay_host = '192.0.2.1'\n",
+    )
+    assert problems_of(main_file) == [
+        f"{own}: domains: a tenant's own file sets only policy, rules, outbound, auth (its "
+        "domains and MTA are in the main file)",
+        f"{own}: relay_host: a tenant's own file sets only policy, rules, outbound, auth (its "
+        "domains and MTA are in the main file)",
+    ]
+
+
+def test_a_bad_key_in_a_tenants_rule_names_the_tenants_file(tmp_path: Path) -> None:
+    main_file = write(tmp_path / "mukaika.toml", TWO)
+    own = write(
+        tmp_path / "tenants" / "kita" / "local.d" / "a.toml",
+        "[[rules]]\nname = 'x'\n[rules.policy.body]\nlinkz = 'keep'\n",
+    )
+    assert problems_of(main_file) == [
+        f"{own}: tenants[0] ('kita').rules.0.policy.body.linkz: unknown key"
+    ]
+
+
+def test_check_config_answers_a_duplicate_domain_with_exit_code_and_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main_file = write(
+        tmp_path / "mukaika.toml",
+        TWO.replace('"Minami.Example.LG.jp."', '"city.kita.example.lg.jp"'),
+    )
+    assert main(["check-config", "--config", str(main_file)]) != 0
+    assert "a domain belongs to one tenant only" in capsys.readouterr().err
