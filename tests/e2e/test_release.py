@@ -40,6 +40,7 @@ from sanitizers.pipeline import sanitize_message
 from sanitizers.policy import AttachmentAction, Policy
 from sanitizers.release import ReleaseTerms
 from sanitizers.report import SanitizeResult
+from sanitizers.senderauth import AuthOutcome
 from tests.authdns import AuthDns
 from tests.clamd import EICAR
 from tests.gateway.relaykit import Sink, make_config
@@ -320,7 +321,9 @@ class _SlowSanitizer(InlineSanitizer):
         policy: Policy | None = None,
         release: ReleaseTerms | None = None,
         context: NoticeContext | None = None,
+        auth: AuthOutcome | None = None,
     ) -> SanitizeResult:
+        assert auth is None  # sender authentication is off in these tests
         loop = asyncio.get_running_loop()
         effective = self.policy if policy is None else policy
         task = functools.partial(_slow_sanitize, release=release)
@@ -421,7 +424,9 @@ class _TaskSanitizer(InlineSanitizer):
         policy: Policy | None = None,
         release: ReleaseTerms | None = None,
         context: NoticeContext | None = None,
+        auth: AuthOutcome | None = None,
     ) -> SanitizeResult:
+        assert auth is None  # sender authentication is off in these tests
         loop = asyncio.get_running_loop()
         effective = self.policy if policy is None else policy
         task = functools.partial(self.task, release=release)
