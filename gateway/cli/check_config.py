@@ -23,7 +23,7 @@ from typing import Any
 
 from gateway.cli.exit_codes import ExitCode
 from gateway.cli.toolkit import CliError, add_config_option, load
-from gateway.configuration.rules import RuleSet
+from gateway.configuration.config import rule_set
 from gateway.configuration.toml_text import defaults_toml, to_toml
 
 # The warning for a configuration without the malware scan.
@@ -67,7 +67,7 @@ def run_check_config(args: argparse.Namespace) -> int:
         exc.problems.append(f"{len(exc.problems)} error(s); invalid")
         raise
     on: date = args.on or date.today()
-    expired = RuleSet(config.policy, config.rules, lambda: on).expired()
+    expired = rule_set(config, lambda: on).expired()
     if not args.quiet:
         data = config.model_dump(mode="json", exclude_none=True)
         if args.json:

@@ -28,8 +28,7 @@ from typing import Any
 
 from gateway.cli.exit_codes import ExitCode
 from gateway.cli.toolkit import CliError, add_config_option, load
-from gateway.configuration.config import Config
-from gateway.configuration.rules import RuleSet
+from gateway.configuration.config import Config, rule_set
 from gateway.service.explaining import explain, format_table, header_addresses, table_text
 from sanitizers.errors import TemporaryFailure
 from sanitizers.vocabulary import Verdict
@@ -77,7 +76,7 @@ def explain_outbound(
     from gateway.outbound.leaving import Signer, leaving
     from sanitizers.outbound_checks import check_outbound
 
-    rules = RuleSet(config.policy, config.rules, lambda: today)
+    rules = rule_set(config, lambda: today)
     outside = [r for r in recipients if not config.smtp.accepts(r)]
     lines = [
         f"envelope: from <{sender}> client {client or '(unknown)'}; {len(recipients)} "

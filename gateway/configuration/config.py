@@ -17,18 +17,20 @@ import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from gateway.configuration.rules import Rule, deep_merge, override_problems
+from gateway.configuration.rules import Rule, RuleSet, Today, deep_merge, override_problems
 from gateway.configuration.settings import (
     AuditSettings,
     AuthSettings,
     ConsoleSettings,
     DeliverySettings,
+    DigestSettings,
     MetricsSettings,
     NodeSettings,
     OutboundSettings,
@@ -138,6 +140,7 @@ class Config(Section):
     metrics: MetricsSettings = MetricsSettings()
     scanner: ScannerSettings = ScannerSettings()
     console: ConsoleSettings = ConsoleSettings()
+    digest: DigestSettings = DigestSettings()
     auth: AuthSettings = AuthSettings()
     outbound: OutboundSettings = OutboundSettings()
     rules: tuple[Rule, ...] = ()
@@ -183,6 +186,13 @@ class Config(Section):
             problems.append(((("policy", *keep),), _KEEP_OUTSIDE_EXCEPTION))
         problems.extend(_rule_problems(self, self.policy, self.rules, ("rules",)))
         problems.extend(_tenant_problems(self))
+        if self.digest.enabled and not self.console.public_url:
+            problems.append(
+                (
+                    (("digest", "enabled"), ("console", "public_url")),
+                    "digest.enabled needs console.public_url (where the digests' links lead)",
+                )
+            )
         if problems:
             raise PydanticCustomError(
                 INCONSISTENT,
@@ -289,6 +299,11 @@ def tenants_of(config: Config) -> Tenants:
         outbound=config.outbound,
         auth=config.auth,
     )
+
+
+def rule_set(config: Config, today: Today = date.today) -> RuleSet:
+    """The rules of ``config`` (shared and tenants') over its policy, expiring by ``today``."""
+    return RuleSet(config.policy, config.rules, today, tenants=tenants_of(config))
 
 
 def content_filter_layout(config: Config) -> bool:

@@ -20,7 +20,8 @@ the message's results (``[auth]`` must be enabled: a message not evaluated match
 ``auth`` entry). An entry with ``@`` is a whole address; without, a domain
 (exact); ``*.example.jp`` matches the sub-domains of ``example.jp`` only. Comparison is
 case-insensitive. Recipients are matched one by one: a message whose recipients resolve to
-different sets of rules is split, and each group's copy is sanitized with its own policy.
+different tenants (:mod:`.tenants`) or different sets of rules is split, and each group's copy
+is sanitized with its own policy; a tenant's rules apply to its own recipients only.
 
 Order: rules are evaluated in configuration order (the main file first, then the ``local.d``
 files in sorted name order, each top to bottom). **Every** matching rule applies; a later rule
@@ -40,7 +41,7 @@ import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic import model_validator as _model_validator
@@ -49,6 +50,9 @@ from pydantic_core import PydanticCustomError
 from sanitizers.addresses import address_matches
 from sanitizers.policy import Policy
 from sanitizers.senderauth import AUTH_METHODS, AUTH_RESULTS, AuthOutcome
+
+if TYPE_CHECKING:
+    from gateway.configuration.tenants import Tenants
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Today = Callable[[], date]
@@ -202,54 +206,86 @@ def _client_address(client: str) -> ipaddress.IPv4Address | ipaddress.IPv6Addres
 
 @dataclass(frozen=True, slots=True)
 class PolicyGroup:
-    """Recipients of one message that share the same matching rules, and their policy."""
+    """Recipients of one message that share one tenant and the same matching rules, and
+    their policy."""
 
     recipients: tuple[str, ...]
     rules: tuple[str, ...]  # names of the rules that applied, in order
     exceptions: tuple[str, ...]  # those of them that are exceptions
     policy: Policy
+    tenant: str = ""  # "" without tenants
 
 
 class RuleSet:
     """The rules of one configuration over its base policy; resolves policies per recipient.
 
-    ``today`` is the clock used for expiry (injectable for tests). Effective policies are
-    cached per combination of rules: they are validated once.
+    With tenants, a recipient's tenant is resolved first: its policy is the shared one with
+    the tenant's ``policy`` over it, and its rules the shared ones followed by the tenant's
+    (another tenant's rules never apply). ``today`` is the clock used for expiry (injectable
+    for tests). Effective policies are cached per tenant and combination of rules: they are
+    validated once.
     """
 
-    def __init__(self, base: Policy, rules: Iterable[Rule], today: Today = date.today) -> None:
+    def __init__(
+        self,
+        base: Policy,
+        rules: Iterable[Rule],
+        today: Today = date.today,
+        tenants: Tenants | None = None,
+    ) -> None:
         self.base = base
-        self.rules = tuple(rules)
+        shared = tuple(rules)
+        self.tenants = tenants
+        own = [] if tenants is None else list(tenants.by_name.values())
+        self.rules = shared + tuple(rule for tenant in own for rule in tenant.rules)
+        # The tenant each rule belongs to ("" for the shared ones).
+        self.owners = ("",) * len(shared) + tuple(
+            tenant.name for tenant in own for _ in tenant.rules
+        )
         self.today = today
-        self._cache: dict[tuple[int, ...], Policy] = {}
+        self._cache: dict[tuple[str, tuple[int, ...]], Policy] = {}
 
     def expired(self) -> list[Rule]:
         """Exceptions past their expiry date (skipped when matching)."""
         today = self.today()
         return [rule for rule in self.rules if rule.expired(today)]
 
+    def tenant_of(self, recipient: str) -> str:
+        """The tenant of ``recipient``; "" without tenants or outside their domains."""
+        return "" if self.tenants is None else self.tenants.tenant_of(recipient)
+
     def matching(
-        self, *, sender: str, recipient: str, client: str, auth: AuthOutcome | None = None
+        self,
+        *,
+        sender: str,
+        recipient: str,
+        client: str,
+        auth: AuthOutcome | None = None,
+        tenant: str = "",
     ) -> tuple[int, ...]:
         today = self.today()
         return tuple(
             index
             for index, rule in enumerate(self.rules)
-            if not rule.expired(today)
+            if self.owners[index] in ("", tenant)
+            and not rule.expired(today)
             and rule.matches(sender=sender, recipient=recipient, client=client, auth=auth)
         )
 
-    def policy_for(self, indexes: tuple[int, ...]) -> Policy:
-        policy = self._cache.get(indexes)
+    def policy_for(self, indexes: tuple[int, ...], tenant: str = "") -> Policy:
+        policy = self._cache.get((tenant, indexes))
         if policy is None:
-            if not indexes:
+            own = None if self.tenants is None else self.tenants.by_name.get(tenant)
+            if not indexes and (own is None or not own.policy):
                 policy = self.base
             else:
                 data = self.base.model_dump()
+                if own is not None:
+                    data = deep_merge(data, own.policy)
                 for index in indexes:
                     data = deep_merge(data, self.rules[index].policy)
                 policy = Policy.model_validate(data)
-            self._cache[indexes] = policy
+            self._cache[(tenant, indexes)] = policy
         return policy
 
     def groups(
@@ -260,19 +296,24 @@ class RuleSet:
         client: str,
         auth: AuthOutcome | None = None,
     ) -> list[PolicyGroup]:
-        """The recipients grouped by the rules that apply to them, in first-recipient order."""
-        by_rules: dict[tuple[int, ...], list[str]] = {}
+        """The recipients grouped by tenant and by the rules that apply to them, in
+        first-recipient order."""
+        by_rules: dict[tuple[str, tuple[int, ...]], list[str]] = {}
         for recipient in recipients:
-            key = self.matching(sender=sender, recipient=recipient, client=client, auth=auth)
-            by_rules.setdefault(key, []).append(recipient)
+            tenant = self.tenant_of(recipient)
+            key = self.matching(
+                sender=sender, recipient=recipient, client=client, auth=auth, tenant=tenant
+            )
+            by_rules.setdefault((tenant, key), []).append(recipient)
         if not by_rules:
-            by_rules[()] = []
+            by_rules[("", ())] = []
         return [
             PolicyGroup(
                 recipients=tuple(members),
                 rules=tuple(self.rules[i].name for i in key),
                 exceptions=tuple(self.rules[i].name for i in key if self.rules[i].exception),
-                policy=self.policy_for(key),
+                policy=self.policy_for(key, tenant),
+                tenant=tenant,
             )
-            for key, members in by_rules.items()
+            for (tenant, key), members in by_rules.items()
         ]

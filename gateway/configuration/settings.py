@@ -400,6 +400,47 @@ class ReleaseSettings(Section):
     dies meanwhile, another node (or itself, restarted) takes it after that."""
 
 
+class DigestSettings(Section):
+    """The daily digests: each recipient address of a console user is sent, once a day, the
+    list of its mail held in the last day, with signed links that only open the console's page
+    (a release is asked for there, signed in); and the operators' daily summary of the same
+    figures as the statistics page (log review, 6(5)⑥ウ)."""
+
+    enabled: bool = False
+    """serve sends the digests and the operators' summary every day at send_at."""
+    send_at: str = "08:00"
+    """Time of day (HH:MM, 24-hour) in service.display_timezone at which serve sends them;
+    they cover the day before that moment."""
+    link_lifetime_seconds: float = Field(default=3 * 86400, gt=0, le=90 * 86400)
+    """How long a digest's links stay valid (3 days)."""
+    max_entries: int = Field(default=100, ge=1, le=1000)
+    """Held messages listed in one digest; the digest says when there are more."""
+    max_recipients: int = Field(default=10_000, ge=1, le=1_000_000)
+    """Addresses sent a digest per day (the console users' addresses, in sorted order); serve
+    logs when there are more."""
+    summary_recipients: tuple[str, ...] = ()
+    """Addresses of the operators who get the daily summary (log review); [] = none."""
+    top_count: int = Field(default=10, ge=1, le=100)
+    """Senders and recipients listed in the statistics page and the summary."""
+    statistics_max_days: int = Field(default=31, ge=1, le=366)
+    """The longest period the statistics page counts over."""
+    statistics_max_messages: int = Field(default=200_000, ge=1000, le=10_000_000)
+    """Messages one statistics page (or summary) reads at most; over a period with more, the
+    figures are of the first ones and the page says so."""
+
+    @field_validator("send_at")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+            raise ValueError("expected HH:MM (24-hour), e.g. 08:00")
+        return value
+
+    @property
+    def send_hour_minute(self) -> tuple[int, int]:
+        hour, minute = self.send_at.split(":")
+        return int(hour), int(minute)
+
+
 class AuditSettings(Section):
     """One JSON line per message and per delivery attempt (times in UTC)."""
 

@@ -5,7 +5,8 @@ Bounded: only the last :data:`MAX_TAIL_BYTES` of the file are read, and at most
 :data:`MAX_LINES` lines are shown; older lines are in the rotated files, which the page does
 not read (``zcat`` and ``jq`` do). Threat model: the lines were cleaned when they were written
 (:mod:`gateway.evidence.audit`); they are still shown only through the templates' escaping,
-and a line that is not a JSON object is skipped.
+and a line that is not a JSON object is skipped. A tenant's user reads only the lines that
+name that tenant (the cluster's own lines, without a tenant, are not theirs).
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ class TrailFilter:
     event: str = ""
     actor: str = ""
     reference: str = ""
+    tenant: str | None = None  # a tenant's user: that tenant's lines only
 
 
 def _matches(line: dict[str, Any], wanted: TrailFilter) -> bool:
+    if wanted.tenant is not None and line.get("tenant", "") != wanted.tenant:
+        return False
     if wanted.event and line.get("event", "message") != wanted.event:
         return False
     if wanted.actor and wanted.actor not in (str(line.get("actor", "")), str(line.get("user", ""))):

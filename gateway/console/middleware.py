@@ -45,9 +45,20 @@ class ConsoleUser:
     name: str
     role: UserRole
     addresses: tuple[str, ...]
+    # The one tenant whose mail and records the user sees; "" = every tenant's.
+    tenant: str = ""
 
     def may(self, permission: Permission) -> bool:
         return may(self.role, permission)
+
+    def sees_tenant(self, tenant: str) -> bool:
+        """Whether mail or a record of ``tenant`` is the user's to see."""
+        return not self.tenant or tenant == self.tenant
+
+    @property
+    def only_tenant(self) -> str | None:
+        """The tenant a query must be limited to; None for a user of every tenant."""
+        return self.tenant or None
 
 
 def content_security_policy(get_response: Handler) -> Handler:
@@ -93,7 +104,9 @@ def _user_of(request: HttpRequest) -> ConsoleUser | None:
     if user is None or user.disabled:
         request.session.flush()
         return None
-    return ConsoleUser(user.name, user.role, tuple(addresses_of(runtime.store, user.name)))
+    return ConsoleUser(
+        user.name, user.role, tuple(addresses_of(runtime.store, user.name)), user.tenant
+    )
 
 
 def signed_in_user(get_response: Handler) -> Handler:

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import email
 from dataclasses import dataclass
-from datetime import date
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from typing import Final
 
-from gateway.configuration.config import Config
-from gateway.configuration.rules import RuleSet
+from gateway.configuration.config import Config, rule_set
 from gateway.evidence.quarantine import QuarantineEntry
 from sanitizers.errors import TemporaryFailure
 from sanitizers.pipeline import sanitize_message
@@ -93,7 +91,7 @@ def body_text(rebuilt: bytes) -> str:
 def render(untrusted_raw: bytes, entry: QuarantineEntry, config: Config) -> Rendering:
     """The original of ``entry`` as text (see the module docstring)."""
     headers = decoded_headers(untrusted_raw)
-    rules = RuleSet(config.policy, config.rules, date.today)
+    rules = rule_set(config)
     groups = rules.groups(
         sender=entry.mail_from, recipients=list(entry.rcpt_to), client=entry.client
     )

@@ -71,16 +71,17 @@ def sign_in(runtime: Runtime, name: str, password: str, code: str, client: str) 
         _audit(runtime, name, client, Outcome.FAILED)
         return Attempt(Outcome.LOCKED if locked else Outcome.FAILED)
     clear(store, USER, name)
-    _audit(runtime, name, client, Outcome.OK)
+    _audit(runtime, name, client, Outcome.OK, user.tenant)
     return Attempt(Outcome.OK, user)
 
 
-def _audit(runtime: Runtime, name: str, client: str, outcome: Outcome) -> None:
+def _audit(runtime: Runtime, name: str, client: str, outcome: Outcome, tenant: str = "") -> None:
     runtime.audit.write(
         {
             "event": AuditEvent.LOGIN,
             "user": clean_text(name, MAX_NAME_CHARS),
             "client": client,
             "outcome": str(outcome),
+            **({"tenant": tenant} if tenant else {}),
         }
     )

@@ -5,7 +5,17 @@ from __future__ import annotations
 from django.urls import path
 from django.views.i18n import set_language
 
-from gateway.console.views import account, audit, mail, ppap, rules, static, users
+from gateway.console.views import (
+    account,
+    audit,
+    digest,
+    mail,
+    ppap,
+    rules,
+    static,
+    statistics,
+    users,
+)
 
 urlpatterns = [
     path("", mail.mail_list, name="mail_list"),
@@ -20,6 +30,8 @@ urlpatterns = [
     path("mail/<str:ref>/deny", mail.deny, name="deny"),
     path("ppap/mail/<str:ref>", ppap.by_user, name="ppap_mail"),
     path("ppap/<str:token>", ppap.by_link, name="ppap_link"),
+    path("digest/<str:token>", digest.by_link, name="digest_link"),
+    path("statistics", statistics.statistics, name="statistics"),
     path("audit", audit.audit_trail, name="audit"),
     path("rules", rules.rules, name="rules"),
     path("explain", rules.explain_page, name="explain"),

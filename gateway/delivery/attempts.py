@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from gateway.configuration.settings import DeliverySettings
 from gateway.delivery.bounces import Bounces
-from gateway.delivery.client import Deliverer, Outcome
+from gateway.delivery.client import Deliverer, Outcome, Unrouted
 from gateway.evidence.ports import QuarantinePort
 from gateway.observation.ports import MetricsPort
 from gateway.queue.scheduler import Scheduler
@@ -47,12 +47,15 @@ class Delivering:
         metrics: MetricsPort,
         clock: Callable[[], float] = time.time,
         route: Callable[[Envelope], Deliverer] | None = None,
+        tenants: Mapping[str, Deliverer] | None = None,
     ) -> None:
         """``route``: the deliverer for an envelope of the outbound direction (its relay to
-        the Internet); inbound mail always goes to ``deliverer`` (the LGWAN side)."""
+        the Internet); inbound mail goes to its tenant's MTA (``tenants``, by name), or to
+        ``deliverer`` (the LGWAN side) when it has no tenant."""
         self.spool = spool
         self.deliverer = deliverer
         self.route = route
+        self.tenants: Mapping[str, Deliverer] = tenants or {}
         self.scheduler = scheduler
         self.bounces = bounces
         self.delivery = delivery
@@ -79,6 +82,11 @@ class Delivering:
             if self.route is None:
                 raise RuntimeError("an outbound message, but no outbound relay is configured")
             deliverer = self.route(envelope)
+        elif envelope.tenant:
+            # Never another MTA: a tenant no longer configured waits (and is reported).
+            deliverer = self.tenants.get(envelope.tenant) or Unrouted(
+                self.delivery, envelope.tenant
+            )
         outcome = await deliverer.deliver(envelope.mail_from, recipients, message)
         attempt = envelope.attempts + 1
         record = _attempt_record(now, attempt, deliverer, outcome)

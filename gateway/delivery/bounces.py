@@ -46,7 +46,7 @@ class Bounces:
         self.audit = audit
         self.metrics = metrics
         self.hostname = hostname
-        self.notice_from = delivery.dsn_from or f"MAILER-DAEMON@{hostname}"
+        self.notice_from = notice_sender(delivery, hostname)
 
     async def set_aside(self, state: str, queue_id: str) -> None:
         """A spool file that vanished was handled meanwhile (a duplicate job); one that is
@@ -130,3 +130,9 @@ class Bounces:
     def record(self, envelope: Envelope, state: str, dsn: str, error: str | None = None) -> None:
         """Write the audit line of a message that reached ``state``."""
         self.audit.write(message_record(envelope, state, dsn, error))
+
+
+def notice_sender(delivery: DeliverySettings, hostname: str) -> str:
+    """The From of every mail the gateway writes itself: ``delivery.dsn_from``, else
+    MAILER-DAEMON at this host's name."""
+    return delivery.dsn_from or f"MAILER-DAEMON@{hostname}"

@@ -175,3 +175,18 @@ async def send_once(
     client = aiosmtplib.SMTP(hostname=host, port=port, timeout=timeout_seconds, start_tls=False)
     async with client:
         await client.sendmail(sender, recipients, message)
+
+
+class Unrouted(Deliverer):
+    """The place of a mail whose tenant is not configured (any more): every attempt fails
+    temporarily, so the mail waits in the queue, is reported, and never reaches another
+    tenant's MTA."""
+
+    def __init__(self, settings: DeliverySettings, tenant: str) -> None:
+        super().__init__(settings)
+        self.host, self.port = f"(no MTA for tenant {tenant!r})", 0
+        self.tenant = tenant
+
+    async def deliver(self, sender: str, recipients: list[str], message: bytes) -> Outcome:
+        reply = f"451 4.3.0 tenant {self.tenant!r} is not configured: not delivered"
+        return Outcome().fail_all(recipients, reply, permanent=False)

@@ -43,6 +43,8 @@ def message_record(
     }
     if envelope.release:
         record["request"] = envelope.release
+    if envelope.tenant:
+        record["tenant"] = envelope.tenant
     auth = report.get("auth")
     if isinstance(auth, dict):
         # Sender authentication: "spf=pass", "dmarc=fail"..., the action and why.
@@ -88,4 +90,6 @@ def decision_record(event: AuditEvent, decision: Decision, actor: str) -> dict[s
         record["outcome"] = decision.outcome
     if decision.kind is RequestKind.OUTBOUND:
         record["direction"] = "outbound"
+    if decision.tenant:
+        record["tenant"] = decision.tenant
     return record

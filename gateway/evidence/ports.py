@@ -26,6 +26,7 @@ class QuarantinePort(Protocol):
         mail_from: str,
         rcpt_to: Sequence[str],
         received_at: datetime,
+        tenant: str = "",
     ) -> str: ...
 
     def record_result(self, qid: str, report: Report) -> None: ...

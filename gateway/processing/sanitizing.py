@@ -7,7 +7,8 @@ Intent: nothing unsanitized ever leaves. Per message::
 
 Policy: the rules (:mod:`gateway.configuration.rules`) are resolved per recipient when a
 message is sanitized, with the rule set current at that moment (a reload applies from the next
-message on). Recipients that resolve to different policies are split first: each group becomes
+message on). Recipients that resolve to different tenants or policies are split first (the
+tenant is resolved here, once, and carried in the envelope's ``tenant``): each group becomes
 its own spooled message (new queue id, same original, its recipients only; the new ones are
 made durable before the original is narrowed, so a crash in between can only duplicate), and
 each copy is sanitized with its group's policy. The audit line names the rules and exceptions
@@ -119,6 +120,7 @@ class Sanitizing:
             if len(groups) > 1:
                 envelope = await self._split(envelope, untrusted_raw, groups)
             group = groups[0]
+            envelope = envelope.with_(tenant=group.tenant)
         if not envelope.quarantine_id:
             quarantine_id = await asyncio.to_thread(
                 self.quarantine.store,
@@ -129,6 +131,7 @@ class Sanitizing:
                 mail_from=envelope.mail_from,
                 rcpt_to=list(envelope.rcpt_tos),
                 received_at=datetime.fromtimestamp(envelope.received_at, UTC),
+                tenant=envelope.tenant,
             )
             envelope = envelope.with_(quarantine_id=quarantine_id)
             self.metrics.quarantined()
@@ -167,12 +170,12 @@ class Sanitizing:
     ) -> Envelope:
         """One spooled message per policy group; returns the original, narrowed to group 1."""
         copies = [
-            envelope.with_(queue_id=new_queue_id(), rcpt_tos=group.recipients)
+            envelope.with_(queue_id=new_queue_id(), rcpt_tos=group.recipients, tenant=group.tenant)
             for group in groups[1:]
         ]
         for copy in copies:
             await asyncio.to_thread(self.spool.accept, copy, untrusted_raw)
-        narrowed = envelope.with_(rcpt_tos=groups[0].recipients)
+        narrowed = envelope.with_(rcpt_tos=groups[0].recipients, tenant=groups[0].tenant)
         await asyncio.to_thread(self.spool.put, "incoming", narrowed, untrusted_raw)
         for copy in copies:
             self.scheduler.submit(copy.queue_id)

@@ -38,6 +38,11 @@ from gateway.evidence.quarantine import is_valid_id
 SALT: Final = "mukaika.ppap-link.v1"
 # The path of the PPAP page under [console] public_url; the token follows.
 PAGE_PATH: Final = "ppap/"
+# The daily digest's links (gateway/service/digests.py): the same claim (this recipient of this
+# held message, until then) for another page, under a salt of their own, so a digest link is
+# never a PPAP link nor the reverse.
+DIGEST_SALT: Final = "mukaika.digest-link.v1"
+DIGEST_PAGE_PATH: Final = "digest/"
 # The longest recipient address a link carries (RFC 5321's path limit).
 MAX_ADDRESS_CHARS: Final = 256
 
@@ -68,7 +73,8 @@ class LinkClaim:
 
 class UnlockLinks:
     """Signs and verifies the PPAP links of one key; ``lifetime_seconds``: how long a new link
-    is valid; ``clock``: seconds since the epoch (tests move it)."""
+    is valid; ``clock``: seconds since the epoch (tests move it). ``salt`` and ``page_path``
+    make the same kind of link for another page (:func:`digest_links`)."""
 
     def __init__(
         self,
@@ -76,10 +82,14 @@ class UnlockLinks:
         public_url: str,
         lifetime_seconds: float,
         clock: Callable[[], float] = time.time,
+        *,
+        salt: str = SALT,
+        page_path: str = PAGE_PATH,
     ) -> None:
         self._serializer = URLSafeSerializer(
-            key, salt=SALT, signer_kwargs={"digest_method": hashlib.sha256}
+            key, salt=salt, signer_kwargs={"digest_method": hashlib.sha256}
         )
+        self.page_path = page_path
         self.public_url = public_url
         self.lifetime_seconds = lifetime_seconds
         self.clock = clock
@@ -95,7 +105,7 @@ class UnlockLinks:
         return tuple((rcpt, self.sign(reference, rcpt)[0]) for rcpt in recipients)
 
     def url(self, token: str) -> str:
-        return f"{self.public_url.rstrip('/')}/{PAGE_PATH}{token}"
+        return f"{self.public_url.rstrip('/')}/{self.page_path}{token}"
 
     def verify(self, untrusted_token: str) -> LinkClaim:
         """The claim of a link's token; raises :class:`LinkRefused` when it is not one of
@@ -123,3 +133,13 @@ def _claim(payload: object) -> LinkClaim | None:
     if not isinstance(expires, int) or isinstance(expires, bool):
         return None
     return LinkClaim(reference, recipient, expires)
+
+
+def digest_links(
+    key: str, public_url: str, lifetime_seconds: float, clock: Callable[[], float] = time.time
+) -> UnlockLinks:
+    """The daily digest's links: they only open the console's page for that recipient's held
+    message (a release is asked for there, signed in, as that recipient)."""
+    return UnlockLinks(
+        key, public_url, lifetime_seconds, clock, salt=DIGEST_SALT, page_path=DIGEST_PAGE_PATH
+    )

@@ -95,6 +95,10 @@ class Envelope:
     # "inbound" (sanitized, to the LGWAN side) or "outbound" (checked, to the Internet relay;
     # gateway/outbound). Set by the listener that accepted it, never by the message.
     direction: str = "inbound"
+    # The tenant (gateway/configuration/tenants.py) whose recipients this copy carries,
+    # resolved once, when the message is split per tenant; "" without tenants. Delivery goes
+    # to that tenant's MTA only.
+    tenant: str = ""
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=True, separators=(",", ":")).encode()

@@ -21,15 +21,19 @@ class Permission(StrEnum):
     SEE_ALL_MAIL = "see_all_mail"  # every held and quarantined message
     DOWNLOAD_ORIGINAL = "download_original"  # the original's bytes, as they came in
     RELEASE = "release"  # release, or request a release or an exception
+    REQUEST_OWN = "request_own"  # ask for the release of held mail to one's own addresses
     DECIDE = "decide"  # approve or deny another user's request
     READ_AUDIT = "read_audit"  # the audit trail
     SEE_RULES = "see_rules"  # the effective rules and exceptions; the explain page
     MANAGE_USERS = "manage_users"  # the users of the console
     GIVE_PASSWORD = "give_password"  # noqa: S105 - a permission: a held message's password (PPAP)
+    SEE_STATISTICS = "see_statistics"  # the statistics of the log review (counts, no content)
 
 
 PERMISSIONS: Final[dict[UserRole, frozenset[Permission]]] = {
-    UserRole.RECIPIENT: frozenset({Permission.SEE_OWN_MAIL, Permission.GIVE_PASSWORD}),
+    UserRole.RECIPIENT: frozenset(
+        {Permission.SEE_OWN_MAIL, Permission.REQUEST_OWN, Permission.GIVE_PASSWORD}
+    ),
     UserRole.OPERATOR: frozenset(
         {
             Permission.SEE_OWN_MAIL,
@@ -38,6 +42,7 @@ PERMISSIONS: Final[dict[UserRole, frozenset[Permission]]] = {
             Permission.RELEASE,
             Permission.SEE_RULES,
             Permission.GIVE_PASSWORD,
+            Permission.SEE_STATISTICS,
         }
     ),
     UserRole.APPROVER: frozenset(
@@ -51,7 +56,12 @@ PERMISSIONS: Final[dict[UserRole, frozenset[Permission]]] = {
         }
     ),
     UserRole.AUDITOR: frozenset(
-        {Permission.SEE_OWN_MAIL, Permission.SEE_ALL_MAIL, Permission.READ_AUDIT}
+        {
+            Permission.SEE_OWN_MAIL,
+            Permission.SEE_ALL_MAIL,
+            Permission.READ_AUDIT,
+            Permission.SEE_STATISTICS,
+        }
     ),
     UserRole.ADMIN: frozenset({Permission.SEE_OWN_MAIL, Permission.MANAGE_USERS}),
 }

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.configuration.config import Config
+from gateway.configuration.config import Config, rule_set
 from gateway.configuration.rules import RuleSet
 from gateway.configuration.secret_key import load_secret_key, secret_key_path
+from gateway.configuration.tenants import Tenant
 from gateway.delivery.client import Deliverer
 from gateway.evidence.audit import AuditLog
 from gateway.evidence.ports import AuditPort, QuarantinePort
@@ -35,11 +36,13 @@ from gateway.outbound.stage import CancelError, OutboundStage
 from gateway.processing.pool import InlineSanitizer, ProcessSanitizer, Sanitizer, TaskRunner
 from gateway.processing.sanitize_task import task_for
 from gateway.processing.scanner_health import ScannerHealth
-from gateway.processing.unlock_links import UnlockLinks
+from gateway.processing.unlock_links import UnlockLinks, digest_links
 from gateway.queue.spool import Envelope, Spool, is_queue_id
 from gateway.receiving.smtp import Received, SmtpServer
 from gateway.service.accepting import authenticating_for, spool_received
 from gateway.service.control import ControlServer
+from gateway.service.decision_notices import DecisionNotices
+from gateway.service.digests import DailyDigests, Digests
 from gateway.service.dmarc_reporting import DmarcReporting
 from gateway.service.node_clock import NodeClock
 from gateway.service.receivers import ReceiverPool, receiver_count
@@ -129,6 +132,11 @@ class Gateway:
             target=task_for(config.scanner, notice_context),
         )
         self.deliverer = Deliverer(config.delivery)
+        # Each tenant's mail goes to its own MTA only (gateway/configuration/tenants.py).
+        self.tenant_deliverers = {
+            tenant.name: Deliverer(config.delivery, tenant.relay_host, tenant.relay_port)
+            for tenant in config.tenants
+        }
         # Sender authentication before the 250 (for mail received in this process).
         self._authenticating = authenticating_for(config)
         self._outbound_deliverers: tuple[Deliverer, ...] = ()
@@ -144,11 +152,12 @@ class Gateway:
             metrics=self.metrics,
             hostname=self.hostname,
             keep_delivered_seconds=config.spool.keep_delivered_seconds,
-            rules=RuleSet(config.policy, config.rules),
+            rules=rule_set(config),
             notice_context=notice_context,
             unlock_from=self._purgeable,
             links=self._unlock_links(config),
         )
+        self.worker.delivering.tenants = self.tenant_deliverers
         # Local commands that carry a secret (quarantine unlock) reach the service here.
         self.control = ControlServer(self.data_dir, self._control)
         self.receiving: SmtpServer | ReceiverPool
@@ -179,8 +188,14 @@ class Gateway:
                 self.audit,
                 config,
                 rules=lambda: self.worker.rules,
+                notices=DecisionNotices(
+                    config, self.store, self.audit, self.worker.bounces.notice_from
+                ),
             )
         self._releasing: asyncio.Task[None] | None = None
+        # The daily digests and summary: scheduled in serve, once per cluster (DailyDigests).
+        self.daily_digests = self._daily_digests(config)
+        self._digesting: asyncio.Task[None] | None = None
         self.outbound: OutboundStage | None = None
         self.outbound_receiving: SmtpServer | None = None
         self.outbound_approvals: OutboundApprovals | None = None
@@ -346,6 +361,18 @@ class Gateway:
         self.worker.submit(queue_id)
         return queue_id
 
+    def _daily_digests(self, config: Config) -> DailyDigests | None:
+        """serve's daily digest job, when ``digest.enabled`` (the configuration check made
+        sure the console has a public address)."""
+        if not config.digest.enabled or self.store is None:
+            return None
+        console = config.console
+        key = load_secret_key(secret_key_path(console.secret_key_file, self.data_dir))
+        links = digest_links(key, console.public_url, config.digest.link_lifetime_seconds)
+        return DailyDigests(
+            Digests(config, self.store, links, self.audit, self.worker.bounces.notice_from)
+        )
+
     def _unlock_links(self, config: Config) -> UnlockLinks | None:
         """The signer of the PPAP links in held notices, when the console has a public
         address (the key is created on first use; check-config refused an unusable one)."""
@@ -385,12 +412,19 @@ class Gateway:
         work in flight are untouched. Returns the dotted keys of the other settings that differ:
         they need a restart and are not applied."""
         needs_restart = _changed_keys(self.config, config, ignore=HOT_RELOADABLE)
-        rules = RuleSet(config.policy, config.rules)
+        # A tenant's policy and rules apply at once; its name, domains, MTA, outbound or auth
+        # only after a restart (until then the running tenants stay whole).
+        tenants = config.tenants
+        if [_route(t) for t in tenants] != [_route(t) for t in self.config.tenants]:
+            tenants = self.config.tenants
+        else:
+            needs_restart = [key for key in needs_restart if key != "tenants"]
+        rules = rule_set(config.model_copy(update={"tenants": tenants}))
         self.worker.rules = rules
         if isinstance(self.sanitizer, ProcessSanitizer):
             self.sanitizer.policy = config.policy
         self.config = self.config.model_copy(
-            update={"policy": config.policy, "rules": config.rules}
+            update={"policy": config.policy, "rules": config.rules, "tenants": tenants}
         )
         self._report_expired(rules)
         log.info("configuration reloaded: %d rule(s)", len(config.rules))
@@ -447,6 +481,10 @@ class Gateway:
             self._reporting = asyncio.create_task(
                 self.dmarc_reporting.run_forever(), name="mukaika-dmarc-reports"
             )
+        if self.daily_digests is not None:
+            self._digesting = asyncio.create_task(
+                self.daily_digests.run_forever(), name="mukaika-digest"
+            )
         if self.outbound_approvals is not None:
             self._approving = asyncio.create_task(
                 self.outbound_approvals.run_forever(), name="mukaika-outbound-approvals"
@@ -482,6 +520,7 @@ class Gateway:
             await asyncio.gather(self._releasing, return_exceptions=True)
         await self.worker.stop(grace)
         for task in (
+            self._digesting,
             self._approving,
             self._reporting,
             self._warming,
@@ -497,7 +536,7 @@ class Gateway:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         await self.deliverer.close()
-        for deliverer in self._outbound_deliverers:
+        for deliverer in (*self.tenant_deliverers.values(), *self._outbound_deliverers):
             await deliverer.close()
         await asyncio.to_thread(self.sanitizer.close)
         for close in reversed(self._owned):
@@ -518,6 +557,11 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def _route(tenant: Tenant) -> tuple[Any, ...]:
+    """What of a tenant needs a restart to change: all but its policy and rules."""
+    return (*tenant.model_dump(exclude={"policy", "rules"}).items(),)
 
 
 def _changed_keys(old: Config, new: Config, *, ignore: frozenset[str]) -> list[str]:

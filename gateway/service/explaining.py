@@ -17,8 +17,8 @@ from email.policy import default as default_policy
 from email.utils import getaddresses
 from typing import Any
 
-from gateway.configuration.config import Config
-from gateway.configuration.rules import PolicyGroup, RuleSet
+from gateway.configuration.config import Config, rule_set
+from gateway.configuration.rules import PolicyGroup
 from gateway.senderauth.evaluate import Transaction, authenticate
 from sanitizers.policy import Policy
 from sanitizers.report import SanitizeResult
@@ -108,7 +108,7 @@ def explain(
     (real DNS queries), shown, and given to the rules and the pipeline."""
     from sanitizers.pipeline import sanitize_message
 
-    rules = RuleSet(config.policy, config.rules, lambda: today)
+    rules = rule_set(config, lambda: today)
     lines = [
         f"envelope: from <{sender}> client {client or '(unknown)'}"
         f"{f' helo {helo}' if helo else ''}; "

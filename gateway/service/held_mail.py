@@ -9,7 +9,8 @@ Rules (each one checked here, recorded in the store, and written to the audit lo
   unless the operator raises that limit for this run (``raised_limits``, recorded).
 - **Request** (``request``): with ``parts``, an exception (例外措置): those original parts may cross
   as the sender sent them; without, a release that needs an approver's consent. A reason is
-  required; an exception needs the malware scanner on.
+  required; an exception needs the malware scanner on. A recipient (self-service) may ask for a
+  release, never an exception, and only of mail addressed to one of their own addresses.
 - **Approve / deny**: by a user with the approver role who is not the requester. An approved
   exception expires (``release.exception_days`` unless given); serve refuses an expired one.
 - A message has one open decision at a time; a released message is never released again.
@@ -33,7 +34,7 @@ from gateway.evidence.quarantine import QuarantineEntry, clean_text, is_valid_id
 from gateway.evidence.quarantine.index import QuarantineIndex
 from gateway.service.access import Permission, may
 from gateway.store import Store
-from gateway.store.users import User, find_user
+from gateway.store.users import User, addresses_of, find_user
 from gateway.store.workflow import (
     Decision,
     StateConflict,
@@ -128,10 +129,10 @@ class HeldMail:
     ) -> Outcome:
         """Ask for a release (without ``parts``) or an exception for ``parts`` (例外措置); an
         approver other than ``actor`` decides."""
-        user = self._user(actor, Permission.RELEASE)
         entry = self._entry(ref)
         text = self._reason(reason)
         wanted = self._parts(parts)
+        user = self._requester(actor, entry, exception=bool(wanted))
         if wanted and not self.config.scanner.enabled:
             raise NotAllowedError(
                 "an exception lets original files cross only after the malware scan: "
@@ -220,6 +221,26 @@ class HeldMail:
             raise NotAllowedError(
                 f"user {user.name!r} ({user.role}) may not release held mail: "
                 "an operator or an approver may"
+            )
+        return user
+
+    def _requester(self, name: str, entry: QuarantineEntry, *, exception: bool) -> User:
+        """The user asking for a release of ``entry``: one who may release, or a recipient
+        asking for a release (not an exception) of mail to one of their own addresses."""
+        user = find_user(self.store, name)
+        if user is None or user.disabled or may(user.role, Permission.RELEASE):
+            return self._user(name, Permission.RELEASE)
+        if not may(user.role, Permission.REQUEST_OWN):
+            return self._user(name, Permission.RELEASE)  # refused, with the reason
+        if exception:
+            raise NotAllowedError(
+                f"user {user.name!r} ({user.role}) may ask for a release, not an exception: "
+                "an operator or an approver may"
+            )
+        own = set(addresses_of(self.store, user.name))
+        if not own & {address.lower() for address in entry.rcpt_to}:
+            raise NotAllowedError(
+                f"user {user.name!r} may ask only for mail to their own addresses"
             )
         return user
 

@@ -19,6 +19,8 @@ asks for any of it: the decision is in the store, and the spool envelope carries
   ``released``). A result that is still held or rejected (the limit hit again), a sanitizer
   crash or an original that fails its integrity check records ``failed`` and puts the entry back
   in its state before; a temporary failure (the scanner down) leaves it for the next look.
+- Whoever asked for a release that someone else decided is told by mail
+  (:mod:`.decision_notices`): once it is carried out, or when it is denied.
 """
 
 from __future__ import annotations
@@ -39,14 +41,23 @@ from gateway.evidence.quarantine import Quarantine, QuarantineEntry, QuarantineE
 from gateway.processing.pool import Sanitizer, SanitizerCrashed
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Envelope, Spool
+from gateway.service.decision_notices import KINDS, DecisionNotices, is_request
 from gateway.store import Store, StoreError
-from gateway.store.workflow import Decision, StateConflict, claim_due, finish, release_queue_id
+from gateway.store.workflow import (
+    Decision,
+    StateConflict,
+    claim_due,
+    close_denied,
+    finish,
+    of_kinds,
+    release_queue_id,
+)
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
 from sanitizers.release import ReleaseTerms
 from sanitizers.report import SanitizeResult
 from sanitizers.senderauth import AuthOutcome
-from sanitizers.vocabulary import AuditEvent, Reason, RequestKind, Verdict
+from sanitizers.vocabulary import AuditEvent, Reason, RequestKind, RequestState, Verdict
 
 log = logging.getLogger("mukaika.release")
 
@@ -94,6 +105,7 @@ class Releasing:
         audit: AuditPort,
         config: Config,
         rules: Callable[[], RuleSet | None],
+        notices: DecisionNotices | None = None,
     ) -> None:
         self.store = store
         self.quarantine = quarantine
@@ -103,6 +115,7 @@ class Releasing:
         self.audit = audit
         self.config = config
         self.rules = rules
+        self.notices = notices
         self.node = config.node.resolved_name()
 
     async def run_forever(self) -> None:
@@ -131,7 +144,53 @@ class Releasing:
         for decision in claimed:
             if await self.carry_out(decision):
                 finished += 1
+        if self.notices is not None:
+            await self.tell_denied()
         return finished
+
+    async def tell_denied(self) -> None:
+        """Tell the requesters of denied requests; each denial is marked told first, so one
+        node tells it once."""
+        assert self.notices is not None
+        denied = await asyncio.to_thread(
+            functools.partial(
+                of_kinds,
+                self.store,
+                RequestState.DENIED,
+                KINDS,
+                limit=self.config.release.batch,
+                unclosed=True,
+            )
+        )
+        for decision in denied:
+            closed = await asyncio.to_thread(
+                functools.partial(
+                    close_denied,
+                    self.store,
+                    decision,
+                    outcome="requester notice",
+                    now=datetime.now(UTC),
+                )
+            )
+            if not closed:
+                continue  # another node took it
+            try:
+                entry = await asyncio.to_thread(self.quarantine.get, decision.message)
+            except QuarantineError as exc:
+                log.warning("%s: the requester cannot be told: %s", decision.message, exc)
+                continue
+            await self.notices.tell(decision, entry)
+
+    async def _tell(self, decision: Decision, entry: QuarantineEntry | None = None) -> None:
+        if self.notices is None or not is_request(decision):
+            return
+        if entry is None:
+            try:
+                entry = await asyncio.to_thread(self.quarantine.get, decision.message)
+            except QuarantineError as exc:
+                log.warning("%s: the requester cannot be told: %s", decision.message, exc)
+                return
+        await self.notices.tell(decision, entry)
 
     async def carry_out(self, decision: Decision) -> bool:
         """One decision; False when it stays approved for the next look."""
@@ -195,6 +254,7 @@ class Releasing:
         for queue_id in queue_ids:
             self.scheduler.submit(queue_id, "outgoing")
         log.info("%s released (%s) as %s", entry.id, what, ", ".join(queue_ids))
+        await self._tell(done, entry)
         return True
 
     def _groups(self, entry: QuarantineEntry) -> list[PolicyGroup | None]:
@@ -254,4 +314,5 @@ class Releasing:
             return True
         self.audit.write(decision_record(AuditEvent.RELEASE_DONE, failed, "serve"))
         log.warning("release %d of %s failed: %s", decision.id, decision.message, why)
+        await self._tell(failed)
         return True

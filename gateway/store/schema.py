@@ -1,8 +1,8 @@
 """The store's tables as the code of this version reads and writes them (SQLAlchemy Core).
 
 The migrations in :mod:`gateway.store.migrations` build exactly this schema (a test compares
-the two), so the code and every database it runs on agree. Later versions add tables (tenants,
-nodes) and columns through new migrations; nothing here is ever changed in place.
+the two), so the code and every database it runs on agree. Later versions add tables and
+columns through new migrations; nothing here is ever changed in place.
 
 Times are stored as fixed-width RFC 3339 UTC text (``2026-11-22T01:08:34.123456Z``): text order
 is time order on SQLite and PostgreSQL alike, and today's quarantine index used the same form,
@@ -91,9 +91,12 @@ messages = Table(
     # original is on that node's disk.
     Column("node", String(100), nullable=False, server_default=""),
     # What sender authentication found before the 250 (AuthOutcome.to_dict() as JSON; NULL
-    # when it was off; migration 0005): a release rebuilds with it, the console shows it.
+    # when it was off; migration 0006): a release rebuilds with it, the console shows it.
     Column("auth", Text),
+    # The tenant whose recipients it carries (migration 0005; "" without tenants).
+    Column("tenant", String(63), nullable=False, server_default=""),
     Index("messages_queue_id", "queue_id"),
+    Index("messages_tenant", "tenant", "received_at"),
     Index("messages_received_at", "received_at"),
     Index("messages_state", "state", "received_at"),
     Index("messages_verdict", "verdict", "received_at"),
@@ -117,6 +120,9 @@ users = Table(
     Column("password_hash", Text),
     Column("totp_secret", String(64)),
     Column("totp_last_step", Integer),
+    # The tenant whose mail the user sees and acts on (migration 0005); "" = every tenant's
+    # (the cluster's own users, and every user of a single installation).
+    Column("tenant", String(63), nullable=False, server_default=""),
 )
 
 # The addresses whose mail a user sees in the console (a recipient); several users may share
@@ -197,11 +203,13 @@ requests = Table(
     # The node carrying it out now, and until when no other node may take it (migration 0003).
     Column("claimed_by", String(100)),
     Column("claimed_until", UtcTime),
+    # The tenant of its message, copied when the decision is opened (migration 0005).
+    Column("tenant", String(63), nullable=False, server_default=""),
     Index("requests_message", "message", "id"),
     Index("requests_state", "state", "id"),
 )
 
-# DMARC aggregate rows (migration 0005): each node hands in its day's evaluations, counted by
+# DMARC aggregate rows (migration 0006): each node hands in its day's evaluations, counted by
 # row (source, identifiers, results); the cluster's one report job reports the rows of past
 # days and marks them. ``policy`` and ``row`` are JSON (gateway.senderauth.reports).
 dmarc_rows = Table(

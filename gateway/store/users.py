@@ -46,6 +46,8 @@ class User:
     disabled: bool
     created_at: datetime
     created_by: str
+    # The tenant whose mail the user sees and acts on; "" = every tenant's (the cluster's).
+    tenant: str = ""
 
 
 def check_name(name: str) -> str:
@@ -82,8 +84,9 @@ def add_user(
     *,
     password_hash: str | None = None,
     addresses: tuple[str, ...] = (),
+    tenant: str = "",
 ) -> User:
-    """Add a user (with a console login and addresses when given)."""
+    """Add a user (with a console login, addresses and a tenant when given)."""
     check_name(name)
     wanted = tuple(dict.fromkeys(check_address(a) for a in addresses))
     if len(wanted) > MAX_ADDRESSES:
@@ -99,6 +102,7 @@ def add_user(
                     created_at=now,
                     created_by=created_by,
                     password_hash=password_hash,
+                    tenant=tenant,
                 )
             ).inserted_primary_key
             user_id = inserted[0] if inserted is not None else None
@@ -108,7 +112,7 @@ def add_user(
         if isinstance(exc.__cause__, IntegrityError):
             raise UserExistsError(f"user {name!r} exists already") from exc
         raise
-    return User(name, role, False, now, created_by)
+    return User(name, role, False, now, created_by, tenant)
 
 
 def find_user(store: Store, name: str) -> User | None:
@@ -147,6 +151,7 @@ def _user(row: RowMapping) -> User:
         disabled=bool(row["disabled"]),
         created_at=row["created_at"],
         created_by=row["created_by"],
+        tenant=row["tenant"],
     )
 
 
@@ -227,3 +232,17 @@ def set_addresses(store: Store, name: str, addresses: tuple[str, ...]) -> list[s
         for address in wanted:
             db.execute(insert(user_addresses).values(user_id=user_id, address=address))
     return wanted
+
+
+def enabled_addresses(store: Store, limit: int) -> list[str]:
+    """The distinct addresses of enabled users, sorted, at most ``limit`` (the digests')."""
+    with store.reading() as db:
+        rows = db.execute(
+            select(user_addresses.c.address)
+            .join(users, users.c.id == user_addresses.c.user_id)
+            .where(users.c.disabled.is_(False))
+            .group_by(user_addresses.c.address)
+            .order_by(user_addresses.c.address)
+            .limit(limit)
+        )
+        return [row[0] for row in rows]

@@ -72,6 +72,7 @@ class Decision:
     queue_ids: tuple[str, ...]
     outcome: str | None
     carried_out_by: str | None = None
+    tenant: str = ""  # its message's tenant ("" without tenants)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (times as aware datetimes: the caller formats them)."""
@@ -93,6 +94,7 @@ class Decision:
             "carried_out_by": self.carried_out_by,
             "queue_ids": list(self.queue_ids),
             "outcome": self.outcome,
+            "tenant": self.tenant,
         }
 
 
@@ -136,6 +138,7 @@ def open_decision(
                 parts=json.dumps(sorted(set(parts))),
                 raised_limits=json.dumps(dict(raised_limits or {}), sort_keys=True),
                 previous_state=current,
+                tenant=_entry_tenant(db, message),
             )
         ).inserted_primary_key
         assert new_id is not None
@@ -318,6 +321,10 @@ def _entry_state(db: Connection, message: str) -> str:
     return str(state)
 
 
+def _entry_tenant(db: Connection, message: str) -> str:
+    return str(db.scalar(select(messages.c.tenant).where(messages.c.id == message)) or "")
+
+
 def _set_entry(db: Connection, message: str, expected: str, state: str, now: datetime) -> None:
     changed = db.execute(
         update(messages)
@@ -370,4 +377,5 @@ def _decision(row: RowMapping) -> Decision:
         queue_ids=tuple(json.loads(row["queue_ids"])),
         outcome=row["outcome"],
         carried_out_by=row["carried_out_by"],
+        tenant=row["tenant"],
     )

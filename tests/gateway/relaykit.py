@@ -145,6 +145,7 @@ class FakeQuarantine:
         self.stored: dict[str, bytes] = {}
         self.results: dict[str, Report] = {}
         self.states: dict[str, list[str]] = {}
+        self.tenants: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def store(
@@ -157,10 +158,12 @@ class FakeQuarantine:
         mail_from: str,
         rcpt_to: Sequence[str],
         received_at: datetime,
+        tenant: str = "",
     ) -> str:
         with self._lock:
             qid = f"Q-{queue_id}"
             self.stored[qid] = untrusted_raw
+            self.tenants[qid] = tenant
             return qid
 
     def record_result(self, qid: str, report: Report) -> None:

@@ -64,6 +64,7 @@ def logout(request: HttpRequest) -> HttpResponse:
             {
                 "event": AuditEvent.LOGOUT,
                 "user": user.name,
+                **({"tenant": user.tenant} if user.tenant else {}),
                 "actor": user.name,
                 "client": client_address(request),
             }

@@ -1,4 +1,4 @@
-"""The audit trail, for auditors: read-only."""
+"""The audit trail, for auditors: read-only; a tenant's auditor reads that tenant's lines."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def audit_trail(request: HttpRequest, user: ConsoleUser) -> HttpResponse:
     if form["event"] not in {str(e) for e in AuditEvent}:
         form["event"] = ""
     path = runtime.config.audit.resolve_path(runtime.data_dir)
-    lines = [] if path is None else recent_lines(path, TrailFilter(**form))
+    wanted = TrailFilter(**form, tenant=user.only_tenant)
+    lines = [] if path is None else recent_lines(path, wanted)
     rows = [[line.get(column, "") for column in COLUMNS] for line in lines]
     context = {
         "form": form,

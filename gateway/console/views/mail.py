@@ -2,8 +2,9 @@
 an original (operators), and the workflow's actions (release, request, approve, deny), which
 call the same functions as the command line (:class:`gateway.service.held_mail.HeldMail`).
 
-Threat model: a recipient sees only mail whose envelope names one of their addresses, in the
-list and on every message URL alike (another's message answers 404, as a missing one does).
+Threat model: a recipient sees only mail whose envelope names one of their addresses, and a
+tenant's user only that tenant's mail, in the list and on every message URL alike (another's
+message answers 404, as a missing one does).
 Every value from mail is shown through the templates' escaping. A look at an original and a
 download are audit lines.
 """
@@ -24,7 +25,7 @@ from gateway.console.rendering import render as render_original
 from gateway.console.runtime import current
 from gateway.console.views.access import requires
 from gateway.console.views.account import client_address
-from gateway.console.views.errors import error_page
+from gateway.console.views.errors import error_page, forbidden
 from gateway.evidence.quarantine import (
     QuarantineEntry,
     QuarantineError,
@@ -53,7 +54,9 @@ ALL_FILTER: Final = "all"
 
 
 def visible(user: ConsoleUser, entry: QuarantineEntry) -> bool:
-    """Whether ``user`` may see ``entry``."""
+    """Whether ``user`` may see ``entry``: never another tenant's."""
+    if not user.sees_tenant(entry.tenant):
+        return False
     if user.may(Permission.SEE_ALL_MAIL):
         return True
     mine = set(user.addresses)
@@ -111,6 +114,7 @@ def _filter_of(request: HttpRequest, user: ConsoleUser) -> tuple[MailFilter, dic
         reason=reason or None,
         text=form["q"] or None,
         recipients=None if user.may(Permission.SEE_ALL_MAIL) else user.addresses,
+        tenant=user.only_tenant,
     )
     return wanted, form
 
@@ -153,6 +157,7 @@ def message(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
         {
             "event": AuditEvent.VIEW,
             "quarantine_id": entry.id,
+            **({"tenant": entry.tenant} if entry.tenant else {}),
             "actor": user.name,
             "client": client_address(request),
         }
@@ -167,6 +172,7 @@ def message(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
         "decisions": decisions,
         "pending": pending,
         "may_release": user.may(Permission.RELEASE),
+        "may_request": may_request(user, entry),
         "may_decide": user.may(Permission.DECIDE)
         and pending is not None
         and pending.requested_by != user.name,
@@ -194,6 +200,7 @@ def download(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
         {
             "event": AuditEvent.DOWNLOAD,
             "quarantine_id": entry.id,
+            **({"tenant": entry.tenant} if entry.tenant else {}),
             "sha256": entry.sha256,
             "actor": user.name,
             "client": client_address(request),
@@ -225,10 +232,21 @@ def release(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
     return _act(request, ref, lambda: current().held.release(entry.id, user.name))
 
 
+def may_request(user: ConsoleUser, entry: QuarantineEntry) -> bool:
+    """Whether the page offers ``user`` to ask for a release of ``entry`` (the workflow checks
+    again): whoever may release, and a recipient for mail to their own addresses."""
+    if user.may(Permission.RELEASE):
+        return True
+    own = set(user.addresses)
+    return user.may(Permission.REQUEST_OWN) and bool(own & {a.lower() for a in entry.rcpt_to})
+
+
 @require_POST
-@requires(Permission.RELEASE)
+@requires(Permission.SEE_OWN_MAIL)
 def request_release(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
     entry = _entry_for(user, ref)
+    if not may_request(user, entry):
+        return forbidden(request)
     reason = request.POST.get("reason", "")
     parts = [p for p in request.POST.get("parts", "").replace(",", " ").split() if p]
     return _act(

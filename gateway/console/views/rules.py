@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
+from gateway.configuration.config import tenants_of
 from gateway.configuration.rules import Rule
 from gateway.console.middleware import ConsoleUser
 from gateway.console.runtime import current
@@ -37,12 +38,23 @@ class RuleRow:
     override: str
 
 
-def rule_rows(today: date) -> list[RuleRow]:
+def rule_rows(today: date, user: ConsoleUser | None = None) -> list[RuleRow]:
+    """The shared rules, then each tenant's that ``user`` may see (all without a user)."""
     runtime = current()
-    sources = runtime.layered.rule_sources
+    layered = runtime.layered
+    sources = layered.rule_sources
+    found: list[tuple[Rule, str]] = [
+        (rule, sources[index][0] if index < len(sources) else "-")
+        for index, rule in enumerate(runtime.config.rules)
+    ]
+    for number, tenant in enumerate(runtime.config.tenants):
+        if user is None or user.sees_tenant(tenant.name):
+            found.extend(
+                (rule, layered.origin(("tenants", number, "rules", index)))
+                for index, rule in enumerate(tenant.rules)
+            )
     rows = []
-    for index, rule in enumerate(runtime.config.rules):
-        source = sources[index][0] if index < len(sources) else "-"
+    for index, (rule, source) in enumerate(found):
         status = ""
         if rule.exception and rule.expires is not None:
             if rule.expired(today):
@@ -57,7 +69,7 @@ def rule_rows(today: date) -> list[RuleRow]:
 @require_http_methods(["GET"])
 @requires(Permission.SEE_RULES)
 def rules(request: HttpRequest, user: ConsoleUser) -> HttpResponse:
-    context = {"rows": rule_rows(date.today()), "soon_days": EXPIRING_SOON_DAYS}
+    context = {"rows": rule_rows(date.today(), user), "soon_days": EXPIRING_SOON_DAYS}
     return render(request, "console/rules.html", context)
 
 
@@ -85,6 +97,10 @@ def explain_page(request: HttpRequest, user: ConsoleUser) -> HttpResponse:
             context["error"] = str(exc)
             return render(request, "console/explain.html", context, status=400)
         recipients = (recipients or header_recipients)[:MAX_RECIPIENTS]
+        tenants = tenants_of(current().config)
+        if any(not user.sees_tenant(tenants.tenant_of(r)) for r in recipients):
+            context["error"] = _("Choose recipients of your own organisation.")
+            return render(request, "console/explain.html", context, status=400)
         try:
             lines, results = explain(
                 untrusted_raw,

@@ -21,6 +21,8 @@ def users(request: HttpRequest, user: ConsoleUser) -> HttpResponse:
     store = current().store
     rows = []
     for each in list_users(store):
+        if not user.sees_tenant(each.tenant):
+            continue  # a tenant's administrator sees that tenant's users only
         login = login_of(store, each.name)
         rows.append(
             {

@@ -124,6 +124,8 @@ class QuarantineEntry:
     node: str = ""
     # Sender authentication's outcome as evaluated before the 250 (AuthOutcome.to_dict()).
     auth: dict[str, Any] | None = None
+    # The tenant whose recipients it carries; "" without tenants.
+    tenant: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (times in RFC 3339 UTC, ``from`` without the underscore)."""
@@ -149,6 +151,7 @@ class QuarantineEntry:
             "unlock_attempts": self.unlock_attempts,
             "node": self.node,
             "auth": self.auth,
+            "tenant": self.tenant,
         }
 
 

@@ -54,6 +54,7 @@ class MailFilter:
     reason: str | None = None
     text: str | None = None
     recipients: tuple[str, ...] | None = None
+    tenant: str | None = None  # one tenant's mail only (a tenant's console users)
 
 
 def _like(value: str) -> str:
@@ -89,6 +90,7 @@ class QuarantineIndex:
         size: int,
         stored_size: int,
         sha256: str,
+        tenant: str = "",
     ) -> None:
         """Add the row of a newly stored original (state ``queued``); values already clean."""
         now = datetime.now(UTC)
@@ -109,6 +111,7 @@ class QuarantineIndex:
                     sha256=sha256,
                     state=MessageState.QUEUED.value,
                     node=self.node,
+                    tenant=tenant,
                 )
             )
 
@@ -238,6 +241,8 @@ class QuarantineIndex:
         if not 1 <= limit <= MAX_LIST_LIMIT or offset < 0:
             raise ValueError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
         query = select(messages)
+        if wanted.tenant is not None:
+            query = query.where(messages.c.tenant == wanted.tenant)
         if wanted.states is not None:
             query = query.where(messages.c.state.in_(wanted.states))
         if wanted.since is not None:
@@ -284,6 +289,8 @@ class QuarantineIndex:
         if wanted.recipients is not None:
             mine = {address.lower() for address in wanted.recipients}
             entries = [e for e in entries if mine & {r.lower() for r in e.rcpt_to}]
+        if wanted.tenant is not None:
+            entries = [e for e in entries if e.tenant == wanted.tenant]
         return entries
 
     def count(self) -> int:
@@ -351,4 +358,5 @@ def entry_of(row: RowMapping) -> QuarantineEntry:
         unlock_attempts=int(row["unlock_attempts"]),
         node=row["node"],
         auth=json.loads(row["auth"]) if row["auth"] else None,
+        tenant=row["tenant"],
     )

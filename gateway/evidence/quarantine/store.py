@@ -165,8 +165,9 @@ class Quarantine:
         mail_from: str,
         rcpt_to: Sequence[str],
         received_at: datetime,
+        tenant: str = "",
     ) -> str:
-        """Keep the original durably and index it; return its quarantine id.
+        """Keep the original durably and index it (under ``tenant``); return its quarantine id.
 
         Blocking (compression and two fsyncs): call it from a thread in asyncio code. Raises
         :class:`QuarantineStoreError` (an ``OSError``) when the disk refuses; then no file and
@@ -193,6 +194,7 @@ class Quarantine:
                 size=len(untrusted_raw),
                 stored_size=stored_size,
                 sha256=digest,
+                tenant=tenant,
             )
         except StoreError as exc:
             with contextlib.suppress(OSError):
