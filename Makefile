@@ -2,7 +2,7 @@
 # (install and run every check: lint, types, tests). Both create .venv on first use.
 VENV ?= .venv
 BIN := $(VENV)/bin
-TEST_PACKAGES ?= clamav-daemon postfix prometheus logrotate systemd w3m chromium chromium-driver fonts-noto-cjk postgresql gettext knot
+TEST_PACKAGES ?= clamav-daemon postfix prometheus logrotate systemd w3m chromium chromium-driver fonts-noto-cjk postgresql gettext knot slapd ldap-utils libcairo2
 # The peers of the relay benchmark (benchmarks/peers.py), run as private instances.
 BENCH_PACKAGES ?= postfix mimedefang
 

@@ -27,13 +27,14 @@ case " $need " in
     echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.d/mukaika-tests.conf >/dev/null
     ;;
 esac
-# MIMEDefang (a peer of the relay benchmark) and Knot DNS (the sender authentication tests'
-# DNS server) run only as private instances: their own services must not start at install.
+# MIMEDefang (a peer of the relay benchmark), Knot DNS (the sender authentication tests'
+# DNS server) and slapd (the directory tests' LDAP server) run only as private instances:
+# their own services must not start at install.
 # Where no policy-rc.d says otherwise, one is put in place for the install and removed
 # afterwards.
 guard=""
 case " $need " in
-*" mimedefang "*|*" knot "*)
+*" mimedefang "*|*" knot "*|*" slapd "*)
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
         $SUDO chmod +x /usr/sbin/policy-rc.d

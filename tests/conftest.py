@@ -12,6 +12,7 @@ from tests.authdns import auth_dns
 from tests.browser import browser
 from tests.clamd import clamd_socket, clamd_tcp
 from tests.postgres import postgres_cluster, postgres_url
+from tests.slapd import slapd, slapd_server
 
 __all__ = [
     "auth_dns",
@@ -20,6 +21,8 @@ __all__ = [
     "clamd_tcp",
     "postgres_cluster",
     "postgres_url",
+    "slapd",
+    "slapd_server",
 ]
 
 # fixture name -> the marker of what it needs (markers are registered in pyproject.toml)
@@ -30,6 +33,7 @@ NEEDS = {
     "postfix_root": "postfix",
     "postgres_cluster": "postgresql",
     "auth_dns": "dns",
+    "slapd_server": "ldap",
 }
 
 

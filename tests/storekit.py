@@ -7,9 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import delete, insert
+
 from gateway.configuration.settings import QuarantineSettings, StoreSettings
 from gateway.evidence.quarantine import Quarantine
 from gateway.store import Store, migrate_store
+from gateway.store.schema import original_chunks
 
 
 def migrated_store(
@@ -39,3 +42,13 @@ def quarantine_in(
         Quarantine(directory, retention_days, store=store, **kwargs) as quarantine,
     ):
         yield quarantine
+
+
+def replace_original(data_dir: Path, qid: str, pieces: list[bytes]) -> None:
+    """Put ``pieces`` in place of the original of ``qid`` kept in the SQLite store of
+    ``data_dir`` (none: the original is gone), as an intruder or a corrupt disk would."""
+    store = Store(f"sqlite:///{data_dir / 'store.sqlite3'}", create=False)
+    with store, store.writing() as db:
+        db.execute(delete(original_chunks).where(original_chunks.c.id == qid))
+        for seq, piece in enumerate(pieces):
+            db.execute(insert(original_chunks).values(id=qid, seq=seq, data=piece))

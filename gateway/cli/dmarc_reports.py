@@ -9,7 +9,8 @@ each outside destination checked as RFC 7489 7.1 asks (real DNS queries through
 each report (``.xml.gz``) and the mail that carries it (``.eml``, From
 ``auth.reports.from_address``), for an installation without the outbound relay (hand them to
 the municipality's outgoing MTA, e.g. ``sendmail -t < FILE``); ``--dry-run`` only lists them.
-Neither marks anything reported.
+Neither marks anything reported. ``--tenant NAME`` shows that tenant's mail with its own
+``[tenants.auth.reports]`` (From, org_name).
 
 Exit codes: 0 done (also with nothing to report); 2 usage; 78 invalid configuration or
 reports off; 79 the store's schema is not this version's; 74 the store cannot be read.
@@ -24,6 +25,7 @@ from typing import Any
 
 from gateway.cli.exit_codes import ExitCode
 from gateway.cli.toolkit import CliError, add_config_option, data_dir, load, opened_store
+from gateway.configuration.config import tenants_of
 from gateway.senderauth.reports import build_reports, report_mail, schema_problems
 from gateway.senderauth.resolver import Resolver
 from gateway.service.dmarc_reporting import day_rows
@@ -45,12 +47,21 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--out", type=Path, metavar="DIR", help="write the reports and their mails")
     parser.add_argument("--dry-run", action="store_true", help="only list what would be sent")
+    parser.add_argument(
+        "--tenant",
+        default="",
+        metavar="NAME",
+        help="the reports of this tenant's mail, with its [tenants.auth.reports]",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config, _ = load(args)
-    settings = config.auth.reports
+    tenants = tenants_of(config)
+    if args.tenant and args.tenant not in tenants.by_name:
+        raise CliError(f"unknown tenant {args.tenant!r}", ExitCode.CONFIG)
+    settings = tenants.auth(args.tenant).reports
     if not (config.auth.enabled and settings.enabled):
         raise CliError("auth.enabled and auth.reports.enabled must be true", ExitCode.CONFIG)
     if args.out is None and not args.dry_run:
@@ -58,10 +69,14 @@ def run(args: argparse.Namespace) -> int:
     day: date = args.day or (datetime.now(UTC).date() - timedelta(days=1))
     root = data_dir(args, config)
     with opened_store(config, root) as store:
-        rows = day_rows(store, root / "dmarc", config.node.resolved_name(), day)
+        rows = day_rows(store, root / "dmarc", config.node.resolved_name(), day, args.tenant)
     resolver = Resolver(config.auth.nameservers, config.auth.timeout_seconds, 0)
     reports = build_reports(
-        rows, day, org_name=settings.org_name, email=settings.from_address, lookup=resolver.budget()
+        rows,
+        day,
+        org_name=settings.org_name,
+        email=settings.from_address,
+        lookup=resolver.budget(),
     )
     if not reports:
         print(f"{day}: nothing to report")

@@ -46,9 +46,13 @@ class ExitCode(IntEnum):
     WRONG_PASSWORD = 8, "quarantine unlock: the password did not open the held message"
     HOLD = 10, "sanitize: the message would be held"
     REJECT = 11, "sanitize: the message would be rejected"
-    INTEGRITY = 65, "a quarantined original failed its integrity check (EX_DATAERR)"
+    IMPORT_REFUSED = 12, "user import: rows or entries are invalid (each named); nothing imported"
+    INTEGRITY = 65, "a quarantined original or an evidence export failed its check (EX_DATAERR)"
     INPUT = 66, "an input file cannot be read (EX_NOINPUT)"
-    UNAVAILABLE = 69, "serve cannot listen (port in use) or send cannot connect (EX_UNAVAILABLE)"
+    UNAVAILABLE = (
+        69,
+        "serve cannot listen, send or the directory import cannot connect (EX_UNAVAILABLE)",
+    )
     IO_ERROR = 74, "reading or writing the data directory failed (EX_IOERR)"
     TEMPFAIL = 75, "a dependency (e.g. the scanner) is unavailable; try later (EX_TEMPFAIL)"
     DENIED = 77, "the acting user may not do this: unknown, disabled, wrong role, own request"

@@ -6,7 +6,9 @@ role (:class:`~sanitizers.vocabulary.UserRole`: ``recipient`` sees the held mail
 addresses in the console; ``operator`` releases and requests; ``approver`` also approves or
 denies another user's request; ``auditor`` reads the audit trail; ``admin`` manages users), the
 addresses whose mail they see (``--address``, repeatable; several users may share one), a
-console password and, for approvers and admins, a TOTP secret. Users are never deleted: the
+console password and, for approvers and admins, a TOTP secret. With tenants, ``--tenant NAME``
+makes a user of that tenant only (its mail, its audit lines, its users); without it a user sees
+every tenant's (the cluster's own). Users are never deleted: the
 decisions they made name them. Whoever can run commands as the service's user manages them;
 each change is an audit line (event ``user``) naming who made it.
 
@@ -15,8 +17,17 @@ terminal, from its first line; never from the command line, where other users se
 ``user totp NAME`` makes a new secret and prints it once with its ``otpauth://`` URI for an
 authenticator app.
 
+``user import --csv FILE`` or ``user import --ldap`` makes the users, their addresses and
+groups (課) what a CSV file or the ``[directory]`` server lists, in one transaction
+(:mod:`gateway.store.directory` says what an import adds, updates and disables;
+:mod:`gateway.directory.csvfile` the file's columns); ``--dry-run`` shows what would change and
+changes nothing. ``user groups`` lists the groups with their members and approvers.
+
 Exit codes: 0 done; 2 usage (a bad name, address or password); 4 no such user; 5 the user exists
-already; 74 the store cannot be written; 79 the store's schema is not this program's.
+already, or an import names users the other import manages; 12 the import's rows or entries are
+invalid (nothing imported); 66 the CSV file cannot be read; 69 the directory server cannot be
+read (down, timeout, bind refused, TLS); 74 the store cannot be written; 78 an unknown tenant
+(or a bad configuration); 79 the store's schema is not this program's.
 """
 
 from __future__ import annotations
@@ -26,15 +37,19 @@ import contextlib
 import getpass
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from gateway.cli.exit_codes import ExitCode
 from gateway.cli.toolkit import CliError, add_group, data_dir, load
+from gateway.directory.csvfile import read_csv
+from gateway.directory.records import ImportRefused
 from gateway.evidence.audit import AuditLog
 from gateway.service.access import SECOND_FACTOR_ROLES
 from gateway.service.identity import acting_user
 from gateway.service.totp import new_secret
 from gateway.store import Store, StoreError, StoreSchemaError, migrate_store, open_store
+from gateway.store.directory import DirectoryConflictError, apply_import, list_groups
 from gateway.store.sessions import delete_sessions_of
 from gateway.store.users import (
     UnknownUserError,
@@ -71,6 +86,13 @@ def register(subparsers: Any) -> None:
         help="a mail address whose held mail the user sees in the console (repeatable)",
     )
     add.add_argument(
+        "--tenant",
+        default="",
+        metavar="NAME",
+        help="the tenant ([[tenants]] name) whose mail alone the user sees and acts on; "
+        "without it, every tenant's (the cluster's own users)",
+    )
+    add.add_argument(
         "--no-password",
         action="store_true",
         help="no console login (the user acts on the command line only)",
@@ -81,6 +103,21 @@ def register(subparsers: Any) -> None:
     totp = add_action("totp", help="make a new TOTP secret (printed once) for the console")
     totp.add_argument("name", type=_name)
     totp.set_defaults(func=_totp)
+    importing = add_action(
+        "import",
+        help="make the users, addresses and groups what a CSV file or the LDAP server lists",
+    )
+    source = importing.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--csv", type=Path, metavar="FILE", help="UTF-8 CSV: name,role,addresses,group"
+    )
+    source.add_argument("--ldap", action="store_true", help="the server of [directory]")
+    importing.add_argument(
+        "--dry-run", action="store_true", help="show what would change; change nothing"
+    )
+    importing.set_defaults(func=_import)
+    groups = add_action("groups", help="list the directory's groups, members and approvers")
+    groups.set_defaults(func=_groups)
     for action, disabled in (("disable", True), ("enable", False)):
         parser = add_action(action, help=f"{action} a user")
         parser.add_argument("name", type=_name)
@@ -140,6 +177,14 @@ def _store(args: argparse.Namespace, *, create: bool) -> Iterator[tuple[Store, A
 
 def _add(args: argparse.Namespace) -> int:
     actor = acting_user()
+    config, _ = load(args)
+    known = [tenant.name for tenant in config.tenants]
+    if args.tenant and args.tenant not in known:
+        raise CliError(
+            f"unknown tenant {args.tenant!r}: the configuration's tenants are "
+            f"{', '.join(known) or '(none)'}",
+            ExitCode.CONFIG,
+        )
     password_hash = None if args.no_password else _hashed(read_password())
     with _store(args, create=True) as (store, audit):
         try:
@@ -150,6 +195,7 @@ def _add(args: argparse.Namespace) -> int:
                 created_by=actor,
                 password_hash=password_hash,
                 addresses=tuple(args.address),
+                tenant=args.tenant,
             )
         except UserExistsError as exc:
             raise CliError(str(exc), ExitCode.WRONG_STATE) from exc
@@ -180,9 +226,10 @@ def _list(args: argparse.Namespace) -> int:
         addresses = {user.name: addresses_of(store, user.name) for user in users}
     for user in users:
         flag = "disabled" if user.disabled else "enabled"
+        tenant = f" tenant {user.tenant}" if user.tenant else ""
         print(
             f"{user.name:<30} {user.role:<9} {flag:<9} added by {user.created_by:<20} "
-            f"{' '.join(addresses[user.name])}"
+            f"{' '.join(addresses[user.name])}{tenant}"
         )
     return ExitCode.OK
 
@@ -201,6 +248,75 @@ def _change(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _import(args: argparse.Namespace) -> int:
+    from gateway.directory.ldap import DirectoryUnavailable, read_ldap  # only here: ldap3
+
+    actor = acting_user()
+    config, _ = load(args)
+    source = "ldap" if args.ldap else "csv"
+    try:
+        if args.ldap:
+            people = read_ldap(config.directory)
+        else:
+            people = read_csv(args.csv, config.directory.max_users)
+    except ImportRefused as exc:
+        raise CliError(exc.problems, ExitCode.IMPORT_REFUSED) from exc
+    except DirectoryUnavailable as exc:
+        raise CliError(f"{exc}; nothing imported", ExitCode.UNAVAILABLE) from exc
+    except OSError as exc:
+        raise CliError(
+            f"cannot read {args.csv}: {exc.strerror or type(exc).__name__}", ExitCode.INPUT
+        ) from exc
+    with _store(args, create=True) as (store, audit):
+        try:
+            result = apply_import(store, people, source=source, actor=actor, dry_run=args.dry_run)
+        except DirectoryConflictError as exc:
+            raise CliError(f"{exc}; nothing imported", ExitCode.WRONG_STATE) from exc
+        if not args.dry_run:
+            for outcome, names in (
+                ("imported_added", result.added),
+                ("imported_updated", result.updated),
+                ("import_disabled", result.disabled),
+            ):
+                for name in names:
+                    audit.write(
+                        {
+                            "event": AuditEvent.USER,
+                            "user": name,
+                            "actor": actor,
+                            "outcome": outcome,
+                            "kind": source,
+                        }
+                    )
+    verb = "would be" if args.dry_run else "were"
+    for label, names in (
+        ("added", result.added),
+        ("updated", result.updated),
+        ("disabled", result.disabled),
+    ):
+        for name in names:
+            print(f"{label:<9} {name}")
+    print(
+        f"{source} import{' (dry run)' if args.dry_run else ''}: {len(people)} users listed; "
+        f"{len(result.added)} {verb} added, {len(result.updated)} updated, "
+        f"{len(result.unchanged)} unchanged, {len(result.disabled)} disabled; "
+        f"{len(result.groups)} groups"
+    )
+    return ExitCode.OK
+
+
+def _groups(args: argparse.Namespace) -> int:
+    with _store(args, create=False) as (store, _):
+        groups = list_groups(store)
+    if not groups:
+        print("no groups in the directory (mukaika user import)", file=sys.stderr)
+    for group in groups:
+        print(group.name)
+        print(f"  approvers: {' '.join(group.approvers) or '-'}")
+        print(f"  members:   {' '.join(group.members)}")
+    return ExitCode.OK
+
+
 def _record(audit: AuditLog, user: User, actor: str, outcome: str) -> None:
     audit.write(
         {
@@ -209,5 +325,6 @@ def _record(audit: AuditLog, user: User, actor: str, outcome: str) -> None:
             "role": user.role,
             "actor": actor,
             "outcome": outcome,
+            **({"tenant": user.tenant} if user.tenant else {}),
         }
     )

@@ -31,6 +31,7 @@ from gateway.configuration.settings import (
     ConsoleSettings,
     DeliverySettings,
     DigestSettings,
+    DirectorySettings,
     MetricsSettings,
     NodeSettings,
     OutboundSettings,
@@ -143,6 +144,7 @@ class Config(Section):
     digest: DigestSettings = DigestSettings()
     auth: AuthSettings = AuthSettings()
     outbound: OutboundSettings = OutboundSettings()
+    directory: DirectorySettings = DirectorySettings()
     rules: tuple[Rule, ...] = ()
     """Rules by recipient, sender and client network, and exceptions (例外措置); none by
     default. Each is a [[rules]] table (see the README)."""

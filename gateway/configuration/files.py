@@ -39,6 +39,8 @@ def named_files(config: Config) -> Iterator[tuple[Origin, str]]:
         (("console", "tls_cert_file"), config.console.tls_cert_file),
         (("console", "tls_key_file"), config.console.tls_key_file),
         (("policy", "notice", "template"), config.policy.notice.template),
+        (("directory", "bind_password_file"), config.directory.bind_password_file),
+        (("directory", "tls_ca_file"), config.directory.tls_ca_file),
     ]
     for index, signing in enumerate(config.outbound.dkim):
         candidates.append((("outbound", "dkim", index, "key_file"), signing.key_file))

@@ -19,6 +19,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from sanitizers.section import Section
 from sanitizers.senderauth import AuthAction
+from sanitizers.vocabulary import UserRole
 
 
 def _ip_networks(value: tuple[str, ...]) -> tuple[str, ...]:
@@ -271,6 +272,10 @@ class ScannerSettings(Section):
         return value
 
 
+# Where a quarantined original is kept (QuarantineSettings.originals; each entry's kept_in).
+OriginalsPlace = Literal["database", "directory"]
+
+
 class QuarantineSettings(Section):
     """The originals kept on the Internet side (compressed, hashed, indexed) as evidence."""
 
@@ -282,8 +287,15 @@ class QuarantineSettings(Section):
     """gzip level 1..9; 1 is the measured best trade-off for mail."""
     purge_interval_seconds: float = Field(default=3600.0, gt=0)
     """How often the running service purges the quarantine."""
+    originals: OriginalsPlace = "database"
+    """Where new originals are kept: "database" (compressed in the store, so every node and
+    console reads them and store copy moves them; the default) or "directory" (gzip files in
+    quarantine.directory on this node's disk, read only on this node). Originals already kept
+    stay where they were written: changing this moves nothing."""
     directory: str = ""
-    """Absolute, or relative to the data directory; "" = DATA_DIR/quarantine."""
+    """Absolute, or relative to the data directory; "" = DATA_DIR/quarantine. Holds the
+    originals kept as files (quarantine.originals = "directory", and every original from
+    before originals moved into the database)."""
 
     def resolve_directory(self, data_dir: Path) -> Path:
         """Where the quarantine lives for a given data directory."""
@@ -721,6 +733,19 @@ class ApprovalGroup(Section):
     them by their mail address so that self-approval can be recognised."""
     self_approval: bool = False
     """An approver may decide on their own mail."""
+    approvals_required: int = Field(default=1, ge=1, le=100)
+    """k of n: how many of the approvers must approve a held mail before it is sent (each
+    approval recorded in the audit); one rejection rejects it. At most the number of
+    approvers."""
+
+    @model_validator(mode="after")
+    def _enough_approvers(self) -> Self:
+        if self.approvers and self.approvals_required > len(self.approvers):
+            raise ValueError(
+                f"outbound.groups {self.name!r}: approvals_required "
+                f"({self.approvals_required}) is more than its approvers ({len(self.approvers)})"
+            )
+        return self
 
 
 class DkimKey(Section):
@@ -777,12 +802,15 @@ class OutboundSettings(Section):
     """A held outbound mail nobody decided on in this time is refused, with a notice to the
     sender."""
     groups: tuple[ApprovalGroup, ...] = ()
-    """[[outbound.groups]]: who approves whose held mail (until the directory exists). A held
-    mail of a sender in no group can be decided by any approver."""
+    """[[outbound.groups]]: who approves whose held mail, for installations without a
+    directory. Once mukaika user import has put groups in the store, the directory's groups
+    decide and these are not read. A held mail of a sender in no group can be decided by any
+    approver."""
     disclaimer: str = ""
-    """A text (免責文) appended to outbound mail that can take it unchanged otherwise: single-part
-    text/plain, 7bit or 8bit, UTF-8, US-ASCII or ISO-2022-JP; other mail leaves without it (the
-    audit line says so). "" = none."""
+    """A text (免責文) appended to the text of outbound mail where that needs no re-encoding: a
+    text/plain body in 7bit or 8bit UTF-8, US-ASCII or ISO-2022-JP, alone or first in
+    multipart/mixed, or the text/plain alternative of multipart/alternative (the HTML one is
+    left as it is); other mail leaves without it (the audit line says so). "" = none."""
     notify_sender: bool = True
     """Tell the sender (through the LGWAN-side MTA, delivery.relay_host) when their mail is
     held, refused, cancelled or decided."""
@@ -830,3 +858,84 @@ class OutboundSettings(Section):
         if len(set(names)) != len(names):
             raise ValueError("outbound.groups: duplicate group name")
         return self
+
+
+class DirectorySettings(Section):
+    """[directory]: where `mukaika user import --ldap` reads the staff, their addresses,
+    groups (課) and roles: an LDAP or Active Directory server, read with a read-only bind (a
+    bind and searches, never a change). `mukaika user import --csv` reads only max_users."""
+
+    url: str = ""
+    """The server: ldap://HOST[:PORT] (with tls = "starttls" or "none") or ldaps://HOST[:PORT]
+    (TLS from the first byte); "" = no directory server."""
+    bind_dn: str = ""
+    """The DN the import binds as (a read-only account); "" = an anonymous bind."""
+    bind_password_file: str = ""
+    """A file holding the bind password (its first line), readable by the service only; the
+    password is never written in the configuration."""
+    base_dn: str = ""
+    """Where the search for users starts (subtree), e.g. "ou=staff,dc=city,dc=example,dc=jp"."""
+    user_filter: str = "(&(objectClass=inetOrgPerson)(mail=*))"
+    """The LDAP filter (RFC 4515) that selects the users to import; for Active Directory e.g.
+    "(&(objectCategory=person)(objectClass=user)(mail=*))"."""
+    login_attribute: str = "uid"
+    """The attribute holding the user's login name (the name of the workflow user; Active
+    Directory: sAMAccountName)."""
+    mail_attribute: str = "mail"
+    """The attribute holding the user's addresses (every value is imported)."""
+    group_attribute: str = "ou"
+    """The attribute naming the user's groups (課; every value is a group, e.g. ou or
+    department). A value that is a DN (memberOf: "cn=税務課,ou=groups,...") names the group by
+    its first RDN's value."""
+    role_attribute: str = ""
+    """The attribute that decides the role through role_map (e.g. employeeType or memberOf);
+    "" = every user gets default_role."""
+    role_map: dict[str, UserRole] = Field(default_factory=dict)
+    """[directory.role_map]: a value of role_attribute (compared without regard to case) and
+    the role it gives, e.g. "cn=approvers,ou=groups,dc=city,dc=example,dc=jp" = "approver".
+    A user with values mapping to two different roles is refused."""
+    default_role: UserRole = UserRole.RECIPIENT
+    """The role of a user none of whose role_attribute values is in role_map."""
+    tls: Literal["starttls", "none"] = "starttls"
+    """For ldap:// URLs: "starttls" upgrades the connection before the bind (the server's
+    certificate is verified); "none" sends the bind password in the clear and is allowed only
+    to a loopback address. Ignored for ldaps://."""
+    tls_ca_file: str = ""
+    """PEM CA bundle that verifies the server's certificate; "" = the system's."""
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """Connecting, the bind and each search page must answer within this time."""
+    max_users: int = Field(default=20000, ge=1, le=1_000_000)
+    """The most users one import (LDAP or CSV) may list; a larger one is refused whole."""
+    self_approval: bool = False
+    """An approver of a directory group may decide on their own held outbound mail."""
+
+    @field_validator("role_map")
+    @classmethod
+    def _folded(cls, value: dict[str, UserRole]) -> dict[str, UserRole]:
+        return {key.strip().lower(): role for key, role in value.items()}
+
+    @model_validator(mode="after")
+    def _usable(self) -> Self:
+        if not self.url:
+            return self
+        scheme, _, rest = self.url.partition("://")
+        if scheme not in ("ldap", "ldaps") or not rest:
+            raise ValueError("directory.url must be ldap://HOST[:PORT] or ldaps://HOST[:PORT]")
+        if not self.base_dn:
+            raise ValueError("directory.url needs directory.base_dn (where the users are)")
+        if bool(self.bind_dn) != bool(self.bind_password_file):
+            raise ValueError("directory.bind_dn and directory.bind_password_file are set together")
+        host = rest.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        if scheme == "ldap" and self.tls == "none" and not _is_loopback(host):
+            raise ValueError(
+                'directory.tls = "none" sends the bind password in the clear: only to a '
+                "loopback address (use starttls or ldaps://)"
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

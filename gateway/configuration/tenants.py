@@ -10,7 +10,7 @@ of one tenant's mail carries another's recipients.
 
 Threat model: a tenant's operators must never see, nor their configuration change, another
 tenant's mail. A tenant's own files may therefore set only its policy, rules, outbound and
-auth parts, never its domains or its relay; and a domain belongs to one tenant only.
+auth parts, never its domains or its LGWAN-side MTA; and a domain belongs to one tenant only.
 
 No tenants configured: every tenant name is "" and the gateway behaves as a single
 installation.
@@ -29,23 +29,10 @@ from sanitizers.section import Section
 
 # Keys a tenant's own local.d files may set in its [[tenants]] table.
 TENANT_FILE_KEYS = ("policy", "rules", "outbound", "auth")
-# [outbound] keys a tenant may set; the others belong to the one shared listener (before a
-# mail is read, its tenant is not known).
-TENANT_OUTBOUND_KEYS = (
-    "relay_host",
-    "relay_port",
-    "tls",
-    "require_tls_domains",
-    "delay_seconds",
-    "bcc_threshold",
-    "max_per_sender_per_hour",
-    "max_per_hour",
-    "approval_expiry_seconds",
-    "groups",
-    "disclaimer",
-    "notify_sender",
-    "dkim",
-)
+# [outbound] keys a tenant may set: where and how its senders' mail leaves. The others are
+# the one shared listener's (before a mail is read, its tenant is not known) or are applied
+# to every sender alike for now (delay, approval, conversion, rate limits).
+TENANT_OUTBOUND_KEYS = ("relay_host", "relay_port", "tls", "require_tls_domains")
 # [auth] keys a tenant may set: evaluation happens before the 250, for the whole message.
 TENANT_AUTH_KEYS = ("authserv_id", "reports")
 # A tenant's name: used in directory names, metric labels and the store.
@@ -70,7 +57,8 @@ class Tenant(Section):
     rules: tuple[Rule, ...] = ()
     """[[tenants.rules]]: rules applied after the shared ones, to this tenant's recipients."""
     outbound: dict[str, Any] = Field(default_factory=dict)
-    """Part of [outbound] (not its listener's keys) for this tenant's senders."""
+    """Part of [outbound] for this tenant's senders: relay_host, relay_port, tls and
+    require_tls_domains (where its mail leaves)."""
     auth: dict[str, Any] = Field(default_factory=dict)
     """authserv_id and [auth.reports] for this tenant."""
 
@@ -103,8 +91,8 @@ def outbound_problems(shared: OutboundSettings, tenant: Tenant) -> list[tuple[st
         shared,
         tenant.outbound,
         TENANT_OUTBOUND_KEYS,
-        "not a tenant's setting (the shared outbound listener's, or unknown): a tenant sets "
-        f"only {', '.join(TENANT_OUTBOUND_KEYS)}",
+        "not a tenant's setting (the shared outbound listener's, one for every sender, or "
+        f"unknown): a tenant sets only {', '.join(TENANT_OUTBOUND_KEYS)}",
     )
 
 
@@ -138,6 +126,7 @@ class Tenants:
         self.subdomains = subdomains
         self._outbound = outbound or OutboundSettings()
         self._auth = auth or AuthSettings()
+        self._merged_auth: dict[str, AuthSettings] = {}
 
     def __bool__(self) -> bool:
         return bool(self.by_name)
@@ -173,9 +162,20 @@ class Tenants:
             deep_merge(self._outbound.model_dump(), known.outbound)
         )
 
+    def reports_enabled(self) -> bool:
+        """Whether DMARC aggregate reports are on for the gateway or for any tenant."""
+        return self._auth.enabled and (
+            self._auth.reports.enabled
+            or any(self.auth(name).reports.enabled for name in self.by_name)
+        )
+
     def auth(self, tenant: str) -> AuthSettings:
         """[auth] with the tenant's authserv_id and reports merged over it."""
         known = self.by_name.get(tenant)
         if known is None or not known.auth:
             return self._auth
-        return AuthSettings.model_validate(deep_merge(self._auth.model_dump(), known.auth))
+        merged = self._merged_auth.get(tenant)
+        if merged is None:
+            merged = AuthSettings.model_validate(deep_merge(self._auth.model_dump(), known.auth))
+            self._merged_auth[tenant] = merged
+        return merged

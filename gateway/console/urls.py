@@ -10,6 +10,7 @@ from gateway.console.views import (
     audit,
     digest,
     mail,
+    outbound,
     ppap,
     rules,
     static,
@@ -28,6 +29,11 @@ urlpatterns = [
     path("mail/<str:ref>/request", mail.request_release, name="request"),
     path("mail/<str:ref>/approve", mail.approve, name="approve"),
     path("mail/<str:ref>/deny", mail.deny, name="deny"),
+    path("outbound", outbound.outbound_list, name="outbound"),
+    path("outbound/cancel/<str:queue_id>", outbound.cancel, name="outbound_cancel"),
+    path("outbound/<str:ref>", outbound.outbound_message, name="outbound_message"),
+    path("outbound/<str:ref>/approve", outbound.approve, name="outbound_approve"),
+    path("outbound/<str:ref>/reject", outbound.reject, name="outbound_reject"),
     path("ppap/mail/<str:ref>", ppap.by_user, name="ppap_mail"),
     path("ppap/<str:token>", ppap.by_link, name="ppap_link"),
     path("digest/<str:token>", digest.by_link, name="digest_link"),
@@ -40,3 +46,4 @@ urlpatterns = [
 ]
 
 handler404 = "gateway.console.views.errors.page_not_found"
+handler500 = "gateway.console.views.errors.server_error"

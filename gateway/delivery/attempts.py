@@ -116,6 +116,8 @@ class Delivering:
             self.metrics.outbound(OutboundEvent.DELIVERED)
         else:
             self.metrics.delivered()
+            if envelope.tenant:
+                self.metrics.tenant_message(envelope.tenant, "delivered")
         self.metrics.observe_end_to_end(max(0.0, self.clock() - envelope.received_at))
         dsn = (
             await self.bounces.notify(envelope, failed, DeadLetterReason.UNDELIVERABLE)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 from gateway.configuration.settings import DeliverySettings
 from gateway.delivery.client import send_once
@@ -47,6 +48,8 @@ class Bounces:
         self.metrics = metrics
         self.hostname = hostname
         self.notice_from = notice_sender(delivery, hostname)
+        # Each tenant's LGWAN-side MTA, where its senders' notices go (set by the gateway).
+        self.tenant_relays: Mapping[str, tuple[str, int]] = {}
 
     async def set_aside(self, state: str, queue_id: str) -> None:
         """A spool file that vanished was handled meanwhile (a duplicate job); one that is
@@ -98,7 +101,9 @@ class Bounces:
             return "none: null sender"
         # An outbound mail's sender is inside: the notice goes back to the LGWAN side.
         host, port = (
-            (self.delivery.relay_host, self.delivery.relay_port)
+            self.tenant_relays.get(
+                envelope.tenant, (self.delivery.relay_host, self.delivery.relay_port)
+            )
             if envelope.direction == "outbound"
             else (self.delivery.dsn_relay_host, self.delivery.dsn_relay_port)
         )

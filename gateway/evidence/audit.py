@@ -29,6 +29,8 @@ notice to the sender). Lines of the other events
 ``actor`` (who acted), ``request`` (the decision's number), ``kind``, ``reason`` (the
 operator's words), ``expires``, ``raised_limits``, ``outcome``, ``count``, ``user``, ``role``
 and ``schema`` as they apply.
+With tenants, a line about a message, a decision on one, a user or a console user's action
+names its ``tenant``.
 Every line written by serve or a command names its ``node`` (``node.name``); ``node`` events
 (serve's start and its clock checks) carry ``clock_offset_seconds``, the database's clock minus
 this node's.
@@ -85,6 +87,9 @@ RECORD_FIELDS: Final[frozenset[str]] = frozenset(
         "time",
         "event",
         "node",
+        # The tenant (gateway/configuration/tenants.py) of the message, decision or user;
+        # absent without tenants.
+        "tenant",
         "clock_offset_seconds",
         "queue_id",
         "quarantine_id",
@@ -122,6 +127,9 @@ RECORD_FIELDS: Final[frozenset[str]] = frozenset(
         "raised_limits",
         "outcome",
         "count",
+        # k of n approval of held outbound mail: approvals so far, and how many are needed.
+        "approvals",
+        "approvals_required",
         "user",
         "role",
         "schema",

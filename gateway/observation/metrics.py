@@ -32,6 +32,10 @@ Every name starts with ``mukaika_``:
                                                       above count inbound mail only
 ``mukaika_outbound_rate_limited_total``    counter    outbound mail held by the rate limits
   ``{scope}``                                         (``sender`` or ``all``)
+``mukaika_tenant_messages_total``          counter    with tenants: each tenant's inbound mail
+  ``{tenant,outcome}``                                by verdict (deliver, hold, reject) and
+                                                      ``delivered``; tenant names are the
+                                                      configuration's, never from mail
 =========================================  =========  =========================================
 
 Threat model
@@ -86,6 +90,7 @@ VERDICTS: Final[frozenset[str]] = frozenset(str(v) for v in Verdict)
 QUEUE_STATES: Final[frozenset[str]] = frozenset(str(s) for s in MessageState)
 OUTBOUND_EVENTS: Final[frozenset[str]] = frozenset(str(e) for e in OutboundEvent)
 RATE_SCOPES: Final = frozenset({"sender", "all"})
+TENANT_OUTCOMES: Final[frozenset[str]] = VERDICTS | {"delivered"}
 
 # Sanitizing takes milliseconds for text mail and up to the CDR limit (20 s) for files.
 SANITIZE_BUCKETS: Final = (
@@ -249,6 +254,12 @@ class Metrics:
         )
         for scope in sorted(RATE_SCOPES):  # served at 0 from the start: increase() sees the 1st
             self._rate_limited.labels(scope)
+        self._tenant_messages = Counter(
+            "mukaika_tenant_messages",
+            "Inbound mail of each tenant by verdict, and delivered.",
+            ["tenant", "outcome"],
+            registry=reg,
+        )
         # No label: a rule name is operator text, and check-config lists the names.
         self._expired_exceptions = Gauge(
             "mukaika_expired_exceptions",
@@ -360,6 +371,10 @@ class Metrics:
 
     def rate_limited(self, scope: str) -> None:
         self._rate_limited.labels(bounded_label(scope, RATE_SCOPES)).inc()
+
+    def tenant_message(self, tenant: str, outcome: Verdict | str) -> None:
+        """One of ``tenant``'s messages sanitized (a verdict) or delivered (``delivered``)."""
+        self._tenant_messages.labels(tenant, bounded_label(outcome, TENANT_OUTCOMES)).inc()
 
     def render(self) -> bytes:
         """The text exposition format (``text/plain; version=0.0.4``)."""

@@ -39,6 +39,7 @@ class MetricsPort(Protocol):
     def set_clock_synchronized(self, synchronized: bool) -> None: ...
     def outbound(self, event: OutboundEvent) -> None: ...
     def rate_limited(self, scope: str) -> None: ...
+    def tenant_message(self, tenant: str, outcome: Verdict | str) -> None: ...
 
 
 class NullMetrics:
@@ -102,4 +103,7 @@ class NullMetrics:
         return None
 
     def rate_limited(self, scope: str) -> None:
+        return None
+
+    def tenant_message(self, tenant: str, outcome: Verdict | str) -> None:
         return None

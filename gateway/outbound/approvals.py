@@ -14,6 +14,10 @@ self-approval is allowed. Every ``release.poll_interval_seconds`` this job:
   ``serve``, with the reason ``expired``;
 - tells the sender of each denial (the approver's comment included) and records that it did.
 
+With several nodes every node sends approved mail it claims (a lease per decision), while the
+expiry and the denial notices are a singleton job (:mod:`gateway.store.singleton`): one node
+does them for the cluster, so no sender is told twice.
+
 Nothing in a message can approve it: the decision is in the store, its number in the spool
 envelope. Every step writes its audit line.
 """
@@ -37,6 +41,7 @@ from gateway.outbound.notices import tell_sender
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Envelope, Spool
 from gateway.store import Store, StoreError
+from gateway.store.singleton import SingletonJob
 from gateway.store.workflow import (
     Decision,
     StateConflict,
@@ -70,8 +75,10 @@ class OutboundApprovals:
         metrics: MetricsPort,
         signer: Signer,
         notice_from: str,
+        singleton: SingletonJob | None = None,
     ) -> None:
         self.config = config
+        self.singleton = singleton
         self.store = store
         self.quarantine = quarantine
         self.spool = spool
@@ -107,6 +114,8 @@ class OutboundApprovals:
         )
         for decision in claimed:
             await self._send(decision)
+        if self.singleton is not None and not await self.singleton.held():
+            return  # another node expires and tells
         for decision in await asyncio.to_thread(
             of_kinds, self.store, RequestState.PENDING, OUTBOUND_KIND, limit=batch
         ):

@@ -121,6 +121,7 @@ class Sanitizing:
                 envelope = await self._split(envelope, untrusted_raw, groups)
             group = groups[0]
             envelope = envelope.with_(tenant=group.tenant)
+            auth = self._tenants_authserv_id(auth, group.tenant)
         if not envelope.quarantine_id:
             quarantine_id = await asyncio.to_thread(
                 self.quarantine.store,
@@ -155,6 +156,14 @@ class Sanitizing:
             return
         self.metrics.observe_sanitize(time.monotonic() - started)
         await self._sanitized(envelope, result, group)
+
+    def _tenants_authserv_id(self, auth: AuthOutcome | None, tenant: str) -> AuthOutcome | None:
+        """The outcome under the tenant's own authserv-id, when it has one."""
+        tenants = None if self.rules is None else self.rules.tenants
+        if auth is None or not tenant or tenants is None:
+            return auth
+        own = tenants.auth(tenant).authserv_id
+        return replace(auth, authserv_id=own) if own else auth
 
     def _with_links(self, envelope: Envelope) -> NoticeContext | None:
         """The notice context with each recipient's PPAP link; None (the sanitizer's own
@@ -232,6 +241,8 @@ class Sanitizing:
     ) -> None:
         report = result.report
         self.metrics.verdict(report.verdict)
+        if envelope.tenant:
+            self.metrics.tenant_message(envelope.tenant, report.verdict)
         if report.auth is not None:
             for item in report.auth["results"]:
                 self.metrics.auth_result(item["method"], item["result"])

@@ -2,7 +2,9 @@
 
 Recording: with ``auth.reports.enabled``, each DMARC evaluation (refused mail included) is one
 JSON line in ``DATA_DIR/dmarc/YYYY-MM-DD.PID.jsonl`` (UTC day; one file per process, so the
-receiving processes never share a file). Reporting (``mukaika dmarc-reports``): a day's lines
+receiving processes never share a file); with tenants, a message for several tenants is one
+line per tenant (``tenant``), and each tenant reports its own mail with its own
+``[tenants.auth.reports]``. Reporting (``mukaika dmarc-reports``): a day's lines
 are grouped by the domain whose record applied; for each domain that publishes ``rua``, one
 ``feedback`` document (RFC 7489 Appendix C, checked against the schema the ``dmarc`` package
 ships) with one row per distinct source address, identifiers, results and disposition.
@@ -20,12 +22,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import ipaddress
+import itertools
 import json
 import os
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
@@ -52,7 +55,15 @@ class Recorder:
         self.directory = directory
         self.clock = clock
 
-    def record(self, evaluation: Evaluation, transaction: Transaction, action: AuthAction) -> None:
+    def record(
+        self,
+        evaluation: Evaluation,
+        transaction: Transaction,
+        action: AuthAction,
+        tenants: Sequence[str] = ("",),
+    ) -> None:
+        """One line per published policy and per tenant the message is for (each tenant
+        reports the mail it received; "" without tenants)."""
         if not evaluation.published:
             return
         now = self.clock()
@@ -76,10 +87,11 @@ class Recorder:
             None,
         )
         lines = []
-        for published in evaluation.published:
+        for published, tenant in itertools.product(evaluation.published, tenants):
             lines.append(
                 json.dumps(
                     {
+                        **({"tenant": tenant} if tenant else {}),
                         "time": int(now),
                         "source_ip": transaction.client,
                         "envelope_from": transaction.mail_from.rpartition("@")[2].lower(),
@@ -129,10 +141,13 @@ def read_file(path: Path) -> Iterator[dict[str, Any]]:
                 yield record
 
 
-def read_day(directory: Path, day: date) -> Iterator[dict[str, Any]]:
-    """Every record of ``day`` (UTC), from every process's file."""
+def read_day(directory: Path, day: date, tenant: str = "") -> Iterator[dict[str, Any]]:
+    """Every record of ``day`` (UTC) for ``tenant`` ("" without tenants), from every
+    process's file."""
     for path in day_files(directory, day):
-        yield from read_file(path)
+        for record in read_file(path):
+            if record.get("tenant", "") == tenant:
+                yield record
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,24 +179,26 @@ class Row:
     policy: dict[str, Any]  # the record that applied (p, sp, adkim, aspf, pct, rua)
     row: dict[str, Any]
     count: int
+    tenant: str = ""  # whose mail it counts ("" without tenants)
 
 
 def aggregate(records: Iterable[dict[str, Any]]) -> list[Row]:
-    """``records`` (:meth:`Recorder.record`'s lines) counted into rows, for the policy domains
-    that ask for reports (``rua``)."""
-    counts: Counter[tuple[str, str]] = Counter()
-    policies: dict[str, dict[str, Any]] = {}
+    """``records`` (:meth:`Recorder.record`'s lines) counted into rows per tenant, for the
+    policy domains that ask for reports (``rua``)."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    policies: dict[tuple[str, str], dict[str, Any]] = {}
     for record in records:
         policy = record.get("policy") or {}
         if not (isinstance(policy, dict) and policy.get("rua")):
             continue
         domain = str(policy.get("domain", "")).lower()
+        tenant = str(record.get("tenant", ""))
         if domain:
-            policies[domain] = policy  # the last one seen is the one reported
-            counts[domain, json.dumps(_row_key(record), sort_keys=True)] += 1
+            policies[tenant, domain] = policy  # the last one seen is the one reported
+            counts[tenant, domain, json.dumps(_row_key(record), sort_keys=True)] += 1
     return [
-        Row(domain, policies[domain], json.loads(key), count)
-        for (domain, key), count in sorted(counts.items())
+        Row(domain, policies[tenant, domain], json.loads(key), count, tenant)
+        for (tenant, domain, key), count in sorted(counts.items())
     ]
 
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
 
-from gateway.configuration.config import Config
+from gateway.configuration.config import Config, tenants_of
 from gateway.queue.spool import Envelope, Spool, new_queue_id
 from gateway.receiving.smtp import REPLY_AUTH_REJECT, REPLY_AUTH_TEMPORARY, Received, Refused
 from gateway.senderauth.evaluate import (
@@ -39,9 +40,16 @@ class Authenticating:
     """Sender authentication at the end of DATA, within ``auth.timeout_seconds``; each DMARC
     evaluation is recorded for the aggregate reports when ``recorder`` is given."""
 
-    def __init__(self, authenticator: Authenticator, recorder: Recorder | None = None) -> None:
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        recorder: Recorder | None = None,
+        tenant_of: Callable[[str], str] | None = None,
+    ) -> None:
         self.authenticator = authenticator
         self.recorder = recorder
+        # The tenant of a recipient: each evaluation is recorded for each tenant it concerns.
+        self.tenant_of = tenant_of
 
     async def check(self, received: Received) -> AuthOutcome:
         """The outcome for ``received``; raises :class:`Refused` for a "reject"."""
@@ -59,7 +67,14 @@ class Authenticating:
             evaluation = Evaluation(self.authenticator.timed_out())
         outcome = evaluation.outcome
         if self.recorder is not None:
-            await asyncio.to_thread(self.recorder.record, evaluation, transaction, outcome.action)
+            tenants = tuple(
+                dict.fromkeys(
+                    self.tenant_of(r) if self.tenant_of else "" for r in received.rcpt_tos
+                )
+            )
+            await asyncio.to_thread(
+                self.recorder.record, evaluation, transaction, outcome.action, tenants or ("",)
+            )
         if outcome.action is AuthAction.REJECT:
             raise Refused(REPLY_AUTH_TEMPORARY if outcome.temporary else REPLY_AUTH_REJECT)
         return outcome
@@ -72,9 +87,10 @@ def authenticating_for(config: Config) -> Authenticating | None:
     if authenticator is None:
         return None
     recorder = None
-    if config.auth.reports.enabled:
+    tenants = tenants_of(config)
+    if tenants.reports_enabled():
         recorder = Recorder(Path(config.service.data_dir) / "dmarc")
-    return Authenticating(authenticator, recorder)
+    return Authenticating(authenticator, recorder, tenants.tenant_of if tenants else None)
 
 
 async def spool_received(

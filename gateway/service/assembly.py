@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.configuration.config import Config, rule_set
+from gateway.configuration.config import Config, rule_set, tenants_of
 from gateway.configuration.rules import RuleSet
 from gateway.configuration.secret_key import load_secret_key, secret_key_path
+from gateway.configuration.settings import OutboundSettings
 from gateway.configuration.tenants import Tenant
 from gateway.delivery.client import Deliverer
 from gateway.evidence.audit import AuditLog
@@ -50,6 +51,13 @@ from gateway.service.releasing import Releasing
 from gateway.service.store_health import StoreHealth
 from gateway.service.worker import Worker
 from gateway.store import Store, migrate_store, open_store
+from gateway.store.singleton import (
+    DIGEST_JOB,
+    OUTBOUND_EXPIRY_JOB,
+    PURGE_JOB,
+    SingletonJob,
+    SingletonLocks,
+)
 from sanitizers.addresses import address_matches
 from sanitizers.notice import NoticeContext
 from sanitizers.vocabulary import OutboundEvent
@@ -100,10 +108,16 @@ class Gateway:
         # The quarantine this service owns is purged by it, at quarantine.purge_interval_seconds.
         self._purgeable: Quarantine | None = None
         self.store: Store | None = parts.store
+        if parts.quarantine is None and self.store is None:
+            self.store = self._open_store(config)
+            self._owned.append(self.store.close)
+        # Jobs that run once across the nodes of one store (gateway/store/singleton.py).
+        self.singletons: SingletonLocks | None = None
+        if self.store is not None:
+            self.singletons = SingletonLocks(self.store, self.node)
+            self._owned.append(self.singletons.close)
         if parts.quarantine is None:
-            if self.store is None:
-                self.store = self._open_store(config)
-                self._owned.append(self.store.close)
+            assert self.store is not None
             quarantine = Quarantine.from_settings(
                 config.quarantine, self.data_dir, self.store, self.node
             )
@@ -158,6 +172,9 @@ class Gateway:
             links=self._unlock_links(config),
         )
         self.worker.delivering.tenants = self.tenant_deliverers
+        self.worker.bounces.tenant_relays = {
+            tenant.name: (tenant.relay_host, tenant.relay_port) for tenant in config.tenants
+        }
         # Local commands that carry a secret (quarantine unlock) reach the service here.
         self.control = ControlServer(self.data_dir, self._control)
         self.receiving: SmtpServer | ReceiverPool
@@ -205,7 +222,7 @@ class Gateway:
         # DMARC aggregate reports: this node's days handed in, the cluster's reports sent.
         self.dmarc_reporting = (
             DmarcReporting(config, self.store, self.spool, self.worker.scheduler)
-            if self.store is not None and config.auth.enabled and config.auth.reports.enabled
+            if self.store is not None and tenants_of(config).reports_enabled()
             else None
         )
         self._reporting: asyncio.Task[None] | None = None
@@ -241,6 +258,10 @@ class Gateway:
         self._probing_store: asyncio.Task[None] | None = None
         self._flushing: asyncio.Task[None] | None = None
 
+    def _singleton(self, name: str) -> SingletonJob | None:
+        """The lock of a job that runs on one node of the cluster (None: no store, one node)."""
+        return None if self.singletons is None else self.singletons.job(name)
+
     def _store_changed(self, up: bool) -> None:
         """The store went away or came back: receivers refuse or accept new mail; when it is
         back, mail that waits to be quarantined is taken up at once and the delivery states
@@ -258,15 +279,23 @@ class Gateway:
 
     def _wire_outbound(self, config: Config, parts: Parts) -> None:
         """The outbound direction: its listener, stage, relay and approvals job."""
-        settings = config.outbound
-        relay = config.delivery.model_copy(
-            update={"relay_host": settings.relay_host, "relay_port": settings.relay_port}
-        )
-        relaying = Deliverer(relay.model_copy(update={"tls": settings.tls}))
-        strict = Deliverer(relay.model_copy(update={"tls": "starttls"}))
-        self._outbound_deliverers = (relaying, strict)
+        tenants = tenants_of(config)
+        # The relay of each tenant's outbound settings ([tenants.outbound] over [outbound]).
+        relays: dict[str, tuple[OutboundSettings, Deliverer, Deliverer]] = {}
+        for name in ["", *tenants.by_name]:
+            settings = tenants.outbound(name)
+            relay = config.delivery.model_copy(
+                update={"relay_host": settings.relay_host, "relay_port": settings.relay_port}
+            )
+            relays[name] = (
+                settings,
+                Deliverer(relay.model_copy(update={"tls": settings.tls})),
+                Deliverer(relay.model_copy(update={"tls": "starttls"})),
+            )
+        self._outbound_deliverers = tuple(d for _, *pair in relays.values() for d in pair)
 
         def route(envelope: Envelope) -> Deliverer:
+            settings, relaying, strict = relays.get(envelope.tenant, relays[""])
             required = settings.tls == "starttls" or any(
                 address_matches(r, settings.require_tls_domains) for r in envelope.rcpt_tos
             )
@@ -309,6 +338,7 @@ class Gateway:
                 self.metrics,
                 self.outbound.signer,
                 self.worker.bounces.notice_from,
+                singleton=self._singleton(OUTBOUND_EXPIRY_JOB),
             )
 
     async def _accept_outbound(self, received: Received) -> str:
@@ -369,9 +399,9 @@ class Gateway:
         console = config.console
         key = load_secret_key(secret_key_path(console.secret_key_file, self.data_dir))
         links = digest_links(key, console.public_url, config.digest.link_lifetime_seconds)
-        return DailyDigests(
-            Digests(config, self.store, links, self.audit, self.worker.bounces.notice_from)
-        )
+        digests = Digests(config, self.store, links, self.audit, self.worker.bounces.notice_from)
+        singleton = self._singleton(DIGEST_JOB)
+        return DailyDigests(digests) if singleton is None else DailyDigests(digests, singleton.held)
 
     def _unlock_links(self, config: Config) -> UnlockLinks | None:
         """The signer of the PPAP links in held notices, when the console has a public
@@ -385,9 +415,15 @@ class Gateway:
     async def _control(
         self, command: str, reference: str, passwords: tuple[str, ...], actor: str
     ) -> dict[str, Any]:
-        """A request on the control socket: ``unlock`` with the password lines sent."""
+        """A request on the control socket: ``unlock`` with the password lines sent;
+        ``cancel`` (an outbound mail in its delay) and ``waiting`` (a sender's mail in its
+        delay) with the sender's addresses as the lines."""
         if command == "cancel":
             return await self._cancel(reference, passwords, actor)
+        if command == "waiting":
+            if self.outbound is None:
+                return {"result": "bad_request", "message": "[outbound] is off"}
+            return {"result": "ok", "mail": await self.outbound.waiting(passwords)}
         unlocking = self.worker.unlocking
         if command != "unlock" or unlocking is None:
             return {"result": "bad_request"}
@@ -465,7 +501,8 @@ class Gateway:
         if self._purgeable is not None:
             interval = self.config.quarantine.purge_interval_seconds
             self._purging = asyncio.create_task(
-                self._purgeable.purge_forever(interval), name="mukaika-quarantine-purge"
+                self._purgeable.purge_forever(interval, singleton=self._singleton(PURGE_JOB)),
+                name="mukaika-quarantine-purge",
             )
         if self._own_audit is not None and self.config.audit.retention_days > 0:
             self._audit_retention = asyncio.create_task(

@@ -30,7 +30,8 @@ from itertools import groupby
 from pathlib import Path
 from typing import Final
 
-from gateway.configuration.config import Config
+from gateway.configuration.config import Config, tenants_of
+from gateway.configuration.settings import AuthReportsSettings
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Envelope, Spool, new_queue_id
 from gateway.senderauth.reports import (
@@ -87,7 +88,7 @@ def hand_in_files(store: Store, directory: Path, node: str, today: date) -> int:
             source=f"{node}:{path.name}",
             node=node,
             day=day,
-            rows=((r.domain, r.policy, r.row, r.count) for r in rows),
+            rows=((r.tenant, r.domain, r.policy, r.row, r.count) for r in rows),
             now=datetime.now(UTC),
         )
         path.unlink()
@@ -95,16 +96,17 @@ def hand_in_files(store: Store, directory: Path, node: str, today: date) -> int:
     return count
 
 
-def day_rows(store: Store, directory: Path, node: str, day: date) -> list[Row]:
-    """Every row of ``day``: handed in by any node, or still in this node's files."""
+def day_rows(store: Store, directory: Path, node: str, day: date, tenant: str) -> list[Row]:
+    """Every row of ``day`` for ``tenant``: handed in by any node, or still in this node's
+    files."""
     rows = [
-        Row(r.domain, r.policy, r.row, r.count)
+        Row(r.domain, r.policy, r.row, r.count, r.tenant)
         for r in dmarc_rows.of_day(store, day, limit=MAX_ROWS_PER_ROUND)
     ]
     for path in sorted(directory.glob(f"{day.isoformat()}.*")):
         if not dmarc_rows.handed_in(store, f"{node}:{path.name}"):
             rows += aggregate(read_file(path))
-    return rows
+    return [row for row in rows if row.tenant == tenant]
 
 
 class DmarcReporting:
@@ -125,6 +127,7 @@ class DmarcReporting:
         self.clock = clock
         self.node = config.node.resolved_name()
         self.directory = records_directory(config)
+        self.tenants = tenants_of(config)
 
     async def run_forever(self) -> None:
         while True:
@@ -146,14 +149,20 @@ class DmarcReporting:
         return await asyncio.to_thread(self._report, before, now)
 
     def _report(self, before: date, now: datetime) -> list[str]:
-        settings = self.config.auth.reports
         lookup = Resolver(self.config.auth.nameservers, self.config.auth.timeout_seconds, 0)
         pending = dmarc_rows.pending(self.store, before=before, limit=MAX_ROWS_PER_ROUND)
         spooled: list[str] = []
-        for (day, domain), group in groupby(pending, key=lambda r: (r.day, r.domain)):
+        groups = groupby(pending, key=lambda r: (r.day, r.tenant, r.domain))
+        for (day, tenant, domain), group in groups:
             stored = list(group)
+            known = not tenant or tenant in self.tenants.by_name
+            settings = self.tenants.auth(tenant).reports if known else None
+            if settings is None or not settings.enabled:
+                # A tenant whose reports are off (or that is gone): counted, never sent.
+                dmarc_rows.report(self.store, [r.id for r in stored], now, lambda: None)
+                continue
             [report] = build_reports(
-                [Row(r.domain, r.policy, r.row, r.count) for r in stored],
+                [Row(r.domain, r.policy, r.row, r.count, r.tenant) for r in stored],
                 day,
                 org_name=settings.org_name,
                 email=settings.from_address,
@@ -173,7 +182,7 @@ class DmarcReporting:
                 self.store,
                 [r.id for r in stored],
                 now,
-                functools.partial(self._spool, report, day, queue_ids),
+                functools.partial(self._spool, report, day, tenant, settings, queue_ids),
             )
             if sent and queue_ids[0]:
                 self.scheduler.submit(queue_ids[0], "outgoing")
@@ -188,13 +197,19 @@ class DmarcReporting:
                 )
         return spooled
 
-    def _spool(self, report: Report, day: date, queue_ids: list[str]) -> None:
-        """Spool the mail carrying ``report`` and add its queue id to ``queue_ids`` ("" when
-        it has no destination: nothing is sent)."""
+    def _spool(
+        self,
+        report: Report,
+        day: date,
+        tenant: str,
+        settings: AuthReportsSettings,
+        queue_ids: list[str],
+    ) -> None:
+        """Spool the mail carrying ``report`` (from ``tenant``, by its outbound relay) and add
+        its queue id to ``queue_ids`` ("" when it has no destination: nothing is sent)."""
         if not report.destinations:
             queue_ids.append("")
             return
-        settings = self.config.auth.reports
         _name, _data, mail = report_mail(
             report, day, from_address=settings.from_address, org_name=settings.org_name
         )
@@ -210,6 +225,7 @@ class DmarcReporting:
             verdict="deliver",
             report={"direction": "outbound", "dmarc_report": report.domain},
             direction="outbound",
+            tenant=tenant,
         )
         self.spool.put("outgoing", envelope, mail)
         queue_ids.append(queue_id)

@@ -55,10 +55,17 @@ class Statistics:
             )
 
     def review(
-        self, since: datetime, until: datetime, *, now: datetime, today: date | None = None
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        now: datetime,
+        today: date | None = None,
+        tenant: str | None = None,
     ) -> Review:
-        """The figures of ``[since, until)``; ``today`` (the host's local date, as the rules
-        use it) decides which configured exceptions have expired."""
+        """The figures of ``[since, until)`` (with ``tenant``: of that tenant's mail and
+        rules only); ``today`` (the host's local date, as the rules use it) decides which
+        configured exceptions have expired."""
         self.check_period(since, until)
         settings = self.config.digest
         counted = figures(
@@ -69,9 +76,14 @@ class Statistics:
             top_count=settings.top_count,
             max_messages=settings.statistics_max_messages,
             now=now,
+            tenant=tenant,
         )
         day = today or date.today()
-        expired = tuple(rule for rule in self.config.rules if rule.expired(day))
+        rules = self.config.rules if tenant is None else ()
+        for configured in self.config.tenants:
+            if tenant in (None, configured.name):
+                rules += configured.rules
+        expired = tuple(rule for rule in rules if rule.expired(day))
         return Review(counted, expired)
 
 

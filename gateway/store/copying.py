@@ -8,8 +8,10 @@ target as it was. A target that already holds rows is refused unless ``replace``
 its rows are deleted in the same transaction). Ids are kept, so decisions still point at their
 messages; PostgreSQL's id sequences are moved past the copied ids.
 
-The originals are not rows of the store: a quarantine whose originals are files keeps them in
-its directory (copy that directory with the data directory).
+The originals kept in the database (``quarantine.originals = "database"``) are rows
+(``original_chunks``) and are copied with the rest, a few pieces at a time; originals kept as
+files stay in their quarantine directory (copy that directory with the data directory). The
+source is read through a server-side cursor on PostgreSQL, so no table is ever loaded whole.
 
 Threat model: both URLs come from the operator; rows are copied as values through bound
 parameters, never as SQL text.
@@ -24,9 +26,11 @@ from typing import Final
 from sqlalchemy import Connection, Integer, Table, delete, func, insert, select, text
 
 from gateway.store.database import Store, StoreError
-from gateway.store.schema import metadata
+from gateway.store.schema import metadata, original_chunks
 
 BATCH: Final = 500
+# Rows per insert where a row may be large: pieces of originals (at most 1 MiB each).
+LARGE_ROWS_BATCH: Final = {original_chunks.name: 8}
 
 
 class TargetNotEmptyError(StoreError):
@@ -85,9 +89,11 @@ def _count(connection: Connection, table: Table) -> int:
 
 def _copy_table(read: Connection, write: Connection, table: Table) -> int:
     order = list(table.primary_key.columns)
-    rows = read.execute(select(table).order_by(*order)).mappings()
+    size = LARGE_ROWS_BATCH.get(table.name, BATCH)
+    query = select(table).order_by(*order)
+    rows = read.execution_options(stream_results=True, yield_per=size).execute(query).mappings()
     copied = 0
-    while batch := [dict(row) for row in rows.fetchmany(BATCH)]:
+    while batch := [dict(row) for row in rows.fetchmany(size)]:
         write.execute(insert(table), batch)
         copied += len(batch)
     return copied

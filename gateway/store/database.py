@@ -51,6 +51,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from gateway.configuration.settings import StoreSettings
 
@@ -135,6 +136,8 @@ class Store:
         """Open the store at ``url`` (an SQLite file is made when missing if ``create``);
         ``limits`` bound a PostgreSQL pool (the settings' defaults when None)."""
         self.url = url
+        self.limits = limits or StoreSettings()
+        self._lone_engine: Engine | None = None
         self.path = sqlite_path(url)
         if self.path is not None:
             _prepare_sqlite_file(self.path, create=create)
@@ -143,7 +146,7 @@ class Store:
                 self.engine: Engine = create_engine(url)
                 _tune_sqlite(self.engine)
             else:
-                self.engine = _pooled_engine(url, limits or StoreSettings())
+                self.engine = _pooled_engine(url, self.limits)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StoreError(f"store {self.where}: {exc}") from exc
 
@@ -184,8 +187,26 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreError(f"store {self.where}: {_short(exc)}", store_errno(exc)) from exc
 
+    def lone_connection(self) -> Connection:
+        """A connection of its own, outside the pool and in autocommit, for a session that
+        lives long (the advisory locks of :mod:`gateway.store.singleton`); the caller closes
+        it."""
+        try:
+            if self._lone_engine is None:
+                self._lone_engine = create_engine(
+                    self.engine.url,
+                    poolclass=NullPool,
+                    isolation_level="AUTOCOMMIT",
+                    connect_args=_connect_args(self.limits),
+                )
+            return self._lone_engine.connect()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store {self.where}: {_short(exc)}", store_errno(exc)) from exc
+
     def close(self) -> None:
         self.engine.dispose()
+        if self._lone_engine is not None:
+            self._lone_engine.dispose()
 
     def ping(self) -> None:
         """One trivial query: StoreError when the store does not answer."""
@@ -376,11 +397,12 @@ def _pooled_engine(url: str, limits: StoreSettings) -> Engine:
         max_overflow=0,
         pool_timeout=limits.pool_timeout_seconds,
         pool_pre_ping=True,
-        connect_args={
-            "connect_timeout": limits.connect_timeout_seconds,
-            "application_name": "mukaika",
-        },
+        connect_args=_connect_args(limits),
     )
+
+
+def _connect_args(limits: StoreSettings) -> dict[str, Any]:
+    return {"connect_timeout": limits.connect_timeout_seconds, "application_name": "mukaika"}
 
 
 def _tune_sqlite(engine: Engine) -> None:

@@ -38,6 +38,7 @@ class StoredRow:
     policy: dict[str, Any]
     row: dict[str, Any]
     count: int
+    tenant: str
 
 
 def handed_in(store: Store, source: str) -> bool:
@@ -53,14 +54,15 @@ def hand_in(
     source: str,
     node: str,
     day: date,
-    rows: Iterable[tuple[str, dict[str, Any], dict[str, Any], int]],
+    rows: Iterable[tuple[str, str, dict[str, Any], dict[str, Any], int]],
     now: datetime,
 ) -> bool:
-    """Store the rows (domain, policy, row, count) counted from ``source``; False when that
-    source was handed in before (nothing is stored twice)."""
+    """Store the rows (tenant, domain, policy, row, count) counted from ``source``; False when
+    that source was handed in before (nothing is stored twice)."""
     values = [
         {
             "day": day.isoformat(),
+            "tenant": tenant[:63],
             "domain": domain[:253],
             "policy": json.dumps(policy, sort_keys=True),
             "row": json.dumps(row, sort_keys=True),
@@ -69,7 +71,7 @@ def hand_in(
             "source": source,
             "handed_in_at": now,
         }
-        for domain, policy, row, count in rows
+        for tenant, domain, policy, row, count in rows
     ]
     known = select(func.count()).select_from(dmarc_rows).where(dmarc_rows.c.source == source)
     with store.writing() as db:
@@ -85,7 +87,7 @@ def pending(store: Store, *, before: date, limit: int) -> list[StoredRow]:
     query = (
         select(dmarc_rows)
         .where(dmarc_rows.c.reported_at.is_(None), dmarc_rows.c.day < before.isoformat())
-        .order_by(dmarc_rows.c.day, dmarc_rows.c.domain, dmarc_rows.c.id)
+        .order_by(dmarc_rows.c.day, dmarc_rows.c.tenant, dmarc_rows.c.domain, dmarc_rows.c.id)
         .limit(limit)
     )
     with store.reading() as db:
@@ -129,4 +131,5 @@ def _stored(row: Any) -> StoredRow:
         policy=json.loads(row["policy"]),
         row=json.loads(row["row"]),
         count=int(row["count"]),
+        tenant=row["tenant"],
     )

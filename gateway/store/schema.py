@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -90,11 +91,15 @@ messages = Table(
     # The node that quarantined it (migration 0003; "" before: the only node there was). Its
     # original is on that node's disk.
     Column("node", String(100), nullable=False, server_default=""),
-    # What sender authentication found before the 250 (AuthOutcome.to_dict() as JSON; NULL
-    # when it was off; migration 0006): a release rebuilds with it, the console shows it.
-    Column("auth", Text),
     # The tenant whose recipients it carries (migration 0005; "" without tenants).
     Column("tenant", String(63), nullable=False, server_default=""),
+    # Where its original is kept (migration 0007): "database" (the table original_chunks,
+    # readable on every node) or "directory" (a file on ``node``'s disk; every row before
+    # 0007, when the originals were only files).
+    Column("kept_in", String(10), nullable=False, server_default="directory"),
+    # What sender authentication found before the 250 (AuthOutcome.to_dict() as JSON; NULL
+    # when it was off; migration 0009): a release rebuilds with it, the console shows it.
+    Column("auth", Text),
     Index("messages_queue_id", "queue_id"),
     Index("messages_tenant", "tenant", "received_at"),
     Index("messages_received_at", "received_at"),
@@ -123,6 +128,8 @@ users = Table(
     # The tenant whose mail the user sees and acts on (migration 0005); "" = every tenant's
     # (the cluster's own users, and every user of a single installation).
     Column("tenant", String(63), nullable=False, server_default=""),
+    # The import that manages the user (migration 0006): "csv", "ldap", or NULL (added by hand).
+    Column("directory", String(10)),
 )
 
 # The addresses whose mail a user sees in the console (a recipient); several users may share
@@ -209,7 +216,69 @@ requests = Table(
     Index("requests_state", "state", "id"),
 )
 
-# DMARC aggregate rows (migration 0006): each node hands in its day's evaluations, counted by
+# The directory (migration 0006): the groups (課) of the staff, from `mukaika user import`
+# (a CSV file or LDAP). A member whose role is approver approves the held outbound mail of
+# the group's other members (上長承認). ``directory`` on a user names the import that manages
+# it ("csv" or "ldap"); users added by hand have none and an import never touches them.
+directory_groups = Table(
+    "directory_groups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column(
+        "group_id",
+        Integer,
+        ForeignKey("directory_groups.id", ondelete="CASCADE", name="group_members_group_fk"),
+        nullable=False,
+    ),
+    Column(
+        "user_id",
+        Integer,
+        ForeignKey("users.id", ondelete="CASCADE", name="group_members_user_fk"),
+        nullable=False,
+    ),
+    PrimaryKeyConstraint("group_id", "user_id", name="group_members_pk"),
+    Index("group_members_user", "user_id"),
+)
+
+# The originals kept in the database (migration 0007): the gzip stream of each original cut
+# into pieces of at most gateway.evidence.quarantine.stored.CHUNK_BYTES, in order of ``seq``
+# (concatenated they are the same .gz an on-disk original is). Written before the index row
+# (like a file), so there is no foreign key: a crash between the two leaves chunks without a
+# row, which the purge removes once past retention.
+original_chunks = Table(
+    "original_chunks",
+    metadata,
+    Column("id", String(40), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("id", "seq", name="original_chunks_pk"),
+)
+
+# Each approval of a decision that needs several (k of n approval of held outbound mail,
+# migration 0008): one row per approver, never two; the decision is approved when its
+# group's approvals_required are in, and one denial denies it.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column(
+        "request",
+        Integer,
+        ForeignKey("requests.id", ondelete="CASCADE", name="approvals_request_fk"),
+        nullable=False,
+    ),
+    Column("approver", String(100), nullable=False),
+    Column("approved_at", UtcTime, nullable=False),
+    Column("comment", Text),
+    PrimaryKeyConstraint("request", "approver", name="approvals_pk"),
+)
+
+# DMARC aggregate rows (migration 0009): each node hands in its day's evaluations, counted by
 # row (source, identifiers, results); the cluster's one report job reports the rows of past
 # days and marks them. ``policy`` and ``row`` are JSON (gateway.senderauth.reports).
 dmarc_rows = Table(
@@ -218,6 +287,8 @@ dmarc_rows = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("day", String(10), nullable=False),  # YYYY-MM-DD, UTC
     Column("domain", String(253), nullable=False),  # the policy domain
+    # The tenant whose mail it counts ("" without tenants): reported with its own settings.
+    Column("tenant", String(63), nullable=False, server_default=""),
     Column("policy", Text, nullable=False),
     Column("row", Text, nullable=False),
     Column("count", Integer, nullable=False),

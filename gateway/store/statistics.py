@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, true
 
 from gateway.store.database import Store
 from gateway.store.schema import messages, requests
@@ -62,13 +62,16 @@ def figures(
     top_count: int,
     max_messages: int,
     now: datetime,
+    tenant: str | None = None,
 ) -> Figures:
     """The figures of the messages received in ``[since, until)``; the backlog of
-    ``waiting_states`` as it is ``now``."""
+    ``waiting_states`` as it is ``now``; with ``tenant``, of that tenant's mail only."""
     in_period = and_(messages.c.received_at >= since, messages.c.received_at < until)
+    mail_of = true() if tenant is None else messages.c.tenant == tenant
+    decisions_of = true() if tenant is None else requests.c.tenant == tenant
     scan = (
         select(messages.c.verdict, messages.c.reasons, messages.c.mail_from, messages.c.rcpt_to)
-        .where(in_period)
+        .where(in_period, mail_of)
         .order_by(messages.c.received_at, messages.c.id)
         .limit(max_messages + 1)
     )
@@ -88,13 +91,13 @@ def figures(
             str(state): int(count)
             for state, count in db.execute(
                 select(messages.c.state, func.count())
-                .where(messages.c.state.in_(waiting_states))
+                .where(messages.c.state.in_(waiting_states), mail_of)
                 .group_by(messages.c.state)
             ).all()
         }
         oldest = db.scalar(
             select(messages.c.received_at)
-            .where(messages.c.state.in_(waiting_states))
+            .where(messages.c.state.in_(waiting_states), mail_of)
             .order_by(messages.c.received_at)
             .limit(1)
         )
@@ -102,7 +105,7 @@ def figures(
             str(state): int(count)
             for state, count in db.execute(
                 select(requests.c.state, func.count())
-                .where(requests.c.decided_at >= since, requests.c.decided_at < until)
+                .where(requests.c.decided_at >= since, requests.c.decided_at < until, decisions_of)
                 .group_by(requests.c.state)
             ).all()
         }
@@ -114,6 +117,7 @@ def figures(
                 requests.c.state.in_([str(s) for s in APPROVED_ONCE]),
                 requests.c.expires_at >= since,
                 requests.c.expires_at < min(until, now),
+                decisions_of,
             )
         )
     return Figures(

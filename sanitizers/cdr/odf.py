@@ -66,6 +66,7 @@ from sanitizers.cdr.odf_package import (
     UNWRAPPED,
     XML_PARTS,
     Manifest,
+    candidates,
     formula_danger,
     is_macro_url,
     name_of,
@@ -201,12 +202,14 @@ def _attribute_actions(
 
 def _rebuild_xml(name: str, state: _Rebuild) -> bytes:
     root = parse_xml(state.parts[name], name)
-    actions: list[Callable[[], None]] = []
-    for elem in root.iter():
+    # Comments and processing instructions go; of the elements, only the candidates can need
+    # anything (a large spreadsheet's cells are never walked one by one in Python).
+    actions: list[Callable[[], None]] = [
+        partial(remove, node)
+        for node in root.iter(etree.Comment, etree.ProcessingInstruction, etree.Entity)
+    ]
+    for elem in candidates(root):
         key = name_of(elem)
-        if key == ("", ""):
-            actions.append(partial(remove, elem))  # comments and processing instructions
-            continue
         code = ELEMENT_CODES.get(key)
         if code is not None:
             state.note(code)

@@ -25,7 +25,7 @@ import posixpath
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 from urllib.parse import unquote
 
 from lxml import etree
@@ -122,6 +122,30 @@ _FORMULA_PREFIX: Final = re.compile(r"^\s*[A-Za-z][A-Za-z0-9_.-]*:")
 _FUNCTION: Final = re.compile(r"(?<![A-Za-z0-9_.])([A-Za-z_][A-Za-z0-9_.]*)\s*\(")
 # A reference into another file: ['file:///C:/book.ods'#$Sheet1.A1] or 'http://…'#Sheet.
 _OTHER_FILE: Final = re.compile(r"'[^']*'\s*#")
+
+
+_NAMED_TAGS: Final = tuple(sorted(f"{{{ns}}}{local}" for ns, local in {*ELEMENT_CODES, *UNWRAPPED}))
+# Elements with an ``xlink:href``, and elements with a formula attribute (in any namespace) or
+# an attribute holding ":" (every macro URL does: a superset of :func:`is_macro_url`, which is
+# then checked in Python). Each is one predicate over the elements, never a union: libxml2
+# merges node sets in time quadratic in their size.
+_LINKED: Final = etree.XPath("//*[@xl:href]", namespaces={"xl": XLINK_NS})
+_ATTRIBUTED: Final = etree.XPath(
+    "//*[@*["
+    + " or ".join(f"local-name() = '{local}'" for local in sorted(FORMULA_ATTRIBUTES))
+    + " or contains(., ':')]]"
+)
+
+
+def candidates(root: etree._Element) -> list[etree._Element]:
+    """The elements a rebuild may act on, each once, found by libxml2 without a Python step
+    per element (a spreadsheet's plain cells are none of them): the named elements
+    (:data:`ELEMENT_CODES`, :data:`UNWRAPPED`) in document order, then those with an
+    ``xlink:href``, then those with a formula or a possible macro URL."""
+    found: dict[etree._Element, None] = dict.fromkeys(root.iter(*_NAMED_TAGS))
+    for query in (_LINKED, _ATTRIBUTED):
+        found.update(dict.fromkeys(cast(list[etree._Element], query(root))))
+    return list(found)
 
 
 def name_of(elem: etree._Element) -> tuple[str, str]:

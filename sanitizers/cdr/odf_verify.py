@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Collection
+from typing import Final, cast
 
 from lxml import etree
 
@@ -31,6 +32,7 @@ from sanitizers.cdr.odf_package import (
     MIMETYPE,
     REBUILT_TYPES,
     UNWRAPPED,
+    XLINK_NS,
     XML_PARTS,
     formula_danger,
     is_macro_url,
@@ -50,32 +52,39 @@ def _is_picture(part: str | None, parts: Collection[str]) -> bool:
     return part is not None and part in parts and part.startswith(MEDIA_DIRECTORIES)
 
 
+# What the verification selects, with libxml2 doing the walk: attributes that may hold a macro
+# URL (every one holds ":"), formula attributes (by local name, in any namespace), elements
+# with an ``xlink:href``.
+_COLON_VALUES: Final = etree.XPath("//@*[contains(., ':')]")
+_FORMULAS: Final = etree.XPath(
+    "//@*[" + " or ".join(f"local-name() = '{name}'" for name in sorted(FORMULA_ATTRIBUTES)) + "]"
+)
+_LINKED: Final = etree.XPath("//*[@xl:href]", namespaces={"xl": XLINK_NS})
+_TAGS: Final = tuple(f"{{{namespace}}}{local}" for namespace, local in {*ELEMENT_CODES, *UNWRAPPED})
+
+
 def _xml_findings(
     name: str, content: bytes, parts: Collection[str], allowed_schemes: Collection[str]
 ) -> set[str]:
     found: set[str] = set()
     root = parse_xml(content, name)
-    for elem in root.iter():
+    for elem in root.iter(*_TAGS):
         key = name_of(elem)
-        code = ELEMENT_CODES.get(key) or UNWRAPPED.get(key)
-        if code is not None:
-            found.add(code)
-        for attr, value in elem.attrib.items():
-            text = str(value)
-            if is_macro_url(text):
-                found.add(RemovedItem.DOCUMENT_MACRO)
-            local = etree.QName(str(attr)).localname
-            if local in FORMULA_ATTRIBUTES:
-                danger = formula_danger(text, allowed_schemes)
-                if danger is not None:
-                    found.add(danger)
-        href = elem.get(HREF)
-        if href is None:
-            continue
+        found.add(ELEMENT_CODES.get(key) or UNWRAPPED[key])
+    for value in cast(list[str], _COLON_VALUES(root)):
+        if is_macro_url(str(value)):
+            found.add(RemovedItem.DOCUMENT_MACRO)
+    for formula in cast(list[str], _FORMULAS(root)):
+        danger = formula_danger(str(formula), allowed_schemes)
+        if danger is not None:
+            found.add(danger)
+    for elem in cast(list[etree._Element], _LINKED(root)):
+        href = str(elem.get(HREF))
+        key = name_of(elem)
         if key in HYPERLINKS:
-            if not str(href).strip().startswith("#"):
+            if not href.strip().startswith("#"):
                 found.add(RemovedItem.HYPERLINK)
-        elif key[0] == FORM_NS or not _is_picture(part_of(str(href)), parts):
+        elif key[0] == FORM_NS or not _is_picture(part_of(href), parts):
             found.add(RemovedItem.EXTERNAL_RELATIONSHIP)
     return found
 

@@ -40,6 +40,17 @@ class CdrPolicy(Section):
     """Largest number of frames kept from an animated GIF/WebP/TIFF (more:
     ``limit_entries``)."""
 
+    # --- SVG (sanitizers.cdr.svg, sanitizers.cdr.svg_raster) ---
+    svg_rasterize: bool = False
+    """Deliver an SVG drawing as a PNG picture instead: it is sanitized as usual, then the
+    sanitized drawing is rendered by CairoSVG (needs Debian's libcairo2) in the same isolated
+    process, at most image_max_pixels pixels (limit_pixels). Off: the sanitized SVG is
+    delivered."""
+    svg_max_drawn_elements: int = Field(default=100_000, gt=0)
+    """Most elements rasterising one drawing may visit, each reference to another element
+    (``<use>``, a pattern) counting that element again: nested references ("billion laughs"
+    of ``<use>``) remove the file before anything is drawn (``limit_entries``)."""
+
     # --- Archives (sanitizers.cdr.archive): ZIP, and 7z, RAR, LZH, tar, gzip/bzip2/xz alike ---
     zip_max_entries: int = Field(default=1000, gt=0)
     """Most entries (files and directories) in one archive of any kind: ZIP, 7z, RAR, LZH,

@@ -7,8 +7,10 @@ scraped and parsed, as Prometheus would every minute; those samples are promtool
 series. Only the expectations (which alert fires when, with which text) are written by hand.
 What is not real is said where it is used: the sanitizer answers like the pipeline stub
 (``FakeSanitizer``: a clamd outage is its TemporaryFailure), the quarantine and audit are
-in-memory, the clock probe is fed timedatectl's real answers, and the scanner probe (the real
-:class:`ScannerHealth`) talks to a stand-in that answers clamd's PING as clamd does.
+in-memory, the clock probe is fed timedatectl's real answers, the scanner probe (the real
+:class:`ScannerHealth`) talks to a stand-in that answers clamd's PING as clamd does, and the
+store probe (the real :class:`StoreHealth`) pings a stand-in store that refuses while "down"
+(a real database going away is tests/e2e/test_store_outage.py's).
 
 Regenerate after changing alerts.yml, the metrics or a scenario (tests/deploy/
 test_monitoring.py compares the file with this output)::
@@ -45,7 +47,9 @@ from gateway.observation.metrics import Metrics
 from gateway.outbound.rates import RateLimits
 from gateway.processing.scanner_health import ScannerHealth
 from gateway.queue.spool import Envelope, Spool, new_queue_id
+from gateway.service.store_health import StoreHealth
 from gateway.service.worker import Worker
+from gateway.store import StoreError
 from sanitizers.notice import NoticeContext
 from sanitizers.policy import Policy
 from sanitizers.report import PartReport, SanitizeResult
@@ -97,6 +101,7 @@ class Simulation:
     rules: RuleSet | None = None
     clock_answers: Callable[[int], str] | None = None
     scanner_address: str | None = None
+    store: StandInStore | None = None
     now: float = T0
     minute: int = 0
     samples: dict[str, list[float]] = field(default_factory=dict)
@@ -128,6 +133,10 @@ class Simulation:
         if self.scanner_address is not None:
             scanner = ScannerSettings(enabled=True, address=self.scanner_address, timeout_seconds=5)
             self.scanner_health = ScannerHealth(scanner, self.metrics)
+        self.store_health = None
+        if self.store is not None:
+            stand_in: Any = self.store
+            self.store_health = StoreHealth(stand_in, 5.0, self.metrics, lambda up: None)
 
     def accept(self, recipient: str = "staff@example.lg.jp") -> None:
         envelope = Envelope(
@@ -157,6 +166,8 @@ class Simulation:
             self.clock_watch.check()
         if self.scanner_health is not None:
             await self.scanner_health.probe()
+        if self.store_health is not None:
+            await self.store_health.probe()
         self.scrape()
         self.minute += 1
         self.now += STEP_SECONDS
@@ -470,6 +481,41 @@ async def scanner_stops_answering(directory: Path, relay_port: int) -> Scenario:
     )  # fmt: skip
 
 
+class StandInStore:
+    """Answers the store probe's ping unless ``down`` (a stand-in: the probe's side,
+    StoreHealth and the gauge, is the real one)."""
+
+    where = "postgresql://mukaika@db/mukaika"
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def ping(self) -> None:
+        if self.down:
+            raise StoreError(f"store {self.where}: connection refused")
+
+
+async def store_stops_answering(directory: Path, relay_port: int) -> Scenario:
+    store = StandInStore()
+    sim = Simulation(directory, relay_port, store=store)
+
+    def down_from_5_to_15(sim: Simulation) -> None:
+        store.down = 5 <= sim.minute < 15
+
+    await sim.run(25, down_from_5_to_15)
+    return Scenario(
+        "The store (the nodes' database) answers the probes, stops answering for 10 minutes, "
+        "answers again.",
+        sim,
+        [
+            silent("MukaikaStoreDown", "4m"),
+            fires("MukaikaStoreDown", "12m", "critical",
+                  "mukaika's store (database) does not answer on gw:9464"),
+            silent("MukaikaStoreDown", "20m"),
+        ],
+    )  # fmt: skip
+
+
 class CrashingPart(FakeSanitizer):
     """The pipeline's answer when a part's sanitizer crashed: the part removed (``crash``)."""
 
@@ -552,6 +598,7 @@ async def all_scenarios(directory: Path) -> list[Scenario]:
         await clock_loses_sync(directory / "clock", closed),
         await scanner_stops_answering(directory / "scanner", closed),
         await mailbox_floods(directory / "flood", closed),
+        await store_stops_answering(directory / "store", closed),
     ]
 
 

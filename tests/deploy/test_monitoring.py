@@ -126,6 +126,7 @@ def test_alert_rules_are_well_formed() -> None:
         "MukaikaRefusingForDisk",
         "MukaikaDataDiskLow",
         "MukaikaClockUnsynchronized",  # policies 7(1)イ: synchronised time for the logs
+        "MukaikaStoreDown",  # issue 18: the database the nodes share
     ):
         assert wanted in names
 

@@ -135,21 +135,29 @@ class Stack:
     console_url: str
     sink: SinkThread
     processes: list[Process] = field(default_factory=list)
+    # The outbound direction, when the stack runs it: its listener and the recording
+    # smarthost standing in for the prefecture's security cloud.
+    outbound_port: int = 0
+    smarthost: SinkThread | None = None
 
-    def send(self, raw: bytes, sender: str, recipients: list[str]) -> None:
+    def send(self, raw: bytes, sender: str, recipients: list[str], *, port: int = 0) -> None:
+        """Send over SMTP to the Internet-facing listener (or ``port``: the outbound one)."""
+
         async def sending() -> None:
             client = aiosmtplib.SMTP(
-                hostname="127.0.0.1", port=self.smtp_port, start_tls=False, timeout=60
+                hostname="127.0.0.1", port=port or self.smtp_port, start_tls=False, timeout=60
             )
             async with client:
                 await client.sendmail(sender, recipients, raw)
 
         asyncio.run(sending())
 
-    def user(self, name: str, role: str, *addresses: str, password: str) -> None:
+    def user(self, name: str, role: str, *addresses: str, password: str, tenant: str = "") -> None:
         args = ["user", "add", name, "--role", role, "--config", str(self.config)]
         for address in addresses:
             args += ["--address", address]
+        if tenant:
+            args += ["--tenant", tenant]
         done = mukaika(*args, stdin=password + "\n")
         assert done.returncode == 0, done.stderr
 
@@ -164,7 +172,25 @@ class Stack:
         return "\n".join(p.output() for p in self.processes)
 
 
-def write_config(root: Path, smtp_port: int, console_port: int, relay_port: int) -> Path:
+def outbound_config(port: int, smarthost_port: int, more: str) -> str:
+    """The [outbound] table of a stack that runs the outbound direction, then ``more`` (its
+    other keys, then tables such as [[outbound.groups]])."""
+    return f"""
+[outbound]
+enabled = true
+listen = "127.0.0.1:{port}"
+client_networks = ["127.0.0.0/8"]
+relay_host = "127.0.0.1"
+relay_port = {smarthost_port}
+tls = "none"
+{more}
+"""
+
+
+def write_config(
+    root: Path, smtp_port: int, console_port: int, relay_port: int, extra: str = ""
+) -> Path:
+    """The stack's configuration; ``extra`` is TOML appended to it (tables after [console])."""
     config = root / "mukaika.toml"
     config.write_text(
         f"""
@@ -188,18 +214,27 @@ listen = "127.0.0.1:{console_port}"
 public_url = "http://127.0.0.1:{console_port}/"
 contact = "{CONTACT}"
 trusted_proxies = ["127.0.0.1"]
-""",
+{extra}""",
         encoding="utf-8",
     )
     return config
 
 
 @contextlib.contextmanager
-def running_stack(root: Path) -> Iterator[Stack]:
-    """serve and console started on a fresh data directory; stopped after."""
+def running_stack(
+    root: Path, extra: Callable[[int], str] | None = None, outbound: str | None = None
+) -> Iterator[Stack]:
+    """serve and console started on a fresh data directory; stopped after. ``extra`` makes
+    more configuration from the recording MTA's port; ``outbound``: run the outbound direction
+    too, with these further [outbound] settings."""
     sink = SinkThread()
+    smarthost = SinkThread() if outbound is not None else None
     smtp_port, console_port = free_port(), free_port()
-    config = write_config(root, smtp_port, console_port, sink.port)
+    outbound_port = free_port() if smarthost is not None else 0
+    more = "" if extra is None else extra(sink.port)
+    if smarthost is not None:
+        more += outbound_config(outbound_port, smarthost.port, outbound or "")
+    config = write_config(root, smtp_port, console_port, sink.port, more)
     stack = Stack(
         root,
         config,
@@ -207,6 +242,8 @@ def running_stack(root: Path) -> Iterator[Stack]:
         smtp_port,
         f"http://127.0.0.1:{console_port}",
         sink,
+        outbound_port=outbound_port,
+        smarthost=smarthost,
     )
     try:
         serve = _start(["serve", "--config", str(config)], root / "serve.log")
@@ -222,3 +259,5 @@ def running_stack(root: Path) -> Iterator[Stack]:
         for process in reversed(stack.processes):
             process.stop()
         sink.close()
+        if smarthost is not None:
+            smarthost.close()

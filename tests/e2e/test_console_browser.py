@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import urllib.request
 import zipfile
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -32,9 +33,9 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.wait import WebDriverWait
 
 from gateway.configuration.secret_key import load_secret_key
-from gateway.processing.unlock_links import UnlockLinks
+from gateway.processing.unlock_links import UnlockLinks, digest_links
 from tests.browser import alert_text, fresh_page, screenshot
-from tests.e2e.stack import WAIT_SECONDS, Stack, running_stack, until
+from tests.e2e.stack import WAIT_SECONDS, Stack, mukaika, running_stack, until
 from tests.gateway.relaykit import Delivered
 from tests.sanitizers.cdr import encrypted_fixtures as enc
 from tests.sanitizers.cdr import office_fixtures as office
@@ -315,6 +316,140 @@ def test_request_and_approval_by_two_users_never_ones_own(
         if line.get("quarantine_id") == reference and line.get("event") in ("request", "approval")
     ]
     assert decided == [("request", "aki"), ("approval", "ayu")]
+
+
+DIGEST_SUBJECT = "[mukaika] 保留メールのお知らせ（"
+
+
+def _digest_to(stack: Stack, address: str) -> str:
+    """The text of the digest ``mukaika digest send`` delivers to ``address`` now."""
+    before = len(stack.sink.messages)
+    done = mukaika("digest", "send", "--config", str(stack.config))
+    assert done.returncode == 0, done.stderr
+
+    def digests() -> list[Delivered]:
+        return [
+            m
+            for m in stack.sink.messages[before:]
+            if m.rcpt_tos == [address] and str(m.parsed()["Subject"]).startswith(DIGEST_SUBJECT)
+        ]
+
+    until(digests, "the digest")
+    (digest,) = digests()
+    body = digest.parsed().get_body(("plain",))
+    assert body is not None
+    return str(body.get_content())
+
+
+def _digest_link(text: str, stack: Stack, reference: str) -> str:
+    """The link of ``reference`` among a digest's links (each names its message)."""
+    key = load_secret_key(stack.data_dir / "secret_key")
+    links = digest_links(key, stack.console_url + "/", 3600)
+    found = [
+        line.split("確認：", 1)[1] for line in text.splitlines() if line.startswith("   確認：")
+    ]
+    (link,) = [url for url in found if links.verify(url.rsplit("/", 1)[1]).reference == reference]
+    return link
+
+
+def _requests_of(stack: Stack, reference: str) -> list[dict[str, Any]]:
+    return [
+        line
+        for line in _audit(stack)
+        if line.get("quarantine_id") == reference and line.get("event") == "request"
+    ]
+
+
+def test_a_digest_link_opens_the_page_and_only_its_recipient_asks_for_release(
+    stack: Stack, driver: webdriver.Chrome
+) -> None:
+    reference, _ = _held(stack, _ppap_mail(subject="ダイジェストの確認"), [RIN])
+    text = _digest_to(stack, RIN)
+    assert "リンクを開いただけでは、メールは配送されません。" in text.splitlines()
+    assert any(line.endswith(". 件名：ダイジェストの確認") for line in text.splitlines())
+    link = _digest_link(text, stack, reference)
+    assert link.startswith(stack.console_url + "/digest/")
+
+    # A link scanner fetches it: the sign-in page, nothing else.
+    with urllib.request.urlopen(link, timeout=30) as fetched:
+        assert fetched.url.startswith(stack.console_url + "/login?next=%2Fdigest%2F")
+    assert _entry(stack, reference).state == "awaiting_password"
+    assert _requests_of(stack, reference) == []
+
+    # The digest forwarded to a colleague: they sign in as themselves and cannot use it.
+    _sign_in(driver, stack, "ren")
+    driver.get(link)
+    assert "このリンクは別の宛先のダイジェストのものです。" in _text(driver)
+    assert not driver.find_elements(By.ID, "ask-release")
+    screenshot(driver, "digest-forwarded")
+
+    # Expired and altered links are refused.
+    key = load_secret_key(stack.data_dir / "secret_key")
+    old = digest_links(key, stack.console_url + "/", 3600, lambda: time.time() - 7200)
+    expired, _ = old.sign(reference, RIN)
+    body, signature = link.rsplit(".", 1)
+    altered = body + "." + ("A" if signature[0] != "A" else "B") + signature[1:]
+    _sign_in(driver, stack, "rin")
+    driver.get(expired)
+    assert "このリンクは有効期限が切れています。保留メールの一覧から開いてください。" in _text(
+        driver
+    )
+    driver.get(altered)
+    assert "このリンクは無効です。ダイジェストの行全体をコピーしてください。" in _text(driver)
+
+    # The recipient opens it signed out: the sign-in page, then the message, and asks.
+    fresh_page(driver)
+    driver.get(link)
+    assert "/login?next=" in driver.current_url
+    driver.find_element(By.NAME, "name").send_keys("rin")
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    _submit(driver, driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]"))
+    assert driver.current_url == f"{stack.console_url}/mail/{reference}"
+    assert _entry(stack, reference).state == "awaiting_password"  # landing asked for nothing
+    screenshot(driver, "digest-landing")
+    form = driver.find_element(By.ID, "ask-release")
+    form.find_element(By.NAME, "reason").send_keys("取引先からの資料です")
+    _submit(driver, form.find_element(By.TAG_NAME, "button"))
+    until(lambda: _entry(stack, reference).state == "release_requested", "the request")
+    assert [line["actor"] for line in _requests_of(stack, reference)] == ["rin"]
+
+    # An approver decides; serve carries it out and tells rin by mail.
+    before = len(stack.sink.messages)
+    _sign_in(driver, stack, "ayu", pyotp.TOTP(stack.totp_secret("ayu")).now())
+    driver.get(stack.console_url + f"/mail/{reference}")
+    _submit(driver, driver.find_element(By.CSS_SELECTOR, "form[action$='/approve'] button"))
+    notice_subject = "[mukaika] 受信許可の申請：承認 / Release request approved"
+    until(
+        lambda: any(
+            str(m.parsed()["Subject"]) == notice_subject for m in stack.sink.messages[before:]
+        ),
+        "the notice to the requester",
+    )
+    (notice,) = [
+        m for m in stack.sink.messages[before:] if str(m.parsed()["Subject"]) == notice_subject
+    ]
+    assert notice.rcpt_tos == [RIN]
+    notice_body = notice.parsed().get_body(("plain",))
+    assert notice_body is not None
+    notice_text = str(notice_body.get_content()).splitlines()
+    assert notice_text[0] == (
+        "保留されていたメールの受信許可の申請が承認されました。メールは無害化し直して配送されます。"
+    )
+    assert "申請理由：取引先からの資料です" in notice_text
+
+
+def test_the_statistics_page_for_operators(stack: Stack, driver: webdriver.Chrome) -> None:
+    _sign_in(driver, stack, "oto")
+    driver.find_element(By.LINK_TEXT, "統計").click()
+    assert driver.find_element(By.TAG_NAME, "h1").text == "統計"
+    received = int(driver.find_element(By.ID, "messages").text)
+    assert received >= 1  # the module's mail of today
+    assert int(driver.find_element(By.ID, "backlog").text) >= 1
+    screenshot(driver, "statistics")
+    _sign_in(driver, stack, "rin")
+    assert not driver.find_elements(By.LINK_TEXT, "統計")
+    driver.get(stack.console_url + "/statistics")
+    assert "このページを開く権限がありません。" in _text(driver)
 
 
 def test_sign_in_lockout_is_per_user_behind_a_trusted_proxy(

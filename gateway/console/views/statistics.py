@@ -1,7 +1,8 @@
 """The statistics page of the log review (policy 6(5)⑥ウ), for operators and auditors: the
 figures of a chosen period (:mod:`gateway.service.statistics`), read-only.
 
-A period is whole days in the display time zone (``service.display_timezone``, else the
+A tenant's user sees the figures of that tenant's mail, decisions and rules only. A period
+is whole days in the display time zone (``service.display_timezone``, else the
 host's), at most ``digest.statistics_max_days``; a longer or reversed one is refused (400), so
 one request reads a bounded number of rows. The figures are counts and the index's cleaned
 addresses, shown through the templates' escaping.
@@ -58,7 +59,7 @@ def statistics(request: HttpRequest, user: ConsoleUser) -> HttpResponse:
     until = datetime.combine(last + timedelta(days=1), time(), zone).astimezone(UTC)
     try:
         review = Statistics(runtime.config, runtime.store).review(
-            since, until, now=now, today=datetime.now().date()
+            since, until, now=now, today=datetime.now().date(), tenant=user.only_tenant
         )
     except PeriodError as exc:
         return error_page(request, 400, str(exc))

@@ -20,7 +20,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 
 from gateway.evidence.quarantine.entries import (
@@ -33,7 +44,7 @@ from gateway.evidence.quarantine.entries import (
     is_valid_id,
 )
 from gateway.store import Store, StoreError
-from gateway.store.schema import messages
+from gateway.store.schema import messages, requests
 from sanitizers.vocabulary import MessageState
 
 
@@ -54,6 +65,8 @@ class MailFilter:
     reason: str | None = None
     text: str | None = None
     recipients: tuple[str, ...] | None = None
+    # Leave out messages with a decision of this kind (held outbound mail has pages of its own).
+    without_kind: str | None = None
     tenant: str | None = None  # one tenant's mail only (a tenant's console users)
 
 
@@ -90,9 +103,11 @@ class QuarantineIndex:
         size: int,
         stored_size: int,
         sha256: str,
+        kept_in: str,
         tenant: str = "",
     ) -> None:
-        """Add the row of a newly stored original (state ``queued``); values already clean."""
+        """Add the row of a newly stored original (state ``queued``) kept in ``kept_in``;
+        values already clean."""
         now = datetime.now(UTC)
         with self.store.writing() as db:
             db.execute(
@@ -111,6 +126,7 @@ class QuarantineIndex:
                     sha256=sha256,
                     state=MessageState.QUEUED.value,
                     node=self.node,
+                    kept_in=kept_in,
                     tenant=tenant,
                 )
             )
@@ -282,6 +298,12 @@ class QuarantineIndex:
             query = query.where(
                 or_(*(func.lower(messages.c.rcpt_to).like(p, escape="\\") for p in own))
             )
+        if wanted.without_kind is not None:
+            query = query.where(
+                ~exists().where(
+                    requests.c.message == messages.c.id, requests.c.kind == wanted.without_kind
+                )
+            )
         query = query.order_by(messages.c.received_at.desc(), messages.c.id.desc())
         with self.store.reading() as db:
             rows = db.execute(query.limit(limit).offset(offset)).mappings()
@@ -300,10 +322,11 @@ class QuarantineIndex:
 
     def oldest_first(self, offset: int, limit: int) -> builtins.list[str]:
         """Ids in received order, one page at a time; with a node, only entries whose original
-        is on its disk (its own, and those from before nodes)."""
+        it can read: in the database, or on its disk (its own, and those from before nodes)."""
+        readable = or_(messages.c.kept_in == "database", messages.c.node.in_([self.node, ""]))
         query = (
             select(messages.c.id)
-            .where(messages.c.node.in_([self.node, ""]) if self.node else true())
+            .where(readable if self.node else true())
             .order_by(messages.c.received_at, messages.c.id)
             .limit(limit)
             .offset(offset)
@@ -327,11 +350,17 @@ class QuarantineIndex:
         with self.store.reading() as db:
             return int(db.scalar(query) or 0)
 
-    def expired(self, cutoff: datetime, held_cutoff: datetime, limit: int) -> builtins.list[str]:
-        """Up to ``limit`` ids of rows past retention."""
-        query = select(messages.c.id).where(self._expired(cutoff, held_cutoff)).limit(limit)
+    def expired(
+        self, cutoff: datetime, held_cutoff: datetime, limit: int
+    ) -> builtins.list[tuple[str, str]]:
+        """Up to ``limit`` rows past retention: their id and where their original is kept."""
+        query = (
+            select(messages.c.id, messages.c.kept_in)
+            .where(self._expired(cutoff, held_cutoff))
+            .limit(limit)
+        )
         with self.store.reading() as db:
-            return [str(qid) for qid in db.scalars(query)]
+            return [(str(qid), str(kept_in)) for qid, kept_in in db.execute(query)]
 
 
 def entry_of(row: RowMapping) -> QuarantineEntry:
@@ -358,5 +387,6 @@ def entry_of(row: RowMapping) -> QuarantineEntry:
         unlock_attempts=int(row["unlock_attempts"]),
         node=row["node"],
         auth=json.loads(row["auth"]) if row["auth"] else None,
+        kept_in=row["kept_in"],
         tenant=row["tenant"],
     )

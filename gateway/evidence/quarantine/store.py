@@ -57,7 +57,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gateway.configuration.settings import QuarantineSettings
+from gateway.configuration.settings import OriginalsPlace, QuarantineSettings
 from gateway.evidence.quarantine.entries import (
     DELIVERY_STATES,
     MAX_LIST_LIMIT,
@@ -78,7 +78,9 @@ from gateway.evidence.quarantine.files import (
     export_file,
 )
 from gateway.evidence.quarantine.index import QuarantineIndex
+from gateway.evidence.quarantine.stored import StoredOriginals
 from gateway.store import Store, StoreError
+from gateway.store.singleton import SingletonJob
 from sanitizers.report import Report
 from sanitizers.vocabulary import MessageState
 
@@ -101,6 +103,7 @@ class Quarantine:
         held_retention_days: float | None = None,
         compression_level: int = 1,
         node: str = "",
+        originals: OriginalsPlace = "database",
     ) -> None:
         if retention_days <= 0:
             raise ValueError("retention_days must be positive")
@@ -111,14 +114,21 @@ class Quarantine:
         self.held_retention = (
             self.retention if held_retention_days is None else timedelta(days=held_retention_days)
         )
-        # Where the originals are kept (gateway.evidence.quarantine.files.Originals): files.
-        self.originals: Originals = OriginalFiles(self.directory, compression_level)
+        # Where originals are kept (gateway.evidence.quarantine.files.Originals): each entry
+        # says which place holds its own (kept_in); new ones go to ``originals``.
+        self.files = OriginalFiles(self.directory, compression_level)
+        self.places: dict[str, Originals] = {
+            "database": StoredOriginals(store, compression_level),
+            "directory": self.files,
+        }
+        self.kept_in: OriginalsPlace = originals
+        self.originals = self.places[originals]
         self.index = QuarantineIndex(store, node)
         # Reading entries needs only the index: get(qid), list(filters...), count().
         self.get = self.index.get
         self.list = self.index.list
         self.count = self.index.count
-        self.originals.clean_temp_files()
+        self.files.clean_temp_files()
 
     @classmethod
     def from_settings(
@@ -133,6 +143,7 @@ class Quarantine:
             held_retention_days=settings.held_retention_days or None,
             compression_level=settings.compression_level,
             node=node,
+            originals=settings.originals,
         )
 
     # -- life cycle ------------------------------------------------------------------------
@@ -148,10 +159,16 @@ class Quarantine:
 
     def path_of(self, qid: str) -> Path:
         """The compressed file of an entry (for operators; read it with :meth:`read_original`)."""
-        self.get(qid)
-        if not isinstance(self.originals, OriginalFiles):
-            raise QuarantineError(f"{qid}: the originals are not kept as files")
-        return self.originals.path(qid)
+        if self.get(qid).kept_in != "directory":
+            raise QuarantineError(f"{qid}: the original is kept in the database, not as a file")
+        return self.files.path(qid)
+
+    def where_kept(self, qid: str) -> str:
+        """Where an entry's original is, for operators: its file, or the database."""
+        entry = self.get(qid)
+        if entry.kept_in == "directory":
+            return str(self.files.path(qid))
+        return f"{entry.kept_in} ({self.index.store.where})"
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -178,7 +195,7 @@ class Quarantine:
         digest = hashlib.sha256(untrusted_raw).hexdigest()
         queue_id = clean_text(queue_id)
         for existing in self.index.ids_of(queue_id, digest):
-            if self.originals.exists(existing):
+            if self.places[self.get(existing).kept_in].exists(existing):
                 return existing
         qid = self.originals.new_id(received_at)
         stored_size = self.originals.write(qid, untrusted_raw, queue_id)
@@ -194,10 +211,11 @@ class Quarantine:
                 size=len(untrusted_raw),
                 stored_size=stored_size,
                 sha256=digest,
+                kept_in=self.kept_in,
                 tenant=tenant,
             )
         except StoreError as exc:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, StoreError):  # else the purge removes it later
                 self.originals.remove(qid)
             raise QuarantineStoreError(
                 exc.errno, f"cannot index queue id {queue_id} in the quarantine: {exc}"
@@ -267,9 +285,9 @@ class Quarantine:
         """
         entry = self.get(qid)
         node = self.index.node
-        if node and entry.node and entry.node != node:
+        if entry.kept_in == "directory" and node and entry.node and entry.node != node:
             raise QuarantineElsewhereError(qid, entry.node)
-        return self.originals.read(qid, entry.size, entry.sha256)
+        return self.places[entry.kept_in].read(qid, entry.size, entry.sha256)
 
     def export(self, qid: str, out_path: Path, *, overwrite: bool = False) -> int:
         """Write the verified original to ``out_path`` (mode 0600, atomically); return its size.
@@ -281,42 +299,57 @@ class Quarantine:
     # -- retention -------------------------------------------------------------------------
 
     def purge(self, now: datetime, *, dry_run: bool = False) -> int:
-        """Remove entries (file and row) past retention at ``now``; return how many.
+        """Remove entries (original and row) past retention at ``now``; return how many.
 
-        Also removes stale temp files and files whose row is gone, for days past retention.
-        With ``dry_run`` nothing is removed and the count is what would be.
+        Also removes what crashes left behind: pieces in the database and files of this node's
+        directory whose row is gone (for days past retention), and stale temp files. With
+        ``dry_run`` nothing is removed and the count is what would be. With several nodes one
+        node purges for the cluster (:meth:`purge_forever`); a file on another node's disk
+        whose row it removed is that node's :meth:`tidy_directory`'s to delete.
         """
         now = require_utc(now, "now")
         cutoff, held_cutoff = now - self.retention, now - self.held_retention
         if dry_run:
             return self.index.count_expired(cutoff, held_cutoff)
         removed = 0
-        while ids := self.index.expired(cutoff, held_cutoff, PURGE_BATCH):
-            # File first, then row: a crash in between leaves a row whose file is gone, which
-            # the next purge removes; never a file nobody knows about.
-            for qid in ids:
-                self.originals.remove(qid)
-            self.index.delete(ids)
-            removed += len(ids)
-        self.originals.remove_orphans(min(cutoff, held_cutoff), self.index.knows)
-        self.originals.clean_temp_files()
+        while expired := self.index.expired(cutoff, held_cutoff, PURGE_BATCH):
+            # Original first, then row: a crash in between leaves a row whose original is
+            # gone, which the next purge removes; never an original nobody knows about.
+            for qid, kept_in in expired:
+                self.places[kept_in].remove(qid)
+            self.index.delete([qid for qid, _ in expired])
+            removed += len(expired)
+        self.places["database"].remove_orphans(min(cutoff, held_cutoff), self.index.knows)
+        self.tidy_directory(now)
         return removed
+
+    def tidy_directory(self, now: datetime) -> None:
+        """This node's part of a purge: files whose row is gone (for days past retention) and
+        stale temp files in its directory."""
+        oldest_kept = require_utc(now, "now") - max(self.retention, self.held_retention)
+        self.files.remove_orphans(oldest_kept, self.index.knows)
+        self.files.clean_temp_files()
 
     async def purge_forever(
         self,
         interval_seconds: float,
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        singleton: SingletonJob | None = None,
     ) -> None:
         """Run :meth:`purge` now and then every ``interval_seconds`` until cancelled.
 
-        For the service: ``asyncio.create_task(quarantine.purge_forever(settings.
-        purge_interval_seconds))``. A failed purge is logged and retried next time; it never
-        ends the loop.
+        With ``singleton`` (several nodes on one store), only the node holding the job's lock
+        purges; the others tidy their own directory (:meth:`tidy_directory`). A failed purge is
+        logged and retried next time; it never ends the loop.
         """
         while True:
             try:
-                removed = await asyncio.to_thread(self.purge, now())
+                if singleton is None or await singleton.held():
+                    removed = await asyncio.to_thread(self.purge, now())
+                else:
+                    removed = 0
+                    await asyncio.to_thread(self.tidy_directory, now())
             except (OSError, StoreError, QuarantineError) as exc:
                 log.error("quarantine purge failed: %s: %s", type(exc).__name__, exc)
             else:
@@ -326,4 +359,4 @@ class Quarantine:
 
     def clean_temp_files(self, *, older_than: float = STALE_TEMP_SECONDS) -> int:
         """Delete abandoned temp files (older than ``older_than`` seconds); return how many."""
-        return self.originals.clean_temp_files(older_than=older_than)
+        return self.files.clean_temp_files(older_than=older_than)

@@ -16,7 +16,7 @@ from gateway.cli import quarantine as quarantine_cli
 from gateway.cli.exit_codes import ExitCode
 from sanitizers.report import Report
 from sanitizers.vocabulary import Reason, Verdict
-from tests.storekit import quarantine_in
+from tests.storekit import quarantine_in, replace_original
 
 T0 = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
 RAW = "Subject: test\r\n\r\n本文\r\n".encode()
@@ -166,10 +166,7 @@ def test_export_refuses_a_terminal(
 
 def test_tampered_original_exit_code(run: Run, data_dir: Path, tmp_path: Path) -> None:
     qid = _ids(data_dir)[1]
-    day = qid[:8]
-    (data_dir / "quarantine" / "messages" / day / f"{qid}.eml.gz").write_bytes(
-        gzip.compress(b"altered")
-    )
+    replace_original(data_dir, qid, [gzip.compress(b"altered")])
     out_file = tmp_path / "x.eml"
     code, _, err = run("export", qid, str(out_file), "--data-dir", str(data_dir))
     assert code == ExitCode.INTEGRITY
@@ -235,7 +232,7 @@ def test_verify(run: Run, data_dir: Path) -> None:
     assert code == ExitCode.OK
     assert "verified 2 original(s): 2 intact, 0 failed" in out
     qid = _ids(data_dir)[0]
-    (data_dir / "quarantine" / "messages" / qid[:8] / f"{qid}.eml.gz").unlink()
+    replace_original(data_dir, qid, [])
     code, out, _ = run("verify", "--data-dir", str(data_dir))
     assert code == ExitCode.INTEGRITY
     assert f"FAILED {qid}: the stored original is missing" in out

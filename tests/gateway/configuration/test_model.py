@@ -48,11 +48,15 @@ def _leaves() -> list[tuple[str, Any]]:
     return leaves
 
 
+# Settings whose value is a table of free keys (a mapping), not a section.
+MAPPINGS = ("policy.attachments.by_kind", "directory.role_map")
+
+
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, dict) and dotted != "policy.attachments.by_kind":
+        if isinstance(value, dict) and dotted not in MAPPINGS:
             flat.update(_flatten(value, dotted))
         else:
             flat[dotted] = value

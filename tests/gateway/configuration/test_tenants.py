@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.configuration.config import Config, ConfigError, load_config, tenants_of
+from gateway.cli.exit_codes import ExitCode
+from gateway.configuration.config import Config, ConfigError, load_config, rule_set, tenants_of
 
 TWO = """\
 [smtp]
@@ -25,7 +26,7 @@ name = "minami"
 domains = ["town.minami.example.lg.jp", "Minami.Example.LG.jp."]
 relay_host = "127.0.0.12"
 [tenants.outbound]
-bcc_threshold = 5
+relay_port = 2525
 [tenants.auth]
 authserv_id = "mx.minami.example.lg.jp"
 """
@@ -65,8 +66,8 @@ def test_tenants_domains_are_accepted_and_resolve_to_their_tenant(tmp_path: Path
     assert tenants.tenant_of("x@example.com") == ""
     assert tenants.relay("kita") == ("127.0.0.11", 2601)
     assert tenants.relay("minami") == ("127.0.0.12", 25)
-    assert tenants.outbound("minami").bcc_threshold == 5
-    assert tenants.outbound("kita").bcc_threshold == 0
+    assert tenants.outbound("minami").relay_port == 2525
+    assert tenants.outbound("kita").relay_port == 25
     assert tenants.auth("minami").authserv_id == "mx.minami.example.lg.jp"
     assert tenants.auth("kita").authserv_id == ""
     # Validating the dumped configuration again gives the same one (reload, copies).
@@ -121,7 +122,7 @@ def test_bad_names_duplicates_and_missing_relay_are_refused(tmp_path: Path) -> N
 
 
 def test_a_tenant_cannot_set_the_shared_listener_or_auth_actions(tmp_path: Path) -> None:
-    text = TWO.replace("bcc_threshold = 5", 'bcc_threshold = 5\nlisten = "127.0.0.1:25"').replace(
+    text = TWO.replace("relay_port = 2525", 'relay_port = 2525\nlisten = "127.0.0.1:25"').replace(
         'authserv_id = "mx.minami.example.lg.jp"', 'dmarc_fail_action = "hold"'
     )
     problems = problems_of(write(tmp_path / "mukaika.toml", text))
@@ -148,7 +149,7 @@ def test_a_tenants_own_local_d_is_layered_into_its_table_only(tmp_path: Path) ->
     write(
         tmp_path / "tenants" / "kita" / "local.d" / "10-a.toml",
         "[policy.body]\nlinks = 'defang'\n[[rules]]\nname = 'kita-a'\n"
-        "[outbound]\ndelay_seconds = 60\n",
+        "[outbound]\ntls = 'starttls'\n",
     )
     config = load_config(main_file)
     kita, minami = config.tenants
@@ -158,7 +159,7 @@ def test_a_tenants_own_local_d_is_layered_into_its_table_only(tmp_path: Path) ->
     assert minami.rules == ()
     assert [rule.name for rule in config.rules] == ["shared"]
     assert config.policy.body.links.value == "drop"
-    assert tenants_of(config).outbound("kita").delay_seconds == 60
+    assert tenants_of(config).outbound("kita").tls == "starttls"
 
 
 def test_a_tenants_own_file_cannot_claim_domains_or_move_its_relay(tmp_path: Path) -> None:
@@ -195,3 +196,76 @@ def test_check_config_answers_a_duplicate_domain_with_exit_code_and_message(
     )
     assert main(["check-config", "--config", str(main_file)]) != 0
     assert "a domain belongs to one tenant only" in capsys.readouterr().err
+
+
+def test_the_rules_split_a_message_per_tenant_and_apply_a_tenants_rules_to_it_only(
+    tmp_path: Path,
+) -> None:
+    main_file = write(tmp_path / "mukaika.toml", TWO)
+    write(
+        tmp_path / "tenants" / "kita" / "local.d" / "a.toml",
+        "[policy.output]\nsubject_tag = '[北]'\n"
+        "[[rules]]\nname = 'kita-keiri'\nrecipients = ['keiri@city.kita.example.lg.jp']\n"
+        "[rules.policy.body]\nlinks = 'drop'\n",
+    )
+    write(
+        tmp_path / "local.d" / "shared.toml",
+        "[[rules]]\nname = 'shared-keiri'\nrecipients = ['keiri@town.minami.example.lg.jp']\n"
+        "[rules.policy.output]\nsubject_tag = '[共通]'\n",
+    )
+    rules = rule_set(load_config(main_file))
+    groups = rules.groups(
+        sender="info@bank.example.co.jp",
+        recipients=[
+            "keiri@city.kita.example.lg.jp",
+            "keiri@town.minami.example.lg.jp",
+            "soumu@city.kita.example.lg.jp",
+            "x@minami.example.lg.jp",
+        ],
+        client="192.0.2.1",
+    )
+    by_tenant = {(g.tenant, g.rules): g for g in groups}
+    assert set(by_tenant) == {
+        ("kita", ("kita-keiri",)),
+        ("minami", ("shared-keiri",)),
+        ("kita", ()),
+        ("minami", ()),
+    }
+    assert by_tenant[("kita", ("kita-keiri",))].recipients == ("keiri@city.kita.example.lg.jp",)
+    assert by_tenant[("kita", ())].policy.output.subject_tag == "[北]"
+    assert by_tenant[("kita", ("kita-keiri",))].policy.body.links.value == "drop"
+    assert by_tenant[("minami", ())].policy.output.subject_tag == ""
+    assert by_tenant[("minami", ("shared-keiri",))].policy.output.subject_tag == "[共通]"
+    # Kita's rule never matches Minami's recipients, even with the same local part.
+    assert by_tenant[("minami", ("shared-keiri",))].recipients == (
+        "keiri@town.minami.example.lg.jp",
+    )
+
+
+def test_without_tenants_the_groups_are_as_before(tmp_path: Path) -> None:
+    groups = rule_set(Config()).groups(
+        sender="a@example.com", recipients=["x@example.lg.jp"], client=""
+    )
+    assert [(g.tenant, g.rules, g.recipients) for g in groups] == [("", (), ("x@example.lg.jp",))]
+
+
+def test_a_user_of_an_unknown_tenant_is_refused_naming_the_tenants(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main_file = write(tmp_path / "mukaika.toml", f'[service]\ndata_dir = "{tmp_path}"\n{TWO}')
+    args = ["user", "add", "ken", "--role", "operator", "--no-password", "--config"]
+    assert main([*args, str(main_file), "--tenant", "higashi"]) == ExitCode.CONFIG
+    assert "unknown tenant 'higashi': the configuration's tenants are kita, minami" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "store.sqlite3").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("key", ["delay_seconds = 60", "bcc_threshold = 5", "max_per_hour = 9"])
+def test_outbound_settings_for_every_sender_are_refused_per_tenant(
+    tmp_path: Path, key: str
+) -> None:
+    text = TWO.replace("relay_port = 2525", f"relay_port = 2525\n{key}")
+    (problem,) = problems_of(write(tmp_path / "mukaika.toml", text))
+    assert f"outbound.{key.split()[0]}: not a tenant's setting" in problem
+    assert "a tenant sets only relay_host, relay_port, tls, require_tls_domains" in problem

@@ -76,10 +76,23 @@ class ConsoleWorld:
     def store(self) -> Any:
         return self.runtime.store
 
-    def add(self, name: str, role: UserRole, *addresses: str, password: str = PASSWORD) -> None:
+    def add(
+        self,
+        name: str,
+        role: UserRole,
+        *addresses: str,
+        password: str = PASSWORD,
+        tenant: str = "",
+    ) -> None:
         """A user with a console password (and a TOTP secret when the role needs one)."""
         add_user(
-            self.store, name, role, "test", password_hash=hashed(password), addresses=addresses
+            self.store,
+            name,
+            role,
+            "test",
+            password_hash=hashed(password),
+            addresses=addresses,
+            tenant=tenant,
         )
         if role in (UserRole.APPROVER, UserRole.ADMIN):
             from gateway.service.totp import new_secret
@@ -100,6 +113,7 @@ class ConsoleWorld:
         reasons: tuple[Reason, ...] = (Reason.MACRO,),
         subject: str | None = None,
         auth: dict[str, Any] | None = None,
+        tenant: str = "",
     ) -> str:
         """Store ``raw`` as a held message (as the worker does), with what sender
         authentication found (``AuthOutcome.to_dict()``); its reference."""
@@ -112,6 +126,7 @@ class ConsoleWorld:
             mail_from=mail_from,
             rcpt_to=list(rcpt_to),
             received_at=datetime.now(UTC),
+            tenant=tenant,
         )
         report = Report(verdict=Verdict.HOLD, reasons=list(reasons), subject=subject, auth=auth)
         quarantine.record_result(qid, report)
@@ -150,7 +165,7 @@ def console_world(data_dir: Path, config_file: Path | None = None) -> Iterator[C
     of ``config_file``, else the defaults), installed."""
     config, layered = load_layered(config_file) if config_file else (Config(), Layered())
     configure_django(config)
-    migrated_store(data_dir).close()
+    migrated_store(data_dir, settings=config.store).close()
     with open_runtime(config, layered, data_dir) as runtime:
         install(runtime)
         try:

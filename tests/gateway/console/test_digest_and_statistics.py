@@ -160,3 +160,17 @@ def test_the_statistics_page_refuses_long_periods_and_other_roles(
     assert oto.get("/statistics", {"since": "昨日"}).status_code == 400
     assert world.signed_in("rin").get("/statistics").status_code == 403
     assert world.client().get("/statistics").status_code == 302
+
+
+def test_a_tenants_operator_sees_the_figures_of_its_tenant_only(
+    both: tuple[ConsoleWorld, Day],
+) -> None:
+    world, day = both
+    day.quarantine.index.update(day.refs["urgent"], tenant="kita")
+    world.add("kita-oto", UserRole.OPERATOR, tenant="kita")
+    page = world.signed_in("kita-oto").get(
+        "/statistics", {"since": "2026-12-03", "until": "2026-12-04"}
+    )
+    html = page.content.decode()
+    assert '<span id="messages">1</span>' in html
+    assert "partner@example.com" not in html

@@ -53,9 +53,10 @@ def _store(q: Quarantine, queue_id: str = "Q1", raw: bytes = RAW, when: datetime
 
 @pytest.fixture
 def q(tmp_path: Path, store_settings: StoreSettings) -> Iterator[Quarantine]:
-    """A quarantine on each backend of the store (SQLite, PostgreSQL)."""
+    """A quarantine on each backend of the store (SQLite, PostgreSQL), its originals kept as
+    files (those in the database: test_stored_originals.py)."""
     with quarantine_in(
-        tmp_path / "quarantine", retention_days=90, settings=store_settings
+        tmp_path / "quarantine", retention_days=90, settings=store_settings, originals="directory"
     ) as quarantine:
         yield quarantine
 

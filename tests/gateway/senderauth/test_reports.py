@@ -199,3 +199,58 @@ def test_mail_outside_the_pct_sample_is_reported_with_its_override(
         for r in feedback.findall("record")
     }
     assert rows == {("reject", None), ("quarantine", "sampled_out")}
+
+
+def test_each_tenant_reports_its_own_mail_with_its_own_settings(
+    auth_dns: AuthDns, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "var"
+    directory = data_dir / "dmarc"
+    checker = Authenticator(
+        AuthSettings(enabled=True, nameservers=(auth_dns.nameserver,)), authserv_id="mx.jp"
+    )
+    recorder = Recorder(directory, clock=lambda: NOON)
+    for raw, ip, sender, tenants in (
+        (
+            auth_dns.sign(mail("info@partner.co.jp"), "partner.co.jp"),
+            PARTNER_IP,
+            "info@partner.co.jp",
+            ("kita", "minami"),
+        ),  # one message for both tenants
+        (mail("ceo@bank.co.jp"), STRANGER_IP, "x@bank.co.jp", ("minami",)),
+    ):
+        transaction = Transaction(ip, "", sender)
+        evaluation = checker.evaluate(raw, transaction)
+        recorder.record(evaluation, transaction, evaluation.outcome.action, tenants)
+    domains = {
+        t: {r["policy"]["domain"] for r in read_day(directory, DAY, t)}
+        for t in ("kita", "minami", "")
+    }
+    assert domains == {
+        "kita": {"partner.co.jp"},
+        "minami": {"partner.co.jp", "bank.co.jp"},
+        "": set(),
+    }
+    config = tmp_path / "mukaika.toml"
+    config.write_text(
+        f'[service]\ndata_dir = "{data_dir}"\n'
+        f'[auth]\nenabled = true\nnameservers = ["{auth_dns.nameserver}"]\n'
+        '[[tenants]]\nname = "kita"\ndomains = ["city.kita.example.lg.jp"]\n'
+        'relay_host = "127.0.0.1"\n'
+        '[tenants.auth.reports]\nenabled = true\nfrom_address = "dmarc@city.kita.example.lg.jp"\n'
+        'org_name = "北市"\n'
+        '[[tenants]]\nname = "minami"\ndomains = ["town.minami.example.lg.jp"]\n'
+        'relay_host = "127.0.0.1"\n',
+        encoding="utf-8",
+    )
+    migrated_store(data_dir).close()
+    out = tmp_path / "out"
+    args = ["dmarc-reports", "--config", str(config), "--day", DAY.isoformat(), "--out", str(out)]
+    assert main([*args, "--tenant", "kita"]) == ExitCode.OK
+    (sent,) = sorted(out.glob("*.eml"))
+    message = message_from_bytes(sent.read_bytes(), policy=default)
+    assert message["From"] == "dmarc@city.kita.example.lg.jp"
+    assert "Report Domain: partner.co.jp" in message["Subject"]
+    # Minami's reports are off; an unknown tenant is refused.
+    assert main([*args, "--tenant", "minami"]) == ExitCode.CONFIG
+    assert main([*args, "--tenant", "higashi"]) == ExitCode.CONFIG

@@ -96,7 +96,7 @@ def day_of_mail(config: Config, *, users: bool = True, now: datetime = NOW) -> I
     does, and (``users``) the users."""
     data_dir = Path(config.service.data_dir)
     with (
-        migrated_store(data_dir) as store,
+        migrated_store(data_dir, settings=config.store) as store,
         Quarantine.from_settings(config.quarantine, data_dir, store) as quarantine,
     ):
         if users:

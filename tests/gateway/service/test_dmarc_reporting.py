@@ -12,12 +12,14 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from gateway.configuration.config import Config
+from gateway.configuration.settings import AuthSettings
 from gateway.queue.spool import Spool
-from gateway.senderauth.reports import schema_problems
+from gateway.senderauth.evaluate import Authenticator, Transaction
+from gateway.senderauth.reports import Recorder, schema_problems
 from gateway.service.dmarc_reporting import DmarcReporting
 from gateway.store import Store, dmarc_rows
-from tests.authdns import AuthDns
-from tests.gateway.senderauth.test_reports import DAY, record_day
+from tests.authdns import PARTNER_IP, AuthDns
+from tests.gateway.senderauth.test_reports import DAY, NOON, mail, record_day
 from tests.storekit import migrated_store
 
 # The day after the recorded one, after the reporting hour, and before it.
@@ -165,3 +167,58 @@ async def test_dns_down_keeps_the_report_for_a_later_round(
         assert len(sent) == 2
         waiting = dmarc_rows.pending(store, before=DAY.replace(day=3), limit=9)
         assert {row.domain for row in waiting} == {"bank.co.jp", "leaky.co.jp"}
+
+
+async def test_each_tenant_reports_its_own_mail_from_its_own_address(
+    auth_dns: AuthDns, tmp_path: Path
+) -> None:
+    settings = AuthSettings(enabled=True, nameservers=(auth_dns.nameserver,))
+    checker = Authenticator(settings, authserv_id="mx.jp")
+    recorder = Recorder(tmp_path / "dmarc", clock=lambda: NOON)
+    raw = auth_dns.sign(mail("info@partner.co.jp"), "partner.co.jp")
+    transaction = Transaction(PARTNER_IP, "", "info@partner.co.jp")
+    evaluation = checker.evaluate(raw, transaction)
+    recorder.record(evaluation, transaction, evaluation.outcome.action, ("kita", "minami"))
+    tenant = {"relay_host": "127.0.0.1"}
+    config = Config.model_validate(
+        {
+            "service": {"data_dir": str(tmp_path)},
+            "auth": {"enabled": True, "nameservers": [auth_dns.nameserver]},
+            "outbound": {
+                "enabled": True,
+                "client_networks": ["127.0.0.0/8"],
+                "relay_host": "127.0.0.1",
+            },
+            "tenants": [
+                {
+                    "name": "kita",
+                    "domains": ["city.kita.example.lg.jp"],
+                    **tenant,
+                    "auth": {
+                        "reports": {
+                            "enabled": True,
+                            "from_address": "dmarc@city.kita.example.lg.jp",
+                            "org_name": "北市",
+                        }
+                    },
+                },
+                {"name": "minami", "domains": ["town.minami.example.lg.jp"], **tenant},
+            ],
+        }
+    )
+    with migrated_store(tmp_path) as store:
+        spool = Spool(tmp_path / "spool")
+        reporting = DmarcReporting(
+            config,
+            store,
+            spool,
+            Submitted(),
+            clock=lambda: LATE,  # type: ignore[arg-type]
+        )
+        [queue_id] = await reporting.round()
+        envelope, raw_report = spool.load("outgoing", queue_id)
+        assert (envelope.tenant, envelope.mail_from) == ("kita", "dmarc@city.kita.example.lg.jp")
+        report = message_from_bytes(raw_report, policy=default)
+        assert report["From"] == "dmarc@city.kita.example.lg.jp"
+        # Minami's reports are off: its rows are counted and never sent.
+        assert dmarc_rows.pending(store, before=DAY.replace(day=5), limit=9) == []

@@ -147,16 +147,22 @@ def test_a_release_is_claimed_by_one_node_and_only_by_the_node_holding_its_origi
 ) -> None:
     with migrated_store(tmp_path, settings=store_settings) as store:
         add_user(store, "alice", UserRole.OPERATOR, "root")
-        on_a = _approved(Quarantine(tmp_path / "a", store=store, node="a"), 1)
-        before_nodes = _approved(Quarantine(tmp_path / "old", store=store), 2)
-        # b never takes a's message (its original is on a's disk); the old entry is free.
-        (taken,) = claim_due(store, "b", 10, now=NOW, lease=LEASE)
-        assert taken.message == before_nodes
-        # a takes its own; the old entry is b's until b's lease runs out.
+        on_a = _approved(
+            Quarantine(tmp_path / "a", store=store, node="a", originals="directory"), 1
+        )
+        before_nodes = _approved(
+            Quarantine(tmp_path / "old", store=store, originals="directory"), 2
+        )
+        in_database = _approved(Quarantine(tmp_path / "a", store=store, node="a"), 3)
+        # b never takes a's message whose original is on a's disk; the old entry and a's
+        # message whose original is in the database are free.
+        taken = claim_due(store, "b", 10, now=NOW, lease=LEASE)
+        assert [d.message for d in taken] == [before_nodes, in_database]
+        # a takes its own; the others are b's until b's lease runs out.
         assert [d.message for d in claim_due(store, "a", 10, now=NOW, lease=LEASE)] == [on_a]
         later = NOW + LEASE + timedelta(seconds=1)
         retaken = {d.message: d for d in claim_due(store, "a", 10, now=later, lease=LEASE)}
-        assert set(retaken) == {on_a, before_nodes}
+        assert set(retaken) == {on_a, before_nodes, in_database}
         # A node taking its own claims again (a restart) gets them; another node does not.
         assert claim_due(store, "b", 10, now=later, lease=LEASE) == []
         done = finish(
@@ -165,7 +171,8 @@ def test_a_release_is_claimed_by_one_node_and_only_by_the_node_holding_its_origi
         )  # fmt: skip
         assert done.carried_out_by == "a"
         assert done.to_dict()["carried_out_by"] == "a"
-        assert [d.message for d in claim_due(store, "a", 10, now=later, lease=LEASE)] == [on_a]
+        again = claim_due(store, "a", 10, now=later, lease=LEASE)
+        assert [d.message for d in again] == [on_a, in_database]
 
 
 def test_nodes_claiming_at_once_never_share_a_release(
@@ -201,20 +208,26 @@ def test_nodes_claiming_at_once_never_share_a_release(
 def test_a_node_reads_and_verifies_only_the_originals_on_its_disk(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    """Two nodes' data directories, one store: each node verifies its own originals, and asking
-    one node for the other's original names the node that has it (never a false integrity
-    failure)."""
+    """Two nodes' data directories, one store, originals kept as files: each node verifies its
+    own originals and those in the database, and asking one node for the other's file names
+    the node that has it (never a false integrity failure)."""
     settings = StoreSettings(url=postgres_url)
     ids = {}
     with migrated_store(tmp_path, settings=settings) as store:
         for node in ("node-1", "node-2"):
-            quarantine = Quarantine(tmp_path / node / "quarantine", store=store, node=node)
+            quarantine = Quarantine(
+                tmp_path / node / "quarantine", store=store, node=node, originals="directory"
+            )
             ids[node] = _held(quarantine, int(node[-1]))
+        in_database = _held(Quarantine(tmp_path / "node-1" / "quarantine", store=store), 3)
     config = tmp_path / "node-2.toml"
     config.write_text('[node]\nname = "node-2"\n')
     on_2 = ("--config", str(config), "--data-dir", str(tmp_path / "node-2"))
     code, out, err = run("quarantine", "verify", *on_2, "--store-url", postgres_url)
-    assert (code, out.strip()) == (ExitCode.OK, "verified 1 original(s): 1 intact, 0 failed"), err
+    assert (code, out.strip()) == (ExitCode.OK, "verified 2 original(s): 2 intact, 0 failed"), err
+    code, _, err = run("quarantine", "export", in_database, str(tmp_path / "z.eml"), *on_2,
+                       "--store-url", postgres_url)  # fmt: skip
+    assert code == ExitCode.OK, err
     code, _, err = run("quarantine", "export", ids["node-1"], str(tmp_path / "x.eml"), *on_2,
                        "--store-url", postgres_url)  # fmt: skip
     assert code == ExitCode.NOT_FOUND

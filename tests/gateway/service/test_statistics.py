@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from gateway.configuration.settings import StoreSettings
 from gateway.service.held_mail import HeldMail
 from gateway.service.statistics import WAITING, PeriodError, Statistics, summary_text
 from gateway.store.schema import requests
@@ -29,8 +30,14 @@ EXPIRED_RULE = {
 
 
 @pytest.fixture
-def day(tmp_path: Path) -> Iterator[Day]:
-    config = day_config(tmp_path / "data", rules=(EXPIRED_RULE,), scanner={"enabled": True})
+def day(tmp_path: Path, store_settings: StoreSettings) -> Iterator[Day]:
+    """The day on each backend of the store (SQLite, PostgreSQL)."""
+    config = day_config(
+        tmp_path / "data",
+        rules=(EXPIRED_RULE,),
+        scanner={"enabled": True},
+        store=store_settings.model_dump(),
+    )
     with day_of_mail(config) as built:
         yield built
 
@@ -140,3 +147,13 @@ def test_the_summary_text_is_exact(day: Day) -> None:
         "メトリクス mukaika_rejected_total で確認してください。",
         "詳細：https://mukaika.city.example.lg.jp/statistics",
     ]
+
+
+def test_a_tenants_figures_are_of_its_own_mail(day: Day) -> None:
+    day.quarantine.index.update(day.refs["urgent"], tenant="kita")
+    statistics = Statistics(day.config, day.store)
+    own = statistics.review(*DAY, now=NOW, tenant="kita").figures
+    assert (own.messages, own.top_recipients, own.held_backlog) == (1, [(KACHO, 1)], {"held": 1})
+    assert statistics.review(*DAY, now=NOW, tenant="minami").figures.messages == 0
+    assert statistics.review(*DAY, now=NOW, tenant="kita").expired_rules == ()  # shared rules
+    assert statistics.review(*DAY, now=NOW).figures.messages == 7

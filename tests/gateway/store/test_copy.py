@@ -1,12 +1,13 @@
 """``mukaika store copy``: an installation moved from SQLite to PostgreSQL and back loses and
-changes no row, refuses a target that holds rows unless told, and commits nothing when the
-counts disagree."""
+changes no row (originals kept in the database included), refuses a target that holds rows
+unless told, and commits nothing when the counts disagree."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from gateway.cli import main
 from gateway.cli.exit_codes import ExitCode
 from gateway.configuration.config import Config
 from gateway.configuration.settings import StoreSettings
+from gateway.evidence.quarantine import Quarantine
+from gateway.evidence.quarantine.stored import CHUNK_BYTES
 from gateway.service.held_mail import HeldMail
 from gateway.store import Store, copying
 from gateway.store.schema import metadata
@@ -26,6 +29,8 @@ from sanitizers.report import Report
 from sanitizers.vocabulary import MessageState, Reason, UserRole, Verdict
 from tests.gateway.relaykit import FakeAudit
 from tests.storekit import quarantine_in
+
+LARGE = b"Subject: large\r\n\r\n" + random.Random(18).randbytes(2 * CHUNK_BYTES + 1)
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -59,6 +64,16 @@ def _fill(data: Path) -> None:
             quarantine.record_delivery(qid, MessageState.HELD)
             if n % 2:
                 held_mail.request(qid, actor="alice", reason=f"業務上必要 {n}")
+        # An original larger than a piece: the copy moves its pieces a few at a time.
+        quarantine.store(
+            "Q-large",
+            LARGE,
+            client="192.0.2.1",
+            helo="mx.example.net",
+            mail_from="taro@example.jp",
+            rcpt_to=["hanako@city.example.lg.jp"],
+            received_at=datetime(2026, 12, 1, 10, tzinfo=UTC),
+        )
 
 
 def _rows(url: str, data: Path) -> dict[str, list[dict[str, Any]]]:
@@ -80,15 +95,26 @@ def test_sqlite_to_postgresql_and_back_keeps_every_row(tmp_path: Path, postgres_
     original = f"sqlite:///{data / 'store.sqlite3'}"
     back = f"sqlite:///{tmp_path / 'back.sqlite3'}"
     before = _rows(original, data)
-    assert [len(before[name]) for name in ("messages", "users", "requests")] == [7, 2, 3]
+    assert [len(before[name]) for name in ("messages", "users", "requests")] == [8, 2, 3]
+    assert len(before["original_chunks"]) == 7 + 3
 
     code, out, err = run("store", "copy", "--from", original, "--to", postgres_url,
                          "--data-dir", str(data))  # fmt: skip
     assert code == ExitCode.OK, err
-    assert "messages 7" in out
+    assert "messages 8" in out
     assert "counts verified" in out
     assert "***" in out
     assert _rows(postgres_url, data) == before
+    # The originals came along: any node on the new store reads them, verified.
+    with (
+        Store.from_settings(StoreSettings(url=postgres_url), data, create=False) as store,
+        Quarantine(tmp_path / "elsewhere", store=store, node="another") as quarantine,
+    ):
+        problems = dict(quarantine.verify())
+        assert len(problems) == 8
+        assert set(problems.values()) == {None}
+        (large,) = quarantine.list(queue_id="Q-large")
+        assert quarantine.read_original(large.id) == LARGE
 
     code, _, err = run("store", "copy", "--from", postgres_url, "--to", back,
                        "--data-dir", str(data))  # fmt: skip

@@ -17,8 +17,11 @@ NOW = datetime(2026, 12, 4, 2, 0, tzinfo=UTC)
 POLICY = {"domain": "partner.co.jp", "p": "reject", "rua": ["mailto:d@partner.co.jp"]}
 
 
-def rows(count: int) -> list[tuple[str, dict[str, object], dict[str, object], int]]:
-    return [("partner.co.jp", POLICY, {"source_ip": "192.0.2.1", "disposition": "none"}, count)]
+def rows(
+    count: int, tenant: str = ""
+) -> list[tuple[str, str, dict[str, object], dict[str, object], int]]:
+    row = {"source_ip": "192.0.2.1", "disposition": "none"}
+    return [(tenant, "partner.co.jp", POLICY, row, count)]
 
 
 def test_a_file_is_handed_in_once(tmp_path: Path, store_settings: StoreSettings) -> None:
@@ -26,7 +29,12 @@ def test_a_file_is_handed_in_once(tmp_path: Path, store_settings: StoreSettings)
         day = date(2026, 12, 3)
         assert not dmarc_rows.handed_in(store, "n1:2026-12-03.1.jsonl")
         assert dmarc_rows.hand_in(
-            store, source="n1:2026-12-03.1.jsonl", node="n1", day=day, rows=rows(3), now=NOW
+            store,
+            source="n1:2026-12-03.1.jsonl",
+            node="n1",
+            day=day,
+            rows=rows(3, "kita"),
+            now=NOW,
         )
         again = dmarc_rows.hand_in(
             store, source="n1:2026-12-03.1.jsonl", node="n1", day=day, rows=rows(3), now=NOW
@@ -34,7 +42,8 @@ def test_a_file_is_handed_in_once(tmp_path: Path, store_settings: StoreSettings)
         assert not again
         assert dmarc_rows.handed_in(store, "n1:2026-12-03.1.jsonl")
         [row] = dmarc_rows.of_day(store, day, limit=10)
-        assert (row.domain, row.count, row.policy, row.row["disposition"]) == (
+        assert (row.tenant, row.domain, row.count, row.policy, row.row["disposition"]) == (
+            "kita",
             "partner.co.jp",
             3,
             POLICY,

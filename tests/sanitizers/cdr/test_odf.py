@@ -19,7 +19,7 @@ from sanitizers.cdr.odf_package import formula_danger
 from sanitizers.cdr.odf_verify import find_dangerous
 from sanitizers.cdr.ooxml_package import parse_xml
 from sanitizers.links import DEFAULT_ALLOWED_SCHEMES
-from sanitizers.vocabulary import Action, Reason
+from sanitizers.vocabulary import Action, Reason, RemovedItem
 from tests.sanitizers.cdr.contract import Case, CdrContract
 
 BENIGN = "議事録の本文です"
@@ -411,3 +411,34 @@ def test_a_picture_listed_without_a_media_type_is_kept() -> None:
     with zipfile.ZipFile(io.BytesIO(outcome.data)) as archive:
         assert archive.read("Pictures/p.png").startswith(b"\x89PNG")
         assert b'media-type="image/png"' in archive.read("META-INF/manifest.xml")
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        '<table:table-cell office:value-type="string" office:string-value="{url}"/>',
+        '<table:table-cell table:content-validation-name="{url}"/>',
+        '<table:table-cell><text:p><text:span text:style-name="{url}">x</text:span></text:p>'
+        "</table:table-cell>",
+    ],
+)
+@pytest.mark.parametrize(
+    "url", ["vnd.sun.star.script:Standard.Module1.Main", "  MACRO:Run", "vnd.sun.star.ſcript:x"]
+)
+def test_a_macro_url_in_any_attribute_of_a_plain_cell_is_found(where: str, url: str) -> None:
+    """The rebuild and the verification look only at candidate elements (found by libxml2,
+    not walked one by one): an attribute nothing else marks still has its macro URL removed,
+    whatever its case, and the verification sees one left in."""
+    body = (
+        f'<table:table table:name="S"><table:table-row>{where.format(url=url)}'
+        f"<table:table-cell><text:p>{BENIGN}</text:p></table:table-cell>"
+        "</table:table-row></table:table>"
+    )
+    data = odf("ods", body)
+    assert RemovedItem.DOCUMENT_MACRO in find_dangerous(data)
+    outcome = TestOdfContract().run(data, "a.ods")
+    assert outcome.action is Action.SANITIZED
+    assert RemovedItem.DOCUMENT_MACRO in outcome.removed
+    assert outcome.data is not None
+    assert find_dangerous(outcome.data) == set()
+    assert url.strip().encode() not in outcome.data

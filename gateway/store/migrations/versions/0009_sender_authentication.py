@@ -2,8 +2,8 @@
 the same Authentication-Results and the console shows it), and the DMARC aggregate rows every
 node hands in for the one report job of the cluster.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-04
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("day", sa.String(10), nullable=False),
         sa.Column("domain", sa.String(253), nullable=False),
+        sa.Column("tenant", sa.String(63), nullable=False, server_default=""),
         sa.Column("policy", sa.Text(), nullable=False),
         sa.Column("row", sa.Text(), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),

@@ -1,0 +1,108 @@
+"""`mukaika user import --csv FILE`: one transaction on SQLite and PostgreSQL, a dry run that
+changes nothing, every bad row named and nothing imported, each change an audit line."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.cli.exit_codes import ExitCode
+from gateway.configuration.settings import QuarantineSettings, StoreSettings
+from gateway.store import open_store
+from gateway.store.directory import list_groups
+from gateway.store.users import find_user, list_users
+
+GOOD = (
+    "\ufeffname,role,addresses,group\r\n"
+    "tanaka,approver,tanaka@city.example.lg.jp,税務課\r\n"
+    "suzuki,recipient,suzuki@city.example.lg.jp,税務課\r\n"
+    "sato,approver,sato@city.example.lg.jp,総務課\r\n"
+)
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def _csv(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "staff.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_import_dry_run_then_import_then_a_shorter_file(
+    tmp_path: Path, store_settings: StoreSettings, store_args: list[str]
+) -> None:
+    data = tmp_path / "data"
+    where = ["--data-dir", str(data), *store_args]
+    code, out, err = run("user", "import", "--csv", str(_csv(tmp_path, GOOD)), "--dry-run", *where)
+    assert code == ExitCode.OK, err
+    assert "3 would be added" in out
+    code, out, err = run("user", "import", "--csv", str(_csv(tmp_path, GOOD)), *where)
+    assert code == ExitCode.OK, err
+    assert "3 were added" in out
+    assert "2 groups" in out
+    code, out, _ = run("user", "groups", *where)
+    assert "税務課\n  approvers: tanaka\n  members:   suzuki tanaka\n" in out
+    shorter = GOOD.split("sato,")[0]
+    code, out, err = run("user", "import", "--csv", str(_csv(tmp_path, shorter)), *where)
+    assert code == ExitCode.OK, err
+    assert "disabled  sato" in out
+    with open_store(store_settings, QuarantineSettings(), data) as store:
+        sato = find_user(store, "sato")
+        assert sato is not None
+        assert sato.disabled
+        assert [group.name for group in list_groups(store)] == ["税務課"]
+    audit = [
+        json.loads(line)
+        for line in (data / "audit" / "audit.jsonl").read_text("utf-8").splitlines()
+    ]
+    outcomes = [(line["user"], line["outcome"]) for line in audit if line["event"] == "user"]
+    assert ("sato", "import_disabled") in outcomes
+    assert ("tanaka", "imported_added") in outcomes
+
+
+def test_a_file_with_one_bad_row_imports_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    bad = GOOD + "ito,recipient,ito@,総務課\r\n"
+    code, out, err = run(
+        "user", "import", "--csv", str(_csv(tmp_path, bad)), "--data-dir", str(data)
+    )
+    assert code == ExitCode.IMPORT_REFUSED
+    assert "mukaika user: line 5: invalid mail address 'ito@'" in err
+    assert "nothing imported" in err
+    assert out == ""
+    assert not (data / "store.sqlite3").exists()  # refused before the store was opened
+    code, _, err = run(
+        "user", "import", "--csv", str(_csv(tmp_path, GOOD)), "--data-dir", str(data)
+    )
+    assert code == ExitCode.OK, err
+    code, _, err = run("user", "import", "--csv", str(_csv(tmp_path, bad)), "--data-dir", str(data))
+    assert code == ExitCode.IMPORT_REFUSED
+    with open_store(StoreSettings(), QuarantineSettings(), data) as store:
+        assert [user.name for user in list_users(store)] == ["sato", "suzuki", "tanaka"]
+
+
+def test_a_missing_file_is_an_input_error(tmp_path: Path) -> None:
+    code, _, err = run(
+        "user", "import", "--csv", str(tmp_path / "nope.csv"), "--data-dir", str(tmp_path)
+    )
+    assert code == ExitCode.INPUT
+    assert "No such file" in err
+
+
+def test_one_source_is_required(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as usage:
+        run("user", "import", "--data-dir", str(tmp_path))
+    assert usage.value.code == ExitCode.USAGE
+    with pytest.raises(SystemExit) as both:
+        run("user", "import", "--csv", "x.csv", "--ldap", "--data-dir", str(tmp_path))
+    assert both.value.code == ExitCode.USAGE
