@@ -93,6 +93,9 @@ class Gateway:
 
     def __init__(self, config: Config, parts: Parts | None = None) -> None:
         parts = parts or Parts()
+        if config.outbound.enabled and config.outbound.auth and parts.password_check is None:
+            # Fail closed, before anything is opened: no listener that cannot check a login.
+            raise RuntimeError("outbound.auth needs the console's password hasher")
         self.config = config
         self.data_dir = Path(config.service.data_dir)
         self.spool = Spool(self.data_dir / "spool", config.spool.group_commit_seconds)
