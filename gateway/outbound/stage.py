@@ -9,7 +9,8 @@ conversion**::
 
 - **Delay** (送信遅延): the mail waits ``outbound.delay_seconds`` after it was accepted; until
   then its sender can cancel it (:meth:`OutboundStage.cancel`, reached through serve's control
-  socket by ``mukaika outbound cancel``; the console will call the same).
+  socket by ``mukaika outbound cancel`` and by the console's outbound page, which also
+  lists a sender's mail in its delay through :meth:`OutboundStage.waiting`).
 - **Rate limits** (:mod:`.rates`): past them the mail is held (reason ``rate_limit``).
 - **Checks** (:mod:`.checking`, in a pool process): malware (a hit rejects; clamd down
   defers, never sends unscanned), My Number and the ``[policy.outbound]`` checks. The rules
