@@ -25,3 +25,18 @@ def test_peers_harness_smoke_run(tmp_path: Path) -> None:
         assert row["msg_per_s_min"] <= row["msg_per_s_median"] <= row["msg_per_s_max"]
     assert result["ratios"]["mukaika serve / aiosmtpd discard"] > 0
     assert result["skipped"] == {}
+
+
+def test_cluster_benchmark_smoke_run(tmp_path: Path) -> None:
+    """The cluster benchmark's code for 1 and 2 nodes, a few seconds each: every accepted
+    message delivered, and the database's cost per message counted."""
+    from benchmarks import cluster
+
+    result = cluster.run([1, 2], seconds=2.0, connections=2, work=tmp_path)
+    assert [row["nodes"] for row in result["rows"]] == [1, 2]
+    for row in result["rows"]:
+        assert row["accepted"] > 0
+        assert row["delivered"] == row["accepted"]
+        assert row["delivered_per_s"] > 0
+        assert row["statements_per_msg"] > 0
+        assert row["wal_bytes_per_msg"] > 0
