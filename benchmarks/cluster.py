@@ -6,10 +6,12 @@ Each case: a fresh database on a private PostgreSQL cluster (tests/postgres.py, 
 synchronous commit and full-page writes back on, and pg_stat_statements loaded), the schema
 migrated once, N nodes started as shipped (each its own data directory and spool, the
 originals in the database) on 127.0.0.2 … 127.0.0.(N+1), one recording sink they all deliver
-to, and the load generator sending to every node at once (``connections`` sessions each) for
-``seconds``; then it waits until every accepted message is delivered. Reported per case:
-delivered/s (delivered ÷ first dot to last delivery), accepted/s, errors, and per delivered
-message the database's statements (pg_stat_statements: calls, rows), the WAL bytes written
+to, and the load generator sending ``messages`` in all, spread over every node at once
+(``connections`` sessions each, as fast as they are answered); then it waits until every
+accepted message is delivered (a fixed count, so the database's counters cover exactly the
+messages counted). Reported per case: delivered/s (delivered ÷ first dot to last delivery),
+accepted/s, errors, and per delivered message the database's statements (pg_stat_statements:
+calls, rows; the probes and pings of the idle moments included), the WAL bytes written
 (pg_current_wal_lsn before and after) and the growth of the database (pg_database_size).
 
 All nodes, the database, the sink and the load generator share this machine's two cores, so
@@ -18,7 +20,7 @@ machine cannot add cores. The database's cost per message is the figure that car
 with D the messages per second one database server sustains for that many statements and WAL
 bytes, N machines deliver about min(N × one node's rate, D).
 
-``python -m benchmarks.cluster`` (about 2 minutes); ``--nodes 1 2 3 --seconds 20``.
+``python -m benchmarks.cluster`` (a few minutes); ``--nodes 1 2 3 --messages 300``.
 """
 
 from __future__ import annotations
@@ -126,26 +128,19 @@ def _top_statements(cluster: Any, database: str, limit: int = 10) -> list[tuple[
 
 
 async def _load_one(
-    host: str, port: int, messages: list[bytes], connections: int, seconds: float, tag: str
+    host: str, port: int, messages: list[bytes], connections: int, count: int, tag: str
 ) -> LoadResult:
-    return await run_load(
-        port,
-        messages,
-        host=host,
-        connections=connections,
-        count=10**9,
-        duration=seconds,
-        tag=tag,
-    )
+    return await run_load(port, messages, host=host, connections=connections, count=count, tag=tag)
 
 
 async def _load_all(
-    addresses: list[tuple[str, int]], messages: list[bytes], connections: int, seconds: float
+    addresses: list[tuple[str, int]], messages: list[bytes], connections: int, total: int
 ) -> list[LoadResult]:
+    share = -(-total // len(addresses))  # each node its part, rounded up
     return list(
         await asyncio.gather(
             *(
-                _load_one(host, port, messages, connections, seconds, f"n{i}")
+                _load_one(host, port, messages, connections, share, f"n{i}")
                 for i, (host, port) in enumerate(addresses)
             )
         )
@@ -153,7 +148,7 @@ async def _load_all(
 
 
 def _case(
-    cluster: Any, work: Path, nodes: int, messages: list[bytes], connections: int, seconds: float,
+    cluster: Any, work: Path, nodes: int, messages: list[bytes], connections: int, total: int,
     drain_seconds: float,
 ) -> dict[str, Any]:  # fmt: skip
     database = cluster.new_database()
@@ -166,7 +161,7 @@ def _case(
             with cluster.connect(database) as db:
                 db.execute("SELECT pg_stat_statements_reset()")
             before = _database_counters(cluster, database)
-            loads = asyncio.run(_load_all(addresses, messages, connections, seconds))
+            loads = asyncio.run(_load_all(addresses, messages, connections, total))
             sent = [s for load in loads for s in load.sent]
             accepted = {s.message_id: s for s in sent if 200 <= s.code < 300}
             deadline = time.monotonic() + drain_seconds
@@ -181,6 +176,9 @@ def _case(
     finally:
         _stop(sink)
         cluster.drop_database(database)
+    sending = max((s.t_reply for s in sent), default=0.0) - min(
+        (s.t_dot for s in sent), default=0.0
+    )
     first = min((s.t_dot for s in accepted.values()), default=0.0)
     last = max(delivered.values(), default=first)
     span = max(last - first, 1e-9)
@@ -192,7 +190,7 @@ def _case(
         "accepted": len(accepted),
         "errors": len(sent) - len(accepted),
         "delivered": len(delivered),
-        "accepted_per_s": round(len(accepted) / max(seconds, 1e-9), 1),
+        "accepted_per_s": round(len(accepted) / max(sending, 1e-9), 1),
         "delivered_per_s": round(len(delivered) / span, 1),
         "statements_per_msg": round(cost["calls"] / n, 1),
         "rows_per_msg": round(cost["rows"] / n, 1),
@@ -205,10 +203,10 @@ def _case(
 
 def run(
     nodes: list[int],
-    seconds: float,
+    messages_per_case: int,
     connections: int,
     cls: str = "html_30k",
-    drain_seconds: float = 180.0,
+    drain_seconds: float = 900.0,
     work: Path | None = None,
 ) -> dict[str, Any]:
     """Every case of ``nodes``; the rows and how they were measured."""
@@ -227,7 +225,10 @@ def run(
                 else:
                     case_dir = work / f"nodes-{count}"
                     case_dir.mkdir(parents=True, exist_ok=True)
-                row = _case(cluster, case_dir, count, messages, connections, seconds, drain_seconds)
+                row = _case(
+                    cluster, case_dir, count, messages, connections, messages_per_case,
+                    drain_seconds,
+                )  # fmt: skip
                 rows.append(row)
                 print(
                     f"{count} node(s): delivered {row['delivered']}/{row['accepted']} "
@@ -238,7 +239,7 @@ def run(
     finally:
         cluster.remove()
     return {
-        "seconds_per_case": seconds,
+        "messages_per_case": messages_per_case,
         "class": cls,
         "message_sizes": generate.describe(samples),
         "rows": rows,
@@ -265,14 +266,14 @@ COLUMNS = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--seconds", type=float, default=20.0, help="load per case")
+    parser.add_argument("--messages", type=int, default=300, help="messages per case")
     parser.add_argument("--connections", type=int, default=4, help="sessions per node")
     parser.add_argument("--class", dest="cls", default="html_30k", help="generator class")
     parser.add_argument("--out", type=Path, help="results directory")
     args = parser.parse_args()
     if any(not 1 <= n <= len(NODE_ADDRESSES) for n in args.nodes):
         parser.error(f"--nodes: 1 to {len(NODE_ADDRESSES)}")
-    result = run(args.nodes, args.seconds, args.connections, args.cls)
+    result = run(args.nodes, args.messages, args.connections, args.cls)
     kwargs = {"out_dir": args.out} if args.out else {}
     path = write_result("cluster", result, **kwargs)
     print()

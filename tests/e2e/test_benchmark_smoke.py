@@ -28,11 +28,11 @@ def test_peers_harness_smoke_run(tmp_path: Path) -> None:
 
 
 def test_cluster_benchmark_smoke_run(tmp_path: Path) -> None:
-    """The cluster benchmark's code for 1 and 2 nodes, a few seconds each: every accepted
+    """The cluster benchmark's code for 1 and 2 nodes, 20 messages each: every accepted
     message delivered, and the database's cost per message counted."""
     from benchmarks import cluster
 
-    result = cluster.run([1, 2], seconds=2.0, connections=2, work=tmp_path)
+    result = cluster.run([1, 2], messages_per_case=20, connections=2, work=tmp_path)
     assert [row["nodes"] for row in result["rows"]] == [1, 2]
     for row in result["rows"]:
         assert row["accepted"] > 0
