@@ -1,6 +1,8 @@
 """CDR: files/s per core for typical docx, docm, xlsx, PDF (with and without JavaScript), zip,
-OpenDocument (odt, with a macro, ods), xlsb (with a VBA project) and SVG (with script), and the
-same zip's members as 7z, RAR, LZH and tar.gz (rebuilt as ZIP).
+OpenDocument (odt, with a macro, ods), xlsb (with a VBA project), SVG (with script, and
+rasterised to PNG with ``cdr.svg_rasterize``), Outlook containers (winmail.dat, .msg), 一太郎
+(.jtd, and compressed .jtdc, text extracted), and the same zip's members as 7z, RAR, LZH and
+tar.gz (rebuilt as ZIP).
 
 What is measured, per kind, on files built by :mod:`benchmarks.generate` (sizes printed):
 
@@ -53,10 +55,14 @@ KINDS: dict[str, tuple[str, str]] = {
     "xlsb_macro": ("xlsb", "集計表.xlsb"),
     "svg": ("svg", "案内図.svg"),
     "svg_script": ("svg", "案内図.svg"),
+    "svg_png": ("svg", "案内図.svg"),
     "tnef": ("tnef", "winmail.dat"),
     "msg": ("msg", "転送.msg"),
     "jtd": ("ichitaro", "議事録.jtd"),
+    "jtdc": ("ichitaro", "議事録.jtdc"),
 }
+# Kinds measured under other CDR settings than the shipped ones.
+CDR_SETTINGS: dict[str, dict[str, Any]] = {"svg_png": {"svg_rasterize": True}}
 
 
 def build(name: str, count: int, seed: int = generate.DEFAULT_SEED) -> list[bytes]:
@@ -79,9 +85,11 @@ def build(name: str, count: int, seed: int = generate.DEFAULT_SEED) -> list[byte
         "xlsb_macro": lambda: generate.make_xlsb(rng, macro=True),
         "svg": lambda: generate.make_svg(rng),
         "svg_script": lambda: generate.make_svg(rng, script=True),
+        "svg_png": lambda: generate.make_svg(rng, script=True),
         "tnef": lambda: _tnef(rng),
         "msg": lambda: _msg(rng),
         "jtd": lambda: outlook.ichitaro(generate._letter(rng, 4000)),
+        "jtdc": lambda: outlook.ichitaro_compressed(outlook.ichitaro(generate._letter(rng, 4000))),
     }
     return [makers[name]() for _ in range(count)]
 
@@ -109,10 +117,14 @@ def _msg(rng: random.Random) -> bytes:
     )
 
 
-def _policy() -> Any:
+def _policy(name: str) -> Any:
+    from sanitizers.cdr.settings import CdrPolicy
     from sanitizers.policy import AttachmentAction, AttachmentPolicy, Policy
 
-    return Policy(attachments=AttachmentPolicy(default=AttachmentAction.SANITIZE))
+    return Policy(
+        attachments=AttachmentPolicy(default=AttachmentAction.SANITIZE),
+        cdr=CdrPolicy(**CDR_SETTINGS.get(name, {})),
+    )
 
 
 def _in_process(name: str, files: list[bytes], seconds: float) -> dict[str, Any]:
@@ -122,7 +134,7 @@ def _in_process(name: str, files: list[bytes], seconds: float) -> dict[str, Any]
     disarm_here = Registry().disarm
 
     kind, filename = KINDS[name]
-    policy = _policy()
+    policy = _policy(name)
     outcomes: dict[str, int] = {}
     for data in files:  # warm-up
         out = disarm_here(data, filename, kind, AttachmentAction.SANITIZE, policy)
@@ -173,7 +185,7 @@ def _isolated(name: str, files: list[bytes], seconds: float) -> dict[str, Any]:
     from sanitizers.policy import AttachmentAction
 
     kind, filename = KINDS[name]
-    policy = _policy()
+    policy = _policy(name)
     lat: list[float] = []
     with IsolatedDisarmer(policy.cdr) as disarmer:
         for data in files:

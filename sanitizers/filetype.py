@@ -288,6 +288,9 @@ _MSG_PROPERTIES: Final = "__properties_version1.0"
 _MSG_PROPERTY: Final = "__substg1.0_"
 _ICHITARO_TEXT: Final = "DocumentText"
 _ICHITARO_TEXT_MAGIC: Final = b"SsmgV.01"
+# 一太郎 before the compound-file generations (versions 4 to 6: .jsw, .jaw, .jbw and their
+# templates .jtw, .juw, which libmagic does not know): "DOC", five NULs, eight spaces.
+_ICHITARO_OLD: Final = b"DOC" + bytes(5) + b" " * 8
 _ICHITARO_COMPRESSED: Final = "JSCompDocument"
 
 # Entries that make a ZIP something that installs or runs.
@@ -469,6 +472,8 @@ def _content_kind(untrusted_data: bytes, mime: str) -> str:
         return "executable"
     if untrusted_data.startswith(_TNEF_SIGNATURE):
         return "tnef"
+    if untrusted_data.startswith(_ICHITARO_OLD):
+        return "ichitaro"
     kind = kind_of_mime(mime)
     if mime == "application/encrypted":
         return "ooxml"  # a compound file, not a ZIP: its package is inside, encrypted

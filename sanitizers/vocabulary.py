@@ -311,6 +311,7 @@ class AuditEvent(StrEnum):
     DOWNLOAD = "download"  # an operator downloaded a quarantined original from the console
     STORE = "store"  # the store was migrated, backed up or copied
     NODE = "node"  # serve started on a node, or measured its clock against the database's
+    EVIDENCE = "evidence"  # a message was exported as evidence (sha256: of its manifest)
     NOTICE = "notice"  # a requester was told of the decision on their request
     DIGEST = "digest"  # serve (or mukaika digest send) sent the daily digests and summary
 
@@ -594,6 +595,7 @@ _JA: Final[Mapping[type[Code], Mapping[str, str]]] = {
         AuditEvent.DOWNLOAD: "原本のダウンロード",
         AuditEvent.STORE: "データベースの移行・バックアップ・複製",
         AuditEvent.NODE: "ノードの起動・時刻の照合",
+        AuditEvent.EVIDENCE: "証拠の書き出し",
         AuditEvent.NOTICE: "申請者への結果の通知",
         AuditEvent.DIGEST: "日次ダイジェスト・集計の送信",
     },
@@ -844,6 +846,7 @@ _EN: Final[Mapping[type[Code], Mapping[str, str]]] = {
         AuditEvent.DOWNLOAD: "original downloaded",
         AuditEvent.STORE: "store migrated, backed up or copied",
         AuditEvent.NODE: "node started or its clock checked",
+        AuditEvent.EVIDENCE: "evidence exported",
         AuditEvent.NOTICE: "requester told of the decision",
         AuditEvent.DIGEST: "daily digests and summary sent",
     },

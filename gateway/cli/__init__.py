@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES = (
     "gateway.cli.dmarc_reports",
     "gateway.cli.console",
     "gateway.cli.outbound",
+    "gateway.cli.evidence",
     "gateway.cli.digest",
 )
 

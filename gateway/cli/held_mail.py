@@ -34,6 +34,7 @@ from gateway.service.held_mail import (
 )
 from gateway.service.identity import acting_user
 from gateway.store import StoreError, StoreMissingError, StoreSchemaError, open_store
+from sanitizers.vocabulary import RequestState
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -152,6 +153,9 @@ def _request(args: argparse.Namespace) -> int:
 def _approve(args: argparse.Namespace) -> int:
     with _workflow(args) as held:
         outcome = held.approve(args.ref, acting_user(), expires=args.expires)
+    if outcome.decision.state is RequestState.PENDING:
+        _say(outcome, "approval recorded: it waits for the other approvers (k of n)")
+        return ExitCode.OK
     until = outcome.decision.expires_at or datetime.now(UTC)
     _say(outcome, f"approved until {until.isoformat(timespec='minutes')}: serve carries it out")
     return ExitCode.OK

@@ -4,12 +4,13 @@
 (送信遅延, ``[outbound] delay_seconds``), for its sender. The running ``serve`` does it (over
 its local control socket, as its own user or root): the mail is never sent, goes to the
 spool's ``dead`` state with reason ``cancelled``, and its sender is told. ``--sender`` must be
-the mail's envelope sender (a check that the right mail is cancelled); the web console will
-call the same service function for a signed-in sender.
+the mail's envelope sender (a check that the right mail is cancelled); the web console's
+outbound page sends serve the same request for a signed-in sender's own address.
 
 Held outbound mail (上長承認) is listed and decided with ``mukaika quarantine list --state
 release_requested``, ``mukaika quarantine approve REF`` and ``mukaika quarantine deny REF
---reason TEXT``, by an approver of the sender's group (``[[outbound.groups]]``).
+--reason TEXT``, by an approver of the sender's group (``[[outbound.groups]]``), as on the
+console's outbound page; a group with ``approvals_required`` k needs k approvers.
 
 Exit codes: 0 cancelled; 4 no such outbound mail waiting; 5 too late (its delay is over);
 77 not that sender's mail; 69 serve is not running; 78 invalid configuration.

@@ -1,4 +1,6 @@
-"""``mukaika quarantine list|show|export|verify|purge``: the operator's view of kept originals.
+"""``mukaika quarantine list|show|export|verify|evidence|purge``: the operator's view of kept
+originals. ``evidence REF --out DIR`` writes a message's evidence for an incident
+(:mod:`gateway.evidence.bundle`; ``mukaika evidence verify DIR`` checks it).
 
 The quarantine lives at ``DATA_DIR/quarantine`` (or the configured directory). The data
 directory comes from ``--data-dir``, else from ``service.data_dir`` in ``--config`` (or the
@@ -32,6 +34,9 @@ from typing import Any
 from gateway.cli.exit_codes import ExitCode
 from gateway.cli.held_mail import register_actions
 from gateway.cli.toolkit import CliError, add_group, data_dir, display_zone, fit, load, show_time
+from gateway.configuration.secret_key import SecretKeyError, load_secret_key, secret_key_path
+from gateway.evidence import bundle
+from gateway.evidence.audit import AuditLog
 from gateway.evidence.quarantine import (
     ENTRY_STATES,
     Quarantine,
@@ -45,9 +50,10 @@ from gateway.evidence.quarantine import (
 )
 from gateway.service import control
 from gateway.service.control import MAX_SECRET_BYTES, secret_lines
+from gateway.service.identity import acting_user
 from gateway.store import StoreError, StoreMissingError, StoreSchemaError, open_store
 from gateway.store.workflow import Decision, history
-from sanitizers.vocabulary import UnlockResult, Verdict
+from sanitizers.vocabulary import AuditEvent, UnlockResult, Verdict
 from sanitizers.vocabulary import label as code_label
 
 Handler = Callable[[argparse.Namespace], int]
@@ -101,6 +107,17 @@ def register(subparsers: Any) -> None:
         help="(required) file holding the password, each line one candidate; - reads stdin",
     )
     unlock.set_defaults(func=_guarded(_unlock))
+
+    evidence = add_action(
+        "evidence",
+        help="export a message as evidence: original, report, decisions, audit lines, a "
+        "sealed manifest (mukaika evidence verify checks it)",
+    )
+    evidence.add_argument("id", metavar="REF", help="quarantine id (the reference)")
+    evidence.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="a new (or empty) directory"
+    )
+    evidence.set_defaults(func=_guarded(_evidence))
 
     purge = add_action("purge", help="remove entries past retention")
     purge.add_argument(
@@ -293,6 +310,45 @@ def _export(args: argparse.Namespace) -> int:
                 f"{args.output} exists (use --force to overwrite)", ExitCode.USAGE
             ) from exc
     print(f"exported {args.id} ({size} bytes, SHA-256 verified) to {args.output}", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _evidence(args: argparse.Namespace) -> int:
+    """The evidence of one message (gateway.evidence.bundle says what and why)."""
+    config, _ = load(args)
+    root = data_dir(args, config)
+    try:
+        key = load_secret_key(secret_key_path(config.console.secret_key_file, root))
+    except (SecretKeyError, OSError) as exc:
+        raise CliError(f"the installation's secret key: {exc}", ExitCode.CONFIG) from exc
+    actor = acting_user()
+    node = config.node.resolved_name()
+    with _open(args) as (quarantine, _):
+        try:
+            exported = bundle.export(
+                quarantine,
+                args.id,
+                args.out,
+                audit_path=config.audit.resolve_path(root),
+                key=bundle.seal_key(key),
+                actor=actor,
+                node=node,
+            )
+        except bundle.EvidenceError as exc:
+            raise CliError(str(exc), ExitCode.USAGE) from exc
+    with AuditLog.from_settings(config.audit, root, node) as audit:
+        audit.write(
+            {
+                "event": AuditEvent.EVIDENCE,
+                "quarantine_id": args.id,
+                "actor": actor,
+                "sha256": exported.manifest_sha256,
+                "outcome": f"exported to {args.out}",
+            }
+        )
+    print(f"evidence of {args.id} written to {args.out}: {', '.join(exported.files)}")
+    print(f"{exported.audit_lines} audit line(s); manifest SHA-256 {exported.manifest_sha256}")
+    print(f"check it with: mukaika evidence verify {args.out}")
     return ExitCode.OK
 
 

@@ -734,6 +734,19 @@ class ApprovalGroup(Section):
     them by their mail address so that self-approval can be recognised."""
     self_approval: bool = False
     """An approver may decide on their own mail."""
+    approvals_required: int = Field(default=1, ge=1, le=100)
+    """k of n: how many of the approvers must approve a held mail before it is sent (each
+    approval recorded in the audit); one rejection rejects it. At most the number of
+    approvers."""
+
+    @model_validator(mode="after")
+    def _enough_approvers(self) -> Self:
+        if self.approvers and self.approvals_required > len(self.approvers):
+            raise ValueError(
+                f"outbound.groups {self.name!r}: approvals_required "
+                f"({self.approvals_required}) is more than its approvers ({len(self.approvers)})"
+            )
+        return self
 
 
 class DkimKey(Section):
@@ -795,9 +808,10 @@ class OutboundSettings(Section):
     decide and these are not read. A held mail of a sender in no group can be decided by any
     approver."""
     disclaimer: str = ""
-    """A text (免責文) appended to outbound mail that can take it unchanged otherwise: single-part
-    text/plain, 7bit or 8bit, UTF-8, US-ASCII or ISO-2022-JP; other mail leaves without it (the
-    audit line says so). "" = none."""
+    """A text (免責文) appended to the text of outbound mail where that needs no re-encoding: a
+    text/plain body in 7bit or 8bit UTF-8, US-ASCII or ISO-2022-JP, alone or first in
+    multipart/mixed, or the text/plain alternative of multipart/alternative (the HTML one is
+    left as it is); other mail leaves without it (the audit line says so). "" = none."""
     notify_sender: bool = True
     """Tell the sender (through the LGWAN-side MTA, delivery.relay_host) when their mail is
     held, refused, cancelled or decided."""

@@ -248,14 +248,14 @@ def _person(values: Mapping[str, list[bytes]], settings: DirectorySettings) -> P
         raise ValueError(
             f"{'no' if not logins else 'several'} {settings.login_attribute} (the login name)"
         )
-    role = _role(
+    role = role_of(
         _texts(values, settings.role_attribute) if settings.role_attribute else [], settings
     )
     groups = [group_name(value) for value in _texts(values, settings.group_attribute)]
     return person(logins[0], str(role), _texts(values, settings.mail_attribute), groups)
 
 
-def _role(values: list[str], settings: DirectorySettings) -> UserRole:
+def role_of(values: list[str], settings: DirectorySettings) -> UserRole:
     roles = {
         settings.role_map[v.strip().lower()]
         for v in values

@@ -127,6 +127,9 @@ RECORD_FIELDS: Final[frozenset[str]] = frozenset(
         "raised_limits",
         "outcome",
         "count",
+        # k of n approval of held outbound mail: approvals so far, and how many are needed.
+        "approvals",
+        "approvals_required",
         "user",
         "role",
         "schema",

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.configuration.config import Config, tenants_of
 from gateway.delivery.client import send_once
-from sanitizers.headers import rebuild_headers
+from sanitizers.headers import RebuiltHeaders, rebuild_headers
 from sanitizers.mime import parse_headers_only
 from sanitizers.policy import Limits
 from sanitizers.safetext import display_text
@@ -69,14 +69,20 @@ _SUBJECT: Final[dict[OutboundEvent, str]] = {
 }
 
 
+def shown_headers(untrusted_raw: bytes) -> RebuiltHeaders:
+    """Subject, From and Message-ID of a mail, decoded, bounded and made safe to show (what
+    the notices and the quarantine index show); empty when they cannot be read."""
+    try:
+        return rebuild_headers(
+            parse_headers_only(untrusted_raw, Limits()), ("Subject", "From", "Message-ID")
+        )
+    except Exception:  # noqa: BLE001 - a notice or an index row never fails for a header
+        return RebuiltHeaders()
+
+
 def subject_of(untrusted_raw: bytes) -> str:
     """The decoded Subject of a mail (bounded and made safe to show), "" if none."""
-    try:
-        headers = rebuild_headers(parse_headers_only(untrusted_raw, Limits()), ("Subject",))
-    except Exception:  # noqa: BLE001 - a notice never fails for the Subject
-        return ""
-    value = next((str(v) for _, v in headers.fields), "")
-    return display_text(value, 200)
+    return display_text(shown_headers(untrusted_raw).subject or "", 200)
 
 
 def build_notice(

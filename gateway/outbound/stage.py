@@ -9,7 +9,8 @@ conversion**::
 
 - **Delay** (送信遅延): the mail waits ``outbound.delay_seconds`` after it was accepted; until
   then its sender can cancel it (:meth:`OutboundStage.cancel`, reached through serve's control
-  socket by ``mukaika outbound cancel``; the console will call the same).
+  socket by ``mukaika outbound cancel`` and by the console's outbound page, which also
+  lists a sender's mail in its delay through :meth:`OutboundStage.waiting`).
 - **Rate limits** (:mod:`.rates`): past them the mail is held (reason ``rate_limit``).
 - **Checks** (:mod:`.checking`, in a pool process): malware (a hit rejects; clamd down
   defers, never sends unscanned), My Number and the ``[policy.outbound]`` checks. The rules
@@ -49,7 +50,7 @@ from gateway.evidence.ports import AuditPort, QuarantinePort
 from gateway.observation.ports import MetricsPort
 from gateway.outbound.checking import check_task
 from gateway.outbound.leaving import Signer, SigningError, leaving
-from gateway.outbound.notices import tell_sender
+from gateway.outbound.notices import shown_headers, subject_of, tell_sender
 from gateway.outbound.rates import RateLimits
 from gateway.processing.pool import SanitizerCrashed, TaskRunner
 from gateway.queue.scheduler import Scheduler
@@ -71,6 +72,10 @@ from sanitizers.vocabulary import (
 log = logging.getLogger("mukaika.outbound")
 
 OUTBOUND = "outbound"
+# What a sender is shown of their mail in its delay: at most this many mails, and of each at
+# most this many recipients (the answer crosses serve's control socket, which is bounded).
+MAX_WAITING = 50
+MAX_SHOWN_RECIPIENTS = 10
 
 
 class CancelError(Exception):
@@ -224,7 +229,9 @@ class OutboundStage:
             envelope = envelope.with_(quarantine_id=quarantine_id)
             self.metrics.quarantined()
         await asyncio.to_thread(
-            self.quarantine.record_result, envelope.quarantine_id, _index_report(report)
+            self.quarantine.record_result,
+            envelope.quarantine_id,
+            _index_report(report, untrusted_raw),
         )
         return envelope.with_(verdict=str(report.verdict), report=report.to_dict())
 
@@ -332,7 +339,42 @@ class OutboundStage:
             from_address=self.bounces.notice_from,
         )
 
-    # -- cancel by the sender ---------------------------------------------------------------
+    # -- the sender's view and cancel ----------------------------------------------------------
+
+    async def waiting(self, senders: tuple[str, ...]) -> list[dict[str, Any]]:
+        """The outbound mail of ``senders`` still in its delay (what the sender may cancel),
+        oldest first, at most :data:`MAX_WAITING`: the queue id, the envelope, the Subject
+        (made safe to show) and when the delay ends."""
+        wanted = {sender.strip().lower() for sender in senders if sender.strip()}
+        if not wanted:
+            return []
+        now = self.clock()
+        found: list[dict[str, Any]] = []
+        for queue_id in await asyncio.to_thread(self.spool.ids, "incoming"):
+            try:
+                envelope, untrusted_raw = await asyncio.to_thread(
+                    self.spool.load, "incoming", queue_id
+                )
+            except SpoolError:
+                continue  # gone meanwhile
+            due = envelope.received_at + self.config.outbound.delay_seconds
+            if envelope.direction != OUTBOUND or envelope.mail_from.lower() not in wanted:
+                continue
+            if now >= due or queue_id in self._cancelling:
+                continue
+            found.append(
+                {
+                    "queue_id": queue_id,
+                    "mail_from": envelope.mail_from,
+                    "rcpt_to": list(envelope.rcpt_tos[:MAX_SHOWN_RECIPIENTS]),
+                    "recipients": len(envelope.rcpt_tos),
+                    "subject": subject_of(untrusted_raw),
+                    "received_at": envelope.received_at,
+                    "due": due,
+                }
+            )
+        found.sort(key=lambda item: (item["received_at"], item["queue_id"]))
+        return found[:MAX_WAITING]
 
     async def cancel(self, queue_id: str, sender: str, actor: str) -> dict[str, Any]:
         """Cancel an outbound mail still in its delay, for its sender. The mail goes to
@@ -372,11 +414,18 @@ def _severity(report: OutboundReport) -> int:
     return {Verdict.DELIVER: 0, Verdict.HOLD: 1, Verdict.REJECT: 2}[report.verdict]
 
 
-def _index_report(report: OutboundReport) -> Report:
-    """What the quarantine index keeps of an outbound decision: its verdict and reasons."""
+def _index_report(report: OutboundReport, untrusted_raw: bytes) -> Report:
+    """What the quarantine index keeps of an outbound decision: its verdict and reasons, and
+    the headers the lists show (Subject, From, Message-ID)."""
     index = Report(size=0, sha256="")
     index.verdict = report.verdict
     index.reasons = list(report.reasons)
+    headers = shown_headers(untrusted_raw)
+    index.subject, index.from_, index.message_id = (
+        headers.subject,
+        headers.from_,
+        headers.message_id,
+    )
     return index
 
 

@@ -407,9 +407,15 @@ class Gateway:
     async def _control(
         self, command: str, reference: str, passwords: tuple[str, ...], actor: str
     ) -> dict[str, Any]:
-        """A request on the control socket: ``unlock`` with the password lines sent."""
+        """A request on the control socket: ``unlock`` with the password lines sent;
+        ``cancel`` (an outbound mail in its delay) and ``waiting`` (a sender's mail in its
+        delay) with the sender's addresses as the lines."""
         if command == "cancel":
             return await self._cancel(reference, passwords, actor)
+        if command == "waiting":
+            if self.outbound is None:
+                return {"result": "bad_request", "message": "[outbound] is off"}
+            return {"result": "ok", "mail": await self.outbound.waiting(passwords)}
         unlocking = self.worker.unlocking
         if command != "unlock" or unlocking is None:
             return {"result": "bad_request"}

@@ -37,6 +37,8 @@ MAX_REQUEST_BYTES: Final = 1024
 # The name a trusted local program (the console) gives for the person it acts for.
 MAX_ACTOR_CHARS: Final = 200
 MAX_SECRET_BYTES: Final = 8192
+# The longest answer a command reads back (a sender's mail in its delay is a short list).
+MAX_ANSWER_BYTES: Final = 256 * 1024
 READ_SECONDS: Final = 10.0
 # The answer waits for the sanitizer (decrypting with 10 candidates, then CDR).
 ANSWER_SECONDS: Final = 300.0
@@ -164,8 +166,8 @@ def request(
         client.sendall(secret)
         client.shutdown(socket.SHUT_WR)
         data = b""
-        while not data.endswith(b"\n") and len(data) <= MAX_REQUEST_BYTES:
-            chunk = client.recv(MAX_REQUEST_BYTES)
+        while not data.endswith(b"\n") and len(data) <= MAX_ANSWER_BYTES:
+            chunk = client.recv(65536)
             if not chunk:
                 break
             data += chunk

@@ -13,6 +13,9 @@ Rules (each one checked here, recorded in the store, and written to the audit lo
   release, never an exception, and only of mail addressed to one of their own addresses.
 - **Approve / deny**: by a user with the approver role who is not the requester. An approved
   exception expires (``release.exception_days`` unless given); serve refuses an expired one.
+  Held outbound mail: by an approver of the sender's group (its own only with
+  ``self_approval``), and approved once ``approvals_required`` of them approved (k of n; each
+  approval is an audit line with the count); one denial denies it.
 - A message has one open decision at a time; a released message is never released again.
 
 Threat model: the acting user's name comes from :mod:`.identity` and must be an enabled user of
@@ -28,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from gateway.configuration.config import Config
+from gateway.configuration.settings import ApprovalGroup
 from gateway.evidence.message_record import decision_record
 from gateway.evidence.ports import AuditPort
 from gateway.evidence.quarantine import QuarantineEntry, clean_text, is_valid_id
@@ -37,21 +41,26 @@ from gateway.store import Store
 from gateway.store.directory import groups_of_sender, has_groups
 from gateway.store.users import User, addresses_of, find_user
 from gateway.store.workflow import (
+    ALREADY,
     Decision,
     StateConflict,
     UnknownMessageError,
+    add_approval,
     decide,
     history,
+    of_kinds,
     open_decision,
     open_decision_of,
 )
 from sanitizers.addresses import address_matches
 from sanitizers.policy import Limits
-from sanitizers.vocabulary import AuditEvent, MessageState, RequestKind, RequestState
+from sanitizers.vocabulary import AuditEvent, MessageState, RequestKind, RequestState, UserRole
 
 MAX_REASON_CHARS: Final = 500
 PART_PATH_CHARS: Final = frozenset("0123456789.")
 MAX_PARTS: Final = 100
+# Held outbound mail the console lists at most (oldest first; expiry keeps the number small).
+MAX_LISTED: Final = 500
 
 # Where a release may start: mail held (or waiting for a password), or an exception denied.
 RELEASABLE_FROM: Final = frozenset(
@@ -152,8 +161,11 @@ class HeldMail:
         self._audit(AuditEvent.REQUEST, decision, user.name)
         return Outcome(decision, self._entry(ref))
 
-    def approve(self, ref: str, actor: str, *, expires: datetime | None = None) -> Outcome:
-        """Approve the pending request of ``ref`` (not one's own)."""
+    def approve(
+        self, ref: str, actor: str, *, expires: datetime | None = None, comment: str = ""
+    ) -> Outcome:
+        """Approve the pending request of ``ref`` (not one's own); ``comment``: the approver's
+        words on held outbound mail (optional, recorded)."""
         user, pending = self._deciding(ref, actor)
         now = datetime.now(UTC)
         if pending.kind is RequestKind.EXCEPTION and not self.config.scanner.enabled:
@@ -161,8 +173,37 @@ class HeldMail:
         until = expires or now + timedelta(days=self.config.release.exception_days)
         if until <= now:
             raise InvalidRequestError("the expiry must be in the future")
-        decision = self._decide(pending, approve=True, actor=user.name, reason=None, expires=until)
-        self._audit(AuditEvent.APPROVAL, decision, user.name)
+        words = clean_text(comment.strip(), MAX_REASON_CHARS) or None
+        if pending.kind is not RequestKind.OUTBOUND:
+            decision = self._decide(
+                pending, approve=True, actor=user.name, reason=words, expires=until
+            )
+            self._audit(AuditEvent.APPROVAL, decision, user.name)
+            return Outcome(decision, self._entry(ref))
+        required = approvals_required(self.config, self._entry(ref).mail_from)
+        try:
+            decision, count = add_approval(
+                self.store,
+                pending,
+                approver=user.name,
+                comment=words,
+                required=required,
+                expires_at=until,
+                now=now,
+            )
+        except StateConflict as exc:
+            if exc.found == ALREADY:
+                raise WrongStateError(
+                    f"user {user.name!r} approved this mail already: "
+                    f"{required} approvers must approve it"
+                ) from exc
+            raise WrongStateError(
+                f"request {pending.id} was decided meanwhile ({exc.found})"
+            ) from exc
+        record = decision_record(AuditEvent.APPROVAL, decision, user.name)
+        record["approvals"] = count
+        record["approvals_required"] = required
+        self.audit.write(record)
         return Outcome(decision, self._entry(ref))
 
     def deny(self, ref: str, actor: str, reason: str) -> Outcome:
@@ -172,6 +213,27 @@ class HeldMail:
         decision = self._decide(pending, approve=False, actor=user.name, reason=text, expires=None)
         self._audit(AuditEvent.DENIAL, decision, user.name)
         return Outcome(decision, self._entry(ref))
+
+    def held_outbound(self) -> list[tuple[Decision, QuarantineEntry]]:
+        """Held outbound mail waiting for its approvers (at most :data:`MAX_LISTED`, oldest
+        first), each with its entry: the console shows each user the ones they may see."""
+        pending = of_kinds(
+            self.store, RequestState.PENDING, (RequestKind.OUTBOUND,), limit=MAX_LISTED
+        )
+        found = []
+        for decision in pending:
+            try:
+                found.append((decision, self.index.get(decision.message)))
+            except LookupError:
+                continue  # purged meanwhile
+        return found
+
+    def outbound_decision(self, ref: str) -> Decision | None:
+        """The outbound decision of ``ref`` (the latest), or None: not outbound mail."""
+        return next(
+            (d for d in reversed(history(self.store, ref)) if d.kind is RequestKind.OUTBOUND),
+            None,
+        )
 
     def history(self, ref: str) -> list[Decision]:
         """Every decision on ``ref``, oldest first."""
@@ -264,7 +326,13 @@ class HeldMail:
                 f"message {ref} has no request waiting for approval ({entry.state})"
             )
         if pending.kind is RequestKind.OUTBOUND:
-            problem = outbound_approval_problem(self.config, user.name, entry.mail_from, self.store)
+            problem = outbound_approval_problem(
+                self.config,
+                user.name,
+                entry.mail_from,
+                self.store,
+                addresses_of(self.store, user.name),
+            )
             if problem:
                 raise NotAllowedError(problem)
         elif pending.requested_by == user.name:
@@ -360,8 +428,24 @@ class HeldMail:
         self.audit.write(decision_record(event, decision, actor))
 
 
+def outbound_groups(config: Config, sender: str) -> list[ApprovalGroup]:
+    """The ``[[outbound.groups]]`` ``sender`` belongs to."""
+    return [g for g in config.outbound.groups if address_matches(sender, g.senders)]
+
+
+def approvals_required(config: Config, sender: str) -> int:
+    """How many approvers must approve held outbound mail of ``sender`` (k of n): the largest
+    ``approvals_required`` of the sender's ``[[outbound.groups]]``; 1 for a sender in none
+    (and for the directory's groups, which name no number)."""
+    return max((g.approvals_required for g in outbound_groups(config, sender)), default=1)
+
+
 def outbound_approval_problem(
-    config: Config, approver: str, sender: str, store: Store | None = None
+    config: Config,
+    approver: str,
+    sender: str,
+    store: Store | None = None,
+    addresses: Iterable[str] = (),
 ) -> str | None:
     """Why ``approver`` may not decide on held outbound mail of ``sender``, or None.
 
@@ -369,12 +453,12 @@ def outbound_approval_problem(
     ``[[outbound.groups]]`` is not read: the approvers of the sender's groups are the members
     of those groups with the role approver (:func:`directory_approval_problem`). Otherwise the
     sender's groups of ``[[outbound.groups]]`` name their approvers. Either way a sender in no
-    group may be decided by any approver, and deciding on one's own mail (the approver named by
-    the sender's address) needs ``self_approval`` in the group."""
+    group may be decided by any approver, and deciding on one's own mail (the sender is the
+    approver's name or one of their ``addresses``) needs ``self_approval`` in the group."""
     if store is not None and has_groups(store):
         return directory_approval_problem(store, config, approver, sender)
-    groups = [g for g in config.outbound.groups if address_matches(sender, g.senders)]
-    own = approver.strip().lower() == sender.strip().lower()
+    groups = outbound_groups(config, sender)
+    own = sender.strip().lower() in {approver.strip().lower(), *(a.lower() for a in addresses)}
     if not groups:
         return f"user {approver!r} may not approve their own mail" if own else None
     allowed = [g for g in groups if approver.lower() in {a.lower() for a in g.approvers}]
@@ -403,6 +487,30 @@ def directory_approval_problem(
         names = ", ".join(group.name for group in groups)
         return f"user {approver!r} is not an approver of the sender's group ({names})"
     return None
+
+
+def may_see_outbound(
+    config: Config,
+    name: str,
+    role: UserRole,
+    addresses: Iterable[str],
+    sender: str,
+    store: Store | None = None,
+) -> bool:
+    """Whether a user may see a held outbound mail of ``sender``: its sender (one of their
+    addresses), or an approver of the sender's group (the directory's when ``store`` holds
+    groups, else ``[[outbound.groups]]``; any approver for a sender in no group). Nobody else,
+    whatever else their role sees: the mail may carry personal numbers that only the decision
+    needs."""
+    if sender.strip().lower() in {a.lower() for a in addresses}:
+        return True
+    if not may(role, Permission.DECIDE):
+        return False
+    if store is not None and has_groups(store):
+        found = groups_of_sender(store, sender)
+        return not found or any(name in group.approvers for group in found)
+    groups = outbound_groups(config, sender)
+    return not groups or any(name.lower() in {a.lower() for a in g.approvers} for g in groups)
 
 
 def _state_problem(ref: str, found: str) -> str:

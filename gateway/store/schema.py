@@ -256,3 +256,21 @@ original_chunks = Table(
     Column("data", LargeBinary, nullable=False),
     PrimaryKeyConstraint("id", "seq", name="original_chunks_pk"),
 )
+
+# Each approval of a decision that needs several (k of n approval of held outbound mail,
+# migration 0008): one row per approver, never two; the decision is approved when its
+# group's approvals_required are in, and one denial denies it.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column(
+        "request",
+        Integer,
+        ForeignKey("requests.id", ondelete="CASCADE", name="approvals_request_fk"),
+        nullable=False,
+    ),
+    Column("approver", String(100), nullable=False),
+    Column("approved_at", UtcTime, nullable=False),
+    Column("comment", Text),
+    PrimaryKeyConstraint("request", "approver", name="approvals_pk"),
+)

@@ -27,13 +27,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from gateway.store.database import Store
-from gateway.store.schema import messages, requests
+from gateway.store.schema import approvals, messages, requests
 from sanitizers.vocabulary import MessageState, RequestKind, RequestState
 
+# StateConflict.found when an approver approves a second time.
+ALREADY = "approved_by_you"
 # Decisions that are still open: one at a time per message.
 OPEN_STATES = (RequestState.PENDING, RequestState.APPROVED)
 
@@ -157,25 +159,123 @@ def decide(
     now: datetime,
 ) -> Decision:
     """Approve or deny a pending decision (the entry becomes ``approved`` or ``denied``)."""
+    with store.writing() as db:
+        return _decide_in(
+            db,
+            decision,
+            approve=approve,
+            actor=actor,
+            reason=reason,
+            expires_at=expires_at,
+            now=now,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """One approver's approval of a decision that needs several (k of n)."""
+
+    approver: str
+    approved_at: datetime
+    comment: str | None
+
+
+def add_approval(
+    store: Store,
+    decision: Decision,
+    *,
+    approver: str,
+    comment: str | None,
+    required: int,
+    expires_at: datetime | None,
+    now: datetime,
+) -> tuple[Decision, int]:
+    """Record ``approver``'s approval of a pending decision; when ``required`` approvals are in,
+    the decision is approved (as :func:`decide`, by the last approver). The decision and the
+    number of approvals so far. One transaction, the request's row locked first (PostgreSQL:
+    ``FOR UPDATE``; SQLite: the write lock), so two approvals at once are counted both.
+    :class:`StateConflict` when the decision is no longer pending or ``approver`` has approved
+    it already (``found`` = ``approved_by_you``)."""
+    with store.writing() as db:
+        found = db.scalar(
+            select(requests.c.state).where(requests.c.id == decision.id).with_for_update()
+        )
+        if found != str(RequestState.PENDING):
+            raise StateConflict(f"decision {decision.id} is {found}", str(found))
+        mine = select(approvals.c.approver).where(
+            approvals.c.request == decision.id, approvals.c.approver == approver
+        )
+        if db.scalar(mine) is not None:
+            raise StateConflict(f"{approver} approved decision {decision.id} already", ALREADY)
+        db.execute(
+            insert(approvals).values(
+                request=decision.id, approver=approver, approved_at=now, comment=comment
+            )
+        )
+        count = int(
+            db.scalar(
+                select(func.count())
+                .select_from(approvals)
+                .where(approvals.c.request == decision.id)
+            )
+            or 0
+        )
+        if count < required:
+            return _decision_by_id(db, decision.id), count
+        approved = _decide_in(
+            db,
+            decision,
+            approve=True,
+            actor=approver,
+            reason=comment,
+            expires_at=expires_at,
+            now=now,
+        )
+        return approved, count
+
+
+def approvals_of(store: Store, decision_id: int) -> list[Approval]:
+    """The approvals of a decision, oldest first."""
+    query = (
+        select(approvals)
+        .where(approvals.c.request == decision_id)
+        .order_by(approvals.c.approved_at, approvals.c.approver)
+    )
+    with store.reading() as db:
+        return [
+            Approval(row["approver"], row["approved_at"], row["comment"])
+            for row in db.execute(query).mappings()
+        ]
+
+
+def _decide_in(
+    db: Connection,
+    decision: Decision,
+    *,
+    approve: bool,
+    actor: str,
+    reason: str | None,
+    expires_at: datetime | None,
+    now: datetime,
+) -> Decision:
     state = RequestState.APPROVED if approve else RequestState.DENIED
     entry_state = MessageState.APPROVED if approve else MessageState.DENIED
-    with store.writing() as db:
-        changed = db.execute(
-            update(requests)
-            .where(requests.c.id == decision.id, requests.c.state == str(RequestState.PENDING))
-            .values(
-                state=str(state),
-                decided_by=actor,
-                decided_at=now,
-                decision_reason=reason,
-                expires_at=expires_at if approve else decision.expires_at,
-            )
-        ).rowcount
-        if changed != 1:
-            found = _decision_by_id(db, decision.id).state
-            raise StateConflict(f"decision {decision.id} is {found}", str(found))
-        _set_entry(db, decision.message, MessageState.RELEASE_REQUESTED, entry_state, now)
-        return _decision_by_id(db, decision.id)
+    changed = db.execute(
+        update(requests)
+        .where(requests.c.id == decision.id, requests.c.state == str(RequestState.PENDING))
+        .values(
+            state=str(state),
+            decided_by=actor,
+            decided_at=now,
+            decision_reason=reason,
+            expires_at=expires_at if approve else decision.expires_at,
+        )
+    ).rowcount
+    if changed != 1:
+        found = _decision_by_id(db, decision.id).state
+        raise StateConflict(f"decision {decision.id} is {found}", str(found))
+    _set_entry(db, decision.message, MessageState.RELEASE_REQUESTED, entry_state, now)
+    return _decision_by_id(db, decision.id)
 
 
 def finish(

@@ -10,10 +10,10 @@ executable inside.
 
 A format module supplies an :class:`ArchiveReader` (the members as the archive declares them,
 and a bounded read of one member); :func:`disarm_archive` does the rest, the same way for
-7z, RAR, LZH and tar (the ZIP sanitizer, with its password hook, still runs its own loop of
-the same checks; its reader here serves a ZIP given to the archive sanitizer), with the
-limits of :class:`sanitizers.cdr.settings.CdrPolicy` (``zip_*``: every archive kind reuses
-the ZIP limits):
+ZIP, 7z, RAR, LZH and tar (a ZIP's and a 7z's password hook turn their plaintext into a plain
+ZIP that comes through here again), with the limits of
+:class:`sanitizers.cdr.settings.CdrPolicy` (``zip_*``: every archive kind reuses the ZIP
+limits):
 
 1. before any member is read: nesting depth (``limit_depth``), member count
    (``limit_entries``), encryption (the part is ``held``: ``encrypted_archive`` awaiting a

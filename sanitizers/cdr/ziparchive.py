@@ -8,7 +8,9 @@ share a name and different tools extract different files (CVE-2013-4787), hide a
 behind encryption the gateway cannot see through, or simply carry a macro document, a script
 or an executable inside.
 
-What is done, all in memory (``zipfile`` over ``BytesIO``; nothing is written to disk):
+What is done, all in memory (``zipfile`` over ``BytesIO``; nothing is written to disk), by
+the one member loop every archive kind goes through
+(:func:`sanitizers.cdr.archive.disarm_archive`, fed by :class:`ZipReader`):
 
 1. the end-of-central-directory count is checked before ``zipfile`` lists the entries, then
    every entry is checked before any is decompressed: count (``limit_entries``), declared
@@ -50,25 +52,22 @@ import zipfile
 import zlib
 from collections.abc import Sequence
 from lzma import LZMAError
-from pathlib import PurePosixPath
 from typing import ClassVar
 from unicodedata import normalize
 
 from sanitizers.cdr.archive import (
     ArchiveReader,
     Member,
+    check_depth,
     check_layout,
     check_name,
     clean_name,
+    disarm_archive,
     verify_zip,
 )
 from sanitizers.cdr.base import CdrContext, CdrOutcome, CdrSanitizer
-from sanitizers.errors import LimitExceeded, Locked, SanitizeError
-from sanitizers.filenames import delivered_name
-from sanitizers.filetype import TypeInfo, detect
-from sanitizers.vocabulary import Action, Reason, RemovedItem
-
-ENTRY = RemovedItem.ENTRY
+from sanitizers.errors import LimitExceeded, SanitizeError
+from sanitizers.vocabulary import Reason
 
 _EOCD = b"PK\x05\x06"
 _SUPPORTED_METHODS = frozenset(
@@ -77,7 +76,6 @@ _SUPPORTED_METHODS = frozenset(
 _AES_METHOD = 99
 _UTF8_FLAG = 0x800
 _ENCRYPTED_FLAG = 0x1
-_PASSED = frozenset({Action.KEPT, Action.SANITIZED, Action.CONVERTED})
 
 
 def _eocd_count(data: bytes) -> int | None:
@@ -116,118 +114,18 @@ def _stamp(date_time: tuple[int, ...]) -> tuple[int, int, int, int, int, int]:
     return (min(max(year, 1980), 2107), month, day, hour, minute, second)
 
 
-def _detect(untrusted_data: bytes, name: str) -> TypeInfo:
-    """What an entry is: a ZIP declares no content types, so its content and name decide."""
-    return detect(untrusted_data, "application/octet-stream", name)
-
-
 class ZipSanitizer(CdrSanitizer):
     """Rebuilds ZIP archives from their disarmed entries."""
 
     kind: ClassVar[str] = "zip"
 
     def rebuild(self, untrusted_data: bytes, filename: str, ctx: CdrContext) -> CdrOutcome:
-        from sanitizers.policy import AttachmentAction, Policy
-
-        entries = ctx.entries
-        if entries is None:
-            raise SanitizeError(Reason.ERROR, "no registry for the archive's entries")
-        policy = ctx.full_policy or Policy(cdr=ctx.policy)
-        limits = ctx.policy
-        if ctx.depth > limits.zip_max_depth:
-            raise LimitExceeded(Reason.LIMIT_DEPTH, f"archive nested {ctx.depth} deep")
-        claimed = _eocd_count(untrusted_data)
-        if claimed is not None and claimed > limits.zip_max_entries:
-            raise LimitExceeded(Reason.LIMIT_ENTRIES, f"{claimed} entries")
+        check_depth(ctx)
+        reader = ZipReader(untrusted_data, ctx.policy.zip_max_entries)
         try:
-            archive = zipfile.ZipFile(io.BytesIO(untrusted_data))
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
-            raise SanitizeError(Reason.MALFORMED, str(exc)[:200]) from exc
-        with archive:
-            infos = archive.infolist()
-            if len(infos) > limits.zip_max_entries:
-                raise LimitExceeded(Reason.LIMIT_ENTRIES, f"{len(infos)} entries")
-            if any(_is_encrypted(info) for info in infos):
-                raise Locked(Reason.ENCRYPTED_ARCHIVE, filename)
-            declared = sum(info.file_size for info in infos)
-            if declared > limits.zip_max_total_bytes:
-                raise LimitExceeded(Reason.LIMIT_SIZE, f"{declared} bytes uncompressed")
-            names: dict[str, str] = {}
-            for info in infos:
-                name = check_name(entry_name(info))
-                # Windows compares names case-insensitively, macOS after Unicode normalisation.
-                key = normalize("NFC", clean_name(name)).casefold() + ("/" if info.is_dir() else "")
-                if key in names:
-                    raise SanitizeError(Reason.MALFORMED, f"duplicate name {name!r}"[:200])
-                names[key] = name
-                if info.compress_type not in _SUPPORTED_METHODS:
-                    raise SanitizeError(
-                        Reason.UNSUPPORTED_ARCHIVE, f"compression method {info.compress_type}"
-                    )
-                ratio = info.file_size / max(info.compress_size, 1)
-                if info.file_size >= limits.zip_ratio_min_bytes and ratio > limits.zip_max_ratio:
-                    raise LimitExceeded(Reason.LIMIT_RATIO, f"{name!r} ratio {ratio:.0f}"[:200])
-            check_layout(untrusted_data, infos)
-            children: list[tuple[str, CdrOutcome]] = []
-            passed: list[tuple[zipfile.ZipInfo, str, CdrOutcome]] = []
-            total = 0
-            for info in infos:
-                if info.is_dir():
-                    continue
-                name = clean_name(check_name(entry_name(info)))
-                try:
-                    with archive.open(info) as handle:
-                        untrusted_entry = handle.read(info.file_size + 1)
-                except (
-                    zipfile.BadZipFile,
-                    EOFError,
-                    OSError,
-                    ValueError,
-                    zlib.error,
-                    LZMAError,
-                ) as exc:
-                    # Bad CRC, header mismatch, truncated or corrupt compressed data.
-                    raise SanitizeError(Reason.MALFORMED, f"{name!r}: {exc}"[:200]) from exc
-                total += len(untrusted_entry)
-                if len(untrusted_entry) > info.file_size or total > limits.zip_max_total_bytes:
-                    raise LimitExceeded(Reason.LIMIT_SIZE, f"{name!r} larger than declared")
-                folder, _, base = name.rpartition("/")
-                info_type = _detect(untrusted_entry, base)
-                kind = info_type.kind
-                if kind in ("zip", "archive") and ctx.depth + 1 > limits.zip_max_depth:
-                    child = CdrOutcome.drop(Reason.LIMIT_DEPTH, f"archive nested {ctx.depth + 1}")
-                else:
-                    action = policy.attachments.action_for(kind)
-                    if ctx.keep_if_clean and action != AttachmentAction.REMOVE:
-                        action = AttachmentAction.KEEP_IF_CLEAN
-                    child = entries.disarm(
-                        untrusted_entry,
-                        base,
-                        kind,
-                        action,
-                        policy,
-                        depth=ctx.depth + 1,
-                        passwords=ctx.passwords,
-                    )
-                children.append((name, child))
-                if child.action == Action.HELD:
-                    return CdrOutcome(
-                        action=Action.HELD,
-                        reason=child.reason,
-                        detail=f"{name}: {child.detail}"[:200],
-                        children=tuple(children),
-                    )
-                if child.action in _PASSED and child.data is not None:
-                    # Named after what it was rebuilt as, like a mail attachment.
-                    new_base = delivered_name(
-                        child.filename or base,
-                        child.content_type or info_type.detected_mime,
-                        None if child.content_type else info_type.kind,
-                    )
-                    passed.append((info, f"{folder}/{new_base}" if folder else new_base, child))
-        if ctx.keep_if_clean:
-            return self._rebuilt_or_drop(filename, children, passed)
-        return self._build(filename, children, passed)
+            return disarm_archive(reader, len(untrusted_data), filename, ctx)
+        finally:
+            reader.close()
 
     def decrypt(self, untrusted_data: bytes, password: str, ctx: CdrContext) -> bytes | None:
         """The entries of an encrypted ZIP (ZipCrypto or WinZip AES) read with ``password``,
@@ -282,85 +180,17 @@ class ZipSanitizer(CdrSanitizer):
                 plain.writestr(entry, data)
         return out.getvalue()
 
-    def _rebuilt_or_drop(
-        self,
-        filename: str,
-        children: list[tuple[str, CdrOutcome]],
-        passed: list[tuple[zipfile.ZipInfo, str, CdrOutcome]],
-    ) -> CdrOutcome:
-        """keep_if_clean: when every entry passed and was clean, the archive rebuilt from its
-        verified entries (never the sender's bytes: a comment, data before the first entry or
-        between entries is read by no one); else removed."""
-        clean = len(passed) == len(children) > 0 and all(
-            child.reason == Reason.CLEAN and not child.removed for _name, child in children
-        )
-        if not clean:
-            reasons = [c.reason for _n, c in children if c.reason != Reason.CLEAN]
-            return CdrOutcome(
-                action=Action.REMOVED,
-                reason=reasons[0] if reasons else Reason.EMPTY,
-                detail="keep_if_clean: not every entry is clean",
-                children=tuple(children),
-            )
-        return self._build(filename, children, passed)
-
-    def _build(
-        self,
-        filename: str,
-        children: list[tuple[str, CdrOutcome]],
-        passed: list[tuple[zipfile.ZipInfo, str, CdrOutcome]],
-    ) -> CdrOutcome:
-        removed: set[RemovedItem] = set()
-        for _name, child in children:
-            removed.update(child.removed)
-            if child.action not in _PASSED:
-                removed.add(ENTRY)
-        if children and not passed:
-            first = children[0][1]
-            return CdrOutcome(
-                action=Action.REMOVED,
-                reason=first.reason,
-                detail="no entry survived",
-                removed=tuple(sorted(removed)),
-                children=tuple(children),
-            )
-        if not children:
-            return CdrOutcome.drop(Reason.EMPTY, "no files in the archive")
-        out = io.BytesIO()
-        used: set[str] = set()
-        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as new:
-            for info, name, child in passed:
-                unique = name
-                counter = 1
-                while unique.casefold() in used:  # a rename (.gif→.png) may collide
-                    stem = PurePosixPath(name)
-                    unique = str(stem.with_name(f"{stem.stem}_{counter}{stem.suffix}"))
-                    counter += 1
-                used.add(unique.casefold())
-                entry = zipfile.ZipInfo(unique, date_time=_stamp(info.date_time))
-                entry.compress_type = zipfile.ZIP_DEFLATED
-                entry.external_attr = 0o644 << 16
-                assert child.data is not None
-                new.writestr(entry, child.data)
-        reasons = [c.reason for _n, c in children if c.reason != Reason.CLEAN]
-        return CdrOutcome(
-            action=Action.SANITIZED,
-            reason=reasons[0] if reasons else Reason.CLEAN,
-            data=out.getvalue(),
-            filename=filename,
-            content_type="application/zip",
-            removed=tuple(sorted(removed)),
-            children=tuple(children),
-        )
-
     def verify(self, data: bytes, ctx: CdrContext) -> None:
         verify_zip(data, ctx)
 
 
 class ZipReader(ArchiveReader):
-    """A ZIP read for the shared archive mechanism (:mod:`sanitizers.cdr.archive`): how the
-    archive sanitizer reads a ZIP it is given (its own output, sanitized again). The same
-    checks as :meth:`ZipSanitizer.rebuild`: the end record's count first, the local headers."""
+    """A ZIP read for the shared archive mechanism (:mod:`sanitizers.cdr.archive`), by the
+    ZIP sanitizer and by the archive sanitizer given a ZIP (its own output, sanitized again):
+    the end record's count first, then the local headers (no two entries sharing data).
+    Encrypted entries make it held for a password (:meth:`ZipSanitizer.decrypt`)."""
+
+    decryptable: ClassVar[bool] = True
 
     def __init__(self, untrusted_data: bytes, max_entries: int) -> None:
         claimed = _eocd_count(untrusted_data)

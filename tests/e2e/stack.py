@@ -135,11 +135,17 @@ class Stack:
     console_url: str
     sink: SinkThread
     processes: list[Process] = field(default_factory=list)
+    # The outbound direction, when the stack runs it: its listener and the recording
+    # smarthost standing in for the prefecture's security cloud.
+    outbound_port: int = 0
+    smarthost: SinkThread | None = None
 
-    def send(self, raw: bytes, sender: str, recipients: list[str]) -> None:
+    def send(self, raw: bytes, sender: str, recipients: list[str], *, port: int = 0) -> None:
+        """Send over SMTP to the Internet-facing listener (or ``port``: the outbound one)."""
+
         async def sending() -> None:
             client = aiosmtplib.SMTP(
-                hostname="127.0.0.1", port=self.smtp_port, start_tls=False, timeout=60
+                hostname="127.0.0.1", port=port or self.smtp_port, start_tls=False, timeout=60
             )
             async with client:
                 await client.sendmail(sender, recipients, raw)
@@ -164,6 +170,21 @@ class Stack:
 
     def logs(self) -> str:
         return "\n".join(p.output() for p in self.processes)
+
+
+def outbound_config(port: int, smarthost_port: int, more: str) -> str:
+    """The [outbound] table of a stack that runs the outbound direction, then ``more`` (its
+    other keys, then tables such as [[outbound.groups]])."""
+    return f"""
+[outbound]
+enabled = true
+listen = "127.0.0.1:{port}"
+client_networks = ["127.0.0.0/8"]
+relay_host = "127.0.0.1"
+relay_port = {smarthost_port}
+tls = "none"
+{more}
+"""
 
 
 def write_config(
@@ -200,12 +221,19 @@ trusted_proxies = ["127.0.0.1"]
 
 
 @contextlib.contextmanager
-def running_stack(root: Path, extra: Callable[[int], str] | None = None) -> Iterator[Stack]:
+def running_stack(
+    root: Path, extra: Callable[[int], str] | None = None, outbound: str | None = None
+) -> Iterator[Stack]:
     """serve and console started on a fresh data directory; stopped after. ``extra`` makes
-    more configuration from the recording MTA's port."""
+    more configuration from the recording MTA's port; ``outbound``: run the outbound direction
+    too, with these further [outbound] settings."""
     sink = SinkThread()
+    smarthost = SinkThread() if outbound is not None else None
     smtp_port, console_port = free_port(), free_port()
+    outbound_port = free_port() if smarthost is not None else 0
     more = "" if extra is None else extra(sink.port)
+    if smarthost is not None:
+        more += outbound_config(outbound_port, smarthost.port, outbound or "")
     config = write_config(root, smtp_port, console_port, sink.port, more)
     stack = Stack(
         root,
@@ -214,6 +242,8 @@ def running_stack(root: Path, extra: Callable[[int], str] | None = None) -> Iter
         smtp_port,
         f"http://127.0.0.1:{console_port}",
         sink,
+        outbound_port=outbound_port,
+        smarthost=smarthost,
     )
     try:
         serve = _start(["serve", "--config", str(config)], root / "serve.log")
@@ -229,3 +259,5 @@ def running_stack(root: Path, extra: Callable[[int], str] | None = None) -> Iter
         for process in reversed(stack.processes):
             process.stop()
         sink.close()
+        if smarthost is not None:
+            smarthost.close()

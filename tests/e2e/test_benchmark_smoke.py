@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import peers
+from benchmarks import cdr, peers
 
 
 def test_peers_harness_smoke_run(tmp_path: Path) -> None:
@@ -40,3 +40,22 @@ def test_cluster_benchmark_smoke_run(tmp_path: Path) -> None:
         assert row["delivered_per_s"] > 0
         assert row["statements_per_msg"] > 0
         assert row["wal_bytes_per_msg"] > 0
+
+
+@pytest.mark.parametrize("name", sorted(cdr.KINDS))
+def test_cdr_benchmark_files_are_disarmed_not_removed(name: str) -> None:
+    """Each CDR benchmark kind measures the work its name says: the file is delivered
+    (sanitized, or converted for containers, 一太郎 and rasterised SVG), never removed for
+    being broken; the rasterised SVG comes out as a PNG and the compressed 一太郎 as text."""
+    from sanitizers.cdr.registry import Registry
+    from sanitizers.policy import AttachmentAction
+    from sanitizers.vocabulary import Action
+
+    kind, filename = cdr.KINDS[name]
+    (data,) = cdr.build(name, 1)
+    outcome = Registry().disarm(data, filename, kind, AttachmentAction.SANITIZE, cdr._policy(name))
+    assert outcome.action in (Action.SANITIZED, Action.CONVERTED), outcome
+    if name == "svg_png":
+        assert outcome.content_type == "image/png"
+    if name in ("jtd", "jtdc"):
+        assert outcome.content_type == "text/plain; charset=utf-8"

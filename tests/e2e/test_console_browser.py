@@ -438,6 +438,20 @@ def test_a_digest_link_opens_the_page_and_only_its_recipient_asks_for_release(
     assert "申請理由：取引先からの資料です" in notice_text
 
 
+def test_the_statistics_page_for_operators(stack: Stack, driver: webdriver.Chrome) -> None:
+    _sign_in(driver, stack, "oto")
+    driver.find_element(By.LINK_TEXT, "統計").click()
+    assert driver.find_element(By.TAG_NAME, "h1").text == "統計"
+    received = int(driver.find_element(By.ID, "messages").text)
+    assert received >= 1  # the module's mail of today
+    assert int(driver.find_element(By.ID, "backlog").text) >= 1
+    screenshot(driver, "statistics")
+    _sign_in(driver, stack, "rin")
+    assert not driver.find_elements(By.LINK_TEXT, "統計")
+    driver.get(stack.console_url + "/statistics")
+    assert "このページを開く権限がありません。" in _text(driver)
+
+
 def test_sign_in_lockout_is_per_user_behind_a_trusted_proxy(
     stack: Stack, driver: webdriver.Chrome
 ) -> None:

@@ -2,6 +2,9 @@
 an original (operators), and the workflow's actions (release, request, approve, deny), which
 call the same functions as the command line (:class:`gateway.service.held_mail.HeldMail`).
 
+Held outbound mail is not listed here: it has its pages (:mod:`.outbound`), and only its
+sender and its group's approvers see it.
+
 Threat model: a recipient sees only mail whose envelope names one of their addresses, and a
 tenant's user only that tenant's mail, in the list and on every message URL alike (another's
 message answers 404, as a missing one does).
@@ -41,9 +44,10 @@ from gateway.service.held_mail import (
     NotFoundError,
     WorkflowError,
     WrongStateError,
+    may_see_outbound,
 )
 from gateway.store.workflow import history
-from sanitizers.vocabulary import AuditEvent, MessageState, Reason
+from sanitizers.vocabulary import AuditEvent, MessageState, Reason, RequestKind
 
 PAGE_SIZE: Final = 50
 MAX_FILTER_CHARS: Final = 200
@@ -53,9 +57,15 @@ ALL_FILTER: Final = "all"
 
 
 def visible(user: ConsoleUser, entry: QuarantineEntry) -> bool:
-    """Whether ``user`` may see ``entry``: never another tenant's."""
+    """Whether ``user`` may see ``entry``: never another tenant's; held outbound mail only
+    its sender and its group's approvers, on the outbound pages."""
     if not user.sees_tenant(entry.tenant):
         return False
+    runtime = current()
+    if runtime.held.outbound_decision(entry.id) is not None:
+        return may_see_outbound(
+            runtime.config, user.name, user.role, user.addresses, entry.mail_from, runtime.store
+        )
     if user.may(Permission.SEE_ALL_MAIL):
         return True
     mine = set(user.addresses)
@@ -113,6 +123,7 @@ def _filter_of(request: HttpRequest, user: ConsoleUser) -> tuple[MailFilter, dic
         reason=reason or None,
         text=form["q"] or None,
         recipients=None if user.may(Permission.SEE_ALL_MAIL) else user.addresses,
+        without_kind=str(RequestKind.OUTBOUND),
         tenant=user.only_tenant,
     )
     return wanted, form
@@ -147,6 +158,8 @@ def mail_list(request: HttpRequest, user: ConsoleUser) -> HttpResponse:
 def message(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
     entry = _entry_for(user, ref)
     runtime = current()
+    if runtime.held.outbound_decision(entry.id) is not None:
+        return HttpResponseRedirect(f"/outbound/{entry.id}")
     try:
         original = runtime.quarantine.read_original(entry.id)
     except QuarantineError:
@@ -209,7 +222,8 @@ def download(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
     return response
 
 
-def _act(request: HttpRequest, ref: str, action: Any) -> HttpResponse:
+def act(request: HttpRequest, then: str, action: Any) -> HttpResponse:
+    """Run a workflow ``action``; on success go to ``then``, else the page of what refused."""
     try:
         action()
     except (NotFoundError, QuarantineNotFoundError):
@@ -220,14 +234,14 @@ def _act(request: HttpRequest, ref: str, action: Any) -> HttpResponse:
         return error_page(request, 409, str(exc))
     except WorkflowError as exc:
         return error_page(request, 400, str(exc))
-    return HttpResponseRedirect(f"/mail/{ref}")
+    return HttpResponseRedirect(then)
 
 
 @require_POST
 @requires(Permission.RELEASE)
 def release(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
     entry = _entry_for(user, ref)
-    return _act(request, ref, lambda: current().held.release(entry.id, user.name))
+    return act(request, f"/mail/{ref}", lambda: current().held.release(entry.id, user.name))
 
 
 def may_request(user: ConsoleUser, entry: QuarantineEntry) -> bool:
@@ -247,8 +261,10 @@ def request_release(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpRe
         return forbidden(request)
     reason = request.POST.get("reason", "")
     parts = [p for p in request.POST.get("parts", "").replace(",", " ").split() if p]
-    return _act(
-        request, ref, lambda: current().held.request(entry.id, user.name, reason, parts=parts)
+    return act(
+        request,
+        f"/mail/{ref}",
+        lambda: current().held.request(entry.id, user.name, reason, parts=parts),
     )
 
 
@@ -256,7 +272,7 @@ def request_release(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpRe
 @requires(Permission.DECIDE)
 def approve(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
     entry = _entry_for(user, ref)
-    return _act(request, ref, lambda: current().held.approve(entry.id, user.name))
+    return act(request, f"/mail/{ref}", lambda: current().held.approve(entry.id, user.name))
 
 
 @require_POST
@@ -264,4 +280,4 @@ def approve(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
 def deny(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
     entry = _entry_for(user, ref)
     reason = request.POST.get("reason", "")
-    return _act(request, ref, lambda: current().held.deny(entry.id, user.name, reason))
+    return act(request, f"/mail/{ref}", lambda: current().held.deny(entry.id, user.name, reason))

@@ -20,7 +20,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 
 from gateway.evidence.quarantine.entries import (
@@ -33,7 +44,7 @@ from gateway.evidence.quarantine.entries import (
     is_valid_id,
 )
 from gateway.store import Store, StoreError
-from gateway.store.schema import messages
+from gateway.store.schema import messages, requests
 from sanitizers.vocabulary import MessageState
 
 
@@ -54,6 +65,8 @@ class MailFilter:
     reason: str | None = None
     text: str | None = None
     recipients: tuple[str, ...] | None = None
+    # Leave out messages with a decision of this kind (held outbound mail has pages of its own).
+    without_kind: str | None = None
     tenant: str | None = None  # one tenant's mail only (a tenant's console users)
 
 
@@ -284,6 +297,12 @@ class QuarantineIndex:
                 return []
             query = query.where(
                 or_(*(func.lower(messages.c.rcpt_to).like(p, escape="\\") for p in own))
+            )
+        if wanted.without_kind is not None:
+            query = query.where(
+                ~exists().where(
+                    requests.c.message == messages.c.id, requests.c.kind == wanted.without_kind
+                )
             )
         query = query.order_by(messages.c.received_at.desc(), messages.c.id.desc())
         with self.store.reading() as db:

@@ -58,6 +58,10 @@ def _positionals(parser: argparse.ArgumentParser) -> list[str]:
         elif action.option_strings and action.required:
             choices = list(action.choices or ["some text"])
             values += [action.option_strings[0], str(choices[0])]
+    for group in parser._mutually_exclusive_groups:
+        if group.required:  # one of them is needed: the first, with a value if it takes one
+            first = group._group_actions[0]
+            values += [first.option_strings[0]] + (["some text"] if first.nargs != 0 else [])
     return values
 
 

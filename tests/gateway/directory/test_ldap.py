@@ -14,7 +14,7 @@ import pytest
 from gateway.cli import main
 from gateway.cli.exit_codes import ExitCode
 from gateway.configuration.settings import DirectorySettings, QuarantineSettings, StoreSettings
-from gateway.directory.ldap import DirectoryUnavailable, group_name, read_ldap
+from gateway.directory.ldap import DirectoryUnavailable, group_name, read_ldap, role_of
 from gateway.store import open_store
 from gateway.store.directory import list_groups
 from gateway.store.users import addresses_of, find_user, list_users
@@ -167,3 +167,14 @@ def test_an_empty_password_file_is_refused_before_any_bind(tmp_path: Path) -> No
 def test_a_dn_value_names_its_group_by_the_first_rdn() -> None:
     assert group_name("cn=税務課,ou=groups,dc=city,dc=example,dc=lg,dc=jp") == "税務課"
     assert group_name("総務課") == "総務課"
+
+
+def test_values_giving_two_roles_are_refused() -> None:
+    settings = DirectorySettings(
+        role_attribute="memberOf",
+        role_map={"cn=approvers,dc=city": UserRole.APPROVER, "cn=ops,dc=city": UserRole.OPERATOR},
+    )
+    assert role_of(["CN=Approvers,DC=City"], settings) is UserRole.APPROVER
+    assert role_of(["cn=staff,dc=city"], settings) is UserRole.RECIPIENT
+    with pytest.raises(ValueError, match=r"memberOf gives several roles \(approver, operator\)"):
+        role_of(["cn=approvers,dc=city", "cn=ops,dc=city"], settings)

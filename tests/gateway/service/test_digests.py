@@ -19,6 +19,8 @@ from gateway.processing.unlock_links import (
     digest_links,
 )
 from gateway.service.digests import DailyDigests, Digests, Mail, next_run
+from gateway.store import Store
+from gateway.store.singleton import DIGEST_JOB, SingletonLocks
 from tests.gateway.relaykit import FakeAudit, Sink
 from tests.gateway.service.daykit import KACHO, NOW, PUBLIC_URL, RIN, Day, day_config, day_of_mail
 
@@ -171,3 +173,32 @@ def test_send_at_must_be_a_time_of_day(tmp_path: Path) -> None:
 def test_digests_need_the_consoles_address(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"digest.enabled needs console.public_url"):
         Config.model_validate({"digest": {"enabled": True}})
+
+
+async def test_two_nodes_on_postgresql_send_the_day_once(
+    tmp_path: Path, postgres_url: str, sink: Sink
+) -> None:
+    """Each node asks for the job's advisory lock before its round; the holder sends, the
+    other nothing; when the holder goes, the other takes the job over."""
+    config = day_config(tmp_path / "data", sink.port, store={"url": postgres_url})
+    with day_of_mail(config) as pg_day:
+        nodes = [
+            SingletonLocks(Store.from_settings(config.store, tmp_path, create=False), name)
+            for name in ("node-a", "node-b")
+        ]
+        try:
+            jobs = [
+                DailyDigests(
+                    Digests(config, locks.store, _links(pg_day), FakeAudit(), FROM, lambda: NOW),
+                    held=locks.job(DIGEST_JOB).held,
+                )
+                for locks in nodes
+            ]
+            assert [await jobs[0].round(), await jobs[1].round()] == [(3, 0), (0, 0)]
+            assert len(sink.messages) == 3
+            nodes[0].close()  # node-a stops
+            assert await jobs[1].round() == (3, 0)
+        finally:
+            for locks in nodes:
+                locks.close()
+                locks.store.close()

@@ -68,3 +68,50 @@ def test_a_sender_in_no_group_any_approver_but_never_oneself() -> None:
         outbound_approval_problem(CONFIG, "x@other.example.lg.jp", "x@other.example.lg.jp")
         is not None
     )
+
+
+def test_approvals_required_is_the_largest_of_the_senders_groups() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from gateway.service.held_mail import approvals_required
+
+    config = Config.model_validate(
+        {
+            "outbound": {
+                "groups": [
+                    {"name": "a", "senders": ["city.example.lg.jp"], "approvers": ["x", "y"]},
+                    {
+                        "name": "b",
+                        "senders": ["zaisei@city.example.lg.jp"],
+                        "approvers": ["x", "y", "z"],
+                        "approvals_required": 2,
+                    },
+                ]
+            }
+        }
+    )
+    assert approvals_required(config, "somu@city.example.lg.jp") == 1
+    assert approvals_required(config, "zaisei@city.example.lg.jp") == 2
+    assert approvals_required(config, "x@other.example.jp") == 1
+    with pytest.raises(ValidationError, match="more than its approvers"):
+        Config.model_validate(
+            {"outbound": {"groups": [{"name": "c", "approvers": ["x"], "approvals_required": 2}]}}
+        )
+
+
+def test_an_approver_whose_address_is_the_sender_is_approving_their_own() -> None:
+    config = Config.model_validate(
+        {
+            "outbound": {
+                "groups": [{"name": "a", "senders": ["city.example.lg.jp"], "approvers": ["kacho"]}]
+            }
+        }
+    )
+    sender = "kacho@city.example.lg.jp"
+    assert outbound_approval_problem(config, "kacho", sender) is None  # not known as theirs
+    problem = outbound_approval_problem(
+        config, "kacho", sender, addresses=["KACHO@city.example.lg.jp"]
+    )
+    assert problem is not None
+    assert "own mail" in problem

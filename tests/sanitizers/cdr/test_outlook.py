@@ -339,6 +339,9 @@ def test_rtf_body_limits_depth_and_size() -> None:
         (F.msg(F.Msg("s")), "偽物.jtd", "msg", True),
         (F.cfb({"DocumentText": b"not the header", "WordDocument": b"x"}), "a.jtd", "ole", True),
         (b"MZ" + bytes(200), "a.jtd", "executable", True),
+        (F.ichitaro_compressed(F.ichitaro("x")), "a.jtdc", "ichitaro", False),
+        (b"DOC" + bytes(5) + b" " * 8 + bytes(48), "a.jtw", "ichitaro", False),  # 一太郎 4-6
+        (b"DOC" + bytes(5) + b" " * 8 + bytes(48), "a.txt", "ichitaro", True),
     ],
 )
 def test_kind_is_decided_by_content(data: bytes, name: str, kind: str, mismatch: bool) -> None:
@@ -632,6 +635,18 @@ def test_corpus_ichitaro_detected_and_its_text_read() -> None:
         assert (part.kind, part.reason) == ("ichitaro", Reason.TEXT_EXTRACTED)
         (text,) = _attachments(result).values()
         assert "テスト\n\n一太郎\n\nsheet1\n\nシート1" in text.decode("utf-8")
+    for path in sorted(folder.iterdir()):  # every generation, documents and templates
+        detected = detect(path.read_bytes(), "application/octet-stream", path.name)
+        assert (detected.kind, detected.mismatch) == ("ichitaro", False), path.name
+    for name in ("ver4_taro2016_basic.jsw", "ver6_taro2016_temp.juw"):  # before OLE: no text
+        result = _run([(name, "application/octet-stream", (folder / name).read_bytes())], policy)
+        (part,) = [p for p in result.report.parts if p.filename == name]
+        assert (part.kind, part.action, part.reason) == (
+            "ichitaro",
+            Action.REMOVED,
+            Reason.UNSUPPORTED_TYPE,
+        )
+        assert "文書の文字を取り出せませんでした" in body_text(result.message)
     for name in ("taro2016_basic_zip.jtdc", "taro2016_temp_zip.jttc"):  # compressed
         result = _run([(name, "application/octet-stream", (folder / name).read_bytes())], policy)
         (part,) = [p for p in result.report.parts if p.filename == name]
