@@ -909,6 +909,10 @@ class DirectorySettings(Section):
     """The most users one import (LDAP or CSV) may list; a larger one is refused whole."""
     self_approval: bool = False
     """An approver of a directory group may decide on their own held outbound mail."""
+    approvals_required: int = Field(default=1, ge=1, le=100)
+    """k of n for the directory's groups: how many approvers of the sender's group must approve
+    a held outbound mail (one rejection rejects it). A group needs at least this many approvers
+    (mukaika user groups lists them), or its mail waits until it expires."""
 
     @field_validator("role_map")
     @classmethod
