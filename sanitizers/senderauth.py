@@ -112,6 +112,21 @@ class AuthOutcome:
             self.temporary,
         )
 
+    def released(self) -> AuthOutcome:
+        """The outcome for a copy an operator released: the same results in its
+        Authentication-Results, and a hold or reject turned into a warning, so the recipient
+        is still told that the sender may be forged."""
+        if self.action not in (AuthAction.REJECT, AuthAction.HOLD):
+            return self
+        return AuthOutcome(
+            self.authserv_id,
+            self.results,
+            AuthAction.WARN,
+            self.reasons,
+            self.trusted_from,
+            self.temporary,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON for the spool, the report and the audit line."""
         data: dict[str, Any] = {

@@ -54,6 +54,9 @@ RECORDS: dict[str, list[tuple[str, str]]] = {
         ("bank", f"v=spf1 ip4:{PARTNER_IP} -all"),
         ("_dmarc.bank", "v=DMARC1; p=reject; rua=mailto:reports@dmarc-vendor.ne.jp"),
         ("_dmarc.leaky", "v=DMARC1; p=none; rua=mailto:r@collector.ne.jp"),
+        # p=reject applied to a quarter of failing mail (RFC 7489 6.6.4).
+        ("sampled", f"v=spf1 ip4:{PARTNER_IP} -all"),
+        ("_dmarc.sampled", "v=DMARC1; p=reject; pct=25; rua=mailto:dmarc@sampled.co.jp"),
     ],
     "ne.jp": [
         ("town", f"v=spf1 ip4:{PARTNER_IP} -all"),

@@ -1,40 +1,40 @@
 """``mukaika dmarc-reports``: the DMARC aggregate reports (RFC 7489 section 7) of one day.
 
-Reads what the gateway recorded (``auth.reports.enabled``; ``DATA_DIR/dmarc/``) for the day
-(UTC; default: yesterday), builds one report per domain that asks for them (``rua``), checks
-each outside destination as RFC 7489 7.1 asks (real DNS queries through ``auth.nameservers``)
-and checks each report against the DMARC schema. ``--out DIR`` writes each report (``.xml.gz``)
-and the mail that carries it (``.eml``, From ``auth.reports.from_address``); ``--dry-run``
-only lists them. Sending waits for the outbound relay (issue 19): hand the ``.eml`` files to
-the municipality's outgoing MTA meanwhile (e.g. ``sendmail -t < FILE``). ``--tenant NAME``
-reports that tenant's mail with its own ``[tenants.auth.reports]`` (From, org_name).
+serve sends them by itself (``auth.reports.enabled`` and ``outbound.enabled``: the job in
+:mod:`gateway.service.dmarc_reporting`). This command shows or writes one day's: the rows every
+node handed in to the store, and this node's records not handed in yet (``DATA_DIR/dmarc/``),
+for the day (UTC; default: yesterday); one report per domain that asks for them (``rua``),
+each outside destination checked as RFC 7489 7.1 asks (real DNS queries through
+``auth.nameservers``) and each report checked against the DMARC schema. ``--out DIR`` writes
+each report (``.xml.gz``) and the mail that carries it (``.eml``, From
+``auth.reports.from_address``), for an installation without the outbound relay (hand them to
+the municipality's outgoing MTA, e.g. ``sendmail -t < FILE``); ``--dry-run`` only lists them.
+Neither marks anything reported. ``--tenant NAME`` shows that tenant's mail with its own
+``[tenants.auth.reports]`` (From, org_name).
 
 Exit codes: 0 done (also with nothing to report); 2 usage; 78 invalid configuration or
-reports off.
+reports off; 79 the store's schema is not this version's; 74 the store cannot be read.
 """
 
 from __future__ import annotations
 
 import argparse
 from datetime import UTC, date, datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
 from gateway.cli.exit_codes import ExitCode
-from gateway.cli.toolkit import CliError, add_config_option, load
+from gateway.cli.toolkit import CliError, add_config_option, data_dir, load, opened_store
 from gateway.configuration.config import tenants_of
-from gateway.configuration.settings import AuthReportsSettings
-from gateway.senderauth.evaluate import organisational_domain
-from gateway.senderauth.reports import Report, build_reports, read_day, schema_problems
+from gateway.senderauth.reports import build_reports, report_mail, schema_problems
 from gateway.senderauth.resolver import Resolver
+from gateway.service.dmarc_reporting import day_rows
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "dmarc-reports",
-        help="build the DMARC aggregate reports of a day",
+        help="show or write the DMARC aggregate reports of a day",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -67,10 +67,12 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None and not args.dry_run:
         raise CliError("give --out DIR, or --dry-run", ExitCode.USAGE)
     day: date = args.day or (datetime.now(UTC).date() - timedelta(days=1))
-    directory = Path(config.service.data_dir) / "dmarc"
+    root = data_dir(args, config)
+    with opened_store(config, root) as store:
+        rows = day_rows(store, root / "dmarc", config.node.resolved_name(), day, args.tenant)
     resolver = Resolver(config.auth.nameservers, config.auth.timeout_seconds, 0)
     reports = build_reports(
-        read_day(directory, day, args.tenant),
+        rows,
         day,
         org_name=settings.org_name,
         email=settings.from_address,
@@ -87,29 +89,10 @@ def run(args: argparse.Namespace) -> int:
         for why in report.refused:
             print(f"  left out: {why}")
         if args.out is not None and not args.dry_run and report.destinations:
-            write(args.out, report, day, settings)
+            name, data, mail = report_mail(
+                report, day, from_address=settings.from_address, org_name=settings.org_name
+            )
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / name).write_bytes(data)
+            (args.out / f"{name[: -len('.xml.gz')]}.eml").write_bytes(mail)
     return ExitCode.OK
-
-
-def write(directory: Path, report: Report, day: date, settings: AuthReportsSettings) -> None:
-    """``report`` as ``.xml.gz`` and as the mail that carries it (``.eml``)."""
-    begin = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
-    end = begin + 86399
-    ours = organisational_domain(settings.from_address.rpartition("@")[2])
-    name = report.attachment_name(ours, begin, end)
-    directory.mkdir(parents=True, exist_ok=True)
-    data = report.gzipped()
-    (directory / name).write_bytes(data)
-    mail = EmailMessage()
-    mail["From"] = settings.from_address
-    mail["To"] = ", ".join(report.destinations)
-    mail["Date"] = format_datetime(datetime.now(UTC))
-    mail["Message-ID"] = make_msgid(domain=ours)
-    mail["Subject"] = (
-        f"Report Domain: {report.domain} Submitter: {ours} Report-ID: <{report.report_id}>"
-    )
-    mail.set_content(
-        f"DMARC aggregate report for {report.domain} from {settings.org_name} ({day}, UTC).\n"
-    )
-    mail.add_attachment(data, maintype="application", subtype="gzip", filename=name)
-    (directory / f"{name[: -len('.xml.gz')]}.eml").write_bytes(mail.as_bytes())

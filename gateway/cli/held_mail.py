@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from gateway.cli.exit_codes import ExitCode
-from gateway.cli.toolkit import CliError, data_dir, load
+from gateway.cli.toolkit import CliError, data_dir, load, opened_store
 from gateway.evidence.audit import AuditLog
 from gateway.service.held_mail import (
     HeldMail,
@@ -33,7 +33,7 @@ from gateway.service.held_mail import (
     WrongStateError,
 )
 from gateway.service.identity import acting_user
-from gateway.store import StoreError, StoreMissingError, StoreSchemaError, open_store
+from gateway.store import StoreError
 from sanitizers.vocabulary import RequestState
 
 Handler = Callable[[argparse.Namespace], int]
@@ -118,15 +118,10 @@ def _expiry(text: str) -> datetime:
 def _workflow(args: argparse.Namespace) -> Iterator[HeldMail]:
     config, _ = load(args)
     root = data_dir(args, config)
-    try:
-        store = open_store(config.store, config.quarantine, root)
-    except StoreMissingError as exc:
-        raise CliError(f"{exc} (check --data-dir or --config)", ExitCode.NOT_FOUND) from exc
-    except StoreSchemaError as exc:
-        raise CliError(str(exc), ExitCode.STORE_SCHEMA) from exc
-    except StoreError as exc:
-        raise CliError(f"cannot open the store: {exc}", ExitCode.IO_ERROR) from exc
-    with store, AuditLog.from_settings(config.audit, root, config.node.resolved_name()) as audit:
+    with (
+        opened_store(config, root) as store,
+        AuditLog.from_settings(config.audit, root, config.node.resolved_name()) as audit,
+    ):
         yield HeldMail(store, config, audit)
 
 

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from gateway.cli.exit_codes import ExitCode
 from gateway.configuration.config import Config, ConfigError, Layered, load_layered
 from gateway.configuration.files import file_problems
+from gateway.store import Store, StoreError, StoreMissingError, StoreSchemaError, open_store
 
 
 class CliError(Exception):
@@ -132,6 +133,18 @@ def data_dir(args: argparse.Namespace, config: Config) -> Path:
     """``--data-dir``, else ``service.data_dir`` of the configuration."""
     given: Path | None = getattr(args, "data_dir", None)
     return given if given is not None else Path(config.service.data_dir)
+
+
+def opened_store(config: Config, root: Path) -> Store:
+    """The installation's store (already migrated), or the CliError that says why not."""
+    try:
+        return open_store(config.store, config.quarantine, root)
+    except StoreMissingError as exc:
+        raise CliError(f"{exc} (check --data-dir or --config)", ExitCode.NOT_FOUND) from exc
+    except StoreSchemaError as exc:
+        raise CliError(str(exc), ExitCode.STORE_SCHEMA) from exc
+    except StoreError as exc:
+        raise CliError(f"cannot open the store: {exc}", ExitCode.IO_ERROR) from exc
 
 
 # --- times ------------------------------------------------------------------------------------

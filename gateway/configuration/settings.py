@@ -357,7 +357,8 @@ class StoreSettings(Section):
     schema is always refused."""
     pool_size: int = Field(default=5, ge=1, le=100)
     """PostgreSQL: connections each process keeps open at most (the pool never opens more;
-    a request waits for a free one up to pool_timeout_seconds)."""
+    a request waits for a free one up to pool_timeout_seconds). serve keeps one more, outside
+    the pool, for the locks of the jobs that run once per cluster."""
     pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     """PostgreSQL: how long a request waits for a free pooled connection before it fails
     (mail is then answered 4xx, never accepted unrecorded)."""
@@ -908,6 +909,10 @@ class DirectorySettings(Section):
     """The most users one import (LDAP or CSV) may list; a larger one is refused whole."""
     self_approval: bool = False
     """An approver of a directory group may decide on their own held outbound mail."""
+    approvals_required: int = Field(default=1, ge=1, le=100)
+    """k of n for the directory's groups: how many approvers of the sender's group must approve
+    a held outbound mail (one rejection rejects it). A group needs at least this many approvers
+    (mukaika user groups lists them), or its mail waits until it expires."""
 
     @field_validator("role_map")
     @classmethod

@@ -162,6 +162,13 @@ class Tenants:
             deep_merge(self._outbound.model_dump(), known.outbound)
         )
 
+    def reports_enabled(self) -> bool:
+        """Whether DMARC aggregate reports are on for the gateway or for any tenant."""
+        return self._auth.enabled and (
+            self._auth.reports.enabled
+            or any(self.auth(name).reports.enabled for name in self.by_name)
+        )
+
     def auth(self, tenant: str) -> AuthSettings:
         """[auth] with the tenant's authserv_id and reports merged over it."""
         known = self.by_name.get(tenant)

@@ -5,8 +5,9 @@ The original is hostile. It is never shown as HTML and nothing in it is loaded: 
 (:func:`sanitizers.pipeline.sanitize_message`) rebuilds it with the effective policy of its
 recipients and the holds lifted (as a release would), and the console shows the text of that
 rebuild and its report; a message still held (a limit) is rendered again text-only, every file
-removed unparsed. Header values are decoded by the standard library and cleaned of control
-and bidi characters; the templates escape everything.
+removed unparsed. Sender authentication as it was found before the 250 is applied as a release
+applies it (a spoofing warning at the top of the text). Header values are decoded by the
+standard library and cleaned of control and bidi characters; the templates escape everything.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sanitizers.pipeline import sanitize_message
 from sanitizers.release import ReleaseTerms
 from sanitizers.report import PartReport, Report
 from sanitizers.safetext import log_text
+from sanitizers.senderauth import AuthOutcome
 from sanitizers.vocabulary import Verdict
 
 SHOWN_HEADERS: Final = (
@@ -94,9 +96,14 @@ def render(untrusted_raw: bytes, entry: QuarantineEntry, config: Config) -> Rend
         sender=entry.mail_from, recipients=list(entry.rcpt_to), client=entry.client
     )
     policy = groups[0].policy if groups else config.policy
+    auth = None if entry.auth is None else AuthOutcome.from_dict(entry.auth).released()
     try:
         result = sanitize_message(
-            untrusted_raw, policy, reference=entry.id, release=ReleaseTerms(lift_holds=True)
+            untrusted_raw,
+            policy,
+            reference=entry.id,
+            release=ReleaseTerms(lift_holds=True),
+            auth=auth,
         )
         if result.verdict is Verdict.HOLD:
             text_only = sanitize_message(
@@ -104,6 +111,7 @@ def render(untrusted_raw: bytes, entry: QuarantineEntry, config: Config) -> Rend
                 policy,
                 reference=entry.id,
                 release=ReleaseTerms(lift_holds=True, text_only=True),
+                auth=auth,
             )
             text = body_text(text_only.message) if text_only.verdict is not Verdict.HOLD else ""
         else:

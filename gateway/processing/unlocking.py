@@ -50,6 +50,7 @@ from gateway.queue.scheduler import Scheduler
 from gateway.queue.spool import Envelope, Spool, new_queue_id
 from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
+from sanitizers.senderauth import AuthOutcome
 from sanitizers.vocabulary import AuditEvent, MessageState, Reason, UnlockResult, Verdict
 
 log = logging.getLogger("mukaika.unlock")
@@ -209,6 +210,7 @@ class Unlocking:
                 policy=policy,
                 passwords=passwords,
                 unlocked_by_mail=actor == AUTOMATIC,
+                auth=None if entry.auth is None else AuthOutcome.from_dict(entry.auth),
             )
         except (TemporaryFailure, SanitizerCrashed) as exc:
             log.warning("%s unlock attempt %d failed: %s", reference, attempts, type(exc).__name__)
@@ -248,6 +250,7 @@ class Unlocking:
             quarantine_id=reference,
             verdict=str(report.verdict),
             report=report.to_dict(),
+            tenant=entry.tenant,  # to its tenant's MTA, as the held copy went
         )
         # Spooled straight to outgoing (the unlocked mail never enters the filter again),
         # then released: a crash in between can only lead to a second unlock, a duplicate,
@@ -364,4 +367,6 @@ class Unlocking:
         )
         record["actor"] = actor
         record["outcome"] = answer.result.value
+        if entry.tenant:
+            record["tenant"] = entry.tenant
         self.audit.write(record)

@@ -24,8 +24,10 @@ import contextlib
 import functools
 import ipaddress
 import logging
+import secrets
 import socket
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -60,6 +62,13 @@ MAX_SIGNATURES = 10  # DKIM signatures verified per message (each costs a DNS qu
 MAX_FROM_DOMAINS = 5  # distinct From domains evaluated for DMARC
 MIN_KEY_BITS = 1024  # shorter RSA keys fail (RFC 8301)
 _FORWARDED = "trusted forwarder"
+# The policy applied to a failing message outside the ``pct`` sample (RFC 7489 6.6.4).
+_LOWER_POLICY = {"reject": "quarantine", "quarantine": "none", "none": "none"}
+
+
+def _percentile() -> int:
+    """0–99, unpredictable: a sender cannot make its mail fall outside the sample."""
+    return secrets.randbelow(100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +86,9 @@ class Published:
     rua: tuple[str, ...]
     dkim_aligned: bool
     spf_aligned: bool
+    # The message failed but fell outside the record's ``pct`` sample (RFC 7489 6.6.4): the
+    # next lower policy applied (reject → quarantine, quarantine → none).
+    sampled_out: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +141,12 @@ class Authenticator:
         authserv_id: str,
         protected_domains: tuple[str, ...] = (),
         resolver: Resolver | None = None,
+        sample: Callable[[], int] = _percentile,
     ) -> None:
+        """``sample``: a number 0–99 per failing message, compared with the record's ``pct``
+        (the tests give a fixed one)."""
         self.settings = settings
+        self.sample = sample
         self.authserv_id = (settings.authserv_id or authserv_id).lower()
         self.resolver = resolver or Resolver(
             settings.nameservers, settings.timeout_seconds, settings.cache_entries
@@ -308,12 +324,17 @@ class Authenticator:
         evaluated = policy.result
         assert evaluated is not None
         applied = _policy_name(policy.policy, org_domain)
-        published.append(_published(policy, domain, org_domain, evaluated))
-        if evaluated.result is dmarc.DMARCResult.PASS:
+        passed = evaluated.result is dmarc.DMARCResult.PASS
+        pct = _pct(policy.policy)
+        sampled_out = not passed and not undecided and pct < 100 and self.sample() >= pct
+        published.append(_published(policy, domain, org_domain, evaluated, sampled_out))
+        if passed:
             return MethodResult("dmarc", "pass", from_property, f"p={applied}")
         if undecided:
             return MethodResult("dmarc", "temperror", from_property, f"p={applied}")
         comment = f"p={applied}"
+        if sampled_out:
+            comment = f"p={_LOWER_POLICY[applied]} sampled out of p={applied} pct={pct}"
         if arc_sealer and arc_sealer in self.settings.arc_trusted_sealers:
             comment += f" {_FORWARDED} {arc_sealer}"
         return MethodResult("dmarc", "fail", from_property, comment)
@@ -496,8 +517,17 @@ def _policy_name(policy: dmarc.Policy, org_domain: str | None) -> str:
     return str(chosen.value) if chosen is not dmarc.DMARCDisposition.UNSPECIFIED else "none"
 
 
+def _pct(record: dmarc.Policy) -> int:
+    """The record's ``pct`` (100 when absent or out of range)."""
+    return record.pct if 0 <= record.pct <= 100 else 100
+
+
 def _published(
-    policy: dmarc.DMARCPolicy, domain: str, org_domain: str | None, evaluated: dmarc.Result
+    policy: dmarc.DMARCPolicy,
+    domain: str,
+    org_domain: str | None,
+    evaluated: dmarc.Result,
+    sampled_out: bool,
 ) -> Published:
     record = policy.policy
 
@@ -512,10 +542,11 @@ def _published(
         sp=value(record.sp, value(record.p, "none")),
         adkim=value(record.adkim, "r"),
         aspf=value(record.aspf, "r"),
-        pct=record.pct if record.pct >= 0 else 100,
+        pct=_pct(record),
         rua=tuple(str(uri) for uri in record.rua),
         dkim_aligned=evaluated.dkim is dmarc.DMARCResult.PASS,
         spf_aligned=evaluated.spf is dmarc.DMARCResult.PASS,
+        sampled_out=sampled_out,
     )
 
 

@@ -31,6 +31,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -104,6 +106,7 @@ class Recorder:
                             "rua": list(published.rua),
                         },
                         "disposition": _DISPOSITIONS.get(action, "none"),
+                        "sampled_out": published.sampled_out,
                         "dkim_aligned": published.dkim_aligned,
                         "spf_aligned": published.spf_aligned,
                         "dkim": dkim,
@@ -119,20 +122,32 @@ class Recorder:
             handle.write("".join(line + "\n" for line in lines))
 
 
+def day_files(directory: Path, day: date) -> list[Path]:
+    """The record files of ``day`` (UTC), one per process that wrote that day."""
+    return sorted(directory.glob(f"{day.isoformat()}.*.jsonl"))
+
+
+def read_file(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of one file; damaged lines (a crash, a cut) are skipped."""
+    with path.open("r", encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if len(line) > MAX_RECORD_LINE or not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                yield record
+
+
 def read_day(directory: Path, day: date, tenant: str = "") -> Iterator[dict[str, Any]]:
     """Every record of ``day`` (UTC) for ``tenant`` ("" without tenants), from every
     process's file."""
-    for path in sorted(directory.glob(f"{day.isoformat()}.*.jsonl")):
-        with path.open("r", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if len(line) > MAX_RECORD_LINE or not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a crash
-                if isinstance(record, dict) and record.get("tenant", "") == tenant:
-                    yield record
+    for path in day_files(directory, day):
+        for record in read_file(path):
+            if record.get("tenant", "") == tenant:
+                yield record
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +159,8 @@ class Report:
     destinations: tuple[str, ...]  # rua addresses that passed the section 7.1 check
     refused: tuple[str, ...]  # rua addresses left out, each with why
     xml: bytes
+    # A destination could not be verified for now (DNS): worth trying again later.
+    retry: bool = False
 
     def attachment_name(self, org_domain: str, begin: int, end: int) -> str:
         """RFC 7489 7.2.1.1: receiver!policy-domain!begin!end.xml.gz"""
@@ -153,35 +170,65 @@ class Report:
         return gzip.compress(self.xml, mtime=0)
 
 
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One report row: messages of one policy domain alike in source, identifiers, results
+    and disposition, and how many there were."""
+
+    domain: str
+    policy: dict[str, Any]  # the record that applied (p, sp, adkim, aspf, pct, rua)
+    row: dict[str, Any]
+    count: int
+    tenant: str = ""  # whose mail it counts ("" without tenants)
+
+
+def aggregate(records: Iterable[dict[str, Any]]) -> list[Row]:
+    """``records`` (:meth:`Recorder.record`'s lines) counted into rows per tenant, for the
+    policy domains that ask for reports (``rua``)."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    policies: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in records:
+        policy = record.get("policy") or {}
+        if not (isinstance(policy, dict) and policy.get("rua")):
+            continue
+        domain = str(policy.get("domain", "")).lower()
+        tenant = str(record.get("tenant", ""))
+        if domain:
+            policies[tenant, domain] = policy  # the last one seen is the one reported
+            counts[tenant, domain, json.dumps(_row_key(record), sort_keys=True)] += 1
+    return [
+        Row(domain, policies[tenant, domain], json.loads(key), count, tenant)
+        for (tenant, domain, key), count in sorted(counts.items())
+    ]
+
+
 def build_reports(
-    records: Iterable[dict[str, Any]],
+    rows: Iterable[Row],
     day: date,
     *,
     org_name: str,
     email: str,
     lookup: Lookup,
+    serial: str = "",
 ) -> list[Report]:
-    """The day's reports, one per policy domain that asks for them (``rua``)."""
-    by_domain: dict[str, list[dict[str, Any]]] = {}
-    for record in records:
-        policy = record.get("policy") or {}
-        if isinstance(policy, dict) and policy.get("rua"):
-            by_domain.setdefault(str(policy.get("domain", "")).lower(), []).append(record)
+    """The day's reports, one per policy domain. ``serial`` tells reports of the same day and
+    domain apart (rows handed in late are reported again, never under the same id)."""
+    by_domain: dict[str, list[Row]] = {}
+    for row in rows:
+        by_domain.setdefault(row.domain, []).append(row)
     begin = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
     end = begin + int(timedelta(days=1).total_seconds()) - 1
     reports = []
     for domain, items in sorted(by_domain.items()):
-        if not domain:
-            continue
-        report_id = hashlib.sha256(f"{domain}:{begin}:{email}".encode()).hexdigest()[:32]
+        report_id = hashlib.sha256(f"{domain}:{begin}:{email}:{serial}".encode()).hexdigest()[:32]
         xml = _feedback(items, domain, report_id, org_name, email, begin, end)
-        destinations, refused = _destinations(items[-1]["policy"]["rua"], domain, lookup, xml)
-        reports.append(Report(domain, report_id, destinations, refused, xml))
+        destinations, refused, retry = _destinations(items[-1].policy["rua"], domain, lookup, xml)
+        reports.append(Report(domain, report_id, destinations, refused, xml, retry))
     return reports
 
 
 def _feedback(
-    items: list[dict[str, Any]],
+    items: list[Row],
     domain: str,
     report_id: str,
     org_name: str,
@@ -198,7 +245,7 @@ def _feedback(
     dates = ET.SubElement(metadata, "date_range")
     _text(dates, "begin", str(begin))
     _text(dates, "end", str(end))
-    policy = items[-1]["policy"]
+    policy = items[-1].policy
     published = ET.SubElement(root, "policy_published")
     _text(published, "domain", domain)
     _text(published, "adkim", _choice(policy.get("adkim"), ("r", "s"), "r"))
@@ -207,7 +254,9 @@ def _feedback(
     _text(published, "p", _choice(policy.get("p"), dispositions, "none"))
     _text(published, "sp", _choice(policy.get("sp"), dispositions, "none"))
     _text(published, "pct", str(int(policy.get("pct", 100))))
-    rows: Counter[str] = Counter(json.dumps(_row_key(item), sort_keys=True) for item in items)
+    rows: Counter[str] = Counter()
+    for item in items:
+        rows[json.dumps(item.row, sort_keys=True)] += item.count
     for key, count in sorted(rows.items()):
         _record(root, json.loads(key), count)
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
@@ -221,6 +270,7 @@ def _row_key(item: dict[str, Any]) -> dict[str, Any]:
         "spf": "pass" if item.get("spf_aligned") else "fail",
         "header_from": item.get("header_from", ""),
         "envelope_from": item.get("envelope_from", ""),
+        "sampled_out": bool(item.get("sampled_out")),
         "dkim_results": item.get("dkim") or [],
         "spf_result": item.get("spf"),
     }
@@ -240,6 +290,8 @@ def _record(root: ET.Element, key: dict[str, Any], count: int) -> None:
     _text(evaluated, "disposition", key["disposition"])
     _text(evaluated, "dkim", key["dkim"])
     _text(evaluated, "spf", key["spf"])
+    if key.get("sampled_out"):
+        _text(ET.SubElement(evaluated, "reason"), "type", "sampled_out")
     identifiers = ET.SubElement(record, "identifiers")
     _text(identifiers, "envelope_from", key["envelope_from"])
     _text(identifiers, "header_from", key["header_from"])
@@ -270,9 +322,11 @@ def _choice(value: object, allowed: tuple[str, ...], default: str) -> str:
 
 def _destinations(
     uris: list[str], domain: str, lookup: Lookup, xml: bytes
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The ``rua`` addresses a report may go to (RFC 7489 7.1), and those left out, why."""
+) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """The ``rua`` addresses a report may go to (RFC 7489 7.1), those left out (why), and
+    whether one of them could not be verified for now."""
     accepted: list[str] = []
+    retry = False
     refused: list[str] = []
     size = len(gzip.compress(xml, mtime=0))
     for uri in uris:
@@ -290,12 +344,13 @@ def _destinations(
                 answers = lookup.txt(f"{domain}._report._dmarc.{host}")
             except DnsTemporaryError as exc:
                 refused.append(f"{address}: verification failed for now ({exc})")
+                retry = True
                 continue
             if not any(a.replace(" ", "").lower().startswith("v=dmarc1") for a in answers):
                 refused.append(f"{address}: {host} does not accept reports for {domain}")
                 continue
         accepted.append(address)
-    return tuple(accepted), tuple(refused)
+    return tuple(accepted), tuple(refused), retry
 
 
 def schema_problems(xml: bytes) -> list[str]:
@@ -304,3 +359,26 @@ def schema_problems(xml: bytes) -> list[str]:
     from dmarc.report import DMARCSchema
 
     return [str(error.reason or error) for error in DMARCSchema.iter_errors(xml.decode("utf-8"))]
+
+
+def report_mail(
+    report: Report, day: date, *, from_address: str, org_name: str
+) -> tuple[str, bytes, bytes]:
+    """The attachment name, the gzipped report and the mail that carries it (RFC 7489
+    7.2.1.1): From ``from_address``, To the verified destinations."""
+    begin = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+    end = begin + int(timedelta(days=1).total_seconds()) - 1
+    ours = organisational_domain(from_address.rpartition("@")[2])
+    name = report.attachment_name(ours, begin, end)
+    data = report.gzipped()
+    mail = EmailMessage()
+    mail["From"] = from_address
+    mail["To"] = ", ".join(report.destinations)
+    mail["Date"] = format_datetime(datetime.now(UTC))
+    mail["Message-ID"] = make_msgid(domain=ours)
+    mail["Subject"] = (
+        f"Report Domain: {report.domain} Submitter: {ours} Report-ID: <{report.report_id}>"
+    )
+    mail.set_content(f"DMARC aggregate report for {report.domain} from {org_name} ({day}, UTC).\n")
+    mail.add_attachment(data, maintype="application", subtype="gzip", filename=name)
+    return name, data, mail.as_bytes()

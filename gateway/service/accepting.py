@@ -88,9 +88,7 @@ def authenticating_for(config: Config) -> Authenticating | None:
         return None
     recorder = None
     tenants = tenants_of(config)
-    if config.auth.reports.enabled or any(
-        tenants.auth(name).reports.enabled for name in tenants.by_name
-    ):
+    if tenants.reports_enabled():
         recorder = Recorder(Path(config.service.data_dir) / "dmarc")
     return Authenticating(authenticator, recorder, tenants.tenant_of if tenants else None)
 

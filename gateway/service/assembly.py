@@ -44,6 +44,7 @@ from gateway.service.accepting import authenticating_for, spool_received
 from gateway.service.control import ControlServer
 from gateway.service.decision_notices import DecisionNotices
 from gateway.service.digests import DailyDigests, Digests
+from gateway.service.dmarc_reporting import DmarcReporting
 from gateway.service.node_clock import NodeClock
 from gateway.service.receivers import ReceiverPool, receiver_count
 from gateway.service.releasing import Releasing
@@ -52,6 +53,7 @@ from gateway.service.worker import Worker
 from gateway.store import Store, migrate_store, open_store
 from gateway.store.singleton import (
     DIGEST_JOB,
+    DMARC_JOB,
     OUTBOUND_EXPIRY_JOB,
     PURGE_JOB,
     SingletonJob,
@@ -218,6 +220,19 @@ class Gateway:
         self._approving: asyncio.Task[None] | None = None
         if config.outbound.enabled:
             self._wire_outbound(config, parts)
+        # DMARC aggregate reports: this node's days handed in, the cluster's reports sent.
+        self.dmarc_reporting = (
+            DmarcReporting(
+                config,
+                self.store,
+                self.spool,
+                self.worker.scheduler,
+                singleton=self._singleton(DMARC_JOB),
+            )
+            if self.store is not None and tenants_of(config).reports_enabled()
+            else None
+        )
+        self._reporting: asyncio.Task[None] | None = None
         self._audit_retention: asyncio.Task[None] | None = None
         self.address: tuple[str, int] | None = None
         self._warming: asyncio.Task[None] | None = None
@@ -506,6 +521,10 @@ class Gateway:
             self._releasing = asyncio.create_task(
                 self.releasing.run_forever(), name="mukaika-release"
             )
+        if self.dmarc_reporting is not None:
+            self._reporting = asyncio.create_task(
+                self.dmarc_reporting.run_forever(), name="mukaika-dmarc-reports"
+            )
         if self.daily_digests is not None:
             self._digesting = asyncio.create_task(
                 self.daily_digests.run_forever(), name="mukaika-digest"
@@ -547,6 +566,7 @@ class Gateway:
         for task in (
             self._digesting,
             self._approving,
+            self._reporting,
             self._warming,
             self._purging,
             self._probing,

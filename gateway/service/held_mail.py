@@ -180,7 +180,7 @@ class HeldMail:
             )
             self._audit(AuditEvent.APPROVAL, decision, user.name)
             return Outcome(decision, self._entry(ref))
-        required = approvals_required(self.config, self._entry(ref).mail_from)
+        required = approvals_required(self.config, self._entry(ref).mail_from, self.store)
         try:
             decision, count = add_approval(
                 self.store,
@@ -433,10 +433,13 @@ def outbound_groups(config: Config, sender: str) -> list[ApprovalGroup]:
     return [g for g in config.outbound.groups if address_matches(sender, g.senders)]
 
 
-def approvals_required(config: Config, sender: str) -> int:
-    """How many approvers must approve held outbound mail of ``sender`` (k of n): the largest
-    ``approvals_required`` of the sender's ``[[outbound.groups]]``; 1 for a sender in none
-    (and for the directory's groups, which name no number)."""
+def approvals_required(config: Config, sender: str, store: Store | None = None) -> int:
+    """How many approvers must approve held outbound mail of ``sender`` (k of n): when the
+    directory in ``store`` holds groups, ``directory.approvals_required`` for a sender in one
+    of them; else the largest ``approvals_required`` of the sender's ``[[outbound.groups]]``;
+    1 for a sender in no group."""
+    if store is not None and has_groups(store):
+        return config.directory.approvals_required if groups_of_sender(store, sender) else 1
     return max((g.approvals_required for g in outbound_groups(config, sender)), default=1)
 
 

@@ -56,6 +56,7 @@ from sanitizers.errors import TemporaryFailure
 from sanitizers.policy import Policy
 from sanitizers.release import ReleaseTerms
 from sanitizers.report import SanitizeResult
+from sanitizers.senderauth import AuthOutcome
 from sanitizers.vocabulary import AuditEvent, Reason, RequestKind, RequestState, Verdict
 
 log = logging.getLogger("mukaika.release")
@@ -205,6 +206,9 @@ class Releasing:
         except QuarantineError as exc:
             return await self._failed(decision, f"original unusable: {exc}")
         terms = terms_for(decision, entry.reasons)
+        # The copy carries what was found before the 250; a sender-authentication hold is
+        # now a warning to the recipient (sanitizers.senderauth.AuthOutcome.released).
+        auth = None if entry.auth is None else AuthOutcome.from_dict(entry.auth).released()
         results: list[tuple[PolicyGroup | None, SanitizeResult]] = []
         for group in self._groups(entry):
             policy = group.policy if group is not None else self.config.policy
@@ -215,6 +219,7 @@ class Releasing:
                     isolated=False,
                     policy=raised_policy(policy, decision.raised_limits),
                     release=terms,
+                    auth=auth,
                 )
             except TemporaryFailure as exc:
                 log.warning("release %d of %s waits: %s", decision.id, entry.id, exc)
@@ -289,6 +294,7 @@ class Releasing:
                 verdict=str(Verdict.DELIVER),
                 report=report,
                 release=decision.id,
+                tenant=entry.tenant,  # to its tenant's MTA only
             )
             await asyncio.to_thread(self.spool.put, "outgoing", envelope, result.message)
         return queue_ids

@@ -97,6 +97,9 @@ messages = Table(
     # readable on every node) or "directory" (a file on ``node``'s disk; every row before
     # 0007, when the originals were only files).
     Column("kept_in", String(10), nullable=False, server_default="directory"),
+    # What sender authentication found before the 250 (AuthOutcome.to_dict() as JSON; NULL
+    # when it was off; migration 0009): a release rebuilds with it, the console shows it.
+    Column("auth", Text),
     Index("messages_queue_id", "queue_id"),
     Index("messages_tenant", "tenant", "received_at"),
     Index("messages_received_at", "received_at"),
@@ -273,4 +276,27 @@ approvals = Table(
     Column("approved_at", UtcTime, nullable=False),
     Column("comment", Text),
     PrimaryKeyConstraint("request", "approver", name="approvals_pk"),
+)
+
+# DMARC aggregate rows (migration 0009): each node hands in its day's evaluations, counted by
+# row (source, identifiers, results); the cluster's one report job reports the rows of past
+# days and marks them. ``policy`` and ``row`` are JSON (gateway.senderauth.reports).
+dmarc_rows = Table(
+    "dmarc_rows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("day", String(10), nullable=False),  # YYYY-MM-DD, UTC
+    Column("domain", String(253), nullable=False),  # the policy domain
+    # The tenant whose mail it counts ("" without tenants): reported with its own settings.
+    Column("tenant", String(63), nullable=False, server_default=""),
+    Column("policy", Text, nullable=False),
+    Column("row", Text, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("node", String(100), nullable=False),
+    # The file the row was counted from ("node:file"): a file is never handed in twice.
+    Column("source", String(300), nullable=False),
+    Column("handed_in_at", UtcTime, nullable=False),
+    Column("reported_at", UtcTime),
+    Index("dmarc_rows_pending", "reported_at", "day", "domain"),
+    Index("dmarc_rows_source", "source"),
 )

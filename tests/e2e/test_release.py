@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from email.message import EmailMessage, Message
 from email.policy import SMTP as SMTP_POLICY
+from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,9 @@ from sanitizers.pipeline import sanitize_message
 from sanitizers.policy import AttachmentAction, Policy
 from sanitizers.release import ReleaseTerms
 from sanitizers.report import SanitizeResult
+from sanitizers.senderauth import AuthOutcome
 from sanitizers.vocabulary import Reason, label
+from tests.authdns import AuthDns
 from tests.clamd import EICAR
 from tests.gateway.relaykit import Sink, make_config
 from tests.paths import ROOT
@@ -110,9 +113,13 @@ def _encrypted_zip() -> bytes:
     return bytes(data)
 
 
-def _mail(*attachments: tuple[str, bytes, str], subject: str = "見積書の送付") -> bytes:
+def _mail(
+    *attachments: tuple[str, bytes, str],
+    subject: str = "見積書の送付",
+    sender: str = "取引先 <partner@example.com>",
+) -> bytes:
     message = EmailMessage(policy=SMTP_POLICY)
-    message["From"] = "取引先 <partner@example.com>"
+    message["From"] = sender
     message["To"] = RCPT
     message["Subject"] = subject
     message["Message-ID"] = f"<{time.monotonic_ns()}@example.com>"
@@ -346,7 +353,9 @@ class _SlowSanitizer(InlineSanitizer):
         policy: Policy | None = None,
         release: ReleaseTerms | None = None,
         context: NoticeContext | None = None,
+        auth: AuthOutcome | None = None,
     ) -> SanitizeResult:
+        assert auth is None  # sender authentication is off in these tests
         loop = asyncio.get_running_loop()
         effective = self.policy if policy is None else policy
         task = functools.partial(_slow_sanitize, release=release)
@@ -447,7 +456,9 @@ class _TaskSanitizer(InlineSanitizer):
         policy: Policy | None = None,
         release: ReleaseTerms | None = None,
         context: NoticeContext | None = None,
+        auth: AuthOutcome | None = None,
     ) -> SanitizeResult:
+        assert auth is None  # sender authentication is off in these tests
         loop = asyncio.get_running_loop()
         effective = self.policy if policy is None else policy
         task = functools.partial(self.task, release=release)
@@ -564,3 +575,34 @@ async def test_the_guides_exception_keeps_the_partners_macro_files(
                 )
             await sink.wait_for(1, within=60)
     assert _attachments(_parsed(sink.messages[0].data))["帳票.docm"] == docm
+
+
+async def test_a_released_copy_keeps_the_sender_authentication_found_before_the_250(
+    tmp_path: Path, sink: Sink, monkeypatch: pytest.MonkeyPatch, auth_dns: AuthDns
+) -> None:
+    data_dir = tmp_path / "data"
+    cli = Cli(data_dir, monkeypatch)
+    auth = {"enabled": True, "nameservers": [auth_dns.nameserver], "authserv_id": "gw.test"}
+    async with _gateway(_config(data_dir, sink.port, auth=auth)) as (_, port):
+        cli.users()
+        forged = _mail(subject="請求書", sender="a@quarantined.co.jp")
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=10)
+        async with client:
+            await client.sendmail("a@quarantined.co.jp", [RCPT], forged)
+        await sink.wait_for(1, within=30)
+        assert _parsed(sink.messages[0].data)["X-Mukaika-Verdict"] == "hold"  # p=quarantine
+        await _until(lambda: _entry(cli)["state"] == "held")
+        entry = _entry(cli)
+        assert entry["auth"]["action"] == "hold"
+        assert entry["auth"]["reasons"] == ["dmarc_quarantine"]
+        code, _, err = cli("alice", "quarantine", "release", entry["id"])
+        assert code == ExitCode.OK, err
+        await sink.wait_for(2, within=30)
+    released = email.message_from_bytes(sink.messages[1].data, policy=default_policy)
+    assert released["X-Mukaika-Verdict"] == "deliver"
+    # The same results as before the 250, under our authserv-id, and the recipient warned.
+    (header,) = released.get_all("Authentication-Results")
+    assert header.startswith("gw.test; ")
+    assert "dmarc=fail (p=quarantine) header.from=quarantined.co.jp" in header
+    assert released["Subject"] == "[なりすまし注意] 請求書"
+    assert BODY in _text(released)

@@ -26,6 +26,7 @@ from sanitizers.notice import NoticeContext
 from sanitizers.policy import Policy
 from sanitizers.release import ReleaseTerms
 from sanitizers.report import Report, SanitizeResult
+from sanitizers.senderauth import AuthOutcome
 from sanitizers.vocabulary import Verdict
 
 # --- the LGWAN MTA stand-in ---------------------------------------------------------------
@@ -208,6 +209,7 @@ class FakeSanitizer:
         self.calls: list[tuple[str, bool]] = []
         self.policies: list[Policy | None] = []  # the policy of each call (rules applied)
         self.releases: list[ReleaseTerms | None] = []  # the release terms of each call
+        self.auths: list[AuthOutcome | None] = []  # sender authentication given to each call
 
     async def run(
         self,
@@ -218,10 +220,12 @@ class FakeSanitizer:
         policy: Policy | None = None,
         release: ReleaseTerms | None = None,
         context: NoticeContext | None = None,
+        auth: AuthOutcome | None = None,
     ) -> SanitizeResult:
         self.calls.append((reference, isolated))
         self.policies.append(policy)
         self.releases.append(release)
+        self.auths.append(auth)
         action = self.script.pop(0) if self.script else "deliver"
         if action == "temporary":
             raise TemporaryFailure("scanner down")

@@ -47,6 +47,7 @@ from gateway.service.held_mail import (
     may_see_outbound,
 )
 from gateway.store.workflow import history
+from sanitizers.senderauth import AuthOutcome
 from sanitizers.vocabulary import AuditEvent, MessageState, Reason, RequestKind
 
 PAGE_SIZE: Final = 50
@@ -178,6 +179,7 @@ def message(request: HttpRequest, user: ConsoleUser, ref: str) -> HttpResponse:
     pending = next((d for d in reversed(decisions) if d.state == "pending"), None)
     context = {
         "entry": entry,
+        "auth": None if entry.auth is None else AuthOutcome.from_dict(entry.auth),
         "rendering": rendering,
         "parts": rendering.report.parts if rendering.report else [],
         "decisions": decisions,

@@ -122,6 +122,8 @@ class QuarantineEntry:
     unlock_attempts: int = 0
     # The node that quarantined it; "" before nodes.
     node: str = ""
+    # Sender authentication's outcome as evaluated before the 250 (AuthOutcome.to_dict()).
+    auth: dict[str, Any] | None = None
     # Where its original is: "database" (any node reads it) or "directory" (on ``node``'s disk).
     kept_in: str = "directory"
     # The tenant whose recipients it carries; "" without tenants.
@@ -150,6 +152,7 @@ class QuarantineEntry:
             "state": self.state,
             "unlock_attempts": self.unlock_attempts,
             "node": self.node,
+            "auth": self.auth,
             "kept_in": self.kept_in,
             "tenant": self.tenant,
         }

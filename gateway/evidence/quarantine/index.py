@@ -386,6 +386,7 @@ def entry_of(row: RowMapping) -> QuarantineEntry:
         state=row["state"],
         unlock_attempts=int(row["unlock_attempts"]),
         node=row["node"],
+        auth=json.loads(row["auth"]) if row["auth"] else None,
         kept_in=row["kept_in"],
         tenant=row["tenant"],
     )

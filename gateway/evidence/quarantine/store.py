@@ -232,6 +232,7 @@ class Quarantine:
             from_=clean_optional(report.from_),
             subject=clean_optional(report.subject),
             message_id=clean_optional(report.message_id),
+            **({"auth": json.dumps(report.auth)} if report.auth is not None else {}),
         )
 
     def record_delivery(self, qid: str, state: MessageState) -> None:

@@ -112,9 +112,11 @@ class ConsoleWorld:
         mail_from: str = "sender@example.com",
         reasons: tuple[Reason, ...] = (Reason.MACRO,),
         subject: str | None = None,
+        auth: dict[str, Any] | None = None,
         tenant: str = "",
     ) -> str:
-        """Store ``raw`` as a held message (as the worker does); its reference."""
+        """Store ``raw`` as a held message (as the worker does), with what sender
+        authentication found (``AuthOutcome.to_dict()``); its reference."""
         quarantine = self.runtime.quarantine
         qid = quarantine.store(
             "Q" + datetime.now(UTC).strftime("%H%M%S%f"),
@@ -126,9 +128,8 @@ class ConsoleWorld:
             received_at=datetime.now(UTC),
             tenant=tenant,
         )
-        quarantine.record_result(
-            qid, Report(verdict=Verdict.HOLD, reasons=list(reasons), subject=subject)
-        )
+        report = Report(verdict=Verdict.HOLD, reasons=list(reasons), subject=subject, auth=auth)
+        quarantine.record_result(qid, report)
         quarantine.record_delivery(qid, MessageState.HELD)
         return qid
 

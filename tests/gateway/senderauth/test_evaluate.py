@@ -153,6 +153,43 @@ def test_the_actions_are_the_configured_ones(auth_dns: AuthDns) -> None:
     assert town.reasons == (Reason.DMARC_FAIL,)
 
 
+@pytest.mark.parametrize(
+    ("percentile", "reason", "action", "sampled_out"),
+    [
+        (0, Reason.DMARC_REJECT, AuthAction.REJECT, False),
+        (24, Reason.DMARC_REJECT, AuthAction.REJECT, False),
+        (25, Reason.DMARC_QUARANTINE, AuthAction.HOLD, True),
+        (99, Reason.DMARC_QUARANTINE, AuthAction.HOLD, True),
+    ],
+)
+def test_pct_applies_the_policy_to_its_sample_and_the_next_lower_one_to_the_rest(
+    auth_dns: AuthDns, percentile: int, reason: Reason, action: AuthAction, sampled_out: bool
+) -> None:
+    checker = authenticator(auth_dns)
+    checker.sample = lambda: percentile
+    evaluation = checker.evaluate(
+        mail("ceo@sampled.co.jp"),
+        Transaction(client=STRANGER_IP, helo="", mail_from="ceo@sampled.co.jp"),
+    )
+    assert evaluation.outcome.reasons == (reason,)
+    assert evaluation.outcome.action is action
+    [published] = evaluation.published
+    assert (published.pct, published.sampled_out) == (25, sampled_out)
+    dmarc_result = next(r for r in evaluation.outcome.results if r.method == "dmarc")
+    assert ("sampled out of p=reject pct=25" in dmarc_result.comment) is sampled_out
+
+
+def test_pct_never_samples_out_passing_mail(auth_dns: AuthDns) -> None:
+    checker = authenticator(auth_dns)
+    checker.sample = lambda: 99
+    evaluation = checker.evaluate(
+        mail("info@sampled.co.jp"),
+        Transaction(client=PARTNER_IP, helo="", mail_from="info@sampled.co.jp"),
+    )
+    assert "dmarc=pass" in results(evaluation.outcome)
+    assert not evaluation.published[0].sampled_out
+
+
 def test_arc_chain_of_a_trusted_forwarder_overrides_the_dmarc_failure(auth_dns: AuthDns) -> None:
     original = auth_dns.sign(mail("info@partner.co.jp"), "partner.co.jp")
     # The forwarder (a mailing list) saw a valid signature, then added a footer.

@@ -18,9 +18,17 @@ from gateway.cli import main
 from gateway.cli.exit_codes import ExitCode
 from gateway.configuration.settings import AuthSettings
 from gateway.senderauth.evaluate import Authenticator, Transaction
-from gateway.senderauth.reports import Recorder, build_reports, read_day, schema_problems
+from gateway.senderauth.reports import (
+    Recorder,
+    aggregate,
+    build_reports,
+    read_day,
+    schema_problems,
+)
 from gateway.senderauth.resolver import Resolver
+from gateway.service.dmarc_reporting import hand_in_files
 from tests.authdns import PARTNER_IP, STRANGER_IP, AuthDns
+from tests.storekit import migrated_store
 
 DAY = date(2026, 12, 2)
 NOON = datetime(2026, 12, 2, 12, 0, tzinfo=UTC).timestamp()
@@ -65,7 +73,7 @@ def test_a_day_of_mail_gives_valid_reports_to_verified_destinations(
     record_day(auth_dns, tmp_path)
     lookup = Resolver((auth_dns.nameserver,), 5, 0).budget()
     reports = build_reports(
-        read_day(tmp_path, DAY),
+        aggregate(read_day(tmp_path, DAY)),
         DAY,
         org_name="例市",
         email="dmarc@city.example.lg.jp",
@@ -106,7 +114,7 @@ def test_damaged_record_lines_are_skipped(auth_dns: AuthDns, tmp_path: Path) -> 
     )
     lookup = Resolver((auth_dns.nameserver,), 5, 0).budget()
     reports = build_reports(
-        read_day(tmp_path, DAY), DAY, org_name="o", email="e@x.jp", lookup=lookup
+        aggregate(read_day(tmp_path, DAY)), DAY, org_name="o", email="e@x.jp", lookup=lookup
     )
     assert len(reports) == 4
 
@@ -115,6 +123,10 @@ def test_the_command_writes_each_report_and_its_mail(
     auth_dns: AuthDns, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data_dir = tmp_path / "var"
+    # Another node's day, handed in to the store, and this node's, still in its files.
+    record_day(auth_dns, data_dir / "dmarc")
+    with migrated_store(data_dir) as store:
+        hand_in_files(store, data_dir / "dmarc", "node-2", date(2026, 12, 3))
     record_day(auth_dns, data_dir / "dmarc")
     config = tmp_path / "mukaika.toml"
     config.write_text(
@@ -135,13 +147,58 @@ def test_the_command_writes_each_report_and_its_mail(
     assert message["Subject"].startswith("Report Domain: ")
     (attachment,) = list(message.iter_attachments())
     assert attachment.get_filename().startswith("example.lg.jp!")
-    assert schema_problems(gzip.decompress(attachment.get_content())) == []
+    xml = gzip.decompress(attachment.get_content())
+    assert schema_problems(xml) == []
+    counts = [int(r.findtext("row/count") or 0) for r in ET.fromstring(xml).findall("record")]
+    assert sum(counts) in {2, 4, 6}  # each node's rows of the domain, counted together
+    partner = next(out.glob("*!partner.co.jp!*.xml.gz"))
+    rows = ET.fromstring(gzip.decompress(partner.read_bytes())).findall("record")
+    assert sorted(int(r.findtext("row/count") or 0) for r in rows) == [2, 4]
+
+
+def test_the_command_needs_the_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "mukaika.toml"
+    config.write_text(
+        f'[service]\ndata_dir = "{tmp_path / "none"}"\n[auth]\nenabled = true\n'
+        '[auth.reports]\nenabled = true\nfrom_address = "d@city.example.lg.jp"\norg_name = "o"\n',
+        encoding="utf-8",
+    )
+    assert main(["dmarc-reports", "--config", str(config), "--dry-run"]) == ExitCode.NOT_FOUND
+    assert "no store at" in capsys.readouterr().err
 
 
 def test_the_command_refuses_when_reports_are_off(tmp_path: Path) -> None:
     config = tmp_path / "mukaika.toml"
     config.write_text("[auth]\nenabled = true\n")
     assert main(["dmarc-reports", "--config", str(config), "--dry-run"]) == ExitCode.CONFIG
+
+
+def test_mail_outside_the_pct_sample_is_reported_with_its_override(
+    auth_dns: AuthDns, tmp_path: Path
+) -> None:
+    settings = AuthSettings(enabled=True, nameservers=(auth_dns.nameserver,))
+    recorder = Recorder(tmp_path, clock=lambda: NOON)
+    for percentile in (10, 90):  # inside the sample of pct=25, then outside it
+        checker = Authenticator(settings, authserv_id="mx.city.example.lg.jp")
+        checker.sample = lambda value=percentile: value  # type: ignore[misc]
+        transaction = Transaction(STRANGER_IP, "", "ceo@sampled.co.jp")
+        evaluation = checker.evaluate(mail("ceo@sampled.co.jp"), transaction)
+        recorder.record(evaluation, transaction, evaluation.outcome.action)
+    lookup = Resolver((auth_dns.nameserver,), 5, 0).budget()
+    [report] = build_reports(
+        aggregate(read_day(tmp_path, DAY)), DAY, org_name="o", email="e@x.jp", lookup=lookup
+    )
+    assert schema_problems(report.xml) == []
+    feedback = ET.fromstring(report.xml)
+    assert feedback.findtext("policy_published/pct") == "25"
+    rows = {
+        (
+            r.findtext("row/policy_evaluated/disposition"),
+            r.findtext("row/policy_evaluated/reason/type"),
+        )
+        for r in feedback.findall("record")
+    }
+    assert rows == {("reject", None), ("quarantine", "sampled_out")}
 
 
 def test_each_tenant_reports_its_own_mail_with_its_own_settings(
@@ -186,6 +243,7 @@ def test_each_tenant_reports_its_own_mail_with_its_own_settings(
         'relay_host = "127.0.0.1"\n',
         encoding="utf-8",
     )
+    migrated_store(data_dir).close()
     out = tmp_path / "out"
     args = ["dmarc-reports", "--config", str(config), "--day", DAY.isoformat(), "--out", str(out)]
     assert main([*args, "--tenant", "kita"]) == ExitCode.OK

@@ -66,7 +66,9 @@ def _held(q: Quarantine) -> str:
     return qid
 
 
-def _serve(q: Quarantine, tmp_path: Path, port: int) -> tuple[Releasing, FakeAudit, Config]:
+def _serve(
+    q: Quarantine, tmp_path: Path, port: int, sanitizer: FakeSanitizer | None = None
+) -> tuple[Releasing, FakeAudit, Config]:
     config = Config.model_validate(
         {
             "service": {"display_timezone": "Asia/Tokyo"},
@@ -78,7 +80,7 @@ def _serve(q: Quarantine, tmp_path: Path, port: int) -> tuple[Releasing, FakeAud
     releasing = Releasing(
         q.index.store,
         q,
-        FakeSanitizer(),
+        sanitizer or FakeSanitizer(),
         Spool(tmp_path / "spool"),
         _Scheduler(),  # type: ignore[arg-type]
         audit,
@@ -177,3 +179,23 @@ async def test_a_notice_the_mta_refuses_is_audited_and_not_retried(
     await releasing.carry_out_due()
     told: list[dict[str, Any]] = [r for r in audit.records if r["event"] == "notice"]
     assert [r["outcome"] for r in told] == ["requester told: failed"]
+
+
+async def test_an_approval_serve_could_not_carry_out_is_told_as_such(
+    quarantine: Quarantine, tmp_path: Path, sink: Sink
+) -> None:
+    ref = _held(quarantine)
+    releasing, _, config = _serve(quarantine, tmp_path, sink.port, FakeSanitizer(["crash"]))
+    held = HeldMail(quarantine.index.store, config, FakeAudit())
+    held.request(ref, "rin", "必要です")
+    held.approve(ref, "aki")
+    assert await releasing.carry_out_due() == 1
+    assert quarantine.get(ref).state == MessageState.HELD  # back as it was
+    [notice] = sink.messages
+    subject, text = _text(notice)
+    assert (
+        subject == "[mukaika] 受信許可の申請：承認（配送できず） / Release approved, not delivered"
+    )
+    assert text.splitlines()[0] == (
+        "受信許可の申請は承認されましたが、メールを配送できませんでした。問い合わせ先にご連絡ください。"
+    )

@@ -13,7 +13,12 @@ from gateway.configuration.config import Config
 from gateway.configuration.settings import StoreSettings
 from gateway.evidence.audit import AuditLog
 from gateway.evidence.quarantine import Quarantine
-from gateway.service.held_mail import HeldMail, NotAllowedError, outbound_approval_problem
+from gateway.service.held_mail import (
+    HeldMail,
+    NotAllowedError,
+    approvals_required,
+    outbound_approval_problem,
+)
 from gateway.store import Store
 from gateway.store.directory import Person, apply_import
 from gateway.store.workflow import open_decision
@@ -90,3 +95,28 @@ def test_never_ones_own_mail_unless_the_directory_allows_it(tmp_path: Path) -> N
         assert outbound_approval_problem(allowed, "suzuki", SENDER, store) is None
         # A sender in no group of the directory: any approver, never the sender.
         assert outbound_approval_problem(CONFIG, "tanaka", "x@city.example.lg.jp", store) is None
+
+
+def test_k_of_n_for_the_directorys_groups_comes_from_directory_approvals_required(
+    tmp_path: Path,
+) -> None:
+    # [[outbound.groups]] asks for two, but it is not read once the directory has groups.
+    two_in_config = Config.model_validate(
+        {"outbound": {"groups": [{"name": "全庁", "senders": ["city.example.lg.jp"],
+                                  "approvers": ["sato", "ito"], "approvals_required": 2}]}}
+    )  # fmt: skip
+    two_in_directory = Config.model_validate({"directory": {"approvals_required": 2}})
+    with (
+        quarantine_in(tmp_path / "quarantine") as quarantine,
+        AuditLog(tmp_path / "audit.jsonl") as audit,
+    ):
+        store = quarantine.index.store
+        apply_import(store, DIRECTORY, source="csv", actor="admin")
+        assert approvals_required(two_in_config, SENDER, store) == 1
+        assert approvals_required(two_in_directory, "x@city.example.lg.jp", store) == 1
+        qid = _held_outbound(quarantine, store)
+        held = HeldMail(store, two_in_directory, audit)
+        first = held.approve(qid, "tanaka")
+        assert first.decision.state is RequestState.PENDING  # one of two
+        second = held.approve(qid, "ito")  # the other approver of 税務課
+        assert second.decision.state is RequestState.APPROVED

@@ -22,6 +22,7 @@ from gateway.store.schema import messages, requests
 from gateway.store.users import add_user
 from gateway.store.workflow import due, history
 from sanitizers.report import Report
+from sanitizers.senderauth import AuthAction, AuthOutcome, MethodResult
 from sanitizers.vocabulary import MessageState, Reason, RequestState, UserRole, Verdict
 from tests.gateway.relaykit import FakeAudit, FakeSanitizer
 from tests.storekit import quarantine_in
@@ -142,3 +143,29 @@ def test_text_only_unless_every_limit_that_held_it_was_raised(quarantine: Quaran
     both = replace(decision, raised_limits={"max_parts": 1000, "seconds": 60})
     assert not terms_for(both, reasons).text_only  # limit_pixels holds no message by itself
     assert terms_for(replace(decision, raised_limits={}), []).text_only is False
+
+
+async def test_a_copy_is_rebuilt_with_the_sender_authentication_found_before_the_250(
+    quarantine: Quarantine, tmp_path: Path
+) -> None:
+    held = AuthOutcome("gw.test", (MethodResult("dmarc", "fail"),), AuthAction.HOLD)
+    qid = quarantine.store(
+        "Q2",
+        b"From: a@quarantined.co.jp\r\n\r\nbody\r\n",
+        client="192.0.2.1",
+        helo="h",
+        mail_from="a@quarantined.co.jp",
+        rcpt_to=["b@city.example.lg.jp"],
+        received_at=datetime.now(UTC),
+    )
+    report = Report(verdict=Verdict.HOLD, reasons=[Reason.DMARC_QUARANTINE], auth=held.to_dict())
+    quarantine.record_result(qid, report)
+    quarantine.record_delivery(qid, MessageState.HELD)
+    HeldMail(quarantine.index.store, Config(), FakeAudit()).release(qid, "alice")
+    sanitizer = FakeSanitizer()
+    releasing, _, _, _ = _releasing(quarantine, tmp_path, sanitizer)
+    assert await releasing.carry_out_due() == 1
+    # The same results; the hold the operator lifted is a warning to the recipient now.
+    assert sanitizer.auths == [held.released()]
+    assert held.released().action is AuthAction.WARN
+    assert held.released().results == held.results

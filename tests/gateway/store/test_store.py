@@ -148,12 +148,12 @@ def test_todays_quarantine_index_moves_in_without_losing_an_entry(
     listed = [json.loads(line) for line in out.splitlines()]
     # Today's fields unchanged; the unlock attempts (PPAP, migration 0002) start at 0 and the
     # node (0003) is "" (written before nodes: the only node there was, never guessed), and
-    # so is the tenant (0005: a single installation), and the original stays a file in the
-    # quarantine directory (0007).
-    later = ("unlock_attempts", "node", "tenant", "kept_in")
+    # so is the tenant (0005: a single installation), the original stays a file in the
+    # quarantine directory (0007), and no sender authentication outcome (0009) was kept then.
+    later = ("unlock_attempts", "node", "tenant", "kept_in", "auth")
     assert {e["kept_in"] for e in listed} == {"directory"}
     assert [{k: v for k, v in e.items() if k not in later} for e in listed] == _expected()
-    assert [(e["unlock_attempts"], e["node"]) for e in listed] == [(0, "")] * 3
+    assert [(e["unlock_attempts"], e["node"], e["auth"]) for e in listed] == [(0, "", None)] * 3
     # The originals are still found and verified through the moved rows.
     code, out, _ = run("quarantine", "verify", "--data-dir", str(data), *store_args)
     assert (code, out.strip()) == (ExitCode.OK, "verified 3 original(s): 3 intact, 0 failed")
