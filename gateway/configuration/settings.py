@@ -357,7 +357,8 @@ class StoreSettings(Section):
     schema is always refused."""
     pool_size: int = Field(default=5, ge=1, le=100)
     """PostgreSQL: connections each process keeps open at most (the pool never opens more;
-    a request waits for a free one up to pool_timeout_seconds)."""
+    a request waits for a free one up to pool_timeout_seconds). serve keeps one more, outside
+    the pool, for the locks of the jobs that run once per cluster."""
     pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     """PostgreSQL: how long a request waits for a free pooled connection before it fails
     (mail is then answered 4xx, never accepted unrecorded)."""

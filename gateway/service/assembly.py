@@ -54,6 +54,7 @@ from gateway.service.worker import Worker
 from gateway.store import Store, migrate_store, open_store
 from gateway.store.singleton import (
     DIGEST_JOB,
+    DMARC_JOB,
     OUTBOUND_EXPIRY_JOB,
     PURGE_JOB,
     SingletonJob,
@@ -228,7 +229,13 @@ class Gateway:
             self._wire_outbound(config, parts)
         # DMARC aggregate reports: this node's days handed in, the cluster's reports sent.
         self.dmarc_reporting = (
-            DmarcReporting(config, self.store, self.spool, self.worker.scheduler)
+            DmarcReporting(
+                config,
+                self.store,
+                self.spool,
+                self.worker.scheduler,
+                singleton=self._singleton(DMARC_JOB),
+            )
             if self.store is not None and tenants_of(config).reports_enabled()
             else None
         )
