@@ -436,3 +436,11 @@ async def test_required_tls_domains_wait_for_a_relay_that_offers_starttls(
         await _until(lambda: gateway.spool.envelope("outgoing", secure_id).attempts >= 1)
         assert "STARTTLS" in gateway.spool.envelope("outgoing", secure_id).last_error
     assert [m.rcpt_tos for m in smarthost.messages] == [[PARTNER]]
+
+
+def test_outbound_auth_without_the_password_hasher_does_not_start(
+    tmp_path: Path, lgwan: Sink, smarthost: Sink
+) -> None:
+    config = _config(tmp_path / "data", lgwan, smarthost, auth=True)
+    with pytest.raises(RuntimeError, match="password hasher"):
+        Gateway(config, Parts())
