@@ -1,4 +1,5 @@
-"""A bounded asyncio SMTP load generator, for loopback only (127.0.0.1).
+"""A bounded asyncio SMTP load generator, for loopback only (127.0.0.0/8: 127.0.0.1, and the
+other loopback addresses the cluster benchmark's nodes listen on).
 
 What it does: ``connections`` concurrent SMTP sessions send messages until ``count``
 messages are sent or ``duration`` seconds have passed, whichever comes first. Each session
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import itertools
 import re
 import time
@@ -144,8 +146,8 @@ async def run_load(
     tag: str = "lg",
 ) -> LoadResult:
     """Send up to ``count`` messages (cycling ``messages``) over ``connections`` sessions."""
-    if host != LOOPBACK:
-        raise ValueError("the load generator sends to 127.0.0.1 only")
+    if not ipaddress.ip_address(host).is_loopback:
+        raise ValueError("the load generator sends to loopback addresses (127.0.0.0/8) only")
     bodies = [prepare(m) for m in messages]
     result = LoadResult()
     counter = itertools.count()

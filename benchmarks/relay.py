@@ -106,16 +106,16 @@ class MemorySampler:
 
 
 def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    handle = log.open("w")
-    return subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=handle,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,
-    )
+    with log.open("w") as handle:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=handle,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
 
 
 def _read_line_with(proc: subprocess.Popen[str], marker: str, timeout: float = 60.0) -> str:
@@ -140,6 +140,8 @@ def _stop(proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def _free_port() -> int:

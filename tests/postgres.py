@@ -82,7 +82,10 @@ def _die_with_parent() -> None:
 class Cluster:
     """One private cluster: initialised at construction, then started and stopped at will."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: tuple[str, ...] = ()) -> None:
+        """``options``: server settings after the tests' own (the benchmarks turn durability
+        back on and load pg_stat_statements)."""
+        self.options = SERVER_OPTIONS + options
         self.bin = server_bin()
         self.root = Path(tempfile.mkdtemp(prefix="mukaika-pg-"))
         self.data = self.root / "data"
@@ -134,7 +137,7 @@ class Cluster:
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
         assert self.process is None
-        options = [f"-c{option}" for option in SERVER_OPTIONS]
+        options = [f"-c{option}" for option in self.options]
         with (self.root / "server.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [

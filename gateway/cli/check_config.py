@@ -7,7 +7,8 @@ bundle, notice templates) must exist and be usable by the user running the check
 service user). Every error goes to stderr as ``FILE: KEY: message``. Exceptions
 (例外措置) past their expiry date are reported as warnings: they are skipped when matching.
 A configuration with the malware scanner off gets a warning too (the exit code stays 0): the
-policies require a malware check at the Internet gateway.
+policies require a malware check at the Internet gateway. So does a user of the existing store
+whose tenant the configuration does not name.
 
 Exit codes (:class:`gateway.cli.exit_codes.ExitCode`): 0 valid; 6 valid, but with expired
 exceptions; 78 invalid; 2 usage error. ``--defaults`` prints ``config/defaults.toml``.
@@ -19,12 +20,15 @@ import argparse
 import json
 import sys
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from gateway.cli.exit_codes import ExitCode
-from gateway.cli.toolkit import CliError, add_config_option, load
-from gateway.configuration.config import rule_set
+from gateway.cli.toolkit import CliError, add_config_option, data_dir, load
+from gateway.configuration.config import Config, rule_set
 from gateway.configuration.toml_text import defaults_toml, to_toml
+from gateway.store import StoreError, open_store
+from gateway.store.users import list_users
 
 # The warning for a configuration without the malware scan.
 SCANNER_OFF = (
@@ -89,6 +93,35 @@ def run_check_config(args: argparse.Namespace) -> int:
                 f"on {rule.expires} (approved by {rule.approved_by}); it is not applied",
                 file=sys.stderr,
             )
+    for number, tenant in enumerate(config.tenants):
+        for index, rule in enumerate(tenant.rules):
+            if rule in expired:
+                loc = ("tenants", number, "rules", index)
+                print(
+                    f"warning: {layered.origin(loc)}: {layered.key_name(loc)} ({rule.name!r}): "
+                    f"exception expired on {rule.expires} (approved by {rule.approved_by}); it "
+                    "is not applied",
+                    file=sys.stderr,
+                )
     if not config.scanner.enabled:
         print(f"warning: {SCANNER_OFF}", file=sys.stderr)
+    for warning in _users_of_unknown_tenants(config, data_dir(args, config)):
+        print(f"warning: {warning}", file=sys.stderr)
     return ExitCode.EXPIRED_EXCEPTIONS if expired else ExitCode.OK
+
+
+def _users_of_unknown_tenants(config: Config, root: Path) -> list[str]:
+    """Users of the existing store whose tenant the configuration does not name (they see
+    nothing until it does); nothing when there is no store to read."""
+    known = {tenant.name for tenant in config.tenants}
+    try:
+        with open_store(config.store, config.quarantine, root) as store:
+            users = list_users(store)
+    except StoreError:
+        return []  # no store yet, or not this program's: other commands say so
+    return [
+        f"user {user.name!r} belongs to tenant {user.tenant!r}, which the configuration does "
+        "not name: they see no mail until it does (or disable them: mukaika user disable)"
+        for user in users
+        if user.tenant and user.tenant not in known
+    ]

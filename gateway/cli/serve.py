@@ -177,6 +177,20 @@ def run_serve(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _with_password_check(parts: Parts | None) -> Parts:
+    """``parts`` with the console's password hasher for ``[outbound] auth`` (the service
+    never imports the web framework; the command line hands it the function)."""
+    import dataclasses
+
+    from gateway.console.passwords import check
+    from gateway.service.assembly import Parts
+
+    given = parts or Parts()
+    if given.password_check is not None:
+        return given
+    return dataclasses.replace(given, password_check=check)
+
+
 async def _serve(
     config: Config,
     *,
@@ -207,7 +221,7 @@ async def _serve(
                 data = config.model_dump(mode="python")
                 data["delivery"].update(relay_host=relay.host, relay_port=relay.port)
                 config = Config.model_validate(data)
-            gateway = Gateway(config, parts)
+            gateway = Gateway(config, _with_password_check(parts))
             stack.push_async_callback(gateway.stop)
             host, port = await gateway.start()
             loop.add_signal_handler(signal.SIGHUP, _reloader(gateway, reload))

@@ -357,7 +357,8 @@ class StoreSettings(Section):
     schema is always refused."""
     pool_size: int = Field(default=5, ge=1, le=100)
     """PostgreSQL: connections each process keeps open at most (the pool never opens more;
-    a request waits for a free one up to pool_timeout_seconds)."""
+    a request waits for a free one up to pool_timeout_seconds). serve keeps one more, outside
+    the pool, for the locks of the jobs that run once per cluster."""
     pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     """PostgreSQL: how long a request waits for a free pooled connection before it fails
     (mail is then answered 4xx, never accepted unrecorded)."""
@@ -773,6 +774,22 @@ class OutboundSettings(Section):
     client_networks: Networks = ()
     """Networks (CIDR) of the LGWAN-side MTAs allowed to send outbound; everyone else is
     refused (554 5.7.1). Required when enabled."""
+    auth: bool = False
+    """SMTP AUTH (PLAIN, LOGIN) on the outbound listener: every client in client_networks must
+    also log in as an enabled user of the store with their console password before MAIL
+    (530 5.7.0); AUTH only after STARTTLS ([smtp] tls_cert_file; 538 5.7.11 before it), but
+    see auth_loopback_without_tls."""
+    auth_loopback_without_tls: bool = True
+    """With auth: a client on loopback (a mail program on the mukaika host itself) may log in
+    without STARTTLS; every other client only after STARTTLS."""
+    auth_sender_match: bool = True
+    """With auth: the envelope sender must be the user's name or one of their addresses
+    (553 5.7.1)."""
+    auth_max_failures: int = Field(default=5, ge=1, le=1000)
+    """With auth: failed logins of one user name, and (ten times as many) from one client
+    address, before it is locked out for auth_lockout_seconds (535 5.7.8 while locked)."""
+    auth_lockout_seconds: float = Field(default=900.0, gt=0)
+    """With auth: how long failures are counted, and how long a lockout lasts."""
     relay_host: str = ""
     """The smarthost outbound mail is relayed to (the prefecture's security cloud)."""
     relay_port: int = Field(default=25, gt=0, le=65535)

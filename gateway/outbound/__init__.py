@@ -3,6 +3,8 @@ it leaves (issue 19).
 
 - :mod:`.listener`: its own SMTP listener (``[outbound] listen``), only for
   ``client_networks``; 250 only once spooled, like inbound mail.
+- :mod:`.auth`: optional SMTP AUTH on that listener (``[outbound] auth``): store users, the
+  console's password hasher, lockouts per user and address.
 - :mod:`.checking`: the checks in a pool process (malware scan with clamd, My Number, the
   ``[policy.outbound]`` rules), pure but for the scanner.
 - :mod:`.stage`: the order delay → filters and approval → conversion, per spooled message;

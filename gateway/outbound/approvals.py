@@ -145,6 +145,7 @@ class OutboundApprovals:
                 received_at=time.time(),
                 size=entry.size,
                 quarantine_id=entry.id,
+                tenant=entry.tenant,  # its sender's tenant's relay
                 verdict="deliver",
                 report={
                     "direction": "outbound",

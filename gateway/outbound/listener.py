@@ -7,6 +7,7 @@ send to an outside domain). Every other limit of the SMTP module applies (smuggl
 time limits, ``451`` for internal faults), with the outbound size and recipient limits.
 ``accept`` spools each message with direction ``outbound`` before ``250``; the listener runs
 in the gateway's process (outbound mail is the municipality's own, a small share of traffic).
+With ``[outbound] auth`` its clients must also log in (:mod:`.auth`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 
 from gateway.configuration.config import Config
 from gateway.configuration.settings import SmtpSettings
-from gateway.receiving.smtp import Accept, SmtpServer
+from gateway.receiving.smtp import Accept, SmtpLogin, SmtpServer
 from sanitizers.vocabulary import SmtpRefusal
 
 
@@ -58,11 +59,14 @@ def outbound_listener(
     accept: Accept,
     free_bytes: Callable[[], int],
     on_reject: Callable[[SmtpRefusal], None],
+    login: SmtpLogin | None = None,
 ) -> SmtpServer:
+    """The listener; ``login``: SMTP AUTH required of its clients (:mod:`.auth`)."""
     return SmtpServer(
         outbound_smtp_settings(config),
         accept,
         free_bytes,
         on_reject=on_reject,
         relay_policy=client_allowed(config.outbound.client_networks),
+        login=login,
     )

@@ -250,6 +250,7 @@ class Unlocking:
             quarantine_id=reference,
             verdict=str(report.verdict),
             report=report.to_dict(),
+            tenant=entry.tenant,  # to its tenant's MTA, as the held copy went
         )
         # Spooled straight to outgoing (the unlocked mail never enters the filter again),
         # then released: a crash in between can only lead to a second unlock, a duplicate,
@@ -366,4 +367,6 @@ class Unlocking:
         )
         record["actor"] = actor
         record["outcome"] = answer.result.value
+        if entry.tenant:
+            record["tenant"] = entry.tenant
         self.audit.write(record)

@@ -49,7 +49,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, AnyStr, Protocol
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from gateway.configuration.settings import SmtpSettings
 from gateway.observation.logtext import quoted
@@ -90,6 +90,29 @@ REPLY_BAD_SENDER = "553 5.1.7 Bad sender address syntax"
 REPLY_BAD_RECIPIENT = "553 5.1.3 Bad recipient address syntax"
 REPLY_AUTH_REJECT = "550 5.7.1 The sender's domain does not authorise this message (DMARC)"
 REPLY_AUTH_TEMPORARY = "451 4.7.0 Sender authentication not possible now; please try again later"
+REPLY_AUTH_NEEDED = "530 5.7.0 Authentication required"
+REPLY_AUTH_TLS = "538 5.7.11 Encryption required for requested authentication mechanism"
+REPLY_NOT_YOUR_SENDER = "553 5.7.1 Sender address not owned by the authenticated user"
+# What GatewaySMTP._authenticate hands back to be checked asynchronously (never to a client).
+_PENDING = "pending login check"
+
+
+class SmtpLogin(Protocol):
+    """SMTP AUTH logins of a listener (the outbound one: :mod:`gateway.outbound.auth`)."""
+
+    async def authenticate(self, client: str, login: bytes, password: bytes) -> str | None:
+        """The user ``login`` names if ``password`` is theirs (and not locked out); else None."""
+        ...
+
+    async def may_send_as(self, user: str, sender: str) -> bool:
+        """Whether ``user`` may give ``sender`` as the envelope sender."""
+        ...
+
+    def without_tls(self, client: str) -> bool:
+        """Whether ``client`` may log in without STARTTLS."""
+        ...
+
+
 AIOSMTPD_LINE_TOO_LONG = "500 Command line too long"  # aiosmtpd's own reply
 # The reason code of each reply this module sends; any other 4xx/5xx (aiosmtpd's syntax and
 # sequence errors) is ``protocol``.
@@ -283,7 +306,11 @@ class GatewaySMTP(SMTP):
         settings: SmtpSettings,
         tracker: ConnectionTracker,
         tls_context: ssl.SSLContext | None = None,
+        login: SmtpLogin | None = None,
     ) -> None:
+        # With ``login``, AUTH is required before MAIL (checked in smtp_MAIL), and allowed only
+        # after STARTTLS unless ``login`` allows the client without (checked in smtp_AUTH):
+        # aiosmtpd's own rules are off, as it warns when they are combined so.
         super().__init__(
             handler,
             data_size_limit=settings.max_message_bytes,
@@ -293,9 +320,11 @@ class GatewaySMTP(SMTP):
             ident="mukaika",
             tls_context=tls_context,
             timeout=settings.command_timeout_seconds,
-            auth_require_tls=True,
+            auth_require_tls=login is None,
+            authenticator=None if login is None else _checked_later,
             command_call_limit=None,
         )
+        self.login = login
         self.settings = settings
         self.tracker = tracker
         # aiosmtpd keeps these per class and grows them on every EHLO: keep ours per session.
@@ -484,10 +513,45 @@ class GatewaySMTP(SMTP):
 
     # --- commands ---------------------------------------------------------------------------
 
+    async def smtp_AUTH(self, arg: str) -> None:
+        if (
+            self.login is not None
+            and not self._tls_protocol
+            and not self.login.without_tls(self._client)
+        ):
+            await self.push(REPLY_AUTH_TLS)
+            return
+        await super().smtp_AUTH(arg)
+
+    def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
+        if self.login is None:
+            return super()._authenticate(mechanism, auth_data)
+        return AuthResult(success=False, handled=False, auth_data=auth_data, message=_PENDING)
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._login_checked(await super().auth_PLAIN(_, args))
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._login_checked(await super().auth_LOGIN(_, args))
+
+    async def _login_checked(self, result: AuthResult) -> AuthResult:
+        """The login aiosmtpd decoded, checked by ``login`` off the event loop's critical
+        path; the password is not kept in the session."""
+        data = result.auth_data
+        if self.login is None or result.message != _PENDING or not isinstance(data, LoginPassword):
+            return result
+        user = await self.login.authenticate(self._client, data.login, data.password)
+        if user is None:
+            return AuthResult(success=False, handled=False)
+        return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+
     async def smtp_MAIL(self, arg: str | None) -> None:
         if self.tracker.draining:
             await self.push(REPLY_SHUTDOWN)
             self._close()
+            return
+        if self.login is not None and self.session is not None and not self.session.authenticated:
+            await self.push(REPLY_AUTH_NEEDED)
             return
         if arg:
             match = _SIZE_PARAM.search(arg)
@@ -690,6 +754,11 @@ class RelayHandler:
             return REPLY_STORE
         if _bad_address(address):
             return REPLY_BAD_SENDER
+        login = getattr(server, "login", None)
+        if login is not None and session.authenticated:
+            user = bytes(session.login_data or b"").decode("utf-8", "replace")
+            if not await login.may_send_as(user, address):
+                return REPLY_NOT_YOUR_SENDER
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 2.1.0 OK"
@@ -728,6 +797,12 @@ class RelayHandler:
         return f"250 2.0.0 OK queued as {queue_id}"
 
 
+def _checked_later(*_args: Any) -> AuthResult:
+    """aiosmtpd's synchronous authenticator, never reached: GatewaySMTP._authenticate hands
+    the login to an asynchronous check instead."""
+    return AuthResult(success=False, handled=False)
+
+
 def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
     """A server context for STARTTLS when a certificate and key are configured."""
     if not (settings.tls_cert_file and settings.tls_key_file):
@@ -749,15 +824,17 @@ class SmtpServer:
         on_reject: Callable[[SmtpRefusal], None] | None = None,
         admission: Admission | None = None,
         relay_policy: RelayPolicy | None = None,
+        login: SmtpLogin | None = None,
     ) -> None:
         self.settings = settings
         self.handler = RelayHandler(settings, accept, free_bytes, relay_policy)
         self.tracker = ConnectionTracker(settings, on_reject, admission)
         self.tls = tls_context(settings)
+        self.login = login
         self.server: asyncio.Server | None = None
 
     def _factory(self) -> GatewaySMTP:
-        return GatewaySMTP(self.handler, self.settings, self.tracker, self.tls)
+        return GatewaySMTP(self.handler, self.settings, self.tracker, self.tls, self.login)
 
     def set_store_up(self, up: bool) -> None:
         """Whether the store answers: while it does not, new mail is answered 451."""

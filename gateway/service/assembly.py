@@ -32,6 +32,7 @@ from gateway.observation.clock import ClockWatch, Probe, TimedatedProbe
 from gateway.observation.metrics import Metrics, MetricsServer
 from gateway.observation.ports import MetricsPort
 from gateway.outbound.approvals import OutboundApprovals
+from gateway.outbound.auth import OutboundLogins, PasswordCheck
 from gateway.outbound.listener import outbound_listener
 from gateway.outbound.stage import CancelError, OutboundStage
 from gateway.processing.pool import InlineSanitizer, ProcessSanitizer, Sanitizer, TaskRunner
@@ -53,6 +54,7 @@ from gateway.service.worker import Worker
 from gateway.store import Store, migrate_store, open_store
 from gateway.store.singleton import (
     DIGEST_JOB,
+    DMARC_JOB,
     OUTBOUND_EXPIRY_JOB,
     PURGE_JOB,
     SingletonJob,
@@ -83,6 +85,9 @@ class Parts:
     store: Store | None = None
     # Where the outbound checks run; None: the sanitizer's pool (threads with a fake one).
     outbound_runner: TaskRunner | None = None
+    # How a console password is checked against its hash (``[outbound] auth``): the command
+    # line gives the console's hasher (the service never imports the web framework).
+    password_check: PasswordCheck | None = None
 
 
 class Gateway:
@@ -90,6 +95,9 @@ class Gateway:
 
     def __init__(self, config: Config, parts: Parts | None = None) -> None:
         parts = parts or Parts()
+        if config.outbound.enabled and config.outbound.auth and parts.password_check is None:
+            # Fail closed, before anything is opened: no listener that cannot check a login.
+            raise RuntimeError("outbound.auth needs the console's password hasher")
         self.config = config
         self.data_dir = Path(config.service.data_dir)
         self.spool = Spool(self.data_dir / "spool", config.spool.group_commit_seconds)
@@ -221,7 +229,13 @@ class Gateway:
             self._wire_outbound(config, parts)
         # DMARC aggregate reports: this node's days handed in, the cluster's reports sent.
         self.dmarc_reporting = (
-            DmarcReporting(config, self.store, self.spool, self.worker.scheduler)
+            DmarcReporting(
+                config,
+                self.store,
+                self.spool,
+                self.worker.scheduler,
+                singleton=self._singleton(DMARC_JOB),
+            )
             if self.store is not None and tenants_of(config).reports_enabled()
             else None
         )
@@ -326,6 +340,7 @@ class Gateway:
             self._accept_outbound,
             parts.free_bytes or self.spool.free_bytes,
             on_reject=self.metrics.rejected,
+            login=self._outbound_logins(config, parts.password_check),
         )
         if self.store is not None and self._purgeable is not None:
             self.outbound_approvals = OutboundApprovals(
@@ -402,6 +417,17 @@ class Gateway:
         digests = Digests(config, self.store, links, self.audit, self.worker.bounces.notice_from)
         singleton = self._singleton(DIGEST_JOB)
         return DailyDigests(digests) if singleton is None else DailyDigests(digests, singleton.held)
+
+    def _outbound_logins(
+        self, config: Config, check: PasswordCheck | None
+    ) -> OutboundLogins | None:
+        """The outbound listener's SMTP AUTH (``[outbound] auth``); it needs the store and the
+        password hasher, and the service does not start without them (fail closed)."""
+        if not config.outbound.auth:
+            return None
+        if self.store is None or check is None:
+            raise RuntimeError("outbound.auth needs the store and the console's password hasher")
+        return OutboundLogins(self.store, config.outbound, check)
 
     def _unlock_links(self, config: Config) -> UnlockLinks | None:
         """The signer of the PPAP links in held notices, when the console has a public

@@ -14,7 +14,8 @@ worth nothing to them once they sign in as themselves.
 Summary: the figures of the statistics page (:mod:`.statistics`) for the same day, to
 ``digest.summary_recipients``.
 
-Every mail goes through the LGWAN-side MTA (``delivery.relay_host``) from the gateway's notice
+Every mail goes through the LGWAN-side MTA (``delivery.relay_host``; a tenant's recipient
+through that tenant's ``relay_host``) from the gateway's notice
 sender with the null reverse-path, one connection per mail; a mail that cannot be sent is
 logged, counted in the run's audit line (event ``digest``) and not retried until the next day.
 Values from mail are the index's cleaned ones and go into the text body only.
@@ -33,7 +34,7 @@ from email.utils import format_datetime, make_msgid
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from gateway.configuration.config import Config
+from gateway.configuration.config import Config, tenants_of
 from gateway.delivery.client import send_once
 from gateway.evidence.ports import AuditPort
 from gateway.evidence.quarantine import QuarantineEntry
@@ -190,17 +191,21 @@ class Digests:
     async def send(self, mails: Sequence[Mail], actor: str) -> tuple[int, int]:
         """Send ``mails``; (sent, failed). One audit line for the run, by ``actor``."""
         delivery = self.config.delivery
+        tenants = tenants_of(self.config)
         sent = failed = 0
         for mail in mails:
-            try:
-                await send_once(
-                    delivery.relay_host,
-                    delivery.relay_port,
-                    "",
-                    list(mail.to),
-                    mail.message,
-                    delivery.timeout_seconds,
+            # Each recipient through their own tenant's MTA (the shared one without a tenant).
+            routes: dict[tuple[str, int], list[str]] = {}
+            for address in mail.to:
+                relay = tenants.relay(tenants.tenant_of(address))
+                routes.setdefault(relay or (delivery.relay_host, delivery.relay_port), []).append(
+                    address
                 )
+            try:
+                for (host, port), recipients in routes.items():
+                    await send_once(
+                        host, port, "", recipients, mail.message, delivery.timeout_seconds
+                    )
             except Exception as exc:  # noqa: BLE001 - any failure is logged and counted
                 log.warning("digest to %s failed: %s", ", ".join(mail.to), exc)
                 failed += 1

@@ -4,7 +4,8 @@ report per policy domain leaves through the outbound relay.
 Every ``HAND_IN_SECONDS`` each node counts its finished days' record files
 (``DATA_DIR/dmarc``, written by :class:`gateway.senderauth.reports.Recorder`) into rows and
 hands them in to the store (:mod:`gateway.store.dmarc_rows`), then removes the files. From
-``REPORT_AFTER`` past midnight (UTC) the rows of past days are reported: one report per
+``REPORT_AFTER`` past midnight (UTC) the node that runs the singleton job ``dmarc-reports``
+(:mod:`gateway.store.singleton`) reports the rows of past days: one report per
 policy domain, checked against the schema, sent only to destinations that pass the RFC 7489 7.1
 check, spooled straight into ``outgoing`` with direction ``outbound`` and delivered to
 ``[outbound] relay_host`` with the usual retries. Whichever node claims the rows first sends
@@ -45,6 +46,7 @@ from gateway.senderauth.reports import (
 )
 from gateway.senderauth.resolver import Resolver
 from gateway.store import Store, StoreError, dmarc_rows
+from gateway.store.singleton import SingletonJob
 
 log = logging.getLogger("mukaika.senderauth")
 
@@ -119,8 +121,10 @@ class DmarcReporting:
         spool: Spool,
         scheduler: Scheduler,
         clock: Callable[[], float] = time.time,
+        singleton: SingletonJob | None = None,
     ) -> None:
         self.config = config
+        self.singleton = singleton  # the reporting is one node's for the cluster
         self.store = store
         self.spool = spool
         self.scheduler = scheduler
@@ -144,6 +148,8 @@ class DmarcReporting:
         await asyncio.to_thread(hand_in_files, self.store, self.directory, self.node, today)
         if not self.config.outbound.enabled:
             return []
+        if self.singleton is not None and not await self.singleton.held():
+            return []  # another node reports the cluster's rows
         midnight = datetime(today.year, today.month, today.day, tzinfo=UTC)
         before = today if now >= midnight + REPORT_AFTER else today - timedelta(days=1)
         return await asyncio.to_thread(self._report, before, now)

@@ -294,6 +294,7 @@ class Releasing:
                 verdict=str(Verdict.DELIVER),
                 report=report,
                 release=decision.id,
+                tenant=entry.tenant,  # to its tenant's MTA only
             )
             await asyncio.to_thread(self.spool.put, "outgoing", envelope, result.message)
         return queue_ids

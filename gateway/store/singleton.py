@@ -39,10 +39,12 @@ LOCK_CLASS: Final = 0x6D756B61
 
 # The singleton jobs of serve (each name is its lock and appears in the log line of the node
 # that takes it): the quarantine purge (retention, held mail's longer retention included), and
-# the expiry of held outbound mail with its denial notices, and the daily digests and summary.
+# the expiry of held outbound mail with its denial notices, the daily digests and summary, and
+# the sending of the DMARC aggregate reports (each node still hands in its own records).
 PURGE_JOB: Final = "quarantine-purge"
 OUTBOUND_EXPIRY_JOB: Final = "outbound-expiry"
 DIGEST_JOB: Final = "daily-digests"
+DMARC_JOB: Final = "dmarc-reports"
 
 
 def lock_key(name: str) -> tuple[int, int]:

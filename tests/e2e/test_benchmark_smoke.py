@@ -27,6 +27,21 @@ def test_peers_harness_smoke_run(tmp_path: Path) -> None:
     assert result["skipped"] == {}
 
 
+def test_cluster_benchmark_smoke_run(tmp_path: Path) -> None:
+    """The cluster benchmark's code for 1 and 2 nodes, 20 messages each: every accepted
+    message delivered, and the database's cost per message counted."""
+    from benchmarks import cluster
+
+    result = cluster.run([1, 2], messages_per_case=20, connections=2, work=tmp_path)
+    assert [row["nodes"] for row in result["rows"]] == [1, 2]
+    for row in result["rows"]:
+        assert row["accepted"] > 0
+        assert row["delivered"] == row["accepted"]
+        assert row["delivered_per_s"] > 0
+        assert row["statements_per_msg"] > 0
+        assert row["wal_bytes_per_msg"] > 0
+
+
 @pytest.mark.parametrize("name", sorted(cdr.KINDS))
 def test_cdr_benchmark_files_are_disarmed_not_removed(name: str) -> None:
     """Each CDR benchmark kind measures the work its name says: the file is delivered

@@ -41,10 +41,12 @@ from sanitizers.policy import AttachmentAction, Policy
 from sanitizers.release import ReleaseTerms
 from sanitizers.report import SanitizeResult
 from sanitizers.senderauth import AuthOutcome
+from sanitizers.vocabulary import Reason, label
 from tests.authdns import AuthDns
 from tests.clamd import EICAR
 from tests.gateway.relaykit import Sink, make_config
 from tests.paths import ROOT
+from tests.sanitizers.cdr.archive_fixtures import RAR4_FILE_ENCRYPTED, rar4
 from tests.sanitizers.cdr.office_fixtures import docm_with_vba
 
 RCPT = "staff@example.lg.jp"
@@ -275,6 +277,36 @@ async def test_a_release_while_the_lgwan_mta_is_down_is_delivered_once_it_is_bac
         await sink.start()
         await sink.wait_for(2, within=30)
         assert _parsed(sink.messages[1].data)["X-Mukaika-Verdict"] == "deliver"
+
+
+async def test_an_encrypted_rar_is_held_for_an_operator_and_released_without_it(
+    tmp_path: Path, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An encrypted RAR cannot be unlocked here: the mail is held (not awaiting a password),
+    the notice says so and carries no link; an operator's release delivers the rest of the
+    mail, the RAR removed with a notice naming it."""
+    data_dir = tmp_path / "data"
+    cli = Cli(data_dir, monkeypatch)
+    encrypted = rar4([(b"report.xlsx", b"PK" + bytes(200))], file_flags=RAR4_FILE_ENCRYPTED)
+    async with _gateway(_config(data_dir, sink.port)) as (_, port):
+        cli.users()
+        ref = await _held(cli, sink, port, _mail(("見積書.rar", encrypted, "application/x-rar")))
+        assert _entry(cli)["state"] == "held"
+        notice = _text(_parsed(sink.messages[0].data))
+        assert "【保留のお知らせ】" in notice
+        assert label(Reason.ENCRYPTED_NO_UNLOCK, "ja") in notice
+        assert "http" not in notice  # no link to a password page
+        code, _, err = cli("alice", "quarantine", "release", ref)
+        assert code == ExitCode.OK, err
+        await sink.wait_for(2, within=30)
+        released = _parsed(sink.messages[1].data)
+        assert released["X-Mukaika-Verdict"] == "deliver"
+        assert "encrypted_no_unlock" in released["X-Mukaika-Summary"]
+        text = _text(released)
+        assert BODY in text
+        assert "見積書.rar" in text
+        assert not [p for p in released.walk() if p.get_filename()]
+        await _until(lambda: _entry(cli)["state"] == "released")
 
 
 # --- limits ---------------------------------------------------------------------------------

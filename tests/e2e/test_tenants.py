@@ -281,3 +281,40 @@ async def test_a_reload_applies_a_tenants_rules_and_keeps_its_mta_until_a_restar
         await gateway.stop()
         for sink in (shared, kita, minami):
             await sink.stop()
+
+
+async def test_a_released_copy_goes_to_its_tenants_mta_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release is a new copy spooled from the quarantine entry: it keeps the entry's tenant."""
+    from tests.e2e import test_release as release
+
+    shared, kita = Sink(), Sink()
+    for sink in (shared, kita):
+        await sink.start()
+    data_dir = tmp_path / "data"
+    data = release._config(data_dir, shared.port).model_dump()
+    data["tenants"] = [
+        {
+            "name": "kita",
+            "domains": [release.RCPT.rpartition("@")[2]],
+            "relay_host": "127.0.0.1",
+            "relay_port": kita.port,
+        }
+    ]
+    cli = release.Cli(data_dir, monkeypatch)
+    try:
+        async with release._gateway(Config.model_validate(data)) as (_, port):
+            cli.users()
+            raw = release._mail(("見積書.zip", release._encrypted_zip(), "application/zip"))
+            ref = await release._held(cli, kita, port, raw)
+            code, _, err = cli("alice", "quarantine", "release", ref)
+            assert code == 0, err
+            (_, released) = await kita.wait_for(2)
+    finally:
+        for sink in (shared, kita):
+            await sink.stop()
+    assert release._parsed(released.data)["X-Mukaika-Verdict"] == "deliver"
+    assert released.rcpt_tos == [release.RCPT]
+    assert shared.messages == []
+    assert release._entry(cli)["tenant"] == "kita"

@@ -269,3 +269,46 @@ def test_outbound_settings_for_every_sender_are_refused_per_tenant(
     (problem,) = problems_of(write(tmp_path / "mukaika.toml", text))
     assert f"outbound.{key.split()[0]}: not a tenant's setting" in problem
     assert "a tenant sets only relay_host, relay_port, tls, require_tls_domains" in problem
+
+
+def test_check_config_warns_of_a_user_whose_tenant_is_gone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main_file = write(tmp_path / "mukaika.toml", f'[service]\ndata_dir = "{tmp_path}"\n{TWO}')
+    add = ["user", "add", "ken", "--role", "operator", "--no-password", "--tenant", "kita"]
+    assert main([*add, "--config", str(main_file)]) == ExitCode.OK
+    assert main(["check-config", "-q", "--config", str(main_file)]) == ExitCode.OK
+    assert "ken" not in capsys.readouterr().err
+    kita_gone = TWO[TWO.index('[[tenants]]\nname = "minami"') :]
+    write(main_file, f'[service]\ndata_dir = "{tmp_path}"\n{kita_gone}')
+    assert main(["check-config", "-q", "--config", str(main_file)]) == ExitCode.OK
+    assert "user 'ken' belongs to tenant 'kita', which the configuration does not name" in (
+        capsys.readouterr().err
+    )
+
+
+def test_check_config_names_an_expired_exception_of_a_tenant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main_file = write(tmp_path / "mukaika.toml", f'[service]\ndata_dir = "{tmp_path}"\n{TWO}')
+    own = write(
+        tmp_path / "tenants" / "kita" / "local.d" / "x.toml",
+        "[[rules]]\nname = 'old'\nexception = true\napproved_by = '課長'\nreason = 'r'\n"
+        "expires = 2026-01-31\n",
+    )
+    args = ["check-config", "-q", "--on", "2026-02-01", "--config", str(main_file)]
+    assert main(args) == ExitCode.EXPIRED_EXCEPTIONS
+    assert f"warning: {own}: tenants[0] ('kita').rules.0 ('old'): exception expired" in (
+        capsys.readouterr().err
+    )
+
+
+def test_user_import_is_refused_with_tenants(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main_file = write(tmp_path / "mukaika.toml", f'[service]\ndata_dir = "{tmp_path}"\n{TWO}')
+    people = write(tmp_path / "people.csv", "name,role,addresses,group\nken,operator,,\n")
+    args = ["user", "import", "--csv", str(people), "--config", str(main_file)]
+    assert main(args) == ExitCode.CONFIG
+    assert "user import is refused with [[tenants]]" in capsys.readouterr().err
+    assert not (tmp_path / "store.sqlite3").exists()

@@ -121,3 +121,16 @@ def test_a_tenants_administrator_sees_that_tenants_users_and_operators_its_rules
     assert "kita-only-rule" in rules
     assert "minami-only-rule" not in rules
     assert "minami-only-rule" in world.signed_in("cluster-op").get("/rules").content.decode()
+
+
+def test_a_tenants_operator_counts_that_tenants_mail_only(world: ConsoleWorld) -> None:
+    _held(world, "kita", "taro@city.kita.example.lg.jp", "北市あて")
+    for number in range(2):
+        _held(world, "minami", f"h{number}@town.minami.example.lg.jp", "南町あて")
+    kita = world.signed_in("op-kita").get("/statistics").content.decode()
+    cluster = world.signed_in("cluster-op").get("/statistics").content.decode()
+    assert '<span id="messages">1</span>' in kita
+    assert '<span id="backlog">1</span>' in kita
+    assert "town.minami" not in kita  # no recipient of the other tenant among the figures
+    assert '<span id="messages">3</span>' in cluster
+    assert "h0@town.minami.example.lg.jp" in cluster

@@ -4,7 +4,9 @@ back; a store fault never reaches the delivery that records."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import threading
 
 import pytest
 
@@ -67,3 +69,29 @@ async def test_an_outage_of_any_length_keeps_a_bounded_number_of_states(
         await records.record(f"q{n}", MessageState.DELIVERED)
     assert list(records.pending) == ["q2", "q3", "q4"]
     assert "q0: delivery state delivered dropped" in caplog.text
+
+
+async def test_concurrent_deliveries_write_each_state_once() -> None:
+    """Many deliveries finishing at once (the worker's concurrency): each state is written
+    once, not once per delivery that flushes while another write is under way."""
+    index = _Index()
+    started, release = threading.Event(), threading.Event()
+    record_delivery = index.record_delivery
+
+    def slow(qid: str, state: MessageState) -> None:
+        started.set()
+        release.wait(30)
+        record_delivery(qid, state)
+
+    index.record_delivery = slow  # type: ignore[method-assign]
+    records = DeliveryRecords(index)  # type: ignore[arg-type]
+    first = asyncio.create_task(records.record("q0", MessageState.DELIVERED))
+    await asyncio.to_thread(started.wait, 30)  # q0's write is under way
+    others = [
+        asyncio.create_task(records.record(f"q{n}", MessageState.DELIVERED)) for n in range(1, 8)
+    ]
+    await asyncio.sleep(0)  # every other delivery has asked to flush
+    release.set()
+    await asyncio.gather(first, *others)
+    assert sorted(qid for qid, _ in index.written) == [f"q{n}" for n in range(8)]
+    assert not records.pending

@@ -202,3 +202,31 @@ async def test_two_nodes_on_postgresql_send_the_day_once(
             for locks in nodes:
                 locks.close()
                 locks.store.close()
+
+
+async def test_a_tenants_recipients_get_their_digests_through_its_own_mta(
+    day: Day, sink: Sink
+) -> None:
+    tenant_mta = await Sink().start()
+    data = day_config(day.data_dir, sink.port).model_dump()
+    data["smtp"]["accept_domains"] = []
+    data["tenants"] = [
+        {
+            "name": "city",
+            "domains": ["city.example.lg.jp"],
+            "relay_host": "127.0.0.1",
+            "relay_port": tenant_mta.port,
+        }
+    ]
+    config = Config.model_validate(data)
+    try:
+        digests = Digests(config, day.store, _links(day), FakeAudit(), FROM, lambda: NOW)
+        assert await DailyDigests(digests).round() == (3, 0)
+    finally:
+        await tenant_mta.stop()
+    assert sorted(m.rcpt_tos[0] for m in tenant_mta.messages) == [
+        "joho@city.example.lg.jp",
+        KACHO,
+        RIN,
+    ]
+    assert sink.messages == []  # the shared LGWAN-side MTA got none of them
