@@ -39,6 +39,7 @@ _INLINE_FILE = re.compile(
 _WORD_BYTES = 45
 # Runs of ASCII and of other characters, written in encoded-words of their own when needed.
 _SCRIPT_RUNS: Final = re.compile("[\x00-\x7f]+|[^\x00-\x7f]+")
+_LATIN1_RUNS: Final = re.compile("[\x80-\xff]+|[^\x00-\xff]+")
 
 
 def scrub_surrogates(text: str) -> tuple[str, bool]:
@@ -105,8 +106,10 @@ def encoded_words(text: str, charset: str) -> list[str]:
     nothing to report). Short text can read two ways in one word (会a in UTF-8 is also two
     CP932 kanji, Ω alone also an EUC-JP kanji): then its ASCII and non-ASCII runs go in
     words of their own (whitespace between words is dropped when read), each non-ASCII run
-    in the first of UTF-8, ISO-2022-JP and ISO-8859-1 that reads back alone without doubt.
-    When no form reads back so, the plain form is written (and reported again next pass)."""
+    in the first of UTF-8, ISO-2022-JP and ISO-8859-1 that reads back alone without doubt
+    (Latin-1 characters beside other letters, éΩ, each part on its own). When no form reads
+    back so (¥é: Latin-1 that is also a Shift_JIS kanji), the plain form is written, and
+    reported again next pass."""
     plain = _iso2022jp_words(text) if charset == "iso-2022-jp" else None
     plain = plain or _utf8_words(text)
     if _reads_back(plain, text):
@@ -129,10 +132,19 @@ def _run_words(text: str) -> list[str]:
         if run.isascii():
             words += [_b_word(piece, "ascii", "US-ASCII") for piece in _chunks(run)]
             continue
-        utf8 = _utf8_words(run)
-        forms = (utf8, _iso2022jp_words(run), _latin1_words(run))
-        words += next((form for form in forms if form and _reads_back(form, run)), utf8)
+        found = _run_form(run)
+        if found is None:  # Latin-1 beside other letters (éΩ): each part on its own
+            parts = _LATIN1_RUNS.findall(run)
+            found = [word for part in parts for word in _run_form(part) or _utf8_words(part)]
+        words += found
     return words
+
+
+def _run_form(run: str) -> list[str] | None:
+    """The words of the first of UTF-8, ISO-2022-JP and ISO-8859-1 that read back as ``run``
+    alone without doubt, or None."""
+    forms = (_utf8_words(run), _iso2022jp_words(run), _latin1_words(run))
+    return next((form for form in forms if form and _reads_back(form, run)), None)
 
 
 def _latin1_words(text: str) -> list[str] | None:

@@ -19,7 +19,23 @@ UTF8_POLICY = Policy()
 JIS_POLICY = Policy(output=OutputPolicy(charset="iso-2022-jp"))
 # Short text whose UTF-8 also reads as Shift_JIS or EUC-JP: a kanji glued to a letter, a lone
 # Greek or Cyrillic letter or Latin-1 character (two-byte UTF-8, an EUC-JP kanji's shape).
-TWO_WAY = ["会a", "資a", "語本a", "2料①a?&", "c語①a", "Ω", "Ъ", "1Ω>>Ω", "é", "¥", "2é", "会a Ω"]
+TWO_WAY = [
+    "会a",
+    "資a",
+    "語本a",
+    "2料①a?&",
+    "c語①a",
+    "Ω",
+    "Ъ",
+    "1Ω>>Ω",
+    "é",
+    "¥",
+    "2é",
+    "会a Ω",
+    "éΩ",
+    "1Ω¥",
+    ">ЪéΩ¥b",
+]
 
 
 def _word(text: str) -> str:
