@@ -13,6 +13,11 @@ store as listed, or nothing changed. Its meaning:
   (``mukaika user enable NAME`` does it);
 - a user managed by the other import (``csv`` vs ``ldap``) is refused
   (:class:`DirectoryConflictError`): two sources must not fight over one person;
+- an import is for one tenant (``""``: the cluster's own users): the users it adds are of that
+  tenant, it takes over, updates and disables only users of that tenant (disabling is scoped
+  by source and tenant), and it refuses (:class:`DirectoryConflictError`) a listed user or a
+  listed group that has a user of another tenant: an import for one tenant never changes
+  another's users, nor lets their approvers approve its mail;
 - groups are exactly those listed; a group left without members is removed.
 
 Who approves for whom: a member of a group whose role is ``approver`` approves the held
@@ -28,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
@@ -48,7 +53,8 @@ SOURCES: Final = ("csv", "ldap")
 
 
 class DirectoryConflictError(StoreError):
-    """The import names users that another import manages (the message lists them)."""
+    """The import names users that another import or tenant has, or groups with members of
+    another tenant (the message lists them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +83,13 @@ class _DryRun(Exception):
 
 
 def apply_import(
-    store: Store, people: Sequence[Person], *, source: str, actor: str, dry_run: bool = False
+    store: Store,
+    people: Sequence[Person],
+    *,
+    source: str,
+    actor: str,
+    tenant: str = "",
+    dry_run: bool = False,
 ) -> ImportResult:
     """Make the store's directory what ``people`` says (see the module docstring)."""
     if source not in SOURCES:
@@ -85,7 +97,7 @@ def apply_import(
     result = ImportResult()
     try:
         with store.writing() as db:
-            _import(db, people, source, actor, result)
+            _import(db, people, source, actor, tenant, result)
             if dry_run:
                 raise _DryRun
     except _DryRun:
@@ -97,14 +109,27 @@ def apply_import(
 
 
 def _import(
-    db: Connection, people: Sequence[Person], source: str, actor: str, result: ImportResult
+    db: Connection,
+    people: Sequence[Person],
+    source: str,
+    actor: str,
+    tenant: str,
+    result: ImportResult,
 ) -> None:
     existing = {
         row.name: row
         for row in db.execute(
-            select(users.c.id, users.c.name, users.c.role, users.c.disabled, users.c.directory)
+            select(
+                users.c.id,
+                users.c.name,
+                users.c.role,
+                users.c.disabled,
+                users.c.directory,
+                users.c.tenant,
+            )
         )
     }
+    _refuse_other_tenants(db, people, existing, tenant)
     foreign = sorted(
         person.name
         for person in people
@@ -128,6 +153,7 @@ def _import(
                     created_at=now,
                     created_by=actor,
                     directory=source,
+                    tenant=tenant,
                 )
             ).inserted_primary_key
             assert inserted is not None
@@ -158,7 +184,12 @@ def _import(
             )
     listed = {person.name for person in people}
     for name, row in existing.items():
-        if row.directory == source and name not in listed and not row.disabled:
+        if (
+            row.directory == source
+            and row.tenant == tenant
+            and name not in listed
+            and not row.disabled
+        ):
             db.execute(update(users).where(users.c.id == row.id).values(disabled=True))
             db.execute(delete(console_sessions).where(console_sessions.c.user_name == name))
             result.disabled.append(name)
@@ -167,6 +198,35 @@ def _import(
             directory_groups.c.id.not_in(select(group_members.c.group_id).distinct())
         )
     )
+
+
+def _refuse_other_tenants(
+    db: Connection, people: Sequence[Person], existing: dict[str, Any], tenant: str
+) -> None:
+    """DirectoryConflictError if a listed user, or a member of a listed group, is of another
+    tenant than the import's."""
+    theirs = sorted(
+        person.name
+        for person in people
+        if person.name in existing and existing[person.name].tenant != tenant
+    )
+    own = f"tenant {tenant!r}" if tenant else "the cluster's own (no tenant)"
+    if theirs:
+        raise DirectoryConflictError(f"users of another tenant than {own}: {', '.join(theirs)}")
+    listed = sorted({group for person in people for group in person.groups})
+    shared = db.execute(
+        select(directory_groups.c.name)
+        .join(group_members, group_members.c.group_id == directory_groups.c.id)
+        .join(users, users.c.id == group_members.c.user_id)
+        .where(directory_groups.c.name.in_(listed), users.c.tenant != tenant)
+        .distinct()
+        .order_by(directory_groups.c.name)
+    ).all()
+    if shared:
+        raise DirectoryConflictError(
+            f"groups with members of another tenant than {own}: "
+            f"{', '.join(row[0] for row in shared)}"
+        )
 
 
 def _addresses(db: Connection, user_id: int) -> list[str]:

@@ -123,3 +123,43 @@ def test_a_dry_run_changes_nothing_and_a_real_run_ends_sessions(store: Store) ->
         assert gone.disabled
         with store.reading() as db:
             assert db.execute(console_sessions.select()).first() is None
+
+
+def test_an_import_for_a_tenant_never_touches_another_tenants_users(store: Store) -> None:
+    with store:
+        apply_import(store, _people()[:2], source="csv", actor="admin", tenant="kita")
+        add_user(store, "ito", UserRole.RECIPIENT, "admin", tenant="minami")
+        minami = [Person("sato", UserRole.APPROVER, ("sato@minami.example.lg.jp",), (SOMU,))]
+        result = apply_import(store, minami, source="csv", actor="admin", tenant="minami")
+        assert result.added == ["sato"]
+        assert result.disabled == []  # kita's csv users are not minami's import's to disable
+        sato, tanaka = find_user(store, "sato"), find_user(store, "tanaka")
+        assert sato is not None
+        assert tanaka is not None
+        assert (sato.tenant, tanaka.tenant) == ("minami", "kita")
+        assert not tanaka.disabled
+        # Kita's next import without tanaka disables tanaka, not minami's sato.
+        result = apply_import(store, _people()[1:2], source="csv", actor="admin", tenant="kita")
+        assert result.disabled == ["tanaka"]
+        # Listing another tenant's user (hand-made or imported) is refused; nothing changes.
+        for name, role in (("ito", UserRole.RECIPIENT), ("sato", UserRole.APPROVER)):
+            taking = [Person(name, UserRole.OPERATOR, (f"{name}@kita.example.lg.jp",), ())]
+            with pytest.raises(DirectoryConflictError, match=rf"tenant 'kita': {name}$"):
+                apply_import(store, taking, source="csv", actor="admin", tenant="kita")
+            user = find_user(store, name)
+            assert user is not None
+            assert (user.tenant, user.role) == ("minami", role)
+        # The cluster's own users (no tenant) are another tenant's too.
+        with pytest.raises(DirectoryConflictError, match=r"than the cluster's own.*suzuki"):
+            apply_import(store, _people()[1:2], source="csv", actor="admin")
+
+
+def test_an_import_may_not_join_a_group_of_another_tenant(store: Store) -> None:
+    with store:
+        apply_import(store, _people()[2:], source="csv", actor="admin", tenant="minami")
+        kita = [Person("kudo", UserRole.RECIPIENT, ("kudo@kita.example.lg.jp",), (SOMU, ZEIMU))]
+        with pytest.raises(DirectoryConflictError, match=rf"groups with members .*: {SOMU}$"):
+            apply_import(store, kita, source="ldap", actor="admin", tenant="kita")
+        assert find_user(store, "kudo") is None
+        groups = {group.name: group for group in list_groups(store)}
+        assert groups[SOMU].members == ("ito", "sato")
