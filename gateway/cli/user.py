@@ -27,11 +27,10 @@ tenants' users are never taken over, changed or disabled by it). ``user groups``
 groups with their members and approvers.
 
 Exit codes: 0 done; 2 usage (a bad name, address or password); 4 no such user; 5 the user exists
-already, or an import names users the other import or another tenant has (or a group with
-members of another tenant); 12 the import's rows or entries are
-invalid (nothing imported); 66 the CSV file cannot be read; 69 the directory server cannot be
-read (down, timeout, bind refused, TLS); 74 the store cannot be written; 78 an unknown tenant
-(or a bad configuration); 79 the store's schema is not this program's.
+already, or an import names users the other import or another tenant has; 12 the import's rows
+or entries are invalid (nothing imported); 66 the CSV file cannot be read; 69 the directory
+server cannot be read (down, timeout, bind refused, TLS); 74 the store cannot be written; 78 an
+unknown tenant (or a bad configuration); 79 the store's schema is not this program's.
 """
 
 from __future__ import annotations
@@ -365,7 +364,7 @@ def _groups(args: argparse.Namespace) -> int:
     if not groups:
         print("no groups in the directory (mukaika user import)", file=sys.stderr)
     for group in groups:
-        print(group.name)
+        print(f"{group.name} (tenant {group.tenant})" if group.tenant else group.name)
         print(f"  approvers: {' '.join(group.approvers) or '-'}")
         print(f"  members:   {' '.join(group.members)}")
     return ExitCode.OK

@@ -154,12 +154,21 @@ def test_an_import_for_a_tenant_never_touches_another_tenants_users(store: Store
             apply_import(store, _people()[1:2], source="csv", actor="admin")
 
 
-def test_an_import_may_not_join_a_group_of_another_tenant(store: Store) -> None:
+def test_two_tenants_groups_of_one_name_are_two_groups(store: Store) -> None:
     with store:
         apply_import(store, _people()[2:], source="csv", actor="admin", tenant="minami")
-        kita = [Person("kudo", UserRole.RECIPIENT, ("kudo@kita.example.lg.jp",), (SOMU, ZEIMU))]
-        with pytest.raises(DirectoryConflictError, match=rf"groups with members .*: {SOMU}$"):
-            apply_import(store, kita, source="ldap", actor="admin", tenant="kita")
-        assert find_user(store, "kudo") is None
-        groups = {group.name: group for group in list_groups(store)}
-        assert groups[SOMU].members == ("ito", "sato")
+        kita = [
+            Person("kudo", UserRole.RECIPIENT, ("kudo@kita.example.lg.jp",), (SOMU,)),
+            Person("kubo", UserRole.APPROVER, ("kubo@kita.example.lg.jp",), (SOMU,)),
+        ]
+        apply_import(store, kita, source="ldap", actor="admin", tenant="kita")
+        groups = [(g.name, g.tenant, g.members, g.approvers) for g in list_groups(store)]
+        assert groups == [
+            (SOMU, "kita", ("kubo", "kudo"), ("kubo",)),
+            (SOMU, "minami", ("ito", "sato"), ("sato",)),
+        ]
+        # Kita's sender is approved by kita's approver only, minami's by minami's.
+        (found,) = groups_of_sender(store, "kudo@kita.example.lg.jp")
+        assert (found.tenant, found.approvers) == ("kita", ("kubo",))
+        (found,) = groups_of_sender(store, "ito@city.example.lg.jp")
+        assert (found.tenant, found.approvers) == ("minami", ("sato",))
