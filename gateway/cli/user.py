@@ -298,6 +298,13 @@ def _import(args: argparse.Namespace) -> int:
     actor = acting_user()
     _check_tenant(args)
     config, _ = load(args)
+    if config.tenants:
+        # Imported users have no tenant: each would see every tenant's mail. Fail closed.
+        raise CliError(
+            "user import is refused with [[tenants]]: imported users would belong to no tenant "
+            "and see every tenant's mail; add each tenant's users with user add --tenant NAME",
+            ExitCode.CONFIG,
+        )
     source = "ldap" if args.ldap else "csv"
     try:
         if args.ldap:

@@ -108,10 +108,14 @@ approvers = ["{APPROVER}"]
 
 
 def _cli(
-    monkeypatch: pytest.MonkeyPatch, data_dir: Path, user: str, *argv: str
+    monkeypatch: pytest.MonkeyPatch,
+    data_dir: Path,
+    user: str,
+    *argv: str,
+    groups: str = GROUPS_TOML,
 ) -> tuple[int, str, str]:
     config = data_dir.parent / "mukaika.toml"
-    config.write_text(GROUPS_TOML, encoding="utf-8")
+    config.write_text(groups, encoding="utf-8")
     out, err = io.StringIO(), io.StringIO()
     with _as(monkeypatch, user), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([*argv, "--data-dir", str(data_dir), "--config", str(config)])
@@ -444,3 +448,62 @@ def test_outbound_auth_without_the_password_hasher_does_not_start(
     config = _config(tmp_path / "data", lgwan, smarthost, auth=True)
     with pytest.raises(RuntimeError, match="password hasher"):
         Gateway(config, Parts())
+
+
+async def test_two_of_two_approvers_from_the_command_line(
+    tmp_path: Path, lgwan: Sink, smarthost: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "data"
+    second = f"bucho@{DOMAIN}"
+    group = {"name": "総務課", "senders": [DOMAIN], "approvers": [APPROVER, second]}
+    groups = (
+        GROUPS_TOML.replace(
+            f'approvers = ["{APPROVER}"]', f'approvers = ["{APPROVER}", "{second}"]'
+        )
+        + "approvals_required = 2\n"
+    )
+    config = _config(data_dir, lgwan, smarthost, groups=[group | {"approvals_required": 2}])
+    async with _gateway(config) as gateway:
+        for name in (APPROVER, second):
+            code, _, err = _cli(
+                monkeypatch,
+                data_dir,
+                "root",
+                "user",
+                "add",
+                name,
+                "--role",
+                "approver",
+                "--no-password",
+                groups=groups,
+            )
+            assert code == ExitCode.OK, err
+        await _send(gateway, _mail(text="マイナンバーは 6214 9832 0257 です"))
+        await _until(
+            lambda: any(e["state"] == "release_requested" for e in _entries(monkeypatch, data_dir))
+        )
+        ref = _entries(monkeypatch, data_dir)[0]["id"]
+        code, out, err = _cli(
+            monkeypatch, data_dir, APPROVER, "quarantine", "approve", ref, groups=groups
+        )
+        assert code == ExitCode.OK, err
+        assert "waits for the other approvers" in out
+        code, _, err = _cli(
+            monkeypatch, data_dir, APPROVER, "quarantine", "approve", ref, groups=groups
+        )
+        assert code != ExitCode.OK  # never twice by the same approver
+        assert "approved this mail already" in err
+        assert smarthost.messages == []
+        code, out, err = _cli(
+            monkeypatch, data_dir, second, "quarantine", "approve", ref, groups=groups
+        )
+        assert code == ExitCode.OK, err
+        assert "serve carries it out" in out
+        arrived = await smarthost.wait_for(1)
+    assert arrived[0].rcpt_tos == [PARTNER]
+    counts = [
+        (line["actor"], line["approvals"])
+        for line in _audit(data_dir)
+        if line.get("event") == "approval"
+    ]
+    assert counts == [(APPROVER, 1), (second, 2)]
