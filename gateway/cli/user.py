@@ -23,7 +23,8 @@ groups (課) what a CSV file or the ``[directory]`` server lists, in one transac
 (:mod:`gateway.store.directory` says what an import adds, updates and disables;
 :mod:`gateway.directory.csvfile` the file's columns); ``--dry-run`` shows what would change and
 changes nothing; ``--tenant NAME`` makes it an import for that tenant's users only (the other
-tenants' users are never taken over, changed or disabled by it). ``user groups`` lists the
+tenants' users are never taken over, changed or disabled by it), and with ``[[tenants]]`` an
+import without it is refused. ``user groups`` lists the
 groups with their members and approvers.
 
 Exit codes: 0 done; 2 usage (a bad name, address or password); 4 no such user; 5 the user exists
@@ -298,11 +299,12 @@ def _import(args: argparse.Namespace) -> int:
     actor = acting_user()
     _check_tenant(args)
     config, _ = load(args)
-    if config.tenants:
-        # Imported users have no tenant: each would see every tenant's mail. Fail closed.
+    if config.tenants and not args.tenant:
+        # Users without a tenant would each see every tenant's mail. Fail closed.
         raise CliError(
-            "user import is refused with [[tenants]]: imported users would belong to no tenant "
-            "and see every tenant's mail; add each tenant's users with user add --tenant NAME",
+            "user import without --tenant is refused with [[tenants]]: imported users would "
+            "belong to no tenant and see every tenant's mail; import each tenant's staff with "
+            "--tenant NAME",
             ExitCode.CONFIG,
         )
     source = "ldap" if args.ldap else "csv"
