@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
 
-from sanitizers.charsets import encode_iso2022jp
+from sanitizers.charsets import decode_header_bytes, encode_iso2022jp
 from sanitizers.safetext import SURROGATES, has_unsafe
 
 _ATOM_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]+$")
@@ -37,6 +37,8 @@ _INLINE_FILE = re.compile(
 )
 # UTF-8 bytes per encoded-word: 45 bytes give 60 base64 characters, inside the 75 allowed.
 _WORD_BYTES = 45
+# Runs of ASCII and of other characters, written in encoded-words of their own when needed.
+_SCRIPT_RUNS: Final = re.compile("[\x00-\x7f]+|[^\x00-\x7f]+")
 
 
 def scrub_surrogates(text: str) -> tuple[str, bool]:
@@ -98,24 +100,68 @@ def encode_header(name: str, value: str | list[tuple[str, str]], charset: str) -
 
 
 def encoded_words(text: str, charset: str) -> list[str]:
-    """RFC 2047 B encoded-words, each at most 75 characters, never splitting a character."""
-    if charset == "iso-2022-jp":
-        jis_words = _iso2022jp_words(text)
-        if jis_words is not None:
-            return jis_words
+    """RFC 2047 B encoded-words, each at most 75 characters, never splitting a character,
+    written so that they read back as ``text`` without doubt (a second pass then finds
+    nothing to report). Short text can read two ways in one word (会a in UTF-8 is also two
+    CP932 kanji, Ω alone also an EUC-JP kanji): then its ASCII and non-ASCII runs go in
+    words of their own (whitespace between words is dropped when read), each non-ASCII run
+    in the first of UTF-8, ISO-2022-JP and ISO-8859-1 that reads back alone without doubt.
+    When no form reads back so, the plain form is written (and reported again next pass)."""
+    plain = _iso2022jp_words(text) if charset == "iso-2022-jp" else None
+    plain = plain or _utf8_words(text)
+    if _reads_back(plain, text):
+        return plain
+    words = _run_words(text)
+    return words if _reads_back(words, text) else plain
+
+
+def _reads_back(words: list[str], text: str) -> bool:
+    """Whether the decoder reads ``words`` as ``text``, in no doubt."""
+    decoded = decode_header_bytes(" ".join(words).encode("ascii"))
+    return decoded.text == text and not decoded.lossy
+
+
+def _run_words(text: str) -> list[str]:
+    """Each run of ASCII characters in US-ASCII words, each other run in the first charset
+    whose words read back as the run (UTF-8 when none does)."""
     words: list[str] = []
+    for run in _SCRIPT_RUNS.findall(text):
+        if run.isascii():
+            words += [_b_word(piece, "ascii", "US-ASCII") for piece in _chunks(run)]
+            continue
+        utf8 = _utf8_words(run)
+        forms = (utf8, _iso2022jp_words(run), _latin1_words(run))
+        words += next((form for form in forms if form and _reads_back(form, run)), utf8)
+    return words
+
+
+def _latin1_words(text: str) -> list[str] | None:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+    return [_b_word(piece, "latin-1", "ISO-8859-1") for piece in _chunks(text)]
+
+
+def _utf8_words(text: str) -> list[str]:
+    return [_b_word(piece, "utf-8", "UTF-8") for piece in _chunks(text)]
+
+
+def _chunks(text: str) -> list[str]:
+    """``text`` in pieces of at most ``_WORD_BYTES`` UTF-8 bytes, never splitting a character."""
+    pieces: list[str] = []
     chunk: list[str] = []
     size = 0
     for char in text:
         width = len(char.encode("utf-8"))
         if size + width > _WORD_BYTES and chunk:
-            words.append(_b_word("".join(chunk), "utf-8", "UTF-8"))
+            pieces.append("".join(chunk))
             chunk, size = [], 0
         chunk.append(char)
         size += width
     if chunk:
-        words.append(_b_word("".join(chunk), "utf-8", "UTF-8"))
-    return words
+        pieces.append("".join(chunk))
+    return pieces
 
 
 def _iso2022jp_words(text: str) -> list[str] | None:

@@ -36,6 +36,10 @@ _SUBJECT_LIMIT = 200
 _RAW_RUN = re.compile(
     rb"\x1b(?:\$[@B]|\(I)[^\x1b]*(?:\x1b\([BJ])?|(?:[\x81-\x9f\xe0-\xfc][\x40-\x7e\x80-\xfc]|[\x80-\xff])+"
 )
+# Between two raw runs, only spaces and the specials of RFC 5322 phrases: one name's text.
+_BETWEEN_RUNS = re.compile(rb'[ \t,;:"()<>\[\]\\.]*')
+# Closing specials and what opens each.
+_CLOSERS = {b")": b"(", b">": b"<", b"]": b"[", b'"': b'"'}
 # Placeholders for raw runs while addresses are split: Unicode plane 15 private use, which
 # getaddresses reads as ordinary atom characters.
 _PLACEHOLDER = 0xF0000
@@ -99,19 +103,52 @@ def _add_text(rebuilt: RebuiltHeaders, name: str, untrusted_value: str) -> None:
     rebuilt.fields.append((name, value))
 
 
+def _raw_spans(raw: bytes) -> list[tuple[int, int]]:
+    """Where the raw runs of an address header are, each one name's raw text: runs with only
+    spaces and phrase specials between them are one (a sender that writes raw 8-bit names
+    does not quote them: 山田,太郎 and 山田"太郎 are names, not two mailboxes or an open
+    quote), and a ``)``, ``>``, ``]`` or ``"`` right after a run that opened it between its
+    pieces is the run's too (山田(太郎)). Bytes inside runs are not read as specials."""
+    spans: list[tuple[int, int, bytes]] = []  # (start, end, the specials between pieces)
+    for match in _RAW_RUN.finditer(raw):
+        start, end, between = *match.span(), b""
+        if spans and _BETWEEN_RUNS.fullmatch(raw, spans[-1][1], start):
+            previous = spans.pop()
+            start, between = previous[0], previous[2] + raw[previous[1] : start]
+        spans.append((start, end, between))
+    closed: list[tuple[int, int]] = []
+    for start, end, between in spans:
+        while end < len(raw) and _opened(between, raw[end : end + 1]):
+            between += raw[end : end + 1]
+            end += 1
+        closed.append((start, end))
+    return closed
+
+
+def _opened(between: bytes, closer: bytes) -> bool:
+    """Whether ``between`` opened what ``closer`` closes and has not closed it."""
+    opener = _CLOSERS.get(closer)
+    if opener is None:
+        return False
+    if opener == closer:
+        return between.count(closer) % 2 == 1
+    return between.count(opener) > between.count(closer)
+
+
 def _protect_raw_runs(untrusted_value: str) -> tuple[str, list[Decoded], bool]:
-    """The header value with each raw run replaced by one placeholder character, the decoded
-    runs (decoded together), and whether the value had characters that are not bytes."""
+    """The header value with each raw run (see :func:`_raw_spans`) replaced by one
+    placeholder character, the decoded runs (decoded together), and whether the value had
+    characters that are not bytes."""
     raw, lossy = header_bytes(untrusted_value)
     text: list[str] = []
     runs: list[bytes] = []
     position = 0
-    for match in _RAW_RUN.finditer(raw):
+    for start, end in _raw_spans(raw):
         if len(runs) == _MAX_RAW_RUNS - 1:
             break
-        text += (raw[position : match.start()].decode("ascii"), chr(_PLACEHOLDER + len(runs)))
-        runs.append(match.group())
-        position = match.end()
+        text += (raw[position:start].decode("ascii"), chr(_PLACEHOLDER + len(runs)))
+        runs.append(raw[start:end])
+        position = end
     rest = raw[position:]
     if rest.isascii():
         text.append(rest.decode("ascii"))

@@ -123,6 +123,8 @@ _FREQUENT_KANJI: Final = re.compile(f"[{_JAPANESE_KANJI_MARKERS}]")
 # plausible scores at least this share of the more plausible.
 _AMBIGUOUS_SHARE: Final = 0.5
 _SS2_ONLY: Final = re.compile(rb"(?:[\x00-\x7f]|\x8e[\xa1-\xdf])*")
+# Bytes that read both as CP932 half-width katakana and as EUC-JP double-byte characters.
+_TWIN_BYTES: Final = re.compile(rb"[\x00-\x7f\xa1-\xdf]*")
 # ... unless the more plausible has at least this many more marks of Japanese (see _evidence).
 _DECISIVE_EVIDENCE: Final = 2
 # A UTF-8 reading whose characters all have two-byte forms (U+0080-U+07FF) is what EUC-JP
@@ -266,6 +268,11 @@ def _japanese_guess(data: bytes) -> _Lenient | None:
     # Only EUC-JP half-width katakana (SS2 pairs), which CP932 reads as kanji of one row: the
     # frequent kanji of that row are no evidence here.
     close = close or (len(scored) > 1 and _SS2_ONLY.fullmatch(data) is not None)
+    if charset != "cp932" and len(scored) > 1 and _TWIN_BYTES.fullmatch(data) is not None:
+        # Every 8-bit byte a CP932 half-width katakana and half of an EUC-JP character: any
+        # two such katakana are a JIS level-1 kanji (ﾈｯﾄﾜｰｸ as 発嬬宛), so frequent kanji are
+        # evidence for EUC-JP only when they make most of its reading (税課税).
+        close = close or _share(_JAPANESE_EVIDENCE, text)[1] < _JAPANESE_SHARE_OVERRULES
     return text, charset, close or _REPLACEMENT in text
 
 
@@ -670,6 +677,11 @@ def _guess(data: bytes, plan: _Plan | None) -> Decoded:
     if lenient is not None:
         return lenient
     other = _normalizer_guess(data)
+    if other is not None and other[1] in _FOREIGN_MARKERS and not _strong_foreign(other):
+        # Chinese or Korean without its language's evidence, where no Japanese reading looked
+        # Japanese: a strict Japanese reading still wins (the prior), and either is reported.
+        found = _cp932_with_emoji(data) or _strict_plan(_EUC_JP_PLAN, data) or other
+        return Decoded(*found, lossy=True, detected=True)
     if other is not None:
         return Decoded(*other, lossy=False, detected=True)
     return _least_lossy(plan, data)
