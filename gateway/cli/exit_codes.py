@@ -39,8 +39,14 @@ class ExitCode(IntEnum):
     OK = 0, "done; sanitize and explain: the message would be delivered"
     INTERNAL = 1, "an unexpected fault: a traceback, or a batch message that hit one"
     USAGE = 2, "the command line is wrong (argparse's own status)"
-    NOT_FOUND = 4, "the queue id, quarantine id or reference asked for does not exist"
-    WRONG_STATE = 5, "the message's state does not allow the action (e.g. retry a delivered one)"
+    NOT_FOUND = 4, "the queue id, quarantine id, reference or user asked for does not exist"
+    WRONG_STATE = (
+        5,
+        (
+            "the message's state does not allow the action (e.g. retry a delivered one); the user "
+            "exists already; an import lists users of the other import or of another tenant"
+        ),
+    )
     EXPIRED_EXCEPTIONS = 6, "valid configuration, but expired exceptions (例外措置) are skipped"
     REFUSED = 7, "send: the server refused the message or a recipient"
     WRONG_PASSWORD = 8, "quarantine unlock: the password did not open the held message"

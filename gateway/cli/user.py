@@ -1,5 +1,5 @@
-"""``mukaika user add|list|disable|enable|totp``: the users of the held-mail workflow and the
-web console.
+"""``mukaika user add|list|disable|enable|totp|password``: the users of the held-mail
+workflow and the web console.
 
 A user is a name (the login of the person, as :mod:`gateway.service.identity` finds it), a
 role (:class:`~sanitizers.vocabulary.UserRole`: ``recipient`` sees the held mail of their
@@ -15,19 +15,23 @@ each change is an audit line (event ``user``) naming who made it.
 The password is read from the terminal (twice, not echoed) or, when standard input is not a
 terminal, from its first line; never from the command line, where other users see it.
 ``user totp NAME`` makes a new secret and prints it once with its ``otpauth://`` URI for an
-authenticator app.
+authenticator app. ``user password NAME`` sets a new console password, read the same way (an
+imported user has none until then), and ends the user's console sessions.
 
 ``user import --csv FILE`` or ``user import --ldap`` makes the users, their addresses and
 groups (課) what a CSV file or the ``[directory]`` server lists, in one transaction
 (:mod:`gateway.store.directory` says what an import adds, updates and disables;
 :mod:`gateway.directory.csvfile` the file's columns); ``--dry-run`` shows what would change and
-changes nothing. ``user groups`` lists the groups with their members and approvers.
+changes nothing; ``--tenant NAME`` makes it an import for that tenant's users only (the other
+tenants' users are never taken over, changed or disabled by it), and with ``[[tenants]]`` an
+import without it is refused. ``user groups`` lists the
+groups with their members and approvers.
 
 Exit codes: 0 done; 2 usage (a bad name, address or password); 4 no such user; 5 the user exists
-already, or an import names users the other import manages; 12 the import's rows or entries are
-invalid (nothing imported); 66 the CSV file cannot be read; 69 the directory server cannot be
-read (down, timeout, bind refused, TLS); 74 the store cannot be written; 78 an unknown tenant
-(or a bad configuration); 79 the store's schema is not this program's.
+already, or an import names users the other import or another tenant has; 12 the import's rows
+or entries are invalid (nothing imported); 66 the CSV file cannot be read; 69 the directory
+server cannot be read (down, timeout, bind refused, TLS); 74 the store cannot be written; 78 an
+unknown tenant (or a bad configuration); 79 the store's schema is not this program's.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ from gateway.store.users import (
     check_name,
     find_user,
     list_users,
+    login_of,
+    set_login,
 )
 from sanitizers.vocabulary import AuditEvent, UserRole
 
@@ -103,6 +109,11 @@ def register(subparsers: Any) -> None:
     totp = add_action("totp", help="make a new TOTP secret (printed once) for the console")
     totp.add_argument("name", type=_name)
     totp.set_defaults(func=_totp)
+    password = add_action(
+        "password", help="set a new console password (read from stdin) and end the sessions"
+    )
+    password.add_argument("name", type=_name)
+    password.set_defaults(func=_password)
     importing = add_action(
         "import",
         help="make the users, addresses and groups what a CSV file or the LDAP server lists",
@@ -112,6 +123,13 @@ def register(subparsers: Any) -> None:
         "--csv", type=Path, metavar="FILE", help="UTF-8 CSV: name,role,addresses,group"
     )
     source.add_argument("--ldap", action="store_true", help="the server of [directory]")
+    importing.add_argument(
+        "--tenant",
+        default="",
+        metavar="NAME",
+        help="the tenant ([[tenants]] name) every user of this import belongs to; the import "
+        "takes over, changes and disables only that tenant's users",
+    )
     importing.add_argument(
         "--dry-run", action="store_true", help="show what would change; change nothing"
     )
@@ -175,8 +193,8 @@ def _store(args: argparse.Namespace, *, create: bool) -> Iterator[tuple[Store, A
         yield store, audit
 
 
-def _add(args: argparse.Namespace) -> int:
-    actor = acting_user()
+def _check_tenant(args: argparse.Namespace) -> None:
+    """Refuse a ``--tenant`` that the configuration does not name."""
     config, _ = load(args)
     known = [tenant.name for tenant in config.tenants]
     if args.tenant and args.tenant not in known:
@@ -185,6 +203,11 @@ def _add(args: argparse.Namespace) -> int:
             f"{', '.join(known) or '(none)'}",
             ExitCode.CONFIG,
         )
+
+
+def _add(args: argparse.Namespace) -> int:
+    actor = acting_user()
+    _check_tenant(args)
     password_hash = None if args.no_password else _hashed(read_password())
     with _store(args, create=True) as (store, audit):
         try:
@@ -220,6 +243,28 @@ def _totp(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _password(args: argparse.Namespace) -> int:
+    actor = acting_user()
+    with _store(args, create=False) as (store, audit):
+        user = find_user(store, args.name)
+        if user is None:
+            raise CliError(f"no user {args.name!r}", ExitCode.NOT_FOUND)
+        password_hash = _hashed(read_password())
+        try:
+            set_login(store, user.name, password_hash=password_hash)
+        except UnknownUserError as exc:
+            raise CliError(str(exc), ExitCode.NOT_FOUND) from exc
+        delete_sessions_of(store, user.name)
+        _record(audit, user, actor, "password_set")
+        login = login_of(store, user.name)
+    print(f"password of {user.name} set; their console sessions were ended")
+    if user.disabled:
+        print(f"{user.name} is disabled: run mukaika user enable {user.name} to let them sign in")
+    if user.role in SECOND_FACTOR_ROLES and (login is None or login.totp_secret is None):
+        print(f"a {user.role} signs in with a one-time code: run mukaika user totp {user.name}")
+    return ExitCode.OK
+
+
 def _list(args: argparse.Namespace) -> int:
     with _store(args, create=False) as (store, _):
         users = list_users(store)
@@ -252,12 +297,14 @@ def _import(args: argparse.Namespace) -> int:
     from gateway.directory.ldap import DirectoryUnavailable, read_ldap  # only here: ldap3
 
     actor = acting_user()
+    _check_tenant(args)
     config, _ = load(args)
-    if config.tenants:
-        # Imported users have no tenant: each would see every tenant's mail. Fail closed.
+    if config.tenants and not args.tenant:
+        # Users without a tenant would each see every tenant's mail. Fail closed.
         raise CliError(
-            "user import is refused with [[tenants]]: imported users would belong to no tenant "
-            "and see every tenant's mail; add each tenant's users with user add --tenant NAME",
+            "user import without --tenant is refused with [[tenants]]: imported users would "
+            "belong to no tenant and see every tenant's mail; import each tenant's staff with "
+            "--tenant NAME",
             ExitCode.CONFIG,
         )
     source = "ldap" if args.ldap else "csv"
@@ -276,7 +323,14 @@ def _import(args: argparse.Namespace) -> int:
         ) from exc
     with _store(args, create=True) as (store, audit):
         try:
-            result = apply_import(store, people, source=source, actor=actor, dry_run=args.dry_run)
+            result = apply_import(
+                store,
+                people,
+                source=source,
+                actor=actor,
+                tenant=args.tenant,
+                dry_run=args.dry_run,
+            )
         except DirectoryConflictError as exc:
             raise CliError(f"{exc}; nothing imported", ExitCode.WRONG_STATE) from exc
         if not args.dry_run:
@@ -293,6 +347,7 @@ def _import(args: argparse.Namespace) -> int:
                             "actor": actor,
                             "outcome": outcome,
                             "kind": source,
+                            **({"tenant": args.tenant} if args.tenant else {}),
                         }
                     )
     verb = "would be" if args.dry_run else "were"
@@ -318,7 +373,7 @@ def _groups(args: argparse.Namespace) -> int:
     if not groups:
         print("no groups in the directory (mukaika user import)", file=sys.stderr)
     for group in groups:
-        print(group.name)
+        print(f"{group.name} (tenant {group.tenant})" if group.tenant else group.name)
         print(f"  approvers: {' '.join(group.approvers) or '-'}")
         print(f"  members:   {' '.join(group.members)}")
     return ExitCode.OK

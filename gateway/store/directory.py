@@ -13,10 +13,15 @@ store as listed, or nothing changed. Its meaning:
   (``mukaika user enable NAME`` does it);
 - a user managed by the other import (``csv`` vs ``ldap``) is refused
   (:class:`DirectoryConflictError`): two sources must not fight over one person;
+- an import is for one tenant (``""``: the cluster's own users): the users it adds are of that
+  tenant, it takes over, updates and disables only users of that tenant (disabling is scoped
+  by source and tenant), and a listed user of another tenant is refused
+  (:class:`DirectoryConflictError`): an import for one tenant never changes another's users;
 - groups are exactly those listed; a group left without members is removed.
 
 Who approves for whom: a member of a group whose role is ``approver`` approves the held
-outbound mail of the group's members (:func:`groups_of_sender`).
+outbound mail of the group's members (:func:`groups_of_sender`). A group is a name within a
+tenant: two tenants' 総務課 are two groups, and one's approvers never approve the other's mail.
 
 Threat model: the import's text (names, addresses, group names) comes from an administrator's
 file or directory server; it was checked by :mod:`gateway.directory.records` (strict names,
@@ -28,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
@@ -48,7 +53,8 @@ SOURCES: Final = ("csv", "ldap")
 
 
 class DirectoryConflictError(StoreError):
-    """The import names users that another import manages (the message lists them)."""
+    """The import names users that another import or another tenant has (the message lists
+    them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +83,13 @@ class _DryRun(Exception):
 
 
 def apply_import(
-    store: Store, people: Sequence[Person], *, source: str, actor: str, dry_run: bool = False
+    store: Store,
+    people: Sequence[Person],
+    *,
+    source: str,
+    actor: str,
+    tenant: str = "",
+    dry_run: bool = False,
 ) -> ImportResult:
     """Make the store's directory what ``people`` says (see the module docstring)."""
     if source not in SOURCES:
@@ -85,7 +97,7 @@ def apply_import(
     result = ImportResult()
     try:
         with store.writing() as db:
-            _import(db, people, source, actor, result)
+            _import(db, people, source, actor, tenant, result)
             if dry_run:
                 raise _DryRun
     except _DryRun:
@@ -97,14 +109,27 @@ def apply_import(
 
 
 def _import(
-    db: Connection, people: Sequence[Person], source: str, actor: str, result: ImportResult
+    db: Connection,
+    people: Sequence[Person],
+    source: str,
+    actor: str,
+    tenant: str,
+    result: ImportResult,
 ) -> None:
     existing = {
         row.name: row
         for row in db.execute(
-            select(users.c.id, users.c.name, users.c.role, users.c.disabled, users.c.directory)
+            select(
+                users.c.id,
+                users.c.name,
+                users.c.role,
+                users.c.disabled,
+                users.c.directory,
+                users.c.tenant,
+            )
         )
     }
+    _refuse_other_tenants(people, existing, tenant)
     foreign = sorted(
         person.name
         for person in people
@@ -128,6 +153,7 @@ def _import(
                     created_at=now,
                     created_by=actor,
                     directory=source,
+                    tenant=tenant,
                 )
             ).inserted_primary_key
             assert inserted is not None
@@ -158,7 +184,12 @@ def _import(
             )
     listed = {person.name for person in people}
     for name, row in existing.items():
-        if row.directory == source and name not in listed and not row.disabled:
+        if (
+            row.directory == source
+            and row.tenant == tenant
+            and name not in listed
+            and not row.disabled
+        ):
             db.execute(update(users).where(users.c.id == row.id).values(disabled=True))
             db.execute(delete(console_sessions).where(console_sessions.c.user_name == name))
             result.disabled.append(name)
@@ -167,6 +198,18 @@ def _import(
             directory_groups.c.id.not_in(select(group_members.c.group_id).distinct())
         )
     )
+
+
+def _refuse_other_tenants(people: Sequence[Person], existing: dict[str, Any], tenant: str) -> None:
+    """DirectoryConflictError if a listed user is of another tenant than the import's."""
+    theirs = sorted(
+        person.name
+        for person in people
+        if person.name in existing and existing[person.name].tenant != tenant
+    )
+    own = f"tenant {tenant!r}" if tenant else "the cluster's own (no tenant)"
+    if theirs:
+        raise DirectoryConflictError(f"users of another tenant than {own}: {', '.join(theirs)}")
 
 
 def _addresses(db: Connection, user_id: int) -> list[str]:
@@ -204,43 +247,54 @@ def _group_id(db: Connection, name: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """A group (課) of the directory: its members and, among them, its approvers."""
+    """A group (課) of the directory in one tenant (``""``: the cluster's own users): its
+    members and, among them, its approvers. Two tenants' groups of one name are two groups."""
 
     name: str
     members: tuple[str, ...]
     approvers: tuple[str, ...]
+    tenant: str = ""
 
 
 def list_groups(store: Store) -> list[Group]:
-    """Every group with its enabled members and approvers, sorted by name."""
+    """Every group with its enabled members and approvers, sorted by name and tenant."""
     with store.reading() as db:
         rows = db.execute(
-            select(directory_groups.c.name, users.c.name, users.c.role)
+            select(directory_groups.c.name, users.c.tenant, users.c.name, users.c.role)
             .join(group_members, group_members.c.group_id == directory_groups.c.id)
             .join(users, users.c.id == group_members.c.user_id)
             .where(users.c.disabled.is_(False))
-            .order_by(directory_groups.c.name, users.c.name)
+            .order_by(directory_groups.c.name, users.c.tenant, users.c.name)
         ).all()
-    return _grouped((group, name, role) for group, name, role in rows)
+    return _grouped((group, tenant, name, role) for group, tenant, name, role in rows)
 
 
 def groups_of_sender(store: Store, address: str) -> list[Group]:
-    """The groups of the enabled users who own ``address`` (a sender's groups), by name."""
-    owners = (
-        select(user_addresses.c.user_id)
-        .join(users, users.c.id == user_addresses.c.user_id)
-        .where(user_addresses.c.address == address.strip().lower(), users.c.disabled.is_(False))
-    )
-    wanted = select(group_members.c.group_id).where(group_members.c.user_id.in_(owners))
+    """The groups of the enabled users who own ``address`` (a sender's groups), each with the
+    members of the owner's tenant only, by name."""
+    owner = users.alias("owner")
+    owners_groups = group_members.alias("owners_groups")
     with store.reading() as db:
         rows = db.execute(
-            select(directory_groups.c.name, users.c.name, users.c.role)
+            select(directory_groups.c.name, users.c.tenant, users.c.name, users.c.role)
+            .select_from(user_addresses)
+            .join(owner, owner.c.id == user_addresses.c.user_id)
+            .join(owners_groups, owners_groups.c.user_id == owner.c.id)
+            .join(directory_groups, directory_groups.c.id == owners_groups.c.group_id)
             .join(group_members, group_members.c.group_id == directory_groups.c.id)
-            .join(users, users.c.id == group_members.c.user_id)
-            .where(directory_groups.c.id.in_(wanted), users.c.disabled.is_(False))
-            .order_by(directory_groups.c.name, users.c.name)
+            .join(
+                users,
+                (users.c.id == group_members.c.user_id) & (users.c.tenant == owner.c.tenant),
+            )
+            .where(
+                user_addresses.c.address == address.strip().lower(),
+                owner.c.disabled.is_(False),
+                users.c.disabled.is_(False),
+            )
+            .distinct()
+            .order_by(directory_groups.c.name, users.c.tenant, users.c.name)
         ).all()
-    return _grouped((group, name, role) for group, name, role in rows)
+    return _grouped((group, tenant, name, role) for group, tenant, name, role in rows)
 
 
 def has_groups(store: Store) -> bool:
@@ -249,15 +303,17 @@ def has_groups(store: Store) -> bool:
         return db.execute(select(directory_groups.c.id).limit(1)).first() is not None
 
 
-def _grouped(rows: Iterable[tuple[str, str, str]]) -> list[Group]:
-    members: dict[str, list[tuple[str, str]]] = {}
-    for group, name, role in rows:
-        members.setdefault(group, []).append((name, role))
+def _grouped(rows: Iterable[tuple[str, str, str, str]]) -> list[Group]:
+    """(group, tenant, member, role) rows, in order, as groups."""
+    members: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for group, tenant, name, role in rows:
+        members.setdefault((group, tenant), []).append((name, role))
     return [
         Group(
             name=group,
             members=tuple(name for name, _ in people),
             approvers=tuple(name for name, role in people if role == UserRole.APPROVER),
+            tenant=tenant,
         )
-        for group, people in members.items()
+        for (group, tenant), people in members.items()
     ]

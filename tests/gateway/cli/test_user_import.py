@@ -106,3 +106,60 @@ def test_one_source_is_required(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as both:
         run("user", "import", "--csv", "x.csv", "--ldap", "--data-dir", str(tmp_path))
     assert both.value.code == ExitCode.USAGE
+
+
+TENANTS = """\
+[[tenants]]
+name = "kita"
+domains = ["city.kita.example.lg.jp"]
+relay_host = "127.0.0.11"
+
+[[tenants]]
+name = "minami"
+domains = ["town.minami.example.lg.jp"]
+relay_host = "127.0.0.12"
+"""
+
+
+def test_an_import_for_a_tenant_keeps_to_its_tenant(
+    tmp_path: Path, store_settings: StoreSettings, store_args: list[str]
+) -> None:
+    data = tmp_path / "data"
+    config = tmp_path / "mukaika.toml"
+    config.write_text(f'[service]\ndata_dir = "{data}"\n{TENANTS}', encoding="utf-8")
+    where = ["--config", str(config), *store_args]
+    kita = _csv(tmp_path, GOOD)
+    code, _, err = run("user", "import", "--csv", str(kita), "--tenant", "kita", *where)
+    assert code == ExitCode.OK, err
+    minami = tmp_path / "minami.csv"
+    minami.write_text(
+        "name,role,addresses,group\nito,recipient,ito@x.example.lg.jp,総務課\n", encoding="utf-8"
+    )
+    code, out, err = run("user", "import", "--csv", str(minami), "--tenant", "minami", *where)
+    assert code == ExitCode.OK, err
+    assert "0 disabled" in out  # kita's users are not minami's to disable
+    code, out, _ = run("user", "groups", *where)
+    assert "総務課 (tenant kita)\n  approvers: sato\n" in out
+    assert "総務課 (tenant minami)\n  approvers: -\n  members:   ito\n" in out
+    # Minami listing kita's tanaka is refused; nothing changes.
+    taking = "name,role,addresses,group\ntanaka,recipient,t@x.example.lg.jp,\n"
+    minami.write_text(taking, encoding="utf-8")
+    code, _, err = run("user", "import", "--csv", str(minami), "--tenant", "minami", *where)
+    assert code == ExitCode.WRONG_STATE
+    assert "users of another tenant than tenant 'minami': tanaka; nothing imported" in err
+    code, _, err = run("user", "import", "--csv", str(kita), "--tenant", "higashi", *where)
+    assert code == ExitCode.CONFIG
+    assert "unknown tenant 'higashi': the configuration's tenants are kita, minami" in err
+    with open_store(store_settings, QuarantineSettings(), data) as store:
+        users = {user.name: user for user in list_users(store)}
+        assert {name: user.tenant for name, user in users.items()} == {
+            "ito": "minami",
+            "sato": "kita",
+            "suzuki": "kita",
+            "tanaka": "kita",
+        }
+        assert not any(user.disabled for user in users.values())
+        assert users["tanaka"].role == "approver"
+    audit = (data / "audit" / "audit.jsonl").read_text("utf-8").splitlines()
+    added = [json.loads(line) for line in audit if "imported_added" in line]
+    assert [(line["user"], line["tenant"]) for line in added][-1] == ("ito", "minami")

@@ -303,12 +303,12 @@ def test_check_config_names_an_expired_exception_of_a_tenant(
     )
 
 
-def test_user_import_is_refused_with_tenants(
+def test_user_import_without_a_tenant_is_refused_with_tenants(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     main_file = write(tmp_path / "mukaika.toml", f'[service]\ndata_dir = "{tmp_path}"\n{TWO}')
     people = write(tmp_path / "people.csv", "name,role,addresses,group\nken,operator,,\n")
     args = ["user", "import", "--csv", str(people), "--config", str(main_file)]
     assert main(args) == ExitCode.CONFIG
-    assert "user import is refused with [[tenants]]" in capsys.readouterr().err
+    assert "user import without --tenant is refused with [[tenants]]" in capsys.readouterr().err
     assert not (tmp_path / "store.sqlite3").exists()

@@ -123,3 +123,52 @@ def test_a_dry_run_changes_nothing_and_a_real_run_ends_sessions(store: Store) ->
         assert gone.disabled
         with store.reading() as db:
             assert db.execute(console_sessions.select()).first() is None
+
+
+def test_an_import_for_a_tenant_never_touches_another_tenants_users(store: Store) -> None:
+    with store:
+        apply_import(store, _people()[:2], source="csv", actor="admin", tenant="kita")
+        add_user(store, "ito", UserRole.RECIPIENT, "admin", tenant="minami")
+        minami = [Person("sato", UserRole.APPROVER, ("sato@minami.example.lg.jp",), (SOMU,))]
+        result = apply_import(store, minami, source="csv", actor="admin", tenant="minami")
+        assert result.added == ["sato"]
+        assert result.disabled == []  # kita's csv users are not minami's import's to disable
+        sato, tanaka = find_user(store, "sato"), find_user(store, "tanaka")
+        assert sato is not None
+        assert tanaka is not None
+        assert (sato.tenant, tanaka.tenant) == ("minami", "kita")
+        assert not tanaka.disabled
+        # Kita's next import without tanaka disables tanaka, not minami's sato.
+        result = apply_import(store, _people()[1:2], source="csv", actor="admin", tenant="kita")
+        assert result.disabled == ["tanaka"]
+        # Listing another tenant's user (hand-made or imported) is refused; nothing changes.
+        for name, role in (("ito", UserRole.RECIPIENT), ("sato", UserRole.APPROVER)):
+            taking = [Person(name, UserRole.OPERATOR, (f"{name}@kita.example.lg.jp",), ())]
+            with pytest.raises(DirectoryConflictError, match=rf"tenant 'kita': {name}$"):
+                apply_import(store, taking, source="csv", actor="admin", tenant="kita")
+            user = find_user(store, name)
+            assert user is not None
+            assert (user.tenant, user.role) == ("minami", role)
+        # The cluster's own users (no tenant) are another tenant's too.
+        with pytest.raises(DirectoryConflictError, match=r"than the cluster's own.*suzuki"):
+            apply_import(store, _people()[1:2], source="csv", actor="admin")
+
+
+def test_two_tenants_groups_of_one_name_are_two_groups(store: Store) -> None:
+    with store:
+        apply_import(store, _people()[2:], source="csv", actor="admin", tenant="minami")
+        kita = [
+            Person("kudo", UserRole.RECIPIENT, ("kudo@kita.example.lg.jp",), (SOMU,)),
+            Person("kubo", UserRole.APPROVER, ("kubo@kita.example.lg.jp",), (SOMU,)),
+        ]
+        apply_import(store, kita, source="ldap", actor="admin", tenant="kita")
+        groups = [(g.name, g.tenant, g.members, g.approvers) for g in list_groups(store)]
+        assert groups == [
+            (SOMU, "kita", ("kubo", "kudo"), ("kubo",)),
+            (SOMU, "minami", ("ito", "sato"), ("sato",)),
+        ]
+        # Kita's sender is approved by kita's approver only, minami's by minami's.
+        (found,) = groups_of_sender(store, "kudo@kita.example.lg.jp")
+        assert (found.tenant, found.approvers) == ("kita", ("kubo",))
+        (found,) = groups_of_sender(store, "ito@city.example.lg.jp")
+        assert (found.tenant, found.approvers) == ("minami", ("sato",))
