@@ -20,14 +20,14 @@ import socket
 from typing import Any
 
 from gateway.cli.exit_codes import ExitCode
-from gateway.cli.toolkit import CliError, add_group, data_dir, load
+from gateway.cli.toolkit import CliError, add_group, data_dir, load, opened_store
 from gateway.configuration.secret_key import load_secret_key, secret_key_path
 from gateway.delivery.bounces import notice_sender
 from gateway.evidence.audit import AuditLog
 from gateway.processing.unlock_links import digest_links
 from gateway.service.digests import Digests
 from gateway.service.identity import acting_user
-from gateway.store import StoreError, StoreMissingError, StoreSchemaError, open_store
+from gateway.store import StoreError
 
 
 def register(subparsers: Any) -> None:
@@ -53,14 +53,7 @@ def run(args: argparse.Namespace) -> int:
             ExitCode.CONFIG,
         )
     root = data_dir(args, config)
-    try:
-        store = open_store(config.store, config.quarantine, root)
-    except StoreMissingError as exc:
-        raise CliError(f"{exc} (check --data-dir or --config)", ExitCode.NOT_FOUND) from exc
-    except StoreSchemaError as exc:
-        raise CliError(str(exc), ExitCode.STORE_SCHEMA) from exc
-    except StoreError as exc:
-        raise CliError(f"cannot open the store: {exc}", ExitCode.IO_ERROR) from exc
+    store = opened_store(config, root)
     key = load_secret_key(secret_key_path(console.secret_key_file, root))
     links = digest_links(key, console.public_url, config.digest.link_lifetime_seconds)
     sender = notice_sender(config.delivery, config.smtp.hostname or socket.getfqdn())
