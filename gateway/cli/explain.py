@@ -28,7 +28,7 @@ from typing import Any
 
 from gateway.cli.exit_codes import ExitCode
 from gateway.cli.toolkit import CliError, add_config_option, load
-from gateway.configuration.config import Config, rule_set
+from gateway.configuration.config import Config, rule_set, tenants_of
 from gateway.service.explaining import explain, format_table, header_addresses, table_text
 from sanitizers.errors import TemporaryFailure
 from sanitizers.vocabulary import Verdict
@@ -77,12 +77,15 @@ def explain_outbound(
     from sanitizers.outbound_checks import check_outbound
 
     rules = rule_set(config, lambda: today)
+    tenants = tenants_of(config)
+    tenant = tenants.tenant_of(sender)
+    settings = tenants.outbound(tenant)  # the sender's tenant's delay and conversion
     outside = [r for r in recipients if not config.smtp.accepts(r)]
     lines = [
         f"envelope: from <{sender}> client {client or '(unknown)'}; {len(recipients)} "
         f"recipient(s), {len(outside)} outside; date {today.isoformat()}; direction outbound",
         "order: delay → filters and approval → conversion",
-        f"delay: {config.outbound.delay_seconds:g} s (the sender may cancel meanwhile)",
+        f"delay: {settings.delay_seconds:g} s (the sender may cancel meanwhile)",
     ]
     verdict = Verdict.DELIVER
     scan = clamd_scan(config.scanner) if config.scanner.enabled else None
@@ -108,12 +111,12 @@ def explain_outbound(
         lines.extend(
             "  " + line for line in format_table(["reason", "action", "where", "detail"], rows)
         )
-    result = leaving(untrusted_raw, config, Signer(config.outbound.dkim))
+    result = leaving(untrusted_raw, config, Signer(config.outbound.dkim), tenant)
     lines.append("")
     lines.append(f"decision (the strictest): {verdict}")
     lines.append(
         f"conversion: Bcc conversion removed {result.bcc_converted} outside address(es) "
-        f"from To/Cc (threshold {config.outbound.bcc_threshold}); DKIM: "
+        f"from To/Cc (threshold {settings.bcc_threshold}); DKIM: "
         f"{result.dkim_domain or 'not signed (no key for the From domain)'}"
     )
     return lines, verdict

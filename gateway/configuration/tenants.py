@@ -29,10 +29,21 @@ from sanitizers.section import Section
 
 # Keys a tenant's own local.d files may set in its [[tenants]] table.
 TENANT_FILE_KEYS = ("policy", "rules", "outbound", "auth")
-# [outbound] keys a tenant may set: where and how its senders' mail leaves. The others are
-# the one shared listener's (before a mail is read, its tenant is not known) or are applied
-# to every sender alike for now (delay, approval, conversion, rate limits).
-TENANT_OUTBOUND_KEYS = ("relay_host", "relay_port", "tls", "require_tls_domains")
+# [outbound] keys a tenant may set: where and how its senders' mail leaves, its delay, its
+# Bcc conversion, its disclaimer, how long a held mail waits and whether senders are told.
+# The others are the one shared listener's (before a mail is read, its tenant is not known)
+# or count every sender alike (rate limits, approval groups, DKIM keys per domain).
+TENANT_OUTBOUND_KEYS = (
+    "relay_host",
+    "relay_port",
+    "tls",
+    "require_tls_domains",
+    "delay_seconds",
+    "bcc_threshold",
+    "disclaimer",
+    "approval_expiry_seconds",
+    "notify_sender",
+)
 # [auth] keys a tenant may set: evaluation happens before the 250, for the whole message.
 TENANT_AUTH_KEYS = ("authserv_id", "reports")
 # A tenant's name: used in directory names, metric labels and the store.

@@ -130,7 +130,7 @@ class OutboundApprovals:
         try:
             entry = await asyncio.to_thread(self.quarantine.get, decision.message)
             original = await asyncio.to_thread(self.quarantine.read_original, entry.id)
-            outgoing = leaving(original, self.config, self.signer)
+            outgoing = leaving(original, self.config, self.signer, entry.tenant)
         except (QuarantineError, SigningError) as exc:
             await self._finish(decision, done=False, outcome=f"not sent: {exc}", queue_ids=())
             return

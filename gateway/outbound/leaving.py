@@ -24,7 +24,7 @@ from email.policy import compat32
 from email.utils import getaddresses
 from pathlib import Path
 
-from gateway.configuration.config import Config
+from gateway.configuration.config import Config, tenants_of
 from gateway.configuration.settings import DkimKey
 from sanitizers.bcc_conversion import convert_to_bcc
 from sanitizers.disclaimer import append_disclaimer
@@ -101,13 +101,15 @@ class Signer:
         return signature + message, domain
 
 
-def leaving(message: bytes, config: Config, signer: Signer) -> Leaving:
-    """What goes to the outbound relay for ``message`` (as spooled or quarantined)."""
+def leaving(message: bytes, config: Config, signer: Signer, tenant: str = "") -> Leaving:
+    """What goes to the outbound relay for ``message`` (as spooled or quarantined), with the
+    Bcc threshold and disclaimer of its sender's ``tenant`` ("" without tenants)."""
+    settings = tenants_of(config).outbound(tenant)
     converted, removed = convert_to_bcc(
         message,
-        threshold=config.outbound.bcc_threshold,
+        threshold=settings.bcc_threshold,
         is_outside=lambda address: not config.smtp.accepts(address),
     )
-    with_disclaimer, appended = append_disclaimer(converted, config.outbound.disclaimer)
+    with_disclaimer, appended = append_disclaimer(converted, settings.disclaimer)
     signed, domain = signer.sign(with_disclaimer)
     return Leaving(signed, removed, domain, appended)

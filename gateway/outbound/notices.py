@@ -156,14 +156,15 @@ async def tell_sender(
 ) -> str:
     """Send the notice (``outbound.notify_sender``) from ``from_address`` (the gateway's
     notices' sender: ``delivery.dsn_from`` or MAILER-DAEMON); what happened, for the audit."""
-    if not config.outbound.notify_sender:
+    tenants = tenants_of(config)
+    tenant = tenants.tenant_of(sender)
+    if not tenants.outbound(tenant).notify_sender:
         return "none: notify_sender is off"
     if not sender:
         return "none: null sender"
     delivery = config.delivery
     # Back through the sender's own LGWAN-side MTA: its tenant's, when it has one.
-    tenants = tenants_of(config)
-    host, port = tenants.relay(tenants.tenant_of(sender)) or (
+    host, port = tenants.relay(tenant) or (
         delivery.relay_host,
         delivery.relay_port,
     )

@@ -43,6 +43,7 @@ from typing import Any
 
 from gateway.configuration.config import Config, tenants_of
 from gateway.configuration.rules import RuleSet
+from gateway.configuration.settings import OutboundSettings
 from gateway.delivery.attempts import Delivering
 from gateway.delivery.bounces import Bounces
 from gateway.evidence.message_record import message_record
@@ -125,6 +126,11 @@ class OutboundStage:
         self._counted: set[str] = set()
         self._cancelling: set[str] = set()
 
+    def _settings(self, envelope: Envelope) -> OutboundSettings:
+        """[outbound] as it applies to the sender's tenant (its delay, Bcc threshold,
+        disclaimer, expiry of held mail)."""
+        return self.tenants.outbound(self.tenants.tenant_of(envelope.mail_from))
+
     # -- the stage ---------------------------------------------------------------------------
 
     async def run(self, queue_id: str) -> None:
@@ -134,7 +140,7 @@ class OutboundStage:
         except SpoolError:
             await self.bounces.set_aside("incoming", queue_id)
             return
-        due = envelope.received_at + self.config.outbound.delay_seconds
+        due = envelope.received_at + self._settings(envelope).delay_seconds
         if self.clock() < due:
             self.scheduler.later("incoming", queue_id, due)
             return
@@ -238,14 +244,14 @@ class OutboundStage:
     async def _send(self, envelope: Envelope, untrusted_raw: bytes, report: OutboundReport) -> None:
         envelope = await self._quarantine(envelope, untrusted_raw, report)
         try:
-            leaving_message = leaving(untrusted_raw, self.config, self.signer)
+            leaving_message = leaving(untrusted_raw, self.config, self.signer, envelope.tenant)
         except SigningError as exc:
             await self._later(envelope, untrusted_raw, str(exc))
             return
         data = dict(envelope.report or {})
         data["bcc_converted"] = leaving_message.bcc_converted
         data["dkim"] = leaving_message.dkim_domain or None
-        if self.config.outbound.disclaimer:
+        if self._settings(envelope).disclaimer:
             data["disclaimer"] = leaving_message.disclaimer
         envelope = envelope.with_(report=data)
         await asyncio.to_thread(
@@ -284,7 +290,8 @@ class OutboundStage:
                 now=now,
                 allowed_from=(MessageState.HELD,),
                 approved=False,
-                expires_at=now + timedelta(seconds=self.config.outbound.approval_expiry_seconds),
+                expires_at=now
+                + timedelta(seconds=self._settings(envelope).approval_expiry_seconds),
             )
         except StateConflict:
             # A repeated step after a crash finds its decision open; anything else is wrong.
@@ -357,7 +364,7 @@ class OutboundStage:
                 )
             except SpoolError:
                 continue  # gone meanwhile
-            due = envelope.received_at + self.config.outbound.delay_seconds
+            due = envelope.received_at + self._settings(envelope).delay_seconds
             if envelope.direction != OUTBOUND or envelope.mail_from.lower() not in wanted:
                 continue
             if now >= due or queue_id in self._cancelling:
@@ -393,7 +400,7 @@ class OutboundStage:
                 raise CancelError("not_found", f"no outbound mail {queue_id} waiting")
             if envelope.mail_from.lower() != sender.strip().lower():
                 raise CancelError("wrong_sender", f"{queue_id} is not a mail of {sender}")
-            due = envelope.received_at + self.config.outbound.delay_seconds
+            due = envelope.received_at + self._settings(envelope).delay_seconds
             if self.clock() >= due:
                 raise CancelError("too_late", f"{queue_id}: its delay is over (being sent)")
             failures = {r: "550 5.7.0 cancelled by its sender" for r in envelope.rcpt_tos}

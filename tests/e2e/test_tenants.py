@@ -195,7 +195,7 @@ async def test_outbound_mail_is_its_senders_tenants_and_leaves_by_its_relay(
             "domains": [outbound.DOMAIN],
             "relay_host": "127.0.0.1",
             "relay_port": kita_lgwan.port,
-            "outbound": {"relay_port": kita_relay.port},
+            "outbound": {"relay_port": kita_relay.port, "disclaimer": "北市役所からの送信です。"},
         },
         {
             "name": "minami",
@@ -214,6 +214,7 @@ async def test_outbound_mail_is_its_senders_tenants_and_leaves_by_its_relay(
         for sink in (shared_lgwan, kita_lgwan, shared_relay, kita_relay):
             await sink.stop()
     assert sent.rcpt_tos == [outbound.PARTNER]
+    assert "北市役所からの送信です。" in sent.data.decode("utf-8")  # Kita's own disclaimer
     assert notice.rcpt_tos == [outbound.SENDER]
     assert shared_relay.messages == shared_lgwan.messages == []
     # quarantine list --json names the tenant of each entry.

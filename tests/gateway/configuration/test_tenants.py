@@ -261,14 +261,27 @@ def test_a_user_of_an_unknown_tenant_is_refused_naming_the_tenants(
     assert not (tmp_path / "store.sqlite3").exists()  # refused before anything was written
 
 
-@pytest.mark.parametrize("key", ["delay_seconds = 60", "bcc_threshold = 5", "max_per_hour = 9"])
+@pytest.mark.parametrize("key", ["max_per_hour = 9", "max_recipients = 5", "groups = []"])
 def test_outbound_settings_for_every_sender_are_refused_per_tenant(
     tmp_path: Path, key: str
 ) -> None:
     text = TWO.replace("relay_port = 2525", f"relay_port = 2525\n{key}")
     (problem,) = problems_of(write(tmp_path / "mukaika.toml", text))
     assert f"outbound.{key.split()[0]}: not a tenant's setting" in problem
-    assert "a tenant sets only relay_host, relay_port, tls, require_tls_domains" in problem
+    assert "a tenant sets only relay_host, relay_port, tls, require_tls_domains, delay" in problem
+
+
+def test_a_tenant_sets_its_own_delay_conversion_disclaimer_and_notices(tmp_path: Path) -> None:
+    own = (
+        "delay_seconds = 60\nbcc_threshold = 5\ndisclaimer = '南町役場'\n"
+        "approval_expiry_seconds = 3600\nnotify_sender = false"
+    )
+    text = TWO.replace("relay_port = 2525", f"relay_port = 2525\n{own}")
+    tenants = tenants_of(load_config(write(tmp_path / "mukaika.toml", text)))
+    own, shared = tenants.outbound("minami"), tenants.outbound("kita")
+    assert (own.delay_seconds, own.bcc_threshold, own.disclaimer) == (60, 5, "南町役場")
+    assert (own.approval_expiry_seconds, own.notify_sender) == (3600, False)
+    assert (shared.delay_seconds, shared.disclaimer, shared.notify_sender) == (0, "", True)
 
 
 def test_check_config_warns_of_a_user_whose_tenant_is_gone(
